@@ -1,0 +1,94 @@
+import { z } from "zod";
+import type { ApprovalRequestHandler } from "./approvals/approvals.js";
+import { ConfigError } from "./errors.js";
+import { DurationSchema } from "./internal/duration.js";
+import { CurrencyTableSchema } from "./money.js";
+import type { PolicySetInput } from "./policy/schema.js";
+import { RedactionOptionsSchema } from "./redaction/redact.js";
+
+const fn = <T>() => z.custom<T>((value) => typeof value === "function", "expected a function");
+
+export const WardenOptionsSchema = z.strictObject({
+  /** The agent this client acts as. */
+  agentId: z.string().min(1),
+  /** A group the agent belongs to, so one halt can stop the group. */
+  group: z.string().min(1).optional(),
+  /** The tenant; one store can hold several. */
+  organization: z.string().min(1).default("default"),
+  /** Matched by policies' `environment` condition. */
+  environment: z.string().min(1).optional(),
+  /** A YAML/JSON policy file, or a policy set object. Omitted: record everything, allow everything. */
+  policies: z.union([z.string().min(1), z.custom<PolicySetInput>((value) => typeof value === "object" && value !== null, "expected a file path or a policy set object")]).optional(),
+  /** SQLite file of the embedded store, or `:memory:`. */
+  store: z.string().min(1).default("./.warden/warden.db"),
+  redaction: RedactionOptionsSchema.optional(),
+  /** How long a tool call waits for a reviewer when the policy does not say. */
+  approvalTimeout: DurationSchema.default(15 * 60_000),
+  /** How often a waiting call looks for a decision made by another process. */
+  approvalPollInterval: DurationSchema.default(100),
+  onApprovalRequest: fn<ApprovalRequestHandler>().optional(),
+  /** Receives telemetry and listener failures (which never reach the agent). Default: one warning per kind. */
+  onError: fn<(error: unknown) => void>().optional(),
+  /** Exchange rates for budgets and token caps: `{ USD: { EUR: "0.92" } }`. */
+  currencies: CurrencyTableSchema.optional(),
+  ledger: z
+    .strictObject({
+      /** Sign a checkpoint after this many entries… */
+      checkpointEvery: z.number().int().positive().default(1000),
+      /** …or when this much time has passed since the last one. */
+      checkpointInterval: DurationSchema.default(10_000),
+      /** Ed25519 private key (PEM) for checkpoints; default: generated into `<store dir>/keys/ledger.pem`. */
+      signingKey: z.string().optional(),
+    })
+    .default({ checkpointEvery: 1000, checkpointInterval: 10_000 }),
+  halt: z
+    .strictObject({
+      /** How often to look for halts made by other processes sharing the store. */
+      pollInterval: DurationSchema.default(25),
+      /** If the halt state could not be read for this long, enforcement fails closed. */
+      staleAfter: DurationSchema.default(5_000),
+      /** `block` (default, fail-closed) or `allow` when the halt state is unknown. */
+      whenUnknown: z.enum(["block", "allow"]).default("block"),
+    })
+    .default({ pollInterval: 25, staleAfter: 5_000, whenUnknown: "block" }),
+  tokens: z
+    .strictObject({
+      /** Ed25519 private key (PEM) of the organization; default: generated into `<store dir>/keys/organization.pem`. */
+      signingKey: z.string().optional(),
+    })
+    .default({}),
+});
+
+/** Options of `new Warden(options)`. */
+export type WardenOptions = z.input<typeof WardenOptionsSchema>;
+export type ResolvedOptions = z.output<typeof WardenOptionsSchema>;
+
+export function parseOptions(options: unknown): ResolvedOptions {
+  const result = WardenOptionsSchema.safeParse(options ?? {});
+  if (result.success) return result.data;
+  throw new ConfigError(`invalid options: ${result.error.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`).join("; ")}`);
+}
+
+export const EnvSchema = z.object({
+  WARDEN_AGENT_ID: z.string().min(1, "WARDEN_AGENT_ID is required"),
+  WARDEN_POLICY_FILE: z.string().min(1).optional(),
+  WARDEN_STORE: z.string().min(1).optional(),
+  WARDEN_ENVIRONMENT: z.string().min(1).optional(),
+  WARDEN_GROUP: z.string().min(1).optional(),
+  WARDEN_ORGANIZATION: z.string().min(1).optional(),
+});
+
+/** Reads `WARDEN_*` variables into options. */
+export function optionsFromEnv(env: NodeJS.ProcessEnv): WardenOptions {
+  const result = EnvSchema.safeParse(env);
+  if (!result.success) throw new ConfigError(`invalid environment: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  const e = result.data;
+  return {
+    agentId: e.WARDEN_AGENT_ID,
+    ...(e.WARDEN_POLICY_FILE && { policies: e.WARDEN_POLICY_FILE }),
+    ...(e.WARDEN_STORE && { store: e.WARDEN_STORE }),
+    ...(e.WARDEN_ENVIRONMENT && { environment: e.WARDEN_ENVIRONMENT }),
+    ...(e.WARDEN_GROUP && { group: e.WARDEN_GROUP }),
+    ...(e.WARDEN_ORGANIZATION && { organization: e.WARDEN_ORGANIZATION }),
+  };
+}

@@ -1,0 +1,30 @@
+import type { ActionType, RiskSeverity } from "./enums.js";
+import type { DecisionAction, PolicyMatch } from "./policy/engine.js";
+
+interface DecisionBase {
+  /** Why: the deciding policy's reason, or the default. */
+  reason: string;
+  /** Every policy, limit and budget that matched, shadow ones included. */
+  matches: readonly PolicyMatch[];
+  /** The policy that decided, if one did. */
+  policyId?: string | undefined;
+  severity?: RiskSeverity | undefined;
+  /** The tool's semantic action, from `actionHint` or inferred from its name. */
+  actionType: ActionType;
+  /** False when a check could not complete (halt state unknown, engine error) and the fail rule decided. */
+  complete: boolean;
+}
+
+/**
+ * The one answer `warden.check()` gives, for every adapter.
+ * @example
+ * const decision = warden.check({ tool: "deploy", args: { environment: "production" } });
+ * if (decision.action === "require_approval") console.log(decision.timeoutMs);
+ */
+export type Decision =
+  | (DecisionBase & { action: "allow" })
+  | (DecisionBase & { action: "warn" })
+  | (DecisionBase & { action: "block"; halted?: boolean | undefined })
+  | (DecisionBase & { action: "require_approval"; timeoutMs: number });
+
+export type { DecisionAction, PolicyMatch };

@@ -1,0 +1,98 @@
+// Values are a compatibility contract with the seed clients: exact strings, never renamed.
+
+/** Every lifecycle event Warden emits and records. */
+export const EventType = {
+  RUN_STARTED: "run.started",
+  RUN_COMPLETED: "run.completed",
+  RUN_FAILED: "run.failed",
+  STEP_STARTED: "step.started",
+  STEP_COMPLETED: "step.completed",
+  TOOL_CALLED: "tool.called",
+  TOOL_COMPLETED: "tool.completed",
+  TOOL_BLOCKED: "tool.blocked",
+  RISK_DETECTED: "risk.detected",
+  APPROVAL_REQUESTED: "approval.requested",
+  APPROVAL_APPROVED: "approval.approved",
+  APPROVAL_REJECTED: "approval.rejected",
+  POLICY_MATCHED: "policy.matched",
+  AGENT_HALTED: "agent.halted",
+  AGENT_RESUMED: "agent.resumed",
+} as const;
+export type EventType = (typeof EventType)[keyof typeof EventType];
+
+/** What a policy does when it matches. */
+export const PolicyAction = {
+  ALLOW: "allow",
+  WARN: "warn",
+  BLOCK: "block",
+  REQUIRE_APPROVAL: "require_approval",
+} as const;
+export type PolicyAction = (typeof PolicyAction)[keyof typeof PolicyAction];
+
+/** The state of an approval request. */
+export const ApprovalStatus = {
+  PENDING: "pending",
+  APPROVED: "approved",
+  REJECTED: "rejected",
+  EXPIRED: "expired",
+  CANCELLED: "cancelled",
+} as const;
+export type ApprovalStatus = (typeof ApprovalStatus)[keyof typeof ApprovalStatus];
+
+/** The state of a tool call. */
+export const ToolCallStatus = {
+  PENDING: "pending",
+  COMPLETED: "completed",
+  BLOCKED: "blocked",
+  AWAITING_APPROVAL: "awaiting_approval",
+  FAILED: "failed",
+  REJECTED: "rejected",
+} as const;
+export type ToolCallStatus = (typeof ToolCallStatus)[keyof typeof ToolCallStatus];
+
+/** How serious a flagged risk is. */
+export const RiskSeverity = {
+  LOW: "low",
+  MEDIUM: "medium",
+  HIGH: "high",
+  CRITICAL: "critical",
+} as const;
+export type RiskSeverity = (typeof RiskSeverity)[keyof typeof RiskSeverity];
+
+/** Semantic kind of a tool call, given as `actionHint` or inferred from the tool name. */
+export const ActionType = {
+  PR_CREATE: "pr_create",
+  PR_MERGE: "pr_merge",
+  PR_UPDATE: "pr_update",
+  BRANCH_DELETE: "branch_delete",
+  DEPLOY: "deploy",
+  SCRIPT_EXECUTE: "script_execute",
+  DB_MIGRATE: "db_migrate",
+  CONFIG_CHANGE: "config_change",
+  SECRET_ACCESS: "secret_access",
+  API_WRITE: "api_write",
+  UNKNOWN: "unknown",
+} as const;
+export type ActionType = (typeof ActionType)[keyof typeof ActionType];
+
+/** The state of a run or step. */
+export const RunStatus = {
+  RUNNING: "running",
+  COMPLETED: "completed",
+  FAILED: "failed",
+} as const;
+export type RunStatus = (typeof RunStatus)[keyof typeof RunStatus];
+
+/** Context about the agent's intent; stored on runs and tool calls and shown to reviewers. */
+export interface AgentContext {
+  /** The user's original task or instruction. */
+  goal?: string | undefined;
+  /** The agent's rationale before this action. */
+  reasoning?: string | undefined;
+  /** External reference to the conversation thread. */
+  conversationId?: string | undefined;
+  /** Summary of the active prompt or context window. */
+  promptSummary?: string | undefined;
+}
+
+export const values = <T extends Record<string, string>>(o: T) => Object.values(o) as [T[keyof T], ...T[keyof T][]];

@@ -1,0 +1,204 @@
+/** Stable, machine-readable error codes. Closed set: adding one is a minor release, renaming one is a breaking change. */
+export type WardenErrorCode =
+  | "config_invalid"
+  | "policy_invalid"
+  | "tool_blocked"
+  | "approval_rejected"
+  | "approval_timeout"
+  | "halted"
+  | "token_invalid"
+  | "permission_denied"
+  | "not_found"
+  | "invalid_state"
+  | "invalid_input"
+  | "ledger_integrity"
+  | "store_error"
+  | "remote_error";
+
+const marker = Symbol.for("agent-warden.error");
+
+/**
+ * Base class of every error Warden throws. `code` is stable; `message` names the subject.
+ * @example
+ * import { WardenError } from "agent-warden";
+ * if (WardenError.isInstance(error) && error.code === "tool_blocked") { … }
+ */
+export class WardenError extends Error {
+  readonly [marker] = true;
+  readonly code: WardenErrorCode;
+
+  constructor(code: WardenErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message.startsWith("[warden]") ? message : `[warden] ${message}`, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+
+  /** True for any Warden error, even one thrown by a second copy of the package. */
+  static isInstance(value: unknown): value is WardenError {
+    return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[marker] === true;
+  }
+}
+
+/** Bad options, environment or key material. */
+export class ConfigError extends WardenError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("config_invalid", message, options);
+  }
+}
+
+/** A policy file or policy object that does not validate. `file`, `policyId` and `field` say where. */
+export class PolicyError extends WardenError {
+  readonly file: string | undefined;
+  readonly policyId: string | undefined;
+  readonly field: string | undefined;
+  readonly issues: readonly PolicyIssue[];
+
+  constructor(issues: readonly PolicyIssue[], file?: string) {
+    const lines = issues.map((issue) => formatPolicyIssue(issue, file));
+    super("policy_invalid", lines.length === 1 ? `invalid policy: ${lines[0]}` : `invalid policy:\n  ${lines.join("\n  ")}`);
+    this.file = file;
+    this.issues = issues;
+    this.policyId = issues[0]?.policyId;
+    this.field = issues[0]?.field;
+  }
+}
+
+export interface PolicyIssue {
+  message: string;
+  policyId?: string | undefined;
+  field?: string | undefined;
+  line?: number | undefined;
+}
+
+function formatPolicyIssue(issue: PolicyIssue, file?: string): string {
+  const where = [file && (issue.line ? `${file}:${issue.line}` : file), issue.policyId && `policy "${issue.policyId}"`, issue.field && `field "${issue.field}"`]
+    .filter(Boolean)
+    .join(", ");
+  return where ? `${where}: ${issue.message}` : issue.message;
+}
+
+/** A tool call that policy (or a delegation token's scope) refused. */
+export class ToolBlockedError extends WardenError {
+  readonly toolName: string;
+  readonly toolCallId: string | undefined;
+  readonly policyId: string | undefined;
+  readonly reason: string;
+
+  constructor(init: { toolName: string; reason: string; policyId?: string | undefined; toolCallId?: string | undefined }) {
+    const by = init.policyId ? ` by policy "${init.policyId}"` : "";
+    super("tool_blocked", `tool "${init.toolName}" blocked${by}: ${init.reason}`);
+    this.toolName = init.toolName;
+    this.toolCallId = init.toolCallId;
+    this.policyId = init.policyId;
+    this.reason = init.reason;
+  }
+}
+
+/** A reviewer rejected the approval a tool call waited for (or it was cancelled by a halt). */
+export class ApprovalRejectedError extends WardenError {
+  readonly approvalId: string;
+  readonly toolName: string;
+  readonly reviewer: string | undefined;
+
+  constructor(init: { approvalId: string; toolName: string; reviewer?: string | undefined; reason?: string | undefined }) {
+    const by = init.reviewer ? ` by ${init.reviewer}` : "";
+    super("approval_rejected", `tool "${init.toolName}" rejected${by}${init.reason ? `: ${init.reason}` : ""} (approval ${init.approvalId})`);
+    this.approvalId = init.approvalId;
+    this.toolName = init.toolName;
+    this.reviewer = init.reviewer;
+  }
+}
+
+/** Nobody answered an approval request in time; the call is refused (fail-closed). */
+export class ApprovalTimeoutError extends WardenError {
+  readonly approvalId: string;
+  readonly toolName: string;
+
+  constructor(init: { approvalId: string; toolName: string; timeoutMs: number }) {
+    super("approval_timeout", `tool "${init.toolName}" not approved within ${init.timeoutMs} ms (approval ${init.approvalId})`);
+    this.approvalId = init.approvalId;
+    this.toolName = init.toolName;
+  }
+}
+
+/** The organization, agent, group or run is halted. */
+export class HaltedError extends WardenError {
+  readonly reason: string;
+  readonly scope: string;
+
+  constructor(init: { reason: string; scope: string }, options?: { cause?: unknown }) {
+    super("halted", `halted (${init.scope}): ${init.reason}`, options);
+    this.reason = init.reason;
+    this.scope = init.scope;
+  }
+}
+
+/** Stable reasons a delegation token does not verify. */
+export type TokenErrorReason =
+  | "bad_signature"
+  | "wrong_root_key"
+  | "expired"
+  | "widened"
+  | "wrong_audience"
+  | "revoked"
+  | "halted"
+  | "malformed"
+  | "sealed";
+
+/** A delegation token that does not verify or cannot be attenuated. */
+export class TokenError extends WardenError {
+  readonly reason: TokenErrorReason;
+
+  constructor(reason: TokenErrorReason, message: string, options?: { cause?: unknown }) {
+    super("token_invalid", `token ${reason}: ${message}`, options);
+    this.reason = reason;
+  }
+}
+
+/** A permission the current token or policy does not grant. */
+export class PermissionDeniedError extends WardenError {
+  readonly permission: string;
+
+  constructor(permission: string, reason: string) {
+    super("permission_denied", `permission "${permission}" denied: ${reason}`);
+    this.permission = permission;
+  }
+}
+
+/** A run, step, tool call or approval that does not exist. */
+export class NotFoundError extends WardenError {
+  constructor(kind: string, id: string) {
+    super("not_found", `${kind} "${id}" not found`);
+  }
+}
+
+/** An operation that is not valid in the subject's current state (completing a blocked call, say). */
+export class InvalidStateError extends WardenError {
+  constructor(message: string) {
+    super("invalid_state", message);
+  }
+}
+
+/** Input that does not have the expected shape. */
+export class InvalidInputError extends WardenError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("invalid_input", message, options);
+  }
+}
+
+/** The ledger failed verification. `seq` is the first bad entry. */
+export class LedgerIntegrityError extends WardenError {
+  readonly seq: number;
+
+  constructor(seq: number, problem: string) {
+    super("ledger_integrity", `ledger entry ${seq}: ${problem}`);
+    this.seq = seq;
+  }
+}
+
+/** The store could not be opened or read (corrupt file, wrong schema). */
+export class StoreError extends WardenError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("store_error", message, options);
+  }
+}

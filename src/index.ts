@@ -1,0 +1,39 @@
+export { Warden, RunScope, ToolCallHandle } from "./warden.js";
+export type { CheckInput, ToolCallInit, ToolOptions, ToolContext, RunOptions } from "./warden.js";
+export type { WardenOptions } from "./config.js";
+export type { Decision, DecisionAction, PolicyMatch } from "./decision.js";
+export { EventType, PolicyAction, ApprovalStatus, ToolCallStatus, RiskSeverity, ActionType, RunStatus } from "./enums.js";
+export type { AgentContext } from "./enums.js";
+export type { WardenEvent, EventListener } from "./events.js";
+export type { RunRecord, RunSummary, StepRecord, ToolCallRecord, ApprovalRecord, LlmUsage } from "./records.js";
+export { Approvals } from "./approvals/approvals.js";
+export type { ApprovalDecisionInput, ApprovalRequestHandler } from "./approvals/approvals.js";
+export type { HaltRecord, HaltTarget } from "./halt/halt.js";
+export { Ledger } from "./ledger/ledger.js";
+export type { LedgerVerification } from "./ledger/ledger.js";
+export type { LedgerEntry } from "./ledger/chain.js";
+export { PolicyEngine } from "./policy/engine.js";
+export { loadPolicyFile, parsePolicySet, parsePolicyText } from "./policy/load.js";
+export { PolicySetSchema } from "./policy/schema.js";
+export type { PolicySet, PolicySetInput, Policy, PolicyInput, RateLimit, Budget, When, Condition } from "./policy/schema.js";
+export { createRedactor } from "./redaction/redact.js";
+export type { RedactionOptions, RedactionRule, Redactor } from "./redaction/redact.js";
+export { CurrencyConverter } from "./money.js";
+export type { Money, CurrencyTable } from "./money.js";
+export {
+  WardenError,
+  ConfigError,
+  PolicyError,
+  ToolBlockedError,
+  ApprovalRejectedError,
+  ApprovalTimeoutError,
+  HaltedError,
+  TokenError,
+  PermissionDeniedError,
+  NotFoundError,
+  InvalidStateError,
+  InvalidInputError,
+  LedgerIntegrityError,
+  StoreError,
+} from "./errors.js";
+export type { WardenErrorCode, TokenErrorReason, PolicyIssue } from "./errors.js";

@@ -1,0 +1,24 @@
+import { z } from "zod";
+
+const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses `500ms`, `30s`, `15m`, `1h`, `7d` (or a number of milliseconds) into milliseconds. */
+export function parseDuration(value: string | number): number {
+  if (typeof value === "number") {
+    if (!Number.isFinite(value) || value < 0) throw new RangeError(`invalid duration ${value}`);
+    return value;
+  }
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/.exec(value.trim());
+  if (!match) throw new RangeError(`invalid duration "${value}" (use e.g. 500ms, 30s, 15m, 1h, 7d)`);
+  return Math.round(Number(match[1]) * units[match[2]!]!);
+}
+
+/** A duration field: `"15m"` or milliseconds, parsed to milliseconds. */
+export const DurationSchema = z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
+});

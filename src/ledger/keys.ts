@@ -1,0 +1,42 @@
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { ConfigError } from "../errors.js";
+
+export interface SigningKey {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  /** base64url SHA-256 of the raw public key. */
+  keyId: string;
+}
+
+/** Loads an Ed25519 private key (PEM) from `path`, creating it with 0600 permissions on first use. */
+export function loadOrCreateKey(path: string | undefined, pem?: string): SigningKey {
+  if (pem !== undefined) return fromPrivate(parsePem(pem, "configured key"));
+  if (path === undefined) return fromPrivate(generateKeyPairSync("ed25519").privateKey);
+  if (existsSync(path)) return fromPrivate(parsePem(readFileSync(path, "utf8"), path));
+  const { privateKey } = generateKeyPairSync("ed25519");
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600, flag: "wx" });
+  chmodSync(path, 0o600);
+  return fromPrivate(privateKey);
+}
+
+export function keyIdOf(publicKey: KeyObject): string {
+  const raw = publicKey.export({ format: "der", type: "spki" });
+  return createHash("sha256").update(raw).digest("base64url").slice(0, 22);
+}
+
+function fromPrivate(privateKey: KeyObject): SigningKey {
+  if (privateKey.asymmetricKeyType !== "ed25519") throw new ConfigError(`signing key must be Ed25519, got ${privateKey.asymmetricKeyType}`);
+  const publicKey = createPublicKey(privateKey);
+  return { privateKey, publicKey, keyId: keyIdOf(publicKey) };
+}
+
+function parsePem(pem: string, where: string): KeyObject {
+  try {
+    return createPrivateKey(pem);
+  } catch (cause) {
+    throw new ConfigError(`cannot read Ed25519 private key from ${where}`, { cause });
+  }
+}

@@ -1,0 +1,82 @@
+import { readFileSync } from "node:fs";
+import { LineCounter, parseDocument, isNode } from "yaml";
+import type { z } from "zod";
+import { PolicyError, type PolicyIssue } from "../errors.js";
+import { PolicySetSchema, type PolicySet, type PolicySetInput } from "./schema.js";
+
+/** Validates a policy set built in code. Throws `PolicyError` naming the policy and field. */
+export function parsePolicySet(input: unknown, file?: string): PolicySet {
+  const result = PolicySetSchema.safeParse(input);
+  if (result.success) {
+    assertUniqueIds(result.data, file);
+    return result.data;
+  }
+  throw new PolicyError(toIssues(result.error, input), file);
+}
+
+/** Reads a YAML or JSON policy file; errors carry the file, line, policy id and field. */
+export function loadPolicyFile(path: string): PolicySet {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (cause) {
+    throw new PolicyError([{ message: `cannot read policy file (${(cause as NodeJS.ErrnoException).code ?? String(cause)})` }], path);
+  }
+  return parsePolicyText(text, path);
+}
+
+/** Parses policy text (YAML, of which JSON is a subset). */
+export function parsePolicyText(text: string, file?: string): PolicySet {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new PolicyError(
+      doc.errors.map((e) => ({ message: e.message.split("\n")[0]!, line: e.linePos?.[0]?.line })),
+      file,
+    );
+  }
+  const input: unknown = doc.toJS();
+  const result = PolicySetSchema.safeParse(input);
+  if (!result.success) {
+    const issues = toIssues(result.error, input).map((issue, i) => {
+      const path = result.error.issues[i]!.path as (string | number)[];
+      return { ...issue, line: lineOf(doc, path, lineCounter) };
+    });
+    throw new PolicyError(issues, file);
+  }
+  assertUniqueIds(result.data, file);
+  return result.data;
+}
+
+function lineOf(doc: ReturnType<typeof parseDocument>, path: (string | number)[], lines: LineCounter): number | undefined {
+  // The deepest node that exists along the path: a missing field points at its parent.
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = doc.getIn(path.slice(0, depth), true);
+    if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+function toIssues(error: z.ZodError, input: unknown): PolicyIssue[] {
+  return error.issues.map((issue) => {
+    const path = issue.path as (string | number)[];
+    let policyId: string | undefined;
+    let fieldPath = path;
+    if ((path[0] === "policies" || path[0] === "limits" || path[0] === "budgets") && typeof path[1] === "number") {
+      const entry = (input as Record<string, unknown[]> | undefined)?.[path[0]]?.[path[1]] as { id?: unknown } | undefined;
+      policyId = typeof entry?.id === "string" ? entry.id : `${path[0]}[${path[1]}]`;
+      fieldPath = path.slice(2);
+    }
+    return { message: issue.message, policyId, field: fieldPath.length ? fieldPath.join(".") : undefined };
+  });
+}
+
+function assertUniqueIds(set: PolicySet, file?: string): void {
+  const seen = new Set<string>();
+  for (const { id } of [...set.policies, ...set.limits, ...set.budgets]) {
+    if (seen.has(id)) throw new PolicyError([{ message: "duplicate id", policyId: id, field: "id" }], file);
+    seen.add(id);
+  }
+}
+
+export type { PolicySetInput };

@@ -1,0 +1,82 @@
+import type { Condition, Operators } from "./schema.js";
+
+export type Predicate = (value: unknown) => boolean;
+
+/** Compiles `payments.*` / `write_?` into an anchored test; `*` spans any characters, dots included. */
+export function compileGlob(pattern: string): (name: string) => boolean {
+  if (!/[*?]/.test(pattern)) return (name) => name === pattern;
+  if (pattern === "*") return () => true;
+  const source = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const regex = new RegExp(`^${source}$`);
+  return (name) => regex.test(name);
+}
+
+export function compileGlobs(patterns: string | readonly string[]): (name: string) => boolean {
+  if (typeof patterns === "string") return compileGlob(patterns);
+  const tests = patterns.map(compileGlob);
+  return tests.length === 1 ? tests[0]! : (name) => tests.some((test) => test(name));
+}
+
+/** Reads `a.b.0.c` from an object; undefined when any step is missing. */
+export function compilePath(path: string): (root: unknown) => unknown {
+  const parts = path.split(".");
+  if (parts.length === 1) {
+    const key = parts[0]!;
+    return (root) => (root !== null && typeof root === "object" ? (root as Record<string, unknown>)[key] : undefined);
+  }
+  return (root) => {
+    let value = root;
+    for (const part of parts) {
+      if (value === null || typeof value !== "object") return undefined;
+      value = (value as Record<string, unknown>)[part];
+    }
+    return value;
+  };
+}
+
+/** Numbers, and strings that are plain decimal numbers (models often send "28000"). */
+export function asNumber(value: unknown): number | undefined {
+  if (typeof value === "number") return Number.isFinite(value) ? value : undefined;
+  if (typeof value === "string" && /^-?\d+(\.\d+)?$/.test(value)) return Number(value);
+  return undefined;
+}
+
+export function compileCondition(condition: Condition): Predicate {
+  if (condition === null || typeof condition !== "object") return (value) => value === condition;
+  const tests = Object.entries(condition as Operators).map(([op, expected]) => compileOperator(op as keyof Operators, expected));
+  return tests.length === 1 ? tests[0]! : (value) => tests.every((test) => test(value));
+}
+
+function compileOperator(op: keyof Operators, expected: unknown): Predicate {
+  switch (op) {
+    case "eq":
+      return (value) => value === expected;
+    case "ne":
+      return (value) => value !== expected;
+    case "in": {
+      const set = new Set(expected as unknown[]);
+      return (value) => set.has(value);
+    }
+    case "not_in": {
+      const set = new Set(expected as unknown[]);
+      return (value) => !set.has(value);
+    }
+    case "contains":
+      return (value) =>
+        typeof value === "string" ? value.includes(String(expected)) : Array.isArray(value) ? value.includes(expected) : false;
+    case "matches": {
+      const regex = new RegExp(expected as string);
+      return (value) => (typeof value === "string" || typeof value === "number") && regex.test(String(value));
+    }
+    case "exists":
+      return (value) => (value !== undefined && value !== null) === expected;
+    case "gt":
+      return (value) => (asNumber(value) ?? Number.NaN) > (expected as number);
+    case "gte":
+      return (value) => (asNumber(value) ?? Number.NaN) >= (expected as number);
+    case "lt":
+      return (value) => (asNumber(value) ?? Number.NaN) < (expected as number);
+    case "lte":
+      return (value) => (asNumber(value) ?? Number.NaN) <= (expected as number);
+  }
+}

@@ -1,0 +1,222 @@
+import type { Decision } from "./decision.js";
+import type { AgentContext, ApprovalStatus, RunStatus, ToolCallStatus } from "./enums.js";
+import type { WardenEvent } from "./events.js";
+
+/** A human decision on one tool call. */
+export interface ApprovalRecord {
+  approvalId: string;
+  toolCallId: string;
+  runId: string;
+  agentId: string;
+  toolName: string;
+  status: ApprovalStatus;
+  /** The tool call's input, redacted. */
+  payload: unknown;
+  agentContext: AgentContext | undefined;
+  policyId: string | undefined;
+  reason: string | undefined;
+  reviewer: string | undefined;
+  decisionReason: string | undefined;
+  createdAt: number;
+  expiresAt: number;
+  decidedAt: number | undefined;
+}
+
+/** One tool call (or LLM call) as recorded. */
+export interface ToolCallRecord {
+  toolCallId: string;
+  runId: string;
+  stepId: string | undefined;
+  kind: "tool" | "llm";
+  toolName: string;
+  actionType: string;
+  status: ToolCallStatus;
+  /** Input and output as recorded: after redaction. */
+  input: unknown;
+  output: unknown;
+  error: unknown;
+  blockedReason: string | undefined;
+  decision: Decision | undefined;
+  approval: ApprovalRecord | undefined;
+  agentContext: AgentContext | undefined;
+  reason: string | undefined;
+  /** LLM calls: model and token usage. */
+  usage: LlmUsage | undefined;
+  startedAt: number;
+  endedAt: number | undefined;
+  durationMs: number | undefined;
+}
+
+export interface LlmUsage {
+  model?: string | undefined;
+  inputTokens?: number | undefined;
+  outputTokens?: number | undefined;
+  totalTokens?: number | undefined;
+}
+
+export interface StepRecord {
+  stepId: string;
+  runId: string;
+  name: string;
+  status: RunStatus;
+  metadata: unknown;
+  startedAt: number;
+  endedAt: number | undefined;
+}
+
+/** A run with its steps, tool calls, events and child runs: what `getRun` returns. */
+export interface RunRecord {
+  runId: string;
+  agentId: string;
+  traceId: string;
+  parentRunId: string | undefined;
+  status: RunStatus;
+  metadata: unknown;
+  reason: string | undefined;
+  agentContext: AgentContext | undefined;
+  /** The delegation token the run acted under, if any. */
+  tokenId: string | undefined;
+  startedAt: number;
+  endedAt: number | undefined;
+  error: unknown;
+  steps: StepRecord[];
+  toolCalls: ToolCallRecord[];
+  events: WardenEvent[];
+  /** Runs started with this run as parent (sub-agents, delegations). */
+  childRunIds: string[];
+}
+
+/** A run without its tree, for lists. */
+export type RunSummary = Omit<RunRecord, "steps" | "toolCalls" | "events" | "childRunIds">;
+
+export interface RunRow {
+  id: string;
+  agent_id: string;
+  trace_id: string;
+  parent_run_id: string | null;
+  status: string;
+  metadata: string | null;
+  reason: string | null;
+  agent_context: string | null;
+  token_id: string | null;
+  started_at: number;
+  ended_at: number | null;
+  error: string | null;
+}
+
+export interface ToolCallRow {
+  id: string;
+  run_id: string;
+  step_id: string | null;
+  kind: string;
+  tool_name: string;
+  action_type: string;
+  status: string;
+  input: string | null;
+  output: string | null;
+  error: string | null;
+  blocked_reason: string | null;
+  decision: string | null;
+  agent_context: string | null;
+  reason: string | null;
+  usage: string | null;
+  started_at: number;
+  ended_at: number | null;
+  duration_ms: number | null;
+}
+
+export interface ApprovalRow {
+  id: string;
+  tool_call_id: string;
+  run_id: string;
+  agent_id: string;
+  tool_name: string;
+  status: string;
+  payload: string | null;
+  agent_context: string | null;
+  policy_id: string | null;
+  reason: string | null;
+  reviewer: string | null;
+  decision_reason: string | null;
+  created_at: number;
+  expires_at: number;
+  decided_at: number | null;
+}
+
+export interface StepRow {
+  id: string;
+  run_id: string;
+  name: string;
+  status: string;
+  metadata: string | null;
+  started_at: number;
+  ended_at: number | null;
+}
+
+const json = (text: string | null): unknown => (text === null ? undefined : JSON.parse(text));
+const opt = <T>(value: T | null): T | undefined => (value === null ? undefined : value);
+
+export function toRunSummary(row: RunRow): RunSummary {
+  return {
+    runId: row.id,
+    agentId: row.agent_id,
+    traceId: row.trace_id,
+    parentRunId: opt(row.parent_run_id),
+    status: row.status as RunStatus,
+    metadata: json(row.metadata),
+    reason: opt(row.reason),
+    agentContext: json(row.agent_context) as AgentContext | undefined,
+    tokenId: opt(row.token_id),
+    startedAt: row.started_at,
+    endedAt: opt(row.ended_at),
+    error: json(row.error),
+  };
+}
+
+export function toToolCallRecord(row: ToolCallRow, approval: ApprovalRecord | undefined): ToolCallRecord {
+  return {
+    toolCallId: row.id,
+    runId: row.run_id,
+    stepId: opt(row.step_id),
+    kind: row.kind as "tool" | "llm",
+    toolName: row.tool_name,
+    actionType: row.action_type,
+    status: row.status as ToolCallStatus,
+    input: json(row.input),
+    output: json(row.output),
+    error: json(row.error),
+    blockedReason: opt(row.blocked_reason),
+    decision: json(row.decision) as Decision | undefined,
+    approval,
+    agentContext: json(row.agent_context) as AgentContext | undefined,
+    reason: opt(row.reason),
+    usage: json(row.usage) as LlmUsage | undefined,
+    startedAt: row.started_at,
+    endedAt: opt(row.ended_at),
+    durationMs: opt(row.duration_ms),
+  };
+}
+
+export function toApprovalRecord(row: ApprovalRow): ApprovalRecord {
+  return {
+    approvalId: row.id,
+    toolCallId: row.tool_call_id,
+    runId: row.run_id,
+    agentId: row.agent_id,
+    toolName: row.tool_name,
+    status: row.status as ApprovalStatus,
+    payload: json(row.payload),
+    agentContext: json(row.agent_context) as AgentContext | undefined,
+    policyId: opt(row.policy_id),
+    reason: opt(row.reason),
+    reviewer: opt(row.reviewer),
+    decisionReason: opt(row.decision_reason),
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    decidedAt: opt(row.decided_at),
+  };
+}
+
+export function toStepRecord(row: StepRow): StepRecord {
+  return { stepId: row.id, runId: row.run_id, name: row.name, status: row.status as RunStatus, metadata: json(row.metadata), startedAt: row.started_at, endedAt: opt(row.ended_at) };
+}

@@ -1,0 +1,52 @@
+/** Schema of the embedded store. Bump `SCHEMA_VERSION` with a migration when it changes. */
+export const SCHEMA_VERSION = 1;
+
+export const SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS agents (
+  org TEXT NOT NULL, id TEXT NOT NULL, grp TEXT, created_at INTEGER NOT NULL, PRIMARY KEY (org, id)
+);
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY, org TEXT NOT NULL, agent_id TEXT NOT NULL, trace_id TEXT NOT NULL, parent_run_id TEXT,
+  status TEXT NOT NULL, metadata TEXT, reason TEXT, agent_context TEXT, token_id TEXT,
+  started_at INTEGER NOT NULL, ended_at INTEGER, error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_org ON runs (org, started_at DESC);
+CREATE INDEX IF NOT EXISTS runs_by_trace ON runs (trace_id);
+CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id);
+CREATE TABLE IF NOT EXISTS steps (
+  id TEXT PRIMARY KEY, run_id TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, metadata TEXT,
+  started_at INTEGER NOT NULL, ended_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS steps_by_run ON steps (run_id, started_at);
+CREATE TABLE IF NOT EXISTS tool_calls (
+  id TEXT PRIMARY KEY, run_id TEXT NOT NULL, step_id TEXT, org TEXT NOT NULL, agent_id TEXT NOT NULL,
+  kind TEXT NOT NULL, tool_name TEXT NOT NULL, action_type TEXT NOT NULL, status TEXT NOT NULL,
+  input TEXT, output TEXT, error TEXT, blocked_reason TEXT, decision TEXT, agent_context TEXT, reason TEXT,
+  usage TEXT, started_at INTEGER NOT NULL, ended_at INTEGER, duration_ms REAL
+);
+CREATE INDEX IF NOT EXISTS tool_calls_by_run ON tool_calls (run_id, started_at);
+CREATE TABLE IF NOT EXISTS approvals (
+  id TEXT PRIMARY KEY, org TEXT NOT NULL, tool_call_id TEXT NOT NULL, run_id TEXT NOT NULL, agent_id TEXT NOT NULL,
+  tool_name TEXT NOT NULL, status TEXT NOT NULL, payload TEXT, agent_context TEXT, policy_id TEXT, reason TEXT,
+  reviewer TEXT, decision_reason TEXT, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, decided_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS approvals_by_status ON approvals (org, status, created_at);
+CREATE INDEX IF NOT EXISTS approvals_by_tool_call ON approvals (tool_call_id);
+CREATE TABLE IF NOT EXISTS halts (
+  id TEXT PRIMARY KEY, org TEXT NOT NULL, target_kind TEXT NOT NULL, target TEXT, reason TEXT NOT NULL, actor TEXT,
+  created_at INTEGER NOT NULL, lifted_at INTEGER, lifted_by TEXT, lift_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+  org TEXT NOT NULL, id TEXT NOT NULL, reason TEXT, revoked_at INTEGER NOT NULL, PRIMARY KEY (org, id)
+);
+CREATE TABLE IF NOT EXISTS ledger (
+  seq INTEGER PRIMARY KEY, id TEXT NOT NULL, ts INTEGER NOT NULL, type TEXT NOT NULL, org TEXT NOT NULL,
+  agent_id TEXT, run_id TEXT, step_id TEXT, tool_call_id TEXT, actor TEXT, data TEXT NOT NULL,
+  prev_hash TEXT NOT NULL, hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_by_run ON ledger (run_id, seq);
+CREATE TABLE IF NOT EXISTS checkpoints (
+  seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, ts INTEGER NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL
+);
+`;

@@ -1,0 +1,315 @@
+import { sign } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import { StoreError } from "../errors.js";
+import { checkpointMessage, GENESIS_HASH, hashEntry, type LedgerEntry } from "../ledger/chain.js";
+import type { SigningKey } from "../ledger/keys.js";
+import { SCHEMA_SQL, SCHEMA_VERSION } from "./schema.js";
+
+/** A ledger entry before it has a place in the chain. `dataJson` is its canonical data. */
+export interface LedgerDraft {
+  id: string;
+  ts: number;
+  type: string;
+  org: string;
+  agentId: string | null;
+  runId: string | null;
+  stepId: string | null;
+  toolCallId: string | null;
+  actor: string | null;
+  dataJson: string;
+}
+
+type WriteOp = { sql: string; params: SQLInputValue[] } | { ledger: LedgerDraft };
+
+export interface StoreOptions {
+  /** File path, or `:memory:`. */
+  path: string;
+  /** Signs ledger checkpoints. */
+  signer: SigningKey;
+  checkpointEvery: number;
+  checkpointIntervalMs: number;
+  /** Flush once this many writes are queued, without waiting for the next tick. */
+  maxBatch?: number;
+  onError: (error: unknown) => void;
+}
+
+const openStores = new Set<SqliteStore>();
+let exitHookInstalled = false;
+
+/**
+ * The embedded store: one SQLite file in WAL mode. Writes are queued and committed together in one
+ * transaction per tick (group commit), so the agent's hot path never waits on a disk write; every
+ * read flushes first, and the process's exit flushes whatever is left.
+ */
+export class SqliteStore {
+  readonly path: string;
+  readonly db: DatabaseSync;
+  readonly #options: StoreOptions;
+  readonly #statements = new Map<string, StatementSync>();
+  #queue: WriteOp[] = [];
+  #scheduled: NodeJS.Immediate | undefined;
+  #closed = false;
+  #lastCheckpoint: { seq: number; ts: number } | undefined;
+
+  constructor(options: StoreOptions) {
+    this.#options = options;
+    this.path = options.path === ":memory:" ? ":memory:" : resolve(options.path);
+    try {
+      if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
+      this.db = new DatabaseSync(this.path, { timeout: 10_000 });
+      if (this.path !== ":memory:") this.db.exec("PRAGMA journal_mode = WAL");
+      this.db.exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;");
+      this.#migrate();
+    } catch (cause) {
+      if (cause instanceof StoreError) throw cause;
+      throw new StoreError(`cannot open store "${options.path}": ${(cause as Error).message}`, { cause });
+    }
+    openStores.add(this);
+    installExitHook();
+  }
+
+  get isMemory(): boolean {
+    return this.path === ":memory:";
+  }
+
+  /** Queues a write; it commits with the next group. */
+  write(sql: string, params: SQLInputValue[]): void {
+    this.#push({ sql, params });
+  }
+
+  /** Queues a ledger entry; it is hashed into the chain when its group commits. */
+  append(draft: LedgerDraft): void {
+    this.#push({ ledger: draft });
+  }
+
+  /** Runs a read after committing every queued write, so reads see this process's own writes. */
+  all<T>(sql: string, ...params: SQLInputValue[]): T[] {
+    this.flush();
+    return this.#statement(sql).all(...params) as T[];
+  }
+
+  get<T>(sql: string, ...params: SQLInputValue[]): T | undefined {
+    this.flush();
+    return this.#statement(sql).get(...params) as T | undefined;
+  }
+
+  /** A read that does not flush: for polling state other processes write. */
+  peek<T>(sql: string, ...params: SQLInputValue[]): T | undefined {
+    return this.#statement(sql).get(...params) as T | undefined;
+  }
+
+  /** Iterates rows lazily (ledger verification and export). */
+  iterate<T>(sql: string, ...params: SQLInputValue[]): IterableIterator<T> {
+    this.flush();
+    return this.#statement(sql).iterate(...params) as IterableIterator<T>;
+  }
+
+  /** Runs `fn` in one immediate transaction, after the queue is flushed; for read-modify-write across processes. */
+  transaction<T>(fn: () => T): T {
+    this.flush();
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = fn();
+      this.#commitQueue();
+      this.db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      this.db.exec("ROLLBACK");
+      this.#queue = [];
+      throw error;
+    }
+  }
+
+  /** Commits every queued write now. A failed commit keeps the writes queued and reports the error. */
+  flush(): void {
+    if (this.#scheduled) {
+      clearImmediate(this.#scheduled);
+      this.#scheduled = undefined;
+    }
+    if (this.#queue.length === 0 || this.#closed) return;
+    const pending = this.#queue;
+    try {
+      this.db.exec("BEGIN IMMEDIATE");
+      try {
+        this.#commitQueue();
+        this.db.exec("COMMIT");
+      } catch (error) {
+        this.db.exec("ROLLBACK");
+        this.#queue = pending.concat(this.#queue);
+        throw error;
+      }
+    } catch (error) {
+      this.#options.onError(new StoreError(`cannot write to store "${this.path}": ${(error as Error).message}`, { cause: error }));
+    }
+  }
+
+  /** Signs a checkpoint over the current head if there are entries since the last one. */
+  checkpointNow(): void {
+    this.flush();
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      const head = this.#head();
+      this.#lastCheckpoint = this.#readLastCheckpoint();
+      if (head.seq > (this.#lastCheckpoint?.seq ?? 0)) this.#checkpoint(head, Date.now());
+      this.db.exec("COMMIT");
+    } catch (error) {
+      this.db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    try {
+      this.flush();
+      if (this.#queue.length === 0) this.checkpointNow();
+    } catch (error) {
+      this.#options.onError(error);
+    } finally {
+      this.#closed = true;
+      openStores.delete(this);
+      this.db.close();
+    }
+  }
+
+  #commitQueue(): void {
+    const ops = this.#queue;
+    this.#queue = [];
+    let head: { seq: number; hash: string } | undefined;
+    let appended = 0;
+    const insert = this.#statement(
+      "INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    );
+    for (const op of ops) {
+      if ("sql" in op) {
+        this.#statement(op.sql).run(...op.params);
+        continue;
+      }
+      // The head is read inside the transaction, so processes sharing the file extend one chain.
+      head ??= this.#head();
+      const d = op.ledger;
+      const entry = { seq: head.seq + 1, id: d.id, ts: d.ts, type: d.type, org: d.org, agentId: d.agentId, runId: d.runId, stepId: d.stepId, toolCallId: d.toolCallId, actor: d.actor, prevHash: head.hash };
+      const hash = hashEntry(entry, d.dataJson);
+      insert.run(entry.seq, d.id, d.ts, d.type, d.org, d.agentId, d.runId, d.stepId, d.toolCallId, d.actor, d.dataJson, head.hash, hash);
+      head = { seq: entry.seq, hash };
+      appended++;
+    }
+    if (head && appended > 0) {
+      this.#lastCheckpoint ??= this.#readLastCheckpoint();
+      const now = Date.now();
+      const last = this.#lastCheckpoint ?? { seq: 0, ts: 0 };
+      if (head.seq - last.seq >= this.#options.checkpointEvery || now - last.ts >= this.#options.checkpointIntervalMs) this.#checkpoint(head, now);
+    }
+  }
+
+  #checkpoint(head: { seq: number; hash: string }, now: number): void {
+    const signature = sign(null, checkpointMessage(head.seq, head.hash), this.#options.signer.privateKey).toString("base64url");
+    this.#statement("INSERT OR REPLACE INTO checkpoints (seq, hash, ts, key_id, signature) VALUES (?,?,?,?,?)").run(head.seq, head.hash, now, this.#options.signer.keyId, signature);
+    this.#lastCheckpoint = { seq: head.seq, ts: now };
+  }
+
+  #head(): { seq: number; hash: string } {
+    const row = this.#statement("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").get() as { seq: number; hash: string } | undefined;
+    return row ?? { seq: 0, hash: GENESIS_HASH };
+  }
+
+  #readLastCheckpoint(): { seq: number; ts: number } | undefined {
+    return this.#statement("SELECT seq, ts FROM checkpoints ORDER BY seq DESC LIMIT 1").get() as { seq: number; ts: number } | undefined;
+  }
+
+  #push(op: WriteOp): void {
+    if (this.#closed) {
+      this.#options.onError(new StoreError(`store "${this.path}" is closed; write dropped`));
+      return;
+    }
+    this.#queue.push(op);
+    if (this.#queue.length >= (this.#options.maxBatch ?? 4096)) this.flush();
+    else if (this.#scheduled === undefined) {
+      this.#scheduled = setImmediate(() => {
+        this.#scheduled = undefined;
+        this.flush();
+      });
+      this.#scheduled.unref();
+    }
+  }
+
+  #statement(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  #migrate(): void {
+    let version: number;
+    try {
+      version = (this.db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+    } catch (cause) {
+      throw new StoreError(`"${this.path}" is not a Warden store (${(cause as Error).message})`, { cause });
+    }
+    if (version > SCHEMA_VERSION) throw new StoreError(`store "${this.path}" has schema ${version}; this version of Warden reads up to ${SCHEMA_VERSION}`);
+    if (version === SCHEMA_VERSION) return;
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      this.db.exec(SCHEMA_SQL);
+      this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+      this.db.exec("COMMIT");
+    } catch (error) {
+      this.db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+}
+
+export function toLedgerEntry(row: LedgerRow): LedgerEntry {
+  return {
+    seq: row.seq,
+    id: row.id,
+    ts: row.ts,
+    type: row.type,
+    org: row.org,
+    agentId: row.agent_id,
+    runId: row.run_id,
+    stepId: row.step_id,
+    toolCallId: row.tool_call_id,
+    actor: row.actor,
+    data: JSON.parse(row.data),
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+export interface LedgerRow {
+  seq: number;
+  id: string;
+  ts: number;
+  type: string;
+  org: string;
+  agent_id: string | null;
+  run_id: string | null;
+  step_id: string | null;
+  tool_call_id: string | null;
+  actor: string | null;
+  data: string;
+  prev_hash: string;
+  hash: string;
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // node:sqlite is synchronous, so the last queued writes can still commit inside 'exit'.
+  process.on("exit", () => {
+    for (const store of openStores) {
+      try {
+        store.flush();
+      } catch {
+        // Nothing left to report to.
+      }
+    }
+  });
+}

@@ -1,0 +1,941 @@
+import { dirname, join, resolve } from "node:path";
+import { Approvals } from "./approvals/approvals.js";
+import { optionsFromEnv, parseOptions, type ResolvedOptions, type WardenOptions } from "./config.js";
+import type { Decision } from "./decision.js";
+import { ActionType, ApprovalStatus, EventType, RunStatus, ToolCallStatus, type AgentContext } from "./enums.js";
+import { ApprovalRejectedError, ApprovalTimeoutError, HaltedError, InvalidInputError, InvalidStateError, NotFoundError, ToolBlockedError, WardenError } from "./errors.js";
+import { EventBus, type EventListener, type WardenEvent } from "./events.js";
+import { describeScope, HaltState, type HaltRecord, type HaltTarget } from "./halt/halt.js";
+import { raceAbort } from "./internal/abort.js";
+import { canonicalJson } from "./internal/canonical.js";
+import { newId } from "./internal/ids.js";
+import { loadOrCreateKey, type SigningKey } from "./ledger/keys.js";
+import { Ledger } from "./ledger/ledger.js";
+import { CurrencyConverter } from "./money.js";
+import { classifyTool } from "./policy/classify.js";
+import { PolicyEngine, strictness, type PolicyInputCall, type PolicyMatch } from "./policy/engine.js";
+import { BudgetTracker, RateLimiter } from "./policy/limits.js";
+import { loadPolicyFile, parsePolicySet } from "./policy/load.js";
+import type { PolicySet, PolicySetInput } from "./policy/schema.js";
+import { toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type LlmUsage, type RunRecord, type RunRow, type RunSummary, type StepRow, type ToolCallRow } from "./records.js";
+import { createRedactor, type Redactor } from "./redaction/redact.js";
+import { scopeStorage, type Scope } from "./scope.js";
+import { SqliteStore } from "./store/sqlite-store.js";
+
+/** A call to decide on. Everything but `tool` is optional. */
+export interface CheckInput {
+  tool: string;
+  args?: unknown;
+  runId?: string | undefined;
+  /** Defaults to the run's agent, else the client's. */
+  agentId?: string | undefined;
+  actionHint?: ActionType | undefined;
+  metadata?: Record<string, unknown> | undefined;
+  environment?: string | undefined;
+}
+
+/** A tool call to decide on and record. */
+export interface ToolCallInit extends CheckInput {
+  /** The framework's own id for the call, so records line up with its traces. */
+  toolCallId?: string | undefined;
+  stepId?: string | undefined;
+  reason?: string | undefined;
+  agentContext?: AgentContext | undefined;
+  /** The framework's abort signal; merged with the halt signal. */
+  signal?: AbortSignal | undefined;
+}
+
+/** Options of `run.tool`, `warden.guard` and `trackToolCall`. */
+export interface ToolOptions {
+  actionHint?: ActionType | undefined;
+  reason?: string | undefined;
+  agentContext?: AgentContext | undefined;
+  stepId?: string | undefined;
+  metadata?: Record<string, unknown> | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** What a governed tool function receives. */
+export interface ToolContext {
+  /** Aborts when the agent, its group, its run or the organization is halted. Pass it on. */
+  signal: AbortSignal;
+  toolCallId: string;
+  runId: string;
+}
+
+/** Options of `startRun`-like calls. */
+export interface RunOptions {
+  runId?: string | undefined;
+  reason?: string | undefined;
+  agentContext?: AgentContext | undefined;
+  /** Makes this run a child in another run's tree (a sub-agent). Defaults to the enclosing run. */
+  parentRunId?: string | undefined;
+  traceId?: string | undefined;
+  /** Acts as another agent (a sub-agent sharing this client). */
+  agentId?: string | undefined;
+}
+
+interface ActiveRun {
+  runId: string;
+  agentId: string;
+  traceId: string;
+  implicit: boolean;
+}
+
+interface ActiveToolCall {
+  toolCallId: string;
+  runId: string;
+  stepId: string | undefined;
+  agentId: string;
+  toolName: string;
+  status: ToolCallStatus;
+  startedAt: number;
+  controller: AbortController;
+  cleanup: (() => void) | undefined;
+  approvalId: string | undefined;
+  decision: Decision;
+}
+
+const runColumns = "id, agent_id, trace_id, parent_run_id, status, metadata, reason, agent_context, token_id, started_at, ended_at, error";
+
+/**
+ * One governed tool call in flight: its decision, the signal to pass on, and how to finish it.
+ * Adapters use it to map a framework's hook onto Warden.
+ */
+export class ToolCallHandle {
+  readonly toolCallId: string;
+  readonly runId: string;
+  readonly toolName: string;
+  readonly decision: Decision;
+  /** Aborts on a halt (and when the framework's own signal aborts). */
+  readonly signal: AbortSignal;
+  /** The pending approval request when the decision is `require_approval`. */
+  readonly approval: ApprovalRecord | undefined;
+  readonly #owner: WardenInternals;
+
+  /** @internal */
+  constructor(owner: WardenInternals, state: ActiveToolCall, approval: ApprovalRecord | undefined) {
+    this.#owner = owner;
+    this.toolCallId = state.toolCallId;
+    this.runId = state.runId;
+    this.toolName = state.toolName;
+    this.decision = state.decision;
+    this.signal = state.controller.signal;
+    this.approval = approval;
+  }
+
+  /** True when the tool may run now (allow or warn). */
+  get allowed(): boolean {
+    return this.decision.action === "allow" || this.decision.action === "warn";
+  }
+
+  /** The error to surface for a blocked call: `HaltedError` for a halt, else `ToolBlockedError`. */
+  get error(): WardenError | undefined {
+    if (this.decision.action !== "block") return undefined;
+    return this.#owner.blockError(this.decision, this.toolName, this.toolCallId);
+  }
+
+  /** Waits for the reviewer. Resolves when approved; throws `ApprovalRejectedError`, `ApprovalTimeoutError` or `HaltedError`. */
+  waitForApproval(): Promise<void> {
+    return this.#owner.waitForApproval(this.toolCallId);
+  }
+
+  /** Records the tool's output (redacted) and duration. */
+  complete(output?: unknown): void {
+    this.#owner.finishToolCall(this.toolCallId, ToolCallStatus.COMPLETED, output, undefined);
+  }
+
+  /** Records the tool's failure. */
+  fail(error: unknown): void {
+    this.#owner.finishToolCall(this.toolCallId, ToolCallStatus.FAILED, undefined, error);
+  }
+}
+
+interface WardenInternals {
+  blockError(decision: Decision, toolName: string, toolCallId: string): WardenError;
+  waitForApproval(toolCallId: string): Promise<void>;
+  finishToolCall(toolCallId: string, status: ToolCallStatus, output: unknown, error: unknown): void;
+}
+
+/** A run in progress, handed to `warden.run(…, async (run) => …)`. */
+export class RunScope {
+  readonly runId: string;
+  readonly traceId: string;
+  readonly #warden: Warden;
+
+  /** @internal */
+  constructor(warden: Warden, run: ActiveRun) {
+    this.#warden = warden;
+    this.runId = run.runId;
+    this.traceId = run.traceId;
+  }
+
+  /** Aborts when this run (or its agent, group, organization) is halted. */
+  get signal(): AbortSignal {
+    return this.#warden.signal;
+  }
+
+  /**
+   * Checks, waits for approval if needed, runs `fn`, records the result. A block throws `ToolBlockedError`.
+   * @example
+   * const order = await run.tool("read_order", { id: 1042 }, () => db.orders.get(1042));
+   */
+  tool<T>(name: string, args: unknown, fn: (context: ToolContext) => T | Promise<T>, options: ToolOptions = {}): Promise<T> {
+    return this.#warden.execute({ ...options, tool: name, args, runId: this.runId, stepId: options.stepId ?? scopeStorage.getStore()?.stepId }, fn);
+  }
+
+  /** Groups the calls made inside `fn` under a step. */
+  step<T>(name: string, fn: () => T | Promise<T>, metadata?: Record<string, unknown>): Promise<T> {
+    return this.#warden.step(this.runId, name, fn, metadata);
+  }
+}
+
+/**
+ * The Warden client: decides on every tool call before it runs, waits for humans where policy
+ * asks, records everything in a hash-chained ledger, and stops on a halt.
+ * @example
+ * import { Warden } from "agent-warden";
+ * const warden = new Warden({ agentId: "billing-agent", policies: "./warden.yaml" });
+ * await warden.run({ task: "refund order 1042" }, async (run) => {
+ *   await run.tool("refund", { amount: 2800, currency: "EUR" }, () => payments.refund(1042));
+ * });
+ */
+export class Warden {
+  readonly agentId: string;
+  readonly group: string | undefined;
+  readonly organization: string;
+  readonly environment: string | undefined;
+  /** Approval requests: list, approve, reject. */
+  readonly approvals: Approvals;
+  /** The audit ledger: verify, export, entries. */
+  readonly ledger: Ledger;
+
+  readonly #options: ResolvedOptions;
+  readonly #store: SqliteStore;
+  readonly #bus: EventBus;
+  readonly #redact: Redactor;
+  readonly #halts: HaltState;
+  readonly #ledgerKey: SigningKey;
+  readonly #converter: CurrencyConverter;
+  readonly #runs = new Map<string, ActiveRun>();
+  readonly #calls = new Map<string, ActiveToolCall>();
+  readonly #actionTypes = new Map<string, ActionType>();
+  readonly #groups = new Map<string, string | undefined>();
+  readonly #internals: WardenInternals;
+  #engine!: PolicyEngine;
+  #limits!: RateLimiter;
+  #budgets!: BudgetTracker;
+  #signal = new AbortController();
+  #haltPoller: NodeJS.Timeout | undefined;
+  #reportedErrors = new Set<string>();
+  #closed = false;
+
+  constructor(options: WardenOptions) {
+    const resolved = parseOptions(options);
+    this.#options = resolved;
+    this.agentId = resolved.agentId;
+    this.group = resolved.group;
+    this.organization = resolved.organization;
+    this.environment = resolved.environment;
+    this.#converter = new CurrencyConverter(resolved.currencies ?? {});
+    this.#setPolicies(resolved.policies ?? { version: 1, default: "allow", policies: [] });
+    this.#redact = createRedactor(resolved.redaction ?? {});
+    this.#bus = new EventBus((error) => this.#reportError(error));
+    const keyDir = resolved.store === ":memory:" ? undefined : join(dirname(resolve(resolved.store)), "keys");
+    this.#ledgerKey = loadOrCreateKey(keyDir && join(keyDir, "ledger.pem"), resolved.ledger.signingKey);
+    this.#store = new SqliteStore({
+      path: resolved.store,
+      signer: this.#ledgerKey,
+      checkpointEvery: resolved.ledger.checkpointEvery,
+      checkpointIntervalMs: resolved.ledger.checkpointInterval,
+      onError: (error) => this.#reportError(error),
+    });
+    this.ledger = new Ledger(this.#store, this.#ledgerKey.publicKey);
+    this.#halts = new HaltState(this.#store, this.organization);
+    this.approvals = new Approvals({
+      store: this.#store,
+      org: this.organization,
+      record: (type, ids, data, actor) => this.#record(type, ids.agentId, ids.runId, undefined, ids.toolCallId, data, actor),
+      onRequest: resolved.onApprovalRequest,
+      onError: (error) => this.#reportError(error),
+      pollIntervalMs: resolved.approvalPollInterval,
+    });
+    this.#store.write("INSERT INTO agents (org, id, grp, created_at) VALUES (?,?,?,?) ON CONFLICT(org, id) DO UPDATE SET grp = excluded.grp", [this.organization, this.agentId, this.group ?? null, Date.now()]);
+    this.#groups.set(this.agentId, this.group);
+    this.#internals = {
+      blockError: (decision, toolName, toolCallId) => this.#blockError(decision, toolName, toolCallId),
+      waitForApproval: (toolCallId) => this.#waitForApproval(toolCallId),
+      finishToolCall: (toolCallId, status, output, error) => this.#finishToolCall(toolCallId, status, output, error),
+    };
+    this.#applyHalts();
+    if (!this.#store.isMemory) {
+      this.#haltPoller = setInterval(() => this.#pollHalts(), resolved.halt.pollInterval);
+      this.#haltPoller.unref();
+    }
+  }
+
+  /**
+   * A client configured from `WARDEN_AGENT_ID`, `WARDEN_POLICY_FILE`, `WARDEN_STORE`, `WARDEN_ENVIRONMENT`,
+   * `WARDEN_GROUP` and `WARDEN_ORGANIZATION`, with `overrides` on top.
+   */
+  static fromEnv(overrides: Partial<WardenOptions> = {}, env: NodeJS.ProcessEnv = process.env): Warden {
+    return new Warden({ ...optionsFromEnv(env), ...overrides } as WardenOptions);
+  }
+
+  /** The policy set in force. */
+  get policies(): PolicySet {
+    return this.#engine.set;
+  }
+
+  /** Aborts when this client's agent, its group or the organization is halted; renewed on resume. */
+  get signal(): AbortSignal {
+    return this.#signal.signal;
+  }
+
+  /** Halts currently in force for this organization. */
+  get activeHalts(): readonly HaltRecord[] {
+    return this.#halts.active;
+  }
+
+  /** Replaces the policy set (a file path or an object); the next decision uses it. */
+  setPolicies(policies: string | PolicySetInput): void {
+    this.#setPolicies(policies);
+  }
+
+  /** Subscribes to one event type, or `"*"` for all. Returns the unsubscribe function. Listeners that throw are reported, never propagated. */
+  on(type: EventType | "*", listener: EventListener): () => void {
+    return this.#bus.on(type, listener);
+  }
+
+  // ── decisions ─────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Decides on a call without recording it: halt state, then policies (strictest wins), then rate
+   * limits and budgets. The single decision every adapter uses.
+   */
+  check(input: CheckInput): Decision {
+    const run = input.runId === undefined ? undefined : this.#runs.get(input.runId);
+    const agentId = input.agentId ?? run?.agentId ?? this.agentId;
+    const call: PolicyInputCall = {
+      tool: input.tool,
+      action: input.actionHint ?? this.#actionTypeOf(input.tool),
+      agent: agentId,
+      environment: input.environment ?? this.environment,
+      args: input.args ?? {},
+      metadata: input.metadata,
+    };
+    return this.#decide(call, input.runId ?? "", false).decision;
+  }
+
+  #decide(call: PolicyInputCall, runId: string, consume: boolean): { decision: Decision; charges: Array<[string, number]> } {
+    const halt = this.#haltFor(call.agent, runId || undefined);
+    if (halt !== undefined) return { decision: this.#haltDecision(call, halt), charges: [] };
+    let evaluation;
+    try {
+      evaluation = this.#engine.evaluate(call);
+    } catch (error) {
+      // Enforcement fails closed: a condition that throws blocks the call.
+      this.#reportError(error);
+      return { decision: { action: "block", reason: `policy evaluation failed: ${(error as Error).message}`, matches: [], actionType: call.action, complete: false }, charges: [] };
+    }
+    let action = evaluation.action;
+    let decidedBy = evaluation.decidedBy;
+    let matches = evaluation.matches;
+    let charges: Array<[string, number]> = [];
+    if (action !== "block" && (this.#limits.size > 0 || this.#budgets.size > 0)) {
+      const now = Date.now();
+      const extra: PolicyMatch[] = this.#limits.size > 0 ? this.#limits.check(call, { runId }, now) : [];
+      if (this.#budgets.size > 0) {
+        const spend = this.#budgets.checkSpend(call, runId);
+        extra.push(...spend.matches);
+        charges = spend.charges;
+      }
+      for (const match of extra) {
+        if (decidedBy === undefined || strictness[match.action] > strictness[action]) {
+          action = match.action;
+          decidedBy = match;
+        }
+      }
+      if (extra.length > 0) matches = [...matches, ...extra];
+      if (consume && action !== "block" && action !== "require_approval") {
+        this.#limits.record(call, { runId }, now);
+        this.#budgets.commitSpend(charges);
+      }
+    }
+    const base = { reason: decidedBy?.reason ?? (action === "allow" ? "allowed" : `default action: ${action}`), matches, policyId: decidedBy?.policyId, severity: decidedBy?.severity, actionType: call.action, complete: true };
+    const decision: Decision =
+      action === "require_approval" ? { ...base, action, timeoutMs: decidedBy?.timeoutMs ?? this.#options.approvalTimeout } : ({ ...base, action } as Decision);
+    return { decision, charges };
+  }
+
+  #haltFor(agentId: string, runId: string | undefined): HaltRecord | "unknown" | undefined {
+    if (!this.#store.isMemory && Date.now() - this.#halts.syncedAt > this.#options.halt.staleAfter) {
+      try {
+        if (this.#halts.refresh()) this.#applyHalts();
+      } catch (error) {
+        this.#reportError(error);
+        return this.#options.halt.whenUnknown === "block" ? "unknown" : undefined;
+      }
+    }
+    return this.#halts.find({ agentId, group: this.#groupOf(agentId), runId });
+  }
+
+  #haltDecision(call: PolicyInputCall, halt: HaltRecord | "unknown"): Decision {
+    const reason = halt === "unknown" ? "halt state unknown (store unreachable beyond the staleness bound)" : `halted (${describeScope(halt)}): ${halt.reason}`;
+    return { action: "block", halted: true, reason, matches: [], actionType: call.action, complete: halt !== "unknown" };
+  }
+
+  // ── tool calls ────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Decides on a tool call and records it (`pending` once allowed, `blocked`, `awaiting_approval`),
+   * without waiting. Adapters finish it with `complete`/`fail` on the returned handle.
+   */
+  beginToolCall(init: ToolCallInit): ToolCallHandle {
+    this.#assertOpen();
+    if (typeof init.tool !== "string" || init.tool.length === 0) throw new InvalidInputError("a tool call needs a tool name");
+    const run = this.#resolveRun(init.runId, init.agentId);
+    const agentId = init.agentId ?? run.agentId;
+    const toolCallId = init.toolCallId ?? newId("tc");
+    if (this.#calls.has(toolCallId)) throw new InvalidStateError(`tool call "${toolCallId}" is already in progress`);
+    const call: PolicyInputCall = {
+      tool: init.tool,
+      action: init.actionHint ?? this.#actionTypeOf(init.tool),
+      agent: agentId,
+      environment: init.environment ?? this.environment,
+      args: init.args ?? {},
+      metadata: init.metadata,
+    };
+    const { decision } = this.#decide(call, run.runId, true);
+    const stepId = init.stepId ?? this.#currentScope()?.stepId;
+    const input = this.#safeRedact(init.args ?? {});
+    const status = decision.action === "block" ? ToolCallStatus.BLOCKED : decision.action === "require_approval" ? ToolCallStatus.AWAITING_APPROVAL : ToolCallStatus.PENDING;
+    const controller = new AbortController();
+    const state: ActiveToolCall = { toolCallId, runId: run.runId, stepId, agentId, toolName: init.tool, status, startedAt: performance.now(), controller, cleanup: undefined, approvalId: undefined, decision };
+    const now = Date.now();
+    const blockedReason = decision.action === "block" ? decision.reason : null;
+    this.#store.write(
+      "INSERT INTO tool_calls (id, run_id, step_id, org, agent_id, kind, tool_name, action_type, status, input, blocked_reason, decision, agent_context, reason, started_at) VALUES (?,?,?,?,?,'tool',?,?,?,?,?,?,?,?,?)",
+      [toolCallId, run.runId, stepId ?? null, this.organization, agentId, init.tool, call.action, status, JSON.stringify(input ?? null), blockedReason, JSON.stringify(decision), init.agentContext ? JSON.stringify(init.agentContext) : null, init.reason ?? null, now],
+    );
+    this.#record(EventType.TOOL_CALLED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, actionType: call.action, input, decision: decision.action, reason: init.reason, agentContext: init.agentContext });
+    if (decision.matches.length > 0) {
+      this.#record(EventType.POLICY_MATCHED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, decision: decision.action, policyId: decision.policyId, matches: decision.matches });
+    }
+    if (decision.action === "warn" || decision.severity !== undefined || decision.matches.some((m) => m.mode === "shadow" || m.severity !== undefined)) {
+      const flagged = decision.matches.filter((m) => m.action !== "allow" || m.severity !== undefined);
+      if (flagged.length > 0) this.#record(EventType.RISK_DETECTED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, decision: decision.action, severity: decision.severity ?? flagged.find((m) => m.severity)?.severity ?? "medium", policies: flagged.map((m) => ({ policyId: m.policyId, action: m.action, mode: m.mode, severity: m.severity })) });
+    }
+    let approval: ApprovalRecord | undefined;
+    if (decision.action === "block") {
+      this.#record(EventType.TOOL_BLOCKED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, reason: decision.reason, policyId: decision.policyId, halted: decision.halted === true });
+      this.#endImplicitRun(run, false);
+      return new ToolCallHandle(this.#internals, state, undefined);
+    }
+    this.#calls.set(toolCallId, state);
+    if (init.signal) {
+      const outer = init.signal;
+      if (outer.aborted) controller.abort(outer.reason);
+      else {
+        const onAbort = () => controller.abort(outer.reason);
+        outer.addEventListener("abort", onAbort, { once: true });
+        state.cleanup = () => outer.removeEventListener("abort", onAbort);
+      }
+    }
+    if (decision.action === "require_approval") {
+      approval = this.approvals.create({ toolCallId, runId: run.runId, agentId, toolName: init.tool, payload: input, agentContext: init.agentContext, policyId: decision.policyId, reason: decision.reason, timeoutMs: decision.timeoutMs });
+      state.approvalId = approval.approvalId;
+      this.approvals.notify(approval);
+    }
+    return new ToolCallHandle(this.#internals, state, approval);
+  }
+
+  /** @internal The governed flow behind `run.tool` and `guard`: check → approval → execute → record. */
+  async execute<T>(init: ToolCallInit, fn: (context: ToolContext) => T | Promise<T>): Promise<T> {
+    const handle = this.beginToolCall(init);
+    if (handle.decision.action === "block") throw handle.error;
+    if (handle.decision.action === "require_approval") await handle.waitForApproval();
+    try {
+      const output = await raceAbort(handle.signal, () => fn({ signal: handle.signal, toolCallId: handle.toolCallId, runId: handle.runId }));
+      handle.complete(output);
+      return output;
+    } catch (error) {
+      handle.fail(error);
+      throw error;
+    }
+  }
+
+  async #waitForApproval(toolCallId: string): Promise<void> {
+    const state = this.#calls.get(toolCallId);
+    if (!state || state.approvalId === undefined) throw new InvalidStateError(`tool call "${toolCallId}" is not awaiting approval`);
+    if (state.status !== ToolCallStatus.AWAITING_APPROVAL) return;
+    const pending = this.approvals.get(state.approvalId);
+    const settled = pending.status === ApprovalStatus.PENDING ? await raceAbort(state.controller.signal, () => this.approvals.wait(pending)).catch((error: unknown) => {
+      // A halt while waiting cancels the request.
+      this.approvals.cancel([pending.approvalId], error instanceof Error ? error.message : "aborted");
+      throw error;
+    }) : pending;
+    if (settled.status === ApprovalStatus.APPROVED) {
+      state.status = ToolCallStatus.PENDING;
+      this.#store.write("UPDATE tool_calls SET status = ? WHERE id = ?", [ToolCallStatus.PENDING, toolCallId]);
+      return;
+    }
+    this.#finishToolCall(toolCallId, ToolCallStatus.REJECTED, undefined, undefined, settled.decisionReason ?? settled.status);
+    if (settled.status === ApprovalStatus.EXPIRED) throw new ApprovalTimeoutError({ approvalId: settled.approvalId, toolName: state.toolName, timeoutMs: settled.expiresAt - settled.createdAt });
+    if (settled.status === ApprovalStatus.CANCELLED) {
+      const halt = this.#halts.find({ agentId: state.agentId, group: this.#groupOf(state.agentId), runId: state.runId });
+      if (halt) throw this.#halts.toError(halt);
+    }
+    throw new ApprovalRejectedError({ approvalId: settled.approvalId, toolName: state.toolName, reviewer: settled.reviewer, reason: settled.decisionReason });
+  }
+
+  #finishToolCall(toolCallId: string, status: ToolCallStatus, output: unknown, error: unknown, rejectedReason?: string): void {
+    const state = this.#calls.get(toolCallId);
+    if (!state) {
+      const row = this.#store.get<{ status: string }>("SELECT status FROM tool_calls WHERE id = ?", toolCallId);
+      if (!row) throw new NotFoundError("tool call", toolCallId);
+      throw new InvalidStateError(`tool call "${toolCallId}" is ${row.status}; it cannot be ${status === ToolCallStatus.FAILED ? "failed" : "completed"}`);
+    }
+    if (state.status === ToolCallStatus.AWAITING_APPROVAL && status !== ToolCallStatus.REJECTED) {
+      throw new InvalidStateError(`tool call "${toolCallId}" is awaiting approval; it cannot be ${status === ToolCallStatus.FAILED ? "failed" : "completed"} before a reviewer approves it`);
+    }
+    this.#calls.delete(toolCallId);
+    state.cleanup?.();
+    const durationMs = performance.now() - state.startedAt;
+    const now = Date.now();
+    const recordedOutput = output === undefined ? undefined : this.#safeRedact(output);
+    const recordedError = error === undefined ? undefined : this.#safeRedact(serializeError(error));
+    this.#store.write("UPDATE tool_calls SET status = ?, output = ?, error = ?, blocked_reason = COALESCE(?, blocked_reason), ended_at = ?, duration_ms = ? WHERE id = ?", [
+      status,
+      recordedOutput === undefined ? null : JSON.stringify(recordedOutput),
+      recordedError === undefined ? null : JSON.stringify(recordedError),
+      rejectedReason ?? null,
+      now,
+      durationMs,
+      toolCallId,
+    ]);
+    const type = status === ToolCallStatus.REJECTED ? EventType.TOOL_BLOCKED : EventType.TOOL_COMPLETED;
+    this.#record(type, state.agentId, state.runId, state.stepId, toolCallId, { toolName: state.toolName, status, output: recordedOutput, error: recordedError, durationMs, reason: rejectedReason });
+    const run = this.#runs.get(state.runId);
+    if (run?.implicit) this.#endImplicitRun(run, status === ToolCallStatus.COMPLETED);
+  }
+
+  // ── LLM calls ─────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Records an LLM call with its model and token usage. With a token budget, `estimatedTokens` is
+   * reserved first (a call over budget is refused with `ToolBlockedError`) and reconciled on `complete`.
+   */
+  beginLlmCall(init: { runId?: string | undefined; model?: string | undefined; estimatedTokens?: number | undefined; input?: unknown; id?: string | undefined }): { id: string; complete(usage: LlmUsage, output?: unknown): void; fail(error: unknown): void } {
+    const run = this.#resolveRun(init.runId, undefined);
+    const id = init.id ?? newId("llm");
+    const reserved = init.estimatedTokens ?? 0;
+    const over = this.#budgets.size > 0 ? this.#budgets.reserveTokens(run.runId, reserved) : undefined;
+    const startedAt = performance.now();
+    const now = Date.now();
+    const stepId = this.#currentScope()?.stepId;
+    const model = init.model ?? "unknown";
+    const input = init.input === undefined ? null : JSON.stringify(this.#safeRedact(init.input));
+    if (over && over.action === "block") {
+      this.#store.write("INSERT INTO tool_calls (id, run_id, step_id, org, agent_id, kind, tool_name, action_type, status, input, blocked_reason, started_at, ended_at) VALUES (?,?,?,?,?,'llm',?,'unknown',?,?,?,?,?)", [id, run.runId, stepId ?? null, this.organization, run.agentId, model, ToolCallStatus.BLOCKED, input, over.reason, now, now]);
+      this.#record(EventType.TOOL_BLOCKED, run.agentId, run.runId, stepId, id, { kind: "llm", model, reason: over.reason, policyId: over.policyId });
+      throw new ToolBlockedError({ toolName: model, reason: over.reason, policyId: over.policyId, toolCallId: id });
+    }
+    this.#store.write("INSERT INTO tool_calls (id, run_id, step_id, org, agent_id, kind, tool_name, action_type, status, input, started_at) VALUES (?,?,?,?,?,'llm',?,'unknown',?,?,?)", [id, run.runId, stepId ?? null, this.organization, run.agentId, model, ToolCallStatus.PENDING, input, now]);
+    this.#record(EventType.TOOL_CALLED, run.agentId, run.runId, stepId, id, { kind: "llm", model });
+    let done = false;
+    const finish = (status: ToolCallStatus, usage: LlmUsage | undefined, output: unknown, error: unknown) => {
+      if (done) return;
+      done = true;
+      const total = usage ? (usage.totalTokens ?? (usage.inputTokens ?? 0) + (usage.outputTokens ?? 0)) : 0;
+      if (this.#budgets.size > 0) this.#budgets.reconcileTokens(run.runId, reserved, total);
+      const recordedUsage = usage ? { model: usage.model ?? model, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, totalTokens: total } : undefined;
+      const recordedOutput = output === undefined ? null : JSON.stringify(this.#safeRedact(output));
+      this.#store.write("UPDATE tool_calls SET status = ?, usage = ?, output = ?, error = ?, ended_at = ?, duration_ms = ? WHERE id = ?", [status, recordedUsage ? JSON.stringify(recordedUsage) : null, recordedOutput, error === undefined ? null : JSON.stringify(serializeError(error)), Date.now(), performance.now() - startedAt, id]);
+      this.#record(EventType.TOOL_COMPLETED, run.agentId, run.runId, stepId, id, { kind: "llm", model: recordedUsage?.model ?? model, status, usage: recordedUsage });
+    };
+    return {
+      id,
+      complete: (usage, output) => finish(ToolCallStatus.COMPLETED, usage, output, undefined),
+      fail: (error) => finish(ToolCallStatus.FAILED, undefined, undefined, error),
+    };
+  }
+
+  // ── runs and steps ────────────────────────────────────────────────────────────────────────
+
+  /** @internal */
+  openRun(metadata: unknown, options: RunOptions & { implicit?: boolean } = {}): ActiveRun {
+    this.#assertOpen();
+    const agentId = options.agentId ?? this.agentId;
+    const runId = options.runId ?? newId("run");
+    if (this.#runs.has(runId)) throw new InvalidStateError(`run "${runId}" is already running`);
+    const halt = this.#haltFor(agentId, runId);
+    if (halt === "unknown") throw new HaltedError({ reason: "halt state unknown", scope: "unknown" });
+    if (halt) throw this.#halts.toError(halt);
+    const enclosing = this.#currentScope();
+    const parentRunId = options.parentRunId ?? enclosing?.runId;
+    const parent = parentRunId === undefined ? undefined : this.#runs.get(parentRunId);
+    const traceId = options.traceId ?? parent?.traceId ?? (parentRunId ? this.#traceOf(parentRunId) : undefined) ?? newId("trace");
+    const run: ActiveRun = { runId, agentId, traceId, implicit: options.implicit === true };
+    const now = Date.now();
+    const recordedMetadata = metadata === undefined ? null : JSON.stringify(this.#safeRedact(metadata));
+    this.#store.write(`INSERT INTO runs (org, ${runColumns}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, [this.organization, runId, agentId, traceId, parentRunId ?? null, RunStatus.RUNNING, recordedMetadata, options.reason ?? null, options.agentContext ? JSON.stringify(options.agentContext) : null, null, now, null, null]);
+    this.#runs.set(runId, run);
+    if (agentId !== this.agentId && !this.#groups.has(agentId)) this.#store.write("INSERT OR IGNORE INTO agents (org, id, created_at) VALUES (?,?,?)", [this.organization, agentId, now]);
+    this.#record(EventType.RUN_STARTED, agentId, runId, undefined, undefined, { traceId, parentRunId, metadata: recordedMetadata === null ? undefined : JSON.parse(recordedMetadata), reason: options.reason, agentContext: options.agentContext, implicit: run.implicit || undefined });
+    return run;
+  }
+
+  /** @internal */
+  closeRun(runId: string, status: typeof RunStatus.COMPLETED | typeof RunStatus.FAILED, detail: unknown): void {
+    const run = this.#runs.get(runId);
+    if (!run) {
+      const row = this.#store.get<{ status: string }>("SELECT status FROM runs WHERE id = ? AND org = ?", runId, this.organization);
+      if (!row) throw new NotFoundError("run", runId);
+      throw new InvalidStateError(`run "${runId}" is already ${row.status}`);
+    }
+    this.#runs.delete(runId);
+    const recorded = detail === undefined ? undefined : this.#safeRedact(status === RunStatus.FAILED ? serializeError(detail) : detail);
+    this.#store.write("UPDATE runs SET status = ?, ended_at = ?, error = ? WHERE id = ?", [status, Date.now(), status === RunStatus.FAILED && recorded !== undefined ? JSON.stringify(recorded) : null, runId]);
+    this.#record(status === RunStatus.COMPLETED ? EventType.RUN_COMPLETED : EventType.RUN_FAILED, run.agentId, runId, undefined, undefined, status === RunStatus.COMPLETED ? { output: recorded } : { error: recorded });
+  }
+
+  /**
+   * Runs `fn` as one governed run: completed when it returns, failed when it throws. Runs started
+   * inside it become its children (sub-agents).
+   * @example
+   * await warden.run({ task: "refund order 1042" }, async (run) => {
+   *   await run.tool("refund", { amount: 2800, currency: "EUR" }, () => payments.refund(1042));
+   * });
+   */
+  async run<T>(metadata: unknown, fn: (run: RunScope) => T | Promise<T>, options: RunOptions = {}): Promise<T> {
+    const run = this.openRun(metadata, options);
+    const scope: Scope = { owner: this, runId: run.runId, stepId: undefined };
+    try {
+      const result = await scopeStorage.run(scope, () => fn(new RunScope(this, run)));
+      this.closeRun(run.runId, RunStatus.COMPLETED, undefined);
+      return result;
+    } catch (error) {
+      if (this.#runs.has(run.runId)) this.closeRun(run.runId, RunStatus.FAILED, error);
+      throw error;
+    }
+  }
+
+  /** @internal */
+  async step<T>(runId: string, name: string, fn: () => T | Promise<T>, metadata?: Record<string, unknown>): Promise<T> {
+    const stepId = this.#openStep(runId, name, metadata);
+    try {
+      const result = await scopeStorage.run({ owner: this, runId, stepId }, fn);
+      this.#closeStep(runId, stepId, RunStatus.COMPLETED);
+      return result;
+    } catch (error) {
+      this.#closeStep(runId, stepId, RunStatus.FAILED);
+      throw error;
+    }
+  }
+
+  /**
+   * Wraps any async function as a governed tool: each call is checked, approved if needed, run and
+   * recorded, inside the current run (or a run of its own).
+   * @example
+   * const deploy = warden.guard("deploy", (env: string) => ci.deploy(env), { args: (env) => ({ environment: env }) });
+   * await deploy("production");
+   */
+  guard<A extends unknown[], R>(name: string, fn: (...args: A) => R | Promise<R>, options: ToolOptions & { args?: (...args: A) => unknown } = {}): (...args: A) => Promise<Awaited<R>> {
+    const { args: mapArgs, ...toolOptions } = options;
+    const governed = (...args: A): Promise<Awaited<R>> => {
+      const payload = mapArgs ? mapArgs(...args) : args.length === 1 && isPlainObject(args[0]) ? args[0] : { arguments: args };
+      return this.execute({ ...toolOptions, tool: name, args: payload }, () => fn(...args) as Awaited<R>);
+    };
+    Object.defineProperty(governed, "name", { value: `governed ${fn.name || name}` });
+    return governed;
+  }
+
+  // ── the seed client lifecycle ─────────────────────────────────────────────────────────────
+
+  /** Starts a run and returns its id. */
+  async startRun(runId?: string, metadata?: Record<string, unknown>, reason?: string, agentContext?: AgentContext): Promise<string> {
+    return this.openRun(metadata, { runId, reason, agentContext }).runId;
+  }
+
+  /** Starts a step in a run; `nameOrMetadata` is a name or metadata such as `{ phase: "analysis" }`. */
+  async startStep(runId: string, nameOrMetadata: string | Record<string, unknown> = "step", metadata?: Record<string, unknown>): Promise<string> {
+    const name = typeof nameOrMetadata === "string" ? nameOrMetadata : String(nameOrMetadata.name ?? nameOrMetadata.phase ?? "step");
+    return this.#openStep(runId, name, typeof nameOrMetadata === "string" ? metadata : nameOrMetadata);
+  }
+
+  async completeStep(runId: string, stepId: string): Promise<void> {
+    this.#closeStep(runId, stepId, RunStatus.COMPLETED);
+  }
+
+  /**
+   * Evaluates policy and records the call (`pending` once allowed, `blocked`, `awaiting_approval`)
+   * without waiting; returns its id. Throws `HaltedError` when halted.
+   */
+  async trackToolCall(runId: string, toolName: string, payload?: unknown, options: ToolOptions = {}): Promise<string> {
+    const handle = this.beginToolCall({ ...options, tool: toolName, args: payload, runId });
+    if (handle.decision.action === "block" && handle.decision.halted) throw handle.error;
+    return handle.toolCallId;
+  }
+
+  /** Records a tool call's output. Completing a blocked or unapproved call is an `InvalidStateError`. */
+  async completeToolCall(runId: string, toolCallId: string, output?: unknown): Promise<void> {
+    this.#assertCallOfRun(runId, toolCallId);
+    this.#finishToolCall(toolCallId, ToolCallStatus.COMPLETED, output, undefined);
+  }
+
+  async failToolCall(runId: string, toolCallId: string, error: unknown): Promise<void> {
+    this.#assertCallOfRun(runId, toolCallId);
+    this.#finishToolCall(toolCallId, ToolCallStatus.FAILED, undefined, error);
+  }
+
+  /** Waits for the approval of a call `trackToolCall` left `awaiting_approval`. */
+  async waitForApproval(toolCallId: string): Promise<void> {
+    return this.#waitForApproval(toolCallId);
+  }
+
+  async completeRun(runId: string, output?: unknown): Promise<void> {
+    this.closeRun(runId, RunStatus.COMPLETED, output);
+  }
+
+  async failRun(runId: string, error: unknown): Promise<void> {
+    this.closeRun(runId, RunStatus.FAILED, error);
+  }
+
+  /** The run with its steps, tool calls (decision, approval), events and child runs. */
+  async getRun(runId: string): Promise<RunRecord> {
+    return this.runRecord(runId);
+  }
+
+  /** @internal Synchronous `getRun`, for the CLI. */
+  runRecord(runId: string): RunRecord {
+    const row = this.#store.get<RunRow>(`SELECT ${runColumns} FROM runs WHERE id = ? AND org = ?`, runId, this.organization);
+    if (!row) throw new NotFoundError("run", runId);
+    const approvals = new Map(this.#store.all<ApprovalRow>("SELECT * FROM approvals WHERE run_id = ? ORDER BY created_at", runId).map((a) => [a.tool_call_id, toApprovalRecord(a)]));
+    return {
+      ...toRunSummary(row),
+      steps: this.#store.all<StepRow>("SELECT * FROM steps WHERE run_id = ? ORDER BY started_at, rowid", runId).map(toStepRecord),
+      toolCalls: this.#store.all<ToolCallRow>("SELECT * FROM tool_calls WHERE run_id = ? ORDER BY started_at, rowid", runId).map((tc) => toToolCallRecord(tc, approvals.get(tc.id))),
+      events: this.ledger.entries({ runId }).map(({ id, type, ts, org, agentId, runId: r, stepId, toolCallId, actor, data }) => ({ id, type: type as EventType, ts, org, agentId, runId: r, stepId, toolCallId, actor, data: data as Record<string, unknown> })),
+      childRunIds: this.#store.all<{ id: string }>("SELECT id FROM runs WHERE parent_run_id = ? ORDER BY started_at", runId).map((r) => r.id),
+    };
+  }
+
+  /** Runs, newest first. */
+  listRuns(filter: { agentId?: string | undefined; status?: RunStatus | undefined; traceId?: string | undefined; limit?: number | undefined; offset?: number | undefined } = {}): RunSummary[] {
+    return this.#store
+      .all<RunRow>(
+        `SELECT ${runColumns} FROM runs WHERE org = ?1 AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR trace_id = ?4) ORDER BY started_at DESC, rowid DESC LIMIT ?5 OFFSET ?6`,
+        this.organization,
+        filter.agentId ?? null,
+        filter.status ?? null,
+        filter.traceId ?? null,
+        filter.limit ?? 50,
+        filter.offset ?? 0,
+      )
+      .map(toRunSummary);
+  }
+
+  // ── halt ──────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Emergency stop. No target: the whole organization. New runs and tool calls are refused with
+   * `HaltedError`, in-flight calls are aborted through their signal, pending approvals cancelled.
+   * @example
+   * warden.halt({ reason: "runaway refunds", agentId: "billing-agent" });
+   */
+  halt(input: HaltTarget & { reason: string; actor?: string | undefined }): HaltRecord {
+    this.#assertOpen();
+    if (!input?.reason?.trim()) throw new InvalidInputError("a halt needs a reason");
+    const record = this.#halts.halt(input, Date.now());
+    this.#record(EventType.AGENT_HALTED, input.agentId ?? null, input.runId ?? null, undefined, undefined, { haltId: record.haltId, scope: record.scope, target: record.target, reason: record.reason }, input.actor ?? null);
+    this.#store.flush();
+    this.#applyHalts();
+    return record;
+  }
+
+  /** Lifts the halts with exactly this target. Returns the halts lifted. */
+  resume(input: HaltTarget & { actor?: string | undefined; reason?: string | undefined } = {}): HaltRecord[] {
+    this.#assertOpen();
+    const lifted = this.#halts.resume(input, Date.now());
+    if (lifted.length > 0) {
+      this.#record(EventType.AGENT_RESUMED, input.agentId ?? null, input.runId ?? null, undefined, undefined, { haltIds: lifted.map((h) => h.haltId), scope: lifted[0]!.scope, target: lifted[0]!.target, reason: input.reason }, input.actor ?? null);
+      this.#store.flush();
+    }
+    this.#applyHalts();
+    return lifted;
+  }
+
+  /** The halt covering this agent (or one of its runs), if any. */
+  haltedFor(target: { agentId?: string; runId?: string } = {}): HaltRecord | undefined {
+    const agentId = target.agentId ?? this.agentId;
+    return this.#halts.find({ agentId, group: this.#groupOf(agentId), runId: target.runId });
+  }
+
+  // ── lifecycle ─────────────────────────────────────────────────────────────────────────────
+
+  /** Commits every queued write now. */
+  flush(): void {
+    this.#store.flush();
+  }
+
+  /** Flushes, signs a final ledger checkpoint and closes the store. Safe to call twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#haltPoller) clearInterval(this.#haltPoller);
+    this.approvals.close();
+    this.#store.close();
+  }
+
+  // ── internals ─────────────────────────────────────────────────────────────────────────────
+
+  #setPolicies(policies: string | PolicySetInput): void {
+    const set = typeof policies === "string" ? loadPolicyFile(policies) : parsePolicySet(policies);
+    const converter = set.currencies ? new CurrencyConverter({ ...this.#options.currencies, ...set.currencies }) : this.#converter;
+    this.#engine = new PolicyEngine(set);
+    this.#limits = new RateLimiter(set.limits);
+    this.#budgets = new BudgetTracker(set.budgets, converter);
+  }
+
+  #record(type: EventType, agentId: string | null, runId: string | null, stepId: string | null | undefined, toolCallId: string | null | undefined, data: Record<string, unknown>, actor: string | null = null): void {
+    const event: WardenEvent = { id: newId("evt"), type, ts: Date.now(), org: this.organization, agentId, runId, stepId: stepId ?? null, toolCallId: toolCallId ?? null, actor, data };
+    try {
+      this.#store.append({ id: event.id, ts: event.ts, type, org: event.org, agentId, runId, stepId: event.stepId, toolCallId: event.toolCallId, actor, dataJson: canonicalJson(data) });
+    } catch (error) {
+      this.#reportError(error);
+    }
+    this.#bus.emit(event);
+  }
+
+  #resolveRun(runId: string | undefined, agentId: string | undefined): ActiveRun {
+    const id = runId ?? this.#currentScope()?.runId;
+    if (id === undefined) return this.openRun(undefined, { implicit: true, agentId });
+    const run = this.#runs.get(id);
+    if (run) return run;
+    const row = this.#store.get<{ status: string }>("SELECT status FROM runs WHERE id = ? AND org = ?", id, this.organization);
+    if (!row) throw new NotFoundError("run", id);
+    throw new InvalidStateError(`run "${id}" is ${row.status}; start a new run`);
+  }
+
+  #endImplicitRun(run: ActiveRun, completed: boolean): void {
+    if (!run.implicit || !this.#runs.has(run.runId)) return;
+    this.closeRun(run.runId, completed ? RunStatus.COMPLETED : RunStatus.FAILED, completed ? undefined : { message: "tool call did not complete" });
+  }
+
+  #currentScope(): Scope | undefined {
+    const scope = scopeStorage.getStore();
+    return scope?.owner === this && this.#runs.has(scope.runId) ? scope : undefined;
+  }
+
+  #traceOf(runId: string): string | undefined {
+    return this.#store.get<{ trace_id: string }>("SELECT trace_id FROM runs WHERE id = ?", runId)?.trace_id;
+  }
+
+  #openStep(runId: string, name: string, metadata: Record<string, unknown> | undefined): string {
+    const run = this.#resolveRun(runId, undefined);
+    const stepId = newId("step");
+    const recorded = metadata === undefined ? undefined : this.#safeRedact(metadata);
+    this.#store.write("INSERT INTO steps (id, run_id, name, status, metadata, started_at) VALUES (?,?,?,?,?,?)", [stepId, runId, name, RunStatus.RUNNING, recorded === undefined ? null : JSON.stringify(recorded), Date.now()]);
+    this.#record(EventType.STEP_STARTED, run.agentId, runId, stepId, undefined, { name, metadata: recorded });
+    return stepId;
+  }
+
+  #closeStep(runId: string, stepId: string, status: RunStatus): void {
+    const run = this.#runs.get(runId);
+    const row = this.#store.get<{ status: string; run_id: string }>("SELECT status, run_id FROM steps WHERE id = ?", stepId);
+    if (!row || row.run_id !== runId) throw new NotFoundError("step", stepId);
+    if (row.status !== RunStatus.RUNNING) throw new InvalidStateError(`step "${stepId}" is already ${row.status}`);
+    this.#store.write("UPDATE steps SET status = ?, ended_at = ? WHERE id = ?", [status, Date.now(), stepId]);
+    this.#record(EventType.STEP_COMPLETED, run?.agentId ?? this.agentId, runId, stepId, undefined, { status });
+  }
+
+  #assertCallOfRun(runId: string, toolCallId: string): void {
+    const state = this.#calls.get(toolCallId);
+    if (state && state.runId !== runId) throw new InvalidInputError(`tool call "${toolCallId}" belongs to run "${state.runId}", not "${runId}"`);
+  }
+
+  #actionTypeOf(tool: string): ActionType {
+    let action = this.#actionTypes.get(tool);
+    if (action === undefined) {
+      action = classifyTool(tool);
+      if (this.#actionTypes.size > 10_000) this.#actionTypes.clear();
+      this.#actionTypes.set(tool, action);
+    }
+    return action;
+  }
+
+  #groupOf(agentId: string): string | undefined {
+    if (this.#groups.has(agentId)) return this.#groups.get(agentId);
+    const group = this.#store.peek<{ grp: string | null }>("SELECT grp FROM agents WHERE org = ? AND id = ?", this.organization, agentId)?.grp ?? undefined;
+    this.#groups.set(agentId, group);
+    return group;
+  }
+
+  #blockError(decision: Decision, toolName: string, toolCallId: string): WardenError {
+    if (decision.action === "block" && decision.halted) return new HaltedError({ reason: decision.reason, scope: "halt" });
+    return new ToolBlockedError({ toolName, reason: decision.reason, policyId: decision.policyId, toolCallId });
+  }
+
+  #pollHalts(): void {
+    try {
+      if (this.#halts.refresh()) this.#applyHalts();
+    } catch (error) {
+      this.#reportError(error);
+    }
+  }
+
+  /** Aborts what a halt covers: in-flight calls (and their approval waits) and this client's signal. */
+  #applyHalts(): void {
+    const own = this.#halts.find({ agentId: this.agentId, group: this.group, runId: undefined });
+    if (own && !this.#signal.signal.aborted) this.#signal.abort(this.#halts.toError(own));
+    if (!own && this.#signal.signal.aborted) this.#signal = new AbortController();
+    if (this.#halts.active.length === 0) return;
+    for (const call of this.#calls.values()) {
+      const halt = this.#halts.find({ agentId: call.agentId, group: this.#groupOf(call.agentId), runId: call.runId });
+      if (halt && !call.controller.signal.aborted) call.controller.abort(this.#halts.toError(halt));
+    }
+  }
+
+  #safeRedact(value: unknown): unknown {
+    try {
+      return this.#redact(value);
+    } catch (error) {
+      // Never record what could not be redacted.
+      this.#reportError(error);
+      return "[unredactable]";
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new InvalidStateError("this Warden client is closed");
+  }
+
+  #reportError(error: unknown): void {
+    if (this.#options.onError) {
+      try {
+        this.#options.onError(error);
+      } catch {
+        // An error handler that throws has nowhere left to report to.
+      }
+      return;
+    }
+    const key = error instanceof Error ? `${error.name}:${error.message}` : String(error);
+    if (this.#reportedErrors.has(key)) return;
+    this.#reportedErrors.add(key);
+    process.emitWarning(`[warden] ${error instanceof Error ? error.message : String(error)}`, { code: "WARDEN_TELEMETRY" });
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+function serializeError(error: unknown): unknown {
+  if (error instanceof Error) {
+    const out: Record<string, unknown> = { name: error.name, message: error.message };
+    if (WardenError.isInstance(error)) out.code = error.code;
+    return out;
+  }
+  return error;
+}

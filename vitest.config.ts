@@ -1,0 +1,19 @@
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vitest/config";
+
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    // Tests import what users import; the aliases point those paths at the source.
+    alias: [
+      { find: /^agent-warden$/, replacement: here("./src/index.ts") },
+      { find: /^agent-warden\/(.*)$/, replacement: here("./adapters/$1/index.ts") },
+    ],
+  },
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+  },
+});
