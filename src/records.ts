@@ -25,6 +25,8 @@ export interface ApprovalRecord {
 /** One tool call (or LLM call) as recorded. */
 export interface ToolCallRecord {
   toolCallId: string;
+  /** The framework's own id for the call (LangChain, AI SDK, MCP), if it gave one. */
+  externalId: string | undefined;
   runId: string;
   stepId: string | undefined;
   kind: "tool" | "llm";
@@ -106,8 +108,10 @@ export interface RunRow {
 
 export interface ToolCallRow {
   id: string;
+  external_id: string | null;
   run_id: string;
   step_id: string | null;
+  agent_id: string;
   kind: string;
   tool_name: string;
   action_type: string;
@@ -176,6 +180,7 @@ export function toRunSummary(row: RunRow): RunSummary {
 export function toToolCallRecord(row: ToolCallRow, approval: ApprovalRecord | undefined): ToolCallRecord {
   return {
     toolCallId: row.id,
+    externalId: opt(row.external_id),
     runId: row.run_id,
     stepId: opt(row.step_id),
     kind: row.kind as "tool" | "llm",

@@ -36,8 +36,8 @@ export interface CheckInput {
 
 /** A tool call to decide on and record. */
 export interface ToolCallInit extends CheckInput {
-  /** The framework's own id for the call, so records line up with its traces. */
-  toolCallId?: string | undefined;
+  /** The framework's own id for the call, so records line up with its traces and a paused call can be resumed by it. */
+  externalId?: string | undefined;
   stepId?: string | undefined;
   reason?: string | undefined;
   agentContext?: AgentContext | undefined;
@@ -84,6 +84,7 @@ interface ActiveRun {
 
 interface ActiveToolCall {
   toolCallId: string;
+  externalId?: string | undefined;
   runId: string;
   stepId: string | undefined;
   agentId: string;
@@ -396,8 +397,7 @@ export class Warden {
     if (typeof init.tool !== "string" || init.tool.length === 0) throw new InvalidInputError("a tool call needs a tool name");
     const run = this.#resolveRun(init.runId, init.agentId);
     const agentId = init.agentId ?? run.agentId;
-    const toolCallId = init.toolCallId ?? newId("tc");
-    if (this.#calls.has(toolCallId)) throw new InvalidStateError(`tool call "${toolCallId}" is already in progress`);
+    const toolCallId = newId("tc");
     const call: PolicyInputCall = {
       tool: init.tool,
       action: init.actionHint ?? this.#actionTypeOf(init.tool),
@@ -411,12 +411,12 @@ export class Warden {
     const input = this.#safeRedact(init.args ?? {});
     const status = decision.action === "block" ? ToolCallStatus.BLOCKED : decision.action === "require_approval" ? ToolCallStatus.AWAITING_APPROVAL : ToolCallStatus.PENDING;
     const controller = new AbortController();
-    const state: ActiveToolCall = { toolCallId, runId: run.runId, stepId, agentId, toolName: init.tool, status, startedAt: performance.now(), controller, cleanup: undefined, approvalId: undefined, decision };
+    const state: ActiveToolCall = { toolCallId, externalId: init.externalId, runId: run.runId, stepId, agentId, toolName: init.tool, status, startedAt: performance.now(), controller, cleanup: undefined, approvalId: undefined, decision };
     const now = Date.now();
     const blockedReason = decision.action === "block" ? decision.reason : null;
     this.#store.write(
-      "INSERT INTO tool_calls (id, run_id, step_id, org, agent_id, kind, tool_name, action_type, status, input, blocked_reason, decision, agent_context, reason, started_at) VALUES (?,?,?,?,?,'tool',?,?,?,?,?,?,?,?,?)",
-      [toolCallId, run.runId, stepId ?? null, this.organization, agentId, init.tool, call.action, status, JSON.stringify(input ?? null), blockedReason, JSON.stringify(decision), init.agentContext ? JSON.stringify(init.agentContext) : null, init.reason ?? null, now],
+      "INSERT INTO tool_calls (id, external_id, run_id, step_id, org, agent_id, kind, tool_name, action_type, status, input, blocked_reason, decision, agent_context, reason, started_at) VALUES (?,?,?,?,?,?,'tool',?,?,?,?,?,?,?,?,?)",
+      [toolCallId, init.externalId ?? null, run.runId, stepId ?? null, this.organization, agentId, init.tool, call.action, status, JSON.stringify(input ?? null), blockedReason, JSON.stringify(decision), init.agentContext ? JSON.stringify(init.agentContext) : null, init.reason ?? null, now],
     );
     this.#record(EventType.TOOL_CALLED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, actionType: call.action, input, decision: decision.action, reason: init.reason, agentContext: init.agentContext });
     if (decision.matches.length > 0) {
@@ -433,15 +433,7 @@ export class Warden {
       return new ToolCallHandle(this.#internals, state, undefined);
     }
     this.#calls.set(toolCallId, state);
-    if (init.signal) {
-      const outer = init.signal;
-      if (outer.aborted) controller.abort(outer.reason);
-      else {
-        const onAbort = () => controller.abort(outer.reason);
-        outer.addEventListener("abort", onAbort, { once: true });
-        state.cleanup = () => outer.removeEventListener("abort", onAbort);
-      }
-    }
+    if (init.signal) this.#link(state, init.signal);
     if (decision.action === "require_approval") {
       approval = this.approvals.create({ toolCallId, runId: run.runId, agentId, toolName: init.tool, payload: input, agentContext: init.agentContext, policyId: decision.policyId, reason: decision.reason, timeoutMs: decision.timeoutMs });
       state.approvalId = approval.approvalId;
@@ -465,6 +457,38 @@ export class Warden {
     }
   }
 
+  /**
+   * Picks up a tool call that paused for approval, possibly in another process (a LangGraph
+   * `interrupt()`, an AI SDK `tool-approval-request`, an OpenAI Agents interruption), by Warden id or
+   * the framework's id. The handle's decision is `allow` once approved, `block` once rejected or
+   * expired, and still `require_approval` while the reviewer has not answered.
+   */
+  resumeToolCall(id: string, options: { signal?: AbortSignal | undefined } = {}): ToolCallHandle {
+    this.#assertOpen();
+    let state = this.#calls.get(id) ?? [...this.#calls.values()].find((c) => c.externalId === id);
+    if (state === undefined) {
+      const row = this.#store.get<ToolCallRow>("SELECT * FROM tool_calls WHERE (id = ?1 OR external_id = ?1) AND org = ?2 AND kind = 'tool' ORDER BY started_at DESC, rowid DESC LIMIT 1", id, this.organization);
+      if (!row) throw new NotFoundError("tool call", id);
+      const decision = JSON.parse(row.decision ?? "null") as Decision | null;
+      if (row.status !== ToolCallStatus.AWAITING_APPROVAL || decision === null) throw new InvalidStateError(`tool call "${id}" is ${row.status}; only a call awaiting approval can be resumed`);
+      this.#adoptRun(row.run_id);
+      state = { toolCallId: row.id, externalId: row.external_id ?? undefined, runId: row.run_id, stepId: row.step_id ?? undefined, agentId: row.agent_id, toolName: row.tool_name, status: ToolCallStatus.AWAITING_APPROVAL, startedAt: performance.now(), controller: new AbortController(), cleanup: undefined, approvalId: this.approvals.forToolCall(row.id)?.approvalId, decision };
+      this.#calls.set(state.toolCallId, state);
+    }
+    if (options.signal) this.#link(state, options.signal);
+    const approval = state.approvalId === undefined ? undefined : this.approvals.get(state.approvalId);
+    if (state.status === ToolCallStatus.AWAITING_APPROVAL && approval && approval.status !== ApprovalStatus.PENDING) {
+      if (approval.status === ApprovalStatus.APPROVED) this.#markApproved(state);
+      else this.#finishToolCall(state.toolCallId, ToolCallStatus.REJECTED, undefined, undefined, approval.decisionReason ?? approval.status);
+    }
+    const halt = this.#haltFor(state.agentId, state.runId);
+    let decision: Decision = state.decision;
+    if (halt !== undefined) decision = this.#haltDecision({ tool: state.toolName, action: state.decision.actionType, agent: state.agentId, args: {} }, halt);
+    else if (approval?.status === ApprovalStatus.APPROVED) decision = { ...state.decision, action: "allow", reason: `approved${approval.reviewer ? ` by ${approval.reviewer}` : ""}` } as Decision;
+    else if (approval && approval.status !== ApprovalStatus.PENDING) decision = { ...state.decision, action: "block", reason: `approval ${approval.status}${approval.decisionReason ? `: ${approval.decisionReason}` : ""}` } as Decision;
+    return new ToolCallHandle(this.#internals, { ...state, decision }, approval);
+  }
+
   async #waitForApproval(toolCallId: string): Promise<void> {
     const state = this.#calls.get(toolCallId);
     if (!state || state.approvalId === undefined) throw new InvalidStateError(`tool call "${toolCallId}" is not awaiting approval`);
@@ -476,8 +500,7 @@ export class Warden {
       throw error;
     }) : pending;
     if (settled.status === ApprovalStatus.APPROVED) {
-      state.status = ToolCallStatus.PENDING;
-      this.#store.write("UPDATE tool_calls SET status = ? WHERE id = ?", [ToolCallStatus.PENDING, toolCallId]);
+      this.#markApproved(state);
       return;
     }
     this.#finishToolCall(toolCallId, ToolCallStatus.REJECTED, undefined, undefined, settled.decisionReason ?? settled.status);
@@ -487,6 +510,26 @@ export class Warden {
       if (halt) throw this.#halts.toError(halt);
     }
     throw new ApprovalRejectedError({ approvalId: settled.approvalId, toolName: state.toolName, reviewer: settled.reviewer, reason: settled.decisionReason });
+  }
+
+  #markApproved(state: ActiveToolCall): void {
+    if (state.status !== ToolCallStatus.AWAITING_APPROVAL) return;
+    state.status = ToolCallStatus.PENDING;
+    this.#store.write("UPDATE tool_calls SET status = ? WHERE id = ?", [ToolCallStatus.PENDING, state.toolCallId]);
+  }
+
+  #link(state: ActiveToolCall, outer: AbortSignal): void {
+    if (outer.aborted) {
+      state.controller.abort(outer.reason);
+      return;
+    }
+    const onAbort = () => state.controller.abort(outer.reason);
+    outer.addEventListener("abort", onAbort, { once: true });
+    const previous = state.cleanup;
+    state.cleanup = () => {
+      previous?.();
+      outer.removeEventListener("abort", onAbort);
+    };
   }
 
   #finishToolCall(toolCallId: string, status: ToolCallStatus, output: unknown, error: unknown, rejectedReason?: string): void {
@@ -588,12 +631,7 @@ export class Warden {
 
   /** @internal */
   closeRun(runId: string, status: typeof RunStatus.COMPLETED | typeof RunStatus.FAILED, detail: unknown): void {
-    const run = this.#runs.get(runId);
-    if (!run) {
-      const row = this.#store.get<{ status: string }>("SELECT status FROM runs WHERE id = ? AND org = ?", runId, this.organization);
-      if (!row) throw new NotFoundError("run", runId);
-      throw new InvalidStateError(`run "${runId}" is already ${row.status}`);
-    }
+    const run = this.#adoptRun(runId);
     this.#runs.delete(runId);
     const recorded = detail === undefined ? undefined : this.#safeRedact(status === RunStatus.FAILED ? serializeError(detail) : detail);
     this.#store.write("UPDATE runs SET status = ?, ended_at = ?, error = ? WHERE id = ?", [status, Date.now(), status === RunStatus.FAILED && recorded !== undefined ? JSON.stringify(recorded) : null, runId]);
@@ -811,11 +849,19 @@ export class Warden {
   #resolveRun(runId: string | undefined, agentId: string | undefined): ActiveRun {
     const id = runId ?? this.#currentScope()?.runId;
     if (id === undefined) return this.openRun(undefined, { implicit: true, agentId });
-    const run = this.#runs.get(id);
-    if (run) return run;
-    const row = this.#store.get<{ status: string }>("SELECT status FROM runs WHERE id = ? AND org = ?", id, this.organization);
-    if (!row) throw new NotFoundError("run", id);
-    throw new InvalidStateError(`run "${id}" is ${row.status}; start a new run`);
+    return this.#runs.get(id) ?? this.#adoptRun(id);
+  }
+
+  /** Takes over a run another process (or an earlier life of this one) started, to resume it. */
+  #adoptRun(runId: string): ActiveRun {
+    const existing = this.#runs.get(runId);
+    if (existing) return existing;
+    const row = this.#store.get<{ status: string; agent_id: string; trace_id: string }>("SELECT status, agent_id, trace_id FROM runs WHERE id = ? AND org = ?", runId, this.organization);
+    if (!row) throw new NotFoundError("run", runId);
+    if (row.status !== RunStatus.RUNNING) throw new InvalidStateError(`run "${runId}" is ${row.status}; start a new run`);
+    const run: ActiveRun = { runId, agentId: row.agent_id, traceId: row.trace_id, implicit: false };
+    this.#runs.set(runId, run);
+    return run;
   }
 
   #endImplicitRun(run: ActiveRun, completed: boolean): void {

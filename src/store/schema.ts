@@ -20,12 +20,13 @@ CREATE TABLE IF NOT EXISTS steps (
 );
 CREATE INDEX IF NOT EXISTS steps_by_run ON steps (run_id, started_at);
 CREATE TABLE IF NOT EXISTS tool_calls (
-  id TEXT PRIMARY KEY, run_id TEXT NOT NULL, step_id TEXT, org TEXT NOT NULL, agent_id TEXT NOT NULL,
+  id TEXT PRIMARY KEY, external_id TEXT, run_id TEXT NOT NULL, step_id TEXT, org TEXT NOT NULL, agent_id TEXT NOT NULL,
   kind TEXT NOT NULL, tool_name TEXT NOT NULL, action_type TEXT NOT NULL, status TEXT NOT NULL,
   input TEXT, output TEXT, error TEXT, blocked_reason TEXT, decision TEXT, agent_context TEXT, reason TEXT,
   usage TEXT, started_at INTEGER NOT NULL, ended_at INTEGER, duration_ms REAL
 );
 CREATE INDEX IF NOT EXISTS tool_calls_by_run ON tool_calls (run_id, started_at);
+CREATE INDEX IF NOT EXISTS tool_calls_by_external_id ON tool_calls (external_id);
 CREATE TABLE IF NOT EXISTS approvals (
   id TEXT PRIMARY KEY, org TEXT NOT NULL, tool_call_id TEXT NOT NULL, run_id TEXT NOT NULL, agent_id TEXT NOT NULL,
   tool_name TEXT NOT NULL, status TEXT NOT NULL, payload TEXT, agent_context TEXT, policy_id TEXT, reason TEXT,

@@ -137,11 +137,34 @@ export class SqliteStore {
         this.db.exec("COMMIT");
       } catch (error) {
         this.db.exec("ROLLBACK");
-        this.#queue = pending.concat(this.#queue);
+        this.#queue = pending;
         throw error;
       }
     } catch (error) {
       this.#options.onError(new StoreError(`cannot write to store "${this.path}": ${(error as Error).message}`, { cause: error }));
+      // One bad write must not hold back the rest: commit them one by one and drop only what fails.
+      if (this.#queue === pending && !isBusy(error)) this.#commitOneByOne();
+    }
+  }
+
+  #commitOneByOne(): void {
+    const ops = this.#queue;
+    this.#queue = [];
+    for (const op of ops) {
+      this.#queue = [op];
+      try {
+        this.db.exec("BEGIN IMMEDIATE");
+        this.#commitQueue();
+        this.db.exec("COMMIT");
+      } catch (error) {
+        try {
+          this.db.exec("ROLLBACK");
+        } catch {
+          // Already rolled back.
+        }
+        this.#queue = [];
+        this.#options.onError(new StoreError(`dropped a write that the store refused: ${(error as Error).message}`, { cause: error }));
+      }
     }
   }
 
@@ -297,6 +320,10 @@ export interface LedgerRow {
   data: string;
   prev_hash: string;
   hash: string;
+}
+
+function isBusy(error: unknown): boolean {
+  return /SQLITE_BUSY|database is locked/i.test(String((error as Error)?.message ?? error));
 }
 
 function installExitHook(): void {
