@@ -1,14 +1,24 @@
+import { existsSync, readdirSync } from "node:fs";
 import { defineConfig } from "tsup";
+
+// One entry per subpath export: the core, then each adapter folder.
+const adapters = Object.fromEntries(
+  readdirSync("adapters", { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(`adapters/${entry.name}/index.ts`))
+    .map((entry) => [`adapters/${entry.name}`, `adapters/${entry.name}/index.ts`]),
+);
 
 export default defineConfig([
   {
-    entry: { index: "src/index.ts" },
+    entry: { index: "src/index.ts", ...adapters },
     format: ["esm", "cjs"],
     dts: true,
     clean: true,
     sourcemap: true,
     target: "node22",
     removeNodeProtocol: false,
+    // Frameworks are the user's: never bundled.
+    external: [/^@langchain\//, "langchain", "ai", /^@openai\//, /^@modelcontextprotocol\//, "express", "ofetch", "agent-warden"],
   },
   {
     entry: { cli: "src/cli/main.ts" },
