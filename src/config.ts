@@ -19,6 +19,8 @@ export const WardenOptionsSchema = z.strictObject({
   environment: z.string().min(1).optional(),
   /** A YAML/JSON policy file, or a policy set object. Omitted: record everything, allow everything. */
   policies: z.union([z.string().min(1), z.custom<PolicySetInput>((value) => typeof value === "object" && value !== null, "expected a file path or a policy set object")]).optional(),
+  /** A delegation token this client acts under: its runs are checked against the token's scopes and tools. */
+  token: z.string().min(1).optional(),
   /** SQLite file of the embedded store, or `:memory:`. */
   store: z.string().min(1).default("./.warden/warden.db"),
   redaction: RedactionOptionsSchema.optional(),
@@ -76,6 +78,7 @@ export const EnvSchema = z.object({
   WARDEN_ENVIRONMENT: z.string().min(1).optional(),
   WARDEN_GROUP: z.string().min(1).optional(),
   WARDEN_ORGANIZATION: z.string().min(1).optional(),
+  WARDEN_TOKEN: z.string().min(1).optional(),
 });
 
 /** Reads `WARDEN_*` variables into options. */
@@ -90,5 +93,6 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv): WardenOptions {
     ...(e.WARDEN_ENVIRONMENT && { environment: e.WARDEN_ENVIRONMENT }),
     ...(e.WARDEN_GROUP && { group: e.WARDEN_GROUP }),
     ...(e.WARDEN_ORGANIZATION && { organization: e.WARDEN_ORGANIZATION }),
+    ...(e.WARDEN_TOKEN && { token: e.WARDEN_TOKEN }),
   };
 }

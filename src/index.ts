@@ -37,3 +37,7 @@ export {
   StoreError,
 } from "./errors.js";
 export type { WardenErrorCode, TokenErrorReason, PolicyIssue } from "./errors.js";
+export { Tokens } from "./tokens/tokens.js";
+export { DelegatedTask } from "./delegation.js";
+export { verifyToken, attenuate, seal, hasPermission, toolAllowed, withinAmount, inspectToken, parseDuration } from "./tokens/token.js";
+export type { Authority, VerifiedToken, TokenBlock, TokenInspection, MintInput, Narrowing } from "./tokens/token.js";

@@ -21,6 +21,11 @@ import { toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type Ap
 import { createRedactor, type Redactor } from "./redaction/redact.js";
 import { scopeStorage, type Scope } from "./scope.js";
 import { SqliteStore } from "./store/sqlite-store.js";
+import { DelegatedTask } from "./delegation.js";
+import { PermissionDeniedError } from "./errors.js";
+import type { Money } from "./money.js";
+import { hasPermission as tokenHasPermission, toolAllowed, withinAmount, type VerifiedToken } from "./tokens/token.js";
+import { stillValid, Tokens } from "./tokens/tokens.js";
 
 /** A call to decide on. Everything but `tool` is optional. */
 export interface CheckInput {
@@ -32,6 +37,11 @@ export interface CheckInput {
   actionHint?: ActionType | undefined;
   metadata?: Record<string, unknown> | undefined;
   environment?: string | undefined;
+  /**
+   * The permission a delegation token must grant for this call. Default: the tool name with dots
+   * read as colons (`flights.book` needs `flights:book` or `flights:*`).
+   */
+  permission?: string | undefined;
 }
 
 /** A tool call to decide on and record. */
@@ -80,6 +90,13 @@ interface ActiveRun {
   agentId: string;
   traceId: string;
   implicit: boolean;
+  /** The delegation token the run acts under. */
+  token: VerifiedToken | undefined;
+}
+
+interface Delegation {
+  token: string;
+  verified: VerifiedToken;
 }
 
 interface ActiveToolCall {
@@ -210,6 +227,8 @@ export class Warden {
   readonly approvals: Approvals;
   /** The audit ledger: verify, export, entries. */
   readonly ledger: Ledger;
+  /** Delegation tokens: mint, attenuate, seal, verify, revoke. */
+  readonly tokens: Tokens;
 
   readonly #options: ResolvedOptions;
   readonly #store: SqliteStore;
@@ -229,6 +248,7 @@ export class Warden {
   #signal = new AbortController();
   #haltPoller: NodeJS.Timeout | undefined;
   #reportedErrors = new Set<string>();
+  #clientToken: VerifiedToken | undefined;
   #closed = false;
 
   constructor(options: WardenOptions) {
@@ -261,6 +281,15 @@ export class Warden {
       onError: (error) => this.#reportError(error),
       pollIntervalMs: resolved.approvalPollInterval,
     });
+    this.tokens = new Tokens({
+      store: this.#store,
+      org: this.organization,
+      key: loadOrCreateKey(keyDir && join(keyDir, "organization.pem"), resolved.tokens.signingKey),
+      converter: this.#converter,
+      isHalted: (info) => this.#halts.haltedSince(info.agentId, info.agentId === undefined ? undefined : this.#groupOf(info.agentId), info.issuedAt),
+      onRevoke: (tokenId, reason, actor) => this.#record("token.revoked" as EventType, null, null, undefined, undefined, { tokenId, reason }, actor ?? null),
+    });
+    if (resolved.token !== undefined) this.#clientToken = this.tokens.verify(resolved.token, { audience: this.agentId });
     this.#store.write("INSERT INTO agents (org, id, grp, created_at) VALUES (?,?,?,?) ON CONFLICT(org, id) DO UPDATE SET grp = excluded.grp", [this.organization, this.agentId, this.group ?? null, Date.now()]);
     this.#groups.set(this.agentId, this.group);
     this.#internals = {
@@ -325,12 +354,17 @@ export class Warden {
       args: input.args ?? {},
       metadata: input.metadata,
     };
-    return this.#decide(call, input.runId ?? "", false).decision;
+    return this.#decide(call, input.runId ?? "", false, input.permission).decision;
   }
 
-  #decide(call: PolicyInputCall, runId: string, consume: boolean): { decision: Decision; charges: Array<[string, number]> } {
+  #decide(call: PolicyInputCall, runId: string, consume: boolean, permission?: string): { decision: Decision; charges: Array<[string, number]> } {
     const halt = this.#haltFor(call.agent, runId || undefined);
     if (halt !== undefined) return { decision: this.#haltDecision(call, halt), charges: [] };
+    const token = runId ? this.#runs.get(runId)?.token : this.#clientToken;
+    if (token !== undefined) {
+      const denial = this.#tokenDenial(token, call, permission);
+      if (denial !== undefined) return { decision: { action: "block", reason: denial, matches: [], actionType: call.action, complete: true }, charges: [] };
+    }
     let evaluation;
     try {
       evaluation = this.#engine.evaluate(call);
@@ -406,7 +440,7 @@ export class Warden {
       args: init.args ?? {},
       metadata: init.metadata,
     };
-    const { decision } = this.#decide(call, run.runId, true);
+    const { decision } = this.#decide(call, run.runId, true, init.permission);
     const stepId = init.stepId ?? this.#currentScope()?.stepId;
     const input = this.#safeRedact(init.args ?? {});
     const status = decision.action === "block" ? ToolCallStatus.BLOCKED : decision.action === "require_approval" ? ToolCallStatus.AWAITING_APPROVAL : ToolCallStatus.PENDING;
@@ -619,13 +653,19 @@ export class Warden {
     const parentRunId = options.parentRunId ?? enclosing?.runId;
     const parent = parentRunId === undefined ? undefined : this.#runs.get(parentRunId);
     const traceId = options.traceId ?? parent?.traceId ?? (parentRunId ? this.#traceOf(parentRunId) : undefined) ?? newId("trace");
-    const run: ActiveRun = { runId, agentId, traceId, implicit: options.implicit === true };
+    const delegation = (options as { delegation?: Delegation }).delegation;
+    const token = delegation?.verified ?? (agentId === this.agentId ? this.#clientToken : undefined);
+    if (token !== undefined) {
+      const invalid = stillValid(this.tokens, token, (info) => this.#halts.haltedSince(info.agentId, info.agentId && this.#groupOf(info.agentId), info.issuedAt), Date.now());
+      if (invalid) throw invalid;
+    }
+    const run: ActiveRun = { runId, agentId, traceId, implicit: options.implicit === true, token };
     const now = Date.now();
     const recordedMetadata = metadata === undefined ? null : JSON.stringify(this.#safeRedact(metadata));
-    this.#store.write(`INSERT INTO runs (org, ${runColumns}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, [this.organization, runId, agentId, traceId, parentRunId ?? null, RunStatus.RUNNING, recordedMetadata, options.reason ?? null, options.agentContext ? JSON.stringify(options.agentContext) : null, null, now, null, null]);
+    this.#store.write(`INSERT INTO runs (org, ${runColumns}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, [this.organization, runId, agentId, traceId, parentRunId ?? null, RunStatus.RUNNING, recordedMetadata, options.reason ?? null, options.agentContext ? JSON.stringify(options.agentContext) : null, token?.id ?? null, now, null, null]);
     this.#runs.set(runId, run);
     if (agentId !== this.agentId && !this.#groups.has(agentId)) this.#store.write("INSERT OR IGNORE INTO agents (org, id, created_at) VALUES (?,?,?)", [this.organization, agentId, now]);
-    this.#record(EventType.RUN_STARTED, agentId, runId, undefined, undefined, { traceId, parentRunId, metadata: recordedMetadata === null ? undefined : JSON.parse(recordedMetadata), reason: options.reason, agentContext: options.agentContext, implicit: run.implicit || undefined });
+    this.#record(EventType.RUN_STARTED, agentId, runId, undefined, undefined, { traceId, parentRunId, tokenId: token?.id, metadata: recordedMetadata === null ? undefined : JSON.parse(recordedMetadata), reason: options.reason, agentContext: options.agentContext, implicit: run.implicit || undefined });
     return run;
   }
 
@@ -774,6 +814,77 @@ export class Warden {
       .map(toRunSummary);
   }
 
+  // ── delegation and permissions ────────────────────────────────────────────────────────────
+
+  /**
+   * Starts work under a delegation token (verified now, offline): runs act as the token's agent
+   * and tool calls outside its scopes or tools are blocked before policy.
+   */
+  beginDelegatedTask(token: string): DelegatedTask {
+    return new DelegatedTask(this, token, this.tokens.verify(token));
+  }
+
+  /** From the token alone (the current delegated run's, else the client's `token`): is `permission` granted? */
+  hasPermission(permission: string, token: VerifiedToken | undefined = this.#currentToken()): boolean {
+    return token !== undefined && tokenHasPermission(token.authority, permission) && !this.#tokenExpired(token);
+  }
+
+  /** The token (scope and amount cap), then policy (`permission` as the tool, the amount as `args.amount`): one decision. */
+  authorize(permission: string, money: Partial<Money> = {}, token: VerifiedToken | undefined = this.#currentToken()): Decision {
+    const args = { amount: money.amount, currency: money.currency };
+    const call: PolicyInputCall = { tool: permission, action: this.#actionTypeOf(permission), agent: token?.authority.agentId ?? this.agentId, environment: this.environment, args };
+    if (token === undefined) return { action: "block", reason: "no delegation token", matches: [], actionType: call.action, complete: true };
+    const denial = this.#tokenDenial(token, call, permission);
+    if (denial !== undefined) return { action: "block", reason: denial, matches: [], actionType: call.action, complete: true };
+    return this.#decide(call, "", false).decision;
+  }
+
+  /** Throws `PermissionDeniedError` unless `authorize` allows (allow or warn). */
+  ensureAuthorized(permission: string, money: Partial<Money> = {}, token: VerifiedToken | undefined = this.#currentToken()): void {
+    const decision = this.authorize(permission, money, token);
+    if (decision.action !== "allow" && decision.action !== "warn") throw new PermissionDeniedError(permission, decision.reason);
+  }
+
+  /** @internal The run the calling code is inside, if any. */
+  currentRun(): { runId: string; traceId: string } | undefined {
+    const scope = this.#currentScope();
+    const run = scope && this.#runs.get(scope.runId);
+    return run && { runId: run.runId, traceId: run.traceId };
+  }
+
+  #currentToken(): VerifiedToken | undefined {
+    const scope = this.#currentScope();
+    return (scope && this.#runs.get(scope.runId)?.token) ?? this.#clientToken;
+  }
+
+  #tokenExpired(token: VerifiedToken): boolean {
+    return Date.now() >= token.expiresAt;
+  }
+
+  /** Why a token does not cover a call, or undefined if it does. Enforcement: checked before policy. */
+  #tokenDenial(token: VerifiedToken, call: PolicyInputCall, permission: string | undefined): string | undefined {
+    const invalid = stillValid(this.tokens, token, (info) => this.#halts.haltedSince(info.agentId, info.agentId && this.#groupOf(info.agentId), info.issuedAt), Date.now());
+    if (invalid) return invalid.message;
+    const authority = token.authority;
+    const needed = permission ?? call.tool.replaceAll(".", ":");
+    const byTool = authority.tools !== undefined && toolAllowed(authority, call.tool);
+    if (authority.tools !== undefined && !byTool && permission === undefined) return `token ${token.id} does not allow tool "${call.tool}"`;
+    if (!byTool && !tokenHasPermission(authority, needed)) return `token ${token.id} does not grant "${needed}"`;
+    const amount = (call.args as { amount?: unknown } | undefined)?.amount;
+    if (authority.maxAmount !== undefined && amount !== undefined) {
+      const currency = (call.args as { currency?: unknown }).currency;
+      if (typeof amount !== "number" || !Number.isInteger(amount) || amount < 0) return `amount ${JSON.stringify(amount)} is not an integer in minor units`;
+      try {
+        if (!withinAmount(authority, { amount, currency: typeof currency === "string" ? currency : authority.maxAmount.currency }, this.#converter)) {
+          return `amount ${amount} ${typeof currency === "string" ? currency : authority.maxAmount.currency} exceeds the token's cap of ${authority.maxAmount.amount} ${authority.maxAmount.currency}`;
+        }
+      } catch (error) {
+        return (error as Error).message;
+      }
+    }
+    return undefined;
+  }
+
   // ── halt ──────────────────────────────────────────────────────────────────────────────────
 
   /**
@@ -859,7 +970,7 @@ export class Warden {
     const row = this.#store.get<{ status: string; agent_id: string; trace_id: string }>("SELECT status, agent_id, trace_id FROM runs WHERE id = ? AND org = ?", runId, this.organization);
     if (!row) throw new NotFoundError("run", runId);
     if (row.status !== RunStatus.RUNNING) throw new InvalidStateError(`run "${runId}" is ${row.status}; start a new run`);
-    const run: ActiveRun = { runId, agentId: row.agent_id, traceId: row.trace_id, implicit: false };
+    const run: ActiveRun = { runId, agentId: row.agent_id, traceId: row.trace_id, implicit: false, token: undefined };
     this.#runs.set(runId, run);
     return run;
   }

@@ -1,0 +1,106 @@
+import type { JsonWebKey, KeyObject } from "node:crypto";
+import { InvalidInputError, TokenError } from "../errors.js";
+import type { SigningKey } from "../ledger/keys.js";
+import type { CurrencyConverter } from "../money.js";
+import type { SqliteStore } from "../store/sqlite-store.js";
+import {
+  attenuate,
+  createTokenAuthority,
+  seal,
+  type HaltInfo,
+  type MintInput,
+  type Narrowing,
+  type TokenAuthority,
+  type TokenInspection,
+  type VerifiedToken,
+  type VerifyOptions,
+} from "./token.js";
+
+/** @internal */
+export interface TokensContext {
+  store: SqliteStore;
+  org: string;
+  key: SigningKey;
+  converter: CurrencyConverter;
+  isHalted: (info: HaltInfo) => boolean;
+  onRevoke: (tokenId: string, reason: string | undefined, actor: string | undefined) => void;
+}
+
+/**
+ * Delegation tokens of this organization: mint, attenuate offline, seal, verify, revoke.
+ * @example
+ * const token = warden.tokens.mint({ agentId: "travel-agent", scopes: ["flights:*"], ttl: "1h", maxAmount: { amount: 50000, currency: "EUR" } });
+ * const child = warden.tokens.attenuate(token, { audience: "booking-agent", scopes: ["flights:book"], maxAmount: { amount: 20000, currency: "EUR" } });
+ */
+export class Tokens {
+  readonly #ctx: TokensContext;
+  readonly #authority: TokenAuthority;
+
+  /** @internal */
+  constructor(ctx: TokensContext) {
+    this.#ctx = ctx;
+    this.#authority = createTokenAuthority({
+      rootPrivateKey: ctx.key.privateKey,
+      rootPublicKey: ctx.key.publicKey,
+      currency: ctx.converter,
+      isRevoked: (id) => this.isRevoked(id),
+      isHalted: ctx.isHalted,
+    });
+  }
+
+  /** Mints a root token signed by the organization's key. */
+  mint(input: MintInput): string {
+    return this.#authority.mint(input);
+  }
+
+  /** Appends a narrower block; needs no key but the one the token carries. */
+  attenuate(token: string, narrowing: Narrowing): string {
+    return attenuate(token, narrowing, { currency: this.#ctx.converter });
+  }
+
+  /** Drops the carried key: the token still verifies but cannot be attenuated again. */
+  seal(token: string): string {
+    return seal(token);
+  }
+
+  /** Verifies signatures, narrowing, expiry, audience, revocation and halts. Throws `TokenError`. */
+  verify(token: string, options?: VerifyOptions): VerifiedToken {
+    return this.#authority.verify(token, options);
+  }
+
+  /** Decodes a token for display, without verifying it. */
+  inspect(token: string): TokenInspection {
+    return this.#authority.inspect(token);
+  }
+
+  /** Revokes a token (by its id, or any block id): it and every token derived from it stop verifying. */
+  revoke(tokenId: string, options: { reason?: string | undefined; actor?: string | undefined } = {}): void {
+    if (!tokenId) throw new InvalidInputError("revoke needs a token id");
+    this.#ctx.store.write("INSERT OR IGNORE INTO revoked_tokens (org, id, reason, revoked_at) VALUES (?,?,?,?)", [this.#ctx.org, tokenId, options.reason ?? null, Date.now()]);
+    this.#ctx.onRevoke(tokenId, options.reason, options.actor);
+    this.#ctx.store.flush();
+  }
+
+  /** True if the id (of a token or one of its blocks) was revoked. */
+  isRevoked(id: string): boolean {
+    return this.#ctx.store.peek("SELECT 1 AS revoked FROM revoked_tokens WHERE org = ? AND id = ?", this.#ctx.org, id) !== undefined;
+  }
+
+  /** The organization's public key as a JWK: all a service needs to verify tokens. */
+  publicJwk(): JsonWebKey & { kid: string } {
+    return this.#authority.publicJwk();
+  }
+
+  /** @internal */
+  get publicKey(): KeyObject {
+    return this.#ctx.key.publicKey;
+  }
+}
+
+/** Re-checks what can change after a token verified: revocation, halts, expiry. */
+export function stillValid(tokens: Tokens, verified: VerifiedToken, isHalted: (info: HaltInfo) => boolean, now: number): TokenError | undefined {
+  if (now >= verified.expiresAt) return new TokenError("expired", `token ${verified.id} expired at ${new Date(verified.expiresAt).toISOString()}`);
+  for (const block of verified.chain) if (tokens.isRevoked(block.id)) return new TokenError("revoked", `token ${block.id} was revoked`);
+  if (isHalted({ agentId: verified.authority.agentId, issuedAt: verified.chain[0]!.issuedAt })) return new TokenError("halted", "a halt since this token was issued invalidates it");
+  return undefined;
+}
