@@ -21,7 +21,7 @@ export default defineConfig([
     external: [/^@langchain\//, "langchain", "ai", /^@openai\//, /^@modelcontextprotocol\//, "express", "ofetch", "agent-warden"],
   },
   {
-    entry: { cli: "src/cli/main.ts" },
+    entry: { cli: "src/cli/bin.ts" },
     format: ["esm"],
     target: "node22",
     sourcemap: true,

@@ -41,3 +41,4 @@ export { Tokens } from "./tokens/tokens.js";
 export { DelegatedTask } from "./delegation.js";
 export { verifyToken, attenuate, seal, hasPermission, toolAllowed, withinAmount, inspectToken, parseDuration } from "./tokens/token.js";
 export type { Authority, VerifiedToken, TokenBlock, TokenInspection, MintInput, Narrowing } from "./tokens/token.js";
+export { formatRunTree } from "./format.js";
