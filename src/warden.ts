@@ -20,7 +20,7 @@ import type { PolicySet, PolicySetInput } from "./policy/schema.js";
 import { toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type LlmUsage, type RunRecord, type RunRow, type RunSummary, type StepRow, type ToolCallRow } from "./records.js";
 import { createRedactor, type Redactor } from "./redaction/redact.js";
 import { scopeStorage, type Scope } from "./scope.js";
-import { SqliteStore } from "./store/sqlite-store.js";
+import { SqliteStore, type QueuedWrite } from "./store/sqlite-store.js";
 import { DelegatedTask } from "./delegation.js";
 import { PermissionDeniedError } from "./errors.js";
 import type { Money } from "./money.js";
@@ -112,7 +112,13 @@ interface ActiveToolCall {
   cleanup: (() => void) | undefined;
   approvalId: string | undefined;
   decision: Decision;
+  /** The queued insert of the call's row, patched in place if the call finishes before it commits. */
+  row?: QueuedWrite | undefined;
 }
+
+// Column order matters: #finishToolCall patches a queued insert by index (status 9, output 11, error 12, blocked_reason 13, ended_at 18, duration_ms 19).
+const TOOL_CALL_INSERT =
+  "INSERT INTO tool_calls (id, external_id, run_id, step_id, org, agent_id, kind, tool_name, action_type, status, input, output, error, blocked_reason, decision, agent_context, reason, started_at, ended_at, duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 const runColumns = "id, agent_id, trace_id, parent_run_id, status, metadata, reason, agent_context, token_id, started_at, ended_at, error";
 
@@ -392,7 +398,9 @@ export class Warden {
         }
       }
       if (extra.length > 0) matches = [...matches, ...extra];
-      if (consume && action !== "block" && action !== "require_approval") {
+      // A call that waits for approval counts now: once approved it runs without another check, so
+      // approvals granted together can never add up to more than the limit or budget allows.
+      if (consume && action !== "block") {
         this.#limits.record(call, { runId }, now);
         this.#budgets.commitSpend(charges);
       }
@@ -448,9 +456,9 @@ export class Warden {
     const state: ActiveToolCall = { toolCallId, externalId: init.externalId, runId: run.runId, stepId, agentId, toolName: init.tool, status, startedAt: performance.now(), controller, cleanup: undefined, approvalId: undefined, decision };
     const now = Date.now();
     const blockedReason = decision.action === "block" ? decision.reason : null;
-    this.#store.write(
-      "INSERT INTO tool_calls (id, external_id, run_id, step_id, org, agent_id, kind, tool_name, action_type, status, input, blocked_reason, decision, agent_context, reason, started_at) VALUES (?,?,?,?,?,?,'tool',?,?,?,?,?,?,?,?,?)",
-      [toolCallId, init.externalId ?? null, run.runId, stepId ?? null, this.organization, agentId, init.tool, call.action, status, JSON.stringify(input ?? null), blockedReason, JSON.stringify(decision), init.agentContext ? JSON.stringify(init.agentContext) : null, init.reason ?? null, now],
+    state.row = this.#store.write(
+      TOOL_CALL_INSERT,
+      [toolCallId, init.externalId ?? null, run.runId, stepId ?? null, this.organization, agentId, "tool", init.tool, call.action, status, JSON.stringify(input ?? null), null, null, blockedReason, JSON.stringify(decision), init.agentContext ? JSON.stringify(init.agentContext) : null, init.reason ?? null, now, null, null],
     );
     this.#record(EventType.TOOL_CALLED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, actionType: call.action, input, decision: decision.action, reason: init.reason, agentContext: init.agentContext });
     if (decision.matches.length > 0) {
@@ -549,7 +557,8 @@ export class Warden {
   #markApproved(state: ActiveToolCall): void {
     if (state.status !== ToolCallStatus.AWAITING_APPROVAL) return;
     state.status = ToolCallStatus.PENDING;
-    this.#store.write("UPDATE tool_calls SET status = ? WHERE id = ?", [ToolCallStatus.PENDING, state.toolCallId]);
+    if (state.row !== undefined && !state.row.done) state.row.params[9] = ToolCallStatus.PENDING;
+    else this.#store.write("UPDATE tool_calls SET status = ? WHERE id = ?", [ToolCallStatus.PENDING, state.toolCallId]);
   }
 
   #link(state: ActiveToolCall, outer: AbortSignal): void {
@@ -582,15 +591,20 @@ export class Warden {
     const now = Date.now();
     const recordedOutput = output === undefined ? undefined : this.#safeRedact(output);
     const recordedError = error === undefined ? undefined : this.#safeRedact(serializeError(error));
-    this.#store.write("UPDATE tool_calls SET status = ?, output = ?, error = ?, blocked_reason = COALESCE(?, blocked_reason), ended_at = ?, duration_ms = ? WHERE id = ?", [
-      status,
-      recordedOutput === undefined ? null : JSON.stringify(recordedOutput),
-      recordedError === undefined ? null : JSON.stringify(recordedError),
-      rejectedReason ?? null,
-      now,
-      durationMs,
-      toolCallId,
-    ]);
+    const outputJson = recordedOutput === undefined ? null : JSON.stringify(recordedOutput);
+    const errorJson = recordedError === undefined ? null : JSON.stringify(recordedError);
+    if (state.row !== undefined && !state.row.done) {
+      // Still queued: finish the row in place so it commits once.
+      const p = state.row.params;
+      p[9] = status;
+      p[11] = outputJson;
+      p[12] = errorJson;
+      p[13] = rejectedReason ?? p[13] ?? null;
+      p[18] = now;
+      p[19] = durationMs;
+    } else {
+      this.#store.write("UPDATE tool_calls SET status = ?, output = ?, error = ?, blocked_reason = COALESCE(?, blocked_reason), ended_at = ?, duration_ms = ? WHERE id = ?", [status, outputJson, errorJson, rejectedReason ?? null, now, durationMs, toolCallId]);
+    }
     const type = status === ToolCallStatus.REJECTED ? EventType.TOOL_BLOCKED : EventType.TOOL_COMPLETED;
     this.#record(type, state.agentId, state.runId, state.stepId, toolCallId, { toolName: state.toolName, status, output: recordedOutput, error: recordedError, durationMs, reason: rejectedReason });
     const run = this.#runs.get(state.runId);
@@ -883,6 +897,42 @@ export class Warden {
       }
     }
     return undefined;
+  }
+
+  // ── runs and calls seen from outside a callback (adapters' trace processors) ──────────────
+
+  /**
+   * Opens a run without a callback scope, for adapters that see a run's start and its end in separate
+   * hooks (a framework's trace processor). Close it with `completeRun` or `failRun`. Throws `HaltedError` when halted.
+   */
+  beginRun(metadata?: unknown, options: RunOptions = {}): { runId: string; traceId: string } {
+    const run = this.openRun(metadata, options);
+    return { runId: run.runId, traceId: run.traceId };
+  }
+
+  /**
+   * Records a tool call that ran without passing through a decision (seen only afterwards, in a
+   * framework's trace): input, output or error and duration; no decision, no approval. Returns its id.
+   */
+  recordToolCall(init: { tool: string; args?: unknown; output?: unknown; error?: unknown; runId?: string | undefined; externalId?: string | undefined; durationMs?: number | undefined }): string {
+    this.#assertOpen();
+    const run = this.#resolveRun(init.runId, undefined);
+    const toolCallId = newId("tc");
+    const actionType = this.#actionTypeOf(init.tool);
+    const stepId = this.#currentScope()?.stepId;
+    const input = this.#safeRedact(init.args ?? {});
+    const output = init.output === undefined ? undefined : this.#safeRedact(init.output);
+    const error = init.error === undefined ? undefined : this.#safeRedact(serializeError(init.error));
+    const status = error === undefined ? ToolCallStatus.COMPLETED : ToolCallStatus.FAILED;
+    const now = Date.now();
+    this.#store.write(
+      "INSERT INTO tool_calls (id, external_id, run_id, step_id, org, agent_id, kind, tool_name, action_type, status, input, output, error, started_at, ended_at, duration_ms) VALUES (?,?,?,?,?,?,'tool',?,?,?,?,?,?,?,?,?)",
+      [toolCallId, init.externalId ?? null, run.runId, stepId ?? null, this.organization, run.agentId, init.tool, actionType, status, JSON.stringify(input ?? null), output === undefined ? null : JSON.stringify(output), error === undefined ? null : JSON.stringify(error), Math.round(now - (init.durationMs ?? 0)), now, init.durationMs ?? null],
+    );
+    this.#record(EventType.TOOL_CALLED, run.agentId, run.runId, stepId, toolCallId, { toolName: init.tool, actionType, input, observed: true });
+    this.#record(EventType.TOOL_COMPLETED, run.agentId, run.runId, stepId, toolCallId, { toolName: init.tool, status, output, error, durationMs: init.durationMs, observed: true });
+    this.#endImplicitRun(run, status === ToolCallStatus.COMPLETED);
+    return toolCallId;
   }
 
   // ── halt ──────────────────────────────────────────────────────────────────────────────────

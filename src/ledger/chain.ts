@@ -1,5 +1,4 @@
-import { createHash } from "node:crypto";
-import { canonicalJson } from "../internal/canonical.js";
+import { hash } from "node:crypto";
 
 /** One ledger entry. Every field is covered by `hash`, which chains to the previous entry's. */
 export interface LedgerEntry {
@@ -25,12 +24,15 @@ export const GENESIS_HASH = "0".repeat(64);
 export function hashEntry(entry: Omit<LedgerEntry, "hash" | "data">, dataJson: string): string {
   // Keys in sorted order, so this string is the canonical JSON of the entry without its hash.
   const text =
-    `{"actor":${canonicalJson(entry.actor)},"agentId":${canonicalJson(entry.agentId)},"data":${dataJson},` +
-    `"id":${canonicalJson(entry.id)},"org":${canonicalJson(entry.org)},"prevHash":${canonicalJson(entry.prevHash)},` +
-    `"runId":${canonicalJson(entry.runId)},"seq":${entry.seq},"stepId":${canonicalJson(entry.stepId)},` +
-    `"toolCallId":${canonicalJson(entry.toolCallId)},"ts":${entry.ts},"type":${canonicalJson(entry.type)}}`;
-  return createHash("sha256").update(text).digest("hex");
+    `{"actor":${str(entry.actor)},"agentId":${str(entry.agentId)},"data":${dataJson},` +
+    `"id":${str(entry.id)},"org":${str(entry.org)},"prevHash":${str(entry.prevHash)},` +
+    `"runId":${str(entry.runId)},"seq":${entry.seq},"stepId":${str(entry.stepId)},` +
+    `"toolCallId":${str(entry.toolCallId)},"ts":${entry.ts},"type":${str(entry.type)}}`;
+  return hash("sha256", text, "hex");
 }
+
+// Canonical JSON of a string or null: what canonicalJson gives, without its type dispatch.
+const str = (value: string | null): string => (value === null ? "null" : JSON.stringify(value));
 
 /** What a checkpoint signs: the head it vouches for. */
 export function checkpointMessage(seq: number, hash: string): Buffer {

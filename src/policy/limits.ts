@@ -133,7 +133,9 @@ export class BudgetTracker {
           kind: "budget",
           reason: `budget "${entry.budget.id}": ${total} exceeds ${spend.max.amount} ${spend.max.currency} per run`,
         });
-      } else charges.push([key, converted]);
+      }
+      // Charged only if the call goes ahead (`commitSpend`), which an over-budget `warn` still does.
+      charges.push([key, converted]);
     }
     return { matches, charges };
   }
@@ -144,16 +146,21 @@ export class BudgetTracker {
 
   /** Reserves an LLM call's estimated tokens; refuses when the run's token budget would be exceeded. */
   reserveTokens(runId: string, estimate: number): PolicyMatch | undefined {
+    const reservations: Array<[string, number]> = [];
+    let over: PolicyMatch | undefined;
     for (const { budget } of this.#budgets) {
       if (budget.tokens === undefined) continue;
       const key = `${budget.id}\u0000${runId}`;
       const used = this.#spent.get(key) ?? 0;
-      if (used + estimate > budget.tokens) {
-        return { policyId: budget.id, action: budget.exceed, mode: "enforce", kind: "budget", reason: `token budget "${budget.id}": ${used + estimate} exceeds ${budget.tokens} per run` };
+      if (used + estimate > budget.tokens && (over === undefined || (over.action !== "block" && budget.exceed === "block"))) {
+        over = { policyId: budget.id, action: budget.exceed, mode: "enforce", kind: "budget", reason: `token budget "${budget.id}": ${used + estimate} exceeds ${budget.tokens} per run` };
       }
-      this.#spent.set(key, used + estimate);
+      reservations.push([key, used + estimate]);
     }
-    return undefined;
+    // A refused call reserves nothing in any budget (it is never reconciled); one that goes ahead reserves in all.
+    if (over?.action === "block") return over;
+    for (const [key, total] of reservations) this.#spent.set(key, total);
+    return over;
   }
 
   /** Replaces a reservation with the tokens actually used. */

@@ -21,7 +21,14 @@ export interface LedgerDraft {
   dataJson: string;
 }
 
-type WriteOp = { sql: string; params: SQLInputValue[] } | { ledger: LedgerDraft };
+/** A queued write. Until `done`, its params may still be changed: a row finished within one group commits once. */
+export interface QueuedWrite {
+  sql: string;
+  params: SQLInputValue[];
+  done?: boolean;
+}
+
+type WriteOp = QueuedWrite | { ledger: LedgerDraft };
 
 export interface StoreOptions {
   /** File path, or `:memory:`. */
@@ -36,6 +43,10 @@ export interface StoreOptions {
 }
 
 const openStores = new Set<SqliteStore>();
+const LEDGER_INSERT = "INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash) VALUES";
+const LEDGER_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?)";
+// Rows per INSERT: fewer statement executions, well under SQLite's parameter limit.
+const LEDGER_CHUNK = 16;
 let exitHookInstalled = false;
 
 /**
@@ -75,8 +86,10 @@ export class SqliteStore {
   }
 
   /** Queues a write; it commits with the next group. */
-  write(sql: string, params: SQLInputValue[]): void {
-    this.#push({ sql, params });
+  write(sql: string, params: SQLInputValue[]): QueuedWrite {
+    const op: QueuedWrite = { sql, params };
+    this.#push(op);
+    return op;
   }
 
   /** Queues a ledger entry; it is hashed into the chain when its group commits. */
@@ -200,31 +213,37 @@ export class SqliteStore {
   #commitQueue(): void {
     const ops = this.#queue;
     this.#queue = [];
-    let head: { seq: number; hash: string } | undefined;
-    let appended = 0;
-    const insert = this.#statement(
-      "INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    );
+    const drafts: LedgerDraft[] = [];
     for (const op of ops) {
       if ("sql" in op) {
         this.#statement(op.sql).run(...op.params);
-        continue;
-      }
-      // The head is read inside the transaction, so processes sharing the file extend one chain.
-      head ??= this.#head();
-      const d = op.ledger;
+        op.done = true;
+      } else drafts.push(op.ledger);
+    }
+    if (drafts.length > 0) this.#appendDrafts(drafts);
+  }
+
+  /** Chains and inserts ledger drafts, several rows per statement; signs a checkpoint when one is due. */
+  #appendDrafts(drafts: LedgerDraft[]): void {
+    // The head is read inside the transaction, so processes sharing the file extend one chain.
+    let head = this.#head();
+    const rows: SQLInputValue[] = [];
+    for (const d of drafts) {
       const entry = { seq: head.seq + 1, id: d.id, ts: d.ts, type: d.type, org: d.org, agentId: d.agentId, runId: d.runId, stepId: d.stepId, toolCallId: d.toolCallId, actor: d.actor, prevHash: head.hash };
       const hash = hashEntry(entry, d.dataJson);
-      insert.run(entry.seq, d.id, d.ts, d.type, d.org, d.agentId, d.runId, d.stepId, d.toolCallId, d.actor, d.dataJson, head.hash, hash);
+      rows.push(entry.seq, d.id, d.ts, d.type, d.org, d.agentId, d.runId, d.stepId, d.toolCallId, d.actor, d.dataJson, head.hash, hash);
       head = { seq: entry.seq, hash };
-      appended++;
     }
-    if (head && appended > 0) {
-      this.#lastCheckpoint ??= this.#readLastCheckpoint();
-      const now = Date.now();
-      const last = this.#lastCheckpoint ?? { seq: 0, ts: 0 };
-      if (head.seq - last.seq >= this.#options.checkpointEvery || now - last.ts >= this.#options.checkpointIntervalMs) this.#checkpoint(head, now);
+    const perRow = 13;
+    let offset = 0;
+    for (const size of [LEDGER_CHUNK, 1]) {
+      const insert = this.#statement(`${LEDGER_INSERT} ${Array(size).fill(LEDGER_ROW).join(",")}`);
+      for (; offset + size * perRow <= rows.length; offset += size * perRow) insert.run(...rows.slice(offset, offset + size * perRow));
     }
+    this.#lastCheckpoint ??= this.#readLastCheckpoint();
+    const now = Date.now();
+    const last = this.#lastCheckpoint ?? { seq: 0, ts: 0 };
+    if (head.seq - last.seq >= this.#options.checkpointEvery || now - last.ts >= this.#options.checkpointIntervalMs) this.#checkpoint(head, now);
   }
 
   #checkpoint(head: { seq: number; hash: string }, now: number): void {
