@@ -276,9 +276,26 @@ function lifetime(ttl: number | string): number {
 // ---------------------------------------------------------------------------------------------
 // Verification
 
+// Tokens whose signatures verified, by root key and exact text: a service sees the same token on every
+// request, and Ed25519 is the expensive part. Revocation, halts, expiry and audience are still checked
+// on every verification.
+const verifiedWires = new Map<string, WireToken>();
+const VERIFIED_CACHE_SIZE = 1024;
+
+function verifiedWire(root: RootKey, token: string): WireToken {
+  const key = `${root.kid}\u0000${token}`;
+  let wire = verifiedWires.get(key);
+  if (wire === undefined) {
+    wire = decodeToken(token);
+    checkSignatures(wire, root);
+    if (verifiedWires.size >= VERIFIED_CACHE_SIZE) verifiedWires.clear();
+    verifiedWires.set(key, wire);
+  }
+  return wire;
+}
+
 function verifyWith(root: RootKey, token: string, options: VerifyTokenOptions): VerifiedToken {
-  const wire = decodeToken(token);
-  checkSignatures(wire, root);
+  const wire = verifiedWire(root, token);
   const authority = effectiveAuthority(wire.blocks, options.currency);
   if (options.isRevoked) checkRevocation(wire, options.isRevoked);
   if (options.isHalted) checkHalt(wire, options.isHalted);
