@@ -51,6 +51,8 @@ export class PolicyError extends WardenError {
   readonly file: string | undefined;
   readonly policyId: string | undefined;
   readonly field: string | undefined;
+  /** The line of the first issue in the file, when known. */
+  readonly line: number | undefined;
   readonly issues: readonly PolicyIssue[];
 
   constructor(issues: readonly PolicyIssue[], file?: string) {
@@ -60,6 +62,7 @@ export class PolicyError extends WardenError {
     this.issues = issues;
     this.policyId = issues[0]?.policyId;
     this.field = issues[0]?.field;
+    this.line = issues[0]?.line;
   }
 }
 

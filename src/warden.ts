@@ -53,6 +53,11 @@ export interface ToolCallInit extends CheckInput {
   agentContext?: AgentContext | undefined;
   /** The framework's abort signal; merged with the halt signal. */
   signal?: AbortSignal | undefined;
+  /**
+   * Records the decision without enforcing it, as if every policy were in shadow mode: a would-be
+   * block or approval is recorded as `warn` with a reason naming it. Halts still block.
+   */
+  shadow?: boolean | undefined;
 }
 
 /** Options of `run.tool`, `warden.guard` and `trackToolCall`. */
@@ -448,7 +453,8 @@ export class Warden {
       args: init.args ?? {},
       metadata: init.metadata,
     };
-    const { decision } = this.#decide(call, run.runId, true, init.permission);
+    const decided = this.#decide(call, run.runId, true, init.permission).decision;
+    const decision = init.shadow ? shadowed(decided) : decided;
     const stepId = init.stepId ?? this.#currentScope()?.stepId;
     const input = this.#safeRedact(init.args ?? {});
     const status = decision.action === "block" ? ToolCallStatus.BLOCKED : decision.action === "require_approval" ? ToolCallStatus.AWAITING_APPROVAL : ToolCallStatus.PENDING;
@@ -1098,9 +1104,17 @@ export class Warden {
     if (own && !this.#signal.signal.aborted) this.#signal.abort(this.#halts.toError(own));
     if (!own && this.#signal.signal.aborted) this.#signal = new AbortController();
     if (this.#halts.active.length === 0) return;
-    for (const call of this.#calls.values()) {
+    for (const call of [...this.#calls.values()]) {
       const halt = this.#halts.find({ agentId: call.agentId, group: this.#groupOf(call.agentId), runId: call.runId });
-      if (halt && !call.controller.signal.aborted) call.controller.abort(this.#halts.toError(halt));
+      if (!halt || call.controller.signal.aborted) continue;
+      const error = this.#halts.toError(halt);
+      call.controller.abort(error);
+      // A call still waiting for a reviewer is refused now, waiter or not: its request is cancelled,
+      // so an approval given after a resume can never run it.
+      if (call.status === ToolCallStatus.AWAITING_APPROVAL && call.approvalId !== undefined) {
+        this.approvals.cancel([call.approvalId], error.message);
+        this.#finishToolCall(call.toolCallId, ToolCallStatus.REJECTED, undefined, undefined, error.message);
+      }
     }
   }
 
@@ -1132,6 +1146,16 @@ export class Warden {
     this.#reportedErrors.add(key);
     process.emitWarning(`[warden] ${error instanceof Error ? error.message : String(error)}`, { code: "WARDEN_TELEMETRY" });
   }
+}
+
+/** A decision recorded but not enforced (`shadow: true`): blocks and approvals become warnings; halts stay blocks. */
+function shadowed(decision: Decision): Decision {
+  if (decision.action === "allow" || decision.action === "warn" || (decision.action === "block" && decision.halted)) return decision;
+  const would = decision.action === "block" ? "block" : "require approval";
+  const { action: _action, ...rest } = decision as Decision & { timeoutMs?: number; halted?: boolean };
+  delete rest.timeoutMs;
+  delete rest.halted;
+  return { ...rest, action: "warn", reason: `shadow: would ${would}: ${decision.reason}` };
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

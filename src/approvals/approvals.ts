@@ -72,6 +72,8 @@ export class Approvals {
       "INSERT INTO approvals (id, org, tool_call_id, run_id, agent_id, tool_name, status, payload, agent_context, policy_id, reason, created_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
       [record.approvalId, this.#ctx.org, record.toolCallId, record.runId, record.agentId, record.toolName, record.status, JSON.stringify(record.payload ?? null), record.agentContext ? JSON.stringify(record.agentContext) : null, record.policyId ?? null, record.reason ?? null, now, record.expiresAt],
     );
+    // Committed before anyone hears of it: a reviewer acting on the event at once must find the request.
+    this.#ctx.store.flush();
     this.#ctx.record(EventType.APPROVAL_REQUESTED, record, { approvalId: record.approvalId, toolName: record.toolName, policyId: record.policyId, reason: record.reason, payload: record.payload, agentContext: record.agentContext, expiresAt: record.expiresAt });
     this.#ctx.store.flush();
     return record;

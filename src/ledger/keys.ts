@@ -1,5 +1,5 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, type KeyObject } from "node:crypto";
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { ConfigError } from "../errors.js";
 
@@ -17,8 +17,19 @@ export function loadOrCreateKey(path: string | undefined, pem?: string): Signing
   if (existsSync(path)) return fromPrivate(parsePem(readFileSync(path, "utf8"), path));
   const { privateKey } = generateKeyPairSync("ed25519");
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600, flag: "wx" });
-  chmodSync(path, 0o600);
+  // Written under a temporary name, then linked into place: processes that open a fresh store at the
+  // same moment all end up with the one key that won, and none can read a half-written file.
+  const temp = `${path}.${process.pid}.${randomUUID()}.tmp`;
+  writeFileSync(temp, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600, flag: "wx" });
+  try {
+    chmodSync(temp, 0o600);
+    linkSync(temp, path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    return fromPrivate(parsePem(readFileSync(path, "utf8"), path));
+  } finally {
+    rmSync(temp, { force: true });
+  }
   return fromPrivate(privateKey);
 }
 

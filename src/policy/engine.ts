@@ -68,7 +68,7 @@ export class PolicyEngine {
       const tool = policy.when.tool;
       if (tool === undefined) this.#anyTool.push(compiled);
       else if (typeof tool === "string" && !/[*?]/.test(tool)) pushTo(this.#exact, tool, compiled);
-      else if (Array.isArray(tool) && tool.every((t) => !/[*?]/.test(t))) for (const t of tool) pushTo(this.#exact, t, compiled);
+      else if (Array.isArray(tool) && tool.every((t) => !/[*?]/.test(t))) for (const t of new Set(tool)) pushTo(this.#exact, t, compiled);
       else this.#patterns.push({ test: compileGlobs(tool), policy: compiled });
     });
   }

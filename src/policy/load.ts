@@ -11,7 +11,7 @@ export function parsePolicySet(input: unknown, file?: string): PolicySet {
     assertUniqueIds(result.data, file);
     return result.data;
   }
-  throw new PolicyError(toIssues(result.error, input), file);
+  throw new PolicyError(toIssues(result.error, input).map(({ path: _path, ...issue }) => issue), file);
 }
 
 /** Reads a YAML or JSON policy file; errors carry the file, line, policy id and field. */
@@ -31,20 +31,17 @@ export function parsePolicyText(text: string, file?: string): PolicySet {
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   if (doc.errors.length > 0) {
     throw new PolicyError(
-      doc.errors.map((e) => ({ message: e.message.split("\n")[0]!, line: e.linePos?.[0]?.line })),
+      doc.errors.map((e) => ({ message: e.message.split("\n")[0]!, line: e.linePos?.[0]?.line ?? lineCounter.linePos(e.pos[0]).line })),
       file,
     );
   }
   const input: unknown = doc.toJS();
   const result = PolicySetSchema.safeParse(input);
   if (!result.success) {
-    const issues = toIssues(result.error, input).map((issue, i) => {
-      const path = result.error.issues[i]!.path as (string | number)[];
-      return { ...issue, line: lineOf(doc, path, lineCounter) };
-    });
+    const issues = toIssues(result.error, input).map(({ path, ...issue }) => ({ ...issue, line: lineOf(doc, path, lineCounter) }));
     throw new PolicyError(issues, file);
   }
-  assertUniqueIds(result.data, file);
+  assertUniqueIds(result.data, file, (path) => lineOf(doc, path, lineCounter));
   return result.data;
 }
 
@@ -57,8 +54,25 @@ function lineOf(doc: ReturnType<typeof parseDocument>, path: (string | number)[]
   return undefined;
 }
 
-function toIssues(error: z.ZodError, input: unknown): PolicyIssue[] {
-  return error.issues.map((issue) => {
+type ZodIssue = z.ZodError["issues"][number];
+
+/**
+ * A value that fits no branch of a union (`{ gt: "five" }` is neither a scalar nor valid operators)
+ * is reported by the branch it came closest to, so the message says what is wrong and where.
+ */
+function flatten(issues: readonly ZodIssue[], prefix: PropertyKey[] = []): ZodIssue[] {
+  return issues.flatMap((issue): ZodIssue[] => {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === "invalid_union" && issue.errors.length > 0) {
+      const closest = issue.errors.find((branch) => branch.some((i) => i.path.length > 0));
+      if (closest) return flatten(closest, path);
+    }
+    return [{ ...issue, path } as ZodIssue];
+  });
+}
+
+function toIssues(error: z.ZodError, input: unknown): Array<PolicyIssue & { path: (string | number)[] }> {
+  return flatten(error.issues).map((issue) => {
     const path = issue.path as (string | number)[];
     let policyId: string | undefined;
     let fieldPath = path;
@@ -67,15 +81,17 @@ function toIssues(error: z.ZodError, input: unknown): PolicyIssue[] {
       policyId = typeof entry?.id === "string" ? entry.id : `${path[0]}[${path[1]}]`;
       fieldPath = path.slice(2);
     }
-    return { message: issue.message, policyId, field: fieldPath.length ? fieldPath.join(".") : undefined };
+    return { message: issue.message, policyId, field: fieldPath.length ? fieldPath.join(".") : undefined, path };
   });
 }
 
-function assertUniqueIds(set: PolicySet, file?: string): void {
+function assertUniqueIds(set: PolicySet, file?: string, locate?: (path: (string | number)[]) => number | undefined): void {
   const seen = new Set<string>();
-  for (const { id } of [...set.policies, ...set.limits, ...set.budgets]) {
-    if (seen.has(id)) throw new PolicyError([{ message: "duplicate id", policyId: id, field: "id" }], file);
-    seen.add(id);
+  for (const section of ["policies", "limits", "budgets"] as const) {
+    set[section].forEach(({ id }, index) => {
+      if (seen.has(id)) throw new PolicyError([{ message: "duplicate id", policyId: id, field: "id", line: locate?.([section, index, "id"]) }], file);
+      seen.add(id);
+    });
   }
 }
 

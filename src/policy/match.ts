@@ -22,12 +22,13 @@ export function compilePath(path: string): (root: unknown) => unknown {
   const parts = path.split(".");
   if (parts.length === 1) {
     const key = parts[0]!;
-    return (root) => (root !== null && typeof root === "object" ? (root as Record<string, unknown>)[key] : undefined);
+    return (root) => (root !== null && typeof root === "object" && Object.hasOwn(root, key) ? (root as Record<string, unknown>)[key] : undefined);
   }
   return (root) => {
     let value = root;
     for (const part of parts) {
-      if (value === null || typeof value !== "object") return undefined;
+      // Own properties only: `args.constructor` must not find Object's.
+      if (value === null || typeof value !== "object" || !Object.hasOwn(value, part)) return undefined;
       value = (value as Record<string, unknown>)[part];
     }
     return value;

@@ -32,7 +32,16 @@ const Globs = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 const ActionTypes = z.union([z.enum(values(ActionType)), z.array(z.enum(values(ActionType))).min(1)]);
 
 /** Conditions a call must all meet. Keys other than tool/action/agent/environment are `args.<path>` or `metadata.<path>`. */
-export const WhenSchema = z
+export interface When {
+  tool?: string | string[] | undefined;
+  action?: ActionType | ActionType[] | undefined;
+  agent?: string | string[] | undefined;
+  environment?: string | string[] | undefined;
+  [condition: `args.${string}` | `metadata.${string}`]: Condition;
+}
+
+// Typed by hand: a zod catchall's index signature would also have to admit the list forms of tool/action/agent/environment.
+export const WhenSchema: z.ZodType<When, When> = z
   .object({ tool: Globs, action: ActionTypes, agent: Globs, environment: Globs })
   .partial()
   .catchall(ConditionSchema)
@@ -43,8 +52,7 @@ export const WhenSchema = z
         ctx.addIssue({ code: "custom", path: [key], message: `unknown condition "${key}" (use tool, action, agent, environment, args.<path> or metadata.<path>)` });
       }
     }
-  });
-export type When = z.infer<typeof WhenSchema>;
+  }) as z.ZodType<When, When>;
 
 export const PolicySchema = z.strictObject({
   id: z.string().min(1),

@@ -20,7 +20,14 @@ export type RedactionOptions = z.input<typeof RedactionOptionsSchema>;
 export const MASK = "[REDACTED]";
 
 const secretKey = /pass(word|wd|phrase)?$|secret|^token$|^.*[_-]token$|^(access|refresh|id|auth|session|bearer)token$|api[_-]?key|^authorization$|cookie|private[_-]?key|credential/i;
-const secretValue = /^(Bearer\s+\S{8,}|(sk|rk)[-_][A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9-]{10,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*)$/;
+// Secrets inside any string (an error message quoting a header, a log line): each match is masked in place.
+const secretInText = /Bearer\s+[A-Za-z0-9._~+/=-]{8,}|\b(?:sk|rk)[-_][A-Za-z0-9_-]{16,}|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{20,}|\bxox[abpr]-[A-Za-z0-9-]{10,}|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----\s*|$)/g;
+
+function maskSecrets(text: string): string {
+  secretInText.lastIndex = 0;
+  if (!secretInText.test(text)) return text;
+  return text.replace(secretInText, MASK);
+}
 
 type Segment = { kind: "key"; key: string } | { kind: "any" } | { kind: "deep"; key: string };
 
@@ -37,13 +44,14 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   const rules = parsed.rules.map((rule) => ({ segments: parseJsonPath(rule.path), action: rule.action }));
   const checkValues = parsed.defaults;
 
-  const walk = (value: unknown, depth: number): unknown => {
-    if (typeof value === "string") return checkValues && value.length >= 16 && secretValue.test(value) ? MASK : value;
+  // `ruled`: keys a rule already redacted, per container; the defaults leave them as the rule made them.
+  const walk = (value: unknown, depth: number, ruled?: WeakMap<object, Set<string>>): unknown => {
+    if (typeof value === "string") return checkValues && value.length >= 16 ? maskSecrets(value) : value;
     if (value === null || typeof value !== "object" || depth > 64) return value;
     if (Array.isArray(value)) {
       let copy: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
-        const next = walk(value[i], depth + 1);
+        const next = walk(value[i], depth + 1, ruled);
         if (next !== value[i]) (copy ??= value.slice())[i] = next;
       }
       return copy ?? value;
@@ -51,7 +59,7 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
     let copy: Record<string, unknown> | undefined;
     for (const key in value) {
       const current = (value as Record<string, unknown>)[key];
-      const next = isSecretKey(key) && current !== null && current !== undefined && current !== "" ? MASK : walk(current, depth + 1);
+      const next = ruled?.get(value)?.has(key) ? current : isSecretKey(key) && current !== null && current !== undefined && current !== "" ? MASK : walk(current, depth + 1, ruled);
       if (next !== current) (copy ??= { ...(value as Record<string, unknown>) })[key] = next;
     }
     return copy ?? value;
@@ -59,11 +67,12 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
 
   if (rules.length === 0) return (value) => walk(value, 0);
   return (value) => {
-    let result = walk(value, 0);
-    if (result === null || typeof result !== "object") return result;
-    result = structuredClone(result);
-    for (const rule of rules) applyRule(result, rule.segments, rule.action);
-    return result;
+    if (value === null || typeof value !== "object") return walk(value, 0);
+    // Rules first, on a copy, so `hash` hashes the real value rather than the default mask.
+    const result = structuredClone(value);
+    const ruled = new WeakMap<object, Set<string>>();
+    for (const rule of rules) applyRule(result, rule.segments, rule.action, ruled);
+    return walk(result, 0, ruled);
   };
 }
 
@@ -79,7 +88,7 @@ function parseJsonPath(path: string): Segment[] {
   return segments;
 }
 
-function applyRule(node: unknown, segments: Segment[], action: RedactionRule["action"]): void {
+function applyRule(node: unknown, segments: Segment[], action: RedactionRule["action"], ruled: WeakMap<object, Set<string>>): void {
   if (node === null || typeof node !== "object" || segments.length === 0) return;
   const [head, ...rest] = segments as [Segment, ...Segment[]];
   const container = node as Record<string, unknown>;
@@ -87,20 +96,22 @@ function applyRule(node: unknown, segments: Segment[], action: RedactionRule["ac
   if (head.kind === "deep") {
     for (const key of Object.keys(container)) {
       if (key === head.key) {
-        if (rest.length === 0) redactKey(container, key, action);
-        else applyRule(container[key], rest, action);
+        if (rest.length === 0) redactKey(container, key, action, ruled);
+        else applyRule(container[key], rest, action, ruled);
       }
-      if (key in container) applyRule(container[key], segments, action);
+      if (key in container) applyRule(container[key], segments, action, ruled);
     }
     return;
   }
   for (const key of keys) {
-    if (rest.length === 0) redactKey(container, key, action);
-    else applyRule(container[key], rest, action);
+    if (rest.length === 0) redactKey(container, key, action, ruled);
+    else applyRule(container[key], rest, action, ruled);
   }
 }
 
-function redactKey(container: Record<string, unknown>, key: string, action: RedactionRule["action"]): void {
+function redactKey(container: Record<string, unknown>, key: string, action: RedactionRule["action"], ruled: WeakMap<object, Set<string>>): void {
+  if (!ruled.has(container)) ruled.set(container, new Set());
+  ruled.get(container)!.add(key);
   if (action === "remove") {
     if (Array.isArray(container)) container[key as unknown as number] = undefined;
     else delete container[key];
