@@ -519,7 +519,8 @@ export class Warden {
       if (!row) throw new NotFoundError("tool call", id);
       const decision = JSON.parse(row.decision ?? "null") as Decision | null;
       if (row.status !== ToolCallStatus.AWAITING_APPROVAL || decision === null) throw new InvalidStateError(`tool call "${id}" is ${row.status}; only a call awaiting approval can be resumed`);
-      this.#adoptRun(row.run_id);
+      // The run may have ended while the call waited (an SDK pauses a call across two requests): the call can still finish.
+      if (this.#store.get<{ status: string }>("SELECT status FROM runs WHERE id = ?", row.run_id)?.status === RunStatus.RUNNING) this.#adoptRun(row.run_id);
       state = { toolCallId: row.id, externalId: row.external_id ?? undefined, runId: row.run_id, stepId: row.step_id ?? undefined, agentId: row.agent_id, toolName: row.tool_name, status: ToolCallStatus.AWAITING_APPROVAL, startedAt: performance.now(), controller: new AbortController(), cleanup: undefined, approvalId: this.approvals.forToolCall(row.id)?.approvalId, decision };
       this.#calls.set(state.toolCallId, state);
     }
@@ -636,6 +637,7 @@ export class Warden {
     if (over && over.action === "block") {
       this.#store.write("INSERT INTO tool_calls (id, run_id, step_id, org, agent_id, kind, tool_name, action_type, status, input, blocked_reason, started_at, ended_at) VALUES (?,?,?,?,?,'llm',?,'unknown',?,?,?,?,?)", [id, run.runId, stepId ?? null, this.organization, run.agentId, model, ToolCallStatus.BLOCKED, input, over.reason, now, now]);
       this.#record(EventType.TOOL_BLOCKED, run.agentId, run.runId, stepId, id, { kind: "llm", model, reason: over.reason, policyId: over.policyId });
+      this.#endImplicitRun(run, false);
       throw new ToolBlockedError({ toolName: model, reason: over.reason, policyId: over.policyId, toolCallId: id });
     }
     this.#store.write("INSERT INTO tool_calls (id, run_id, step_id, org, agent_id, kind, tool_name, action_type, status, input, started_at) VALUES (?,?,?,?,?,'llm',?,'unknown',?,?,?)", [id, run.runId, stepId ?? null, this.organization, run.agentId, model, ToolCallStatus.PENDING, input, now]);
@@ -650,6 +652,7 @@ export class Warden {
       const recordedOutput = output === undefined ? null : JSON.stringify(this.#safeRedact(output));
       this.#store.write("UPDATE tool_calls SET status = ?, usage = ?, output = ?, error = ?, ended_at = ?, duration_ms = ? WHERE id = ?", [status, recordedUsage ? JSON.stringify(recordedUsage) : null, recordedOutput, error === undefined ? null : JSON.stringify(serializeError(error)), Date.now(), performance.now() - startedAt, id]);
       this.#record(EventType.TOOL_COMPLETED, run.agentId, run.runId, stepId, id, { kind: "llm", model: recordedUsage?.model ?? model, status, usage: recordedUsage });
+      this.#endImplicitRun(run, status === ToolCallStatus.COMPLETED);
     };
     return {
       id,
@@ -865,7 +868,7 @@ export class Warden {
     if (decision.action !== "allow" && decision.action !== "warn") throw new PermissionDeniedError(permission, decision.reason);
   }
 
-  /** @internal The run the calling code is inside, if any. */
+  /** The run the calling code is inside (`warden.run`, `run.step`), if any: what adapters attach framework calls to. */
   currentRun(): { runId: string; traceId: string } | undefined {
     const scope = this.#currentScope();
     const run = scope && this.#runs.get(scope.runId);

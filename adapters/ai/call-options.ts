@@ -1,0 +1,196 @@
+import type { LanguageModelUsage, ModelMessage, ToolApprovalStatus, ToolSet } from "ai";
+import { NotFoundError, InvalidStateError, type ToolCallHandle, type Warden } from "agent-warden";
+import { approvalRequested, isExecutable, isGovernedBy, isHalt, ownTool, setLink, takeLink } from "./shared.js";
+
+/** The fields of a model call's end event Warden reads. */
+export interface ModelCallEnd {
+  readonly provider: string;
+  readonly modelId: string;
+  readonly usage: LanguageModelUsage;
+}
+
+/** The fields of a step Warden reads (a `StepResult` of any tool set). */
+export interface StepEnd {
+  readonly toolCalls: ReadonlyArray<{ readonly toolCallId: string }>;
+}
+
+/** The fields of a tool execution end event Warden reads. */
+export interface ToolExecutionEnd {
+  readonly toolCall: { readonly toolCallId: string };
+  readonly toolOutput: { readonly type: string; readonly output?: unknown; readonly error?: unknown };
+}
+
+/** What the SDK asks `toolApproval` about one tool call. */
+export interface ToolApprovalQuery {
+  readonly toolCall: { readonly toolCallId: string; readonly toolName: string; readonly input: unknown };
+  readonly tools: ToolSet | undefined;
+  readonly messages: ModelMessage[];
+}
+
+/** Options of `wardenCallOptions`. */
+export interface WardenCallOptionsInit {
+  /** Records tool calls and LLM usage in this run. Defaults to the enclosing `warden.run`. */
+  runId?: string | undefined;
+  /**
+   * How a call that needs approval is held:
+   * - `"user-approval"` (default): it surfaces as a `tool-approval-request` and the call ends; the
+   *   reviewer decides in Warden and `approvalResponses` turns the decision into the next call's input.
+   * - `"wait"`: the call waits in-process for the reviewer.
+   */
+  approval?: "user-approval" | "wait" | undefined;
+  /** Your own abort signal, merged with the halt signal. */
+  abortSignal?: AbortSignal | undefined;
+  /** Your own callbacks of the same names, called after Warden's (the returned object replaces them). */
+  onLanguageModelCallEnd?(event: ModelCallEnd): unknown;
+  onToolExecutionEnd?(event: ToolExecutionEnd): unknown;
+  onStepEnd?(step: StepEnd): unknown;
+}
+
+/** Settings to spread into `generateText`, `streamText` or `agent.generate` / `agent.stream`. */
+export interface WardenCallOptions {
+  /** Aborts on a halt (and with your own signal): the SDK stops the tool loop and rejects with `HaltedError`. */
+  abortSignal: AbortSignal;
+  /** Warden's decision for every tool call: allow/warn run, block is denied, require_approval asks a human. */
+  toolApproval(query: ToolApprovalQuery): Promise<ToolApprovalStatus>;
+  /** Records each model call with its model and token usage. */
+  onLanguageModelCallEnd(event: ModelCallEnd): Promise<void>;
+  /** Records the result of tools `governTools` did not wrap; a halted tool stops the loop. */
+  onToolExecutionEnd(event: ToolExecutionEnd): Promise<void>;
+  /** Closes calls that were allowed but never executed. */
+  onStepEnd(step: StepEnd): Promise<void>;
+}
+
+/**
+ * Call-level governance for the AI SDK: a `toolApproval` answered by Warden's policies, an
+ * `abortSignal` that fires on a halt, and callbacks that record token usage. Create one per call.
+ * @example
+ * import { governTools, wardenCallOptions } from "agent-warden/ai";
+ * const result = await generateText({ model, tools: governTools(tools, warden), prompt, ...wardenCallOptions(warden) });
+ */
+export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = {}): WardenCallOptions {
+  const controller = new AbortController();
+  const stop = (reason: unknown) => {
+    if (!controller.signal.aborted) controller.abort(reason);
+  };
+  const signals = [warden.signal, controller.signal];
+  if (init.abortSignal) signals.push(init.abortSignal);
+  const runIdNow = () => init.runId ?? warden.currentRun()?.runId;
+  const link = (toolCallId: string, handle: ToolCallHandle | undefined) => setLink(warden, toolCallId, { runId: init.runId, stop, handle });
+
+  /** Maps a decided Warden call onto the SDK's approval status. */
+  const answer = async (handle: ToolCallHandle, governed: boolean): Promise<ToolApprovalStatus> => {
+    const { decision } = handle;
+    switch (decision.action) {
+      case "allow":
+      case "warn":
+        return "not-applicable";
+      case "block": {
+        const error = handle.error!;
+        if (isHalt(error)) {
+          stop(error);
+          throw error;
+        }
+        return { type: "denied", reason: error.message };
+      }
+      case "require_approval": {
+        if (init.approval !== "wait") return { type: "user-approval", reason: decision.reason };
+        if (governed) return "not-applicable";
+        try {
+          await handle.waitForApproval();
+        } catch (error) {
+          if (isHalt(error)) {
+            stop(error);
+            throw error;
+          }
+          return { type: "denied", reason: error instanceof Error ? error.message : String(error) };
+        }
+        return "approved";
+      }
+    }
+  };
+
+  return {
+    abortSignal: AbortSignal.any(signals),
+
+    async toolApproval({ toolCall, tools, messages }) {
+      const { toolCallId, toolName, input } = toolCall;
+      const tool = ownTool(tools as Record<string, unknown> | undefined, toolName);
+      const governed = isGovernedBy(tool, warden);
+      // The app answered a `tool-approval-request` for this call: Warden's decision is the one that counts.
+      const resuming = approvalRequested(messages, toolCallId);
+      let handle: ToolCallHandle | undefined;
+      if (resuming) {
+        try {
+          handle = warden.resumeToolCall(toolCallId);
+        } catch (error) {
+          if (error instanceof InvalidStateError) return { type: "denied", reason: error.message };
+          if (!(error instanceof NotFoundError)) throw error;
+        }
+      }
+      if (handle === undefined) {
+        // A tool without `execute` runs elsewhere: only a refusal or an approval is Warden's to record here.
+        if (!isExecutable(tool)) {
+          const decision = warden.check({ tool: toolName, args: input, runId: runIdNow() });
+          if (decision.action === "allow" || decision.action === "warn") return "not-applicable";
+        }
+        handle = warden.beginToolCall({ tool: toolName, args: input, externalId: toolCallId, runId: runIdNow() });
+      }
+      let status = await answer(handle, governed);
+      // Once answered, anything but a denial lets the call run: one still waiting for its reviewer must not.
+      if (resuming && statusType(status) === "user-approval") status = { type: "denied", reason: `[warden] approval${handle.approval ? ` ${handle.approval.approvalId}` : ""} for "${toolName}" is still pending` };
+      // The call goes ahead: the governed `execute` (or `onToolExecutionEnd`) finishes this same Warden call.
+      const type = statusType(status);
+      if (isExecutable(tool) && (type === "not-applicable" || type === "approved")) link(toolCallId, handle);
+      return status;
+    },
+
+    async onToolExecutionEnd(event) {
+      const { toolCall, toolOutput } = event;
+      const handle = takeLink(warden, toolCall.toolCallId)?.handle;
+      try {
+        if (handle && toolOutput.type === "tool-result") handle.complete(toolOutput.output);
+        else if (handle) handle.fail(toolOutput.error);
+      } catch {
+        // Recording fails open.
+      }
+      if (toolOutput.type === "tool-error" && isHalt(toolOutput.error)) stop(toolOutput.error);
+      await init.onToolExecutionEnd?.(event);
+    },
+
+    async onLanguageModelCallEnd(event) {
+      await recordUsage(warden, runIdNow(), event, stop);
+      await init.onLanguageModelCallEnd?.(event);
+    },
+
+    async onStepEnd(step) {
+      for (const { toolCallId } of step.toolCalls) {
+        // Allowed by toolApproval but never executed (say the step ended on its length limit).
+        const left = takeLink(warden, toolCallId)?.handle;
+        try {
+          left?.fail(new Error("the tool call was not executed"));
+        } catch {
+          // Already finished elsewhere.
+        }
+      }
+      await init.onStepEnd?.(step);
+    },
+  };
+}
+
+function statusType(status: ToolApprovalStatus): string {
+  return typeof status === "object" ? status.type : (status ?? "not-applicable");
+}
+
+async function recordUsage(warden: Warden, runId: string | undefined, call: ModelCallEnd, stop: (reason: unknown) => void): Promise<void> {
+  const usage = { model: call.modelId, inputTokens: call.usage.inputTokens, outputTokens: call.usage.outputTokens, totalTokens: call.usage.totalTokens };
+  // Outside any run, each model call is a run of its own, closed at once.
+  const ownRun = runId === undefined ? await warden.startRun(undefined, { framework: "ai", provider: call.provider }) : undefined;
+  try {
+    warden.beginLlmCall({ runId: runId ?? ownRun, model: call.modelId }).complete(usage);
+  } catch (error) {
+    // A token budget already spent: no further model call in this loop.
+    stop(error);
+  } finally {
+    if (ownRun !== undefined) await warden.completeRun(ownRun);
+  }
+}
