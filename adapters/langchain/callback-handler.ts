@@ -1,0 +1,320 @@
+import { BaseCallbackHandler } from "@langchain/core/callbacks/base";
+import type { Serialized } from "@langchain/core/load/serializable";
+import type { BaseMessage } from "@langchain/core/messages";
+import type { LLMResult } from "@langchain/core/outputs";
+import type { ChainValues } from "@langchain/core/utils/types";
+import { isGraphInterrupt } from "@langchain/langgraph";
+import { WardenError, type ActionType, type LlmUsage, type ToolCallHandle, type Warden } from "agent-warden";
+import { isGoverned, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, warnOnce } from "./shared.js";
+
+/** Options of {@link WardenCallbackHandler}. */
+export interface WardenCallbackHandlerOptions {
+  /** Semantic action of a tool, by name, when its name does not say it (`{ ship_it: "deploy" }`). */
+  actionHints?: Readonly<Record<string, ActionType>> | undefined;
+  /** Recorded on each run the handler opens. */
+  metadata?: Readonly<Record<string, unknown>> | undefined;
+  /** Receives failures to record (never thrown into the agent). Default: one process warning per kind. */
+  onError?: ((error: unknown) => void) | undefined;
+}
+
+/** One LangChain run tree (a top-level chain, or a model or tool called on its own) and its Warden run. */
+interface Tree {
+  name: string;
+  threadId: string | undefined;
+  wardenRunId: string | undefined;
+  /** The handler opened the Warden run, so it closes it. */
+  owned: boolean;
+  /** The Warden middleware opened the run; it completes it, but cannot see the invocation fail, so the handler fails it. */
+  middlewareOwned: boolean;
+  /** A LangGraph interrupt paused something inside; the run stays open for the resume. */
+  interrupted: boolean;
+}
+
+interface Node {
+  tree: Tree;
+  depth: number;
+  /** The Warden step of the nearest top-level child chain. */
+  stepId: string | undefined;
+  /** This node opened `stepId` and closes it. */
+  ownsStep: boolean;
+}
+
+interface LlmCall {
+  model: string;
+  complete(usage: LlmUsage, output?: unknown): void;
+  fail(error: unknown): void;
+}
+
+// Nodes that are middleware plumbing rather than steps worth recording; `before_agent` nodes also run
+// before the Warden middleware has put its run into the agent state.
+const PLUMBING = /\.(before|after)_(agent|model)$/;
+
+/**
+ * Maps LangChain's run tree onto Warden: a top-level chain becomes a run, its child chains steps,
+ * LLM calls are recorded with model and token usage, and tool calls are checked before they run — a
+ * disallowed tool is refused by throwing `ToolBlockedError` from `handleToolStart`, for code that does
+ * not use `createAgent` (a plain `tool.invoke`, a custom loop). With `wardenMiddleware` on the same agent
+ * it records into the middleware's run and leaves its tool calls to it.
+ * @example
+ * import { Warden } from "agent-warden";
+ * import { WardenCallbackHandler } from "agent-warden/langchain";
+ *
+ * const warden = new Warden({ agentId: "research-agent", policies: "./warden.yaml" });
+ * const handler = new WardenCallbackHandler(warden);
+ * await searchTool.invoke({ query: "warden" }, { callbacks: [handler] });
+ */
+export class WardenCallbackHandler extends BaseCallbackHandler {
+  name = "WardenCallbackHandler";
+  readonly warden: Warden;
+  readonly #options: WardenCallbackHandlerOptions;
+  readonly #report: (error: unknown) => void;
+  readonly #nodes = new Map<string, Node>();
+  readonly #tools = new Map<string, ToolCallHandle>();
+  readonly #llms = new Map<string, LlmCall>();
+  /** Runs this handler opened that a LangGraph interrupt paused, by thread, so the resume continues them. */
+  readonly #paused = new Map<string, string>();
+
+  constructor(warden: Warden, options: WardenCallbackHandlerOptions = {}) {
+    // raiseError makes LangChain await every hook and let handleToolStart's refusal through.
+    super({ raiseError: true });
+    this.warden = warden;
+    this.#options = options;
+    this.#report = options.onError ?? warnOnce();
+  }
+
+  /** LangChain copies handlers in some paths; the run tree must stay in one place. */
+  override copy(): this {
+    return this;
+  }
+
+  // ── chains ────────────────────────────────────────────────────────────────────────────────
+
+  // The declared signature orders these arguments differently; this is the order LangChain passes at runtime.
+  override async handleChainStart(chain: Serialized, inputs: ChainValues, runId: string, parentRunId?: string, tags?: string[], metadata?: Record<string, unknown>, _runType?: string, runName?: string): Promise<void> {
+    try {
+      const name = runName ?? chain?.id?.at(-1) ?? "chain";
+      const parent = parentRunId === undefined ? undefined : this.#nodes.get(parentRunId);
+      if (parent === undefined) {
+        const tree: Tree = { name, threadId: threadIdOf(metadata), wardenRunId: undefined, owned: false, middlewareOwned: false, interrupted: false };
+        this.#adopt(tree, inputs);
+        this.#nodes.set(runId, { tree, depth: 0, stepId: undefined, ownsStep: false });
+        return;
+      }
+      const { tree } = parent;
+      this.#adopt(tree, inputs);
+      const depth = parent.depth + 1;
+      if (depth === 1 && !tags?.includes("langsmith:hidden") && !PLUMBING.test(name)) {
+        const wardenRunId = await this.#runOf(tree);
+        const stepId = await this.warden.startStep(wardenRunId, name);
+        this.#nodes.set(runId, { tree, depth, stepId, ownsStep: true });
+        return;
+      }
+      this.#nodes.set(runId, { tree, depth, stepId: parent.stepId, ownsStep: false });
+    } catch (error) {
+      this.#enforceOrReport(error);
+    }
+  }
+
+  override async handleChainEnd(_outputs: ChainValues, runId: string): Promise<void> {
+    try {
+      await this.#end(runId, undefined);
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  override async handleChainError(error: unknown, runId: string): Promise<void> {
+    try {
+      await this.#end(runId, error);
+    } catch (failure) {
+      this.#report(failure);
+    }
+  }
+
+  // ── LLM calls ─────────────────────────────────────────────────────────────────────────────
+
+  override async handleChatModelStart(llm: Serialized, _messages: BaseMessage[][], runId: string, parentRunId?: string, extraParams?: Record<string, unknown>, _tags?: string[], metadata?: Record<string, unknown>): Promise<void> {
+    await this.#startLlm(llm, runId, parentRunId, extraParams, metadata);
+  }
+
+  override async handleLLMStart(llm: Serialized, _prompts: string[], runId: string, parentRunId?: string, extraParams?: Record<string, unknown>, _tags?: string[], metadata?: Record<string, unknown>): Promise<void> {
+    await this.#startLlm(llm, runId, parentRunId, extraParams, metadata);
+  }
+
+  override async handleLLMEnd(output: LLMResult, runId: string): Promise<void> {
+    try {
+      const call = this.#llms.get(runId);
+      this.#llms.delete(runId);
+      if (call) call.complete(usageOf(output, call.model));
+      await this.#end(runId, undefined);
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  override async handleLLMError(error: unknown, runId: string): Promise<void> {
+    try {
+      const call = this.#llms.get(runId);
+      this.#llms.delete(runId);
+      call?.fail(error);
+      await this.#end(runId, error);
+    } catch (failure) {
+      this.#report(failure);
+    }
+  }
+
+  // ── tool calls ────────────────────────────────────────────────────────────────────────────
+
+  /** Decides before the tool runs. Throws `ToolBlockedError`, `HaltedError`, or an approval error to refuse it. */
+  override async handleToolStart(tool: Serialized, input: string, runId: string, parentRunId?: string, _tags?: string[], _metadata?: Record<string, unknown>, runName?: string, toolCallId?: string): Promise<void> {
+    const parent = parentRunId === undefined ? undefined : this.#nodes.get(parentRunId);
+    // The Warden middleware already decides on and records calls it wraps.
+    if (isGoverned(this.warden, toolCallId)) {
+      if (parent) this.#nodes.set(runId, { tree: parent.tree, depth: parent.depth + 1, stepId: parent.stepId, ownsStep: false });
+      return;
+    }
+    const name = runName ?? tool?.id?.at(-1) ?? "tool";
+    // Enforcement fails closed: anything that goes wrong deciding refuses the call.
+    const wardenRunId = parent ? await this.#runOf(parent.tree) : undefined;
+    const handle = this.warden.beginToolCall({ tool: name, args: parseToolInput(input), externalId: toolCallId, runId: wardenRunId, stepId: parent?.stepId, actionHint: this.#options.actionHints?.[name] });
+    if (handle.decision.action === "block") throw handle.error!;
+    if (handle.decision.action === "require_approval") await handle.waitForApproval();
+    this.#tools.set(runId, handle);
+    const tree: Tree = parent?.tree ?? { name, threadId: undefined, wardenRunId: handle.runId, owned: false, middlewareOwned: false, interrupted: false };
+    this.#nodes.set(runId, { tree, depth: parent ? parent.depth + 1 : 0, stepId: parent?.stepId, ownsStep: false });
+  }
+
+  override async handleToolEnd(output: unknown, runId: string): Promise<void> {
+    try {
+      const handle = this.#tools.get(runId);
+      this.#tools.delete(runId);
+      handle?.complete(recordableOutput(output));
+      await this.#end(runId, undefined);
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  override async handleToolError(error: unknown, runId: string): Promise<void> {
+    try {
+      const handle = this.#tools.get(runId);
+      this.#tools.delete(runId);
+      handle?.fail(error);
+      await this.#end(runId, error);
+    } catch (failure) {
+      this.#report(failure);
+    }
+  }
+
+  // ── internals ─────────────────────────────────────────────────────────────────────────────
+
+  async #startLlm(llm: Serialized, runId: string, parentRunId: string | undefined, extraParams: Record<string, unknown> | undefined, metadata: Record<string, unknown> | undefined): Promise<void> {
+    try {
+      const parent = parentRunId === undefined ? undefined : this.#nodes.get(parentRunId);
+      const model = modelOf(llm, extraParams, metadata);
+      const tree: Tree = parent?.tree ?? { name: model, threadId: threadIdOf(metadata), wardenRunId: undefined, owned: false, middlewareOwned: false, interrupted: false };
+      const wardenRunId = await this.#runOf(tree);
+      this.#nodes.set(runId, { tree, depth: parent ? parent.depth + 1 : 0, stepId: parent?.stepId, ownsStep: false });
+      const call = this.warden.beginLlmCall({ runId: wardenRunId, model });
+      this.#llms.set(runId, { model, complete: call.complete, fail: call.fail });
+    } catch (error) {
+      this.#enforceOrReport(error);
+    }
+  }
+
+  /** The Warden run of a tree: the middleware's (read from agent state), the enclosing `warden.run`, or one of its own. */
+  async #runOf(tree: Tree): Promise<string> {
+    if (tree.wardenRunId !== undefined) return tree.wardenRunId;
+    const enclosing = this.warden.currentRun();
+    if (enclosing) {
+      tree.wardenRunId = enclosing.runId;
+      return enclosing.runId;
+    }
+    const paused = tree.threadId === undefined ? undefined : this.#paused.get(tree.threadId);
+    if (paused !== undefined) this.#paused.delete(tree.threadId!);
+    tree.wardenRunId = paused ?? (await this.warden.startRun(undefined, { framework: "langchain", name: tree.name, ...(tree.threadId !== undefined && { threadId: tree.threadId }), ...this.#options.metadata }));
+    tree.owned = true;
+    return tree.wardenRunId;
+  }
+
+  /** Agent state carries the middleware's run: record into it rather than opening a second one. */
+  #adopt(tree: Tree, inputs: ChainValues | undefined): void {
+    if (tree.wardenRunId !== undefined || typeof inputs !== "object" || inputs === null) return;
+    const carried = (inputs as Record<string, unknown>)[RUN_ID_KEY];
+    if (typeof carried !== "string") return;
+    tree.wardenRunId = carried;
+    tree.middlewareOwned = (inputs as Record<string, unknown>)[RUN_OWNED_KEY] === true;
+  }
+
+  async #end(runId: string, error: unknown): Promise<void> {
+    const node = this.#nodes.get(runId);
+    if (node === undefined) return;
+    this.#nodes.delete(runId);
+    const { tree } = node;
+    if (error !== undefined && isGraphInterrupt(error)) tree.interrupted = true;
+    if (node.ownsStep && node.stepId !== undefined && tree.wardenRunId !== undefined) await this.warden.completeStep(tree.wardenRunId, node.stepId);
+    if (node.depth > 0 || tree.wardenRunId === undefined) return;
+    if (tree.middlewareOwned && error !== undefined && !isGraphInterrupt(error)) {
+      // The invocation failed before the middleware's afterAgent could close its run.
+      try {
+        await this.warden.failRun(tree.wardenRunId, error);
+      } catch (failure) {
+        // The middleware already failed it (a halt).
+        if (!(WardenError.isInstance(failure) && failure.code === "invalid_state")) throw failure;
+      }
+      return;
+    }
+    if (!tree.owned) return;
+    if (tree.interrupted && tree.threadId !== undefined) {
+      // Left running: the resume on this thread continues the same run.
+      this.#paused.set(tree.threadId, tree.wardenRunId);
+      return;
+    }
+    if (error === undefined || isGraphInterrupt(error)) await this.warden.completeRun(tree.wardenRunId);
+    else await this.warden.failRun(tree.wardenRunId, error);
+  }
+
+  /** Halts and budget refusals are enforcement and reach the caller; anything else is telemetry and does not. */
+  #enforceOrReport(error: unknown): void {
+    if (WardenError.isInstance(error) && (error.code === "halted" || error.code === "tool_blocked")) throw error;
+    this.#report(error);
+  }
+}
+
+function threadIdOf(metadata: Record<string, unknown> | undefined): string | undefined {
+  const id = metadata?.thread_id;
+  return typeof id === "string" || typeof id === "number" ? String(id) : undefined;
+}
+
+/** Tool input arrives as a JSON string; a plain string tool gets `{ input }`. */
+function parseToolInput(input: string): unknown {
+  try {
+    const parsed: unknown = JSON.parse(input);
+    return typeof parsed === "object" && parsed !== null ? parsed : { input: parsed };
+  } catch {
+    return { input };
+  }
+}
+
+function modelOf(llm: Serialized, extraParams: Record<string, unknown> | undefined, metadata: Record<string, unknown> | undefined): string {
+  const params = extraParams?.invocation_params as Record<string, unknown> | undefined;
+  const candidates = [metadata?.ls_model_name, params?.model, params?.model_name, params?.modelName, llm?.id?.at(-1)];
+  const found = candidates.find((c) => typeof c === "string" && c.length > 0);
+  return (found as string | undefined) ?? "unknown";
+}
+
+/** Token usage from `generations[0][0].message.usage_metadata`, else the provider's `llmOutput.tokenUsage`. */
+function usageOf(output: LLMResult, model: string): LlmUsage {
+  const generation = output.generations?.[0]?.[0] as { message?: { usage_metadata?: Record<string, unknown>; response_metadata?: Record<string, unknown> } } | undefined;
+  const message = generation?.message;
+  const responseModel = message?.response_metadata?.model_name ?? message?.response_metadata?.model;
+  const usage = message?.usage_metadata;
+  const legacy = output.llmOutput?.tokenUsage as Record<string, unknown> | undefined;
+  const number = (value: unknown) => (typeof value === "number" ? value : undefined);
+  return {
+    model: typeof responseModel === "string" && responseModel.length > 0 ? responseModel : model,
+    inputTokens: number(usage?.input_tokens) ?? number(legacy?.promptTokens),
+    outputTokens: number(usage?.output_tokens) ?? number(legacy?.completionTokens),
+    totalTokens: number(usage?.total_tokens) ?? number(legacy?.totalTokens),
+  };
+}

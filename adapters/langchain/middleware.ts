@@ -1,0 +1,223 @@
+import { ToolMessage } from "@langchain/core/messages";
+import type { ToolCall } from "@langchain/core/messages/tool";
+import { interrupt, isGraphBubbleUp } from "@langchain/langgraph";
+import { createMiddleware, MiddlewareError, ToolInvocationError, type AgentMiddleware } from "langchain";
+import { z } from "zod";
+import { WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
+import { isErrorMessage, raceSignal, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, warnOnce, whileGoverned } from "./shared.js";
+
+/** Options of {@link wardenMiddleware}. */
+export interface WardenMiddlewareOptions {
+  /**
+   * How a `require_approval` decision pauses the call.
+   * - `"wait"` (default): the tool call waits in process for the reviewer (or the policy's timeout).
+   * - `"interrupt"`: LangGraph `interrupt()` pauses the whole agent (needs a checkpointer); approve in
+   *   Warden, then resume with `new Command({ resume: … })`. Warden's approval status decides, not the resume value.
+   */
+  approval?: "wait" | "interrupt" | undefined;
+  /** Semantic action of a tool, by name, when its name does not say it (`{ ship_it: "deploy" }`). */
+  actionHints?: Readonly<Record<string, ActionType>> | undefined;
+  /** Recorded on each run the middleware opens. */
+  metadata?: Readonly<Record<string, unknown>> | undefined;
+  /** Receives failures to record (never thrown into the agent). Default: one process warning per kind. */
+  onError?: ((error: unknown) => void) | undefined;
+}
+
+/** The value a paused tool call passes to LangGraph `interrupt()`: what the reviewer is asked to approve. */
+export interface WardenApprovalInterrupt {
+  type: "warden.approval_required";
+  /** Approve or reject this id with `warden.approvals.approve(approvalId, …)`. */
+  approvalId: string | undefined;
+  /** Warden's id of the tool call. */
+  toolCallId: string;
+  /** The framework's tool call id. */
+  externalId: string | undefined;
+  runId: string;
+  toolName: string;
+  /** The call's arguments, redacted. */
+  args: unknown;
+  reason: string;
+  policyId: string | undefined;
+  expiresAt: number | undefined;
+}
+
+const MIDDLEWARE_NAME = "WardenMiddleware";
+
+const stateSchema = z.object({
+  [RUN_ID_KEY]: z.string().optional(),
+  [RUN_OWNED_KEY]: z.boolean().optional(),
+});
+
+type RunState = { [RUN_ID_KEY]?: string | undefined; [RUN_OWNED_KEY]?: boolean | undefined };
+
+/**
+ * Governs every tool call of a `createAgent` agent: each call is checked by Warden before it runs,
+ * refused with an error `ToolMessage` when blocked, paused for a reviewer when policy asks, aborted
+ * on a halt, and recorded with its output in one Warden run per agent invocation.
+ * @example
+ * import { createAgent } from "langchain";
+ * import { Warden } from "agent-warden";
+ * import { wardenMiddleware } from "agent-warden/langchain";
+ *
+ * const warden = new Warden({ agentId: "ops-agent", policies: "./warden.yaml" });
+ * const agent = createAgent({ model, tools, middleware: [wardenMiddleware(warden)] });
+ * await agent.invoke({ messages: [{ role: "user", content: "deploy to staging" }] });
+ */
+export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOptions = {}): AgentMiddleware {
+  const mode = options.approval ?? "wait";
+  const report = options.onError ?? warnOnce();
+  const record = (write: () => void) => {
+    try {
+      write();
+    } catch (error) {
+      report(error);
+    }
+  };
+
+  /** Closes a run this middleware opened as failed; a halt ends the invocation, so `afterAgent` will not run. */
+  const failOwnedRun = async (state: RunState, error: unknown) => {
+    const runId = state[RUN_ID_KEY];
+    if (runId === undefined || state[RUN_OWNED_KEY] !== true) return;
+    try {
+      await warden.failRun(runId, error);
+    } catch (failure) {
+      // Already closed (another parallel call of the same run got there first).
+      if (!(WardenError.isInstance(failure) && failure.code === "invalid_state")) report(failure);
+    }
+  };
+
+  return createMiddleware({
+    name: MIDDLEWARE_NAME,
+    stateSchema,
+
+    beforeAgent: async (_state, runtime) => {
+      // Inside `warden.run(…)`, the invocation belongs to that run; otherwise it gets a run of its own.
+      const enclosing = warden.currentRun();
+      if (enclosing) return { [RUN_ID_KEY]: enclosing.runId, [RUN_OWNED_KEY]: false };
+      const threadId = runtime.configurable?.thread_id;
+      const runId = await warden.startRun(undefined, { framework: "langchain", ...(threadId !== undefined && { threadId }), ...options.metadata });
+      return { [RUN_ID_KEY]: runId, [RUN_OWNED_KEY]: true };
+    },
+
+    afterAgent: async (state) => {
+      const runId = state[RUN_ID_KEY];
+      if (runId === undefined || state[RUN_OWNED_KEY] !== true) return undefined;
+      try {
+        await warden.completeRun(runId);
+      } catch (error) {
+        report(error);
+      }
+      return undefined;
+    },
+
+    wrapToolCall: async (request, handler) => {
+      const { toolCall } = request;
+      const state = request.state as RunState;
+      const runId = state[RUN_ID_KEY];
+      const signal = request.runtime.signal;
+      const interrupting = mode === "interrupt" && toolCall.id !== undefined;
+
+      // A call resumed after an interrupt() was recorded the first time round: pick it up by its id.
+      let handle = interrupting ? pausedCall(warden, toolCall.id!, runId, signal) : undefined;
+      handle ??= warden.beginToolCall({ tool: toolCall.name, args: toolCall.args, externalId: toolCall.id, runId, signal, actionHint: options.actionHints?.[toolCall.name] });
+
+      if (interrupting) {
+        while (handle.decision.action === "require_approval") {
+          // The reviewer may have answered already (onApprovalRequest, another process).
+          handle = warden.resumeToolCall(handle.toolCallId, { signal });
+          if (handle.decision.action !== "require_approval") break;
+          // Pauses the agent; on a resume LangGraph replays this node and the interrupt() answered before returns.
+          interrupt(approvalRequest(handle, toolCall));
+        }
+      } else if (handle.decision.action === "require_approval") {
+        try {
+          await handle.waitForApproval();
+        } catch (error) {
+          if (WardenError.isInstance(error) && (error.code === "approval_rejected" || error.code === "approval_timeout")) return refusal(toolCall, error.message);
+          await failOwnedRun(state, error);
+          throw error;
+        }
+      }
+
+      const decision = handle.decision;
+      if (decision.action === "block") {
+        const error = handle.error!;
+        if (decision.halted) {
+          await failOwnedRun(state, error);
+          throw error;
+        }
+        return refusal(toolCall, error.message);
+      }
+
+      const governedHandle = handle;
+      try {
+        const result = await whileGoverned(warden, toolCall.id, () => raceSignal(governedHandle.signal, async () => handler(request)));
+        record(() => (isErrorMessage(result) ? governedHandle.fail({ message: String(recordableOutput(result)) }) : governedHandle.complete(recordableOutput(result))));
+        return result;
+      } catch (error) {
+        record(() => governedHandle.fail(error));
+        if (governedHandle.signal.aborted && error === governedHandle.signal.reason) {
+          // A halt (or the caller's own abort) stops the run rather than telling the model.
+          await failOwnedRun(state, error);
+          throw error;
+        }
+        // Interrupts belong to LangGraph; failures of middleware inside this one are theirs to surface.
+        if (isGraphBubbleUp(error) || MiddlewareError.isInstance(error)) throw error;
+        return toolError(toolCall, error);
+      }
+    },
+  }) as AgentMiddleware;
+}
+
+/**
+ * The Warden approval requests in an agent result's `__interrupt__`, so the caller can show them to a reviewer.
+ * @example
+ * import { approvalInterrupts } from "agent-warden/langchain";
+ * const result = await agent.invoke(input, { configurable: { thread_id: "t1" } });
+ * for (const request of approvalInterrupts(result)) console.log(request.toolName, request.approvalId);
+ */
+export function approvalInterrupts(result: unknown): WardenApprovalInterrupt[] {
+  const interrupts = typeof result === "object" && result !== null ? (result as { __interrupt__?: unknown }).__interrupt__ : undefined;
+  if (!Array.isArray(interrupts)) return [];
+  return interrupts
+    .map((entry) => (typeof entry === "object" && entry !== null ? (entry as { value?: unknown }).value : undefined))
+    .filter((value): value is WardenApprovalInterrupt => typeof value === "object" && value !== null && (value as { type?: unknown }).type === "warden.approval_required");
+}
+
+/** The paused Warden call for this framework id, if it belongs to this run; a stale or finished one starts afresh. */
+function pausedCall(warden: Warden, externalId: string, runId: string | undefined, signal: AbortSignal | undefined): ToolCallHandle | undefined {
+  try {
+    const handle = warden.resumeToolCall(externalId, { signal });
+    return runId === undefined || handle.runId === runId ? handle : undefined;
+  } catch (error) {
+    if (WardenError.isInstance(error) && (error.code === "not_found" || error.code === "invalid_state")) return undefined;
+    throw error;
+  }
+}
+
+function approvalRequest(handle: ToolCallHandle, toolCall: ToolCall): WardenApprovalInterrupt {
+  const approval = handle.approval;
+  return {
+    type: "warden.approval_required",
+    approvalId: approval?.approvalId,
+    toolCallId: handle.toolCallId,
+    externalId: toolCall.id,
+    runId: handle.runId,
+    toolName: handle.toolName,
+    args: approval?.payload,
+    reason: handle.decision.reason,
+    policyId: handle.decision.policyId,
+    expiresAt: approval?.expiresAt,
+  };
+}
+
+/** What the model sees for a call Warden refused: an error tool message; the agent carries on. */
+function refusal(toolCall: ToolCall, reason: string): ToolMessage {
+  return new ToolMessage({ content: reason, tool_call_id: toolCall.id ?? "", name: toolCall.name, status: "error" });
+}
+
+/** The error tool message LangChain itself gives a failed tool when no `wrapToolCall` middleware is present. */
+function toolError(toolCall: ToolCall, error: unknown): ToolMessage {
+  const content = ToolInvocationError.isInstance(error) ? error.message : `${String(error)}\n Please fix your mistakes.`;
+  return new ToolMessage({ content, tool_call_id: toolCall.id ?? "", name: toolCall.name, status: "error" });
+}

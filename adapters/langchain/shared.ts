@@ -1,0 +1,84 @@
+// What the middleware and the callback handler share: which framework tool calls the middleware is
+// governing (so the handler does not record them twice), the state keys that carry the run across
+// interrupts, and how framework values are turned into recordable ones.
+import type { Warden } from "agent-warden";
+import { isCommand } from "@langchain/langgraph";
+
+/** Private agent-state key holding the Warden run of the current agent invocation (checkpointed with the thread). */
+export const RUN_ID_KEY = "_wardenRunId";
+/** Private agent-state key: true when the middleware opened that run and so must close it. */
+export const RUN_OWNED_KEY = "_wardenRunOwned";
+
+const governed = new WeakMap<Warden, Set<string>>();
+
+/** Marks a framework tool call id as governed by the middleware while `fn` runs. */
+export async function whileGoverned<T>(warden: Warden, toolCallId: string | undefined, fn: () => Promise<T>): Promise<T> {
+  if (toolCallId === undefined) return fn();
+  let ids = governed.get(warden);
+  if (ids === undefined) governed.set(warden, (ids = new Set()));
+  ids.add(toolCallId);
+  try {
+    return await fn();
+  } finally {
+    ids.delete(toolCallId);
+  }
+}
+
+/** True when the middleware already decides on and records this framework tool call. */
+export function isGoverned(warden: Warden, toolCallId: string | undefined): boolean {
+  return toolCallId !== undefined && governed.get(warden)?.has(toolCallId) === true;
+}
+
+interface MessageLike {
+  content: unknown;
+  status?: unknown;
+  getType?: () => string;
+}
+
+function isMessageLike(value: unknown): value is MessageLike {
+  return typeof value === "object" && value !== null && "content" in value && typeof (value as MessageLike).getType === "function";
+}
+
+/** A tool result as it is worth recording: a message's content, a command's update, else the value. */
+export function recordableOutput(output: unknown): unknown {
+  if (isMessageLike(output)) return output.content;
+  if (isCommand(output)) {
+    const update = output.update;
+    const messages = update && typeof update === "object" && "messages" in update ? (update as { messages?: unknown }).messages : undefined;
+    return { command: { goto: output.goto, messages: Array.isArray(messages) ? messages.map((m) => (isMessageLike(m) ? m.content : m)) : undefined } };
+  }
+  return output;
+}
+
+/** A tool message the tool itself marked as an error (`status: "error"`). */
+export function isErrorMessage(output: unknown): output is MessageLike {
+  return isMessageLike(output) && output.status === "error";
+}
+
+/** Runs `fn`, but rejects with the signal's reason as soon as it aborts; a late rejection of `fn` is swallowed. */
+export async function raceSignal<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+  if (signal.aborted) throw signal.reason;
+  const pending = fn();
+  pending.catch(() => {});
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([pending, aborted]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/** The default sink for telemetry failures: one process warning per kind, never a throw. */
+export function warnOnce(): (error: unknown) => void {
+  const seen = new Set<string>();
+  return (error) => {
+    const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    if (seen.has(text)) return;
+    seen.add(text);
+    process.emitWarning(`[warden] langchain: ${text}`, { code: "WARDEN_TELEMETRY" });
+  };
+}

@@ -1,0 +1,178 @@
+// LangChain: what one tool call costs ungoverned, traced by Langfuse's CallbackHandler, governed by
+// WardenCallbackHandler, and governed through wardenMiddleware's wrapToolCall; plus a whole createAgent
+// turn (scripted model, one tool call) with and without the middleware.
+//
+// Langfuse v5 traces through OpenTelemetry and never touches the network itself; its spans are given
+// to an in-memory tracer provider here (recorded, kept, never exported), so nothing can block on I/O.
+// Its handler is made to await its hooks, as Warden's does, so its work is counted in the call.
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AIMessage, HumanMessage, ToolMessage } from "@langchain/core/messages";
+import { fakeModel } from "@langchain/core/testing";
+import { tool } from "@langchain/core/tools";
+import { CallbackHandler as LangfuseCallbackHandler } from "@langfuse/langchain";
+import { setLangfuseTracerProvider } from "@langfuse/tracing";
+import { context, trace, type Attributes, type Context, type Span, type SpanContext, type SpanStatus, type Tracer, type TracerProvider } from "@opentelemetry/api";
+import { createAgent, createMiddleware } from "langchain";
+import { z } from "zod";
+import { Warden } from "agent-warden";
+import { WardenCallbackHandler, wardenMiddleware } from "agent-warden/langchain";
+import { measureAsync, type BenchRow, type Timing } from "./harness.js";
+
+const GROUP = "adapters";
+
+export async function run(): Promise<BenchRow[]> {
+  const dir = mkdtempSync(join(tmpdir(), "warden-bench-langchain-"));
+  const exported = useInMemoryTracing();
+  const rows: BenchRow[] = [];
+  const row = (name: string, timing: Timing, note?: string) => rows.push({ group: GROUP, name, medianUs: timing.medianUs, p99Us: timing.p99Us, opsPerSec: timing.opsPerSec, note });
+  const warden = new Warden({ agentId: "bench-langchain", store: join(dir, "warden.db"), policies: { version: 1, default: "allow", policies: [{ id: "no-drop", when: { tool: "drop_table" }, action: "block" }] } });
+  try {
+    const lookup = tool(async ({ id }) => `order ${id}: shipped`, { name: "lookup_order", description: "Look up an order", schema: z.object({ id: z.number() }) });
+    const options = { samples: 1000, batch: 10, warmup: 500 };
+    let n = 0;
+
+    row("langchain tool ungoverned", await measureAsync(() => lookup.invoke({ id: n++ }), options), "tool.invoke(input)");
+
+    const langfuse = new LangfuseCallbackHandler();
+    langfuse.awaitHandlers = true;
+    row("langchain tool + langfuse CallbackHandler", await measureAsync(() => lookup.invoke({ id: n++ }, { callbacks: [langfuse] }), options), `@langfuse/langchain, ${exported.count()} spans recorded in memory`);
+
+    const handler = new WardenCallbackHandler(warden);
+    // Inside one run, so each sample is one governed call (check, record, ledger) and not a run of its own.
+    await warden.run({ bench: "langchain" }, async () => {
+      row("langchain tool + WardenCallbackHandler", await measureAsync(() => lookup.invoke({ id: n++ }, { callbacks: [handler] }), options), "check + record + ledger, file store");
+
+      // The middleware's hook, called the way createAgent's tool node calls it.
+      const middleware = wardenMiddleware(warden);
+      const wrap = middleware.wrapToolCall!;
+      const runId = warden.currentRun()!.runId;
+      const execute = async (request: { toolCall: { name: string; args: Record<string, unknown>; id?: string } }): Promise<ToolMessage> =>
+        (await lookup.invoke({ ...request.toolCall, id: request.toolCall.id!, type: "tool_call" })) as ToolMessage;
+      const request = (id: number) => ({ toolCall: { name: "lookup_order", args: { id }, id: `call_${id}`, type: "tool_call" as const }, tool: lookup, state: { messages: [], _wardenRunId: runId, _wardenRunOwned: false }, runtime: {} });
+      row("langchain tool call via wrapToolCall, ungoverned", await measureAsync(() => execute(request(n++)), options), "the tool node's own handler");
+      row("langchain tool call + wardenMiddleware", await measureAsync(async () => wrap(request(n++) as never, execute as never), options), "wrapToolCall: check + record + ledger");
+    });
+
+    // A whole agent turn: model → tool → model, scripted; the queue holds every response up front.
+    const turns = { samples: 200, batch: 2, warmup: 50 };
+    const script = (count: number) => {
+      const model = fakeModel();
+      for (let i = 0; i < count; i++) model.respondWithTools([{ name: "lookup_order", args: { id: i } }]).respond(new AIMessage("shipped"));
+      return model;
+    };
+    const totalTurns = turns.warmup + turns.samples * turns.batch;
+    const plain = createAgent({ model: script(totalTurns), tools: [lookup] });
+    const input = { messages: [new HumanMessage("where is my order?")] };
+    const bareTurn = await measureAsync(() => plain.invoke(input), turns);
+    row("createAgent turn, 1 tool call, ungoverned", bareTurn, "scripted model");
+    // The same hooks doing nothing: what createAgent itself charges for two extra graph nodes and a wrapper.
+    const noop = createMiddleware({ name: "Noop", beforeAgent: () => undefined, afterAgent: () => undefined, wrapToolCall: (request, next) => next(request) });
+    const hooked = createAgent({ model: script(totalTurns), tools: [lookup], middleware: [noop] });
+    const hookedTurn = await measureAsync(() => hooked.invoke(input), turns);
+    row("createAgent turn, 1 tool call + no-op middleware", hookedTurn, `same hooks, empty; ${delta(hookedTurn, bareTurn)}`);
+    const governed = createAgent({ model: script(totalTurns), tools: [lookup], middleware: [wardenMiddleware(warden)] });
+    const governedTurn = await measureAsync(() => governed.invoke(input), turns);
+    row("createAgent turn, 1 tool call + wardenMiddleware", governedTurn, `one Warden run per turn; ${delta(governedTurn, bareTurn)}`);
+  } finally {
+    warden.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+/** The median difference to the baseline, signed. */
+function delta(timing: Timing, baseline: Timing): string {
+  const us = Math.round(timing.medianUs - baseline.medianUs);
+  return `${us >= 0 ? "+" : "−"}${Math.abs(us)} µs vs ungoverned`;
+}
+
+/** A recording tracer whose finished spans go to a bounded in-memory list: an SDK with an in-memory exporter, minus the SDK. */
+function useInMemoryTracing(): { count(): number } {
+  const finished: MemorySpan[] = [];
+  let total = 0;
+  const onEnd = (span: MemorySpan) => {
+    total++;
+    if (finished.length >= 2048) finished.length = 0;
+    finished.push(span);
+  };
+  const tracer = {
+    startSpan(name: string, options: { startTime?: unknown; attributes?: Attributes } = {}, parent: Context = context.active()): Span {
+      const parentContext = trace.getSpanContext(parent);
+      const spanContext: SpanContext = { traceId: parentContext?.traceId ?? randomBytes(16).toString("hex"), spanId: randomBytes(8).toString("hex"), traceFlags: 1 };
+      return new MemorySpan(name, spanContext, parentContext?.spanId, options.attributes, onEnd);
+    },
+    startActiveSpan(name: string, ...rest: unknown[]): unknown {
+      const fn = rest.at(-1) as (span: Span) => unknown;
+      const options = (rest.length > 1 ? rest[0] : undefined) as { attributes?: Attributes } | undefined;
+      const parent = (rest.length > 2 ? rest[1] : context.active()) as Context;
+      const span = tracer.startSpan(name, options, parent);
+      return context.with(trace.setSpan(parent, span), fn, undefined, span);
+    },
+  };
+  const provider: TracerProvider = { getTracer: () => tracer as unknown as Tracer };
+  setLangfuseTracerProvider(provider);
+  return { count: () => total };
+}
+
+class MemorySpan implements Span {
+  readonly attributes: Attributes = {};
+  readonly startedAt = performance.now();
+  status: SpanStatus = { code: 0 };
+  #ended = false;
+
+  constructor(
+    public name: string,
+    readonly context: SpanContext,
+    readonly parentSpanId: string | undefined,
+    attributes: Attributes | undefined,
+    readonly onEnd: (span: MemorySpan) => void,
+  ) {
+    if (attributes) Object.assign(this.attributes, attributes);
+  }
+
+  spanContext(): SpanContext {
+    return this.context;
+  }
+  setAttribute(key: string, value: Attributes[string]): this {
+    if (!this.#ended && value !== undefined) this.attributes[key] = value;
+    return this;
+  }
+  setAttributes(attributes: Attributes): this {
+    if (!this.#ended) Object.assign(this.attributes, attributes);
+    return this;
+  }
+  addEvent(): this {
+    return this;
+  }
+  addLink(): this {
+    return this;
+  }
+  addLinks(): this {
+    return this;
+  }
+  setStatus(status: SpanStatus): this {
+    this.status = status;
+    return this;
+  }
+  updateName(name: string): this {
+    this.name = name;
+    return this;
+  }
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.onEnd(this);
+  }
+  isRecording(): boolean {
+    return !this.#ended;
+  }
+  recordException(): void {}
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { printTable } = await import("./harness.js");
+  printTable(await run());
+}
