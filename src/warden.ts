@@ -518,10 +518,13 @@ export class Warden {
       const row = this.#store.get<ToolCallRow>("SELECT * FROM tool_calls WHERE (id = ?1 OR external_id = ?1) AND org = ?2 AND kind = 'tool' ORDER BY started_at DESC, rowid DESC LIMIT 1", id, this.organization);
       if (!row) throw new NotFoundError("tool call", id);
       const decision = JSON.parse(row.decision ?? "null") as Decision | null;
-      if (row.status !== ToolCallStatus.AWAITING_APPROVAL || decision === null) throw new InvalidStateError(`tool call "${id}" is ${row.status}; only a call awaiting approval can be resumed`);
+      const approvalId = this.approvals.forToolCall(row.id)?.approvalId;
+      // Awaiting a reviewer, or approved (perhaps by another process that resolved the pause) but not yet run.
+      const resumable = row.status === ToolCallStatus.AWAITING_APPROVAL || (row.status === ToolCallStatus.PENDING && approvalId !== undefined && this.approvals.get(approvalId).status === ApprovalStatus.APPROVED);
+      if (!resumable || decision === null) throw new InvalidStateError(`tool call "${id}" is ${row.status}; only a call awaiting approval can be resumed`);
       // The run may have ended while the call waited (an SDK pauses a call across two requests): the call can still finish.
       if (this.#store.get<{ status: string }>("SELECT status FROM runs WHERE id = ?", row.run_id)?.status === RunStatus.RUNNING) this.#adoptRun(row.run_id);
-      state = { toolCallId: row.id, externalId: row.external_id ?? undefined, runId: row.run_id, stepId: row.step_id ?? undefined, agentId: row.agent_id, toolName: row.tool_name, status: ToolCallStatus.AWAITING_APPROVAL, startedAt: performance.now(), controller: new AbortController(), cleanup: undefined, approvalId: this.approvals.forToolCall(row.id)?.approvalId, decision };
+      state = { toolCallId: row.id, externalId: row.external_id ?? undefined, runId: row.run_id, stepId: row.step_id ?? undefined, agentId: row.agent_id, toolName: row.tool_name, status: row.status as ToolCallStatus, startedAt: performance.now(), controller: new AbortController(), cleanup: undefined, approvalId, decision };
       this.#calls.set(state.toolCallId, state);
     }
     if (options.signal) this.#link(state, options.signal);

@@ -54,3 +54,22 @@ describe("resumeToolCall", () => {
     warden.close();
   });
 });
+
+describe("resumeToolCall across processes", () => {
+  it("runs a call that one client resumed as approved and another client finishes", async () => {
+    const path = store();
+    const a = new Warden({ agentId: "agent", store: path, policies });
+    const runId = await a.startRun();
+    const paused = a.beginToolCall({ tool: "deploy", runId, externalId: "call_3" });
+    a.approvals.approve(paused.approval!.approvalId, { reviewer: "carol" });
+    expect(a.resumeToolCall("call_3").decision.action).toBe("allow");
+    a.close();
+
+    const b = new Warden({ agentId: "agent", store: path, policies });
+    const resumed = b.resumeToolCall("call_3");
+    expect(resumed.decision.action).toBe("allow");
+    resumed.complete("done");
+    expect((await b.getRun(runId)).toolCalls[0]).toMatchObject({ status: "completed", output: "done" });
+    b.close();
+  });
+});

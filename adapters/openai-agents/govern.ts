@@ -1,0 +1,241 @@
+import { Agent, defineToolInputGuardrail, getCurrentSpan, ToolGuardrailFunctionOutputFactory } from "@openai/agents";
+import type { FunctionTool, RunContext, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from "@openai/agents";
+import { InvalidStateError, WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
+import { governedSpans, registryOf, type Registry } from "./registry.js";
+
+/**
+ * How a `require_approval` decision reaches the reviewer:
+ * - `"interrupt"` (default): the tool's `needsApproval` says yes, the SDK run stops with an
+ *   interruption and can be serialized; `resolveInterruptions` applies the reviewer's answer.
+ * - `"wait"`: the tool's guardrail holds the call until the reviewer answers or the approval times out.
+ */
+export type ApprovalMode = "interrupt" | "wait";
+
+/** Options of `governAgent`. */
+export interface GovernAgentOptions {
+  approval?: ApprovalMode | undefined;
+  /** Also govern the agents reachable through handoffs. Default `true`. */
+  handoffs?: boolean | undefined;
+  /** The semantic action of a tool whose name does not say it, by tool name: `{ read_vault: "secret_access" }`. */
+  actionHints?: Readonly<Record<string, ActionType>> | undefined;
+}
+
+type AnyFunctionTool = FunctionTool<any, any, any>;
+type InvokeArgs = Parameters<AnyFunctionTool["invoke"]>;
+type ToolCallDetails = NonNullable<InvokeArgs[2]>;
+
+/**
+ * The name of the tool input guardrail this adapter appends, as it shows in `result.toolInputGuardrailResults`.
+ * @example
+ * const wardenResults = result.toolInputGuardrailResults.filter((r) => r.guardrail.name === GUARDRAIL_NAME);
+ */
+export const GUARDRAIL_NAME = "warden";
+
+const governedTools = new WeakMap<object, Warden>();
+
+/**
+ * Puts every function tool of an agent (and of the agents it hands off to) under Warden: a tool input
+ * guardrail decides each call, `needsApproval` raises an SDK interruption where policy asks for a
+ * human, and each tool's outcome is recorded. Returns the same agent.
+ * @example
+ * import { Agent, run } from "@openai/agents";
+ * import { governAgent } from "agent-warden/openai-agents";
+ * const agent = governAgent(new Agent({ name: "billing", tools: [refund] }), warden);
+ * const result = await run(agent, "refund order 1042", { signal: warden.signal });
+ */
+export function governAgent<TAgent extends Agent<any, any>>(agent: TAgent, warden: Warden, options: GovernAgentOptions = {}): TAgent {
+  const registry = registryOf(warden);
+  const seen = new Set<Agent<any, any>>();
+  const visit = (current: Agent<any, any>): void => {
+    if (seen.has(current)) return;
+    seen.add(current);
+    for (const tool of current.tools) {
+      if (tool.type === "function") governTool(tool as AnyFunctionTool, warden, registry, options);
+    }
+    if (options.handoffs === false) return;
+    for (const handoff of current.handoffs) visit(handoff instanceof Agent ? handoff : handoff.agent);
+  };
+  visit(agent);
+  return agent;
+}
+
+function governTool(tool: AnyFunctionTool, warden: Warden, registry: Registry, options: GovernAgentOptions): void {
+  const owner = governedTools.get(tool);
+  if (owner === warden) return;
+  if (owner !== undefined) throw new InvalidStateError(`tool "${tool.name}" is already governed by another Warden client`);
+  governedTools.set(tool, warden);
+  const actionHint = options.actionHints?.[tool.name];
+  tool.inputGuardrails = [...(tool.inputGuardrails ?? []), wardenGuardrail(tool.name, warden, registry, actionHint)];
+  if ((options.approval ?? "interrupt") === "interrupt") {
+    const own = tool.needsApproval;
+    tool.needsApproval = async (runContext, input, callId) => (await policyNeedsApproval(tool.name, input, callId, warden, registry, actionHint)) || (await own(runContext, input, callId));
+  }
+  const invoke = tool.invoke;
+  tool.invoke = (runContext, input, details) => governedInvoke(tool, invoke, registry, runContext, input, details);
+}
+
+/**
+ * `needsApproval`: true only where policy says `require_approval`. The call is recorded and its
+ * approval request created here, keyed by the SDK call id, so the interruption and the Warden
+ * request are one thing. Never throws: on any failure the guardrail decides, failing closed.
+ */
+async function policyNeedsApproval(tool: string, input: unknown, callId: string | undefined, warden: Warden, registry: Registry, actionHint: ActionType | undefined): Promise<boolean> {
+  if (callId === undefined) return false;
+  try {
+    if (registry.interrupted.has(callId)) return settle(registry, callId, warden.resumeToolCall(callId));
+    const runId = registry.currentRunId(warden);
+    if (warden.check({ tool, args: input, runId, actionHint }).action !== "require_approval") return false;
+    // A restored run asks again for a call that already has a request.
+    const earlier = resumeIfRecorded(warden, callId);
+    if (earlier) return settle(registry, callId, earlier);
+    const handle = warden.beginToolCall({ tool, args: input, runId, externalId: callId, actionHint });
+    // A reviewer callback may have answered at once (an auto-approver): then there is nothing to pause for.
+    if (handle.approval && warden.approvals.get(handle.approval.approvalId).status !== "pending") return settle(registry, callId, warden.resumeToolCall(callId));
+    return settle(registry, callId, handle);
+  } catch {
+    return false;
+  }
+}
+
+/** True while the call still waits for a reviewer; otherwise hands the decision to the guardrail. */
+function settle(registry: Registry, callId: string, handle: ToolCallHandle): boolean {
+  if (handle.decision.action === "require_approval") {
+    registry.interrupted.set(callId, handle.runId);
+    return true;
+  }
+  registry.interrupted.delete(callId);
+  registry.decided.set(callId, handle);
+  return false;
+}
+
+function resumeIfRecorded(warden: Warden, callId: string): ToolCallHandle | undefined {
+  try {
+    return warden.resumeToolCall(callId);
+  } catch (error) {
+    if (WardenError.isInstance(error) && (error.code === "not_found" || error.code === "invalid_state")) return undefined;
+    throw error;
+  }
+}
+
+function wardenGuardrail(tool: string, warden: Warden, registry: Registry, actionHint: ActionType | undefined): ToolInputGuardrailDefinition<any> {
+  return defineToolInputGuardrail({
+    name: GUARDRAIL_NAME,
+    run: async ({ toolCall, context }) => {
+      const callId = toolCall.callId;
+      const span = getCurrentSpan();
+      // This guardrail records the call; the trace processor must not record its span again.
+      if (span) governedSpans.add(span);
+      let handle: ToolCallHandle;
+      try {
+        handle = registry.decided.get(callId) ?? resumeInterrupted(tool, callId, context, warden, registry) ?? warden.beginToolCall({ tool, args: parseArguments(toolCall.arguments), runId: registry.currentRunId(warden), externalId: callId, actionHint });
+      } catch (error) {
+        return refuse(error, undefined);
+      } finally {
+        registry.decided.delete(callId);
+        registry.interrupted.delete(callId);
+      }
+      if (handle.decision.action === "block") return refuse(handle.error, handle);
+      if (handle.decision.action === "require_approval") {
+        try {
+          await handle.waitForApproval();
+        } catch (error) {
+          return refuse(error, handle);
+        }
+      }
+      // Decided before a halt (an approval applied earlier): the halt wins.
+      if (handle.signal.aborted) {
+        quietly(() => handle.fail(handle.signal.reason));
+        return refuse(handle.signal.reason, handle);
+      }
+      registry.active.set(callId, handle);
+      return ToolGuardrailFunctionOutputFactory.allow({ warden: { toolCallId: handle.toolCallId, decision: handle.decision.action } });
+    },
+  });
+}
+
+/**
+ * A call that paused through an interruption (here or in another process) continues as the same
+ * Warden call. `undefined` when it has no record; throws when its approval cannot be verified here.
+ */
+function resumeInterrupted(tool: string, callId: string, context: RunContext<any>, warden: Warden, registry: Registry): ToolCallHandle | undefined {
+  if (!registry.interrupted.has(callId) && context.isToolApproved({ toolName: tool, callId }) !== true) return undefined;
+  try {
+    return warden.resumeToolCall(callId);
+  } catch (error) {
+    if (WardenError.isInstance(error) && error.code === "not_found") return undefined;
+    throw error;
+  }
+}
+
+/** Blocks, rejections and timeouts become the model's tool result; a halt stops the run. */
+function refuse(error: unknown, handle: ToolCallHandle | undefined): ToolGuardrailFunctionOutput {
+  const info = { warden: { toolCallId: handle?.toolCallId, decision: handle?.decision.action, halted: isHalt(error) }, error };
+  if (isHalt(error)) return ToolGuardrailFunctionOutputFactory.throwException(info);
+  const message = error instanceof Error ? error.message : `[warden] tool call refused: ${String(error)}`;
+  return ToolGuardrailFunctionOutputFactory.rejectContent(WardenError.isInstance(error) ? message : `[warden] tool call refused, governance check failed: ${message}`, info);
+}
+
+function isHalt(error: unknown): boolean {
+  return WardenError.isInstance(error) && error.code === "halted";
+}
+
+/**
+ * The tool's `invoke`, wrapped: it gets a signal that also aborts on a halt, it is abandoned as soon
+ * as a halt aborts that signal, and its output or failure is recorded on the call the guardrail allowed.
+ */
+async function governedInvoke(tool: AnyFunctionTool, invoke: AnyFunctionTool["invoke"], registry: Registry, runContext: InvokeArgs[0], input: string, details: InvokeArgs[2]): Promise<unknown> {
+  const callId = details?.toolCall?.callId;
+  const handle = callId === undefined ? undefined : registry.active.get(callId);
+  if (handle === undefined || callId === undefined) return invoke.call(tool, runContext, input, details);
+  registry.active.delete(callId);
+  const signal = details?.signal ? AbortSignal.any([details.signal, handle.signal]) : handle.signal;
+  let output: unknown;
+  try {
+    output = await raceAbort(handle.signal, () => invoke.call(tool, runContext, input, withSignal(details, signal)));
+  } catch (error) {
+    quietly(() => handle.fail(error));
+    throw error;
+  }
+  // The SDK turns an ordinary tool error into model-visible text and marks the function span; with tracing on, that shows.
+  const spanError = getCurrentSpan()?.error;
+  quietly(() => (spanError ? handle.fail({ message: spanError.message, output }) : handle.complete(output)));
+  return output;
+}
+
+function withSignal(details: ToolCallDetails | undefined, signal: AbortSignal): ToolCallDetails {
+  if (details === undefined) return { signal };
+  // Keep every property, the SDK's non-enumerable symbols included.
+  const copy = Object.create(Object.getPrototypeOf(details), Object.getOwnPropertyDescriptors(details)) as ToolCallDetails;
+  Object.defineProperty(copy, "signal", { value: signal, enumerable: true, configurable: true, writable: true });
+  return copy;
+}
+
+function raceAbort<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    Promise.resolve()
+      .then(fn)
+      .then(resolve, reject)
+      .finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/** Recording an outcome is telemetry: it never throws into the agent. */
+function quietly(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // The call was already finished (a halt recorded it first).
+  }
+}
+
+function parseArguments(raw: string): unknown {
+  try {
+    return raw === "" ? {} : JSON.parse(raw);
+  } catch {
+    return { arguments: raw };
+  }
+}
+

@@ -1,0 +1,132 @@
+import { run, RunState } from "@openai/agents";
+import type { Agent, AgentInputItem, NonStreamRunOptions, RunResult, RunToolApprovalItem } from "@openai/agents";
+import { WardenError, type ToolCallHandle, type Warden } from "agent-warden";
+import { FRAMEWORK, registryOf, runScope, type RunMetadata } from "./registry.js";
+
+/** What `resolveInterruptions` did with each interruption of a paused run. */
+export interface InterruptionResolution {
+  /** Approved in Warden: approved in the SDK state, the tool runs on the next `run(agent, state)`. */
+  approved: RunToolApprovalItem[];
+  /** Rejected or expired in Warden (or no longer verifiable): rejected in the SDK state with the reason as the model's tool result. */
+  rejected: RunToolApprovalItem[];
+  /** Still waiting for a reviewer (or held by a halt): left as they are. */
+  pending: RunToolApprovalItem[];
+  /** Interruptions Warden did not raise (a tool's own `needsApproval`, hosted tools): left to the application. */
+  unmanaged: RunToolApprovalItem[];
+}
+
+/**
+ * Applies the reviewers' answers recorded in Warden to a paused SDK run: each interruption Warden
+ * raised is approved or rejected in the run state, or left pending. Run the state again afterwards.
+ * @example
+ * import { resolveInterruptions } from "agent-warden/openai-agents";
+ * const { pending } = resolveInterruptions(result, warden);
+ * if (pending.length === 0) result = await run(agent, result.state);
+ */
+export function resolveInterruptions(source: RunResult<any, any> | RunState<any, any>, warden: Warden): InterruptionResolution {
+  return resolveWithHandles(source instanceof RunState ? source : source.state, warden).resolution;
+}
+
+function resolveWithHandles(state: RunState<any, any>, warden: Warden): { resolution: InterruptionResolution; handles: ToolCallHandle[] } {
+  const registry = registryOf(warden);
+  const resolution: InterruptionResolution = { approved: [], rejected: [], pending: [], unmanaged: [] };
+  const handles: ToolCallHandle[] = [];
+  for (const item of state.getInterruptions()) {
+    const raw = item.rawItem;
+    if (raw.type !== "function_call") {
+      resolution.unmanaged.push(item);
+      continue;
+    }
+    let handle: ToolCallHandle;
+    try {
+      handle = warden.resumeToolCall(raw.callId);
+    } catch (error) {
+      const code = WardenError.isInstance(error) ? error.code : undefined;
+      if (code === "not_found") resolution.unmanaged.push(item);
+      else if (code === "invalid_state") {
+        // Settled before (rejected, or approved where it then ran): its approval cannot be verified here.
+        registry.interrupted.delete(raw.callId);
+        state.reject(item, { message: `[warden] tool "${raw.name}" was not run: its approval could not be verified (${(error as Error).message})` });
+        resolution.rejected.push(item);
+      } else resolution.pending.push(item);
+      continue;
+    }
+    handles.push(handle);
+    const decision = handle.decision;
+    if (decision.action === "allow" || decision.action === "warn") {
+      registry.interrupted.delete(raw.callId);
+      registry.decided.set(raw.callId, handle);
+      state.approve(item);
+      resolution.approved.push(item);
+    } else if (decision.action === "block" && !decision.halted) {
+      registry.interrupted.delete(raw.callId);
+      state.reject(item, { message: `[warden] tool "${handle.toolName}" was not approved: ${decision.reason}` });
+      resolution.rejected.push(item);
+    } else {
+      registry.interrupted.set(raw.callId, handle.runId);
+      resolution.pending.push(item);
+    }
+  }
+  return { resolution, handles };
+}
+
+/** Options of `governedRun`: the SDK's run options, plus metadata for the Warden run. */
+export type GovernedRunOptions<TContext = undefined, TAgent extends Agent<any, any> = Agent<any, any>> = NonStreamRunOptions<TContext, TAgent> & {
+  /** Recorded (redacted) on the Warden run: `{ task: "refund order 1042" }`. */
+  metadata?: Record<string, unknown> | undefined;
+};
+
+/**
+ * Runs an agent as one Warden run: the halt signal is passed to the SDK, a halt rejects with
+ * `HaltedError`, and a run paused for approval stays open until it resumes. Given a paused run
+ * state, it first applies the approvals recorded in Warden (`resolveInterruptions`), then continues it.
+ * @example
+ * import { governAgent, governedRun } from "agent-warden/openai-agents";
+ * let result = await governedRun(governAgent(agent, warden), "refund order 1042", warden);
+ * // later, once a reviewer approved in Warden:
+ * result = await governedRun(agent, result.state, warden);
+ */
+export async function governedRun<TAgent extends Agent<any, any>, TContext = undefined>(
+  agent: TAgent,
+  input: string | AgentInputItem[] | RunState<TContext, TAgent>,
+  warden: Warden,
+  options: GovernedRunOptions<TContext, TAgent> = {},
+): Promise<RunResult<TContext, TAgent>> {
+  const { metadata, ...runOptions } = options;
+  const resumed = input instanceof RunState ? await pausedWorkflowRun(input, warden) : undefined;
+  const workflow = resumed ?? warden.beginRun({ ...metadata, framework: FRAMEWORK, kind: "workflow", agent: agent.name } satisfies RunMetadata);
+  const signal = runOptions.signal ? AbortSignal.any([runOptions.signal, warden.signal]) : warden.signal;
+  let result: RunResult<TContext, TAgent>;
+  try {
+    result = await runScope.run({ warden, runId: workflow.runId, traceId: workflow.traceId, resumed: resumed !== undefined }, () => run(agent, input, { ...runOptions, stream: false, signal }));
+  } catch (error) {
+    const thrown = haltIn(error) ?? error;
+    await warden.failRun(workflow.runId, thrown).catch(() => {});
+    throw thrown;
+  }
+  // Paused for approval: the run stays open until it resumes.
+  if (result.interruptions.length === 0) await warden.completeRun(workflow.runId, result.finalOutput).catch(() => {});
+  return result;
+}
+
+/** Applies recorded approvals, and finds the still-open Warden run the paused SDK run belongs to. */
+async function pausedWorkflowRun(state: RunState<any, any>, warden: Warden): Promise<{ runId: string; traceId: string } | undefined> {
+  const { handles } = resolveWithHandles(state, warden);
+  const first = handles[0];
+  if (first === undefined) return undefined;
+  let current = await warden.getRun(first.runId);
+  for (let depth = 0; depth < 64 && current.parentRunId !== undefined; depth++) {
+    const metadata = current.metadata as Partial<RunMetadata> | undefined;
+    if (metadata?.framework === FRAMEWORK && metadata.kind === "workflow") break;
+    current = await warden.getRun(current.parentRunId);
+  }
+  return current.status === "running" ? { runId: current.runId, traceId: current.traceId } : undefined;
+}
+
+/** The `HaltedError` behind an SDK error (a guardrail tripwire, a tool call error, the aborted signal). */
+function haltIn(error: unknown, depth = 0): WardenError | undefined {
+  if (depth > 6 || error === null || typeof error !== "object") return undefined;
+  if (WardenError.isInstance(error)) return error.code === "halted" ? error : undefined;
+  const value = error as { error?: unknown; cause?: unknown; result?: { output?: { outputInfo?: { error?: unknown } } } };
+  return haltIn(value.result?.output?.outputInfo?.error, depth + 1) ?? haltIn(value.error, depth + 1) ?? haltIn(value.cause, depth + 1);
+}

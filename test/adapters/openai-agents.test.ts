@@ -1,0 +1,550 @@
+// The OpenAI Agents adapter against the real SDK (@openai/agents 0.20), driven offline by its ScriptedModel.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Agent, RunState, run, setTraceProcessors, setTracingDisabled, tool, Usage } from "@openai/agents";
+import { assistantMessage, functionCall, modelResponse, ScriptedModel } from "@openai/agents-core/testing";
+import { HaltedError, Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
+import { governAgent, governedRun, resolveInterruptions, WardenTraceProcessor } from "agent-warden/openai-agents";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { z } from "zod";
+
+const POLICIES: PolicySetInput = {
+  version: 1,
+  default: "allow",
+  policies: [
+    { id: "no-secrets", when: { tool: "get_secret" }, action: "block" },
+    { id: "flag-writes", when: { tool: "write_*" }, action: "warn", severity: "low" },
+    { id: "approve-prod-deploy", when: { tool: "deploy", "args.environment": "production" }, action: "require_approval", approval: { timeout: "10m" } },
+  ],
+};
+
+const wardens: Warden[] = [];
+const dirs: string[] = [];
+
+function makeWarden(options: Partial<WardenOptions> = {}): Warden {
+  const warden = new Warden({ agentId: "support-agent", store: ":memory:", policies: POLICIES, ...options } as WardenOptions);
+  wardens.push(warden);
+  return warden;
+}
+
+function usage(input = 10, output = 5): Usage {
+  return new Usage({ requests: 1, inputTokens: input, outputTokens: output, totalTokens: input + output });
+}
+
+/** One model turn asking for tool calls, as `[name, args, callId]`. */
+function calls(...list: Array<[string, Record<string, unknown>, string]>) {
+  return modelResponse({ output: list.map(([name, args, callId]) => functionCall(name, args, { callId })), usage: usage() });
+}
+
+function answer(text: string) {
+  return modelResponse({ output: [assistantMessage(text)], usage: usage() });
+}
+
+/** The tool result the model was sent for `callId`, as text. */
+function seenByModel(model: ScriptedModel, callId: string): string | undefined {
+  for (const call of model.calls) {
+    const input = call.request.input;
+    if (!Array.isArray(input)) continue;
+    for (const item of input as Array<Record<string, any>>) {
+      if (item.type === "function_call_result" && item.callId === callId) return typeof item.output === "string" ? item.output : item.output?.text;
+    }
+  }
+  return undefined;
+}
+
+/** Every recorded tool call (and LLM call) across all runs, oldest first. */
+async function recorded(warden: Warden, kind: "tool" | "llm" = "tool"): Promise<ToolCallRecord[]> {
+  const out: ToolCallRecord[] = [];
+  for (const run of warden.listRuns({ limit: 1000 }).reverse()) out.push(...(await warden.getRun(run.runId)).toolCalls.filter((c) => c.kind === kind));
+  return out;
+}
+
+function tools() {
+  const executed: Record<string, unknown[]> = {};
+  const track = (name: string, args: unknown) => (executed[name] ??= []).push(args);
+  return {
+    executed,
+    add: tool({ name: "add", description: "Adds two numbers", parameters: z.object({ a: z.number(), b: z.number() }), execute: async (args) => (track("add", args), args.a + args.b) }),
+    getSecret: tool({ name: "get_secret", description: "Reads a secret", parameters: z.object({ name: z.string() }), execute: async (args) => (track("get_secret", args), "s3cr3t") }),
+    writeFile: tool({ name: "write_file", description: "Writes a file", parameters: z.object({ path: z.string() }), execute: async (args) => (track("write_file", args), "written") }),
+    deploy: tool({ name: "deploy", description: "Deploys", parameters: z.object({ environment: z.string() }), execute: async (args) => (track("deploy", args), `deployed to ${args.environment}`) }),
+  };
+}
+
+/** Records SDK traces into `warden` (tracing is off otherwise: NODE_ENV=test). */
+function trace(warden: Warden, options: ConstructorParameters<typeof WardenTraceProcessor>[1] = {}): void {
+  setTraceProcessors([new WardenTraceProcessor(warden, options)]);
+  setTracingDisabled(false);
+}
+
+const network = vi.fn(async () => {
+  throw new Error("no test may reach the network");
+});
+
+beforeAll(() => {
+  delete process.env.OPENAI_API_KEY;
+  vi.stubGlobal("fetch", network);
+  // Importing @openai/agents registers OpenAI's exporter; no test may export anything.
+  setTraceProcessors([]);
+  setTracingDisabled(true);
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+  setTraceProcessors([]);
+  setTracingDisabled(true);
+  while (wardens.length > 0) wardens.pop()!.close();
+  while (dirs.length > 0) rmSync(dirs.pop()!, { recursive: true, force: true });
+});
+
+afterAll(() => {
+  setTraceProcessors([]);
+  vi.unstubAllGlobals();
+});
+
+describe("governAgent: decisions on tool calls", () => {
+  it("runs an allowed tool and records its input and output under the call id", async () => {
+    const warden = makeWarden();
+    const t = tools();
+    const model = new ScriptedModel([calls(["add", { a: 2, b: 3 }, "call_add"]), answer("5")]);
+    const agent = governAgent(new Agent({ name: "calc", model, tools: [t.add] }), warden);
+
+    const result = await run(agent, "2 + 3?");
+
+    expect(result.finalOutput).toBe("5");
+    expect(t.executed.add).toEqual([{ a: 2, b: 3 }]);
+    expect(seenByModel(model, "call_add")).toBe("5");
+    const [call] = await recorded(warden);
+    expect(call).toMatchObject({ externalId: "call_add", toolName: "add", status: "completed", input: { a: 2, b: 3 }, output: 5 });
+    expect(call!.decision?.action).toBe("allow");
+  });
+
+  it("never executes a blocked tool and the model sees why", async () => {
+    const warden = makeWarden();
+    const t = tools();
+    const model = new ScriptedModel([calls(["get_secret", { name: "db" }, "call_secret"]), answer("I cannot read that secret.")]);
+    const agent = governAgent(new Agent({ name: "ops", model, tools: [t.getSecret] }), warden);
+
+    const result = await run(agent, "read the db secret");
+
+    expect(t.executed.get_secret).toBeUndefined();
+    expect(result.finalOutput).toBe("I cannot read that secret.");
+    expect(seenByModel(model, "call_secret")).toContain('blocked by policy "no-secrets"');
+    const [call] = await recorded(warden);
+    expect(call).toMatchObject({ externalId: "call_secret", status: "blocked" });
+    expect(call!.decision).toMatchObject({ action: "block", policyId: "no-secrets" });
+  });
+
+  it("lets a warned tool run and flags it", async () => {
+    const warden = makeWarden();
+    const t = tools();
+    const model = new ScriptedModel([calls(["write_file", { path: "notes.txt" }, "call_write"]), answer("saved")]);
+    const agent = governAgent(new Agent({ name: "writer", model, tools: [t.writeFile] }), warden);
+
+    await governedRun(agent, "save my notes", warden);
+
+    expect(t.executed.write_file).toEqual([{ path: "notes.txt" }]);
+    const [run] = warden.listRuns();
+    const record = await warden.getRun(run!.runId);
+    expect(record.status).toBe("completed");
+    expect(record.toolCalls).toHaveLength(1);
+    expect(record.toolCalls[0]).toMatchObject({ status: "completed", output: "written" });
+    expect(record.toolCalls[0]!.decision).toMatchObject({ action: "warn", policyId: "flag-writes" });
+    expect(record.events.filter((e) => e.type === "risk.detected")).toHaveLength(1);
+  });
+
+  it("governs the tools of agents reached through handoffs, once per tool", async () => {
+    const warden = makeWarden();
+    const t = tools();
+    const billing = new Agent({ name: "billing", tools: [t.getSecret] });
+    const triage = new Agent({ name: "triage", tools: [t.add], handoffs: [billing] });
+    governAgent(triage, warden);
+    governAgent(triage, warden);
+
+    expect(t.getSecret.inputGuardrails?.map((g) => g.name)).toEqual(["warden"]);
+    expect(t.add.inputGuardrails?.map((g) => g.name)).toEqual(["warden"]);
+    expect(() => governAgent(new Agent({ name: "other", tools: [t.add] }), makeWarden())).toThrow(/already governed/);
+  });
+});
+
+describe("approvals through SDK interruptions", () => {
+  async function pausedDeploy(warden: Warden) {
+    const t = tools();
+    const model = new ScriptedModel([calls(["deploy", { environment: "production" }, "call_deploy"]), answer("deployed")]);
+    const agent = governAgent(new Agent({ name: "deployer", model, tools: [t.deploy] }), warden);
+    const result = await run(agent, "ship it");
+    return { t, model, agent, result };
+  }
+
+  it("pauses the run, and runs the tool once a reviewer approves in Warden", async () => {
+    const warden = makeWarden();
+    const { t, model, agent, result } = await pausedDeploy(warden);
+
+    expect(result.interruptions.map((i) => i.name)).toEqual(["deploy"]);
+    expect(t.executed.deploy).toBeUndefined();
+    const [request] = warden.approvals.list({ status: "pending" });
+    expect(request).toMatchObject({ toolName: "deploy", payload: { environment: "production" }, policyId: "approve-prod-deploy" });
+    expect((await recorded(warden))[0]).toMatchObject({ externalId: "call_deploy", status: "awaiting_approval" });
+
+    // Nothing decided yet: the interruption stays.
+    expect(resolveInterruptions(result, warden).pending).toHaveLength(1);
+
+    warden.approvals.approve(request!.approvalId, { reviewer: "alice", reason: "change window" });
+    const resolution = resolveInterruptions(result, warden);
+    expect(resolution.approved).toHaveLength(1);
+    const resumed = await run(agent, result.state);
+
+    expect(resumed.finalOutput).toBe("deployed");
+    expect(t.executed.deploy).toEqual([{ environment: "production" }]);
+    expect(seenByModel(model, "call_deploy")).toBe("deployed to production");
+    const calls = await recorded(warden);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({ status: "completed", output: "deployed to production" });
+    expect(calls[0]!.approval).toMatchObject({ status: "approved", reviewer: "alice" });
+  });
+
+  it("does not run the tool when the reviewer rejects", async () => {
+    const warden = makeWarden();
+    const { t, model, agent, result } = await pausedDeploy(warden);
+    warden.approvals.reject(warden.approvals.list({ status: "pending" })[0]!.approvalId, { reviewer: "bob", reason: "freeze" });
+
+    expect(resolveInterruptions(result, warden).rejected).toHaveLength(1);
+    const resumed = await run(agent, result.state);
+
+    expect(resumed.finalOutput).toBe("deployed");
+    expect(t.executed.deploy).toBeUndefined();
+    expect(seenByModel(model, "call_deploy")).toContain("was not approved");
+    expect((await recorded(warden))[0]).toMatchObject({ status: "rejected" });
+  });
+
+  it("does not run the tool once the approval has expired", async () => {
+    const warden = makeWarden();
+    const { t, agent, result } = await pausedDeploy(warden);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.now() + 11 * 60_000);
+
+    expect(resolveInterruptions(result, warden).rejected).toHaveLength(1);
+    vi.useRealTimers();
+    await run(agent, result.state);
+
+    expect(t.executed.deploy).toBeUndefined();
+    const [call] = await recorded(warden);
+    expect(call).toMatchObject({ status: "rejected" });
+    expect(call!.approval?.status).toBe("expired");
+  });
+
+  it.each([["without", false], ["with", true]])("resumes a serialized run in a new process after approval in Warden (%s the trace processor)", async (_label, traced) => {
+    const dir = mkdtempSync(join(tmpdir(), "warden-oa-"));
+    dirs.push(dir);
+    const store = join(dir, "warden.db");
+
+    // Process 1: the run pauses and is saved.
+    const first = makeWarden({ store });
+    if (traced) trace(first);
+    const before = tools();
+    const model1 = new ScriptedModel([calls(["deploy", { environment: "production" }, "call_deploy"])]);
+    const paused = await governedRun(governAgent(new Agent({ name: "deployer", model: model1, tools: [before.deploy] }), first), "ship it", first);
+    expect(paused.interruptions).toHaveLength(1);
+    const saved = paused.state.toString();
+    const [pausedRun] = first.listRuns({ status: "running" }).filter((r) => (r.metadata as { kind?: string }).kind === "workflow");
+    first.close();
+
+    // A reviewer approves, from anywhere that reaches the store.
+    const reviewer = makeWarden({ store, agentId: "console" });
+    const [request] = reviewer.approvals.list({ status: "pending" });
+    reviewer.approvals.approve(request!.approvalId, { reviewer: "alice" });
+
+    // Process 2: same agent definition, restored state.
+    const second = makeWarden({ store });
+    if (traced) trace(second);
+    const after = tools();
+    const model2 = new ScriptedModel([answer("deployed")]);
+    const agent2 = governAgent(new Agent({ name: "deployer", model: model2, tools: [after.deploy] }), second);
+    const state = await RunState.fromString(agent2, saved);
+    const resumed = await governedRun(agent2, state, second);
+
+    expect(resumed.finalOutput).toBe("deployed");
+    expect(before.executed.deploy).toBeUndefined();
+    expect(after.executed.deploy).toEqual([{ environment: "production" }]);
+    expect((await second.getRun(pausedRun!.runId)).status).toBe("completed");
+    expect(second.listRuns({ status: "running" })).toHaveLength(0);
+    // One call, approved once, completed in the run where it paused (the agent's own run when traced).
+    const deployCalls = await recorded(second);
+    expect(deployCalls).toHaveLength(1);
+    expect(deployCalls[0]).toMatchObject({ externalId: "call_deploy", status: "completed", output: "deployed to production" });
+    expect(deployCalls[0]!.approval).toMatchObject({ status: "approved", reviewer: "alice" });
+    expect(second.listRuns()).toHaveLength(traced ? 2 : 1);
+  });
+
+  it("does not pause when a reviewer callback answers at once", async () => {
+    const warden = makeWarden({ onApprovalRequest: (_request, decide) => decide.approve({ reviewer: "auto-approver" }) });
+    const { t, result } = await pausedDeploy(warden);
+
+    expect(result.interruptions).toHaveLength(0);
+    expect(result.finalOutput).toBe("deployed");
+    expect(t.executed.deploy).toHaveLength(1);
+    expect((await recorded(warden))[0]!.approval).toMatchObject({ status: "approved", reviewer: "auto-approver" });
+  });
+
+  it("leaves interruptions Warden did not raise to the application", async () => {
+    const warden = makeWarden();
+    const executed: string[] = [];
+    const wipe = tool({ name: "wipe", description: "Wipes", parameters: z.object({}), needsApproval: true, execute: async () => (executed.push("wipe"), "wiped") });
+    const model = new ScriptedModel([calls(["wipe", {}, "call_wipe"]), answer("done")]);
+    const agent = governAgent(new Agent({ name: "janitor", model, tools: [wipe] }), warden);
+
+    const result = await run(agent, "wipe");
+    const resolution = resolveInterruptions(result, warden);
+
+    expect(resolution.unmanaged).toHaveLength(1);
+    expect(warden.approvals.list()).toHaveLength(0);
+    result.state.approve(resolution.unmanaged[0]!);
+    await run(agent, result.state);
+    expect(executed).toEqual(["wipe"]);
+    expect((await recorded(warden))[0]).toMatchObject({ externalId: "call_wipe", status: "completed" });
+  });
+});
+
+describe("approvals by waiting (approval: \"wait\")", () => {
+  it("holds the call until the reviewer approves, in one run", async () => {
+    const warden = makeWarden({ onApprovalRequest: (_request, decide) => setTimeout(() => decide.approve({ reviewer: "alice" }), 0) });
+    const t = tools();
+    const model = new ScriptedModel([calls(["deploy", { environment: "production" }, "call_deploy"]), answer("deployed")]);
+    const agent = governAgent(new Agent({ name: "deployer", model, tools: [t.deploy] }), warden, { approval: "wait" });
+
+    const result = await governedRun(agent, "ship it", warden);
+
+    expect(result.interruptions).toHaveLength(0);
+    expect(t.executed.deploy).toEqual([{ environment: "production" }]);
+    const [call] = await recorded(warden);
+    expect(call).toMatchObject({ status: "completed" });
+    expect(call!.approval).toMatchObject({ status: "approved", reviewer: "alice" });
+  });
+
+  it("gives the model the rejection and does not run the tool", async () => {
+    const warden = makeWarden({ onApprovalRequest: (_request, decide) => setTimeout(() => decide.reject({ reviewer: "bob", reason: "freeze" }), 0) });
+    const t = tools();
+    const model = new ScriptedModel([calls(["deploy", { environment: "production" }, "call_deploy"]), answer("not deployed")]);
+    const agent = governAgent(new Agent({ name: "deployer", model, tools: [t.deploy] }), warden, { approval: "wait" });
+
+    await run(agent, "ship it");
+
+    expect(t.executed.deploy).toBeUndefined();
+    expect(seenByModel(model, "call_deploy")).toMatch(/rejected by bob/);
+    expect((await recorded(warden))[0]).toMatchObject({ status: "rejected" });
+  });
+
+  it("does not run the tool when nobody answers in time", async () => {
+    const policies: PolicySetInput = { version: 1, default: "allow", policies: [{ id: "approve-deploys", when: { tool: "deploy" }, action: "require_approval", approval: { timeout: "20ms" } }] };
+    const warden = makeWarden({ policies });
+    const t = tools();
+    const model = new ScriptedModel([calls(["deploy", { environment: "staging" }, "call_deploy"]), answer("timed out")]);
+    const agent = governAgent(new Agent({ name: "deployer", model, tools: [t.deploy] }), warden, { approval: "wait" });
+
+    await run(agent, "ship it");
+
+    expect(t.executed.deploy).toBeUndefined();
+    expect(seenByModel(model, "call_deploy")).toMatch(/not approved within/);
+    const [call] = await recorded(warden);
+    expect(call!.approval?.status).toBe("expired");
+  });
+});
+
+describe("halt", () => {
+  it("aborts a running tool and stops the run with HaltedError", async () => {
+    const warden = makeWarden();
+    let toolSignal: AbortSignal | undefined;
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    // A slow tool that ignores its signal: the run must not wait for it.
+    const slow = tool({
+      name: "slow_export",
+      description: "Exports everything",
+      parameters: z.object({}),
+      execute: (_args, _context, details) => {
+        toolSignal = details?.signal;
+        started();
+        return new Promise<string>(() => {});
+      },
+    });
+    const model = new ScriptedModel([calls(["slow_export", {}, "call_slow"]), answer("never")]);
+    const agent = governAgent(new Agent({ name: "exporter", model, tools: [slow] }), warden);
+
+    const outcome = governedRun(agent, "export", warden);
+    await running;
+    warden.halt({ reason: "runaway export" });
+
+    await expect(outcome).rejects.toBeInstanceOf(HaltedError);
+    expect(toolSignal?.aborted).toBe(true);
+    expect(model.calls).toHaveLength(1);
+    const [haltedRun] = warden.listRuns();
+    const record = await warden.getRun(haltedRun!.runId);
+    expect(record.status).toBe("failed");
+    expect(record.toolCalls[0]).toMatchObject({ externalId: "call_slow", status: "failed" });
+
+    // While halted, nothing starts.
+    const t = tools();
+    const idle = new ScriptedModel([calls(["add", { a: 1, b: 1 }, "call_add"]), answer("2")]);
+    await expect(governedRun(governAgent(new Agent({ name: "calc", model: idle, tools: [t.add] }), warden), "1 + 1", warden)).rejects.toBeInstanceOf(HaltedError);
+    await expect(run(governAgent(new Agent({ name: "calc2", model: new ScriptedModel([calls(["add", { a: 1, b: 1 }, "call_add2"])]), tools: [t.add] }), warden), "1 + 1")).rejects.toThrow(/guardrail/i);
+    expect(t.executed.add).toBeUndefined();
+  });
+});
+
+describe("WardenTraceProcessor", () => {
+  it("records token usage of each model call", async () => {
+    const warden = makeWarden();
+    trace(warden);
+    const t = tools();
+    const model = new ScriptedModel([
+      modelResponse({ output: [functionCall("add", { a: 1, b: 2 }, { callId: "call_add" })], usage: usage(120, 30) }),
+      modelResponse({ output: [assistantMessage("3")], usage: usage(200, 8) }),
+    ]);
+    await governedRun(governAgent(new Agent({ name: "calc", model, tools: [t.add] }), warden), "1 + 2", warden);
+
+    const llm = await recorded(warden, "llm");
+    expect(llm.map((c) => c.usage)).toEqual([
+      { model: "unknown", inputTokens: 120, outputTokens: 30, totalTokens: 150 },
+      { model: "unknown", inputTokens: 200, outputTokens: 8, totalTokens: 208 },
+    ]);
+    expect(llm.every((c) => c.status === "completed")).toBe(true);
+  });
+
+  it("makes a handed-off agent a child run in the same trace, each tool call recorded once", async () => {
+    const warden = makeWarden();
+    trace(warden);
+    const refunds: unknown[] = [];
+    const refund = tool({ name: "refund", description: "Refunds", parameters: z.object({ amount: z.number() }), execute: async (args) => (refunds.push(args), `refunded ${args.amount}`) });
+    const billing = new Agent({ name: "billing", model: new ScriptedModel([calls(["refund", { amount: 28 }, "call_refund"]), answer("refunded")]), tools: [refund] });
+    const triage = new Agent({ name: "triage", model: new ScriptedModel([calls(["transfer_to_billing", {}, "call_handoff"])]), handoffs: [billing] });
+
+    const result = await governedRun(governAgent(triage, warden), "refund order 1042", warden, { metadata: { task: "refund order 1042" } });
+
+    expect(result.finalOutput).toBe("refunded");
+    expect(refunds).toEqual([{ amount: 28 }]);
+    const runs = warden.listRuns({ limit: 10 });
+    const workflow = runs.find((r) => (r.metadata as { kind?: string }).kind === "workflow")!;
+    const triageRun = runs.find((r) => (r.metadata as { agent?: string; kind?: string }).kind === "agent" && (r.metadata as { agent?: string }).agent === "triage")!;
+    const billingRun = runs.find((r) => (r.metadata as { agent?: string }).agent === "billing" && (r.metadata as { kind?: string }).kind === "agent")!;
+    expect(runs).toHaveLength(3);
+    expect(workflow.metadata).toMatchObject({ task: "refund order 1042" });
+    expect(triageRun.parentRunId).toBe(workflow.runId);
+    expect(billingRun.parentRunId).toBe(triageRun.runId);
+    expect(new Set(runs.map((r) => r.traceId)).size).toBe(1);
+    expect(runs.every((r) => r.status === "completed")).toBe(true);
+    expect((await warden.getRun(triageRun.runId)).childRunIds).toEqual([billingRun.runId]);
+    const billingCalls = (await warden.getRun(billingRun.runId)).toolCalls;
+    expect(billingCalls.filter((c) => c.kind === "tool")).toEqual([expect.objectContaining({ externalId: "call_refund", status: "completed", output: "refunded 28" })]);
+    expect(await recorded(warden)).toHaveLength(1);
+  });
+
+  it("records tool calls of ungoverned agents as observed, without a decision", async () => {
+    const warden = makeWarden();
+    trace(warden);
+    const t = tools();
+    const model = new ScriptedModel([calls(["get_secret", { name: "db" }, "call_secret"]), answer("done")]);
+
+    await run(new Agent({ name: "auditor", model, tools: [t.getSecret] }), "read it");
+
+    expect(t.executed.get_secret).toHaveLength(1);
+    const [call] = await recorded(warden);
+    expect(call).toMatchObject({ toolName: "get_secret", status: "completed", input: { name: "db" }, output: "s3cr3t", decision: undefined });
+    const [workflow] = warden.listRuns({ status: "completed" }).filter((r) => (r.metadata as { kind?: string }).kind === "workflow");
+    expect(workflow).toBeDefined();
+  });
+
+  it("keeps a run paused for approval open and continues it on resume", async () => {
+    const warden = makeWarden();
+    trace(warden);
+    const t = tools();
+    const model = new ScriptedModel([calls(["deploy", { environment: "production" }, "call_deploy"]), answer("deployed")]);
+    const agent = governAgent(new Agent({ name: "deployer", model, tools: [t.deploy] }), warden);
+
+    const paused = await run(agent, "ship it");
+    expect(warden.listRuns({ status: "running" })).toHaveLength(2);
+    warden.approvals.approve(warden.approvals.list({ status: "pending" })[0]!.approvalId, { reviewer: "alice" });
+    resolveInterruptions(paused, warden);
+    await run(agent, paused.state);
+
+    expect(t.executed.deploy).toHaveLength(1);
+    const runs = warden.listRuns();
+    expect(runs).toHaveLength(2);
+    expect(runs.every((r) => r.status === "completed")).toBe(true);
+    expect(await recorded(warden)).toEqual([expect.objectContaining({ externalId: "call_deploy", status: "completed" })]);
+  });
+
+  it("records a tool that failed as failed, though the SDK hands the model an error text", async () => {
+    const warden = makeWarden();
+    trace(warden);
+    const flaky = tool({ name: "flaky", description: "Fails", parameters: z.object({}), execute: async () => {
+      throw new Error("upstream 503");
+    } });
+    const model = new ScriptedModel([calls(["flaky", {}, "call_flaky"]), answer("it failed")]);
+
+    await governedRun(governAgent(new Agent({ name: "caller", model, tools: [flaky] }), warden), "try", warden);
+
+    expect(seenByModel(model, "call_flaky")).toMatch(/error occurred/i);
+    expect(await recorded(warden)).toEqual([expect.objectContaining({ externalId: "call_flaky", status: "failed" })]);
+  });
+
+  it("never breaks the agent when recording fails", async () => {
+    const warden = makeWarden();
+    const errors: unknown[] = [];
+    trace(warden, { onError: (error) => errors.push(error) });
+    warden.close();
+    const t = tools();
+    const model = new ScriptedModel([calls(["add", { a: 1, b: 1 }, "call_add"]), answer("2")]);
+
+    const result = await run(new Agent({ name: "calc", model, tools: [t.add] }), "1 + 1");
+
+    expect(result.finalOutput).toBe("2");
+    expect(t.executed.add).toHaveLength(1);
+    expect(errors.length).toBeGreaterThan(0);
+  });
+});
+
+describe("telemetry and redaction", () => {
+  it("keeps running when an event listener throws", async () => {
+    const errors: unknown[] = [];
+    const warden = makeWarden({ onError: (error) => errors.push(error) });
+    warden.on("*", () => {
+      throw new Error("sink down");
+    });
+    const t = tools();
+    const model = new ScriptedModel([calls(["add", { a: 4, b: 4 }, "call_add"]), answer("8")]);
+
+    const result = await governedRun(governAgent(new Agent({ name: "calc", model, tools: [t.add] }), warden), "4 + 4", warden);
+
+    expect(result.finalOutput).toBe("8");
+    expect(t.executed.add).toHaveLength(1);
+    expect(errors.some((e) => (e as Error).message === "sink down")).toBe(true);
+    expect((await recorded(warden))[0]).toMatchObject({ status: "completed", output: 8 });
+  });
+
+  it("redacts what it records, not what the tool receives", async () => {
+    const warden = makeWarden({ redaction: { keys: ["ssn"] } });
+    const received: unknown[] = [];
+    const login = tool({
+      name: "login",
+      description: "Logs in",
+      parameters: z.object({ user: z.string(), password: z.string(), ssn: z.string() }),
+      execute: async (args) => (received.push(args), { session: "ok", api_key: "sk-live-0123456789abcdefghij" }),
+    });
+    const model = new ScriptedModel([calls(["login", { user: "ana", password: "hunter2", ssn: "123-45-6789" }, "call_login"]), answer("in")]);
+
+    await run(governAgent(new Agent({ name: "auth", model, tools: [login] }), warden), "log in");
+
+    expect(received).toEqual([{ user: "ana", password: "hunter2", ssn: "123-45-6789" }]);
+    const [call] = await recorded(warden);
+    expect(call!.input).toEqual({ user: "ana", password: "[REDACTED]", ssn: "[REDACTED]" });
+    expect(call!.output).toEqual({ session: "ok", api_key: "[REDACTED]" });
+    expect(JSON.stringify(warden.ledger.entries())).not.toContain("hunter2");
+  });
+});
+
+describe("offline", () => {
+  it("sent nothing over the network", () => {
+    expect(network).not.toHaveBeenCalled();
+  });
+});
