@@ -1,7 +1,7 @@
 // An AI SDK agent governed by Warden, offline: a scripted model asks for three tools — one allowed,
 // one blocked, one that needs a human. The approval surfaces as the SDK's tool-approval-request; a
 // reviewer approves it in Warden and the app's next generateText call carries on.
-// Run: npx tsx examples/ai.ts
+// Run: npm run example:ai
 import { generateText, stepCountIs, tool, type ModelMessage } from "ai";
 import { MockLanguageModelV4 } from "ai/test";
 import { z } from "zod";

@@ -1,6 +1,6 @@
 // A LangChain agent governed by Warden, offline: a scripted model asks for three tools — one allowed,
 // one blocked, one that needs a human — and the approval pauses the agent with LangGraph's interrupt().
-// Run: npx tsx examples/langchain.ts
+// Run: npm run example:langchain
 import { AIMessage, HumanMessage, type UsageMetadata } from "@langchain/core/messages";
 import { fakeModel } from "@langchain/core/testing";
 import { tool } from "@langchain/core/tools";
