@@ -19,6 +19,7 @@ import { loadPolicyFile, parsePolicySet } from "./policy/load.js";
 import type { PolicySet, PolicySetInput } from "./policy/schema.js";
 import { toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type LlmUsage, type RunRecord, type RunRow, type RunSummary, type StepRow, type ToolCallRow } from "./records.js";
 import { createRedactor, type Redactor } from "./redaction/redact.js";
+import { createRemoteLink, type RemoteLink } from "./remote/remote.js";
 import { scopeStorage, type Scope } from "./scope.js";
 import { SqliteStore, type QueuedWrite } from "./store/sqlite-store.js";
 import { DelegatedTask } from "./delegation.js";
@@ -253,6 +254,8 @@ export class Warden {
   readonly #actionTypes = new Map<string, ActionType>();
   readonly #groups = new Map<string, string | undefined>();
   readonly #internals: WardenInternals;
+  /** Remote mode: the control plane link; undefined in embedded mode. */
+  readonly #remote: RemoteLink | undefined;
   #engine!: PolicyEngine;
   #limits!: RateLimiter;
   #budgets!: BudgetTracker;
@@ -308,6 +311,14 @@ export class Warden {
       waitForApproval: (toolCallId) => this.#waitForApproval(toolCallId),
       finishToolCall: (toolCallId, status, output, error) => this.#finishToolCall(toolCallId, status, output, error),
     };
+    this.#remote = createRemoteLink(resolved, { agentId: this.agentId, group: this.group }, {
+      applyPolicies: (policies) => this.#setPolicies(policies as PolicySetInput),
+      applyHalts: (halts) => {
+        if (this.#halts.mirror(halts)) this.#applyHalts();
+      },
+      applyApproval: (record) => this.approvals.applyRemote(record),
+      reportError: (error) => this.#reportError(error),
+    });
     this.#applyHalts();
     if (!this.#store.isMemory) {
       this.#haltPoller = setInterval(() => this.#pollHalts(), resolved.halt.pollInterval);
@@ -356,8 +367,12 @@ export class Warden {
    */
   check(input: CheckInput): Decision {
     const run = input.runId === undefined ? undefined : this.#runs.get(input.runId);
-    const agentId = input.agentId ?? run?.agentId ?? this.agentId;
-    const call: PolicyInputCall = {
+    const call = this.#policyInput(input, input.agentId ?? run?.agentId ?? this.agentId);
+    return this.#decide(call, input.runId ?? "", false, input.permission).decision;
+  }
+
+  #policyInput(input: CheckInput, agentId: string): PolicyInputCall {
+    return {
       tool: input.tool,
       action: input.actionHint ?? this.#actionTypeOf(input.tool),
       agent: agentId,
@@ -365,7 +380,6 @@ export class Warden {
       args: input.args ?? {},
       metadata: input.metadata,
     };
-    return this.#decide(call, input.runId ?? "", false, input.permission).decision;
   }
 
   #decide(call: PolicyInputCall, runId: string, consume: boolean, permission?: string): { decision: Decision; charges: Array<[string, number]> } {
@@ -417,6 +431,7 @@ export class Warden {
   }
 
   #haltFor(agentId: string, runId: string | undefined): HaltRecord | "unknown" | undefined {
+    if (this.#remote?.haltStateUnknown() && this.#options.halt.whenUnknown === "block") return "unknown";
     if (!this.#store.isMemory && Date.now() - this.#halts.syncedAt > this.#options.halt.staleAfter) {
       try {
         if (this.#halts.refresh()) this.#applyHalts();
@@ -445,14 +460,7 @@ export class Warden {
     const run = this.#resolveRun(init.runId, init.agentId);
     const agentId = init.agentId ?? run.agentId;
     const toolCallId = newId("tc");
-    const call: PolicyInputCall = {
-      tool: init.tool,
-      action: init.actionHint ?? this.#actionTypeOf(init.tool),
-      agent: agentId,
-      environment: init.environment ?? this.environment,
-      args: init.args ?? {},
-      metadata: init.metadata,
-    };
+    const call = this.#policyInput(init, agentId);
     const decided = this.#decide(call, run.runId, true, init.permission).decision;
     const decision = init.shadow ? shadowed(decided) : decided;
     const stepId = init.stepId ?? this.#currentScope()?.stepId;
@@ -985,6 +993,21 @@ export class Warden {
 
   // ── lifecycle ─────────────────────────────────────────────────────────────────────────────
 
+  /**
+   * Remote mode: resolves true once policies and halt state are synced from the control plane, false
+   * when the first attempt could not reach it (cached policies apply; calls block until halt state is known).
+   * Embedded mode: true at once.
+   */
+  ready(): Promise<boolean> {
+    return this.#remote?.ready() ?? Promise.resolve(true);
+  }
+
+  /** Remote mode: sends every queued event (what cannot be sent stays in the spool), then closes. Safe to call twice. */
+  async shutdown(): Promise<void> {
+    await this.#remote?.shutdown();
+    this.close();
+  }
+
   /** Commits every queued write now. */
   flush(): void {
     this.#store.flush();
@@ -995,6 +1018,7 @@ export class Warden {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#haltPoller) clearInterval(this.#haltPoller);
+    this.#remote?.close();
     this.approvals.close();
     this.#store.close();
   }
@@ -1017,6 +1041,7 @@ export class Warden {
       this.#reportError(error);
     }
     this.#bus.emit(event);
+    this.#remote?.send(event);
   }
 
   #resolveRun(runId: string | undefined, agentId: string | undefined): ActiveRun {
