@@ -5,6 +5,8 @@ import { PolicyEngine } from "../policy/engine.js";
 import { classifyTool } from "../policy/classify.js";
 import { loadPolicyFile } from "../policy/load.js";
 import { Warden } from "../warden.js";
+import { registerHookCommand } from "./hook.js";
+import { registerMcpGatewayCommand } from "./mcp-gateway.js";
 import type { ActionType, ApprovalStatus, RunStatus } from "../enums.js";
 
 /** Exit codes: 0 ok, 1 a failure the command reports (a broken ledger, a token that does not verify), 2 bad usage or input. */
@@ -258,12 +260,18 @@ export function buildProgram(): Command {
       await withWarden(program, (warden) => console.log(JSON.stringify(warden.tokens.publicJwk(), null, 2)));
     });
 
+  registerMcpGatewayCommand(program);
+  registerHookCommand(program);
+
   return program;
 }
 
 /** Runs the CLI; returns the exit code instead of exiting, so tests can call it. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  // Commands report a failure through process.exitCode; start clean and leave the caller's as it was.
+  const callersExitCode = process.exitCode;
+  process.exitCode = undefined;
   try {
     await program.parseAsync(argv, { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : 0;
@@ -279,5 +287,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     console.error(error instanceof Error ? error.stack : String(error));
     return EXIT_FAILURE;
+  } finally {
+    process.exitCode = callersExitCode;
   }
 }

@@ -1,0 +1,48 @@
+/** Why a request was refused: RFC 6750's `invalid_token` and `insufficient_scope`, and `agent_halted`. */
+export type AgentAuthErrorCode = "invalid_token" | "insufficient_scope" | "agent_halted";
+
+const marker = Symbol.for("agent-warden.express.agent-auth-error");
+
+/**
+ * The error `requireAgentPermission` passes to `next(error)`: `status` (401 or 403), `headers`
+ * (`WWW-Authenticate`) and `code`, so an app can render it its own way. Express's default handler
+ * already sends the status and copies the headers.
+ * @example
+ * import { AgentAuthError } from "agent-warden/express";
+ * app.use((error, request, response, next) => {
+ *   if (!AgentAuthError.isInstance(error)) return next(error);
+ *   response.status(error.status).set(error.headers).json({ error: error.code, message: error.message });
+ * });
+ */
+export class AgentAuthError extends Error {
+  readonly [marker] = true;
+  readonly code: AgentAuthErrorCode;
+  readonly status: 401 | 403;
+  readonly headers: Record<string, string>;
+  /** The permission the route needs (for `insufficient_scope`). */
+  readonly scope: string | undefined;
+  /** Safe to show the caller (http-errors convention). */
+  readonly expose = true;
+
+  constructor(code: AgentAuthErrorCode, message: string, options: { scope?: string | undefined; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "AgentAuthError";
+    this.code = code;
+    this.status = code === "invalid_token" ? 401 : 403;
+    this.scope = options.scope;
+    const attributes = [`error="${code}"`];
+    if (options.scope !== undefined) attributes.push(`scope="${quotable(options.scope)}"`);
+    attributes.push(`error_description="${quotable(message)}"`);
+    this.headers = { "WWW-Authenticate": `Bearer ${attributes.join(", ")}` };
+  }
+
+  /** True for any `AgentAuthError`, even one from a second copy of the package. */
+  static isInstance(value: unknown): value is AgentAuthError {
+    return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[marker] === true;
+  }
+}
+
+/** RFC 6750 allows only printable ASCII without `"` and `\` inside the quoted attributes. */
+function quotable(text: string): string {
+  return text.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, " ").slice(0, 300);
+}

@@ -1,0 +1,279 @@
+import type { JsonWebKey, KeyObject } from "node:crypto";
+import type { NextFunction, Request, RequestHandler, Response } from "express";
+import { CurrencyConverter, hasPermission, TokenError, verifyToken, withinAmount, WardenError, type CurrencyTable, type Money, type TokenBlock, type ToolCallHandle, type VerifiedToken, type Warden } from "agent-warden";
+import { AgentAuthError } from "./errors.js";
+
+/** Who the request acts for, set on `request.agent` once the token is verified and the permission granted. */
+export interface AgentPrincipal {
+  /** The agent the token is for. */
+  agentId: string | undefined;
+  scopes: string[];
+  maxAmount: Money | undefined;
+  /** The token's id (its root block's): what `warden token revoke` takes. */
+  tokenId: string;
+  /** Every block of the delegation chain, root first: who delegated to whom, with what. */
+  chain: TokenBlock[];
+  /** With a Warden client: the run and tool call recording this request. */
+  runId?: string | undefined;
+  toolCallId?: string | undefined;
+}
+
+declare global {
+  // Declaration merging: Express's own Request type gains `agent`.
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** Set by `requireAgentPermission` when the request carries a token that grants the route's permission. */
+      agent?: AgentPrincipal | undefined;
+    }
+  }
+}
+
+/** An amount the request moves: minor units, in `currency` or the token cap's currency. */
+export type RequestAmount = number | { amount: number; currency?: string | undefined } | undefined;
+
+interface Common {
+  /** The amount the request moves, checked against the token's cap (and passed to policies as `args.amount`). */
+  amount?: ((request: Request) => RequestAmount) | undefined;
+  /** The currency of a bare number from `amount`. Default: the token cap's. */
+  currency?: string | undefined;
+}
+
+/**
+ * Verifies with the organization's Warden client: its key, revocations and halts; the request is
+ * decided (token, then policies) and recorded as a run under the token, with the permission as the tool.
+ */
+export interface WardenVerifier extends Common {
+  warden: Warden;
+  publicKey?: undefined;
+}
+
+/**
+ * Verifies offline with only the organization's public key, for a service that holds no secrets.
+ * Add `warden` (a client of the service's own) to also record each request and apply its policies.
+ */
+export interface PublicKeyVerifier extends Common {
+  publicKey: JsonWebKey | KeyObject;
+  /** Revocation list lookup, called with every block id of the chain. */
+  isRevoked?: ((id: string) => boolean) | undefined;
+  /** Halt lookup, called with every agent the chain is addressed to and the token's issue time. */
+  isHalted?: ((info: { agentId: string | undefined; issuedAt: number }) => boolean) | undefined;
+  /** Exchange rates for caps and amounts in different currencies. */
+  currencies?: CurrencyTable | undefined;
+  /** Verified tokens kept (by exact token string) so a repeat skips the signature checks; expiry, revocation and halts are re-checked on every request. Default 1000; 0 turns it off. */
+  cacheSize?: number | undefined;
+  warden?: Warden | undefined;
+}
+
+export type RequireAgentPermissionOptions = WardenVerifier | PublicKeyVerifier;
+
+/**
+ * Guards a route with a Warden delegation token: `Authorization: Bearer <token>` is verified, the
+ * token must grant `permission` and, with `amount`, cover the amount. Refusals go to `next(error)` as an
+ * `AgentAuthError`: 401 `invalid_token` (missing, tampered, expired, revoked), 403 `insufficient_scope`,
+ * 403 `agent_halted`. On success `request.agent` says who is acting.
+ * @example
+ * import { requireAgentPermission } from "agent-warden/express";
+ * app.post("/refunds", express.json(), requireAgentPermission("payments:refund", { publicKey: jwk, amount: (request) => request.body.amount }), refund);
+ */
+export function requireAgentPermission(permission: string, options: RequireAgentPermissionOptions): RequestHandler {
+  if (typeof permission !== "string" || permission === "") throw new TypeError("requireAgentPermission needs a permission, e.g. \"payments:refund\"");
+  const offline = options.publicKey === undefined ? undefined : offlineVerifier(options);
+  return async function requireAgentPermissionMiddleware(request: Request, response: Response, next: NextFunction): Promise<void> {
+    let token: string;
+    let money: Partial<Money> | undefined;
+    try {
+      token = bearerToken(request);
+      money = amountOf(options, request);
+    } catch (error) {
+      next(error);
+      return;
+    }
+    if (offline === undefined) {
+      governWithWarden(permission, options.warden!, token, money, request, response, next);
+      return;
+    }
+    let verified: VerifiedToken;
+    try {
+      verified = offline.verify(token);
+      checkAuthority(permission, verified, money, offline.converter);
+    } catch (error) {
+      next(refusalOf(error, permission));
+      return;
+    }
+    if (options.warden === undefined) {
+      request.agent = principal(verified);
+      next();
+      return;
+    }
+    const agentId = verified.authority.agentId;
+    const warden = options.warden;
+    record((once) => warden.run({ http: describe(request), tokenId: verified.id }, (run) => gate(warden, permission, verified, money, request, response, once, run.runId), { agentId }), permission, next);
+  };
+}
+
+/** The organization's Warden verifies; the request becomes a run under the token. */
+function governWithWarden(permission: string, warden: Warden, token: string, money: Partial<Money> | undefined, request: Request, response: Response, next: NextFunction): void {
+  let task;
+  try {
+    task = warden.beginDelegatedTask(token);
+  } catch (error) {
+    next(refusalOf(error, permission));
+    return;
+  }
+  record((once) => task.run({ http: describe(request) }, (run) => gate(warden, permission, task.verified, money, request, response, once, run.runId)), permission, next);
+}
+
+/**
+ * Runs the recorded part of a request. What it throws before the request was passed on (a halt
+ * refusing the run) goes to `next`; after that, recording fails open and the response stands.
+ */
+function record(work: (once: NextFunction) => Promise<unknown>, permission: string, next: NextFunction): void {
+  let passed = false;
+  const once: NextFunction = (error?: unknown) => {
+    passed = true;
+    next(error);
+  };
+  work(once).catch((error: unknown) => {
+    if (!passed) next(refusalOf(error, permission));
+  });
+}
+
+/**
+ * Decides and records the request as a tool call named by the permission, inside the current run;
+ * passes it on when allowed (after an approval, if policy asks) and records the response status.
+ */
+async function gate(warden: Warden, permission: string, verified: VerifiedToken, money: Partial<Money> | undefined, request: Request, response: Response, next: NextFunction, runId: string): Promise<void> {
+  const gone = new AbortController();
+  const ended = new Promise<{ status: number; finished: boolean }>((resolve) => {
+    response.once("finish", () => resolve({ status: response.statusCode, finished: true }));
+    response.once("close", () => {
+      if (!response.writableFinished) gone.abort(new Error("the client closed the connection"));
+      resolve({ status: response.statusCode, finished: response.writableFinished });
+    });
+  });
+  const handle = warden.beginToolCall({
+    tool: permission,
+    permission,
+    args: { ...describe(request), ...(money?.amount !== undefined && { amount: money.amount }), ...(money?.currency !== undefined && { currency: money.currency }) },
+    runId,
+    signal: gone.signal,
+  });
+  const refusal = await decisionRefusal(handle, permission);
+  if (refusal !== undefined) {
+    next(refusal);
+    await ended;
+    return;
+  }
+  request.agent = { ...principal(verified), runId, toolCallId: handle.toolCallId };
+  next();
+  const { status, finished } = await ended;
+  if (!finished) handle.fail(new Error("the client closed the connection before the response was sent"));
+  else handle.complete({ status });
+}
+
+/** The refusal a decision maps to, or undefined when the request may go on (after waiting for a reviewer if policy asks). */
+async function decisionRefusal(handle: ToolCallHandle, permission: string): Promise<unknown> {
+  const decision = handle.decision;
+  if (decision.action === "block") {
+    if (decision.halted) return new AgentAuthError("agent_halted", decision.reason, { cause: handle.error });
+    return new AgentAuthError("insufficient_scope", decision.reason, { scope: permission, cause: handle.error });
+  }
+  if (decision.action === "require_approval") {
+    try {
+      await handle.waitForApproval();
+    } catch (error) {
+      return refusalOf(error, permission);
+    }
+  }
+  return undefined;
+}
+
+/** Maps what Warden threw to the HTTP refusal. */
+function refusalOf(error: unknown, permission: string): unknown {
+  if (AgentAuthError.isInstance(error)) return error;
+  if (error instanceof TokenError || (WardenError.isInstance(error) && error.code === "token_invalid")) {
+    return (error as TokenError).reason === "halted" ? new AgentAuthError("agent_halted", error.message, { cause: error }) : new AgentAuthError("invalid_token", error.message, { cause: error });
+  }
+  if (WardenError.isInstance(error)) {
+    if (error.code === "halted") return new AgentAuthError("agent_halted", error.message, { cause: error });
+    if (error.code === "approval_rejected" || error.code === "approval_timeout" || error.code === "tool_blocked" || error.code === "permission_denied") {
+      return new AgentAuthError("insufficient_scope", error.message, { scope: permission, cause: error });
+    }
+  }
+  return error;
+}
+
+function bearerToken(request: Request): string {
+  const header = request.headers.authorization;
+  const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) throw new AgentAuthError("invalid_token", header === undefined ? "missing bearer token" : "the Authorization header is not a bearer token");
+  return match[1]!;
+}
+
+function amountOf(options: RequireAgentPermissionOptions, request: Request): Partial<Money> | undefined {
+  const value = options.amount?.(request);
+  if (value === undefined) return undefined;
+  const money = typeof value === "number" ? { amount: value, currency: options.currency } : { amount: value.amount, currency: value.currency ?? options.currency };
+  return money.currency === undefined ? { amount: money.amount } : (money as Money);
+}
+
+/** Offline: the token alone must grant the permission and cover the amount. */
+function checkAuthority(permission: string, verified: VerifiedToken, money: Partial<Money> | undefined, converter: CurrencyConverter): void {
+  const authority = verified.authority;
+  if (!hasPermission(authority, permission)) throw new AgentAuthError("insufficient_scope", `token ${verified.id} does not grant "${permission}"`, { scope: permission });
+  if (money === undefined || authority.maxAmount === undefined) return;
+  const { amount } = money;
+  if (typeof amount !== "number" || !Number.isSafeInteger(amount) || amount < 0) throw new AgentAuthError("insufficient_scope", `amount ${JSON.stringify(amount)} is not an integer in minor units`, { scope: permission });
+  const currency = money.currency ?? authority.maxAmount.currency;
+  if (!withinAmount(authority, { amount, currency }, converter)) {
+    throw new AgentAuthError("insufficient_scope", `amount ${amount} ${currency} exceeds the token's cap of ${authority.maxAmount.amount} ${authority.maxAmount.currency}`, { scope: permission });
+  }
+}
+
+/** Verifies offline, keeping verified tokens so a repeat costs no signature checks; what can change is re-checked each time. */
+function offlineVerifier(options: PublicKeyVerifier): { verify: (token: string) => VerifiedToken; converter: CurrencyConverter } {
+  const converter = new CurrencyConverter(options.currencies ?? {});
+  const limit = options.cacheSize ?? 1000;
+  const cache = new Map<string, VerifiedToken>();
+  const verify = (token: string): VerifiedToken => {
+    const cached = cache.get(token);
+    if (cached !== undefined) {
+      recheck(cached, options);
+      // Least recently used goes first.
+      cache.delete(token);
+      cache.set(token, cached);
+      return cached;
+    }
+    const verified = verifyToken(token, options.publicKey, { isRevoked: options.isRevoked, isHalted: options.isHalted, currency: converter });
+    if (limit > 0) {
+      if (cache.size >= limit) cache.delete(cache.keys().next().value!);
+      cache.set(token, verified);
+    }
+    return verified;
+  };
+  return { verify, converter };
+}
+
+/** What `verifyToken` checks that can change after a token verified once: expiry, revocation, halts. */
+function recheck(verified: VerifiedToken, options: PublicKeyVerifier): void {
+  if (Date.now() >= verified.expiresAt) throw new TokenError("expired", `expired at ${new Date(verified.expiresAt).toISOString()}`);
+  if (options.isRevoked) {
+    for (const [index, block] of verified.chain.entries()) if (options.isRevoked(block.id)) throw new TokenError("revoked", `block ${index} (${block.id}) is revoked`);
+  }
+  if (options.isHalted) {
+    const issuedAt = verified.chain[0]!.issuedAt;
+    for (const agentId of new Set(verified.chain.map((block) => block.audience).filter((audience) => audience !== undefined))) {
+      if (options.isHalted({ agentId, issuedAt })) throw new TokenError("halted", `agent ${JSON.stringify(agentId)} was halted after this token was issued`);
+    }
+  }
+}
+
+function principal(verified: VerifiedToken): AgentPrincipal {
+  const { authority } = verified;
+  return { agentId: authority.agentId, scopes: authority.scopes, maxAmount: authority.maxAmount, tokenId: verified.id, chain: verified.chain };
+}
+
+function describe(request: Request): { method: string; path: string } {
+  return { method: request.method, path: request.originalUrl.split("?")[0]! };
+}

@@ -1,0 +1,122 @@
+import { ofetch, type $Fetch, type CreateFetchOptions, type FetchOptions, type FetchRequest, type FetchResponse } from "ofetch";
+import { WardenError, type ToolCallHandle, type Warden } from "agent-warden";
+import { describeRequest, type HttpCall } from "./describe.js";
+
+/** Options of `createGovernedFetch` and `createTrackedFetch`. */
+export interface GovernedFetchOptions {
+  /** Default options of every request, as for `ofetch.create`: `baseURL`, `headers`, `retry`, `timeout`… */
+  defaults?: FetchOptions | undefined;
+  /** The ofetch instance to wrap. Default: `ofetch`. */
+  fetch?: $Fetch | undefined;
+  /** The agent the requests are made for. Default: the Warden client's (or the enclosing run's). */
+  agentId?: string | undefined;
+  /** The tool name a request is decided and recorded as. Default: `http.<method>` (`http.get`, `http.post`…). */
+  toolName?: ((call: HttpCall) => string) | undefined;
+  /** Also record the parsed response body (redacted) as the call's output. Default: status only. */
+  recordResponseBody?: boolean | undefined;
+}
+
+interface Settings extends Omit<GovernedFetchOptions, "defaults" | "fetch"> {
+  /** `track`: record every decision, enforce none but a halt. */
+  mode: "govern" | "track";
+}
+
+/**
+ * An ofetch instance whose every request is a governed tool call `http.<method>` with arguments
+ * `{ url, host, path, query, method, body }`, so egress rules by host, method and path apply. A
+ * blocked request throws `ToolBlockedError` before anything is sent, an approval waits, a halt aborts
+ * requests in flight (`HaltedError`); the status, duration and redacted body are recorded.
+ * @example
+ * import { createGovernedFetch } from "agent-warden/fetch";
+ * const http = createGovernedFetch(warden, { defaults: { baseURL: "https://api.stripe.com/v1" } });
+ * await http("/refunds", { method: "POST", body: { charge: "ch_1", amount: 2800 } });
+ */
+export function createGovernedFetch(warden: Warden, options: GovernedFetchOptions = {}): $Fetch {
+  return governedInstance(warden, (options.fetch ?? ofetch).create(options.defaults ?? {}), options.defaults ?? {}, { ...options, mode: "govern" });
+}
+
+/**
+ * Like `createGovernedFetch`, but records without gating: each request's decision is recorded as if
+ * every policy were in shadow mode (a would-be block is a `warn` naming it) and the request is sent.
+ * Only a halt still stops it.
+ * @example
+ * import { createTrackedFetch } from "agent-warden/fetch";
+ * const http = createTrackedFetch(warden);
+ * await http("https://api.github.com/repos/unjs/ofetch");
+ */
+export function createTrackedFetch(warden: Warden, options: GovernedFetchOptions = {}): $Fetch {
+  return governedInstance(warden, (options.fetch ?? ofetch).create(options.defaults ?? {}), options.defaults ?? {}, { ...options, mode: "track" });
+}
+
+function governedInstance(warden: Warden, inner: $Fetch, defaults: FetchOptions, settings: Settings): $Fetch {
+  const raw = async function governedRaw(request: FetchRequest, requestOptions: FetchOptions<any> = {}): Promise<FetchResponse<any>> {
+    const handle = await open(warden, settings, describeRequest(request, requestOptions, defaults), signalOf(requestOptions, defaults));
+    let response: FetchResponse<any>;
+    try {
+      response = await inner.raw(request, { ...requestOptions, signal: handle.signal });
+    } catch (error) {
+      throw settle(handle, settings, error);
+    }
+    handle.complete(outputOf(response, settings));
+    return response;
+  };
+
+  const governedFetch = async function governedFetch(request: FetchRequest, requestOptions?: FetchOptions<any>) {
+    return (await raw(request, requestOptions))._data;
+  } as $Fetch;
+  governedFetch.raw = raw as $Fetch["raw"];
+  governedFetch.native = async function governedNative(input, init = {}) {
+    const request = input instanceof URL ? input.href : input;
+    const handle = await open(warden, settings, describeRequest(request, init as FetchOptions<any>, {}), init.signal ?? undefined);
+    try {
+      const response = await inner.native(input, { ...init, signal: handle.signal });
+      handle.complete({ status: response.status, statusText: response.statusText });
+      return response;
+    } catch (error) {
+      throw settle(handle, settings, error);
+    }
+  };
+  governedFetch.create = (moreDefaults: FetchOptions, globalOptions?: CreateFetchOptions) => governedInstance(warden, inner.create(moreDefaults, globalOptions), { ...defaults, ...moreDefaults }, settings);
+  return governedFetch;
+}
+
+/** Decides and records the request; throws when it may not be sent; waits for a reviewer when policy asks. */
+async function open(warden: Warden, settings: Settings, call: HttpCall, signal: AbortSignal | undefined): Promise<ToolCallHandle> {
+  const handle = warden.beginToolCall({
+    tool: settings.toolName?.(call) ?? `http.${call.method.toLowerCase()}`,
+    args: call,
+    agentId: settings.agentId,
+    signal,
+    shadow: settings.mode === "track",
+  });
+  if (handle.decision.action === "block") throw handle.error;
+  if (handle.decision.action === "require_approval") await handle.waitForApproval();
+  return handle;
+}
+
+/** Records how a request ended and returns the error to throw: the halt itself when a halt aborted it. */
+function settle(handle: ToolCallHandle, settings: Settings, error: unknown): unknown {
+  const response = (error as { response?: FetchResponse<unknown> } | null)?.response;
+  // An error status is still an answer: the exchange happened and its status is recorded.
+  if (response !== undefined) handle.complete(outputOf(response, settings));
+  else handle.fail(error);
+  const reason: unknown = handle.signal.aborted ? handle.signal.reason : undefined;
+  return WardenError.isInstance(reason) && reason.code === "halted" ? reason : error;
+}
+
+function outputOf(response: FetchResponse<unknown>, settings: Settings): Record<string, unknown> {
+  const output: Record<string, unknown> = { status: response.status, statusText: response.statusText };
+  if (settings.recordResponseBody && response._data !== undefined) output.body = response._data;
+  return output;
+}
+
+/** The caller's signal and the request timeout as one signal. The halt signal is merged in by Warden. */
+function signalOf(options: FetchOptions<any>, defaults: FetchOptions): AbortSignal | undefined {
+  const signals: AbortSignal[] = [];
+  const own = options.signal ?? defaults.signal;
+  if (own) signals.push(own);
+  // ofetch applies `timeout` only when no signal is given, and every request here is given one.
+  const timeout = options.timeout ?? defaults.timeout;
+  if (timeout) signals.push(AbortSignal.timeout(timeout));
+  return signals.length <= 1 ? signals[0] : AbortSignal.any(signals);
+}
