@@ -514,10 +514,11 @@ export class Warden {
   }
 
   /**
-   * Picks up a tool call that paused for approval, possibly in another process (a LangGraph
+   * Picks up an unfinished tool call, possibly made in another process: one that paused for approval (a LangGraph
    * `interrupt()`, an AI SDK `tool-approval-request`, an OpenAI Agents interruption), by Warden id or
    * the framework's id. The handle's decision is `allow` once approved, `block` once rejected or
-   * expired, and still `require_approval` while the reviewer has not answered.
+   * expired, and still `require_approval` while the reviewer has not answered; an allowed call that
+   * has not finished yet (a coding-agent hook records the call before the tool runs) keeps its decision.
    */
   resumeToolCall(id: string, options: { signal?: AbortSignal | undefined } = {}): ToolCallHandle {
     this.#assertOpen();
@@ -527,9 +528,9 @@ export class Warden {
       if (!row) throw new NotFoundError("tool call", id);
       const decision = JSON.parse(row.decision ?? "null") as Decision | null;
       const approvalId = this.approvals.forToolCall(row.id)?.approvalId;
-      // Awaiting a reviewer, or approved (perhaps by another process that resolved the pause) but not yet run.
-      const resumable = row.status === ToolCallStatus.AWAITING_APPROVAL || (row.status === ToolCallStatus.PENDING && approvalId !== undefined && this.approvals.get(approvalId).status === ApprovalStatus.APPROVED);
-      if (!resumable || decision === null) throw new InvalidStateError(`tool call "${id}" is ${row.status}; only a call awaiting approval can be resumed`);
+      // Unfinished: awaiting a reviewer, or allowed (perhaps approved by another process) and not yet completed.
+      const resumable = row.status === ToolCallStatus.AWAITING_APPROVAL || row.status === ToolCallStatus.PENDING;
+      if (!resumable || decision === null) throw new InvalidStateError(`tool call "${id}" is ${row.status}; only an unfinished call can be resumed`);
       // The run may have ended while the call waited (an SDK pauses a call across two requests): the call can still finish.
       if (this.#store.get<{ status: string }>("SELECT status FROM runs WHERE id = ?", row.run_id)?.status === RunStatus.RUNNING) this.#adoptRun(row.run_id);
       state = { toolCallId: row.id, externalId: row.external_id ?? undefined, runId: row.run_id, stepId: row.step_id ?? undefined, agentId: row.agent_id, toolName: row.tool_name, status: row.status as ToolCallStatus, startedAt: performance.now(), controller: new AbortController(), cleanup: undefined, approvalId, decision };
@@ -992,6 +993,11 @@ export class Warden {
   }
 
   // ── lifecycle ─────────────────────────────────────────────────────────────────────────────
+
+  /** Remote mode: the link to the control plane (status, flush); undefined in embedded mode. */
+  get remote(): RemoteLink | undefined {
+    return this.#remote;
+  }
 
   /**
    * Remote mode: resolves true once policies and halt state are synced from the control plane, false

@@ -33,7 +33,7 @@ interface HookEvent {
 }
 
 /**
- * Adds `warden hook pre-tool-use` and `warden hook session-end` to the CLI.
+ * Adds `warden hook pre-tool-use`, `warden hook post-tool-use` and `warden hook session-end` to the CLI.
  * @example
  * // .claude/settings.json
  * { "hooks": { "PreToolUse": [{ "matcher": "*", "hooks": [{ "type": "command", "command": "npx warden hook pre-tool-use --policies ./warden.yaml" }] }] } }
@@ -58,6 +58,26 @@ export function registerHookCommand(program: Command): void {
         else console.error(`[warden] blocked: the hook failed (${error instanceof Error ? error.message : String(error)})`);
         return BLOCK;
       });
+    });
+
+  hook
+    .command("post-tool-use")
+    .description("read a PostToolUse event on stdin and record the tool's output (redacted) on the call pre-tool-use recorded")
+    .option("--agent <id>", "the agent the calls are recorded for", "coding-agent")
+    .action(async (opts: { agent: string }) => {
+      // Telemetry: never fails the agent's tool, whatever goes wrong here.
+      try {
+        const event = (await readEvent()) as { tool_use_id?: unknown; tool_response?: unknown };
+        if (typeof event.tool_use_id !== "string" || event.tool_use_id === "") return;
+        const warden = new Warden({ agentId: opts.agent, store: program.opts<GlobalOptions>().store, organization: program.opts<GlobalOptions>().org });
+        try {
+          warden.resumeToolCall(event.tool_use_id).complete(event.tool_response);
+        } finally {
+          warden.close();
+        }
+      } catch (error) {
+        console.error(`[warden] post-tool-use not recorded: ${error instanceof Error ? error.message : String(error)}`);
+      }
     });
 
   hook

@@ -168,4 +168,15 @@ describe("warden hook pre-tool-use", () => {
     const lone = warden.listRuns().find((r) => !r.runId.startsWith("session:"));
     expect((await warden.getRun(lone!.runId)).toolCalls.map((c) => [c.toolName, c.status])).toEqual([["Read", "blocked"]]);
   });
+  it("post-tool-use records the tool's output (redacted) on the call pre-tool-use recorded", async () => {
+    expect((await hook(event("Bash", { command: "ls" }, "toolu_20", "sess-3"), ["--policies", policyFile])).code).toBe(0);
+    const post = { ...event("Bash", { command: "ls" }, "toolu_20", "sess-3"), hook_event_name: "PostToolUse", tool_response: { stdout: "a.ts", password: "hunter2" } };
+    expect((await hook(post, [], "post-tool-use")).code).toBe(0);
+    const call = (await admin().getRun("session:sess-3")).toolCalls.find((c) => c.externalId === "toolu_20");
+    expect(call).toMatchObject({ status: "completed", output: { stdout: "a.ts", password: "[REDACTED]" } });
+    // An event for a call nobody recorded is reported, and the agent's tool is never failed for it.
+    const stray = await hook({ ...post, tool_use_id: "toolu_unknown" }, [], "post-tool-use");
+    expect(stray.code).toBe(0);
+    expect(stray.stderr).toContain("not recorded");
+  });
 });
