@@ -1,8 +1,9 @@
-import { sign } from "node:crypto";
+import { sign, verify } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { StoreError } from "../errors.js";
+import { canonicalJson } from "../internal/canonical.js";
 import { checkpointMessage, GENESIS_HASH, hashEntry, type LedgerEntry } from "../ledger/chain.js";
 import type { SigningKey } from "../ledger/keys.js";
 import { SCHEMA_SQL, SCHEMA_VERSION } from "./schema.js";
@@ -63,6 +64,8 @@ export class SqliteStore {
   #scheduled: NodeJS.Immediate | undefined;
   #closed = false;
   #lastCheckpoint: { seq: number; ts: number } | undefined;
+  /** A chain position this process wrote or verified: checkpoints are signed only over a chain verified up to here. */
+  #trusted: { seq: number; hash: string } | undefined;
 
   constructor(options: StoreOptions) {
     this.#options = options;
@@ -99,11 +102,13 @@ export class SqliteStore {
 
   /** Runs a read after committing every queued write, so reads see this process's own writes. */
   all<T>(sql: string, ...params: SQLInputValue[]): T[] {
+    this.#assertOpen();
     this.flush();
     return this.#statement(sql).all(...params) as T[];
   }
 
   get<T>(sql: string, ...params: SQLInputValue[]): T | undefined {
+    this.#assertOpen();
     this.flush();
     return this.#statement(sql).get(...params) as T | undefined;
   }
@@ -115,6 +120,7 @@ export class SqliteStore {
 
   /** Iterates rows lazily (ledger verification and export). */
   iterate<T>(sql: string, ...params: SQLInputValue[]): IterableIterator<T> {
+    this.#assertOpen();
     this.flush();
     return this.#statement(sql).iterate(...params) as IterableIterator<T>;
   }
@@ -210,6 +216,10 @@ export class SqliteStore {
     }
   }
 
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreError(`store "${this.path}" is closed`);
+  }
+
   #commitQueue(): void {
     const ops = this.#queue;
     this.#queue = [];
@@ -227,6 +237,7 @@ export class SqliteStore {
   #appendDrafts(drafts: LedgerDraft[]): void {
     // The head is read inside the transaction, so processes sharing the file extend one chain.
     let head = this.#head();
+    const extendsTrusted = this.#trusted !== undefined && this.#trusted.seq === head.seq && this.#trusted.hash === head.hash;
     const rows: SQLInputValue[] = [];
     for (const d of drafts) {
       const entry = { seq: head.seq + 1, id: d.id, ts: d.ts, type: d.type, org: d.org, agentId: d.agentId, runId: d.runId, stepId: d.stepId, toolCallId: d.toolCallId, actor: d.actor, prevHash: head.hash };
@@ -240,6 +251,7 @@ export class SqliteStore {
       const insert = this.#statement(`${LEDGER_INSERT} ${Array(size).fill(LEDGER_ROW).join(",")}`);
       for (; offset + size * perRow <= rows.length; offset += size * perRow) insert.run(...rows.slice(offset, offset + size * perRow));
     }
+    if (extendsTrusted) this.#trusted = head;
     this.#lastCheckpoint ??= this.#readLastCheckpoint();
     const now = Date.now();
     const last = this.#lastCheckpoint ?? { seq: 0, ts: 0 };
@@ -247,9 +259,44 @@ export class SqliteStore {
   }
 
   #checkpoint(head: { seq: number; hash: string }, now: number): void {
+    // Never vouch for entries nobody checked: another writer of the file could have forged them.
+    const problem = this.#verifyTo(head);
+    if (problem !== undefined) {
+      this.#options.onError(new StoreError(`ledger checkpoint not signed: ${problem}`));
+      return;
+    }
+    this.#trusted = head;
     const signature = sign(null, checkpointMessage(head.seq, head.hash), this.#options.signer.privateKey).toString("base64url");
     this.#statement("INSERT OR REPLACE INTO checkpoints (seq, hash, ts, key_id, signature) VALUES (?,?,?,?,?)").run(head.seq, head.hash, now, this.#options.signer.keyId, signature);
     this.#lastCheckpoint = { seq: head.seq, ts: now };
+  }
+
+  /** Re-hashes the entries from the last trusted position (or signed checkpoint) up to `head`; a problem, or undefined. */
+  #verifyTo(head: { seq: number; hash: string }): string | undefined {
+    let at = this.#trusted ?? this.#signedCheckpoint() ?? { seq: 0, hash: GENESIS_HASH };
+    if (at.seq === head.seq) return at.hash === head.hash ? undefined : `entry ${head.seq} differs from the one this process trusted`;
+    const rows = this.#statement("SELECT * FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq").iterate(at.seq, head.seq) as IterableIterator<LedgerRow>;
+    for (const row of rows) {
+      if (row.seq !== at.seq + 1) return `entry ${at.seq + 1} is missing`;
+      if (row.prev_hash !== at.hash) return `entry ${row.seq} does not chain to entry ${at.seq}`;
+      let dataJson: string;
+      try {
+        dataJson = canonicalJson(JSON.parse(row.data));
+      } catch {
+        return `entry ${row.seq} has data that is not JSON`;
+      }
+      const hash = hashEntry({ seq: row.seq, id: row.id, ts: row.ts, type: row.type, org: row.org, agentId: row.agent_id, runId: row.run_id, stepId: row.step_id, toolCallId: row.tool_call_id, actor: row.actor, prevHash: row.prev_hash }, dataJson);
+      if (hash !== row.hash) return `entry ${row.seq} does not match its hash`;
+      at = { seq: row.seq, hash };
+    }
+    return at.seq === head.seq && at.hash === head.hash ? undefined : `the chain does not reach entry ${head.seq}`;
+  }
+
+  /** The newest checkpoint, if its signature is this store's key's. */
+  #signedCheckpoint(): { seq: number; hash: string } | undefined {
+    const row = this.#statement("SELECT seq, hash, key_id, signature FROM checkpoints ORDER BY seq DESC LIMIT 1").get() as { seq: number; hash: string; key_id: string; signature: string } | undefined;
+    if (!row || row.key_id !== this.#options.signer.keyId) return undefined;
+    return verify(null, checkpointMessage(row.seq, row.hash), this.#options.signer.publicKey, Buffer.from(row.signature, "base64url")) ? { seq: row.seq, hash: row.hash } : undefined;
   }
 
   #head(): { seq: number; hash: string } {

@@ -1,0 +1,246 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { afterAll, describe, expect, it } from "vitest";
+import { StoreError, Warden, WardenError } from "agent-warden";
+import { runCli, startAgent, tempDir } from "./fixtures/proc.js";
+
+const temp = tempDir("warden-store-");
+afterAll(() => temp.cleanup());
+let stores = 0;
+const freshStore = () => join(temp.dir, `store-${++stores}`, "warden.db");
+
+function count(file: string, table: string): number {
+  const db = new DatabaseSync(file, { readOnly: true });
+  try {
+    return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+/** Records `n` runs of one tool call each through the seed lifecycle, without yielding to the event loop. */
+async function recordRuns(warden: Warden, n: number, tag: string): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const runId = await warden.startRun(undefined, { tag, i });
+    const toolCallId = await warden.trackToolCall(runId, "read_record", { tag, i });
+    await warden.completeToolCall(runId, toolCallId, { ok: i });
+    await warden.completeRun(runId);
+    ids.push(runId);
+  }
+  return ids;
+}
+
+function catchError(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected an error");
+}
+
+describe("group commit", () => {
+  it("queues writes, commits them on flush(), on any read and on the next tick, and keeps them across reopening", async () => {
+    const file = freshStore();
+    const warden = new Warden({ agentId: "writer", store: file });
+    let events = 0;
+    warden.on("*", () => events++);
+    warden.flush();
+
+    // Awaiting the seed methods only runs microtasks, so nothing has been committed yet.
+    const first = await recordRuns(warden, 300, "first");
+    expect(count(file, "runs")).toBe(0);
+    expect(count(file, "ledger")).toBe(0);
+    warden.flush();
+    expect(count(file, "runs")).toBe(300);
+    expect(count(file, "ledger")).toBe(1200);
+
+    // A read commits what is queued first, so it sees this process's own writes.
+    const second = await recordRuns(warden, 200, "second");
+    expect(count(file, "runs")).toBe(300);
+    expect(warden.listRuns({ limit: 1000 })).toHaveLength(500);
+    expect(count(file, "runs")).toBe(500);
+
+    // Left alone, the queue commits on the next turn of the event loop.
+    const third = await recordRuns(warden, 100, "third");
+    expect(count(file, "runs")).toBe(500);
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(count(file, "runs")).toBe(600);
+    warden.close();
+
+    const reopened = new Warden({ agentId: "reader", store: file });
+    try {
+      const runs = reopened.listRuns({ limit: 1000 });
+      expect(new Set(runs.map((r) => r.runId))).toEqual(new Set([...first, ...second, ...third]));
+      expect(runs.every((r) => r.status === "completed")).toBe(true);
+      const record = reopened.runRecord(second[17]!);
+      expect(record.metadata).toEqual({ tag: "second", i: 17 });
+      expect(record.toolCalls).toMatchObject([{ toolName: "read_record", status: "completed", output: { ok: 17 } }]);
+      expect(record.events.map((e) => e.type)).toEqual(["run.started", "tool.called", "tool.completed", "run.completed"]);
+      expect(reopened.ledger.verify()).toMatchObject({ ok: true, entries: events });
+      expect(events).toBe(2400);
+    } finally {
+      reopened.close();
+    }
+  });
+
+  it("commits the writes still queued when the process exits without close()", async () => {
+    const natural = freshStore();
+    const exiting = freshStore();
+    const agents = [startAgent({ mode: "record", store: natural, agentId: "natural-exit", exit: "natural" }), startAgent({ mode: "record", store: exiting, agentId: "process-exit", exit: "process.exit" })];
+    try {
+      const recorded = await Promise.all(agents.map((a) => a.expect("recorded")));
+      const exits = await Promise.all(agents.map((a) => a.exited));
+      expect(exits.map((e) => e.code)).toEqual([0, 0]);
+      for (const [i, file] of [natural, exiting].entries()) {
+        const message = recorded[i]!;
+        // The child saw nothing committed before it ended...
+        expect(message.committedRuns).toBe(0);
+        // ...and everything is there after.
+        const warden = new Warden({ agentId: "reader", store: file });
+        try {
+          const run = warden.runRecord(message.runId as string);
+          expect(run.status).toBe("completed");
+          expect(run.toolCalls).toMatchObject([{ toolCallId: message.toolCallId, status: "completed", output: { total: 100 } }]);
+          expect(warden.ledger.verify()).toMatchObject({ ok: true, entries: 4 });
+        } finally {
+          warden.close();
+        }
+      }
+    } finally {
+      for (const a of agents) a.kill();
+    }
+  });
+});
+
+describe("store files that cannot be used", () => {
+  it("a file of random bytes is a StoreError and is left as it was", () => {
+    const file = join(temp.dir, "random.db");
+    const bytes = randomBytes(16_384);
+    bytes.write("not sqlite", 0);
+    writeFileSync(file, bytes);
+    const error = catchError(() => new Warden({ agentId: "a", store: file }));
+    expect(error).toBeInstanceOf(StoreError);
+    expect(WardenError.isInstance(error) && error.code).toBe("store_error");
+    expect((error as Error).message).toContain(file);
+    expect(readFileSync(file).equals(bytes)).toBe(true);
+  });
+
+  it("a truncated store is a StoreError", async () => {
+    const file = freshStore();
+    const warden = new Warden({ agentId: "a", store: file });
+    await recordRuns(warden, 400, "bulk");
+    warden.close();
+    truncateSync(file, Math.floor(statSync(file).size / 2));
+    const error = catchError(() => new Warden({ agentId: "a", store: file }));
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ code: "store_error" });
+  });
+
+  it("a store written by a newer schema version is a StoreError that names the versions", () => {
+    const file = freshStore();
+    new Warden({ agentId: "a", store: file }).close();
+    const db = new DatabaseSync(file);
+    db.exec("PRAGMA user_version = 99");
+    db.close();
+    const error = catchError(() => new Warden({ agentId: "a", store: file }));
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ code: "store_error", message: expect.stringMatching(/schema 99/) });
+  });
+
+  it("the CLI reports an unusable store with exit code 2", async () => {
+    const file = join(temp.dir, "garbage.db");
+    writeFileSync(file, randomBytes(4096));
+    const result = await runCli(file, ["runs"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/cannot open store/);
+  });
+});
+
+describe("several writers on one file", () => {
+  it("two clients in one process interleaving their commits extend one chain", async () => {
+    const file = freshStore();
+    const a = new Warden({ agentId: "agent-a", store: file, ledger: { checkpointEvery: 5 } });
+    const b = new Warden({ agentId: "agent-b", store: file, ledger: { checkpointEvery: 5 } });
+    let events = 0;
+    a.on("*", () => events++);
+    b.on("*", () => events++);
+    for (let i = 0; i < 10; i++) {
+      await recordRuns(a, 1, "a");
+      a.flush();
+      await recordRuns(b, 1, "b");
+      b.flush();
+    }
+    a.close();
+    b.close();
+    const reader = new Warden({ agentId: "reader", store: file });
+    try {
+      expect(reader.ledger.verify()).toMatchObject({ ok: true, entries: events });
+      const agents = reader.ledger.entries().map((e) => e.agentId);
+      expect(agents.slice(0, 8)).toEqual(["agent-a", "agent-a", "agent-a", "agent-a", "agent-b", "agent-b", "agent-b", "agent-b"]);
+      expect(reader.listRuns({ limit: 100 })).toHaveLength(20);
+    } finally {
+      reader.close();
+    }
+  });
+
+  it("two processes appending at once produce one valid chain, and the counts add up", async () => {
+    const file = freshStore();
+    new Warden({ agentId: "setup", store: file }).close();
+    const agents = ["proc-a", "proc-b"].map((agentId) => startAgent({ mode: "append", store: file, agentId, runs: 25, toolsPerRun: 3 }));
+    try {
+      await Promise.all(agents.map((a) => a.expect("ready")));
+      for (const a of agents) a.send({ cmd: "go" });
+      const done = await Promise.all(agents.map((a) => a.expect("done", {}, 60_000)));
+      const reader = new Warden({ agentId: "reader", store: file });
+      try {
+        const verification = reader.ledger.verify();
+        const expected = done.reduce((sum, d) => sum + (d.events as number), 0);
+        expect(verification).toMatchObject({ ok: true, entries: expected });
+        // Each run: run.started, 3 × (tool.called, tool.completed), run.completed.
+        expect(expected).toBe(2 * 25 * 8);
+        const runs = reader.listRuns({ limit: 1000 });
+        expect(runs).toHaveLength(50);
+        for (const d of done) {
+          for (const runId of d.runs as string[]) {
+            const run = reader.runRecord(runId);
+            expect(run.status).toBe("completed");
+            expect(run.toolCalls.map((c) => c.status)).toEqual(["completed", "completed", "completed"]);
+          }
+        }
+        const seqs = reader.ledger.entries().map((e) => e.seq);
+        expect(seqs).toEqual(Array.from({ length: expected }, (_, i) => i + 1));
+      } finally {
+        reader.close();
+      }
+    } finally {
+      for (const a of agents) a.kill();
+    }
+  });
+
+  it("processes opening a fresh store at the same moment all start and share one signing key", async () => {
+    // They race to create the schema and the keys; every one must start, and sign with the same key.
+    const file = freshStore();
+    const agents = ["first", "second", "third", "fourth"].map((agentId) => startAgent({ mode: "append", store: file, agentId, runs: 2, toolsPerRun: 1 }));
+    const cli = Promise.all(Array.from({ length: 3 }, () => runCli(file, ["status"])));
+    try {
+      await Promise.all(agents.map((a) => a.expect("ready")));
+      for (const a of agents) a.send({ cmd: "go" });
+      await Promise.all(agents.map((a) => a.expect("done")));
+      for (const r of await cli) expect(r, r.stderr).toMatchObject({ code: 0 });
+      const reader = new Warden({ agentId: "reader", store: file });
+      try {
+        expect(reader.ledger.verify()).toMatchObject({ ok: true, entries: 4 * 2 * 4 });
+        expect(count(file, "checkpoints")).toBeGreaterThanOrEqual(4);
+      } finally {
+        reader.close();
+      }
+    } finally {
+      for (const a of agents) a.kill();
+    }
+  });
+});
