@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from "node:fs";
+import { cpSync, existsSync, readdirSync } from "node:fs";
 import { defineConfig } from "tsup";
 
 // One entry per subpath export: the core, then each adapter folder.
@@ -17,6 +17,10 @@ export default defineConfig([
     sourcemap: true,
     target: "node22",
     removeNodeProtocol: false,
+    // The console's static assets ship beside the code that serves them.
+    onSuccess: async () => {
+      cpSync("src/console/assets", "dist/console", { recursive: true });
+    },
     // Frameworks are the user's: never bundled.
     external: [/^@langchain\//, "langchain", "ai", /^@openai\//, /^@modelcontextprotocol\//, "express", "ofetch", "agent-warden"],
   },

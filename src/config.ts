@@ -5,6 +5,7 @@ import { DurationSchema } from "./internal/duration.js";
 import { CurrencyTableSchema } from "./money.js";
 import type { PolicySetInput } from "./policy/schema.js";
 import { RedactionOptionsSchema } from "./redaction/redact.js";
+import { RemoteOptionsSchema } from "./remote/options.js";
 
 const fn = <T>() => z.custom<T>((value) => typeof value === "function", "expected a function");
 
@@ -21,6 +22,15 @@ export const WardenOptionsSchema = z.strictObject({
   policies: z.union([z.string().min(1), z.custom<PolicySetInput>((value) => typeof value === "object" && value !== null, "expected a file path or a policy set object")]).optional(),
   /** A delegation token this client acts under: its runs are checked against the token's scopes and tools. */
   token: z.string().min(1).optional(),
+  /**
+   * The control plane (`warden serve`). With it, decisions stay local on policies synced from the
+   * server, approvals and halts go through it, and events are sent to it in the background.
+   */
+  url: z.url({ protocol: /^https?$/ }).optional(),
+  /** API key for the control plane (`wdn_…`). */
+  apiKey: z.string().min(1).optional(),
+  /** Tuning of remote mode. */
+  remote: RemoteOptionsSchema.optional(),
   /** SQLite file of the embedded store, or `:memory:`. */
   store: z.string().min(1).default("./.warden/warden.db"),
   redaction: RedactionOptionsSchema.optional(),
@@ -67,6 +77,7 @@ export type ResolvedOptions = z.output<typeof WardenOptionsSchema>;
 
 export function parseOptions(options: unknown): ResolvedOptions {
   const result = WardenOptionsSchema.safeParse(options ?? {});
+  if (result.success && result.data.url !== undefined && result.data.apiKey === undefined) throw new ConfigError("invalid options: apiKey: a control plane url needs an apiKey (or WARDEN_API_KEY)");
   if (result.success) return result.data;
   throw new ConfigError(`invalid options: ${result.error.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`).join("; ")}`);
 }
@@ -79,6 +90,8 @@ export const EnvSchema = z.object({
   WARDEN_GROUP: z.string().min(1).optional(),
   WARDEN_ORGANIZATION: z.string().min(1).optional(),
   WARDEN_TOKEN: z.string().min(1).optional(),
+  WARDEN_URL: z.string().min(1).optional(),
+  WARDEN_API_KEY: z.string().min(1).optional(),
 });
 
 /** Reads `WARDEN_*` variables into options. */
@@ -94,5 +107,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv): WardenOptions {
     ...(e.WARDEN_GROUP && { group: e.WARDEN_GROUP }),
     ...(e.WARDEN_ORGANIZATION && { organization: e.WARDEN_ORGANIZATION }),
     ...(e.WARDEN_TOKEN && { token: e.WARDEN_TOKEN }),
+    ...(e.WARDEN_URL && { url: e.WARDEN_URL }),
+    ...(e.WARDEN_API_KEY && { apiKey: e.WARDEN_API_KEY }),
   };
 }

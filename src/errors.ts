@@ -205,3 +205,19 @@ export class StoreError extends WardenError {
     super("store_error", message, options);
   }
 }
+
+/** The control plane could not be reached or refused a request. `retryable`: 429, 502, 503, 504 or no answer at all. */
+export class RemoteError extends WardenError {
+  /** The HTTP status, or undefined when there was no answer. */
+  readonly status: number | undefined;
+  readonly retryable: boolean;
+  /** From `Retry-After`, in ms. */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(message: string, init: { status?: number | undefined; retryable: boolean; retryAfterMs?: number | undefined; cause?: unknown }) {
+    super("remote_error", message, { cause: init.cause });
+    this.status = init.status;
+    this.retryable = init.retryable;
+    this.retryAfterMs = init.retryAfterMs;
+  }
+}

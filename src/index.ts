@@ -35,6 +35,7 @@ export {
   InvalidInputError,
   LedgerIntegrityError,
   StoreError,
+  RemoteError,
 } from "./errors.js";
 export type { WardenErrorCode, TokenErrorReason, PolicyIssue } from "./errors.js";
 export { Tokens } from "./tokens/tokens.js";
@@ -42,3 +43,5 @@ export { DelegatedTask } from "./delegation.js";
 export { verifyToken, attenuate, seal, hasPermission, toolAllowed, withinAmount, inspectToken, parseDuration } from "./tokens/token.js";
 export type { Authority, VerifiedToken, TokenBlock, TokenInspection, MintInput, Narrowing } from "./tokens/token.js";
 export { formatRunTree } from "./format.js";
+export type { RemoteLink, RemoteStatus } from "./remote/remote.js";
+export type { RemoteOptions } from "./remote/options.js";

@@ -28,6 +28,7 @@ describe("public API", () => {
         "PolicyEngine",
         "PolicyError",
         "PolicySetSchema",
+        "RemoteError",
         "RiskSeverity",
         "RunScope",
         "RunStatus",

@@ -168,6 +168,26 @@ export class Approvals {
     });
   }
 
+  /**
+   * @internal Applies a decision made on the control plane: stored here and the waiting call wakes,
+   * without a second ledger entry (the control plane recorded it).
+   */
+  applyRemote(decided: ApprovalRecord): void {
+    if (decided.status === ApprovalStatus.PENDING) return;
+    let record: ApprovalRecord = decided;
+    try {
+      const row = this.#ctx.store.get<ApprovalRow>("SELECT * FROM approvals WHERE id = ? AND org = ?", decided.approvalId, this.#ctx.org);
+      if (row !== undefined) {
+        if (row.status !== ApprovalStatus.PENDING) return;
+        this.#ctx.store.write("UPDATE approvals SET status = ?, reviewer = ?, decision_reason = ?, decided_at = ? WHERE id = ? AND status = 'pending'", [decided.status, decided.reviewer ?? null, decided.decisionReason ?? null, decided.decidedAt ?? Date.now(), decided.approvalId]);
+        record = { ...toApprovalRecord(row), status: decided.status, reviewer: decided.reviewer, decisionReason: decided.decisionReason, decidedAt: decided.decidedAt };
+      }
+    } catch (error) {
+      this.#ctx.onError(error);
+    }
+    this.#settle(record);
+  }
+
   /** @internal Cancels pending requests (a halt). */
   cancel(approvalIds: readonly string[], reason: string): void {
     for (const id of approvalIds) {

@@ -7,6 +7,7 @@ import { loadPolicyFile } from "../policy/load.js";
 import { Warden } from "../warden.js";
 import { registerHookCommand } from "./hook.js";
 import { registerMcpGatewayCommand } from "./mcp-gateway.js";
+import { registerServerCommands } from "./server.js";
 import type { ActionType, ApprovalStatus, RunStatus } from "../enums.js";
 
 /** Exit codes: 0 ok, 1 a failure the command reports (a broken ledger, a token that does not verify), 2 bad usage or input. */
@@ -262,6 +263,7 @@ export function buildProgram(): Command {
 
   registerMcpGatewayCommand(program);
   registerHookCommand(program);
+  registerServerCommands(program);
 
   return program;
 }

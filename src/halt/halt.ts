@@ -139,6 +139,24 @@ export class HaltState {
     return lifted;
   }
 
+  /**
+   * Mirrors halts decided elsewhere (the control plane) into this store. A lifted halt stays lifted.
+   * Returns true when the active halts changed.
+   */
+  mirror(records: readonly HaltRecord[]): boolean {
+    if (records.length === 0) return false;
+    const before = this.#active.map((h) => h.haltId).join();
+    this.#store.transaction(() => {
+      const upsert = this.#store.db.prepare(
+        "INSERT INTO halts (id, org, target_kind, target, reason, actor, created_at, lifted_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET lifted_at = COALESCE(halts.lifted_at, excluded.lifted_at)",
+      );
+      for (const h of records) upsert.run(h.haltId, this.#org, h.scope, h.target ?? null, h.reason, h.actor ?? null, h.createdAt, h.liftedAt ?? null);
+      this.#bump();
+    });
+    this.refresh(true);
+    return this.#active.map((h) => h.haltId).join() !== before;
+  }
+
   toError(halt: HaltRecord): HaltedError {
     return new HaltedError({ reason: halt.reason, scope: describeScope(halt) });
   }

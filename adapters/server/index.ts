@@ -1,0 +1,26 @@
+// agent-warden/server: the control plane (`warden serve`) as a library.
+export { createWardenServer, ensureAdminKey, SqliteControlPlaneStore, HttpError } from "../../src/server/index.js";
+export type {
+  WardenServer,
+  WardenServerOptions,
+  SqliteControlPlaneOptions,
+  ControlPlaneStore,
+  Role,
+  Principal,
+  ApiKeyRecord,
+  Page,
+  PageQuery,
+  RunTree,
+  RunFilter,
+  ToolCallFilter,
+  ApprovalFilter,
+  AgentRecord,
+  PolicyVersion,
+  PolicyVersionSummary,
+  StreamMessage,
+  StreamMessageType,
+  Changes,
+  LedgerReport,
+  ApiErrorCode,
+  Problem,
+} from "../../src/server/index.js";

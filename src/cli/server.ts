@@ -1,0 +1,108 @@
+import { Command, CommanderError, Option } from "commander";
+import { SqliteControlPlaneStore, assertOrg } from "../server/sqlite-store.js";
+import { ROLES, type ApiKeyRecord, type Role } from "../server/store.js";
+
+const EXIT_USAGE = 2;
+
+interface GlobalOptions {
+  org: string;
+  json: boolean;
+  actor: string;
+}
+
+function print(program: Command, value: unknown, text: () => string): void {
+  if (program.opts<GlobalOptions>().json) console.log(JSON.stringify(value, null, 2));
+  else console.log(text());
+}
+
+function org(program: Command): string {
+  const value = program.opts<GlobalOptions>().org;
+  try {
+    assertOrg(value);
+  } catch (error) {
+    throw new CommanderError(EXIT_USAGE, "warden.org", (error as Error).message.replace(/^\[warden\] /, ""));
+  }
+  return value;
+}
+
+async function withStore<T>(db: string, fn: (store: SqliteControlPlaneStore) => Promise<T>): Promise<T> {
+  const store = new SqliteControlPlaneStore({ path: db });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+const describeKey = (k: ApiKeyRecord) =>
+  `${k.keyId}  ${k.role.padEnd(8)} ${k.prefix}…  ${k.name ?? ""}${k.agentId ? `  agent=${k.agentId}` : ""}${k.revokedAt ? `  REVOKED ${new Date(k.revokedAt).toISOString()}` : ""}`;
+
+const dbOption = () => new Option("--db <path>", "control plane database (SQLite)").env("WARDEN_SERVER_DB").default("./warden.db");
+
+/**
+ * `warden serve` (the control plane) and `warden keys create|list|revoke` (API keys, on the
+ * database directly). The organization is the global `--org`.
+ */
+export function registerServerCommands(program: Command): void {
+  program
+    .command("serve")
+    .description("run the control plane: HTTP API, event stream, API keys (prints an admin key on first start)")
+    .addOption(new Option("--port <n>", "port to listen on").env("WARDEN_PORT").default("4000"))
+    .option("--host <address>", "address to listen on (0.0.0.0 to serve other machines)", "127.0.0.1")
+    .addOption(dbOption())
+    .action(async (opts: { port: string; host: string; db: string }) => {
+      const port = Number(opts.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new CommanderError(EXIT_USAGE, "warden.port", `invalid port "${opts.port}"`);
+      const organization = org(program);
+      // Express is loaded only here, so the rest of the CLI runs without it.
+      const { createWardenServer, ensureAdminKey } = await import("../server/app.js");
+      const server = createWardenServer({ db: opts.db });
+      const key = await ensureAdminKey(server.store, organization);
+      const { url } = await server.listen(port, opts.host);
+      console.log(`warden control plane on ${url} (database ${opts.db})`);
+      if (key) console.log(`admin key for organization "${organization}" — shown once, store it now:\n  ${key}`);
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", resolve);
+        process.once("SIGTERM", resolve);
+      });
+      await server.close();
+    });
+
+  const keys = program.command("keys").description("API keys of the control plane (on its database)");
+  keys
+    .command("create")
+    .description("create an API key for the organization (--org); the key is shown once")
+    .addOption(new Option("--role <role>", "what the key may do").choices(ROLES).makeOptionMandatory())
+    .option("--name <name>", "who or what holds it")
+    .option("--agent <id>", "bind the key to one agent")
+    .addOption(dbOption())
+    .action(async (opts: { role: Role; name?: string; agent?: string; db: string }) => {
+      const organization = org(program);
+      await withStore(opts.db, async (store) => {
+        const { key, record } = await store.createKey({ org: organization, role: opts.role, name: opts.name, agentId: opts.agent, actor: program.opts<GlobalOptions>().actor });
+        print(program, { key, ...record }, () => `${key}\n(${record.keyId}, ${record.role} of "${record.org}"; shown once)`);
+      });
+    });
+  keys
+    .command("list")
+    .description("list the organization's keys (never their secrets)")
+    .addOption(dbOption())
+    .action(async (opts: { db: string }) => {
+      const organization = org(program);
+      await withStore(opts.db, async (store) => {
+        const list = await store.listKeys(organization);
+        print(program, list, () => (list.length === 0 ? `no keys for "${organization}"` : list.map(describeKey).join("\n")));
+      });
+    });
+  keys
+    .command("revoke <keyId>")
+    .description("revoke a key: it stops working at once")
+    .addOption(dbOption())
+    .action(async (keyId: string, opts: { db: string }) => {
+      const organization = org(program);
+      await withStore(opts.db, async (store) => {
+        const record = await store.revokeKey(organization, keyId, program.opts<GlobalOptions>().actor);
+        print(program, record, () => `revoked ${record.keyId}`);
+      });
+    });
+}

@@ -1,0 +1,148 @@
+// The approvals inbox: what the agent wants to do and why, the policy that asked, and a decision
+// with a reason. The waiting agent hears the decision over the stream at once.
+import { ApiError, get, post, withQuery } from "../api.js";
+import { announce, badge, facts, h, json, relative, replace, time, toast } from "../dom.js";
+import { clearProblems, formError, setFieldError, showProblems } from "../forms.js";
+import * as live from "../live.js";
+
+const STATUSES = ["pending", "approved", "rejected", "expired", "cancelled"];
+
+/**
+ * @param {HTMLElement} main
+ * @param {{ params: URLSearchParams }} route
+ * @param {import("../app.js").Context} context
+ */
+export async function approvalsPage(main, { params }, context) {
+  const status = STATUSES.includes(params.get("status") ?? "") ? /** @type {string} */ (params.get("status")) : "pending";
+  const page = await get(withQuery("/v1/approvals", { status, limit: 100 }));
+  const list = h("div", { class: "approvals", id: "approvals-list" });
+  const cards = new Map();
+  const empty = h("p", { class: "muted", id: "approvals-empty" }, status === "pending" ? "No pending requests. New ones appear here as agents ask." : `No ${status} requests.`);
+  const count = h("p", { id: "approvals-count" });
+  const updateCount = () => {
+    empty.hidden = cards.size > 0;
+    count.textContent = `${cards.size} ${status} request${cards.size === 1 ? "" : "s"}${page.total > cards.size && status !== "pending" ? ` (newest ${cards.size} of ${page.total})` : ""}`;
+  };
+  for (const approval of page.items) {
+    const card = approvalCard(approval, context);
+    cards.set(approval.approvalId, card);
+    list.append(card);
+  }
+  updateCount();
+
+  const tabs = h(
+    "nav",
+    { "aria-label": "Approval status", class: "actions" },
+    STATUSES.map((s) => h("a", { class: "button", href: s === "pending" ? "#/approvals" : `#/approvals?status=${s}`, "aria-current": s === status ? "page" : undefined }, badge(s))),
+  );
+  replace(main, h("h1", null, "Approvals"), tabs, count, list, empty);
+
+  const unsubscribe = [
+    live.on("approval.requested", (approval) => {
+      if (status !== "pending" || cards.has(approval.approvalId)) return;
+      const card = approvalCard(approval, context);
+      cards.set(approval.approvalId, card);
+      list.prepend(card);
+      updateCount();
+      announce(`New approval request: ${approval.toolName} by ${approval.agentId}`);
+    }),
+    live.on("approval.resolved", (approval) => {
+      const card = cards.has(approval.approvalId) ? document.getElementById(`approval-${approval.approvalId}`) : null;
+      if (card) {
+        const resolved = approvalCard(approval, context);
+        card.replaceWith(resolved);
+        cards.set(approval.approvalId, resolved);
+      } else if (approval.status === status) {
+        const resolved = approvalCard(approval, context);
+        cards.set(approval.approvalId, resolved);
+        list.prepend(resolved);
+      }
+      updateCount();
+    }),
+    live.on("reset", () => context.navigate(location.hash)),
+  ];
+  return () => unsubscribe.forEach((u) => u());
+}
+
+function approvalCard(approval, context) {
+  const id = approval.approvalId;
+  const agentContext = approval.agentContext ?? {};
+  const titleId = `approval-${id}-title`;
+  const card = h(
+    "article",
+    { class: "card", id: `approval-${id}`, "aria-labelledby": titleId, dataset: { approvalId: id, status: approval.status } },
+    h("h2", { id: titleId }, h("span", { class: "tool-name" }, approval.toolName), h("span", { class: "muted" }, "by"), approval.agentId, badge(approval.status, "Status:")),
+    facts([
+      ["Goal", agentContext.goal ? h("p", { class: "quote" }, agentContext.goal) : h("span", { class: "muted", dataset: { fromRun: "goal" } }, "— not given")],
+      ["Reasoning", agentContext.reasoning ? h("p", { class: "quote" }, agentContext.reasoning) : h("span", { class: "muted", dataset: { fromRun: "reasoning" } }, "— not given")],
+      ["Prompt summary", agentContext.promptSummary],
+      ["Policy", approval.policyId ? h("span", { class: "mono" }, approval.policyId) : h("span", { class: "muted" }, "—")],
+      ["Why it asks", approval.reason],
+      ["Run", h("a", { href: `#/runs/${encodeURIComponent(approval.runId)}`, class: "mono" }, approval.runId)],
+      ["Requested", h("span", null, time(approval.createdAt), " (", relative(approval.createdAt), ")")],
+      ["Expires", approval.status === "pending" ? h("span", null, time(approval.expiresAt), " (", relative(approval.expiresAt), ")") : undefined],
+      ["Reviewer", approval.reviewer],
+      ["Decision reason", approval.decisionReason],
+      ["Decided", approval.decidedAt ? time(approval.decidedAt) : undefined],
+    ]),
+    h("h3", null, "Payload (as recorded, redacted)"),
+    json(approval.payload),
+  );
+  if (approval.status === "pending") card.append(decisionForm(approval, context));
+  if (!agentContext.goal || !agentContext.reasoning) void contextFromRun(approval.runId, card);
+  return card;
+}
+
+/** The request gave no goal or reasoning of its own: show the run's, marked as such. */
+async function contextFromRun(runId, card) {
+  let run;
+  try {
+    run = await get(withQuery(`/v1/runs/${encodeURIComponent(runId)}`, { depth: 0 }));
+  } catch {
+    return;
+  }
+  for (const slot of card.querySelectorAll("[data-from-run]")) {
+    const text = run.agentContext?.[slot.getAttribute("data-from-run")];
+    if (text) slot.replaceWith(h("p", { class: "quote" }, text, h("span", { class: "muted" }, " (from the run)")));
+  }
+}
+
+function decisionForm(approval, context) {
+  const id = approval.approvalId;
+  const reason = h("textarea", { id: `reason-${id}`, name: "reason", rows: "2", maxlength: "4000", required: true, "aria-describedby": `reason-${id}-hint` });
+  const approve = h("button", { type: "submit", class: "approve", value: "approve" }, h("span", { "aria-hidden": "true" }, "✓ "), "Approve");
+  const reject = h("button", { type: "submit", class: "danger", value: "reject" }, h("span", { "aria-hidden": "true" }, "✗ "), "Reject");
+  const form = /** @type {HTMLFormElement} */ (
+    h(
+      "form",
+      { novalidate: true, "aria-label": `Decide on ${approval.toolName} by ${approval.agentId}` },
+      formError(),
+      h("div", { class: "field" }, h("label", { for: `reason-${id}` }, "Reason for your decision"), reason, h("p", { class: "hint", id: `reason-${id}-hint` }, `Recorded in the audit trail with your name (${context.session.name ?? context.session.keyId}).`)),
+      h("div", { class: "actions" }, approve, reject),
+    )
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const verb = /** @type {HTMLButtonElement | null} */ (/** @type {SubmitEvent} */ (event).submitter)?.value === "reject" ? "reject" : "approve";
+    clearProblems(form);
+    const text = /** @type {HTMLTextAreaElement} */ (reason).value.trim();
+    if (!text) {
+      setFieldError(reason, "give a reason for the decision");
+      reason.focus();
+      return;
+    }
+    for (const button of [approve, reject]) button.setAttribute("disabled", "");
+    try {
+      const record = await post(`/v1/approvals/${encodeURIComponent(id)}/${verb}`, { reason: text });
+      toast(`${verb === "approve" ? "Approved" : "Rejected"}: ${record.toolName} by ${record.agentId}`);
+      const card = document.getElementById(`approval-${id}`);
+      card?.replaceWith(approvalCard(record, context));
+    } catch (error) {
+      if (error instanceof ApiError) showProblems(form, error.problems, error.status === 409 ? `Already decided: ${error.message}` : error.message);
+      else showProblems(form, [], String(error));
+    } finally {
+      for (const button of [approve, reject]) button.removeAttribute("disabled");
+    }
+  });
+  return form;
+}

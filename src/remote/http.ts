@@ -1,0 +1,81 @@
+import { RemoteError } from "../errors.js";
+
+/** Statuses worth retrying: throttled, or a gateway that could not reach the server. */
+const RETRYABLE = new Set([429, 502, 503, 504]);
+const MAX_RETRY_AFTER = 60_000;
+
+export interface RemoteResponse<T> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+/** `Retry-After` as milliseconds: delta-seconds or an HTTP date. Capped at a minute. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (value === null) return undefined;
+  const seconds = Number(value.trim());
+  const ms = Number.isFinite(seconds) && value.trim() !== "" ? seconds * 1000 : Date.parse(value) - now;
+  if (!Number.isFinite(ms)) return undefined;
+  return Math.min(MAX_RETRY_AFTER, Math.max(0, ms));
+}
+
+/** @internal JSON over HTTP to the control plane; every failure is a `RemoteError` saying whether to retry. */
+export class RemoteHttp {
+  readonly baseUrl: string;
+  readonly #apiKey: string;
+  readonly #timeoutMs: number;
+
+  constructor(baseUrl: string, apiKey: string, timeoutMs: number) {
+    this.baseUrl = baseUrl.replace(/\/+$/, "");
+    this.#apiKey = apiKey;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  get authorization(): string {
+    return `Bearer ${this.#apiKey}`;
+  }
+
+  /** Sends a request; 2xx and 304 resolve, anything else rejects with `RemoteError`. */
+  async request<T>(method: string, path: string, options: { body?: unknown; headers?: Record<string, string> } = {}): Promise<RemoteResponse<T>> {
+    const url = `${this.baseUrl}${path}`;
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers: { authorization: this.authorization, accept: "application/json", ...(options.body !== undefined && { "content-type": "application/json" }), ...options.headers },
+        ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (cause) {
+      throw new RemoteError(`[${method}] "${url}": ${describeFailure(cause)}`, { retryable: true, cause });
+    }
+    const text = await response.text().catch(() => "");
+    if (response.status === 304 || (response.status >= 200 && response.status < 300)) {
+      let body: unknown;
+      try {
+        body = text === "" ? undefined : JSON.parse(text);
+      } catch (cause) {
+        throw new RemoteError(`[${method}] "${url}": the answer is not JSON`, { status: response.status, retryable: false, cause });
+      }
+      return { status: response.status, headers: response.headers, body: body as T };
+    }
+    let detail = response.statusText;
+    try {
+      const parsed = JSON.parse(text) as { error?: { message?: string } };
+      if (parsed.error?.message) detail = parsed.error.message;
+    } catch {
+      // Not a Warden error body.
+    }
+    throw new RemoteError(`[${method}] "${url}": ${response.status} ${detail}`, {
+      status: response.status,
+      retryable: RETRYABLE.has(response.status),
+      retryAfterMs: parseRetryAfter(response.headers.get("retry-after")),
+    });
+  }
+}
+
+function describeFailure(cause: unknown): string {
+  if (cause instanceof Error && cause.name === "TimeoutError") return "no answer in time";
+  const code = (cause as { cause?: { code?: string } })?.cause?.code;
+  return code ? `unreachable (${code})` : `unreachable (${cause instanceof Error ? cause.message : String(cause)})`;
+}

@@ -1,0 +1,475 @@
+import { createHash } from "node:crypto";
+import { dirname, join, resolve } from "node:path";
+import type { ResolvedOptions } from "../config.js";
+import { ApprovalStatus, EventType } from "../enums.js";
+import { RemoteError } from "../errors.js";
+import type { WardenEvent } from "../events.js";
+import type { HaltRecord } from "../halt/halt.js";
+import type { ApprovalRecord } from "../records.js";
+import { readPolicyCache, writePolicyCache } from "./cache.js";
+import { EventDispatcher, type DispatcherStats } from "./dispatcher.js";
+import { RemoteHttp } from "./http.js";
+import { RemoteOptionsSchema, type RemoteSettings } from "./options.js";
+import { Spool } from "./spool.js";
+import { followEventStream, type StreamEvent } from "./sse.js";
+
+/** What remote mode needs from the client it serves. Every callback is called from background work. */
+export interface RemoteHost {
+  /** Replaces the policy set in force; throws when the set does not validate. */
+  applyPolicies(policies: object): void;
+  /** Mirrors halts the control plane reports (lifted ones too) and stops what they cover. */
+  applyHalts(halts: readonly HaltRecord[]): void;
+  /** A reviewer's decision on one of this client's approval requests. */
+  applyApproval(record: ApprovalRecord): void;
+  reportError(error: unknown): void;
+}
+
+export interface RemoteLinkOptions {
+  url: string;
+  apiKey: string;
+  agentId: string;
+  group: string | undefined;
+  settings: RemoteSettings;
+  /** Policy cache and spool of this control plane and key. */
+  dir: string;
+  /** Halt state older than this is unknown (and, by default, blocks). */
+  staleAfter: number;
+  /** The client was given policies of its own to enforce until the first sync. */
+  hasLocalPolicies: boolean;
+  host: RemoteHost;
+}
+
+/** What a client with neither cached nor local policies enforces until the control plane answers. */
+export const UNSYNCED_POLICY_SET = {
+  version: 1,
+  default: "block",
+  policies: [{ id: "warden-unsynced", when: {}, action: "block", reason: "no policies synced from the control plane yet" }],
+} as const;
+
+/** Remote mode's state, for diagnostics. */
+export interface RemoteStatus extends DispatcherStats {
+  streamConnected: boolean;
+  policyVersion: number | undefined;
+  policyEtag: string | undefined;
+  haltSyncedAt: number;
+  awaitingApprovals: number;
+}
+
+interface PolicyVersionBody {
+  version: number;
+  etag: string;
+  policies: unknown;
+}
+
+/** The directory of one control plane and key: `<cacheDir>/<hash>`. */
+export function remoteDir(options: Pick<ResolvedOptions, "store" | "remote">, url: string, apiKey: string): string {
+  const base = options.remote?.cacheDir ?? (options.store === ":memory:" ? "./.warden/remote" : join(dirname(resolve(options.store)), "remote"));
+  const keyHash = createHash("sha256").update(apiKey).digest("hex");
+  return resolve(base, createHash("sha256").update(`${url}\n${keyHash}`).digest("hex").slice(0, 16));
+}
+
+/** Creates the remote collaborator when the options name a control plane; undefined in embedded mode. */
+export function createRemoteLink(options: ResolvedOptions, agent: { agentId: string; group: string | undefined }, host: RemoteHost): RemoteLink | undefined {
+  if (options.url === undefined || options.apiKey === undefined) return undefined;
+  return new RemoteLink({
+    url: options.url,
+    apiKey: options.apiKey,
+    agentId: agent.agentId,
+    group: agent.group,
+    settings: options.remote ?? RemoteOptionsSchema.parse({}),
+    dir: remoteDir(options, options.url, options.apiKey),
+    staleAfter: options.halt.staleAfter,
+    hasLocalPolicies: options.policies !== undefined,
+    host,
+  });
+}
+
+/**
+ * The client's side of the control plane. Decisions stay local: policies are synced (ETag on start,
+ * pushed updates over the stream, cached on disk); halts and approval decisions arrive over the
+ * stream with polling as a backstop; events go out through a background dispatcher. Approval
+ * requests and halts made by this client are sent at once. Nothing here throws into the agent.
+ */
+export class RemoteLink {
+  readonly #options: RemoteLinkOptions;
+  readonly #http: RemoteHttp;
+  readonly #dispatcher: EventDispatcher;
+  readonly #cachePath: string;
+  readonly #waiting = new Set<string>();
+  readonly #ready: Promise<boolean>;
+  readonly #poller: NodeJS.Timeout;
+  readonly #watchdog: NodeJS.Timeout;
+  readonly #reported = new Set<string>();
+  #etag: string | undefined;
+  #policyVersion: number | undefined;
+  /** Bumped on every policy change, so an answer to an older request is not applied over a newer push. */
+  #policyChanges = 0;
+  #haltSyncedAt = 0;
+  #lastPolicyCheck = 0;
+  #streamOpen = false;
+  #streamSynced = false;
+  #lastEventId: string | undefined;
+  #lastActivity = 0;
+  #streamAbort: AbortController | undefined;
+  #backoff: NodeJS.Timeout | undefined;
+  #wakeStream: (() => void) | undefined;
+  #syncing: { halts?: Promise<void> | undefined; policies?: Promise<void> | undefined; approvals?: Promise<void> | undefined } = {};
+  #registered = false;
+  #shutdown: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: RemoteLinkOptions) {
+    this.#options = options;
+    this.#http = new RemoteHttp(options.url, options.apiKey, options.settings.requestTimeout);
+    this.#cachePath = join(options.dir, "policies.json");
+    let spool: Spool | undefined;
+    if (options.settings.spool) {
+      try {
+        spool = new Spool(options.dir, options.settings.maxSpoolBytes);
+      } catch (error) {
+        options.host.reportError(error);
+      }
+    }
+    this.#dispatcher = new EventDispatcher({
+      send: (batch) => this.#sendBatch(batch),
+      flushInterval: options.settings.flushInterval,
+      maxQueue: options.settings.maxQueue,
+      maxBatch: options.settings.maxBatch,
+      spool,
+      onError: (error) => options.host.reportError(error),
+    });
+    this.#loadCachedPolicies();
+    const pollEvery = Math.max(10, Math.min(options.settings.pollInterval, options.staleAfter / 3));
+    this.#poller = setInterval(() => this.#poll(), pollEvery);
+    this.#poller.unref();
+    this.#watchdog = setInterval(() => this.#watch(), Math.max(10, Math.min(1000, options.staleAfter / 2)));
+    this.#watchdog.unref();
+    this.#ready = this.#start();
+    if (options.settings.stream) void this.#followStream();
+  }
+
+  /** Resolves true once policies and halt state are synced, false when the first attempt could not reach the server. */
+  ready(): Promise<boolean> {
+    return this.#ready;
+  }
+
+  /** True when the halt state is older than the staleness bound (the control plane has not been heard from). */
+  haltStateUnknown(now = Date.now()): boolean {
+    return now - this.#haltSyncedAt > this.#options.staleAfter;
+  }
+
+  get status(): RemoteStatus {
+    return { ...this.#dispatcher.stats, streamConnected: this.#streamOpen, policyVersion: this.#policyVersion, policyEtag: this.#etag, haltSyncedAt: this.#haltSyncedAt, awaitingApprovals: this.#waiting.size };
+  }
+
+  /** Hands one event over. Approval requests and halts made here go to the server at once; the rest is batched. */
+  send(event: WardenEvent): void {
+    if (this.#closed) return;
+    try {
+      const data = event.data;
+      switch (event.type) {
+        case EventType.APPROVAL_REQUESTED:
+          if (typeof data.approvalId === "string") this.#waiting.add(data.approvalId);
+          void this.#control(event, () => this.#http.request("POST", "/v1/approvals", { body: approvalBody(event) }));
+          return;
+        case EventType.APPROVAL_APPROVED:
+        case EventType.APPROVAL_REJECTED:
+          if (typeof data.approvalId === "string") this.#waiting.delete(data.approvalId);
+          break;
+        case EventType.AGENT_HALTED:
+          void this.#control(event, () => this.#http.request("POST", "/v1/halts", { body: haltBody(event) }));
+          return;
+        case EventType.AGENT_RESUMED:
+          void this.#control(event, () => this.#http.request("POST", "/v1/halts/resume", { body: resumeBody(event) }));
+          return;
+      }
+      this.#dispatcher.enqueue(event);
+    } catch (error) {
+      this.#report("send", error);
+    }
+  }
+
+  /** Sends what is queued (and spooled) now; returns early while the server is unreachable. Never rejects. */
+  flush(): Promise<void> {
+    return this.#dispatcher.flush();
+  }
+
+  /** Flushes, then stops following the server. Safe to call twice. */
+  shutdown(): Promise<void> {
+    this.#shutdown ??= (async () => {
+      await this.#dispatcher.shutdown();
+      this.close();
+    })();
+    return this.#shutdown;
+  }
+
+  /** Stops at once; unsent events go to the spool. Safe to call twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#poller);
+    clearInterval(this.#watchdog);
+    if (this.#backoff) clearTimeout(this.#backoff);
+    this.#wakeStream?.();
+    this.#streamAbort?.abort();
+    this.#dispatcher.close();
+  }
+
+  // ── sync ──────────────────────────────────────────────────────────────────────────────────
+
+  async #start(): Promise<boolean> {
+    const [policies, halts] = await Promise.allSettled([this.#syncPolicies(), this.#syncHalts(), this.#register()]);
+    return policies.status === "fulfilled" && halts.status === "fulfilled";
+  }
+
+  #loadCachedPolicies(): void {
+    const cached = readPolicyCache(this.#cachePath, this.#options.url);
+    if (cached !== undefined && this.#apply(cached)) return;
+    // Fail closed: with nothing to enforce yet, every call is blocked until the first sync.
+    if (!this.#options.hasLocalPolicies) this.#options.host.applyPolicies(UNSYNCED_POLICY_SET);
+  }
+
+  #apply(version: PolicyVersionBody): boolean {
+    if (version.etag === this.#etag) return true;
+    if (typeof version.policies !== "object" || version.policies === null) return false;
+    try {
+      this.#options.host.applyPolicies(version.policies);
+    } catch (error) {
+      this.#report("policies", error);
+      return false;
+    }
+    this.#etag = version.etag;
+    this.#policyVersion = version.version;
+    this.#policyChanges++;
+    return true;
+  }
+
+  #syncPolicies(): Promise<void> {
+    this.#syncing.policies ??= (async () => {
+      const changesBefore = this.#policyChanges;
+      this.#lastPolicyCheck = Date.now();
+      const response = await this.#http.request<PolicyVersionBody>("GET", "/v1/policies/current", { headers: this.#etag ? { "if-none-match": this.#etag } : {} });
+      if (response.status === 304 || this.#policyChanges !== changesBefore) return;
+      this.#applyAndCache(response.body);
+    })().finally(() => (this.#syncing.policies = undefined));
+    return this.#syncing.policies;
+  }
+
+  #applyAndCache(version: PolicyVersionBody): void {
+    if (!this.#apply(version)) return;
+    try {
+      writePolicyCache(this.#cachePath, { url: this.#options.url, version: version.version, etag: version.etag, policies: version.policies, savedAt: Date.now() });
+    } catch (error) {
+      this.#report("cache", error);
+    }
+  }
+
+  #syncHalts(): Promise<void> {
+    this.#syncing.halts ??= (async () => {
+      const started = Date.now();
+      const response = await this.#http.request<{ halts: HaltRecord[] }>("GET", "/v1/halts?include=all");
+      this.#options.host.applyHalts(response.body.halts);
+      this.#haltSyncedAt = Math.max(this.#haltSyncedAt, started);
+      this.#reported.delete("poll");
+    })().finally(() => (this.#syncing.halts = undefined));
+    return this.#syncing.halts;
+  }
+
+  /** Asks about every request this client waits on; a decided one wakes its caller. */
+  #syncApprovals(): Promise<void> {
+    this.#syncing.approvals ??= (async () => {
+      for (const approvalId of [...this.#waiting]) {
+        try {
+          const { body } = await this.#http.request<ApprovalRecord>("GET", `/v1/approvals/${encodeURIComponent(approvalId)}`);
+          this.#resolved(body);
+        } catch (error) {
+          // 404: the request is still on its way (spooled); keep waiting.
+          if (!(error instanceof RemoteError && error.status === 404)) throw error;
+        }
+      }
+    })().finally(() => (this.#syncing.approvals = undefined));
+    return this.#syncing.approvals;
+  }
+
+  #resolved(record: ApprovalRecord): void {
+    if (record.status === ApprovalStatus.PENDING || !this.#waiting.delete(record.approvalId)) return;
+    this.#options.host.applyApproval(record);
+  }
+
+  async #register(): Promise<void> {
+    if (this.#registered) return;
+    try {
+      await this.#http.request("PUT", `/v1/agents/${encodeURIComponent(this.#options.agentId)}`, { body: { group: this.#options.group ?? null } });
+      this.#registered = true;
+    } catch (error) {
+      // A reviewer's key may not register agents: nothing to do then.
+      if (error instanceof RemoteError && error.status === 403) this.#registered = true;
+      else throw error;
+    }
+  }
+
+  #poll(): void {
+    if (this.#closed) return;
+    const now = Date.now();
+    const catchUp = !this.#streamSynced;
+    const work: Promise<unknown>[] = [];
+    if (catchUp) work.push(this.#syncHalts(), this.#syncApprovals());
+    if (catchUp ? now - this.#lastPolicyCheck >= 5 * this.#options.settings.pollInterval : now - this.#lastPolicyCheck >= this.#options.settings.policyRefreshInterval) work.push(this.#syncPolicies());
+    if (!this.#registered) work.push(this.#register());
+    for (const promise of work) promise.catch((error: unknown) => this.#report("poll", error));
+  }
+
+  // ── stream ────────────────────────────────────────────────────────────────────────────────
+
+  async #followStream(): Promise<void> {
+    let attempt = 0;
+    while (!this.#closed) {
+      const controller = new AbortController();
+      this.#streamAbort = controller;
+      try {
+        await followEventStream({
+          url: `${this.#http.baseUrl}/v1/stream?topics=approvals,halts,policies`,
+          headers: { authorization: this.#http.authorization, ...(this.#lastEventId !== undefined && { "last-event-id": this.#lastEventId }) },
+          signal: controller.signal,
+          onOpen: () => {
+            attempt = 0;
+            this.#streamOpen = true;
+            this.#lastActivity = Date.now();
+            // Resuming after a known id, the server replays what was missed: in sync from the first byte.
+            this.#streamSynced = this.#lastEventId !== undefined;
+            this.#reported.delete("stream");
+            this.#dispatcher.nudge();
+          },
+          onEvent: (event) => this.#onStreamEvent(event),
+          onActivity: () => {
+            this.#lastActivity = Date.now();
+            if (this.#streamSynced) this.#haltSyncedAt = this.#lastActivity;
+          },
+        });
+      } catch (error) {
+        if (!this.#closed) this.#report("stream", error);
+      }
+      this.#streamOpen = false;
+      this.#streamSynced = false;
+      if (this.#closed) return;
+      attempt++;
+      const backoff = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+      await new Promise<void>((wake) => {
+        this.#wakeStream = wake;
+        this.#backoff = setTimeout(wake, backoff / 2 + Math.random() * (backoff / 2));
+        this.#backoff.unref();
+      });
+    }
+  }
+
+  #onStreamEvent(event: StreamEvent): void {
+    if (event.id !== undefined) this.#lastEventId = event.id;
+    let data: unknown;
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    try {
+      switch (event.event) {
+        case "hello":
+        case "reset":
+          // State may have changed while this client was not listening: read it, then follow.
+          this.#streamSynced = false;
+          void Promise.all([this.#syncHalts(), this.#syncPolicies(), this.#syncApprovals(), this.#register()])
+            .then(() => {
+              if (this.#streamOpen) this.#streamSynced = true;
+            })
+            .catch((error: unknown) => this.#report("poll", error));
+          return;
+        case "policy.updated": {
+          const version = data as PolicyVersionBody;
+          if (this.#policyVersion === undefined || version.version > this.#policyVersion) this.#applyAndCache(version);
+          return;
+        }
+        case "halt.created":
+        case "halt.lifted":
+          this.#options.host.applyHalts([data as HaltRecord]);
+          return;
+        case "approval.resolved":
+          this.#resolved(data as ApprovalRecord);
+          return;
+      }
+    } catch (error) {
+      this.#report("stream", error);
+    }
+  }
+
+  /** Restarts a stream that has gone silent for longer than the staleness bound (a half-open connection). */
+  #watch(): void {
+    if (this.#streamOpen && Date.now() - this.#lastActivity > this.#options.staleAfter) this.#streamAbort?.abort();
+  }
+
+  // ── sending ───────────────────────────────────────────────────────────────────────────────
+
+  async #sendBatch(batch: WardenEvent[]): Promise<void> {
+    try {
+      await this.#http.request("POST", "/v1/events", { body: { events: batch } });
+    } catch (error) {
+      // Too large for the server: send it in halves.
+      if (error instanceof RemoteError && error.status === 413 && batch.length > 1) {
+        const half = Math.ceil(batch.length / 2);
+        await this.#sendBatch(batch.slice(0, half));
+        await this.#sendBatch(batch.slice(half));
+        return;
+      }
+      throw error;
+    }
+  }
+
+  /** A request the server must act on now. If it cannot be made, the event still reaches the ledger through the queue. */
+  async #control(event: WardenEvent, request: () => Promise<unknown>): Promise<void> {
+    try {
+      await request();
+    } catch (error) {
+      this.#report(`control:${event.type}`, error);
+      this.#dispatcher.enqueue(event);
+    }
+  }
+
+  /** Reports the first failure of each kind until that kind succeeds again: an outage is one warning, not thousands. */
+  #report(kind: string, error: unknown): void {
+    if (this.#reported.has(kind)) return;
+    this.#reported.add(kind);
+    this.#options.host.reportError(error);
+  }
+}
+
+function approvalBody(event: WardenEvent): Record<string, unknown> {
+  const d = event.data;
+  return {
+    approvalId: d.approvalId,
+    eventId: event.id,
+    toolCallId: event.toolCallId,
+    runId: event.runId,
+    agentId: event.agentId,
+    toolName: d.toolName,
+    payload: d.payload,
+    agentContext: d.agentContext,
+    policyId: d.policyId,
+    reason: d.reason,
+    expiresAt: d.expiresAt,
+  };
+}
+
+function target(event: WardenEvent): Record<string, unknown> {
+  const scope = event.data.scope;
+  const value = event.data.target;
+  if (scope === "agent") return { agentId: value };
+  if (scope === "group") return { group: value };
+  if (scope === "run") return { runId: value };
+  return {};
+}
+
+function haltBody(event: WardenEvent): Record<string, unknown> {
+  return { ...target(event), haltId: event.data.haltId, eventId: event.id, reason: event.data.reason, ...(event.actor !== null && { actor: event.actor }) };
+}
+
+function resumeBody(event: WardenEvent): Record<string, unknown> {
+  return { ...target(event), eventId: event.id, ...(typeof event.data.reason === "string" && { reason: event.data.reason }), ...(event.actor !== null && { actor: event.actor }) };
+}

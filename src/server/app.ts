@@ -1,0 +1,210 @@
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type Response } from "express";
+import { ConfigError, InvalidInputError, InvalidStateError, NotFoundError, PolicyError, TokenError, WardenError } from "../errors.js";
+import { mountConsole } from "../console/index.js";
+import { authenticate } from "./auth.js";
+import type { ServerContext } from "./context.js";
+import { HttpError, PreconditionFailedError } from "./errors.js";
+import { adminRoutes } from "./routes/admin.js";
+import { approvalRoutes } from "./routes/approvals.js";
+import { haltRoutes } from "./routes/halts.js";
+import { policyProblems, policyRoutes } from "./routes/policies.js";
+import { streamRoutes } from "./routes/stream.js";
+import { telemetryRoutes } from "./routes/telemetry.js";
+import { tokenRoutes } from "./routes/tokens.js";
+import { SqliteControlPlaneStore } from "./sqlite-store.js";
+import type { Changes, ControlPlaneStore, Role } from "./store.js";
+import { StreamHub } from "./stream.js";
+
+export interface WardenServerOptions {
+  /** SQLite database (the embedded store's format). Default `./warden.db`; `:memory:` in tests. Ignored with `store`. */
+  db?: string | undefined;
+  /** Another store implementation (PostgreSQL, say). */
+  store?: ControlPlaneStore | undefined;
+  /** Largest JSON body, except event batches. Default 256 KB. */
+  bodyLimit?: number | string | undefined;
+  /** Largest event batch body. Default 5 MB. */
+  ingestBodyLimit?: number | string | undefined;
+  /** How often the stream sends a heartbeat; clients count silence longer than their staleness bound as unknown halt state. Default 2 s. */
+  heartbeatInterval?: number | undefined;
+  /** How often overdue approvals expire and changes made by other processes (the CLI) are announced. Default 250 ms. */
+  sweepInterval?: number | undefined;
+  /** How long durable stream messages are kept for reconnecting clients. Default 7 days. */
+  streamRetention?: number | undefined;
+  /** What a reconnecting EventSource waits. Default 1 s. */
+  streamRetry?: number | undefined;
+  /** Serve the web console at `/` (sign-in with a reviewer or admin key). Default true. */
+  console?: boolean | undefined;
+  /** More routes (the console), mounted after the API and before the 404 handler. */
+  extend?: ((app: Express, context: ServerContext) => void) | undefined;
+  /** Receives unexpected errors (500s, background failures). Default: `console.error`. */
+  onError?: ((error: unknown) => void) | undefined;
+}
+
+/** A control plane: the Express app, its store, and its lifecycle. */
+export interface WardenServer {
+  readonly app: Express;
+  readonly store: ControlPlaneStore;
+  /** Listens on `port` (0: any free port) and `host` (default 127.0.0.1). */
+  listen(port?: number, host?: string): Promise<{ port: number; host: string; url: string }>;
+  /** Ends every stream, stops listening and closes the store. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the control plane: `/v1` HTTP API, server-sent events at `/v1/stream`, API keys with
+ * roles, every query filtered by the key's organization.
+ * @example
+ * import { createWardenServer } from "agent-warden/server";
+ * const server = createWardenServer({ db: "./warden.db" });
+ * const { url } = await server.listen(4000);
+ */
+export function createWardenServer(options: WardenServerOptions = {}): WardenServer {
+  const onError = options.onError ?? ((error: unknown) => console.error("[warden] server:", error));
+  const store = options.store ?? new SqliteControlPlaneStore({ path: options.db ?? "./warden.db", onError });
+  const hub = new StreamHub(options.heartbeatInterval ?? 2000);
+  const publish = (changes: Changes | readonly Changes[]) => {
+    for (const change of Array.isArray(changes) ? (changes as readonly Changes[]) : [changes as Changes]) hub.publish(change);
+  };
+  const context: ServerContext = {
+    store,
+    hub,
+    publish,
+    limits: { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? "5mb" },
+    retryMs: options.streamRetry ?? 1000,
+  };
+
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  app.use((_request, response, next) => {
+    response.set({ "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store" });
+    next();
+  });
+
+  // The web console (src/console): pages at `/`, and its session cookie as credentials for `/v1`.
+  if (options.console !== false) mountConsole(app, context);
+
+  app.get("/v1/health", async (_request, response) => {
+    try {
+      await store.ping();
+      response.json({ status: "ok", store: store.kind, time: Date.now() });
+    } catch (error) {
+      onError(error);
+      response.status(503).json({ status: "unavailable", store: store.kind, time: Date.now() });
+    }
+  });
+
+  const tokens = tokenRoutes(context);
+  app.get("/.well-known/jwks.json", authenticate(store), tokens.jwks);
+  const api = express.Router();
+  api.use(authenticate(store));
+  api.use(telemetryRoutes(context));
+  api.use(policyRoutes(context));
+  api.use(approvalRoutes(context));
+  api.use(haltRoutes(context));
+  api.use(tokens.router);
+  api.use(adminRoutes(context));
+  api.use(streamRoutes(context));
+  app.use("/v1", api);
+  options.extend?.(app, context);
+  app.use((request: Request) => {
+    throw new HttpError(404, "not_found", `no route for ${request.method} ${request.path}`);
+  });
+  app.use(errorHandler(onError));
+
+  let stopped = false;
+  const sweeper = setInterval(() => {
+    void (async () => {
+      publish(await store.expireApprovals(Date.now()));
+      publish(await store.pollExternalChanges());
+    })().catch(onError);
+  }, options.sweepInterval ?? 250);
+  sweeper.unref();
+  const retention = options.streamRetention ?? 7 * 86_400_000;
+  const pruner = setInterval(() => void store.pruneStream(Date.now() - retention).catch(onError), Math.min(retention, 3_600_000));
+  pruner.unref();
+
+  let server: Server | undefined;
+  return {
+    app,
+    store,
+    listen(port = 0, host = "127.0.0.1") {
+      return new Promise((resolve, reject) => {
+        const listening = app.listen(port, host, (error?: Error) => {
+          if (error) return reject(error);
+          const address = listening.address() as AddressInfo;
+          const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
+          resolve({ port: address.port, host: address.address, url: `http://${shown}:${address.port}` });
+        });
+        server = listening;
+        listening.keepAliveTimeout = 65_000;
+      });
+    },
+    async close() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(sweeper);
+      clearInterval(pruner);
+      hub.close();
+      if (server) {
+        const closing = new Promise<void>((resolve) => server!.close(() => resolve()));
+        server.closeAllConnections();
+        await closing;
+      }
+      await store.close();
+    },
+  };
+}
+
+/** Creates an admin key for `org` when it has none; returns the key (to show once) or undefined. */
+export async function ensureAdminKey(store: ControlPlaneStore, org: string, role: Role = "admin"): Promise<string | undefined> {
+  if (await store.hasActiveKey(org, role)) return undefined;
+  return (await store.createKey({ org, role, name: "bootstrap admin", actor: "warden serve" })).key;
+}
+
+interface BodyParserError extends Error {
+  type?: string;
+  status?: number;
+}
+
+/** Maps every error to `{ error: { code, message, problems? } }`; only unexpected ones reach `onError`. */
+function errorHandler(onError: (error: unknown) => void): ErrorRequestHandler {
+  return function wardenErrorHandler(error: unknown, request: Request, response: Response, _next: NextFunction): void {
+    const http = toHttpError(error);
+    if (http.status >= 500) onError(error);
+    if (response.headersSent) {
+      response.destroy();
+      return;
+    }
+    if (http.headers) response.set(http.headers);
+    if (request.method === "HEAD") {
+      response.status(http.status).end();
+      return;
+    }
+    response.status(http.status).json({ error: { code: http.code, message: http.message, ...(http.problems && { problems: http.problems }) } });
+  };
+}
+
+function toHttpError(error: unknown): HttpError {
+  if (error instanceof HttpError) return error;
+  const parserError = error as BodyParserError;
+  if (typeof parserError?.type === "string" && typeof parserError.status === "number") {
+    if (parserError.type === "entity.too.large") return new HttpError(413, "payload_too_large", "the body is larger than this endpoint accepts");
+    if (parserError.type === "encoding.unsupported" || parserError.type === "charset.unsupported") return new HttpError(415, "unsupported_media_type", parserError.message);
+    if (parserError.type === "entity.parse.failed") return new HttpError(400, "invalid_request", "the body is not valid JSON");
+    if (parserError.status >= 400 && parserError.status < 500) return new HttpError(400, "invalid_request", parserError.message);
+  }
+  if (error instanceof PolicyError) return new HttpError(400, "invalid_policy", stripPrefix(error.message), { problems: policyProblems(error) });
+  if (error instanceof PreconditionFailedError) return new HttpError(412, "precondition_failed", stripPrefix(error.message), { headers: { ETag: error.current } });
+  if (error instanceof NotFoundError) return new HttpError(404, "not_found", stripPrefix(error.message));
+  if (error instanceof InvalidStateError) return new HttpError(409, "conflict", stripPrefix(error.message));
+  if (error instanceof InvalidInputError || error instanceof ConfigError || error instanceof TokenError) return new HttpError(400, "invalid_request", stripPrefix(error.message));
+  if (WardenError.isInstance(error) && error.code === "policy_invalid") return new HttpError(400, "invalid_policy", stripPrefix(error.message));
+  // URIError from a malformed path escape, and the like.
+  if (error instanceof URIError) return new HttpError(400, "invalid_request", "malformed URL");
+  return new HttpError(500, "internal", "internal error", { cause: error });
+}
+
+const stripPrefix = (message: string) => message.replace(/^\[warden\] /, "");

@@ -1,0 +1,48 @@
+import { once } from "node:events";
+import { Router } from "express";
+import { principalOf, requirePermission } from "../auth.js";
+import type { ServerContext } from "../context.js";
+import { EmptyQuerySchema, IdSchema, KeyCreateSchema, LedgerExportQuerySchema, parse } from "../validation.js";
+import { jsonBody } from "./body.js";
+
+/** The ledger (verify, export as JSON Lines) and API keys (create, list, revoke). */
+export function adminRoutes(context: ServerContext): Router {
+  const { store } = context;
+  const router = Router();
+  const body = jsonBody(context.limits.body);
+
+  router.get("/ledger/verify", requirePermission("ledger:read"), async (request, response) => {
+    parse(EmptyQuerySchema, request.query, "query");
+    response.json(await store.verifyLedger(principalOf(response).org));
+  });
+
+  router.get("/ledger/export", requirePermission("ledger:read"), async (request, response) => {
+    const query = parse(LedgerExportQuerySchema, request.query, "query");
+    response.status(200).set({ "Content-Type": "application/x-ndjson; charset=utf-8", "Cache-Control": "no-store" });
+    for await (const entry of store.exportLedger(principalOf(response).org, query)) {
+      if (response.destroyed) return;
+      if (!response.write(`${JSON.stringify(entry)}\n`)) await Promise.race([once(response, "drain"), once(response, "close")]);
+    }
+    response.end();
+  });
+
+  router.get("/keys", requirePermission("keys:manage"), async (request, response) => {
+    parse(EmptyQuerySchema, request.query, "query");
+    response.json({ keys: await store.listKeys(principalOf(response).org) });
+  });
+
+  router.post("/keys", requirePermission("keys:manage"), ...body, async (request, response) => {
+    const principal = principalOf(response);
+    const input = parse(KeyCreateSchema, request.body);
+    const { key, record } = await store.createKey({ org: principal.org, role: input.role, name: input.name, agentId: input.agentId, actor: principal.name ?? principal.keyId });
+    response.status(201).set("Cache-Control", "no-store").json({ key, ...record });
+  });
+
+  router.delete("/keys/:keyId", requirePermission("keys:manage"), async (request, response) => {
+    const principal = principalOf(response);
+    const keyId = parse(IdSchema, request.params.keyId, "path");
+    response.json(await store.revokeKey(principal.org, keyId, principal.name ?? principal.keyId));
+  });
+
+  return router;
+}

@@ -1,0 +1,55 @@
+import { Router } from "express";
+import { assertSpeaksFor, principalOf, requirePermission } from "../auth.js";
+import type { ServerContext } from "../context.js";
+import { HttpError } from "../errors.js";
+import { ApprovalCreateSchema, ApprovalDecisionSchema, ApprovalQuerySchema, EmptyQuerySchema, IdSchema, parse } from "../validation.js";
+import { jsonBody } from "./body.js";
+
+/** Approval requests: an agent asks, a reviewer decides, the waiting agent hears it on the stream. */
+export function approvalRoutes(context: ServerContext): Router {
+  const { store } = context;
+  const router = Router();
+  const body = jsonBody(context.limits.body);
+  // Overdue requests are expired before anyone reads them, not only on the sweeper's tick.
+  const sweep = async () => context.publish(await store.expireApprovals(Date.now()));
+
+  router.post("/approvals", requirePermission("approvals:create"), ...body, async (request, response) => {
+    const principal = principalOf(response);
+    const input = parse(ApprovalCreateSchema, request.body);
+    assertSpeaksFor(principal, [input.agentId]);
+    const { record, created, changes } = await store.createApproval(principal, input);
+    context.publish(changes);
+    response.status(created ? 201 : 200).json(record);
+  });
+
+  router.get("/approvals", requirePermission("approvals:read"), async (request, response) => {
+    const { limit, offset, ...filter } = parse(ApprovalQuerySchema, request.query, "query");
+    await sweep();
+    response.json(await store.listApprovals(principalOf(response).org, filter, { limit, offset }));
+  });
+
+  router.get("/approvals/:approvalId", requirePermission("approvals:read"), async (request, response) => {
+    const approvalId = parse(IdSchema, request.params.approvalId, "path");
+    parse(EmptyQuerySchema, request.query, "query");
+    await sweep();
+    const record = await store.getApproval(principalOf(response).org, approvalId);
+    if (record === undefined) throw new HttpError(404, "not_found", `approval "${approvalId}" not found`);
+    response.json(record);
+  });
+
+  for (const [verb, status] of [
+    ["approve", "approved"],
+    ["reject", "rejected"],
+  ] as const) {
+    router.post(`/approvals/:approvalId/${verb}`, requirePermission("approvals:decide"), ...body, async (request, response) => {
+      const principal = principalOf(response);
+      const approvalId = parse(IdSchema, request.params.approvalId, "path");
+      const input = parse(ApprovalDecisionSchema, request.body);
+      const { record, changes } = await store.decideApproval(principal.org, approvalId, status, { reviewer: input.reviewer ?? principal.name ?? principal.keyId, reason: input.reason });
+      context.publish(changes);
+      response.json(record);
+    });
+  }
+
+  return router;
+}

@@ -1,0 +1,102 @@
+import { Router } from "express";
+import type { Decision } from "../../decision.js";
+import type { WardenEvent } from "../../events.js";
+import { haltMatches, describeScope } from "../../halt/halt.js";
+import { classifyTool } from "../../policy/classify.js";
+import { PolicyEngine } from "../../policy/engine.js";
+import { parsePolicySet } from "../../policy/load.js";
+import { assertSpeaksFor, principalOf, requirePermission } from "../auth.js";
+import type { ServerContext } from "../context.js";
+import { HttpError } from "../errors.js";
+import { AgentRegistrationSchema, CheckSchema, EmptyQuerySchema, IdSchema, IngestSchema, parse, RunQuerySchema, RunTreeQuerySchema, ToolCallQuerySchema } from "../validation.js";
+import { jsonBody } from "./body.js";
+
+const DEFAULT_APPROVAL_TIMEOUT = 15 * 60_000;
+
+/** Event ingest, agents, the server-side check, runs and tool calls. */
+export function telemetryRoutes(context: ServerContext): Router {
+  const { store } = context;
+  const router = Router();
+  const body = jsonBody(context.limits.body);
+  const engines = new Map<string, { etag: string; engine: PolicyEngine }>();
+
+  router.get("/me", (request, response) => {
+    parse(EmptyQuerySchema, request.query, "query");
+    const { keyId, org, role, name, agentId } = principalOf(response);
+    response.json({ keyId, org, role, name, agentId });
+  });
+
+  router.post("/events", requirePermission("events:write"), ...jsonBody(context.limits.ingestBody), async (request, response) => {
+    const principal = principalOf(response);
+    const { events } = parse(IngestSchema, request.body);
+    assertSpeaksFor(principal, events.map((e) => e.agentId));
+    const result = await store.ingest(principal, events as WardenEvent[]);
+    context.publish(result.changes);
+    response.json({ accepted: result.accepted, duplicates: result.duplicates });
+  });
+
+  router.get("/agents", requirePermission("runs:read"), async (request, response) => {
+    parse(EmptyQuerySchema, request.query, "query");
+    response.json({ agents: await store.listAgents(principalOf(response).org) });
+  });
+
+  router.put("/agents/:agentId", requirePermission("agents:write"), ...body, async (request, response) => {
+    const principal = principalOf(response);
+    const agentId = parse(IdSchema, request.params.agentId, "path");
+    assertSpeaksFor(principal, [agentId]);
+    const { group } = parse(AgentRegistrationSchema, request.body ?? {});
+    response.json(await store.registerAgent(principal.org, agentId, group ?? undefined));
+  });
+
+  router.post("/check", requirePermission("check"), ...body, async (request, response) => {
+    const principal = principalOf(response);
+    const input = parse(CheckSchema, request.body);
+    const agentId = input.agentId ?? principal.agentId;
+    if (agentId === undefined) throw new HttpError(400, "invalid_request", "agentId is required", { problems: [{ path: "agentId", message: "required" }] });
+    assertSpeaksFor(principal, [agentId]);
+    const current = await store.currentPolicy(principal.org);
+    let cached = engines.get(principal.org);
+    if (cached?.etag !== current.etag) engines.set(principal.org, (cached = { etag: current.etag, engine: new PolicyEngine(parsePolicySet(current.policies)) }));
+    const actionType = input.actionHint ?? classifyTool(input.tool);
+    const group = input.group ?? (await store.groupOf(principal.org, agentId));
+    const halt = (await store.listHalts(principal.org, { includeLifted: false })).find((h) => haltMatches(h, { agentId, group, runId: input.runId }));
+    let decision: Decision;
+    if (halt) {
+      decision = { action: "block", halted: true, reason: `halted (${describeScope(halt)}): ${halt.reason}`, matches: [], actionType, complete: true };
+    } else {
+      const evaluation = cached.engine.evaluate({ tool: input.tool, action: actionType, agent: agentId, environment: input.environment, args: input.args ?? {}, metadata: input.metadata });
+      const by = evaluation.decidedBy;
+      const base = { reason: by?.reason ?? (evaluation.action === "allow" ? "allowed" : `default action: ${evaluation.action}`), matches: evaluation.matches, policyId: by?.policyId, severity: by?.severity, actionType, complete: true };
+      decision = evaluation.action === "require_approval" ? { ...base, action: "require_approval", timeoutMs: by?.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT } : ({ ...base, action: evaluation.action } as Decision);
+    }
+    response.json({ ...decision, policyVersion: current.version });
+  });
+
+  router.get("/runs", requirePermission("runs:read"), async (request, response) => {
+    const { limit, offset, ...filter } = parse(RunQuerySchema, request.query, "query");
+    response.json(await store.listRuns(principalOf(response).org, filter, { limit, offset }));
+  });
+
+  router.get("/runs/:runId", requirePermission("runs:read"), async (request, response) => {
+    const runId = parse(IdSchema, request.params.runId, "path");
+    const { depth } = parse(RunTreeQuerySchema, request.query, "query");
+    const run = await store.getRun(principalOf(response).org, runId, depth);
+    if (run === undefined) throw new HttpError(404, "not_found", `run "${runId}" not found`);
+    response.json(run);
+  });
+
+  router.get("/tool-calls", requirePermission("runs:read"), async (request, response) => {
+    const { limit, offset, ...filter } = parse(ToolCallQuerySchema, request.query, "query");
+    response.json(await store.listToolCalls(principalOf(response).org, filter, { limit, offset }));
+  });
+
+  router.get("/tool-calls/:toolCallId", requirePermission("runs:read"), async (request, response) => {
+    const toolCallId = parse(IdSchema, request.params.toolCallId, "path");
+    parse(EmptyQuerySchema, request.query, "query");
+    const call = await store.getToolCall(principalOf(response).org, toolCallId);
+    if (call === undefined) throw new HttpError(404, "not_found", `tool call "${toolCallId}" not found`);
+    response.json(call);
+  });
+
+  return router;
+}

@@ -1,0 +1,79 @@
+import { Router, type Request, type Response } from "express";
+import { TokenError, WardenError } from "../../errors.js";
+import { CurrencyConverter } from "../../money.js";
+import { createTokenAuthority, inspectToken, type HaltInfo } from "../../tokens/token.js";
+import { principalOf, requirePermission } from "../auth.js";
+import type { ServerContext } from "../context.js";
+import { EmptyQuerySchema, MintSchema, parse, RevokeTokenSchema, VerifyTokenSchema } from "../validation.js";
+import { jsonBody } from "./body.js";
+
+/** Delegation tokens of the caller's organization: mint, revoke, verify, and the public key as JWKS. */
+export function tokenRoutes(context: ServerContext): { router: Router; jwks: (request: Request, response: Response) => Promise<void> } {
+  const { store } = context;
+  const router = Router();
+  const body = jsonBody(context.limits.body);
+  const converter = new CurrencyConverter({});
+
+  async function authorityFor(org: string, token?: string) {
+    const key = await store.tokenKey(org);
+    let revoked = new Set<string>();
+    let halts: Awaited<ReturnType<typeof store.listHalts>> = [];
+    const groups = new Map<string, string | undefined>();
+    if (token !== undefined) {
+      // Verification is synchronous: what it asks about is read first.
+      let blockIds: string[] = [];
+      try {
+        const inspection = inspectToken(token);
+        blockIds = inspection.chain.map((block) => block.id);
+        for (const block of inspection.chain) if (block.audience !== undefined && !groups.has(block.audience)) groups.set(block.audience, await store.groupOf(org, block.audience));
+      } catch {
+        // Malformed: verify reports it.
+      }
+      revoked = await store.revokedTokenIds(org, blockIds);
+      halts = await store.listHalts(org, { includeLifted: true });
+    }
+    const isHalted = ({ agentId, issuedAt }: HaltInfo) =>
+      halts.some((h) => h.createdAt >= issuedAt && (h.scope === "organization" || (h.scope === "agent" && h.target === agentId) || (h.scope === "group" && agentId !== undefined && groups.get(agentId) !== undefined && h.target === groups.get(agentId))));
+    return createTokenAuthority({ rootPrivateKey: key.privateKey, rootPublicKey: key.publicKey, currency: converter, isRevoked: (id) => revoked.has(id), isHalted });
+  }
+
+  async function jwks(request: Request, response: Response): Promise<void> {
+    parse(EmptyQuerySchema, request.query, "query");
+    const authority = await authorityFor(principalOf(response).org);
+    response.set("Cache-Control", "public, max-age=300").json({ keys: [authority.publicJwk()] });
+  }
+
+  router.get("/tokens/jwks", requirePermission("tokens:read"), jwks);
+
+  router.post("/tokens", requirePermission("tokens:write"), ...body, async (request, response) => {
+    const principal = principalOf(response);
+    const input = parse(MintSchema, request.body);
+    const authority = await authorityFor(principal.org);
+    const token = authority.mint({ ...input, issuer: principal.name ?? principal.keyId });
+    const inspection = inspectToken(token);
+    response.status(201).json({ token, tokenId: inspection.id, agentId: input.agentId, expiresAt: inspection.chain[0]!.expiresAt });
+  });
+
+  router.post("/tokens/revoke", requirePermission("tokens:write"), ...body, async (request, response) => {
+    const principal = principalOf(response);
+    const input = parse(RevokeTokenSchema, request.body);
+    await store.revokeToken(principal.org, input.tokenId, { reason: input.reason, actor: principal.name ?? principal.keyId });
+    response.json({ tokenId: input.tokenId, revoked: true });
+  });
+
+  router.post("/tokens/verify", requirePermission("tokens:read"), ...body, async (request, response) => {
+    const input = parse(VerifyTokenSchema, request.body);
+    const authority = await authorityFor(principalOf(response).org, input.token);
+    try {
+      const verified = authority.verify(input.token, { audience: input.audience });
+      response.json({ valid: true, tokenId: verified.id, authority: verified.authority, expiresAt: verified.expiresAt, sealed: verified.sealed });
+    } catch (error) {
+      const message = error instanceof Error ? error.message.replace(/^\[warden\] /, "") : String(error);
+      if (error instanceof TokenError) response.json({ valid: false, reason: error.reason, message });
+      else if (WardenError.isInstance(error)) response.json({ valid: false, reason: "malformed", message });
+      else throw error;
+    }
+  });
+
+  return { router, jwks };
+}

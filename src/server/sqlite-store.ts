@@ -1,0 +1,774 @@
+import { createHash } from "node:crypto";
+import { dirname, join } from "node:path";
+import type { SQLInputValue, StatementSync } from "node:sqlite";
+import { ApprovalStatus, EventType } from "../enums.js";
+import { InvalidInputError, InvalidStateError, NotFoundError } from "../errors.js";
+import type { WardenEvent } from "../events.js";
+import type { HaltRecord } from "../halt/halt.js";
+import { canonicalJson } from "../internal/canonical.js";
+import { newId } from "../internal/ids.js";
+import type { LedgerEntry } from "../ledger/chain.js";
+import { loadOrCreateKey, type SigningKey } from "../ledger/keys.js";
+import { Ledger } from "../ledger/ledger.js";
+import { toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type RunRow, type RunSummary, type StepRow, type ToolCallRecord, type ToolCallRow } from "../records.js";
+import { SqliteStore, toLedgerEntry, type LedgerRow } from "../store/sqlite-store.js";
+import { PreconditionFailedError } from "./errors.js";
+import { approvalRecord, projectEvent, type Effects, type Sql } from "./ingest.js";
+import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
+import { SERVER_SCHEMA_SQL } from "./schema.js";
+import type {
+  AgentRecord,
+  ApiKeyRecord,
+  ApprovalCreateInput,
+  ApprovalFilter,
+  Changes,
+  ControlPlaneStore,
+  HaltInput,
+  IngestResult,
+  LedgerReport,
+  Page,
+  PageQuery,
+  PolicyVersion,
+  PolicyVersionSummary,
+  Principal,
+  ResumeInput,
+  Role,
+  RunFilter,
+  RunTree,
+  StreamMessage,
+  StreamMessageType,
+  ToolCallFilter,
+} from "./store.js";
+
+export interface SqliteControlPlaneOptions {
+  /** The database file (the same format as the embedded store), or `:memory:`. */
+  path: string;
+  /** Ed25519 private key (PEM) for ledger checkpoints; default: `<db dir>/keys/ledger.pem`. */
+  ledgerSigningKey?: string | undefined;
+  checkpointEvery?: number | undefined;
+  checkpointIntervalMs?: number | undefined;
+  onError?: ((error: unknown) => void) | undefined;
+}
+
+/** The policy set of an organization that never stored one: allow and record everything, as the embedded client does. */
+const EMPTY_POLICY_SET = { version: 1, default: "allow", policies: [] };
+const runColumns = "id, agent_id, trace_id, parent_run_id, status, metadata, reason, agent_context, token_id, started_at, ended_at, error";
+const MAX_TREE_CHILDREN = 100;
+const MAX_TREE_EVENTS = 2000;
+const REMEMBERED_RESOLUTIONS = 10_000;
+
+interface KeyRow {
+  id: string;
+  org: string;
+  role: Role;
+  name: string | null;
+  agent_id: string | null;
+  prefix: string;
+  created_at: number;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+interface PolicyRow {
+  version: number;
+  document: string;
+  source: string | null;
+  etag: string;
+  author: string | null;
+  comment: string | null;
+  rolled_back_from: number | null;
+  created_at: number;
+}
+
+interface HaltRow {
+  id: string;
+  target_kind: HaltRecord["scope"];
+  target: string | null;
+  reason: string;
+  actor: string | null;
+  created_at: number;
+  lifted_at: number | null;
+}
+
+const toKeyRecord = (row: KeyRow): ApiKeyRecord => ({
+  keyId: row.id,
+  org: row.org,
+  role: row.role,
+  name: row.name ?? undefined,
+  agentId: row.agent_id ?? undefined,
+  prefix: row.prefix,
+  createdAt: row.created_at,
+  revokedAt: row.revoked_at ?? undefined,
+  lastUsedAt: row.last_used_at ?? undefined,
+});
+
+const toHaltRecord = (row: HaltRow): HaltRecord => ({
+  haltId: row.id,
+  scope: row.target_kind,
+  target: row.target ?? undefined,
+  reason: row.reason,
+  actor: row.actor ?? undefined,
+  createdAt: row.created_at,
+  liftedAt: row.lifted_at ?? undefined,
+});
+
+const toPolicyVersion = (row: PolicyRow): PolicyVersion => ({
+  version: row.version,
+  etag: row.etag,
+  policies: JSON.parse(row.document),
+  source: row.source ?? undefined,
+  author: row.author ?? undefined,
+  comment: row.comment ?? undefined,
+  rolledBackFrom: row.rolled_back_from ?? undefined,
+  createdAt: row.created_at,
+});
+
+/** A strong ETag over the version and the content. */
+export function policyEtag(version: number, document: unknown): string {
+  return `"${version}-${createHash("sha256").update(canonicalJson(document)).digest("hex").slice(0, 16)}"`;
+}
+
+function page<T>(items: T[], total: number, query: PageQuery): Page<T> {
+  return { items, total, limit: query.limit, offset: query.offset, nextOffset: query.offset + items.length < total ? query.offset + items.length : null };
+}
+
+function scopeOf(target: { agentId?: string | undefined; group?: string | undefined; runId?: string | undefined }): [HaltRecord["scope"], string | undefined] {
+  if (target.runId) return ["run", target.runId];
+  if (target.agentId) return ["agent", target.agentId];
+  if (target.group) return ["group", target.group];
+  return ["organization", undefined];
+}
+
+/**
+ * The control plane on SQLite: the embedded store's file and tables (so the CLI can read the same
+ * database), plus keys, policy versions and the stream log. Writes that belong together commit in
+ * one transaction.
+ */
+export class SqliteControlPlaneStore implements ControlPlaneStore {
+  readonly kind = "sqlite";
+  readonly store: SqliteStore;
+  readonly #statements = new Map<string, StatementSync>();
+  readonly #sql: Sql;
+  readonly #keyDir: string | undefined;
+  readonly #ledgerKey: SigningKey;
+  readonly #tokenKeys = new Map<string, SigningKey>();
+  /** What the stream has announced: per organization, each halt's lifted time (null while active). */
+  readonly #knownHalts = new Map<string, Map<string, number | null>>();
+  readonly #haltVersions = new Map<string, string>();
+  readonly #announcedResolutions = new Set<string>();
+  #decidedWatermark = 0;
+  readonly #lastUsed = new Map<string, number>();
+
+  constructor(options: SqliteControlPlaneOptions) {
+    this.#keyDir = options.path === ":memory:" ? undefined : join(dirname(options.path), "keys");
+    this.#ledgerKey = loadOrCreateKey(this.#keyDir && join(this.#keyDir, "ledger.pem"), options.ledgerSigningKey);
+    this.store = new SqliteStore({
+      path: options.path,
+      signer: this.#ledgerKey,
+      checkpointEvery: options.checkpointEvery ?? 1000,
+      checkpointIntervalMs: options.checkpointIntervalMs ?? 10_000,
+      // Writes commit inside the transactions of this class; never mid-way.
+      maxBatch: Number.MAX_SAFE_INTEGER,
+      onError: options.onError ?? (() => {}),
+    });
+    this.store.db.exec(SERVER_SCHEMA_SQL);
+    this.#sql = {
+      run: (sql, ...params) => Number(this.#prepare(sql).run(...params).changes),
+      get: <T>(sql: string, ...params: SQLInputValue[]) => this.#prepare(sql).get(...params) as T | undefined,
+      all: <T>(sql: string, ...params: SQLInputValue[]) => this.#prepare(sql).all(...params) as T[],
+    };
+    this.#rememberExternalState();
+  }
+
+  // ── keys ──────────────────────────────────────────────────────────────────────────────────
+
+  async createKey(input: { org: string; role: Role; name?: string | undefined; agentId?: string | undefined; actor?: string | undefined }): Promise<{ key: string; record: ApiKeyRecord }> {
+    const key = generateApiKey();
+    const now = Date.now();
+    const row: KeyRow = { id: newId("key"), org: input.org, role: input.role, name: input.name ?? null, agent_id: input.agentId ?? null, prefix: key.slice(0, 12), created_at: now, revoked_at: null, last_used_at: null };
+    this.#transaction(() => {
+      this.#sql.run("INSERT INTO api_keys (id, org, role, name, agent_id, hash, prefix, created_at) VALUES (?,?,?,?,?,?,?,?)", row.id, row.org, row.role, row.name, row.agent_id, hashApiKey(key), row.prefix, now);
+      this.#ledger(input.org, "key.created", {}, { keyId: row.id, role: row.role, name: row.name ?? undefined, agentId: row.agent_id ?? undefined }, input.actor ?? null);
+    });
+    return { key, record: toKeyRecord(row) };
+  }
+
+  async listKeys(org: string): Promise<ApiKeyRecord[]> {
+    return this.#all<KeyRow>("SELECT id, org, role, name, agent_id, prefix, created_at, revoked_at, last_used_at FROM api_keys WHERE org = ? ORDER BY created_at, rowid", org).map(toKeyRecord);
+  }
+
+  async revokeKey(org: string, keyId: string, actor?: string): Promise<ApiKeyRecord> {
+    return this.#transaction(() => {
+      const row = this.#sql.get<KeyRow>("SELECT id, org, role, name, agent_id, prefix, created_at, revoked_at, last_used_at FROM api_keys WHERE id = ? AND org = ?", keyId, org);
+      if (row === undefined) throw new NotFoundError("key", keyId);
+      if (row.revoked_at !== null) return toKeyRecord(row);
+      const now = Date.now();
+      this.#sql.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND org = ?", now, keyId, org);
+      this.#ledger(org, "key.revoked", {}, { keyId }, actor ?? null);
+      return toKeyRecord({ ...row, revoked_at: now });
+    });
+  }
+
+  async authenticate(secret: string): Promise<Principal | undefined> {
+    if (!looksLikeApiKey(secret)) return undefined;
+    const row = this.#peek<KeyRow>("SELECT id, org, role, name, agent_id, prefix, created_at, revoked_at, last_used_at FROM api_keys WHERE hash = ? AND revoked_at IS NULL", hashApiKey(secret));
+    if (row === undefined) return undefined;
+    const now = Date.now();
+    if (now - (this.#lastUsed.get(row.id) ?? 0) > 60_000) {
+      this.#lastUsed.set(row.id, now);
+      this.store.write("UPDATE api_keys SET last_used_at = ? WHERE id = ?", [now, row.id]);
+    }
+    return { keyId: row.id, org: row.org, role: row.role, name: row.name ?? undefined, agentId: row.agent_id ?? undefined };
+  }
+
+  async hasActiveKey(org: string, role: Role): Promise<boolean> {
+    return this.#peek("SELECT 1 AS found FROM api_keys WHERE org = ? AND role = ? AND revoked_at IS NULL", org, role) !== undefined;
+  }
+
+  // ── events, agents, runs, tool calls ──────────────────────────────────────────────────────
+
+  async ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { changes: Changes }> {
+    const org = principal.org;
+    const effects: Effects = { durable: [], runs: new Set(), toolCalls: new Set() };
+    let accepted = 0;
+    let duplicates = 0;
+    const messages = this.#transaction(() => {
+      const now = Date.now();
+      for (const event of events) {
+        if (this.#sql.run("INSERT INTO ingested_events (org, id, received_at) VALUES (?,?,?) ON CONFLICT DO NOTHING", org, event.id, now) === 0) {
+          duplicates++;
+          continue;
+        }
+        accepted++;
+        projectEvent(this.#sql, org, principal.role, event, effects);
+        this.store.append({ id: event.id, ts: event.ts, type: event.type, org, agentId: event.agentId, runId: event.runId, stepId: event.stepId, toolCallId: event.toolCallId, actor: event.actor, dataJson: canonicalJson(event.data) });
+      }
+      return effects.durable.map((d) => this.#stream(org, d.type, d.data, now));
+    });
+    for (const message of messages) if (message.type === "approval.resolved") this.#announced((message.data as ApprovalRecord).approvalId);
+    return { accepted, duplicates, changes: { org, messages: [...messages, ...this.#liveUpdates(org, effects)] } };
+  }
+
+  async registerAgent(org: string, agentId: string, group: string | undefined): Promise<AgentRecord> {
+    const now = Date.now();
+    this.#transaction(() => this.#sql.run("INSERT INTO agents (org, id, grp, created_at) VALUES (?,?,?,?) ON CONFLICT(org, id) DO UPDATE SET grp = excluded.grp", org, agentId, group ?? null, now));
+    const row = this.#peek<{ id: string; grp: string | null; created_at: number }>("SELECT id, grp, created_at FROM agents WHERE org = ? AND id = ?", org, agentId)!;
+    return { agentId: row.id, group: row.grp ?? undefined, createdAt: row.created_at };
+  }
+
+  async listAgents(org: string): Promise<AgentRecord[]> {
+    return this.#all<{ id: string; grp: string | null; created_at: number }>("SELECT id, grp, created_at FROM agents WHERE org = ? ORDER BY id LIMIT 10000", org).map((r) => ({ agentId: r.id, group: r.grp ?? undefined, createdAt: r.created_at }));
+  }
+
+  async listRuns(org: string, filter: RunFilter, query: PageQuery): Promise<Page<RunSummary>> {
+    const where = "org = ?1 AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR trace_id = ?4) AND (?5 IS NULL OR parent_run_id = ?5)";
+    const params = [org, filter.agentId ?? null, filter.status ?? null, filter.traceId ?? null, filter.parentRunId ?? null];
+    const total = this.#all<{ n: number }>(`SELECT COUNT(*) AS n FROM runs WHERE ${where}`, ...params)[0]!.n;
+    const rows = this.#all<RunRow>(`SELECT ${runColumns} FROM runs WHERE ${where} ORDER BY started_at DESC, rowid DESC LIMIT ?6 OFFSET ?7`, ...params, query.limit, query.offset);
+    return page(rows.map(toRunSummary), total, query);
+  }
+
+  async getRun(org: string, runId: string, depth: number): Promise<RunTree | undefined> {
+    const row = this.#all<RunRow>(`SELECT ${runColumns} FROM runs WHERE id = ? AND org = ?`, runId, org)[0];
+    if (row === undefined) return undefined;
+    const approvals = new Map(this.#all<ApprovalRow>("SELECT * FROM approvals WHERE run_id = ? AND org = ? ORDER BY created_at", runId, org).map((a) => [a.tool_call_id, toApprovalRecord(a)]));
+    const childIds = this.#all<{ id: string }>("SELECT id FROM runs WHERE parent_run_id = ? AND org = ? ORDER BY started_at LIMIT ?", runId, org, MAX_TREE_CHILDREN).map((r) => r.id);
+    const children: RunTree[] = [];
+    if (depth > 0) {
+      for (const id of childIds) {
+        const child = await this.getRun(org, id, depth - 1);
+        if (child) children.push(child);
+      }
+    }
+    return {
+      ...toRunSummary(row),
+      steps: this.#all<StepRow>("SELECT * FROM steps WHERE run_id = ? ORDER BY started_at, rowid", runId).map(toStepRecord),
+      toolCalls: this.#all<ToolCallRow>("SELECT * FROM tool_calls WHERE run_id = ? AND org = ? ORDER BY started_at, rowid", runId, org).map((tc) => toToolCallRecord(tc, approvals.get(tc.id))),
+      events: this.#all<LedgerRow>("SELECT * FROM ledger WHERE run_id = ? AND org = ? ORDER BY seq LIMIT ?", runId, org, MAX_TREE_EVENTS).map((entry) => {
+        const { id, type, ts, agentId, runId: r, stepId, toolCallId, actor, data } = toLedgerEntry(entry);
+        return { id, type: type as EventType, ts, org, agentId, runId: r, stepId, toolCallId, actor, data: data as Record<string, unknown> };
+      }),
+      childRunIds: childIds,
+      children,
+    };
+  }
+
+  async listToolCalls(org: string, filter: ToolCallFilter, query: PageQuery): Promise<Page<ToolCallRecord>> {
+    const where =
+      "org = ?1 AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR run_id = ?4) AND (?5 IS NULL OR tool_name = ?5) AND (?6 IS NULL OR run_id IN (SELECT id FROM runs WHERE org = ?1 AND trace_id = ?6))";
+    const params = [org, filter.agentId ?? null, filter.status ?? null, filter.runId ?? null, filter.toolName ?? null, filter.traceId ?? null];
+    const total = this.#all<{ n: number }>(`SELECT COUNT(*) AS n FROM tool_calls WHERE ${where}`, ...params)[0]!.n;
+    const rows = this.#all<ToolCallRow>(`SELECT * FROM tool_calls WHERE ${where} ORDER BY started_at DESC, rowid DESC LIMIT ?7 OFFSET ?8`, ...params, query.limit, query.offset);
+    const approvals = this.#approvalsFor(org, rows.map((r) => r.id));
+    return page(rows.map((r) => toToolCallRecord(r, approvals.get(r.id))), total, query);
+  }
+
+  async getToolCall(org: string, toolCallId: string): Promise<ToolCallRecord | undefined> {
+    const row = this.#all<ToolCallRow>("SELECT * FROM tool_calls WHERE id = ? AND org = ?", toolCallId, org)[0];
+    return row && toToolCallRecord(row, this.#approvalsFor(org, [row.id]).get(row.id));
+  }
+
+  // ── policies ──────────────────────────────────────────────────────────────────────────────
+
+  async currentPolicy(org: string): Promise<PolicyVersion> {
+    const row = this.#all<PolicyRow>("SELECT * FROM policy_versions WHERE org = ? ORDER BY version DESC LIMIT 1", org)[0];
+    if (row) return toPolicyVersion(row);
+    return { version: 0, etag: policyEtag(0, EMPTY_POLICY_SET), policies: EMPTY_POLICY_SET, source: undefined, author: undefined, comment: undefined, rolledBackFrom: undefined, createdAt: 0 };
+  }
+
+  async getPolicyVersion(org: string, version: number): Promise<PolicyVersion | undefined> {
+    if (version === 0) return this.currentPolicy(org).then((current) => (current.version === 0 ? current : { ...current, version: 0, etag: policyEtag(0, EMPTY_POLICY_SET), policies: EMPTY_POLICY_SET, source: undefined, author: undefined, comment: undefined, rolledBackFrom: undefined, createdAt: 0 }));
+    const row = this.#all<PolicyRow>("SELECT * FROM policy_versions WHERE org = ? AND version = ?", org, version)[0];
+    return row && toPolicyVersion(row);
+  }
+
+  async listPolicyVersions(org: string, query: PageQuery): Promise<Page<PolicyVersionSummary>> {
+    const total = this.#all<{ n: number }>("SELECT COUNT(*) AS n FROM policy_versions WHERE org = ?", org)[0]!.n;
+    const rows = this.#all<PolicyRow>("SELECT * FROM policy_versions WHERE org = ? ORDER BY version DESC LIMIT ? OFFSET ?", org, query.limit, query.offset);
+    return page(
+      rows.map((row) => {
+        const { policies: _policies, source: _source, ...summary } = toPolicyVersion(row);
+        return summary;
+      }),
+      total,
+      query,
+    );
+  }
+
+  async putPolicy(
+    org: string,
+    input: { policies: unknown; source?: string | undefined; author?: string | undefined; comment?: string | undefined; ifMatch?: string | undefined; rolledBackFrom?: number | undefined },
+  ): Promise<{ version: PolicyVersion; changes: Changes }> {
+    const current = await this.currentPolicy(org);
+    return this.#transaction(() => {
+      const latest = this.#sql.get<{ version: number; etag: string }>("SELECT version, etag FROM policy_versions WHERE org = ? ORDER BY version DESC LIMIT 1", org) ?? current;
+      if (input.ifMatch !== undefined && !etagMatches(input.ifMatch, latest.etag)) throw new PreconditionFailedError(`the policy set changed since ${input.ifMatch}; the current version is ${latest.version}`, latest.etag);
+      const now = Date.now();
+      const version: PolicyVersion = {
+        version: latest.version + 1,
+        etag: policyEtag(latest.version + 1, input.policies),
+        policies: input.policies,
+        source: input.source,
+        author: input.author,
+        comment: input.comment,
+        rolledBackFrom: input.rolledBackFrom,
+        createdAt: now,
+      };
+      this.#sql.run(
+        "INSERT INTO policy_versions (org, version, document, source, etag, author, comment, rolled_back_from, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        org,
+        version.version,
+        JSON.stringify(input.policies),
+        input.source ?? null,
+        version.etag,
+        input.author ?? null,
+        input.comment ?? null,
+        input.rolledBackFrom ?? null,
+        now,
+      );
+      this.#ledger(org, "policy.updated", {}, { version: version.version, etag: version.etag, comment: input.comment, rolledBackFrom: input.rolledBackFrom }, input.author ?? null);
+      return { version, changes: { org, messages: [this.#stream(org, "policy.updated", version, now)] } };
+    });
+  }
+
+  // ── approvals ─────────────────────────────────────────────────────────────────────────────
+
+  async createApproval(principal: Principal, input: ApprovalCreateInput): Promise<{ record: ApprovalRecord; created: boolean; changes: Changes }> {
+    const org = principal.org;
+    return this.#transaction(() => {
+      if (input.approvalId !== undefined) {
+        const existing = this.#sql.get<ApprovalRow & { org: string }>("SELECT * FROM approvals WHERE id = ?", input.approvalId);
+        if (existing !== undefined) {
+          if (existing.org !== org || existing.tool_call_id !== input.toolCallId) throw new InvalidStateError(`approval id "${input.approvalId}" is already in use`);
+          this.#markIngested(org, input.eventId);
+          return { record: toApprovalRecord(existing), created: false, changes: { org, messages: [] } };
+        }
+      }
+      const now = Date.now();
+      const record: ApprovalRecord = {
+        approvalId: input.approvalId ?? newId("apr"),
+        toolCallId: input.toolCallId,
+        runId: input.runId,
+        agentId: input.agentId,
+        toolName: input.toolName,
+        status: ApprovalStatus.PENDING,
+        payload: input.payload ?? null,
+        agentContext: input.agentContext,
+        policyId: input.policyId,
+        reason: input.reason,
+        reviewer: undefined,
+        decisionReason: undefined,
+        createdAt: now,
+        expiresAt: input.expiresAt ?? now + (input.timeoutMs ?? 15 * 60_000),
+        decidedAt: undefined,
+      };
+      this.#sql.run(
+        "INSERT INTO approvals (id, org, tool_call_id, run_id, agent_id, tool_name, status, payload, agent_context, policy_id, reason, created_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        record.approvalId,
+        org,
+        record.toolCallId,
+        record.runId,
+        record.agentId,
+        record.toolName,
+        record.status,
+        JSON.stringify(record.payload),
+        record.agentContext ? JSON.stringify(record.agentContext) : null,
+        record.policyId ?? null,
+        record.reason ?? null,
+        now,
+        record.expiresAt,
+      );
+      const fresh = this.#markIngested(org, input.eventId);
+      if (fresh) {
+        this.#ledger(
+          org,
+          EventType.APPROVAL_REQUESTED,
+          { agentId: record.agentId, runId: record.runId, toolCallId: record.toolCallId },
+          { approvalId: record.approvalId, toolName: record.toolName, policyId: record.policyId, reason: record.reason, payload: record.payload, agentContext: record.agentContext, expiresAt: record.expiresAt },
+          principal.name ?? null,
+          input.eventId,
+        );
+      }
+      return { record, created: true, changes: { org, messages: [this.#stream(org, "approval.requested", record, now)] } };
+    });
+  }
+
+  async getApproval(org: string, approvalId: string): Promise<ApprovalRecord | undefined> {
+    return approvalRecord(this.#reader(), org, approvalId);
+  }
+
+  async listApprovals(org: string, filter: ApprovalFilter, query: PageQuery): Promise<Page<ApprovalRecord>> {
+    const where = "org = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR run_id = ?3) AND (?4 IS NULL OR agent_id = ?4)";
+    const params = [org, filter.status ?? null, filter.runId ?? null, filter.agentId ?? null];
+    const total = this.#all<{ n: number }>(`SELECT COUNT(*) AS n FROM approvals WHERE ${where}`, ...params)[0]!.n;
+    const rows = this.#all<ApprovalRow>(`SELECT * FROM approvals WHERE ${where} ORDER BY created_at DESC, rowid DESC LIMIT ?5 OFFSET ?6`, ...params, query.limit, query.offset);
+    return page(rows.map(toApprovalRecord), total, query);
+  }
+
+  async decideApproval(org: string, approvalId: string, status: "approved" | "rejected", input: { reviewer?: string | undefined; reason?: string | undefined }): Promise<{ record: ApprovalRecord; changes: Changes }> {
+    const result = this.#transaction(() => {
+      const row = this.#sql.get<ApprovalRow>("SELECT * FROM approvals WHERE id = ? AND org = ?", approvalId, org);
+      if (row === undefined) throw new NotFoundError("approval", approvalId);
+      const now = Date.now();
+      if (row.status !== ApprovalStatus.PENDING) throw new InvalidStateError(`approval "${approvalId}" is already ${row.status}`);
+      // Overdue but not yet swept: too late to decide; the sweeper records the expiry.
+      if (row.expires_at <= now) throw new InvalidStateError(`approval "${approvalId}" has expired`);
+      return this.#resolve(org, row, status, input.reviewer, input.reason, now);
+    });
+    return { record: result.record, changes: { org, messages: [result.message] } };
+  }
+
+  async expireApprovals(now: number): Promise<Changes[]> {
+    const due = this.#all<ApprovalRow & { org: string }>("SELECT * FROM approvals WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT 500", now);
+    if (due.length === 0) return [];
+    const byOrg = new Map<string, StreamMessage[]>();
+    this.#transaction(() => {
+      for (const row of due) {
+        const current = this.#sql.get<{ status: string }>("SELECT status FROM approvals WHERE id = ?", row.id);
+        if (current?.status !== ApprovalStatus.PENDING) continue;
+        const { message } = this.#resolve(row.org, row, ApprovalStatus.EXPIRED, "warden", "approval timed out", now);
+        byOrg.set(row.org, [...(byOrg.get(row.org) ?? []), message]);
+      }
+    });
+    return [...byOrg].map(([org, messages]) => ({ org, messages }));
+  }
+
+  // ── halts ─────────────────────────────────────────────────────────────────────────────────
+
+  async listHalts(org: string, options: { includeLifted: boolean }): Promise<HaltRecord[]> {
+    const rows = this.#all<HaltRow>(
+      "SELECT id, target_kind, target, reason, actor, created_at, lifted_at FROM halts WHERE org = ? AND (lifted_at IS NULL OR ? = 1) ORDER BY created_at DESC, rowid DESC LIMIT 1000",
+      org,
+      options.includeLifted ? 1 : 0,
+    );
+    return rows.reverse().map(toHaltRecord);
+  }
+
+  async halt(org: string, input: HaltInput): Promise<{ record: HaltRecord; created: boolean; changes: Changes }> {
+    const [scope, target] = scopeOf(input);
+    return this.#transaction(() => {
+      if (input.haltId !== undefined) {
+        const existing = this.#sql.get<HaltRow & { org: string }>("SELECT id, org, target_kind, target, reason, actor, created_at, lifted_at FROM halts WHERE id = ?", input.haltId);
+        if (existing !== undefined) {
+          if (existing.org !== org) throw new InvalidStateError(`halt id "${input.haltId}" is already in use`);
+          this.#markIngested(org, input.eventId);
+          return { record: toHaltRecord(existing), created: false, changes: { org, messages: [] } };
+        }
+      }
+      const now = Date.now();
+      const record: HaltRecord = { haltId: input.haltId ?? newId("halt"), scope, target, reason: input.reason, actor: input.actor, createdAt: now, liftedAt: undefined };
+      this.#sql.run("INSERT INTO halts (id, org, target_kind, target, reason, actor, created_at) VALUES (?,?,?,?,?,?,?)", record.haltId, org, scope, target ?? null, record.reason, record.actor ?? null, now);
+      this.#bumpHaltVersion(org);
+      if (this.#markIngested(org, input.eventId)) {
+        this.#ledger(org, EventType.AGENT_HALTED, { agentId: input.agentId, runId: input.runId }, { haltId: record.haltId, scope, target, reason: record.reason }, record.actor ?? null, input.eventId);
+      }
+      this.#known(org).set(record.haltId, null);
+      const messages = [this.#stream(org, "halt.created", record, now)];
+      // A halt cancels the pending approvals it covers.
+      const covered = this.#sql.all<ApprovalRow>(
+        `SELECT * FROM approvals WHERE org = ?1 AND status = 'pending' AND (?2 = 'organization' OR (?2 = 'agent' AND agent_id = ?3) OR (?2 = 'run' AND run_id = ?3)
+           OR (?2 = 'group' AND agent_id IN (SELECT id FROM agents WHERE org = ?1 AND grp = ?3)))`,
+        org,
+        scope,
+        target ?? null,
+      );
+      for (const row of covered) messages.push(this.#resolve(org, row, ApprovalStatus.CANCELLED, "warden", `halted: ${record.reason}`, now).message);
+      return { record, created: true, changes: { org, messages } };
+    });
+  }
+
+  async resume(org: string, input: ResumeInput): Promise<{ lifted: HaltRecord[]; changes: Changes }> {
+    const [scope, target] = scopeOf(input);
+    return this.#transaction(() => {
+      const ids = this.#sql.all<{ id: string }>("SELECT id FROM halts WHERE org = ? AND target_kind = ? AND target IS ? AND lifted_at IS NULL ORDER BY created_at", org, scope, target ?? null).map((r) => r.id);
+      if (ids.length === 0) {
+        this.#markIngested(org, input.eventId);
+        return { lifted: [], changes: { org, messages: [] } };
+      }
+      const now = Date.now();
+      this.#sql.run("UPDATE halts SET lifted_at = ?, lifted_by = ?, lift_reason = ? WHERE org = ? AND target_kind = ? AND target IS ? AND lifted_at IS NULL", now, input.actor ?? null, input.reason ?? null, org, scope, target ?? null);
+      this.#bumpHaltVersion(org);
+      const lifted = ids.map((id) => toHaltRecord(this.#sql.get<HaltRow>("SELECT id, target_kind, target, reason, actor, created_at, lifted_at FROM halts WHERE id = ?", id)!));
+      if (this.#markIngested(org, input.eventId)) {
+        this.#ledger(org, EventType.AGENT_RESUMED, { agentId: input.agentId, runId: input.runId }, { haltIds: ids, scope, target, reason: input.reason }, input.actor ?? null, input.eventId);
+      }
+      const known = this.#known(org);
+      const messages = lifted.map((halt) => {
+        known.set(halt.haltId, halt.liftedAt ?? now);
+        return this.#stream(org, "halt.lifted", halt, now);
+      });
+      return { lifted, changes: { org, messages } };
+    });
+  }
+
+  async groupOf(org: string, agentId: string): Promise<string | undefined> {
+    return this.#peek<{ grp: string | null }>("SELECT grp FROM agents WHERE org = ? AND id = ?", org, agentId)?.grp ?? undefined;
+  }
+
+  async pollExternalChanges(): Promise<Changes[]> {
+    const changed = this.#all<{ key: string; value: string }>("SELECT key, value FROM meta WHERE key LIKE 'halt\\_version:%' ESCAPE '\\'").filter((row) => this.#haltVersions.get(row.key) !== row.value);
+    const recent = this.#all<ApprovalRow & { org: string }>("SELECT * FROM approvals WHERE decided_at >= ? ORDER BY decided_at LIMIT 1000", this.#decidedWatermark);
+    this.#decidedWatermark = Math.max(this.#decidedWatermark, ...recent.map((row) => row.decided_at ?? 0));
+    const decided = recent.filter((row) => !this.#announcedResolutions.has(row.id));
+    if (changed.length === 0 && decided.length === 0) return [];
+    const byOrg = new Map<string, StreamMessage[]>();
+    const push = (org: string, message: StreamMessage) => byOrg.set(org, [...(byOrg.get(org) ?? []), message]);
+    this.#transaction(() => {
+      const now = Date.now();
+      for (const { key, value } of changed) {
+        const org = key.slice("halt_version:".length);
+        this.#haltVersions.set(key, value);
+        const known = this.#known(org);
+        for (const row of this.#sql.all<HaltRow>("SELECT id, target_kind, target, reason, actor, created_at, lifted_at FROM halts WHERE org = ?", org)) {
+          const before = known.get(row.id);
+          if (before === undefined && row.lifted_at === null) push(org, this.#stream(org, "halt.created", toHaltRecord(row), now));
+          else if ((before === null || before === undefined) && row.lifted_at !== null && known.has(row.id)) push(org, this.#stream(org, "halt.lifted", toHaltRecord(row), now));
+          known.set(row.id, row.lifted_at);
+        }
+      }
+      for (const row of decided) {
+        this.#announced(row.id);
+        push(row.org, this.#stream(row.org, "approval.resolved", toApprovalRecord(row), now));
+      }
+    });
+    return [...byOrg].map(([org, messages]) => ({ org, messages }));
+  }
+
+  // ── tokens ────────────────────────────────────────────────────────────────────────────────
+
+  async tokenKey(org: string): Promise<SigningKey> {
+    let key = this.#tokenKeys.get(org);
+    if (key === undefined) {
+      // The default organization shares the embedded client's key file, so both verify the same tokens.
+      const file = org === "default" ? "organization.pem" : `organization-${org}.pem`;
+      key = loadOrCreateKey(this.#keyDir && join(this.#keyDir, file));
+      this.#tokenKeys.set(org, key);
+    }
+    return key;
+  }
+
+  async revokeToken(org: string, tokenId: string, input: { reason?: string | undefined; actor?: string | undefined }): Promise<void> {
+    this.#transaction(() => {
+      const changed = this.#sql.run("INSERT OR IGNORE INTO revoked_tokens (org, id, reason, revoked_at) VALUES (?,?,?,?)", org, tokenId, input.reason ?? null, Date.now());
+      if (changed) this.#ledger(org, "token.revoked", {}, { tokenId, reason: input.reason }, input.actor ?? null);
+    });
+  }
+
+  async revokedTokenIds(org: string, ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rows = this.#all<{ id: string }>(`SELECT id FROM revoked_tokens WHERE org = ? AND id IN (${ids.map(() => "?").join(",")})`, org, ...ids);
+    return new Set(rows.map((r) => r.id));
+  }
+
+  // ── ledger ────────────────────────────────────────────────────────────────────────────────
+
+  async verifyLedger(org: string): Promise<LedgerReport> {
+    const chain = new Ledger(this.store, this.#ledgerKey.publicKey).verify();
+    const entries = this.#all<{ n: number }>("SELECT COUNT(*) AS n FROM ledger WHERE org = ?", org)[0]!.n;
+    if (!chain.ok) return { ok: false, entries, firstBadSeq: chain.firstBadSeq, problem: chain.problem };
+    const head = this.#all<{ seq: number; hash: string }>("SELECT seq, hash FROM ledger WHERE org = ? ORDER BY seq DESC LIMIT 1", org)[0] ?? null;
+    return { ok: true, entries, checkpoints: chain.checkpoints, head, chainEntries: chain.entries };
+  }
+
+  async *exportLedger(org: string, options: { afterSeq: number; limit: number }): AsyncIterable<LedgerEntry> {
+    let after = options.afterSeq;
+    let left = options.limit;
+    while (left > 0) {
+      const rows = this.#all<LedgerRow>("SELECT * FROM ledger WHERE org = ? AND seq > ? ORDER BY seq LIMIT ?", org, after, Math.min(left, 1000));
+      if (rows.length === 0) return;
+      for (const row of rows) yield toLedgerEntry(row);
+      after = rows[rows.length - 1]!.seq;
+      left -= rows.length;
+    }
+  }
+
+  // ── stream ────────────────────────────────────────────────────────────────────────────────
+
+  async streamAfter(org: string, seq: number, limit: number): Promise<StreamMessage[]> {
+    return this.#all<{ seq: number; type: StreamMessageType; data: string; ts: number }>("SELECT seq, type, data, ts FROM stream_events WHERE org = ? AND seq > ? ORDER BY seq LIMIT ?", org, seq, limit).map((r) => ({
+      seq: r.seq,
+      type: r.type,
+      data: JSON.parse(r.data),
+      ts: r.ts,
+    }));
+  }
+
+  async streamBounds(org: string): Promise<{ oldest: number; latest: number }> {
+    const row = this.#peek<{ oldest: number | null; latest: number | null }>("SELECT MIN(seq) AS oldest, MAX(seq) AS latest FROM stream_events WHERE org = ?", org);
+    return { oldest: row?.oldest ?? 0, latest: row?.latest ?? 0 };
+  }
+
+  async pruneStream(olderThan: number): Promise<void> {
+    // The newest message of each organization stays, so its sequence never restarts.
+    this.#transaction(() => this.#sql.run("DELETE FROM stream_events WHERE ts < ? AND seq < (SELECT MAX(seq) FROM stream_events AS newest WHERE newest.org = stream_events.org)", olderThan));
+  }
+
+  async ping(): Promise<void> {
+    this.#peek("SELECT 1 AS ok");
+  }
+
+  async close(): Promise<void> {
+    this.store.close();
+  }
+
+  // ── internals ─────────────────────────────────────────────────────────────────────────────
+
+  #prepare(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.store.db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  /** A read after this instance's queued writes commit. */
+  #all<T>(sql: string, ...params: SQLInputValue[]): T[] {
+    this.store.flush();
+    return this.#prepare(sql).all(...params) as T[];
+  }
+
+  #peek<T>(sql: string, ...params: SQLInputValue[]): T | undefined {
+    this.store.flush();
+    return this.#prepare(sql).get(...params) as T | undefined;
+  }
+
+  #reader(): Sql {
+    this.store.flush();
+    return this.#sql;
+  }
+
+  #transaction<T>(fn: () => T): T {
+    return this.store.transaction(fn);
+  }
+
+  /** Appends a server-made entry to the ledger; it commits with the surrounding transaction. */
+  #ledger(org: string, type: string, ids: { agentId?: string | undefined; runId?: string | undefined; toolCallId?: string | undefined }, data: Record<string, unknown>, actor: string | null, id?: string): void {
+    this.store.append({ id: id ?? newId("evt"), ts: Date.now(), type, org, agentId: ids.agentId ?? null, runId: ids.runId ?? null, stepId: null, toolCallId: ids.toolCallId ?? null, actor, dataJson: canonicalJson(data) });
+  }
+
+  /** Records a client's event id as seen. False when it was seen before (its ledger entry exists). */
+  #markIngested(org: string, eventId: string | undefined): boolean {
+    if (eventId === undefined) return true;
+    return this.#sql.run("INSERT INTO ingested_events (org, id, received_at) VALUES (?,?,?) ON CONFLICT DO NOTHING", org, eventId, Date.now()) > 0;
+  }
+
+  #stream(org: string, type: StreamMessageType, data: unknown, ts: number): StreamMessage {
+    const seq = (this.#sql.get<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM stream_events WHERE org = ?", org)?.seq ?? 0) + 1;
+    this.#sql.run("INSERT INTO stream_events (org, seq, type, data, ts) VALUES (?,?,?,?,?)", org, seq, type, JSON.stringify(data), ts);
+    return { seq, type, data, ts };
+  }
+
+  #resolve(org: string, row: ApprovalRow, status: Exclude<ApprovalStatus, "pending">, reviewer: string | undefined, reason: string | undefined, now: number): { record: ApprovalRecord; message: StreamMessage } {
+    this.#sql.run("UPDATE approvals SET status = ?, reviewer = ?, decision_reason = ?, decided_at = ? WHERE id = ? AND org = ?", status, reviewer ?? null, reason ?? null, now, row.id, org);
+    const record: ApprovalRecord = { ...toApprovalRecord(row), status, reviewer, decisionReason: reason, decidedAt: now };
+    const type = status === ApprovalStatus.APPROVED ? EventType.APPROVAL_APPROVED : EventType.APPROVAL_REJECTED;
+    this.#ledger(org, type, { agentId: row.agent_id, runId: row.run_id, toolCallId: row.tool_call_id }, { approvalId: row.id, status, reviewer, reason, toolName: row.tool_name }, reviewer ?? null);
+    this.#announced(row.id);
+    return { record, message: this.#stream(org, "approval.resolved", record, now) };
+  }
+
+  #announced(approvalId: string): void {
+    this.#announcedResolutions.add(approvalId);
+    if (this.#announcedResolutions.size > REMEMBERED_RESOLUTIONS) {
+      for (const id of this.#announcedResolutions) {
+        this.#announcedResolutions.delete(id);
+        if (this.#announcedResolutions.size <= REMEMBERED_RESOLUTIONS / 2) break;
+      }
+    }
+  }
+
+  #bumpHaltVersion(org: string): void {
+    const key = `halt_version:${org}`;
+    this.#sql.run("INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1", key);
+    this.#haltVersions.set(key, this.#sql.get<{ value: string }>("SELECT value FROM meta WHERE key = ?", key)!.value);
+  }
+
+  #known(org: string): Map<string, number | null> {
+    let known = this.#knownHalts.get(org);
+    if (known === undefined) this.#knownHalts.set(org, (known = new Map()));
+    return known;
+  }
+
+  /** What other processes had already done before this server started is not news. */
+  #rememberExternalState(): void {
+    for (const row of this.#all<{ key: string; value: string }>("SELECT key, value FROM meta WHERE key LIKE 'halt\\_version:%' ESCAPE '\\'")) this.#haltVersions.set(row.key, row.value);
+    for (const row of this.#all<{ id: string; org: string; lifted_at: number | null }>("SELECT id, org, lifted_at FROM halts")) this.#known(row.org).set(row.id, row.lifted_at);
+    this.#decidedWatermark = this.#peek<{ latest: number | null }>("SELECT MAX(decided_at) AS latest FROM approvals")?.latest ?? 0;
+    for (const row of this.#all<{ id: string }>("SELECT id FROM approvals WHERE decided_at >= ?", this.#decidedWatermark)) this.#announcedResolutions.add(row.id);
+  }
+
+  #approvalsFor(org: string, toolCallIds: string[]): Map<string, ApprovalRecord> {
+    if (toolCallIds.length === 0) return new Map();
+    const rows = this.#all<ApprovalRow>(`SELECT * FROM approvals WHERE org = ? AND tool_call_id IN (${toolCallIds.map(() => "?").join(",")}) ORDER BY created_at`, org, ...toolCallIds);
+    return new Map(rows.map((row) => [row.tool_call_id, toApprovalRecord(row)]));
+  }
+
+  #liveUpdates(org: string, effects: Effects): StreamMessage[] {
+    const now = Date.now();
+    const messages: StreamMessage[] = [];
+    for (const runId of [...effects.runs].slice(0, 200)) {
+      const row = this.#all<RunRow>(`SELECT ${runColumns} FROM runs WHERE id = ? AND org = ?`, runId, org)[0];
+      if (row) messages.push({ seq: undefined, type: "run.updated", data: toRunSummary(row), ts: now });
+    }
+    for (const toolCallId of [...effects.toolCalls].slice(0, 200)) {
+      const row = this.#all<{ id: string; run_id: string; agent_id: string; tool_name: string; status: string }>("SELECT id, run_id, agent_id, tool_name, status FROM tool_calls WHERE id = ? AND org = ?", toolCallId, org)[0];
+      if (row) messages.push({ seq: undefined, type: "tool_call.updated", data: { toolCallId: row.id, runId: row.run_id, agentId: row.agent_id, toolName: row.tool_name, status: row.status }, ts: now });
+    }
+    return messages;
+  }
+}
+
+/** `If-Match` / `If-None-Match`: a list of ETags or `*`; weak comparison. */
+export function etagMatches(header: string, etag: string): boolean {
+  const bare = (value: string) => value.trim().replace(/^W\//, "");
+  if (header.trim() === "*") return true;
+  return header.split(",").some((candidate) => bare(candidate) === bare(etag));
+}
+
+/** Orgs name files and appear in URLs: a conservative alphabet. */
+export const ORG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function assertOrg(org: string): void {
+  if (!ORG_PATTERN.test(org)) throw new InvalidInputError(`invalid organization "${org}" (letters, digits, dot, dash, underscore; at most 64)`);
+}

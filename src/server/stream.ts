@@ -1,0 +1,117 @@
+import type { Response } from "express";
+import type { Changes, StreamMessage, StreamMessageType } from "./store.js";
+
+/** What a subscriber can ask for; agents get the first three. */
+export type Topic = "approvals" | "halts" | "policies" | "runs";
+export const AGENT_TOPICS: readonly Topic[] = ["approvals", "halts", "policies"];
+export const ALL_TOPICS: readonly Topic[] = ["approvals", "halts", "policies", "runs"];
+
+const topicOf: Record<StreamMessageType, Topic> = {
+  "approval.requested": "approvals",
+  "approval.resolved": "approvals",
+  "halt.created": "halts",
+  "halt.lifted": "halts",
+  "policy.updated": "policies",
+  "run.updated": "runs",
+  "tool_call.updated": "runs",
+};
+
+/** A subscriber that falls this far behind is dropped; it reconnects with `Last-Event-ID` and misses nothing durable. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+
+/** @internal */
+export interface Subscriber {
+  org: string;
+  topics: ReadonlySet<Topic>;
+  response: Response;
+  /** Messages published while the replay was being written; delivered after it. */
+  buffer: StreamMessage[] | undefined;
+  lastSeq: number;
+}
+
+/** Renders one server-sent event. JSON has no raw newlines, so `data` is one line. */
+export function formatEvent(type: string, data: unknown, id?: number): string {
+  return `${id === undefined ? "" : `id: ${id}\n`}event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+/**
+ * Fans stream messages out to the connected subscribers of their organization. Durable messages
+ * are written once per subscriber, in sequence order; a heartbeat comment keeps idle connections
+ * (and the clients' staleness clocks) alive.
+ */
+export class StreamHub {
+  readonly #byOrg = new Map<string, Set<Subscriber>>();
+  readonly #heartbeat: NodeJS.Timeout;
+
+  constructor(heartbeatMs: number) {
+    this.#heartbeat = setInterval(() => this.#beat(), heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const set of this.#byOrg.values()) n += set.size;
+    return n;
+  }
+
+  add(subscriber: Subscriber): void {
+    let set = this.#byOrg.get(subscriber.org);
+    if (set === undefined) this.#byOrg.set(subscriber.org, (set = new Set()));
+    set.add(subscriber);
+  }
+
+  remove(subscriber: Subscriber): void {
+    const set = this.#byOrg.get(subscriber.org);
+    set?.delete(subscriber);
+    if (set?.size === 0) this.#byOrg.delete(subscriber.org);
+  }
+
+  publish(changes: Changes): void {
+    const set = this.#byOrg.get(changes.org);
+    if (set === undefined || changes.messages.length === 0) return;
+    for (const subscriber of set) {
+      for (const message of changes.messages) {
+        if (subscriber.buffer !== undefined) subscriber.buffer.push(message);
+        else this.deliver(subscriber, message);
+      }
+    }
+  }
+
+  /** Writes one message unless the subscriber has it already or did not ask for its topic. */
+  deliver(subscriber: Subscriber, message: StreamMessage): void {
+    if (!subscriber.topics.has(topicOf[message.type])) return;
+    if (message.seq !== undefined) {
+      if (message.seq <= subscriber.lastSeq) return;
+      subscriber.lastSeq = message.seq;
+    }
+    this.#write(subscriber, formatEvent(message.type, message.data, message.seq));
+  }
+
+  /** Delivers what was buffered during the replay, then delivers directly. */
+  release(subscriber: Subscriber): void {
+    const buffered = subscriber.buffer ?? [];
+    subscriber.buffer = undefined;
+    for (const message of buffered) this.deliver(subscriber, message);
+  }
+
+  close(): void {
+    clearInterval(this.#heartbeat);
+    for (const set of this.#byOrg.values()) for (const subscriber of set) subscriber.response.end();
+    this.#byOrg.clear();
+  }
+
+  #write(subscriber: Subscriber, text: string): void {
+    const response = subscriber.response;
+    if (response.destroyed || response.writableEnded) return;
+    response.write(text);
+    if (response.writableLength > MAX_BUFFERED_BYTES) {
+      this.remove(subscriber);
+      response.destroy();
+    }
+  }
+
+  #beat(): void {
+    const text = `: ${Date.now()}\n\n`;
+    for (const set of this.#byOrg.values()) for (const subscriber of set) this.#write(subscriber, text);
+  }
+}

@@ -1,0 +1,85 @@
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CONTRACT_PATH, mismatches, send, startHarness, type ContractFile, type Harness } from "./fixtures/wire.js";
+
+const contract = JSON.parse(readFileSync(CONTRACT_PATH, "utf8")) as ContractFile;
+
+/** Every route of the API; each must appear in the contract. */
+const ROUTES: Array<[string, RegExp]> = [
+  ["GET", /^\/v1\/health$/],
+  ["GET", /^\/v1\/me$/],
+  ["POST", /^\/v1\/events$/],
+  ["GET", /^\/v1\/agents$/],
+  ["PUT", /^\/v1\/agents\/[^/]+$/],
+  ["POST", /^\/v1\/check$/],
+  ["GET", /^\/v1\/runs(\?.*)?$/],
+  ["GET", /^\/v1\/runs\/[^/?]+$/],
+  ["GET", /^\/v1\/tool-calls(\?.*)?$/],
+  ["GET", /^\/v1\/tool-calls\/[^/?]+$/],
+  ["GET", /^\/v1\/policies\/current$/],
+  ["PUT", /^\/v1\/policies$/],
+  ["POST", /^\/v1\/policies\/validate$/],
+  ["GET", /^\/v1\/policies\/versions(\?.*)?$/],
+  ["GET", /^\/v1\/policies\/versions\/\d+$/],
+  ["POST", /^\/v1\/policies\/rollback$/],
+  ["POST", /^\/v1\/approvals$/],
+  ["GET", /^\/v1\/approvals(\?.*)?$/],
+  ["GET", /^\/v1\/approvals\/[^/?]+$/],
+  ["POST", /^\/v1\/approvals\/[^/]+\/approve$/],
+  ["POST", /^\/v1\/approvals\/[^/]+\/reject$/],
+  ["GET", /^\/v1\/halts(\?.*)?$/],
+  ["POST", /^\/v1\/halts$/],
+  ["POST", /^\/v1\/halts\/resume$/],
+  ["POST", /^\/v1\/tokens$/],
+  ["POST", /^\/v1\/tokens\/revoke$/],
+  ["POST", /^\/v1\/tokens\/verify$/],
+  ["GET", /^\/v1\/tokens\/jwks$/],
+  ["GET", /^\/\.well-known\/jwks\.json$/],
+  ["GET", /^\/v1\/keys$/],
+  ["POST", /^\/v1\/keys$/],
+  ["DELETE", /^\/v1\/keys\/[^/]+$/],
+  ["GET", /^\/v1\/ledger\/verify$/],
+  ["GET", /^\/v1\/ledger\/export(\?.*)?$/],
+  ["GET", /^\/v1\/stream(\?.*)?$/],
+];
+
+describe("wire contract: the server answers every case as pinned", () => {
+  let harness: Harness;
+  const captures: Record<string, unknown> = {};
+
+  beforeAll(async () => {
+    harness = await startHarness();
+  });
+  afterAll(async () => {
+    await harness.close();
+  });
+
+  it("has a case for every route, with at least one success and the errors that matter", () => {
+    for (const [method, path] of ROUTES) {
+      const cases = contract.cases.filter((c) => c.method === method && path.test(c.path));
+      expect(cases.length, `${method} ${path}`).toBeGreaterThan(0);
+      expect(cases.some((c) => c.response.status < 300 || c.response.status === 304), `${method} ${path} succeeds somewhere`).toBe(true);
+    }
+    const statuses = new Set(contract.cases.map((c) => c.response.status));
+    for (const status of [200, 201, 304, 400, 401, 403, 404, 409, 412, 415]) expect(statuses.has(status), String(status)).toBe(true);
+  });
+
+  // One test per case, in order: they share one server, as the contract says.
+  for (const wire of contract.cases) {
+    it(`${wire.method} ${wire.path}: ${wire.name}`, async () => {
+      const actual = await send(harness, wire, captures);
+      const problems = mismatches(wire.response, actual, new Set(wire.volatile));
+      expect(problems, JSON.stringify(actual.body).slice(0, 2000)).toEqual([]);
+    });
+  }
+
+  it("errors always have the one shape: { error: { code, message, problems? } }", () => {
+    for (const wire of contract.cases.filter((c) => c.response.status >= 400)) {
+      const body = wire.response.body as { error?: { code?: unknown; message?: unknown; problems?: unknown } };
+      expect(typeof body.error?.code, wire.name).toBe("string");
+      expect(typeof body.error?.message, wire.name).toBe("string");
+      expect(String(body.error?.message)).not.toMatch(/^\[warden\]/);
+      if (body.error?.problems !== undefined) expect(Array.isArray(body.error.problems)).toBe(true);
+    }
+  });
+});
