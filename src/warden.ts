@@ -98,6 +98,8 @@ interface ActiveRun {
   implicit: boolean;
   /** The delegation token the run acts under. */
   token: VerifiedToken | undefined;
+  /** The run's agent context (redacted): tool calls and approval requests inherit what they do not set. */
+  agentContext?: AgentContext | undefined;
 }
 
 interface Delegation {
@@ -464,6 +466,7 @@ export class Warden {
     const decided = this.#decide(call, run.runId, true, init.permission).decision;
     const decision = init.shadow ? shadowed(decided) : decided;
     const stepId = init.stepId ?? this.#currentScope()?.stepId;
+    const agentContext = init.agentContext === undefined ? run.agentContext : (this.#safeRedact({ ...run.agentContext, ...init.agentContext }) as AgentContext);
     const input = this.#safeRedact(init.args ?? {});
     const status = decision.action === "block" ? ToolCallStatus.BLOCKED : decision.action === "require_approval" ? ToolCallStatus.AWAITING_APPROVAL : ToolCallStatus.PENDING;
     const controller = new AbortController();
@@ -472,9 +475,9 @@ export class Warden {
     const blockedReason = decision.action === "block" ? decision.reason : null;
     state.row = this.#store.write(
       TOOL_CALL_INSERT,
-      [toolCallId, init.externalId ?? null, run.runId, stepId ?? null, this.organization, agentId, "tool", init.tool, call.action, status, JSON.stringify(input ?? null), null, null, blockedReason, JSON.stringify(decision), init.agentContext ? JSON.stringify(init.agentContext) : null, init.reason ?? null, now, null, null],
+      [toolCallId, init.externalId ?? null, run.runId, stepId ?? null, this.organization, agentId, "tool", init.tool, call.action, status, JSON.stringify(input ?? null), null, null, blockedReason, JSON.stringify(decision), agentContext ? JSON.stringify(agentContext) : null, init.reason ?? null, now, null, null],
     );
-    this.#record(EventType.TOOL_CALLED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, actionType: call.action, input, decision: decision.action, reason: init.reason, agentContext: init.agentContext });
+    this.#record(EventType.TOOL_CALLED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, actionType: call.action, input, decision: decision.action, reason: init.reason, agentContext });
     if (decision.matches.length > 0) {
       this.#record(EventType.POLICY_MATCHED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, decision: decision.action, policyId: decision.policyId, matches: decision.matches });
     }
@@ -491,7 +494,7 @@ export class Warden {
     this.#calls.set(toolCallId, state);
     if (init.signal) this.#link(state, init.signal);
     if (decision.action === "require_approval") {
-      approval = this.approvals.create({ toolCallId, runId: run.runId, agentId, toolName: init.tool, payload: input, agentContext: init.agentContext, policyId: decision.policyId, reason: decision.reason, timeoutMs: decision.timeoutMs });
+      approval = this.approvals.create({ toolCallId, runId: run.runId, agentId, toolName: init.tool, payload: input, agentContext, policyId: decision.policyId, reason: decision.reason, timeoutMs: decision.timeoutMs });
       state.approvalId = approval.approvalId;
       this.approvals.notify(approval);
     }
@@ -694,13 +697,14 @@ export class Warden {
       const invalid = stillValid(this.tokens, token, (info) => this.#halts.haltedSince(info.agentId, info.agentId && this.#groupOf(info.agentId), info.issuedAt), Date.now());
       if (invalid) throw invalid;
     }
-    const run: ActiveRun = { runId, agentId, traceId, implicit: options.implicit === true, token };
+    const agentContext = options.agentContext === undefined ? undefined : (this.#safeRedact(options.agentContext) as AgentContext);
+    const run: ActiveRun = { runId, agentId, traceId, implicit: options.implicit === true, token, agentContext };
     const now = Date.now();
     const recordedMetadata = metadata === undefined ? null : JSON.stringify(this.#safeRedact(metadata));
-    this.#store.write(`INSERT INTO runs (org, ${runColumns}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, [this.organization, runId, agentId, traceId, parentRunId ?? null, RunStatus.RUNNING, recordedMetadata, options.reason ?? null, options.agentContext ? JSON.stringify(options.agentContext) : null, token?.id ?? null, now, null, null]);
+    this.#store.write(`INSERT INTO runs (org, ${runColumns}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, [this.organization, runId, agentId, traceId, parentRunId ?? null, RunStatus.RUNNING, recordedMetadata, options.reason ?? null, agentContext ? JSON.stringify(agentContext) : null, token?.id ?? null, now, null, null]);
     this.#runs.set(runId, run);
     if (agentId !== this.agentId && !this.#groups.has(agentId)) this.#store.write("INSERT OR IGNORE INTO agents (org, id, created_at) VALUES (?,?,?)", [this.organization, agentId, now]);
-    this.#record(EventType.RUN_STARTED, agentId, runId, undefined, undefined, { traceId, parentRunId, tokenId: token?.id, metadata: recordedMetadata === null ? undefined : JSON.parse(recordedMetadata), reason: options.reason, agentContext: options.agentContext, implicit: run.implicit || undefined });
+    this.#record(EventType.RUN_STARTED, agentId, runId, undefined, undefined, { traceId, parentRunId, tokenId: token?.id, metadata: recordedMetadata === null ? undefined : JSON.parse(recordedMetadata), reason: options.reason, agentContext, implicit: run.implicit || undefined });
     return run;
   }
 

@@ -423,3 +423,29 @@ describe("event listeners", () => {
     expect(seen).toHaveLength(1);
   });
 });
+
+describe("agent context", () => {
+  it("tool calls and approval requests inherit the run's goal, and the call's own reasoning is added", async () => {
+    const requests: ApprovalRecord[] = [];
+    const warden = new Warden({
+      agentId: "ctx-agent",
+      store: ":memory:",
+      policies: { policies: [{ id: "approve", when: { tool: "deploy" }, action: "require_approval" }] },
+      onApprovalRequest: (request, decide) => {
+        requests.push(request);
+        decide.approve({ reviewer: "r" });
+      },
+    });
+    const runId = await warden.run(
+      {},
+      async (run) => {
+        await run.tool("deploy", {}, () => "ok", { agentContext: { reasoning: "tests pass; token sk-live_0123456789abcdefXYZ" } });
+        return run.runId;
+      },
+      { agentContext: { goal: "ship the fix" } },
+    );
+    expect(requests[0]!.agentContext).toEqual({ goal: "ship the fix", reasoning: "tests pass; token [REDACTED]" });
+    expect((await warden.getRun(runId)).toolCalls[0]!.agentContext).toEqual({ goal: "ship the fix", reasoning: "tests pass; token [REDACTED]" });
+    warden.close();
+  });
+});
