@@ -100,6 +100,8 @@ interface ActiveRun {
   token: VerifiedToken | undefined;
   /** The run's agent context (redacted): tool calls and approval requests inherit what they do not set. */
   agentContext?: AgentContext | undefined;
+  /** The queued insert of the run's row; patched in place if the run ends before it commits. */
+  row?: QueuedWrite | undefined;
 }
 
 interface Delegation {
@@ -128,6 +130,7 @@ interface ActiveToolCall {
 const TOOL_CALL_INSERT =
   "INSERT INTO tool_calls (id, external_id, run_id, step_id, org, agent_id, kind, tool_name, action_type, status, input, output, error, blocked_reason, decision, agent_context, reason, started_at, ended_at, duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
+// Column order matters: closeRun patches a queued insert by index (status 5, ended_at 11, error 12, after org).
 const runColumns = "id, agent_id, trace_id, parent_run_id, status, metadata, reason, agent_context, token_id, started_at, ended_at, error";
 
 /**
@@ -701,7 +704,7 @@ export class Warden {
     const run: ActiveRun = { runId, agentId, traceId, implicit: options.implicit === true, token, agentContext };
     const now = Date.now();
     const recordedMetadata = metadata === undefined ? null : JSON.stringify(this.#safeRedact(metadata));
-    this.#store.write(`INSERT INTO runs (org, ${runColumns}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, [this.organization, runId, agentId, traceId, parentRunId ?? null, RunStatus.RUNNING, recordedMetadata, options.reason ?? null, agentContext ? JSON.stringify(agentContext) : null, token?.id ?? null, now, null, null]);
+    run.row = this.#store.write(`INSERT INTO runs (org, ${runColumns}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, [this.organization, runId, agentId, traceId, parentRunId ?? null, RunStatus.RUNNING, recordedMetadata, options.reason ?? null, agentContext ? JSON.stringify(agentContext) : null, token?.id ?? null, now, null, null]);
     this.#runs.set(runId, run);
     if (agentId !== this.agentId && !this.#groups.has(agentId)) this.#store.write("INSERT OR IGNORE INTO agents (org, id, created_at) VALUES (?,?,?)", [this.organization, agentId, now]);
     this.#record(EventType.RUN_STARTED, agentId, runId, undefined, undefined, { traceId, parentRunId, tokenId: token?.id, metadata: recordedMetadata === null ? undefined : JSON.parse(recordedMetadata), reason: options.reason, agentContext, implicit: run.implicit || undefined });
@@ -713,7 +716,13 @@ export class Warden {
     const run = this.#adoptRun(runId);
     this.#runs.delete(runId);
     const recorded = detail === undefined ? undefined : this.#safeRedact(status === RunStatus.FAILED ? serializeError(detail) : detail);
-    this.#store.write("UPDATE runs SET status = ?, ended_at = ?, error = ? WHERE id = ?", [status, Date.now(), status === RunStatus.FAILED && recorded !== undefined ? JSON.stringify(recorded) : null, runId]);
+    const error = status === RunStatus.FAILED && recorded !== undefined ? JSON.stringify(recorded) : null;
+    if (run.row !== undefined && !run.row.done) {
+      // Still queued (a short run, a one-call implicit run): finish the row in place so it commits once.
+      run.row.params[5] = status;
+      run.row.params[11] = Date.now();
+      run.row.params[12] = error;
+    } else this.#store.write("UPDATE runs SET status = ?, ended_at = ?, error = ? WHERE id = ?", [status, Date.now(), error, runId]);
     this.#record(status === RunStatus.COMPLETED ? EventType.RUN_COMPLETED : EventType.RUN_FAILED, run.agentId, runId, undefined, undefined, status === RunStatus.COMPLETED ? { output: recorded } : { error: recorded });
   }
 

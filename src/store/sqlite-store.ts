@@ -38,8 +38,10 @@ export interface StoreOptions {
   signer: SigningKey;
   checkpointEvery: number;
   checkpointIntervalMs: number;
-  /** Flush once this many writes are queued, without waiting for the next tick. */
+  /** Flush once this many writes are queued, without waiting for the commit window. */
   maxBatch?: number;
+  /** How long queued writes wait for company before they commit (default 2 ms). */
+  commitWindowMs?: number;
   onError: (error: unknown) => void;
 }
 
@@ -61,7 +63,7 @@ export class SqliteStore {
   readonly #options: StoreOptions;
   readonly #statements = new Map<string, StatementSync>();
   #queue: WriteOp[] = [];
-  #scheduled: NodeJS.Immediate | undefined;
+  #scheduled: NodeJS.Timeout | undefined;
   #closed = false;
   #lastCheckpoint: { seq: number; ts: number } | undefined;
   /** A chain position this process wrote or verified: checkpoints are signed only over a chain verified up to here. */
@@ -144,7 +146,7 @@ export class SqliteStore {
   /** Commits every queued write now. A failed commit keeps the writes queued and reports the error. */
   flush(): void {
     if (this.#scheduled) {
-      clearImmediate(this.#scheduled);
+      clearTimeout(this.#scheduled);
       this.#scheduled = undefined;
     }
     if (this.#queue.length === 0 || this.#closed) return;
@@ -316,10 +318,11 @@ export class SqliteStore {
     this.#queue.push(op);
     if (this.#queue.length >= (this.#options.maxBatch ?? 4096)) this.flush();
     else if (this.#scheduled === undefined) {
-      this.#scheduled = setImmediate(() => {
+      // A short window gathers the writes of several ticks (a tool call's start and end, its events) into one commit.
+      this.#scheduled = setTimeout(() => {
         this.#scheduled = undefined;
         this.flush();
-      });
+      }, this.#options.commitWindowMs ?? 2);
       this.#scheduled.unref();
     }
   }
