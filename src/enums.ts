@@ -1,4 +1,5 @@
-// Values are a compatibility contract with the seed clients: exact strings, never renamed.
+// Values are a compatibility contract with the seed clients: exact strings, never renamed. Warden adds
+// agent.halted, agent.resumed and token.revoked to the seed's EventType.
 
 /** Every lifecycle event Warden emits and records. */
 export const EventType = {
@@ -17,6 +18,7 @@ export const EventType = {
   POLICY_MATCHED: "policy.matched",
   AGENT_HALTED: "agent.halted",
   AGENT_RESUMED: "agent.resumed",
+  TOKEN_REVOKED: "token.revoked",
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 

@@ -306,7 +306,7 @@ export class Warden {
       key: loadOrCreateKey(keyDir && join(keyDir, "organization.pem"), resolved.tokens.signingKey),
       converter: this.#converter,
       isHalted: (info) => this.#halts.haltedSince(info.agentId, info.agentId === undefined ? undefined : this.#groupOf(info.agentId), info.issuedAt),
-      onRevoke: (tokenId, reason, actor) => this.#record("token.revoked" as EventType, null, null, undefined, undefined, { tokenId, reason }, actor ?? null),
+      onRevoke: (tokenId, reason, actor) => this.#record(EventType.TOKEN_REVOKED, null, null, undefined, undefined, { tokenId, reason }, actor ?? null),
     });
     if (resolved.token !== undefined) this.#clientToken = this.tokens.verify(resolved.token, { audience: this.agentId });
     this.#store.write("INSERT INTO agents (org, id, grp, created_at) VALUES (?,?,?,?) ON CONFLICT(org, id) DO UPDATE SET grp = excluded.grp", [this.organization, this.agentId, this.group ?? null, Date.now()]);

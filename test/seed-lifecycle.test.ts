@@ -237,6 +237,7 @@ describe("seed enums", () => {
       POLICY_MATCHED: "policy.matched",
       AGENT_HALTED: "agent.halted",
       AGENT_RESUMED: "agent.resumed",
+      TOKEN_REVOKED: "token.revoked",
     });
     expect(PolicyAction).toEqual({ ALLOW: "allow", WARN: "warn", BLOCK: "block", REQUIRE_APPROVAL: "require_approval" });
     expect(ApprovalStatus).toEqual({ PENDING: "pending", APPROVED: "approved", REJECTED: "rejected", EXPIRED: "expired", CANCELLED: "cancelled" });
