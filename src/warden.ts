@@ -1027,9 +1027,10 @@ export class Warden {
     this.close();
   }
 
-  /** Commits every queued write now. */
-  flush(): void {
+  /** Commits every queued write now; in remote mode, also sends what is queued for the control plane. */
+  flush(): Promise<void> {
     this.#store.flush();
+    return this.#remote?.flush() ?? Promise.resolve();
   }
 
   /** Flushes, signs a final ledger checkpoint and closes the store. Safe to call twice. */

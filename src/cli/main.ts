@@ -5,6 +5,7 @@ import { PolicyEngine } from "../policy/engine.js";
 import { classifyTool } from "../policy/classify.js";
 import { loadPolicyFile } from "../policy/load.js";
 import { Warden } from "../warden.js";
+import { localOperator, remoteOperator, type Operator } from "./operator.js";
 import { registerHookCommand } from "./hook.js";
 import { registerMcpGatewayCommand } from "./mcp-gateway.js";
 import { registerServerCommands } from "./server.js";
@@ -19,6 +20,8 @@ interface GlobalOptions {
   org: string;
   json: boolean;
   actor: string;
+  url?: string;
+  apiKey?: string;
 }
 
 function open(program: Command, extra: { policies?: string } = {}): Warden {
@@ -40,6 +43,21 @@ async function withWarden<T>(program: Command, fn: (warden: Warden) => T | Promi
   }
 }
 
+/** Who acts: locally `--actor`; against a control plane the API key's own name, unless `--actor` is given. */
+function actorFor(program: Command): string | undefined {
+  return program.opts<GlobalOptions>().url && program.getOptionValueSource("actor") !== "cli" ? undefined : program.opts<GlobalOptions>().actor;
+}
+
+/** Runs an operator command against the control plane when `--url` is given, else against the local store. */
+async function withOperator<T>(program: Command, fn: (operator: Operator) => Promise<T>): Promise<T> {
+  const { url, apiKey } = program.opts<GlobalOptions>();
+  if (url) {
+    if (!apiKey) throw new CommanderError(EXIT_USAGE, "warden.apiKey", "--url needs --api-key (or WARDEN_API_KEY): a reviewer key to decide approvals, an admin key to halt");
+    return fn(remoteOperator(url, apiKey));
+  }
+  return withWarden(program, (warden) => fn(localOperator(warden)));
+}
+
 const list = (value: string) => value.split(",").map((s) => s.trim()).filter(Boolean);
 
 function parseMoney(text: string): { amount: number; currency: string } {
@@ -54,6 +72,8 @@ export function buildProgram(): Command {
     .addOption(new Option("--store <path>", "SQLite store").env("WARDEN_STORE").default("./.warden/warden.db"))
     .addOption(new Option("--org <id>", "organization").env("WARDEN_ORGANIZATION").default("default"))
     .addOption(new Option("--actor <name>", "who is acting, for the ledger").env("USER").default("cli"))
+    .addOption(new Option("--url <url>", "a control plane (warden serve): operator commands go to it instead of the store").env("WARDEN_URL"))
+    .addOption(new Option("--api-key <key>", "API key for --url").env("WARDEN_API_KEY"))
     .option("--json", "print JSON", false)
     .showHelpAfterError()
     .exitOverride();
@@ -66,8 +86,8 @@ export function buildProgram(): Command {
     .option("--trace <id>")
     .option("--limit <n>", "how many", "20")
     .action(async (opts: { agent?: string; status?: RunStatus; trace?: string; limit: string }) => {
-      await withWarden(program, (warden) => {
-        const runs = warden.listRuns({ agentId: opts.agent, status: opts.status, traceId: opts.trace, limit: Number(opts.limit) });
+      await withOperator(program, async (operator) => {
+        const runs = await operator.runs({ agentId: opts.agent, status: opts.status, traceId: opts.trace, limit: Number(opts.limit) });
         print(program, runs, () => (runs.length === 0 ? "no runs" : runs.map((r) => `${r.runId}  ${r.agentId.padEnd(16)} ${r.status.padEnd(9)} ${new Date(r.startedAt).toISOString()}${r.parentRunId ? `  parent=${r.parentRunId}` : ""}`).join("\n")));
       });
     });
@@ -88,8 +108,8 @@ export function buildProgram(): Command {
     .description("list approval requests")
     .option("--status <status>", "pending | approved | rejected | expired | cancelled | all", "pending")
     .action(async (opts: { status: string }) => {
-      await withWarden(program, (warden) => {
-        const approvals = warden.approvals.list({ status: opts.status === "all" ? undefined : (opts.status as ApprovalStatus) });
+      await withOperator(program, async (operator) => {
+        const approvals = await operator.approvals(opts.status === "all" ? undefined : (opts.status as ApprovalStatus));
         print(program, approvals, () =>
           approvals.length === 0
             ? `no ${opts.status === "all" ? "" : `${opts.status} `}approvals`
@@ -105,9 +125,8 @@ export function buildProgram(): Command {
       .option("--reviewer <name>", "who decides (default: --actor)")
       .option("--reason <text>")
       .action(async (id: string, opts: { reviewer?: string; reason?: string }) => {
-        await withWarden(program, (warden) => {
-          const input = { reviewer: opts.reviewer ?? program.opts<GlobalOptions>().actor, reason: opts.reason };
-          const record = verdict === "approve" ? warden.approvals.approve(id, input) : warden.approvals.reject(id, input);
+        await withOperator(program, async (operator) => {
+          const record = await operator.decide(id, verdict, { reviewer: opts.reviewer ?? actorFor(program), reason: opts.reason });
           print(program, record, () => `${record.approvalId} ${record.status} by ${record.reviewer}`);
         });
       });
@@ -118,9 +137,9 @@ export function buildProgram(): Command {
     .command("verify")
     .description("recompute every hash and check every signed checkpoint")
     .action(async () => {
-      await withWarden(program, (warden) => {
-        const result = warden.ledger.verify();
-        print(program, result, () => (result.ok ? `ledger OK: ${result.entries} entries, ${result.checkpoints} signed checkpoints, head ${result.head.hash.slice(0, 16)}…` : `ledger BROKEN at entry ${result.firstBadSeq}: ${result.problem} (${result.entries} entries verified before it)`));
+      await withOperator(program, async (operator) => {
+        const result = await operator.verifyLedger();
+        print(program, result, () => (result.ok ? `ledger OK: ${result.entries} entries, ${result.checkpoints} signed checkpoints${result.head ? `, head ${result.head.hash.slice(0, 16)}…` : ""}` : `ledger BROKEN at entry ${result.firstBadSeq}: ${result.problem} (${result.entries} entries verified before it)`));
         if (!result.ok) process.exitCode = EXIT_FAILURE;
       });
     });
@@ -170,30 +189,30 @@ export function buildProgram(): Command {
   target(program.command("halt").description("emergency halt: the organization, or one agent, group or run"))
     .requiredOption("--reason <text>", "why (recorded in the ledger)")
     .action(async (opts: { agent?: string; group?: string; run?: string; reason: string }) => {
-      await withWarden(program, (warden) => {
-        const record = warden.halt({ agentId: opts.agent, group: opts.group, runId: opts.run, reason: opts.reason, actor: program.opts<GlobalOptions>().actor });
+      await withOperator(program, async (operator) => {
+        const record = await operator.halt({ agentId: opts.agent, group: opts.group, runId: opts.run, reason: opts.reason, actor: actorFor(program) });
         print(program, record, () => `HALTED ${record.scope}${record.target ? ` ${record.target}` : ""}: ${record.reason} (${record.haltId})`);
       });
     });
   target(program.command("resume").description("lift a halt with exactly this target"))
     .option("--reason <text>")
     .action(async (opts: { agent?: string; group?: string; run?: string; reason?: string }) => {
-      await withWarden(program, (warden) => {
-        const lifted = warden.resume({ agentId: opts.agent, group: opts.group, runId: opts.run, reason: opts.reason, actor: program.opts<GlobalOptions>().actor });
+      await withOperator(program, async (operator) => {
+        const lifted = await operator.resume({ agentId: opts.agent, group: opts.group, runId: opts.run, reason: opts.reason, actor: actorFor(program) });
         print(program, lifted, () => (lifted.length === 0 ? "nothing to resume for that target" : lifted.map((h) => `resumed ${h.scope}${h.target ? ` ${h.target}` : ""}`).join("\n")));
       });
     });
   program
     .command("status")
-    .description("halts in force, pending approvals, ledger head")
+    .description("halts in force, pending approvals, ledger integrity")
     .action(async () => {
-      await withWarden(program, (warden) => {
-        const status = { halts: warden.activeHalts, pendingApprovals: warden.approvals.list({ status: "pending" }).length, ledger: warden.ledger.head() };
+      await withOperator(program, async (operator) => {
+        const status = { halts: await operator.activeHalts(), pendingApprovals: (await operator.approvals("pending")).length, ledger: await operator.verifyLedger() };
         print(program, status, () =>
           [
             status.halts.length === 0 ? "running: no halts in force" : status.halts.map((h) => `HALTED ${h.scope}${h.target ? ` ${h.target}` : ""}: ${h.reason} (since ${new Date(h.createdAt).toISOString()}${h.actor ? `, by ${h.actor}` : ""})`).join("\n"),
             `pending approvals: ${status.pendingApprovals}`,
-            `ledger: ${status.ledger.seq} entries`,
+            status.ledger.ok ? `ledger: ${status.ledger.entries} entries, verified` : `ledger: BROKEN at entry ${status.ledger.firstBadSeq}`,
           ].join("\n"),
         );
       });

@@ -1,0 +1,70 @@
+// What an operator does from the CLI (halt, resume, approvals, runs, ledger), against either the local
+// store or a control plane over HTTP: the same commands serve one machine and a fleet.
+import type { ApprovalDecisionInput } from "../approvals/approvals.js";
+import type { ApprovalStatus, RunStatus } from "../enums.js";
+import { RemoteError } from "../errors.js";
+import type { HaltRecord, HaltTarget } from "../halt/halt.js";
+import type { ApprovalRecord, RunSummary } from "../records.js";
+import type { Warden } from "../warden.js";
+
+export type LedgerCheck = { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string } | null } | { ok: false; entries: number; firstBadSeq: number; problem: string };
+
+export interface Operator {
+  halt(input: HaltTarget & { reason: string; actor?: string | undefined }): Promise<HaltRecord>;
+  resume(input: HaltTarget & { reason?: string | undefined; actor?: string | undefined }): Promise<HaltRecord[]>;
+  activeHalts(): Promise<readonly HaltRecord[]>;
+  approvals(status: ApprovalStatus | undefined): Promise<ApprovalRecord[]>;
+  decide(approvalId: string, verdict: "approve" | "reject", input: ApprovalDecisionInput): Promise<ApprovalRecord>;
+  runs(filter: { agentId?: string | undefined; status?: RunStatus | undefined; traceId?: string | undefined; limit: number }): Promise<RunSummary[]>;
+  verifyLedger(): Promise<LedgerCheck>;
+}
+
+/** The local store, through a Warden client. */
+export function localOperator(warden: Warden): Operator {
+  return {
+    halt: async (input) => warden.halt(input),
+    resume: async (input) => warden.resume(input),
+    activeHalts: async () => warden.activeHalts,
+    approvals: async (status) => warden.approvals.list({ status }),
+    decide: async (approvalId, verdict, input) => (verdict === "approve" ? warden.approvals.approve(approvalId, input) : warden.approvals.reject(approvalId, input)),
+    runs: async (filter) => warden.listRuns(filter),
+    verifyLedger: async () => warden.ledger.verify(),
+  };
+}
+
+/** A control plane (`warden serve`), with an API key of the right role. */
+export function remoteOperator(url: string, apiKey: string): Operator {
+  const base = url.replace(/\/+$/, "");
+  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    let response: Response;
+    try {
+      response = await fetch(`${base}/v1${path}`, {
+        method,
+        headers: { authorization: `Bearer ${apiKey}`, ...(body !== undefined && { "content-type": "application/json" }) },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+      });
+    } catch (cause) {
+      throw new RemoteError(`[${method}] "${base}/v1${path}": ${(cause as Error).message}`, { retryable: true, cause });
+    }
+    const text = await response.text();
+    const payload = text ? (JSON.parse(text) as unknown) : undefined;
+    if (!response.ok) {
+      const error = (payload as { error?: { message?: string } } | undefined)?.error;
+      throw new RemoteError(`[${method}] "${base}/v1${path}": ${response.status} ${error?.message ?? response.statusText}`, { status: response.status, retryable: [429, 502, 503, 504].includes(response.status) });
+    }
+    return payload as T;
+  };
+  const query = (params: Record<string, string | number | undefined>) => {
+    const search = new URLSearchParams(Object.entries(params).flatMap(([k, v]): Array<[string, string]> => (v === undefined ? [] : [[k, String(v)]])));
+    return search.size > 0 ? `?${search}` : "";
+  };
+  return {
+    halt: (input) => call("POST", "/halts", input),
+    resume: async (input) => (await call<{ lifted: HaltRecord[] }>("POST", "/halts/resume", input)).lifted,
+    activeHalts: async () => (await call<{ halts: HaltRecord[] }>("GET", "/halts")).halts,
+    approvals: async (status) => (await call<{ items: ApprovalRecord[] }>("GET", `/approvals${query({ status })}`)).items,
+    decide: (approvalId, verdict, input) => call("POST", `/approvals/${encodeURIComponent(approvalId)}/${verdict}`, input),
+    runs: async (filter) => (await call<{ items: RunSummary[] }>("GET", `/runs${query({ agentId: filter.agentId, status: filter.status, traceId: filter.traceId, limit: filter.limit })}`)).items,
+    verifyLedger: () => call("GET", "/ledger/verify"),
+  };
+}
