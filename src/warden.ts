@@ -715,6 +715,8 @@ export class Warden {
   closeRun(runId: string, status: typeof RunStatus.COMPLETED | typeof RunStatus.FAILED, detail: unknown): void {
     const run = this.#adoptRun(runId);
     this.#runs.delete(runId);
+    if (this.#limits.size > 0) this.#limits.forgetRun(runId);
+    if (this.#budgets.size > 0) this.#budgets.forgetRun(runId);
     const recorded = detail === undefined ? undefined : this.#safeRedact(status === RunStatus.FAILED ? serializeError(detail) : detail);
     const error = status === RunStatus.FAILED && recorded !== undefined ? JSON.stringify(recorded) : null;
     if (run.row !== undefined && !run.row.done) {

@@ -50,6 +50,11 @@ export class RateLimiter {
     return matches;
   }
 
+  /** Drops the windows of a run that ended: per-run counts must not pile up in a long-lived process. */
+  forgetRun(runId: string): void {
+    for (const { limit } of this.#limits) if (limit.scope === "run") this.#windows.delete(`${limit.id}\u0000${runId}`);
+  }
+
   record(call: PolicyInputCall, context: LimitContext, now: number): void {
     for (const { limit, applies } of this.#limits) if (applies(call)) this.#window(limit, call, context, now).push(now);
   }
@@ -170,6 +175,11 @@ export class BudgetTracker {
       const key = `${budget.id}\u0000${runId}`;
       this.#spent.set(key, Math.max(0, (this.#spent.get(key) ?? 0) - reserved + actual));
     }
+  }
+
+  /** Drops what a run that ended had spent. */
+  forgetRun(runId: string): void {
+    for (const { budget } of this.#budgets) this.#spent.delete(`${budget.id}\u0000${runId}`);
   }
 
   tokensUsed(runId: string): number | undefined {
