@@ -1,7 +1,12 @@
 import type { ModelMessage, ToolApprovalResponse, ToolModelMessage } from "ai";
 import { InvalidStateError, NotFoundError, type Warden } from "agent-warden";
 
-/** A `tool-approval-request` whose reviewer has not answered in Warden yet. */
+/**
+ * A `tool-approval-request` whose reviewer has not answered in Warden yet.
+ * @example
+ * import { approvalResponses } from "agent-warden/ai";
+ * for (const request of approvalResponses(warden, result).pending) console.log(request.toolName, request.wardenApprovalId);
+ */
 export interface PendingApproval {
   /** The AI SDK's approval id. */
   approvalId: string;
@@ -11,7 +16,12 @@ export interface PendingApproval {
   wardenApprovalId: string | undefined;
 }
 
-/** What `approvalResponses` found. */
+/**
+ * What `approvalResponses` found.
+ * @example
+ * import { approvalResponses, type ApprovalResponses } from "agent-warden/ai";
+ * const { message, responses }: ApprovalResponses = approvalResponses(warden, result);
+ */
 export interface ApprovalResponses {
   /** The `tool` message to append before calling again; undefined while no request has been decided. */
   message: ToolModelMessage | undefined;

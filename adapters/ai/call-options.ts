@@ -2,32 +2,58 @@ import type { LanguageModelUsage, ModelMessage, ToolApprovalStatus, ToolSet } fr
 import { NotFoundError, InvalidStateError, type ToolCallHandle, type Warden } from "agent-warden";
 import { approvalRequested, isExecutable, isGovernedBy, isHalt, ownTool, setLink, takeLink } from "./shared.js";
 
-/** The fields of a model call's end event Warden reads. */
+/**
+ * The fields of a model call's end event Warden reads.
+ * @example
+ * import { wardenCallOptions, type ModelCallEnd } from "agent-warden/ai";
+ * const options = wardenCallOptions(warden, { onLanguageModelCallEnd: (event: ModelCallEnd) => console.log(event.modelId, event.usage.totalTokens) });
+ */
 export interface ModelCallEnd {
   readonly provider: string;
   readonly modelId: string;
   readonly usage: LanguageModelUsage;
 }
 
-/** The fields of a step Warden reads (a `StepResult` of any tool set). */
+/**
+ * The fields of a step Warden reads (a `StepResult` of any tool set).
+ * @example
+ * import { wardenCallOptions, type StepEnd } from "agent-warden/ai";
+ * const options = wardenCallOptions(warden, { onStepEnd: (step: StepEnd) => console.log(step.toolCalls.length) });
+ */
 export interface StepEnd {
   readonly toolCalls: ReadonlyArray<{ readonly toolCallId: string }>;
 }
 
-/** The fields of a tool execution end event Warden reads. */
+/**
+ * The fields of a tool execution end event Warden reads.
+ * @example
+ * import { wardenCallOptions, type ToolExecutionEnd } from "agent-warden/ai";
+ * const options = wardenCallOptions(warden, { onToolExecutionEnd: (event: ToolExecutionEnd) => console.log(event.toolOutput.type) });
+ */
 export interface ToolExecutionEnd {
   readonly toolCall: { readonly toolCallId: string };
   readonly toolOutput: { readonly type: string; readonly output?: unknown; readonly error?: unknown };
 }
 
-/** What the SDK asks `toolApproval` about one tool call. */
+/**
+ * What the SDK asks `toolApproval` about one tool call.
+ * @example
+ * import { wardenCallOptions, type ToolApprovalQuery } from "agent-warden/ai";
+ * const { toolApproval } = wardenCallOptions(warden);
+ * const status = await toolApproval({ toolCall: { toolCallId: "c1", toolName: "deploy", input: {} }, tools, messages } satisfies ToolApprovalQuery);
+ */
 export interface ToolApprovalQuery {
   readonly toolCall: { readonly toolCallId: string; readonly toolName: string; readonly input: unknown };
   readonly tools: ToolSet | undefined;
   readonly messages: ModelMessage[];
 }
 
-/** Options of `wardenCallOptions`. */
+/**
+ * Options of `wardenCallOptions`.
+ * @example
+ * import { wardenCallOptions } from "agent-warden/ai";
+ * const options = wardenCallOptions(warden, { approval: "wait", abortSignal: AbortSignal.timeout(60_000) });
+ */
 export interface WardenCallOptionsInit {
   /** Records tool calls and LLM usage in this run. Defaults to the enclosing `warden.run`. */
   runId?: string | undefined;
@@ -46,7 +72,13 @@ export interface WardenCallOptionsInit {
   onStepEnd?(step: StepEnd): unknown;
 }
 
-/** Settings to spread into `generateText`, `streamText` or `agent.generate` / `agent.stream`. */
+/**
+ * Settings to spread into `generateText`, `streamText` or `agent.generate` / `agent.stream`.
+ * @example
+ * import { wardenCallOptions, type WardenCallOptions } from "agent-warden/ai";
+ * const options: WardenCallOptions = wardenCallOptions(warden);
+ * await generateText({ model, tools, prompt, ...options });
+ */
 export interface WardenCallOptions {
   /** Aborts on a halt (and with your own signal): the SDK stops the tool loop and rejects with `HaltedError`. */
   abortSignal: AbortSignal;
@@ -75,7 +107,16 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
   const signals = [warden.signal, controller.signal];
   if (init.abortSignal) signals.push(init.abortSignal);
   const runIdNow = () => init.runId ?? warden.currentRun()?.runId;
-  const link = (toolCallId: string, handle: ToolCallHandle | undefined) => setLink(warden, toolCallId, { runId: init.runId, stop, handle });
+  const link = (toolCallId: string, handle: ToolCallHandle) => setLink(warden, toolCallId, { stop, handle });
+
+  /** A refusal reaches the model as `denied`; a halt stops the whole call instead. */
+  const denied = (error: unknown): ToolApprovalStatus => {
+    if (isHalt(error)) {
+      stop(error);
+      throw error;
+    }
+    return { type: "denied", reason: error instanceof Error ? error.message : String(error) };
+  };
 
   /** Maps a decided Warden call onto the SDK's approval status. */
   const answer = async (handle: ToolCallHandle, governed: boolean): Promise<ToolApprovalStatus> => {
@@ -84,28 +125,13 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
       case "allow":
       case "warn":
         return "not-applicable";
-      case "block": {
-        const error = handle.error!;
-        if (isHalt(error)) {
-          stop(error);
-          throw error;
-        }
-        return { type: "denied", reason: error.message };
-      }
-      case "require_approval": {
+      case "block":
+        return denied(handle.error);
+      case "require_approval":
         if (init.approval !== "wait") return { type: "user-approval", reason: decision.reason };
+        // The governed `execute` waits for the reviewer itself.
         if (governed) return "not-applicable";
-        try {
-          await handle.waitForApproval();
-        } catch (error) {
-          if (isHalt(error)) {
-            stop(error);
-            throw error;
-          }
-          return { type: "denied", reason: error instanceof Error ? error.message : String(error) };
-        }
-        return "approved";
-      }
+        return handle.waitForApproval().then(() => "approved" as const, denied);
     }
   };
 
@@ -135,11 +161,11 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
         }
         handle = warden.beginToolCall({ tool: toolName, args: input, externalId: toolCallId, runId: runIdNow() });
       }
-      let status = await answer(handle, governed);
-      // Once answered, anything but a denial lets the call run: one still waiting for its reviewer must not.
-      if (resuming && statusType(status) === "user-approval") status = { type: "denied", reason: `[warden] approval${handle.approval ? ` ${handle.approval.approvalId}` : ""} for "${toolName}" is still pending` };
-      // The call goes ahead: the governed `execute` (or `onToolExecutionEnd`) finishes this same Warden call.
+      const status = await answer(handle, governed);
       const type = statusType(status);
+      // Once answered, anything but a denial lets the call run: one still waiting for its reviewer must not.
+      if (resuming && type === "user-approval") return { type: "denied", reason: `[warden] approval${handle.approval ? ` ${handle.approval.approvalId}` : ""} for "${toolName}" is still pending` };
+      // The call goes ahead: the governed `execute` (or `onToolExecutionEnd`) finishes this same Warden call.
       if (isExecutable(tool) && (type === "not-applicable" || type === "approved")) link(toolCallId, handle);
       return status;
     },

@@ -1,8 +1,13 @@
 import type { Tool, ToolExecutionOptions, ToolSet } from "ai";
 import { NotFoundError, type ToolCallHandle, type Warden } from "agent-warden";
-import { approvalRequested, governedBy, isExecutable, isHalt, raceAbort, takeLink, type CallLink } from "./shared.js";
+import { approvalRequested, governedBy, isExecutable, isGovernedBy, isHalt, raceAbort, takeLink, type CallLink } from "./shared.js";
 
-/** Options of `governTools`. */
+/**
+ * Options of `governTools`.
+ * @example
+ * import { governTools } from "agent-warden/ai";
+ * const tools = governTools({ deploy }, warden, { approval: "user-approval" });
+ */
 export interface GovernToolsOptions {
   /** Records the calls in this run. Defaults to the run the call-level options name, else the enclosing `warden.run`, else a run per call. */
   runId?: string | undefined;
@@ -29,7 +34,7 @@ type Execute = (input: unknown, options: ToolExecutionOptions<unknown>) => unkno
 export function governTools<TOOLS extends ToolSet>(tools: TOOLS, warden: Warden, options: GovernToolsOptions = {}): TOOLS {
   const governed: Record<string, AnyTool> = {};
   for (const [name, tool] of Object.entries(tools as Record<string, AnyTool>)) {
-    governed[name] = isExecutable(tool) && (tool as Record<symbol, unknown>)[governedBy] !== warden ? governTool(name, tool, warden, options) : tool;
+    governed[name] = isExecutable(tool) && !isGovernedBy(tool, warden) ? governTool(name, tool, warden, options) : tool;
   }
   return governed as TOOLS;
 }
@@ -53,8 +58,7 @@ function promiseExecute(name: string, execute: Execute, warden: Warden, options:
       output = await raceAbort(signal, () => settle(execute(input, { ...execution, abortSignal: signal })));
     } catch (error) {
       handle.fail(error);
-      if (isHalt(error)) link?.stop(error);
-      throw error;
+      throw stopOnHalt(link, error);
     }
     handle.complete(output);
     return output;
@@ -76,9 +80,9 @@ function streamingExecute(name: string, execute: Execute, warden: Warden, option
       }
     } catch (error) {
       handle.fail(error);
-      if (isHalt(error)) link?.stop(error);
+      const thrown = stopOnHalt(link, error);
       void Promise.resolve(iterator.return?.()).catch(() => {});
-      throw error;
+      throw thrown;
     }
     handle.complete(last);
   };
@@ -95,16 +99,21 @@ async function openCall(name: string, input: unknown, execution: ToolExecutionOp
     const handle =
       link?.handle ??
       (approvalRequested(execution.messages, toolCallId) ? resume(warden, toolCallId, abortSignal) : undefined) ??
-      warden.beginToolCall({ tool: name, args: input, externalId: toolCallId, signal: abortSignal, runId: options.runId ?? link?.runId });
+      warden.beginToolCall({ tool: name, args: input, externalId: toolCallId, signal: abortSignal, runId: options.runId });
     if (handle.decision.action === "block") throw handle.error;
     if (handle.decision.action === "require_approval") await handle.waitForApproval();
     // A handle begun by the call-level options has not seen the SDK's signal yet.
-    const signal = link?.handle && abortSignal ? AbortSignal.any([handle.signal, abortSignal]) : handle.signal;
+    const signal = link && abortSignal ? AbortSignal.any([handle.signal, abortSignal]) : handle.signal;
     return { handle, link, signal };
   } catch (error) {
-    if (isHalt(error)) link?.stop(error);
-    throw error;
+    throw stopOnHalt(link, error);
   }
+}
+
+/** A halt stops the whole `generateText` / `streamText` call, not just this tool; returns `error` to rethrow. */
+function stopOnHalt(link: CallLink | undefined, error: unknown): unknown {
+  if (isHalt(error)) link?.stop(error);
+  return error;
 }
 
 /** The Warden call an answered `tool-approval-request` paused, or undefined when Warden did not raise it. */

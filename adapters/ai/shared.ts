@@ -5,12 +5,10 @@ import { WardenError, type ToolCallHandle, type Warden } from "agent-warden";
 
 /** What the call-level options hand to the tool that runs a given AI SDK tool call. */
 export interface CallLink {
-  /** The run the call-level options record into, if they were given one. */
-  runId: string | undefined;
   /** Stops the whole `generateText` / `streamText` call (used on a halt). */
   stop(reason: unknown): void;
-  /** The Warden call already begun (and decided) for this tool call, if any. */
-  handle: ToolCallHandle | undefined;
+  /** The Warden call already begun (and decided) for this tool call, in the call-level options' run. */
+  handle: ToolCallHandle;
 }
 
 const links = new WeakMap<Warden, Map<string, CallLink>>();

@@ -1,4 +1,10 @@
-/** Why a request was refused: RFC 6750's `invalid_token` and `insufficient_scope`, and `agent_halted`. */
+/**
+ * Why a request was refused: RFC 6750's `invalid_token` and `insufficient_scope`, and `agent_halted`.
+ * @example
+ * import { AgentAuthError, type AgentAuthErrorCode } from "agent-warden/express";
+ * const hints: Record<AgentAuthErrorCode, string> = { invalid_token: "mint a new token", insufficient_scope: "ask for a wider scope", agent_halted: "wait for a resume" };
+ * app.use((error, request, response, next) => (AgentAuthError.isInstance(error) ? response.status(error.status).json({ error: error.code, hint: hints[error.code] }) : next(error)));
+ */
 export type AgentAuthErrorCode = "invalid_token" | "insufficient_scope" | "agent_halted";
 
 const marker = Symbol.for("agent-warden.express.agent-auth-error");

@@ -3,7 +3,15 @@ import type { NextFunction, Request, RequestHandler, Response } from "express";
 import { CurrencyConverter, hasPermission, TokenError, verifyToken, withinAmount, WardenError, type CurrencyTable, type Money, type TokenBlock, type ToolCallHandle, type VerifiedToken, type Warden } from "agent-warden";
 import { AgentAuthError } from "./errors.js";
 
-/** Who the request acts for, set on `request.agent` once the token is verified and the permission granted. */
+/**
+ * Who the request acts for, set on `request.agent` once the token is verified and the permission granted.
+ * @example
+ * import type { AgentPrincipal } from "agent-warden/express";
+ * app.post("/refunds", requireAgentPermission("payments:refund", { warden }), (request, response) => {
+ *   const agent: AgentPrincipal = request.agent!;
+ *   response.json({ refundedBy: agent.agentId, token: agent.tokenId });
+ * });
+ */
 export interface AgentPrincipal {
   /** The agent the token is for. */
   agentId: string | undefined;
@@ -29,7 +37,13 @@ declare global {
   }
 }
 
-/** An amount the request moves: minor units, in `currency` or the token cap's currency. */
+/**
+ * An amount the request moves: minor units, in `currency` or the token cap's currency.
+ * @example
+ * import { requireAgentPermission, type RequestAmount } from "agent-warden/express";
+ * const amount = (request: Request): RequestAmount => ({ amount: request.body.amount, currency: request.body.currency });
+ * app.post("/refunds", express.json(), requireAgentPermission("payments:refund", { warden, amount }), refund);
+ */
 export type RequestAmount = number | { amount: number; currency?: string | undefined } | undefined;
 
 interface Common {
@@ -42,6 +56,9 @@ interface Common {
 /**
  * Verifies with the organization's Warden client: its key, revocations and halts; the request is
  * decided (token, then policies) and recorded as a run under the token, with the permission as the tool.
+ * @example
+ * import { requireAgentPermission } from "agent-warden/express";
+ * app.post("/refunds", express.json(), requireAgentPermission("payments:refund", { warden, amount: (request) => request.body.amount }), refund);
  */
 export interface WardenVerifier extends Common {
   warden: Warden;
@@ -51,6 +68,9 @@ export interface WardenVerifier extends Common {
 /**
  * Verifies offline with only the organization's public key, for a service that holds no secrets.
  * Add `warden` (a client of the service's own) to also record each request and apply its policies.
+ * @example
+ * import { requireAgentPermission } from "agent-warden/express";
+ * app.get("/balances", requireAgentPermission("payments:read", { publicKey: jwk, isRevoked: (id) => revoked.has(id), cacheSize: 500 }), balances);
  */
 export interface PublicKeyVerifier extends Common {
   publicKey: JsonWebKey | KeyObject;
@@ -65,6 +85,13 @@ export interface PublicKeyVerifier extends Common {
   warden?: Warden | undefined;
 }
 
+/**
+ * How `requireAgentPermission` verifies tokens: with the organization's Warden client, or offline with its public key.
+ * @example
+ * import { requireAgentPermission, type RequireAgentPermissionOptions } from "agent-warden/express";
+ * const options: RequireAgentPermissionOptions = process.env.WARDEN_PUBLIC_KEY ? { publicKey: JSON.parse(process.env.WARDEN_PUBLIC_KEY) } : { warden };
+ * app.post("/refunds", requireAgentPermission("payments:refund", options), refund);
+ */
 export type RequireAgentPermissionOptions = WardenVerifier | PublicKeyVerifier;
 
 /**
@@ -240,7 +267,7 @@ function offlineVerifier(options: PublicKeyVerifier): { verify: (token: string) 
     const cached = cache.get(token);
     if (cached !== undefined) {
       recheck(cached, options);
-      // Least recently used goes first.
+      // Re-inserting keeps the Map in recency order, so eviction below drops the least recently used.
       cache.delete(token);
       cache.set(token, cached);
       return cached;

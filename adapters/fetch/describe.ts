@@ -1,6 +1,11 @@
 import type { FetchOptions, FetchRequest } from "ofetch";
 
-/** An outbound request as policies see it: `http.<method>` with these arguments. */
+/**
+ * An outbound request as policies see it: `http.<method>` with these arguments.
+ * @example
+ * import { createGovernedFetch, type HttpCall } from "agent-warden/fetch";
+ * const http = createGovernedFetch(warden, { toolName: (call: HttpCall) => (call.host === "api.stripe.com" ? "payments.http" : `http.${call.method.toLowerCase()}`) });
+ */
 export interface HttpCall {
   /** Origin and path, without the query string (query values can hold secrets; they are in `query`, where redaction reaches them). */
   url: string;

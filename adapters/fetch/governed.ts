@@ -2,7 +2,12 @@ import { ofetch, type $Fetch, type CreateFetchOptions, type FetchOptions, type F
 import { WardenError, type ToolCallHandle, type Warden } from "agent-warden";
 import { describeRequest, type HttpCall } from "./describe.js";
 
-/** Options of `createGovernedFetch` and `createTrackedFetch`. */
+/**
+ * Options of `createGovernedFetch` and `createTrackedFetch`.
+ * @example
+ * import { createGovernedFetch } from "agent-warden/fetch";
+ * const http = createGovernedFetch(warden, { defaults: { baseURL: "https://api.stripe.com/v1" }, toolName: (call) => `stripe.${call.method.toLowerCase()}` });
+ */
 export interface GovernedFetchOptions {
   /** Default options of every request, as for `ofetch.create`: `baseURL`, `headers`, `retry`, `timeout`… */
   defaults?: FetchOptions | undefined;
@@ -16,9 +21,11 @@ export interface GovernedFetchOptions {
   recordResponseBody?: boolean | undefined;
 }
 
+type Mode = "govern" | "track";
+
 interface Settings extends Omit<GovernedFetchOptions, "defaults" | "fetch"> {
   /** `track`: record every decision, enforce none but a halt. */
-  mode: "govern" | "track";
+  mode: Mode;
 }
 
 /**
@@ -32,7 +39,7 @@ interface Settings extends Omit<GovernedFetchOptions, "defaults" | "fetch"> {
  * await http("/refunds", { method: "POST", body: { charge: "ch_1", amount: 2800 } });
  */
 export function createGovernedFetch(warden: Warden, options: GovernedFetchOptions = {}): $Fetch {
-  return governedInstance(warden, (options.fetch ?? ofetch).create(options.defaults ?? {}), options.defaults ?? {}, { ...options, mode: "govern" });
+  return createInstance(warden, options, "govern");
 }
 
 /**
@@ -45,7 +52,12 @@ export function createGovernedFetch(warden: Warden, options: GovernedFetchOption
  * await http("https://api.github.com/repos/unjs/ofetch");
  */
 export function createTrackedFetch(warden: Warden, options: GovernedFetchOptions = {}): $Fetch {
-  return governedInstance(warden, (options.fetch ?? ofetch).create(options.defaults ?? {}), options.defaults ?? {}, { ...options, mode: "track" });
+  return createInstance(warden, options, "track");
+}
+
+function createInstance(warden: Warden, options: GovernedFetchOptions, mode: Mode): $Fetch {
+  const defaults = options.defaults ?? {};
+  return governedInstance(warden, (options.fetch ?? ofetch).create(defaults), defaults, { ...options, mode });
 }
 
 function governedInstance(warden: Warden, inner: $Fetch, defaults: FetchOptions, settings: Settings): $Fetch {

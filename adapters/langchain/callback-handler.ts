@@ -5,9 +5,14 @@ import type { LLMResult } from "@langchain/core/outputs";
 import type { ChainValues } from "@langchain/core/utils/types";
 import { isGraphInterrupt } from "@langchain/langgraph";
 import { WardenError, type ActionType, type LlmUsage, type ToolCallHandle, type Warden } from "agent-warden";
-import { isGoverned, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, warnOnce } from "./shared.js";
+import { failRunIfOpen, isGoverned, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, warnOnce } from "./shared.js";
 
-/** Options of {@link WardenCallbackHandler}. */
+/**
+ * Options of {@link WardenCallbackHandler}.
+ * @example
+ * import { WardenCallbackHandler } from "agent-warden/langchain";
+ * const handler = new WardenCallbackHandler(warden, { actionHints: { ship_it: "deploy" }, metadata: { team: "ops" } });
+ */
 export interface WardenCallbackHandlerOptions {
   /** Semantic action of a tool, by name, when its name does not say it (`{ ship_it: "deploy" }`). */
   actionHints?: Readonly<Record<string, ActionType>> | undefined;
@@ -41,8 +46,7 @@ interface Node {
 
 interface LlmCall {
   model: string;
-  complete(usage: LlmUsage, output?: unknown): void;
-  fail(error: unknown): void;
+  call: ReturnType<Warden["beginLlmCall"]>;
 }
 
 // Nodes that are middleware plumbing rather than steps worth recording; `before_agent` nodes also run
@@ -93,42 +97,32 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
   override async handleChainStart(chain: Serialized, inputs: ChainValues, runId: string, parentRunId?: string, tags?: string[], metadata?: Record<string, unknown>, _runType?: string, runName?: string): Promise<void> {
     try {
       const name = runName ?? chain?.id?.at(-1) ?? "chain";
-      const parent = parentRunId === undefined ? undefined : this.#nodes.get(parentRunId);
+      const parent = this.#node(parentRunId);
       if (parent === undefined) {
-        const tree: Tree = { name, threadId: threadIdOf(metadata), wardenRunId: undefined, owned: false, middlewareOwned: false, interrupted: false };
+        const tree = newTree(name, threadIdOf(metadata));
         this.#adopt(tree, inputs);
-        this.#nodes.set(runId, { tree, depth: 0, stepId: undefined, ownsStep: false });
+        this.#nodes.set(runId, childOf(undefined, tree));
         return;
       }
-      const { tree } = parent;
-      this.#adopt(tree, inputs);
-      const depth = parent.depth + 1;
-      if (depth === 1 && !tags?.includes("langsmith:hidden") && !PLUMBING.test(name)) {
-        const wardenRunId = await this.#runOf(tree);
-        const stepId = await this.warden.startStep(wardenRunId, name);
-        this.#nodes.set(runId, { tree, depth, stepId, ownsStep: true });
-        return;
+      this.#adopt(parent.tree, inputs);
+      const node = childOf(parent, parent.tree);
+      // Only the agent's own nodes become steps: deeper chains are parts of one, plumbing is not worth one.
+      if (node.depth === 1 && !tags?.includes("langsmith:hidden") && !PLUMBING.test(name)) {
+        node.stepId = await this.warden.startStep(await this.#runOf(parent.tree), name);
+        node.ownsStep = true;
       }
-      this.#nodes.set(runId, { tree, depth, stepId: parent.stepId, ownsStep: false });
+      this.#nodes.set(runId, node);
     } catch (error) {
       this.#enforceOrReport(error);
     }
   }
 
   override async handleChainEnd(_outputs: ChainValues, runId: string): Promise<void> {
-    try {
-      await this.#end(runId, undefined);
-    } catch (error) {
-      this.#report(error);
-    }
+    await this.#finish(runId, undefined);
   }
 
   override async handleChainError(error: unknown, runId: string): Promise<void> {
-    try {
-      await this.#end(runId, error);
-    } catch (failure) {
-      this.#report(failure);
-    }
+    await this.#finish(runId, error);
   }
 
   // ── LLM calls ─────────────────────────────────────────────────────────────────────────────
@@ -142,35 +136,24 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
   }
 
   override async handleLLMEnd(output: LLMResult, runId: string): Promise<void> {
-    try {
-      const call = this.#llms.get(runId);
-      this.#llms.delete(runId);
-      if (call) call.complete(usageOf(output, call.model));
-      await this.#end(runId, undefined);
-    } catch (error) {
-      this.#report(error);
-    }
+    await this.#finish(runId, undefined, () => {
+      const llm = take(this.#llms, runId);
+      llm?.call.complete(usageOf(output, llm.model));
+    });
   }
 
   override async handleLLMError(error: unknown, runId: string): Promise<void> {
-    try {
-      const call = this.#llms.get(runId);
-      this.#llms.delete(runId);
-      call?.fail(error);
-      await this.#end(runId, error);
-    } catch (failure) {
-      this.#report(failure);
-    }
+    await this.#finish(runId, error, () => take(this.#llms, runId)?.call.fail(error));
   }
 
   // ── tool calls ────────────────────────────────────────────────────────────────────────────
 
   /** Decides before the tool runs. Throws `ToolBlockedError`, `HaltedError`, or an approval error to refuse it. */
   override async handleToolStart(tool: Serialized, input: string, runId: string, parentRunId?: string, _tags?: string[], _metadata?: Record<string, unknown>, runName?: string, toolCallId?: string): Promise<void> {
-    const parent = parentRunId === undefined ? undefined : this.#nodes.get(parentRunId);
+    const parent = this.#node(parentRunId);
     // The Warden middleware already decides on and records calls it wraps.
     if (isGoverned(this.warden, toolCallId)) {
-      if (parent) this.#nodes.set(runId, { tree: parent.tree, depth: parent.depth + 1, stepId: parent.stepId, ownsStep: false });
+      if (parent) this.#nodes.set(runId, childOf(parent, parent.tree));
       return;
     }
     const name = runName ?? tool?.id?.at(-1) ?? "tool";
@@ -180,45 +163,43 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     if (handle.decision.action === "block") throw handle.error!;
     if (handle.decision.action === "require_approval") await handle.waitForApproval();
     this.#tools.set(runId, handle);
-    const tree: Tree = parent?.tree ?? { name, threadId: undefined, wardenRunId: handle.runId, owned: false, middlewareOwned: false, interrupted: false };
-    this.#nodes.set(runId, { tree, depth: parent ? parent.depth + 1 : 0, stepId: parent?.stepId, ownsStep: false });
+    this.#nodes.set(runId, childOf(parent, parent?.tree ?? newTree(name, undefined, handle.runId)));
   }
 
   override async handleToolEnd(output: unknown, runId: string): Promise<void> {
-    try {
-      const handle = this.#tools.get(runId);
-      this.#tools.delete(runId);
-      handle?.complete(recordableOutput(output));
-      await this.#end(runId, undefined);
-    } catch (error) {
-      this.#report(error);
-    }
+    await this.#finish(runId, undefined, () => take(this.#tools, runId)?.complete(recordableOutput(output)));
   }
 
   override async handleToolError(error: unknown, runId: string): Promise<void> {
-    try {
-      const handle = this.#tools.get(runId);
-      this.#tools.delete(runId);
-      handle?.fail(error);
-      await this.#end(runId, error);
-    } catch (failure) {
-      this.#report(failure);
-    }
+    await this.#finish(runId, error, () => take(this.#tools, runId)?.fail(error));
   }
 
   // ── internals ─────────────────────────────────────────────────────────────────────────────
 
   async #startLlm(llm: Serialized, runId: string, parentRunId: string | undefined, extraParams: Record<string, unknown> | undefined, metadata: Record<string, unknown> | undefined): Promise<void> {
     try {
-      const parent = parentRunId === undefined ? undefined : this.#nodes.get(parentRunId);
+      const parent = this.#node(parentRunId);
       const model = modelOf(llm, extraParams, metadata);
-      const tree: Tree = parent?.tree ?? { name: model, threadId: threadIdOf(metadata), wardenRunId: undefined, owned: false, middlewareOwned: false, interrupted: false };
+      const tree = parent?.tree ?? newTree(model, threadIdOf(metadata));
       const wardenRunId = await this.#runOf(tree);
-      this.#nodes.set(runId, { tree, depth: parent ? parent.depth + 1 : 0, stepId: parent?.stepId, ownsStep: false });
-      const call = this.warden.beginLlmCall({ runId: wardenRunId, model });
-      this.#llms.set(runId, { model, complete: call.complete, fail: call.fail });
+      this.#nodes.set(runId, childOf(parent, tree));
+      this.#llms.set(runId, { model, call: this.warden.beginLlmCall({ runId: wardenRunId, model }) });
     } catch (error) {
       this.#enforceOrReport(error);
+    }
+  }
+
+  #node(runId: string | undefined): Node | undefined {
+    return runId === undefined ? undefined : this.#nodes.get(runId);
+  }
+
+  /** Records how a LangChain run ended (`record`), then closes what it opened; telemetry never throws into the agent. */
+  async #finish(runId: string, error: unknown, record?: () => void): Promise<void> {
+    try {
+      record?.();
+      await this.#end(runId, error);
+    } catch (failure) {
+      this.#report(failure);
     }
   }
 
@@ -256,12 +237,7 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     if (node.depth > 0 || tree.wardenRunId === undefined) return;
     if (tree.middlewareOwned && error !== undefined && !isGraphInterrupt(error)) {
       // The invocation failed before the middleware's afterAgent could close its run.
-      try {
-        await this.warden.failRun(tree.wardenRunId, error);
-      } catch (failure) {
-        // The middleware already failed it (a halt).
-        if (!(WardenError.isInstance(failure) && failure.code === "invalid_state")) throw failure;
-      }
+      await failRunIfOpen(this.warden, tree.wardenRunId, error);
       return;
     }
     if (!tree.owned) return;
@@ -279,6 +255,22 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     if (WardenError.isInstance(error) && (error.code === "halted" || error.code === "tool_blocked")) throw error;
     this.#report(error);
   }
+}
+
+function newTree(name: string, threadId: string | undefined, wardenRunId?: string): Tree {
+  return { name, threadId, wardenRunId, owned: false, middlewareOwned: false, interrupted: false };
+}
+
+/** A node one level below `parent` (or a root) in `tree`, in its parent's step. */
+function childOf(parent: Node | undefined, tree: Tree): Node {
+  return { tree, depth: parent ? parent.depth + 1 : 0, stepId: parent?.stepId, ownsStep: false };
+}
+
+/** Returns and forgets the entry for a LangChain run id. */
+function take<T>(map: Map<string, T>, runId: string): T | undefined {
+  const value = map.get(runId);
+  map.delete(runId);
+  return value;
 }
 
 function threadIdOf(metadata: Record<string, unknown> | undefined): string | undefined {

@@ -4,9 +4,14 @@ import { interrupt, isGraphBubbleUp } from "@langchain/langgraph";
 import { createMiddleware, MiddlewareError, ToolInvocationError, type AgentMiddleware } from "langchain";
 import { z } from "zod";
 import { WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
-import { isErrorMessage, raceSignal, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, warnOnce, whileGoverned } from "./shared.js";
+import { failRunIfOpen, isErrorMessage, raceSignal, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, warnOnce, whileGoverned } from "./shared.js";
 
-/** Options of {@link wardenMiddleware}. */
+/**
+ * Options of {@link wardenMiddleware}.
+ * @example
+ * import { wardenMiddleware } from "agent-warden/langchain";
+ * const middleware = wardenMiddleware(warden, { approval: "interrupt", actionHints: { ship_it: "deploy" } });
+ */
 export interface WardenMiddlewareOptions {
   /**
    * How a `require_approval` decision pauses the call.
@@ -23,7 +28,13 @@ export interface WardenMiddlewareOptions {
   onError?: ((error: unknown) => void) | undefined;
 }
 
-/** The value a paused tool call passes to LangGraph `interrupt()`: what the reviewer is asked to approve. */
+/**
+ * The value a paused tool call passes to LangGraph `interrupt()`: what the reviewer is asked to approve.
+ * @example
+ * import { approvalInterrupts, type WardenApprovalInterrupt } from "agent-warden/langchain";
+ * const requests: WardenApprovalInterrupt[] = approvalInterrupts(result);
+ * for (const { approvalId } of requests) if (approvalId) warden.approvals.approve(approvalId, { reviewer: "ops" });
+ */
 export interface WardenApprovalInterrupt {
   type: "warden.approval_required";
   /** Approve or reject this id with `warden.approvals.approve(approvalId, …)`. */
@@ -78,12 +89,7 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
   const failOwnedRun = async (state: RunState, error: unknown) => {
     const runId = state[RUN_ID_KEY];
     if (runId === undefined || state[RUN_OWNED_KEY] !== true) return;
-    try {
-      await warden.failRun(runId, error);
-    } catch (failure) {
-      // Already closed (another parallel call of the same run got there first).
-      if (!(WardenError.isInstance(failure) && failure.code === "invalid_state")) report(failure);
-    }
+    await failRunIfOpen(warden, runId, error).catch(report);
   };
 
   return createMiddleware({
@@ -118,18 +124,12 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
       const interrupting = mode === "interrupt" && toolCall.id !== undefined;
 
       // A call resumed after an interrupt() was recorded the first time round: pick it up by its id.
-      let handle = interrupting ? pausedCall(warden, toolCall.id!, runId, signal) : undefined;
-      handle ??= warden.beginToolCall({ tool: toolCall.name, args: toolCall.args, externalId: toolCall.id, runId, signal, actionHint: options.actionHints?.[toolCall.name] });
+      const begun =
+        (interrupting ? pausedCall(warden, toolCall.id!, runId, signal) : undefined) ??
+        warden.beginToolCall({ tool: toolCall.name, args: toolCall.args, externalId: toolCall.id, runId, signal, actionHint: options.actionHints?.[toolCall.name] });
+      const handle = interrupting ? reviewedOrInterrupt(warden, begun, toolCall, signal) : begun;
 
-      if (interrupting) {
-        while (handle.decision.action === "require_approval") {
-          // The reviewer may have answered already (onApprovalRequest, another process).
-          handle = warden.resumeToolCall(handle.toolCallId, { signal });
-          if (handle.decision.action !== "require_approval") break;
-          // Pauses the agent; on a resume LangGraph replays this node and the interrupt() answered before returns.
-          interrupt(approvalRequest(handle, toolCall));
-        }
-      } else if (handle.decision.action === "require_approval") {
+      if (!interrupting && handle.decision.action === "require_approval") {
         try {
           await handle.waitForApproval();
         } catch (error) {
@@ -149,14 +149,13 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
         return refusal(toolCall, error.message);
       }
 
-      const governedHandle = handle;
       try {
-        const result = await whileGoverned(warden, toolCall.id, () => raceSignal(governedHandle.signal, async () => handler(request)));
-        record(() => (isErrorMessage(result) ? governedHandle.fail({ message: String(recordableOutput(result)) }) : governedHandle.complete(recordableOutput(result))));
+        const result = await whileGoverned(warden, toolCall.id, () => raceSignal(handle.signal, async () => handler(request)));
+        record(() => (isErrorMessage(result) ? handle.fail({ message: String(recordableOutput(result)) }) : handle.complete(recordableOutput(result))));
         return result;
       } catch (error) {
-        record(() => governedHandle.fail(error));
-        if (governedHandle.signal.aborted && error === governedHandle.signal.reason) {
+        record(() => handle.fail(error));
+        if (handle.signal.aborted && error === handle.signal.reason) {
           // A halt (or the caller's own abort) stops the run rather than telling the model.
           await failOwnedRun(state, error);
           throw error;
@@ -193,6 +192,21 @@ function pausedCall(warden: Warden, externalId: string, runId: string | undefine
     if (WardenError.isInstance(error) && (error.code === "not_found" || error.code === "invalid_state")) return undefined;
     throw error;
   }
+}
+
+/**
+ * Interrupt mode: the call once its reviewer has answered. While nobody has, LangGraph `interrupt()`
+ * pauses the agent; on a resume LangGraph replays this node, and the `interrupt()` answered before returns.
+ */
+function reviewedOrInterrupt(warden: Warden, begun: ToolCallHandle, toolCall: ToolCall, signal: AbortSignal | undefined): ToolCallHandle {
+  let handle = begun;
+  while (handle.decision.action === "require_approval") {
+    // The reviewer may have answered already (onApprovalRequest, another process).
+    handle = warden.resumeToolCall(handle.toolCallId, { signal });
+    if (handle.decision.action !== "require_approval") break;
+    interrupt(approvalRequest(handle, toolCall));
+  }
+  return handle;
 }
 
 function approvalRequest(handle: ToolCallHandle, toolCall: ToolCall): WardenApprovalInterrupt {

@@ -1,8 +1,8 @@
 // What the middleware and the callback handler share: which framework tool calls the middleware is
 // governing (so the handler does not record them twice), the state keys that carry the run across
-// interrupts, and how framework values are turned into recordable ones.
-import type { Warden } from "agent-warden";
+// interrupts, how framework values are turned into recordable ones, and how a failure is reported or a run failed once.
 import { isCommand } from "@langchain/langgraph";
+import { WardenError, type Warden } from "agent-warden";
 
 /** Private agent-state key holding the Warden run of the current agent invocation (checkpointed with the thread). */
 export const RUN_ID_KEY = "_wardenRunId";
@@ -55,11 +55,10 @@ export function isErrorMessage(output: unknown): output is MessageLike {
   return isMessageLike(output) && output.status === "error";
 }
 
-/** Runs `fn`, but rejects with the signal's reason as soon as it aborts; a late rejection of `fn` is swallowed. */
+/** Runs `fn`, but rejects with the signal's reason as soon as it aborts (a tool that ignores the signal cannot outlive a halt). */
 export async function raceSignal<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
   if (signal.aborted) throw signal.reason;
   const pending = fn();
-  pending.catch(() => {});
   let onAbort = () => {};
   const aborted = new Promise<never>((_, reject) => {
     onAbort = () => reject(signal.reason);
@@ -69,6 +68,15 @@ export async function raceSignal<T>(signal: AbortSignal, fn: () => Promise<T>): 
     return await Promise.race([pending, aborted]);
   } finally {
     signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/** Fails a run unless it is closed already: a halt, or a parallel call of the same run, may have failed it first. */
+export async function failRunIfOpen(warden: Warden, runId: string, error: unknown): Promise<void> {
+  try {
+    await warden.failRun(runId, error);
+  } catch (failure) {
+    if (!(WardenError.isInstance(failure) && failure.code === "invalid_state")) throw failure;
   }
 }
 

@@ -1,9 +1,14 @@
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { RequestOptions } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { Warden } from "agent-warden";
-import { isHalt, raceAbort, resultText, TOKEN_META_KEY } from "./shared.js";
+import { forwardRecorded, TOKEN_META_KEY } from "./shared.js";
 
-/** Options of `governMcpClient`. */
+/**
+ * Options of `governMcpClient`.
+ * @example
+ * import { governMcpClient } from "agent-warden/mcp";
+ * const client = governMcpClient(new Client({ name: "agent", version: "1.0.0" }), warden, { agentId: "files-agent", token });
+ */
 export interface GovernMcpClientOptions {
   /** The agent making the calls. Default: the Warden client's. */
   agentId?: string | undefined;
@@ -38,18 +43,7 @@ export function governMcpClient<C extends Client>(client: C, warden: Warden, opt
     if (handle.decision.action === "block") throw handle.error;
     if (handle.decision.action === "require_approval") await handle.waitForApproval();
     const outgoing = options.token === undefined ? request : { ...request, params: { ...params, _meta: { ...(params._meta as object | undefined), [TOKEN_META_KEY]: options.token } } };
-    let result: unknown;
-    try {
-      result = await raceAbort(handle.signal, () => send(outgoing, schema, { ...requestOptions, signal: handle.signal }));
-    } catch (error) {
-      handle.fail(error);
-      const reason: unknown = handle.signal.aborted ? handle.signal.reason : undefined;
-      throw isHalt(reason) ? reason : error;
-    }
-    const isError = typeof result === "object" && result !== null && (result as { isError?: unknown }).isError === true;
-    if (isError) handle.fail(new Error(resultText(result as { content?: unknown })));
-    else handle.complete(result);
-    return result;
+    return forwardRecorded(handle, (signal) => send(outgoing, schema, { ...requestOptions, signal }), (halt) => halt);
   };
   (client as unknown as { request: Request }).request = governedRequest;
   governed.set(client, warden);

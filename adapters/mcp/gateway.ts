@@ -5,7 +5,12 @@ import { CallToolRequestSchema, ListToolsRequestSchema, ToolListChangedNotificat
 import type { Warden } from "agent-warden";
 import { governToolCall, TOKEN_META_KEY, type McpGovernOptions } from "./shared.js";
 
-/** Options of `createMcpGateway`. */
+/**
+ * Options of `createMcpGateway`.
+ * @example
+ * import { createMcpGateway } from "agent-warden/mcp";
+ * const gateway = createMcpGateway({ warden, upstream: new StdioClientTransport({ command: "npx", args: ["some-mcp-server"] }), upstreamTimeout: 120_000 });
+ */
 export interface McpGatewayOptions extends McpGovernOptions {
   warden: Warden;
   /**

@@ -19,16 +19,31 @@ export const TOKEN_META_KEY = "agent-warden/token";
  */
 export const HALTED_ERROR_CODE = -32050;
 
-/** What a server-side request handler receives besides the request. */
+/**
+ * What a server-side request handler receives besides the request.
+ * @example
+ * import { identifyCaller, type McpRequestExtra } from "agent-warden/mcp";
+ * const identify = (extra: McpRequestExtra) => ({ ...identifyCaller(extra), agentId: extra.authInfo?.clientId });
+ */
 export type McpRequestExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
-/** Who is calling a tool: an agent id, or a Warden delegation token (verified before the call). */
+/**
+ * Who is calling a tool: an agent id, or a Warden delegation token (verified before the call).
+ * @example
+ * import { governMcpServer, type McpCaller } from "agent-warden/mcp";
+ * governMcpServer(server, warden, { identify: (extra): McpCaller => ({ agentId: extra.authInfo?.clientId }) });
+ */
 export interface McpCaller {
   agentId?: string | undefined;
   token?: string | undefined;
 }
 
-/** Options shared by `governMcpServer` and `createMcpGateway`. */
+/**
+ * Options shared by `governMcpServer` and `createMcpGateway`.
+ * @example
+ * import { governMcpServer } from "agent-warden/mcp";
+ * governMcpServer(server, warden, { permission: (tool) => `files:${tool}`, approvalProgressInterval: 5_000 });
+ */
 export interface McpGovernOptions {
   /**
    * Who the caller is. Default: a Warden token in `authInfo.token` or in `_meta["agent-warden/token"]`
@@ -70,7 +85,7 @@ export function refusal(reason: string): CallToolResult {
 }
 
 /** A halt as the MCP error that makes the client's `callTool` reject. */
-export function haltedError(error: unknown): McpError {
+function haltedError(error: unknown): McpError {
   const reason = error instanceof Error ? error.message : String(error);
   const mcp = new McpError(HALTED_ERROR_CODE, reason, { warden: "halted", reason });
   // McpError prefixes its code to the message; the client adds it again when it rebuilds the error.
@@ -78,18 +93,36 @@ export function haltedError(error: unknown): McpError {
   return mcp;
 }
 
-export function isHalt(error: unknown): boolean {
+function isHalt(error: unknown): boolean {
   return WardenError.isInstance(error) && (error.code === "halted" || (error instanceof TokenError && error.reason === "halted"));
 }
 
 /** The text of an error result, for the record. */
-export function resultText(result: { content?: unknown }): string {
+function resultText(result: { content?: unknown }): string {
   const content = Array.isArray(result.content) ? (result.content as Array<{ type?: unknown; text?: unknown }>) : [];
   return content.map((part) => (part.type === "text" && typeof part.text === "string" ? part.text : "")).filter(Boolean).join("\n") || "tool returned an error";
 }
 
+/**
+ * Sends an allowed call with the handle's signal and records its result; an `isError` result is
+ * recorded as a failure. A call a halt aborted rejects with `onHalt(halt)` rather than the transport's error.
+ */
+export async function forwardRecorded<T>(handle: ToolCallHandle, send: (signal: AbortSignal) => Promise<T>, onHalt: (halt: unknown) => unknown): Promise<T> {
+  let result: T;
+  try {
+    result = await raceAbort(handle.signal, () => send(handle.signal));
+  } catch (error) {
+    handle.fail(error);
+    const reason: unknown = handle.signal.aborted ? handle.signal.reason : undefined;
+    throw isHalt(reason) ? onHalt(reason) : error;
+  }
+  if (typeof result === "object" && result !== null && (result as { isError?: unknown }).isError === true) handle.fail(new Error(resultText(result as { content?: unknown })));
+  else handle.complete(result);
+  return result;
+}
+
 /** Settles with `run()`, or rejects with the signal's reason as soon as it aborts (a tool that ignores the signal cannot outlive a halt). */
-export function raceAbort<T>(signal: AbortSignal, run: () => Promise<T>): Promise<T> {
+function raceAbort<T>(signal: AbortSignal, run: () => Promise<T>): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
@@ -156,18 +189,7 @@ async function decideAndRun(
     const refused = await awaitApproval(handle, extra, options.approvalProgressInterval ?? 10_000);
     if (refused) return refused;
   }
-  let result: CallToolResult;
-  try {
-    result = await raceAbort(handle.signal, () => forward(handle.signal));
-  } catch (error) {
-    handle.fail(error);
-    const reason: unknown = handle.signal.aborted ? handle.signal.reason : undefined;
-    if (isHalt(reason)) throw haltedError(reason);
-    throw error;
-  }
-  if (result.isError) handle.fail(new Error(resultText(result)));
-  else handle.complete(result);
-  return result;
+  return forwardRecorded(handle, forward, haltedError);
 }
 
 /** Waits for the reviewer; returns the refusal to answer with, or undefined once approved. A halt throws. */

@@ -1,6 +1,6 @@
 import { Agent, defineToolInputGuardrail, getCurrentSpan, ToolGuardrailFunctionOutputFactory } from "@openai/agents";
 import type { FunctionTool, RunContext, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from "@openai/agents";
-import { InvalidStateError, WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
+import { InvalidStateError, WardenError, type ActionType, type ToolCallHandle, type Warden, type WardenErrorCode } from "agent-warden";
 import { governedSpans, registryOf, type Registry } from "./registry.js";
 
 /**
@@ -8,10 +8,19 @@ import { governedSpans, registryOf, type Registry } from "./registry.js";
  * - `"interrupt"` (default): the tool's `needsApproval` says yes, the SDK run stops with an
  *   interruption and can be serialized; `resolveInterruptions` applies the reviewer's answer.
  * - `"wait"`: the tool's guardrail holds the call until the reviewer answers or the approval times out.
+ * @example
+ * import { governAgent, type ApprovalMode } from "agent-warden/openai-agents";
+ * const approval: ApprovalMode = "wait";
+ * governAgent(agent, warden, { approval });
  */
 export type ApprovalMode = "interrupt" | "wait";
 
-/** Options of `governAgent`. */
+/**
+ * Options of `governAgent`.
+ * @example
+ * import { governAgent } from "agent-warden/openai-agents";
+ * governAgent(agent, warden, { approval: "wait", handoffs: false, actionHints: { read_vault: "secret_access" } });
+ */
 export interface GovernAgentOptions {
   approval?: ApprovalMode | undefined;
   /** Also govern the agents reachable through handoffs. Default `true`. */
@@ -27,6 +36,7 @@ type ToolCallDetails = NonNullable<InvokeArgs[2]>;
 /**
  * The name of the tool input guardrail this adapter appends, as it shows in `result.toolInputGuardrailResults`.
  * @example
+ * import { GUARDRAIL_NAME } from "agent-warden/openai-agents";
  * const wardenResults = result.toolInputGuardrailResults.filter((r) => r.guardrail.name === GUARDRAIL_NAME);
  */
 export const GUARDRAIL_NAME = "warden";
@@ -85,8 +95,8 @@ async function policyNeedsApproval(tool: string, input: unknown, callId: string 
     if (registry.interrupted.has(callId)) return settle(registry, callId, warden.resumeToolCall(callId));
     const runId = registry.currentRunId(warden);
     if (warden.check({ tool, args: input, runId, actionHint }).action !== "require_approval") return false;
-    // A restored run asks again for a call that already has a request.
-    const earlier = resumeIfRecorded(warden, callId);
+    // A restored run asks again for a call that already has a request; a finished one starts afresh.
+    const earlier = tryResume(warden, callId, ["not_found", "invalid_state"]);
     if (earlier) return settle(registry, callId, earlier);
     const handle = warden.beginToolCall({ tool, args: input, runId, externalId: callId, actionHint });
     // A reviewer callback may have answered at once (an auto-approver): then there is nothing to pause for.
@@ -108,11 +118,12 @@ function settle(registry: Registry, callId: string, handle: ToolCallHandle): boo
   return false;
 }
 
-function resumeIfRecorded(warden: Warden, callId: string): ToolCallHandle | undefined {
+/** The recorded Warden call for an SDK call id, or undefined when resuming it fails with one of `absent`. */
+function tryResume(warden: Warden, callId: string, absent: readonly WardenErrorCode[]): ToolCallHandle | undefined {
   try {
     return warden.resumeToolCall(callId);
   } catch (error) {
-    if (WardenError.isInstance(error) && (error.code === "not_found" || error.code === "invalid_state")) return undefined;
+    if (WardenError.isInstance(error) && absent.includes(error.code)) return undefined;
     throw error;
   }
 }
@@ -159,12 +170,7 @@ function wardenGuardrail(tool: string, warden: Warden, registry: Registry, actio
  */
 function resumeInterrupted(tool: string, callId: string, context: RunContext<any>, warden: Warden, registry: Registry): ToolCallHandle | undefined {
   if (!registry.interrupted.has(callId) && context.isToolApproved({ toolName: tool, callId }) !== true) return undefined;
-  try {
-    return warden.resumeToolCall(callId);
-  } catch (error) {
-    if (WardenError.isInstance(error) && error.code === "not_found") return undefined;
-    throw error;
-  }
+  return tryResume(warden, callId, ["not_found"]);
 }
 
 /** Blocks, rejections and timeouts become the model's tool result; a halt stops the run. */

@@ -25,6 +25,12 @@ export interface RunContextScope {
 
 export const runScope = new AsyncLocalStorage<RunContextScope>();
 
+/** True for the metadata of a run this adapter opened, of this kind. */
+export function isOurs(metadata: unknown, kind: RunMetadata["kind"]): boolean {
+  const value = metadata as Partial<RunMetadata> | undefined;
+  return value?.framework === FRAMEWORK && value.kind === kind;
+}
+
 export class Registry {
   /** Calls allowed by a guardrail, waiting for the tool's `invoke` to record their outcome. By SDK call id. */
   readonly active = new Map<string, ToolCallHandle>();
@@ -35,9 +41,10 @@ export class Registry {
   /** The trace processor's map from open span ids to Warden runs. */
   readonly spanRuns = new Map<string, string>();
 
-  /** The Warden runs that hold a call still waiting for its approval through an interruption. */
-  pausedRuns(): Set<string> {
-    return new Set(this.interrupted.values());
+  /** True when the Warden run holds a call still waiting for its approval through an interruption. */
+  holdsPausedCall(runId: string): boolean {
+    for (const holder of this.interrupted.values()) if (holder === runId) return true;
+    return false;
   }
 
   /** The Warden run for code running now: the current SDK span's run, else the enclosing `governedRun`. */

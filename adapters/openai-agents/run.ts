@@ -1,9 +1,14 @@
 import { run, RunState } from "@openai/agents";
 import type { Agent, AgentInputItem, NonStreamRunOptions, RunResult, RunToolApprovalItem } from "@openai/agents";
 import { WardenError, type ToolCallHandle, type Warden } from "agent-warden";
-import { FRAMEWORK, registryOf, runScope, type RunMetadata } from "./registry.js";
+import { FRAMEWORK, isOurs, registryOf, runScope, type RunMetadata } from "./registry.js";
 
-/** What `resolveInterruptions` did with each interruption of a paused run. */
+/**
+ * What `resolveInterruptions` did with each interruption of a paused run.
+ * @example
+ * import { resolveInterruptions, type InterruptionResolution } from "agent-warden/openai-agents";
+ * const { approved, rejected }: InterruptionResolution = resolveInterruptions(result, warden);
+ */
 export interface InterruptionResolution {
   /** Approved in Warden: approved in the SDK state, the tool runs on the next `run(agent, state)`. */
   approved: RunToolApprovalItem[];
@@ -70,7 +75,12 @@ function resolveWithHandles(state: RunState<any, any>, warden: Warden): { resolu
   return { resolution, handles };
 }
 
-/** Options of `governedRun`: the SDK's run options, plus metadata for the Warden run. */
+/**
+ * Options of `governedRun`: the SDK's run options, plus metadata for the Warden run.
+ * @example
+ * import { governedRun } from "agent-warden/openai-agents";
+ * await governedRun(agent, "refund order 1042", warden, { metadata: { task: "refund order 1042" }, maxTurns: 5 });
+ */
 export type GovernedRunOptions<TContext = undefined, TAgent extends Agent<any, any> = Agent<any, any>> = NonStreamRunOptions<TContext, TAgent> & {
   /** Recorded (redacted) on the Warden run: `{ task: "refund order 1042" }`. */
   metadata?: Record<string, unknown> | undefined;
@@ -115,9 +125,7 @@ async function pausedWorkflowRun(state: RunState<any, any>, warden: Warden): Pro
   const first = handles[0];
   if (first === undefined) return undefined;
   let current = await warden.getRun(first.runId);
-  for (let depth = 0; depth < 64 && current.parentRunId !== undefined; depth++) {
-    const metadata = current.metadata as Partial<RunMetadata> | undefined;
-    if (metadata?.framework === FRAMEWORK && metadata.kind === "workflow") break;
+  for (let depth = 0; depth < 64 && current.parentRunId !== undefined && !isOurs(current.metadata, "workflow"); depth++) {
     current = await warden.getRun(current.parentRunId);
   }
   return current.status === "running" ? { runId: current.runId, traceId: current.traceId } : undefined;

@@ -1,8 +1,13 @@
 import type { Span, Trace, TracingProcessor } from "@openai/agents";
 import type { Warden } from "agent-warden";
-import { FRAMEWORK, governedSpans, registryOf, runScope, type Registry, type RunContextScope, type RunMetadata } from "./registry.js";
+import { FRAMEWORK, governedSpans, isOurs, registryOf, runScope, type Registry, type RunContextScope, type RunMetadata } from "./registry.js";
 
-/** Options of `WardenTraceProcessor`. */
+/**
+ * Options of `WardenTraceProcessor`.
+ * @example
+ * import { WardenTraceProcessor } from "agent-warden/openai-agents";
+ * const processor = new WardenTraceProcessor(warden, { agentId: (name) => `support/${name}`, onError: console.error });
+ */
 export interface WardenTraceProcessorOptions {
   /** The Warden agent id an SDK agent acts as, by agent name. Default: the client's own agent id. */
   agentId?: ((agentName: string) => string | undefined) | undefined;
@@ -165,14 +170,13 @@ export class WardenTraceProcessor implements TracingProcessor {
       return;
     }
     // Paused for approval: the run stays open until the SDK run resumes.
-    if (!this.#registry.pausedRuns().has(runId)) this.#close(runId, undefined);
+    if (!this.#registry.holdsPausedCall(runId)) this.#close(runId, undefined);
   }
 
   #endWorkflow(workflow: Workflow, error: unknown): void {
     this.#live.delete(workflow.runId);
     if (!workflow.owned) return;
-    const paused = this.#registry.pausedRuns();
-    if ([...workflow.agentRuns].some((runId) => paused.has(runId))) return;
+    for (const runId of workflow.agentRuns) if (this.#registry.holdsPausedCall(runId)) return;
     this.#close(workflow.runId, error ?? (workflow.failed ? { message: "an agent of this run failed" } : undefined));
   }
 
@@ -303,11 +307,6 @@ export class WardenTraceProcessor implements TracingProcessor {
     this.#reported.add(message);
     process.emitWarning(`[warden] openai-agents trace processor: ${message}`, { code: "WARDEN_TELEMETRY" });
   }
-}
-
-function isOurs(metadata: unknown, kind: RunMetadata["kind"]): boolean {
-  const value = metadata as Partial<RunMetadata> | undefined;
-  return value?.framework === FRAMEWORK && value.kind === kind;
 }
 
 function parseJson(raw: unknown): unknown {
