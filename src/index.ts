@@ -1,4 +1,4 @@
-export { Warden, RunScope, ToolCallHandle } from "./warden.js";
+export { Warden, RunScope, ToolCallHandle, isHalt } from "./warden.js";
 export type { CheckInput, ToolCallInit, ToolOptions, ToolContext, RunOptions } from "./warden.js";
 export type { WardenOptions } from "./config.js";
 export type { Decision, DecisionAction, PolicyMatch } from "./decision.js";

@@ -175,6 +175,53 @@ export class ToolCallHandle {
     return this.#owner.waitForApproval(this.toolCallId);
   }
 
+  /**
+   * Whether the tool may run, waiting for the reviewer first if the decision asks for one. Never
+   * throws for a refusal: a block, a rejection, a timeout or a halt comes back as `{ ok: false, error }`,
+   * for adapters that turn refusals into the framework's own answer (an error message, a denied result).
+   */
+  async admit(): Promise<{ ok: true } | { ok: false; halted: boolean; error: WardenError }> {
+    if (this.decision.action === "block") {
+      const error = this.error!;
+      return { ok: false, halted: isHalt(error), error };
+    }
+    if (this.decision.action === "require_approval") {
+      try {
+        await this.waitForApproval();
+      } catch (error) {
+        if (!WardenError.isInstance(error)) throw error;
+        return { ok: false, halted: isHalt(error), error };
+      }
+    }
+    return { ok: true };
+  }
+
+  /**
+   * Runs the tool once admitted: waits for approval if needed, runs `fn` with the call's signal, settles
+   * as soon as a halt aborts it (even if `fn` ignores the signal), and records the output or the
+   * failure. A refusal throws its `WardenError`; the tool's own error is rethrown as it was.
+   * @example
+   * const handle = warden.beginToolCall({ tool: "deploy", args });
+   * const result = await handle.run((signal) => ci.deploy(args, { signal }));
+   */
+  async run<T>(fn: (signal: AbortSignal) => T | Promise<T>): Promise<T> {
+    const admitted = await this.admit();
+    if (!admitted.ok) throw admitted.error;
+    try {
+      const output = await raceAbort(this.signal, () => fn(this.signal));
+      this.complete(output);
+      return output;
+    } catch (error) {
+      this.fail(error);
+      throw error;
+    }
+  }
+
+  /** Aborts this call when `signal` does too (the framework's own cancellation). */
+  link(signal: AbortSignal): void {
+    this.#owner.link(this.toolCallId, signal);
+  }
+
   /** Records the tool's output (redacted) and duration. */
   complete(output?: unknown): void {
     this.#owner.finishToolCall(this.toolCallId, ToolCallStatus.COMPLETED, output, undefined);
@@ -188,6 +235,7 @@ export class ToolCallHandle {
 
 interface WardenInternals {
   blockError(decision: Decision, toolName: string, toolCallId: string): WardenError;
+  link(toolCallId: string, signal: AbortSignal): void;
   waitForApproval(toolCallId: string): Promise<void>;
   finishToolCall(toolCallId: string, status: ToolCallStatus, output: unknown, error: unknown): void;
 }
@@ -256,6 +304,8 @@ export class Warden {
   readonly #converter: CurrencyConverter;
   readonly #runs = new Map<string, ActiveRun>();
   readonly #calls = new Map<string, ActiveToolCall>();
+  /** In-flight calls by the framework's id, for resuming without a store read. */
+  readonly #byExternalId = new Map<string, string>();
   readonly #actionTypes = new Map<string, ActionType>();
   readonly #groups = new Map<string, string | undefined>();
   readonly #internals: WardenInternals;
@@ -314,6 +364,10 @@ export class Warden {
     this.#internals = {
       blockError: (decision, toolName, toolCallId) => this.#blockError(decision, toolName, toolCallId),
       waitForApproval: (toolCallId) => this.#waitForApproval(toolCallId),
+      link: (toolCallId, signal) => {
+        const state = this.#calls.get(toolCallId);
+        if (state) this.#link(state, signal);
+      },
       finishToolCall: (toolCallId, status, output, error) => this.#finishToolCall(toolCallId, status, output, error),
     };
     this.#remote = createRemoteLink(resolved, { agentId: this.agentId, group: this.group }, {
@@ -494,7 +548,7 @@ export class Warden {
       this.#endImplicitRun(run, false);
       return new ToolCallHandle(this.#internals, state, undefined);
     }
-    this.#calls.set(toolCallId, state);
+    this.#track(state);
     if (init.signal) this.#link(state, init.signal);
     if (decision.action === "require_approval") {
       approval = this.approvals.create({ toolCallId, runId: run.runId, agentId, toolName: init.tool, payload: input, agentContext, policyId: decision.policyId, reason: decision.reason, timeoutMs: decision.timeoutMs });
@@ -507,16 +561,7 @@ export class Warden {
   /** @internal The governed flow behind `run.tool` and `guard`: check → approval → execute → record. */
   async execute<T>(init: ToolCallInit, fn: (context: ToolContext) => T | Promise<T>): Promise<T> {
     const handle = this.beginToolCall(init);
-    if (handle.decision.action === "block") throw handle.error;
-    if (handle.decision.action === "require_approval") await handle.waitForApproval();
-    try {
-      const output = await raceAbort(handle.signal, () => fn({ signal: handle.signal, toolCallId: handle.toolCallId, runId: handle.runId }));
-      handle.complete(output);
-      return output;
-    } catch (error) {
-      handle.fail(error);
-      throw error;
-    }
+    return handle.run((signal) => fn({ signal, toolCallId: handle.toolCallId, runId: handle.runId }));
   }
 
   /**
@@ -525,10 +570,21 @@ export class Warden {
    * the framework's id. The handle's decision is `allow` once approved, `block` once rejected or
    * expired, and still `require_approval` while the reviewer has not answered; an allowed call that
    * has not finished yet (a coding-agent hook records the call before the tool runs) keeps its decision.
+   * Undefined when no unfinished call has that id.
    */
+  findToolCall(id: string, options: { signal?: AbortSignal | undefined } = {}): ToolCallHandle | undefined {
+    try {
+      return this.resumeToolCall(id, options);
+    } catch (error) {
+      if (WardenError.isInstance(error) && (error.code === "not_found" || error.code === "invalid_state")) return undefined;
+      throw error;
+    }
+  }
+
+  /** Like `findToolCall`, but an unknown call is a `NotFoundError` and a finished one an `InvalidStateError`. */
   resumeToolCall(id: string, options: { signal?: AbortSignal | undefined } = {}): ToolCallHandle {
     this.#assertOpen();
-    let state = this.#calls.get(id) ?? [...this.#calls.values()].find((c) => c.externalId === id);
+    let state = this.#calls.get(id) ?? this.#calls.get(this.#byExternalId.get(id) ?? "");
     if (state === undefined) {
       const row = this.#store.get<ToolCallRow>("SELECT * FROM tool_calls WHERE (id = ?1 OR external_id = ?1) AND org = ?2 AND kind = 'tool' ORDER BY started_at DESC, rowid DESC LIMIT 1", id, this.organization);
       if (!row) throw new NotFoundError("tool call", id);
@@ -540,7 +596,7 @@ export class Warden {
       // The run may have ended while the call waited (an SDK pauses a call across two requests): the call can still finish.
       if (this.#store.get<{ status: string }>("SELECT status FROM runs WHERE id = ?", row.run_id)?.status === RunStatus.RUNNING) this.#adoptRun(row.run_id);
       state = { toolCallId: row.id, externalId: row.external_id ?? undefined, runId: row.run_id, stepId: row.step_id ?? undefined, agentId: row.agent_id, toolName: row.tool_name, status: row.status as ToolCallStatus, startedAt: performance.now(), controller: new AbortController(), cleanup: undefined, approvalId, decision };
-      this.#calls.set(state.toolCallId, state);
+      this.#track(state);
     }
     if (options.signal) this.#link(state, options.signal);
     const approval = state.approvalId === undefined ? undefined : this.approvals.get(state.approvalId);
@@ -579,6 +635,11 @@ export class Warden {
     throw new ApprovalRejectedError({ approvalId: settled.approvalId, toolName: state.toolName, reviewer: settled.reviewer, reason: settled.decisionReason });
   }
 
+  #track(state: ActiveToolCall): void {
+    this.#calls.set(state.toolCallId, state);
+    if (state.externalId !== undefined) this.#byExternalId.set(state.externalId, state.toolCallId);
+  }
+
   #markApproved(state: ActiveToolCall): void {
     if (state.status !== ToolCallStatus.AWAITING_APPROVAL) return;
     state.status = ToolCallStatus.PENDING;
@@ -611,6 +672,7 @@ export class Warden {
       throw new InvalidStateError(`tool call "${toolCallId}" is awaiting approval; it cannot be ${status === ToolCallStatus.FAILED ? "failed" : "completed"} before a reviewer approves it`);
     }
     this.#calls.delete(toolCallId);
+    if (state.externalId !== undefined) this.#byExternalId.delete(state.externalId);
     state.cleanup?.();
     const durationMs = performance.now() - state.startedAt;
     const now = Date.now();
@@ -1209,6 +1271,18 @@ function shadowed(decision: Decision): Decision {
   delete rest.timeoutMs;
   delete rest.halted;
   return { ...rest, action: "warn", reason: `shadow: would ${would}: ${decision.reason}` };
+}
+
+/**
+ * True for a refusal caused by a halt: a `HaltedError`, or a `TokenError` because a halt invalidated
+ * the token. Works across copies of the package (it reads codes, not classes).
+ * @example
+ * import { isHalt } from "agent-warden";
+ * if (isHalt(error)) stopTheLoop();
+ */
+export function isHalt(error: unknown): boolean {
+  if (!WardenError.isInstance(error)) return false;
+  return error.code === "halted" || (error.code === "token_invalid" && (error as WardenError & { reason?: string }).reason === "halted");
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -45,6 +45,7 @@ describe("public API", () => {
         "formatRunTree",
         "hasPermission",
         "inspectToken",
+        "isHalt",
         "loadPolicyFile",
         "parseDuration",
         "parsePolicySet",

@@ -1,4 +1,5 @@
 import { Command, CommanderError, Option } from "commander";
+import { bareMessage } from "../server/errors.js";
 import { SqliteControlPlaneStore, assertOrg } from "../server/sqlite-store.js";
 import { ROLES, type ApiKeyRecord, type Role } from "../server/store.js";
 
@@ -20,7 +21,7 @@ function org(program: Command): string {
   try {
     assertOrg(value);
   } catch (error) {
-    throw new CommanderError(EXIT_USAGE, "warden.org", (error as Error).message.replace(/^\[warden\] /, ""));
+    throw new CommanderError(EXIT_USAGE, "warden.org", bareMessage(error));
   }
   return value;
 }

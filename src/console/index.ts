@@ -11,6 +11,7 @@ import { consoleAssetsDir } from "./assets-dir.js";
 import {
   CONSOLE_ROLES,
   CSRF_HEADER,
+  SESSION_COOKIE,
   SessionStore,
   clearSessionCookie,
   csrfMatches,
@@ -18,15 +19,7 @@ import {
   sameOrigin,
   setSessionCookie,
   type ConsoleSession,
-  type SessionLimits,
 } from "./session.js";
-
-export interface ConsoleOptions {
-  /** Directory of the console's static files. Default: shipped with the package. */
-  assetsDir?: string | undefined;
-  /** Session lifetime, idle timeout and count. */
-  sessions?: Partial<SessionLimits> | undefined;
-}
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
@@ -62,20 +55,23 @@ function sessionBody(session: ConsoleSession) {
  * requests, with a CSRF token required on every cookie-authenticated write. Call it before `/v1`
  * is mounted. Requests carrying an API key are left to the API's own authentication.
  */
-export function mountConsole(app: Express, context: ServerContext, options: ConsoleOptions = {}): void {
-  const assets = options.assetsDir ?? consoleAssetsDir();
+export function mountConsole(app: Express, context: ServerContext): void {
+  const assets = consoleAssetsDir();
   if (assets === undefined) throw new ConfigError("the console's files were not found (looked beside the server's code and in dist/console); pass console: false to serve the API alone");
   const { store } = context;
-  const sessions = new SessionStore(options.sessions);
+  const sessions = new SessionStore();
   const body = jsonBody(context.limits.body);
+  const sessionOf = (request: Request) => {
+    const token = readCookie(request, SESSION_COOKIE);
+    return { token, session: token === undefined ? undefined : sessions.get(token) };
+  };
 
   // ── /v1: the session cookie as credentials ────────────────────────────────────────────────
   const api = Router();
   api.use(async function consoleSession(request: Request, response: Response, next: NextFunction): Promise<void> {
     if (request.path === "/health" || request.get("authorization") !== undefined || request.get("x-api-key") !== undefined) return next();
-    const token = readCookie(request, "warden_session");
+    const { token, session } = sessionOf(request);
     if (token === undefined) return next();
-    const session = sessions.get(token);
     const principal = session && (await store.authenticate(session.secret));
     if (session === undefined || principal === undefined || !CONSOLE_ROLES.includes(principal.role)) {
       sessions.delete(token);
@@ -88,6 +84,7 @@ export function mountConsole(app: Express, context: ServerContext, options: Cons
     }
     response.locals.principal = principal;
     response.locals.consoleSession = true;
+    response.locals.sessionExpiresAt = session.expiresAt;
     next();
   });
   const onlyConsole = (_request: Request, response: Response, next: NextFunction) => next(response.locals.consoleSession === true ? undefined : "route");
@@ -104,8 +101,7 @@ export function mountConsole(app: Express, context: ServerContext, options: Cons
   // ── sign-in ───────────────────────────────────────────────────────────────────────────────
   const pages = Router();
   pages.get("/console/session", (request, response) => {
-    const token = readCookie(request, "warden_session");
-    const session = token === undefined ? undefined : sessions.get(token);
+    const { session } = sessionOf(request);
     // 200 either way: asking is not an error, and the page asks on every load.
     response.json(session === undefined ? { signedIn: false } : sessionBody(session));
   });
@@ -119,7 +115,7 @@ export function mountConsole(app: Express, context: ServerContext, options: Cons
     if (!CONSOLE_ROLES.includes(principal.role)) {
       throw new HttpError(403, "insufficient_scope", "agent keys cannot sign in to the console", { problems: [{ path: "apiKey", message: "this is an agent key: sign in with a reviewer or admin key" }] });
     }
-    const previous = readCookie(request, "warden_session");
+    const previous = readCookie(request, SESSION_COOKIE);
     if (previous !== undefined) sessions.delete(previous);
     const { token, session } = sessions.create(apiKey, principal);
     setSessionCookie(request, response, token, sessions.maxAge);
@@ -127,8 +123,7 @@ export function mountConsole(app: Express, context: ServerContext, options: Cons
   });
 
   pages.delete("/console/session", (request, response) => {
-    const token = readCookie(request, "warden_session");
-    const session = token === undefined ? undefined : sessions.get(token);
+    const { token, session } = sessionOf(request);
     if (session !== undefined && (!sameOrigin(request) || !csrfMatches(session, request.get(CSRF_HEADER)))) {
       throw new HttpError(403, "insufficient_scope", "signing out needs the session's X-Warden-CSRF header");
     }

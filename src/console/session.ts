@@ -31,7 +31,7 @@ export interface SessionLimits {
   maxSessions: number;
 }
 
-export const DEFAULT_SESSION_LIMITS: SessionLimits = { maxAge: 12 * 3_600_000, idleTimeout: 2 * 3_600_000, maxSessions: 10_000 };
+const DEFAULT_SESSION_LIMITS: SessionLimits = { maxAge: 12 * 3_600_000, idleTimeout: 2 * 3_600_000, maxSessions: 10_000 };
 
 const digest = (token: string) => createHash("sha256").update(token).digest("hex");
 
@@ -45,10 +45,6 @@ export class SessionStore {
 
   constructor(limits: Partial<SessionLimits> = {}) {
     this.#limits = { ...DEFAULT_SESSION_LIMITS, ...limits };
-  }
-
-  get size(): number {
-    return this.#byDigest.size;
   }
 
   get maxAge(): number {

@@ -85,7 +85,8 @@ export class EventDispatcher {
    * not take it, moves the queue to the spool and returns. Never rejects.
    */
   async flush(): Promise<void> {
-    for (let rounds = 0; rounds < 1_000_000; rounds++) {
+    // Bounded, so an agent that never stops producing cannot keep a flush running forever.
+    for (let rounds = 0; rounds < 1_000_000 && !this.#closed; rounds++) {
       if (this.#pumping) await this.#pumping;
       if (this.#queue.length === 0 && !(this.#options.spool?.hasData ?? false)) return;
       await this.#kick(true);

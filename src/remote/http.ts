@@ -4,6 +4,11 @@ import { RemoteError } from "../errors.js";
 const RETRYABLE = new Set([429, 502, 503, 504]);
 const MAX_RETRY_AFTER = 60_000;
 
+/** True for the statuses a request (or the stream) is retried after; anything else is final. */
+export function isRetryableStatus(status: number): boolean {
+  return RETRYABLE.has(status);
+}
+
 export interface RemoteResponse<T> {
   status: number;
   headers: Headers;
@@ -68,7 +73,7 @@ export class RemoteHttp {
     }
     throw new RemoteError(`[${method}] "${url}": ${response.status} ${detail}`, {
       status: response.status,
-      retryable: RETRYABLE.has(response.status),
+      retryable: isRetryableStatus(response.status),
       retryAfterMs: parseRetryAfter(response.headers.get("retry-after")),
     });
   }

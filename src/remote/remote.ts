@@ -40,7 +40,7 @@ export interface RemoteLinkOptions {
 }
 
 /** What a client with neither cached nor local policies enforces until the control plane answers. */
-export const UNSYNCED_POLICY_SET = {
+const UNSYNCED_POLICY_SET = {
   version: 1,
   default: "block",
   policies: [{ id: "warden-unsynced", when: {}, action: "block", reason: "no policies synced from the control plane yet" }],
@@ -62,7 +62,7 @@ interface PolicyVersionBody {
 }
 
 /** The directory of one control plane and key: `<cacheDir>/<hash>`. */
-export function remoteDir(options: Pick<ResolvedOptions, "store" | "remote">, url: string, apiKey: string): string {
+function remoteDir(options: Pick<ResolvedOptions, "store" | "remote">, url: string, apiKey: string): string {
   const base = options.remote?.cacheDir ?? (options.store === ":memory:" ? "./.warden/remote" : join(dirname(resolve(options.store)), "remote"));
   const keyHash = createHash("sha256").update(apiKey).digest("hex");
   return resolve(base, createHash("sha256").update(`${url}\n${keyHash}`).digest("hex").slice(0, 16));

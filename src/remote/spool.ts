@@ -50,7 +50,7 @@ export class Spool {
     }
     if (written === 0) return 0;
     if (this.#writing === undefined || this.#writing.bytes >= SEGMENT_BYTES) {
-      this.#writing = { path: join(this.dir, `spool-${process.pid}-${this.#started}-${String(++this.#counter).padStart(6, "0")}.jsonl`), bytes: 0 };
+      this.#writing = { path: this.#nextSegmentPath(), bytes: 0 };
       this.#segments.push(this.#writing);
     }
     const bytes = Buffer.byteLength(text);
@@ -83,6 +83,11 @@ export class Spool {
     if (this.#reading.cursor >= this.#reading.events.length) this.#dropSegment();
   }
 
+  /** `spool-<pid>-<start>-<n>.jsonl`: the pid tells whether its writer still lives; the rest orders segments. */
+  #nextSegmentPath(): string {
+    return join(this.dir, `spool-${process.pid}-${this.#started}-${String(++this.#counter).padStart(6, "0")}.jsonl`);
+  }
+
   #dropSegment(): void {
     const segment = this.#segments.shift();
     this.#reading = undefined;
@@ -107,7 +112,7 @@ export class Spool {
       .filter((f) => f.match !== null && Number(f.match[1]) !== process.pid && !alive(Number(f.match[1])))
       .sort((a, b) => Number(a.match![2]) - Number(b.match![2]) || a.name.localeCompare(b.name));
     for (const { name } of orphans) {
-      const path = join(this.dir, `spool-${process.pid}-${this.#started}-${String(++this.#counter).padStart(6, "0")}.jsonl`);
+      const path = this.#nextSegmentPath();
       try {
         // Renaming claims it: of two processes adopting at once, one wins.
         renameSync(join(this.dir, name), path);

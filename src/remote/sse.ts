@@ -1,7 +1,7 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { RemoteError } from "../errors.js";
-import { parseRetryAfter } from "./http.js";
+import { isRetryableStatus, parseRetryAfter } from "./http.js";
 
 /** One server-sent event. */
 export interface StreamEvent {
@@ -81,7 +81,7 @@ export function followEventStream(options: {
       const status = response.statusCode ?? 0;
       if (status !== 200) {
         response.resume();
-        reject(new RemoteError(`[GET] "${options.url}": ${status}`, { status, retryable: [429, 502, 503, 504].includes(status), retryAfterMs: parseRetryAfter((response.headers["retry-after"] as string | undefined) ?? null) }));
+        reject(new RemoteError(`[GET] "${options.url}": ${status}`, { status, retryable: isRetryableStatus(status), retryAfterMs: parseRetryAfter((response.headers["retry-after"] as string | undefined) ?? null) }));
         return;
       }
       options.onOpen();

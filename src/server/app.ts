@@ -5,7 +5,7 @@ import { ConfigError, InvalidInputError, InvalidStateError, NotFoundError, Polic
 import { mountConsole } from "../console/index.js";
 import { authenticate } from "./auth.js";
 import type { ServerContext } from "./context.js";
-import { HttpError, PreconditionFailedError } from "./errors.js";
+import { bareMessage, HttpError, PreconditionFailedError } from "./errors.js";
 import { adminRoutes } from "./routes/admin.js";
 import { approvalRoutes } from "./routes/approvals.js";
 import { haltRoutes } from "./routes/halts.js";
@@ -17,6 +17,16 @@ import { SqliteControlPlaneStore } from "./sqlite-store.js";
 import type { Changes, ControlPlaneStore, Role } from "./store.js";
 import { StreamHub } from "./stream.js";
 
+/** How often open streams are checked against revoked keys. */
+const KEY_CHECK_INTERVAL = 5000;
+
+/**
+ * Options of `createWardenServer`; every one has a default.
+ * @example
+ * import { createWardenServer, type WardenServerOptions } from "agent-warden/server";
+ * const options: WardenServerOptions = { db: "./warden.db", bodyLimit: "512kb", maxStreams: 200 };
+ * const server = createWardenServer(options);
+ */
 export interface WardenServerOptions {
   /** SQLite database (the embedded store's format). Default `./warden.db`; `:memory:` in tests. Ignored with `store`. */
   db?: string | undefined;
@@ -34,15 +44,24 @@ export interface WardenServerOptions {
   streamRetention?: number | undefined;
   /** What a reconnecting EventSource waits. Default 1 s. */
   streamRetry?: number | undefined;
+  /** Most streams one organization may hold open; beyond it `GET /v1/stream` answers 503 and clients poll. Default 1000. */
+  maxStreams?: number | undefined;
   /** Serve the web console at `/` (sign-in with a reviewer or admin key). Default true. */
   console?: boolean | undefined;
-  /** More routes (the console), mounted after the API and before the 404 handler. */
+  /** More routes of your own, mounted after the API and the console and before the 404 handler. */
   extend?: ((app: Express, context: ServerContext) => void) | undefined;
   /** Receives unexpected errors (500s, background failures). Default: `console.error`. */
   onError?: ((error: unknown) => void) | undefined;
 }
 
-/** A control plane: the Express app, its store, and its lifecycle. */
+/**
+ * A control plane: the Express app, its store, and its lifecycle.
+ * @example
+ * import { createWardenServer, type WardenServer } from "agent-warden/server";
+ * const server: WardenServer = createWardenServer({ db: ":memory:" });
+ * await server.listen(0);
+ * await server.close();
+ */
 export interface WardenServer {
   readonly app: Express;
   readonly store: ControlPlaneStore;
@@ -65,13 +84,13 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
   const store = options.store ?? new SqliteControlPlaneStore({ path: options.db ?? "./warden.db", onError });
   const hub = new StreamHub(options.heartbeatInterval ?? 2000);
   const publish = (changes: Changes | readonly Changes[]) => {
-    for (const change of Array.isArray(changes) ? (changes as readonly Changes[]) : [changes as Changes]) hub.publish(change);
+    for (const change of ([] as Changes[]).concat(changes)) hub.publish(change);
   };
   const context: ServerContext = {
     store,
     hub,
     publish,
-    limits: { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? "5mb" },
+    limits: { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? "5mb", streams: options.maxStreams ?? 1000 },
     retryMs: options.streamRetry ?? 1000,
   };
 
@@ -122,6 +141,16 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
     })().catch(onError);
   }, options.sweepInterval ?? 250);
   sweeper.unref();
+  // Keys revoked elsewhere (the CLI, another server on the same database) end their streams too.
+  const keyCheck = setInterval(() => {
+    void (async () => {
+      for (const org of hub.orgs()) {
+        const active = new Set((await store.listKeys(org)).filter((key) => key.revokedAt === undefined).map((key) => key.keyId));
+        hub.drop(org, (subscriber) => !active.has(subscriber.keyId));
+      }
+    })().catch(onError);
+  }, KEY_CHECK_INTERVAL);
+  keyCheck.unref();
   const retention = options.streamRetention ?? 7 * 86_400_000;
   const pruner = setInterval(() => void store.pruneStream(Date.now() - retention).catch(onError), Math.min(retention, 3_600_000));
   pruner.unref();
@@ -146,6 +175,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
       if (stopped) return;
       stopped = true;
       clearInterval(sweeper);
+      clearInterval(keyCheck);
       clearInterval(pruner);
       hub.close();
       if (server) {
@@ -158,7 +188,14 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
   };
 }
 
-/** Creates an admin key for `org` when it has none; returns the key (to show once) or undefined. */
+/**
+ * Creates an admin key for `org` when it has none; returns the key (to show once) or undefined.
+ * @example
+ * import { createWardenServer, ensureAdminKey } from "agent-warden/server";
+ * const server = createWardenServer({ db: "./warden.db" });
+ * const key = await ensureAdminKey(server.store, "acme");
+ * if (key) console.log(`admin key, shown once: ${key}`);
+ */
 export async function ensureAdminKey(store: ControlPlaneStore, org: string, role: Role = "admin"): Promise<string | undefined> {
   if (await store.hasActiveKey(org, role)) return undefined;
   return (await store.createKey({ org, role, name: "bootstrap admin", actor: "warden serve" })).key;
@@ -173,7 +210,7 @@ interface BodyParserError extends Error {
 function errorHandler(onError: (error: unknown) => void): ErrorRequestHandler {
   return function wardenErrorHandler(error: unknown, request: Request, response: Response, _next: NextFunction): void {
     const http = toHttpError(error);
-    if (http.status >= 500) onError(error);
+    if (http.code === "internal") onError(error);
     if (response.headersSent) {
       response.destroy();
       return;
@@ -196,15 +233,13 @@ function toHttpError(error: unknown): HttpError {
     if (parserError.type === "entity.parse.failed") return new HttpError(400, "invalid_request", "the body is not valid JSON");
     if (parserError.status >= 400 && parserError.status < 500) return new HttpError(400, "invalid_request", parserError.message);
   }
-  if (error instanceof PolicyError) return new HttpError(400, "invalid_policy", stripPrefix(error.message), { problems: policyProblems(error) });
-  if (error instanceof PreconditionFailedError) return new HttpError(412, "precondition_failed", stripPrefix(error.message), { headers: { ETag: error.current } });
-  if (error instanceof NotFoundError) return new HttpError(404, "not_found", stripPrefix(error.message));
-  if (error instanceof InvalidStateError) return new HttpError(409, "conflict", stripPrefix(error.message));
-  if (error instanceof InvalidInputError || error instanceof ConfigError || error instanceof TokenError) return new HttpError(400, "invalid_request", stripPrefix(error.message));
-  if (WardenError.isInstance(error) && error.code === "policy_invalid") return new HttpError(400, "invalid_policy", stripPrefix(error.message));
+  if (error instanceof PolicyError) return new HttpError(400, "invalid_policy", bareMessage(error), { problems: policyProblems(error) });
+  if (error instanceof PreconditionFailedError) return new HttpError(412, "precondition_failed", bareMessage(error), { headers: { ETag: error.current } });
+  if (error instanceof NotFoundError) return new HttpError(404, "not_found", bareMessage(error));
+  if (error instanceof InvalidStateError) return new HttpError(409, "conflict", bareMessage(error));
+  if (error instanceof InvalidInputError || error instanceof ConfigError || error instanceof TokenError) return new HttpError(400, "invalid_request", bareMessage(error));
+  if (WardenError.isInstance(error) && error.code === "policy_invalid") return new HttpError(400, "invalid_policy", bareMessage(error));
   // URIError from a malformed path escape, and the like.
   if (error instanceof URIError) return new HttpError(400, "invalid_request", "malformed URL");
   return new HttpError(500, "internal", "internal error", { cause: error });
 }
-
-const stripPrefix = (message: string) => message.replace(/^\[warden\] /, "");

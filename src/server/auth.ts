@@ -1,7 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import { HttpError } from "./errors.js";
 import { allows, type Permission } from "./keys.js";
-import type { ControlPlaneStore, Principal } from "./store.js";
+import type { ControlPlaneStore, Principal, Role } from "./store.js";
 
 const realm = 'Bearer realm="warden"';
 
@@ -35,7 +35,7 @@ export function requirePermission(permission: Permission): RequestHandler {
   return function requirePermissionOf(_request: Request, response: Response, next: NextFunction): void {
     const principal = principalOf(response);
     if (!allows(principal.role, permission)) {
-      throw new HttpError(403, "insufficient_scope", `${principal.role === "agent" ? "an" : "a"} ${principal.role} key may not do this (needs ${permission})`, { headers: { "WWW-Authenticate": `${realm}, error="insufficient_scope", scope="${permission}"` } });
+      throw new HttpError(403, "insufficient_scope", `${withArticle(principal.role)} key may not do this (needs ${permission})`, { headers: { "WWW-Authenticate": `${realm}, error="insufficient_scope", scope="${permission}"` } });
     }
     next();
   };
@@ -45,6 +45,16 @@ export function principalOf(response: Response): Principal {
   const principal = response.locals.principal as Principal | undefined;
   if (principal === undefined) throw new HttpError(401, "unauthorized", "not authenticated", { headers: { "WWW-Authenticate": realm } });
   return principal;
+}
+
+/** Who a write is recorded as: the key's name, else its id. */
+export function actorOf(principal: Principal): string {
+  return principal.name ?? principal.keyId;
+}
+
+/** "an agent", "a reviewer", "an admin". */
+export function withArticle(role: Role): string {
+  return `${/^[aeiou]/.test(role) ? "an" : "a"} ${role}`;
 }
 
 /** A key bound to one agent may only speak for that agent. */

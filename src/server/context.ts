@@ -7,6 +7,8 @@ export interface ServerContext {
   hub: StreamHub;
   /** Pushes changes to stream subscribers (their durable part is already stored). */
   publish(changes: Changes | readonly Changes[]): void;
-  limits: { body: number | string; ingestBody: number | string };
+  /** Largest bodies, and the most streams one organization may hold open. */
+  limits: { body: number | string; ingestBody: number | string; streams: number };
+  /** The `retry:` a stream tells a reconnecting EventSource. */
   retryMs: number;
 }

@@ -1,6 +1,11 @@
 import { InvalidStateError } from "../errors.js";
 
-/** One problem with a request: where (a dotted path into the body or query) and what. */
+/**
+ * One problem with a request: where (a dotted path into the body or query) and what.
+ * @example
+ * import type { Problem } from "agent-warden/server";
+ * const problem: Problem = { path: "events.3.id", message: "required" };
+ */
 export interface Problem {
   path: string;
   message: string;
@@ -10,7 +15,12 @@ export interface Problem {
   line?: number;
 }
 
-/** Stable error codes of the HTTP API. */
+/**
+ * Stable error codes of the HTTP API: `{ error: { code, message, problems? } }`.
+ * @example
+ * import type { ApiErrorCode } from "agent-warden/server";
+ * const retryLater = (code: ApiErrorCode) => code === "unavailable";
+ */
 export type ApiErrorCode =
   | "invalid_request"
   | "invalid_policy"
@@ -22,9 +32,16 @@ export type ApiErrorCode =
   | "precondition_failed"
   | "payload_too_large"
   | "unsupported_media_type"
+  | "unavailable"
   | "internal";
 
-/** An error with an HTTP status, a stable code and, for validation, the list of problems. */
+/**
+ * An error with an HTTP status, a stable code and, for validation, the list of problems. Thrown
+ * from a route, it becomes the API's error body.
+ * @example
+ * import { HttpError } from "agent-warden/server";
+ * throw new HttpError(404, "not_found", `run "${runId}" not found`);
+ */
 export class HttpError extends Error {
   readonly status: number;
   readonly code: ApiErrorCode;
@@ -49,4 +66,9 @@ export class PreconditionFailedError extends InvalidStateError {
     super(message);
     this.current = current;
   }
+}
+
+/** A core error's message without its `[warden] ` prefix, for an API body or a CLI line. */
+export function bareMessage(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).replace(/^\[warden\] /, "");
 }

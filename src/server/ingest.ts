@@ -6,7 +6,7 @@ import type { SQLInputValue } from "node:sqlite";
 import { ApprovalStatus, EventType } from "../enums.js";
 import type { WardenEvent } from "../events.js";
 import { toApprovalRecord, type ApprovalRow } from "../records.js";
-import type { Role, StreamMessageType } from "./store.js";
+import { DEFAULT_APPROVAL_TIMEOUT, type Role, type StreamMessageType } from "./store.js";
 
 /** @internal The few statements a projection needs, inside the caller's transaction. */
 export interface Sql {
@@ -23,7 +23,6 @@ export interface Effects {
 }
 
 const FINAL_TOOL_STATUSES = "('completed','failed','blocked','rejected')";
-const DEFAULT_APPROVAL_TIMEOUT = 15 * 60_000;
 
 const str = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
 const num = (value: unknown): number | undefined => (typeof value === "number" && Number.isFinite(value) ? value : undefined);
@@ -197,16 +196,20 @@ export function projectEvent(sql: Sql, org: string, role: Role, event: WardenEve
       const approvalId = str(data.approvalId);
       const status = str(data.status) ?? (event.type === EventType.APPROVAL_APPROVED ? ApprovalStatus.APPROVED : ApprovalStatus.REJECTED);
       if (approvalId === undefined || !(["approved", "rejected", "expired", "cancelled"] as string[]).includes(status)) return;
-      // An agent may give up on its own request (reject, expire, cancel); approving takes a reviewer.
+      // An agent may give up on its own request (reject, expire, cancel), never on another agent's;
+      // approving takes a reviewer.
       if (status === ApprovalStatus.APPROVED && role === "agent") return;
+      const ownRequestsOnly = role === "agent" ? agentId : null;
       const changed = sql.run(
-        "UPDATE approvals SET status = ?, reviewer = ?, decision_reason = ?, decided_at = ? WHERE id = ? AND org = ? AND status = 'pending'",
+        "UPDATE approvals SET status = ?, reviewer = ?, decision_reason = ?, decided_at = ? WHERE id = ? AND org = ? AND status = 'pending' AND (? IS NULL OR agent_id = ?)",
         status,
         str(data.reviewer) ?? event.actor,
         str(data.reason) ?? null,
         event.ts,
         approvalId,
         org,
+        ownRequestsOnly,
+        ownRequestsOnly,
       );
       if (changed) effects.durable.push({ type: "approval.resolved", data: approvalRecord(sql, org, approvalId) });
       return;

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { Role } from "./store.js";
 
 /** API keys start with this, so a leaked one is easy to spot and scan for. */
-export const API_KEY_PREFIX = "wdn_";
+const API_KEY_PREFIX = "wdn_";
 const API_KEY_PATTERN = /^wdn_[A-Za-z0-9_-]{43}$/;
 
 /** A new API key: `wdn_` and 256 random bits, base64url. Shown once; only its hash is stored. */
@@ -15,6 +15,7 @@ export function hashApiKey(key: string): string {
   return createHash("sha256").update(key).digest("hex");
 }
 
+/** Shape only: a value that cannot be a key is refused before any lookup. */
 export function looksLikeApiKey(value: string): boolean {
   return API_KEY_PATTERN.test(value);
 }
@@ -42,7 +43,7 @@ const agent: Permission[] = ["events:write", "agents:write", "check", "approvals
 const reviewer: Permission[] = ["check", "approvals:read", "approvals:decide", "policies:read", "halts:read", "runs:read", "ledger:read", "tokens:read", "stream"];
 const admin: Permission[] = [...new Set<Permission>([...agent, ...reviewer, "policies:write", "halts:write", "tokens:write", "keys:manage"])];
 
-export const GRANTS: Readonly<Record<Role, ReadonlySet<Permission>>> = {
+const GRANTS: Readonly<Record<Role, ReadonlySet<Permission>>> = {
   agent: new Set(agent),
   reviewer: new Set(reviewer),
   admin: new Set(admin),

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import type { SQLInputValue, StatementSync } from "node:sqlite";
 import { ApprovalStatus, EventType } from "../enums.js";
@@ -13,9 +12,11 @@ import { Ledger } from "../ledger/ledger.js";
 import { toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type RunRow, type RunSummary, type StepRow, type ToolCallRecord, type ToolCallRow } from "../records.js";
 import { SqliteStore, toLedgerEntry, type LedgerRow } from "../store/sqlite-store.js";
 import { PreconditionFailedError } from "./errors.js";
+import { etagMatches, policyEtag } from "./etag.js";
 import { approvalRecord, projectEvent, type Effects, type Sql } from "./ingest.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
 import { SERVER_SCHEMA_SQL } from "./schema.js";
+import { DEFAULT_APPROVAL_TIMEOUT } from "./store.js";
 import type {
   AgentRecord,
   ApiKeyRecord,
@@ -40,19 +41,32 @@ import type {
   ToolCallFilter,
 } from "./store.js";
 
+/**
+ * Where `SqliteControlPlaneStore` keeps its data, and how often the ledger is checkpointed.
+ * @example
+ * import { SqliteControlPlaneStore, type SqliteControlPlaneOptions } from "agent-warden/server";
+ * const options: SqliteControlPlaneOptions = { path: "./warden.db", checkpointEvery: 500 };
+ * const store = new SqliteControlPlaneStore(options);
+ */
 export interface SqliteControlPlaneOptions {
   /** The database file (the same format as the embedded store), or `:memory:`. */
   path: string;
   /** Ed25519 private key (PEM) for ledger checkpoints; default: `<db dir>/keys/ledger.pem`. */
   ledgerSigningKey?: string | undefined;
+  /** Sign a ledger checkpoint every this many entries. Default 1000. */
   checkpointEvery?: number | undefined;
+  /** …or after this long, whichever comes first. Default 10 s. */
   checkpointIntervalMs?: number | undefined;
+  /** Receives background failures (a write the database refused, a checkpoint that could not be signed). Default: ignored. */
   onError?: ((error: unknown) => void) | undefined;
 }
 
 /** The policy set of an organization that never stored one: allow and record everything, as the embedded client does. */
 const EMPTY_POLICY_SET = { version: 1, default: "allow", policies: [] };
+const EMPTY_POLICY_VERSION: PolicyVersion = { version: 0, etag: policyEtag(0, EMPTY_POLICY_SET), policies: EMPTY_POLICY_SET, source: undefined, author: undefined, comment: undefined, rolledBackFrom: undefined, createdAt: 0 };
 const runColumns = "id, agent_id, trace_id, parent_run_id, status, metadata, reason, agent_context, token_id, started_at, ended_at, error";
+const keyColumns = "id, org, role, name, agent_id, prefix, created_at, revoked_at, last_used_at";
+const haltColumns = "id, target_kind, target, reason, actor, created_at, lifted_at";
 const MAX_TREE_CHILDREN = 100;
 const MAX_TREE_EVENTS = 2000;
 const REMEMBERED_RESOLUTIONS = 10_000;
@@ -123,13 +137,21 @@ const toPolicyVersion = (row: PolicyRow): PolicyVersion => ({
   createdAt: row.created_at,
 });
 
-/** A strong ETag over the version and the content. */
-export function policyEtag(version: number, document: unknown): string {
-  return `"${version}-${createHash("sha256").update(canonicalJson(document)).digest("hex").slice(0, 16)}"`;
-}
-
 function page<T>(items: T[], total: number, query: PageQuery): Page<T> {
   return { items, total, limit: query.limit, offset: query.offset, nextOffset: query.offset + items.length < total ? query.offset + items.length : null };
+}
+
+type OrgMessage = { org: string; message: StreamMessage };
+
+/** Groups messages by organization, each group in the order given. */
+function byOrganization(messages: readonly OrgMessage[]): Changes[] {
+  const grouped = new Map<string, StreamMessage[]>();
+  for (const { org, message } of messages) {
+    const list = grouped.get(org);
+    if (list === undefined) grouped.set(org, [message]);
+    else list.push(message);
+  }
+  return [...grouped].map(([org, list]) => ({ org, messages: list }));
 }
 
 function scopeOf(target: { agentId?: string | undefined; group?: string | undefined; runId?: string | undefined }): [HaltRecord["scope"], string | undefined] {
@@ -143,9 +165,15 @@ function scopeOf(target: { agentId?: string | undefined; group?: string | undefi
  * The control plane on SQLite: the embedded store's file and tables (so the CLI can read the same
  * database), plus keys, policy versions and the stream log. Writes that belong together commit in
  * one transaction.
+ * @example
+ * import { createWardenServer, SqliteControlPlaneStore } from "agent-warden/server";
+ * const store = new SqliteControlPlaneStore({ path: "./warden.db" });
+ * const { key } = await store.createKey({ org: "acme", role: "reviewer", name: "alice" });
+ * const server = createWardenServer({ store });
  */
 export class SqliteControlPlaneStore implements ControlPlaneStore {
   readonly kind = "sqlite";
+  /** @internal The embedded store underneath (tests count its rows). */
   readonly store: SqliteStore;
   readonly #statements = new Map<string, StatementSync>();
   readonly #sql: Sql;
@@ -183,6 +211,8 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   // ── keys ──────────────────────────────────────────────────────────────────────────────────
 
   async createKey(input: { org: string; role: Role; name?: string | undefined; agentId?: string | undefined; actor?: string | undefined }): Promise<{ key: string; record: ApiKeyRecord }> {
+    // The organization names its token key's file: no path separators, nothing odd.
+    assertOrg(input.org);
     const key = generateApiKey();
     const now = Date.now();
     const row: KeyRow = { id: newId("key"), org: input.org, role: input.role, name: input.name ?? null, agent_id: input.agentId ?? null, prefix: key.slice(0, 12), created_at: now, revoked_at: null, last_used_at: null };
@@ -194,12 +224,12 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   }
 
   async listKeys(org: string): Promise<ApiKeyRecord[]> {
-    return this.#all<KeyRow>("SELECT id, org, role, name, agent_id, prefix, created_at, revoked_at, last_used_at FROM api_keys WHERE org = ? ORDER BY created_at, rowid", org).map(toKeyRecord);
+    return this.#all<KeyRow>(`SELECT ${keyColumns} FROM api_keys WHERE org = ? ORDER BY created_at, rowid`, org).map(toKeyRecord);
   }
 
   async revokeKey(org: string, keyId: string, actor?: string): Promise<ApiKeyRecord> {
     return this.#transaction(() => {
-      const row = this.#sql.get<KeyRow>("SELECT id, org, role, name, agent_id, prefix, created_at, revoked_at, last_used_at FROM api_keys WHERE id = ? AND org = ?", keyId, org);
+      const row = this.#sql.get<KeyRow>(`SELECT ${keyColumns} FROM api_keys WHERE id = ? AND org = ?`, keyId, org);
       if (row === undefined) throw new NotFoundError("key", keyId);
       if (row.revoked_at !== null) return toKeyRecord(row);
       const now = Date.now();
@@ -211,7 +241,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
 
   async authenticate(secret: string): Promise<Principal | undefined> {
     if (!looksLikeApiKey(secret)) return undefined;
-    const row = this.#peek<KeyRow>("SELECT id, org, role, name, agent_id, prefix, created_at, revoked_at, last_used_at FROM api_keys WHERE hash = ? AND revoked_at IS NULL", hashApiKey(secret));
+    const row = this.#peek<KeyRow>(`SELECT ${keyColumns} FROM api_keys WHERE hash = ? AND revoked_at IS NULL`, hashApiKey(secret));
     if (row === undefined) return undefined;
     const now = Date.now();
     if (now - (this.#lastUsed.get(row.id) ?? 0) > 60_000) {
@@ -235,7 +265,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     const messages = this.#transaction(() => {
       const now = Date.now();
       for (const event of events) {
-        if (this.#sql.run("INSERT INTO ingested_events (org, id, received_at) VALUES (?,?,?) ON CONFLICT DO NOTHING", org, event.id, now) === 0) {
+        if (!this.#markIngested(org, event.id, now)) {
           duplicates++;
           continue;
         }
@@ -263,13 +293,13 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   async listRuns(org: string, filter: RunFilter, query: PageQuery): Promise<Page<RunSummary>> {
     const where = "org = ?1 AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR trace_id = ?4) AND (?5 IS NULL OR parent_run_id = ?5)";
     const params = [org, filter.agentId ?? null, filter.status ?? null, filter.traceId ?? null, filter.parentRunId ?? null];
-    const total = this.#all<{ n: number }>(`SELECT COUNT(*) AS n FROM runs WHERE ${where}`, ...params)[0]!.n;
+    const total = this.#peek<{ n: number }>(`SELECT COUNT(*) AS n FROM runs WHERE ${where}`, ...params)!.n;
     const rows = this.#all<RunRow>(`SELECT ${runColumns} FROM runs WHERE ${where} ORDER BY started_at DESC, rowid DESC LIMIT ?6 OFFSET ?7`, ...params, query.limit, query.offset);
     return page(rows.map(toRunSummary), total, query);
   }
 
   async getRun(org: string, runId: string, depth: number): Promise<RunTree | undefined> {
-    const row = this.#all<RunRow>(`SELECT ${runColumns} FROM runs WHERE id = ? AND org = ?`, runId, org)[0];
+    const row = this.#peek<RunRow>(`SELECT ${runColumns} FROM runs WHERE id = ? AND org = ?`, runId, org);
     if (row === undefined) return undefined;
     const approvals = new Map(this.#all<ApprovalRow>("SELECT * FROM approvals WHERE run_id = ? AND org = ? ORDER BY created_at", runId, org).map((a) => [a.tool_call_id, toApprovalRecord(a)]));
     const childIds = this.#all<{ id: string }>("SELECT id FROM runs WHERE parent_run_id = ? AND org = ? ORDER BY started_at LIMIT ?", runId, org, MAX_TREE_CHILDREN).map((r) => r.id);
@@ -297,33 +327,33 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     const where =
       "org = ?1 AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR run_id = ?4) AND (?5 IS NULL OR tool_name = ?5) AND (?6 IS NULL OR run_id IN (SELECT id FROM runs WHERE org = ?1 AND trace_id = ?6))";
     const params = [org, filter.agentId ?? null, filter.status ?? null, filter.runId ?? null, filter.toolName ?? null, filter.traceId ?? null];
-    const total = this.#all<{ n: number }>(`SELECT COUNT(*) AS n FROM tool_calls WHERE ${where}`, ...params)[0]!.n;
+    const total = this.#peek<{ n: number }>(`SELECT COUNT(*) AS n FROM tool_calls WHERE ${where}`, ...params)!.n;
     const rows = this.#all<ToolCallRow>(`SELECT * FROM tool_calls WHERE ${where} ORDER BY started_at DESC, rowid DESC LIMIT ?7 OFFSET ?8`, ...params, query.limit, query.offset);
     const approvals = this.#approvalsFor(org, rows.map((r) => r.id));
     return page(rows.map((r) => toToolCallRecord(r, approvals.get(r.id))), total, query);
   }
 
   async getToolCall(org: string, toolCallId: string): Promise<ToolCallRecord | undefined> {
-    const row = this.#all<ToolCallRow>("SELECT * FROM tool_calls WHERE id = ? AND org = ?", toolCallId, org)[0];
+    const row = this.#peek<ToolCallRow>("SELECT * FROM tool_calls WHERE id = ? AND org = ?", toolCallId, org);
     return row && toToolCallRecord(row, this.#approvalsFor(org, [row.id]).get(row.id));
   }
 
   // ── policies ──────────────────────────────────────────────────────────────────────────────
 
   async currentPolicy(org: string): Promise<PolicyVersion> {
-    const row = this.#all<PolicyRow>("SELECT * FROM policy_versions WHERE org = ? ORDER BY version DESC LIMIT 1", org)[0];
-    if (row) return toPolicyVersion(row);
-    return { version: 0, etag: policyEtag(0, EMPTY_POLICY_SET), policies: EMPTY_POLICY_SET, source: undefined, author: undefined, comment: undefined, rolledBackFrom: undefined, createdAt: 0 };
+    const row = this.#peek<PolicyRow>("SELECT * FROM policy_versions WHERE org = ? ORDER BY version DESC LIMIT 1", org);
+    return row ? toPolicyVersion(row) : EMPTY_POLICY_VERSION;
   }
 
   async getPolicyVersion(org: string, version: number): Promise<PolicyVersion | undefined> {
-    if (version === 0) return this.currentPolicy(org).then((current) => (current.version === 0 ? current : { ...current, version: 0, etag: policyEtag(0, EMPTY_POLICY_SET), policies: EMPTY_POLICY_SET, source: undefined, author: undefined, comment: undefined, rolledBackFrom: undefined, createdAt: 0 }));
-    const row = this.#all<PolicyRow>("SELECT * FROM policy_versions WHERE org = ? AND version = ?", org, version)[0];
+    // Version 0 is the set every organization starts with; rolling back to it is allowed.
+    if (version === 0) return EMPTY_POLICY_VERSION;
+    const row = this.#peek<PolicyRow>("SELECT * FROM policy_versions WHERE org = ? AND version = ?", org, version);
     return row && toPolicyVersion(row);
   }
 
   async listPolicyVersions(org: string, query: PageQuery): Promise<Page<PolicyVersionSummary>> {
-    const total = this.#all<{ n: number }>("SELECT COUNT(*) AS n FROM policy_versions WHERE org = ?", org)[0]!.n;
+    const total = this.#peek<{ n: number }>("SELECT COUNT(*) AS n FROM policy_versions WHERE org = ?", org)!.n;
     const rows = this.#all<PolicyRow>("SELECT * FROM policy_versions WHERE org = ? ORDER BY version DESC LIMIT ? OFFSET ?", org, query.limit, query.offset);
     return page(
       rows.map((row) => {
@@ -399,7 +429,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
         reviewer: undefined,
         decisionReason: undefined,
         createdAt: now,
-        expiresAt: input.expiresAt ?? now + (input.timeoutMs ?? 15 * 60_000),
+        expiresAt: input.expiresAt ?? now + (input.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT),
         decidedAt: undefined,
       };
       this.#sql.run(
@@ -440,7 +470,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   async listApprovals(org: string, filter: ApprovalFilter, query: PageQuery): Promise<Page<ApprovalRecord>> {
     const where = "org = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR run_id = ?3) AND (?4 IS NULL OR agent_id = ?4)";
     const params = [org, filter.status ?? null, filter.runId ?? null, filter.agentId ?? null];
-    const total = this.#all<{ n: number }>(`SELECT COUNT(*) AS n FROM approvals WHERE ${where}`, ...params)[0]!.n;
+    const total = this.#peek<{ n: number }>(`SELECT COUNT(*) AS n FROM approvals WHERE ${where}`, ...params)!.n;
     const rows = this.#all<ApprovalRow>(`SELECT * FROM approvals WHERE ${where} ORDER BY created_at DESC, rowid DESC LIMIT ?5 OFFSET ?6`, ...params, query.limit, query.offset);
     return page(rows.map(toApprovalRecord), total, query);
   }
@@ -461,23 +491,23 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   async expireApprovals(now: number): Promise<Changes[]> {
     const due = this.#all<ApprovalRow & { org: string }>("SELECT * FROM approvals WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT 500", now);
     if (due.length === 0) return [];
-    const byOrg = new Map<string, StreamMessage[]>();
+    const expired: OrgMessage[] = [];
     this.#transaction(() => {
       for (const row of due) {
         const current = this.#sql.get<{ status: string }>("SELECT status FROM approvals WHERE id = ?", row.id);
         if (current?.status !== ApprovalStatus.PENDING) continue;
         const { message } = this.#resolve(row.org, row, ApprovalStatus.EXPIRED, "warden", "approval timed out", now);
-        byOrg.set(row.org, [...(byOrg.get(row.org) ?? []), message]);
+        expired.push({ org: row.org, message });
       }
     });
-    return [...byOrg].map(([org, messages]) => ({ org, messages }));
+    return byOrganization(expired);
   }
 
   // ── halts ─────────────────────────────────────────────────────────────────────────────────
 
   async listHalts(org: string, options: { includeLifted: boolean }): Promise<HaltRecord[]> {
     const rows = this.#all<HaltRow>(
-      "SELECT id, target_kind, target, reason, actor, created_at, lifted_at FROM halts WHERE org = ? AND (lifted_at IS NULL OR ? = 1) ORDER BY created_at DESC, rowid DESC LIMIT 1000",
+      `SELECT ${haltColumns} FROM halts WHERE org = ? AND (lifted_at IS NULL OR ? = 1) ORDER BY created_at DESC, rowid DESC LIMIT 1000`,
       org,
       options.includeLifted ? 1 : 0,
     );
@@ -488,7 +518,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     const [scope, target] = scopeOf(input);
     return this.#transaction(() => {
       if (input.haltId !== undefined) {
-        const existing = this.#sql.get<HaltRow & { org: string }>("SELECT id, org, target_kind, target, reason, actor, created_at, lifted_at FROM halts WHERE id = ?", input.haltId);
+        const existing = this.#sql.get<HaltRow & { org: string }>(`SELECT org, ${haltColumns} FROM halts WHERE id = ?`, input.haltId);
         if (existing !== undefined) {
           if (existing.org !== org) throw new InvalidStateError(`halt id "${input.haltId}" is already in use`);
           this.#markIngested(org, input.eventId);
@@ -528,7 +558,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
       const now = Date.now();
       this.#sql.run("UPDATE halts SET lifted_at = ?, lifted_by = ?, lift_reason = ? WHERE org = ? AND target_kind = ? AND target IS ? AND lifted_at IS NULL", now, input.actor ?? null, input.reason ?? null, org, scope, target ?? null);
       this.#bumpHaltVersion(org);
-      const lifted = ids.map((id) => toHaltRecord(this.#sql.get<HaltRow>("SELECT id, target_kind, target, reason, actor, created_at, lifted_at FROM halts WHERE id = ?", id)!));
+      const lifted = ids.map((id) => toHaltRecord(this.#sql.get<HaltRow>(`SELECT ${haltColumns} FROM halts WHERE id = ?`, id)!));
       if (this.#markIngested(org, input.eventId)) {
         this.#ledger(org, EventType.AGENT_RESUMED, { agentId: input.agentId, runId: input.runId }, { haltIds: ids, scope, target, reason: input.reason }, input.actor ?? null, input.eventId);
       }
@@ -551,15 +581,15 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     this.#decidedWatermark = Math.max(this.#decidedWatermark, ...recent.map((row) => row.decided_at ?? 0));
     const decided = recent.filter((row) => !this.#announcedResolutions.has(row.id));
     if (changed.length === 0 && decided.length === 0) return [];
-    const byOrg = new Map<string, StreamMessage[]>();
-    const push = (org: string, message: StreamMessage) => byOrg.set(org, [...(byOrg.get(org) ?? []), message]);
+    const announced: OrgMessage[] = [];
+    const push = (org: string, message: StreamMessage) => announced.push({ org, message });
     this.#transaction(() => {
       const now = Date.now();
       for (const { key, value } of changed) {
         const org = key.slice("halt_version:".length);
         this.#haltVersions.set(key, value);
         const known = this.#known(org);
-        for (const row of this.#sql.all<HaltRow>("SELECT id, target_kind, target, reason, actor, created_at, lifted_at FROM halts WHERE org = ?", org)) {
+        for (const row of this.#sql.all<HaltRow>(`SELECT ${haltColumns} FROM halts WHERE org = ?`, org)) {
           const before = known.get(row.id);
           if (before === undefined && row.lifted_at === null) push(org, this.#stream(org, "halt.created", toHaltRecord(row), now));
           else if ((before === null || before === undefined) && row.lifted_at !== null && known.has(row.id)) push(org, this.#stream(org, "halt.lifted", toHaltRecord(row), now));
@@ -571,7 +601,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
         push(row.org, this.#stream(row.org, "approval.resolved", toApprovalRecord(row), now));
       }
     });
-    return [...byOrg].map(([org, messages]) => ({ org, messages }));
+    return byOrganization(announced);
   }
 
   // ── tokens ────────────────────────────────────────────────────────────────────────────────
@@ -604,9 +634,9 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
 
   async verifyLedger(org: string): Promise<LedgerReport> {
     const chain = new Ledger(this.store, this.#ledgerKey.publicKey).verify();
-    const entries = this.#all<{ n: number }>("SELECT COUNT(*) AS n FROM ledger WHERE org = ?", org)[0]!.n;
+    const entries = this.#peek<{ n: number }>("SELECT COUNT(*) AS n FROM ledger WHERE org = ?", org)!.n;
     if (!chain.ok) return { ok: false, entries, firstBadSeq: chain.firstBadSeq, problem: chain.problem };
-    const head = this.#all<{ seq: number; hash: string }>("SELECT seq, hash FROM ledger WHERE org = ? ORDER BY seq DESC LIMIT 1", org)[0] ?? null;
+    const head = this.#peek<{ seq: number; hash: string }>("SELECT seq, hash FROM ledger WHERE org = ? ORDER BY seq DESC LIMIT 1", org) ?? null;
     return { ok: true, entries, checkpoints: chain.checkpoints, head, chainEntries: chain.entries };
   }
 
@@ -688,9 +718,9 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   }
 
   /** Records a client's event id as seen. False when it was seen before (its ledger entry exists). */
-  #markIngested(org: string, eventId: string | undefined): boolean {
+  #markIngested(org: string, eventId: string | undefined, now = Date.now()): boolean {
     if (eventId === undefined) return true;
-    return this.#sql.run("INSERT INTO ingested_events (org, id, received_at) VALUES (?,?,?) ON CONFLICT DO NOTHING", org, eventId, Date.now()) > 0;
+    return this.#sql.run("INSERT INTO ingested_events (org, id, received_at) VALUES (?,?,?) ON CONFLICT DO NOTHING", org, eventId, now) > 0;
   }
 
   #stream(org: string, type: StreamMessageType, data: unknown, ts: number): StreamMessage {
@@ -748,26 +778,20 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     const now = Date.now();
     const messages: StreamMessage[] = [];
     for (const runId of [...effects.runs].slice(0, 200)) {
-      const row = this.#all<RunRow>(`SELECT ${runColumns} FROM runs WHERE id = ? AND org = ?`, runId, org)[0];
+      const row = this.#peek<RunRow>(`SELECT ${runColumns} FROM runs WHERE id = ? AND org = ?`, runId, org);
       if (row) messages.push({ seq: undefined, type: "run.updated", data: toRunSummary(row), ts: now });
     }
     for (const toolCallId of [...effects.toolCalls].slice(0, 200)) {
-      const row = this.#all<{ id: string; run_id: string; agent_id: string; tool_name: string; status: string }>("SELECT id, run_id, agent_id, tool_name, status FROM tool_calls WHERE id = ? AND org = ?", toolCallId, org)[0];
+      const row = this.#peek<{ id: string; run_id: string; agent_id: string; tool_name: string; status: string }>("SELECT id, run_id, agent_id, tool_name, status FROM tool_calls WHERE id = ? AND org = ?", toolCallId, org);
       if (row) messages.push({ seq: undefined, type: "tool_call.updated", data: { toolCallId: row.id, runId: row.run_id, agentId: row.agent_id, toolName: row.tool_name, status: row.status }, ts: now });
     }
     return messages;
   }
 }
 
-/** `If-Match` / `If-None-Match`: a list of ETags or `*`; weak comparison. */
-export function etagMatches(header: string, etag: string): boolean {
-  const bare = (value: string) => value.trim().replace(/^W\//, "");
-  if (header.trim() === "*") return true;
-  return header.split(",").some((candidate) => bare(candidate) === bare(etag));
-}
 
 /** Orgs name files and appear in URLs: a conservative alphabet. */
-export const ORG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const ORG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export function assertOrg(org: string): void {
   if (!ORG_PATTERN.test(org)) throw new InvalidInputError(`invalid organization "${org}" (letters, digits, dot, dash, underscore; at most 64)`);

@@ -5,11 +5,24 @@ import type { LedgerEntry } from "../ledger/chain.js";
 import type { SigningKey } from "../ledger/keys.js";
 import type { ApprovalRecord, RunRecord, RunSummary, ToolCallRecord } from "../records.js";
 
-/** What an API key may do. `admin` ⊇ `reviewer` for reads and decisions; `agent` reports and asks. */
+/**
+ * What an API key may do. `admin` ⊇ `reviewer` for reads and decisions; `agent` reports and asks.
+ * @example
+ * import type { Role } from "agent-warden/server";
+ * const role: Role = "reviewer";
+ */
 export type Role = "agent" | "reviewer" | "admin";
 export const ROLES = ["agent", "reviewer", "admin"] as const satisfies readonly Role[];
 
-/** An API key as listed: never its secret. */
+/** @internal How long an approval request waits when neither the request nor its policy says. */
+export const DEFAULT_APPROVAL_TIMEOUT = 15 * 60_000;
+
+/**
+ * An API key as listed: never its secret.
+ * @example
+ * import type { ApiKeyRecord } from "agent-warden/server";
+ * const active = (keys: ApiKeyRecord[]) => keys.filter((key) => key.revokedAt === undefined);
+ */
 export interface ApiKeyRecord {
   keyId: string;
   org: string;
@@ -24,7 +37,12 @@ export interface ApiKeyRecord {
   lastUsedAt: number | undefined;
 }
 
-/** The caller of a request: the key it presented, its organization and role. */
+/**
+ * The caller of a request: the key it presented, its organization and role.
+ * @example
+ * import type { Principal } from "agent-warden/server";
+ * const who = (principal: Principal) => `${principal.name ?? principal.keyId} (${principal.role} of ${principal.org})`;
+ */
 export interface Principal {
   keyId: string;
   org: string;
@@ -33,12 +51,23 @@ export interface Principal {
   agentId: string | undefined;
 }
 
+/**
+ * Which page of a list to read.
+ * @example
+ * import type { PageQuery } from "agent-warden/server";
+ * const second: PageQuery = { limit: 50, offset: 50 };
+ */
 export interface PageQuery {
   limit: number;
   offset: number;
 }
 
-/** One page of a list, newest first. `nextOffset` is null on the last page. */
+/**
+ * One page of a list, newest first. `nextOffset` is null on the last page.
+ * @example
+ * import type { Page, PageQuery } from "agent-warden/server";
+ * const next = (page: Page<unknown>): PageQuery | undefined => (page.nextOffset === null ? undefined : { limit: page.limit, offset: page.nextOffset });
+ */
 export interface Page<T> {
   items: T[];
   total: number;
@@ -47,6 +76,12 @@ export interface Page<T> {
   nextOffset: number | null;
 }
 
+/**
+ * What `GET /v1/runs` filters by; every field is optional and they are AND-ed.
+ * @example
+ * import type { RunFilter } from "agent-warden/server";
+ * const failedBilling: RunFilter = { agentId: "billing-agent", status: "failed" };
+ */
 export interface RunFilter {
   agentId?: string | undefined;
   status?: RunStatus | undefined;
@@ -54,6 +89,12 @@ export interface RunFilter {
   parentRunId?: string | undefined;
 }
 
+/**
+ * What `GET /v1/tool-calls` filters by; every field is optional and they are AND-ed.
+ * @example
+ * import type { ToolCallFilter } from "agent-warden/server";
+ * const blockedDeploys: ToolCallFilter = { toolName: "deploy", status: "blocked" };
+ */
 export interface ToolCallFilter {
   agentId?: string | undefined;
   status?: ToolCallStatus | undefined;
@@ -62,24 +103,46 @@ export interface ToolCallFilter {
   toolName?: string | undefined;
 }
 
+/**
+ * What `GET /v1/approvals` filters by; every field is optional and they are AND-ed.
+ * @example
+ * import type { ApprovalFilter } from "agent-warden/server";
+ * const inbox: ApprovalFilter = { status: "pending" };
+ */
 export interface ApprovalFilter {
   status?: ApprovalStatus | undefined;
   runId?: string | undefined;
   agentId?: string | undefined;
 }
 
-/** A run with its whole tree: steps, tool calls, events, and child runs (sub-agents) nested. */
+/**
+ * A run with its whole tree: steps, tool calls, events, and child runs (sub-agents) nested.
+ * @example
+ * import type { RunTree } from "agent-warden/server";
+ * const toolCalls = (run: RunTree): number => run.toolCalls.length + run.children.reduce((n, child) => n + toolCalls(child), 0);
+ */
 export interface RunTree extends RunRecord {
   children: RunTree[];
 }
 
+/**
+ * An agent the control plane knows, and the group a halt can name it by.
+ * @example
+ * import type { AgentRecord } from "agent-warden/server";
+ * const inGroup = (agents: AgentRecord[], group: string) => agents.filter((agent) => agent.group === group);
+ */
 export interface AgentRecord {
   agentId: string;
   group: string | undefined;
   createdAt: number;
 }
 
-/** One version of an organization's policy set. Versions only grow; a rollback is a new version. */
+/**
+ * One version of an organization's policy set. Versions only grow; a rollback is a new version.
+ * @example
+ * import type { PolicyVersion } from "agent-warden/server";
+ * const label = (version: PolicyVersion) => `v${version.version}${version.rolledBackFrom === undefined ? "" : ` (restores v${version.rolledBackFrom})`}`;
+ */
 export interface PolicyVersion {
   version: number;
   /** Strong ETag of this version, quoted. */
@@ -94,6 +157,12 @@ export interface PolicyVersion {
   rolledBackFrom: number | undefined;
   createdAt: number;
 }
+/**
+ * A policy version as `GET /v1/policies/versions` lists it: without its content.
+ * @example
+ * import type { PolicyVersionSummary } from "agent-warden/server";
+ * const authors = (versions: PolicyVersionSummary[]) => new Set(versions.map((version) => version.author));
+ */
 export type PolicyVersionSummary = Omit<PolicyVersion, "policies" | "source">;
 
 export interface ApprovalCreateInput {
@@ -136,6 +205,9 @@ export interface ResumeInput {
 /**
  * A message on `GET /v1/stream`. Durable messages (approvals, halts, policies) carry a `seq`, the
  * SSE event id, and are replayed after `Last-Event-ID`; live ones (run and tool call updates) do not.
+ * @example
+ * import type { StreamMessage } from "agent-warden/server";
+ * const replayable = (message: StreamMessage) => message.seq !== undefined;
  */
 export interface StreamMessage {
   seq: number | undefined;
@@ -143,9 +215,20 @@ export interface StreamMessage {
   data: unknown;
   ts: number;
 }
+/**
+ * The event names `GET /v1/stream` sends (besides `hello` and `reset`).
+ * @example
+ * import type { StreamMessageType } from "agent-warden/server";
+ * const haltTypes: StreamMessageType[] = ["halt.created", "halt.lifted"];
+ */
 export type StreamMessageType = "approval.requested" | "approval.resolved" | "halt.created" | "halt.lifted" | "policy.updated" | "run.updated" | "tool_call.updated";
 
-/** What changed, so the caller can push it to stream subscribers. Durable messages are already stored. */
+/**
+ * What changed, so the caller can push it to stream subscribers. Durable messages are already stored.
+ * @example
+ * import type { Changes } from "agent-warden/server";
+ * const nothing = (org: string): Changes => ({ org, messages: [] });
+ */
 export interface Changes {
   org: string;
   messages: StreamMessage[];
@@ -156,7 +239,12 @@ export interface IngestResult {
   duplicates: number;
 }
 
-/** The ledger, as one organization sees it: the whole chain's integrity, its own entries' count and head. */
+/**
+ * The ledger, as one organization sees it: the whole chain's integrity, its own entries' count and head.
+ * @example
+ * import type { LedgerReport } from "agent-warden/server";
+ * const summary = (report: LedgerReport) => (report.ok ? `verified (${report.entries} entries)` : `first bad entry: ${report.firstBadSeq}`);
+ */
 export type LedgerReport =
   | { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string } | null; chainEntries: number }
   | { ok: false; entries: number; firstBadSeq: number; problem: string };
@@ -165,6 +253,10 @@ export type LedgerReport =
  * Everything the control plane keeps, behind one interface so another database can follow SQLite.
  * Every method that reads or writes organization data takes the organization and filters by it.
  * Durable stream messages are written in the same transaction as the change they announce.
+ * @example
+ * import { createWardenServer, type ControlPlaneStore } from "agent-warden/server";
+ * declare const postgres: ControlPlaneStore; // your implementation
+ * const server = createWardenServer({ store: postgres });
  */
 export interface ControlPlaneStore {
   readonly kind: string;

@@ -18,15 +18,21 @@ const topicOf: Record<StreamMessageType, Topic> = {
 
 /** A subscriber that falls this far behind is dropped; it reconnects with `Last-Event-ID` and misses nothing durable. */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/** The same bound for messages held back while a slow replay is written. */
+const MAX_HELD_MESSAGES = 10_000;
 
 /** @internal */
 export interface Subscriber {
   org: string;
+  /** The key it authenticated with: revoking the key ends the stream. */
+  keyId: string;
   topics: ReadonlySet<Topic>;
   response: Response;
   /** Messages published while the replay was being written; delivered after it. */
   buffer: StreamMessage[] | undefined;
   lastSeq: number;
+  /** When the console session it rides on ends; the stream ends with it. */
+  until: number | undefined;
 }
 
 /** Renders one server-sent event. JSON has no raw newlines, so `data` is one line. */
@@ -48,10 +54,14 @@ export class StreamHub {
     this.#heartbeat.unref();
   }
 
-  get size(): number {
-    let n = 0;
-    for (const set of this.#byOrg.values()) n += set.size;
-    return n;
+  /** Open streams of `org`. */
+  count(org: string): number {
+    return this.#byOrg.get(org)?.size ?? 0;
+  }
+
+  /** Organizations with open streams. */
+  orgs(): string[] {
+    return [...this.#byOrg.keys()];
   }
 
   add(subscriber: Subscriber): void {
@@ -66,13 +76,20 @@ export class StreamHub {
     if (set?.size === 0) this.#byOrg.delete(subscriber.org);
   }
 
+  /** Ends the streams of `org` that `which` picks. */
+  drop(org: string, which: (subscriber: Subscriber) => boolean): void {
+    for (const subscriber of this.#byOrg.get(org) ?? []) if (which(subscriber)) this.#end(subscriber);
+  }
+
   publish(changes: Changes): void {
     const set = this.#byOrg.get(changes.org);
     if (set === undefined || changes.messages.length === 0) return;
     for (const subscriber of set) {
-      for (const message of changes.messages) {
-        if (subscriber.buffer !== undefined) subscriber.buffer.push(message);
-        else this.deliver(subscriber, message);
+      if (subscriber.buffer === undefined) {
+        for (const message of changes.messages) this.deliver(subscriber, message);
+      } else {
+        subscriber.buffer.push(...changes.messages);
+        if (subscriber.buffer.length > MAX_HELD_MESSAGES) this.#end(subscriber);
       }
     }
   }
@@ -104,14 +121,22 @@ export class StreamHub {
     const response = subscriber.response;
     if (response.destroyed || response.writableEnded) return;
     response.write(text);
-    if (response.writableLength > MAX_BUFFERED_BYTES) {
-      this.remove(subscriber);
-      response.destroy();
-    }
+    if (response.writableLength > MAX_BUFFERED_BYTES) this.#end(subscriber);
+  }
+
+  #end(subscriber: Subscriber): void {
+    this.remove(subscriber);
+    subscriber.response.destroy();
   }
 
   #beat(): void {
-    const text = `: ${Date.now()}\n\n`;
-    for (const set of this.#byOrg.values()) for (const subscriber of set) this.#write(subscriber, text);
+    const now = Date.now();
+    const text = `: ${now}\n\n`;
+    for (const set of this.#byOrg.values()) {
+      for (const subscriber of set) {
+        if (subscriber.until !== undefined && now >= subscriber.until) this.#end(subscriber);
+        else this.#write(subscriber, text);
+      }
+    }
   }
 }

@@ -7,7 +7,7 @@ import { HttpError, type Problem } from "./errors.js";
 import { ROLES } from "./store.js";
 
 /** Deepest nesting accepted inside free-form JSON (event data, payloads, policy sets). */
-export const MAX_JSON_DEPTH = 32;
+const MAX_JSON_DEPTH = 32;
 const DAY = 86_400_000;
 
 /** True when `value` nests no deeper than `limit`. Iterative: hostile input cannot overflow the stack. */
@@ -52,7 +52,7 @@ export const EventSchema = z.strictObject({
   data: JsonObject,
 });
 
-export const MAX_EVENTS_PER_BATCH = 1000;
+const MAX_EVENTS_PER_BATCH = 1000;
 export const IngestSchema = z.strictObject({ events: z.array(EventSchema).min(1).max(MAX_EVENTS_PER_BATCH) });
 
 export const AgentRegistrationSchema = z.strictObject({ group: z.string().min(1).max(256).nullable().optional() });
@@ -108,6 +108,8 @@ export const LedgerExportQuerySchema = z.strictObject({
   afterSeq: z.coerce.number().int().min(0).default(0),
   limit: z.coerce.number().int().min(1).max(1_000_000).default(100_000),
 });
+/** A stream event id (`Last-Event-ID`): the sequence number of a durable message. */
+export const STREAM_EVENT_ID = /^\d{1,15}$/;
 export const StreamQuerySchema = z.strictObject({
   topics: z
     .string()
@@ -115,7 +117,7 @@ export const StreamQuerySchema = z.strictObject({
     .transform((text) => text.split(",").map((t) => t.trim()).filter(Boolean))
     .pipe(z.array(z.enum(["approvals", "halts", "policies", "runs"])).min(1))
     .optional(),
-  lastEventId: z.string().regex(/^\d{1,15}$/, "a stream event id").optional(),
+  lastEventId: z.string().regex(STREAM_EVENT_ID, "a stream event id").optional(),
 });
 
 export const PolicyVersionParamSchema = z.coerce.number().int().min(0).max(1_000_000_000);

@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import { Router } from "express";
-import { principalOf, requirePermission } from "../auth.js";
+import { actorOf, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { EmptyQuerySchema, IdSchema, KeyCreateSchema, LedgerExportQuerySchema, parse } from "../validation.js";
 import { jsonBody } from "./body.js";
@@ -34,14 +34,16 @@ export function adminRoutes(context: ServerContext): Router {
   router.post("/keys", requirePermission("keys:manage"), ...body, async (request, response) => {
     const principal = principalOf(response);
     const input = parse(KeyCreateSchema, request.body);
-    const { key, record } = await store.createKey({ org: principal.org, role: input.role, name: input.name, agentId: input.agentId, actor: principal.name ?? principal.keyId });
+    const { key, record } = await store.createKey({ org: principal.org, role: input.role, name: input.name, agentId: input.agentId, actor: actorOf(principal) });
     response.status(201).set("Cache-Control", "no-store").json({ key, ...record });
   });
 
   router.delete("/keys/:keyId", requirePermission("keys:manage"), async (request, response) => {
     const principal = principalOf(response);
     const keyId = parse(IdSchema, request.params.keyId, "path");
-    response.json(await store.revokeKey(principal.org, keyId, principal.name ?? principal.keyId));
+    const record = await store.revokeKey(principal.org, keyId, actorOf(principal));
+    context.hub.drop(principal.org, (subscriber) => subscriber.keyId === keyId);
+    response.json(record);
   });
 
   return router;

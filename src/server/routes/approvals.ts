@@ -1,5 +1,5 @@
 import { Router } from "express";
-import { assertSpeaksFor, principalOf, requirePermission } from "../auth.js";
+import { actorOf, assertSpeaksFor, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { HttpError } from "../errors.js";
 import { ApprovalCreateSchema, ApprovalDecisionSchema, ApprovalQuerySchema, EmptyQuerySchema, IdSchema, parse } from "../validation.js";
@@ -45,7 +45,7 @@ export function approvalRoutes(context: ServerContext): Router {
       const principal = principalOf(response);
       const approvalId = parse(IdSchema, request.params.approvalId, "path");
       const input = parse(ApprovalDecisionSchema, request.body);
-      const { record, changes } = await store.decideApproval(principal.org, approvalId, status, { reviewer: input.reviewer ?? principal.name ?? principal.keyId, reason: input.reason });
+      const { record, changes } = await store.decideApproval(principal.org, approvalId, status, { reviewer: input.reviewer ?? actorOf(principal), reason: input.reason });
       context.publish(changes);
       response.json(record);
     });

@@ -1,5 +1,5 @@
 import { Router } from "express";
-import { principalOf, requirePermission } from "../auth.js";
+import { actorOf, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { HaltQuerySchema, HaltSchema, parse, ResumeSchema } from "../validation.js";
 import { jsonBody } from "./body.js";
@@ -18,7 +18,7 @@ export function haltRoutes(context: ServerContext): Router {
   router.post("/halts", requirePermission("halts:write"), ...body, async (request, response) => {
     const principal = principalOf(response);
     const input = parse(HaltSchema, request.body);
-    const { record, created, changes } = await store.halt(principal.org, { ...input, actor: input.actor ?? principal.name ?? principal.keyId });
+    const { record, created, changes } = await store.halt(principal.org, { ...input, actor: input.actor ?? actorOf(principal) });
     context.publish(changes);
     response.status(created ? 201 : 200).json(record);
   });
@@ -26,7 +26,7 @@ export function haltRoutes(context: ServerContext): Router {
   router.post("/halts/resume", requirePermission("halts:write"), ...body, async (request, response) => {
     const principal = principalOf(response);
     const input = parse(ResumeSchema, request.body);
-    const { lifted, changes } = await store.resume(principal.org, { ...input, actor: input.actor ?? principal.name ?? principal.keyId });
+    const { lifted, changes } = await store.resume(principal.org, { ...input, actor: input.actor ?? actorOf(principal) });
     context.publish(changes);
     response.json({ lifted });
   });

@@ -3,10 +3,10 @@ import { parse as parseYaml } from "yaml";
 import { PolicyError } from "../../errors.js";
 import { parsePolicySet, parsePolicyText } from "../../policy/load.js";
 import type { PolicySet } from "../../policy/schema.js";
-import { principalOf, requirePermission } from "../auth.js";
+import { actorOf, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { HttpError, type Problem } from "../errors.js";
-import { etagMatches } from "../sqlite-store.js";
+import { etagMatches } from "../etag.js";
 import type { PolicyVersion } from "../store.js";
 import { withinDepth, EmptyQuerySchema, PageQuerySchema, parse, PolicyPutSchema, PolicyRollbackSchema, PolicyValidateSchema, PolicyVersionParamSchema } from "../validation.js";
 import { jsonBody } from "./body.js";
@@ -92,7 +92,7 @@ export function policyRoutes(context: ServerContext): Router {
     const principal = principalOf(response);
     const input = parse(PolicyPutSchema, request.body);
     const { policies, source } = validate(input.policies);
-    const { version, changes } = await store.putPolicy(principal.org, { policies, source, author: principal.name ?? principal.keyId, comment: input.comment, ifMatch: request.get("if-match") });
+    const { version, changes } = await store.putPolicy(principal.org, { policies, source, author: actorOf(principal), comment: input.comment, ifMatch: request.get("if-match") });
     context.publish(changes);
     sendVersion(response, version, 201);
   });
@@ -105,7 +105,7 @@ export function policyRoutes(context: ServerContext): Router {
     const { version, changes } = await store.putPolicy(principal.org, {
       policies: target.policies,
       source: target.source,
-      author: principal.name ?? principal.keyId,
+      author: actorOf(principal),
       comment: input.comment ?? `rollback to version ${input.version}`,
       ifMatch: request.get("if-match"),
       rolledBackFrom: input.version,

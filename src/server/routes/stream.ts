@@ -1,9 +1,9 @@
 import { Router } from "express";
-import { principalOf, requirePermission } from "../auth.js";
+import { principalOf, requirePermission, withArticle } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { HttpError } from "../errors.js";
 import { AGENT_TOPICS, ALL_TOPICS, formatEvent, type Subscriber, type Topic } from "../stream.js";
-import { parse, StreamQuerySchema } from "../validation.js";
+import { parse, STREAM_EVENT_ID, StreamQuerySchema } from "../validation.js";
 
 const REPLAY_PAGE = 1000;
 
@@ -20,11 +20,14 @@ export function streamRoutes(context: ServerContext): Router {
     const principal = principalOf(response);
     const query = parse(StreamQuerySchema, request.query, "query");
     const header = request.get("last-event-id");
-    if (header !== undefined && !/^\d{1,15}$/.test(header.trim())) throw new HttpError(400, "invalid_request", "Last-Event-ID must be a stream event id", { problems: [{ path: "Last-Event-ID", message: "a stream event id" }] });
+    if (header !== undefined && !STREAM_EVENT_ID.test(header.trim())) throw new HttpError(400, "invalid_request", "Last-Event-ID must be a stream event id", { problems: [{ path: "Last-Event-ID", message: "a stream event id" }] });
     const lastEventId = header !== undefined ? Number(header.trim()) : query.lastEventId !== undefined ? Number(query.lastEventId) : undefined;
     const allowed = principal.role === "agent" ? AGENT_TOPICS : ALL_TOPICS;
     const topics = new Set<Topic>((query.topics ?? allowed).filter((topic) => allowed.includes(topic)));
-    if (topics.size === 0) throw new HttpError(403, "insufficient_scope", `${principal.role === "agent" ? "an" : "a"} ${principal.role} key may subscribe to ${allowed.join(", ")}`);
+    if (topics.size === 0) throw new HttpError(403, "insufficient_scope", `${withArticle(principal.role)} key may subscribe to ${allowed.join(", ")}`);
+    if (hub.count(principal.org) >= context.limits.streams) {
+      throw new HttpError(503, "unavailable", `this organization has ${context.limits.streams} streams open, the most this server keeps; poll, or try again later`, { headers: { "Retry-After": "5" } });
+    }
 
     response.status(200).set({ "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache, no-transform", Connection: "keep-alive", "X-Accel-Buffering": "no" });
     response.flushHeaders();
@@ -33,7 +36,7 @@ export function streamRoutes(context: ServerContext): Router {
     response.write(`retry: ${context.retryMs}\n\n`);
 
     // Subscribe first (buffering), then replay: nothing published in between is lost.
-    const subscriber: Subscriber = { org: principal.org, topics, response, buffer: [], lastSeq: lastEventId ?? 0 };
+    const subscriber: Subscriber = { org: principal.org, keyId: principal.keyId, topics, response, buffer: [], lastSeq: lastEventId ?? 0, until: response.locals.sessionExpiresAt as number | undefined };
     hub.add(subscriber);
     response.on("close", () => hub.remove(subscriber));
     const bounds = await store.streamBounds(principal.org);

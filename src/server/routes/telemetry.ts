@@ -8,10 +8,9 @@ import { parsePolicySet } from "../../policy/load.js";
 import { assertSpeaksFor, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { HttpError } from "../errors.js";
+import { DEFAULT_APPROVAL_TIMEOUT } from "../store.js";
 import { AgentRegistrationSchema, CheckSchema, EmptyQuerySchema, IdSchema, IngestSchema, parse, RunQuerySchema, RunTreeQuerySchema, ToolCallQuerySchema } from "../validation.js";
 import { jsonBody } from "./body.js";
-
-const DEFAULT_APPROVAL_TIMEOUT = 15 * 60_000;
 
 /** Event ingest, agents, the server-side check, runs and tool calls. */
 export function telemetryRoutes(context: ServerContext): Router {

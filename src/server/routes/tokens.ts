@@ -1,9 +1,11 @@
 import { Router, type Request, type Response } from "express";
 import { TokenError, WardenError } from "../../errors.js";
+import { haltMatches, type HaltRecord } from "../../halt/halt.js";
 import { CurrencyConverter } from "../../money.js";
 import { createTokenAuthority, inspectToken, type HaltInfo } from "../../tokens/token.js";
-import { principalOf, requirePermission } from "../auth.js";
+import { actorOf, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
+import { bareMessage } from "../errors.js";
 import { EmptyQuerySchema, MintSchema, parse, RevokeTokenSchema, VerifyTokenSchema } from "../validation.js";
 import { jsonBody } from "./body.js";
 
@@ -17,7 +19,7 @@ export function tokenRoutes(context: ServerContext): { router: Router; jwks: (re
   async function authorityFor(org: string, token?: string) {
     const key = await store.tokenKey(org);
     let revoked = new Set<string>();
-    let halts: Awaited<ReturnType<typeof store.listHalts>> = [];
+    let halts: HaltRecord[] = [];
     const groups = new Map<string, string | undefined>();
     if (token !== undefined) {
       // Verification is synchronous: what it asks about is read first.
@@ -32,15 +34,17 @@ export function tokenRoutes(context: ServerContext): { router: Router; jwks: (re
       revoked = await store.revokedTokenIds(org, blockIds);
       halts = await store.listHalts(org, { includeLifted: true });
     }
+    // Verification asks by agent only: a run's halt does not reach tokens.
     const isHalted = ({ agentId, issuedAt }: HaltInfo) =>
-      halts.some((h) => h.createdAt >= issuedAt && (h.scope === "organization" || (h.scope === "agent" && h.target === agentId) || (h.scope === "group" && agentId !== undefined && groups.get(agentId) !== undefined && h.target === groups.get(agentId))));
+      halts.some((h) => h.createdAt >= issuedAt && (h.scope === "organization" || (agentId !== undefined && haltMatches(h, { agentId, group: groups.get(agentId), runId: undefined }))));
     return createTokenAuthority({ rootPrivateKey: key.privateKey, rootPublicKey: key.publicKey, currency: converter, isRevoked: (id) => revoked.has(id), isHalted });
   }
 
   async function jwks(request: Request, response: Response): Promise<void> {
     parse(EmptyQuerySchema, request.query, "query");
     const authority = await authorityFor(principalOf(response).org);
-    response.set("Cache-Control", "public, max-age=300").json({ keys: [authority.publicJwk()] });
+    // Each organization has its own key behind the same URL: `private` keeps shared caches from mixing them up.
+    response.set({ "Cache-Control": "private, max-age=300", Vary: "Authorization, X-API-Key, Cookie" }).json({ keys: [authority.publicJwk()] });
   }
 
   router.get("/tokens/jwks", requirePermission("tokens:read"), jwks);
@@ -49,7 +53,7 @@ export function tokenRoutes(context: ServerContext): { router: Router; jwks: (re
     const principal = principalOf(response);
     const input = parse(MintSchema, request.body);
     const authority = await authorityFor(principal.org);
-    const token = authority.mint({ ...input, issuer: principal.name ?? principal.keyId });
+    const token = authority.mint({ ...input, issuer: actorOf(principal) });
     const inspection = inspectToken(token);
     response.status(201).json({ token, tokenId: inspection.id, agentId: input.agentId, expiresAt: inspection.chain[0]!.expiresAt });
   });
@@ -57,7 +61,7 @@ export function tokenRoutes(context: ServerContext): { router: Router; jwks: (re
   router.post("/tokens/revoke", requirePermission("tokens:write"), ...body, async (request, response) => {
     const principal = principalOf(response);
     const input = parse(RevokeTokenSchema, request.body);
-    await store.revokeToken(principal.org, input.tokenId, { reason: input.reason, actor: principal.name ?? principal.keyId });
+    await store.revokeToken(principal.org, input.tokenId, { reason: input.reason, actor: actorOf(principal) });
     response.json({ tokenId: input.tokenId, revoked: true });
   });
 
@@ -68,7 +72,7 @@ export function tokenRoutes(context: ServerContext): { router: Router; jwks: (re
       const verified = authority.verify(input.token, { audience: input.audience });
       response.json({ valid: true, tokenId: verified.id, authority: verified.authority, expiresAt: verified.expiresAt, sealed: verified.sealed });
     } catch (error) {
-      const message = error instanceof Error ? error.message.replace(/^\[warden\] /, "") : String(error);
+      const message = bareMessage(error);
       if (error instanceof TokenError) response.json({ valid: false, reason: error.reason, message });
       else if (WardenError.isInstance(error)) response.json({ valid: false, reason: "malformed", message });
       else throw error;
