@@ -904,7 +904,7 @@ export class Warden {
     const approvals = new Map(this.#store.all<ApprovalRow>("SELECT * FROM approvals WHERE run_id = ? ORDER BY created_at", runId).map((a) => [a.tool_call_id, toApprovalRecord(a)]));
     return {
       ...toRunSummary(row),
-      steps: this.#store.all<StepRow>("SELECT * FROM steps WHERE run_id = ? ORDER BY started_at, rowid", runId).map(toStepRecord),
+      steps: this.#store.all<StepRow>("SELECT * FROM steps WHERE run_id = ? AND org = ? ORDER BY started_at, rowid", runId, this.organization).map(toStepRecord),
       toolCalls: this.#store.all<ToolCallRow>("SELECT * FROM tool_calls WHERE run_id = ? ORDER BY started_at, rowid", runId).map((tc) => toToolCallRecord(tc, approvals.get(tc.id))),
       events: this.ledger.entries({ runId }).map(({ id, type, ts, org, agentId, runId: r, stepId, toolCallId, actor, data }) => ({ id, type: type as EventType, ts, org, agentId, runId: r, stepId, toolCallId, actor, data: data as Record<string, unknown> })),
       childRunIds: this.#store.all<{ id: string }>("SELECT id FROM runs WHERE parent_run_id = ? ORDER BY started_at", runId).map((r) => r.id),
@@ -1164,14 +1164,14 @@ export class Warden {
     const run = this.#resolveRun(runId, undefined);
     const stepId = newId("step");
     const recorded = metadata === undefined ? undefined : this.#safeRedact(metadata);
-    this.#store.write("INSERT INTO steps (id, run_id, name, status, metadata, started_at) VALUES (?,?,?,?,?,?)", [stepId, runId, name, RunStatus.RUNNING, recorded === undefined ? null : JSON.stringify(recorded), Date.now()]);
+    this.#store.write("INSERT INTO steps (id, org, run_id, name, status, metadata, started_at) VALUES (?,?,?,?,?,?,?)", [stepId, this.organization, runId, name, RunStatus.RUNNING, recorded === undefined ? null : JSON.stringify(recorded), Date.now()]);
     this.#record(EventType.STEP_STARTED, run.agentId, runId, stepId, undefined, { name, metadata: recorded });
     return stepId;
   }
 
   #closeStep(runId: string, stepId: string, status: RunStatus): void {
     const run = this.#runs.get(runId);
-    const row = this.#store.get<{ status: string; run_id: string }>("SELECT status, run_id FROM steps WHERE id = ?", stepId);
+    const row = this.#store.get<{ status: string; run_id: string }>("SELECT status, run_id FROM steps WHERE id = ? AND org = ?", stepId, this.organization);
     if (!row || row.run_id !== runId) throw new NotFoundError("step", stepId);
     if (row.status !== RunStatus.RUNNING) throw new InvalidStateError(`step "${stepId}" is already ${row.status}`);
     this.#store.write("UPDATE steps SET status = ?, ended_at = ? WHERE id = ?", [status, Date.now(), stepId]);

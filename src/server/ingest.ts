@@ -80,12 +80,12 @@ export function projectEvent(sql: Sql, org: string, role: Role, event: WardenEve
       if (event.runId === null || event.stepId === null) return;
       const started = event.type === EventType.STEP_STARTED;
       const status = started ? "running" : (str(data.status) ?? "completed");
-      // Steps have no organization column: they belong to their run, which must not be another organization's.
+      // A step belongs to its run, which must not be another organization's.
       sql.run(
-        `INSERT INTO steps (id, run_id, name, status, metadata, started_at, ended_at)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM runs WHERE id = ?2 AND org <> ?8)
+        `INSERT INTO steps (id, run_id, name, status, metadata, started_at, ended_at, org)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT EXISTS (SELECT 1 FROM runs WHERE id = ?2 AND org <> ?8)
          ON CONFLICT(id) DO UPDATE SET ${started ? "name = excluded.name, metadata = excluded.metadata, started_at = excluded.started_at" : "status = excluded.status, ended_at = excluded.ended_at"}
-         WHERE steps.run_id = excluded.run_id`,
+         WHERE steps.run_id = excluded.run_id AND steps.org = excluded.org`,
         event.stepId,
         event.runId,
         started ? (str(data.name) ?? "step") : "step",

@@ -312,7 +312,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     }
     return {
       ...toRunSummary(row),
-      steps: this.#all<StepRow>("SELECT * FROM steps WHERE run_id = ? ORDER BY started_at, rowid", runId).map(toStepRecord),
+      steps: this.#all<StepRow>("SELECT * FROM steps WHERE run_id = ? AND org = ? ORDER BY started_at, rowid", runId, org).map(toStepRecord),
       toolCalls: this.#all<ToolCallRow>("SELECT * FROM tool_calls WHERE run_id = ? AND org = ? ORDER BY started_at, rowid", runId, org).map((tc) => toToolCallRecord(tc, approvals.get(tc.id))),
       events: this.#all<LedgerRow>("SELECT * FROM ledger WHERE run_id = ? AND org = ? ORDER BY seq LIMIT ?", runId, org, MAX_TREE_EVENTS).map((entry) => {
         const { id, type, ts, agentId, runId: r, stepId, toolCallId, actor, data } = toLedgerEntry(entry);

@@ -15,7 +15,7 @@ CREATE INDEX IF NOT EXISTS runs_by_org ON runs (org, started_at DESC);
 CREATE INDEX IF NOT EXISTS runs_by_trace ON runs (trace_id);
 CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id);
 CREATE TABLE IF NOT EXISTS steps (
-  id TEXT PRIMARY KEY, run_id TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, metadata TEXT,
+  id TEXT PRIMARY KEY, org TEXT NOT NULL, run_id TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, metadata TEXT,
   started_at INTEGER NOT NULL, ended_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS steps_by_run ON steps (run_id, started_at);
