@@ -317,7 +317,8 @@ export class Warden {
   #signal = new AbortController();
   #haltPoller: NodeJS.Timeout | undefined;
   #reportedErrors = new Set<string>();
-  #clientToken: VerifiedToken | undefined;
+  #clientTokenText: string | undefined;
+  #clientTokenVerified: VerifiedToken | undefined;
   #closed = false;
 
   constructor(options: WardenOptions) {
@@ -353,12 +354,15 @@ export class Warden {
     this.tokens = new Tokens({
       store: this.#store,
       org: this.organization,
-      key: loadOrCreateKey(keyDir && join(keyDir, "organization.pem"), resolved.tokens.signingKey),
+      // Remote mode: the control plane holds the organization key; its public half arrives by sync.
+      key: resolved.url !== undefined && resolved.tokens.signingKey === undefined ? undefined : loadOrCreateKey(keyDir && join(keyDir, "organization.pem"), resolved.tokens.signingKey),
       converter: this.#converter,
       isHalted: (info) => this.#halts.haltedSince(info.agentId, info.agentId === undefined ? undefined : this.#groupOf(info.agentId), info.issuedAt),
       onRevoke: (tokenId, reason, actor) => this.#record(EventType.TOKEN_REVOKED, null, null, undefined, undefined, { tokenId, reason }, actor ?? null),
     });
-    if (resolved.token !== undefined) this.#clientToken = this.tokens.verify(resolved.token, { audience: this.agentId });
+    this.#clientTokenText = resolved.token;
+    // Embedded mode knows the organization key now, so a bad token fails at startup; remote mode learns it by sync.
+    if (resolved.token !== undefined && resolved.url === undefined) this.#clientToken();
     this.#store.write("INSERT INTO agents (org, id, grp, created_at) VALUES (?,?,?,?) ON CONFLICT(org, id) DO UPDATE SET grp = excluded.grp", [this.organization, this.agentId, this.group ?? null, Date.now()]);
     this.#groups.set(this.agentId, this.group);
     this.#internals = {
@@ -376,6 +380,7 @@ export class Warden {
         if (this.#halts.mirror(halts)) this.#applyHalts();
       },
       applyApproval: (record) => this.approvals.applyRemote(record),
+      applyOrganizationKey: (jwk) => this.tokens.useOrganizationKey(jwk),
       reportError: (error) => this.#reportError(error),
     });
     this.#applyHalts();
@@ -444,7 +449,13 @@ export class Warden {
   #decide(call: PolicyInputCall, runId: string, consume: boolean, permission?: string): { decision: Decision; charges: Array<[string, number]> } {
     const halt = this.#haltFor(call.agent, runId || undefined);
     if (halt !== undefined) return { decision: this.#haltDecision(call, halt), charges: [] };
-    const token = runId ? this.#runs.get(runId)?.token : this.#clientToken;
+    let token: VerifiedToken | undefined;
+    try {
+      token = runId ? this.#runs.get(runId)?.token : this.#clientToken();
+    } catch (error) {
+      // Fail closed: a client token that does not verify blocks every call.
+      return { decision: { action: "block", reason: (error as Error).message, matches: [], actionType: call.action, complete: false }, charges: [] };
+    }
     if (token !== undefined) {
       const denial = this.#tokenDenial(token, call, permission);
       if (denial !== undefined) return { decision: { action: "block", reason: denial, matches: [], actionType: call.action, complete: true }, charges: [] };
@@ -757,7 +768,7 @@ export class Warden {
     const parent = parentRunId === undefined ? undefined : this.#runs.get(parentRunId);
     const traceId = options.traceId ?? parent?.traceId ?? (parentRunId ? this.#traceOf(parentRunId) : undefined) ?? newId("trace");
     const delegation = (options as { delegation?: Delegation }).delegation;
-    const token = delegation?.verified ?? (agentId === this.agentId ? this.#clientToken : undefined);
+    const token = delegation?.verified ?? (agentId === this.agentId ? this.#clientToken() : undefined);
     if (token !== undefined) {
       const invalid = stillValid(this.tokens, token, (info) => this.#halts.haltedSince(info.agentId, info.agentId && this.#groupOf(info.agentId), info.issuedAt), Date.now());
       if (invalid) throw invalid;
@@ -966,7 +977,17 @@ export class Warden {
 
   #currentToken(): VerifiedToken | undefined {
     const scope = this.#currentScope();
-    return (scope && this.#runs.get(scope.runId)?.token) ?? this.#clientToken;
+    try {
+      return (scope && this.#runs.get(scope.runId)?.token) ?? this.#clientToken();
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The client's own token, verified on first use. Throws `TokenError` when it does not verify. */
+  #clientToken(): VerifiedToken | undefined {
+    if (this.#clientTokenText === undefined) return undefined;
+    return (this.#clientTokenVerified ??= this.tokens.verify(this.#clientTokenText, { audience: this.agentId }));
   }
 
   #tokenExpired(token: VerifiedToken): boolean {

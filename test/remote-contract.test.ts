@@ -29,6 +29,7 @@ const CLIENT_ROUTES: Array<[string, RegExp, string]> = [
   ["POST", /^\/v1\/halts$/, "halt an agent"],
   ["POST", /^\/v1\/halts\/resume$/, "resume the agent"],
   ["GET", /^\/v1\/stream\?topics=[a-z,]+$/, "the stream from the start: every durable message, in order"],
+  ["GET", /^\/v1\/tokens\/jwks$/, "the public key as JWKS"],
 ];
 
 interface Seen {
@@ -163,7 +164,7 @@ describe("wire contract: the remote client", () => {
       expect(problems, `${request.method} ${request.url}`).toEqual([]);
     }
     const kinds = new Set(seen.map((s) => `${s.method} ${s.url.split("?")[0]!.replace(/\/(agent-1|apr_\w+)$/, "/:id")}`));
-    for (const expected of ["GET /v1/policies/current", "GET /v1/halts", "PUT /v1/agents/:id", "POST /v1/events", "POST /v1/approvals", "POST /v1/halts", "POST /v1/halts/resume", "GET /v1/stream"]) expect(kinds).toContain(expected);
+    for (const expected of ["GET /v1/policies/current", "GET /v1/halts", "PUT /v1/agents/:id", "POST /v1/events", "POST /v1/approvals", "POST /v1/halts", "POST /v1/halts/resume", "GET /v1/stream", "GET /v1/tokens/jwks"]) expect(kinds).toContain(expected);
   });
 
   it("revalidates its cached policies with If-None-Match and accepts 304", async () => {

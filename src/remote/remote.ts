@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, type JsonWebKey } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import type { ResolvedOptions } from "../config.js";
 import { ApprovalStatus, EventType } from "../enums.js";
@@ -6,7 +6,7 @@ import { RemoteError } from "../errors.js";
 import type { WardenEvent } from "../events.js";
 import type { HaltRecord } from "../halt/halt.js";
 import type { ApprovalRecord } from "../records.js";
-import { readPolicyCache, writePolicyCache } from "./cache.js";
+import { readKeyCache, readPolicyCache, writeKeyCache, writePolicyCache } from "./cache.js";
 import { EventDispatcher, type DispatcherStats } from "./dispatcher.js";
 import { RemoteHttp } from "./http.js";
 import { RemoteOptionsSchema, type RemoteSettings } from "./options.js";
@@ -21,6 +21,8 @@ export interface RemoteHost {
   applyHalts(halts: readonly HaltRecord[]): void;
   /** A reviewer's decision on one of this client's approval requests. */
   applyApproval(record: ApprovalRecord): void;
+  /** The organization's public key, which delegation tokens verify against. */
+  applyOrganizationKey(jwk: JsonWebKey): void;
   reportError(error: unknown): void;
 }
 
@@ -95,6 +97,7 @@ export class RemoteLink {
   readonly #http: RemoteHttp;
   readonly #dispatcher: EventDispatcher;
   readonly #cachePath: string;
+  readonly #keyPath: string;
   readonly #waiting = new Set<string>();
   readonly #ready: Promise<boolean>;
   readonly #poller: NodeJS.Timeout;
@@ -122,6 +125,7 @@ export class RemoteLink {
     this.#options = options;
     this.#http = new RemoteHttp(options.url, options.apiKey, options.settings.requestTimeout);
     this.#cachePath = join(options.dir, "policies.json");
+    this.#keyPath = join(options.dir, "organization-key.json");
     let spool: Spool | undefined;
     if (options.settings.spool) {
       try {
@@ -139,6 +143,7 @@ export class RemoteLink {
       onError: (error) => options.host.reportError(error),
     });
     this.#loadCachedPolicies();
+    this.#loadCachedKey();
     const pollEvery = Math.max(10, Math.min(options.settings.pollInterval, options.staleAfter / 3));
     this.#poller = setInterval(() => this.#poll(), pollEvery);
     this.#poller.unref();
@@ -218,7 +223,7 @@ export class RemoteLink {
   // ── sync ──────────────────────────────────────────────────────────────────────────────────
 
   async #start(): Promise<boolean> {
-    const [policies, halts] = await Promise.allSettled([this.#syncPolicies(), this.#syncHalts(), this.#register()]);
+    const [policies, halts] = await Promise.allSettled([this.#syncPolicies(), this.#syncHalts(), this.#register(), this.#syncKey()]);
     return policies.status === "fulfilled" && halts.status === "fulfilled";
   }
 
@@ -259,6 +264,29 @@ export class RemoteLink {
     if (!this.#apply(version)) return;
     try {
       writePolicyCache(this.#cachePath, { url: this.#options.url, version: version.version, etag: version.etag, policies: version.policies, savedAt: Date.now() });
+    } catch (error) {
+      this.#report("cache", error);
+    }
+  }
+
+  #loadCachedKey(): void {
+    const jwk = readKeyCache(this.#keyPath, this.#options.url);
+    if (jwk === undefined) return;
+    try {
+      this.#options.host.applyOrganizationKey(jwk);
+    } catch (error) {
+      this.#report("cache", error);
+    }
+  }
+
+  /** The organization's public key (JWKS): tokens verify offline against it, never against a local key. */
+  async #syncKey(): Promise<void> {
+    const { body } = await this.#http.request<{ keys: JsonWebKey[] }>("GET", "/v1/tokens/jwks");
+    const jwk = body.keys[0];
+    if (jwk === undefined) return;
+    this.#options.host.applyOrganizationKey(jwk);
+    try {
+      writeKeyCache(this.#keyPath, { url: this.#options.url, jwk });
     } catch (error) {
       this.#report("cache", error);
     }

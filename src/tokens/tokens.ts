@@ -1,11 +1,12 @@
-import type { JsonWebKey, KeyObject } from "node:crypto";
-import { InvalidInputError, TokenError } from "../errors.js";
+import { createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
+import { ConfigError, InvalidInputError, TokenError } from "../errors.js";
 import type { SigningKey } from "../ledger/keys.js";
 import type { CurrencyConverter } from "../money.js";
 import type { SqliteStore } from "../store/sqlite-store.js";
 import {
   attenuate,
   createTokenAuthority,
+  inspectToken,
   seal,
   type HaltInfo,
   type MintInput,
@@ -20,7 +21,8 @@ import {
 export interface TokensContext {
   store: SqliteStore;
   org: string;
-  key: SigningKey;
+  /** The organization's key pair; absent in remote mode, where the control plane holds it and only its public half is known. */
+  key: SigningKey | undefined;
   converter: CurrencyConverter;
   isHalted: (info: HaltInfo) => boolean;
   onRevoke: (tokenId: string, reason: string | undefined, actor: string | undefined) => void;
@@ -34,23 +36,29 @@ export interface TokensContext {
  */
 export class Tokens {
   readonly #ctx: TokensContext;
-  readonly #authority: TokenAuthority;
+  #authority: TokenAuthority | undefined;
+  #publicKey: KeyObject | undefined;
 
   /** @internal */
   constructor(ctx: TokensContext) {
     this.#ctx = ctx;
-    this.#authority = createTokenAuthority({
-      rootPrivateKey: ctx.key.privateKey,
-      rootPublicKey: ctx.key.publicKey,
-      currency: ctx.converter,
-      isRevoked: (id) => this.isRevoked(id),
-      isHalted: ctx.isHalted,
-    });
+    if (ctx.key) this.#use(ctx.key.publicKey, ctx.key.privateKey);
+  }
+
+  /**
+   * @internal Remote mode: the organization's public key, as the control plane publishes it. Tokens
+   * verify against it; minting happens on the control plane (`POST /v1/tokens`, `warden token mint --url`).
+   */
+  useOrganizationKey(jwk: JsonWebKey): void {
+    const publicKey = createPublicKey({ key: jwk, format: "jwk" });
+    if (this.#publicKey?.equals(publicKey)) return;
+    this.#use(publicKey, undefined);
   }
 
   /** Mints a root token signed by the organization's key. */
   mint(input: MintInput): string {
-    return this.#authority.mint(input);
+    if (!this.#ctx.key) throw new ConfigError("this client has no organization key: in remote mode tokens are minted by the control plane (POST /v1/tokens or `warden token mint` on its host)");
+    return this.#authority!.mint(input);
   }
 
   /** Appends a narrower block; needs no key but the one the token carries. */
@@ -65,12 +73,14 @@ export class Tokens {
 
   /** Verifies signatures, narrowing, expiry, audience, revocation and halts. Throws `TokenError`. */
   verify(token: string, options?: VerifyOptions): VerifiedToken {
+    // Fail closed: without the organization's key no token verifies.
+    if (!this.#authority) throw new TokenError("wrong_root_key", "the organization's key is not known yet (remote mode: not synced from the control plane)");
     return this.#authority.verify(token, options);
   }
 
   /** Decodes a token for display, without verifying it. */
   inspect(token: string): TokenInspection {
-    return this.#authority.inspect(token);
+    return inspectToken(token);
   }
 
   /** Revokes a token (by its id, or any block id): it and every token derived from it stop verifying. */
@@ -88,12 +98,19 @@ export class Tokens {
 
   /** The organization's public key as a JWK: all a service needs to verify tokens. */
   publicJwk(): JsonWebKey & { kid: string } {
+    if (!this.#authority) throw new ConfigError("the organization's key is not known yet (remote mode: not synced from the control plane)");
     return this.#authority.publicJwk();
   }
 
-  /** @internal */
-  get publicKey(): KeyObject {
-    return this.#ctx.key.publicKey;
+  #use(publicKey: KeyObject, privateKey: KeyObject | undefined): void {
+    this.#publicKey = publicKey;
+    this.#authority = createTokenAuthority({
+      rootPrivateKey: privateKey,
+      rootPublicKey: publicKey,
+      currency: this.#ctx.converter,
+      isRevoked: (id) => this.isRevoked(id),
+      isHalted: this.#ctx.isHalted,
+    });
   }
 }
 
