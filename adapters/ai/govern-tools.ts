@@ -52,23 +52,21 @@ function governTool(name: string, tool: AnyTool, warden: Warden, options: Govern
 
 function promiseExecute(name: string, execute: Execute, warden: Warden, options: GovernToolsOptions): Execute {
   return async function governedExecute(input, execution) {
-    const { handle, link, signal } = await openCall(name, input, execution, warden, options);
-    let output: unknown;
+    const { handle, link } = await openCall(name, input, execution, warden, options);
     try {
-      output = await raceAbort(signal, () => settle(execute(input, { ...execution, abortSignal: signal })));
+      // Admitted already: `run` races the tool against the call's signal and records its outcome.
+      return await handle.run((signal) => settle(execute(input, { ...execution, abortSignal: signal })));
     } catch (error) {
-      handle.fail(error);
       throw stopOnHalt(link, error);
     }
-    handle.complete(output);
-    return output;
   };
 }
 
 /** Streaming tools (async generators): every preliminary output passes through; the last is recorded. */
 function streamingExecute(name: string, execute: Execute, warden: Warden, options: GovernToolsOptions): Execute {
   return async function* governedExecute(input, execution) {
-    const { handle, link, signal } = await openCall(name, input, execution, warden, options);
+    const { handle, link } = await openCall(name, input, execution, warden, options);
+    const { signal } = handle;
     const iterator = (execute(input, { ...execution, abortSignal: signal }) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
     let last: unknown;
     try {
@@ -90,9 +88,9 @@ function streamingExecute(name: string, execute: Execute, warden: Warden, option
 
 /**
  * Decides on the call (or picks up the decision the call-level options or an answered approval
- * request already made), waits for approval if needed, and returns the handle and the signal to run with.
+ * request already made), waits for approval if needed, and returns the handle, whose signal to run with.
  */
-async function openCall(name: string, input: unknown, execution: ToolExecutionOptions<unknown>, warden: Warden, options: GovernToolsOptions): Promise<{ handle: ToolCallHandle; link: CallLink | undefined; signal: AbortSignal }> {
+async function openCall(name: string, input: unknown, execution: ToolExecutionOptions<unknown>, warden: Warden, options: GovernToolsOptions): Promise<{ handle: ToolCallHandle; link: CallLink | undefined }> {
   const { toolCallId, abortSignal } = execution;
   const link = takeLink(warden, toolCallId);
   try {
@@ -100,11 +98,11 @@ async function openCall(name: string, input: unknown, execution: ToolExecutionOp
       link?.handle ??
       (approvalRequested(execution.messages, toolCallId) ? resume(warden, toolCallId, abortSignal) : undefined) ??
       warden.beginToolCall({ tool: name, args: input, externalId: toolCallId, signal: abortSignal, runId: options.runId });
-    if (handle.decision.action === "block") throw handle.error;
-    if (handle.decision.action === "require_approval") await handle.waitForApproval();
+    const admitted = await handle.admit();
+    if (!admitted.ok) throw admitted.error;
     // A handle begun by the call-level options has not seen the SDK's signal yet.
-    const signal = link && abortSignal ? AbortSignal.any([handle.signal, abortSignal]) : handle.signal;
-    return { handle, link, signal };
+    if (link && abortSignal) handle.link(abortSignal);
+    return { handle, link };
   } catch (error) {
     throw stopOnHalt(link, error);
   }

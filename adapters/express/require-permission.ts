@@ -1,6 +1,6 @@
 import type { JsonWebKey, KeyObject } from "node:crypto";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
-import { CurrencyConverter, hasPermission, TokenError, verifyToken, withinAmount, WardenError, type CurrencyTable, type Money, type TokenBlock, type ToolCallHandle, type VerifiedToken, type Warden } from "agent-warden";
+import { CurrencyConverter, hasPermission, isHalt, TokenError, verifyToken, withinAmount, WardenError, type CurrencyTable, type Money, type TokenBlock, type ToolCallHandle, type VerifiedToken, type Warden } from "agent-warden";
 import { AgentAuthError } from "./errors.js";
 
 /**
@@ -201,32 +201,21 @@ async function gate(warden: Warden, permission: string, verified: VerifiedToken,
 
 /** The refusal a decision maps to, or undefined when the request may go on (after waiting for a reviewer if policy asks). */
 async function decisionRefusal(handle: ToolCallHandle, permission: string): Promise<unknown> {
-  const decision = handle.decision;
-  if (decision.action === "block") {
-    if (decision.halted) return new AgentAuthError("agent_halted", decision.reason, { cause: handle.error });
-    return new AgentAuthError("insufficient_scope", decision.reason, { scope: permission, cause: handle.error });
-  }
-  if (decision.action === "require_approval") {
-    try {
-      await handle.waitForApproval();
-    } catch (error) {
-      return refusalOf(error, permission);
-    }
-  }
-  return undefined;
+  // What else the approval wait throws (the client closing the connection) is passed on as it is.
+  const admitted = await handle.admit().catch((error: unknown) => ({ ok: false as const, error }));
+  if (admitted.ok) return undefined;
+  const { decision } = handle;
+  if (decision.action !== "block") return refusalOf(admitted.error, permission);
+  return new AgentAuthError(decision.halted ? "agent_halted" : "insufficient_scope", decision.reason, { scope: decision.halted ? undefined : permission, cause: admitted.error });
 }
 
 /** Maps what Warden threw to the HTTP refusal. */
 function refusalOf(error: unknown, permission: string): unknown {
-  if (AgentAuthError.isInstance(error)) return error;
-  if (error instanceof TokenError || (WardenError.isInstance(error) && error.code === "token_invalid")) {
-    return (error as TokenError).reason === "halted" ? new AgentAuthError("agent_halted", error.message, { cause: error }) : new AgentAuthError("invalid_token", error.message, { cause: error });
-  }
-  if (WardenError.isInstance(error)) {
-    if (error.code === "halted") return new AgentAuthError("agent_halted", error.message, { cause: error });
-    if (error.code === "approval_rejected" || error.code === "approval_timeout" || error.code === "tool_blocked" || error.code === "permission_denied") {
-      return new AgentAuthError("insufficient_scope", error.message, { scope: permission, cause: error });
-    }
+  if (AgentAuthError.isInstance(error) || !WardenError.isInstance(error)) return error;
+  if (isHalt(error)) return new AgentAuthError("agent_halted", error.message, { cause: error });
+  if (error.code === "token_invalid") return new AgentAuthError("invalid_token", error.message, { cause: error });
+  if (error.code === "approval_rejected" || error.code === "approval_timeout" || error.code === "tool_blocked" || error.code === "permission_denied") {
+    return new AgentAuthError("insufficient_scope", error.message, { scope: permission, cause: error });
   }
   return error;
 }

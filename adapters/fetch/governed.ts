@@ -1,5 +1,5 @@
 import { ofetch, type $Fetch, type CreateFetchOptions, type FetchOptions, type FetchRequest, type FetchResponse } from "ofetch";
-import { WardenError, type ToolCallHandle, type Warden } from "agent-warden";
+import { isHalt, type ToolCallHandle, type Warden } from "agent-warden";
 import { describeRequest, type HttpCall } from "./describe.js";
 
 /**
@@ -62,7 +62,7 @@ function createInstance(warden: Warden, options: GovernedFetchOptions, mode: Mod
 
 function governedInstance(warden: Warden, inner: $Fetch, defaults: FetchOptions, settings: Settings): $Fetch {
   const raw = async function governedRaw(request: FetchRequest, requestOptions: FetchOptions<any> = {}): Promise<FetchResponse<any>> {
-    const handle = await open(warden, settings, describeRequest(request, requestOptions, defaults), signalOf(requestOptions, defaults));
+    const handle = await open(warden, settings, describeRequest(request, requestOptions, defaults), requestOptions.signal ?? defaults.signal ?? undefined, requestOptions.timeout ?? defaults.timeout);
     let response: FetchResponse<any>;
     try {
       response = await inner.raw(request, { ...requestOptions, signal: handle.signal });
@@ -92,8 +92,11 @@ function governedInstance(warden: Warden, inner: $Fetch, defaults: FetchOptions,
   return governedFetch;
 }
 
-/** Decides and records the request; throws when it may not be sent; waits for a reviewer when policy asks. */
-async function open(warden: Warden, settings: Settings, call: HttpCall, signal: AbortSignal | undefined): Promise<ToolCallHandle> {
+/**
+ * Decides and records the request; throws when it may not be sent; waits for a reviewer when policy asks.
+ * The call's signal aborts on a halt, with the caller's `signal` and once `timeout` ms have passed.
+ */
+async function open(warden: Warden, settings: Settings, call: HttpCall, signal: AbortSignal | undefined, timeout?: number): Promise<ToolCallHandle> {
   const handle = warden.beginToolCall({
     tool: settings.toolName?.(call) ?? `http.${call.method.toLowerCase()}`,
     args: call,
@@ -101,8 +104,10 @@ async function open(warden: Warden, settings: Settings, call: HttpCall, signal: 
     signal,
     shadow: settings.mode === "track",
   });
-  if (handle.decision.action === "block") throw handle.error;
-  if (handle.decision.action === "require_approval") await handle.waitForApproval();
+  // ofetch applies `timeout` only when no signal is given, and every request here is given one.
+  if (timeout) handle.link(AbortSignal.timeout(timeout));
+  const admitted = await handle.admit();
+  if (!admitted.ok) throw admitted.error;
   return handle;
 }
 
@@ -113,22 +118,11 @@ function settle(handle: ToolCallHandle, settings: Settings, error: unknown): unk
   if (response !== undefined) handle.complete(outputOf(response, settings));
   else handle.fail(error);
   const reason: unknown = handle.signal.aborted ? handle.signal.reason : undefined;
-  return WardenError.isInstance(reason) && reason.code === "halted" ? reason : error;
+  return isHalt(reason) ? reason : error;
 }
 
 function outputOf(response: FetchResponse<unknown>, settings: Settings): Record<string, unknown> {
   const output: Record<string, unknown> = { status: response.status, statusText: response.statusText };
   if (settings.recordResponseBody && response._data !== undefined) output.body = response._data;
   return output;
-}
-
-/** The caller's signal and the request timeout as one signal. The halt signal is merged in by Warden. */
-function signalOf(options: FetchOptions<any>, defaults: FetchOptions): AbortSignal | undefined {
-  const signals: AbortSignal[] = [];
-  const own = options.signal ?? defaults.signal;
-  if (own) signals.push(own);
-  // ofetch applies `timeout` only when no signal is given, and every request here is given one.
-  const timeout = options.timeout ?? defaults.timeout;
-  if (timeout) signals.push(AbortSignal.timeout(timeout));
-  return signals.length <= 1 ? signals[0] : AbortSignal.any(signals);
 }

@@ -160,8 +160,8 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     // Enforcement fails closed: anything that goes wrong deciding refuses the call.
     const wardenRunId = parent ? await this.#runOf(parent.tree) : undefined;
     const handle = this.warden.beginToolCall({ tool: name, args: parseToolInput(input), externalId: toolCallId, runId: wardenRunId, stepId: parent?.stepId, actionHint: this.#options.actionHints?.[name] });
-    if (handle.decision.action === "block") throw handle.error!;
-    if (handle.decision.action === "require_approval") await handle.waitForApproval();
+    const admitted = await handle.admit();
+    if (!admitted.ok) throw admitted.error;
     this.#tools.set(runId, handle);
     this.#nodes.set(runId, childOf(parent, parent?.tree ?? newTree(name, undefined, handle.runId)));
   }

@@ -54,6 +54,9 @@ export interface WardenApprovalInterrupt {
 
 const MIDDLEWARE_NAME = "WardenMiddleware";
 
+/** Refusals the model is told about (as an error tool message); anything else stops the run. */
+const REFUSED = new Set<string>(["tool_blocked", "approval_rejected", "approval_timeout"]);
+
 const stateSchema = z.object({
   [RUN_ID_KEY]: z.string().optional(),
   [RUN_OWNED_KEY]: z.boolean().optional(),
@@ -129,24 +132,12 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
         warden.beginToolCall({ tool: toolCall.name, args: toolCall.args, externalId: toolCall.id, runId, signal, actionHint: options.actionHints?.[toolCall.name] });
       const handle = interrupting ? reviewedOrInterrupt(warden, begun, toolCall, signal) : begun;
 
-      if (!interrupting && handle.decision.action === "require_approval") {
-        try {
-          await handle.waitForApproval();
-        } catch (error) {
-          if (WardenError.isInstance(error) && (error.code === "approval_rejected" || error.code === "approval_timeout")) return refusal(toolCall, error.message);
-          await failOwnedRun(state, error);
-          throw error;
-        }
-      }
-
-      const decision = handle.decision;
-      if (decision.action === "block") {
-        const error = handle.error!;
-        if (decision.halted) {
-          await failOwnedRun(state, error);
-          throw error;
-        }
-        return refusal(toolCall, error.message);
+      const admitted = await handle.admit().catch((error: unknown) => ({ ok: false as const, error }));
+      if (!admitted.ok) {
+        // A block or a reviewer's refusal reaches the model; a halt (or any other failure) ends the run.
+        if (WardenError.isInstance(admitted.error) && REFUSED.has(admitted.error.code)) return refusal(toolCall, admitted.error.message);
+        await failOwnedRun(state, admitted.error);
+        throw admitted.error;
       }
 
       try {
@@ -185,13 +176,8 @@ export function approvalInterrupts(result: unknown): WardenApprovalInterrupt[] {
 
 /** The paused Warden call for this framework id, if it belongs to this run; a stale or finished one starts afresh. */
 function pausedCall(warden: Warden, externalId: string, runId: string | undefined, signal: AbortSignal | undefined): ToolCallHandle | undefined {
-  try {
-    const handle = warden.resumeToolCall(externalId, { signal });
-    return runId === undefined || handle.runId === runId ? handle : undefined;
-  } catch (error) {
-    if (WardenError.isInstance(error) && (error.code === "not_found" || error.code === "invalid_state")) return undefined;
-    throw error;
-  }
+  const handle = warden.findToolCall(externalId, { signal });
+  return handle !== undefined && (runId === undefined || handle.runId === runId) ? handle : undefined;
 }
 
 /**

@@ -40,8 +40,6 @@ export function governMcpClient<C extends Client>(client: C, warden: Warden, opt
     const params = request.params ?? {};
     const name = typeof params.name === "string" ? params.name : "";
     const handle = warden.beginToolCall({ tool: name, args: params.arguments ?? {}, agentId: options.agentId, signal: requestOptions?.signal });
-    if (handle.decision.action === "block") throw handle.error;
-    if (handle.decision.action === "require_approval") await handle.waitForApproval();
     const outgoing = options.token === undefined ? request : { ...request, params: { ...params, _meta: { ...(params._meta as object | undefined), [TOKEN_META_KEY]: options.token } } };
     return forwardRecorded(handle, (signal) => send(outgoing, schema, { ...requestOptions, signal }), (halt) => halt);
   };

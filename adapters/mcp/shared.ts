@@ -1,6 +1,6 @@
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import { McpError, type CallToolResult, type ServerNotification, type ServerRequest } from "@modelcontextprotocol/sdk/types.js";
-import { inspectToken, TokenError, WardenError, type ToolCallHandle, type Warden } from "agent-warden";
+import { inspectToken, isHalt, WardenError, type ToolCallHandle, type Warden } from "agent-warden";
 
 /**
  * The `_meta` key under which a caller may send its Warden delegation token with a `tools/call`.
@@ -93,10 +93,6 @@ function haltedError(error: unknown): McpError {
   return mcp;
 }
 
-function isHalt(error: unknown): boolean {
-  return WardenError.isInstance(error) && (error.code === "halted" || (error instanceof TokenError && error.reason === "halted"));
-}
-
 /** The text of an error result, for the record. */
 function resultText(result: { content?: unknown }): string {
   const content = Array.isArray(result.content) ? (result.content as Array<{ type?: unknown; text?: unknown }>) : [];
@@ -104,40 +100,25 @@ function resultText(result: { content?: unknown }): string {
 }
 
 /**
- * Sends an allowed call with the handle's signal and records its result; an `isError` result is
- * recorded as a failure. A call a halt aborted rejects with `onHalt(halt)` rather than the transport's error.
+ * Admits the call (at once if the caller already waited for its approval), sends it with the handle's
+ * signal and records its result; an `isError` result is recorded as a failure. A refusal throws its
+ * error; a call a halt aborted rejects with `onHalt(halt)` rather than the transport's error.
  */
 export async function forwardRecorded<T>(handle: ToolCallHandle, send: (signal: AbortSignal) => Promise<T>, onHalt: (halt: unknown) => unknown): Promise<T> {
-  let result: T;
+  let failed: { result: T; error: Error } | undefined;
   try {
-    result = await raceAbort(handle.signal, () => send(handle.signal));
+    return await handle.run(async (signal) => {
+      const result = await send(signal);
+      if (typeof result !== "object" || result === null || (result as { isError?: unknown }).isError !== true) return result;
+      // Still the answer, but `run` records it as a failure.
+      failed = { result, error: new Error(resultText(result as { content?: unknown })) };
+      throw failed.error;
+    });
   } catch (error) {
-    handle.fail(error);
+    if (failed !== undefined && error === failed.error) return failed.result;
     const reason: unknown = handle.signal.aborted ? handle.signal.reason : undefined;
     throw isHalt(reason) ? onHalt(reason) : error;
   }
-  if (typeof result === "object" && result !== null && (result as { isError?: unknown }).isError === true) handle.fail(new Error(resultText(result as { content?: unknown })));
-  else handle.complete(result);
-  return result;
-}
-
-/** Settles with `run()`, or rejects with the signal's reason as soon as it aborts (a tool that ignores the signal cannot outlive a halt). */
-function raceAbort<T>(signal: AbortSignal, run: () => Promise<T>): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    run().then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /**

@@ -1,6 +1,6 @@
 import { Agent, defineToolInputGuardrail, getCurrentSpan, ToolGuardrailFunctionOutputFactory } from "@openai/agents";
 import type { FunctionTool, RunContext, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from "@openai/agents";
-import { InvalidStateError, WardenError, type ActionType, type ToolCallHandle, type Warden, type WardenErrorCode } from "agent-warden";
+import { InvalidStateError, WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
 import { governedSpans, registryOf, type Registry } from "./registry.js";
 
 /**
@@ -96,7 +96,7 @@ async function policyNeedsApproval(tool: string, input: unknown, callId: string 
     const runId = registry.currentRunId(warden);
     if (warden.check({ tool, args: input, runId, actionHint }).action !== "require_approval") return false;
     // A restored run asks again for a call that already has a request; a finished one starts afresh.
-    const earlier = tryResume(warden, callId, ["not_found", "invalid_state"]);
+    const earlier = warden.findToolCall(callId);
     if (earlier) return settle(registry, callId, earlier);
     const handle = warden.beginToolCall({ tool, args: input, runId, externalId: callId, actionHint });
     // A reviewer callback may have answered at once (an auto-approver): then there is nothing to pause for.
@@ -118,16 +118,6 @@ function settle(registry: Registry, callId: string, handle: ToolCallHandle): boo
   return false;
 }
 
-/** The recorded Warden call for an SDK call id, or undefined when resuming it fails with one of `absent`. */
-function tryResume(warden: Warden, callId: string, absent: readonly WardenErrorCode[]): ToolCallHandle | undefined {
-  try {
-    return warden.resumeToolCall(callId);
-  } catch (error) {
-    if (WardenError.isInstance(error) && absent.includes(error.code)) return undefined;
-    throw error;
-  }
-}
-
 function wardenGuardrail(tool: string, warden: Warden, registry: Registry, actionHint: ActionType | undefined): ToolInputGuardrailDefinition<any> {
   return defineToolInputGuardrail({
     name: GUARDRAIL_NAME,
@@ -145,14 +135,8 @@ function wardenGuardrail(tool: string, warden: Warden, registry: Registry, actio
         registry.decided.delete(callId);
         registry.interrupted.delete(callId);
       }
-      if (handle.decision.action === "block") return refuse(handle.error, handle);
-      if (handle.decision.action === "require_approval") {
-        try {
-          await handle.waitForApproval();
-        } catch (error) {
-          return refuse(error, handle);
-        }
-      }
+      const admitted = await handle.admit().catch((error: unknown) => ({ ok: false as const, error }));
+      if (!admitted.ok) return refuse(admitted.error, handle);
       // Decided before a halt (an approval applied earlier): the halt wins.
       if (handle.signal.aborted) {
         quietly(() => handle.fail(handle.signal.reason));
@@ -170,7 +154,12 @@ function wardenGuardrail(tool: string, warden: Warden, registry: Registry, actio
  */
 function resumeInterrupted(tool: string, callId: string, context: RunContext<any>, warden: Warden, registry: Registry): ToolCallHandle | undefined {
   if (!registry.interrupted.has(callId) && context.isToolApproved({ toolName: tool, callId }) !== true) return undefined;
-  return tryResume(warden, callId, ["not_found"]);
+  try {
+    return warden.resumeToolCall(callId);
+  } catch (error) {
+    if (WardenError.isInstance(error) && error.code === "not_found") return undefined;
+    throw error;
+  }
 }
 
 /** Blocks, rejections and timeouts become the model's tool result; a halt stops the run. */
