@@ -40,8 +40,8 @@ export {
 export type { WardenErrorCode, TokenErrorReason, PolicyIssue } from "./errors.js";
 export { Tokens } from "./tokens/tokens.js";
 export { DelegatedTask } from "./delegation.js";
-export { verifyToken, attenuate, seal, hasPermission, toolAllowed, withinAmount, inspectToken, parseDuration } from "./tokens/token.js";
-export type { Authority, VerifiedToken, TokenBlock, TokenInspection, MintInput, Narrowing } from "./tokens/token.js";
+export { verifyToken, createTokenAuthority, attenuate, seal, hasPermission, toolAllowed, withinAmount, tokenDenial, inspectToken, parseDuration } from "./tokens/token.js";
+export type { Authority, VerifiedToken, TokenBlock, TokenInspection, MintInput, Narrowing, TokenAuthority, TokenAuthorityOptions } from "./tokens/token.js";
 export { formatRunTree } from "./format.js";
 export type { RemoteLink, RemoteStatus } from "./remote/remote.js";
 export type { RemoteOptions } from "./remote/options.js";

@@ -25,7 +25,7 @@ import { SqliteStore, type QueuedWrite } from "./store/sqlite-store.js";
 import { DelegatedTask } from "./delegation.js";
 import { PermissionDeniedError } from "./errors.js";
 import type { Money } from "./money.js";
-import { hasPermission as tokenHasPermission, toolAllowed, withinAmount, type VerifiedToken } from "./tokens/token.js";
+import { hasPermission as tokenHasPermission, tokenDenial, toolAllowed, type VerifiedToken } from "./tokens/token.js";
 import { stillValid, Tokens } from "./tokens/tokens.js";
 
 /** A call to decide on. Everything but `tool` is optional. */
@@ -999,23 +999,11 @@ export class Warden {
     const invalid = stillValid(this.tokens, token, (info) => this.#halts.haltedSince(info.agentId, info.agentId && this.#groupOf(info.agentId), info.issuedAt), Date.now());
     if (invalid) return invalid.message;
     const authority = token.authority;
-    const needed = permission ?? call.tool.replaceAll(".", ":");
+    // A token's `tools` list grants those tools; otherwise the call needs a scope for its permission.
     const byTool = authority.tools !== undefined && toolAllowed(authority, call.tool);
     if (authority.tools !== undefined && !byTool && permission === undefined) return `token ${token.id} does not allow tool "${call.tool}"`;
-    if (!byTool && !tokenHasPermission(authority, needed)) return `token ${token.id} does not grant "${needed}"`;
-    const amount = (call.args as { amount?: unknown } | undefined)?.amount;
-    if (authority.maxAmount !== undefined && amount !== undefined) {
-      const currency = (call.args as { currency?: unknown }).currency;
-      if (typeof amount !== "number" || !Number.isInteger(amount) || amount < 0) return `amount ${JSON.stringify(amount)} is not an integer in minor units`;
-      try {
-        if (!withinAmount(authority, { amount, currency: typeof currency === "string" ? currency : authority.maxAmount.currency }, this.#converter)) {
-          return `amount ${amount} ${typeof currency === "string" ? currency : authority.maxAmount.currency} exceeds the token's cap of ${authority.maxAmount.amount} ${authority.maxAmount.currency}`;
-        }
-      } catch (error) {
-        return (error as Error).message;
-      }
-    }
-    return undefined;
+    const args = call.args as { amount?: unknown; currency?: unknown } | undefined;
+    return tokenDenial(token, { permission: byTool ? undefined : (permission ?? call.tool.replaceAll(".", ":")), amount: args?.amount, currency: args?.currency }, this.#converter);
   }
 
   // ── runs and calls seen from outside a callback (adapters' trace processors) ──────────────

@@ -1,6 +1,6 @@
-import type { JsonWebKey, KeyObject } from "node:crypto";
+import { createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
-import { CurrencyConverter, hasPermission, isHalt, TokenError, verifyToken, withinAmount, WardenError, type CurrencyTable, type Money, type TokenBlock, type ToolCallHandle, type VerifiedToken, type Warden } from "agent-warden";
+import { createTokenAuthority, CurrencyConverter, isHalt, tokenDenial, WardenError, type CurrencyTable, type Money, type TokenBlock, type ToolCallHandle, type VerifiedToken, type Warden } from "agent-warden";
 import { AgentAuthError } from "./errors.js";
 
 /**
@@ -70,7 +70,7 @@ export interface WardenVerifier extends Common {
  * Add `warden` (a client of the service's own) to also record each request and apply its policies.
  * @example
  * import { requireAgentPermission } from "agent-warden/express";
- * app.get("/balances", requireAgentPermission("payments:read", { publicKey: jwk, isRevoked: (id) => revoked.has(id), cacheSize: 500 }), balances);
+ * app.get("/balances", requireAgentPermission("payments:read", { publicKey: jwk, isRevoked: (id) => revoked.has(id) }), balances);
  */
 export interface PublicKeyVerifier extends Common {
   publicKey: JsonWebKey | KeyObject;
@@ -80,8 +80,6 @@ export interface PublicKeyVerifier extends Common {
   isHalted?: ((info: { agentId: string | undefined; issuedAt: number }) => boolean) | undefined;
   /** Exchange rates for caps and amounts in different currencies. */
   currencies?: CurrencyTable | undefined;
-  /** Verified tokens kept (by exact token string) so a repeat skips the signature checks; expiry, revocation and halts are re-checked on every request. Default 1000; 0 turns it off. */
-  cacheSize?: number | undefined;
   warden?: Warden | undefined;
 }
 
@@ -234,55 +232,25 @@ function amountOf(options: RequireAgentPermissionOptions, request: Request): Par
   return money.currency === undefined ? { amount: money.amount } : (money as Money);
 }
 
-/** Offline: the token alone must grant the permission and cover the amount. */
+/** Offline: the token alone must grant the permission and cover the amount (the core's one rule for tokens). */
 function checkAuthority(permission: string, verified: VerifiedToken, money: Partial<Money> | undefined, converter: CurrencyConverter): void {
-  const authority = verified.authority;
-  if (!hasPermission(authority, permission)) throw new AgentAuthError("insufficient_scope", `token ${verified.id} does not grant "${permission}"`, { scope: permission });
-  if (money === undefined || authority.maxAmount === undefined) return;
-  const { amount } = money;
-  if (typeof amount !== "number" || !Number.isSafeInteger(amount) || amount < 0) throw new AgentAuthError("insufficient_scope", `amount ${JSON.stringify(amount)} is not an integer in minor units`, { scope: permission });
-  const currency = money.currency ?? authority.maxAmount.currency;
-  if (!withinAmount(authority, { amount, currency }, converter)) {
-    throw new AgentAuthError("insufficient_scope", `amount ${amount} ${currency} exceeds the token's cap of ${authority.maxAmount.amount} ${authority.maxAmount.currency}`, { scope: permission });
-  }
+  const denial = tokenDenial(verified, { permission, amount: money?.amount, currency: money?.currency }, converter);
+  if (denial !== undefined) throw new AgentAuthError("insufficient_scope", denial, { scope: permission });
 }
 
-/** Verifies offline, keeping verified tokens so a repeat costs no signature checks; what can change is re-checked each time. */
+/**
+ * Verifies offline against the public key, parsed once. A token seen before costs no signature
+ * checks (the core keeps verified signatures); expiry, revocation and halts are checked every time.
+ */
 function offlineVerifier(options: PublicKeyVerifier): { verify: (token: string) => VerifiedToken; converter: CurrencyConverter } {
   const converter = new CurrencyConverter(options.currencies ?? {});
-  const limit = options.cacheSize ?? 1000;
-  const cache = new Map<string, VerifiedToken>();
-  const verify = (token: string): VerifiedToken => {
-    const cached = cache.get(token);
-    if (cached !== undefined) {
-      recheck(cached, options);
-      // Re-inserting keeps the Map in recency order, so eviction below drops the least recently used.
-      cache.delete(token);
-      cache.set(token, cached);
-      return cached;
-    }
-    const verified = verifyToken(token, options.publicKey, { isRevoked: options.isRevoked, isHalted: options.isHalted, currency: converter });
-    if (limit > 0) {
-      if (cache.size >= limit) cache.delete(cache.keys().next().value!);
-      cache.set(token, verified);
-    }
-    return verified;
-  };
-  return { verify, converter };
+  const rootPublicKey = isKeyObject(options.publicKey) ? options.publicKey : createPublicKey({ key: options.publicKey, format: "jwk" });
+  const authority = createTokenAuthority({ rootPublicKey, isRevoked: options.isRevoked, isHalted: options.isHalted, currency: converter });
+  return { verify: (token) => authority.verify(token), converter };
 }
 
-/** What `verifyToken` checks that can change after a token verified once: expiry, revocation, halts. */
-function recheck(verified: VerifiedToken, options: PublicKeyVerifier): void {
-  if (Date.now() >= verified.expiresAt) throw new TokenError("expired", `expired at ${new Date(verified.expiresAt).toISOString()}`);
-  if (options.isRevoked) {
-    for (const [index, block] of verified.chain.entries()) if (options.isRevoked(block.id)) throw new TokenError("revoked", `block ${index} (${block.id}) is revoked`);
-  }
-  if (options.isHalted) {
-    const issuedAt = verified.chain[0]!.issuedAt;
-    for (const agentId of new Set(verified.chain.map((block) => block.audience).filter((audience) => audience !== undefined))) {
-      if (options.isHalted({ agentId, issuedAt })) throw new TokenError("halted", `agent ${JSON.stringify(agentId)} was halted after this token was issued`);
-    }
-  }
+function isKeyObject(key: JsonWebKey | KeyObject): key is KeyObject {
+  return typeof (key as KeyObject).export === "function";
 }
 
 function principal(verified: VerifiedToken): AgentPrincipal {

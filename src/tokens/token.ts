@@ -420,6 +420,28 @@ export function withinAmount(authority: Authority, money: Money, converter?: Cur
   return authority.maxAmount === undefined || amountExceeds(money, authority.maxAmount, converter) === undefined;
 }
 
+/**
+ * Why a verified token does not cover `permission` (scope) with an optional amount (checked against
+ * its cap, converted between currencies), or undefined when it does. One rule for every place a token
+ * is enforced: tool calls, `authorize`, the Express guard.
+ * @example
+ * const why = tokenDenial(verified, { permission: "refunds:create", amount: 2800, currency: "EUR" });
+ */
+export function tokenDenial(token: VerifiedToken, need: { permission?: string | undefined; amount?: unknown; currency?: unknown }, converter?: CurrencyConverter): string | undefined {
+  const authority = token.authority;
+  if (need.permission !== undefined && !hasPermission(authority, need.permission)) return `token ${token.id} does not grant "${need.permission}"`;
+  if (authority.maxAmount === undefined || need.amount === undefined) return undefined;
+  const { amount } = need;
+  if (typeof amount !== "number" || !Number.isSafeInteger(amount) || amount < 0) return `amount ${JSON.stringify(amount)} is not an integer in minor units`;
+  const currency = typeof need.currency === "string" ? need.currency : authority.maxAmount.currency;
+  try {
+    if (withinAmount(authority, { amount, currency }, converter)) return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+  return `amount ${amount} ${currency} exceeds the token's cap of ${authority.maxAmount.amount} ${authority.maxAmount.currency}`;
+}
+
 /** True when the token allows calling the tool named `toolName`. */
 export function toolAllowed(authority: Authority, toolName: string): boolean {
   return authority.tools === undefined || authority.tools.some((pattern) => toolMatches(pattern, toolName));
