@@ -9,7 +9,7 @@ import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { Warden, type WardenEvent } from "../src/index.js";
 import { RemoteLink } from "../src/remote/remote.js";
 import { RemoteOptionsSchema } from "../src/remote/options.js";
-import { createWardenServer } from "../src/server/index.js";
+import { createWardenServer } from "agent-warden/server";
 import { percentiles, type BenchRow } from "./harness.js";
 
 const CLIENTS = 50;

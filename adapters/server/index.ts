@@ -1,9 +1,9 @@
 // agent-warden/server: the control plane (`warden serve`) as a library.
-export { createWardenServer, ensureAdminKey, SqliteControlPlaneStore, HttpError } from "../../src/server/index.js";
+export { createWardenServer, ensureAdminKey } from "../../src/server/app.js";
+export type { WardenServer, WardenServerOptions } from "../../src/server/app.js";
+export { SqliteControlPlaneStore } from "../../src/server/sqlite-store.js";
+export type { SqliteControlPlaneOptions } from "../../src/server/sqlite-store.js";
 export type {
-  WardenServer,
-  WardenServerOptions,
-  SqliteControlPlaneOptions,
   ControlPlaneStore,
   Role,
   Principal,
@@ -21,6 +21,6 @@ export type {
   StreamMessageType,
   Changes,
   LedgerReport,
-  ApiErrorCode,
-  Problem,
-} from "../../src/server/index.js";
+} from "../../src/server/store.js";
+export { HttpError } from "../../src/server/errors.js";
+export type { ApiErrorCode, Problem } from "../../src/server/errors.js";

@@ -19,7 +19,8 @@ export interface HaltRecord {
   liftedAt: number | undefined;
 }
 
-interface HaltRow {
+/** @internal A `halts` row, as the embedded store and the control plane both keep it. */
+export interface HaltRow {
   id: string;
   target_kind: HaltRecord["scope"];
   target: string | null;
@@ -35,7 +36,8 @@ export interface Subject {
   runId: string | undefined;
 }
 
-const toRecord = (row: HaltRow): HaltRecord => ({
+/** @internal */
+export const toHaltRecord = (row: HaltRow): HaltRecord => ({
   haltId: row.id,
   scope: row.target_kind,
   target: row.target ?? undefined,
@@ -107,13 +109,13 @@ export class HaltState {
     if (!force && version === this.#version) return false;
     this.#version = version;
     const rows = this.#store.all<HaltRow>("SELECT id, target_kind, target, reason, actor, created_at, lifted_at FROM halts WHERE org = ? ORDER BY created_at", this.#org);
-    this.#history = rows.map(toRecord);
+    this.#history = rows.map(toHaltRecord);
     this.#active = this.#history.filter((h) => h.liftedAt === undefined);
     return true;
   }
 
   halt(input: HaltTarget & { reason: string; actor?: string | undefined }, now: number): HaltRecord {
-    const [scope, target] = scopeOf(input);
+    const [scope, target] = haltScopeOf(input);
     const record: HaltRecord = { haltId: newId("halt"), scope, target, reason: input.reason, actor: input.actor, createdAt: now, liftedAt: undefined };
     this.#store.transaction(() => {
       this.#store.db
@@ -127,7 +129,7 @@ export class HaltState {
 
   /** Lifts the active halts with exactly this target. Returns what was lifted. */
   resume(input: HaltTarget & { actor?: string | undefined; reason?: string | undefined }, now: number): HaltRecord[] {
-    const [scope, target] = scopeOf(input);
+    const [scope, target] = haltScopeOf(input);
     const lifted = this.#active.filter((h) => h.scope === scope && h.target === target);
     this.#store.transaction(() => {
       this.#store.db
@@ -172,7 +174,8 @@ export class HaltState {
   }
 }
 
-function scopeOf(target: HaltTarget): [HaltRecord["scope"], string | undefined] {
+/** @internal Which halt a target names: the most specific of run, agent, group, else the organization. */
+export function haltScopeOf(target: HaltTarget): [HaltRecord["scope"], string | undefined] {
   if (target.runId) return ["run", target.runId];
   if (target.agentId) return ["agent", target.agentId];
   if (target.group) return ["group", target.group];

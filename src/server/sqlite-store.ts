@@ -3,7 +3,7 @@ import type { SQLInputValue, StatementSync } from "node:sqlite";
 import { ApprovalStatus, EventType } from "../enums.js";
 import { InvalidInputError, InvalidStateError, NotFoundError } from "../errors.js";
 import type { WardenEvent } from "../events.js";
-import type { HaltRecord } from "../halt/halt.js";
+import { haltScopeOf, toHaltRecord, type HaltRecord, type HaltRow } from "../halt/halt.js";
 import { canonicalJson } from "../internal/canonical.js";
 import { newId } from "../internal/ids.js";
 import type { LedgerEntry } from "../ledger/chain.js";
@@ -94,15 +94,6 @@ interface PolicyRow {
   created_at: number;
 }
 
-interface HaltRow {
-  id: string;
-  target_kind: HaltRecord["scope"];
-  target: string | null;
-  reason: string;
-  actor: string | null;
-  created_at: number;
-  lifted_at: number | null;
-}
 
 const toKeyRecord = (row: KeyRow): ApiKeyRecord => ({
   keyId: row.id,
@@ -116,15 +107,6 @@ const toKeyRecord = (row: KeyRow): ApiKeyRecord => ({
   lastUsedAt: row.last_used_at ?? undefined,
 });
 
-const toHaltRecord = (row: HaltRow): HaltRecord => ({
-  haltId: row.id,
-  scope: row.target_kind,
-  target: row.target ?? undefined,
-  reason: row.reason,
-  actor: row.actor ?? undefined,
-  createdAt: row.created_at,
-  liftedAt: row.lifted_at ?? undefined,
-});
 
 const toPolicyVersion = (row: PolicyRow): PolicyVersion => ({
   version: row.version,
@@ -154,12 +136,6 @@ function byOrganization(messages: readonly OrgMessage[]): Changes[] {
   return [...grouped].map(([org, list]) => ({ org, messages: list }));
 }
 
-function scopeOf(target: { agentId?: string | undefined; group?: string | undefined; runId?: string | undefined }): [HaltRecord["scope"], string | undefined] {
-  if (target.runId) return ["run", target.runId];
-  if (target.agentId) return ["agent", target.agentId];
-  if (target.group) return ["group", target.group];
-  return ["organization", undefined];
-}
 
 /**
  * The control plane on SQLite: the embedded store's file and tables (so the CLI can read the same
@@ -515,7 +491,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   }
 
   async halt(org: string, input: HaltInput): Promise<{ record: HaltRecord; created: boolean; changes: Changes }> {
-    const [scope, target] = scopeOf(input);
+    const [scope, target] = haltScopeOf(input);
     return this.#transaction(() => {
       if (input.haltId !== undefined) {
         const existing = this.#sql.get<HaltRow & { org: string }>(`SELECT org, ${haltColumns} FROM halts WHERE id = ?`, input.haltId);
@@ -548,7 +524,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   }
 
   async resume(org: string, input: ResumeInput): Promise<{ lifted: HaltRecord[]; changes: Changes }> {
-    const [scope, target] = scopeOf(input);
+    const [scope, target] = haltScopeOf(input);
     return this.#transaction(() => {
       const ids = this.#sql.all<{ id: string }>("SELECT id FROM halts WHERE org = ? AND target_kind = ? AND target IS ? AND lifted_at IS NULL ORDER BY created_at", org, scope, target ?? null).map((r) => r.id);
       if (ids.length === 0) {
