@@ -123,7 +123,7 @@ async function queuedWhileDown(dir: string): Promise<BenchRow[]> {
       dir: join(dir, `down-${spool}`),
       staleAfter: 60_000,
       hasLocalPolicies: true,
-      host: { applyPolicies: () => {}, applyHalts: () => {}, applyApproval: () => {}, applyOrganizationKey: () => {}, reportError: () => {} },
+      host: { applyPolicies: () => {}, applyHalts: () => {}, applyApproval: () => {}, applyOrganizationKey: () => {}, applyRevocation: () => {}, reportError: () => {} },
     });
     const event = events(1, 0)[0]!;
     globalThis.gc?.();

@@ -381,6 +381,7 @@ export class Warden {
       },
       applyApproval: (record) => this.approvals.applyRemote(record),
       applyOrganizationKey: (jwk) => this.tokens.useOrganizationKey(jwk),
+      applyRevocation: (tokenId, reason) => this.tokens.noteRevoked(tokenId, reason),
       reportError: (error) => this.#reportError(error),
     });
     this.#applyHalts();

@@ -1,6 +1,6 @@
 // Remote mode and delegation tokens: the control plane holds the organization key; agents verify
 // tokens offline against the public key it publishes (JWKS), and never hold a key of their own.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ConfigError, TokenError, ToolBlockedError, Warden } from "agent-warden";
 import { createWardenServer, type WardenServer } from "agent-warden/server";
 
@@ -74,5 +74,16 @@ describe("delegation tokens in remote mode", () => {
     await agent.ready();
     await expect(agent.run({}, (run) => run.tool("flights.search", {}, () => "results"))).resolves.toBe("results");
     await expect(agent.run({}, (run) => run.tool("flights.book", {}, () => "never"))).rejects.toBeInstanceOf(ToolBlockedError);
+  });
+  it("learns of a revocation on the control plane over the stream: the token stops verifying", async () => {
+    const agent = remoteAgent();
+    await agent.ready();
+    const token = await mint({ agentId: "travel-agent", scopes: ["flights:*"], ttl: "1h" });
+    expect(agent.beginDelegatedTask(token).hasPermission("flights:book")).toBe(true);
+    const tokenId = agent.tokens.inspect(token).id;
+    const response = await fetch(`${url}/v1/tokens/revoke`, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }, body: JSON.stringify({ tokenId, reason: "leaked" }) });
+    expect(response.status).toBe(200);
+    await vi.waitFor(() => expect(agent.tokens.isRevoked(tokenId)).toBe(true), { timeout: 5000 });
+    expect(() => agent.beginDelegatedTask(token)).toThrow(/revoked/);
   });
 });

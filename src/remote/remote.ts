@@ -23,6 +23,8 @@ export interface RemoteHost {
   applyApproval(record: ApprovalRecord): void;
   /** The organization's public key, which delegation tokens verify against. */
   applyOrganizationKey(jwk: JsonWebKey): void;
+  /** A token (or block) the control plane revoked: it stops verifying here too. */
+  applyRevocation(tokenId: string, reason: string | undefined): void;
   reportError(error: unknown): void;
 }
 
@@ -422,6 +424,11 @@ export class RemoteLink {
         case "approval.resolved":
           this.#resolved(data as ApprovalRecord);
           return;
+        case "token.revoked": {
+          const { tokenId, reason } = data as { tokenId?: unknown; reason?: unknown };
+          if (typeof tokenId === "string") this.#options.host.applyRevocation(tokenId, typeof reason === "string" ? reason : undefined);
+          return;
+        }
       }
     } catch (error) {
       this.#report("stream", error);

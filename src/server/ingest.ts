@@ -216,7 +216,10 @@ export function projectEvent(sql: Sql, org: string, role: Role, event: WardenEve
     }
     case "token.revoked": {
       const tokenId = str(data.tokenId);
-      if (tokenId !== undefined) sql.run("INSERT OR IGNORE INTO revoked_tokens (org, id, reason, revoked_at) VALUES (?,?,?,?)", org, tokenId, str(data.reason) ?? null, event.ts);
+      if (tokenId === undefined) return;
+      const changed = sql.run("INSERT OR IGNORE INTO revoked_tokens (org, id, reason, revoked_at) VALUES (?,?,?,?)", org, tokenId, str(data.reason) ?? null, event.ts);
+      // Every connected agent learns of it, so the token stops verifying across the fleet.
+      if (changed) effects.durable.push({ type: "token.revoked", data: { tokenId, reason: str(data.reason) } });
       return;
     }
     default:

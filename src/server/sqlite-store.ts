@@ -593,10 +593,13 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     return key;
   }
 
-  async revokeToken(org: string, tokenId: string, input: { reason?: string | undefined; actor?: string | undefined }): Promise<void> {
-    this.#transaction(() => {
-      const changed = this.#sql.run("INSERT OR IGNORE INTO revoked_tokens (org, id, reason, revoked_at) VALUES (?,?,?,?)", org, tokenId, input.reason ?? null, Date.now());
-      if (changed) this.#ledger(org, "token.revoked", {}, { tokenId, reason: input.reason }, input.actor ?? null);
+  async revokeToken(org: string, tokenId: string, input: { reason?: string | undefined; actor?: string | undefined }): Promise<Changes> {
+    return this.#transaction(() => {
+      const now = Date.now();
+      const changed = this.#sql.run("INSERT OR IGNORE INTO revoked_tokens (org, id, reason, revoked_at) VALUES (?,?,?,?)", org, tokenId, input.reason ?? null, now);
+      if (!changed) return { org, messages: [] };
+      this.#ledger(org, "token.revoked", {}, { tokenId, reason: input.reason }, input.actor ?? null);
+      return { org, messages: [this.#stream(org, "token.revoked", { tokenId, reason: input.reason }, now)] };
     });
   }
 

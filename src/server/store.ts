@@ -221,7 +221,7 @@ export interface StreamMessage {
  * import type { StreamMessageType } from "agent-warden/server";
  * const haltTypes: StreamMessageType[] = ["halt.created", "halt.lifted"];
  */
-export type StreamMessageType = "approval.requested" | "approval.resolved" | "halt.created" | "halt.lifted" | "policy.updated" | "run.updated" | "tool_call.updated";
+export type StreamMessageType = "approval.requested" | "approval.resolved" | "halt.created" | "halt.lifted" | "token.revoked" | "policy.updated" | "run.updated" | "tool_call.updated";
 
 /**
  * What changed, so the caller can push it to stream subscribers. Durable messages are already stored.
@@ -302,7 +302,7 @@ export interface ControlPlaneStore {
 
   // tokens
   tokenKey(org: string): Promise<SigningKey>;
-  revokeToken(org: string, tokenId: string, input: { reason?: string | undefined; actor?: string | undefined }): Promise<void>;
+  revokeToken(org: string, tokenId: string, input: { reason?: string | undefined; actor?: string | undefined }): Promise<Changes>;
   revokedTokenIds(org: string, ids: readonly string[]): Promise<Set<string>>;
 
   // ledger

@@ -11,6 +11,8 @@ const topicOf: Record<StreamMessageType, Topic> = {
   "approval.resolved": "approvals",
   "halt.created": "halts",
   "halt.lifted": "halts",
+  // Revocations travel with halts: both take authority away, and every agent follows them.
+  "token.revoked": "halts",
   "policy.updated": "policies",
   "run.updated": "runs",
   "tool_call.updated": "runs",

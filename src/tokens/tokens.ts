@@ -91,6 +91,12 @@ export class Tokens {
     this.#ctx.store.flush();
   }
 
+  /** @internal A revocation made elsewhere (the control plane): kept locally, not recorded again. */
+  noteRevoked(tokenId: string, reason: string | undefined): void {
+    this.#ctx.store.write("INSERT OR IGNORE INTO revoked_tokens (org, id, reason, revoked_at) VALUES (?,?,?,?)", [this.#ctx.org, tokenId, reason ?? null, Date.now()]);
+    this.#ctx.store.flush();
+  }
+
   /** True if the id (of a token or one of its blocks) was revoked. */
   isRevoked(id: string): boolean {
     return this.#ctx.store.peek("SELECT 1 AS revoked FROM revoked_tokens WHERE org = ? AND id = ?", this.#ctx.org, id) !== undefined;

@@ -61,7 +61,7 @@ export function tokenRoutes(context: ServerContext): { router: Router; jwks: (re
   router.post("/tokens/revoke", requirePermission("tokens:write"), ...body, async (request, response) => {
     const principal = principalOf(response);
     const input = parse(RevokeTokenSchema, request.body);
-    await store.revokeToken(principal.org, input.tokenId, { reason: input.reason, actor: actorOf(principal) });
+    context.publish(await store.revokeToken(principal.org, input.tokenId, { reason: input.reason, actor: actorOf(principal) }));
     response.json({ tokenId: input.tokenId, revoked: true });
   });
 
