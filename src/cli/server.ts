@@ -50,17 +50,19 @@ export function registerServerCommands(program: Command): void {
     .description("run the control plane: HTTP API, event stream, API keys (prints an admin key on first start)")
     .addOption(new Option("--port <n>", "port to listen on").env("WARDEN_PORT").default("4000"))
     .option("--host <address>", "address to listen on (0.0.0.0 to serve other machines)", "127.0.0.1")
+    .option("--trust-proxy <hops>", "behind a TLS-terminating proxy: how many hops to trust for X-Forwarded-* (marks the console's cookie Secure)")
     .addOption(dbOption())
-    .action(async (opts: { port: string; host: string; db: string }) => {
+    .action(async (opts: { port: string; host: string; db: string; trustProxy?: string }) => {
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new CommanderError(EXIT_USAGE, "warden.port", `invalid port "${opts.port}"`);
       const organization = org(program);
       // Express is loaded only here, so the rest of the CLI runs without it.
       const { createWardenServer, ensureAdminKey } = await import("../server/app.js");
-      const server = createWardenServer({ db: opts.db });
+      const trustProxy = opts.trustProxy === undefined ? undefined : /^\d+$/.test(opts.trustProxy) ? Number(opts.trustProxy) : opts.trustProxy;
+      const server = createWardenServer({ db: opts.db, trustProxy });
       const key = await ensureAdminKey(server.store, organization);
       const { url } = await server.listen(port, opts.host);
-      console.log(`warden control plane on ${url} (database ${opts.db})`);
+      console.log(`warden control plane on ${url} (database ${opts.db}); console at ${url}/`);
       if (key) console.log(`admin key for organization "${organization}" — shown once, store it now:\n  ${key}`);
       await new Promise<void>((resolve) => {
         process.once("SIGINT", resolve);

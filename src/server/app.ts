@@ -48,6 +48,11 @@ export interface WardenServerOptions {
   maxStreams?: number | undefined;
   /** Serve the web console at `/` (sign-in with a reviewer or admin key). Default true. */
   console?: boolean | undefined;
+  /**
+   * Behind a TLS-terminating proxy: Express's `trust proxy` setting (e.g. `1` for one hop, or the
+   * proxy's address), so `X-Forwarded-Proto: https` marks the console's session cookie `Secure`.
+   */
+  trustProxy?: boolean | number | string | undefined;
   /** More routes of your own, mounted after the API and the console and before the 404 handler. */
   extend?: ((app: Express, context: ServerContext) => void) | undefined;
   /** Receives unexpected errors (500s, background failures). Default: `console.error`. */
@@ -96,6 +101,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
 
   const app = express();
   app.disable("x-powered-by");
+  if (options.trustProxy !== undefined) app.set("trust proxy", options.trustProxy);
   app.set("etag", false);
   app.use((_request, response, next) => {
     response.set({ "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store" });
