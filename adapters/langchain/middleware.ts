@@ -141,7 +141,9 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
       }
 
       try {
-        const result = await whileGoverned(warden, toolCall.id, () => raceSignal(handle.signal, async () => handler(request)));
+        // The tool node invokes `request.tool` with its own signal; hand it one that also aborts on a halt.
+        const governed = { ...request, tool: abortingOn(request.tool, handle.signal) };
+        const result = await whileGoverned(warden, toolCall.id, () => raceSignal(handle.signal, async () => handler(governed)));
         record(() => (isErrorMessage(result) ? handle.fail({ message: String(recordableOutput(result)) }) : handle.complete(recordableOutput(result))));
         return result;
       } catch (error) {
@@ -209,6 +211,30 @@ function approvalRequest(handle: ToolCallHandle, toolCall: ToolCall): WardenAppr
     policyId: handle.decision.policyId,
     expiresAt: approval?.expiresAt,
   };
+}
+
+type RequestTool = Parameters<NonNullable<AgentMiddleware["wrapToolCall"]>>[0]["tool"];
+type Invoke = (input: unknown, config?: { signal?: AbortSignal | undefined } & Record<string, unknown>) => Promise<unknown>;
+
+/**
+ * The tool, but invoked with a signal that also aborts when `signal` does. LangChain's tool node ignores
+ * `request.runtime` and builds the tool's config from its own, but it invokes `request.tool` when given one,
+ * so the signal travels on a view of the tool. A tool the node has not been given (dynamic) is left as is.
+ */
+function abortingOn(tool: RequestTool, signal: AbortSignal): RequestTool {
+  if (typeof tool !== "object" || tool === null || typeof (tool as { invoke?: unknown }).invoke !== "function") return tool;
+  const original = tool as unknown as { invoke: Invoke };
+  const invoke: Invoke = async (input, config) => {
+    try {
+      return await original.invoke(input, { ...config, signal: config?.signal ? AbortSignal.any([config.signal, signal]) : signal });
+    } catch (error) {
+      // The middleware rejects with the abort reason itself. Were the tool's rejection the same object, LangChain
+      // would take it for an error from further down and pass it on bare, not as a `MiddlewareError` whose cause it is.
+      if (signal.aborted && error === signal.reason) throw new Error("tool call aborted", { cause: error });
+      throw error;
+    }
+  };
+  return new Proxy(tool, { get: (target, key) => (key === "invoke" ? invoke : Reflect.get(target, key, target)) });
 }
 
 /** What the model sees for a call Warden refused: an error tool message; the agent carries on. */

@@ -347,6 +347,37 @@ describe("wardenMiddleware", () => {
     expect(run.toolCalls[0]).toMatchObject({ toolName: "slow_report", status: "failed" });
   });
 
+  it("hands the tool a signal that aborts with the HaltedError when the agent is halted mid-call", async () => {
+    const warden = newWarden();
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    let seen: { aborted: boolean; reason: unknown } | undefined;
+    const watcher = tool(
+      async (_input: Record<string, unknown>, config) => {
+        const signal = config.signal!;
+        started();
+        await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+        seen = { aborted: signal.aborted, reason: signal.reason };
+        return "stopped";
+      },
+      { name: "watch_logs", description: "watches logs until aborted", schema: z.object({}).passthrough() },
+    );
+    const model = fakeModel()
+      .respondWithTools([{ name: "watch_logs", args: {} }])
+      .respond(new AIMessage("never"));
+    const agent = createAgent({ model, tools: [watcher], middleware: [wardenMiddleware(warden)] });
+
+    const invocation = agent.invoke(ask("watch"));
+    await running;
+    warden.halt({ reason: "runaway agent" });
+
+    const error = await invocation.then(() => undefined, (e: unknown) => e);
+    expect(seen?.aborted).toBe(true);
+    expect(seen?.reason).toBeInstanceOf(HaltedError);
+    expect((error as Error).cause).toBe(seen?.reason);
+    expect(onlyRun(warden).status).toBe("failed");
+  });
+
   it("refuses new invocations while halted", async () => {
     const warden = newWarden();
     const search = countingTool("search");
