@@ -30,6 +30,7 @@ const CLIENT_ROUTES: Array<[string, RegExp, string]> = [
   ["POST", /^\/v1\/halts\/resume$/, "resume the agent"],
   ["GET", /^\/v1\/stream\?topics=[a-z,]+$/, "the stream from the start: every durable message, in order"],
   ["GET", /^\/v1\/tokens\/jwks$/, "the public key as JWKS"],
+  ["GET", /^\/v1\/tokens\/revoked\?since=\d+&limit=\d+(&afterTokenId=[^&]+)?$/, "revocations since a time, oldest first (a client catching up)"],
 ];
 
 interface Seen {
@@ -90,6 +91,7 @@ describe("wire contract: the remote client", () => {
           json(example, { ...(example.body as object), approvalId: decodeURIComponent(path.slice("/v1/approvals/".length)) });
         } else if (request.method === "POST" && path === "/v1/halts") json(byName("halt an agent").response);
         else if (request.method === "POST" && path === "/v1/halts/resume") json(byName("resume the agent").response);
+        else if (request.method === "GET" && path.startsWith("/v1/tokens/revoked?")) json(byName("revocations since a time, oldest first (a client catching up)").response);
         else if (request.method === "GET" && path.startsWith("/v1/stream")) {
           response.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
           response.write("retry: 1000\n\n");
@@ -124,6 +126,17 @@ describe("wire contract: the remote client", () => {
     await waitFor(() => streams.size === 1);
     // The replayed halts were all lifted in the end.
     await waitFor(() => warden.activeHalts.length === 0 && seen.some((s) => s.url.startsWith("/v1/stream")));
+  });
+
+  it("catches up with the revocations the contract lists, from the start and after hello", async () => {
+    const [revoked] = (byName("revocations since a time, oldest first (a client catching up)").response.body as { items: Array<{ tokenId: string; revokedAt: number }> }).items;
+    // ready() waited for the first catch-up: the contract's revocation is known here.
+    expect(warden.tokens.isRevoked(revoked!.tokenId)).toBe(true);
+    const asked = seen.filter((s) => s.url.startsWith("/v1/tokens/revoked?")).map((s) => new URL(s.url, url).searchParams.get("since"));
+    expect(asked[0]).toBe("0");
+    // After hello it asks again, from a minute before the newest revocation it has seen.
+    await waitFor(() => seen.filter((s) => s.url.startsWith("/v1/tokens/revoked?")).length >= 2);
+    expect(new URL(seen.filter((s) => s.url.startsWith("/v1/tokens/revoked?"))[1]!.url, url).searchParams.get("since")).toBe(String(revoked!.revokedAt - 60_000));
   });
 
   it("applies a halt and its lifting from the stream", async () => {
@@ -164,7 +177,7 @@ describe("wire contract: the remote client", () => {
       expect(problems, `${request.method} ${request.url}`).toEqual([]);
     }
     const kinds = new Set(seen.map((s) => `${s.method} ${s.url.split("?")[0]!.replace(/\/(agent-1|apr_\w+)$/, "/:id")}`));
-    for (const expected of ["GET /v1/policies/current", "GET /v1/halts", "PUT /v1/agents/:id", "POST /v1/events", "POST /v1/approvals", "POST /v1/halts", "POST /v1/halts/resume", "GET /v1/stream", "GET /v1/tokens/jwks"]) expect(kinds).toContain(expected);
+    for (const expected of ["GET /v1/policies/current", "GET /v1/halts", "PUT /v1/agents/:id", "POST /v1/events", "POST /v1/approvals", "POST /v1/halts", "POST /v1/halts/resume", "GET /v1/stream", "GET /v1/tokens/jwks", "GET /v1/tokens/revoked"]) expect(kinds).toContain(expected);
   });
 
   it("revalidates its cached policies with If-None-Match and accepts 304", async () => {

@@ -33,6 +33,7 @@ const ROUTES: Array<[string, RegExp]> = [
   ["POST", /^\/v1\/tokens$/],
   ["POST", /^\/v1\/tokens\/revoke$/],
   ["POST", /^\/v1\/tokens\/verify$/],
+  ["GET", /^\/v1\/tokens\/revoked(\?.*)?$/],
   ["GET", /^\/v1\/tokens\/jwks$/],
   ["GET", /^\/\.well-known\/jwks\.json$/],
   ["GET", /^\/v1\/keys$/],

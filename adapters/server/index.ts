@@ -21,6 +21,7 @@ export type {
   StreamMessageType,
   Changes,
   LedgerReport,
+  RevokedTokenRecord,
 } from "../../src/server/store.js";
 export { HttpError } from "../../src/server/errors.js";
 export type { ApiErrorCode, Problem } from "../../src/server/errors.js";

@@ -139,7 +139,7 @@ export function buildProgram(): Command {
     .action(async () => {
       await withOperator(program, async (operator) => {
         const result = await operator.verifyLedger();
-        print(program, result, () => (result.ok ? `ledger OK: ${result.entries} entries, ${result.checkpoints} signed checkpoints${result.head ? `, head ${result.head.hash.slice(0, 16)}…` : ""}` : `ledger BROKEN at entry ${result.firstBadSeq}: ${result.problem} (${result.entries} entries verified before it)`));
+        print(program, result, () => (result.ok ? `ledger OK: ${result.entries} entries, ${result.checkpoints} signed checkpoints${result.head ? `, head ${result.head.hash.slice(0, 16)}…` : ""}` : result.firstBadSeq === undefined ? `ledger BROKEN: ${result.problem}` : `ledger BROKEN at entry ${result.firstBadSeq}: ${result.problem} (${result.entries} entries verified before it)`));
         if (!result.ok) process.exitCode = EXIT_FAILURE;
       });
     });
@@ -212,7 +212,7 @@ export function buildProgram(): Command {
           [
             status.halts.length === 0 ? "running: no halts in force" : status.halts.map((h) => `HALTED ${h.scope}${h.target ? ` ${h.target}` : ""}: ${h.reason} (since ${new Date(h.createdAt).toISOString()}${h.actor ? `, by ${h.actor}` : ""})`).join("\n"),
             `pending approvals: ${status.pendingApprovals}`,
-            status.ledger.ok ? `ledger: ${status.ledger.entries} entries, verified` : `ledger: BROKEN at entry ${status.ledger.firstBadSeq}`,
+            status.ledger.ok ? `ledger: ${status.ledger.entries} entries, verified` : `ledger: BROKEN${status.ledger.firstBadSeq === undefined ? "" : ` at entry ${status.ledger.firstBadSeq}`}`,
           ].join("\n"),
         );
       });

@@ -7,7 +7,8 @@ import type { HaltRecord, HaltTarget } from "../halt/halt.js";
 import type { ApprovalRecord, RunSummary } from "../records.js";
 import type { Warden } from "../warden.js";
 
-export type LedgerCheck = { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string } | null } | { ok: false; entries: number; firstBadSeq: number; problem: string };
+/** A control plane names the first bad entry only when it is the caller's organization's (the chain is shared): `firstBadSeq` may be absent. */
+export type LedgerCheck = { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string } | null } | { ok: false; entries: number; firstBadSeq?: number | undefined; problem: string };
 
 export interface Operator {
   halt(input: HaltTarget & { reason: string; actor?: string | undefined }): Promise<HaltRecord>;

@@ -45,6 +45,41 @@ export function writeKeyCache(path: string, entry: KeyCacheEntry): void {
   writeCacheFile(path, entry);
 }
 
+/** A revocation as the control plane lists it (`GET /v1/tokens/revoked`). */
+export interface RevocationEntry {
+  tokenId: string;
+  reason?: string | undefined;
+  revokedAt: number;
+}
+
+/**
+ * Every revocation synced from the control plane, oldest first: a restart without it (an in-memory
+ * store, the server unreachable) still refuses those tokens, and asks only for newer ones.
+ */
+export interface RevocationCacheEntry {
+  url: string;
+  items: RevocationEntry[];
+}
+
+export function readRevocationCache(path: string, url: string): RevocationEntry[] | undefined {
+  try {
+    const entry = JSON.parse(readFileSync(path, "utf8")) as Partial<RevocationCacheEntry>;
+    if (entry.url !== url || !Array.isArray(entry.items)) return undefined;
+    return entry.items.filter(isRevocationEntry).map((item) => ({ tokenId: item.tokenId, revokedAt: item.revokedAt, ...(typeof item.reason === "string" && { reason: item.reason }) }));
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeRevocationCache(path: string, entry: RevocationCacheEntry): void {
+  writeCacheFile(path, entry);
+}
+
+export function isRevocationEntry(value: unknown): value is RevocationEntry {
+  const item = value as Partial<RevocationEntry> | null;
+  return typeof item === "object" && item !== null && typeof item.tokenId === "string" && item.tokenId !== "" && typeof item.revokedAt === "number" && Number.isFinite(item.revokedAt);
+}
+
 function writeCacheFile(path: string, value: unknown): void {
   mkdirSync(dirname(path), { recursive: true });
   const temp = `${path}.${process.pid}.tmp`;

@@ -6,7 +6,7 @@ import { RemoteError } from "../errors.js";
 import type { WardenEvent } from "../events.js";
 import type { HaltRecord } from "../halt/halt.js";
 import type { ApprovalRecord } from "../records.js";
-import { readKeyCache, readPolicyCache, writeKeyCache, writePolicyCache } from "./cache.js";
+import { isRevocationEntry, readKeyCache, readPolicyCache, readRevocationCache, writeKeyCache, writePolicyCache, writeRevocationCache, type RevocationEntry } from "./cache.js";
 import { EventDispatcher, type DispatcherStats } from "./dispatcher.js";
 import { RemoteHttp } from "./http.js";
 import { RemoteOptionsSchema, type RemoteSettings } from "./options.js";
@@ -49,6 +49,19 @@ const UNSYNCED_POLICY_SET = {
   default: "block",
   policies: [{ id: "warden-unsynced", when: {}, action: "block", reason: "no policies synced from the control plane yet" }],
 } as const;
+
+/**
+ * Revocation catch-up asks from this long before the newest revocation it has seen: one committed
+ * late with an earlier time (another process on the same database, a clock step) is still caught.
+ */
+const REVOCATION_OVERLAP = 60_000;
+/** Revocations per page of `GET /v1/tokens/revoked`. */
+const REVOCATION_PAGE = 1000;
+
+interface RevokedPage {
+  items: unknown[];
+  next: { since: number; afterTokenId: string } | null;
+}
 
 /** Remote mode's state, for diagnostics. */
 export interface RemoteStatus extends DispatcherStats {
@@ -100,6 +113,13 @@ export class RemoteLink {
   readonly #dispatcher: EventDispatcher;
   readonly #cachePath: string;
   readonly #keyPath: string;
+  readonly #revocationPath: string;
+  /** Every revocation learned by catch-up (not the stream's), by id: what the cache holds. */
+  readonly #revocations = new Map<string, RevocationEntry>();
+  /** The newest `revokedAt` learned by catch-up. */
+  #revokedThrough = 0;
+  /** Revocations learned since the cache was last written. */
+  #revocationCacheStale = false;
   readonly #waiting = new Set<string>();
   readonly #ready: Promise<boolean>;
   readonly #poller: NodeJS.Timeout;
@@ -118,7 +138,7 @@ export class RemoteLink {
   #streamAbort: AbortController | undefined;
   #backoff: NodeJS.Timeout | undefined;
   #wakeStream: (() => void) | undefined;
-  #syncing: { halts?: Promise<void> | undefined; policies?: Promise<void> | undefined; approvals?: Promise<void> | undefined } = {};
+  #syncing: { halts?: Promise<void> | undefined; policies?: Promise<void> | undefined; approvals?: Promise<void> | undefined; revocations?: Promise<void> | undefined } = {};
   #registered = false;
   #shutdown: Promise<void> | undefined;
   #closed = false;
@@ -128,6 +148,7 @@ export class RemoteLink {
     this.#http = new RemoteHttp(options.url, options.apiKey, options.settings.requestTimeout);
     this.#cachePath = join(options.dir, "policies.json");
     this.#keyPath = join(options.dir, "organization-key.json");
+    this.#revocationPath = join(options.dir, "revocations.json");
     let spool: Spool | undefined;
     if (options.settings.spool) {
       try {
@@ -146,6 +167,7 @@ export class RemoteLink {
     });
     this.#loadCachedPolicies();
     this.#loadCachedKey();
+    this.#loadCachedRevocations();
     const pollEvery = Math.max(10, Math.min(options.settings.pollInterval, options.staleAfter / 3));
     this.#poller = setInterval(() => this.#poll(), pollEvery);
     this.#poller.unref();
@@ -155,7 +177,7 @@ export class RemoteLink {
     if (options.settings.stream) void this.#followStream();
   }
 
-  /** Resolves true once policies and halt state are synced, false when the first attempt could not reach the server. */
+  /** Resolves true once policies, halt state and revocations are synced, false when the first attempt could not reach the server. */
   ready(): Promise<boolean> {
     return this.#ready;
   }
@@ -225,8 +247,9 @@ export class RemoteLink {
   // ── sync ──────────────────────────────────────────────────────────────────────────────────
 
   async #start(): Promise<boolean> {
-    const [policies, halts] = await Promise.allSettled([this.#syncPolicies(), this.#syncHalts(), this.#register(), this.#syncKey()]);
-    return policies.status === "fulfilled" && halts.status === "fulfilled";
+    const [policies, halts, revocations] = await Promise.allSettled([this.#syncPolicies(), this.#syncHalts(), this.#syncRevocations(), this.#register(), this.#syncKey()]);
+    if (revocations.status === "rejected") this.#report("revocations", revocations.reason);
+    return policies.status === "fulfilled" && halts.status === "fulfilled" && revocations.status === "fulfilled";
   }
 
   #loadCachedPolicies(): void {
@@ -305,6 +328,59 @@ export class RemoteLink {
     return this.#syncing.halts;
   }
 
+  #loadCachedRevocations(): void {
+    try {
+      for (const entry of readRevocationCache(this.#revocationPath, this.#options.url) ?? []) this.#learnRevocation(entry);
+    } catch (error) {
+      this.#report("cache", error);
+    }
+  }
+
+  /**
+   * Revocations made while this client was not listening (before it started, or longer ago than the
+   * stream keeps, which the stream answers with `reset`): read in pages from a little before the
+   * newest one seen, applied, and cached beside the policies.
+   */
+  #syncRevocations(): Promise<void> {
+    this.#syncing.revocations ??= (async () => {
+      let query: { since: number; afterTokenId?: string } = { since: Math.max(0, this.#revokedThrough - REVOCATION_OVERLAP) };
+      for (;;) {
+        const search = new URLSearchParams({ since: String(query.since), limit: String(REVOCATION_PAGE) });
+        if (query.afterTokenId !== undefined) search.set("afterTokenId", query.afterTokenId);
+        const { body } = await this.#http.request<RevokedPage>("GET", `/v1/tokens/revoked?${search}`);
+        for (const item of body.items) {
+          if (isRevocationEntry(item) && this.#learnRevocation({ tokenId: item.tokenId, revokedAt: item.revokedAt, ...(typeof item.reason === "string" && { reason: item.reason }) })) this.#revocationCacheStale = true;
+        }
+        const next = body.next;
+        if (next === null || next === undefined || typeof next.since !== "number" || typeof next.afterTokenId !== "string") break;
+        // A cursor that does not move would ask for the same page forever.
+        if (next.since < query.since || (next.since === query.since && query.afterTokenId !== undefined && next.afterTokenId <= query.afterTokenId)) break;
+        query = { since: next.since, afterTokenId: next.afterTokenId };
+      }
+      this.#reported.delete("revocations");
+      // Written once the whole list is read (a sync cut short is completed by the next one, which writes it).
+      if (!this.#revocationCacheStale) return;
+      try {
+        writeRevocationCache(this.#revocationPath, { url: this.#options.url, items: [...this.#revocations.values()] });
+        this.#revocationCacheStale = false;
+      } catch (error) {
+        this.#report("cache", error);
+      }
+    })().finally(() => (this.#syncing.revocations = undefined));
+    return this.#syncing.revocations;
+  }
+
+  /** Applies a revocation not seen before; false when it was. */
+  #learnRevocation(entry: RevocationEntry): boolean {
+    const known = this.#revocations.has(entry.tokenId);
+    if (!known) {
+      this.#options.host.applyRevocation(entry.tokenId, entry.reason);
+      this.#revocations.set(entry.tokenId, entry);
+    }
+    this.#revokedThrough = Math.max(this.#revokedThrough, entry.revokedAt);
+    return !known;
+  }
+
   /** Asks about every request this client waits on; a decided one wakes its caller. */
   #syncApprovals(): Promise<void> {
     this.#syncing.approvals ??= (async () => {
@@ -343,7 +419,7 @@ export class RemoteLink {
     const now = Date.now();
     const catchUp = !this.#streamSynced;
     const work: Promise<unknown>[] = [];
-    if (catchUp) work.push(this.#syncHalts(), this.#syncApprovals());
+    if (catchUp) work.push(this.#syncHalts(), this.#syncApprovals(), this.#syncRevocations());
     if (catchUp ? now - this.#lastPolicyCheck >= 5 * this.#options.settings.pollInterval : now - this.#lastPolicyCheck >= this.#options.settings.policyRefreshInterval) work.push(this.#syncPolicies());
     if (!this.#registered) work.push(this.#register());
     for (const promise of work) promise.catch((error: unknown) => this.#report("poll", error));
@@ -406,7 +482,7 @@ export class RemoteLink {
         case "reset":
           // State may have changed while this client was not listening: read it, then follow.
           this.#streamSynced = false;
-          void Promise.all([this.#syncHalts(), this.#syncPolicies(), this.#syncApprovals(), this.#register()])
+          void Promise.all([this.#syncHalts(), this.#syncPolicies(), this.#syncApprovals(), this.#syncRevocations(), this.#register()])
             .then(() => {
               if (this.#streamOpen) this.#streamSynced = true;
             })

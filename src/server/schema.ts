@@ -26,4 +26,5 @@ CREATE INDEX IF NOT EXISTS tool_calls_by_org ON tool_calls (org, started_at DESC
 CREATE INDEX IF NOT EXISTS approvals_by_decided ON approvals (decided_at);
 CREATE INDEX IF NOT EXISTS approvals_by_expiry ON approvals (status, expires_at);
 CREATE INDEX IF NOT EXISTS halts_by_org ON halts (org, created_at);
+CREATE INDEX IF NOT EXISTS revoked_tokens_by_time ON revoked_tokens (org, revoked_at, id);
 `;

@@ -33,6 +33,7 @@ import type {
   PolicyVersionSummary,
   Principal,
   ResumeInput,
+  RevokedTokenRecord,
   Role,
   RunFilter,
   RunTree,
@@ -609,14 +610,30 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     return new Set(rows.map((r) => r.id));
   }
 
+  async listRevokedTokens(org: string, query: { since: number; afterTokenId?: string | undefined; limit: number }): Promise<RevokedTokenRecord[]> {
+    const rows = this.#all<{ id: string; reason: string | null; revoked_at: number }>(
+      "SELECT id, reason, revoked_at FROM revoked_tokens WHERE org = ?1 AND (revoked_at > ?2 OR (revoked_at = ?2 AND (?3 IS NULL OR id > ?3))) ORDER BY revoked_at, id LIMIT ?4",
+      org,
+      query.since,
+      query.afterTokenId ?? null,
+      query.limit,
+    );
+    return rows.map((row) => ({ tokenId: row.id, reason: row.reason ?? undefined, revokedAt: row.revoked_at }));
+  }
+
   // ── ledger ────────────────────────────────────────────────────────────────────────────────
 
   async verifyLedger(org: string): Promise<LedgerReport> {
     const chain = new Ledger(this.store, this.#ledgerKey.publicKey).verify();
     const entries = this.#peek<{ n: number }>("SELECT COUNT(*) AS n FROM ledger WHERE org = ?", org)!.n;
-    if (!chain.ok) return { ok: false, entries, firstBadSeq: chain.firstBadSeq, problem: chain.problem };
+    if (!chain.ok) {
+      // The chain is shared: where another organization's entry (or a missing one) broke it is not this organization's to know.
+      const bad = this.#peek<{ org: string }>("SELECT org FROM ledger WHERE seq = ?", chain.firstBadSeq);
+      if (bad?.org === org) return { ok: false, entries, firstBadSeq: chain.firstBadSeq, problem: chain.problem };
+      return { ok: false, entries, problem: bad === undefined ? "the shared ledger failed verification at an entry that is missing" : "the shared ledger failed verification at an entry of another organization" };
+    }
     const head = this.#peek<{ seq: number; hash: string }>("SELECT seq, hash FROM ledger WHERE org = ? ORDER BY seq DESC LIMIT 1", org) ?? null;
-    return { ok: true, entries, checkpoints: chain.checkpoints, head, chainEntries: chain.entries };
+    return { ok: true, entries, checkpoints: chain.checkpoints, head };
   }
 
   async *exportLedger(org: string, options: { afterSeq: number; limit: number }): AsyncIterable<LedgerEntry> {

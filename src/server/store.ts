@@ -240,14 +240,29 @@ export interface IngestResult {
 }
 
 /**
- * The ledger, as one organization sees it: the whole chain's integrity, its own entries' count and head.
+ * The ledger, as one organization sees it: whether the chain all organizations share verifies, and
+ * this organization's entries (their count, its newest entry). Nothing in it tells how many entries
+ * other organizations have: a failure names its first bad entry only when that entry is this
+ * organization's (else `firstBadSeq` is absent and `problem` says only that it is another's, or missing).
  * @example
  * import type { LedgerReport } from "agent-warden/server";
- * const summary = (report: LedgerReport) => (report.ok ? `verified (${report.entries} entries)` : `first bad entry: ${report.firstBadSeq}`);
+ * const summary = (report: LedgerReport) => (report.ok ? `verified (${report.entries} entries)` : report.firstBadSeq === undefined ? report.problem : `first bad entry: ${report.firstBadSeq}`);
  */
 export type LedgerReport =
-  | { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string } | null; chainEntries: number }
-  | { ok: false; entries: number; firstBadSeq: number; problem: string };
+  | { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string } | null }
+  | { ok: false; entries: number; firstBadSeq?: number; problem: string };
+
+/**
+ * A token (or block) id the organization revoked, as `GET /v1/tokens/revoked` lists it.
+ * @example
+ * import type { RevokedTokenRecord } from "agent-warden/server";
+ * const newest = (items: RevokedTokenRecord[]) => Math.max(0, ...items.map((item) => item.revokedAt));
+ */
+export interface RevokedTokenRecord {
+  tokenId: string;
+  reason: string | undefined;
+  revokedAt: number;
+}
 
 /**
  * Everything the control plane keeps, behind one interface so another database can follow SQLite.
@@ -304,6 +319,11 @@ export interface ControlPlaneStore {
   tokenKey(org: string): Promise<SigningKey>;
   revokeToken(org: string, tokenId: string, input: { reason?: string | undefined; actor?: string | undefined }): Promise<Changes>;
   revokedTokenIds(org: string, ids: readonly string[]): Promise<Set<string>>;
+  /**
+   * Revocations at or after `since` (ms), oldest first, at most `limit`; `afterTokenId` skips those
+   * at exactly `since` up to and including that id (the cursor of the previous page).
+   */
+  listRevokedTokens(org: string, query: { since: number; afterTokenId?: string | undefined; limit: number }): Promise<RevokedTokenRecord[]>;
 
   // ledger
   verifyLedger(org: string): Promise<LedgerReport>;

@@ -192,6 +192,12 @@ export const MintSchema = z.strictObject({
   runId: IdSchema.optional(),
   traceId: IdSchema.optional(),
 });
+/** `GET /v1/tokens/revoked`: revocations at or after `since` (ms); `afterTokenId` continues a page cut within one millisecond. */
+export const RevokedTokensQuerySchema = z.strictObject({
+  since: z.coerce.number().int().min(0).max(8.64e15).default(0),
+  afterTokenId: IdSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+});
 export const RevokeTokenSchema = z.strictObject({ tokenId: IdSchema, reason: Reason.optional() });
 export const VerifyTokenSchema = z.strictObject({ token: z.string().min(1).max(64 * 1024), audience: IdSchema.optional() });
 export const KeyCreateSchema = z.strictObject({ role: z.enum(ROLES), name: z.string().min(1).max(128).optional(), agentId: IdSchema.optional() });

@@ -6,10 +6,10 @@ import { createTokenAuthority, inspectToken, type HaltInfo } from "../../tokens/
 import { actorOf, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { bareMessage } from "../errors.js";
-import { EmptyQuerySchema, MintSchema, parse, RevokeTokenSchema, VerifyTokenSchema } from "../validation.js";
+import { EmptyQuerySchema, MintSchema, parse, RevokedTokensQuerySchema, RevokeTokenSchema, VerifyTokenSchema } from "../validation.js";
 import { jsonBody } from "./body.js";
 
-/** Delegation tokens of the caller's organization: mint, revoke, verify, and the public key as JWKS. */
+/** Delegation tokens of the caller's organization: mint, revoke, list revocations, verify, and the public key as JWKS. */
 export function tokenRoutes(context: ServerContext): { router: Router; jwks: (request: Request, response: Response) => Promise<void> } {
   const { store } = context;
   const router = Router();
@@ -63,6 +63,16 @@ export function tokenRoutes(context: ServerContext): { router: Router; jwks: (re
     const input = parse(RevokeTokenSchema, request.body);
     context.publish(await store.revokeToken(principal.org, input.tokenId, { reason: input.reason, actor: actorOf(principal) }));
     response.json({ tokenId: input.tokenId, revoked: true });
+  });
+
+  // What was revoked since a time: agents catch up with it after a start or a stream reset, when the stream could not tell them.
+  router.get("/tokens/revoked", requirePermission("tokens:read"), async (request, response) => {
+    const { since, afterTokenId, limit } = parse(RevokedTokensQuerySchema, request.query, "query");
+    const rows = await store.listRevokedTokens(principalOf(response).org, { since, afterTokenId, limit: limit + 1 });
+    const items = rows.slice(0, limit);
+    const last = items.at(-1);
+    // `next`: the query of the following page, or null when this one is the last.
+    response.json({ items, next: rows.length > limit && last !== undefined ? { since: last.revokedAt, afterTokenId: last.tokenId } : null });
   });
 
   router.post("/tokens/verify", requirePermission("tokens:read"), ...body, async (request, response) => {

@@ -1,4 +1,5 @@
-// The ledger: whether the hash chain verifies, up to which entry, or the first bad entry.
+// The ledger: whether the hash chain verifies, up to which entry, or the first bad entry. The chain is
+// shared by every organization; the report speaks only of this organization's entries.
 import { get } from "../api.js";
 import { h, replace, time } from "../dom.js";
 
@@ -20,8 +21,6 @@ export async function ledgerPage(main) {
           h(
             "dl",
             { class: "facts" },
-            h("dt", null, "Entries in the chain"),
-            h("dd", null, String(report.chainEntries)),
             h("dt", null, "Entries of this organization"),
             h("dd", null, String(report.entries)),
             h("dt", null, "Signed checkpoints"),
@@ -34,9 +33,20 @@ export async function ledgerPage(main) {
       } else {
         replace(
           result,
-          h("p", { class: "integrity bad", id: "ledger-status", dataset: { ok: "false" } }, h("span", { "aria-hidden": "true" }, "✗ "), `Tampering detected: first bad entry is ${report.firstBadSeq}`),
+          h(
+            "p",
+            { class: "integrity bad", id: "ledger-status", dataset: { ok: "false" } },
+            h("span", { "aria-hidden": "true" }, "✗ "),
+            report.firstBadSeq === undefined ? "Tampering detected in the shared ledger" : `Tampering detected: first bad entry is ${report.firstBadSeq}`,
+          ),
           h("p", null, "Problem: ", report.problem),
-          h("p", null, "Entries before it verify; that entry and every one after it cannot be trusted. Checked ", time(checkedAt), "."),
+          h(
+            "p",
+            null,
+            report.firstBadSeq === undefined ? "Entries after the bad one, this organization's among them, cannot be trusted. Checked " : "Entries before it verify; that entry and every one after it cannot be trusted. Checked ",
+            time(checkedAt),
+            ".",
+          ),
         );
       }
     } catch (error) {
