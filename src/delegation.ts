@@ -1,7 +1,8 @@
 import type { Decision } from "./decision.js";
 import type { Money } from "./money.js";
 import type { VerifiedToken } from "./tokens/token.js";
-import type { RunOptions, RunScope, Warden } from "./warden.js";
+import type { RunScope } from "./run-scope.js";
+import type { RunOptions, Warden } from "./warden.js";
 
 /**
  * Work done under a delegation token: runs act as the token's agent, record the run that delegated

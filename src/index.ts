@@ -1,5 +1,8 @@
-export { Warden, RunScope, ToolCallHandle, isHalt } from "./warden.js";
-export type { CheckInput, ToolCallInit, ToolOptions, ToolContext, RunOptions } from "./warden.js";
+export { Warden } from "./warden.js";
+export type { CheckInput, ToolCallInit, ToolOptions, RunOptions } from "./warden.js";
+export { RunScope } from "./run-scope.js";
+export { ToolCallHandle, isHalt } from "./tool-call.js";
+export type { ToolContext } from "./tool-call.js";
 export type { WardenOptions } from "./config.js";
 export type { Decision, DecisionAction, PolicyMatch } from "./decision.js";
 export { EventType, PolicyAction, ApprovalStatus, ToolCallStatus, RiskSeverity, ActionType, RunStatus } from "./enums.js";

@@ -1,0 +1,37 @@
+import { scopeStorage } from "./scope.js";
+import type { ToolContext } from "./tool-call.js";
+import type { ActiveRun, ToolOptions, Warden } from "./warden.js";
+
+/** A run in progress, handed to `warden.run(…, async (run) => …)`. */
+export class RunScope {
+  readonly runId: string;
+  readonly traceId: string;
+  readonly #warden: Warden;
+
+  /** @internal */
+  constructor(warden: Warden, run: ActiveRun) {
+    this.#warden = warden;
+    this.runId = run.runId;
+    this.traceId = run.traceId;
+  }
+
+  /** Aborts when this run (or its agent, group, organization) is halted. */
+  get signal(): AbortSignal {
+    return this.#warden.signal;
+  }
+
+  /**
+   * Checks, waits for approval if needed, runs `fn`, records the result. A block throws `ToolBlockedError`.
+   * @example
+   * const order = await run.tool("read_order", { id: 1042 }, () => db.orders.get(1042));
+   */
+  tool<T>(name: string, args: unknown, fn: (context: ToolContext) => T | Promise<T>, options: ToolOptions = {}): Promise<T> {
+    return this.#warden.execute({ ...options, tool: name, args, runId: this.runId, stepId: options.stepId ?? scopeStorage.getStore()?.stepId }, fn);
+  }
+
+  /** Groups the calls made inside `fn` under a step. */
+  step<T>(name: string, fn: () => T | Promise<T>, metadata?: Record<string, unknown>): Promise<T> {
+    return this.#warden.step(this.runId, name, fn, metadata);
+  }
+}
+
