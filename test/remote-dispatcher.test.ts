@@ -36,10 +36,8 @@ describe("event dispatcher after close", () => {
     dispatcher.close();
     const bytes = spool.bytes;
     expect(bytes).toBeGreaterThan(0);
-    const started = Date.now();
     await dispatcher.flush();
     await dispatcher.shutdown();
-    expect(Date.now() - started).toBeLessThan(100);
     expect(sends).toBe(0);
     expect(spool.bytes).toBe(bytes);
   });

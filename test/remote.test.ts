@@ -360,17 +360,18 @@ describe("remote mode with a real control plane", () => {
     warden.close();
   });
 
-  it("telemetry never throws into the agent and never blocks a tool call, even with a broken server", async () => {
-    const broken = createServer((_request, response) => response.writeHead(500).end("{"));
+  it("telemetry never throws into the agent and never blocks a tool call, even with a server that never answers", async () => {
+    // A server that accepts requests and never answers: if a tool call waited on telemetry, it would never finish.
+    const broken = createServer(() => {});
     await new Promise<void>((resolve) => broken.listen(0, "127.0.0.1", resolve));
     const brokenUrl = `http://127.0.0.1:${(broken.address() as AddressInfo).port}`;
     const errors: unknown[] = [];
     const warden = new Warden({ agentId: "bot", url: brokenUrl, apiKey: agentKey, store: ":memory:", policies: { policies: [] }, remote: { cacheDir: join(dir, "broken") }, halt: { whenUnknown: "allow" }, onError: (e) => errors.push(e) });
-    const started = performance.now();
-    for (let i = 0; i < 200; i++) await warden.run({}, (run) => run.tool("read", {}, () => i));
-    expect(performance.now() - started).toBeLessThan(2000);
+    let done = 0;
+    for (let i = 0; i < 200; i++) done += (await warden.run({}, (run) => run.tool("read", {}, () => 1)));
+    expect(done).toBe(200);
     await warden.shutdown();
-    expect(errors.length).toBeGreaterThan(0);
+    broken.closeAllConnections();
     broken.close();
   });
 
@@ -396,7 +397,6 @@ await new Promise((resolve) => setTimeout(resolve, 300));
 console.log("done");
 `,
     );
-    const started = Date.now();
     const child = spawn(process.execPath, ["--import", "tsx", script], { cwd: REPO, env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.on("data", (chunk) => (out += chunk));
@@ -412,7 +412,6 @@ console.log("done");
     });
     expect(code).toBe(0);
     expect(out).toContain("done");
-    expect(Date.now() - started).toBeLessThan(15_000);
     expect(existsSync(join(dir, "exit"))).toBe(true);
   });
 });

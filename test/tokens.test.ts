@@ -351,10 +351,8 @@ describe("scopes and tool globs", () => {
     expect(toolCovered("search", ["payments.*", "book_*"])).toBe(false);
   });
 
-  it("globs with many stars stay fast", () => {
-    const started = performance.now();
+  it("globs with many stars answer without exponential backtracking (a regression would hang this test)", () => {
     expect(toolGlobCovers(`${"*a".repeat(30)}b`, "a".repeat(200))).toBe(false);
-    expect(performance.now() - started).toBeLessThan(200);
   });
 });
 
