@@ -71,7 +71,14 @@ export const WardenOptionsSchema = z.strictObject({
     .default({}),
 });
 
-/** Options of `new Warden(options)`. */
+/**
+ * Options of `new Warden(options)`: who the agent is, which policies apply, where records go.
+ * Only `agentId` is required.
+ * @example
+ * import { Warden, type WardenOptions } from "agent-warden";
+ * const options: WardenOptions = { agentId: "billing-agent", policies: "./warden.yaml", environment: "production" };
+ * const warden = new Warden(options);
+ */
 export type WardenOptions = z.input<typeof WardenOptionsSchema>;
 export type ResolvedOptions = z.output<typeof WardenOptionsSchema>;
 

@@ -16,9 +16,10 @@ interface DecisionBase {
 }
 
 /**
- * The one answer `warden.check()` gives, for every adapter.
+ * The one answer `warden.check()` gives, for every adapter: what to do with a call and why.
  * @example
- * const decision = warden.check({ tool: "deploy", args: { environment: "production" } });
+ * import type { Decision } from "agent-warden";
+ * const decision: Decision = warden.check({ tool: "deploy", args: { environment: "production" } });
  * if (decision.action === "require_approval") console.log(decision.timeoutMs);
  */
 export type Decision =

@@ -5,10 +5,12 @@ import type { RunScope } from "./run-scope.js";
 import type { RunOptions, Warden } from "./warden.js";
 
 /**
- * Work done under a delegation token: runs act as the token's agent, record the run that delegated
- * as their parent, and every tool call is checked against the token's scopes and tools before policy.
+ * Work done under a delegation token, so a sub-agent can do no more than it was handed: runs act as
+ * the token's agent, record the run that delegated as their parent, and every tool call is checked
+ * against the token's scopes and tools before policy.
  * @example
- * const task = warden.beginDelegatedTask(token);
+ * import type { DelegatedTask } from "agent-warden";
+ * const task: DelegatedTask = warden.beginDelegatedTask(token);
  * await task.run({ task: "book flight" }, (run) => run.tool("flights.book", { amount: 18000, currency: "EUR" }, book));
  * const child = task.attenuateForCall("seat-agent", ["flights:seat"], { ttl: "10m" });
  */

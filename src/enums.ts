@@ -1,7 +1,13 @@
-// Values are a compatibility contract with the seed clients: exact strings, never renamed. Warden adds
-// agent.halted, agent.resumed and token.revoked to the seed's EventType.
+// Values are a compatibility contract with clients of the step-by-step lifecycle API (`startRun`,
+// `trackToolCall`, `completeRun`…) and with stored records: exact strings, never renamed. Warden adds
+// agent.halted, agent.resumed and token.revoked to that API's EventType.
 
-/** Every lifecycle event Warden emits and records. */
+/**
+ * Every lifecycle event Warden emits and records, for subscribing to one kind without string typos.
+ * @example
+ * import { EventType } from "agent-warden";
+ * warden.on(EventType.TOOL_BLOCKED, (event) => console.warn(`${event.data.toolName} blocked: ${event.data.reason}`));
+ */
 export const EventType = {
   RUN_STARTED: "run.started",
   RUN_COMPLETED: "run.completed",
@@ -22,7 +28,12 @@ export const EventType = {
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
-/** What a policy does when it matches. */
+/**
+ * What a policy does when it matches, and what a policy set does when none does (`default`).
+ * @example
+ * import { PolicyAction } from "agent-warden";
+ * warden.setPolicies({ policies: [{ id: "deploys", when: { action: "deploy" }, action: PolicyAction.REQUIRE_APPROVAL }] });
+ */
 export const PolicyAction = {
   ALLOW: "allow",
   WARN: "warn",
@@ -31,7 +42,12 @@ export const PolicyAction = {
 } as const;
 export type PolicyAction = (typeof PolicyAction)[keyof typeof PolicyAction];
 
-/** The state of an approval request. */
+/**
+ * The state of an approval request, for filtering what reviewers still have to answer.
+ * @example
+ * import { ApprovalStatus } from "agent-warden";
+ * const waiting = warden.approvals.list({ status: ApprovalStatus.PENDING });
+ */
 export const ApprovalStatus = {
   PENDING: "pending",
   APPROVED: "approved",
@@ -41,7 +57,12 @@ export const ApprovalStatus = {
 } as const;
 export type ApprovalStatus = (typeof ApprovalStatus)[keyof typeof ApprovalStatus];
 
-/** The state of a tool call. */
+/**
+ * The state of a recorded tool call, for telling what ran from what was refused or is still waiting.
+ * @example
+ * import { ToolCallStatus } from "agent-warden";
+ * const refused = (await warden.getRun(runId)).toolCalls.filter((call) => call.status === ToolCallStatus.BLOCKED);
+ */
 export const ToolCallStatus = {
   PENDING: "pending",
   COMPLETED: "completed",
@@ -52,7 +73,12 @@ export const ToolCallStatus = {
 } as const;
 export type ToolCallStatus = (typeof ToolCallStatus)[keyof typeof ToolCallStatus];
 
-/** How serious a flagged risk is. */
+/**
+ * How serious a flagged risk is: set on a policy, carried by its decision and `risk.detected` events.
+ * @example
+ * import { RiskSeverity } from "agent-warden";
+ * warden.setPolicies({ policies: [{ id: "secrets", when: { action: "secret_access" }, action: "warn", severity: RiskSeverity.HIGH }] });
+ */
 export const RiskSeverity = {
   LOW: "low",
   MEDIUM: "medium",
@@ -61,7 +87,13 @@ export const RiskSeverity = {
 } as const;
 export type RiskSeverity = (typeof RiskSeverity)[keyof typeof RiskSeverity];
 
-/** Semantic kind of a tool call, given as `actionHint` or inferred from the tool name. */
+/**
+ * Semantic kind of a tool call, given as `actionHint` or inferred from the tool name, so one policy
+ * can cover every tool that deploys or touches secrets whatever it is called.
+ * @example
+ * import { ActionType } from "agent-warden";
+ * await run.tool("ship", { env: "prod" }, () => ci.ship("prod"), { actionHint: ActionType.DEPLOY });
+ */
 export const ActionType = {
   PR_CREATE: "pr_create",
   PR_MERGE: "pr_merge",
@@ -77,7 +109,12 @@ export const ActionType = {
 } as const;
 export type ActionType = (typeof ActionType)[keyof typeof ActionType];
 
-/** The state of a run or step. */
+/**
+ * The state of a run or step, for finding runs that are still going or that failed.
+ * @example
+ * import { RunStatus } from "agent-warden";
+ * const failed = warden.listRuns({ status: RunStatus.FAILED, limit: 20 });
+ */
 export const RunStatus = {
   RUNNING: "running",
   COMPLETED: "completed",
@@ -85,7 +122,13 @@ export const RunStatus = {
 } as const;
 export type RunStatus = (typeof RunStatus)[keyof typeof RunStatus];
 
-/** Context about the agent's intent; stored on runs and tool calls and shown to reviewers. */
+/**
+ * Context about the agent's intent, stored on runs and tool calls so a reviewer sees why a call is made.
+ * @example
+ * import type { AgentContext } from "agent-warden";
+ * const agentContext: AgentContext = { goal: "refund order 1042", reasoning: "the customer was charged twice" };
+ * await warden.run({ task: "refund order 1042" }, refundOrder, { agentContext });
+ */
 export interface AgentContext {
   /** The user's original task or instruction. */
   goal?: string | undefined;

@@ -1,4 +1,10 @@
-/** Stable, machine-readable error codes. Closed set: adding one is a minor release, renaming one is a breaking change. */
+/**
+ * Stable, machine-readable error codes, for branching on a failure without parsing messages. Closed
+ * set: adding one is a minor release, renaming one is a breaking change.
+ * @example
+ * import { WardenError, type WardenErrorCode } from "agent-warden";
+ * const code: WardenErrorCode | undefined = WardenError.isInstance(error) ? error.code : undefined;
+ */
 export type WardenErrorCode =
   | "config_invalid"
   | "policy_invalid"
@@ -18,10 +24,12 @@ export type WardenErrorCode =
 const marker = Symbol.for("agent-warden.error");
 
 /**
- * Base class of every error Warden throws. `code` is stable; `message` names the subject.
+ * Base class of every error Warden throws, so one check tells Warden's refusals from the tool's own
+ * failures. `code` is stable; `message` names the subject. Each subclass below fixes one `code`.
  * @example
- * import { WardenError } from "agent-warden";
- * if (WardenError.isInstance(error) && error.code === "tool_blocked") { … }
+ * import { WardenError, ToolBlockedError } from "agent-warden";
+ * if (error instanceof ToolBlockedError) console.warn(`refused by ${error.policyId}: ${error.reason}`);
+ * else if (WardenError.isInstance(error)) console.warn(error.code, error.message);
  */
 export class WardenError extends Error {
   readonly [marker] = true;
@@ -39,14 +47,14 @@ export class WardenError extends Error {
   }
 }
 
-/** Bad options, environment or key material. */
+/** Bad options, environment or key material (`code: "config_invalid"`): a setup mistake to fix, not a refusal to handle. */
 export class ConfigError extends WardenError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("config_invalid", message, options);
   }
 }
 
-/** A policy file or policy object that does not validate. `file`, `policyId` and `field` say where. */
+/** A policy file or policy object that does not validate (`code: "policy_invalid"`). `file`, `line`, `policyId` and `field` say where. */
 export class PolicyError extends WardenError {
   readonly file: string | undefined;
   readonly policyId: string | undefined;
@@ -66,6 +74,12 @@ export class PolicyError extends WardenError {
   }
 }
 
+/**
+ * One problem in a policy set, located precisely enough to point an editor or a CI annotation at it.
+ * @example
+ * import { PolicyError, type PolicyIssue } from "agent-warden";
+ * if (error instanceof PolicyError) error.issues.forEach((issue: PolicyIssue) => console.error(`${error.file}:${issue.line ?? "?"} ${issue.message}`));
+ */
 export interface PolicyIssue {
   message: string;
   policyId?: string | undefined;
@@ -80,7 +94,7 @@ function formatPolicyIssue(issue: PolicyIssue, file?: string): string {
   return where ? `${where}: ${issue.message}` : issue.message;
 }
 
-/** A tool call that policy (or a delegation token's scope) refused. */
+/** A tool call that policy, a limit, a budget or a delegation token's scope refused (`code: "tool_blocked"`). */
 export class ToolBlockedError extends WardenError {
   readonly toolName: string;
   readonly toolCallId: string | undefined;
@@ -97,7 +111,7 @@ export class ToolBlockedError extends WardenError {
   }
 }
 
-/** A reviewer rejected the approval a tool call waited for (or it was cancelled by a halt). */
+/** A reviewer rejected the approval a tool call waited for, or a halt cancelled it (`code: "approval_rejected"`). */
 export class ApprovalRejectedError extends WardenError {
   readonly approvalId: string;
   readonly toolName: string;
@@ -112,7 +126,7 @@ export class ApprovalRejectedError extends WardenError {
   }
 }
 
-/** Nobody answered an approval request in time; the call is refused (fail-closed). */
+/** Nobody answered an approval request in time, so the call is refused rather than run unreviewed (`code: "approval_timeout"`). */
 export class ApprovalTimeoutError extends WardenError {
   readonly approvalId: string;
   readonly toolName: string;
@@ -124,7 +138,7 @@ export class ApprovalTimeoutError extends WardenError {
   }
 }
 
-/** The organization, agent, group or run is halted. */
+/** The organization, agent, group or run is halted (`code: "halted"`); the agent should stop, not retry. */
 export class HaltedError extends WardenError {
   readonly reason: string;
   readonly scope: string;
@@ -136,7 +150,13 @@ export class HaltedError extends WardenError {
   }
 }
 
-/** Stable reasons a delegation token does not verify. */
+/**
+ * Stable reasons a delegation token does not verify, so a service can tell "ask for a fresh token"
+ * (`expired`) from "this token was never valid" (`bad_signature`, `widened`).
+ * @example
+ * import { TokenError, type TokenErrorReason } from "agent-warden";
+ * const reason: TokenErrorReason | undefined = error instanceof TokenError ? error.reason : undefined;
+ */
 export type TokenErrorReason =
   | "bad_signature"
   | "wrong_root_key"
@@ -148,7 +168,7 @@ export type TokenErrorReason =
   | "malformed"
   | "sealed";
 
-/** A delegation token that does not verify or cannot be attenuated. */
+/** A delegation token that does not verify or cannot be attenuated (`code: "token_invalid"`); `reason` says why. */
 export class TokenError extends WardenError {
   readonly reason: TokenErrorReason;
 
@@ -158,7 +178,7 @@ export class TokenError extends WardenError {
   }
 }
 
-/** A permission the current token or policy does not grant. */
+/** A permission the current token or policy does not grant (`code: "permission_denied"`), thrown by `ensureAuthorized`. */
 export class PermissionDeniedError extends WardenError {
   readonly permission: string;
 
@@ -168,28 +188,28 @@ export class PermissionDeniedError extends WardenError {
   }
 }
 
-/** A run, step, tool call or approval that does not exist. */
+/** A run, step, tool call or approval that does not exist (`code: "not_found"`). */
 export class NotFoundError extends WardenError {
   constructor(kind: string, id: string) {
     super("not_found", `${kind} "${id}" not found`);
   }
 }
 
-/** An operation that is not valid in the subject's current state (completing a blocked call, say). */
+/** An operation that is not valid in the subject's current state, such as completing a blocked call (`code: "invalid_state"`). */
 export class InvalidStateError extends WardenError {
   constructor(message: string) {
     super("invalid_state", message);
   }
 }
 
-/** Input that does not have the expected shape. */
+/** Input that does not have the expected shape (`code: "invalid_input"`). */
 export class InvalidInputError extends WardenError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("invalid_input", message, options);
   }
 }
 
-/** The ledger failed verification. `seq` is the first bad entry. */
+/** The ledger failed verification (`code: "ledger_integrity"`): evidence of tampering or loss. `seq` is the first bad entry. */
 export class LedgerIntegrityError extends WardenError {
   readonly seq: number;
 
@@ -199,14 +219,14 @@ export class LedgerIntegrityError extends WardenError {
   }
 }
 
-/** The store could not be opened or read (corrupt file, wrong schema). */
+/** The store could not be opened or read, such as a corrupt file or a wrong schema (`code: "store_error"`). */
 export class StoreError extends WardenError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("store_error", message, options);
   }
 }
 
-/** The control plane could not be reached or refused a request. `retryable`: 429, 502, 503, 504 or no answer at all. */
+/** The control plane could not be reached or refused a request (`code: "remote_error"`). `retryable`: 429, 502, 503, 504 or no answer at all. */
 export class RemoteError extends WardenError {
   /** The HTTP status, or undefined when there was no answer. */
   readonly status: number | undefined;

@@ -1,6 +1,12 @@
 import type { EventType } from "./enums.js";
 
-/** What subscribers receive and the ledger records for every lifecycle step. */
+/**
+ * What subscribers receive and the ledger records for every lifecycle step, for alerting, metrics or
+ * forwarding to another log.
+ * @example
+ * import type { WardenEvent } from "agent-warden";
+ * warden.on("*", (event: WardenEvent) => console.log(event.type, event.runId, event.data));
+ */
 export interface WardenEvent {
   id: string;
   type: EventType;
@@ -14,6 +20,13 @@ export interface WardenEvent {
   data: Record<string, unknown>;
 }
 
+/**
+ * A subscriber to `warden.on`; what it throws (or rejects with) is reported, never passed to the agent.
+ * @example
+ * import type { EventListener } from "agent-warden";
+ * const audit: EventListener = (event) => siem.send(event);
+ * const unsubscribe = warden.on("*", audit);
+ */
 export type EventListener = (event: WardenEvent) => void;
 
 /** Synchronous fan-out. A listener that throws is reported and skipped: telemetry fails open. */

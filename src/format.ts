@@ -2,8 +2,9 @@ import type { RunRecord, ToolCallRecord } from "./records.js";
 
 /**
  * Renders a run as a text tree: run ▸ steps ▸ tool calls with decision, policy and status, then
- * child runs. What `warden run <id>` prints.
+ * child runs. What `warden run <id>` prints, for logs and terminals.
  * @example
+ * import { formatRunTree } from "agent-warden";
  * console.log(formatRunTree(await warden.getRun(runId), (id) => warden.getRun(id)));
  */
 export async function formatRunTree(run: RunRecord, loadChild?: (runId: string) => RunRecord | Promise<RunRecord>, indent = ""): Promise<string> {

@@ -6,6 +6,13 @@ export const MoneySchema = z.object({
   amount: z.number().int().nonnegative(),
   currency: z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code such as EUR"),
 });
+/**
+ * An amount in integer minor units (cents) with an ISO 4217 currency, never a float, so caps and
+ * budgets compare exactly.
+ * @example
+ * import type { Money } from "agent-warden";
+ * const cap: Money = { amount: 50000, currency: "EUR" }; // €500.00
+ */
 export type Money = z.infer<typeof MoneySchema>;
 
 /**
@@ -13,6 +20,13 @@ export type Money = z.infer<typeof MoneySchema>;
  * integer ratios so no money passes through floating point.
  */
 export const CurrencyTableSchema = z.record(z.string().regex(/^[A-Z]{3}$/), z.record(z.string().regex(/^[A-Z]{3}$/), z.string().regex(/^\d+(\.\d+)?$/, "a decimal string such as \"0.92\"")));
+/**
+ * Exchange rates as decimal strings, so budgets and token caps can compare amounts in different
+ * currencies: `new Warden({ currencies })`.
+ * @example
+ * import type { CurrencyTable } from "agent-warden";
+ * const currencies: CurrencyTable = { USD: { EUR: "0.92" } }; // 1 USD = 0.92 EUR; EUR→USD is derived
+ */
 export type CurrencyTable = z.infer<typeof CurrencyTableSchema>;
 
 interface Ratio {
@@ -25,7 +39,14 @@ function parseRatio(text: string): Ratio {
   return { num: BigInt(whole + frac), den: 10n ** BigInt(frac.length) };
 }
 
-/** Converts money between currencies with a rate table; inverse rates are derived when only one direction is given. */
+/**
+ * Converts money between currencies with a rate table, exactly (no floating point), for comparing an
+ * amount with a cap in another currency; inverse rates are derived when only one direction is given.
+ * @example
+ * import { CurrencyConverter } from "agent-warden";
+ * const converter = new CurrencyConverter({ USD: { EUR: "0.92" } });
+ * converter.convert({ amount: 1000, currency: "USD" }, "EUR"); // { amount: 920, currency: "EUR" }
+ */
 export class CurrencyConverter {
   readonly #rates = new Map<string, Ratio>();
 

@@ -2,7 +2,12 @@ import type { Decision } from "./decision.js";
 import type { AgentContext, ApprovalStatus, RunStatus, ToolCallStatus } from "./enums.js";
 import type { WardenEvent } from "./events.js";
 
-/** A human decision on one tool call. */
+/**
+ * An approval request for one tool call and, once given, the reviewer's answer: what a review UI shows.
+ * @example
+ * import type { ApprovalRecord } from "agent-warden";
+ * const pending: ApprovalRecord[] = warden.approvals.list({ status: "pending" });
+ */
 export interface ApprovalRecord {
   approvalId: string;
   toolCallId: string;
@@ -22,7 +27,12 @@ export interface ApprovalRecord {
   decidedAt: number | undefined;
 }
 
-/** One tool call (or LLM call) as recorded. */
+/**
+ * One tool call (or LLM call) as recorded, with its decision and approval, for audits and run views.
+ * @example
+ * import type { ToolCallRecord } from "agent-warden";
+ * const refused = (await warden.getRun(runId)).toolCalls.filter((call: ToolCallRecord) => call.status === "blocked");
+ */
 export interface ToolCallRecord {
   toolCallId: string;
   /** The framework's own id for the call (LangChain, AI SDK, MCP), if it gave one. */
@@ -49,6 +59,14 @@ export interface ToolCallRecord {
   durationMs: number | undefined;
 }
 
+/**
+ * Token usage of one LLM call, what token budgets are reconciled against.
+ * @example
+ * import type { LlmUsage } from "agent-warden";
+ * const llm = warden.beginLlmCall({ model: "gpt-4o", estimatedTokens: 2000 });
+ * const usage: LlmUsage = { inputTokens: 1200, outputTokens: 300 };
+ * llm.complete(usage);
+ */
 export interface LlmUsage {
   model?: string | undefined;
   inputTokens?: number | undefined;
@@ -56,6 +74,12 @@ export interface LlmUsage {
   totalTokens?: number | undefined;
 }
 
+/**
+ * One step of a run as recorded, grouping the tool calls made inside `run.step`.
+ * @example
+ * import type { StepRecord } from "agent-warden";
+ * const steps: StepRecord[] = (await warden.getRun(runId)).steps;
+ */
 export interface StepRecord {
   stepId: string;
   runId: string;
@@ -66,7 +90,13 @@ export interface StepRecord {
   endedAt: number | undefined;
 }
 
-/** A run with its steps, tool calls, events and child runs: what `getRun` returns. */
+/**
+ * A run with its steps, tool calls, events and child runs: what `getRun` returns, for showing or auditing one run.
+ * @example
+ * import type { RunRecord } from "agent-warden";
+ * const record: RunRecord = await warden.getRun(runId);
+ * console.log(record.status, record.toolCalls.length, record.childRunIds);
+ */
 export interface RunRecord {
   runId: string;
   agentId: string;
@@ -88,7 +118,12 @@ export interface RunRecord {
   childRunIds: string[];
 }
 
-/** A run without its tree, for lists. */
+/**
+ * A run without its tree, cheap enough to list many of.
+ * @example
+ * import type { RunSummary } from "agent-warden";
+ * const recent: RunSummary[] = warden.listRuns({ agentId: "billing-agent", limit: 20 });
+ */
 export type RunSummary = Omit<RunRecord, "steps" | "toolCalls" | "events" | "childRunIds">;
 
 export interface RunRow {

@@ -2,7 +2,14 @@ import { scopeStorage } from "./scope.js";
 import type { ToolContext } from "./tool-call.js";
 import type { ActiveRun, ToolOptions, Warden } from "./warden.js";
 
-/** A run in progress, handed to `warden.run(…, async (run) => …)`. */
+/**
+ * A run in progress, handed to `warden.run(…, async (run) => …)`: the calls made through it are
+ * governed and recorded as that run's.
+ * @example
+ * import type { RunScope } from "agent-warden";
+ * const refund = (run: RunScope, orderId: number) => run.tool("refund", { orderId }, () => payments.refund(orderId));
+ * await warden.run({ task: "refund order 1042" }, (run) => refund(run, 1042));
+ */
 export class RunScope {
   readonly runId: string;
   readonly traceId: string;

@@ -5,7 +5,12 @@ import { raceAbort } from "./internal/abort.js";
 import type { ApprovalRecord } from "./records.js";
 import type { QueuedWrite } from "./store/sqlite-store.js";
 
-/** What a governed tool function receives. */
+/**
+ * What a governed tool function receives: the ids to correlate with, and the signal to stop on a halt.
+ * @example
+ * import type { ToolContext } from "agent-warden";
+ * await run.tool("fetch_page", { url }, ({ signal }: ToolContext) => fetch(url, { signal }));
+ */
 export interface ToolContext {
   /** Aborts when the agent, its group, its run or the organization is halted. Pass it on. */
   signal: AbortSignal;
@@ -34,6 +39,11 @@ export interface ActiveToolCall {
 /**
  * One governed tool call in flight: its decision, the signal to pass on, and how to finish it.
  * Adapters use it to map a framework's hook onto Warden.
+ * @example
+ * import type { ToolCallHandle } from "agent-warden";
+ * const handle: ToolCallHandle = warden.beginToolCall({ tool: "deploy", args: { env: "prod" } });
+ * const admitted = await handle.admit();
+ * if (admitted.ok) handle.complete(await deploy("prod")); else console.warn(admitted.error.message);
  */
 export class ToolCallHandle {
   readonly toolCallId: string;

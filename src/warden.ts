@@ -30,7 +30,14 @@ import type { Money } from "./money.js";
 import { hasPermission as tokenHasPermission, tokenDenial, toolAllowed, type VerifiedToken } from "./tokens/token.js";
 import { stillValid, Tokens } from "./tokens/tokens.js";
 
-/** A call to decide on. Everything but `tool` is optional. */
+/**
+ * A call to decide on with `warden.check`, for asking before acting without recording anything.
+ * Everything but `tool` is optional.
+ * @example
+ * import type { CheckInput } from "agent-warden";
+ * const call: CheckInput = { tool: "payments.refund", args: { amount: 2800, currency: "EUR" } };
+ * if (warden.check(call).action === "block") hideRefundButton();
+ */
 export interface CheckInput {
   tool: string;
   args?: unknown;
@@ -47,7 +54,13 @@ export interface CheckInput {
   permission?: string | undefined;
 }
 
-/** A tool call to decide on and record. */
+/**
+ * A tool call to decide on and record with `warden.beginToolCall`, as a framework adapter sees it.
+ * @example
+ * import type { ToolCallInit } from "agent-warden";
+ * const init: ToolCallInit = { tool: "search", args: { query }, externalId: toolCall.id, signal };
+ * const handle = warden.beginToolCall(init);
+ */
 export interface ToolCallInit extends CheckInput {
   /** The framework's own id for the call, so records line up with its traces and a paused call can be resumed by it. */
   externalId?: string | undefined;
@@ -63,7 +76,14 @@ export interface ToolCallInit extends CheckInput {
   shadow?: boolean | undefined;
 }
 
-/** Options of `run.tool`, `warden.guard` and `trackToolCall`. */
+/**
+ * Options of `run.tool`, `warden.guard` and `trackToolCall`: what policies and reviewers learn about
+ * a call beyond its name and arguments.
+ * @example
+ * import type { ToolOptions } from "agent-warden";
+ * const options: ToolOptions = { actionHint: "deploy", reason: "release 1.4 after green CI" };
+ * await run.tool("ship", { env: "prod" }, () => ci.ship("prod"), options);
+ */
 export interface ToolOptions {
   actionHint?: ActionType | undefined;
   reason?: string | undefined;
@@ -73,7 +93,14 @@ export interface ToolOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** Options of `startRun`-like calls. */
+/**
+ * Options of `warden.run` and `beginRun`: the run's id, why it runs, and where it sits in a tree of
+ * sub-agents.
+ * @example
+ * import type { RunOptions } from "agent-warden";
+ * const options: RunOptions = { agentId: "research-subagent", reason: "summarise the sources" };
+ * await warden.run({ task: "research" }, async (run) => research(run), options);
+ */
 export interface RunOptions {
   runId?: string | undefined;
   reason?: string | undefined;
@@ -691,7 +718,7 @@ export class Warden {
     return governed;
   }
 
-  // ── the seed client lifecycle ─────────────────────────────────────────────────────────────
+  // ── the step-by-step lifecycle (ids in, ids out) ──────────────────────────────────────────
 
   /** Starts a run and returns its id. */
   async startRun(runId?: string, metadata?: Record<string, unknown>, reason?: string, agentContext?: AgentContext): Promise<string> {

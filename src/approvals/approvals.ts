@@ -4,13 +4,27 @@ import { newId } from "../internal/ids.js";
 import { toApprovalRecord, type ApprovalRecord, type ApprovalRow } from "../records.js";
 import type { SqliteStore } from "../store/sqlite-store.js";
 
+/**
+ * Who answered an approval request and why, recorded in the ledger so every decision has an owner.
+ * @example
+ * import type { ApprovalDecisionInput } from "agent-warden";
+ * const answer: ApprovalDecisionInput = { reviewer: "alice", reason: "outside the change window" };
+ * warden.approvals.reject(approvalId, answer);
+ */
 export interface ApprovalDecisionInput {
   /** Who decided (a person, a service). Recorded in the ledger. */
   reviewer?: string | undefined;
   reason?: string | undefined;
 }
 
-/** Called when a tool call needs approval; may decide at once or later through the handles. */
+/**
+ * Called when a tool call needs approval, to route the request to a reviewer (chat, ticket, pager);
+ * may decide at once or later through the handles.
+ * @example
+ * import { Warden, type ApprovalRequestHandler } from "agent-warden";
+ * const onApprovalRequest: ApprovalRequestHandler = (request) => slack.post(`${request.toolName} needs approval: ${request.approvalId}`);
+ * const warden = new Warden({ agentId: "billing-agent", onApprovalRequest });
+ */
 export type ApprovalRequestHandler = (
   request: ApprovalRecord,
   decide: { approve(input?: ApprovalDecisionInput): void; reject(input?: ApprovalDecisionInput): void },
@@ -32,11 +46,14 @@ interface Waiter {
 }
 
 /**
- * Approval requests: created when policy says `require_approval`, decided by a reviewer (this API,
- * the CLI from another process, the console, or `onApprovalRequest`), expired on timeout.
+ * Approval requests, reached as `warden.approvals`: created when policy says `require_approval`,
+ * decided by a reviewer (this API, the CLI from another process, the console, or
+ * `onApprovalRequest`), expired on timeout.
  * @example
- * const pending = warden.approvals.list({ status: "pending" });
- * warden.approvals.approve(pending[0].approvalId, { reviewer: "alice", reason: "change window" });
+ * import type { Approvals } from "agent-warden";
+ * const approvals: Approvals = warden.approvals;
+ * const [first] = approvals.list({ status: "pending" });
+ * if (first) approvals.approve(first.approvalId, { reviewer: "alice", reason: "change window" });
  */
 export class Approvals {
   readonly #ctx: ApprovalsContext;

@@ -2,13 +2,26 @@ import { HaltedError } from "../errors.js";
 import { newId } from "../internal/ids.js";
 import type { SqliteStore } from "../store/sqlite-store.js";
 
-/** Who a halt stops. No target: the whole organization. */
+/**
+ * Who a halt stops, from one run up to a group of agents. No target: the whole organization.
+ * @example
+ * import type { HaltTarget } from "agent-warden";
+ * const target: HaltTarget = { group: "payments" };
+ * warden.halt({ ...target, reason: "fraud alert" });
+ */
 export interface HaltTarget {
   agentId?: string | undefined;
   group?: string | undefined;
   runId?: string | undefined;
 }
 
+/**
+ * One emergency stop as recorded: its scope, why, by whom, and when it was lifted, if it was.
+ * @example
+ * import type { HaltRecord } from "agent-warden";
+ * const halts: readonly HaltRecord[] = warden.activeHalts;
+ * for (const halt of halts) console.log(halt.scope, halt.target, halt.reason);
+ */
 export interface HaltRecord {
   haltId: string;
   scope: "organization" | "agent" | "group" | "run";

@@ -2,7 +2,13 @@ import { z } from "zod";
 
 const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** Parses `500ms`, `30s`, `15m`, `1h`, `7d` (or a number of milliseconds) into milliseconds. */
+/**
+ * Parses `500ms`, `30s`, `15m`, `1h`, `7d` (or a number of milliseconds) into milliseconds: the
+ * duration format of policy files, options and token lifetimes.
+ * @example
+ * import { parseDuration } from "agent-warden";
+ * parseDuration("15m"); // 900000
+ */
 export function parseDuration(value: string | number): number {
   if (typeof value === "number") {
     if (!Number.isFinite(value) || value < 0) throw new RangeError(`invalid duration ${value}`);

@@ -1,6 +1,12 @@
 import { hash } from "node:crypto";
 
-/** One ledger entry. Every field is covered by `hash`, which chains to the previous entry's. */
+/**
+ * One ledger entry, as exported and verified. Every field is covered by `hash`, which chains to the
+ * previous entry's, so no entry can change or go missing unnoticed.
+ * @example
+ * import type { LedgerEntry } from "agent-warden";
+ * const trail: LedgerEntry[] = warden.ledger.entries({ runId });
+ */
 export interface LedgerEntry {
   seq: number;
   id: string;

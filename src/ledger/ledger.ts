@@ -7,14 +7,25 @@ import { toLedgerEntry, type LedgerRow, type SqliteStore } from "../store/sqlite
 import { checkpointMessage, GENESIS_HASH, hashEntry, type LedgerEntry } from "./chain.js";
 import { keyIdOf } from "./keys.js";
 
-/** The outcome of `ledger.verify()`. */
+/**
+ * The outcome of `ledger.verify()`: the verified head to publish or compare, or the first bad entry.
+ * @example
+ * import type { LedgerVerification } from "agent-warden";
+ * const result: LedgerVerification = warden.ledger.verify();
+ * console.log(result.ok ? `intact up to ${result.head.hash}` : `broken at ${result.firstBadSeq}`);
+ */
 export type LedgerVerification =
   | { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string } }
   | { ok: false; entries: number; firstBadSeq: number; problem: string };
 
 /**
- * The append-only, hash-chained audit ledger. Entries are written by the store's group commit;
- * this is the read side: verify, export, query.
+ * The append-only, hash-chained audit ledger, reached as `warden.ledger`, for proving what agents did.
+ * Entries are written by the store's group commit; this is the read side: verify, export, query.
+ * @example
+ * import type { Ledger } from "agent-warden";
+ * const ledger: Ledger = warden.ledger;
+ * ledger.assertIntact();
+ * await ledger.exportJsonl("./audit.jsonl");
  */
 export class Ledger {
   readonly #store: SqliteStore;

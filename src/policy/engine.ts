@@ -2,7 +2,12 @@ import type { ActionType, RiskSeverity } from "../enums.js";
 import { compileCondition, compileGlobs, compilePath, type Predicate } from "./match.js";
 import type { Policy, PolicySet, When } from "./schema.js";
 
-/** What a policy decides; ordered from least to most strict. */
+/**
+ * What a policy decides; ordered from least to most strict, the strictest match winning.
+ * @example
+ * import type { DecisionAction } from "agent-warden";
+ * const action: DecisionAction = warden.check({ tool: "deploy" }).action;
+ */
 export type DecisionAction = "allow" | "warn" | "require_approval" | "block";
 
 export const strictness: Readonly<Record<DecisionAction, number>> = { allow: 0, warn: 1, require_approval: 2, block: 3 };
@@ -17,7 +22,13 @@ export interface PolicyInputCall {
   metadata?: unknown;
 }
 
-/** One policy (or limit) that matched a call. Shadow matches are listed but never decide. */
+/**
+ * One policy, limit or budget that matched a call, so a decision can be explained or a shadow policy
+ * evaluated before it is enforced. Shadow matches are listed but never decide.
+ * @example
+ * import type { PolicyMatch } from "agent-warden";
+ * const shadowed = warden.check({ tool: "deploy" }).matches.filter((match: PolicyMatch) => match.mode === "shadow");
+ */
 export interface PolicyMatch {
   policyId: string;
   action: DecisionAction;
@@ -48,8 +59,13 @@ const noMatches: readonly PolicyMatch[] = Object.freeze([]);
 const maxCachedTools = 10_000;
 
 /**
- * Compiles a policy set once into an index by tool name and action, so a decision costs the
- * policies that could apply to that tool, not the size of the set.
+ * Evaluates a policy set on its own, without a client or a store: for testing policies before they
+ * ship. Compiles the set once into an index by tool name and action, so a decision
+ * costs the policies that could apply to that tool, not the size of the set.
+ * @example
+ * import { PolicyEngine, loadPolicyFile } from "agent-warden";
+ * const engine = new PolicyEngine(loadPolicyFile("./warden.yaml"));
+ * engine.evaluate({ tool: "deploy", action: "deploy", agent: "ci-bot", args: { environment: "production" } }).action;
  */
 export class PolicyEngine {
   readonly set: PolicySet;

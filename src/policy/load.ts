@@ -4,7 +4,12 @@ import type { z } from "zod";
 import { PolicyError, type PolicyIssue } from "../errors.js";
 import { PolicySetSchema, type PolicySet, type PolicySetInput } from "./schema.js";
 
-/** Validates a policy set built in code. Throws `PolicyError` naming the policy and field. */
+/**
+ * Validates a policy set built in code and fills in its defaults. Throws `PolicyError` naming the policy and field.
+ * @example
+ * import { parsePolicySet } from "agent-warden";
+ * const set = parsePolicySet({ default: "block", policies: [{ id: "reads", when: { tool: "read_*" }, action: "allow" }] });
+ */
 export function parsePolicySet(input: unknown, file?: string): PolicySet {
   const result = PolicySetSchema.safeParse(input);
   if (result.success) {
@@ -14,7 +19,13 @@ export function parsePolicySet(input: unknown, file?: string): PolicySet {
   throw new PolicyError(toIssues(result.error, input).map(({ path: _path, ...issue }) => issue), file);
 }
 
-/** Reads a YAML or JSON policy file; errors carry the file, line, policy id and field. */
+/**
+ * Reads and validates a YAML or JSON policy file, for checking it in CI before a client loads it;
+ * errors carry the file, line, policy id and field.
+ * @example
+ * import { loadPolicyFile } from "agent-warden";
+ * const set = loadPolicyFile("./warden.yaml");
+ */
 export function loadPolicyFile(path: string): PolicySet {
   let text: string;
   try {
@@ -25,7 +36,13 @@ export function loadPolicyFile(path: string): PolicySet {
   return parsePolicyText(text, path);
 }
 
-/** Parses policy text (YAML, of which JSON is a subset). */
+/**
+ * Parses and validates policy text (YAML, of which JSON is a subset) held in memory, such as a set
+ * fetched from a config service; `file` only labels the errors.
+ * @example
+ * import { parsePolicyText } from "agent-warden";
+ * const set = parsePolicyText(await response.text(), "remote:warden.yaml");
+ */
 export function parsePolicyText(text: string, file?: string): PolicySet {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });

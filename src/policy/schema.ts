@@ -26,12 +26,24 @@ export type Operators = z.infer<typeof OperatorsSchema>;
 
 /** A scalar means `eq`. */
 export const ConditionSchema = z.union([Scalar, OperatorsSchema]);
+/**
+ * A test on one value of a call: a scalar means `eq`; an operator object's operators are AND-ed.
+ * @example
+ * import type { Condition } from "agent-warden";
+ * const largeAmount: Condition = { gte: 50000 };
+ */
 export type Condition = z.infer<typeof ConditionSchema>;
 
 const Globs = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 const ActionTypes = z.union([z.enum(values(ActionType)), z.array(z.enum(values(ActionType))).min(1)]);
 
-/** Conditions a call must all meet. Keys other than tool/action/agent/environment are `args.<path>` or `metadata.<path>`. */
+/**
+ * Which calls a policy applies to: conditions a call must all meet. Keys other than
+ * tool/action/agent/environment are `args.<path>` or `metadata.<path>`.
+ * @example
+ * import type { When } from "agent-warden";
+ * const largeRefunds: When = { tool: "payments.*", "args.amount": { gt: 10000 } };
+ */
 export interface When {
   tool?: string | string[] | undefined;
   action?: ActionType | ActionType[] | undefined;
@@ -67,7 +79,19 @@ export const PolicySchema = z.strictObject({
   approval: z.strictObject({ timeout: DurationSchema.optional() }).optional(),
   enabled: z.boolean().default(true),
 });
+/**
+ * One policy as validated, defaults filled in (`mode`, `enabled`, `when`): what `warden.policies` holds.
+ * @example
+ * import type { Policy } from "agent-warden";
+ * const shadowed = warden.policies.policies.filter((policy: Policy) => policy.mode === "shadow");
+ */
 export type Policy = z.infer<typeof PolicySchema>;
+/**
+ * One policy as written in a file or in code, before defaults are applied.
+ * @example
+ * import type { PolicyInput } from "agent-warden";
+ * const deploys: PolicyInput = { id: "prod-deploys", when: { action: "deploy", environment: "production" }, action: "require_approval" };
+ */
 export type PolicyInput = z.input<typeof PolicySchema>;
 
 /** Counts calls per window; over `max`, the call gets `exceed` (block by default). */
@@ -80,6 +104,12 @@ export const RateLimitSchema = z.strictObject({
   scope: z.enum(["agent", "run", "global"]).default("agent"),
   exceed: z.enum(["block", "require_approval", "warn"]).default("block"),
 });
+/**
+ * A rate limit as validated (`per` in ms), to keep a looping agent from repeating a call without bound.
+ * @example
+ * import type { RateLimit } from "agent-warden";
+ * const limits: RateLimit[] = warden.policies.limits;
+ */
 export type RateLimit = z.infer<typeof RateLimitSchema>;
 
 /** Spend (integer minor units) or LLM tokens per run. */
@@ -99,9 +129,22 @@ export const BudgetSchema = z
     exceed: z.enum(["block", "require_approval", "warn"]).default("block"),
   })
   .refine((b) => (b.spend === undefined) !== (b.tokens === undefined), "a budget sets exactly one of spend or tokens");
+/**
+ * A spend or LLM-token budget per run as validated, to cap what one run can cost.
+ * @example
+ * import type { Budget } from "agent-warden";
+ * const spendCaps = warden.policies.budgets.filter((budget: Budget) => budget.spend !== undefined);
+ */
 export type Budget = z.infer<typeof BudgetSchema>;
 
-/** A policy file (`warden.yaml`) or the same object built in code. */
+/**
+ * The zod schema of a policy file (`warden.yaml`) or the same object built in code, for validating
+ * a set without throwing or composing it into a schema of your own.
+ * @example
+ * import { PolicySetSchema } from "agent-warden";
+ * const result = PolicySetSchema.safeParse(JSON.parse(text));
+ * if (!result.success) console.error(result.error.issues);
+ */
 export const PolicySetSchema = z.strictObject({
   version: z.literal(1).default(1),
   /** The action when no enforced policy matches: `allow` for adoption, `block` for deny-by-default. */
@@ -111,7 +154,20 @@ export const PolicySetSchema = z.strictObject({
   budgets: z.array(BudgetSchema).default([]),
   currencies: CurrencyTableSchema.optional(),
 });
+/**
+ * A policy set as validated, every default filled in: what the loaders return and `warden.policies` holds.
+ * @example
+ * import { loadPolicyFile, type PolicySet } from "agent-warden";
+ * const set: PolicySet = loadPolicyFile("./warden.yaml");
+ */
 export type PolicySet = z.infer<typeof PolicySetSchema>;
+/**
+ * A policy set as written in code, defaults optional: what `new Warden({ policies })` and `setPolicies` accept.
+ * @example
+ * import type { PolicySetInput } from "agent-warden";
+ * const policies: PolicySetInput = { default: "allow", policies: [{ id: "no-secrets", when: { action: "secret_access" }, action: "block" }] };
+ * warden.setPolicies(policies);
+ */
 export type PolicySetInput = z.input<typeof PolicySetSchema>;
 
 function isRegex(source: string): boolean {

@@ -6,6 +6,12 @@ export const RedactionRuleSchema = z.strictObject({
   path: z.string().regex(/^\$(\.\.?[^.[\]]+|\[\*\]|\[\d+\]|\.\*)+$/, "a JSON path such as $.card, $.items[*].token or $..password"),
   action: z.enum(["mask", "remove", "hash"]).default("mask"),
 });
+/**
+ * One redaction by JSON path, for fields the default secret detection cannot know are sensitive.
+ * @example
+ * import type { RedactionRule } from "agent-warden";
+ * const ibans: RedactionRule = { path: "$..iban", action: "hash" };
+ */
 export type RedactionRule = z.infer<typeof RedactionRuleSchema>;
 
 export const RedactionOptionsSchema = z.strictObject({
@@ -15,6 +21,13 @@ export const RedactionOptionsSchema = z.strictObject({
   /** More key names to mask everywhere, case-insensitive. */
   keys: z.array(z.string()).default([]),
 });
+/**
+ * What to redact from payloads before they are recorded, sent or shown: `new Warden({ redaction })`.
+ * @example
+ * import { Warden, type RedactionOptions } from "agent-warden";
+ * const redaction: RedactionOptions = { keys: ["iban"], rules: [{ path: "$.card", action: "remove" }] };
+ * const warden = new Warden({ agentId: "billing-agent", redaction });
+ */
 export type RedactionOptions = z.input<typeof RedactionOptionsSchema>;
 
 export const MASK = "[REDACTED]";
@@ -31,11 +44,23 @@ function maskSecrets(text: string): string {
 
 type Segment = { kind: "key"; key: string } | { kind: "any" } | { kind: "deep"; key: string };
 
+/**
+ * A redaction function from `createRedactor`: returns the value with secrets masked, removed or hashed.
+ * @example
+ * import { createRedactor, type Redactor } from "agent-warden";
+ * const redact: Redactor = createRedactor();
+ * redact({ user: "ada", password: "hunter2" }); // { user: "ada", password: "[REDACTED]" }
+ */
 export type Redactor = (value: unknown) => unknown;
 
 /**
- * Builds the function every payload passes through before it is recorded, sent or shown.
- * It copies only what it changes, so a clean payload costs one walk and no allocation.
+ * Builds the function every payload passes through before it is recorded, sent or shown; exported to
+ * apply the same rules to your own logs. It copies only what it changes, so a clean payload costs
+ * one walk and no allocation.
+ * @example
+ * import { createRedactor } from "agent-warden";
+ * const redact = createRedactor({ rules: [{ path: "$.card.number", action: "remove" }] });
+ * logger.info(redact(request.body));
  */
 export function createRedactor(options: RedactionOptions = {}): Redactor {
   const parsed = RedactionOptionsSchema.parse(options);

@@ -25,5 +25,13 @@ export const RemoteOptionsSchema = z.strictObject({
   policyRefreshInterval: DurationSchema.default(60_000),
 });
 
+/**
+ * Tuning of remote mode (`new Warden({ url, apiKey, remote })`), for trading event latency, memory
+ * and disk against each other. Every field has a default.
+ * @example
+ * import { Warden, type RemoteOptions } from "agent-warden";
+ * const remote: RemoteOptions = { flushInterval: "2s", maxSpoolBytes: 64 * 1024 * 1024 };
+ * const warden = new Warden({ agentId: "billing-agent", url: "https://warden.example.com", apiKey: process.env.WARDEN_API_KEY, remote });
+ */
 export type RemoteOptions = z.input<typeof RemoteOptionsSchema>;
 export type RemoteSettings = z.output<typeof RemoteOptionsSchema>;

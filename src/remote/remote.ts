@@ -63,7 +63,13 @@ interface RevokedPage {
   next: { since: number; afterTokenId: string } | null;
 }
 
-/** Remote mode's state, for diagnostics. */
+/**
+ * Remote mode's state, for health checks and diagnostics: stream, sync and event-queue figures.
+ * @example
+ * import type { RemoteStatus } from "agent-warden";
+ * const status: RemoteStatus | undefined = warden.remote?.status;
+ * if (status?.offline) console.warn(`control plane unreachable; ${status.queued} events queued`);
+ */
 export interface RemoteStatus extends DispatcherStats {
   streamConnected: boolean;
   policyVersion: number | undefined;
@@ -106,6 +112,11 @@ export function createRemoteLink(options: ResolvedOptions, agent: { agentId: str
  * pushed updates over the stream, cached on disk); halts and approval decisions arrive over the
  * stream with polling as a backstop; events go out through a background dispatcher. Approval
  * requests and halts made by this client are sent at once. Nothing here throws into the agent.
+ * Reached as `warden.remote` (undefined in embedded mode).
+ * @example
+ * import type { RemoteLink } from "agent-warden";
+ * const link: RemoteLink | undefined = warden.remote;
+ * await link?.flush();
  */
 export class RemoteLink {
   readonly #options: RemoteLinkOptions;

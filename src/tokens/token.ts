@@ -37,7 +37,12 @@ import { scopeCovered, toolMatches, uncoveredScope, uncoveredTool } from "./scop
 
 export { parseDuration };
 
-/** What a token lets its holder do, once every block has been applied. */
+/**
+ * What a token lets its holder do, once every block has been applied: what a service checks a request against.
+ * @example
+ * import { verifyToken, type Authority } from "agent-warden";
+ * const { scopes, maxAmount, expiresAt }: Authority = verifyToken(token, organizationJwk).authority;
+ */
 export interface Authority {
   /** The effective audience: the agent the token is for (set by the last block that names one). */
   agentId: string | undefined;
@@ -51,9 +56,20 @@ export interface Authority {
   depth: number;
 }
 
-/** One block as a reader sees it (keys left out). */
+/**
+ * One block of a token's chain as a reader sees it (keys left out), to show who delegated what to whom.
+ * @example
+ * import { inspectToken, type TokenBlock } from "agent-warden";
+ * const audiences = inspectToken(token).chain.map((block: TokenBlock) => block.audience);
+ */
 export type TokenBlock = Omit<BlockContent, "nextKey">;
 
+/**
+ * A token whose signatures, narrowing, expiry and audience all checked out, with the authority it grants.
+ * @example
+ * import type { VerifiedToken } from "agent-warden";
+ * const verified: VerifiedToken = warden.tokens.verify(token, { audience: "booking-agent" });
+ */
 export interface VerifiedToken {
   /** The root block's id: revoking it revokes every token derived from it. */
   id: string;
@@ -63,6 +79,13 @@ export interface VerifiedToken {
   sealed: boolean;
 }
 
+/**
+ * A token decoded without verifying it, for display and debugging only: nothing in it is trusted.
+ * @example
+ * import type { TokenInspection } from "agent-warden";
+ * const info: TokenInspection = warden.tokens.inspect(token);
+ * console.log(info.id, info.sealed, info.chain.length);
+ */
 export interface TokenInspection {
   id: string;
   /** Thumbprint of the root key the token claims to be signed by. */
@@ -94,6 +117,13 @@ export interface VerifierOptions {
 
 export type VerifyTokenOptions = VerifyOptions & VerifierOptions;
 
+/**
+ * The authority of a new root token: what `tokens.mint` grants an agent.
+ * @example
+ * import type { MintInput } from "agent-warden";
+ * const grant: MintInput = { agentId: "travel-agent", scopes: ["flights:*"], ttl: "1h", maxAmount: { amount: 50000, currency: "EUR" } };
+ * const token = warden.tokens.mint(grant);
+ */
 export interface MintInput {
   agentId: string;
   scopes: string[];
@@ -109,6 +139,13 @@ export interface MintInput {
   traceId?: string | undefined;
 }
 
+/**
+ * What a new block takes away from a token: each restriction may only narrow what the token already grants.
+ * @example
+ * import type { Narrowing } from "agent-warden";
+ * const forBooking: Narrowing = { audience: "booking-agent", scopes: ["flights:book"], ttl: "10m" };
+ * const child = warden.tokens.attenuate(token, forBooking);
+ */
 export interface Narrowing {
   scopes?: string[] | undefined;
   maxAmount?: Money | undefined;
@@ -128,6 +165,14 @@ export interface AttenuateOptions {
   now?: number | undefined;
 }
 
+/**
+ * Mints and verifies tokens under one root key, without a Warden client or a store: what
+ * `createTokenAuthority` returns.
+ * @example
+ * import { createTokenAuthority, type TokenAuthority } from "agent-warden";
+ * const authority: TokenAuthority = createTokenAuthority({ rootPublicKey: publicKey, rootPrivateKey: privateKey });
+ * const verified = authority.verify(authority.mint({ agentId: "travel-agent", scopes: ["flights:*"], ttl: "1h" }));
+ */
 export interface TokenAuthority {
   mint(input: MintInput): string;
   /** Throws TokenError with a stable `reason` when the token does not verify. */
@@ -138,6 +183,13 @@ export interface TokenAuthority {
   publicJwk(): JsonWebKey & { kid: string };
 }
 
+/**
+ * The root key pair and the revocation and halt checks of a standalone token authority.
+ * @example
+ * import { createTokenAuthority, type TokenAuthorityOptions } from "agent-warden";
+ * const options: TokenAuthorityOptions = { rootPublicKey: publicKey, isRevoked: (id) => revokedIds.has(id) };
+ * const verifier = createTokenAuthority(options);
+ */
 export interface TokenAuthorityOptions {
   /** Needed only to mint. */
   rootPrivateKey?: KeyObject | undefined;
@@ -153,6 +205,15 @@ export const DEFAULT_DEPTH = 3;
 // ---------------------------------------------------------------------------------------------
 // Authority
 
+/**
+ * Creates a token authority over an Ed25519 root key, for minting or verifying tokens in a service
+ * that runs no Warden client.
+ * @example
+ * import { generateKeyPairSync } from "node:crypto";
+ * import { createTokenAuthority } from "agent-warden";
+ * const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+ * const token = createTokenAuthority({ rootPublicKey: publicKey, rootPrivateKey: privateKey }).mint({ agentId: "travel-agent", scopes: ["flights:*"], ttl: "1h" });
+ */
 export function createTokenAuthority(options: TokenAuthorityOptions): TokenAuthority {
   const root = rootKey(options.rootPublicKey);
   const privateKey = options.rootPrivateKey;
@@ -174,12 +235,23 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
   };
 }
 
-/** Verifies with only the root public key (a KeyObject or a JWK), for services that never mint. */
+/**
+ * Verifies with only the root public key (a KeyObject or a JWK), for services that never mint.
+ * Throws `TokenError` with a stable `reason` when the token does not verify.
+ * @example
+ * import { verifyToken } from "agent-warden";
+ * const verified = verifyToken(token, organizationJwk, { audience: "booking-agent" });
+ */
 export function verifyToken(token: string, rootPublicKey: KeyObject | JsonWebKey, options: VerifyTokenOptions = {}): VerifiedToken {
   return verifyWith(rootKey(rootPublicKey), token, options);
 }
 
-/** Decodes a token without checking any signature. */
+/**
+ * Decodes a token without checking any signature, to display or debug it; never to authorize.
+ * @example
+ * import { inspectToken } from "agent-warden";
+ * const { id, sealed, chain } = inspectToken(token);
+ */
 export function inspectToken(token: string): TokenInspection {
   const wire = decodeToken(token);
   const root = wire.blocks[0].content;
@@ -217,6 +289,9 @@ function mintToken(privateKey: KeyObject, kid: string, input: MintInput, now: nu
  * Appends a block that narrows the token, with no key but the one the token carries. Throws
  * TokenError("sealed") for a sealed token and TokenError("widened") when the narrowing claims more
  * than the token's current authority (read from the token itself: nothing is verified here).
+ * @example
+ * import { attenuate } from "agent-warden";
+ * const child = attenuate(token, { audience: "booking-agent", scopes: ["flights:book"], ttl: "10m" });
  */
 export function attenuate(token: string, narrowing: Narrowing, options: AttenuateOptions = {}): string {
   const wire = decodeToken(token);
@@ -232,7 +307,13 @@ export function attenuate(token: string, narrowing: Narrowing, options: Attenuat
   return encodeToken({ v: 1, blocks: [...wire.blocks, { content, sig }], proof: { type: "key", key: next.seed } });
 }
 
-/** Replaces the carried key with a signature over the chain: the token verifies as before but can no longer be attenuated. */
+/**
+ * Replaces the carried key with a signature over the chain: the token verifies as before but can no
+ * longer be attenuated, for handing a token to an agent that must not delegate further.
+ * @example
+ * import { seal } from "agent-warden";
+ * const final = seal(childToken);
+ */
 export function seal(token: string): string {
   const wire = decodeToken(token);
   if (wire.proof.type === "seal") return token;
@@ -410,12 +491,24 @@ function amountExceeds(child: Money, cap: Money, converter: CurrencyConverter | 
 // ---------------------------------------------------------------------------------------------
 // Questions answered from a verified authority, with no round trip
 
-/** True when the token grants `permission` (a pattern such as `flights:*` asks for all of it). */
+/**
+ * True when the token grants `permission` (a pattern such as `flights:*` asks for all of it), checked
+ * offline from a verified authority.
+ * @example
+ * import { hasPermission } from "agent-warden";
+ * if (!hasPermission(verified.authority, "flights:book")) throw new Error("not allowed to book");
+ */
 export function hasPermission(authority: Authority, permission: string): boolean {
   return scopeCovered(permission, authority.scopes);
 }
 
-/** True when `money` fits the token's cap. An amount that cannot be converted does not fit. */
+/**
+ * True when `money` fits the token's cap, for checking an amount before acting on it. An amount that
+ * cannot be converted does not fit.
+ * @example
+ * import { withinAmount } from "agent-warden";
+ * withinAmount(verified.authority, { amount: 18000, currency: "EUR" });
+ */
 export function withinAmount(authority: Authority, money: Money, converter?: CurrencyConverter): boolean {
   return authority.maxAmount === undefined || amountExceeds(money, authority.maxAmount, converter) === undefined;
 }
@@ -425,6 +518,7 @@ export function withinAmount(authority: Authority, money: Money, converter?: Cur
  * its cap, converted between currencies), or undefined when it does. One rule for every place a token
  * is enforced: tool calls, `authorize`, the Express guard.
  * @example
+ * import { tokenDenial } from "agent-warden";
  * const why = tokenDenial(verified, { permission: "refunds:create", amount: 2800, currency: "EUR" });
  */
 export function tokenDenial(token: VerifiedToken, need: { permission?: string | undefined; amount?: unknown; currency?: unknown }, converter?: CurrencyConverter): string | undefined {
@@ -442,7 +536,12 @@ export function tokenDenial(token: VerifiedToken, need: { permission?: string | 
   return `amount ${amount} ${currency} exceeds the token's cap of ${authority.maxAmount.amount} ${authority.maxAmount.currency}`;
 }
 
-/** True when the token allows calling the tool named `toolName`. */
+/**
+ * True when the token allows calling the tool named `toolName`, for filtering the tools offered to an agent.
+ * @example
+ * import { toolAllowed } from "agent-warden";
+ * const offered = tools.filter((tool) => toolAllowed(verified.authority, tool.name));
+ */
 export function toolAllowed(authority: Authority, toolName: string): boolean {
   return authority.tools === undefined || authority.tools.some((pattern) => toolMatches(pattern, toolName));
 }

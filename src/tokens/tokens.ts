@@ -29,10 +29,13 @@ export interface TokensContext {
 }
 
 /**
- * Delegation tokens of this organization: mint, attenuate offline, seal, verify, revoke.
+ * Delegation tokens of this organization, reached as `warden.tokens`: mint, attenuate offline, seal,
+ * verify, revoke, so an agent can hand a sub-agent less authority than it holds.
  * @example
- * const token = warden.tokens.mint({ agentId: "travel-agent", scopes: ["flights:*"], ttl: "1h", maxAmount: { amount: 50000, currency: "EUR" } });
- * const child = warden.tokens.attenuate(token, { audience: "booking-agent", scopes: ["flights:book"], maxAmount: { amount: 20000, currency: "EUR" } });
+ * import type { Tokens } from "agent-warden";
+ * const tokens: Tokens = warden.tokens;
+ * const token = tokens.mint({ agentId: "travel-agent", scopes: ["flights:*"], ttl: "1h", maxAmount: { amount: 50000, currency: "EUR" } });
+ * const child = tokens.attenuate(token, { audience: "booking-agent", scopes: ["flights:book"], maxAmount: { amount: 20000, currency: "EUR" } });
  */
 export class Tokens {
   readonly #ctx: TokensContext;
