@@ -415,9 +415,10 @@ export class Warden {
     if (decision.matches.length > 0) {
       this.#record(EventType.POLICY_MATCHED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, decision: decision.action, policyId: decision.policyId, matches: decision.matches });
     }
-    if (decision.action === "warn" || decision.severity !== undefined || decision.matches.some((m) => m.mode === "shadow" || m.severity !== undefined)) {
-      const flagged = decision.matches.filter((m) => m.action !== "allow" || m.severity !== undefined);
-      if (flagged.length > 0) this.#record(EventType.RISK_DETECTED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, decision: decision.action, severity: decision.severity ?? flagged.find((m) => m.severity)?.severity ?? "medium", policies: flagged.map((m) => ({ policyId: m.policyId, action: m.action, mode: m.mode, severity: m.severity })) });
+    // A risk: a warning, a policy with a severity, or a shadow policy that would have acted.
+    const flagged = decision.matches.length === 0 ? [] : decision.matches.filter((m) => m.action !== "allow" || m.severity !== undefined);
+    if (flagged.length > 0 && (decision.action === "warn" || flagged.some((m) => m.severity !== undefined || m.mode === "shadow"))) {
+      this.#record(EventType.RISK_DETECTED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, decision: decision.action, severity: decision.severity ?? flagged.find((m) => m.severity)?.severity ?? "medium", policies: flagged.map((m) => ({ policyId: m.policyId, action: m.action, mode: m.mode, severity: m.severity })) });
     }
     let approval: ApprovalRecord | undefined;
     if (decision.action === "block") {
