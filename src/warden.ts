@@ -5,7 +5,7 @@ import type { Decision } from "./decision.js";
 import { ActionType, ApprovalStatus, EventType, RunStatus, ToolCallStatus, type AgentContext } from "./enums.js";
 import { ApprovalRejectedError, ApprovalTimeoutError, HaltedError, InvalidInputError, InvalidStateError, NotFoundError, ToolBlockedError, WardenError } from "./errors.js";
 import { EventBus, type EventListener, type WardenEvent } from "./events.js";
-import { describeScope, HaltState, type HaltRecord, type HaltTarget } from "./halt/halt.js";
+import { describeScope, HaltState, haltMatches, type HaltRecord, type HaltTarget } from "./halt/halt.js";
 import { raceAbort } from "./internal/abort.js";
 import { canonicalJson } from "./internal/canonical.js";
 import { newId } from "./internal/ids.js";
@@ -317,7 +317,9 @@ export class Warden {
     if (halt !== undefined) return { decision: this.#haltDecision(call, halt), charges: [] };
     let token: VerifiedToken | undefined;
     try {
-      token = runId ? this.#runs.get(runId)?.token : this.#clientToken();
+      // A run this process did not open (adopted, or unknown) still acts under the client's token.
+      const run = runId ? this.#runs.get(runId) : undefined;
+      token = run?.token ?? (run === undefined || run.agentId === this.agentId ? this.#clientToken() : undefined);
     } catch (error) {
       // Fail closed: a client token that does not verify blocks every call.
       return { decision: { action: "block", reason: (error as Error).message, matches: [], actionType: call.action, complete: false }, charges: [] };
@@ -608,7 +610,7 @@ export class Warden {
       if (this.#budgets.size > 0) this.#budgets.reconcileTokens(run.runId, reserved, total);
       const recordedUsage = usage ? { model: usage.model ?? model, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, totalTokens: total } : undefined;
       const recordedOutput = output === undefined ? null : JSON.stringify(this.#safeRedact(output));
-      this.#store.write("UPDATE tool_calls SET status = ?, usage = ?, output = ?, error = ?, ended_at = ?, duration_ms = ? WHERE id = ?", [status, recordedUsage ? JSON.stringify(recordedUsage) : null, recordedOutput, error === undefined ? null : JSON.stringify(serializeError(error)), Date.now(), performance.now() - startedAt, id]);
+      this.#store.write("UPDATE tool_calls SET status = ?, usage = ?, output = ?, error = ?, ended_at = ?, duration_ms = ? WHERE id = ?", [status, recordedUsage ? JSON.stringify(recordedUsage) : null, recordedOutput, error === undefined ? null : JSON.stringify(this.#safeRedact(serializeError(error))), Date.now(), performance.now() - startedAt, id]);
       this.#record(EventType.TOOL_COMPLETED, run.agentId, run.runId, stepId, id, { kind: "llm", model: recordedUsage?.model ?? model, status, usage: recordedUsage });
       this.#endImplicitRun(run, status === ToolCallStatus.COMPLETED);
     };
@@ -924,6 +926,9 @@ export class Warden {
     this.#record(EventType.AGENT_HALTED, input.agentId ?? null, input.runId ?? null, undefined, undefined, { haltId: record.haltId, scope: record.scope, target: record.target, reason: record.reason }, input.actor ?? null);
     this.#store.flush();
     this.#applyHalts();
+    // Requests no process here waits on (paused calls, other processes' calls) are cancelled too.
+    const covered = this.approvals.list({ status: ApprovalStatus.PENDING, limit: -1 }).filter((a) => haltMatches(record, { agentId: a.agentId, group: this.#groupOf(a.agentId), runId: a.runId }));
+    this.approvals.cancel(covered.map((a) => a.approvalId), this.#halts.toError(record).message);
     return record;
   }
 

@@ -155,6 +155,8 @@ export class Approvals {
       const row = this.#ctx.store.db.prepare("SELECT * FROM approvals WHERE id = ? AND org = ?").get(approvalId, this.#ctx.org) as ApprovalRow | undefined;
       if (!row) throw new NotFoundError("approval", approvalId);
       if (row.status !== ApprovalStatus.PENDING) throw new InvalidStateError(`approval "${approvalId}" is already ${row.status}`);
+      // Past its deadline a request can only expire or be cancelled: a late answer must not run the call.
+      if (row.expires_at <= now && (status === ApprovalStatus.APPROVED || status === ApprovalStatus.REJECTED)) throw new InvalidStateError(`approval "${approvalId}" is already expired`);
       this.#ctx.store.db.prepare("UPDATE approvals SET status = ?, reviewer = ?, decision_reason = ?, decided_at = ? WHERE id = ?").run(status, input.reviewer ?? null, input.reason ?? null, now, approvalId);
       return { ...toApprovalRecord(row), status, reviewer: input.reviewer, decisionReason: input.reason, decidedAt: now };
     });

@@ -143,8 +143,11 @@ export class HaltState {
   /** Lifts the active halts with exactly this target. Returns what was lifted. */
   resume(input: HaltTarget & { actor?: string | undefined; reason?: string | undefined }, now: number): HaltRecord[] {
     const [scope, target] = haltScopeOf(input);
-    const lifted = this.#active.filter((h) => h.scope === scope && h.target === target);
+    // Read inside the transaction: a halt another process made since the last refresh is lifted and reported too.
+    let lifted: HaltRecord[] = [];
     this.#store.transaction(() => {
+      const rows = this.#store.db.prepare("SELECT id, target_kind, target, reason, actor, created_at, lifted_at FROM halts WHERE org = ? AND target_kind = ? AND target IS ? AND lifted_at IS NULL ORDER BY created_at").all(this.#org, scope, target ?? null) as unknown as HaltRow[];
+      lifted = rows.map(toHaltRecord);
       this.#store.db
         .prepare("UPDATE halts SET lifted_at = ?, lifted_by = ?, lift_reason = ? WHERE org = ? AND target_kind = ? AND target IS ? AND lifted_at IS NULL")
         .run(now, input.actor ?? null, input.reason ?? null, this.#org, scope, target ?? null);

@@ -72,7 +72,9 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   // `ruled`: keys a rule already redacted, per container; the defaults leave them as the rule made them.
   const walk = (value: unknown, depth: number, ruled?: WeakMap<object, Set<string>>): unknown => {
     if (typeof value === "string") return checkValues && value.length >= 16 ? maskSecrets(value) : value;
-    if (value === null || typeof value !== "object" || depth > 64) return value;
+    if (value === null || typeof value !== "object") return value;
+    // Too deep to walk: never record what was not checked.
+    if (depth > 64) return MASK;
     if (Array.isArray(value)) {
       let copy: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {

@@ -127,6 +127,8 @@ export class Tokens {
 export function stillValid(tokens: Tokens, verified: VerifiedToken, isHalted: (info: HaltInfo) => boolean, now: number): TokenError | undefined {
   if (now >= verified.expiresAt) return new TokenError("expired", `token ${verified.id} expired at ${new Date(verified.expiresAt).toISOString()}`);
   for (const block of verified.chain) if (tokens.isRevoked(block.id)) return new TokenError("revoked", `token ${block.id} was revoked`);
-  if (isHalted({ agentId: verified.authority.agentId, issuedAt: verified.chain[0]!.issuedAt })) return new TokenError("halted", "a halt since this token was issued invalidates it");
+  // Every agent the chain was addressed to, as verification asks: halting a delegating agent stops what it delegated.
+  const agents = new Set([verified.authority.agentId, ...verified.chain.map((block) => block.audience).filter((a) => a !== undefined)]);
+  for (const agentId of agents) if (isHalted({ agentId, issuedAt: verified.chain[0]!.issuedAt })) return new TokenError("halted", "a halt since this token was issued invalidates it");
   return undefined;
 }
