@@ -404,6 +404,8 @@ export class Warden {
     const stepId = init.stepId ?? this.#currentScope()?.stepId;
     const agentContext = init.agentContext === undefined ? run.agentContext : (this.#safeRedact({ ...run.agentContext, ...init.agentContext }) as AgentContext);
     const input = this.#safeRedact(init.args ?? {});
+    // Free text too: an agent's stated reason can quote a secret.
+    const reason = init.reason === undefined ? undefined : (this.#safeRedact(init.reason) as string);
     const status = decision.action === "block" ? ToolCallStatus.BLOCKED : decision.action === "require_approval" ? ToolCallStatus.AWAITING_APPROVAL : ToolCallStatus.PENDING;
     const controller = new AbortController();
     const state: ActiveToolCall = { toolCallId, externalId: init.externalId, runId: run.runId, stepId, agentId, toolName: init.tool, status, startedAt: performance.now(), controller, cleanup: undefined, approvalId: undefined, decision };
@@ -411,9 +413,9 @@ export class Warden {
     const blockedReason = decision.action === "block" ? decision.reason : null;
     state.row = this.#store.write(
       TOOL_CALL_INSERT,
-      [toolCallId, init.externalId ?? null, run.runId, stepId ?? null, this.organization, agentId, "tool", init.tool, call.action, status, JSON.stringify(input ?? null), null, null, blockedReason, JSON.stringify(decision), agentContext ? JSON.stringify(agentContext) : null, init.reason ?? null, now, null, null],
+      [toolCallId, init.externalId ?? null, run.runId, stepId ?? null, this.organization, agentId, "tool", init.tool, call.action, status, JSON.stringify(input ?? null), null, null, blockedReason, JSON.stringify(decision), agentContext ? JSON.stringify(agentContext) : null, reason ?? null, now, null, null],
     );
-    this.#record(EventType.TOOL_CALLED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, actionType: call.action, input, decision: decision.action, reason: init.reason, agentContext });
+    this.#record(EventType.TOOL_CALLED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, actionType: call.action, input, decision: decision.action, reason, agentContext });
     if (decision.matches.length > 0) {
       this.#record(EventType.POLICY_MATCHED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, decision: decision.action, policyId: decision.policyId, matches: decision.matches });
     }
@@ -586,6 +588,12 @@ export class Warden {
    */
   beginLlmCall(init: { runId?: string | undefined; model?: string | undefined; estimatedTokens?: number | undefined; input?: unknown; id?: string | undefined }): { id: string; complete(usage: LlmUsage, output?: unknown): void; fail(error: unknown): void } {
     const run = this.#resolveRun(init.runId, undefined);
+    // Enforcement: a halted agent makes no more model calls either.
+    const halt = this.#haltFor(run.agentId, run.runId);
+    if (halt !== undefined) {
+      this.#endImplicitRun(run, false);
+      throw halt === "unknown" ? new HaltedError({ reason: "halt state unknown", scope: "unknown" }) : this.#halts.toError(halt);
+    }
     const id = init.id ?? newId("llm");
     const reserved = init.estimatedTokens ?? 0;
     const over = this.#budgets.size > 0 ? this.#budgets.reserveTokens(run.runId, reserved) : undefined;
@@ -643,13 +651,14 @@ export class Warden {
       if (invalid) throw invalid;
     }
     const agentContext = options.agentContext === undefined ? undefined : (this.#safeRedact(options.agentContext) as AgentContext);
+    const reason = options.reason === undefined ? undefined : (this.#safeRedact(options.reason) as string);
     const run: ActiveRun = { runId, agentId, traceId, implicit: options.implicit === true, token, agentContext };
     const now = Date.now();
     const recordedMetadata = metadata === undefined ? null : JSON.stringify(this.#safeRedact(metadata));
-    run.row = this.#store.write(`INSERT INTO runs (org, ${runColumns}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, [this.organization, runId, agentId, traceId, parentRunId ?? null, RunStatus.RUNNING, recordedMetadata, options.reason ?? null, agentContext ? JSON.stringify(agentContext) : null, token?.id ?? null, now, null, null]);
+    run.row = this.#store.write(`INSERT INTO runs (org, ${runColumns}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, [this.organization, runId, agentId, traceId, parentRunId ?? null, RunStatus.RUNNING, recordedMetadata, reason ?? null, agentContext ? JSON.stringify(agentContext) : null, token?.id ?? null, now, null, null]);
     this.#runs.set(runId, run);
     if (agentId !== this.agentId && !this.#groups.has(agentId)) this.#store.write("INSERT OR IGNORE INTO agents (org, id, created_at) VALUES (?,?,?)", [this.organization, agentId, now]);
-    this.#record(EventType.RUN_STARTED, agentId, runId, undefined, undefined, { traceId, parentRunId, tokenId: token?.id, metadata: recordedMetadata === null ? undefined : JSON.parse(recordedMetadata), reason: options.reason, agentContext, implicit: run.implicit || undefined });
+    this.#record(EventType.RUN_STARTED, agentId, runId, undefined, undefined, { traceId, parentRunId, tokenId: token?.id, metadata: recordedMetadata === null ? undefined : JSON.parse(recordedMetadata), reason, agentContext, implicit: run.implicit || undefined });
     return run;
   }
 
@@ -1139,6 +1148,8 @@ export class Warden {
     }
     const key = error instanceof Error ? `${error.name}:${error.message}` : String(error);
     if (this.#reportedErrors.has(key)) return;
+    // Warn once per kind, but never let the memory of what was warned grow without bound.
+    if (this.#reportedErrors.size >= 256) this.#reportedErrors.clear();
     this.#reportedErrors.add(key);
     process.emitWarning(`[warden] ${error instanceof Error ? error.message : String(error)}`, { code: "WARDEN_TELEMETRY" });
   }

@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterEach, describe, expect, it } from "vitest";
-import { createRedactor, Warden, type PolicySetInput, type WardenOptions } from "agent-warden";
+import { createRedactor, HaltedError, Warden, type PolicySetInput, type WardenOptions } from "agent-warden";
 import { tempDir } from "./fixtures/proc.js";
 
 const SECRET = "sk-live-0123456789abcdefghijklmnop";
@@ -127,5 +127,36 @@ describe("halts", () => {
     const lifted = operator.resume({ agentId: "agent-x" });
     expect(lifted).toHaveLength(1);
     expect(operator.ledger.entries().some((e) => e.type === "agent.resumed")).toBe(true);
+  });
+});
+
+describe("more of the same family", () => {
+  it("redacts an agent's free-text reason on tool calls and runs", async () => {
+    const warden = new Warden({ agentId: "a", store: ":memory:" });
+    const runId = await warden.startRun(undefined, {}, "use key sk-live_0123456789abcdefXYZ");
+    await warden.trackToolCall(runId, "read", {}, { reason: "with Bearer abcdefgh12345678" });
+    const run = await warden.getRun(runId);
+    expect(run.reason).toBe("use key [REDACTED]");
+    expect(run.toolCalls[0]!.reason).toBe("with [REDACTED]");
+    expect(JSON.stringify(warden.ledger.entries())).not.toMatch(/sk-live_|abcdefgh12345678/);
+    warden.close();
+  });
+
+  it("a closing client refuses the calls still waiting for a reviewer instead of leaving them hanging", async () => {
+    const warden = new Warden({ agentId: "a", store: ":memory:", policies: { policies: [{ id: "approve", when: { tool: "deploy" }, action: "require_approval" }] }, onError: () => {} });
+    let ran = false;
+    const waiting = warden.run({}, (run) => run.tool("deploy", {}, () => (ran = true)));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    warden.close();
+    await expect(waiting).rejects.toMatchObject({ code: "approval_rejected" });
+    expect(ran).toBe(false);
+  });
+
+  it("refuses an LLM call while the agent is halted", async () => {
+    const warden = new Warden({ agentId: "a", store: ":memory:" });
+    const runId = await warden.startRun();
+    warden.halt({ reason: "stop", agentId: "a" });
+    expect(() => warden.beginLlmCall({ runId, model: "m" })).toThrow(HaltedError);
+    warden.close();
   });
 });

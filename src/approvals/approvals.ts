@@ -43,6 +43,7 @@ export interface ApprovalsContext {
 interface Waiter {
   resolve: (record: ApprovalRecord) => void;
   timer: NodeJS.Timeout;
+  record: ApprovalRecord;
 }
 
 /**
@@ -182,7 +183,7 @@ export class Approvals {
         return;
       }
       const timer = setTimeout(() => this.#expire(record.approvalId), Math.max(0, record.expiresAt - Date.now()));
-      this.#waiters.set(record.approvalId, { resolve, timer });
+      this.#waiters.set(record.approvalId, { resolve, timer, record });
       this.#startPolling();
     });
   }
@@ -225,8 +226,13 @@ export class Approvals {
 
   /** @internal */
   close(): void {
-    for (const waiter of this.#waiters.values()) clearTimeout(waiter.timer);
     if (this.#poller) clearInterval(this.#poller);
+    // A closing client answers its waiting calls (they are refused) rather than leaving them hanging.
+    for (const [approvalId, waiter] of this.#waiters) {
+      clearTimeout(waiter.timer);
+      this.#waiters.delete(approvalId);
+      waiter.resolve({ ...waiter.record, status: ApprovalStatus.CANCELLED, decisionReason: "the Warden client was closed" });
+    }
   }
 
   #decideQuietly(approvalId: string, status: Exclude<ApprovalStatus, "pending">, input?: ApprovalDecisionInput): void {

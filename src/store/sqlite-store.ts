@@ -165,6 +165,8 @@ export class SqliteStore {
       this.#options.onError(new StoreError(`cannot write to store "${this.path}": ${(error as Error).message}`, { cause: error }));
       // One bad write must not hold back the rest: commit them one by one and drop only what fails.
       if (this.#queue === pending && !isBusy(error)) this.#commitOneByOne();
+      // Busy (another process holds the lock past the timeout): try again soon rather than at the next write.
+      else this.#schedule();
     }
   }
 
@@ -317,14 +319,17 @@ export class SqliteStore {
     }
     this.#queue.push(op);
     if (this.#queue.length >= (this.#options.maxBatch ?? 4096)) this.flush();
-    else if (this.#scheduled === undefined) {
-      // A short window gathers the writes of several ticks (a tool call's start and end, its events) into one commit.
-      this.#scheduled = setTimeout(() => {
-        this.#scheduled = undefined;
-        this.flush();
-      }, this.#options.commitWindowMs ?? 2);
-      this.#scheduled.unref();
-    }
+    else this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled !== undefined || this.#closed) return;
+    // A short window gathers the writes of several ticks (a tool call's start and end, its events) into one commit.
+    this.#scheduled = setTimeout(() => {
+      this.#scheduled = undefined;
+      this.flush();
+    }, this.#options.commitWindowMs ?? 2);
+    this.#scheduled.unref();
   }
 
   #statement(sql: string): StatementSync {
