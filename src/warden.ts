@@ -124,6 +124,8 @@ export interface ActiveRun {
   agentContext?: AgentContext | undefined;
   /** The queued insert of the run's row; patched in place if the run ends before it commits. */
   row?: QueuedWrite | undefined;
+  /** Taken over from the store under a token this process does not hold: its calls are refused. */
+  tokenMissing?: string | undefined;
 }
 
 interface Delegation {
@@ -319,6 +321,9 @@ export class Warden {
     try {
       // A run this process did not open (adopted, or unknown) still acts under the client's token.
       const run = runId ? this.#runs.get(runId) : undefined;
+      if (run?.tokenMissing !== undefined) {
+        return { decision: { action: "block", reason: `run "${run.runId}" acts under delegation token ${run.tokenMissing}, which this process does not hold`, matches: [], actionType: call.action, complete: false }, charges: [] };
+      }
       token = run?.token ?? (run === undefined || run.agentId === this.agentId ? this.#clientToken() : undefined);
     } catch (error) {
       // Fail closed: a client token that does not verify blocks every call.
@@ -1028,10 +1033,22 @@ export class Warden {
   #adoptRun(runId: string): ActiveRun {
     const existing = this.#runs.get(runId);
     if (existing) return existing;
-    const row = this.#store.get<{ status: string; agent_id: string; trace_id: string }>("SELECT status, agent_id, trace_id FROM runs WHERE id = ? AND org = ?", runId, this.organization);
+    const row = this.#store.get<{ status: string; agent_id: string; trace_id: string; token_id: string | null }>("SELECT status, agent_id, trace_id, token_id FROM runs WHERE id = ? AND org = ?", runId, this.organization);
     if (!row) throw new NotFoundError("run", runId);
     if (row.status !== RunStatus.RUNNING) throw new InvalidStateError(`run "${runId}" is ${row.status}; start a new run`);
     const run: ActiveRun = { runId, agentId: row.agent_id, traceId: row.trace_id, implicit: false, token: undefined };
+    // The run acted under a delegation token this process cannot recover (only its id is stored):
+    // its calls are refused rather than let through without the token's limits.
+    if (row.token_id !== null) {
+      let own: VerifiedToken | undefined;
+      try {
+        own = row.agent_id === this.agentId ? this.#clientToken() : undefined;
+      } catch {
+        own = undefined;
+      }
+      if (own?.id === row.token_id) run.token = own;
+      else run.tokenMissing = row.token_id;
+    }
     this.#runs.set(runId, run);
     return run;
   }

@@ -160,3 +160,23 @@ describe("more of the same family", () => {
     warden.close();
   });
 });
+
+describe("runs taken over from the store", () => {
+  it("refuses new calls in a run that acted under a delegation token this process does not hold", async () => {
+    const path = storePath();
+    const first = open({ agentId: "orchestrator", store: path });
+    const token = first.tokens.mint({ agentId: "sub-agent", scopes: ["files:read"], ttl: "1h" });
+    let runId = "";
+    await first.beginDelegatedTask(token).run({}, async (run) => {
+      runId = run.runId;
+      await run.tool("files.read", {}, () => "ok");
+      // The process goes away while the run is still open.
+      first.flush();
+      first.close();
+    }).catch(() => undefined);
+    const second = open({ agentId: "orchestrator", store: path });
+    const handle = second.beginToolCall({ tool: "files.delete", runId });
+    expect(handle.decision).toMatchObject({ action: "block", complete: false });
+    expect(handle.decision.reason).toMatch(/delegation token .* this process does not hold/);
+  });
+});

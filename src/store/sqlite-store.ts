@@ -159,6 +159,9 @@ export class SqliteStore {
       } catch (error) {
         this.db.exec("ROLLBACK");
         this.#queue = pending;
+        // What this process believed about the chain may have been rolled back with it.
+        this.#trusted = undefined;
+        this.#lastCheckpoint = undefined;
         throw error;
       }
     } catch (error) {
