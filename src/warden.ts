@@ -516,6 +516,8 @@ export class Warden {
     this.#finishToolCall(toolCallId, ToolCallStatus.REJECTED, undefined, undefined, settled.decisionReason ?? settled.status);
     if (settled.status === ApprovalStatus.EXPIRED) throw new ApprovalTimeoutError({ approvalId: settled.approvalId, toolName: state.toolName, timeoutMs: settled.expiresAt - settled.createdAt });
     if (settled.status === ApprovalStatus.CANCELLED) {
+      // A halt in another process cancels the request; its cancellation can arrive before this process's halt poll does.
+      if (!this.#store.isMemory) this.#pollHalts();
       const halt = this.#halts.find({ agentId: state.agentId, group: this.#groupOf(state.agentId), runId: state.runId });
       if (halt) throw this.#halts.toError(halt);
     }
