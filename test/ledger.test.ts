@@ -8,7 +8,7 @@ import { canonicalJson } from "../src/internal/canonical.js";
 import { checkpointMessage, GENESIS_HASH, hashEntry } from "../src/ledger/chain.js";
 import { keyIdOf } from "../src/ledger/keys.js";
 import { Ledger } from "../src/ledger/ledger.js";
-import { SqliteStore } from "../src/store/sqlite-store.js";
+import { SqliteStore, type LedgerRow } from "../src/store/sqlite-store.js";
 import { decode, renderVectors, VECTORS_PATH, type VectorFile } from "./fixtures/make-ledger-vectors.js";
 import { tempDir } from "./fixtures/proc.js";
 
@@ -104,21 +104,7 @@ describe("ledger hash vectors", () => {
 // Tampering with a real store file
 
 type Db = DatabaseSync;
-interface Row {
-  seq: number;
-  id: string;
-  ts: number;
-  type: string;
-  org: string;
-  agent_id: string | null;
-  run_id: string | null;
-  step_id: string | null;
-  tool_call_id: string | null;
-  actor: string | null;
-  data: string;
-  prev_hash: string;
-  hash: string;
-}
+type Row = LedgerRow;
 
 const temp = tempDir("warden-ledger-");
 const pristine = join(temp.dir, "pristine");

@@ -1,7 +1,7 @@
 import { ApprovalStatus, EventType, type AgentContext } from "../enums.js";
 import { InvalidStateError, NotFoundError } from "../errors.js";
 import { newId } from "../internal/ids.js";
-import { toApprovalRecord, type ApprovalRecord, type ApprovalRow } from "../records.js";
+import { pendingApproval, toApprovalRecord, type ApprovalRecord, type ApprovalRow } from "../records.js";
 import type { SqliteStore } from "../store/sqlite-store.js";
 
 /**
@@ -69,23 +69,7 @@ export class Approvals {
   /** @internal Creates a pending request; it is committed at once so other processes can decide it. */
   create(input: { toolCallId: string; runId: string; agentId: string; toolName: string; payload: unknown; agentContext: AgentContext | undefined; policyId: string | undefined; reason: string; timeoutMs: number }): ApprovalRecord {
     const now = Date.now();
-    const record: ApprovalRecord = {
-      approvalId: newId("apr"),
-      toolCallId: input.toolCallId,
-      runId: input.runId,
-      agentId: input.agentId,
-      toolName: input.toolName,
-      status: ApprovalStatus.PENDING,
-      payload: input.payload,
-      agentContext: input.agentContext,
-      policyId: input.policyId,
-      reason: input.reason,
-      reviewer: undefined,
-      decisionReason: undefined,
-      createdAt: now,
-      expiresAt: now + input.timeoutMs,
-      decidedAt: undefined,
-    };
+    const record = pendingApproval({ approvalId: newId("apr"), toolCallId: input.toolCallId, runId: input.runId, agentId: input.agentId, toolName: input.toolName, payload: input.payload, agentContext: input.agentContext, policyId: input.policyId, reason: input.reason, createdAt: now, expiresAt: now + input.timeoutMs });
     this.#ctx.store.write(
       "INSERT INTO approvals (id, org, tool_call_id, run_id, agent_id, tool_name, status, payload, agent_context, policy_id, reason, created_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
       [record.approvalId, this.#ctx.org, record.toolCallId, record.runId, record.agentId, record.toolName, record.status, JSON.stringify(record.payload ?? null), record.agentContext ? JSON.stringify(record.agentContext) : null, record.policyId ?? null, record.reason ?? null, now, record.expiresAt],

@@ -9,7 +9,7 @@ import { newId } from "../internal/ids.js";
 import type { LedgerEntry } from "../ledger/chain.js";
 import { loadOrCreateKey, type SigningKey } from "../ledger/keys.js";
 import { Ledger } from "../ledger/ledger.js";
-import { toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type RunRow, type RunSummary, type StepRow, type ToolCallRecord, type ToolCallRow } from "../records.js";
+import { pendingApproval, toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type RunRow, type RunSummary, type StepRow, type ToolCallRecord, type ToolCallRow } from "../records.js";
 import { SqliteStore, toLedgerEntry, type LedgerRow } from "../store/sqlite-store.js";
 import { PreconditionFailedError } from "./errors.js";
 import { etagMatches, policyEtag } from "./etag.js";
@@ -392,23 +392,19 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
         }
       }
       const now = Date.now();
-      const record: ApprovalRecord = {
+      const record = pendingApproval({
         approvalId: input.approvalId ?? newId("apr"),
         toolCallId: input.toolCallId,
         runId: input.runId,
         agentId: input.agentId,
         toolName: input.toolName,
-        status: ApprovalStatus.PENDING,
         payload: input.payload ?? null,
         agentContext: input.agentContext,
         policyId: input.policyId,
         reason: input.reason,
-        reviewer: undefined,
-        decisionReason: undefined,
         createdAt: now,
         expiresAt: input.expiresAt ?? now + (input.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT),
-        decidedAt: undefined,
-      };
+      });
       this.#sql.run(
         "INSERT INTO approvals (id, org, tool_call_id, run_id, agent_id, tool_name, status, payload, agent_context, policy_id, reason, created_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         record.approvalId,
