@@ -1,7 +1,8 @@
 import { sign, verify } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
+import { loadSqlite } from "../internal/runtime.js";
 import { StoreError } from "../errors.js";
 import { canonicalJson } from "../internal/canonical.js";
 import { checkpointMessage, GENESIS_HASH, hashEntry, type LedgerEntry } from "../ledger/chain.js";
@@ -72,6 +73,8 @@ export class SqliteStore {
   constructor(options: StoreOptions) {
     this.#options = options;
     this.path = options.path === ":memory:" ? ":memory:" : resolve(options.path);
+    // Outside the try: a Node too old for node:sqlite is a setup error to fix, not a broken store.
+    const { DatabaseSync } = loadSqlite();
     try {
       if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
       this.db = new DatabaseSync(this.path, { timeout: 10_000 });
