@@ -1,0 +1,61 @@
+import { WardenError, type Warden } from "agent-warden";
+import type { HookAnswer, HookEvent } from "./event.js";
+import { sessionRun } from "./session.js";
+
+export const ALLOW = 0;
+export const BLOCK = 2;
+
+/** Options of `preToolUse`. */
+export interface PreToolUseOptions {
+  /** The longest a call waits for a reviewer: then its request is cancelled and the tool blocked. */
+  approvalTimeoutMs: number;
+  /** Shown when a call starts waiting (the CLI prints it on stderr). */
+  onWaiting?: ((message: string) => void) | undefined;
+}
+
+/**
+ * Decides on a coding agent's tool call before it runs and records it: exit 0 lets the tool run, exit 2
+ * blocks it with the reason on stderr. A halt, a block, a rejection, an expired wait and every failure block.
+ * @example
+ * import { preToolUse } from "agent-warden/hook";
+ * const answer = await preToolUse(warden, event, { approvalTimeoutMs: 50_000 });
+ * if (answer.message) console.error(answer.message);
+ * process.exitCode = answer.exitCode;
+ */
+export async function preToolUse(warden: Warden, event: HookEvent, options: PreToolUseOptions): Promise<HookAnswer> {
+  try {
+    return await decide(warden, event, options);
+  } catch (error) {
+    // Fail closed: a halt that refuses the session's run, an unreadable store, anything at all blocks.
+    const message = error instanceof Error ? error.message : String(error);
+    return { exitCode: BLOCK, message: WardenError.isInstance(error) && error.code === "halted" ? message : `[warden] blocked: the hook failed (${message})` };
+  }
+}
+
+async function decide(warden: Warden, event: HookEvent, options: PreToolUseOptions): Promise<HookAnswer> {
+  if (event.tool_name === undefined || event.tool_name === "") return { exitCode: BLOCK, message: '[warden] blocked: the event on stdin has no "tool_name"' };
+  const sessionId = event.session_id === "" ? undefined : event.session_id;
+  const handle = warden.beginToolCall({
+    tool: event.tool_name,
+    args: event.tool_input ?? {},
+    runId: sessionId === undefined ? undefined : await sessionRun(warden, sessionId, event),
+    externalId: event.tool_use_id,
+    agentContext: sessionId === undefined ? undefined : { conversationId: sessionId },
+    // Bounds the wait for a reviewer: on expiry the request is cancelled and the call blocked.
+    signal: AbortSignal.timeout(options.approvalTimeoutMs),
+  });
+  if (handle.decision.action === "require_approval") {
+    const approvalId = handle.approval?.approvalId ?? "";
+    options.onWaiting?.(`[warden] tool "${event.tool_name}" awaits approval ${approvalId}: warden approve ${approvalId}`);
+  }
+  const admitted = await handle.admit().catch((error: unknown) => ({ ok: false as const, halted: false, error }));
+  if (admitted.ok) return { exitCode: ALLOW, message: handle.decision.action === "warn" ? `[warden] warning: ${handle.decision.reason}` : undefined };
+  const error = admitted.error;
+  const timedOut = error instanceof Error && error.name === "TimeoutError";
+  const message = timedOut
+    ? `[warden] tool "${event.tool_name}" blocked: no reviewer decided within ${Math.round(options.approvalTimeoutMs / 1000)}s`
+    : error instanceof Error
+      ? error.message
+      : String(error);
+  return { exitCode: BLOCK, message };
+}
