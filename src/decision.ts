@@ -16,6 +16,16 @@ interface DecisionBase {
 }
 
 /**
+ * What refused a blocked call: a halt, the delegation token (its scope, cap, tools, or a halt of an
+ * agent it was delegated by, then `halted` is true too), a policy, a rate limit or a budget.
+ * @example
+ * import type { BlockCause } from "agent-warden";
+ * const decision = warden.check({ tool: "payments.refund", args: { amount: 90000 } });
+ * const cause: BlockCause | undefined = decision.action === "block" ? decision.cause : undefined;
+ */
+export type BlockCause = "halt" | "token" | "policy" | "limit" | "budget";
+
+/**
  * The one answer `warden.check()` gives, for every adapter: what to do with a call and why.
  * @example
  * import type { Decision } from "agent-warden";
@@ -25,7 +35,7 @@ interface DecisionBase {
 export type Decision =
   | (DecisionBase & { action: "allow" })
   | (DecisionBase & { action: "warn" })
-  | (DecisionBase & { action: "block"; halted?: boolean | undefined })
+  | (DecisionBase & { action: "block"; halted?: boolean | undefined; cause?: BlockCause | undefined })
   | (DecisionBase & { action: "require_approval"; timeoutMs: number });
 
 export type { DecisionAction, PolicyMatch };

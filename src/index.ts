@@ -3,8 +3,10 @@ export type { CheckInput, ToolCallInit, ToolOptions, RunOptions } from "./warden
 export { RunScope } from "./run-scope.js";
 export { ToolCallHandle, isHalt } from "./tool-call.js";
 export type { ToolContext } from "./tool-call.js";
+export type { Admission, Outcome, RefusalCause } from "./admission.js";
+export { raceAbort } from "./internal/abort.js";
 export type { WardenOptions } from "./config.js";
-export type { Decision, DecisionAction, PolicyMatch } from "./decision.js";
+export type { Decision, DecisionAction, PolicyMatch, BlockCause } from "./decision.js";
 export { EventType, PolicyAction, ApprovalStatus, ToolCallStatus, RiskSeverity, ActionType, RunStatus } from "./enums.js";
 export type { AgentContext } from "./enums.js";
 export type { WardenEvent, EventListener } from "./events.js";

@@ -1,6 +1,7 @@
 import type { Decision } from "./decision.js";
 import { ToolCallStatus } from "./enums.js";
 import { WardenError } from "./errors.js";
+import { abortedWait, admissionOf, isHalt, refusalOf, type Admission, type Outcome } from "./admission.js";
 import { raceAbort } from "./internal/abort.js";
 import type { ApprovalRecord } from "./records.js";
 import type { QueuedWrite } from "./store/sqlite-store.js";
@@ -34,6 +35,12 @@ export interface ActiveToolCall {
   decision: Decision;
   /** The queued insert of the call's row, patched in place if the call finishes before it commits. */
   row?: QueuedWrite | undefined;
+  /** The call opened a run of its own (no run was open): a later hook for the same framework id finds it without one. */
+  implicitRun?: boolean | undefined;
+  /** The approval request, while the call waits for it. */
+  approval?: ApprovalRecord | undefined;
+  /** How the call ended when a wait for its approval refused it. */
+  admission?: Admission | undefined;
 }
 
 /**
@@ -55,6 +62,7 @@ export class ToolCallHandle {
   /** The pending approval request when the decision is `require_approval`. */
   readonly approval: ApprovalRecord | undefined;
   readonly #owner: WardenInternals;
+  #admission: Admission | undefined;
 
   /** @internal */
   constructor(owner: WardenInternals, state: ActiveToolCall, approval: ApprovalRecord | undefined) {
@@ -65,6 +73,7 @@ export class ToolCallHandle {
     this.decision = state.decision;
     this.signal = state.controller.signal;
     this.approval = approval;
+    this.#admission = state.admission;
   }
 
   /** True when the tool may run now (allow or warn). */
@@ -72,10 +81,27 @@ export class ToolCallHandle {
     return this.decision.action === "allow" || this.decision.action === "warn";
   }
 
-  /** The error to surface for a blocked call: `HaltedError` for a halt, else `ToolBlockedError`. */
+  /** The error to surface for a blocked call: `HaltedError` for a halt, a `TokenError` for a token a halt invalidated, else `ToolBlockedError`. */
   get error(): WardenError | undefined {
+    if (this.#admission !== undefined && !this.#admission.ok) return this.#admission.error;
     if (this.decision.action !== "block") return undefined;
     return this.#owner.blockError(this.decision, this.toolName, this.toolCallId);
+  }
+
+  /**
+   * The outcome known now, without waiting: `needs_approval` while a reviewer has not answered,
+   * `halted` once a halt has aborted the call, else what `admit()` would answer.
+   * @example
+   * const handle = warden.beginToolCall({ tool: "deploy", args, externalId: callId });
+   * if (handle.outcome.outcome === "needs_approval") return "user-approval";
+   */
+  get outcome(): Outcome {
+    if (this.#admission !== undefined && !this.#admission.ok) return this.#admission;
+    const halt = this.#haltedNow();
+    if (halt !== undefined) return halt;
+    if (this.#admission !== undefined) return this.#admission;
+    const outcome = admissionOf(this.decision, () => this.error!);
+    return outcome.outcome === "needs_approval" ? { ...outcome, approval: this.approval } : outcome;
   }
 
   /** Waits for the reviewer. Resolves when approved; throws `ApprovalRejectedError`, `ApprovalTimeoutError` or `HaltedError`. */
@@ -84,24 +110,36 @@ export class ToolCallHandle {
   }
 
   /**
-   * Whether the tool may run, waiting for the reviewer first if the decision asks for one. Never
-   * throws for a refusal: a block, a rejection, a timeout or a halt comes back as `{ ok: false, error }`,
-   * for adapters that turn refusals into the framework's own answer (an error message, a denied result).
+   * Whether the tool may run, waiting for the reviewer first if the decision asks for one: the call's
+   * `Admission` (never `needs_approval`). Never throws for a refusal: a block, a rejection, a timeout,
+   * a wait aborted by the caller's signal or a halt comes back as `{ ok: false, outcome, cause, error }`,
+   * and a refused call is already recorded as such (the adapter finishes only admitted calls).
+   * @example
+   * const admission = await warden.beginToolCall({ tool: "deploy", args, signal }).admit();
+   * if (admission.outcome === "halted") throw admission.error; // stop the run
+   * if (!admission.ok) return { denied: admission.reason };    // tell the model
    */
-  async admit(): Promise<{ ok: true } | { ok: false; halted: boolean; error: WardenError }> {
-    if (this.decision.action === "block") {
-      const error = this.error!;
-      return { ok: false, halted: isHalt(error), error };
-    }
+  async admit(): Promise<Admission> {
+    if (this.#admission !== undefined) return this.#admission;
     if (this.decision.action === "require_approval") {
       try {
         await this.waitForApproval();
       } catch (error) {
-        if (!WardenError.isInstance(error)) throw error;
-        return { ok: false, halted: isHalt(error), error };
+        if (WardenError.isInstance(error)) return (this.#admission = refusalOf(error));
+        // The caller's own signal ended the wait: the call is already recorded as rejected (aborted).
+        if (this.signal.aborted && error === this.signal.reason) return (this.#admission = refusalOf(abortedWait(this.approval?.approvalId ?? "", this.toolName, error)));
+        throw error;
       }
     }
-    return { ok: true };
+    const halted = this.#haltedNow();
+    if (halted !== undefined) {
+      // Decided before the halt landed: the halt wins, and the call is recorded as stopped by it.
+      this.#owner.stop(this.toolCallId, halted.error);
+      return (this.#admission = halted);
+    }
+    const outcome = admissionOf(this.decision, () => this.error!);
+    if (outcome.outcome === "needs_approval") return (this.#admission = { ok: true, outcome: "allowed", reason: this.#owner.approvedReason(this.toolCallId) ?? "approved" });
+    return (this.#admission = outcome);
   }
 
   /**
@@ -115,14 +153,25 @@ export class ToolCallHandle {
   async run<T>(fn: (signal: AbortSignal) => T | Promise<T>): Promise<T> {
     const admitted = await this.admit();
     if (!admitted.ok) throw admitted.error;
+    let output: T;
     try {
-      const output = await raceAbort(this.signal, () => fn(this.signal));
-      this.complete(output);
-      return output;
+      output = await raceAbort(this.signal, () => fn(this.signal));
     } catch (error) {
       this.fail(error);
       throw error;
     }
+    this.complete(output);
+    return output;
+  }
+
+  /**
+   * Runs `fn` and settles as soon as this call's signal aborts (a halt, or the framework's signal),
+   * even if `fn` ignores it. Records nothing: for adapters that finish the call themselves.
+   * @example
+   * const output = await handle.race(() => tool.invoke(input, { signal: handle.signal }));
+   */
+  race<T>(fn: () => T | Promise<T>): Promise<T> {
+    return raceAbort(this.signal, fn);
   }
 
   /** Aborts this call when `signal` does too (the framework's own cancellation). */
@@ -139,6 +188,12 @@ export class ToolCallHandle {
   fail(error: unknown): void {
     this.#owner.finishToolCall(this.toolCallId, ToolCallStatus.FAILED, undefined, error);
   }
+
+  #haltedNow(): (Admission & { outcome: "halted" }) | undefined {
+    if (!this.signal.aborted || !isHalt(this.signal.reason)) return undefined;
+    const refusal = refusalOf(this.signal.reason as WardenError);
+    return refusal.outcome === "halted" ? refusal : undefined;
+  }
 }
 
 /** @internal What a handle asks of the client that made it. */
@@ -147,17 +202,10 @@ export interface WardenInternals {
   link(toolCallId: string, signal: AbortSignal): void;
   waitForApproval(toolCallId: string): Promise<void>;
   finishToolCall(toolCallId: string, status: ToolCallStatus, output: unknown, error: unknown): void;
+  /** Records a call a halt stopped before it ran as failed with the halt; nothing if it is already finished. */
+  stop(toolCallId: string, error: WardenError): void;
+  /** The reason of the approval that admitted the call, if one did. */
+  approvedReason(toolCallId: string): string | undefined;
 }
 
-/**
- * True for a refusal caused by a halt: a `HaltedError`, or a `TokenError` because a halt invalidated
- * the token. Works across copies of the package (it reads codes, not classes).
- * @example
- * import { isHalt } from "agent-warden";
- * if (isHalt(error)) stopTheLoop();
- */
-export function isHalt(error: unknown): boolean {
-  if (!WardenError.isInstance(error)) return false;
-  return error.code === "halted" || (error.code === "token_invalid" && (error as WardenError & { reason?: string }).reason === "halted");
-}
-
+export { isHalt };

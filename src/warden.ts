@@ -25,7 +25,8 @@ import { SqliteStore, type QueuedWrite } from "./store/sqlite-store.js";
 import { RunScope } from "./run-scope.js";
 import { ToolCallHandle, type ActiveToolCall, type ToolContext, type WardenInternals } from "./tool-call.js";
 import { DelegatedTask } from "./delegation.js";
-import { PermissionDeniedError } from "./errors.js";
+import { PermissionDeniedError, TokenError } from "./errors.js";
+import { abortedWait, isHalt, refusalOf } from "./admission.js";
 import type { Money } from "./money.js";
 import { hasPermission as tokenHasPermission, tokenDenial, toolAllowed, type VerifiedToken } from "./tokens/token.js";
 import { stillValid, Tokens } from "./tokens/tokens.js";
@@ -133,6 +134,9 @@ interface Delegation {
   verified: VerifiedToken;
 }
 
+/** What a token invalidated by a halt says, as `stillValid` words it. */
+const TOKEN_HALTED = "a halt since this token was issued invalidates it";
+
 // Column order matters: #finishToolCall patches a queued insert by index (status 9, output 11, error 12, blocked_reason 13, ended_at 18, duration_ms 19).
 const TOOL_CALL_INSERT =
   "INSERT INTO tool_calls (id, external_id, run_id, step_id, org, agent_id, kind, tool_name, action_type, status, input, output, error, blocked_reason, decision, agent_context, reason, started_at, ended_at, duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
@@ -173,12 +177,16 @@ export class Warden {
   readonly #calls = new Map<string, ActiveToolCall>();
   /** In-flight calls by the framework's id, for resuming without a store read. */
   readonly #byExternalId = new Map<string, string>();
+  /** Calls refused (blocked, rejected) by their framework id, for the hooks that follow; bounded. */
+  readonly #refusedByExternalId = new Map<string, ActiveToolCall>();
   readonly #actionTypes = new Map<string, ActionType>();
   readonly #groups = new Map<string, string | undefined>();
   readonly #internals: WardenInternals;
   /** Remote mode: the control plane link; undefined in embedded mode. */
   readonly #remote: RemoteLink | undefined;
   #engine!: PolicyEngine;
+  /** The constructor's currency table with the policy set's on top: caps and budgets convert with it. */
+  #policyConverter!: CurrencyConverter;
   #limits!: RateLimiter;
   #budgets!: BudgetTracker;
   #signal = new AbortController();
@@ -240,6 +248,14 @@ export class Warden {
         if (state) this.#link(state, signal);
       },
       finishToolCall: (toolCallId, status, output, error) => this.#finishToolCall(toolCallId, status, output, error),
+      stop: (toolCallId, error) => {
+        if (this.#calls.get(toolCallId)?.status === ToolCallStatus.PENDING) this.#finishToolCall(toolCallId, ToolCallStatus.FAILED, undefined, error);
+      },
+      approvedReason: (toolCallId) => {
+        const approvalId = this.#calls.get(toolCallId)?.approvalId;
+        const approval = approvalId === undefined ? undefined : this.approvals.get(approvalId);
+        return approval?.status === ApprovalStatus.APPROVED ? `approved${approval.reviewer ? ` by ${approval.reviewer}` : ""}` : undefined;
+      },
     };
     this.#remote = createRemoteLink(resolved, { agentId: this.agentId, group: this.group }, {
       applyPolicies: (policies) => this.#setPolicies(policies as PolicySetInput),
@@ -322,16 +338,17 @@ export class Warden {
       // A run this process did not open (adopted, or unknown) still acts under the client's token.
       const run = runId ? this.#runs.get(runId) : undefined;
       if (run?.tokenMissing !== undefined) {
-        return { decision: { action: "block", reason: `run "${run.runId}" acts under delegation token ${run.tokenMissing}, which this process does not hold`, matches: [], actionType: call.action, complete: false }, charges: [] };
+        return { decision: { action: "block", cause: "token", reason: `run "${run.runId}" acts under delegation token ${run.tokenMissing}, which this process does not hold`, matches: [], actionType: call.action, complete: false }, charges: [] };
       }
       token = run?.token ?? (run === undefined || run.agentId === this.agentId ? this.#clientToken() : undefined);
     } catch (error) {
       // Fail closed: a client token that does not verify blocks every call.
-      return { decision: { action: "block", reason: (error as Error).message, matches: [], actionType: call.action, complete: false }, charges: [] };
+      return { decision: { action: "block", cause: "token", halted: isHalt(error) || undefined, reason: (error as Error).message, matches: [], actionType: call.action, complete: false }, charges: [] };
     }
     if (token !== undefined) {
       const denial = this.#tokenDenial(token, call, permission);
-      if (denial !== undefined) return { decision: { action: "block", reason: denial, matches: [], actionType: call.action, complete: true }, charges: [] };
+      // A token a halt of a delegating agent invalidated is a halt for the caller: it stops the run.
+      if (denial !== undefined) return { decision: { action: "block", cause: "token", halted: denial.halted || undefined, reason: denial.reason, matches: [], actionType: call.action, complete: true }, charges: [] };
     }
     let evaluation;
     try {
@@ -339,7 +356,7 @@ export class Warden {
     } catch (error) {
       // Enforcement fails closed: a condition that throws blocks the call.
       this.#reportError(error);
-      return { decision: { action: "block", reason: `policy evaluation failed: ${(error as Error).message}`, matches: [], actionType: call.action, complete: false }, charges: [] };
+      return { decision: { action: "block", cause: "policy", reason: `policy evaluation failed: ${(error as Error).message}`, matches: [], actionType: call.action, complete: false }, charges: [] };
     }
     let action = evaluation.action;
     let decidedBy = evaluation.decidedBy;
@@ -369,7 +386,11 @@ export class Warden {
     }
     const base = { reason: decidedBy?.reason ?? (action === "allow" ? "allowed" : `default action: ${action}`), matches, policyId: decidedBy?.policyId, severity: decidedBy?.severity, actionType: call.action, complete: true };
     const decision: Decision =
-      action === "require_approval" ? { ...base, action, timeoutMs: decidedBy?.timeoutMs ?? this.#options.approvalTimeout } : ({ ...base, action } as Decision);
+      action === "require_approval"
+        ? { ...base, action, timeoutMs: decidedBy?.timeoutMs ?? this.#options.approvalTimeout }
+        : action === "block"
+          ? { ...base, action, cause: decidedBy?.kind ?? "policy" }
+          : ({ ...base, action } as Decision);
     return { decision, charges };
   }
 
@@ -388,7 +409,7 @@ export class Warden {
 
   #haltDecision(call: PolicyInputCall, halt: HaltRecord | "unknown"): Decision {
     const reason = halt === "unknown" ? "halt state unknown (store unreachable beyond the staleness bound)" : `halted (${describeScope(halt)}): ${halt.reason}`;
-    return { action: "block", halted: true, reason, matches: [], actionType: call.action, complete: halt !== "unknown" };
+    return { action: "block", halted: true, cause: "halt", reason, matches: [], actionType: call.action, complete: halt !== "unknown" };
   }
 
   // ── tool calls ────────────────────────────────────────────────────────────────────────────
@@ -400,6 +421,10 @@ export class Warden {
   beginToolCall(init: ToolCallInit): ToolCallHandle {
     this.#assertOpen();
     if (typeof init.tool !== "string" || init.tool.length === 0) throw new InvalidInputError("a tool call needs a tool name");
+    if (init.externalId !== undefined) {
+      const decided = this.#decidedCall(init);
+      if (decided !== undefined) return decided;
+    }
     const run = this.#resolveRun(init.runId, init.agentId);
     const agentId = init.agentId ?? run.agentId;
     const toolCallId = newId("tc");
@@ -416,6 +441,7 @@ export class Warden {
     const state: ActiveToolCall = { toolCallId, externalId: init.externalId, runId: run.runId, stepId, agentId, toolName: init.tool, status, startedAt: performance.now(), controller, cleanup: undefined, approvalId: undefined, decision };
     const now = Date.now();
     const blockedReason = decision.action === "block" ? decision.reason : null;
+    state.implicitRun = run.implicit || undefined;
     state.row = this.#store.write(
       TOOL_CALL_INSERT,
       [toolCallId, init.externalId ?? null, run.runId, stepId ?? null, this.organization, agentId, "tool", init.tool, call.action, status, JSON.stringify(input ?? null), null, null, blockedReason, JSON.stringify(decision), agentContext ? JSON.stringify(agentContext) : null, reason ?? null, now, null, null],
@@ -433,6 +459,7 @@ export class Warden {
     if (decision.action === "block") {
       this.#record(EventType.TOOL_BLOCKED, agentId, run.runId, stepId, toolCallId, { toolName: init.tool, reason: decision.reason, policyId: decision.policyId, halted: decision.halted === true });
       this.#endImplicitRun(run, false);
+      if (init.externalId !== undefined) this.#rememberRefused(state);
       return new ToolCallHandle(this.#internals, state, undefined);
     }
     this.#track(state);
@@ -440,9 +467,62 @@ export class Warden {
     if (decision.action === "require_approval") {
       approval = this.approvals.create({ toolCallId, runId: run.runId, agentId, toolName: init.tool, payload: input, agentContext, policyId: decision.policyId, reason: decision.reason, timeoutMs: decision.timeoutMs });
       state.approvalId = approval.approvalId;
+      state.approval = approval;
       this.approvals.notify(approval);
     }
     return new ToolCallHandle(this.#internals, state, approval);
+  }
+
+  /**
+   * The call a framework hook already decided on, by the framework's id, from memory: a later hook for
+   * the same call (the AI SDK's `execute` after `toolApproval`, the OpenAI Agents guardrail after
+   * `needsApproval`) gets the same decision, with no second policy evaluation and no second record.
+   * Unfinished calls, and calls refused (blocked or rejected) in a run still open or a run of their own.
+   * Undefined otherwise, or when the id was used for another tool, agent or run.
+   */
+  #decidedCall(init: ToolCallInit): ToolCallHandle | undefined {
+    const externalId = init.externalId!;
+    const open = this.#byExternalId.get(externalId);
+    const state = (open === undefined ? undefined : this.#calls.get(open)) ?? this.#refusedByExternalId.get(externalId);
+    if (state === undefined || state.toolName !== init.tool || (init.agentId !== undefined && init.agentId !== state.agentId)) return undefined;
+    const runId = init.runId ?? this.#currentScope()?.runId;
+    if (runId === undefined ? state.implicitRun !== true : runId !== state.runId) return undefined;
+    if (init.signal && this.#calls.has(state.toolCallId)) this.#link(state, init.signal);
+    // Approved while in memory: the handle says so, as `resumeToolCall` would.
+    const decision: Decision = state.decision.action === "require_approval" && state.status === ToolCallStatus.PENDING ? ({ ...state.decision, action: "allow", reason: this.#internals.approvedReason(state.toolCallId) ?? "approved" } as Decision) : state.decision;
+    return new ToolCallHandle(this.#internals, { ...state, decision }, state.approval);
+  }
+
+  /** Remembers why a call waiting for approval was refused, for later hooks with its framework id; returns `error`. */
+  #refused(state: ActiveToolCall, error: WardenError): WardenError {
+    if (state.externalId === undefined) return error;
+    const admission = refusalOf(error);
+    const { timeoutMs: _timeoutMs, ...rest } = state.decision as Decision & { timeoutMs?: number };
+    const decision: Decision = { ...rest, action: "block", halted: admission.halted || undefined, cause: admission.outcome === "halted" ? admission.cause : "policy", reason: admission.reason };
+    this.#rememberRefused({ ...state, status: ToolCallStatus.REJECTED, decision, admission });
+    return error;
+  }
+
+  /** Keeps a refused call findable by its framework id for the hooks that follow (bounded: oldest forgotten first). */
+  #rememberRefused(state: ActiveToolCall): void {
+    if (state.externalId === undefined) return;
+    this.#refusedByExternalId.delete(state.externalId);
+    if (this.#refusedByExternalId.size >= 1024) this.#refusedByExternalId.delete(this.#refusedByExternalId.keys().next().value!);
+    this.#refusedByExternalId.set(state.externalId, state);
+  }
+
+  /**
+   * The unfinished (or refused) call with this framework id that a hook of this process already
+   * decided on, from memory (no store read, no policy evaluation); undefined when there is none.
+   * `beginToolCall` with the same `externalId` answers the same handle: use either.
+   * @example
+   * const handle = warden.toolCall(toolCallId) ?? warden.beginToolCall({ tool, args, externalId: toolCallId });
+   */
+  toolCall(externalId: string, options: { tool?: string | undefined; runId?: string | undefined } = {}): ToolCallHandle | undefined {
+    const open = this.#byExternalId.get(externalId);
+    const state = (open === undefined ? undefined : this.#calls.get(open)) ?? this.#refusedByExternalId.get(externalId);
+    if (state === undefined) return undefined;
+    return this.#decidedCall({ tool: options.tool ?? state.toolName, externalId, runId: options.runId ?? state.runId });
   }
 
   /** @internal The governed flow behind `run.tool` and `guard`: check → approval → execute → record. */
@@ -505,8 +585,17 @@ export class Warden {
     if (state.status !== ToolCallStatus.AWAITING_APPROVAL) return;
     const pending = this.approvals.get(state.approvalId);
     const settled = pending.status === ApprovalStatus.PENDING ? await raceAbort(state.controller.signal, () => this.approvals.wait(pending)).catch((error: unknown) => {
-      // A halt while waiting cancels the request.
-      this.approvals.cancel([pending.approvalId], error instanceof Error ? error.message : "aborted");
+      // A halt while waiting cancels the request (and the halt records the call as refused).
+      if (isHalt(error)) {
+        this.approvals.cancel([pending.approvalId], (error as Error).message);
+        throw this.#refused(state, error as WardenError);
+      }
+      // The caller gave up (its signal aborted): the request is cancelled and the call recorded as
+      // rejected, never left awaiting a reviewer whose answer nothing would act on.
+      this.approvals.cancel([pending.approvalId], "aborted");
+      if (this.#calls.get(toolCallId)?.status === ToolCallStatus.AWAITING_APPROVAL) this.#finishToolCall(toolCallId, ToolCallStatus.REJECTED, undefined, undefined, "aborted");
+      this.#refused(state, abortedWait(pending.approvalId, state.toolName, error));
+      // `waitForApproval` rethrows the signal's reason as it always did; `admit()` answers refused/aborted.
       throw error;
     }) : pending;
     if (settled.status === ApprovalStatus.APPROVED) {
@@ -514,14 +603,14 @@ export class Warden {
       return;
     }
     this.#finishToolCall(toolCallId, ToolCallStatus.REJECTED, undefined, undefined, settled.decisionReason ?? settled.status);
-    if (settled.status === ApprovalStatus.EXPIRED) throw new ApprovalTimeoutError({ approvalId: settled.approvalId, toolName: state.toolName, timeoutMs: settled.expiresAt - settled.createdAt });
+    if (settled.status === ApprovalStatus.EXPIRED) throw this.#refused(state, new ApprovalTimeoutError({ approvalId: settled.approvalId, toolName: state.toolName, timeoutMs: settled.expiresAt - settled.createdAt }));
     if (settled.status === ApprovalStatus.CANCELLED) {
       // A halt in another process cancels the request; its cancellation can arrive before this process's halt poll does.
       if (!this.#store.isMemory) this.#pollHalts();
       const halt = this.#halts.find({ agentId: state.agentId, group: this.#groupOf(state.agentId), runId: state.runId });
-      if (halt) throw this.#halts.toError(halt);
+      if (halt) throw this.#refused(state, this.#halts.toError(halt));
     }
-    throw new ApprovalRejectedError({ approvalId: settled.approvalId, toolName: state.toolName, reviewer: settled.reviewer, reason: settled.decisionReason });
+    throw this.#refused(state, new ApprovalRejectedError({ approvalId: settled.approvalId, toolName: state.toolName, reviewer: settled.reviewer, reason: settled.decisionReason }));
   }
 
   #track(state: ActiveToolCall): void {
@@ -843,7 +932,7 @@ export class Warden {
     const call: PolicyInputCall = { tool: permission, action: this.#actionTypeOf(permission), agent: token?.authority.agentId ?? this.agentId, environment: this.environment, args };
     if (token === undefined) return { action: "block", reason: "no delegation token", matches: [], actionType: call.action, complete: true };
     const denial = this.#tokenDenial(token, call, permission);
-    if (denial !== undefined) return { action: "block", reason: denial, matches: [], actionType: call.action, complete: true };
+    if (denial !== undefined) return { action: "block", cause: "token", halted: denial.halted || undefined, reason: denial.reason, matches: [], actionType: call.action, complete: true };
     return this.#decide(call, "", false).decision;
   }
 
@@ -879,16 +968,18 @@ export class Warden {
     return Date.now() >= token.expiresAt;
   }
 
-  /** Why a token does not cover a call, or undefined if it does. Enforcement: checked before policy. */
-  #tokenDenial(token: VerifiedToken, call: PolicyInputCall, permission: string | undefined): string | undefined {
+  /** Why a token does not cover a call (and whether a halt is why), or undefined if it does. Enforcement: checked before policy. */
+  #tokenDenial(token: VerifiedToken, call: PolicyInputCall, permission: string | undefined): { reason: string; halted: boolean } | undefined {
     const invalid = stillValid(this.tokens, token, (info) => this.#halts.haltedSince(info.agentId, info.agentId && this.#groupOf(info.agentId), info.issuedAt), Date.now());
-    if (invalid) return invalid.message;
+    if (invalid) return { reason: invalid.message, halted: invalid.reason === "halted" };
     const authority = token.authority;
     // A token's `tools` list grants those tools; otherwise the call needs a scope for its permission.
     const byTool = authority.tools !== undefined && toolAllowed(authority, call.tool);
-    if (authority.tools !== undefined && !byTool && permission === undefined) return `token ${token.id} does not allow tool "${call.tool}"`;
+    if (authority.tools !== undefined && !byTool && permission === undefined) return { reason: `token ${token.id} does not allow tool "${call.tool}"`, halted: false };
     const args = call.args as { amount?: unknown; currency?: unknown } | undefined;
-    return tokenDenial(token, { permission: byTool ? undefined : (permission ?? call.tool.replaceAll(".", ":")), amount: args?.amount, currency: args?.currency }, this.#converter);
+    // The policy file's `currencies` table counts for caps too, as for budgets.
+    const denial = tokenDenial(token, { permission: byTool ? undefined : (permission ?? call.tool.replaceAll(".", ":")), amount: args?.amount, currency: args?.currency }, this.#policyConverter);
+    return denial === undefined ? undefined : { reason: denial, halted: false };
   }
 
   // ── runs and calls seen from outside a callback (adapters' trace processors) ──────────────
@@ -1012,6 +1103,7 @@ export class Warden {
     this.#engine = new PolicyEngine(set);
     this.#limits = new RateLimiter(set.limits);
     this.#budgets = new BudgetTracker(set.budgets, converter);
+    this.#policyConverter = converter;
   }
 
   #record(type: EventType, agentId: string | null, runId: string | null, stepId: string | null | undefined, toolCallId: string | null | undefined, data: Record<string, unknown>, actor: string | null = null): void {
@@ -1110,6 +1202,7 @@ export class Warden {
   }
 
   #blockError(decision: Decision, toolName: string, toolCallId: string): WardenError {
+    if (decision.action === "block" && decision.halted && decision.cause === "token") return new TokenError("halted", TOKEN_HALTED);
     if (decision.action === "block" && decision.halted) return new HaltedError({ reason: decision.reason, scope: "halt" });
     return new ToolBlockedError({ toolName, reason: decision.reason, policyId: decision.policyId, toolCallId });
   }
@@ -1138,6 +1231,7 @@ export class Warden {
       if (call.status === ToolCallStatus.AWAITING_APPROVAL && call.approvalId !== undefined) {
         this.approvals.cancel([call.approvalId], error.message);
         this.#finishToolCall(call.toolCallId, ToolCallStatus.REJECTED, undefined, undefined, error.message);
+        this.#refused(call, error);
       }
     }
   }
@@ -1157,6 +1251,17 @@ export class Warden {
   }
 
   #reportError(error: unknown): void {
+    this.reportError(error);
+  }
+
+  /**
+   * The one sink for failures that must not reach agent code (telemetry, recording, a framework hook
+   * that failed open): the `onError` option if set, else one process warning per kind of failure.
+   * Adapters report through it; `source` names the surface in the warning.
+   * @example
+   * try { recordUsage(event); } catch (error) { warden.reportError(error, "ai"); }
+   */
+  reportError(error: unknown, source?: string): void {
     if (this.#options.onError) {
       try {
         this.#options.onError(error);
@@ -1165,12 +1270,12 @@ export class Warden {
       }
       return;
     }
-    const key = error instanceof Error ? `${error.name}:${error.message}` : String(error);
+    const key = `${source ?? ""}:${error instanceof Error ? `${error.name}:${error.message}` : String(error)}`;
     if (this.#reportedErrors.has(key)) return;
     // Warn once per kind, but never let the memory of what was warned grow without bound.
     if (this.#reportedErrors.size >= 256) this.#reportedErrors.clear();
     this.#reportedErrors.add(key);
-    process.emitWarning(`[warden] ${error instanceof Error ? error.message : String(error)}`, { code: "WARDEN_TELEMETRY" });
+    process.emitWarning(`[warden] ${source ? `${source}: ` : ""}${error instanceof Error ? error.message : String(error)}`, { code: "WARDEN_TELEMETRY" });
   }
 }
 

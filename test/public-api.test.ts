@@ -51,6 +51,7 @@ describe("public API", () => {
         "parseDuration",
         "parsePolicySet",
         "parsePolicyText",
+        "raceAbort",
         "seal",
         "tokenDenial",
         "toolAllowed",

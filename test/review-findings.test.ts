@@ -93,7 +93,8 @@ describe("tokens", () => {
         second = await run.tool("flights.book", {}, () => "ran").catch((error: unknown) => error);
       })
       .catch(() => {});
-    expect(second).toMatchObject({ code: "tool_blocked" });
+    // A halt, as when a run opens under that token: the run stops, not just this call.
+    expect(second).toMatchObject({ code: "token_invalid", reason: "halted" });
   });
 });
 

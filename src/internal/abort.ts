@@ -11,7 +11,13 @@ export function abortPromise(signal: AbortSignal): { promise: Promise<never>; di
   return { promise, dispose };
 }
 
-/** Runs `fn`, but settles as soon as `signal` aborts: a halted tool call does not wait for a tool that ignores its signal. */
+/**
+ * Runs `fn`, but settles as soon as `signal` aborts (rejecting with its reason): a halted tool call
+ * does not wait for a tool that ignores its signal. Adapters use it rather than a copy of their own.
+ * @example
+ * import { raceAbort } from "agent-warden";
+ * const output = await raceAbort(handle.signal, () => tool.invoke(input));
+ */
 export async function raceAbort<T>(signal: AbortSignal, fn: () => T | Promise<T>): Promise<T> {
   if (signal.aborted) throw signal.reason;
   const abort = abortPromise(signal);
