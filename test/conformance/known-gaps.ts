@@ -3,15 +3,12 @@
  * (`it.fails`), so fixing one turns it red until its line here is deleted: the list only shrinks.
  */
 export const knownGaps: Record<string, string> = {
-  "core: guard / approval-aborted": "a wait the caller aborts leaves the call awaiting approval",
   "core: guard / halt-before-no-run": "a refusal by a halt with no run open leaves nothing in the ledger",
   "core: guard / halt-of-delegator": "a run refused because a halt invalidated its token leaves nothing in the ledger",
   "core: guard / secret-in-args": "payment card numbers are not redacted by default",
-  "core: lifecycle / approval-aborted": "a wait the caller aborts leaves the call awaiting approval",
   "core: lifecycle / halt-before-no-run": "a refusal by a halt with no run open leaves nothing in the ledger",
   "core: lifecycle / halt-of-delegator": "a run refused because a halt invalidated its token leaves nothing in the ledger",
   "core: lifecycle / secret-in-args": "payment card numbers are not redacted by default",
-  "core: run.tool / approval-aborted": "a wait the caller aborts leaves the call awaiting approval",
   "core: run.tool / halt-before-no-run": "a refusal by a halt with no run open leaves nothing in the ledger",
   "core: run.tool / halt-of-delegator": "a run refused because a halt invalidated its token leaves nothing in the ledger",
   "core: run.tool / secret-in-args": "payment card numbers are not redacted by default",
