@@ -7,6 +7,9 @@ import type { WardenEvent } from "../events.js";
 import type { HaltRecord } from "../halt/halt.js";
 import type { ApprovalRecord } from "../records.js";
 import { isRevocationEntry, readKeyCache, readPolicyCache, readRevocationCache, writeKeyCache, writePolicyCache, writeRevocationCache, type RevocationEntry } from "./cache.js";
+import { IngestResponseSchema, type IngestResponse } from "../wire/event.js";
+import { AcknowledgedWatermark, type LedgerReader } from "./acknowledged.js";
+import { DeadLetterFile, type DeadLetter } from "./dead-letters.js";
 import { EventDispatcher, type DispatcherStats } from "./dispatcher.js";
 import { RemoteHttp } from "./http.js";
 import { RemoteOptionsSchema, type RemoteSettings } from "./options.js";
@@ -25,6 +28,8 @@ export interface RemoteHost {
   applyOrganizationKey(jwk: JsonWebKey): void;
   /** A token (or block) the control plane revoked: it stops verifying here too. */
   applyRevocation(tokenId: string, reason: string | undefined): void;
+  /** The client's ledger: entries the control plane never acknowledged are sent again on the next start. */
+  ledger?: LedgerReader | undefined;
   reportError(error: unknown): void;
 }
 
@@ -36,6 +41,8 @@ export interface RemoteLinkOptions {
   settings: RemoteSettings;
   /** Policy cache and spool of this control plane and key. */
   dir: string;
+  /** The client's store (`:memory:` keeps no ledger across restarts, so nothing is sent again). */
+  store?: string | undefined;
   /** Halt state older than this is unknown (and, by default, blocks). */
   staleAfter: number;
   /** The client was given policies of its own to enforce until the first sync. */
@@ -101,6 +108,7 @@ export function createRemoteLink(options: ResolvedOptions, agent: { agentId: str
     group: agent.group,
     settings: options.remote ?? RemoteOptionsSchema.parse({}),
     dir: remoteDir(options, options.url, options.apiKey),
+    store: options.store,
     staleAfter: options.halt.staleAfter,
     hasLocalPolicies: options.policies !== undefined,
     host,
@@ -122,6 +130,8 @@ export class RemoteLink {
   readonly #options: RemoteLinkOptions;
   readonly #http: RemoteHttp;
   readonly #dispatcher: EventDispatcher;
+  readonly #deadLetters: DeadLetterFile;
+  readonly #watermark: AcknowledgedWatermark | undefined;
   readonly #cachePath: string;
   readonly #keyPath: string;
   readonly #revocationPath: string;
@@ -168,14 +178,22 @@ export class RemoteLink {
         options.host.reportError(error);
       }
     }
+    this.#deadLetters = new DeadLetterFile(options.dir, options.settings.maxDeadLetterBytes);
+    const ledger = options.host.ledger;
+    this.#watermark = ledger !== undefined && options.store !== undefined && options.store !== ":memory:" ? new AcknowledgedWatermark(options.dir, options.store, ledger, (error) => this.#report("watermark", error)) : undefined;
     this.#dispatcher = new EventDispatcher({
-      send: (batch) => this.#sendBatch(batch),
+      send: (batch, body) => this.#postEvents(batch, body),
       flushInterval: options.settings.flushInterval,
       maxQueue: options.settings.maxQueue,
       maxBatch: options.settings.maxBatch,
       spool,
+      deadLetters: this.#deadLetters,
+      onSettled: (events) => this.#watermark?.settled(events),
+      onDropped: () => this.#watermark?.dropped(),
       onError: (error) => options.host.reportError(error),
     });
+    // What a client killed before sending left in this store's ledger goes out first.
+    this.#watermark?.recover((event) => this.#dispatcher.enqueue(event)).catch((error: unknown) => this.#report("watermark", error));
     this.#loadCachedPolicies();
     this.#loadCachedKey();
     this.#loadCachedRevocations();
@@ -206,6 +224,7 @@ export class RemoteLink {
   send(event: WardenEvent): void {
     if (this.#closed) return;
     try {
+      this.#watermark?.track(event);
       const data = event.data;
       switch (event.type) {
         case EventType.APPROVAL_REQUESTED:
@@ -227,6 +246,15 @@ export class RemoteLink {
     } catch (error) {
       this.#report("send", error);
     }
+  }
+
+  /**
+   * Events the control plane will never accept (nested deeper than the wire allows, an id too long,
+   * too large, or refused by the server), oldest first, each with the reason. Their batches were
+   * delivered without them; the full events stay in the local ledger under their ids.
+   */
+  deadLetters(): DeadLetter[] {
+    return this.#deadLetters.read();
   }
 
   /** Sends what is queued (and spooled) now; returns early while the server is unreachable. Never rejects. */
@@ -253,6 +281,7 @@ export class RemoteLink {
     this.#wakeStream?.();
     this.#streamAbort?.abort();
     this.#dispatcher.close();
+    this.#watermark?.close();
   }
 
   // ── sync ──────────────────────────────────────────────────────────────────────────────────
@@ -529,25 +558,25 @@ export class RemoteLink {
 
   // ── sending ───────────────────────────────────────────────────────────────────────────────
 
-  async #sendBatch(batch: WardenEvent[]): Promise<void> {
+  /** `POST /v1/events`; the answer is read with the schema the server answers by. */
+  async #postEvents(batch: WardenEvent[], body: string): Promise<IngestResponse> {
     try {
-      await this.#http.request("POST", "/v1/events", { body: { events: batch } });
+      const response = await this.#http.request<unknown>("POST", "/v1/events", { rawBody: body });
+      const parsed = IngestResponseSchema.safeParse(response.body);
+      if (parsed.success) return parsed.data;
+      this.#report("ingest-answer", new RemoteError(`POST /v1/events: an answer of an unknown shape (${parsed.error.issues[0]?.message ?? "?"}); the batch counts as accepted`, { status: response.status, retryable: false }));
     } catch (error) {
-      // Too large for the server: send it in halves.
-      if (error instanceof RemoteError && error.status === 413 && batch.length > 1) {
-        const half = Math.ceil(batch.length / 2);
-        await this.#sendBatch(batch.slice(0, half));
-        await this.#sendBatch(batch.slice(half));
-        return;
-      }
-      throw error;
+      // A 2xx that is not JSON: the server took the batch all the same.
+      if (!(error instanceof RemoteError && error.status !== undefined && error.status >= 200 && error.status < 300)) throw error;
     }
+    return { accepted: batch.length };
   }
 
   /** A request the server must act on now. If it cannot be made, the event still reaches the ledger through the queue. */
   async #control(event: WardenEvent, request: () => Promise<unknown>): Promise<void> {
     try {
       await request();
+      this.#watermark?.settled([event]);
     } catch (error) {
       this.#report(`control:${event.type}`, error);
       this.#dispatcher.enqueue(event);
