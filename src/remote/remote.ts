@@ -83,6 +83,8 @@ export interface RemoteStatus extends DispatcherStats {
   policyEtag: string | undefined;
   haltSyncedAt: number;
   awaitingApprovals: number;
+  /** Ledger entries sent again on start because no control plane had acknowledged them (a client before this one was killed). */
+  recovered: number;
 }
 
 interface PolicyVersionBody {
@@ -161,6 +163,7 @@ export class RemoteLink {
   #wakeStream: (() => void) | undefined;
   #syncing: { halts?: Promise<void> | undefined; policies?: Promise<void> | undefined; approvals?: Promise<void> | undefined; revocations?: Promise<void> | undefined } = {};
   #registered = false;
+  #recovered = 0;
   #shutdown: Promise<void> | undefined;
   #closed = false;
 
@@ -193,7 +196,10 @@ export class RemoteLink {
       onError: (error) => options.host.reportError(error),
     });
     // What a client killed before sending left in this store's ledger goes out first.
-    this.#watermark?.recover((event) => this.#dispatcher.enqueue(event)).catch((error: unknown) => this.#report("watermark", error));
+    this.#watermark
+      ?.recover((event) => this.#dispatcher.enqueue(event))
+      .then((count) => (this.#recovered = count))
+      .catch((error: unknown) => this.#report("watermark", error));
     this.#loadCachedPolicies();
     this.#loadCachedKey();
     this.#loadCachedRevocations();
@@ -217,7 +223,7 @@ export class RemoteLink {
   }
 
   get status(): RemoteStatus {
-    return { ...this.#dispatcher.stats, streamConnected: this.#streamOpen, policyVersion: this.#policyVersion, policyEtag: this.#etag, haltSyncedAt: this.#haltSyncedAt, awaitingApprovals: this.#waiting.size };
+    return { ...this.#dispatcher.stats, streamConnected: this.#streamOpen, policyVersion: this.#policyVersion, policyEtag: this.#etag, haltSyncedAt: this.#haltSyncedAt, awaitingApprovals: this.#waiting.size, recovered: this.#recovered };
   }
 
   /** Hands one event over. Approval requests and halts made here go to the server at once; the rest is batched. */
