@@ -1,4 +1,5 @@
 import { createHash, type JsonWebKey } from "node:crypto";
+import type { z } from "zod";
 import { dirname, join, resolve } from "node:path";
 import type { ResolvedOptions } from "../config.js";
 import { ApprovalStatus, EventType } from "../enums.js";
@@ -6,7 +7,8 @@ import { RemoteError } from "../errors.js";
 import type { WardenEvent } from "../events.js";
 import type { HaltRecord } from "../halt/halt.js";
 import type { ApprovalRecord } from "../records.js";
-import { isRevocationEntry, readKeyCache, readPolicyCache, readRevocationCache, writeKeyCache, writePolicyCache, writeRevocationCache, type RevocationEntry } from "./cache.js";
+import { ApprovalRecordSchema, HaltListSchema, HaltRecordSchema, JwksSchema, PolicyVersionSchema, RevocationSchema, RevokedPageSchema, TokenRevokedMessageSchema, type PolicyVersion } from "../wire/responses.js";
+import { readKeyCache, readPolicyCache, readRevocationCache, writeKeyCache, writePolicyCache, writeRevocationCache, type RevocationEntry } from "./cache.js";
 import { IngestResponseSchema, type IngestResponse } from "../wire/event.js";
 import { AcknowledgedWatermark, type LedgerReader } from "./acknowledged.js";
 import { DeadLetterFile, type DeadLetter } from "./dead-letters.js";
@@ -65,11 +67,6 @@ const REVOCATION_OVERLAP = 60_000;
 /** Revocations per page of `GET /v1/tokens/revoked`. */
 const REVOCATION_PAGE = 1000;
 
-interface RevokedPage {
-  items: unknown[];
-  next: { since: number; afterTokenId: string } | null;
-}
-
 /**
  * Remote mode's state, for health checks and diagnostics: stream, sync and event-queue figures.
  * @example
@@ -87,10 +84,14 @@ export interface RemoteStatus extends DispatcherStats {
   recovered: number;
 }
 
-interface PolicyVersionBody {
-  version: number;
-  etag: string;
-  policies: unknown;
+type PolicyVersionBody = PolicyVersion;
+
+/** An answer read with its schema; one of another shape is a `RemoteError` (never retried as it is). */
+function readAs<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new RemoteError(`${what}: an answer of an unexpected shape (${issue ? `${issue.path.map(String).join(".") || "body"}: ${issue.message}` : "?"})`, { retryable: false });
 }
 
 /** The directory of one control plane and key: `<cacheDir>/<hash>`. */
@@ -324,9 +325,9 @@ export class RemoteLink {
     this.#syncing.policies ??= (async () => {
       const changesBefore = this.#policyChanges;
       this.#lastPolicyCheck = Date.now();
-      const response = await this.#http.request<PolicyVersionBody>("GET", "/v1/policies/current", { headers: this.#etag ? { "if-none-match": this.#etag } : {} });
+      const response = await this.#http.request<unknown>("GET", "/v1/policies/current", { headers: this.#etag ? { "if-none-match": this.#etag } : {} });
       if (response.status === 304 || this.#policyChanges !== changesBefore) return;
-      this.#applyAndCache(response.body);
+      this.#applyAndCache(readAs(PolicyVersionSchema, response.body, "GET /v1/policies/current"));
     })().finally(() => (this.#syncing.policies = undefined));
     return this.#syncing.policies;
   }
@@ -352,8 +353,8 @@ export class RemoteLink {
 
   /** The organization's public key (JWKS): tokens verify offline against it, never against a local key. */
   async #syncKey(): Promise<void> {
-    const { body } = await this.#http.request<{ keys: JsonWebKey[] }>("GET", "/v1/tokens/jwks");
-    const jwk = body.keys[0];
+    const { body } = await this.#http.request<unknown>("GET", "/v1/tokens/jwks");
+    const jwk = readAs(JwksSchema, body, "GET /v1/tokens/jwks").keys[0];
     if (jwk === undefined) return;
     this.#options.host.applyOrganizationKey(jwk);
     try {
@@ -367,7 +368,7 @@ export class RemoteLink {
     this.#syncing.halts ??= (async () => {
       const started = Date.now();
       const response = await this.#http.request<{ halts: HaltRecord[] }>("GET", "/v1/halts?include=all");
-      this.#options.host.applyHalts(response.body.halts);
+      this.#options.host.applyHalts(readAs(HaltListSchema, response.body, "GET /v1/halts").halts);
       this.#haltSyncedAt = Math.max(this.#haltSyncedAt, started);
       this.#reported.delete("poll");
     })().finally(() => (this.#syncing.halts = undefined));
@@ -393,12 +394,15 @@ export class RemoteLink {
       for (;;) {
         const search = new URLSearchParams({ since: String(query.since), limit: String(REVOCATION_PAGE) });
         if (query.afterTokenId !== undefined) search.set("afterTokenId", query.afterTokenId);
-        const { body } = await this.#http.request<RevokedPage>("GET", `/v1/tokens/revoked?${search}`);
-        for (const item of body.items) {
-          if (isRevocationEntry(item) && this.#learnRevocation({ tokenId: item.tokenId, revokedAt: item.revokedAt, ...(typeof item.reason === "string" && { reason: item.reason }) })) this.#revocationCacheStale = true;
+        const response = await this.#http.request<unknown>("GET", `/v1/tokens/revoked?${search}`);
+        const body = readAs(RevokedPageSchema, response.body, "GET /v1/tokens/revoked");
+        for (const value of body.items) {
+          // One item of another shape is skipped, not the page.
+          const item = RevocationSchema.safeParse(value);
+          if (item.success && this.#learnRevocation({ tokenId: item.data.tokenId, revokedAt: item.data.revokedAt, ...(item.data.reason !== undefined && { reason: item.data.reason }) })) this.#revocationCacheStale = true;
         }
         const next = body.next;
-        if (next === null || next === undefined || typeof next.since !== "number" || typeof next.afterTokenId !== "string") break;
+        if (next === null || next === undefined) break;
         // A cursor that does not move would ask for the same page forever.
         if (next.since < query.since || (next.since === query.since && query.afterTokenId !== undefined && next.afterTokenId <= query.afterTokenId)) break;
         query = { since: next.since, afterTokenId: next.afterTokenId };
@@ -432,8 +436,8 @@ export class RemoteLink {
     this.#syncing.approvals ??= (async () => {
       for (const approvalId of [...this.#waiting]) {
         try {
-          const { body } = await this.#http.request<ApprovalRecord>("GET", `/v1/approvals/${encodeURIComponent(approvalId)}`);
-          this.#resolved(body);
+          const { body } = await this.#http.request<unknown>("GET", `/v1/approvals/${encodeURIComponent(approvalId)}`);
+          this.#resolved(readAs(ApprovalRecordSchema, body, "GET /v1/approvals/:id"));
         } catch (error) {
           // 404: the request is still on its way (spooled); keep waiting.
           if (!(error instanceof RemoteError && error.status === 404)) throw error;
@@ -535,20 +539,20 @@ export class RemoteLink {
             .catch((error: unknown) => this.#report("poll", error));
           return;
         case "policy.updated": {
-          const version = data as PolicyVersionBody;
+          const version = readAs(PolicyVersionSchema, data, "stream policy.updated");
           if (this.#policyVersion === undefined || version.version > this.#policyVersion) this.#applyAndCache(version);
           return;
         }
         case "halt.created":
         case "halt.lifted":
-          this.#options.host.applyHalts([data as HaltRecord]);
+          this.#options.host.applyHalts([readAs(HaltRecordSchema, data, `stream ${event.event}`)]);
           return;
         case "approval.resolved":
-          this.#resolved(data as ApprovalRecord);
+          this.#resolved(readAs(ApprovalRecordSchema, data, "stream approval.resolved"));
           return;
         case "token.revoked": {
-          const { tokenId, reason } = data as { tokenId?: unknown; reason?: unknown };
-          if (typeof tokenId === "string") this.#options.host.applyRevocation(tokenId, typeof reason === "string" ? reason : undefined);
+          const { tokenId, reason } = readAs(TokenRevokedMessageSchema, data, "stream token.revoked");
+          this.#options.host.applyRevocation(tokenId, reason);
           return;
         }
       }
