@@ -265,6 +265,7 @@ export class Warden {
       applyApproval: (record) => this.approvals.applyRemote(record),
       applyOrganizationKey: (jwk) => this.tokens.useOrganizationKey(jwk),
       applyRevocation: (tokenId, reason) => this.tokens.noteRevoked(tokenId, reason),
+      ledger: this.ledger,
       reportError: (error) => this.#reportError(error),
     });
     this.#applyHalts();

@@ -9,6 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePolicySet, Warden } from "agent-warden";
+import { IngestResponseSchema } from "../src/wire/event.js";
+import { ApprovalRecordSchema, HaltListSchema, HaltRecordSchema, JwksSchema, PolicyVersionSchema, RevocationSchema, RevokedPageSchema, TokenRevokedMessageSchema } from "../src/wire/responses.js";
 import { CONTRACT_PATH, shapeProblems, type ContractFile, type RecordedCase } from "./fixtures/wire.js";
 
 const contract = JSON.parse(readFileSync(CONTRACT_PATH, "utf8")) as ContractFile;
@@ -192,6 +194,52 @@ describe("wire contract: the remote client", () => {
     } finally {
       await restarted.shutdown();
     }
+  });
+});
+
+describe("wire contract: the client reads every answer it acts on with a schema", () => {
+  const answers: Array<[string, { safeParse(value: unknown): { success: boolean; error?: unknown } }]> = [
+    ["current policies", PolicyVersionSchema],
+    ["every halt, lifted ones too", HaltListSchema],
+    ["one approval", ApprovalRecordSchema],
+    ["the public key as JWKS", JwksSchema],
+    ["revocations since a time, oldest first (a client catching up)", RevokedPageSchema],
+    ["ingest a batch of events", IngestResponseSchema],
+    ["the same batch again: every event a duplicate", IngestResponseSchema],
+  ];
+  for (const [name, schema] of answers) {
+    it(`parses the contract's answer: ${name}`, () => {
+      const result = schema.safeParse(byName(name).response.body);
+      expect(result.error).toBeUndefined();
+    });
+  }
+
+  it("parses every stream message it acts on, and each revocation listed", () => {
+    const stream = byName("the stream from the start: every durable message, in order").response.body as Array<{ event: string; data: unknown }>;
+    const schemas: Record<string, { safeParse(value: unknown): { success: boolean; error?: unknown } }> = {
+      "policy.updated": PolicyVersionSchema,
+      "halt.created": HaltRecordSchema,
+      "halt.lifted": HaltRecordSchema,
+      "approval.resolved": ApprovalRecordSchema,
+      "token.revoked": TokenRevokedMessageSchema,
+    };
+    const kinds = new Set<string>();
+    for (const message of stream) {
+      const schema = schemas[message.event];
+      if (schema === undefined) continue;
+      kinds.add(message.event);
+      expect(schema.safeParse(message.data).error, message.event).toBeUndefined();
+    }
+    expect([...kinds].sort()).toEqual(Object.keys(schemas).sort());
+    for (const item of (byName("revocations since a time, oldest first (a client catching up)").response.body as { items: unknown[] }).items) expect(RevocationSchema.safeParse(item).success).toBe(true);
+  });
+
+  it("refuses answers of another shape: a halt without its scope, policies that are not an object, a JWK without kty", () => {
+    const halts = byName("every halt, lifted ones too").response.body as { halts: Array<Record<string, unknown>> };
+    expect(HaltListSchema.safeParse({ halts: [{ ...halts.halts[0], scope: "everything" }] }).success).toBe(false);
+    expect(PolicyVersionSchema.safeParse({ version: 1, etag: "x", policies: "block everything" }).success).toBe(false);
+    expect(JwksSchema.safeParse({ keys: [{ x: "abc" }] }).success).toBe(false);
+    expect(IngestResponseSchema.safeParse({ accepted: -1 }).success).toBe(false);
   });
 });
 

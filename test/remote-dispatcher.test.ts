@@ -30,6 +30,7 @@ describe("event dispatcher after close", () => {
       maxQueue: 100,
       maxBatch: 10,
       spool,
+      deadLetters: undefined,
       onError: () => {},
     });
     for (let n = 0; n < 5; n++) dispatcher.enqueue(event(n));

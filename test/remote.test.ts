@@ -71,13 +71,14 @@ function dispatcherFor(url: string, options: { spool?: boolean; maxQueue?: numbe
         throw new RemoteError("unreachable", { retryable: true, cause });
       }
       await response.text();
-      if (response.ok) return;
+      if (response.ok) return { accepted: batch.length };
       throw new RemoteError(`status ${response.status}`, { status: response.status, retryable: [429, 502, 503, 504].includes(response.status), retryAfterMs: parseRetryAfter(response.headers.get("retry-after")) });
     },
     flushInterval: 20,
     maxQueue: options.maxQueue ?? 1000,
     maxBatch: options.maxBatch ?? 100,
     spool: options.spool === false ? undefined : new Spool(join(dir, "spool"), 64 * 1024 * 1024),
+    deadLetters: undefined,
     onError: (error) => errors.push(error),
   });
 }
@@ -95,7 +96,7 @@ describe("event dispatcher", () => {
     server.close();
   });
 
-  it("503 without Retry-After backs off and retries; 500 and 400 are not retried", async () => {
+  it("503 without Retry-After backs off and retries; 500 and 400 are not retried (the event is set aside)", async () => {
     const errors: unknown[] = [];
     const { server, url, received, times } = await scriptedServer([{ status: 503 }, { status: 503 }, { status: 200 }, { status: 500 }, { status: 200 }]);
     const dispatcher = dispatcherFor(url, { errors });
@@ -109,7 +110,8 @@ describe("event dispatcher", () => {
     dispatcher.enqueue(after);
     await waitFor(() => received.length === 2);
     expect(received[1]!.map((e) => e.id)).toEqual([after.id]);
-    expect(dispatcher.stats.dropped).toBe(1);
+    expect(dispatcher.stats.deadLettered).toBe(1);
+    expect(dispatcher.stats.dropped).toBe(0);
     expect(errors.some((e) => e instanceof RemoteError && e.status === 500)).toBe(true);
     await dispatcher.shutdown();
     server.close();
@@ -119,28 +121,11 @@ describe("event dispatcher", () => {
     const { server, url, received } = await scriptedServer([{ status: 413 }, { status: 413 }, { status: 413 }]);
     const dispatcher = dispatcherFor(url);
     const events = Array.from({ length: 8 }, fakeEvent);
-    const link = new EventDispatcher({
-      send: async (batch) => {
-        const send = async (part: WardenEvent[]): Promise<void> => {
-          const response = await fetch(`${url}/v1/events`, { method: "POST", body: JSON.stringify({ events: part }) });
-          await response.text();
-          if (response.status === 413 && part.length > 1) {
-            await send(part.slice(0, part.length / 2));
-            await send(part.slice(part.length / 2));
-          }
-        };
-        await send(batch);
-      },
-      flushInterval: 20,
-      maxQueue: 100,
-      maxBatch: 100,
-      spool: undefined,
-      onError: () => {},
-    });
-    for (const event of events) link.enqueue(event);
-    await link.flush();
+    for (const event of events) dispatcher.enqueue(event);
+    await dispatcher.flush();
     expect(received.flat().map((e) => e.id)).toEqual(events.map((e) => e.id));
-    await Promise.all([link.shutdown(), dispatcher.shutdown()]);
+    expect(dispatcher.stats.deadLettered).toBe(0);
+    await dispatcher.shutdown();
     server.close();
   });
 

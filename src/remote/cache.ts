@@ -1,24 +1,21 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { JsonWebKey } from "node:crypto";
 import { dirname } from "node:path";
+import { z } from "zod";
+import { JwksSchema, PolicyVersionSchema, RevocationSchema } from "../wire/responses.js";
+
+// The cache is read with the schemas its content arrived under: a file cut short, edited, or left
+// by another version is ignored, never half-applied.
+const PolicyCacheSchema = PolicyVersionSchema.extend({ url: z.string(), savedAt: z.number() });
+const KeyCacheSchema = z.object({ url: z.string(), jwk: JwksSchema.shape.keys.element });
+const RevocationCacheSchema = z.object({ url: z.string(), items: z.array(z.unknown()) });
 
 /** The last policy set synced from the control plane, so a restart without it still enforces it. */
-export interface PolicyCacheEntry {
-  url: string;
-  version: number;
-  etag: string;
-  policies: unknown;
-  savedAt: number;
-}
+export type PolicyCacheEntry = z.output<typeof PolicyCacheSchema>;
 
 export function readPolicyCache(path: string, url: string): PolicyCacheEntry | undefined {
-  try {
-    const entry = JSON.parse(readFileSync(path, "utf8")) as Partial<PolicyCacheEntry>;
-    if (entry.url !== url || typeof entry.etag !== "string" || typeof entry.version !== "number" || typeof entry.policies !== "object" || entry.policies === null) return undefined;
-    return entry as PolicyCacheEntry;
-  } catch {
-    return undefined;
-  }
+  const entry = readCacheFile(path, PolicyCacheSchema);
+  return entry?.url === url ? entry : undefined;
 }
 
 /** Written to a temporary file and renamed into place: a reader never sees half a file. */
@@ -33,12 +30,8 @@ export interface KeyCacheEntry {
 }
 
 export function readKeyCache(path: string, url: string): JsonWebKey | undefined {
-  try {
-    const entry = JSON.parse(readFileSync(path, "utf8")) as Partial<KeyCacheEntry>;
-    return entry.url === url && typeof entry.jwk === "object" && entry.jwk !== null ? entry.jwk : undefined;
-  } catch {
-    return undefined;
-  }
+  const entry = readCacheFile(path, KeyCacheSchema);
+  return entry?.url === url ? entry.jwk : undefined;
 }
 
 export function writeKeyCache(path: string, entry: KeyCacheEntry): void {
@@ -62,22 +55,27 @@ export interface RevocationCacheEntry {
 }
 
 export function readRevocationCache(path: string, url: string): RevocationEntry[] | undefined {
-  try {
-    const entry = JSON.parse(readFileSync(path, "utf8")) as Partial<RevocationCacheEntry>;
-    if (entry.url !== url || !Array.isArray(entry.items)) return undefined;
-    return entry.items.filter(isRevocationEntry).map((item) => ({ tokenId: item.tokenId, revokedAt: item.revokedAt, ...(typeof item.reason === "string" && { reason: item.reason }) }));
-  } catch {
-    return undefined;
+  const entry = readCacheFile(path, RevocationCacheSchema);
+  if (entry?.url !== url) return undefined;
+  const items: RevocationEntry[] = [];
+  for (const value of entry.items) {
+    const item = RevocationSchema.safeParse(value);
+    if (item.success) items.push({ tokenId: item.data.tokenId, revokedAt: item.data.revokedAt, ...(item.data.reason !== undefined && { reason: item.data.reason }) });
   }
+  return items;
 }
 
 export function writeRevocationCache(path: string, entry: RevocationCacheEntry): void {
   writeCacheFile(path, entry);
 }
 
-export function isRevocationEntry(value: unknown): value is RevocationEntry {
-  const item = value as Partial<RevocationEntry> | null;
-  return typeof item === "object" && item !== null && typeof item.tokenId === "string" && item.tokenId !== "" && typeof item.revokedAt === "number" && Number.isFinite(item.revokedAt);
+function readCacheFile<S extends z.ZodType>(path: string, schema: S): z.output<S> | undefined {
+  try {
+    const parsed = schema.safeParse(JSON.parse(readFileSync(path, "utf8")));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function writeCacheFile(path: string, value: unknown): void {

@@ -1,15 +1,28 @@
 import { RemoteError } from "../errors.js";
 import type { WardenEvent } from "../events.js";
+import { checkWireEvent, type EventRefusal, type IngestResponse } from "../wire/event.js";
+import { MAX_INGEST_BYTES } from "../wire/limits.js";
+import type { DeadLetterFile, Refusal } from "./dead-letters.js";
 import type { Spool } from "./spool.js";
 
 export interface DispatcherOptions {
-  /** Sends one batch; rejects with `RemoteError`. */
-  send: (batch: WardenEvent[]) => Promise<void>;
+  /** Sends one batch (`body` is its JSON, `{"events":[…]}`); resolves with the parsed answer, rejects with `RemoteError`. */
+  send: (batch: WardenEvent[], body: string) => Promise<IngestResponse>;
   flushInterval: number;
   maxQueue: number;
   maxBatch: number;
+  /** Largest request body. Default: the wire's `MAX_INGEST_BYTES`. */
+  maxBatchBytes?: number | undefined;
   /** Where events wait while the server is unreachable; without it they wait in memory, up to `maxQueue`. */
   spool: Spool | undefined;
+  /** Where refused events are set aside; without it they are counted and reported only. */
+  deadLetters: DeadLetterFile | undefined;
+  /** Why an event would be refused by the server (default: the wire's own check). */
+  check?: ((event: WardenEvent, json: string) => EventRefusal | undefined) | undefined;
+  /** Events the dispatcher is done with: the server has them, they were dead-lettered, or they are in the spool. */
+  onSettled?: ((events: readonly WardenEvent[]) => void) | undefined;
+  /** Events lost (a full queue without a spool, a closed client). */
+  onDropped?: ((count: number) => void) | undefined;
   onError: (error: unknown) => void;
 }
 
@@ -19,21 +32,41 @@ export interface DispatcherStats {
   spooledBytes: number;
   sent: number;
   dropped: number;
+  /** Events refused (before sending or by the server) and set aside in the dead-letter file. */
+  deadLettered: number;
   offline: boolean;
 }
 
 const MAX_BACKOFF = 10_000;
+/** `{"events":[` and `]}`. */
+const ENVELOPE_BYTES = 13;
+/** Statuses that refuse what a batch holds, not the caller: splitting the batch finds the event to blame. */
+const REFUSES_CONTENT = new Set([400, 413, 422]);
+/** The API's error code for a status, when the answer names none (`ApiErrorCode` in src/server/errors.ts). */
+const CODE_OF_STATUS: Record<number, string> = { 400: "invalid_request", 401: "unauthorized", 403: "insufficient_scope", 404: "not_found", 413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_request" };
+/** Ids of recent dead letters: a batch retried after an outage does not set the same event aside twice. */
+const RECENT_DEAD_LETTERS = 4096;
+
+interface Packed {
+  event: WardenEvent;
+  json: string;
+}
 
 /**
  * Sends events in the background, in the manner of OpenTelemetry's batch processor: a bounded
  * queue, batches, an unref'd timer. Only 429/502/503/504 and no answer at all are retried,
  * honouring `Retry-After`, else after an exponential backoff with jitter; meanwhile events go to
- * the spool and are replayed, oldest first, once the server answers again. Nothing here throws
- * into the agent or makes it wait.
+ * the spool and are replayed, oldest first, once the server answers again. Each event is checked
+ * against the wire's schema and size before it is sent: one the server could never accept is set
+ * aside in the dead-letter file at once. A batch the server refuses (400, 413, 422) is split until
+ * the refused events are found; they are set aside with the server's reason and the rest is
+ * delivered. Nothing here throws into the agent or makes it wait.
  */
 export class EventDispatcher {
   readonly #options: DispatcherOptions;
   readonly #timer: NodeJS.Timeout;
+  readonly #maxBatchBytes: number;
+  readonly #check: (event: WardenEvent, json: string) => EventRefusal | undefined;
   #queue: WardenEvent[] = [];
   #inflight: { batch: WardenEvent[]; fromSpool: boolean } | undefined;
   #pumping: Promise<void> | undefined;
@@ -42,19 +75,24 @@ export class EventDispatcher {
   #attempt = 0;
   #sent = 0;
   #dropped = 0;
+  #deadLettered = 0;
+  readonly #recentDeadLetters = new Set<string>();
   #warnedFull = false;
+  #warnedDeadLetter = false;
   #immediate: NodeJS.Immediate | undefined;
   #shutdown: Promise<void> | undefined;
   #closed = false;
 
   constructor(options: DispatcherOptions) {
     this.#options = options;
+    this.#maxBatchBytes = options.maxBatchBytes ?? MAX_INGEST_BYTES;
+    this.#check = options.check ?? ((event, json) => checkWireEvent(event, json));
     this.#timer = setInterval(() => this.#tick(), options.flushInterval);
     this.#timer.unref();
   }
 
   get stats(): DispatcherStats {
-    return { queued: this.#queue.length, spooledBytes: this.#options.spool?.bytes ?? 0, sent: this.#sent, dropped: this.#dropped, offline: this.#offline };
+    return { queued: this.#queue.length, spooledBytes: this.#options.spool?.bytes ?? 0, sent: this.#sent, dropped: this.#dropped, deadLettered: this.#deadLettered, offline: this.#offline };
   }
 
   /** Queues one event. O(1) unless the queue is full, when it spills to the spool in one write. */
@@ -144,35 +182,145 @@ export class EventDispatcher {
       if (this.#closed) return;
       const spool = this.#options.spool;
       const fromSpool = spool?.hasData ?? false;
-      const batch = fromSpool ? spool!.peek(this.#options.maxBatch) : this.#queue.splice(0, this.#options.maxBatch);
-      if (batch.length === 0) return;
+      const candidates = fromSpool ? spool!.peek(this.#options.maxBatch) : this.#queue.splice(0, this.#options.maxBatch);
+      if (candidates.length === 0) return;
+      const { items, consumed, refused } = this.#pack(candidates);
+      if (!fromSpool && consumed < candidates.length) this.#queue.unshift(...candidates.slice(consumed));
+      this.#setAside(refused);
+      if (items.length === 0) {
+        if (fromSpool) spool!.ack(consumed);
+        continue;
+      }
+      const batch = items.map((item) => item.event);
       this.#inflight = { batch, fromSpool };
+      const settled = new Set<Packed>();
       try {
-        await this.#options.send(batch);
+        await this.#deliver(items, settled);
         this.#inflight = undefined;
-        if (fromSpool) spool!.ack(batch.length);
-        this.#sent += batch.length;
+        if (fromSpool) spool!.ack(consumed);
         this.#offline = false;
         this.#attempt = 0;
       } catch (error) {
         this.#inflight = undefined;
+        // What the server took (or refused for good) before the failure is not sent again.
+        const rest = settled.size === 0 ? batch : items.filter((item) => !settled.has(item)).map((item) => item.event);
         if (this.#closed) {
-          if (!fromSpool) this.#keep(batch);
+          if (!fromSpool) this.#keep(rest);
           return;
         }
         if (error instanceof RemoteError && error.retryable) {
-          if (!fromSpool) this.#keep(batch);
+          if (!fromSpool) this.#keep(rest);
           this.#goOffline(error);
           return;
         }
-        // Refused for good (malformed, unauthorized): retrying cannot help.
+        // Not an answer of the server's (a bug): keep the events, report, try again later.
+        if (!fromSpool) this.#keep(rest);
         this.#options.onError(error);
-        if (fromSpool) spool!.ack(batch.length);
-        this.#dropped += batch.length;
+        return;
       }
       // Between batches, new work waits for the timer unless the queue holds a full batch.
       if (!untilEmpty && !(spool?.hasData ?? false) && this.#queue.length < this.#options.maxBatch) return;
     }
+  }
+
+  /**
+   * The longest run of candidates that fits one request, each checked as the server will check it:
+   * those refused are returned apart (and count as consumed), the first that does not fit ends the batch.
+   */
+  #pack(candidates: readonly WardenEvent[]): { items: Packed[]; consumed: number; refused: Array<{ event: WardenEvent; refusal: Refusal }> } {
+    const items: Packed[] = [];
+    const refused: Array<{ event: WardenEvent; refusal: Refusal }> = [];
+    let bytes = ENVELOPE_BYTES;
+    let consumed = 0;
+    for (const event of candidates) {
+      let json: string;
+      try {
+        json = JSON.stringify(event);
+      } catch (error) {
+        refused.push({ event, refusal: { by: "client", code: "invalid_event", reason: `not serializable as JSON: ${error instanceof Error ? error.message : String(error)}` } });
+        consumed++;
+        continue;
+      }
+      const refusal = this.#check(event, json);
+      if (refusal !== undefined) {
+        refused.push({ event, refusal: { by: "client", ...refusal } });
+        consumed++;
+        continue;
+      }
+      const size = Buffer.byteLength(json) + 1;
+      if (items.length > 0 && bytes + size > this.#maxBatchBytes) break;
+      items.push({ event, json });
+      bytes += size;
+      consumed++;
+    }
+    return { items, consumed, refused };
+  }
+
+  /**
+   * Sends `items`; a batch refused for its content is split in halves until each refused event
+   * stands alone. Resolves once every item is delivered or set aside (each then in `settled`);
+   * rejects only when the server could not be reached or asked to retry.
+   */
+  async #deliver(items: Packed[], settled: Set<Packed>): Promise<void> {
+    let response: IngestResponse;
+    try {
+      response = await this.#options.send(
+        items.map((item) => item.event),
+        `{"events":[${items.map((item) => item.json).join(",")}]}`,
+      );
+    } catch (error) {
+      if (!(error instanceof RemoteError) || error.retryable || error.status === undefined) throw error;
+      if (REFUSES_CONTENT.has(error.status) && items.length > 1) {
+        const half = Math.ceil(items.length / 2);
+        await this.#deliver(items.slice(0, half), settled);
+        await this.#deliver(items.slice(half), settled);
+        return;
+      }
+      // One event refused, or the whole request refused for a reason no split can fix (the key).
+      const refusal: Refusal = { by: "server", code: CODE_OF_STATUS[error.status] ?? `http_${error.status}`, reason: error.message.replace(/^\[warden\] \[\w+\] "[^"]*": /, ""), status: error.status };
+      if (items.length > 1) this.#options.onError(error);
+      this.#setAside(items.map(({ event }) => ({ event, refusal })));
+      for (const item of items) settled.add(item);
+      this.#options.onSettled?.(items.map((item) => item.event));
+      return;
+    }
+    const rejected: Array<{ event: WardenEvent; refusal: Refusal }> = [];
+    for (const r of response.rejected ?? []) {
+      const item = items[r.index];
+      // An index that does not name the event it claims is not trusted to name any.
+      if (item === undefined || item.event.id !== r.id) continue;
+      rejected.push({ event: item.event, refusal: { by: "server", code: r.code, reason: r.reason } });
+    }
+    this.#setAside(rejected);
+    this.#sent += items.length - rejected.length;
+    for (const item of items) settled.add(item);
+    this.#options.onSettled?.(items.map((item) => item.event));
+  }
+
+  /** Writes dead letters (each event once), counts them, and reports the first. */
+  #setAside(items: ReadonlyArray<{ event: WardenEvent; refusal: Refusal }>): void {
+    const fresh = items.filter(({ event }) => !this.#recentDeadLetters.has(String(event.id)));
+    if (fresh.length === 0) return;
+    for (const { event } of fresh) {
+      this.#recentDeadLetters.add(String(event.id));
+      if (this.#recentDeadLetters.size > RECENT_DEAD_LETTERS) this.#recentDeadLetters.delete(this.#recentDeadLetters.values().next().value!);
+    }
+    this.#deadLettered += fresh.length;
+    try {
+      this.#options.deadLetters?.record(fresh);
+    } catch (error) {
+      this.#options.onError(error);
+    }
+    this.#options.onSettled?.(fresh.map(({ event }) => event));
+    if (this.#warnedDeadLetter) return;
+    this.#warnedDeadLetter = true;
+    const first = fresh[0]!;
+    this.#options.onError(
+      new RemoteError(`event "${String(first.event.id).slice(0, 64)}" (${String(first.event.type).slice(0, 64)}) set aside, the control plane will not accept it: ${first.refusal.reason} (see warden.remote.deadLetters(); further ones are counted, not reported)`, {
+        retryable: false,
+        ...(first.refusal.status !== undefined && { status: first.refusal.status }),
+      }),
+    );
   }
 
   /** A batch that could not be sent goes back in front of the queue (then to the spool). */
@@ -202,11 +350,13 @@ export class EventDispatcher {
       this.#options.onError(error);
       return;
     }
+    if (written > 0) this.#options.onSettled?.(written === this.#queue.length ? this.#queue : this.#queue.slice(0, written));
     this.#queue = written === this.#queue.length ? [] : this.#queue.slice(written);
   }
 
   #drop(count: number, why: string): void {
     this.#dropped += count;
+    this.#options.onDropped?.(count);
     if (this.#warnedFull) return;
     this.#warnedFull = true;
     this.#options.onError(new RemoteError(`events dropped: ${why} (further drops are counted, not reported)`, { retryable: false }));

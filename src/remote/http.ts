@@ -40,15 +40,19 @@ export class RemoteHttp {
     return `Bearer ${this.#apiKey}`;
   }
 
-  /** Sends a request; 2xx and 304 resolve, anything else rejects with `RemoteError`. */
-  async request<T>(method: string, path: string, options: { body?: unknown; headers?: Record<string, string> } = {}): Promise<RemoteResponse<T>> {
+  /**
+   * Sends a request; 2xx and 304 resolve, anything else rejects with `RemoteError`. `rawBody` is a
+   * body already serialized as JSON (sent as it is).
+   */
+  async request<T>(method: string, path: string, options: { body?: unknown; rawBody?: string; headers?: Record<string, string> } = {}): Promise<RemoteResponse<T>> {
     const url = `${this.baseUrl}${path}`;
+    const body = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
     let response: Response;
     try {
       response = await fetch(url, {
         method,
-        headers: { authorization: this.authorization, accept: "application/json", ...(options.body !== undefined && { "content-type": "application/json" }), ...options.headers },
-        ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
+        headers: { authorization: this.authorization, accept: "application/json", ...(body !== undefined && { "content-type": "application/json" }), ...options.headers },
+        ...(body !== undefined && { body }),
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (cause) {

@@ -15,6 +15,8 @@ export const RemoteOptionsSchema = z.strictObject({
   spool: z.boolean().default(true),
   /** Largest spool on disk; beyond it new events are dropped with one warning. */
   maxSpoolBytes: z.number().int().positive().default(256 * 1024 * 1024),
+  /** Largest dead-letter file pair on disk (events the control plane will never accept, with the reason). */
+  maxDeadLetterBytes: z.number().int().positive().default(16 * 1024 * 1024),
   /** Timeout of each request to the control plane. */
   requestTimeout: DurationSchema.default(10_000),
   /** Follow `GET /v1/stream` for halts, approvals and policy updates; without it, polling only. */

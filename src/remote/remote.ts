@@ -1,4 +1,5 @@
 import { createHash, type JsonWebKey } from "node:crypto";
+import type { z } from "zod";
 import { dirname, join, resolve } from "node:path";
 import type { ResolvedOptions } from "../config.js";
 import { ApprovalStatus, EventType } from "../enums.js";
@@ -6,7 +7,11 @@ import { RemoteError } from "../errors.js";
 import type { WardenEvent } from "../events.js";
 import type { HaltRecord } from "../halt/halt.js";
 import type { ApprovalRecord } from "../records.js";
-import { isRevocationEntry, readKeyCache, readPolicyCache, readRevocationCache, writeKeyCache, writePolicyCache, writeRevocationCache, type RevocationEntry } from "./cache.js";
+import { ApprovalRecordSchema, HaltListSchema, HaltRecordSchema, JwksSchema, PolicyVersionSchema, RevocationSchema, RevokedPageSchema, TokenRevokedMessageSchema, type PolicyVersion } from "../wire/responses.js";
+import { readKeyCache, readPolicyCache, readRevocationCache, writeKeyCache, writePolicyCache, writeRevocationCache, type RevocationEntry } from "./cache.js";
+import { IngestResponseSchema, type IngestResponse } from "../wire/event.js";
+import { AcknowledgedWatermark, type LedgerReader } from "./acknowledged.js";
+import { DeadLetterFile, type DeadLetter } from "./dead-letters.js";
 import { EventDispatcher, type DispatcherStats } from "./dispatcher.js";
 import { RemoteHttp } from "./http.js";
 import { RemoteOptionsSchema, type RemoteSettings } from "./options.js";
@@ -25,6 +30,8 @@ export interface RemoteHost {
   applyOrganizationKey(jwk: JsonWebKey): void;
   /** A token (or block) the control plane revoked: it stops verifying here too. */
   applyRevocation(tokenId: string, reason: string | undefined): void;
+  /** The client's ledger: entries the control plane never acknowledged are sent again on the next start. */
+  ledger?: LedgerReader | undefined;
   reportError(error: unknown): void;
 }
 
@@ -36,6 +43,8 @@ export interface RemoteLinkOptions {
   settings: RemoteSettings;
   /** Policy cache and spool of this control plane and key. */
   dir: string;
+  /** The client's store (`:memory:` keeps no ledger across restarts, so nothing is sent again). */
+  store?: string | undefined;
   /** Halt state older than this is unknown (and, by default, blocks). */
   staleAfter: number;
   /** The client was given policies of its own to enforce until the first sync. */
@@ -58,11 +67,6 @@ const REVOCATION_OVERLAP = 60_000;
 /** Revocations per page of `GET /v1/tokens/revoked`. */
 const REVOCATION_PAGE = 1000;
 
-interface RevokedPage {
-  items: unknown[];
-  next: { since: number; afterTokenId: string } | null;
-}
-
 /**
  * Remote mode's state, for health checks and diagnostics: stream, sync and event-queue figures.
  * @example
@@ -76,12 +80,18 @@ export interface RemoteStatus extends DispatcherStats {
   policyEtag: string | undefined;
   haltSyncedAt: number;
   awaitingApprovals: number;
+  /** Ledger entries sent again on start because no control plane had acknowledged them (a client before this one was killed). */
+  recovered: number;
 }
 
-interface PolicyVersionBody {
-  version: number;
-  etag: string;
-  policies: unknown;
+type PolicyVersionBody = PolicyVersion;
+
+/** An answer read with its schema; one of another shape is a `RemoteError` (never retried as it is). */
+function readAs<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new RemoteError(`${what}: an answer of an unexpected shape (${issue ? `${issue.path.map(String).join(".") || "body"}: ${issue.message}` : "?"})`, { retryable: false });
 }
 
 /** The directory of one control plane and key: `<cacheDir>/<hash>`. */
@@ -101,6 +111,7 @@ export function createRemoteLink(options: ResolvedOptions, agent: { agentId: str
     group: agent.group,
     settings: options.remote ?? RemoteOptionsSchema.parse({}),
     dir: remoteDir(options, options.url, options.apiKey),
+    store: options.store,
     staleAfter: options.halt.staleAfter,
     hasLocalPolicies: options.policies !== undefined,
     host,
@@ -122,6 +133,8 @@ export class RemoteLink {
   readonly #options: RemoteLinkOptions;
   readonly #http: RemoteHttp;
   readonly #dispatcher: EventDispatcher;
+  readonly #deadLetters: DeadLetterFile;
+  readonly #watermark: AcknowledgedWatermark | undefined;
   readonly #cachePath: string;
   readonly #keyPath: string;
   readonly #revocationPath: string;
@@ -151,6 +164,7 @@ export class RemoteLink {
   #wakeStream: (() => void) | undefined;
   #syncing: { halts?: Promise<void> | undefined; policies?: Promise<void> | undefined; approvals?: Promise<void> | undefined; revocations?: Promise<void> | undefined } = {};
   #registered = false;
+  #recovered = 0;
   #shutdown: Promise<void> | undefined;
   #closed = false;
 
@@ -168,14 +182,25 @@ export class RemoteLink {
         options.host.reportError(error);
       }
     }
+    this.#deadLetters = new DeadLetterFile(options.dir, options.settings.maxDeadLetterBytes);
+    const ledger = options.host.ledger;
+    this.#watermark = ledger !== undefined && options.store !== undefined && options.store !== ":memory:" ? new AcknowledgedWatermark(options.dir, options.store, ledger, (error) => this.#report("watermark", error)) : undefined;
     this.#dispatcher = new EventDispatcher({
-      send: (batch) => this.#sendBatch(batch),
+      send: (batch, body) => this.#postEvents(batch, body),
       flushInterval: options.settings.flushInterval,
       maxQueue: options.settings.maxQueue,
       maxBatch: options.settings.maxBatch,
       spool,
+      deadLetters: this.#deadLetters,
+      onSettled: (events) => this.#watermark?.settled(events),
+      onDropped: () => this.#watermark?.dropped(),
       onError: (error) => options.host.reportError(error),
     });
+    // What a client killed before sending left in this store's ledger goes out first.
+    this.#watermark
+      ?.recover((event) => this.#dispatcher.enqueue(event))
+      .then((count) => (this.#recovered = count))
+      .catch((error: unknown) => this.#report("watermark", error));
     this.#loadCachedPolicies();
     this.#loadCachedKey();
     this.#loadCachedRevocations();
@@ -199,13 +224,14 @@ export class RemoteLink {
   }
 
   get status(): RemoteStatus {
-    return { ...this.#dispatcher.stats, streamConnected: this.#streamOpen, policyVersion: this.#policyVersion, policyEtag: this.#etag, haltSyncedAt: this.#haltSyncedAt, awaitingApprovals: this.#waiting.size };
+    return { ...this.#dispatcher.stats, streamConnected: this.#streamOpen, policyVersion: this.#policyVersion, policyEtag: this.#etag, haltSyncedAt: this.#haltSyncedAt, awaitingApprovals: this.#waiting.size, recovered: this.#recovered };
   }
 
   /** Hands one event over. Approval requests and halts made here go to the server at once; the rest is batched. */
   send(event: WardenEvent): void {
     if (this.#closed) return;
     try {
+      this.#watermark?.track(event);
       const data = event.data;
       switch (event.type) {
         case EventType.APPROVAL_REQUESTED:
@@ -227,6 +253,15 @@ export class RemoteLink {
     } catch (error) {
       this.#report("send", error);
     }
+  }
+
+  /**
+   * Events the control plane will never accept (nested deeper than the wire allows, an id too long,
+   * too large, or refused by the server), oldest first, each with the reason. Their batches were
+   * delivered without them; the full events stay in the local ledger under their ids.
+   */
+  deadLetters(): DeadLetter[] {
+    return this.#deadLetters.read();
   }
 
   /** Sends what is queued (and spooled) now; returns early while the server is unreachable. Never rejects. */
@@ -253,6 +288,7 @@ export class RemoteLink {
     this.#wakeStream?.();
     this.#streamAbort?.abort();
     this.#dispatcher.close();
+    this.#watermark?.close();
   }
 
   // ── sync ──────────────────────────────────────────────────────────────────────────────────
@@ -289,9 +325,9 @@ export class RemoteLink {
     this.#syncing.policies ??= (async () => {
       const changesBefore = this.#policyChanges;
       this.#lastPolicyCheck = Date.now();
-      const response = await this.#http.request<PolicyVersionBody>("GET", "/v1/policies/current", { headers: this.#etag ? { "if-none-match": this.#etag } : {} });
+      const response = await this.#http.request<unknown>("GET", "/v1/policies/current", { headers: this.#etag ? { "if-none-match": this.#etag } : {} });
       if (response.status === 304 || this.#policyChanges !== changesBefore) return;
-      this.#applyAndCache(response.body);
+      this.#applyAndCache(readAs(PolicyVersionSchema, response.body, "GET /v1/policies/current"));
     })().finally(() => (this.#syncing.policies = undefined));
     return this.#syncing.policies;
   }
@@ -317,8 +353,8 @@ export class RemoteLink {
 
   /** The organization's public key (JWKS): tokens verify offline against it, never against a local key. */
   async #syncKey(): Promise<void> {
-    const { body } = await this.#http.request<{ keys: JsonWebKey[] }>("GET", "/v1/tokens/jwks");
-    const jwk = body.keys[0];
+    const { body } = await this.#http.request<unknown>("GET", "/v1/tokens/jwks");
+    const jwk = readAs(JwksSchema, body, "GET /v1/tokens/jwks").keys[0];
     if (jwk === undefined) return;
     this.#options.host.applyOrganizationKey(jwk);
     try {
@@ -332,7 +368,7 @@ export class RemoteLink {
     this.#syncing.halts ??= (async () => {
       const started = Date.now();
       const response = await this.#http.request<{ halts: HaltRecord[] }>("GET", "/v1/halts?include=all");
-      this.#options.host.applyHalts(response.body.halts);
+      this.#options.host.applyHalts(readAs(HaltListSchema, response.body, "GET /v1/halts").halts);
       this.#haltSyncedAt = Math.max(this.#haltSyncedAt, started);
       this.#reported.delete("poll");
     })().finally(() => (this.#syncing.halts = undefined));
@@ -358,12 +394,15 @@ export class RemoteLink {
       for (;;) {
         const search = new URLSearchParams({ since: String(query.since), limit: String(REVOCATION_PAGE) });
         if (query.afterTokenId !== undefined) search.set("afterTokenId", query.afterTokenId);
-        const { body } = await this.#http.request<RevokedPage>("GET", `/v1/tokens/revoked?${search}`);
-        for (const item of body.items) {
-          if (isRevocationEntry(item) && this.#learnRevocation({ tokenId: item.tokenId, revokedAt: item.revokedAt, ...(typeof item.reason === "string" && { reason: item.reason }) })) this.#revocationCacheStale = true;
+        const response = await this.#http.request<unknown>("GET", `/v1/tokens/revoked?${search}`);
+        const body = readAs(RevokedPageSchema, response.body, "GET /v1/tokens/revoked");
+        for (const value of body.items) {
+          // One item of another shape is skipped, not the page.
+          const item = RevocationSchema.safeParse(value);
+          if (item.success && this.#learnRevocation({ tokenId: item.data.tokenId, revokedAt: item.data.revokedAt, ...(item.data.reason !== undefined && { reason: item.data.reason }) })) this.#revocationCacheStale = true;
         }
         const next = body.next;
-        if (next === null || next === undefined || typeof next.since !== "number" || typeof next.afterTokenId !== "string") break;
+        if (next === null || next === undefined) break;
         // A cursor that does not move would ask for the same page forever.
         if (next.since < query.since || (next.since === query.since && query.afterTokenId !== undefined && next.afterTokenId <= query.afterTokenId)) break;
         query = { since: next.since, afterTokenId: next.afterTokenId };
@@ -397,8 +436,8 @@ export class RemoteLink {
     this.#syncing.approvals ??= (async () => {
       for (const approvalId of [...this.#waiting]) {
         try {
-          const { body } = await this.#http.request<ApprovalRecord>("GET", `/v1/approvals/${encodeURIComponent(approvalId)}`);
-          this.#resolved(body);
+          const { body } = await this.#http.request<unknown>("GET", `/v1/approvals/${encodeURIComponent(approvalId)}`);
+          this.#resolved(readAs(ApprovalRecordSchema, body, "GET /v1/approvals/:id"));
         } catch (error) {
           // 404: the request is still on its way (spooled); keep waiting.
           if (!(error instanceof RemoteError && error.status === 404)) throw error;
@@ -500,20 +539,20 @@ export class RemoteLink {
             .catch((error: unknown) => this.#report("poll", error));
           return;
         case "policy.updated": {
-          const version = data as PolicyVersionBody;
+          const version = readAs(PolicyVersionSchema, data, "stream policy.updated");
           if (this.#policyVersion === undefined || version.version > this.#policyVersion) this.#applyAndCache(version);
           return;
         }
         case "halt.created":
         case "halt.lifted":
-          this.#options.host.applyHalts([data as HaltRecord]);
+          this.#options.host.applyHalts([readAs(HaltRecordSchema, data, `stream ${event.event}`)]);
           return;
         case "approval.resolved":
-          this.#resolved(data as ApprovalRecord);
+          this.#resolved(readAs(ApprovalRecordSchema, data, "stream approval.resolved"));
           return;
         case "token.revoked": {
-          const { tokenId, reason } = data as { tokenId?: unknown; reason?: unknown };
-          if (typeof tokenId === "string") this.#options.host.applyRevocation(tokenId, typeof reason === "string" ? reason : undefined);
+          const { tokenId, reason } = readAs(TokenRevokedMessageSchema, data, "stream token.revoked");
+          this.#options.host.applyRevocation(tokenId, reason);
           return;
         }
       }
@@ -529,25 +568,25 @@ export class RemoteLink {
 
   // ── sending ───────────────────────────────────────────────────────────────────────────────
 
-  async #sendBatch(batch: WardenEvent[]): Promise<void> {
+  /** `POST /v1/events`; the answer is read with the schema the server answers by. */
+  async #postEvents(batch: WardenEvent[], body: string): Promise<IngestResponse> {
     try {
-      await this.#http.request("POST", "/v1/events", { body: { events: batch } });
+      const response = await this.#http.request<unknown>("POST", "/v1/events", { rawBody: body });
+      const parsed = IngestResponseSchema.safeParse(response.body);
+      if (parsed.success) return parsed.data;
+      this.#report("ingest-answer", new RemoteError(`POST /v1/events: an answer of an unknown shape (${parsed.error.issues[0]?.message ?? "?"}); the batch counts as accepted`, { status: response.status, retryable: false }));
     } catch (error) {
-      // Too large for the server: send it in halves.
-      if (error instanceof RemoteError && error.status === 413 && batch.length > 1) {
-        const half = Math.ceil(batch.length / 2);
-        await this.#sendBatch(batch.slice(0, half));
-        await this.#sendBatch(batch.slice(half));
-        return;
-      }
-      throw error;
+      // A 2xx that is not JSON: the server took the batch all the same.
+      if (!(error instanceof RemoteError && error.status !== undefined && error.status >= 200 && error.status < 300)) throw error;
     }
+    return { accepted: batch.length };
   }
 
   /** A request the server must act on now. If it cannot be made, the event still reaches the ledger through the queue. */
   async #control(event: WardenEvent, request: () => Promise<unknown>): Promise<void> {
     try {
       await request();
+      this.#watermark?.settled([event]);
     } catch (error) {
       this.#report(`control:${event.type}`, error);
       this.#dispatcher.enqueue(event);

@@ -16,6 +16,7 @@ import { tokenRoutes } from "./routes/tokens.js";
 import { SqliteControlPlaneStore } from "./sqlite-store.js";
 import type { Changes, ControlPlaneStore, Role } from "./store.js";
 import { StreamHub } from "./stream.js";
+import { MAX_INGEST_BYTES } from "../wire/limits.js";
 
 /** How often open streams are checked against revoked keys. */
 const KEY_CHECK_INTERVAL = 5000;
@@ -95,7 +96,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
     store,
     hub,
     publish,
-    limits: { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? "5mb", streams: options.maxStreams ?? 1000 },
+    limits: { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? MAX_INGEST_BYTES, streams: options.maxStreams ?? 1000 },
     retryMs: options.streamRetry ?? 1000,
   };
 

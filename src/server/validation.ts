@@ -5,26 +5,15 @@ import { ActionType, ApprovalStatus, RunStatus, ToolCallStatus, values } from ".
 import { MoneySchema } from "../money.js";
 import { HttpError, type Problem } from "./errors.js";
 import { ROLES } from "./store.js";
+import { EventSchema, IdSchema, IngestSchema, JsonObjectSchema, JsonSchema } from "../wire/event.js";
+import { withinDepth } from "../wire/limits.js";
 
-/** Deepest nesting accepted inside free-form JSON (event data, payloads, policy sets). */
-const MAX_JSON_DEPTH = 32;
 const DAY = 86_400_000;
 
-/** True when `value` nests no deeper than `limit`. Iterative: hostile input cannot overflow the stack. */
-export function withinDepth(value: unknown, limit = MAX_JSON_DEPTH): boolean {
-  const stack: Array<[unknown, number]> = [[value, 0]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (item === null || typeof item !== "object") continue;
-    if (depth >= limit) return false;
-    for (const child of Object.values(item as Record<string, unknown>)) if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
-  }
-  return true;
-}
-
-const Json = z.unknown().refine((value) => withinDepth(value), `nested deeper than ${MAX_JSON_DEPTH} levels`);
-const JsonObject = z.record(z.string(), z.unknown()).refine((value) => withinDepth(value), `nested deeper than ${MAX_JSON_DEPTH} levels`);
-export const IdSchema = z.string().min(1).max(256);
+// The event wire's limits and shapes live in src/wire, shared with the remote client.
+export { withinDepth, IdSchema, EventSchema, IngestSchema };
+const Json = JsonSchema;
+const JsonObject = JsonObjectSchema;
 const Name = z.string().min(1).max(256);
 const Reason = z.string().max(4000);
 const Timestamp = z.int().min(0).max(8.64e15);
@@ -35,25 +24,6 @@ const AgentContextSchema = z.strictObject({
   conversationId: z.string().max(256).optional(),
   promptSummary: z.string().max(10_000).optional(),
 });
-
-// ── events ──────────────────────────────────────────────────────────────────────────────────
-
-/** A `WardenEvent` as the client sends it. `org` is ignored: the key's organization applies. */
-export const EventSchema = z.strictObject({
-  id: IdSchema,
-  type: z.string().max(64).regex(/^[a-z][a-z_]*(\.[a-z_]+)+$/, "an event type such as tool.called"),
-  ts: Timestamp,
-  org: z.string().max(256).optional(),
-  agentId: IdSchema.nullable(),
-  runId: IdSchema.nullable(),
-  stepId: IdSchema.nullable(),
-  toolCallId: IdSchema.nullable(),
-  actor: z.string().max(256).nullable(),
-  data: JsonObject,
-});
-
-const MAX_EVENTS_PER_BATCH = 1000;
-export const IngestSchema = z.strictObject({ events: z.array(EventSchema).min(1).max(MAX_EVENTS_PER_BATCH) });
 
 export const AgentRegistrationSchema = z.strictObject({ group: z.string().min(1).max(256).nullable().optional() });
 

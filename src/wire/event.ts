@@ -1,0 +1,72 @@
+// The shapes of event ingest (`POST /v1/events`), on both sides of the wire: the control plane
+// parses requests with them, the remote client checks what it sends and parses what it reads back
+// (answers, its spool) with the very same schemas.
+import { z } from "zod";
+import { MAX_EVENT_BYTES, MAX_EVENT_TYPE_LENGTH, MAX_EVENTS_PER_BATCH, MAX_ID_LENGTH, MAX_JSON_DEPTH, MAX_NAME_LENGTH, withinDepth } from "./limits.js";
+
+/** An id on the wire: non-empty, at most 256 characters. */
+export const IdSchema = z.string().min(1).max(MAX_ID_LENGTH);
+const Timestamp = z.int().min(0).max(8.64e15);
+const depthMessage = `nested deeper than ${MAX_JSON_DEPTH} levels`;
+/** Free-form JSON no deeper than the wire allows. */
+export const JsonSchema = z.unknown().refine((value) => withinDepth(value), depthMessage);
+/** A free-form JSON object no deeper than the wire allows. */
+export const JsonObjectSchema = z.record(z.string(), z.unknown()).refine((value) => withinDepth(value), depthMessage);
+
+/**
+ * @internal A `WardenEvent` as the client sends it and the control plane accepts it. `org` is
+ * ignored by the server: the key's organization applies.
+ */
+export const EventSchema = z.strictObject({
+  id: IdSchema,
+  type: z.string().max(MAX_EVENT_TYPE_LENGTH).regex(/^[a-z][a-z_]*(\.[a-z_]+)+$/, "an event type such as tool.called"),
+  ts: Timestamp,
+  org: z.string().max(MAX_NAME_LENGTH).optional(),
+  agentId: IdSchema.nullable(),
+  runId: IdSchema.nullable(),
+  stepId: IdSchema.nullable(),
+  toolCallId: IdSchema.nullable(),
+  actor: z.string().max(MAX_NAME_LENGTH).nullable(),
+  data: JsonObjectSchema,
+});
+
+/** The body of `POST /v1/events`. */
+export const IngestSchema = z.strictObject({ events: z.array(EventSchema).min(1).max(MAX_EVENTS_PER_BATCH) });
+
+/** One event of a batch the control plane refused on its own, the rest of the batch being accepted. */
+export const RejectedEventSchema = z.object({
+  index: z.int().min(0),
+  id: z.string(),
+  code: z.string().min(1).max(64),
+  reason: z.string().max(4000),
+});
+
+/** The answer to `POST /v1/events`: events written, events it already had, and, when some were refused one by one, which. */
+export const IngestResponseSchema = z.object({
+  accepted: z.int().min(0),
+  duplicates: z.int().min(0).optional(),
+  rejected: z.array(RejectedEventSchema).max(MAX_EVENTS_PER_BATCH).optional(),
+});
+export type IngestResponse = z.output<typeof IngestResponseSchema>;
+
+/** Why an event cannot go over the wire as it is: the same words the control plane would answer. */
+export interface EventRefusal {
+  code: "invalid_event" | "event_too_large";
+  reason: string;
+}
+
+/**
+ * @internal Checks one event as the control plane will: its shape and limits, and its size as
+ * JSON. Returns why it would be refused, or undefined when it can be sent. `json` is the event's
+ * JSON when the caller has it already.
+ */
+export function checkWireEvent(event: unknown, json?: string): EventRefusal | undefined {
+  const parsed = EventSchema.safeParse(event);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.slice(0, 3).map((issue) => `${issue.path.map(String).join(".") || "event"}: ${issue.message}`);
+    return { code: "invalid_event", reason: issues.join("; ") };
+  }
+  const bytes = Buffer.byteLength(json ?? JSON.stringify(event));
+  if (bytes > MAX_EVENT_BYTES) return { code: "event_too_large", reason: `${bytes} bytes as JSON, over the ${MAX_EVENT_BYTES} a request may carry` };
+  return undefined;
+}
