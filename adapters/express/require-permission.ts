@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import { createTokenAuthority, CurrencyConverter, isHalt, tokenDenial, WardenError, type CurrencyTable, type Money, type TokenBlock, type ToolCallHandle, type VerifiedToken, type Warden } from "agent-warden";
@@ -24,6 +25,11 @@ export interface AgentPrincipal {
   /** With a Warden client: the run and tool call recording this request. */
   runId?: string | undefined;
   toolCallId?: string | undefined;
+  /**
+   * With a Warden client: aborts when a halt stops this request (its reason is the `HaltedError`) or the
+   * client goes away. Pass it to the work the handler does; whatever the handler sends after a halt is dropped.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 declare global {
@@ -190,11 +196,54 @@ async function gate(warden: Warden, permission: string, verified: VerifiedToken,
     await ended;
     return;
   }
-  request.agent = { ...principal(verified), runId, toolCallId: handle.toolCallId };
-  next();
+  request.agent = { ...principal(verified), runId, toolCallId: handle.toolCallId, signal: handle.signal };
+  const stop = () => {
+    if (isHalt(handle.signal.reason) && !response.writableEnded) interruptByHalt(handle.signal.reason as Error, response, next);
+  };
+  handle.signal.addEventListener("abort", stop, { once: true });
+  // The handler, and everything it goes on to do, runs in this context: what it sends after a halt is told apart by it.
+  handlerContext.run(true, next);
   const { status, finished } = await ended;
-  if (!finished) handle.fail(new Error("the client closed the connection before the response was sent"));
+  handle.signal.removeEventListener("abort", stop);
+  // Nothing a halt interrupted is recorded as a success, whatever the handler went on to do.
+  if (isHalt(handle.signal.reason)) handle.fail(handle.signal.reason);
+  else if (!finished) handle.fail(new Error("the client closed the connection before the response was sent"));
   else handle.complete({ status });
+}
+
+/** True inside a guarded route's handler (and what it started), outside the guard's own answers. */
+const handlerContext = new AsyncLocalStorage<boolean>();
+
+/**
+ * A halt landed while the handler was running. Before the response has started, the request is answered
+ * 403 `agent_halted` through the app's error handlers, like a halt before the handler; once it has started,
+ * the status is gone, so the response is cut off. Either way the handler's later writes are dropped.
+ */
+function interruptByHalt(halt: Error, response: Response, next: NextFunction): void {
+  dropHandlerWrites(response);
+  if (response.headersSent) {
+    response.destroy(halt);
+    return;
+  }
+  handlerContext.exit(() => next(new AgentAuthError("agent_halted", halt.message, { cause: halt })));
+}
+
+/** Turns the response's writes into no-ops when the handler makes them; the guard's own answer goes through. */
+function dropHandlerWrites(response: Response): void {
+  const inHandler = () => handlerContext.getStore() === true;
+  const { setHeader, writeHead, write, end } = response;
+  response.setHeader = function (this: Response, ...args: Parameters<Response["setHeader"]>) {
+    return inHandler() ? this : setHeader.apply(this, args);
+  } as Response["setHeader"];
+  response.writeHead = function (this: Response, ...args: unknown[]) {
+    return inHandler() ? this : (writeHead as (...a: unknown[]) => Response).apply(this, args);
+  } as Response["writeHead"];
+  response.write = function (this: Response, ...args: unknown[]) {
+    return inHandler() ? true : (write as (...a: unknown[]) => boolean).apply(this, args);
+  } as Response["write"];
+  response.end = function (this: Response, ...args: unknown[]) {
+    return inHandler() ? this : (end as (...a: unknown[]) => Response).apply(this, args);
+  } as Response["end"];
 }
 
 /** The refusal a decision maps to, or undefined when the request may go on (after waiting for a reviewer if policy asks). */

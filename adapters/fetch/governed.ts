@@ -1,6 +1,7 @@
 import { ofetch, type $Fetch, type CreateFetchOptions, type FetchOptions, type FetchRequest, type FetchResponse } from "ofetch";
 import { isHalt, type ToolCallHandle, type Warden } from "agent-warden";
 import { describeRequest, type HttpCall } from "./describe.js";
+import { outgoingRedactor, type OutboundRedaction, type OutgoingRedactor, type OutgoingRequest } from "./redact.js";
 
 /**
  * Options of `createGovernedFetch` and `createTrackedFetch`.
@@ -19,13 +20,21 @@ export interface GovernedFetchOptions {
   toolName?: ((call: HttpCall) => string) | undefined;
   /** Also record the parsed response body (redacted) as the call's output. Default: status only. */
   recordResponseBody?: boolean | undefined;
+  /**
+   * Redaction applied to the request itself before it is decided and sent: the core's rules (JSON paths,
+   * `mask` by default, `remove`, `hash`) and `keys`, on the JSON body, form fields and query parameters.
+   * What policies see and the ledger records is what was sent. Default: the request is sent as given.
+   */
+  redactBeforeSend?: OutboundRedaction | undefined;
 }
 
 type Mode = "govern" | "track";
 
-interface Settings extends Omit<GovernedFetchOptions, "defaults" | "fetch"> {
+interface Settings extends Omit<GovernedFetchOptions, "defaults" | "fetch" | "redactBeforeSend"> {
   /** `track`: record every decision, enforce none but a halt. */
   mode: Mode;
+  /** Rewrites each request into what may leave the process. */
+  outgoing: OutgoingRedactor | undefined;
 }
 
 /**
@@ -57,11 +66,13 @@ export function createTrackedFetch(warden: Warden, options: GovernedFetchOptions
 
 function createInstance(warden: Warden, options: GovernedFetchOptions, mode: Mode): $Fetch {
   const defaults = options.defaults ?? {};
-  return governedInstance(warden, (options.fetch ?? ofetch).create(defaults), defaults, { ...options, mode });
+  const outgoing = options.redactBeforeSend === undefined ? undefined : outgoingRedactor(options.redactBeforeSend);
+  return governedInstance(warden, (options.fetch ?? ofetch).create(defaults), defaults, { ...options, mode, outgoing });
 }
 
 function governedInstance(warden: Warden, inner: $Fetch, defaults: FetchOptions, settings: Settings): $Fetch {
-  const raw = async function governedRaw(request: FetchRequest, requestOptions: FetchOptions<any> = {}): Promise<FetchResponse<any>> {
+  const raw = async function governedRaw(given: FetchRequest, givenOptions: FetchOptions<any> = {}): Promise<FetchResponse<any>> {
+    const { request, options: requestOptions } = await outgoingOf(settings, given, givenOptions, defaults);
     const handle = await open(warden, settings, describeRequest(request, requestOptions, defaults), requestOptions.signal ?? defaults.signal ?? undefined, requestOptions.timeout ?? defaults.timeout);
     let response: FetchResponse<any>;
     try {
@@ -77,11 +88,13 @@ function governedInstance(warden: Warden, inner: $Fetch, defaults: FetchOptions,
     return (await raw(request, requestOptions))._data;
   } as $Fetch;
   governedFetch.raw = raw as $Fetch["raw"];
-  governedFetch.native = async function governedNative(input, init = {}) {
-    const request = input instanceof URL ? input.href : input;
+  governedFetch.native = async function governedNative(input, givenInit = {}) {
+    const outgoing = await outgoingOf(settings, input instanceof URL ? input.href : input, givenInit as FetchOptions<any>, {});
+    const request = outgoing.request;
+    const init = outgoing.options as RequestInit;
     const handle = await open(warden, settings, describeRequest(request, init as FetchOptions<any>, {}), init.signal ?? undefined);
     try {
-      const response = await inner.native(input, { ...init, signal: handle.signal });
+      const response = await inner.native(request, { ...init, signal: handle.signal });
       handle.complete({ status: response.status, statusText: response.statusText });
       return response;
     } catch (error) {
@@ -90,6 +103,11 @@ function governedInstance(warden: Warden, inner: $Fetch, defaults: FetchOptions,
   };
   governedFetch.create = (moreDefaults: FetchOptions, globalOptions?: CreateFetchOptions) => governedInstance(warden, inner.create(moreDefaults, globalOptions), { ...defaults, ...moreDefaults }, settings);
   return governedFetch;
+}
+
+/** The request as it may leave the process: redacted when `redactBeforeSend` says so, else as given. */
+async function outgoingOf(settings: Settings, request: FetchRequest, options: FetchOptions<any>, defaults: FetchOptions<any>): Promise<OutgoingRequest> {
+  return settings.outgoing === undefined ? { request, options } : settings.outgoing(request, options, defaults);
 }
 
 /**

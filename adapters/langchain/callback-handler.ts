@@ -3,9 +3,8 @@ import type { Serialized } from "@langchain/core/load/serializable";
 import type { BaseMessage } from "@langchain/core/messages";
 import type { LLMResult } from "@langchain/core/outputs";
 import type { ChainValues } from "@langchain/core/utils/types";
-import { isGraphInterrupt } from "@langchain/langgraph";
 import { WardenError, type ActionType, type LlmUsage, type ToolCallHandle, type Warden } from "agent-warden";
-import { failRunIfOpen, isGoverned, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, warnOnce } from "./shared.js";
+import { failRunIfOpen, isGoverned, isGraphInterrupt, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, warnOnce } from "./shared.js";
 
 /**
  * Options of {@link WardenCallbackHandler}.

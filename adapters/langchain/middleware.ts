@@ -1,10 +1,11 @@
 import { ToolMessage } from "@langchain/core/messages";
 import type { ToolCall } from "@langchain/core/messages/tool";
-import { interrupt, isGraphBubbleUp } from "@langchain/langgraph";
-import { createMiddleware, MiddlewareError, ToolInvocationError, type AgentMiddleware } from "langchain";
+// Types only from `langchain`: importing `agent-warden/langchain` must not load it (nor LangGraph), so that
+// `WardenCallbackHandler` works with `@langchain/core` alone. The middleware reaches LangGraph lazily.
+import type { AgentMiddleware } from "langchain";
 import { z } from "zod";
 import { WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
-import { failRunIfOpen, isErrorMessage, raceSignal, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, warnOnce, whileGoverned } from "./shared.js";
+import { failRunIfOpen, hasLangChainBrand, isErrorMessage, isGraphBubbleUp, raceSignal, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, warnOnce, whileGoverned } from "./shared.js";
 
 /**
  * Options of {@link wardenMiddleware}.
@@ -54,6 +55,16 @@ export interface WardenApprovalInterrupt {
 
 const MIDDLEWARE_NAME = "WardenMiddleware";
 
+/** The brand langchain's `createMiddleware` stamps on a middleware (a registered symbol, the same in every copy). */
+const MIDDLEWARE_BRAND = Symbol.for("AgentMiddleware");
+
+/** LangGraph's `interrupt`, loaded on first use: only `approval: "interrupt"` needs it, and only when a reviewer is awaited. */
+let langgraph: Promise<typeof import("@langchain/langgraph")> | undefined;
+async function interrupt(value: unknown): Promise<void> {
+  langgraph ??= import("@langchain/langgraph");
+  (await langgraph).interrupt(value);
+}
+
 /** Refusals the model is told about (as an error tool message); anything else stops the run. */
 const REFUSED = new Set<string>(["tool_blocked", "approval_rejected", "approval_timeout"]);
 
@@ -95,7 +106,10 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
     await failRunIfOpen(warden, runId, error).catch(report);
   };
 
-  return createMiddleware({
+  // What `createMiddleware` from langchain returns (it copies the hooks beside its brand), built here so that
+  // importing this module does not load langchain.
+  const middleware = {
+    [MIDDLEWARE_BRAND]: true,
     name: MIDDLEWARE_NAME,
     stateSchema,
 
@@ -130,7 +144,7 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
       const begun =
         (interrupting ? pausedCall(warden, toolCall.id!, runId, signal) : undefined) ??
         warden.beginToolCall({ tool: toolCall.name, args: toolCall.args, externalId: toolCall.id, runId, signal, actionHint: options.actionHints?.[toolCall.name] });
-      const handle = interrupting ? reviewedOrInterrupt(warden, begun, toolCall, signal) : begun;
+      const handle = interrupting ? await reviewedOrInterrupt(warden, begun, toolCall, signal) : begun;
 
       const admitted = await handle.admit().catch((error: unknown) => ({ ok: false as const, error }));
       if (!admitted.ok) {
@@ -154,11 +168,12 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
           throw error;
         }
         // Interrupts belong to LangGraph; failures of middleware inside this one are theirs to surface.
-        if (isGraphBubbleUp(error) || MiddlewareError.isInstance(error)) throw error;
+        if (isGraphBubbleUp(error) || hasLangChainBrand(error, "MiddlewareError")) throw error;
         return toolError(toolCall, error);
       }
     },
-  }) as AgentMiddleware;
+  } satisfies AgentMiddleware<typeof stateSchema> & { [MIDDLEWARE_BRAND]: true };
+  return middleware as unknown as AgentMiddleware;
 }
 
 /**
@@ -186,13 +201,13 @@ function pausedCall(warden: Warden, externalId: string, runId: string | undefine
  * Interrupt mode: the call once its reviewer has answered. While nobody has, LangGraph `interrupt()`
  * pauses the agent; on a resume LangGraph replays this node, and the `interrupt()` answered before returns.
  */
-function reviewedOrInterrupt(warden: Warden, begun: ToolCallHandle, toolCall: ToolCall, signal: AbortSignal | undefined): ToolCallHandle {
+async function reviewedOrInterrupt(warden: Warden, begun: ToolCallHandle, toolCall: ToolCall, signal: AbortSignal | undefined): Promise<ToolCallHandle> {
   let handle = begun;
   while (handle.decision.action === "require_approval") {
     // The reviewer may have answered already (onApprovalRequest, another process).
     handle = warden.resumeToolCall(handle.toolCallId, { signal });
     if (handle.decision.action !== "require_approval") break;
-    interrupt(approvalRequest(handle, toolCall));
+    await interrupt(approvalRequest(handle, toolCall));
   }
   return handle;
 }
@@ -244,6 +259,6 @@ function refusal(toolCall: ToolCall, reason: string): ToolMessage {
 
 /** The error tool message LangChain itself gives a failed tool when no `wrapToolCall` middleware is present. */
 function toolError(toolCall: ToolCall, error: unknown): ToolMessage {
-  const content = ToolInvocationError.isInstance(error) ? error.message : `${String(error)}\n Please fix your mistakes.`;
+  const content = hasLangChainBrand(error, "ToolInvocationError") ? (error as Error).message : `${String(error)}\n Please fix your mistakes.`;
   return new ToolMessage({ content, tool_call_id: toolCall.id ?? "", name: toolCall.name, status: "error" });
 }

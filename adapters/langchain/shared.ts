@@ -1,7 +1,7 @@
 // What the middleware and the callback handler share: which framework tool calls the middleware is
 // governing (so the handler does not record them twice), the state keys that carry the run across
 // interrupts, how framework values are turned into recordable ones, and how a failure is reported or a run failed once.
-import { isCommand } from "@langchain/langgraph";
+// Nothing here imports `langchain` or `@langchain/langgraph`: the callback handler needs only `@langchain/core`.
 import { WardenError, type Warden } from "agent-warden";
 
 /** Private agent-state key holding the Warden run of the current agent invocation (checkpointed with the thread). */
@@ -53,6 +53,33 @@ export function recordableOutput(output: unknown): unknown {
 /** A tool message the tool itself marked as an error (`status: "error"`). */
 export function isErrorMessage(output: unknown): output is MessageLike {
   return isMessageLike(output) && output.status === "error";
+}
+
+// ── framework values, recognised by the markers the frameworks themselves use across copies ──────
+// LangChain and LangGraph make these checks by brand or name (so two installed copies agree); reading the
+// same markers here keeps this module from loading either package.
+
+/** LangGraph's `isGraphInterrupt`: an `interrupt()` pausing the graph (`GraphInterrupt`, `NodeInterrupt`). */
+export function isGraphInterrupt(error: unknown): boolean {
+  const name = (error as { name?: unknown } | null | undefined)?.name;
+  return name === "GraphInterrupt" || name === "NodeInterrupt";
+}
+
+/** LangGraph's `isGraphBubbleUp`: control flow (interrupts, parent commands) that must pass through untouched. */
+export function isGraphBubbleUp(error: unknown): boolean {
+  return typeof error === "object" && error !== null && (error as { is_bubble_up?: unknown }).is_bubble_up === true;
+}
+
+/** LangGraph's `isCommand`: a `Command` a tool returns to update state or route. */
+export function isCommand(value: unknown): value is { update?: unknown; goto?: unknown } {
+  if (typeof value !== "object" || value === null) return false;
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype !== Object.prototype && prototype !== null && (value as { lg_name?: unknown }).lg_name === "Command";
+}
+
+/** LangChain's `MiddlewareError.isInstance` / `ToolInvocationError.isInstance`: its errors carry a `~brand`. */
+export function hasLangChainBrand(error: unknown, brand: "MiddlewareError" | "ToolInvocationError"): boolean {
+  return error instanceof Error && (error as Error & { "~brand"?: unknown })["~brand"] === brand;
 }
 
 /** Runs `fn`, but rejects with the signal's reason as soon as it aborts (a tool that ignores the signal cannot outlive a halt). */

@@ -2,7 +2,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import express, { type ErrorRequestHandler, type RequestHandler } from "express";
 import { afterEach, describe, expect, it } from "vitest";
-import { Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
+import { isHalt, Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
 import { AgentAuthError, requireAgentPermission, type AgentPrincipal, type RequireAgentPermissionOptions } from "agent-warden/express";
 
 const cleanups: Array<() => unknown> = [];
@@ -247,5 +247,105 @@ describe("requireAgentPermission, recording", () => {
     await call("/refunds", { token: refunds, amount: 10 });
     org.tokens.revoke(org.tokens.inspect(refunds).id);
     expect((await call("/refunds", { token: refunds, amount: 10 })).status).toBe(401);
+  });
+});
+
+describe("requireAgentPermission, a halt while the handler runs", () => {
+  /** An app whose /work route runs `handler` behind the guard; `entered` resolves when the handler starts. */
+  async function haltableApp(org: Warden, handler: (request: express.Request, response: express.Response) => Promise<void>) {
+    let enter!: () => void;
+    const entered = new Promise<void>((resolve) => (enter = resolve));
+    const failures: unknown[] = [];
+    const app = express();
+    app.post("/work", express.json(), requireAgentPermission("payments:refund", { warden: org }), async (request, response) => {
+      enter();
+      await handler(request, response);
+    });
+    app.use(renderErrors);
+    app.use(((error, _request, _response, next) => {
+      failures.push(error);
+      next(error);
+    }) as ErrorRequestHandler);
+    const server: Server = await new Promise((resolve) => {
+      const listening = app.listen(0, "127.0.0.1", () => resolve(listening));
+    });
+    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/work`;
+    const send = (token: string) => fetch(url, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: "{}" });
+    return { send, entered, failures };
+  }
+
+  it("answers 403 agent_halted, drops what a handler that ignores the halt sends later, and records the call failed", async () => {
+    const org = newWarden();
+    const { refunds } = tokens(org);
+    let late!: () => void;
+    const lateWriteDone = new Promise<void>((resolve) => (late = resolve));
+    const { send, entered } = await haltableApp(org, async (_request, response) => {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      // Ignores the halt: answers 200 as if nothing happened, from a timer, where a throw would crash the server.
+      setTimeout(() => {
+        response.status(200).json({ refunded: true });
+        late();
+      }, 0);
+    });
+
+    const pending = send(refunds);
+    await entered;
+    org.halt({ reason: "refund loop", agentId: "refund-agent" });
+    const response = await pending;
+    expect(response.status).toBe(403);
+    expect(response.headers.get("www-authenticate")).toContain('error="agent_halted"');
+    expect(await response.json()).toMatchObject({ error: "agent_halted", message: expect.stringContaining("refund loop") });
+    await lateWriteDone;
+
+    const [call] = await recorded(org);
+    expect(call).toMatchObject({ toolName: "payments:refund", status: "failed", error: { name: "HaltedError" } });
+    expect(call!.output).toBeUndefined();
+  });
+
+  it("hands the handler a signal that aborts with the HaltedError, and survives the handler rethrowing it", async () => {
+    const org = newWarden();
+    const { refunds } = tokens(org);
+    const reasons: unknown[] = [];
+    const { send, entered, failures } = await haltableApp(org, async (request) => {
+      const signal = request.agent!.signal!;
+      await new Promise((_, reject) => signal.addEventListener("abort", () => (reasons.push(signal.reason), reject(signal.reason)), { once: true }));
+    });
+
+    const pending = send(refunds);
+    await entered;
+    org.halt({ reason: "all stop" });
+    const response = await pending;
+    expect(response.status).toBe(403);
+    expect(await response.json()).toMatchObject({ error: "agent_halted" });
+    expect(reasons).toHaveLength(1);
+    expect(isHalt(reasons[0])).toBe(true);
+    await expect.poll(() => failures.length).toBe(1);
+    const [call] = await recorded(org);
+    expect(call).toMatchObject({ status: "failed", error: { name: "HaltedError" } });
+  });
+
+  it("cuts off a response already started, rather than let it finish as a success", async () => {
+    const org = newWarden();
+    const { refunds } = tokens(org);
+    let halted!: () => void;
+    const haltLanded = new Promise<void>((resolve) => (halted = resolve));
+    const { send, entered } = await haltableApp(org, async (_request, response) => {
+      response.status(200).type("text/plain").write("first part; ");
+      await haltLanded;
+      response.end("second part");
+    });
+
+    const pending = send(refunds);
+    await entered;
+    const response = await pending;
+    expect(response.status).toBe(200);
+    org.halt({ reason: "mid-stream", agentId: "refund-agent" });
+    halted();
+    await expect(response.text()).rejects.toThrow();
+
+    await expect.poll(async () => (await recorded(org))[0]?.status).toBe("failed");
+    const [call] = await recorded(org);
+    expect(call).toMatchObject({ error: { name: "HaltedError" } });
   });
 });

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { FetchError } from "ofetch";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ApprovalRejectedError, HaltedError, ToolBlockedError, Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
+import { ApprovalRejectedError, ConfigError, HaltedError, ToolBlockedError, Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
 import { createGovernedFetch, createTrackedFetch, describeRequest } from "agent-warden/fetch";
 
 const policies: PolicySetInput = {
@@ -193,6 +193,69 @@ describe("createGovernedFetch", () => {
     await expect(http("/v1/refunds", { method: "POST", body: { amount: 1 } })).rejects.toBeInstanceOf(ToolBlockedError);
     await http("/v1/balance");
     expect(arrivals.map((a) => a.url)).toEqual(["/v1/balance"]);
+  });
+});
+
+describe("redactBeforeSend", () => {
+  const CARD = "4242424242424242";
+  const card = { path: "$..card_number" };
+
+  it("masks the card number in a JSON body and the query before the request leaves; the server never sees it", async () => {
+    const warden = newWarden();
+    const http = createGovernedFetch(warden, { defaults: { baseURL: origin }, redactBeforeSend: { rules: [card, { path: "$.source.cvc", action: "remove" }], keys: ["ssn"] } });
+    await http("/v1/charges", { method: "POST", query: { ssn: "078-05-1120", page: 2 }, body: { amount: 2800, source: { card_number: CARD, cvc: "123", exp: "12/30" } } });
+
+    expect(arrivals).toHaveLength(1);
+    expect(JSON.parse(arrivals[0]!.body)).toEqual({ amount: 2800, source: { card_number: "[REDACTED]", exp: "12/30" } });
+    expect(arrivals[0]!.url).toBe("/v1/charges?ssn=%5BREDACTED%5D&page=2");
+    // Policies decided on, and the ledger records, the request that was sent.
+    const [call] = await recorded(warden);
+    expect(call!.input).toMatchObject({ query: { ssn: "[REDACTED]", page: "2" }, body: { amount: 2800, source: { card_number: "[REDACTED]", exp: "12/30" } } });
+    expect(JSON.stringify(call)).not.toContain(CARD);
+  });
+
+  it("reaches every way an agent can put the number in a request: URL, defaults, JSON text, forms, .native, a Request", async () => {
+    const warden = newWarden();
+    const http = createGovernedFetch(warden, { defaults: { baseURL: origin, query: { card_number: CARD } }, redactBeforeSend: { rules: [card] } });
+    await http(`/lookup?card_number=${CARD}&q=1#top`);
+    await http("/json", { method: "POST", body: JSON.stringify({ items: [{ card_number: CARD }] }), headers: { "content-type": "application/json" } });
+    await http("/form", { method: "POST", body: new URLSearchParams({ card_number: CARD, name: "ada" }) });
+    await http.native(`${origin}/native?card_number=${CARD}`, { method: "POST", body: JSON.stringify({ card_number: CARD }) });
+    await http(new Request(`${origin}/request?card_number=${CARD}`, { method: "PUT", body: JSON.stringify({ card_number: CARD }) }));
+    const other = http.create({ query: { card_number: CARD, extra: "x" } });
+    await other("/created");
+
+    expect(arrivals.map((a) => `${a.method} ${a.url} ${a.body}`)).toEqual([
+      "GET /lookup?card_number=%5BREDACTED%5D&q=1 ",
+      'POST /json?card_number=%5BREDACTED%5D {"items":[{"card_number":"[REDACTED]"}]}',
+      "POST /form?card_number=%5BREDACTED%5D card_number=%5BREDACTED%5D&name=ada",
+      'POST /native?card_number=%5BREDACTED%5D {"card_number":"[REDACTED]"}',
+      'PUT /request?card_number=%5BREDACTED%5D {"card_number":"[REDACTED]"}',
+      "GET /created?card_number=%5BREDACTED%5D&extra=x ",
+    ]);
+    expect(JSON.stringify(await recorded(warden))).not.toContain(CARD);
+  });
+
+  it("removes and hashes as the core's rules do, and leaves what no rule names as it was given", async () => {
+    const warden = newWarden();
+    const http = createGovernedFetch(warden, { defaults: { baseURL: origin }, redactBeforeSend: { rules: [{ path: "$.iban", action: "hash" }, { path: "$.debug", action: "remove" }] } });
+    await http("/transfer", { method: "POST", query: { debug: "1", lang: "en" }, body: { iban: "DE89370400440532013000", password: "hunter2-hunter2", note: "rent" } });
+    const sent = JSON.parse(arrivals[0]!.body) as Record<string, unknown>;
+    expect(sent.iban).toMatch(/^sha256:[0-9a-f]{16}$/);
+    // Only the rules apply on the way out: the API needs the password; the recorder still masks it.
+    expect(sent).toMatchObject({ password: "hunter2-hunter2", note: "rent" });
+    expect(arrivals[0]!.url).toBe("/transfer?lang=en");
+    const [call] = await recorded(warden);
+    expect(call!.input).toMatchObject({ query: { lang: "en" }, body: { iban: sent.iban, password: "[REDACTED]" } });
+
+    // A request no rule touches is sent byte for byte.
+    await http("/plain", { method: "POST", body: '{ "a": 1 }' });
+    expect(arrivals[1]!.body).toBe('{ "a": 1 }');
+  });
+
+  it("refuses a rule it cannot apply when the instance is made, with a ConfigError", () => {
+    const warden = newWarden();
+    expect(() => createGovernedFetch(warden, { redactBeforeSend: { rules: [{ path: "card" }] } })).toThrow(ConfigError);
   });
 });
 

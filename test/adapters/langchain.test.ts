@@ -3,7 +3,7 @@ import { RunnableLambda } from "@langchain/core/runnables";
 import { fakeModel } from "@langchain/core/testing";
 import { tool } from "@langchain/core/tools";
 import { Command, MemorySaver } from "@langchain/langgraph";
-import { createAgent } from "langchain";
+import { createAgent, createMiddleware } from "langchain";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { HaltedError, ToolBlockedError, Warden, WardenError, type PolicySetInput, type RunRecord, type WardenOptions } from "agent-warden";
@@ -458,6 +458,14 @@ describe("wardenMiddleware", () => {
 
     expect(login.calls).toEqual([{ user: "ada", password: "hunter2-hunter2" }]);
     expect(onlyRun(warden).toolCalls[0]!.input).toEqual({ user: "ada", password: "[REDACTED]" });
+  });
+
+  it("is the middleware langchain's createMiddleware would build, though built without loading langchain", () => {
+    const warden = newWarden();
+    const ours = wardenMiddleware(warden) as unknown as Record<PropertyKey, unknown>;
+    const theirs = createMiddleware({ name: "WardenMiddleware", stateSchema: z.object({}), beforeAgent: () => undefined, afterAgent: () => undefined, wrapToolCall: (request, handler) => handler(request) }) as unknown as Record<PropertyKey, unknown>;
+    expect(Object.getOwnPropertySymbols(ours)).toEqual(Object.getOwnPropertySymbols(theirs));
+    for (const key of Object.keys(theirs)) if (theirs[key] !== undefined) expect(typeof ours[key], key).toBe(typeof theirs[key]);
   });
 });
 
