@@ -1,6 +1,6 @@
 import type { LanguageModelUsage, ModelMessage, ToolApprovalStatus, ToolSet } from "ai";
-import { NotFoundError, InvalidStateError, type ToolCallHandle, type Warden } from "agent-warden";
-import { approvalRequested, isExecutable, isGovernedBy, isHalt, ownTool, setLink, takeLink } from "./shared.js";
+import { NotFoundError, InvalidStateError, isHalt, type ToolCallHandle, type Warden } from "agent-warden";
+import { approvalRequested, isExecutable, isGovernedBy, ownTool, setLink, takeLink } from "./shared.js";
 
 /**
  * The fields of a model call's end event Warden reads.

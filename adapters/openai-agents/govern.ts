@@ -1,6 +1,6 @@
 import { Agent, defineToolInputGuardrail, getCurrentSpan, ToolGuardrailFunctionOutputFactory } from "@openai/agents";
 import type { FunctionTool, RunContext, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from "@openai/agents";
-import { InvalidStateError, WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
+import { InvalidStateError, isHalt, WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
 import { governedSpans, registryOf, type Registry } from "./registry.js";
 
 /**
@@ -168,10 +168,6 @@ function refuse(error: unknown, handle: ToolCallHandle | undefined): ToolGuardra
   if (isHalt(error)) return ToolGuardrailFunctionOutputFactory.throwException(info);
   const message = error instanceof Error ? error.message : `[warden] tool call refused: ${String(error)}`;
   return ToolGuardrailFunctionOutputFactory.rejectContent(WardenError.isInstance(error) ? message : `[warden] tool call refused, governance check failed: ${message}`, info);
-}
-
-function isHalt(error: unknown): boolean {
-  return WardenError.isInstance(error) && error.code === "halted";
 }
 
 /**

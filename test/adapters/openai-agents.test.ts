@@ -1,10 +1,11 @@
 // The OpenAI Agents adapter against the real SDK (@openai/agents 0.20), driven offline by its ScriptedModel.
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, RunState, run, setTraceProcessors, setTracingDisabled, tool, Usage } from "@openai/agents";
 import { assistantMessage, functionCall, modelResponse, ScriptedModel } from "@openai/agents-core/testing";
-import { HaltedError, Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
+import { HaltedError, isHalt, Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
 import { governAgent, governedRun, resolveInterruptions, WardenTraceProcessor } from "agent-warden/openai-agents";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
@@ -51,6 +52,14 @@ function seenByModel(model: ScriptedModel, callId: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/** The Warden error the SDK wrapped (a tool call error around a guardrail tripwire). */
+function haltBehind(error: unknown, depth = 0): unknown {
+  if (depth > 6 || error === null || typeof error !== "object") return undefined;
+  if (isHalt(error)) return error;
+  const value = error as { error?: unknown; cause?: unknown; result?: { output?: { outputInfo?: { error?: unknown } } } };
+  return haltBehind(value.result?.output?.outputInfo?.error, depth + 1) ?? haltBehind(value.error, depth + 1) ?? haltBehind(value.cause, depth + 1);
 }
 
 /** Every recorded tool call (and LLM call) across all runs, oldest first. */
@@ -389,6 +398,30 @@ describe("halt", () => {
     await expect(governedRun(governAgent(new Agent({ name: "calc", model: idle, tools: [t.add] }), warden), "1 + 1", warden)).rejects.toBeInstanceOf(HaltedError);
     await expect(run(governAgent(new Agent({ name: "calc2", model: new ScriptedModel([calls(["add", { a: 1, b: 1 }, "call_add2"])]), tools: [t.add] }), warden), "1 + 1")).rejects.toThrow(/guardrail/i);
     expect(t.executed.add).toBeUndefined();
+  });
+});
+
+describe("halt of a delegating agent", () => {
+  it("stops the run when the token the client acts under was invalidated by a halt of the agent that delegated it", async () => {
+    const signingKey = generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }) as string;
+    const planner = makeWarden({ agentId: "planner", tokens: { signingKey } });
+    const token = planner.tokens.attenuate(planner.tokens.mint({ agentId: "planner", scopes: ["*"], ttl: "1h" }), { audience: "support-agent" });
+    const warden = makeWarden({ token, tokens: { signingKey } });
+    warden.halt({ reason: "planner compromised", agentId: "planner" });
+    const t = tools();
+    const model = new ScriptedModel([calls(["add", { a: 1, b: 1 }, "call_add"]), answer("carried on"), answer("carried on")]);
+
+    const outcome = await run(governAgent(new Agent({ name: "calc", model, tools: [t.add] }), warden), "1 + 1").then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+
+    expect(t.executed.add).toBeUndefined();
+    expect(model.calls).toHaveLength(1);
+    // The guardrail stopped the run (throwException) instead of handing the model a refusal to carry on from.
+    expect(outcome).toBeInstanceOf(Error);
+    expect(model.calls).toHaveLength(1);
+    expect(isHalt(haltBehind(outcome))).toBe(true);
   });
 });
 
