@@ -1,6 +1,7 @@
 import { Agent, defineToolInputGuardrail, getCurrentSpan, ToolGuardrailFunctionOutputFactory } from "@openai/agents";
 import type { FunctionTool, RunContext, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from "@openai/agents";
 import { InvalidStateError, isHalt, WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
+import { namesFor } from "./names.js";
 import { governedSpans, registryOf, type Registry } from "./registry.js";
 
 /**
@@ -25,7 +26,7 @@ export interface GovernAgentOptions {
   approval?: ApprovalMode | undefined;
   /** Also govern the agents reachable through handoffs. Default `true`. */
   handoffs?: boolean | undefined;
-  /** The semantic action of a tool whose name does not say it, by tool name: `{ read_vault: "secret_access" }`. */
+  /** The semantic action of a tool whose name does not say it, by tool name (yours or the SDK's): `{ read_vault: "secret_access" }`. */
   actionHints?: Readonly<Record<string, ActionType>> | undefined;
 }
 
@@ -74,26 +75,52 @@ function governTool(tool: AnyFunctionTool, warden: Warden, registry: Registry, o
   if (owner === warden) return;
   if (owner !== undefined) throw new InvalidStateError(`tool "${tool.name}" is already governed by another Warden client`);
   governedTools.set(tool, warden);
-  const actionHint = options.actionHints?.[tool.name];
-  tool.inputGuardrails = [...(tool.inputGuardrails ?? []), wardenGuardrail(tool.name, warden, registry, actionHint)];
+  const sdkName = tool.name;
+  const identify: Identify = (args, runId) => {
+    const name = policyName(tool, warden, args, runId, options);
+    return { name, actionHint: options.actionHints?.[name] ?? options.actionHints?.[sdkName] };
+  };
+  tool.inputGuardrails = [...(tool.inputGuardrails ?? []), wardenGuardrail(sdkName, identify, warden, registry)];
   if ((options.approval ?? "interrupt") === "interrupt") {
     const own = tool.needsApproval;
-    tool.needsApproval = async (runContext, input, callId) => (await policyNeedsApproval(tool.name, input, callId, warden, registry, actionHint)) || (await own(runContext, input, callId));
+    tool.needsApproval = async (runContext, input, callId) => (await policyNeedsApproval(identify, input, callId, warden, registry)) || (await own(runContext, input, callId));
   }
   const invoke = tool.invoke;
   tool.invoke = (runContext, input, details) => governedInvoke(tool, invoke, registry, runContext, input, details);
 }
+
+/** The name Warden decides and records a call under, and its action hint. */
+type Identify = (args: unknown, runId: string | undefined) => { name: string; actionHint: ActionType | undefined };
+
+/**
+ * The developer's name for the tool (see `names.ts`). When policies written for two different names
+ * could both mean this tool, the one whose decision is strictest is used: enforcement fails closed.
+ */
+function policyName(tool: AnyFunctionTool, warden: Warden, args: unknown, runId: string | undefined, options: GovernAgentOptions): string {
+  const names = namesFor(tool, warden);
+  if (names.length === 1) return names[0]!;
+  let strictest = names[0]!;
+  let rank = -1;
+  for (const name of names) {
+    const action = warden.check({ tool: name, args, runId, actionHint: options.actionHints?.[name] }).action;
+    if (STRICTNESS[action] > rank) [strictest, rank] = [name, STRICTNESS[action]];
+  }
+  return strictest;
+}
+
+const STRICTNESS: Record<string, number> = { allow: 0, warn: 1, require_approval: 2, block: 3 };
 
 /**
  * `needsApproval`: true only where policy says `require_approval`. The call is recorded and its
  * approval request created here, keyed by the SDK call id, so the interruption and the Warden
  * request are one thing. Never throws: on any failure the guardrail decides, failing closed.
  */
-async function policyNeedsApproval(tool: string, input: unknown, callId: string | undefined, warden: Warden, registry: Registry, actionHint: ActionType | undefined): Promise<boolean> {
+async function policyNeedsApproval(identify: Identify, input: unknown, callId: string | undefined, warden: Warden, registry: Registry): Promise<boolean> {
   if (callId === undefined) return false;
   try {
     if (registry.interrupted.has(callId)) return settle(registry, callId, warden.resumeToolCall(callId));
     const runId = registry.currentRunId(warden);
+    const { name: tool, actionHint } = identify(input, runId);
     if (warden.check({ tool, args: input, runId, actionHint }).action !== "require_approval") return false;
     // A restored run asks again for a call that already has a request; a finished one starts afresh.
     const earlier = warden.findToolCall(callId);
@@ -118,7 +145,7 @@ function settle(registry: Registry, callId: string, handle: ToolCallHandle): boo
   return false;
 }
 
-function wardenGuardrail(tool: string, warden: Warden, registry: Registry, actionHint: ActionType | undefined): ToolInputGuardrailDefinition<any> {
+function wardenGuardrail(sdkName: string, identify: Identify, warden: Warden, registry: Registry): ToolInputGuardrailDefinition<any> {
   return defineToolInputGuardrail({
     name: GUARDRAIL_NAME,
     run: async ({ toolCall, context }) => {
@@ -128,7 +155,7 @@ function wardenGuardrail(tool: string, warden: Warden, registry: Registry, actio
       if (span) governedSpans.add(span);
       let handle: ToolCallHandle;
       try {
-        handle = registry.decided.get(callId) ?? resumeInterrupted(tool, callId, context, warden, registry) ?? warden.beginToolCall({ tool, args: parseArguments(toolCall.arguments), runId: registry.currentRunId(warden), externalId: callId, actionHint });
+        handle = registry.decided.get(callId) ?? resumeInterrupted(sdkName, callId, context, warden, registry) ?? beginCall(identify, parseArguments(toolCall.arguments), callId, warden, registry);
       } catch (error) {
         return refuse(error, undefined);
       } finally {
@@ -146,6 +173,12 @@ function wardenGuardrail(tool: string, warden: Warden, registry: Registry, actio
       return ToolGuardrailFunctionOutputFactory.allow({ warden: { toolCallId: handle.toolCallId, decision: handle.decision.action } });
     },
   });
+}
+
+function beginCall(identify: Identify, args: unknown, callId: string, warden: Warden, registry: Registry): ToolCallHandle {
+  const runId = registry.currentRunId(warden);
+  const { name, actionHint } = identify(args, runId);
+  return warden.beginToolCall({ tool: name, args, runId, externalId: callId, actionHint });
 }
 
 /**

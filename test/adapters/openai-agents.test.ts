@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Agent, RunState, run, setTraceProcessors, setTracingDisabled, tool, Usage } from "@openai/agents";
 import { assistantMessage, functionCall, modelResponse, ScriptedModel } from "@openai/agents-core/testing";
 import { HaltedError, isHalt, Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
-import { governAgent, governedRun, resolveInterruptions, WardenTraceProcessor } from "agent-warden/openai-agents";
+import { governAgent, governedRun, resolveInterruptions, tool as namedTool, WardenTraceProcessor } from "agent-warden/openai-agents";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 
@@ -398,6 +398,77 @@ describe("halt", () => {
     await expect(governedRun(governAgent(new Agent({ name: "calc", model: idle, tools: [t.add] }), warden), "1 + 1", warden)).rejects.toBeInstanceOf(HaltedError);
     await expect(run(governAgent(new Agent({ name: "calc2", model: new ScriptedModel([calls(["add", { a: 1, b: 1 }, "call_add2"])]), tools: [t.add] }), warden), "1 + 1")).rejects.toThrow(/guardrail/i);
     expect(t.executed.add).toBeUndefined();
+  });
+});
+
+describe("tool names the SDK rewrites", () => {
+  const refundPolicies: PolicySetInput = {
+    version: 1,
+    default: "allow",
+    policies: [
+      { id: "large-refunds", when: { tool: "payments.*", "args.amount": { gt: 10000 } }, action: "require_approval", approval: { timeout: "10m" } },
+      { id: "no-wire", when: { tool: "payments.wire" }, action: "block" },
+    ],
+  };
+  const refundTool = (make: typeof tool, refunds: unknown[]) =>
+    make({ name: "payments.refund", description: "Refunds an order", parameters: z.object({ amount: z.number() }), execute: async (args) => (refunds.push(args), `refunded ${args.amount}`) });
+
+  it.each([
+    ["the SDK's tool()", tool],
+    ["agent-warden's tool()", namedTool],
+  ])("a payments.* policy matches payments.refund made with %s: a 68,000 refund waits for approval, recorded under the developer's name", async (_label, make) => {
+    const warden = makeWarden({ policies: refundPolicies });
+    const refunds: unknown[] = [];
+    const refund = refundTool(make, refunds);
+    expect(refund.name).toBe("payments_refund");
+    const model = new ScriptedModel([calls(["payments_refund", { amount: 68000 }, "call_refund"]), answer("refunded")]);
+    const agent = governAgent(new Agent({ name: "billing", model, tools: [refund] }), warden);
+
+    const result = await run(agent, "refund 68,000");
+
+    expect(result.interruptions.map((i) => i.name)).toEqual(["payments_refund"]);
+    expect(refunds).toEqual([]);
+    expect(warden.approvals.list({ status: "pending" })).toEqual([expect.objectContaining({ toolName: "payments.refund", policyId: "large-refunds" })]);
+    expect((await recorded(warden))[0]).toMatchObject({ externalId: "call_refund", toolName: "payments.refund", status: "awaiting_approval" });
+
+    warden.approvals.approve(warden.approvals.list({ status: "pending" })[0]!.approvalId, { reviewer: "alice" });
+    resolveInterruptions(result, warden);
+    await run(agent, result.state);
+    expect(refunds).toEqual([{ amount: 68000 }]);
+    expect((await recorded(warden))[0]).toMatchObject({ toolName: "payments.refund", status: "completed" });
+  });
+
+  it("a block written for the developer's name holds, and the model reads it", async () => {
+    const warden = makeWarden({ policies: refundPolicies });
+    const wires: unknown[] = [];
+    const wire = tool({ name: "payments.wire", description: "Wires money", parameters: z.object({ amount: z.number() }), execute: async (args) => (wires.push(args), "sent") });
+    const model = new ScriptedModel([calls(["payments_wire", { amount: 5 }, "call_wire"]), answer("not sent")]);
+
+    await run(governAgent(new Agent({ name: "billing", model, tools: [wire] }), warden), "wire 5");
+
+    expect(wires).toEqual([]);
+    expect(seenByModel(model, "call_wire")).toContain('blocked by policy "no-wire"');
+    expect((await recorded(warden))[0]).toMatchObject({ toolName: "payments.wire", status: "blocked" });
+  });
+
+  it("when policies for two names could mean the same SDK name, the strictest decides", async () => {
+    const policies: PolicySetInput = {
+      version: 1,
+      default: "allow",
+      policies: [
+        { id: "dots", when: { tool: "ops.db-drop" }, action: "warn" },
+        { id: "dashes", when: { tool: "ops-db.drop" }, action: "block" },
+      ],
+    };
+    const warden = makeWarden({ policies });
+    const dropped: unknown[] = [];
+    const drop = tool({ name: "ops_db_drop", description: "Drops", parameters: z.object({}), execute: async () => (dropped.push(1), "dropped") });
+    const model = new ScriptedModel([calls(["ops_db_drop", {}, "call_drop"]), answer("no")]);
+
+    await run(governAgent(new Agent({ name: "ops", model, tools: [drop] }), warden), "drop it");
+
+    expect(dropped).toEqual([]);
+    expect((await recorded(warden))[0]).toMatchObject({ toolName: "ops-db.drop", status: "blocked" });
   });
 });
 
