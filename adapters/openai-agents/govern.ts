@@ -1,8 +1,9 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { Agent, defineToolInputGuardrail, getCurrentSpan, ToolGuardrailFunctionOutputFactory } from "@openai/agents";
 import type { FunctionTool, RunContext, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from "@openai/agents";
 import { InvalidStateError, isHalt, WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
 import { namesFor } from "./names.js";
-import { governedSpans, registryOf, type Registry } from "./registry.js";
+import { FRAMEWORK, governedSpans, registryOf, runScope, type Registry, type RunContextScope, type RunMetadata } from "./registry.js";
 
 /**
  * How a `require_approval` decision reaches the reviewer:
@@ -55,6 +56,7 @@ const governedTools = new WeakMap<object, Warden>();
  * const result = await run(agent, "refund order 1042", { signal: warden.signal });
  */
 export function governAgent<TAgent extends Agent<any, any>>(agent: TAgent, warden: Warden, options: GovernAgentOptions = {}): TAgent {
+  governNestedRuns();
   const registry = registryOf(warden);
   const seen = new Set<Agent<any, any>>();
   const visit = (current: Agent<any, any>): void => {
@@ -86,7 +88,7 @@ function governTool(tool: AnyFunctionTool, warden: Warden, registry: Registry, o
     tool.needsApproval = async (runContext, input, callId) => (await policyNeedsApproval(identify, input, callId, warden, registry)) || (await own(runContext, input, callId));
   }
   const invoke = tool.invoke;
-  tool.invoke = (runContext, input, details) => governedInvoke(tool, invoke, registry, runContext, input, details);
+  tool.invoke = (runContext, input, details) => governedInvoke(tool, invoke, warden, registry, options, runContext, input, details);
 }
 
 /** The name Warden decides and records a call under, and its action hint. */
@@ -206,24 +208,86 @@ function refuse(error: unknown, handle: ToolCallHandle | undefined): ToolGuardra
 /**
  * The tool's `invoke`, wrapped: it gets a signal that also aborts on a halt, it is abandoned as soon
  * as a halt aborts that signal, and its output or failure is recorded on the call the guardrail allowed.
+ * An SDK run nested in it (an agent used as a tool) is governed too, in a child run of the call's run.
  */
-async function governedInvoke(tool: AnyFunctionTool, invoke: AnyFunctionTool["invoke"], registry: Registry, runContext: InvokeArgs[0], input: string, details: InvokeArgs[2]): Promise<unknown> {
+async function governedInvoke(tool: AnyFunctionTool, invoke: AnyFunctionTool["invoke"], warden: Warden, registry: Registry, options: GovernAgentOptions, runContext: InvokeArgs[0], input: string, details: InvokeArgs[2]): Promise<unknown> {
   const callId = details?.toolCall?.callId;
   const handle = callId === undefined ? undefined : registry.active.get(callId);
   if (handle === undefined || callId === undefined) return invoke.call(tool, runContext, input, details);
   registry.active.delete(callId);
   const signal = details?.signal ? AbortSignal.any([details.signal, handle.signal]) : handle.signal;
+  const nested = new NestedRun(warden, options, handle, tool.name);
   let output: unknown;
   try {
-    output = await raceAbort(handle.signal, () => invoke.call(tool, runContext, input, withSignal(details, signal)));
+    output = await raceAbort(handle.signal, () => nestedRuns.run(nested, () => runScope.run(nested, () => invoke.call(tool, runContext, input, withSignal(details, signal)))));
   } catch (error) {
     quietly(() => handle.fail(error));
+    nested.close(error, registry);
     throw error;
   }
   // The SDK turns an ordinary tool error into model-visible text and marks the function span; with tracing on, that shows.
   const spanError = getCurrentSpan()?.error;
   quietly(() => (spanError ? handle.fail({ message: spanError.message, output }) : handle.complete(output)));
+  nested.close(undefined, registry);
   return output;
+}
+
+/**
+ * The Warden run of an SDK run nested in a governed tool call (`agent.asTool()`, or a tool that calls
+ * `run()` itself): a child of the call's run, opened only when something in it is recorded.
+ */
+class NestedRun implements RunContextScope {
+  readonly resumed = false;
+  #run: { runId: string; traceId: string } | undefined;
+
+  constructor(
+    readonly warden: Warden,
+    readonly options: GovernAgentOptions,
+    readonly caller: ToolCallHandle,
+    readonly tool: string,
+  ) {}
+
+  get runId(): string {
+    return this.#open().runId;
+  }
+
+  get traceId(): string {
+    return this.#open().traceId;
+  }
+
+  #open(): { runId: string; traceId: string } {
+    this.#run ??= this.warden.beginRun({ framework: FRAMEWORK, kind: "nested", tool: this.caller.toolName, toolCallId: this.caller.toolCallId } satisfies RunMetadata, { parentRunId: this.caller.runId });
+    return this.#run;
+  }
+
+  /** Closes the run if one was opened; a run still holding a call paused for approval stays open. */
+  close(error: unknown, registry: Registry): void {
+    const run = this.#run;
+    if (run === undefined || registry.holdsPausedCall(run.runId)) return;
+    const done = error === undefined ? this.warden.completeRun(run.runId) : this.warden.failRun(run.runId, error);
+    done.catch(() => {});
+  }
+}
+
+/** Set while a governed tool runs, so an SDK run nested in it is governed by the same client. */
+const nestedRuns = new AsyncLocalStorage<NestedRun>();
+let nestedRunsGoverned = false;
+
+/**
+ * An agent used as a tool runs in a nested SDK run that `governAgent` on the caller cannot see (the
+ * SDK keeps the agent behind an agent tool private). Every SDK run asks its agent for its tools
+ * first: inside a governed call, that agent is governed too, before any of its tools can run.
+ */
+function governNestedRuns(): void {
+  if (nestedRunsGoverned) return;
+  nestedRunsGoverned = true;
+  const prototype = Agent.prototype as { getAllTools: Agent<any, any>["getAllTools"] };
+  const getAllTools = prototype.getAllTools;
+  prototype.getAllTools = function (this: Agent<any, any>, ...args: Parameters<Agent<any, any>["getAllTools"]>) {
+    const nested = nestedRuns.getStore();
+    if (nested !== undefined) governAgent(this, nested.warden, nested.options);
+    return getAllTools.apply(this, args);
+  };
 }
 
 function withSignal(details: ToolCallDetails | undefined, signal: AbortSignal): ToolCallDetails {

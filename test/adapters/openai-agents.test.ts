@@ -472,6 +472,70 @@ describe("tool names the SDK rewrites", () => {
   });
 });
 
+describe("agents used as tools (agent.asTool)", () => {
+  /** A lead agent that calls a researcher agent as a tool; the researcher tries a blocked tool and an allowed one. */
+  function leadWithResearcher() {
+    const t = tools();
+    const researcherModel = new ScriptedModel([calls(["get_secret", { name: "db" }, "call_secret"], ["add", { a: 1, b: 2 }, "call_add"]), answer("research done: 3")]);
+    const researcher = new Agent({ name: "researcher", model: researcherModel, tools: [t.getSecret, t.add] });
+    const leadModel = new ScriptedModel([calls(["research", { input: "find the number" }, "call_research"]), answer("the answer is 3")]);
+    const lead = new Agent({ name: "lead", model: leadModel, tools: [researcher.asTool({ toolName: "research", toolDescription: "Researches" })] });
+    return { t, lead, researcherModel };
+  }
+
+  it.each([
+    ["governedRun", false, true],
+    ["governedRun with the trace processor", true, true],
+    ["run() with the trace processor", true, false],
+    ["run()", false, false],
+  ])("governance of the caller reaches the inner agent's tools, and the inner run is a child of the caller's run (%s)", async (_label, traced, governed) => {
+    const warden = makeWarden();
+    if (traced) trace(warden);
+    const { t, lead, researcherModel } = leadWithResearcher();
+
+    const result = governed ? await governedRun(governAgent(lead, warden), "what is the number?", warden) : await run(governAgent(lead, warden), "what is the number?");
+
+    expect(result.finalOutput).toBe("the answer is 3");
+    expect(t.executed.get_secret).toBeUndefined();
+    expect(t.executed.add).toEqual([{ a: 1, b: 2 }]);
+    expect(seenByModel(researcherModel, "call_secret")).toContain('blocked by policy "no-secrets"');
+
+    const calls = await recorded(warden);
+    expect(calls).toHaveLength(3);
+    const research = calls.find((c) => c.toolName === "research")!;
+    const secret = calls.find((c) => c.toolName === "get_secret")!;
+    const add = calls.find((c) => c.toolName === "add")!;
+    expect(research).toMatchObject({ externalId: "call_research", status: "completed" });
+    expect(secret).toMatchObject({ externalId: "call_secret", status: "blocked" });
+    expect(add).toMatchObject({ externalId: "call_add", status: "completed" });
+    // One tree: the inner agent's calls sit in a run below the run of the call that invoked it.
+    const inner = await warden.getRun(secret.runId);
+    expect(add.runId).toBe(inner.runId);
+    const ancestors: string[] = [];
+    for (let run = inner; run.parentRunId !== undefined; run = await warden.getRun(run.parentRunId)) ancestors.push(run.parentRunId);
+    expect(ancestors).toContain(research.runId);
+    expect(new Set(warden.listRuns({ limit: 20 }).map((r) => r.traceId)).size).toBe(1);
+    expect(warden.listRuns({ status: "running" })).toHaveLength(0);
+  });
+
+  it("a halt inside the inner agent stops the whole run", async () => {
+    const warden = makeWarden();
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const slow = tool({ name: "slow_export", description: "Exports", parameters: z.object({}), execute: () => (started(), new Promise<string>(() => {})) });
+    const worker = new Agent({ name: "worker", model: new ScriptedModel([calls(["slow_export", {}, "call_slow"]), answer("never")]), tools: [slow] });
+    const leadModel = new ScriptedModel([calls(["work", { input: "export" }, "call_work"]), answer("never")]);
+    const lead = governAgent(new Agent({ name: "lead", model: leadModel, tools: [worker.asTool({ toolName: "work", toolDescription: "Works" })] }), warden);
+
+    const outcome = governedRun(lead, "export everything", warden);
+    await running;
+    warden.halt({ reason: "runaway export" });
+
+    await expect(outcome).rejects.toBeInstanceOf(HaltedError);
+    expect(leadModel.calls).toHaveLength(1);
+  });
+});
+
 describe("halt of a delegating agent", () => {
   it("stops the run when the token the client acts under was invalidated by a halt of the agent that delegated it", async () => {
     const signingKey = generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }) as string;
