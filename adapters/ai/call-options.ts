@@ -1,6 +1,18 @@
 import type { LanguageModelUsage, ModelMessage, ToolApprovalStatus, ToolSet } from "ai";
-import { NotFoundError, InvalidStateError, type ToolCallHandle, type Warden } from "agent-warden";
-import { approvalRequested, isExecutable, isGovernedBy, isHalt, ownTool, setLink, takeLink } from "./shared.js";
+import { NotFoundError, InvalidStateError, isHalt, type ToolCallHandle, type Warden } from "agent-warden";
+import { approvalRequested, isExecutable, isGovernedBy, ownTool, setLink, takeLink } from "./shared.js";
+
+/**
+ * The fields of a model call's start event Warden reads.
+ * @example
+ * import { wardenCallOptions, type ModelCallStart } from "agent-warden/ai";
+ * const options = wardenCallOptions(warden, { onLanguageModelCallStart: (event: ModelCallStart) => console.log(event.callId, event.modelId) });
+ */
+export interface ModelCallStart {
+  readonly callId: string;
+  readonly provider: string;
+  readonly modelId: string;
+}
 
 /**
  * The fields of a model call's end event Warden reads.
@@ -9,6 +21,8 @@ import { approvalRequested, isExecutable, isGovernedBy, isHalt, ownTool, setLink
  * const options = wardenCallOptions(warden, { onLanguageModelCallEnd: (event: ModelCallEnd) => console.log(event.modelId, event.usage.totalTokens) });
  */
 export interface ModelCallEnd {
+  /** The SDK's id of the model call, shared with its start event. */
+  readonly callId?: string | undefined;
   readonly provider: string;
   readonly modelId: string;
   readonly usage: LanguageModelUsage;
@@ -67,7 +81,9 @@ export interface WardenCallOptionsInit {
   /** Your own abort signal, merged with the halt signal. */
   abortSignal?: AbortSignal | undefined;
   /** Your own callbacks of the same names, called after Warden's (the returned object replaces them). */
+  onLanguageModelCallStart?(event: ModelCallStart): unknown;
   onLanguageModelCallEnd?(event: ModelCallEnd): unknown;
+  onStepError?(event: { readonly error: unknown }): unknown;
   onToolExecutionEnd?(event: ToolExecutionEnd): unknown;
   onStepEnd?(step: StepEnd): unknown;
 }
@@ -84,8 +100,12 @@ export interface WardenCallOptions {
   abortSignal: AbortSignal;
   /** Warden's decision for every tool call: allow/warn run, block is denied, require_approval asks a human. */
   toolApproval(query: ToolApprovalQuery): Promise<ToolApprovalStatus>;
-  /** Records each model call with its model and token usage. */
+  /** Opens each model call's record before the provider is called: a spent token budget or a halt refuses it and stops the loop. */
+  onLanguageModelCallStart(event: ModelCallStart): Promise<void>;
+  /** Records each model call's model and token usage. */
   onLanguageModelCallEnd(event: ModelCallEnd): Promise<void>;
+  /** Records a model call whose provider call failed. */
+  onStepError(event: { readonly error: unknown }): Promise<void>;
   /** Records the result of tools `governTools` did not wrap; a halted tool stops the loop. */
   onToolExecutionEnd(event: ToolExecutionEnd): Promise<void>;
   /** Closes calls that were allowed but never executed. */
@@ -108,6 +128,7 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
   if (init.abortSignal) signals.push(init.abortSignal);
   const runIdNow = () => init.runId ?? warden.currentRun()?.runId;
   const link = (toolCallId: string, handle: ToolCallHandle) => setLink(warden, toolCallId, { stop, handle });
+  const modelCalls = new ModelCalls(warden, stop);
 
   /** A refusal reaches the model as `denied`; a halt stops the whole call instead. */
   const denied = (error: unknown): ToolApprovalStatus => {
@@ -183,9 +204,19 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
       await init.onToolExecutionEnd?.(event);
     },
 
+    async onLanguageModelCallStart(event) {
+      await modelCalls.start(event, runIdNow());
+      await init.onLanguageModelCallStart?.(event);
+    },
+
     async onLanguageModelCallEnd(event) {
-      await recordUsage(warden, runIdNow(), event, stop);
+      await modelCalls.end(event, runIdNow());
       await init.onLanguageModelCallEnd?.(event);
+    },
+
+    async onStepError(event) {
+      await modelCalls.failOpen(event.error);
+      await init.onStepError?.(event);
     },
 
     async onStepEnd(step) {
@@ -207,16 +238,70 @@ function statusType(status: ToolApprovalStatus): string {
   return typeof status === "object" ? status.type : (status ?? "not-applicable");
 }
 
-async function recordUsage(warden: Warden, runId: string | undefined, call: ModelCallEnd, stop: (reason: unknown) => void): Promise<void> {
-  const usage = { model: call.modelId, inputTokens: call.usage.inputTokens, outputTokens: call.usage.outputTokens, totalTokens: call.usage.totalTokens };
-  // Outside any run, each model call is a run of its own, closed at once.
-  const ownRun = runId === undefined ? await warden.startRun(undefined, { framework: "ai", provider: call.provider }) : undefined;
-  try {
-    warden.beginLlmCall({ runId: runId ?? ownRun, model: call.modelId }).complete(usage);
-  } catch (error) {
-    // A token budget already spent: no further model call in this loop.
-    stop(error);
-  } finally {
-    if (ownRun !== undefined) await warden.completeRun(ownRun);
+type LlmCall = ReturnType<Warden["beginLlmCall"]>;
+
+/**
+ * The model calls of one `generateText` / `streamText` call. Each is opened when the SDK is about to
+ * call the provider, in the run the calling code is in, so a spent budget refuses the call before it
+ * is made; it is completed with its usage when the call ends. Outside any run, each model call is a
+ * run of its own, closed with it.
+ */
+class ModelCalls {
+  readonly #open = new Map<string, { call: LlmCall; ownRun: string | undefined }>();
+  /** Calls refused at their start: their end event (a provider that ignored the abort) records nothing more. */
+  readonly #refused = new Set<string>();
+
+  constructor(
+    private readonly warden: Warden,
+    private readonly stop: (reason: unknown) => void,
+  ) {}
+
+  async start(event: ModelCallStart, runId: string | undefined): Promise<void> {
+    let ownRun: string | undefined;
+    try {
+      ownRun = runId === undefined ? await this.warden.startRun(undefined, { framework: "ai", provider: event.provider }) : undefined;
+      this.#open.set(event.callId, { call: this.warden.beginLlmCall({ runId: runId ?? ownRun, model: event.modelId }), ownRun });
+    } catch (error) {
+      // A spent token budget or a halt (recorded by the core): no model call, and the loop stops.
+      this.#refused.add(event.callId);
+      this.stop(error);
+      await this.#close(ownRun);
+    }
+  }
+
+  async end(event: ModelCallEnd, runId: string | undefined): Promise<void> {
+    const usage = { model: event.modelId, inputTokens: event.usage.inputTokens, outputTokens: event.usage.outputTokens, totalTokens: event.usage.totalTokens };
+    if (event.callId !== undefined && this.#refused.delete(event.callId)) return;
+    const started = event.callId === undefined ? undefined : this.#open.get(event.callId);
+    if (event.callId !== undefined) this.#open.delete(event.callId);
+    if (started === undefined) {
+      // Called without its start event (by hand, say): open and complete it now.
+      await this.start({ callId: "", provider: event.provider, modelId: event.modelId }, runId);
+      const now = this.#open.get("");
+      this.#open.delete("");
+      if (now === undefined) return;
+      return this.#finish(now, (call) => call.complete(usage));
+    }
+    await this.#finish(started, (call) => call.complete(usage));
+  }
+
+  /** The provider call failed (or was aborted): what is still open failed with it. */
+  async failOpen(error: unknown): Promise<void> {
+    const open = [...this.#open.values()];
+    this.#open.clear();
+    for (const started of open) await this.#finish(started, (call) => call.fail(error));
+  }
+
+  async #finish(started: { call: LlmCall; ownRun: string | undefined }, settle: (call: LlmCall) => void): Promise<void> {
+    try {
+      settle(started.call);
+    } catch (error) {
+      this.stop(error);
+    }
+    await this.#close(started.ownRun);
+  }
+
+  async #close(ownRun: string | undefined): Promise<void> {
+    if (ownRun !== undefined) await this.warden.completeRun(ownRun).catch(() => {});
   }
 }

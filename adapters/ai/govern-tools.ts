@@ -1,6 +1,6 @@
 import type { Tool, ToolExecutionOptions, ToolSet } from "ai";
-import { NotFoundError, type ToolCallHandle, type Warden } from "agent-warden";
-import { approvalRequested, governedBy, isExecutable, isGovernedBy, isHalt, raceAbort, takeLink, type CallLink } from "./shared.js";
+import { isHalt, NotFoundError, type ToolCallHandle, type Warden } from "agent-warden";
+import { approvalRequested, governedBy, isExecutable, isGovernedBy, raceAbort, takeLink, type CallLink } from "./shared.js";
 
 /**
  * Options of `governTools`.

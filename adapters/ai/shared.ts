@@ -1,7 +1,7 @@
 // What the call-level options and the governed tools share: the link from an AI SDK tool call id to
 // the Warden call begun for it, the marker on governed tools, and a few small helpers.
 import type { ModelMessage } from "ai";
-import { WardenError, type ToolCallHandle, type Warden } from "agent-warden";
+import type { ToolCallHandle, Warden } from "agent-warden";
 
 /** What the call-level options hand to the tool that runs a given AI SDK tool call. */
 export interface CallLink {
@@ -56,10 +56,6 @@ export function approvalRequested(messages: readonly ModelMessage[] | undefined,
     }
   }
   return false;
-}
-
-export function isHalt(error: unknown): boolean {
-  return WardenError.isInstance(error) && error.code === "halted";
 }
 
 /** Settles with `fn`, or rejects with the signal's reason as soon as it aborts. */

@@ -1,7 +1,9 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { Agent, defineToolInputGuardrail, getCurrentSpan, ToolGuardrailFunctionOutputFactory } from "@openai/agents";
 import type { FunctionTool, RunContext, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from "@openai/agents";
-import { InvalidStateError, WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
-import { governedSpans, registryOf, type Registry } from "./registry.js";
+import { InvalidStateError, isHalt, WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
+import { namesFor } from "./names.js";
+import { FRAMEWORK, governedSpans, registryOf, runScope, type Registry, type RunContextScope, type RunMetadata } from "./registry.js";
 
 /**
  * How a `require_approval` decision reaches the reviewer:
@@ -25,7 +27,7 @@ export interface GovernAgentOptions {
   approval?: ApprovalMode | undefined;
   /** Also govern the agents reachable through handoffs. Default `true`. */
   handoffs?: boolean | undefined;
-  /** The semantic action of a tool whose name does not say it, by tool name: `{ read_vault: "secret_access" }`. */
+  /** The semantic action of a tool whose name does not say it, by tool name (yours or the SDK's): `{ read_vault: "secret_access" }`. */
   actionHints?: Readonly<Record<string, ActionType>> | undefined;
 }
 
@@ -54,6 +56,7 @@ const governedTools = new WeakMap<object, Warden>();
  * const result = await run(agent, "refund order 1042", { signal: warden.signal });
  */
 export function governAgent<TAgent extends Agent<any, any>>(agent: TAgent, warden: Warden, options: GovernAgentOptions = {}): TAgent {
+  governNestedRuns();
   const registry = registryOf(warden);
   const seen = new Set<Agent<any, any>>();
   const visit = (current: Agent<any, any>): void => {
@@ -74,26 +77,52 @@ function governTool(tool: AnyFunctionTool, warden: Warden, registry: Registry, o
   if (owner === warden) return;
   if (owner !== undefined) throw new InvalidStateError(`tool "${tool.name}" is already governed by another Warden client`);
   governedTools.set(tool, warden);
-  const actionHint = options.actionHints?.[tool.name];
-  tool.inputGuardrails = [...(tool.inputGuardrails ?? []), wardenGuardrail(tool.name, warden, registry, actionHint)];
+  const sdkName = tool.name;
+  const identify: Identify = (args, runId) => {
+    const name = policyName(tool, warden, args, runId, options);
+    return { name, actionHint: options.actionHints?.[name] ?? options.actionHints?.[sdkName] };
+  };
+  tool.inputGuardrails = [...(tool.inputGuardrails ?? []), wardenGuardrail(sdkName, identify, warden, registry)];
   if ((options.approval ?? "interrupt") === "interrupt") {
     const own = tool.needsApproval;
-    tool.needsApproval = async (runContext, input, callId) => (await policyNeedsApproval(tool.name, input, callId, warden, registry, actionHint)) || (await own(runContext, input, callId));
+    tool.needsApproval = async (runContext, input, callId) => (await policyNeedsApproval(identify, input, callId, warden, registry)) || (await own(runContext, input, callId));
   }
   const invoke = tool.invoke;
-  tool.invoke = (runContext, input, details) => governedInvoke(tool, invoke, registry, runContext, input, details);
+  tool.invoke = (runContext, input, details) => governedInvoke(tool, invoke, warden, registry, options, runContext, input, details);
 }
+
+/** The name Warden decides and records a call under, and its action hint. */
+type Identify = (args: unknown, runId: string | undefined) => { name: string; actionHint: ActionType | undefined };
+
+/**
+ * The developer's name for the tool (see `names.ts`). When policies written for two different names
+ * could both mean this tool, the one whose decision is strictest is used: enforcement fails closed.
+ */
+function policyName(tool: AnyFunctionTool, warden: Warden, args: unknown, runId: string | undefined, options: GovernAgentOptions): string {
+  const names = namesFor(tool, warden);
+  if (names.length === 1) return names[0]!;
+  let strictest = names[0]!;
+  let rank = -1;
+  for (const name of names) {
+    const action = warden.check({ tool: name, args, runId, actionHint: options.actionHints?.[name] }).action;
+    if (STRICTNESS[action] > rank) [strictest, rank] = [name, STRICTNESS[action]];
+  }
+  return strictest;
+}
+
+const STRICTNESS: Record<string, number> = { allow: 0, warn: 1, require_approval: 2, block: 3 };
 
 /**
  * `needsApproval`: true only where policy says `require_approval`. The call is recorded and its
  * approval request created here, keyed by the SDK call id, so the interruption and the Warden
  * request are one thing. Never throws: on any failure the guardrail decides, failing closed.
  */
-async function policyNeedsApproval(tool: string, input: unknown, callId: string | undefined, warden: Warden, registry: Registry, actionHint: ActionType | undefined): Promise<boolean> {
+async function policyNeedsApproval(identify: Identify, input: unknown, callId: string | undefined, warden: Warden, registry: Registry): Promise<boolean> {
   if (callId === undefined) return false;
   try {
     if (registry.interrupted.has(callId)) return settle(registry, callId, warden.resumeToolCall(callId));
     const runId = registry.currentRunId(warden);
+    const { name: tool, actionHint } = identify(input, runId);
     if (warden.check({ tool, args: input, runId, actionHint }).action !== "require_approval") return false;
     // A restored run asks again for a call that already has a request; a finished one starts afresh.
     const earlier = warden.findToolCall(callId);
@@ -118,7 +147,7 @@ function settle(registry: Registry, callId: string, handle: ToolCallHandle): boo
   return false;
 }
 
-function wardenGuardrail(tool: string, warden: Warden, registry: Registry, actionHint: ActionType | undefined): ToolInputGuardrailDefinition<any> {
+function wardenGuardrail(sdkName: string, identify: Identify, warden: Warden, registry: Registry): ToolInputGuardrailDefinition<any> {
   return defineToolInputGuardrail({
     name: GUARDRAIL_NAME,
     run: async ({ toolCall, context }) => {
@@ -128,7 +157,7 @@ function wardenGuardrail(tool: string, warden: Warden, registry: Registry, actio
       if (span) governedSpans.add(span);
       let handle: ToolCallHandle;
       try {
-        handle = registry.decided.get(callId) ?? resumeInterrupted(tool, callId, context, warden, registry) ?? warden.beginToolCall({ tool, args: parseArguments(toolCall.arguments), runId: registry.currentRunId(warden), externalId: callId, actionHint });
+        handle = registry.decided.get(callId) ?? resumeInterrupted(sdkName, callId, context, warden, registry) ?? beginCall(identify, parseArguments(toolCall.arguments), callId, warden, registry);
       } catch (error) {
         return refuse(error, undefined);
       } finally {
@@ -146,6 +175,12 @@ function wardenGuardrail(tool: string, warden: Warden, registry: Registry, actio
       return ToolGuardrailFunctionOutputFactory.allow({ warden: { toolCallId: handle.toolCallId, decision: handle.decision.action } });
     },
   });
+}
+
+function beginCall(identify: Identify, args: unknown, callId: string, warden: Warden, registry: Registry): ToolCallHandle {
+  const runId = registry.currentRunId(warden);
+  const { name, actionHint } = identify(args, runId);
+  return warden.beginToolCall({ tool: name, args, runId, externalId: callId, actionHint });
 }
 
 /**
@@ -170,31 +205,89 @@ function refuse(error: unknown, handle: ToolCallHandle | undefined): ToolGuardra
   return ToolGuardrailFunctionOutputFactory.rejectContent(WardenError.isInstance(error) ? message : `[warden] tool call refused, governance check failed: ${message}`, info);
 }
 
-function isHalt(error: unknown): boolean {
-  return WardenError.isInstance(error) && error.code === "halted";
-}
-
 /**
  * The tool's `invoke`, wrapped: it gets a signal that also aborts on a halt, it is abandoned as soon
  * as a halt aborts that signal, and its output or failure is recorded on the call the guardrail allowed.
+ * An SDK run nested in it (an agent used as a tool) is governed too, in a child run of the call's run.
  */
-async function governedInvoke(tool: AnyFunctionTool, invoke: AnyFunctionTool["invoke"], registry: Registry, runContext: InvokeArgs[0], input: string, details: InvokeArgs[2]): Promise<unknown> {
+async function governedInvoke(tool: AnyFunctionTool, invoke: AnyFunctionTool["invoke"], warden: Warden, registry: Registry, options: GovernAgentOptions, runContext: InvokeArgs[0], input: string, details: InvokeArgs[2]): Promise<unknown> {
   const callId = details?.toolCall?.callId;
   const handle = callId === undefined ? undefined : registry.active.get(callId);
   if (handle === undefined || callId === undefined) return invoke.call(tool, runContext, input, details);
   registry.active.delete(callId);
   const signal = details?.signal ? AbortSignal.any([details.signal, handle.signal]) : handle.signal;
+  const nested = new NestedRun(warden, options, handle, tool.name);
   let output: unknown;
   try {
-    output = await raceAbort(handle.signal, () => invoke.call(tool, runContext, input, withSignal(details, signal)));
+    output = await raceAbort(handle.signal, () => nestedRuns.run(nested, () => runScope.run(nested, () => invoke.call(tool, runContext, input, withSignal(details, signal)))));
   } catch (error) {
     quietly(() => handle.fail(error));
+    nested.close(error, registry);
     throw error;
   }
   // The SDK turns an ordinary tool error into model-visible text and marks the function span; with tracing on, that shows.
   const spanError = getCurrentSpan()?.error;
   quietly(() => (spanError ? handle.fail({ message: spanError.message, output }) : handle.complete(output)));
+  nested.close(undefined, registry);
   return output;
+}
+
+/**
+ * The Warden run of an SDK run nested in a governed tool call (`agent.asTool()`, or a tool that calls
+ * `run()` itself): a child of the call's run, opened only when something in it is recorded.
+ */
+class NestedRun implements RunContextScope {
+  readonly resumed = false;
+  #run: { runId: string; traceId: string } | undefined;
+
+  constructor(
+    readonly warden: Warden,
+    readonly options: GovernAgentOptions,
+    readonly caller: ToolCallHandle,
+    readonly tool: string,
+  ) {}
+
+  get runId(): string {
+    return this.#open().runId;
+  }
+
+  get traceId(): string {
+    return this.#open().traceId;
+  }
+
+  #open(): { runId: string; traceId: string } {
+    this.#run ??= this.warden.beginRun({ framework: FRAMEWORK, kind: "nested", tool: this.caller.toolName, toolCallId: this.caller.toolCallId } satisfies RunMetadata, { parentRunId: this.caller.runId });
+    return this.#run;
+  }
+
+  /** Closes the run if one was opened; a run still holding a call paused for approval stays open. */
+  close(error: unknown, registry: Registry): void {
+    const run = this.#run;
+    if (run === undefined || registry.holdsPausedCall(run.runId)) return;
+    const done = error === undefined ? this.warden.completeRun(run.runId) : this.warden.failRun(run.runId, error);
+    done.catch(() => {});
+  }
+}
+
+/** Set while a governed tool runs, so an SDK run nested in it is governed by the same client. */
+const nestedRuns = new AsyncLocalStorage<NestedRun>();
+let nestedRunsGoverned = false;
+
+/**
+ * An agent used as a tool runs in a nested SDK run that `governAgent` on the caller cannot see (the
+ * SDK keeps the agent behind an agent tool private). Every SDK run asks its agent for its tools
+ * first: inside a governed call, that agent is governed too, before any of its tools can run.
+ */
+function governNestedRuns(): void {
+  if (nestedRunsGoverned) return;
+  nestedRunsGoverned = true;
+  const prototype = Agent.prototype as { getAllTools: Agent<any, any>["getAllTools"] };
+  const getAllTools = prototype.getAllTools;
+  prototype.getAllTools = function (this: Agent<any, any>, ...args: Parameters<Agent<any, any>["getAllTools"]>) {
+    const nested = nestedRuns.getStore();
+    if (nested !== undefined) governAgent(this, nested.warden, nested.options);
+    return getAllTools.apply(this, args);
+  };
 }
 
 function withSignal(details: ToolCallDetails | undefined, signal: AbortSignal): ToolCallDetails {

@@ -1,6 +1,7 @@
 // agent-warden/openai-agents: Warden for the OpenAI Agents SDK (@openai/agents).
 export { governAgent, GUARDRAIL_NAME } from "./govern.js";
 export type { ApprovalMode, GovernAgentOptions } from "./govern.js";
+export { tool } from "./names.js";
 export { governedRun, resolveInterruptions } from "./run.js";
 export type { GovernedRunOptions, InterruptionResolution } from "./run.js";
 export { WardenTraceProcessor } from "./trace-processor.js";

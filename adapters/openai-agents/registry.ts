@@ -8,8 +8,8 @@ export const FRAMEWORK = "openai-agents";
 
 export interface RunMetadata {
   framework: typeof FRAMEWORK;
-  /** `workflow`: one SDK run (or trace); `agent`: one agent's turn in it. */
-  kind: "workflow" | "agent";
+  /** `workflow`: one SDK run (or trace); `agent`: one agent's turn in it; `nested`: an SDK run inside a governed tool call (an agent used as a tool). */
+  kind: "workflow" | "agent" | "nested";
   agent?: string | undefined;
   [key: string]: unknown;
 }

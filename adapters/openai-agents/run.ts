@@ -1,6 +1,6 @@
 import { run, RunState } from "@openai/agents";
 import type { Agent, AgentInputItem, NonStreamRunOptions, RunResult, RunToolApprovalItem } from "@openai/agents";
-import { WardenError, type ToolCallHandle, type Warden } from "agent-warden";
+import { isHalt, WardenError, type ToolCallHandle, type Warden } from "agent-warden";
 import { FRAMEWORK, isOurs, registryOf, runScope, type RunMetadata } from "./registry.js";
 
 /**
@@ -134,7 +134,7 @@ async function pausedWorkflowRun(state: RunState<any, any>, warden: Warden): Pro
 /** The `HaltedError` behind an SDK error (a guardrail tripwire, a tool call error, the aborted signal). */
 function haltIn(error: unknown, depth = 0): WardenError | undefined {
   if (depth > 6 || error === null || typeof error !== "object") return undefined;
-  if (WardenError.isInstance(error)) return error.code === "halted" ? error : undefined;
+  if (WardenError.isInstance(error)) return isHalt(error) ? error : undefined;
   const value = error as { error?: unknown; cause?: unknown; result?: { output?: { outputInfo?: { error?: unknown } } } };
   return haltIn(value.result?.output?.outputInfo?.error, depth + 1) ?? haltIn(value.error, depth + 1) ?? haltIn(value.cause, depth + 1);
 }

@@ -1,11 +1,12 @@
 // The OpenAI Agents adapter against the real SDK (@openai/agents 0.20), driven offline by its ScriptedModel.
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, RunState, run, setTraceProcessors, setTracingDisabled, tool, Usage } from "@openai/agents";
 import { assistantMessage, functionCall, modelResponse, ScriptedModel } from "@openai/agents-core/testing";
-import { HaltedError, Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
-import { governAgent, governedRun, resolveInterruptions, WardenTraceProcessor } from "agent-warden/openai-agents";
+import { HaltedError, isHalt, Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
+import { governAgent, governedRun, resolveInterruptions, tool as namedTool, WardenTraceProcessor } from "agent-warden/openai-agents";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 
@@ -51,6 +52,14 @@ function seenByModel(model: ScriptedModel, callId: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/** The Warden error the SDK wrapped (a tool call error around a guardrail tripwire). */
+function haltBehind(error: unknown, depth = 0): unknown {
+  if (depth > 6 || error === null || typeof error !== "object") return undefined;
+  if (isHalt(error)) return error;
+  const value = error as { error?: unknown; cause?: unknown; result?: { output?: { outputInfo?: { error?: unknown } } } };
+  return haltBehind(value.result?.output?.outputInfo?.error, depth + 1) ?? haltBehind(value.error, depth + 1) ?? haltBehind(value.cause, depth + 1);
 }
 
 /** Every recorded tool call (and LLM call) across all runs, oldest first. */
@@ -389,6 +398,165 @@ describe("halt", () => {
     await expect(governedRun(governAgent(new Agent({ name: "calc", model: idle, tools: [t.add] }), warden), "1 + 1", warden)).rejects.toBeInstanceOf(HaltedError);
     await expect(run(governAgent(new Agent({ name: "calc2", model: new ScriptedModel([calls(["add", { a: 1, b: 1 }, "call_add2"])]), tools: [t.add] }), warden), "1 + 1")).rejects.toThrow(/guardrail/i);
     expect(t.executed.add).toBeUndefined();
+  });
+});
+
+describe("tool names the SDK rewrites", () => {
+  const refundPolicies: PolicySetInput = {
+    version: 1,
+    default: "allow",
+    policies: [
+      { id: "large-refunds", when: { tool: "payments.*", "args.amount": { gt: 10000 } }, action: "require_approval", approval: { timeout: "10m" } },
+      { id: "no-wire", when: { tool: "payments.wire" }, action: "block" },
+    ],
+  };
+  const refundTool = (make: typeof tool, refunds: unknown[]) =>
+    make({ name: "payments.refund", description: "Refunds an order", parameters: z.object({ amount: z.number() }), execute: async (args) => (refunds.push(args), `refunded ${args.amount}`) });
+
+  it.each([
+    ["the SDK's tool()", tool],
+    ["agent-warden's tool()", namedTool],
+  ])("a payments.* policy matches payments.refund made with %s: a 68,000 refund waits for approval, recorded under the developer's name", async (_label, make) => {
+    const warden = makeWarden({ policies: refundPolicies });
+    const refunds: unknown[] = [];
+    const refund = refundTool(make, refunds);
+    expect(refund.name).toBe("payments_refund");
+    const model = new ScriptedModel([calls(["payments_refund", { amount: 68000 }, "call_refund"]), answer("refunded")]);
+    const agent = governAgent(new Agent({ name: "billing", model, tools: [refund] }), warden);
+
+    const result = await run(agent, "refund 68,000");
+
+    expect(result.interruptions.map((i) => i.name)).toEqual(["payments_refund"]);
+    expect(refunds).toEqual([]);
+    expect(warden.approvals.list({ status: "pending" })).toEqual([expect.objectContaining({ toolName: "payments.refund", policyId: "large-refunds" })]);
+    expect((await recorded(warden))[0]).toMatchObject({ externalId: "call_refund", toolName: "payments.refund", status: "awaiting_approval" });
+
+    warden.approvals.approve(warden.approvals.list({ status: "pending" })[0]!.approvalId, { reviewer: "alice" });
+    resolveInterruptions(result, warden);
+    await run(agent, result.state);
+    expect(refunds).toEqual([{ amount: 68000 }]);
+    expect((await recorded(warden))[0]).toMatchObject({ toolName: "payments.refund", status: "completed" });
+  });
+
+  it("a block written for the developer's name holds, and the model reads it", async () => {
+    const warden = makeWarden({ policies: refundPolicies });
+    const wires: unknown[] = [];
+    const wire = tool({ name: "payments.wire", description: "Wires money", parameters: z.object({ amount: z.number() }), execute: async (args) => (wires.push(args), "sent") });
+    const model = new ScriptedModel([calls(["payments_wire", { amount: 5 }, "call_wire"]), answer("not sent")]);
+
+    await run(governAgent(new Agent({ name: "billing", model, tools: [wire] }), warden), "wire 5");
+
+    expect(wires).toEqual([]);
+    expect(seenByModel(model, "call_wire")).toContain('blocked by policy "no-wire"');
+    expect((await recorded(warden))[0]).toMatchObject({ toolName: "payments.wire", status: "blocked" });
+  });
+
+  it("when policies for two names could mean the same SDK name, the strictest decides", async () => {
+    const policies: PolicySetInput = {
+      version: 1,
+      default: "allow",
+      policies: [
+        { id: "dots", when: { tool: "ops.db-drop" }, action: "warn" },
+        { id: "dashes", when: { tool: "ops-db.drop" }, action: "block" },
+      ],
+    };
+    const warden = makeWarden({ policies });
+    const dropped: unknown[] = [];
+    const drop = tool({ name: "ops_db_drop", description: "Drops", parameters: z.object({}), execute: async () => (dropped.push(1), "dropped") });
+    const model = new ScriptedModel([calls(["ops_db_drop", {}, "call_drop"]), answer("no")]);
+
+    await run(governAgent(new Agent({ name: "ops", model, tools: [drop] }), warden), "drop it");
+
+    expect(dropped).toEqual([]);
+    expect((await recorded(warden))[0]).toMatchObject({ toolName: "ops-db.drop", status: "blocked" });
+  });
+});
+
+describe("agents used as tools (agent.asTool)", () => {
+  /** A lead agent that calls a researcher agent as a tool; the researcher tries a blocked tool and an allowed one. */
+  function leadWithResearcher() {
+    const t = tools();
+    const researcherModel = new ScriptedModel([calls(["get_secret", { name: "db" }, "call_secret"], ["add", { a: 1, b: 2 }, "call_add"]), answer("research done: 3")]);
+    const researcher = new Agent({ name: "researcher", model: researcherModel, tools: [t.getSecret, t.add] });
+    const leadModel = new ScriptedModel([calls(["research", { input: "find the number" }, "call_research"]), answer("the answer is 3")]);
+    const lead = new Agent({ name: "lead", model: leadModel, tools: [researcher.asTool({ toolName: "research", toolDescription: "Researches" })] });
+    return { t, lead, researcherModel };
+  }
+
+  it.each([
+    ["governedRun", false, true],
+    ["governedRun with the trace processor", true, true],
+    ["run() with the trace processor", true, false],
+    ["run()", false, false],
+  ])("governance of the caller reaches the inner agent's tools, and the inner run is a child of the caller's run (%s)", async (_label, traced, governed) => {
+    const warden = makeWarden();
+    if (traced) trace(warden);
+    const { t, lead, researcherModel } = leadWithResearcher();
+
+    const result = governed ? await governedRun(governAgent(lead, warden), "what is the number?", warden) : await run(governAgent(lead, warden), "what is the number?");
+
+    expect(result.finalOutput).toBe("the answer is 3");
+    expect(t.executed.get_secret).toBeUndefined();
+    expect(t.executed.add).toEqual([{ a: 1, b: 2 }]);
+    expect(seenByModel(researcherModel, "call_secret")).toContain('blocked by policy "no-secrets"');
+
+    const calls = await recorded(warden);
+    expect(calls).toHaveLength(3);
+    const research = calls.find((c) => c.toolName === "research")!;
+    const secret = calls.find((c) => c.toolName === "get_secret")!;
+    const add = calls.find((c) => c.toolName === "add")!;
+    expect(research).toMatchObject({ externalId: "call_research", status: "completed" });
+    expect(secret).toMatchObject({ externalId: "call_secret", status: "blocked" });
+    expect(add).toMatchObject({ externalId: "call_add", status: "completed" });
+    // One tree: the inner agent's calls sit in a run below the run of the call that invoked it.
+    const inner = await warden.getRun(secret.runId);
+    expect(add.runId).toBe(inner.runId);
+    const ancestors: string[] = [];
+    for (let run = inner; run.parentRunId !== undefined; run = await warden.getRun(run.parentRunId)) ancestors.push(run.parentRunId);
+    expect(ancestors).toContain(research.runId);
+    expect(new Set(warden.listRuns({ limit: 20 }).map((r) => r.traceId)).size).toBe(1);
+    expect(warden.listRuns({ status: "running" })).toHaveLength(0);
+  });
+
+  it("a halt inside the inner agent stops the whole run", async () => {
+    const warden = makeWarden();
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const slow = tool({ name: "slow_export", description: "Exports", parameters: z.object({}), execute: () => (started(), new Promise<string>(() => {})) });
+    const worker = new Agent({ name: "worker", model: new ScriptedModel([calls(["slow_export", {}, "call_slow"]), answer("never")]), tools: [slow] });
+    const leadModel = new ScriptedModel([calls(["work", { input: "export" }, "call_work"]), answer("never")]);
+    const lead = governAgent(new Agent({ name: "lead", model: leadModel, tools: [worker.asTool({ toolName: "work", toolDescription: "Works" })] }), warden);
+
+    const outcome = governedRun(lead, "export everything", warden);
+    await running;
+    warden.halt({ reason: "runaway export" });
+
+    await expect(outcome).rejects.toBeInstanceOf(HaltedError);
+    expect(leadModel.calls).toHaveLength(1);
+  });
+});
+
+describe("halt of a delegating agent", () => {
+  it("stops the run when the token the client acts under was invalidated by a halt of the agent that delegated it", async () => {
+    const signingKey = generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }) as string;
+    const planner = makeWarden({ agentId: "planner", tokens: { signingKey } });
+    const token = planner.tokens.attenuate(planner.tokens.mint({ agentId: "planner", scopes: ["*"], ttl: "1h" }), { audience: "support-agent" });
+    const warden = makeWarden({ token, tokens: { signingKey } });
+    warden.halt({ reason: "planner compromised", agentId: "planner" });
+    const t = tools();
+    const model = new ScriptedModel([calls(["add", { a: 1, b: 1 }, "call_add"]), answer("carried on"), answer("carried on")]);
+
+    const outcome = await run(governAgent(new Agent({ name: "calc", model, tools: [t.add] }), warden), "1 + 1").then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+
+    expect(t.executed.add).toBeUndefined();
+    expect(model.calls).toHaveLength(1);
+    // The guardrail stopped the run (throwException) instead of handing the model a refusal to carry on from.
+    expect(outcome).toBeInstanceOf(Error);
+    expect(model.calls).toHaveLength(1);
+    expect(isHalt(haltBehind(outcome))).toBe(true);
   });
 });
 
