@@ -15,6 +15,7 @@ import {
   type InitializeResult,
   type JSONRPCRequest,
   type Notification,
+  type Progress,
   type ServerCapabilities,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { ToolCallHandle, Warden } from "agent-warden";
@@ -115,12 +116,15 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
   const forward = async (request: Outgoing, extra: McpRequestExtra, signal: AbortSignal = extra.signal): Promise<Record<string, unknown>> => {
     const target = await upstream();
     const { progressToken, params } = withoutPrivateMeta(request.params);
+    let relayed: Promise<void> = Promise.resolve();
+    const onprogress = (progress: Progress) => {
+      relayed = extra.sendNotification({ method: "notifications/progress", params: { ...progress, progressToken: progressToken! } }).catch(() => {});
+    };
     try {
-      return await target.request({ method: request.method, ...(params !== undefined && { params }) }, ResultSchema, {
-        ...timeouts(extra),
-        signal,
-        ...(progressToken !== undefined && { onprogress: (progress) => void extra.sendNotification({ method: "notifications/progress", params: { ...progress, progressToken } }).catch(() => {}) }),
-      });
+      const result = await target.request({ method: request.method, ...(params !== undefined && { params }) }, ResultSchema, { ...timeouts(extra), signal, ...(progressToken !== undefined && { onprogress }) });
+      // The last progress goes out before the answer, as the server sent them.
+      await relayed;
+      return result;
     } catch (error) {
       throw asRelayed(error);
     }
@@ -191,7 +195,8 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
     upstreamClient.removeRequestHandler("ping");
     upstreamClient.fallbackRequestHandler = async (raw: JSONRPCRequest, extra) => {
       const capability = CLIENT_CAPABILITY[raw.method];
-      if (capability !== undefined && agentCapabilities[capability] === undefined) throw new McpError(ErrorCode.MethodNotFound, `the agent's client does not support ${capability}`);
+      // As the agent's client would answer itself: it has no handler for what it did not declare.
+      if (capability !== undefined && agentCapabilities[capability] === undefined) throw asRelayed(new McpError(ErrorCode.MethodNotFound, "Method not found"));
       const request: Outgoing = { method: raw.method, ...(raw.params !== undefined && { params: raw.params }) };
       // Over Streamable HTTP a request goes out on the stream of the agent's call that caused it, when that is clear.
       const cause = inFlight.size === 1 ? [...inFlight.values()][0] : undefined;
@@ -225,7 +230,18 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
   }
   if (!owned) relayFromUpstream(options.upstream as Client);
 
-  server.onclose = () => {
+  // Chained on the transport, so a user's own `server.onclose` does not end the session's bookkeeping.
+  const connect = server.connect.bind(server);
+  server.connect = async (transport: Transport) => {
+    const previous = transport.onclose;
+    transport.onclose = () => {
+      previous?.();
+      endSession();
+    };
+    return connect(transport);
+  };
+  const endSession = () => {
+    if (closed) return;
     closed = true;
     for (const runId of runs.values()) void warden.completeRun(runId).catch(() => {});
     runs.clear();
