@@ -2,11 +2,13 @@ import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
   ListRootsRequestSchema,
+  ListToolsRequestSchema,
   LoggingMessageNotificationSchema,
   McpError,
   ResourceUpdatedNotificationSchema,
@@ -205,6 +207,36 @@ describe("createMcpGateway: the whole protocol passes through", () => {
     expect(actual).toEqual(expected);
     expect((actual as CallToolResult).isError).toBe(true);
     expect(seen.asked).toEqual([]);
+  });
+});
+
+describe("createMcpGateway: pagination", () => {
+  it("passes cursors through unchanged, both ways", async () => {
+    // A low-level server that pages its tools two at a time with opaque cursors.
+    const names = ["a", "b", "c", "d", "e"];
+    const cursorsSeen: Array<string | undefined> = [];
+    const paged = new Server({ name: "paged", version: "1.0.0" }, { capabilities: { tools: {} } });
+    paged.setRequestHandler(ListToolsRequestSchema, (request) => {
+      const cursor = request.params?.cursor;
+      cursorsSeen.push(cursor);
+      const start = cursor === undefined ? 0 : Number(Buffer.from(cursor, "base64url").toString().slice("page:".length));
+      const page = names.slice(start, start + 2).map((name) => ({ name, inputSchema: { type: "object" as const } }));
+      const next = start + 2 < names.length ? Buffer.from(`page:${start + 2}`).toString("base64url") : undefined;
+      return { tools: page, ...(next !== undefined && { nextCursor: next }) };
+    });
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await paged.connect(serverSide);
+    cleanups.push(() => paged.close());
+    const { client } = await throughGateway(newWarden(), clientSide);
+    const pages: Array<{ names: string[]; nextCursor: string | undefined }> = [];
+    let cursor: string | undefined;
+    do {
+      const page = await client.listTools(cursor === undefined ? undefined : { cursor });
+      pages.push({ names: page.tools.map((tool) => tool.name), nextCursor: page.nextCursor });
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+    expect(pages.map((page) => page.names)).toEqual([["a", "b"], ["c", "d"], ["e"]]);
+    expect(cursorsSeen).toEqual([undefined, pages[0]!.nextCursor, pages[1]!.nextCursor]);
   });
 });
 
