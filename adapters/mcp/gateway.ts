@@ -1,9 +1,25 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import type { RequestOptions } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
-import { CallToolRequestSchema, ListToolsRequestSchema, ToolListChangedNotificationSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import type { Warden } from "agent-warden";
-import { governToolCall, TOKEN_META_KEY, type McpGovernOptions } from "./shared.js";
+import {
+  ErrorCode,
+  InitializeRequestSchema,
+  LATEST_PROTOCOL_VERSION,
+  McpError,
+  ResultSchema,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type CallToolResult,
+  type ClientCapabilities,
+  type Implementation,
+  type InitializeResult,
+  type JSONRPCRequest,
+  type Notification,
+  type Progress,
+  type ServerCapabilities,
+} from "@modelcontextprotocol/sdk/types.js";
+import type { ToolCallHandle, Warden } from "agent-warden";
+import { governRequest, governToolCall, TOKEN_META_KEY, type McpGovernOptions, type McpRequestExtra } from "./shared.js";
 
 /**
  * Options of `createMcpGateway`.
@@ -14,21 +30,38 @@ import { governToolCall, TOKEN_META_KEY, type McpGovernOptions } from "./shared.
 export interface McpGatewayOptions extends McpGovernOptions {
   warden: Warden;
   /**
-   * The server being governed: a connected `Client`, or a transport to it (a `StdioClientTransport`,
-   * a `StreamableHTTPClientTransport`…), which the gateway connects on first use and closes with itself.
+   * The server being governed: a transport to it (a `StdioClientTransport`, a
+   * `StreamableHTTPClientTransport`…), which the gateway connects when the agent initializes (declaring
+   * the agent's own client capabilities upstream) and closes with itself; or a `Client` already connected.
    */
   upstream: Client | Transport;
-  /** How the gateway introduces itself to the agent. Default `{ name: "warden-mcp-gateway", version: "1.0.0" }`. */
+  /** How the gateway introduces itself to the agent. Default: the upstream's own `serverInfo`. */
   name?: string | undefined;
   version?: string | undefined;
+  /** The server's name in the arguments of governed `resource.read` and `prompt.get` calls. Default: the upstream's `serverInfo.name`. */
+  serverName?: string | undefined;
   /** Timeout of each forwarded request in ms (reset by progress). Default: the SDK's 60 s. */
   upstreamTimeout?: number | undefined;
 }
 
+/** Capabilities the gateway does not relay: task-augmented requests (experimental in the SDK) are answered directly or not at all. */
+const NOT_RELAYED = ["tasks"] as const;
+
+/** Server → client requests, and the client capability each needs. */
+const CLIENT_CAPABILITY: Record<string, keyof ClientCapabilities> = { "sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots" };
+
+type Outgoing = { method: string; params?: Record<string, unknown> };
+
 /**
- * A governing proxy for any MCP server, without touching its code: a low-level `Server` that forwards
- * `tools/list` and `tools/call` to the upstream, deciding each call first (block → an `isError`
- * result, approval → wait, halt → `McpError`). Connect it to any server transport: stdio, Streamable HTTP.
+ * A governing proxy for any MCP server, without touching its code: a low-level `Server` that mirrors the
+ * upstream (its capabilities, instructions and server info) and relays the whole protocol both ways —
+ * tools, resources, templates, subscriptions, prompts, completion, logging, ping, progress,
+ * cancellation, list-changed notifications, and the server's own sampling, elicitation and roots
+ * requests to the agent — deciding by policy first every `tools/call` (block → an `isError` result,
+ * approval → wait, halt → `McpError`), every `resources/read` (as `resource.read` with
+ * `{ uri, server }`), every `prompts/get` (as `prompt.get` with `{ name, arguments, server }`) and the
+ * server's sampling and elicitation requests (`sampling.create_message`, `elicitation.create`). Calls
+ * are recorded in one run per session. Connect it to any server transport: stdio, Streamable HTTP.
  * @example
  * import { createMcpGateway } from "agent-warden/mcp";
  * const gateway = createMcpGateway({ warden, upstream: new StdioClientTransport({ command: "npx", args: ["some-mcp-server"] }) });
@@ -36,55 +69,213 @@ export interface McpGatewayOptions extends McpGovernOptions {
  */
 export function createMcpGateway(options: McpGatewayOptions): Server {
   const { warden, upstreamTimeout } = options;
-  const server = new Server({ name: options.name ?? "warden-mcp-gateway", version: options.version ?? "1.0.0" }, { capabilities: { tools: { listChanged: true } } });
   const owned = !isClient(options.upstream);
-  const client = isClient(options.upstream) ? options.upstream : new Client({ name: `${options.name ?? "warden-mcp-gateway"}-upstream`, version: options.version ?? "1.0.0" });
+  // Every capability, so the SDK lets each notification through; the agent is told only the upstream's.
+  const server = new Server({ name: options.name ?? "warden-mcp-gateway", version: options.version ?? "1.0.0" }, { capabilities: { tools: { listChanged: true }, resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true }, logging: {}, completions: {} } });
+  // Answered by the upstream, not by the gateway: ping tells whether the server is alive, setLevel is the server's.
+  server.removeRequestHandler("ping");
+  server.removeRequestHandler("logging/setLevel");
+
+  let client: Client | undefined = owned ? undefined : (options.upstream as Client);
   let connecting: Promise<Client> | undefined;
+  let agentCapabilities: ClientCapabilities = {};
+  let agentInfo: Implementation | undefined;
+  let serverName = options.serverName;
+  /** This session's tool calls in flight, so a sampling request is recorded with the call that caused it. */
+  const inFlight = new Map<string | number, { handle: ToolCallHandle; requestId: string | number }>();
+  /** One run per session and agent; every call of the session is recorded in it. */
+  const runs = new Map<string, string>();
+  let closed = false;
+
   const upstream = (): Promise<Client> => {
-    if (!owned) return Promise.resolve(client);
-    connecting ??= client.connect(options.upstream as Transport).then(() => client);
+    if (client !== undefined && !owned) return Promise.resolve(client);
+    if (connecting === undefined) throw new McpError(ErrorCode.InvalidRequest, "the gateway is not initialized");
     return connecting;
   };
 
-  client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
-    await server.sendToolListChanged().catch(() => {
-      // No agent connected yet: it will list the tools when it connects.
+  const sessionRun = (agentId: string | undefined): string | undefined => {
+    const key = agentId ?? warden.agentId;
+    const existing = runs.get(key);
+    if (existing !== undefined || closed) return existing;
+    try {
+      const { runId } = warden.beginRun({ mcp: { server: serverName, client: agentInfo?.name } }, { agentId: key, reason: "MCP session" });
+      runs.set(key, runId);
+      return runId;
+    } catch {
+      // Refused (a halt): the call goes to the core without a run, which refuses and records it.
+      return undefined;
+    }
+  };
+
+  const timeouts = (extra: McpRequestExtra | undefined): RequestOptions => ({
+    ...(extra && { signal: extra.signal }),
+    ...(upstreamTimeout !== undefined && { timeout: upstreamTimeout, resetTimeoutOnProgress: true }),
+  });
+
+  /** Sends a request of the agent's on to the upstream, its progress relayed under the agent's own token. */
+  const forward = async (request: Outgoing, extra: McpRequestExtra, signal: AbortSignal = extra.signal): Promise<Record<string, unknown>> => {
+    const target = await upstream();
+    const { progressToken, params } = withoutPrivateMeta(request.params);
+    let relayed: Promise<void> = Promise.resolve();
+    const onprogress = (progress: Progress) => {
+      relayed = extra.sendNotification({ method: "notifications/progress", params: { ...progress, progressToken: progressToken! } }).catch(() => {});
+    };
+    try {
+      const result = await target.request({ method: request.method, ...(params !== undefined && { params }) }, ResultSchema, { ...timeouts(extra), signal, ...(progressToken !== undefined && { onprogress }) });
+      // The last progress goes out before the answer, as the server sent them.
+      await relayed;
+      return result;
+    } catch (error) {
+      throw asRelayed(error);
+    }
+  };
+
+  server.setRequestHandler(InitializeRequestSchema, async (request): Promise<InitializeResult> => {
+    agentCapabilities = request.params.capabilities;
+    agentInfo = request.params.clientInfo;
+    if (owned) {
+      connecting ??= (async () => {
+        // The upstream sees the agent as it is: its client info and the capabilities it declared.
+        const upstreamClient = new Client(request.params.clientInfo, { capabilities: without(request.params.capabilities, NOT_RELAYED) });
+        relayFromUpstream(upstreamClient);
+        upstreamClient.onclose = () => void server.close().catch(() => {});
+        await upstreamClient.connect(options.upstream as Transport, timeouts(undefined));
+        client = upstreamClient;
+        return upstreamClient;
+      })();
+    }
+    const target = await upstream();
+    const info = target.getServerVersion();
+    serverName ??= info?.name;
+    const instructions = target.getInstructions();
+    const requested = request.params.protocolVersion;
+    return {
+      protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION,
+      capabilities: without(target.getServerCapabilities() ?? {}, NOT_RELAYED) as ServerCapabilities,
+      serverInfo: { ...(info as Implementation), ...(options.name !== undefined && { name: options.name }), ...(options.version !== undefined && { version: options.version }) },
+      ...(instructions !== undefined && { instructions }),
+    };
+  });
+
+  server.fallbackRequestHandler = async (raw: JSONRPCRequest, extra: McpRequestExtra) => {
+    const request: Outgoing = { method: raw.method, ...(raw.params !== undefined && { params: raw.params }) };
+    const params = (raw.params ?? {}) as Record<string, unknown>;
+    switch (raw.method) {
+      case "tools/call": {
+        const name = typeof params.name === "string" ? params.name : "";
+        return governToolCall(warden, options, { name, args: params.arguments, extra, runFor: sessionRun }, async (signal, handle) => {
+          inFlight.set(extra.requestId, { handle, requestId: extra.requestId });
+          try {
+            return (await forward(request, extra, signal)) as CallToolResult;
+          } finally {
+            inFlight.delete(extra.requestId);
+          }
+        });
+      }
+      case "resources/read":
+        return governRequest(warden, options, { name: "resource.read", args: { uri: params.uri, server: serverName }, extra, runFor: sessionRun }, (signal) => forward(request, extra, signal));
+      case "prompts/get":
+        return governRequest(warden, options, { name: "prompt.get", args: { name: params.name, arguments: params.arguments ?? {}, server: serverName }, extra, runFor: sessionRun }, (signal) => forward(request, extra, signal));
+      default:
+        return forward(request, extra);
+    }
+  };
+
+  // The agent's notifications (roots list changed, …); cancellation and progress are answered by the SDK per hop.
+  server.fallbackNotificationHandler = async (notification: Notification) => {
+    const target = client;
+    if (target === undefined) return;
+    await target.notification(notification).catch(() => {
+      // The upstream is gone: the session ends with it.
     });
-  });
+  };
 
-  server.setRequestHandler(ListToolsRequestSchema, async (request, extra) => {
-    const { _meta: meta, ...params } = request.params ?? {};
-    // A delegation token carries a private key: it never goes past the gateway.
-    const { [TOKEN_META_KEY]: _token, ...forwardedMeta } = meta ?? {};
-    const forwarded = Object.keys(forwardedMeta).length > 0 ? { ...params, _meta: forwardedMeta } : params;
-    return (await upstream()).listTools(forwarded, { signal: extra.signal, ...(upstreamTimeout !== undefined && { timeout: upstreamTimeout }) });
-  });
-
-  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
-    const { name, arguments: args, _meta: meta } = request.params;
-    const { [TOKEN_META_KEY]: _token, progressToken, ...forwardedMeta } = meta ?? {};
-    return governToolCall(warden, options, { name, args, extra }, async (signal) => {
-      const target = await upstream();
-      const result = await target.callTool({ name, ...(args !== undefined && { arguments: args }), ...(Object.keys(forwardedMeta).length > 0 && { _meta: forwardedMeta }) }, undefined, {
-        signal,
-        ...(upstreamTimeout !== undefined && { timeout: upstreamTimeout, resetTimeoutOnProgress: true }),
-        // The upstream's progress is relayed under the agent's own progress token.
-        ...(progressToken !== undefined && { onprogress: (progress) => void extra.sendNotification({ method: "notifications/progress", params: { ...progress, progressToken } }).catch(() => {}) }),
-      });
-      return result as CallToolResult;
-    });
-  });
-
-  if (owned) {
-    server.onclose = () => {
-      void client.close().catch(() => {
-        // The upstream is gone already.
+  /** The upstream's requests and notifications, relayed to the agent. */
+  function relayFromUpstream(upstreamClient: Client): void {
+    upstreamClient.removeRequestHandler("ping");
+    upstreamClient.fallbackRequestHandler = async (raw: JSONRPCRequest, extra) => {
+      const capability = CLIENT_CAPABILITY[raw.method];
+      // As the agent's client would answer itself: it has no handler for what it did not declare.
+      if (capability !== undefined && agentCapabilities[capability] === undefined) throw asRelayed(new McpError(ErrorCode.MethodNotFound, "Method not found"));
+      const request: Outgoing = { method: raw.method, ...(raw.params !== undefined && { params: raw.params }) };
+      // Over Streamable HTTP a request goes out on the stream of the agent's call that caused it, when that is clear.
+      const cause = inFlight.size === 1 ? [...inFlight.values()][0] : undefined;
+      const relay = async (signal: AbortSignal): Promise<Record<string, unknown>> => {
+        const { progressToken, params } = withoutPrivateMeta(request.params);
+        try {
+          return await server.request({ method: request.method, ...(params !== undefined && { params }) }, ResultSchema, {
+            signal,
+            ...(cause && { relatedRequestId: cause.requestId }),
+            ...(upstreamTimeout !== undefined && { timeout: upstreamTimeout, resetTimeoutOnProgress: true }),
+            ...(progressToken !== undefined && { onprogress: (progress) => void extra.sendNotification({ method: "notifications/progress", params: { ...progress, progressToken } }).catch(() => {}) }),
+          });
+        } catch (error) {
+          throw asRelayed(error);
+        }
+      };
+      const action = raw.method === "sampling/createMessage" ? "sampling.create_message" : raw.method === "elicitation/create" ? "elicitation.create" : undefined;
+      if (action === undefined) return relay(extra.signal);
+      const { _meta: _ignored, ...shown } = (raw.params ?? {}) as Record<string, unknown>;
+      const args = { server: serverName, ...shown, ...(cause && { causedBy: { tool: cause.handle.toolName, toolCallId: cause.handle.toolCallId } }) };
+      const runId = cause?.handle.runId ?? sessionRun(undefined);
+      // The upstream speaks for no agent: its requests are recorded as the session's, whatever they carry.
+      return governRequest(warden, { ...options, identify: () => ({}) }, { name: action, args, extra: extra as unknown as McpRequestExtra, runFor: () => runId }, relay);
+    };
+    upstreamClient.fallbackNotificationHandler = async (notification: Notification) => {
+      const cause = inFlight.size === 1 ? [...inFlight.values()][0] : undefined;
+      await server.notification(notification, cause && notification.method === "notifications/message" ? { relatedRequestId: cause.requestId } : undefined).catch(() => {
+        // No agent connected (yet or any more): nothing to tell.
       });
     };
   }
+  if (!owned) relayFromUpstream(options.upstream as Client);
+
+  // Chained on the transport, so a user's own `server.onclose` does not end the session's bookkeeping.
+  const connect = server.connect.bind(server);
+  server.connect = async (transport: Transport) => {
+    const previous = transport.onclose;
+    transport.onclose = () => {
+      previous?.();
+      endSession();
+    };
+    return connect(transport);
+  };
+  const endSession = () => {
+    if (closed) return;
+    closed = true;
+    for (const runId of runs.values()) void warden.completeRun(runId).catch(() => {});
+    runs.clear();
+    if (owned && client !== undefined) {
+      void client.close().catch(() => {
+        // The upstream is gone already.
+      });
+    }
+  };
   return server;
 }
 
 function isClient(value: Client | Transport): value is Client {
   return typeof (value as Client).callTool === "function";
+}
+
+/** `params` without the agent's progress token (the SDK puts its own) and without a delegation token (it carries a private key: it never goes past the gateway). */
+function withoutPrivateMeta(params: Record<string, unknown> | undefined): { progressToken: string | number | undefined; params: Record<string, unknown> | undefined } {
+  if (params === undefined) return { progressToken: undefined, params };
+  const { _meta: meta, ...rest } = params as { _meta?: Record<string, unknown> };
+  if (meta === undefined) return { progressToken: undefined, params };
+  const { [TOKEN_META_KEY]: _token, progressToken, ...kept } = meta;
+  return { progressToken: typeof progressToken === "string" || typeof progressToken === "number" ? progressToken : undefined, params: Object.keys(kept).length > 0 ? { ...rest, _meta: kept } : rest };
+}
+
+function without<T extends object>(value: T, keys: readonly string[]): T {
+  return Object.fromEntries(Object.entries(value).filter(([key]) => !keys.includes(key))) as T;
+}
+
+/** An error from the other side, answered as it came: the same code, message and data (without the SDK's "MCP error N:" prefix). */
+function asRelayed(error: unknown): unknown {
+  if (!(error instanceof McpError)) return error;
+  const prefix = `MCP error ${error.code}: `;
+  const relayed = new McpError(error.code, "", error.data);
+  relayed.message = error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
+  return relayed;
 }

@@ -85,7 +85,7 @@ export function refusal(reason: string): CallToolResult {
 }
 
 /** A halt as the MCP error that makes the client's `callTool` reject. */
-function haltedError(error: unknown): McpError {
+export function haltedError(error: unknown): McpError {
   const reason = error instanceof Error ? error.message : String(error);
   const mcp = new McpError(HALTED_ERROR_CODE, reason, { warden: "halted", reason });
   // McpError prefixes its code to the message; the client adds it again when it rebuilds the error.
@@ -100,15 +100,35 @@ function resultText(result: { content?: unknown }): string {
 }
 
 /**
+ * The JSON-RPC error code of a request other than `tools/call` (a `resources/read`, a `prompts/get`, a
+ * server's sampling request) that policy refused; `error.data` carries `{ warden: "blocked", reason }`.
+ * A refused `tools/call` answers with an `isError` result instead, which the model reads.
+ * @example
+ * import { BLOCKED_ERROR_CODE } from "agent-warden/mcp";
+ * if (error instanceof McpError && error.code === BLOCKED_ERROR_CODE) console.warn(error.data.reason);
+ */
+export const BLOCKED_ERROR_CODE = -32051;
+
+/** A refusal of a request that has no error result of its own, as an MCP error. */
+export function blockedError(reason: string): McpError {
+  const mcp = new McpError(BLOCKED_ERROR_CODE, reason, { warden: "blocked", reason });
+  mcp.message = reason;
+  return mcp;
+}
+
+/**
  * Admits the call (at once if the caller already waited for its approval), sends it with the handle's
  * signal and records its result; an `isError` result is recorded as a failure. A refusal throws its
- * error; a call a halt aborted rejects with `onHalt(halt)` rather than the transport's error.
+ * error; a call a halt aborted rejects with `onHalt(halt)` rather than the transport's error, and a call
+ * its caller cancelled rejects with the transport's own error (an SDK client's `McpError` -32001).
  */
 export async function forwardRecorded<T>(handle: ToolCallHandle, send: (signal: AbortSignal) => Promise<T>, onHalt: (halt: unknown) => unknown): Promise<T> {
   let failed: { result: T; error: Error } | undefined;
+  let sent: Promise<T> | undefined;
   try {
     return await handle.run(async (signal) => {
-      const result = await send(signal);
+      sent = send(signal);
+      const result = await sent;
       if (typeof result !== "object" || result === null || (result as { isError?: unknown }).isError !== true) return result;
       // Still the answer, but `run` records it as a failure.
       failed = { result, error: new Error(resultText(result as { content?: unknown })) };
@@ -117,8 +137,30 @@ export async function forwardRecorded<T>(handle: ToolCallHandle, send: (signal: 
   } catch (error) {
     if (failed !== undefined && error === failed.error) return failed.result;
     const reason: unknown = handle.signal.aborted ? handle.signal.reason : undefined;
-    throw isHalt(reason) ? onHalt(reason) : error;
+    if (isHalt(reason)) throw onHalt(reason);
+    // Cancelled by the caller: the call settled on the abort first; answer as the transport does.
+    if (handle.signal.aborted && sent !== undefined) {
+      const transportError = await sent.then(
+        () => undefined,
+        (rejection: unknown) => rejection,
+      );
+      if (transportError !== undefined) throw transportError;
+    }
+    throw error;
   }
+}
+
+/** How a governed request answers a refusal: `tools/call` with an `isError` result, other requests with `BLOCKED_ERROR_CODE`. */
+type Refuse<T> = (reason: string) => T;
+
+/** A governed request on the serving side (a gateway session or a governed server). */
+export interface GovernedRequest {
+  /** The action's name for policy: the tool's name, or `resource.read`, `prompt.get`… */
+  name: string;
+  args: unknown;
+  extra: McpRequestExtra;
+  /** The run to record the call in, for the caller's agent (the gateway's session run); undefined for a run of its own. */
+  runFor?: ((agentId: string | undefined) => string | undefined) | undefined;
 }
 
 /**
@@ -126,55 +168,74 @@ export async function forwardRecorded<T>(handle: ToolCallHandle, send: (signal: 
  * wait for approval, run `forward` with the merged signal, record. A block answers with an `isError`
  * result; a halt throws `McpError`.
  */
-export async function governToolCall(
+export function governToolCall(
   warden: Warden,
   options: McpGovernOptions,
-  call: { name: string; args: unknown; extra: McpRequestExtra },
-  forward: (signal: AbortSignal) => Promise<CallToolResult>,
+  call: GovernedRequest,
+  forward: (signal: AbortSignal, handle: ToolCallHandle) => Promise<CallToolResult>,
 ): Promise<CallToolResult> {
+  return governRequest(warden, options, call, forward, refusal);
+}
+
+/**
+ * Any governed request on the serving side: as `governToolCall`, but a refusal answers with `refuse`
+ * (by default an `McpError` with `BLOCKED_ERROR_CODE`).
+ */
+export async function governRequest<T>(
+  warden: Warden,
+  options: McpGovernOptions,
+  call: GovernedRequest,
+  forward: (signal: AbortSignal, handle: ToolCallHandle) => Promise<T>,
+  refuse: Refuse<T> = (reason) => {
+    throw blockedError(reason);
+  },
+): Promise<T> {
   const caller = (options.identify ?? identifyCaller)(call.extra) ?? {};
   try {
-    if (caller.token === undefined) return await decideAndRun(warden, options, call, caller.agentId, forward);
+    if (caller.token === undefined) return await decideAndRun(warden, options, call, caller.agentId, call.runFor?.(caller.agentId), forward, refuse);
     const task = warden.beginDelegatedTask(caller.token);
-    return await task.run({ mcp: { tool: call.name, sessionId: call.extra.sessionId } }, () => decideAndRun(warden, options, call, undefined, forward));
+    return await task.run({ mcp: { tool: call.name, sessionId: call.extra.sessionId } }, () => decideAndRun(warden, options, call, undefined, undefined, forward, refuse));
   } catch (error) {
     // A halt can also surface before any decision (opening the call's run, verifying the token).
     if (isHalt(error)) throw haltedError(error);
     // Enforcement fails closed: a token that does not verify calls nothing.
-    if (WardenError.isInstance(error) && error.code === "token_invalid") return refusal(error.message);
+    if (WardenError.isInstance(error) && error.code === "token_invalid") return refuse(error.message);
     throw error;
   }
 }
 
-async function decideAndRun(
+async function decideAndRun<T>(
   warden: Warden,
   options: McpGovernOptions,
-  call: { name: string; args: unknown; extra: McpRequestExtra },
+  call: GovernedRequest,
   agentId: string | undefined,
-  forward: (signal: AbortSignal) => Promise<CallToolResult>,
-): Promise<CallToolResult> {
+  runId: string | undefined,
+  forward: (signal: AbortSignal, handle: ToolCallHandle) => Promise<T>,
+  refuse: Refuse<T>,
+): Promise<T> {
   const { extra } = call;
   const handle = warden.beginToolCall({
     tool: call.name,
     args: call.args ?? {},
     agentId,
+    runId,
     externalId: extra.sessionId ? `${extra.sessionId}:${String(extra.requestId)}` : String(extra.requestId),
     signal: extra.signal,
     permission: options.permission?.(call.name),
   });
   if (handle.decision.action === "block") {
     if (handle.decision.halted) throw haltedError(handle.error);
-    return refusal(handle.error?.message ?? handle.decision.reason);
+    return refuse(handle.error?.message ?? handle.decision.reason);
   }
   if (handle.decision.action === "require_approval") {
     const refused = await awaitApproval(handle, extra, options.approvalProgressInterval ?? 10_000);
-    if (refused) return refused;
+    if (refused !== undefined) return refuse(refused);
   }
-  return forwardRecorded(handle, forward, haltedError);
+  return forwardRecorded(handle, (signal) => forward(signal, handle), haltedError);
 }
 
-/** Waits for the reviewer; returns the refusal to answer with, or undefined once approved. A halt throws. */
-async function awaitApproval(handle: ToolCallHandle, extra: McpRequestExtra, interval: number): Promise<CallToolResult | undefined> {
+/** Waits for the reviewer; returns the reason to refuse with, or undefined once approved. A halt throws. */
+async function awaitApproval(handle: ToolCallHandle, extra: McpRequestExtra, interval: number): Promise<string | undefined> {
   const progressToken = extra._meta?.progressToken;
   let progress = 0;
   const notify = () => {
@@ -193,7 +254,7 @@ async function awaitApproval(handle: ToolCallHandle, extra: McpRequestExtra, int
     return undefined;
   } catch (error) {
     if (isHalt(error)) throw haltedError(error);
-    return refusal(error instanceof Error ? error.message : String(error));
+    return error instanceof Error ? error.message : String(error);
   } finally {
     if (timer) clearInterval(timer);
   }

@@ -1,6 +1,6 @@
 // `warden mcp-gateway -- <command> [args…]`: governs any MCP server without touching its code. The
 // gateway speaks MCP on stdio to the agent, starts the server as its own child over stdio, and
-// forwards tools/list and tools/call to it, deciding every call by policy first.
+// relays the whole protocol both ways, deciding every tool call, resource read and prompt by policy first.
 import type { Command } from "commander";
 import { Warden } from "../warden.js";
 
@@ -22,7 +22,7 @@ interface GatewayOptions {
 export function registerMcpGatewayCommand(program: Command): void {
   program
     .command("mcp-gateway")
-    .description("serve MCP on stdio, forwarding tools/list and tools/call to the MCP server <command> starts, each call decided by policy")
+    .description("serve MCP on stdio in front of the MCP server <command> starts, relaying the whole protocol, each tool call, resource read and prompt decided by policy")
     .usage("[options] -- <command> [args...]")
     .argument("<command>", "the upstream MCP server's executable")
     .argument("[args...]", "its arguments (after --)")
@@ -31,8 +31,7 @@ export function registerMcpGatewayCommand(program: Command): void {
     .option("--approval-timeout <duration>", "how long a call waits for a reviewer when its policy does not say (e.g. 15m)")
     .action(async (command: string, args: string[], opts: GatewayOptions) => {
       const globals = program.opts<GlobalOptions>();
-      const [{ Client }, { StdioClientTransport }, { StdioServerTransport }, { createMcpGateway }] = await Promise.all([
-        import("@modelcontextprotocol/sdk/client/index.js"),
+      const [{ StdioClientTransport }, { StdioServerTransport }, { createMcpGateway }] = await Promise.all([
         import("@modelcontextprotocol/sdk/client/stdio.js"),
         import("@modelcontextprotocol/sdk/server/stdio.js"),
         import("../../adapters/mcp/index.js"),
@@ -47,19 +46,19 @@ export function registerMcpGatewayCommand(program: Command): void {
         ...(opts.approvalTimeout && { approvalTimeout: opts.approvalTimeout }),
         onApprovalRequest: (request) => console.error(`[warden] tool "${request.toolName}" awaits approval ${request.approvalId}: warden approve ${request.approvalId}`),
       });
-      const upstream = new Client({ name: "warden-mcp-gateway", version: "1.0.0" });
+      // The server is the user's own program: it gets the whole environment, as when run directly.
+      const env = Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+      const upstream = new StdioClientTransport({ command, args, env, stderr: "inherit" });
+      const ended = new Promise<"agent" | "upstream">((resolve) => {
+        process.stdin.once("end", () => resolve("agent"));
+        process.stdin.once("close", () => resolve("agent"));
+        process.once("SIGTERM", () => resolve("agent"));
+        process.once("SIGINT", () => resolve("agent"));
+        upstream.onclose = () => resolve("upstream");
+      });
+      // The gateway starts the server when the agent initializes, declaring the agent's capabilities to it.
       const gateway = createMcpGateway({ warden, upstream });
       try {
-        // The server is the user's own program: it gets the whole environment, as when run directly.
-        const env = Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined));
-        await upstream.connect(new StdioClientTransport({ command, args, env, stderr: "inherit" }));
-        const ended = new Promise<"agent" | "upstream">((resolve) => {
-          process.stdin.once("end", () => resolve("agent"));
-          process.stdin.once("close", () => resolve("agent"));
-          process.once("SIGTERM", () => resolve("agent"));
-          process.once("SIGINT", () => resolve("agent"));
-          upstream.onclose = () => resolve("upstream");
-        });
         await gateway.connect(new StdioServerTransport());
         if ((await ended) === "upstream") {
           console.error(`[warden] the upstream MCP server (${command}) exited`);

@@ -341,6 +341,30 @@ describe("governMcpClient", () => {
     expect(error).toBeInstanceOf(HaltedError);
   });
 
+  it("rejects a call its caller cancels as the plain SDK client does (McpError -32001), and records it failed", async () => {
+    const { warden, client, signals } = await setup();
+    const controller = new AbortController();
+    const pending = client.callTool({ name: "slow" }, undefined, { signal: controller.signal }).catch((e: unknown) => e);
+    await waitFor(() => signals.length === 1, "the slow tool to start");
+    controller.abort();
+    const error = await pending;
+    expect(error).toBeInstanceOf(McpError);
+    expect((error as McpError).code).toBe(-32001);
+    await waitFor(() => signals[0]!.aborted, "the server to see the cancellation");
+
+    // The same cancellation without Warden, for comparison.
+    const plain = opsServer(undefined);
+    const { client: ungoverned } = await connect(plain.server);
+    const plainController = new AbortController();
+    const plainPending = ungoverned.callTool({ name: "slow" }, undefined, { signal: plainController.signal }).catch((e: unknown) => e);
+    await waitFor(() => plain.signals.length === 1, "the plain slow tool to start");
+    plainController.abort();
+    const plainError = await plainPending;
+    expect({ code: (error as McpError).code, message: (error as McpError).message }).toEqual({ code: (plainError as McpError).code, message: (plainError as McpError).message });
+    const [call] = await recorded(warden);
+    expect(call).toMatchObject({ toolName: "slow", status: "failed" });
+  });
+
   it("sends its delegation token in _meta for a governed server to act under", async () => {
     const warden = newWarden();
     const token = warden.tokens.mint({ agentId: "files-agent", scopes: ["files:read"], ttl: "1h" });
