@@ -47,8 +47,9 @@ function renderCall(call: ToolCallRecord, prefix: string, last: boolean): string
     const usage = call.usage ? `  tokens=${call.usage.totalTokens ?? "?"} (in ${call.usage.inputTokens ?? "?"}, out ${call.usage.outputTokens ?? "?"})` : "";
     return [`${branch}LLM ${call.usage?.model ?? call.toolName}${usage}  ${call.status}`];
   }
-  const decision = call.decision?.action ?? "allow";
-  const lines = [`${branch}${call.toolName}(${summarize(call.input)})  ${decisionLabel(decision)}  ${call.status}`];
+  // A call only observed afterwards (a framework's trace) was never decided: say so, never "ALLOWED".
+  const label = call.decision === undefined ? "OBSERVED" : decisionLabel(call.decision.action);
+  const lines = [`${branch}${call.toolName}(${summarize(call.input)})  ${label}  ${call.status}`];
   const details: string[] = [];
   if (call.decision?.policyId) details.push(`Policy: ${call.decision.policyId}`);
   for (const match of call.decision?.matches ?? []) if (match.mode === "shadow") details.push(`Shadow: ${match.policyId} would ${match.action}`);

@@ -1,4 +1,7 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
+import packageJson from "../../package.json" with { type: "json" };
 import { WardenError } from "../errors.js";
 import { formatRunTree } from "../format.js";
 import { PolicyEngine } from "../policy/engine.js";
@@ -24,8 +27,12 @@ interface GlobalOptions {
   apiKey?: string;
 }
 
-function open(program: Command, extra: { policies?: string } = {}): Warden {
+function open(program: Command, extra: { policies?: string; existing?: boolean } = {}): Warden {
   const options = program.opts<GlobalOptions>();
+  // A read on a mistyped --store would create an empty store and answer "nothing here" while the agent works elsewhere.
+  if (extra.existing && options.store !== ":memory:" && !existsSync(options.store)) {
+    throw new CommanderError(EXIT_USAGE, "warden.storeMissing", `no store at ${resolve(options.store)}: pass the agent's store with --store (or WARDEN_STORE), or --url for a control plane`);
+  }
   return new Warden({ agentId: "warden-cli", store: options.store, organization: options.org, ...(extra.policies && { policies: extra.policies }) });
 }
 
@@ -34,8 +41,8 @@ function print(program: Command, value: unknown, text: () => string): void {
   else console.log(text());
 }
 
-async function withWarden<T>(program: Command, fn: (warden: Warden) => T | Promise<T>): Promise<T> {
-  const warden = open(program);
+async function withWarden<T>(program: Command, fn: (warden: Warden) => T | Promise<T>, extra: { existing?: boolean } = {}): Promise<T> {
+  const warden = open(program, extra);
   try {
     return await fn(warden);
   } finally {
@@ -49,13 +56,13 @@ function actorFor(program: Command): string | undefined {
 }
 
 /** Runs an operator command against the control plane when `--url` is given, else against the local store. */
-async function withOperator<T>(program: Command, fn: (operator: Operator) => Promise<T>): Promise<T> {
+async function withOperator<T>(program: Command, fn: (operator: Operator) => Promise<T>, extra: { existing?: boolean } = {}): Promise<T> {
   const { url, apiKey } = program.opts<GlobalOptions>();
   if (url) {
     if (!apiKey) throw new CommanderError(EXIT_USAGE, "warden.apiKey", "--url needs --api-key (or WARDEN_API_KEY): a reviewer key to decide approvals, an admin key to halt");
     return fn(remoteOperator(url, apiKey));
   }
-  return withWarden(program, (warden) => fn(localOperator(warden)));
+  return withWarden(program, (warden) => fn(localOperator(warden)), extra);
 }
 
 const list = (value: string) => value.split(",").map((s) => s.trim()).filter(Boolean);
@@ -75,6 +82,7 @@ export function buildProgram(): Command {
     .addOption(new Option("--url <url>", "a control plane (warden serve): operator commands go to it instead of the store").env("WARDEN_URL"))
     .addOption(new Option("--api-key <key>", "API key for --url").env("WARDEN_API_KEY"))
     .option("--json", "print JSON", false)
+    .version(packageJson.version, "-V, --version", "print the version of agent-warden")
     .showHelpAfterError()
     .exitOverride();
 
@@ -89,7 +97,7 @@ export function buildProgram(): Command {
       await withOperator(program, async (operator) => {
         const runs = await operator.runs({ agentId: opts.agent, status: opts.status, traceId: opts.trace, limit: Number(opts.limit) });
         print(program, runs, () => (runs.length === 0 ? "no runs" : runs.map((r) => `${r.runId}  ${r.agentId.padEnd(16)} ${r.status.padEnd(9)} ${new Date(r.startedAt).toISOString()}${r.parentRunId ? `  parent=${r.parentRunId}` : ""}`).join("\n")));
-      });
+      }, { existing: true });
     });
 
   program
@@ -100,7 +108,7 @@ export function buildProgram(): Command {
         const run = warden.runRecord(id);
         if (program.opts<GlobalOptions>().json) print(program, run, () => "");
         else console.log(await formatRunTree(run, (child) => warden.runRecord(child)));
-      });
+      }, { existing: true });
     });
 
   program
@@ -115,7 +123,7 @@ export function buildProgram(): Command {
             ? `no ${opts.status === "all" ? "" : `${opts.status} `}approvals`
             : approvals.map((a) => `${a.approvalId}  ${a.status.padEnd(9)} ${a.agentId} → ${a.toolName}(${JSON.stringify(a.payload)})${a.policyId ? `  policy=${a.policyId}` : ""}${a.agentContext?.goal ? `  goal="${a.agentContext.goal}"` : ""}`).join("\n"),
         );
-      });
+      }, { existing: true });
     });
 
   for (const verdict of ["approve", "reject"] as const) {
@@ -128,7 +136,7 @@ export function buildProgram(): Command {
         await withOperator(program, async (operator) => {
           const record = await operator.decide(id, verdict, { reviewer: opts.reviewer ?? actorFor(program), reason: opts.reason });
           print(program, record, () => `${record.approvalId} ${record.status} by ${record.reviewer}`);
-        });
+        }, { existing: true });
       });
   }
 
