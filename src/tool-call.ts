@@ -179,7 +179,11 @@ export class ToolCallHandle {
     this.#owner.link(this.toolCallId, signal);
   }
 
-  /** Records the tool's output (redacted) and duration. */
+  /**
+   * Records the tool's output (redacted) and duration. When a halt landed while the tool ran, the
+   * call is recorded as `failed` with the halt instead, and this throws that `HaltedError`: nothing
+   * a halt interrupted is recorded as a success, and the caller learns it must not report one.
+   */
   complete(output?: unknown): void {
     this.#owner.finishToolCall(this.toolCallId, ToolCallStatus.COMPLETED, output, undefined);
   }

@@ -650,6 +650,12 @@ export class Warden {
     if (state.status === ToolCallStatus.AWAITING_APPROVAL && status !== ToolCallStatus.REJECTED) {
       throw new InvalidStateError(`tool call "${toolCallId}" is awaiting approval; it cannot be ${status === ToolCallStatus.FAILED ? "failed" : "completed"} before a reviewer approves it`);
     }
+    // A halt that landed while the tool ran: the call is recorded as stopped by it, never as a success.
+    const halted = status === ToolCallStatus.COMPLETED ? this.#haltOfCall(state) : undefined;
+    if (halted !== undefined) {
+      status = ToolCallStatus.FAILED;
+      error = halted;
+    }
     this.#calls.delete(toolCallId);
     if (state.externalId !== undefined) this.#byExternalId.delete(state.externalId);
     state.cleanup?.();
@@ -675,6 +681,15 @@ export class Warden {
     this.#record(type, state.agentId, state.runId, state.stepId, toolCallId, { toolName: state.toolName, status, output: recordedOutput, error: recordedError, durationMs, reason: rejectedReason });
     const run = this.#runs.get(state.runId);
     if (run?.implicit) this.#endImplicitRun(run, status === ToolCallStatus.COMPLETED);
+    if (halted !== undefined) throw halted;
+  }
+
+  /** The halt that covers a call now, or aborted it while it ran (even if lifted since); undefined if none. */
+  #haltOfCall(state: ActiveToolCall): WardenError | undefined {
+    const signal = state.controller.signal;
+    if (signal.aborted && isHalt(signal.reason)) return signal.reason as WardenError;
+    const halt = this.#haltFor(state.agentId, state.runId);
+    return halt === undefined || halt === "unknown" ? undefined : this.#halts.toError(halt);
   }
 
   // ── LLM calls ─────────────────────────────────────────────────────────────────────────────
@@ -854,7 +869,10 @@ export class Warden {
     return handle.toolCallId;
   }
 
-  /** Records a tool call's output. Completing a blocked or unapproved call is an `InvalidStateError`. */
+  /**
+   * Records a tool call's output. Completing a blocked or unapproved call is an `InvalidStateError`;
+   * completing one a halt landed on while it ran records it `failed` and rejects with `HaltedError`.
+   */
   async completeToolCall(runId: string, toolCallId: string, output?: unknown): Promise<void> {
     this.#assertCallOfRun(runId, toolCallId);
     this.#finishToolCall(toolCallId, ToolCallStatus.COMPLETED, output, undefined);

@@ -213,3 +213,24 @@ describe("primitives adapters share", () => {
     expect(warnings).toEqual(["[warden] langchain: same", "[warden] mcp: same"]);
   });
 });
+
+describe("completion after a halt", () => {
+  it("complete() on a call a halt landed on while it ran records it failed and throws the halt", async () => {
+    const warden = open();
+    const { runId } = warden.beginRun();
+    const handle = warden.beginToolCall({ tool: "read", runId });
+    expect((await handle.admit()).ok).toBe(true);
+    warden.halt({ reason: "incident", agentId: "agent" });
+    expect(() => handle.complete({ rows: 3 })).toThrow(expect.objectContaining({ code: "halted" }));
+    const lifecycle = await warden.trackToolCall(runId, "read").catch((error: unknown) => error);
+    expect(lifecycle).toMatchObject({ code: "halted" });
+    warden.resume({ agentId: "agent" });
+    const second = await warden.trackToolCall(runId, "read");
+    warden.halt({ reason: "again" });
+    warden.resume();
+    // Lifted before completion, but it aborted the call while it ran: still not a success.
+    await expect(warden.completeToolCall(runId, second, "out")).rejects.toMatchObject({ code: "halted" });
+    const statuses = warden.runRecord(runId).toolCalls.map((c) => c.status);
+    expect(statuses).toEqual(["failed", "blocked", "failed"]);
+  });
+});
