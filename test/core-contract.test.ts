@@ -68,7 +68,8 @@ describe("one admission contract", () => {
   });
 
   it("a token invalidated by a halt of the agent that delegated it is a halt at call time, as when a run opens", async () => {
-    const warden = open({ agentId: "parent", policies: { version: 1, default: "allow", policies: [] } });
+    // The client (the planner) hands a token to "parent", which delegates to "child"; "parent" is halted.
+    const warden = open({ agentId: "planner", policies: { version: 1, default: "allow", policies: [] } });
     const token = warden.tokens.mint({ agentId: "parent", scopes: ["flights:*"], ttl: "1h" });
     const task = warden.beginDelegatedTask(warden.tokens.attenuate(token, { audience: "child", scopes: ["flights:book"] }));
     let admission: Admission | undefined;
