@@ -41,6 +41,8 @@ export const WardenOptionsSchema = z.strictObject({
   onApprovalRequest: fn<ApprovalRequestHandler>().optional(),
   /** Receives telemetry and listener failures (which never reach the agent). Default: one warning per kind. */
   onError: fn<(error: unknown) => void>().optional(),
+  /** The most one recorded value (a call's input, output or error, a run's metadata) takes, in bytes of JSON; larger ones are cut with a marker giving the original size. */
+  maxRecordedBytes: z.number().int().min(1024).default(64 * 1024),
   /** Exchange rates for budgets and token caps: `{ USD: { EUR: "0.92" } }`. */
   currencies: CurrencyTableSchema.optional(),
   ledger: z

@@ -1,8 +1,20 @@
 import type { Decision } from "./decision.js";
 import type { Money } from "./money.js";
 import type { VerifiedToken } from "./tokens/token.js";
+import type { RunOptions } from "./inputs.js";
 import type { RunScope } from "./run-scope.js";
-import type { RunOptions, Warden } from "./warden.js";
+import type { Tokens } from "./tokens/tokens.js";
+
+/** @internal What a delegated task asks of the client. */
+export interface DelegationHost {
+  readonly agentId: string;
+  readonly tokens: Tokens;
+  run<T>(metadata: unknown, fn: (run: RunScope) => T | Promise<T>, options?: RunOptions): Promise<T>;
+  hasPermission(permission: string, token?: VerifiedToken): boolean;
+  authorize(permission: string, money?: Partial<Money>, token?: VerifiedToken): Decision;
+  ensureAuthorized(permission: string, money?: Partial<Money>, token?: VerifiedToken): void;
+  currentRun(): { runId: string; traceId: string } | undefined;
+}
 
 /**
  * Work done under a delegation token, so a sub-agent can do no more than it was handed: runs act as
@@ -19,10 +31,10 @@ export class DelegatedTask {
   readonly verified: VerifiedToken;
   /** The agent the token is for. */
   readonly agentId: string;
-  readonly #warden: Warden;
+  readonly #warden: DelegationHost;
 
   /** @internal */
-  constructor(warden: Warden, token: string, verified: VerifiedToken) {
+  constructor(warden: DelegationHost, token: string, verified: VerifiedToken) {
     this.#warden = warden;
     this.token = token;
     this.verified = verified;

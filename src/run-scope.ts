@@ -1,6 +1,13 @@
-import { scopeStorage } from "./scope.js";
+import type { ToolCallInit, ToolOptions } from "./inputs.js";
+import { scopeStorage, type ActiveRun } from "./scope.js";
 import type { ToolContext } from "./tool-call.js";
-import type { ActiveRun, ToolOptions, Warden } from "./warden.js";
+
+/** @internal What a run scope asks of the client: the governed call, steps, the halt signal. */
+export interface RunHost {
+  readonly signal: AbortSignal;
+  execute<T>(init: ToolCallInit, fn: (context: ToolContext) => T | Promise<T>): Promise<T>;
+  step<T>(runId: string, name: string, fn: () => T | Promise<T>, metadata?: Record<string, unknown>): Promise<T>;
+}
 
 /**
  * A run in progress, handed to `warden.run(…, async (run) => …)`: the calls made through it are
@@ -13,10 +20,10 @@ import type { ActiveRun, ToolOptions, Warden } from "./warden.js";
 export class RunScope {
   readonly runId: string;
   readonly traceId: string;
-  readonly #warden: Warden;
+  readonly #warden: RunHost;
 
   /** @internal */
-  constructor(warden: Warden, run: ActiveRun) {
+  constructor(warden: RunHost, run: ActiveRun) {
     this.#warden = warden;
     this.runId = run.runId;
     this.traceId = run.traceId;

@@ -4,7 +4,7 @@ import { WardenError } from "./errors.js";
 import { abortedWait, admissionOf, isHalt, refusalOf, type Admission, type Outcome } from "./admission.js";
 import { raceAbort } from "./internal/abort.js";
 import type { ApprovalRecord } from "./records.js";
-import type { QueuedWrite } from "./store/sqlite-store.js";
+import type { PendingRow, ToolCallColumn } from "./store/run-store.js";
 
 /**
  * What a governed tool function receives: the ids to correlate with, and the signal to stop on a halt.
@@ -34,7 +34,7 @@ export interface ActiveToolCall {
   approvalId: string | undefined;
   decision: Decision;
   /** The queued insert of the call's row, patched in place if the call finishes before it commits. */
-  row?: QueuedWrite | undefined;
+  row?: PendingRow<ToolCallColumn> | undefined;
   /** The call opened a run of its own (no run was open): a later hook for the same framework id finds it without one. */
   implicitRun?: boolean | undefined;
   /** The approval request, while the call waits for it. */
@@ -179,7 +179,11 @@ export class ToolCallHandle {
     this.#owner.link(this.toolCallId, signal);
   }
 
-  /** Records the tool's output (redacted) and duration. */
+  /**
+   * Records the tool's output (redacted) and duration. When a halt landed while the tool ran, the
+   * call is recorded as `failed` with the halt instead, and this throws that `HaltedError`: nothing
+   * a halt interrupted is recorded as a success, and the caller learns it must not report one.
+   */
   complete(output?: unknown): void {
     this.#owner.finishToolCall(this.toolCallId, ToolCallStatus.COMPLETED, output, undefined);
   }

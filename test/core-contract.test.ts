@@ -68,7 +68,8 @@ describe("one admission contract", () => {
   });
 
   it("a token invalidated by a halt of the agent that delegated it is a halt at call time, as when a run opens", async () => {
-    const warden = open({ agentId: "parent", policies: { version: 1, default: "allow", policies: [] } });
+    // The client (the planner) hands a token to "parent", which delegates to "child"; "parent" is halted.
+    const warden = open({ agentId: "planner", policies: { version: 1, default: "allow", policies: [] } });
     const token = warden.tokens.mint({ agentId: "parent", scopes: ["flights:*"], ttl: "1h" });
     const task = warden.beginDelegatedTask(warden.tokens.attenuate(token, { audience: "child", scopes: ["flights:book"] }));
     let admission: Admission | undefined;
@@ -211,5 +212,26 @@ describe("primitives adapters share", () => {
       process.off("warning", onWarning);
     }
     expect(warnings).toEqual(["[warden] langchain: same", "[warden] mcp: same"]);
+  });
+});
+
+describe("completion after a halt", () => {
+  it("complete() on a call a halt landed on while it ran records it failed and throws the halt", async () => {
+    const warden = open();
+    const { runId } = warden.beginRun();
+    const handle = warden.beginToolCall({ tool: "read", runId });
+    expect((await handle.admit()).ok).toBe(true);
+    warden.halt({ reason: "incident", agentId: "agent" });
+    expect(() => handle.complete({ rows: 3 })).toThrow(expect.objectContaining({ code: "halted" }));
+    const lifecycle = await warden.trackToolCall(runId, "read").catch((error: unknown) => error);
+    expect(lifecycle).toMatchObject({ code: "halted" });
+    warden.resume({ agentId: "agent" });
+    const second = await warden.trackToolCall(runId, "read");
+    warden.halt({ reason: "again" });
+    warden.resume();
+    // Lifted before completion, but it aborted the call while it ran: still not a success.
+    await expect(warden.completeToolCall(runId, second, "out")).rejects.toMatchObject({ code: "halted" });
+    const statuses = warden.runRecord(runId).toolCalls.map((c) => c.status);
+    expect(statuses).toEqual(["failed", "blocked", "failed"]);
   });
 });

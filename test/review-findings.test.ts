@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterEach, describe, expect, it } from "vitest";
-import { createRedactor, HaltedError, Warden, type PolicySetInput, type WardenOptions } from "agent-warden";
+import { createRedactor, HaltedError, isHalt, Warden, type PolicySetInput, type WardenOptions } from "agent-warden";
 import { tempDir } from "./fixtures/proc.js";
 
 const SECRET = "sk-live-0123456789abcdefghijklmnop";
@@ -93,8 +93,8 @@ describe("tokens", () => {
         second = await run.tool("flights.book", {}, () => "ran").catch((error: unknown) => error);
       })
       .catch(() => {});
-    // A halt, as when a run opens under that token: the run stops, not just this call.
-    expect(second).toMatchObject({ code: "token_invalid", reason: "halted" });
+    // A halt (here of the client's own agent, which the delegated run acts for): the run stops, not just this call.
+    expect(isHalt(second)).toBe(true);
   });
 });
 

@@ -351,8 +351,12 @@ describe("halt", () => {
     const error = await caught(warden.run({}, () => 1));
     expect(error).toBeInstanceOf(HaltedError);
     expect((error as HaltedError).scope).toBe("group payments");
-    // an agent outside the group, sharing this client
-    await expect(warden.run({}, (run) => run.tool("read_file", {}, () => "ok"), { agentId: "reporting-agent" })).resolves.toBe("ok");
+    // the halted client acting as an agent outside the group is still the halted party acting
+    await expect(warden.run({}, (run) => run.tool("read_file", {}, () => "ok"), { agentId: "reporting-agent" })).rejects.toBeInstanceOf(HaltedError);
+    // an agent outside the group, with a client of its own, is not halted
+    const reporting = open({ agentId: "reporting-agent" });
+    reporting.halt({ reason: "fraud suspected", group: "payments" });
+    await expect(reporting.run({}, (run) => run.tool("read_file", {}, () => "ok"))).resolves.toBe("ok");
     warden.resume({ group: "payments" });
     await expect(warden.run({}, () => 1)).resolves.toBe(1);
   });

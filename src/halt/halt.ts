@@ -47,6 +47,8 @@ export interface Subject {
   agentId: string;
   group: string | undefined;
   runId: string | undefined;
+  /** The runs above `runId` in its tree: a halt of a run reaches its sub-agents' runs. */
+  ancestorRunIds?: readonly string[] | undefined;
 }
 
 /** @internal */
@@ -73,7 +75,7 @@ export function haltMatches(halt: HaltRecord, subject: Subject): boolean {
     case "group":
       return halt.target === subject.group;
     case "run":
-      return halt.target === subject.runId;
+      return halt.target === subject.runId || (subject.ancestorRunIds !== undefined && halt.target !== undefined && subject.ancestorRunIds.includes(halt.target));
   }
 }
 

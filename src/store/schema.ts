@@ -1,5 +1,5 @@
 /** Schema of the embedded store. Bump `SCHEMA_VERSION` with a migration when it changes. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -9,7 +9,7 @@ CREATE TABLE IF NOT EXISTS agents (
 CREATE TABLE IF NOT EXISTS runs (
   id TEXT PRIMARY KEY, org TEXT NOT NULL, agent_id TEXT NOT NULL, trace_id TEXT NOT NULL, parent_run_id TEXT,
   status TEXT NOT NULL, metadata TEXT, reason TEXT, agent_context TEXT, token_id TEXT,
-  started_at INTEGER NOT NULL, ended_at INTEGER, error TEXT
+  started_at INTEGER NOT NULL, ended_at INTEGER, error TEXT, owner TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_org ON runs (org, started_at DESC);
 CREATE INDEX IF NOT EXISTS runs_by_trace ON runs (trace_id);
@@ -51,3 +51,11 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, ts INTEGER NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL
 );
 `;
+
+/**
+ * Steps from one schema version to the next, for stores created by an earlier version.
+ * 2: `runs.owner` (host and process of the client running it), so a run whose process died is found.
+ */
+export const MIGRATIONS: Record<number, string> = {
+  2: "ALTER TABLE runs ADD COLUMN owner TEXT;",
+};

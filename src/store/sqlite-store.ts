@@ -7,7 +7,7 @@ import { StoreError } from "../errors.js";
 import { canonicalJson } from "../internal/canonical.js";
 import { checkpointMessage, GENESIS_HASH, hashEntry, type LedgerEntry } from "../ledger/chain.js";
 import type { SigningKey } from "../ledger/keys.js";
-import { SCHEMA_SQL, SCHEMA_VERSION } from "./schema.js";
+import { MIGRATIONS, SCHEMA_SQL, SCHEMA_VERSION } from "./schema.js";
 
 /** A ledger entry before it has a place in the chain. `dataJson` is its canonical data. */
 export interface LedgerDraft {
@@ -358,7 +358,10 @@ export class SqliteStore {
     if (version === SCHEMA_VERSION) return;
     this.db.exec("BEGIN IMMEDIATE");
     try {
-      this.db.exec(SCHEMA_SQL);
+      // Another process may have migrated while this one waited for the lock.
+      const current = (this.db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+      if (current === 0) this.db.exec(SCHEMA_SQL);
+      else for (let next = current + 1; next <= SCHEMA_VERSION; next++) this.db.exec(MIGRATIONS[next] ?? "");
       this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       this.db.exec("COMMIT");
     } catch (error) {

@@ -26,6 +26,8 @@ export interface TokensContext {
   converter: CurrencyConverter;
   isHalted: (info: HaltInfo) => boolean;
   onRevoke: (tokenId: string, reason: string | undefined, actor: string | undefined) => void;
+  /** Throws `HaltedError` when the client, or an agent the new token is for or comes from, is halted: a halted party mints nothing. */
+  refuseIfHalted?: ((agentIds: ReadonlyArray<string | undefined>) => void) | undefined;
 }
 
 /**
@@ -61,11 +63,21 @@ export class Tokens {
   /** Mints a root token signed by the organization's key. */
   mint(input: MintInput): string {
     if (!this.#ctx.key) throw new ConfigError("this client has no organization key: in remote mode tokens are minted by the control plane (POST /v1/tokens or `warden token mint` on its host)");
+    this.#ctx.refuseIfHalted?.([input.agentId, input.issuer]);
     return this.#authority!.mint(input);
   }
 
   /** Appends a narrower block; needs no key but the one the token carries. */
   attenuate(token: string, narrowing: Narrowing): string {
+    if (this.#ctx.refuseIfHalted) {
+      let holders: Array<string | undefined> = [];
+      try {
+        holders = inspectToken(token).chain.map((block) => block.audience);
+      } catch {
+        // A malformed token fails in attenuate itself.
+      }
+      this.#ctx.refuseIfHalted([...holders, narrowing.audience, narrowing.issuer]);
+    }
     return attenuate(token, narrowing, { currency: this.#ctx.converter });
   }
 

@@ -1,0 +1,241 @@
+import { hostname } from "node:os";
+import type { Decisions } from "./decisions.js";
+import { EventType, RunStatus, type AgentContext } from "./enums.js";
+import { InvalidStateError, NotFoundError } from "./errors.js";
+import type { HaltGuard } from "./halt/guard.js";
+import type { RunOptions } from "./inputs.js";
+import { newId } from "./internal/ids.js";
+import type { Ledger } from "./ledger/ledger.js";
+import { Recorder } from "./recorder.js";
+import { toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type RunRecord, type RunSummary } from "./records.js";
+import { scopeStorage, type ActiveRun, type Scope } from "./scope.js";
+import type { RunStore } from "./store/run-store.js";
+import type { VerifiedToken } from "./tokens/token.js";
+import { stillValid, type Tokens } from "./tokens/tokens.js";
+
+/** @internal A delegation token handed to a run (`DelegatedTask.run`). */
+export interface Delegation {
+  token: string;
+  verified: VerifiedToken;
+}
+
+/** @internal What runs and steps need, injected. */
+export interface RunsDeps {
+  agentId: string;
+  store: RunStore;
+  recorder: Recorder;
+  halts: HaltGuard;
+  decisions: Decisions;
+  tokens: Tokens;
+  ledger: Ledger;
+  /** Agents whose group is known; a run acting as a new agent registers it. */
+  knownAgent: (agentId: string) => boolean;
+  assertOpen: () => void;
+}
+
+/** This process, as runs record their owner: a run whose owner is gone was abandoned. */
+export const PROCESS_OWNER = `${hostname()}:${process.pid}`;
+
+/**
+ * Runs and steps: opened, closed, taken over from another process, nested into a tree (sub-agents),
+ * and read back. Tracks the runs open in this process and the scope (`AsyncLocalStorage`) that
+ * places nested calls in them.
+ */
+export class Runs {
+  readonly #deps: RunsDeps;
+  readonly #open = new Map<string, ActiveRun>();
+
+  constructor(deps: RunsDeps) {
+    this.#deps = deps;
+  }
+
+  get(runId: string): ActiveRun | undefined {
+    return this.#open.get(runId);
+  }
+
+  /** The scope of the calling code, if it is inside one of this client's open runs. */
+  currentScope(): Scope | undefined {
+    const scope = scopeStorage.getStore();
+    return scope?.owner === this && this.#open.has(scope.runId) ? scope : undefined;
+  }
+
+  /** The run a call lands in: the one named, else the enclosing one, else a run of its own (implicit). */
+  resolve(runId: string | undefined, agentId: string | undefined): ActiveRun {
+    const id = runId ?? this.currentScope()?.runId;
+    if (id === undefined) return this.open(undefined, { implicit: true, agentId });
+    return this.#open.get(id) ?? this.adopt(id);
+  }
+
+  open(metadata: unknown, options: RunOptions & { implicit?: boolean; delegation?: Delegation } = {}): ActiveRun {
+    this.#deps.assertOpen();
+    const { halts, recorder, store } = this.#deps;
+    const agentId = options.agentId ?? this.#deps.agentId;
+    const runId = options.runId ?? newId("run");
+    if (this.#open.has(runId)) throw new InvalidStateError(`run "${runId}" is already running`);
+    const enclosing = this.currentScope();
+    const parentRunId = options.parentRunId ?? enclosing?.runId;
+    const parent = parentRunId === undefined ? undefined : this.#open.get(parentRunId);
+    const ancestors = parentRunId === undefined ? [] : [parentRunId, ...(parent?.ancestors ?? [])];
+    const halt = halts.find({ agentId, runId, ancestorRunIds: ancestors });
+    if (halt !== undefined) {
+      // The refusal is evidence of the halt's effect: it goes into the ledger before the throw.
+      const error = halts.error(halt);
+      recorder.record(EventType.RUN_FAILED, { agentId, runId }, { refused: true, parentRunId, error: Recorder.serializeError(error) });
+      throw error;
+    }
+    const traceId = options.traceId ?? parent?.traceId ?? (parentRunId ? store.traceOf(parentRunId) : undefined) ?? newId("trace");
+    // A sub-agent never holds more than its spawner: without a token of its own, a run acts under its
+    // parent run's token, else the client's (whatever agent id it acts as).
+    const token = options.delegation?.verified ?? (parent !== undefined ? parent.token : undefined) ?? this.#deps.decisions.clientToken();
+    if (token !== undefined) {
+      const invalid = stillValid(this.#deps.tokens, token, (info) => halts.haltedSince(info.agentId, info.issuedAt), Date.now());
+      if (invalid) {
+        recorder.record(EventType.RUN_FAILED, { agentId, runId }, { refused: true, parentRunId, tokenId: token.id, error: Recorder.serializeError(invalid) });
+        throw invalid;
+      }
+    }
+    const agentContext = options.agentContext === undefined ? undefined : (recorder.redact(options.agentContext) as AgentContext);
+    const reason = options.reason === undefined ? undefined : (recorder.redact(options.reason) as string);
+    const run: ActiveRun = { runId, agentId, traceId, implicit: options.implicit === true, ancestors, token, agentContext };
+    const recorded = recorder.recordable(metadata);
+    run.row = store.insertRun({
+      id: runId,
+      agent_id: agentId,
+      trace_id: traceId,
+      parent_run_id: parentRunId ?? null,
+      status: RunStatus.RUNNING,
+      metadata: recorded.json,
+      reason: reason ?? null,
+      agent_context: agentContext ? JSON.stringify(agentContext) : null,
+      token_id: token?.id ?? null,
+      owner: PROCESS_OWNER,
+      started_at: Date.now(),
+    });
+    this.#open.set(runId, run);
+    if (agentId !== this.#deps.agentId && !this.#deps.knownAgent(agentId)) store.noteAgent(agentId);
+    recorder.record(EventType.RUN_STARTED, { agentId, runId }, { traceId, parentRunId, tokenId: token?.id, metadata: recorded.value, reason, agentContext, implicit: run.implicit || undefined });
+    return run;
+  }
+
+  /** Takes over a run another process (or an earlier life of this one) started, to resume it. */
+  adopt(runId: string): ActiveRun {
+    const existing = this.#open.get(runId);
+    if (existing) return existing;
+    const row = this.#deps.store.runHead(runId);
+    if (!row) throw new NotFoundError("run", runId);
+    if (row.status !== RunStatus.RUNNING) throw new InvalidStateError(`run "${runId}" is ${row.status}; start a new run`);
+    const run: ActiveRun = { runId, agentId: row.agent_id, traceId: row.trace_id, implicit: false, ancestors: this.#ancestorsOf(runId), token: undefined };
+    // The run acted under a delegation token this process cannot recover (only its id is stored):
+    // its calls are refused rather than let through without the token's limits.
+    if (row.token_id !== null) {
+      let own: VerifiedToken | undefined;
+      try {
+        own = this.#deps.decisions.clientToken();
+      } catch {
+        own = undefined;
+      }
+      if (own?.id === row.token_id) run.token = own;
+      else run.tokenMissing = row.token_id;
+    }
+    this.#open.set(runId, run);
+    return run;
+  }
+
+  #ancestorsOf(runId: string): string[] {
+    const ancestors: string[] = [];
+    let parent = this.#deps.store.run(runId)?.parent_run_id ?? null;
+    while (parent !== null && ancestors.length < 64 && !ancestors.includes(parent)) {
+      ancestors.push(parent);
+      parent = this.#open.get(parent)?.ancestors[0] ?? this.#deps.store.run(parent)?.parent_run_id ?? null;
+    }
+    return ancestors;
+  }
+
+  close(runId: string, status: typeof RunStatus.COMPLETED | typeof RunStatus.FAILED, detail: unknown): void {
+    const run = this.adopt(runId);
+    this.#open.delete(runId);
+    this.#deps.decisions.forgetRun(runId);
+    const recorded = this.#deps.recorder.recordable(detail === undefined ? undefined : status === RunStatus.FAILED ? Recorder.serializeError(detail) : detail);
+    this.#deps.store.endRun(run.row, runId, status, status === RunStatus.FAILED ? recorded.json : null);
+    this.#deps.recorder.record(status === RunStatus.COMPLETED ? EventType.RUN_COMPLETED : EventType.RUN_FAILED, { agentId: run.agentId, runId }, status === RunStatus.COMPLETED ? { output: recorded.value } : { error: recorded.value });
+  }
+
+  /** A run a single call opened ends with it. */
+  endImplicit(run: ActiveRun, completed: boolean): void {
+    if (!run.implicit || !this.#open.has(run.runId)) return;
+    this.close(run.runId, completed ? RunStatus.COMPLETED : RunStatus.FAILED, completed ? undefined : { message: "tool call did not complete" });
+  }
+
+  /** Runs `fn` inside the run's scope: nested runs, steps and calls land in it. */
+  within<T>(runId: string, stepId: string | undefined, fn: () => T): T {
+    return scopeStorage.run({ owner: this, runId, stepId }, fn);
+  }
+
+  openStep(runId: string, name: string, metadata: Record<string, unknown> | undefined): string {
+    const run = this.resolve(runId, undefined);
+    const stepId = newId("step");
+    const recorded = this.#deps.recorder.recordable(metadata);
+    this.#deps.store.insertStep(stepId, runId, name, recorded.json);
+    this.#deps.recorder.record(EventType.STEP_STARTED, { agentId: run.agentId, runId, stepId }, { name, metadata: recorded.value });
+    return stepId;
+  }
+
+  closeStep(runId: string, stepId: string, status: RunStatus): void {
+    const run = this.#open.get(runId);
+    const row = this.#deps.store.step(stepId);
+    if (!row || row.run_id !== runId) throw new NotFoundError("step", stepId);
+    if (row.status !== RunStatus.RUNNING) throw new InvalidStateError(`step "${stepId}" is already ${row.status}`);
+    this.#deps.store.endStep(stepId, status);
+    this.#deps.recorder.record(EventType.STEP_COMPLETED, { agentId: run?.agentId ?? this.#deps.agentId, runId, stepId }, { status });
+  }
+
+  /** The run with its steps, tool calls (decision, approval), events and child runs. */
+  record(runId: string): RunRecord {
+    const { store } = this.#deps;
+    const row = store.run(runId);
+    if (!row) throw new NotFoundError("run", runId);
+    const approvals = new Map(store.approvalsOf(runId).map((a) => [a.tool_call_id, toApprovalRecord(a)]));
+    return {
+      ...toRunSummary(row),
+      steps: store.stepsOf(runId).map(toStepRecord),
+      toolCalls: store.toolCallsOf(runId).map((tc) => toToolCallRecord(tc, approvals.get(tc.id))),
+      events: this.#deps.ledger.entries({ runId }).map(({ id, type, ts, org, agentId, runId: r, stepId, toolCallId, actor, data }) => ({ id, type: type as EventType, ts, org, agentId, runId: r, stepId, toolCallId, actor, data: data as Record<string, unknown> })),
+      childRunIds: store.childRunIds(runId),
+    };
+  }
+
+  list(filter: { agentId?: string | undefined; status?: RunStatus | undefined; traceId?: string | undefined; limit?: number | undefined; offset?: number | undefined }): RunSummary[] {
+    return this.#deps.store.listRuns(filter).map(toRunSummary);
+  }
+
+  /**
+   * Runs of this organization left `running` by a process of this host that is gone (`kill -9`, a
+   * crash): failed with error `abandoned`, each with a `run.failed` event. Returns their ids.
+   */
+  abandonOrphans(): string[] {
+    const host = `${hostname()}:`;
+    const abandoned: string[] = [];
+    for (const [owner, runs] of this.#deps.store.runningOwners()) {
+      if (owner === PROCESS_OWNER || !owner.startsWith(host)) continue;
+      const pid = Number(owner.slice(host.length));
+      if (!Number.isInteger(pid) || processAlive(pid)) continue;
+      for (const run of runs) {
+        const error = { name: "AbandonedRun", message: "abandoned", owner };
+        if (!this.#deps.store.abandonRun(run.id, JSON.stringify(error))) continue;
+        this.#deps.recorder.record(EventType.RUN_FAILED, { agentId: run.agent_id, runId: run.id }, { error, abandoned: true });
+        abandoned.push(run.id);
+      }
+    }
+    return abandoned;
+  }
+}
+
+/** True unless the process surely does not exist (a process of another user still counts as alive). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
