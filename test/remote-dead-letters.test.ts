@@ -188,13 +188,14 @@ describe("dead letters", () => {
     });
   };
 
-  it("an event the server refuses on its own in a 2xx answer is set aside; an index that names another id is not trusted", async () => {
+  it("an event a 2xx answer lists as refused is set aside; an index that names another id is not trusted", async () => {
     const server = await answering((events) => ({
-      accepted: events.length - 1,
+      accepted: events.length - 2,
       duplicates: 0,
-      rejected: [
-        { index: 3, id: events[3]!.id, code: "event_type_forbidden", reason: "an agent key may not send approval.approved" },
-        { index: 5, id: "evt_someone_else", code: "event_type_forbidden", reason: "forged index" },
+      refused: [
+        { index: 3, id: events[3]!.id, code: "insufficient_scope", message: "an agent key may not send approval.approved" },
+        { index: 5, id: "evt_someone_else", code: "insufficient_scope", message: "forged index" },
+        { index: 7, id: null, code: "invalid_request", message: "events.7.id: unreadable" },
       ],
     }));
     const dispatcher = dispatcherTo(server.url);
@@ -203,9 +204,10 @@ describe("dead letters", () => {
     await dispatcher.flush();
     expect(server.received.map((e) => e.id)).toEqual(events.map((e) => e.id));
     const letters = new DeadLetterFile(join(dir, "letters"), 1).read();
-    expect(letters).toHaveLength(1);
-    expect(letters[0]).toMatchObject({ by: "server", code: "event_type_forbidden", reason: "an agent key may not send approval.approved", event: { id: events[3]!.id, data: { toolName: "t", n: 3 } } });
-    expect(dispatcher.stats).toMatchObject({ sent: 9, deadLettered: 1, dropped: 0 });
+    expect(letters).toHaveLength(2);
+    expect(letters[0]).toMatchObject({ by: "server", code: "insufficient_scope", reason: "an agent key may not send approval.approved", event: { id: events[3]!.id, data: { toolName: "t", n: 3 } } });
+    expect(letters[1]).toMatchObject({ by: "server", code: "invalid_request", event: { id: events[7]!.id } });
+    expect(dispatcher.stats).toMatchObject({ sent: 8, deadLettered: 2, dropped: 0 });
     await dispatcher.shutdown();
     await server.close();
   });

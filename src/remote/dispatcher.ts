@@ -60,7 +60,7 @@ interface Packed {
  * against the wire's schema and size before it is sent: one the server could never accept is set
  * aside in the dead-letter file at once. A batch the server refuses (400, 413, 422) is split until
  * the refused events are found; they are set aside with the server's reason and the rest is
- * delivered. Nothing here throws into the agent or makes it wait.
+ * delivered, as are the events a 2xx answer lists in `refused`. Nothing here throws into the agent or makes it wait.
  */
 export class EventDispatcher {
   readonly #options: DispatcherOptions;
@@ -285,11 +285,11 @@ export class EventDispatcher {
       return;
     }
     const rejected: Array<{ event: WardenEvent; refusal: Refusal }> = [];
-    for (const r of response.rejected ?? []) {
+    for (const r of response.refused ?? []) {
       const item = items[r.index];
-      // An index that does not name the event it claims is not trusted to name any.
-      if (item === undefined || item.event.id !== r.id) continue;
-      rejected.push({ event: item.event, refusal: { by: "server", code: r.code, reason: r.reason } });
+      // An index that names another event than it claims is not trusted to name any (null: the server could not read the id).
+      if (item === undefined || (r.id !== null && item.event.id !== r.id)) continue;
+      rejected.push({ event: item.event, refusal: { by: "server", code: r.code, reason: r.message } });
     }
     this.#setAside(rejected);
     this.#sent += items.length - rejected.length;
