@@ -109,6 +109,31 @@ describe("remote mode: one refused event never takes its batch with it", () => {
     });
   }
 
+  it("a key bound to one agent: the one event reported for another agent is set aside, the rest delivered", async () => {
+    const boundKey = (await server.store.createKey({ org: "acme", role: "agent", agentId: "bot" })).key;
+    const http = new RemoteHttp(url, boundKey, 30_000);
+    const dispatcher = new EventDispatcher({
+      send: async (_batch, body) => IngestResponseSchema.parse((await http.request("POST", "/v1/events", { rawBody: body })).body),
+      flushInterval: 3_600_000,
+      maxQueue: 10_000,
+      maxBatch: 1000,
+      spool: undefined,
+      deadLetters: new DeadLetterFile(join(dir, "letters"), 1024 * 1024),
+      onError: () => {},
+    });
+    const events = Array.from({ length: 200 }, (_, n) => ({ ...fake(n, "bound_"), type: "risk.detected" as WardenEvent["type"], runId: null, toolCallId: null }));
+    events[77] = { ...events[77]!, agentId: "someone-else" };
+    for (const event of events) dispatcher.enqueue(event);
+    await dispatcher.flush();
+    const counts = await serverCounts();
+    expect(events.filter((_, n) => n !== 77).filter((e) => counts.get(e.id) !== 1).map((e) => e.id)).toEqual([]);
+    expect(counts.has(events[77]!.id)).toBe(false);
+    const letters = new DeadLetterFile(join(dir, "letters"), 1).read();
+    expect(letters.map((l) => [l.event.id, l.by, l.code])).toEqual([[events[77]!.id, "server", "insufficient_scope"]]);
+    expect([403, undefined]).toContain(letters[0]!.status);
+    await dispatcher.shutdown();
+  });
+
   const fake = (n: number, tag: string): WardenEvent => ({ id: `evt_${tag}${String(n).padStart(5, "0")}`, type: "tool.called" as WardenEvent["type"], ts: Date.now(), org: "acme", agentId: "bot", runId: `run_${tag}`, stepId: null, toolCallId: `tc_${tag}${n}`, actor: null, data: { toolName: "read_order", input: { n } } });
 
   const serverRefusals: Array<{ name: string; bad: (event: WardenEvent) => WardenEvent; status: number; reason: RegExp }> = [
