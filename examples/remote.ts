@@ -1,6 +1,7 @@
 // The control plane and an agent in remote mode, offline: a server on a loopback port, an agent
 // that decides locally on the policies it syncs, a policy update pushed to it over the stream, an
-// approval given through the API, and a halt that stops its next tool call.
+// approval given through the API, a halt that stops its next tool call, and an event the server
+// would refuse set aside as a dead letter.
 // Run: npx tsx examples/remote.ts
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -57,6 +58,13 @@ try {
 await api("POST", "/v1/halts/resume", { agentId: "billing-agent" });
 await settle();
 console.log(`resumed: ${await refund(10)}`);
+
+// 4. An event the server would refuse (here a result nested deeper than the wire's 32 levels) is set
+//    aside with its reason, before it is sent; the rest of its batch is delivered.
+const deep = Array.from({ length: 40 }).reduce<unknown>((inner) => ({ inner }), "bottom");
+await warden.run({ task: "export tree" }, (run) => run.tool("read_tree", {}, () => deep));
+await warden.flush();
+for (const letter of warden.remote?.deadLetters() ?? []) console.log(`set aside: ${letter.event.type} (${letter.reason})`);
 
 // Everything the agent did is on the server, hash-chained.
 await warden.shutdown();

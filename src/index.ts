@@ -50,3 +50,4 @@ export type { Authority, VerifiedToken, TokenBlock, TokenInspection, MintInput, 
 export { formatRunTree } from "./format.js";
 export type { RemoteLink, RemoteStatus } from "./remote/remote.js";
 export type { RemoteOptions } from "./remote/options.js";
+export type { DeadLetter } from "./remote/dead-letters.js";

@@ -109,6 +109,31 @@ describe("remote mode: one refused event never takes its batch with it", () => {
     });
   }
 
+  it("a key bound to one agent: the one event reported for another agent is set aside, the rest delivered", async () => {
+    const boundKey = (await server.store.createKey({ org: "acme", role: "agent", agentId: "bot" })).key;
+    const http = new RemoteHttp(url, boundKey, 30_000);
+    const dispatcher = new EventDispatcher({
+      send: async (_batch, body) => IngestResponseSchema.parse((await http.request("POST", "/v1/events", { rawBody: body })).body),
+      flushInterval: 3_600_000,
+      maxQueue: 10_000,
+      maxBatch: 1000,
+      spool: undefined,
+      deadLetters: new DeadLetterFile(join(dir, "letters"), 1024 * 1024),
+      onError: () => {},
+    });
+    const events = Array.from({ length: 200 }, (_, n) => ({ ...fake(n, "bound_"), type: "risk.detected" as WardenEvent["type"], runId: null, toolCallId: null }));
+    events[77] = { ...events[77]!, agentId: "someone-else" };
+    for (const event of events) dispatcher.enqueue(event);
+    await dispatcher.flush();
+    const counts = await serverCounts();
+    expect(events.filter((_, n) => n !== 77).filter((e) => counts.get(e.id) !== 1).map((e) => e.id)).toEqual([]);
+    expect(counts.has(events[77]!.id)).toBe(false);
+    const letters = new DeadLetterFile(join(dir, "letters"), 1).read();
+    expect(letters.map((l) => [l.event.id, l.by, l.code])).toEqual([[events[77]!.id, "server", "insufficient_scope"]]);
+    expect([403, undefined]).toContain(letters[0]!.status);
+    await dispatcher.shutdown();
+  });
+
   const fake = (n: number, tag: string): WardenEvent => ({ id: `evt_${tag}${String(n).padStart(5, "0")}`, type: "tool.called" as WardenEvent["type"], ts: Date.now(), org: "acme", agentId: "bot", runId: `run_${tag}`, stepId: null, toolCallId: `tc_${tag}${n}`, actor: null, data: { toolName: "read_order", input: { n } } });
 
   const serverRefusals: Array<{ name: string; bad: (event: WardenEvent) => WardenEvent; status: number; reason: RegExp }> = [
@@ -146,7 +171,10 @@ describe("remote mode: one refused event never takes its batch with it", () => {
       expect(counts.has(events[517]!.id)).toBe(false);
       const letters = new DeadLetterFile(join(dir, "letters"), 1).read();
       expect(letters).toHaveLength(1);
-      expect(letters[0]).toMatchObject({ by: "server", status, event: { id: events[517]!.id } });
+      expect(letters[0]).toMatchObject({ by: "server", event: { id: events[517]!.id } });
+      // A control plane that refuses the whole request answers with a status (and the batch is split);
+      // one that refuses events one by one names it in a 2xx answer's `refused`.
+      expect([status, undefined]).toContain(letters[0]!.status);
       expect(letters[0]!.reason).toMatch(reason);
       // One refused event costs a split down to it: about two requests per halving.
       expect(requests).toBeLessThanOrEqual(2 * Math.ceil(Math.log2(804)) + 1);
@@ -188,13 +216,14 @@ describe("dead letters", () => {
     });
   };
 
-  it("an event the server refuses on its own in a 2xx answer is set aside; an index that names another id is not trusted", async () => {
+  it("an event a 2xx answer lists as refused is set aside; an index that names another id is not trusted", async () => {
     const server = await answering((events) => ({
-      accepted: events.length - 1,
+      accepted: events.length - 2,
       duplicates: 0,
-      rejected: [
-        { index: 3, id: events[3]!.id, code: "event_type_forbidden", reason: "an agent key may not send approval.approved" },
-        { index: 5, id: "evt_someone_else", code: "event_type_forbidden", reason: "forged index" },
+      refused: [
+        { index: 3, id: events[3]!.id, code: "insufficient_scope", message: "an agent key may not send approval.approved" },
+        { index: 5, id: "evt_someone_else", code: "insufficient_scope", message: "forged index" },
+        { index: 7, id: null, code: "invalid_request", message: "events.7.id: unreadable" },
       ],
     }));
     const dispatcher = dispatcherTo(server.url);
@@ -203,9 +232,10 @@ describe("dead letters", () => {
     await dispatcher.flush();
     expect(server.received.map((e) => e.id)).toEqual(events.map((e) => e.id));
     const letters = new DeadLetterFile(join(dir, "letters"), 1).read();
-    expect(letters).toHaveLength(1);
-    expect(letters[0]).toMatchObject({ by: "server", code: "event_type_forbidden", reason: "an agent key may not send approval.approved", event: { id: events[3]!.id, data: { toolName: "t", n: 3 } } });
-    expect(dispatcher.stats).toMatchObject({ sent: 9, deadLettered: 1, dropped: 0 });
+    expect(letters).toHaveLength(2);
+    expect(letters[0]).toMatchObject({ by: "server", code: "insufficient_scope", reason: "an agent key may not send approval.approved", event: { id: events[3]!.id, data: { toolName: "t", n: 3 } } });
+    expect(letters[1]).toMatchObject({ by: "server", code: "invalid_request", event: { id: events[7]!.id } });
+    expect(dispatcher.stats).toMatchObject({ sent: 8, deadLettered: 2, dropped: 0 });
     await dispatcher.shutdown();
     await server.close();
   });

@@ -5,6 +5,7 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Warden } from "agent-warden";
 import { createWardenServer, type WardenServer } from "agent-warden/server";
 import { tempDir } from "./fixtures/proc.js";
 import { startRemoteAgent } from "./fixtures/remote-proc.js";
@@ -94,4 +95,71 @@ describe("remote mode: a client killed with kill -9 loses no event", () => {
       first.kill();
     }
   }, 60_000);
+
+  describe("in one process", () => {
+    const client = (name: string) => new Warden({ agentId: "billing-bot", url, apiKey: agentKey, store: join(dir, `${name}.db`), remote: { cacheDir: join(dir, `cache-${name}`), stream: false }, onError: () => {} });
+    const work = async (warden: Warden, runs: number) => {
+      const ids: string[] = [];
+      const off = warden.on("*", (event) => ids.push(event.id));
+      for (let i = 0; i < runs; i++) await warden.run({ task: `work ${i}` }, (run) => run.tool("read_order", { i }, () => ({ order: i })));
+      off();
+      return ids;
+    };
+
+    it("a client that shut down cleanly leaves nothing to send again", async () => {
+      const first = client("clean");
+      expect(await first.ready()).toBe(true);
+      const ids = await work(first, 20);
+      await first.shutdown();
+      const second = client("clean");
+      expect(await second.ready()).toBe(true);
+      await second.shutdown();
+      expect(second.remote!.status.recovered).toBe(0);
+      const counts = await serverCounts();
+      expect(ids.filter((id) => counts.get(id) !== 1)).toEqual([]);
+    });
+
+    it("without a spool, events dropped while the server was away are sent by the next client on the store", async () => {
+      // A control plane of its own, stopped while the first client works and started again on the same port.
+      const db = join(dir, "later.db");
+      let later = createWardenServer({ db, console: false, heartbeatInterval: 60_000, onError: () => {} });
+      const key = (await later.store.createKey({ org: "acme", role: "agent" })).key;
+      const reader = (await later.store.createKey({ org: "acme", role: "admin" })).key;
+      const { url: laterUrl } = await later.listen(0);
+      await later.close();
+      const options = (remote: Record<string, unknown>, offline: boolean) =>
+        new Warden({
+          agentId: "billing-bot",
+          url: laterUrl,
+          apiKey: key,
+          store: join(dir, "nospool.db"),
+          remote: { cacheDir: join(dir, "cache-nospool"), stream: false, ...remote },
+          // Without the server: its own policies, and calls allowed while the halt state is unknown.
+          ...(offline && { policies: { version: 1, default: "allow", policies: [] }, halt: { whenUnknown: "allow" } }),
+          onError: () => {},
+        });
+      const first = options({ spool: false, maxQueue: 10 }, true);
+      const ids = await work(first, 20);
+      await first.shutdown();
+      expect(first.remote!.status.dropped).toBeGreaterThan(0);
+
+      later = createWardenServer({ db, console: false, heartbeatInterval: 60_000, onError: () => {} });
+      await later.listen(Number(new URL(laterUrl).port));
+      try {
+        const second = options({ spool: false }, false);
+        expect(await second.ready()).toBe(true);
+        await second.shutdown();
+        expect(second.remote!.status.recovered).toBeGreaterThanOrEqual(ids.length);
+        const exported = await (await fetch(`${laterUrl}/v1/ledger/export?limit=1000000`, { headers: { authorization: `Bearer ${reader}` } })).text();
+        const counts = new Map<string, number>();
+        for (const line of exported.split("\n").filter(Boolean)) {
+          const id = (JSON.parse(line) as { id: string }).id;
+          counts.set(id, (counts.get(id) ?? 0) + 1);
+        }
+        expect(ids.filter((id) => counts.get(id) !== 1)).toEqual([]);
+      } finally {
+        await later.close();
+      }
+    });
+  });
 });

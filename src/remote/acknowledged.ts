@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { z } from "zod";
@@ -81,7 +81,7 @@ export class AcknowledgedWatermark {
         for (const entry of page) {
           if (entry.seq > head) break;
           const event = toEvent(entry);
-          this.#pending.add(event.id);
+          this.track(event);
           resend(event);
           count++;
         }
@@ -97,7 +97,7 @@ export class AcknowledgedWatermark {
 
   /** An event handed to remote mode: the watermark stays below it until it is settled. */
   track(event: WardenEvent): void {
-    if (!this.#closed) this.#pending.add(event.id);
+    if (!this.#closed && !this.#frozen) this.#pending.add(event.id);
   }
 
   /** Events delivered, dead-lettered or spooled. */
@@ -109,6 +109,8 @@ export class AcknowledgedWatermark {
   /** Events were lost in memory: the watermark stops here, and the next start sends everything after it again. */
   dropped(): void {
     this.#frozen = true;
+    // Nothing is tracked past this point: the set would only grow.
+    this.#pending.clear();
   }
 
   /** Advances as far as it can and marks the file closed (the next client adopts it). Safe to call twice. */
@@ -154,6 +156,7 @@ export class AcknowledgedWatermark {
   #write(closed = false): void {
     if (this.#seq === this.#written && !closed) return;
     try {
+      mkdirSync(this.#dir, { recursive: true });
       const temp = `${this.#path}.tmp`;
       writeFileSync(temp, JSON.stringify({ store: this.#store, seq: this.#seq, ...(closed && { closed }) }), { mode: 0o600 });
       renameSync(temp, this.#path);

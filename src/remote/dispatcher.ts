@@ -47,6 +47,16 @@ const CODE_OF_STATUS: Record<number, string> = { 400: "invalid_request", 401: "u
 /** Ids of recent dead letters: a batch retried after an outage does not set the same event aside twice. */
 const RECENT_DEAD_LETTERS = 4096;
 
+/**
+ * A key bound to one agent is refused (403) a request that reports for another: splitting helps only
+ * when the batch names several agents; otherwise the key itself is refused and splitting cannot help.
+ */
+function speaksForSeveral(items: readonly Packed[]): boolean {
+  const agents = new Set<string>();
+  for (const { event } of items) if (typeof event.agentId === "string") agents.add(event.agentId);
+  return agents.size > 1;
+}
+
 interface Packed {
   event: WardenEvent;
   json: string;
@@ -58,9 +68,10 @@ interface Packed {
  * honouring `Retry-After`, else after an exponential backoff with jitter; meanwhile events go to
  * the spool and are replayed, oldest first, once the server answers again. Each event is checked
  * against the wire's schema and size before it is sent: one the server could never accept is set
- * aside in the dead-letter file at once. A batch the server refuses (400, 413, 422) is split until
+ * aside in the dead-letter file at once. A batch the server refuses (400, 413, 422, and 403 when it
+ * reports for several agents) is split until
  * the refused events are found; they are set aside with the server's reason and the rest is
- * delivered. Nothing here throws into the agent or makes it wait.
+ * delivered, as are the events a 2xx answer lists in `refused`. Nothing here throws into the agent or makes it wait.
  */
 export class EventDispatcher {
   readonly #options: DispatcherOptions;
@@ -270,7 +281,7 @@ export class EventDispatcher {
       );
     } catch (error) {
       if (!(error instanceof RemoteError) || error.retryable || error.status === undefined) throw error;
-      if (REFUSES_CONTENT.has(error.status) && items.length > 1) {
+      if (items.length > 1 && (REFUSES_CONTENT.has(error.status) || (error.status === 403 && speaksForSeveral(items)))) {
         const half = Math.ceil(items.length / 2);
         await this.#deliver(items.slice(0, half), settled);
         await this.#deliver(items.slice(half), settled);
@@ -285,11 +296,11 @@ export class EventDispatcher {
       return;
     }
     const rejected: Array<{ event: WardenEvent; refusal: Refusal }> = [];
-    for (const r of response.rejected ?? []) {
+    for (const r of response.refused ?? []) {
       const item = items[r.index];
-      // An index that does not name the event it claims is not trusted to name any.
-      if (item === undefined || item.event.id !== r.id) continue;
-      rejected.push({ event: item.event, refusal: { by: "server", code: r.code, reason: r.reason } });
+      // An index that names another event than it claims is not trusted to name any (null: the server could not read the id).
+      if (item === undefined || (r.id !== null && item.event.id !== r.id)) continue;
+      rejected.push({ event: item.event, refusal: { by: "server", code: r.code, reason: r.message } });
     }
     this.#setAside(rejected);
     this.#sent += items.length - rejected.length;

@@ -5,13 +5,13 @@ import { ActionType, ApprovalStatus, RunStatus, ToolCallStatus, values } from ".
 import { MoneySchema } from "../money.js";
 import { HttpError, type Problem } from "./errors.js";
 import { ROLES } from "./store.js";
-import { EventSchema, IdSchema, IngestSchema, JsonObjectSchema, JsonSchema } from "../wire/event.js";
+import { EventSchema, IdSchema, IngestEnvelopeSchema, IngestSchema, JsonObjectSchema, JsonSchema } from "../wire/event.js";
 import { withinDepth } from "../wire/limits.js";
 
 const DAY = 86_400_000;
 
 // The event wire's limits and shapes live in src/wire, shared with the remote client.
-export { withinDepth, IdSchema, EventSchema, IngestSchema };
+export { withinDepth, IdSchema, EventSchema, IngestSchema, IngestEnvelopeSchema };
 const Json = JsonSchema;
 const JsonObject = JsonObjectSchema;
 const Name = z.string().min(1).max(256);

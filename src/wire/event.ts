@@ -30,22 +30,25 @@ export const EventSchema = z.strictObject({
   data: JsonObjectSchema,
 });
 
-/** The body of `POST /v1/events`. */
+/** The body of `POST /v1/events`, every event valid. */
 export const IngestSchema = z.strictObject({ events: z.array(EventSchema).min(1).max(MAX_EVENTS_PER_BATCH) });
+/** The body of `POST /v1/events` as a control plane that checks each event on its own reads it. */
+export const IngestEnvelopeSchema = z.strictObject({ events: z.array(z.unknown()).min(1).max(MAX_EVENTS_PER_BATCH) });
 
-/** One event of a batch the control plane refused on its own, the rest of the batch being accepted. */
-export const RejectedEventSchema = z.object({
+/** One event of a batch the control plane refused on its own (by its index in the request), the rest being written. */
+export const RefusedEventSchema = z.object({
   index: z.int().min(0),
-  id: z.string(),
+  /** Null when the event had no readable id. */
+  id: z.string().nullable(),
   code: z.string().min(1).max(64),
-  reason: z.string().max(4000),
+  message: z.string().max(10_000),
 });
 
 /** The answer to `POST /v1/events`: events written, events it already had, and, when some were refused one by one, which. */
 export const IngestResponseSchema = z.object({
   accepted: z.int().min(0),
   duplicates: z.int().min(0).optional(),
-  rejected: z.array(RejectedEventSchema).max(MAX_EVENTS_PER_BATCH).optional(),
+  refused: z.array(RefusedEventSchema).max(MAX_EVENTS_PER_BATCH).optional(),
 });
 export type IngestResponse = z.output<typeof IngestResponseSchema>;
 
