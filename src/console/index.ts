@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import express, { Router, type Express, type NextFunction, type Request, type Response } from "express";
 import { z } from "zod";
-import { ConfigError } from "../errors.js";
+import { ConfigError } from "agent-warden";
 import type { ServerContext } from "../server/context.js";
 import { HttpError } from "../server/errors.js";
 import { looksLikeApiKey } from "../server/keys.js";

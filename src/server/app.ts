@@ -1,11 +1,11 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type Response } from "express";
-import { ConfigError, InvalidInputError, InvalidStateError, NotFoundError, PolicyError, TokenError, WardenError } from "../errors.js";
+import { ConfigError, InvalidInputError, InvalidStateError, NotFoundError, PolicyError, TokenError, WardenError } from "agent-warden";
 import { mountConsole } from "../console/index.js";
 import { authenticate } from "./auth.js";
 import type { ServerContext } from "./context.js";
-import { bareMessage, HttpError, PreconditionFailedError } from "./errors.js";
+import { AgentHaltedError, bareMessage, HttpError, PreconditionFailedError } from "./errors.js";
 import { adminRoutes } from "./routes/admin.js";
 import { approvalRoutes } from "./routes/approvals.js";
 import { haltRoutes } from "./routes/halts.js";
@@ -47,6 +47,8 @@ export interface WardenServerOptions {
   streamRetry?: number | undefined;
   /** Most streams one organization may hold open; beyond it `GET /v1/stream` answers 503 and clients poll. Default 1000. */
   maxStreams?: number | undefined;
+  /** Most streams one API key may hold open, so one agent cannot take its organization's slots. Default 20 (at most `maxStreams`). */
+  maxStreamsPerKey?: number | undefined;
   /** Serve the web console at `/` (sign-in with a reviewer or admin key). Default true. */
   console?: boolean | undefined;
   /**
@@ -96,7 +98,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
     store,
     hub,
     publish,
-    limits: { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? MAX_INGEST_BYTES, streams: options.maxStreams ?? 1000 },
+    limits: { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? MAX_INGEST_BYTES, streams: options.maxStreams ?? 1000, streamsPerKey: Math.min(options.maxStreamsPerKey ?? 20, options.maxStreams ?? 1000) },
     retryMs: options.streamRetry ?? 1000,
   };
 
@@ -211,6 +213,7 @@ export async function ensureAdminKey(store: ControlPlaneStore, org: string, role
 interface BodyParserError extends Error {
   type?: string;
   status?: number;
+  code?: string;
 }
 
 /** Maps every error to `{ error: { code, message, problems? } }`; only unexpected ones reach `onError`. */
@@ -240,8 +243,13 @@ function toHttpError(error: unknown): HttpError {
     if (parserError.type === "entity.parse.failed") return new HttpError(400, "invalid_request", "the body is not valid JSON");
     if (parserError.status >= 400 && parserError.status < 500) return new HttpError(400, "invalid_request", parserError.message);
   }
+  // A body that does not decode as its Content-Encoding says: zlib's error, marked 400 by the body parser, is the client's fault.
+  if (typeof parserError?.status === "number" && parserError.status >= 400 && parserError.status < 500 && typeof (parserError as { code?: unknown }).code === "string") {
+    return new HttpError(400, "invalid_request", "the body does not decode as its Content-Encoding says");
+  }
   if (error instanceof PolicyError) return new HttpError(400, "invalid_policy", bareMessage(error), { problems: policyProblems(error) });
   if (error instanceof PreconditionFailedError) return new HttpError(412, "precondition_failed", bareMessage(error), { headers: { ETag: error.current } });
+  if (error instanceof AgentHaltedError) return new HttpError(403, "agent_halted", bareMessage(error));
   if (error instanceof NotFoundError) return new HttpError(404, "not_found", bareMessage(error));
   if (error instanceof InvalidStateError) return new HttpError(409, "conflict", bareMessage(error));
   if (error instanceof InvalidInputError || error instanceof ConfigError || error instanceof TokenError) return new HttpError(400, "invalid_request", bareMessage(error));

@@ -1,9 +1,10 @@
-import type { ApprovalStatus, AgentContext, RunStatus, ToolCallStatus } from "../enums.js";
-import type { WardenEvent } from "../events.js";
+import type { ApprovalStatus, AgentContext, RunStatus, ToolCallStatus } from "agent-warden";
+import type { WardenEvent } from "agent-warden";
 import type { HaltRecord } from "../halt/halt.js";
-import type { LedgerEntry } from "../ledger/chain.js";
+import type { LedgerEntry } from "agent-warden";
 import type { SigningKey } from "../ledger/keys.js";
 import type { ApprovalRecord, RunRecord, RunSummary, ToolCallRecord } from "../records.js";
+import type { RefusedEvent } from "./ingest.js";
 
 /**
  * What an API key may do. `admin` ⊇ `reviewer` for reads and decisions; `agent` reports and asks.
@@ -240,10 +241,8 @@ export interface IngestResult {
 }
 
 /**
- * The ledger, as one organization sees it: whether the chain all organizations share verifies, and
- * this organization's entries (their count, its newest entry). Nothing in it tells how many entries
- * other organizations have: a failure names its first bad entry only when that entry is this
- * organization's (else `firstBadSeq` is absent and `problem` says only that it is another's, or missing).
+ * The ledger, as one organization sees it: each organization has its own hash chain, numbered from 1,
+ * so its report (entries, signed checkpoints, head, or the first bad entry) says nothing of others.
  * @example
  * import type { LedgerReport } from "agent-warden/server";
  * const summary = (report: LedgerReport) => (report.ok ? `verified (${report.entries} entries)` : report.firstBadSeq === undefined ? report.problem : `first bad entry: ${report.firstBadSeq}`);
@@ -284,7 +283,8 @@ export interface ControlPlaneStore {
   hasActiveKey(org: string, role: Role): Promise<boolean>;
 
   // agents, runs, tool calls
-  ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { changes: Changes }>;
+  /** Writes the events this key may report, skips duplicates, and lists the refused ones by their index in `events`. */
+  ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { refused: RefusedEvent[]; changes: Changes }>;
   registerAgent(org: string, agentId: string, group: string | undefined): Promise<AgentRecord>;
   listAgents(org: string): Promise<AgentRecord[]>;
   listRuns(org: string, filter: RunFilter, page: PageQuery): Promise<Page<RunSummary>>;

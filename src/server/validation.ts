@@ -6,12 +6,14 @@ import { MoneySchema } from "../money.js";
 import { HttpError, type Problem } from "./errors.js";
 import { ROLES } from "./store.js";
 import { EventSchema, IdSchema, IngestSchema, JsonObjectSchema, JsonSchema } from "../wire/event.js";
-import { withinDepth } from "../wire/limits.js";
+import { MAX_EVENTS_PER_BATCH, withinDepth } from "../wire/limits.js";
 
 const DAY = 86_400_000;
 
 // The event wire's limits and shapes live in src/wire, shared with the remote client.
 export { withinDepth, IdSchema, EventSchema, IngestSchema };
+/** A batch as ingest reads it: each event is checked on its own (`checkWireEvent`), so one bad event refuses only itself. */
+export const IngestEnvelopeSchema = z.strictObject({ events: z.array(z.unknown()).min(1).max(MAX_EVENTS_PER_BATCH) });
 const Json = JsonSchema;
 const JsonObject = JsonObjectSchema;
 const Name = z.string().min(1).max(256);

@@ -1,15 +1,16 @@
 import { Router } from "express";
-import type { Decision } from "../../decision.js";
-import type { WardenEvent } from "../../events.js";
+import type { Decision } from "agent-warden";
+import type { WardenEvent } from "agent-warden";
 import { haltMatches, describeScope } from "../../halt/halt.js";
 import { classifyTool } from "../../policy/classify.js";
-import { PolicyEngine } from "../../policy/engine.js";
-import { parsePolicySet } from "../../policy/load.js";
+import { PolicyEngine } from "agent-warden";
+import { parsePolicySet } from "agent-warden";
 import { assertSpeaksFor, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { HttpError } from "../errors.js";
+import type { RefusedEvent } from "../ingest.js";
 import { DEFAULT_APPROVAL_TIMEOUT } from "../store.js";
-import { AgentRegistrationSchema, CheckSchema, EmptyQuerySchema, IdSchema, IngestSchema, parse, RunQuerySchema, RunTreeQuerySchema, ToolCallQuerySchema } from "../validation.js";
+import { AgentRegistrationSchema, CheckSchema, EmptyQuerySchema, EventSchema, IdSchema, IngestEnvelopeSchema, parse, problemsOf, RunQuerySchema, RunTreeQuerySchema, ToolCallQuerySchema } from "../validation.js";
 import { jsonBody } from "./body.js";
 
 /** Event ingest, agents, the server-side check, runs and tool calls. */
@@ -27,11 +28,27 @@ export function telemetryRoutes(context: ServerContext): Router {
 
   router.post("/events", requirePermission("events:write"), ...jsonBody(context.limits.ingestBody), async (request, response) => {
     const principal = principalOf(response);
-    const { events } = parse(IngestSchema, request.body);
-    assertSpeaksFor(principal, events.map((e) => e.agentId));
-    const result = await store.ingest(principal, events as WardenEvent[]);
+    const { events } = parse(IngestEnvelopeSchema, request.body);
+    // Each event stands alone: one that does not fit, or that this key may not report, is refused and named; the rest is written.
+    const valid: WardenEvent[] = [];
+    const indexOf: number[] = [];
+    const refused: RefusedEvent[] = [];
+    events.forEach((candidate, index) => {
+      const result = EventSchema.safeParse(candidate);
+      if (result.success) {
+        valid.push(result.data as WardenEvent);
+        indexOf.push(index);
+        return;
+      }
+      const problems = problemsOf(result).map((problem) => ({ ...problem, path: `events.${index}${problem.path === "body" ? "" : `.${problem.path}`}` }));
+      const id = (candidate as { id?: unknown } | null)?.id;
+      refused.push({ index, id: typeof id === "string" ? id.slice(0, 256) : null, code: "invalid_request", message: problems.map((p) => `${p.path}: ${p.message}`).slice(0, 3).join("; "), problems });
+    });
+    const result = valid.length === 0 ? { accepted: 0, duplicates: 0, refused: [], changes: { org: principal.org, messages: [] } } : await store.ingest(principal, valid);
     context.publish(result.changes);
-    response.json({ accepted: result.accepted, duplicates: result.duplicates });
+    for (const refusal of result.refused) refused.push({ ...refusal, index: indexOf[refusal.index]! });
+    refused.sort((a, b) => a.index - b.index);
+    response.json({ accepted: result.accepted, duplicates: result.duplicates, refused });
   });
 
   router.get("/agents", requirePermission("runs:read"), async (request, response) => {
