@@ -13,6 +13,7 @@ import { policyProblems, policyRoutes } from "./routes/policies.js";
 import { streamRoutes } from "./routes/stream.js";
 import { telemetryRoutes } from "./routes/telemetry.js";
 import { tokenRoutes } from "./routes/tokens.js";
+import { PostgresControlPlaneStore } from "./postgres-store.js";
 import { SqliteControlPlaneStore } from "./sqlite-store.js";
 import type { Changes, ControlPlaneStore, Role } from "./store.js";
 import { StreamHub } from "./stream.js";
@@ -31,7 +32,12 @@ const KEY_CHECK_INTERVAL = 5000;
 export interface WardenServerOptions {
   /** SQLite database (the embedded store's format). Default `./warden.db`; `:memory:` in tests. Ignored with `store`. */
   db?: string | undefined;
-  /** Another store implementation (PostgreSQL, say). */
+  /**
+   * A PostgreSQL URL (`postgres://user:password@host:port/db`): the control plane on PostgreSQL, so
+   * several replicas can share one database (needs the `pg` package). Without it, SQLite at `db`.
+   */
+  database?: string | undefined;
+  /** Another store implementation. */
   store?: ControlPlaneStore | undefined;
   /** Largest JSON body, except event batches. Default 256 KB. */
   bodyLimit?: number | string | undefined;
@@ -89,7 +95,9 @@ export interface WardenServer {
  */
 export function createWardenServer(options: WardenServerOptions = {}): WardenServer {
   const onError = options.onError ?? ((error: unknown) => console.error("[warden] server:", error));
-  const store = options.store ?? new SqliteControlPlaneStore({ path: options.db ?? "./warden.db", onError });
+  const store: ControlPlaneStore =
+    options.store ??
+    (options.database !== undefined ? new PostgresControlPlaneStore({ url: options.database, onError }) : new SqliteControlPlaneStore({ path: options.db ?? "./warden.db", onError }));
   const hub = new StreamHub(options.heartbeatInterval ?? 2000);
   const publish = (changes: Changes | readonly Changes[]) => {
     for (const change of ([] as Changes[]).concat(changes)) hub.publish(change);
@@ -102,6 +110,9 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
     retryMs: options.streamRetry ?? 1000,
   };
 
+  // Another replica's halts, decisions, policy versions and revocations reach this replica's streams.
+  const unsubscribe = store.onExternalChanges?.((changes) => publish(changes));
+
   const app = express();
   app.disable("x-powered-by");
   if (options.trustProxy !== undefined) app.set("trust proxy", options.trustProxy);
@@ -113,6 +124,19 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
 
   // The web console (src/console): pages at `/`, and its session cookie as credentials for `/v1`.
   if (options.console !== false) mountConsole(app, context);
+
+  // For load balancers: the process is up; the database is reachable and migrated.
+  app.get("/healthz", (_request, response) => {
+    response.json({ status: "ok" });
+  });
+  app.get("/readyz", async (_request, response) => {
+    try {
+      await store.ping();
+      response.json({ status: "ready", store: store.kind });
+    } catch {
+      response.status(503).set("Retry-After", "5").json({ status: "unavailable", store: store.kind });
+    }
+  });
 
   app.get("/v1/health", async (_request, response) => {
     try {
@@ -186,6 +210,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
       clearInterval(sweeper);
       clearInterval(keyCheck);
       clearInterval(pruner);
+      unsubscribe?.();
       hub.close();
       if (server) {
         const closing = new Promise<void>((resolve) => server!.close(() => resolve()));

@@ -4,6 +4,8 @@ export { createWardenServer, ensureAdminKey } from "./app.js";
 export type { WardenServer, WardenServerOptions } from "./app.js";
 export { SqliteControlPlaneStore } from "./sqlite-store.js";
 export type { SqliteControlPlaneOptions } from "./sqlite-store.js";
+export { PostgresControlPlaneStore } from "./postgres-store.js";
+export type { PostgresControlPlaneOptions } from "./postgres-store.js";
 export type {
   ControlPlaneStore,
   Role,

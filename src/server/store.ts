@@ -314,6 +314,8 @@ export interface ControlPlaneStore {
   groupOf(org: string, agentId: string): Promise<string | undefined>;
   /** Halts and approval decisions made by other processes on the same database (the CLI), as stream messages. */
   pollExternalChanges(): Promise<Changes[]>;
+  /** Optional: pushes durable messages written by other processes (replicas) as soon as the store hears of them. Returns an unsubscribe. */
+  onExternalChanges?(listener: (changes: Changes[]) => void): () => void;
 
   // tokens
   tokenKey(org: string): Promise<SigningKey>;
