@@ -2,9 +2,12 @@
 // database, each with its own HTTP port and stream hub). A halt made on one reaches the stream
 // clients of the other; an approval decided on one releases a request waiting through the other;
 // policies and their ETags, the ledger and the roles are the same on both.
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWardenServer, PostgresControlPlaneStore, type WardenServer } from "agent-warden/server";
 import { POSTGRES_SKIP, startPostgres, type PostgresCluster } from "./fixtures/postgres.js";
+import { childEnv, REPO } from "./fixtures/proc.js";
 import { POLICIES } from "./fixtures/make-wire-contract.js";
 
 const FAR = 4_102_444_800_000;
@@ -75,7 +78,7 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`the control plane on PostgreSQL, t
     cluster = await startPostgres();
     database = cluster.createDatabase("warden_cluster");
     // Both replicas start at once: one migrates under the advisory lock, the other waits.
-    const servers = [0, 1].map(() => createWardenServer({ database, console: false, sweepInterval: 100, onError: (error) => errors.push(error) }));
+    const servers = [0, 1].map(() => createWardenServer({ database, sweepInterval: 100, onError: (error) => errors.push(error) }));
     await Promise.all(servers.map((server) => (server.store as PostgresControlPlaneStore).ready()));
     for (const server of servers) replicas.push({ server, url: (await server.listen(0)).url });
     const store = replicas[0]!.server.store;
@@ -197,6 +200,37 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`the control plane on PostgreSQL, t
     expect(String((error as Error).message)).not.toContain("s3cret-pw");
     await store.close();
   });
+
+  it("a console session made on one replica works on the other and after a restart; revoking its key ends it everywhere", async () => {
+    const { key: secret, record } = await replicas[0]!.server.store.createKey({ org: "acme", role: "reviewer", name: "carol" });
+    const signIn = await fetch(`${A!()}/console/session`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ apiKey: secret }) });
+    expect(signIn.status).toBe(201);
+    const cookie = signIn.headers.get("set-cookie")!.split(";")[0]!;
+    const session = (await fetch(`${B!()}/console/session`, { headers: { cookie } }).then((r) => r.json())) as { signedIn: boolean; name: string };
+    expect(session).toMatchObject({ signedIn: true, name: "carol" });
+    expect((await fetch(`${B!()}/v1/approvals`, { headers: { cookie } })).status).toBe(200);
+    // A third replica, started after the sign-in, knows the session too.
+    const later = createWardenServer({ database, onError: (error) => errors.push(error) });
+    const { url: C } = await later.listen(0);
+    expect((await fetch(`${C}/v1/approvals`, { headers: { cookie } })).status).toBe(200);
+    expect((await call(A!(), key.admin, "DELETE", `/v1/keys/${record.keyId}`)).status).toBe(200);
+    expect((await fetch(`${C}/v1/approvals`, { headers: { cookie } })).status).toBe(401);
+    expect((await fetch(`${B!()}/v1/approvals`, { headers: { cookie } })).status).toBe(401);
+    await later.close();
+  });
+
+  it("warden serve with an unreachable --database exits non-zero, naming host and port, never the password", async () => {
+    const result = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "src/cli/bin.ts"), "--org", "acme", "serve", "--port", "0", "--database", "postgres://warden:s3cret-pw@127.0.0.1:1/warden"], { cwd: REPO, env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
+      let output = "";
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+      child.on("close", (code) => resolve({ code, output }));
+    });
+    expect(result.code).not.toBe(0);
+    expect(result.output).toMatch(/127\.0\.0\.1:1\/warden/);
+    expect(result.output).not.toContain("s3cret-pw");
+  }, 60_000);
 
   it("reported nothing unexpected", () => {
     expect(errors).toEqual([]);

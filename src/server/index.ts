@@ -25,6 +25,8 @@ export type {
   Changes,
   LedgerReport,
   RevokedTokenRecord,
+  ConsoleSessionTable,
+  StoredConsoleSession,
 } from "./store.js";
 export type { RefusedEvent } from "./ingest.js";
 export { HttpError } from "./errors.js";

@@ -26,6 +26,7 @@ import type {
   ApprovalCreateInput,
   ApprovalFilter,
   Changes,
+  ConsoleSessionTable,
   ControlPlaneStore,
   HaltInput,
   IngestResult,
@@ -129,6 +130,13 @@ CREATE TABLE stream_heads (org TEXT PRIMARY KEY, seq BIGINT NOT NULL);
 CREATE TABLE ingested_events (org TEXT NOT NULL, id TEXT NOT NULL, received_at BIGINT NOT NULL, PRIMARY KEY (org, id));
 CREATE TABLE signing_keys (name TEXT PRIMARY KEY, pem TEXT NOT NULL, created_at BIGINT NOT NULL);
 ${orgLedgerSchema({ int: "BIGINT", text: "TEXT" })}
+`,
+  `
+CREATE TABLE console_sessions (
+  digest TEXT PRIMARY KEY, key_id TEXT NOT NULL, org TEXT NOT NULL, role TEXT NOT NULL, name TEXT, csrf_token TEXT NOT NULL,
+  created_at BIGINT NOT NULL, last_seen_at BIGINT NOT NULL, expires_at BIGINT NOT NULL
+);
+CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);
 `,
 ];
 
@@ -403,6 +411,34 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
 
   #run<T>(exec: Executor, query: Query<T>): Promise<T> {
     return runAsync(query, exec);
+  }
+
+  // ── console sessions ──────────────────────────────────────────────────────────────────────
+
+  /** Console sessions in the database: they survive a restart and a switch of replica. */
+  readonly consoleSessions: ConsoleSessionTable = {
+    put: async (session, now) => {
+      await this.#query("DELETE FROM console_sessions WHERE expires_at <= ?", [now]);
+      await this.#query(
+        "INSERT INTO console_sessions (digest, key_id, org, role, name, csrf_token, created_at, last_seen_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        [session.digest, session.keyId, session.org, session.role, session.name ?? null, session.csrfToken, session.createdAt, session.lastSeenAt, session.expiresAt],
+      );
+    },
+    get: async (digest) => {
+      const row = await this.#get<{ digest: string; key_id: string; org: string; role: Role; name: string | null; csrf_token: string; created_at: number; last_seen_at: number; expires_at: number }>("SELECT * FROM console_sessions WHERE digest = ?", digest);
+      return row && { digest: row.digest, keyId: row.key_id, org: row.org, role: row.role, name: row.name ?? undefined, csrfToken: row.csrf_token, createdAt: row.created_at, lastSeenAt: row.last_seen_at, expiresAt: row.expires_at };
+    },
+    touch: async (digest, lastSeenAt) => {
+      await this.#query("UPDATE console_sessions SET last_seen_at = ? WHERE digest = ?", [lastSeenAt, digest]);
+    },
+    delete: async (digest) => {
+      await this.#query("DELETE FROM console_sessions WHERE digest = ?", [digest]);
+    },
+  };
+
+  async principalOfKey(keyId: string): Promise<Principal | undefined> {
+    const row = await this.#get<Parameters<typeof toKeyRecord>[0]>(`SELECT ${keyColumns} FROM api_keys WHERE id = ? AND revoked_at IS NULL`, keyId);
+    return row && { keyId: row.id, org: row.org, role: row.role, name: row.name ?? undefined, agentId: row.agent_id ?? undefined };
   }
 
   // ── keys ──────────────────────────────────────────────────────────────────────────────────

@@ -264,6 +264,38 @@ export interface RevokedTokenRecord {
 }
 
 /**
+ * A console session as a database keeps it: the hash of its cookie token, never the token or the API key.
+ * @example
+ * import type { StoredConsoleSession } from "agent-warden/server";
+ * const live = (session: StoredConsoleSession, now: number) => now < session.expiresAt;
+ */
+export interface StoredConsoleSession {
+  digest: string;
+  keyId: string;
+  org: string;
+  role: Role;
+  name: string | undefined;
+  csrfToken: string;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+}
+
+/**
+ * Where a store keeps console sessions, so they survive a restart and a switch of replica.
+ * @example
+ * import type { ConsoleSessionTable } from "agent-warden/server";
+ * const signOut = (table: ConsoleSessionTable, digest: string) => table.delete(digest);
+ */
+export interface ConsoleSessionTable {
+  /** Stores a new session (and forgets expired ones). */
+  put(session: StoredConsoleSession, now: number): Promise<void>;
+  get(digest: string): Promise<StoredConsoleSession | undefined>;
+  touch(digest: string, lastSeenAt: number): Promise<void>;
+  delete(digest: string): Promise<void>;
+}
+
+/**
  * Everything the control plane keeps, behind one interface so another database can follow SQLite.
  * Every method that reads or writes organization data takes the organization and filters by it.
  * Durable stream messages are written in the same transaction as the change they announce.
@@ -338,4 +370,9 @@ export interface ControlPlaneStore {
 
   ping(): Promise<void>;
   close(): Promise<void>;
+
+  /** Optional: console sessions in the database (else in each server's memory). */
+  readonly consoleSessions?: ConsoleSessionTable | undefined;
+  /** Optional, with `consoleSessions`: the principal of an active key by its id (a session holds the id, not the key). */
+  principalOfKey?(keyId: string): Promise<Principal | undefined>;
 }
