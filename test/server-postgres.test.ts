@@ -163,13 +163,13 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`the control plane on PostgreSQL, t
       { id: "evt_pg2", type: "tool.called", ts: Date.now(), agentId: "acme-bot", runId: "run_pg1", stepId: null, toolCallId: "tc_pg1", actor: null, data: { toolName: "deploy", decision: "block" } },
       { id: "evt_pg3", type: "tool.blocked", ts: Date.now(), agentId: "acme-bot", runId: "run_pg1", stepId: null, toolCallId: "tc_pg1", actor: null, data: { toolName: "deploy", reason: "no" } },
     ];
-    expect((await call(A!(), key.agent, "POST", "/v1/events", { events })).body).toEqual({ accepted: 3, duplicates: 0, refused: [] });
-    expect((await call(B!(), key.agent, "POST", "/v1/events", { events })).body).toEqual({ accepted: 0, duplicates: 3, refused: [] });
+    expect((await call(A!(), key.agent, "POST", "/v1/events", { events })).body).toEqual({ accepted: 3, duplicates: 0 });
+    expect((await call(B!(), key.agent, "POST", "/v1/events", { events })).body).toEqual({ accepted: 0, duplicates: 3 });
     const forged = [
       { ...events[0]!, id: "evt_pg4", type: "tool.completed", toolCallId: "tc_pg1", data: { toolName: "deploy", status: "completed" } },
       { ...events[0]!, id: "evt_pg5", type: "token.revoked", agentId: null, data: { tokenId: "tok_x" } },
     ];
-    expect((await call(B!(), key.agent, "POST", "/v1/events", { events: forged })).body.refused.map((r: { code: string }) => r.code)).toEqual(["conflict", "insufficient_scope"]);
+    expect((await call(B!(), key.agent, "POST", "/v1/events", { events: forged })).body.rejected.map((r: { code: string }) => r.code)).toEqual(["conflict", "insufficient_scope"]);
     const run = (await call(A!(), key.reviewer, "GET", "/v1/runs/run_pg1")).body;
     expect(run.toolCalls[0]).toMatchObject({ toolCallId: "tc_pg1", status: "blocked" });
     expect(run.events.map((e: { id: string }) => e.id)).toEqual(["evt_pg1", "evt_pg2", "evt_pg3"]);

@@ -56,7 +56,7 @@ describe("an agent key reports only what its agent may say about itself", () => 
         hr("tool.called", { toolCallId: "tc_hr_raise" }, { toolName: "salary.set", decision: "require_approval", input: { salary: 250_000 } }),
       ],
     });
-    expect(seeded.body).toEqual({ accepted: 4, duplicates: 0, refused: [] });
+    expect(seeded.body).toEqual({ accepted: 4, duplicates: 0 });
     expect((await call(url, key.hr, "POST", "/v1/approvals", { approvalId: "apr_hrsalary0001", toolCallId: "tc_hr_raise", runId: "run_hr", agentId: "hr-agent", toolName: "salary.set", payload: { salary: 250_000 }, expiresAt: FAR })).status).toBe(201);
   });
 
@@ -74,7 +74,7 @@ describe("an agent key reports only what its agent may say about itself", () => 
     const minted = (await call(url, key.admin, "POST", "/v1/tokens", { agentId: "hr-agent", scopes: ["payroll:*"], ttl: "1h" })).body;
     const attack = event("token.revoked", { agentId: null }, { tokenId: minted.tokenId, reason: "mine now" });
     const answer = await call(url, key.bot, "POST", "/v1/events", { events: [attack] });
-    expect(answer.body).toEqual({ accepted: 0, duplicates: 0, refused: [{ index: 0, id: attack.id, code: "insufficient_scope", message: expect.stringContaining("/v1/tokens/revoke") }] });
+    expect(answer.body).toEqual({ accepted: 0, duplicates: 0, rejected: [{ index: 0, id: attack.id, code: "insufficient_scope", reason: expect.stringContaining("/v1/tokens/revoke") }] });
     expect((await call(url, key.hr, "POST", "/v1/tokens/verify", { token: minted.token })).body.valid).toBe(true);
     expect((await call(url, key.admin, "GET", "/v1/tokens/revoked")).body.items).toEqual([]);
   });
@@ -83,12 +83,12 @@ describe("an agent key reports only what its agent may say about itself", () => 
     const takeover = [
       event("run.started", { runId: "run_hr" }, { traceId: "trace_hr" }),
       event("tool.completed", { runId: "run_hr", toolCallId: "tc_hr_blocked" }, { toolName: "payroll.export", status: "completed", output: "forged" }),
-      // Under the hr agent's name: the key is bound, so this is refused too.
+      // Under the hr agent's name: the key is bound, so this is rejected too.
       event("tool.completed", { agentId: "hr-agent", runId: "run_hr", toolCallId: "tc_hr_blocked" }, { toolName: "payroll.export", status: "completed", output: "forged" }),
     ];
     const answer = await call(url, key.bot, "POST", "/v1/events", { events: takeover });
     expect(answer.body.accepted).toBe(0);
-    expect(answer.body.refused.map((r: { index: number; code: string }) => [r.index, r.code])).toEqual([
+    expect(answer.body.rejected.map((r: { index: number; code: string }) => [r.index, r.code])).toEqual([
       [0, "insufficient_scope"],
       [1, "insufficient_scope"],
       [2, "insufficient_scope"],
@@ -106,7 +106,7 @@ describe("an agent key reports only what its agent may say about itself", () => 
     const rewrite = event("tool.completed", { runId: "run_bot", toolCallId: "tc_bot_blocked" }, { toolName: "deploy", status: "completed", output: "deployed" });
     const recall = event("tool.called", { runId: "run_bot", toolCallId: "tc_bot_blocked" }, { toolName: "harmless", decision: "allow", input: { disguised: true } });
     const answer = await call(url, key.bot, "POST", "/v1/events", { events: [rewrite, recall] });
-    expect(answer.body.refused).toEqual([{ index: 0, id: rewrite.id, code: "conflict", message: expect.stringContaining("blocked") }]);
+    expect(answer.body.rejected).toEqual([{ index: 0, id: rewrite.id, code: "conflict", reason: expect.stringContaining("blocked") }]);
     const call_ = (await call(url, key.reviewer, "GET", "/v1/tool-calls/tc_bot_blocked")).body;
     expect(call_).toMatchObject({ status: "blocked", toolName: "deploy" });
     expect(JSON.stringify(call_)).not.toContain("disguised");
@@ -122,14 +122,14 @@ describe("an agent key reports only what its agent may say about itself", () => 
     ];
     const answer = await call(url, key.bot, "POST", "/v1/events", { events: forged });
     expect(answer.body.accepted).toBe(0);
-    expect(answer.body.refused.map((r: { index: number }) => r.index)).toEqual([0, 1, 2, 3, 4]);
+    expect(answer.body.rejected.map((r: { index: number }) => r.index)).toEqual([0, 1, 2, 3, 4]);
     const ids = new Set(forged.map((e) => e.id));
     const entries = await ledgerTypes();
     expect(entries.filter((entry) => ids.has(entry.id))).toEqual([]);
     expect(entries.filter((entry) => entry.actor === "alice")).toEqual([]);
     expect((await call(url, key.reviewer, "GET", "/v1/approvals/apr_hrsalary0001")).body.status).toBe("pending");
     // Even an admin key does not halt or resume through ingest: that is what POST /v1/halts is for.
-    expect((await call(url, key.admin, "POST", "/v1/events", { events: [event("agent.resumed", { agentId: null }, { scope: "organization" })] })).body.refused).toHaveLength(1);
+    expect((await call(url, key.admin, "POST", "/v1/events", { events: [event("agent.resumed", { agentId: null }, { scope: "organization" })] })).body.rejected).toHaveLength(1);
   });
 
   it("an agent's echo of a reviewer's decision is a duplicate, and it may withdraw its own pending request", async () => {
@@ -138,17 +138,17 @@ describe("an agent key reports only what its agent may say about itself", () => 
     expect((await call(url, key.reviewer, "POST", "/v1/approvals/apr_botask000001/approve", {})).status).toBe(200);
     const before = (await ledgerTypes()).length;
     const echo = event("approval.approved", { runId: "run_bot", toolCallId: "tc_bot_ask1", actor: "alice" }, { approvalId: "apr_botask000001", status: "approved", reviewer: "alice" });
-    expect((await call(url, key.bot, "POST", "/v1/events", { events: [echo] })).body).toEqual({ accepted: 0, duplicates: 1, refused: [] });
+    expect((await call(url, key.bot, "POST", "/v1/events", { events: [echo] })).body).toEqual({ accepted: 0, duplicates: 1 });
     expect((await ledgerTypes()).length).toBe(before);
 
     await call(url, key.bot, "POST", "/v1/events", { events: [event("tool.called", { runId: "run_bot", toolCallId: "tc_bot_ask2" }, { toolName: "refund", decision: "require_approval" })] });
     expect((await call(url, key.bot, "POST", "/v1/approvals", { approvalId: "apr_botask000002", toolCallId: "tc_bot_ask2", runId: "run_bot", agentId: "acme-bot", toolName: "refund", expiresAt: FAR })).status).toBe(201);
     const withdraw = event("approval.rejected", { runId: "run_bot", toolCallId: "tc_bot_ask2" }, { approvalId: "apr_botask000002", status: "cancelled", reason: "caller gave up" });
-    expect((await call(url, key.bot, "POST", "/v1/events", { events: [withdraw] })).body).toEqual({ accepted: 1, duplicates: 0, refused: [] });
+    expect((await call(url, key.bot, "POST", "/v1/events", { events: [withdraw] })).body).toEqual({ accepted: 1, duplicates: 0 });
     expect((await call(url, key.bot, "GET", "/v1/approvals/apr_botask000002")).body.status).toBe("cancelled");
     // …but not another agent's.
     const other = event("approval.rejected", { runId: "run_hr", toolCallId: "tc_hr_raise" }, { approvalId: "apr_hrsalary0001", status: "cancelled" });
-    expect((await call(url, key.bot, "POST", "/v1/events", { events: [other] })).body.refused).toHaveLength(1);
+    expect((await call(url, key.bot, "POST", "/v1/events", { events: [other] })).body.rejected).toHaveLength(1);
   });
 
   it("an agent key reads its own agent's approvals only", async () => {
@@ -217,7 +217,7 @@ describe("an agent key reports only what its agent may say about itself", () => 
     expect(ask.status).toBe(403);
     expect(ask.body.error.code).toBe("agent_halted");
     const viaIngest = event("approval.requested", { agentId: "hr-agent", runId: "run_hr", toolCallId: "tc_hr_raise3" }, { approvalId: "apr_hrhalted0002", toolName: "salary.set" });
-    expect((await call(url, key.hr, "POST", "/v1/events", { events: [viaIngest] })).body.refused).toEqual([expect.objectContaining({ index: 0, code: "insufficient_scope", message: expect.stringContaining("halted") })]);
+    expect((await call(url, key.hr, "POST", "/v1/events", { events: [viaIngest] })).body.rejected).toEqual([expect.objectContaining({ index: 0, code: "insufficient_scope", reason: expect.stringContaining("halted") })]);
     expect((await call(url, key.reviewer, "GET", "/v1/approvals?agentId=hr-agent")).body.items.map((a: { approvalId: string }) => a.approvalId)).toEqual(["apr_hrsalary0001"]);
     expect((await call(url, key.reviewer, "POST", "/v1/approvals/apr_hrsalary0001/reject", {})).status).toBe(200);
   });

@@ -24,7 +24,7 @@ async function call(url: string, key: string | undefined, method: string, path: 
   return { status: response.status, body: parsed, text };
 }
 
-/** Row counts of every table: what a refused request must leave as it was. */
+/** Row counts of every table: what a rejected request must leave as it was. */
 function tableCounts(server: WardenServer): Record<string, number> {
   const db = (server.store as SqliteControlPlaneStore).store;
   db.flush();
@@ -165,7 +165,7 @@ describe("tenant isolation: keys of one organization never reach another's data"
     const bound = (await server.store.createKey({ org: "acme", role: "agent", agentId: "agent-1" })).key;
     expect((await call(url, bound, "POST", "/v1/events", { events: [{ ...EVENTS[0]!, id: "evt_bound1" }] })).status).toBe(200);
     const other = await call(url, bound, "POST", "/v1/events", { events: [{ ...EVENTS[0]!, id: "evt_bound2", agentId: "agent-2", runId: "run_bound2" }] });
-    expect(other.body).toEqual({ accepted: 0, duplicates: 0, refused: [{ index: 0, id: "evt_bound2", code: "insufficient_scope", message: expect.stringContaining("agent-1") }] });
+    expect(other.body).toEqual({ accepted: 0, duplicates: 0, rejected: [{ index: 0, id: "evt_bound2", code: "insufficient_scope", reason: expect.stringContaining("agent-1") }] });
     expect((await call(url, acme.reviewer, "GET", "/v1/runs/run_bound2")).status).toBe(404);
     expect((await call(url, bound, "POST", "/v1/approvals", { toolCallId: "tc_b", runId: "run_b", agentId: "agent-2", toolName: "refund" })).status).toBe(403);
   });
@@ -275,7 +275,7 @@ describe("hostile input: always 4xx, never a crash, never a partial write", () =
         const answer = await call(url, key, method, path, raw, { "content-type": "application/json" });
         // `{}` is a complete request for a few endpoints (approve, reject, resume, register an agent): not malformed there.
         if (raw === "{}" && /approve|reject|resume|agents/.test(path)) continue;
-        if (answer.status === 401 || answer.status === 403) failures.push(`${method} ${path}: refused the key itself (${answer.status})`);
+        if (answer.status === 401 || answer.status === 403) failures.push(`${method} ${path}: rejected the key itself (${answer.status})`);
         else if (answer.status < 400 || answer.status >= 500) failures.push(`${method} ${path} ${raw.slice(0, 60)} → ${answer.status} ${answer.text.slice(0, 120)}`);
         else if (typeof answer.body?.error?.code !== "string") failures.push(`${method} ${path}: error body ${answer.text.slice(0, 80)}`);
       }
@@ -292,12 +292,12 @@ describe("hostile input: always 4xx, never a crash, never a partial write", () =
     const events = [{ ...EVENTS[0]!, id: "evt_good1", runId: "run_good1" }, { ...EVENTS[2]!, id: "evt_good2", runId: "run_good1", toolCallId: "tc_good2" }, { ...EVENTS[3]!, id: "evt_bad", ts: "yesterday" }];
     const answer = await call(url, agent, "POST", "/v1/events", { events });
     expect(answer.status).toBe(200);
-    expect(answer.body).toEqual({ accepted: 2, duplicates: 0, refused: [{ index: 2, id: "evt_bad", code: "invalid_request", message: expect.stringContaining("events.2.ts"), problems: [expect.objectContaining({ path: "events.2.ts" })] }] });
+    expect(answer.body).toEqual({ accepted: 2, duplicates: 0, rejected: [{ index: 2, id: "evt_bad", code: "invalid_event", reason: expect.stringContaining("ts") }] });
     expect(tableCounts(server).org_ledger).toBe(before.org_ledger + 2);
     expect((await call(url, admin, "GET", "/v1/runs/run_good1")).status).toBe(200);
-    // Sent again, the good ones are duplicates and the bad one is refused the same way.
+    // Sent again, the good ones are duplicates and the bad one is rejected the same way.
     const again = await call(url, agent, "POST", "/v1/events", { events });
-    expect(again.body).toMatchObject({ accepted: 0, duplicates: 2, refused: [{ index: 2, id: "evt_bad" }] });
+    expect(again.body).toMatchObject({ accepted: 0, duplicates: 2, rejected: [{ index: 2, id: "evt_bad" }] });
   });
 
   it("too large, wrong content type, too many events: 413, 415, 400", async () => {

@@ -28,6 +28,6 @@ export type {
   ConsoleSessionTable,
   StoredConsoleSession,
 } from "./store.js";
-export type { RefusedEvent } from "./ingest.js";
+export type { RejectedEvent } from "./ingest.js";
 export { HttpError } from "./errors.js";
 export type { ApiErrorCode, Problem } from "./errors.js";

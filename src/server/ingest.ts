@@ -12,7 +12,6 @@ import type { WardenEvent } from "agent-warden";
 import { haltMatches, toHaltRecord, type HaltRow } from "../halt/halt.js";
 import { canonicalJson } from "../internal/canonical.js";
 import { toApprovalRecord, type ApprovalRecord, type ApprovalRow } from "../records.js";
-import type { Problem } from "./errors.js";
 import type { OrgLedger } from "./org-ledger.js";
 import { all, get, run, type Query } from "./sql.js";
 import { appendStream } from "./stream-log.js";
@@ -26,20 +25,20 @@ export interface Effects {
 }
 
 /**
- * One event of a batch that was not written, and why. `index` is its place in the batch; `code` is
- * `invalid_request` (it does not fit the event schema; `problems` says where), `insufficient_scope`
+ * One event of a batch that was not written, and why (`POST /v1/events` answers them as `rejected`,
+ * the shape the remote client reads with `RejectedEventSchema`). `index` is its place in the batch;
+ * `code` is `invalid_event` or `event_too_large` (it does not fit the wire), `insufficient_scope`
  * (this key may not say it) or `conflict` (it contradicts what is recorded, such as completing a
  * blocked call). Sending it again gets the same answer.
  * @example
- * import type { RefusedEvent } from "agent-warden/server";
- * const deadLetters = (refused: RefusedEvent[]) => refused.map((r) => `${r.id ?? `#${r.index}`}: ${r.code} ${r.message}`);
+ * import type { RejectedEvent } from "agent-warden/server";
+ * const deadLetters = (rejected: RejectedEvent[]) => rejected.map((r) => `${r.id || `#${r.index}`}: ${r.code} ${r.reason}`);
  */
-export interface RefusedEvent {
+export interface RejectedEvent {
   index: number;
-  id: string | null;
-  code: "invalid_request" | "insufficient_scope" | "conflict";
-  message: string;
-  problems?: Problem[];
+  id: string;
+  code: "invalid_event" | "event_too_large" | "insufficient_scope" | "conflict";
+  reason: string;
 }
 
 /** Event types an agent emits about its own work. */
@@ -64,17 +63,17 @@ const str = (value: unknown): string | undefined => (typeof value === "string" ?
 const num = (value: unknown): number | undefined => (typeof value === "number" && Number.isFinite(value) ? value : undefined);
 const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
 
-type Verdict = { kind: "accept"; event: WardenEvent } | { kind: "echo" } | { kind: "refuse"; code: RefusedEvent["code"]; message: string };
-const refuse = (code: RefusedEvent["code"], message: string): Verdict => ({ kind: "refuse", code, message });
+type Verdict = { kind: "accept"; event: WardenEvent } | { kind: "echo" } | { kind: "refuse"; code: RejectedEvent["code"]; reason: string };
+const refuse = (code: RejectedEvent["code"], reason: string): Verdict => ({ kind: "refuse", code, reason });
 
 /**
  * @internal Writes a batch of schema-valid events (each with its index in the request), inside one
  * transaction: duplicates skipped, refused events listed, the rest projected and chained.
  */
-export function* ingestBatch(ledger: OrgLedger, principal: Principal, events: ReadonlyArray<{ index: number; event: WardenEvent }>, now: number): Query<{ accepted: number; duplicates: number; refused: RefusedEvent[]; effects: Effects; messages: StreamMessage[] }> {
+export function* ingestBatch(ledger: OrgLedger, principal: Principal, events: ReadonlyArray<{ index: number; event: WardenEvent }>, now: number): Query<{ accepted: number; duplicates: number; rejected: RejectedEvent[]; effects: Effects; messages: StreamMessage[] }> {
   const org = principal.org;
   const effects: Effects = { durable: [], runs: new Set(), toolCalls: new Set() };
-  const refused: RefusedEvent[] = [];
+  const rejected: RejectedEvent[] = [];
   let accepted = 0;
   let duplicates = 0;
   for (const { index, event: sent } of events) {
@@ -84,7 +83,7 @@ export function* ingestBatch(ledger: OrgLedger, principal: Principal, events: Re
     }
     const verdict = yield* admit(principal, sent);
     if (verdict.kind === "refuse") {
-      refused.push({ index, id: sent.id, code: verdict.code, message: verdict.message });
+      rejected.push({ index, id: sent.id, code: verdict.code, reason: verdict.reason });
       continue;
     }
     yield* markIngested(org, sent.id, now);
@@ -100,7 +99,7 @@ export function* ingestBatch(ledger: OrgLedger, principal: Principal, events: Re
   }
   const messages: StreamMessage[] = [];
   for (const durable of effects.durable) messages.push(yield* appendStream(org, durable.type, durable.data, now));
-  return { accepted, duplicates, refused, effects, messages };
+  return { accepted, duplicates, rejected, effects, messages };
 }
 
 /** @internal True when the organization has already seen this event id (its ledger entry exists). */
@@ -136,7 +135,7 @@ function* admit(principal: Principal, sent: WardenEvent): Query<Verdict> {
   if (principal.role === "agent" && sent.actor !== null && ![principal.name, principal.keyId, principal.agentId].includes(sent.actor)) {
     return refuse("insufficient_scope", `an agent key reports as itself; actor "${sent.actor}" is not this key`);
   }
-  if (agentId === null && principal.role === "agent") return refuse("invalid_request", "agentId is required");
+  if (agentId === null && principal.role === "agent") return refuse("invalid_event", "agentId is required");
 
   if (event.runId !== null) {
     const owner = yield* get<{ agent_id: string }>("SELECT agent_id FROM runs WHERE id = ? AND org = ?", event.runId, org);
@@ -167,7 +166,7 @@ function* admit(principal: Principal, sent: WardenEvent): Query<Verdict> {
 function* admitApprovalOutcome(principal: Principal, event: WardenEvent): Query<Verdict> {
   const approvalId = str(event.data.approvalId);
   const status = str(event.data.status) ?? (event.type === EventType.APPROVAL_APPROVED ? ApprovalStatus.APPROVED : ApprovalStatus.REJECTED);
-  if (approvalId === undefined || !(["approved", "rejected", "expired", "cancelled"] as string[]).includes(status)) return refuse("invalid_request", "data.approvalId and a final data.status are required");
+  if (approvalId === undefined || !(["approved", "rejected", "expired", "cancelled"] as string[]).includes(status)) return refuse("invalid_event", "data.approvalId and a final data.status are required");
   const row = yield* get<ApprovalRow>("SELECT * FROM approvals WHERE id = ? AND org = ?", approvalId, principal.org);
   // An unknown id and another agent's request get the same answer: no existence oracle.
   if (row === undefined || (principal.role === "agent" && row.agent_id !== event.agentId)) return refuse("insufficient_scope", `this key may not decide approval "${approvalId}"`);

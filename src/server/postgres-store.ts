@@ -13,7 +13,7 @@ import { loadOrCreateKey, type SigningKey } from "../ledger/keys.js";
 import { pendingApproval, toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type RunRow, type RunSummary, type StepRow, type ToolCallRecord, type ToolCallRow } from "../records.js";
 import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
 import { etagMatches, policyEtag } from "./etag.js";
-import { activeHaltFor, ingestBatch, markIngested, type Effects, type RefusedEvent } from "./ingest.js";
+import { activeHaltFor, ingestBatch, markIngested, type Effects, type RejectedEvent } from "./ingest.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
 import { draftOf, OrgLedger, orgLedgerSchema, toOrgLedgerEntry, verifyChain, type OrgLedgerRow } from "./org-ledger.js";
 import { runAsync, toPostgres, type Query, type SqlOp, type SqlValue } from "./sql.js";
@@ -489,7 +489,7 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
 
   // ── events, agents, runs, tool calls ──────────────────────────────────────────────────────
 
-  async ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { refused: RefusedEvent[]; changes: Changes }> {
+  async ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { rejected: RejectedEvent[]; changes: Changes }> {
     const org = principal.org;
     const batch = events.map((event, index) => ({ index, event }));
     const result = await this.#transaction(async (exec) => {
@@ -497,7 +497,7 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
       if (outcome.messages.length > 0) await exec({ kind: "run", sql: "SELECT pg_notify(?, ?)", params: [CHANNEL, org] });
       return outcome;
     });
-    return { accepted: result.accepted, duplicates: result.duplicates, refused: result.refused, changes: { org, messages: [...result.messages, ...(await this.#liveUpdates(org, result.effects))] } };
+    return { accepted: result.accepted, duplicates: result.duplicates, rejected: result.rejected, changes: { org, messages: [...result.messages, ...(await this.#liveUpdates(org, result.effects))] } };
   }
 
   async registerAgent(org: string, agentId: string, group: string | undefined): Promise<AgentRecord> {

@@ -13,7 +13,7 @@ import { Ledger } from "../ledger/ledger.js";
 import { SqliteStore, type LedgerRow } from "../store/sqlite-store.js";
 import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
 import { etagMatches, policyEtag } from "./etag.js";
-import { activeHaltFor, approvalRecord, ingestBatch, markIngested, type Effects, type RefusedEvent } from "./ingest.js";
+import { activeHaltFor, approvalRecord, ingestBatch, markIngested, type Effects, type RejectedEvent } from "./ingest.js";
 import { draftOf, OrgLedger, toOrgLedgerEntry, verifyChain, type OrgLedgerRow } from "./org-ledger.js";
 import { runSync, type Query, type SqlOp } from "./sql.js";
 import { appendStream } from "./stream-log.js";
@@ -246,12 +246,12 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
 
   // ── events, agents, runs, tool calls ──────────────────────────────────────────────────────
 
-  async ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { refused: RefusedEvent[]; changes: Changes }> {
+  async ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { rejected: RejectedEvent[]; changes: Changes }> {
     const org = principal.org;
     const batch = events.map((event, index) => ({ index, event }));
     const result = this.#transaction(() => this.#run(ingestBatch(this.#orgLedger, principal, batch, Date.now())));
     for (const message of result.messages) if (message.type === "approval.resolved") this.#announced(org, (message.data as ApprovalRecord).approvalId);
-    return { accepted: result.accepted, duplicates: result.duplicates, refused: result.refused, changes: { org, messages: [...result.messages, ...this.#liveUpdates(org, result.effects)] } };
+    return { accepted: result.accepted, duplicates: result.duplicates, rejected: result.rejected, changes: { org, messages: [...result.messages, ...this.#liveUpdates(org, result.effects)] } };
   }
 
   async registerAgent(org: string, agentId: string, group: string | undefined): Promise<AgentRecord> {

@@ -4,7 +4,7 @@ import type { HaltRecord } from "../halt/halt.js";
 import type { LedgerEntry } from "agent-warden";
 import type { SigningKey } from "../ledger/keys.js";
 import type { ApprovalRecord, RunRecord, RunSummary, ToolCallRecord } from "../records.js";
-import type { RefusedEvent } from "./ingest.js";
+import type { RejectedEvent } from "./ingest.js";
 
 /**
  * What an API key may do. `admin` ⊇ `reviewer` for reads and decisions; `agent` reports and asks.
@@ -315,8 +315,8 @@ export interface ControlPlaneStore {
   hasActiveKey(org: string, role: Role): Promise<boolean>;
 
   // agents, runs, tool calls
-  /** Writes the events this key may report, skips duplicates, and lists the refused ones by their index in `events`. */
-  ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { refused: RefusedEvent[]; changes: Changes }>;
+  /** Writes the events this key may report, skips duplicates, and lists the rejected ones by their index in `events`. */
+  ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { rejected: RejectedEvent[]; changes: Changes }>;
   registerAgent(org: string, agentId: string, group: string | undefined): Promise<AgentRecord>;
   listAgents(org: string): Promise<AgentRecord[]>;
   listRuns(org: string, filter: RunFilter, page: PageQuery): Promise<Page<RunSummary>>;

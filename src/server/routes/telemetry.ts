@@ -8,9 +8,10 @@ import { parsePolicySet } from "agent-warden";
 import { assertSpeaksFor, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { HttpError } from "../errors.js";
-import type { RefusedEvent } from "../ingest.js";
+import type { RejectedEvent } from "../ingest.js";
+import { checkWireEvent } from "../../wire/event.js";
 import { DEFAULT_APPROVAL_TIMEOUT } from "../store.js";
-import { AgentRegistrationSchema, CheckSchema, EmptyQuerySchema, EventSchema, IdSchema, IngestEnvelopeSchema, parse, problemsOf, RunQuerySchema, RunTreeQuerySchema, ToolCallQuerySchema } from "../validation.js";
+import { AgentRegistrationSchema, CheckSchema, EmptyQuerySchema, IdSchema, IngestEnvelopeSchema, parse, RunQuerySchema, RunTreeQuerySchema, ToolCallQuerySchema } from "../validation.js";
 import { jsonBody } from "./body.js";
 
 /** Event ingest, agents, the server-side check, runs and tool calls. */
@@ -29,26 +30,26 @@ export function telemetryRoutes(context: ServerContext): Router {
   router.post("/events", requirePermission("events:write"), ...jsonBody(context.limits.ingestBody), async (request, response) => {
     const principal = principalOf(response);
     const { events } = parse(IngestEnvelopeSchema, request.body);
-    // Each event stands alone: one that does not fit, or that this key may not report, is refused and named; the rest is written.
+    // Each event stands alone: one that does not fit the wire (the schema and limits the client checks
+    // with), or that this key may not report, is named in `rejected`; the rest is written.
     const valid: WardenEvent[] = [];
     const indexOf: number[] = [];
-    const refused: RefusedEvent[] = [];
+    const rejected: RejectedEvent[] = [];
     events.forEach((candidate, index) => {
-      const result = EventSchema.safeParse(candidate);
-      if (result.success) {
-        valid.push(result.data as WardenEvent);
+      const refusal = checkWireEvent(candidate);
+      if (refusal === undefined) {
+        valid.push(candidate as WardenEvent);
         indexOf.push(index);
         return;
       }
-      const problems = problemsOf(result).map((problem) => ({ ...problem, path: `events.${index}${problem.path === "body" ? "" : `.${problem.path}`}` }));
       const id = (candidate as { id?: unknown } | null)?.id;
-      refused.push({ index, id: typeof id === "string" ? id.slice(0, 256) : null, code: "invalid_request", message: problems.map((p) => `${p.path}: ${p.message}`).slice(0, 3).join("; "), problems });
+      rejected.push({ index, id: typeof id === "string" ? id.slice(0, 256) : "", code: refusal.code, reason: refusal.reason });
     });
-    const result = valid.length === 0 ? { accepted: 0, duplicates: 0, refused: [], changes: { org: principal.org, messages: [] } } : await store.ingest(principal, valid);
+    const result = valid.length === 0 ? { accepted: 0, duplicates: 0, rejected: [], changes: { org: principal.org, messages: [] } } : await store.ingest(principal, valid);
     context.publish(result.changes);
-    for (const refusal of result.refused) refused.push({ ...refusal, index: indexOf[refusal.index]! });
-    refused.sort((a, b) => a.index - b.index);
-    response.json({ accepted: result.accepted, duplicates: result.duplicates, refused });
+    for (const refusal of result.rejected) rejected.push({ ...refusal, index: indexOf[refusal.index]! });
+    rejected.sort((a, b) => a.index - b.index);
+    response.json({ accepted: result.accepted, duplicates: result.duplicates, ...(rejected.length > 0 && { rejected }) });
   });
 
   router.get("/agents", requirePermission("runs:read"), async (request, response) => {
