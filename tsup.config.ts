@@ -10,8 +10,13 @@ const adapters = Object.fromEntries(
 
 export default defineConfig([
   {
-    entry: { index: "src/index.ts", ...adapters },
+    // The control plane builds from src/server, published as agent-warden/server.
+    entry: { index: "src/index.ts", ...adapters, "adapters/server": "src/server/index.ts" },
     format: ["esm", "cjs"],
+    // Modules several entries use live in shared chunks, in CommonJS too: one copy of the core per process.
+    splitting: true,
+    // `import.meta.url` in CommonJS chunks (the console finds its assets by it).
+    shims: true,
     dts: true,
     clean: true,
     sourcemap: true,

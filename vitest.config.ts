@@ -8,6 +8,7 @@ export default defineConfig({
     // Tests import what users import; the aliases point those paths at the source.
     alias: [
       { find: /^agent-warden$/, replacement: here("./src/index.ts") },
+      { find: /^agent-warden\/server$/, replacement: here("./src/server/index.ts") },
       { find: /^agent-warden\/(.*)$/, replacement: here("./adapters/$1/index.ts") },
     ],
   },

@@ -489,8 +489,8 @@ describe("console in a browser", () => {
 
   test("ledger: a changed entry is named as the first bad one", async () => {
     const db = new DatabaseSync(join(dir, "warden.db"));
-    const target = db.prepare("SELECT seq FROM ledger WHERE org = ? ORDER BY seq LIMIT 1 OFFSET 5").get(ORG) as { seq: number };
-    db.prepare("UPDATE ledger SET data = ? WHERE seq = ?").run('{"tampered":true}', target.seq);
+    const target = db.prepare("SELECT seq FROM org_ledger WHERE org = ? ORDER BY seq LIMIT 1 OFFSET 5").get(ORG) as { seq: number };
+    db.prepare("UPDATE org_ledger SET data = ? WHERE org = ? AND seq = ?").run('{"tampered":true}', ORG, target.seq);
     db.close();
     await goto("#/ledger", "#ledger-status");
     await expect.poll(() => page.locator("#ledger-status").getAttribute("data-ok")).toBe("false");

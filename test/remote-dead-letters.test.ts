@@ -136,9 +136,10 @@ describe("remote mode: one refused event never takes its batch with it", () => {
 
   const fake = (n: number, tag: string): WardenEvent => ({ id: `evt_${tag}${String(n).padStart(5, "0")}`, type: "tool.called" as WardenEvent["type"], ts: Date.now(), org: "acme", agentId: "bot", runId: `run_${tag}`, stepId: null, toolCallId: `tc_${tag}${n}`, actor: null, data: { toolName: "read_order", input: { n } } });
 
-  const serverRefusals: Array<{ name: string; bad: (event: WardenEvent) => WardenEvent; status: number; reason: RegExp }> = [
-    { name: "nested 40 levels deep", bad: (e) => ({ ...e, data: { toolName: "read_tree", output: nest(40) } }), status: 400, reason: /nested deeper than 32 levels/ },
-    { name: "an id over 256 characters", bad: (e) => ({ ...e, toolCallId: `tc_${"y".repeat(300)}` }), status: 400, reason: /toolCallId/ },
+  // The server rejects a malformed event on its own (`rejected` in a 200 answer, code invalid_event); a body too large is a 413 the client splits.
+  const serverRefusals: Array<{ name: string; bad: (event: WardenEvent) => WardenEvent; status: number | undefined; reason: RegExp }> = [
+    { name: "nested 40 levels deep", bad: (e) => ({ ...e, data: { toolName: "read_tree", output: nest(40) } }), status: undefined, reason: /nested deeper than 32 levels/ },
+    { name: "an id over 256 characters", bad: (e) => ({ ...e, toolCallId: `tc_${"y".repeat(300)}` }), status: undefined, reason: /toolCallId/ },
     { name: "an output over 5 MB", bad: (e) => ({ ...e, data: { toolName: "export_all", output: HUGE } }), status: 413, reason: /413/ },
   ];
 

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { POSTGRES_SKIP, startPostgres } from "./fixtures/postgres.js";
 import { CONTRACT_PATH, mismatches, send, startHarness, type ContractFile, type Harness } from "./fixtures/wire.js";
 
 const contract = JSON.parse(readFileSync(CONTRACT_PATH, "utf8")) as ContractFile;
@@ -44,15 +45,31 @@ const ROUTES: Array<[string, RegExp]> = [
   ["GET", /^\/v1\/stream(\?.*)?$/],
 ];
 
-describe("wire contract: the server answers every case as pinned", () => {
+// The same contract on both stores: SQLite, and PostgreSQL when its server binaries are installed.
+const STORES: Array<{ name: string; skip: string | undefined; database: () => Promise<{ url: string | undefined; stop(): void }> }> = [
+  { name: "SQLite", skip: undefined, database: async () => ({ url: undefined, stop() {} }) },
+  {
+    name: "PostgreSQL",
+    skip: POSTGRES_SKIP,
+    database: async () => {
+      const cluster = await startPostgres();
+      return { url: cluster.createDatabase("warden_contract"), stop: () => cluster.stop() };
+    },
+  },
+];
+
+for (const store of STORES) describe.skipIf(store.skip !== undefined)(`wire contract on ${store.name}: the server answers every case as pinned${store.skip ? ` (skipped: ${store.skip})` : ""}`, () => {
   let harness: Harness;
+  let database: { url: string | undefined; stop(): void };
   const captures: Record<string, unknown> = {};
 
   beforeAll(async () => {
-    harness = await startHarness();
-  });
+    database = await store.database();
+    harness = await startHarness(database.url === undefined ? {} : { database: database.url });
+  }, 120_000);
   afterAll(async () => {
-    await harness.close();
+    await harness?.close();
+    database?.stop();
   });
 
   it("has a case for every route, with at least one success and the errors that matter", () => {
@@ -69,7 +86,8 @@ describe("wire contract: the server answers every case as pinned", () => {
   for (const wire of contract.cases) {
     it(`${wire.method} ${wire.path}: ${wire.name}`, async () => {
       const actual = await send(harness, wire, captures);
-      const problems = mismatches(wire.response, actual, new Set(wire.volatile));
+      // `/v1/health` names the store; everything else answers the same on both.
+      const problems = mismatches(wire.response, actual, new Set([...wire.volatile, ...(store.name === "SQLite" ? [] : ["body.store"])]));
       expect(problems, JSON.stringify(actual.body).slice(0, 2000)).toEqual([]);
     });
   }

@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from "commander";
 import { bareMessage } from "../server/errors.js";
+import { describeDatabase } from "../server/postgres-store.js";
 import { SqliteControlPlaneStore, assertOrg } from "../server/sqlite-store.js";
 import { ROLES, type ApiKeyRecord, type Role } from "../server/store.js";
 
@@ -52,17 +53,26 @@ export function registerServerCommands(program: Command): void {
     .option("--host <address>", "address to listen on (0.0.0.0 to serve other machines)", "127.0.0.1")
     .option("--trust-proxy <hops>", "behind a TLS-terminating proxy: how many hops to trust for X-Forwarded-* (marks the console's cookie Secure)")
     .addOption(dbOption())
-    .action(async (opts: { port: string; host: string; db: string; trustProxy?: string }) => {
+    .addOption(new Option("--database <url>", "PostgreSQL instead of SQLite (postgres://user:password@host:port/db): several replicas can share it").env("WARDEN_DATABASE_URL"))
+    .action(async (opts: { port: string; host: string; db: string; database?: string; trustProxy?: string }) => {
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new CommanderError(EXIT_USAGE, "warden.port", `invalid port "${opts.port}"`);
       const organization = org(program);
       // Express is loaded only here, so the rest of the CLI runs without it.
       const { createWardenServer, ensureAdminKey } = await import("../server/app.js");
       const trustProxy = opts.trustProxy === undefined ? undefined : /^\d+$/.test(opts.trustProxy) ? Number(opts.trustProxy) : opts.trustProxy;
-      const server = createWardenServer({ db: opts.db, trustProxy });
-      const key = await ensureAdminKey(server.store, organization);
+      const server = createWardenServer({ db: opts.db, database: opts.database, trustProxy });
+      let key: string | undefined;
+      try {
+        // Reaches the database (and migrates it) before listening: a wrong URL fails here, naming host and port.
+        await server.store.ping();
+        key = await ensureAdminKey(server.store, organization);
+      } catch (error) {
+        await server.close().catch(() => {});
+        throw new CommanderError(1, "warden.database", `cannot start the control plane: ${bareMessage(error)}`);
+      }
       const { url } = await server.listen(port, opts.host);
-      console.log(`warden control plane on ${url} (database ${opts.db}); console at ${url}/`);
+      console.log(`warden control plane on ${url} (database ${opts.database === undefined ? opts.db : describeDatabase(opts.database)}); console at ${url}/`);
       if (key) console.log(`admin key for organization "${organization}" — shown once, store it now:\n  ${key}`);
       await new Promise<void>((resolve) => {
         process.once("SIGINT", resolve);

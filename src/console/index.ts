@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import express, { Router, type Express, type NextFunction, type Request, type Response } from "express";
 import { z } from "zod";
-import { ConfigError } from "../errors.js";
+import { ConfigError } from "agent-warden";
 import type { ServerContext } from "../server/context.js";
 import { HttpError } from "../server/errors.js";
 import { looksLikeApiKey } from "../server/keys.js";
@@ -59,22 +59,22 @@ export function mountConsole(app: Express, context: ServerContext): void {
   const assets = consoleAssetsDir();
   if (assets === undefined) throw new ConfigError("the console's files were not found (looked beside the server's code and in dist/console); pass console: false to serve the API alone");
   const { store } = context;
-  const sessions = new SessionStore();
+  const sessions = new SessionStore({}, store.consoleSessions);
   const body = jsonBody(context.limits.body);
-  const sessionOf = (request: Request) => {
+  const sessionOf = async (request: Request) => {
     const token = readCookie(request, SESSION_COOKIE);
-    return { token, session: token === undefined ? undefined : sessions.get(token) };
+    return { token, session: token === undefined ? undefined : await sessions.get(token) };
   };
 
   // ── /v1: the session cookie as credentials ────────────────────────────────────────────────
   const api = Router();
   api.use(async function consoleSession(request: Request, response: Response, next: NextFunction): Promise<void> {
     if (request.path === "/health" || request.get("authorization") !== undefined || request.get("x-api-key") !== undefined) return next();
-    const { token, session } = sessionOf(request);
+    const { token, session } = await sessionOf(request);
     if (token === undefined) return next();
-    const principal = session && (await store.authenticate(session.secret));
+    const principal = session && (session.secret !== undefined ? await store.authenticate(session.secret) : await store.principalOfKey?.(session.keyId));
     if (session === undefined || principal === undefined || !CONSOLE_ROLES.includes(principal.role)) {
-      sessions.delete(token);
+      await sessions.delete(token);
       clearSessionCookie(request, response);
       throw new HttpError(401, "unauthorized", "the console session ended (expired, signed out, or its key was revoked); sign in again");
     }
@@ -100,8 +100,8 @@ export function mountConsole(app: Express, context: ServerContext): void {
 
   // ── sign-in ───────────────────────────────────────────────────────────────────────────────
   const pages = Router();
-  pages.get("/console/session", (request, response) => {
-    const { session } = sessionOf(request);
+  pages.get("/console/session", async (request, response) => {
+    const { session } = await sessionOf(request);
     // 200 either way: asking is not an error, and the page asks on every load.
     response.json(session === undefined ? { signedIn: false } : sessionBody(session));
   });
@@ -116,18 +116,18 @@ export function mountConsole(app: Express, context: ServerContext): void {
       throw new HttpError(403, "insufficient_scope", "agent keys cannot sign in to the console", { problems: [{ path: "apiKey", message: "this is an agent key: sign in with a reviewer or admin key" }] });
     }
     const previous = readCookie(request, SESSION_COOKIE);
-    if (previous !== undefined) sessions.delete(previous);
-    const { token, session } = sessions.create(apiKey, principal);
+    if (previous !== undefined) await sessions.delete(previous);
+    const { token, session } = await sessions.create(apiKey, principal);
     setSessionCookie(request, response, token, sessions.maxAge);
     response.status(201).json(sessionBody(session));
   });
 
-  pages.delete("/console/session", (request, response) => {
-    const { token, session } = sessionOf(request);
+  pages.delete("/console/session", async (request, response) => {
+    const { token, session } = await sessionOf(request);
     if (session !== undefined && (!sameOrigin(request) || !csrfMatches(session, request.get(CSRF_HEADER)))) {
       throw new HttpError(403, "insufficient_scope", "signing out needs the session's X-Warden-CSRF header");
     }
-    if (token !== undefined) sessions.delete(token);
+    if (token !== undefined) await sessions.delete(token);
     clearSessionCookie(request, response);
     response.status(204).end();
   });

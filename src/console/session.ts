@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Request, Response } from "express";
-import type { Principal, Role } from "../server/store.js";
+import type { ConsoleSessionTable, Principal, Role } from "../server/store.js";
 
 /** Roles that may sign in to the console. Agent keys report and ask; they never review. */
 export const CONSOLE_ROLES: readonly Role[] = ["reviewer", "admin"];
@@ -9,9 +9,12 @@ export const SESSION_COOKIE = "warden_session";
 /** Cookie-authenticated writes must echo the session's token in this header (synchronizer token). */
 export const CSRF_HEADER = "x-warden-csrf";
 
-/** One signed-in operator. The key is kept (in memory only) so a revoked key ends its sessions at once. */
+/**
+ * One signed-in operator. In memory, the key is kept so a revoked key ends its sessions at once; in a
+ * database (several replicas), only the key's id is, and the key is looked up by it on each request.
+ */
 export interface ConsoleSession {
-  secret: string;
+  secret: string | undefined;
   csrfToken: string;
   keyId: string;
   org: string;
@@ -36,25 +39,28 @@ const DEFAULT_SESSION_LIMITS: SessionLimits = { maxAge: 12 * 3_600_000, idleTime
 const digest = (token: string) => createHash("sha256").update(token).digest("hex");
 
 /**
- * Console sessions, in the server's memory: a restart signs everyone out. Looked up by the hash of
- * the cookie's token, so the table never holds a usable cookie value.
+ * Console sessions: in the server's memory (a restart signs everyone out), or in the store's table
+ * when it has one (PostgreSQL: sessions survive a restart and a switch of replica). Looked up by the
+ * hash of the cookie's token, so neither holds a usable cookie value.
  */
 export class SessionStore {
   readonly #byDigest = new Map<string, ConsoleSession>();
   readonly #limits: SessionLimits;
+  readonly #table: ConsoleSessionTable | undefined;
 
-  constructor(limits: Partial<SessionLimits> = {}) {
+  constructor(limits: Partial<SessionLimits> = {}, table?: ConsoleSessionTable) {
     this.#limits = { ...DEFAULT_SESSION_LIMITS, ...limits };
+    this.#table = table;
   }
 
   get maxAge(): number {
     return this.#limits.maxAge;
   }
 
-  create(secret: string, principal: Principal, now = Date.now()): { token: string; session: ConsoleSession } {
+  async create(secret: string, principal: Principal, now = Date.now()): Promise<{ token: string; session: ConsoleSession }> {
     const token = randomBytes(32).toString("base64url");
     const session: ConsoleSession = {
-      secret,
+      secret: this.#table === undefined ? secret : undefined,
       csrfToken: randomBytes(32).toString("base64url"),
       keyId: principal.keyId,
       org: principal.org,
@@ -64,6 +70,11 @@ export class SessionStore {
       lastSeenAt: now,
       expiresAt: now + this.#limits.maxAge,
     };
+    if (this.#table !== undefined) {
+      const { secret: _secret, ...stored } = session;
+      await this.#table.put({ digest: digest(token), ...stored }, now);
+      return { token, session };
+    }
     while (this.#byDigest.size >= this.#limits.maxSessions) {
       const oldest = this.#byDigest.keys().next().value;
       if (oldest === undefined) break;
@@ -74,20 +85,30 @@ export class SessionStore {
   }
 
   /** The live session of `token`, or undefined (unknown, expired or idle too long: then forgotten). */
-  get(token: string, now = Date.now()): ConsoleSession | undefined {
+  async get(token: string, now = Date.now()): Promise<ConsoleSession | undefined> {
     const key = digest(token);
-    const session = this.#byDigest.get(key);
+    let session: ConsoleSession | undefined;
+    if (this.#table === undefined) session = this.#byDigest.get(key);
+    else {
+      const stored = await this.#table.get(key);
+      if (stored !== undefined) {
+        const { digest: _digest, ...rest } = stored;
+        session = { ...rest, secret: undefined };
+      }
+    }
     if (session === undefined) return undefined;
     if (now >= session.expiresAt || now - session.lastSeenAt >= this.#limits.idleTimeout) {
-      this.#byDigest.delete(key);
+      await this.delete(token);
       return undefined;
     }
     session.lastSeenAt = now;
+    await this.#table?.touch(key, now);
     return session;
   }
 
-  delete(token: string): void {
+  async delete(token: string): Promise<void> {
     this.#byDigest.delete(digest(token));
+    await this.#table?.delete(digest(token));
   }
 }
 

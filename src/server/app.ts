@@ -1,11 +1,11 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type Response } from "express";
-import { ConfigError, InvalidInputError, InvalidStateError, NotFoundError, PolicyError, TokenError, WardenError } from "../errors.js";
+import { ConfigError, InvalidInputError, InvalidStateError, NotFoundError, PolicyError, TokenError, WardenError } from "agent-warden";
 import { mountConsole } from "../console/index.js";
 import { authenticate } from "./auth.js";
 import type { ServerContext } from "./context.js";
-import { bareMessage, HttpError, PreconditionFailedError } from "./errors.js";
+import { AgentHaltedError, bareMessage, HttpError, PreconditionFailedError } from "./errors.js";
 import { adminRoutes } from "./routes/admin.js";
 import { approvalRoutes } from "./routes/approvals.js";
 import { haltRoutes } from "./routes/halts.js";
@@ -13,6 +13,7 @@ import { policyProblems, policyRoutes } from "./routes/policies.js";
 import { streamRoutes } from "./routes/stream.js";
 import { telemetryRoutes } from "./routes/telemetry.js";
 import { tokenRoutes } from "./routes/tokens.js";
+import { PostgresControlPlaneStore } from "./postgres-store.js";
 import { SqliteControlPlaneStore } from "./sqlite-store.js";
 import type { Changes, ControlPlaneStore, Role } from "./store.js";
 import { StreamHub } from "./stream.js";
@@ -31,7 +32,12 @@ const KEY_CHECK_INTERVAL = 5000;
 export interface WardenServerOptions {
   /** SQLite database (the embedded store's format). Default `./warden.db`; `:memory:` in tests. Ignored with `store`. */
   db?: string | undefined;
-  /** Another store implementation (PostgreSQL, say). */
+  /**
+   * A PostgreSQL URL (`postgres://user:password@host:port/db`): the control plane on PostgreSQL, so
+   * several replicas can share one database (needs the `pg` package). Without it, SQLite at `db`.
+   */
+  database?: string | undefined;
+  /** Another store implementation. */
   store?: ControlPlaneStore | undefined;
   /** Largest JSON body, except event batches. Default 256 KB. */
   bodyLimit?: number | string | undefined;
@@ -47,6 +53,8 @@ export interface WardenServerOptions {
   streamRetry?: number | undefined;
   /** Most streams one organization may hold open; beyond it `GET /v1/stream` answers 503 and clients poll. Default 1000. */
   maxStreams?: number | undefined;
+  /** Most streams one API key may hold open, so one agent cannot take its organization's slots. Default 20 (at most `maxStreams`). */
+  maxStreamsPerKey?: number | undefined;
   /** Serve the web console at `/` (sign-in with a reviewer or admin key). Default true. */
   console?: boolean | undefined;
   /**
@@ -87,7 +95,9 @@ export interface WardenServer {
  */
 export function createWardenServer(options: WardenServerOptions = {}): WardenServer {
   const onError = options.onError ?? ((error: unknown) => console.error("[warden] server:", error));
-  const store = options.store ?? new SqliteControlPlaneStore({ path: options.db ?? "./warden.db", onError });
+  const store: ControlPlaneStore =
+    options.store ??
+    (options.database !== undefined ? new PostgresControlPlaneStore({ url: options.database, onError }) : new SqliteControlPlaneStore({ path: options.db ?? "./warden.db", onError }));
   const hub = new StreamHub(options.heartbeatInterval ?? 2000);
   const publish = (changes: Changes | readonly Changes[]) => {
     for (const change of ([] as Changes[]).concat(changes)) hub.publish(change);
@@ -96,9 +106,12 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
     store,
     hub,
     publish,
-    limits: { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? MAX_INGEST_BYTES, streams: options.maxStreams ?? 1000 },
+    limits: { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? MAX_INGEST_BYTES, streams: options.maxStreams ?? 1000, streamsPerKey: Math.min(options.maxStreamsPerKey ?? 20, options.maxStreams ?? 1000) },
     retryMs: options.streamRetry ?? 1000,
   };
+
+  // Another replica's halts, decisions, policy versions and revocations reach this replica's streams.
+  const unsubscribe = store.onExternalChanges?.((changes) => publish(changes));
 
   const app = express();
   app.disable("x-powered-by");
@@ -111,6 +124,19 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
 
   // The web console (src/console): pages at `/`, and its session cookie as credentials for `/v1`.
   if (options.console !== false) mountConsole(app, context);
+
+  // For load balancers: the process is up; the database is reachable and migrated.
+  app.get("/healthz", (_request, response) => {
+    response.json({ status: "ok" });
+  });
+  app.get("/readyz", async (_request, response) => {
+    try {
+      await store.ping();
+      response.json({ status: "ready", store: store.kind });
+    } catch {
+      response.status(503).set("Retry-After", "5").json({ status: "unavailable", store: store.kind });
+    }
+  });
 
   app.get("/v1/health", async (_request, response) => {
     try {
@@ -184,6 +210,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
       clearInterval(sweeper);
       clearInterval(keyCheck);
       clearInterval(pruner);
+      unsubscribe?.();
       hub.close();
       if (server) {
         const closing = new Promise<void>((resolve) => server!.close(() => resolve()));
@@ -211,6 +238,7 @@ export async function ensureAdminKey(store: ControlPlaneStore, org: string, role
 interface BodyParserError extends Error {
   type?: string;
   status?: number;
+  code?: string;
 }
 
 /** Maps every error to `{ error: { code, message, problems? } }`; only unexpected ones reach `onError`. */
@@ -240,8 +268,13 @@ function toHttpError(error: unknown): HttpError {
     if (parserError.type === "entity.parse.failed") return new HttpError(400, "invalid_request", "the body is not valid JSON");
     if (parserError.status >= 400 && parserError.status < 500) return new HttpError(400, "invalid_request", parserError.message);
   }
+  // A body that does not decode as its Content-Encoding says: zlib's error, marked 400 by the body parser, is the client's fault.
+  if (typeof parserError?.status === "number" && parserError.status >= 400 && parserError.status < 500 && typeof (parserError as { code?: unknown }).code === "string") {
+    return new HttpError(400, "invalid_request", "the body does not decode as its Content-Encoding says");
+  }
   if (error instanceof PolicyError) return new HttpError(400, "invalid_policy", bareMessage(error), { problems: policyProblems(error) });
   if (error instanceof PreconditionFailedError) return new HttpError(412, "precondition_failed", bareMessage(error), { headers: { ETag: error.current } });
+  if (error instanceof AgentHaltedError) return new HttpError(403, "agent_halted", bareMessage(error));
   if (error instanceof NotFoundError) return new HttpError(404, "not_found", bareMessage(error));
   if (error instanceof InvalidStateError) return new HttpError(409, "conflict", bareMessage(error));
   if (error instanceof InvalidInputError || error instanceof ConfigError || error instanceof TokenError) return new HttpError(400, "invalid_request", bareMessage(error));

@@ -7,8 +7,8 @@ export interface ServerContext {
   hub: StreamHub;
   /** Pushes changes to stream subscribers (their durable part is already stored). */
   publish(changes: Changes | readonly Changes[]): void;
-  /** Largest bodies, and the most streams one organization may hold open. */
-  limits: { body: number | string; ingestBody: number | string; streams: number };
+  /** Largest bodies, and the most streams one organization, and one key, may hold open. */
+  limits: { body: number | string; ingestBody: number | string; streams: number; streamsPerKey: number };
   /** The `retry:` a stream tells a reconnecting EventSource. */
   retryMs: number;
 }

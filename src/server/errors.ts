@@ -1,4 +1,4 @@
-import { InvalidStateError } from "../errors.js";
+import { InvalidStateError } from "agent-warden";
 
 /**
  * One problem with a request: where (a dotted path into the body or query) and what.
@@ -27,6 +27,7 @@ export type ApiErrorCode =
   | "unauthorized"
   | "invalid_token"
   | "insufficient_scope"
+  | "agent_halted"
   | "not_found"
   | "conflict"
   | "precondition_failed"
@@ -67,6 +68,9 @@ export class PreconditionFailedError extends InvalidStateError {
     this.current = current;
   }
 }
+
+/** The agent (or its run) is halted: it may not ask for approvals, and its requests may not be approved. */
+export class AgentHaltedError extends InvalidStateError {}
 
 /** A core error's message without its `[warden] ` prefix, for an API body or a CLI line. */
 export function bareMessage(error: unknown): string {

@@ -1,3 +1,8 @@
+import { orgLedgerSchema } from "./org-ledger.js";
+
+/** The control plane's own schema version, kept in `meta` (the embedded store keeps `user_version`). */
+export const SERVER_SCHEMA_VERSION = 2;
+
 /**
  * Tables the control plane adds to the embedded store's schema. Every row carries its
  * organization; the embedded tables (runs, tool calls, approvals, halts, ledger) are shared as they are.
@@ -27,4 +32,26 @@ CREATE INDEX IF NOT EXISTS approvals_by_decided ON approvals (decided_at);
 CREATE INDEX IF NOT EXISTS approvals_by_expiry ON approvals (status, expires_at);
 CREATE INDEX IF NOT EXISTS halts_by_org ON halts (org, created_at);
 CREATE INDEX IF NOT EXISTS revoked_tokens_by_time ON revoked_tokens (org, revoked_at, id);
+`;
+
+/**
+ * Version 2: one ledger chain per organization (the shared `ledger` table stays for the embedded
+ * client), stream sequence heads, and approval ids scoped to their organization (another
+ * organization's id is no conflict, so answers cannot tell whether it exists).
+ */
+export const SERVER_SCHEMA_V2_SQL = `${orgLedgerSchema({ int: "INTEGER", text: "TEXT" })}
+CREATE TABLE IF NOT EXISTS stream_heads (org TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+INSERT INTO stream_heads (org, seq) SELECT org, MAX(seq) FROM stream_events WHERE true GROUP BY org ON CONFLICT (org) DO NOTHING;
+CREATE TABLE approvals_by_org (
+  id TEXT NOT NULL, org TEXT NOT NULL, tool_call_id TEXT NOT NULL, run_id TEXT NOT NULL, agent_id TEXT NOT NULL,
+  tool_name TEXT NOT NULL, status TEXT NOT NULL, payload TEXT, agent_context TEXT, policy_id TEXT, reason TEXT,
+  reviewer TEXT, decision_reason TEXT, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, decided_at INTEGER, PRIMARY KEY (org, id)
+);
+INSERT INTO approvals_by_org SELECT id, org, tool_call_id, run_id, agent_id, tool_name, status, payload, agent_context, policy_id, reason, reviewer, decision_reason, created_at, expires_at, decided_at FROM approvals;
+DROP TABLE approvals;
+ALTER TABLE approvals_by_org RENAME TO approvals;
+CREATE INDEX IF NOT EXISTS approvals_by_status ON approvals (org, status, created_at);
+CREATE INDEX IF NOT EXISTS approvals_by_tool_call ON approvals (tool_call_id);
+CREATE INDEX IF NOT EXISTS approvals_by_decided ON approvals (decided_at);
+CREATE INDEX IF NOT EXISTS approvals_by_expiry ON approvals (status, expires_at);
 `;

@@ -1,21 +1,24 @@
 import { dirname, join } from "node:path";
 import type { SQLInputValue, StatementSync } from "node:sqlite";
-import { ApprovalStatus, EventType } from "../enums.js";
-import { InvalidInputError, InvalidStateError, NotFoundError } from "../errors.js";
-import type { WardenEvent } from "../events.js";
+import { ApprovalStatus, EventType } from "agent-warden";
+import { InvalidInputError, InvalidStateError, NotFoundError } from "agent-warden";
+import type { WardenEvent } from "agent-warden";
 import { haltScopeOf, toHaltRecord, type HaltRecord, type HaltRow } from "../halt/halt.js";
 import { canonicalJson } from "../internal/canonical.js";
 import { newId } from "../internal/ids.js";
-import type { LedgerEntry } from "../ledger/chain.js";
+import type { LedgerEntry } from "agent-warden";
 import { loadOrCreateKey, type SigningKey } from "../ledger/keys.js";
-import { Ledger } from "../ledger/ledger.js";
 import { pendingApproval, toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type RunRow, type RunSummary, type StepRow, type ToolCallRecord, type ToolCallRow } from "../records.js";
-import { SqliteStore, toLedgerEntry, type LedgerRow } from "../store/sqlite-store.js";
-import { PreconditionFailedError } from "./errors.js";
+import { Ledger } from "../ledger/ledger.js";
+import { SqliteStore, type LedgerRow } from "../store/sqlite-store.js";
+import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
 import { etagMatches, policyEtag } from "./etag.js";
-import { approvalRecord, projectEvent, type Effects, type Sql } from "./ingest.js";
+import { activeHaltFor, approvalRecord, ingestBatch, markIngested, type Effects, type RejectedEvent } from "./ingest.js";
+import { draftOf, OrgLedger, toOrgLedgerEntry, verifyChain, type OrgLedgerRow } from "./org-ledger.js";
+import { runSync, type Query, type SqlOp } from "./sql.js";
+import { appendStream } from "./stream-log.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
-import { SERVER_SCHEMA_SQL } from "./schema.js";
+import { SERVER_SCHEMA_SQL, SERVER_SCHEMA_V2_SQL, SERVER_SCHEMA_VERSION } from "./schema.js";
 import { DEFAULT_APPROVAL_TIMEOUT } from "./store.js";
 import type {
   AgentRecord,
@@ -71,6 +74,13 @@ const haltColumns = "id, target_kind, target, reason, actor, created_at, lifted_
 const MAX_TREE_CHILDREN = 100;
 const MAX_TREE_EVENTS = 2000;
 const REMEMBERED_RESOLUTIONS = 10_000;
+
+/** The three statements this store runs, on its own connection. */
+interface Sql {
+  run(sql: string, ...params: SQLInputValue[]): number;
+  get<T>(sql: string, ...params: SQLInputValue[]): T | undefined;
+  all<T>(sql: string, ...params: SQLInputValue[]): T[];
+}
 
 interface KeyRow {
   id: string;
@@ -154,6 +164,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   readonly store: SqliteStore;
   readonly #statements = new Map<string, StatementSync>();
   readonly #sql: Sql;
+  readonly #orgLedger: OrgLedger;
   readonly #keyDir: string | undefined;
   readonly #ledgerKey: SigningKey;
   readonly #tokenKeys = new Map<string, SigningKey>();
@@ -176,12 +187,13 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
       maxBatch: Number.MAX_SAFE_INTEGER,
       onError: options.onError ?? (() => {}),
     });
-    this.store.db.exec(SERVER_SCHEMA_SQL);
     this.#sql = {
       run: (sql, ...params) => Number(this.#prepare(sql).run(...params).changes),
       get: <T>(sql: string, ...params: SQLInputValue[]) => this.#prepare(sql).get(...params) as T | undefined,
       all: <T>(sql: string, ...params: SQLInputValue[]) => this.#prepare(sql).all(...params) as T[],
     };
+    this.#orgLedger = new OrgLedger(this.#ledgerKey, { every: options.checkpointEvery ?? 1000, intervalMs: options.checkpointIntervalMs ?? 10_000 }, options.onError ?? (() => {}));
+    this.#migrate();
     this.#rememberExternalState();
   }
 
@@ -234,26 +246,12 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
 
   // ── events, agents, runs, tool calls ──────────────────────────────────────────────────────
 
-  async ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { changes: Changes }> {
+  async ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { rejected: RejectedEvent[]; changes: Changes }> {
     const org = principal.org;
-    const effects: Effects = { durable: [], runs: new Set(), toolCalls: new Set() };
-    let accepted = 0;
-    let duplicates = 0;
-    const messages = this.#transaction(() => {
-      const now = Date.now();
-      for (const event of events) {
-        if (!this.#markIngested(org, event.id, now)) {
-          duplicates++;
-          continue;
-        }
-        accepted++;
-        projectEvent(this.#sql, org, principal.role, event, effects);
-        this.store.append({ id: event.id, ts: event.ts, type: event.type, org, agentId: event.agentId, runId: event.runId, stepId: event.stepId, toolCallId: event.toolCallId, actor: event.actor, dataJson: canonicalJson(event.data) });
-      }
-      return effects.durable.map((d) => this.#stream(org, d.type, d.data, now));
-    });
-    for (const message of messages) if (message.type === "approval.resolved") this.#announced((message.data as ApprovalRecord).approvalId);
-    return { accepted, duplicates, changes: { org, messages: [...messages, ...this.#liveUpdates(org, effects)] } };
+    const batch = events.map((event, index) => ({ index, event }));
+    const result = this.#transaction(() => this.#run(ingestBatch(this.#orgLedger, principal, batch, Date.now())));
+    for (const message of result.messages) if (message.type === "approval.resolved") this.#announced(org, (message.data as ApprovalRecord).approvalId);
+    return { accepted: result.accepted, duplicates: result.duplicates, rejected: result.rejected, changes: { org, messages: [...result.messages, ...this.#liveUpdates(org, result.effects)] } };
   }
 
   async registerAgent(org: string, agentId: string, group: string | undefined): Promise<AgentRecord> {
@@ -291,8 +289,8 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
       ...toRunSummary(row),
       steps: this.#all<StepRow>("SELECT * FROM steps WHERE run_id = ? AND org = ? ORDER BY started_at, rowid", runId, org).map(toStepRecord),
       toolCalls: this.#all<ToolCallRow>("SELECT * FROM tool_calls WHERE run_id = ? AND org = ? ORDER BY started_at, rowid", runId, org).map((tc) => toToolCallRecord(tc, approvals.get(tc.id))),
-      events: this.#all<LedgerRow>("SELECT * FROM ledger WHERE run_id = ? AND org = ? ORDER BY seq LIMIT ?", runId, org, MAX_TREE_EVENTS).map((entry) => {
-        const { id, type, ts, agentId, runId: r, stepId, toolCallId, actor, data } = toLedgerEntry(entry);
+      events: this.#all<OrgLedgerRow>("SELECT * FROM org_ledger WHERE org = ? AND run_id = ? ORDER BY seq LIMIT ?", org, runId, MAX_TREE_EVENTS).map((entry) => {
+        const { id, type, ts, agentId, runId: r, stepId, toolCallId, actor, data } = toOrgLedgerEntry(entry);
         return { id, type: type as EventType, ts, org, agentId, runId: r, stepId, toolCallId, actor, data: data as Record<string, unknown> };
       }),
       childRunIds: childIds,
@@ -384,13 +382,16 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     const org = principal.org;
     return this.#transaction(() => {
       if (input.approvalId !== undefined) {
-        const existing = this.#sql.get<ApprovalRow & { org: string }>("SELECT * FROM approvals WHERE id = ?", input.approvalId);
+        // Ids are the organization's own: another organization's request with the same id is not seen here.
+        const existing = this.#sql.get<ApprovalRow>("SELECT * FROM approvals WHERE id = ? AND org = ?", input.approvalId, org);
         if (existing !== undefined) {
-          if (existing.org !== org || existing.tool_call_id !== input.toolCallId) throw new InvalidStateError(`approval id "${input.approvalId}" is already in use`);
+          if (existing.tool_call_id !== input.toolCallId) throw new InvalidStateError(`approval id "${input.approvalId}" is already in use`);
           this.#markIngested(org, input.eventId);
           return { record: toApprovalRecord(existing), created: false, changes: { org, messages: [] } };
         }
       }
+      const halt = this.#run(activeHaltFor(org, input.agentId, input.runId));
+      if (halt !== undefined) throw new AgentHaltedError(`agent "${input.agentId}" is halted (${halt}); it may not ask for approvals`);
       const now = Date.now();
       const record = pendingApproval({
         approvalId: input.approvalId ?? newId("apr"),
@@ -437,7 +438,8 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   }
 
   async getApproval(org: string, approvalId: string): Promise<ApprovalRecord | undefined> {
-    return approvalRecord(this.#reader(), org, approvalId);
+    this.store.flush();
+    return this.#run(approvalRecord(org, approvalId));
   }
 
   async listApprovals(org: string, filter: ApprovalFilter, query: PageQuery): Promise<Page<ApprovalRecord>> {
@@ -456,6 +458,10 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
       if (row.status !== ApprovalStatus.PENDING) throw new InvalidStateError(`approval "${approvalId}" is already ${row.status}`);
       // Overdue but not yet swept: too late to decide; the sweeper records the expiry.
       if (row.expires_at <= now) throw new InvalidStateError(`approval "${approvalId}" has expired`);
+      if (status === ApprovalStatus.APPROVED) {
+        const halt = this.#run(activeHaltFor(org, row.agent_id, row.run_id));
+        if (halt !== undefined) throw new AgentHaltedError(`approval "${approvalId}" cannot be approved: agent "${row.agent_id}" is halted (${halt})`);
+      }
       return this.#resolve(org, row, status, input.reviewer, input.reason, now);
     });
     return { record: result.record, changes: { org, messages: [result.message] } };
@@ -467,7 +473,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     const expired: OrgMessage[] = [];
     this.#transaction(() => {
       for (const row of due) {
-        const current = this.#sql.get<{ status: string }>("SELECT status FROM approvals WHERE id = ?", row.id);
+        const current = this.#sql.get<{ status: string }>("SELECT status FROM approvals WHERE id = ? AND org = ?", row.id, row.org);
         if (current?.status !== ApprovalStatus.PENDING) continue;
         const { message } = this.#resolve(row.org, row, ApprovalStatus.EXPIRED, "warden", "approval timed out", now);
         expired.push({ org: row.org, message });
@@ -552,7 +558,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     const changed = this.#all<{ key: string; value: string }>("SELECT key, value FROM meta WHERE key LIKE 'halt\\_version:%' ESCAPE '\\'").filter((row) => this.#haltVersions.get(row.key) !== row.value);
     const recent = this.#all<ApprovalRow & { org: string }>("SELECT * FROM approvals WHERE decided_at >= ? ORDER BY decided_at LIMIT 1000", this.#decidedWatermark);
     this.#decidedWatermark = Math.max(this.#decidedWatermark, ...recent.map((row) => row.decided_at ?? 0));
-    const decided = recent.filter((row) => !this.#announcedResolutions.has(row.id));
+    const decided = recent.filter((row) => !this.#announcedResolutions.has(`${row.org}/${row.id}`));
     if (changed.length === 0 && decided.length === 0) return [];
     const announced: OrgMessage[] = [];
     const push = (org: string, message: StreamMessage) => announced.push({ org, message });
@@ -570,7 +576,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
         }
       }
       for (const row of decided) {
-        this.#announced(row.id);
+        this.#announced(row.org, row.id);
         push(row.org, this.#stream(row.org, "approval.resolved", toApprovalRecord(row), now));
       }
     });
@@ -620,25 +626,17 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   // ── ledger ────────────────────────────────────────────────────────────────────────────────
 
   async verifyLedger(org: string): Promise<LedgerReport> {
-    const chain = new Ledger(this.store, this.#ledgerKey.publicKey).verify();
-    const entries = this.#peek<{ n: number }>("SELECT COUNT(*) AS n FROM ledger WHERE org = ?", org)!.n;
-    if (!chain.ok) {
-      // The chain is shared: where another organization's entry (or a missing one) broke it is not this organization's to know.
-      const bad = this.#peek<{ org: string }>("SELECT org FROM ledger WHERE seq = ?", chain.firstBadSeq);
-      if (bad?.org === org) return { ok: false, entries, firstBadSeq: chain.firstBadSeq, problem: chain.problem };
-      return { ok: false, entries, problem: bad === undefined ? "the shared ledger failed verification at an entry that is missing" : "the shared ledger failed verification at an entry of another organization" };
-    }
-    const head = this.#peek<{ seq: number; hash: string }>("SELECT seq, hash FROM ledger WHERE org = ? ORDER BY seq DESC LIMIT 1", org) ?? null;
-    return { ok: true, entries, checkpoints: chain.checkpoints, head };
+    this.store.flush();
+    return this.#run(verifyChain(org, this.#ledgerKey.publicKey, this.#ledgerKey.keyId));
   }
 
   async *exportLedger(org: string, options: { afterSeq: number; limit: number }): AsyncIterable<LedgerEntry> {
     let after = options.afterSeq;
     let left = options.limit;
     while (left > 0) {
-      const rows = this.#all<LedgerRow>("SELECT * FROM ledger WHERE org = ? AND seq > ? ORDER BY seq LIMIT ?", org, after, Math.min(left, 1000));
+      const rows = this.#all<OrgLedgerRow>("SELECT * FROM org_ledger WHERE org = ? AND seq > ? ORDER BY seq LIMIT ?", org, after, Math.min(left, 1000));
       if (rows.length === 0) return;
-      for (const row of rows) yield toLedgerEntry(row);
+      for (const row of rows) yield toOrgLedgerEntry(row);
       after = rows[rows.length - 1]!.seq;
       left -= rows.length;
     }
@@ -675,6 +673,49 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
 
   // ── internals ─────────────────────────────────────────────────────────────────────────────
 
+  /**
+   * Brings the control plane's tables to `SERVER_SCHEMA_VERSION`. Version 2 moves the shared ledger
+   * chain into one chain per organization: entries are copied in order and re-chained, each
+   * organization's chain opening with a `ledger.migrated` entry that says whether the shared chain
+   * verified before the move (a chain that did not is moved, never vouched for).
+   */
+  #migrate(): void {
+    const db = this.store.db;
+    this.store.flush();
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      db.exec(SERVER_SCHEMA_SQL);
+      const version = Number(this.#sql.get<{ value: string }>("SELECT value FROM meta WHERE key = 'server_schema'")?.value ?? 1);
+      if (version > SERVER_SCHEMA_VERSION) throw new InvalidStateError(`control plane database has schema ${version}; this version of Warden reads up to ${SERVER_SCHEMA_VERSION}`);
+      if (version < 2) {
+        db.exec(SERVER_SCHEMA_V2_SQL);
+        this.#moveSharedChain();
+      }
+      this.#sql.run("INSERT INTO meta (key, value) VALUES ('server_schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", String(SERVER_SCHEMA_VERSION));
+      db.exec("COMMIT");
+    } catch (error) {
+      db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  #moveSharedChain(): void {
+    const count = this.#sql.get<{ n: number }>("SELECT COUNT(*) AS n FROM ledger")!.n;
+    if (count === 0) return;
+    const shared = new Ledger(this.store, this.#ledgerKey.publicKey).verify();
+    const orgs = this.#sql.all<{ org: string }>("SELECT DISTINCT org FROM ledger ORDER BY org").map((row) => row.org);
+    for (const org of orgs) {
+      this.#ledger(org, "ledger.migrated", {}, { from: "shared chain", verified: shared.ok }, "warden");
+    }
+    for (const row of this.store.db.prepare("SELECT * FROM ledger ORDER BY seq").iterate() as IterableIterator<LedgerRow>) {
+      this.#run(this.#orgLedger.append(row.org, { id: row.id, ts: row.ts, type: row.type, agentId: row.agent_id, runId: row.run_id, stepId: row.step_id, toolCallId: row.tool_call_id, actor: row.actor, dataJson: canonicalJson(JSON.parse(row.data)) }));
+    }
+    // The moved entries now live in their organizations' chains; the shared table is the embedded client's again.
+    this.#sql.run("DELETE FROM ledger");
+    this.#sql.run("DELETE FROM checkpoints");
+    if (shared.ok) for (const org of orgs) this.#run(this.#orgLedger.checkpointNow(org));
+  }
+
   #prepare(sql: string): StatementSync {
     let statement = this.#statements.get(sql);
     if (statement === undefined) {
@@ -695,30 +736,27 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     return this.#prepare(sql).get(...params) as T | undefined;
   }
 
-  #reader(): Sql {
-    this.store.flush();
-    return this.#sql;
-  }
-
   #transaction<T>(fn: () => T): T {
     return this.store.transaction(fn);
   }
 
-  /** Appends a server-made entry to the ledger; it commits with the surrounding transaction. */
+  /** Runs a routine shared with the other stores on this connection. */
+  #run<T>(query: Query<T>): T {
+    return runSync(query, (op: SqlOp) => (op.kind === "run" ? this.#sql.run(op.sql, ...op.params) : op.kind === "get" ? this.#sql.get(op.sql, ...op.params) : this.#sql.all(op.sql, ...op.params)));
+  }
+
+  /** Appends a server-made entry to the organization's chain; it commits with the surrounding transaction. */
   #ledger(org: string, type: string, ids: { agentId?: string | undefined; runId?: string | undefined; toolCallId?: string | undefined }, data: Record<string, unknown>, actor: string | null, id?: string): void {
-    this.store.append({ id: id ?? newId("evt"), ts: Date.now(), type, org, agentId: ids.agentId ?? null, runId: ids.runId ?? null, stepId: null, toolCallId: ids.toolCallId ?? null, actor, dataJson: canonicalJson(data) });
+    this.#run(this.#orgLedger.append(org, draftOf(type, ids, data, actor, id ?? newId("evt"))));
   }
 
   /** Records a client's event id as seen. False when it was seen before (its ledger entry exists). */
   #markIngested(org: string, eventId: string | undefined, now = Date.now()): boolean {
-    if (eventId === undefined) return true;
-    return this.#sql.run("INSERT INTO ingested_events (org, id, received_at) VALUES (?,?,?) ON CONFLICT DO NOTHING", org, eventId, now) > 0;
+    return this.#run(markIngested(org, eventId, now));
   }
 
   #stream(org: string, type: StreamMessageType, data: unknown, ts: number): StreamMessage {
-    const seq = (this.#sql.get<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM stream_events WHERE org = ?", org)?.seq ?? 0) + 1;
-    this.#sql.run("INSERT INTO stream_events (org, seq, type, data, ts) VALUES (?,?,?,?,?)", org, seq, type, JSON.stringify(data), ts);
-    return { seq, type, data, ts };
+    return this.#run(appendStream(org, type, data, ts));
   }
 
   #resolve(org: string, row: ApprovalRow, status: Exclude<ApprovalStatus, "pending">, reviewer: string | undefined, reason: string | undefined, now: number): { record: ApprovalRecord; message: StreamMessage } {
@@ -726,12 +764,12 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     const record: ApprovalRecord = { ...toApprovalRecord(row), status, reviewer, decisionReason: reason, decidedAt: now };
     const type = status === ApprovalStatus.APPROVED ? EventType.APPROVAL_APPROVED : EventType.APPROVAL_REJECTED;
     this.#ledger(org, type, { agentId: row.agent_id, runId: row.run_id, toolCallId: row.tool_call_id }, { approvalId: row.id, status, reviewer, reason, toolName: row.tool_name }, reviewer ?? null);
-    this.#announced(row.id);
+    this.#announced(org, row.id);
     return { record, message: this.#stream(org, "approval.resolved", record, now) };
   }
 
-  #announced(approvalId: string): void {
-    this.#announcedResolutions.add(approvalId);
+  #announced(org: string, approvalId: string): void {
+    this.#announcedResolutions.add(`${org}/${approvalId}`);
     if (this.#announcedResolutions.size > REMEMBERED_RESOLUTIONS) {
       for (const id of this.#announcedResolutions) {
         this.#announcedResolutions.delete(id);
@@ -757,7 +795,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     for (const row of this.#all<{ key: string; value: string }>("SELECT key, value FROM meta WHERE key LIKE 'halt\\_version:%' ESCAPE '\\'")) this.#haltVersions.set(row.key, row.value);
     for (const row of this.#all<{ id: string; org: string; lifted_at: number | null }>("SELECT id, org, lifted_at FROM halts")) this.#known(row.org).set(row.id, row.lifted_at);
     this.#decidedWatermark = this.#peek<{ latest: number | null }>("SELECT MAX(decided_at) AS latest FROM approvals")?.latest ?? 0;
-    for (const row of this.#all<{ id: string }>("SELECT id FROM approvals WHERE decided_at >= ?", this.#decidedWatermark)) this.#announcedResolutions.add(row.id);
+    for (const row of this.#all<{ id: string; org: string }>("SELECT id, org FROM approvals WHERE decided_at >= ?", this.#decidedWatermark)) this.#announcedResolutions.add(`${row.org}/${row.id}`);
   }
 
   #approvalsFor(org: string, toolCallIds: string[]): Map<string, ApprovalRecord> {

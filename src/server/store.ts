@@ -1,9 +1,10 @@
-import type { ApprovalStatus, AgentContext, RunStatus, ToolCallStatus } from "../enums.js";
-import type { WardenEvent } from "../events.js";
+import type { ApprovalStatus, AgentContext, RunStatus, ToolCallStatus } from "agent-warden";
+import type { WardenEvent } from "agent-warden";
 import type { HaltRecord } from "../halt/halt.js";
-import type { LedgerEntry } from "../ledger/chain.js";
+import type { LedgerEntry } from "agent-warden";
 import type { SigningKey } from "../ledger/keys.js";
 import type { ApprovalRecord, RunRecord, RunSummary, ToolCallRecord } from "../records.js";
+import type { RejectedEvent } from "./ingest.js";
 
 /**
  * What an API key may do. `admin` ⊇ `reviewer` for reads and decisions; `agent` reports and asks.
@@ -240,10 +241,8 @@ export interface IngestResult {
 }
 
 /**
- * The ledger, as one organization sees it: whether the chain all organizations share verifies, and
- * this organization's entries (their count, its newest entry). Nothing in it tells how many entries
- * other organizations have: a failure names its first bad entry only when that entry is this
- * organization's (else `firstBadSeq` is absent and `problem` says only that it is another's, or missing).
+ * The ledger, as one organization sees it: each organization has its own hash chain, numbered from 1,
+ * so its report (entries, signed checkpoints, head, or the first bad entry) says nothing of others.
  * @example
  * import type { LedgerReport } from "agent-warden/server";
  * const summary = (report: LedgerReport) => (report.ok ? `verified (${report.entries} entries)` : report.firstBadSeq === undefined ? report.problem : `first bad entry: ${report.firstBadSeq}`);
@@ -262,6 +261,38 @@ export interface RevokedTokenRecord {
   tokenId: string;
   reason: string | undefined;
   revokedAt: number;
+}
+
+/**
+ * A console session as a database keeps it: the hash of its cookie token, never the token or the API key.
+ * @example
+ * import type { StoredConsoleSession } from "agent-warden/server";
+ * const live = (session: StoredConsoleSession, now: number) => now < session.expiresAt;
+ */
+export interface StoredConsoleSession {
+  digest: string;
+  keyId: string;
+  org: string;
+  role: Role;
+  name: string | undefined;
+  csrfToken: string;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+}
+
+/**
+ * Where a store keeps console sessions, so they survive a restart and a switch of replica.
+ * @example
+ * import type { ConsoleSessionTable } from "agent-warden/server";
+ * const signOut = (table: ConsoleSessionTable, digest: string) => table.delete(digest);
+ */
+export interface ConsoleSessionTable {
+  /** Stores a new session (and forgets expired ones). */
+  put(session: StoredConsoleSession, now: number): Promise<void>;
+  get(digest: string): Promise<StoredConsoleSession | undefined>;
+  touch(digest: string, lastSeenAt: number): Promise<void>;
+  delete(digest: string): Promise<void>;
 }
 
 /**
@@ -284,7 +315,8 @@ export interface ControlPlaneStore {
   hasActiveKey(org: string, role: Role): Promise<boolean>;
 
   // agents, runs, tool calls
-  ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { changes: Changes }>;
+  /** Writes the events this key may report, skips duplicates, and lists the rejected ones by their index in `events`. */
+  ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { rejected: RejectedEvent[]; changes: Changes }>;
   registerAgent(org: string, agentId: string, group: string | undefined): Promise<AgentRecord>;
   listAgents(org: string): Promise<AgentRecord[]>;
   listRuns(org: string, filter: RunFilter, page: PageQuery): Promise<Page<RunSummary>>;
@@ -314,6 +346,8 @@ export interface ControlPlaneStore {
   groupOf(org: string, agentId: string): Promise<string | undefined>;
   /** Halts and approval decisions made by other processes on the same database (the CLI), as stream messages. */
   pollExternalChanges(): Promise<Changes[]>;
+  /** Optional: pushes durable messages written by other processes (replicas) as soon as the store hears of them. Returns an unsubscribe. */
+  onExternalChanges?(listener: (changes: Changes[]) => void): () => void;
 
   // tokens
   tokenKey(org: string): Promise<SigningKey>;
@@ -336,4 +370,9 @@ export interface ControlPlaneStore {
 
   ping(): Promise<void>;
   close(): Promise<void>;
+
+  /** Optional: console sessions in the database (else in each server's memory). */
+  readonly consoleSessions?: ConsoleSessionTable | undefined;
+  /** Optional, with `consoleSessions`: the principal of an active key by its id (a session holds the id, not the key). */
+  principalOfKey?(keyId: string): Promise<Principal | undefined>;
 }

@@ -28,6 +28,8 @@ export interface Subscriber {
   org: string;
   /** The key it authenticated with: revoking the key ends the stream. */
   keyId: string;
+  /** Set when the key is bound to one agent: it hears of that agent's approval requests only. */
+  agentId?: string | undefined;
   topics: ReadonlySet<Topic>;
   response: Response;
   /** Messages published while the replay was being written; delivered after it. */
@@ -59,6 +61,13 @@ export class StreamHub {
   /** Open streams of `org`. */
   count(org: string): number {
     return this.#byOrg.get(org)?.size ?? 0;
+  }
+
+  /** Open streams of one key. */
+  countKey(org: string, keyId: string): number {
+    let n = 0;
+    for (const subscriber of this.#byOrg.get(org) ?? []) if (subscriber.keyId === keyId) n++;
+    return n;
   }
 
   /** Organizations with open streams. */
@@ -99,6 +108,7 @@ export class StreamHub {
   /** Writes one message unless the subscriber has it already or did not ask for its topic. */
   deliver(subscriber: Subscriber, message: StreamMessage): void {
     if (!subscriber.topics.has(topicOf[message.type])) return;
+    if (subscriber.agentId !== undefined && topicOf[message.type] === "approvals" && (message.data as { agentId?: unknown } | null)?.agentId !== subscriber.agentId) return;
     if (message.seq !== undefined) {
       if (message.seq <= subscriber.lastSeq) return;
       subscriber.lastSeq = message.seq;

@@ -23,16 +23,25 @@ export function approvalRoutes(context: ServerContext): Router {
   });
 
   router.get("/approvals", requirePermission("approvals:read"), async (request, response) => {
+    const principal = principalOf(response);
     const { limit, offset, ...filter } = parse(ApprovalQuerySchema, request.query, "query");
+    // A key bound to an agent reads that agent's requests only (their payloads are other agents' business).
+    if (principal.agentId !== undefined) {
+      assertSpeaksFor(principal, [filter.agentId ?? null]);
+      filter.agentId = principal.agentId;
+    }
     await sweep();
-    response.json(await store.listApprovals(principalOf(response).org, filter, { limit, offset }));
+    response.json(await store.listApprovals(principal.org, filter, { limit, offset }));
   });
 
   router.get("/approvals/:approvalId", requirePermission("approvals:read"), async (request, response) => {
     const approvalId = parse(IdSchema, request.params.approvalId, "path");
     parse(EmptyQuerySchema, request.query, "query");
     await sweep();
-    const record = await store.getApproval(principalOf(response).org, approvalId);
+    const principal = principalOf(response);
+    const found = await store.getApproval(principal.org, approvalId);
+    // Another agent's request answers as an unknown one.
+    const record = found !== undefined && (principal.agentId === undefined || found.agentId === principal.agentId) ? found : undefined;
     if (record === undefined) throw new HttpError(404, "not_found", `approval "${approvalId}" not found`);
     response.json(record);
   });

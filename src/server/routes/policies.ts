@@ -1,8 +1,8 @@
 import { Router, type Response } from "express";
 import { parse as parseYaml } from "yaml";
-import { PolicyError } from "../../errors.js";
-import { parsePolicySet, parsePolicyText } from "../../policy/load.js";
-import type { PolicySet } from "../../policy/schema.js";
+import { PolicyError } from "agent-warden";
+import { parsePolicySet, parsePolicyText } from "agent-warden";
+import type { PolicySet } from "agent-warden";
 import { actorOf, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { HttpError, type Problem } from "../errors.js";

@@ -1,15 +1,17 @@
 import { Router } from "express";
-import type { Decision } from "../../decision.js";
-import type { WardenEvent } from "../../events.js";
+import type { Decision } from "agent-warden";
+import type { WardenEvent } from "agent-warden";
 import { haltMatches, describeScope } from "../../halt/halt.js";
 import { classifyTool } from "../../policy/classify.js";
-import { PolicyEngine } from "../../policy/engine.js";
-import { parsePolicySet } from "../../policy/load.js";
+import { PolicyEngine } from "agent-warden";
+import { parsePolicySet } from "agent-warden";
 import { assertSpeaksFor, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { HttpError } from "../errors.js";
+import type { RejectedEvent } from "../ingest.js";
+import { checkWireEvent } from "../../wire/event.js";
 import { DEFAULT_APPROVAL_TIMEOUT } from "../store.js";
-import { AgentRegistrationSchema, CheckSchema, EmptyQuerySchema, IdSchema, IngestSchema, parse, RunQuerySchema, RunTreeQuerySchema, ToolCallQuerySchema } from "../validation.js";
+import { AgentRegistrationSchema, CheckSchema, EmptyQuerySchema, IdSchema, IngestEnvelopeSchema, parse, RunQuerySchema, RunTreeQuerySchema, ToolCallQuerySchema } from "../validation.js";
 import { jsonBody } from "./body.js";
 
 /** Event ingest, agents, the server-side check, runs and tool calls. */
@@ -27,11 +29,27 @@ export function telemetryRoutes(context: ServerContext): Router {
 
   router.post("/events", requirePermission("events:write"), ...jsonBody(context.limits.ingestBody), async (request, response) => {
     const principal = principalOf(response);
-    const { events } = parse(IngestSchema, request.body);
-    assertSpeaksFor(principal, events.map((e) => e.agentId));
-    const result = await store.ingest(principal, events as WardenEvent[]);
+    const { events } = parse(IngestEnvelopeSchema, request.body);
+    // Each event stands alone: one that does not fit the wire (the schema and limits the client checks
+    // with), or that this key may not report, is named in `rejected`; the rest is written.
+    const valid: WardenEvent[] = [];
+    const indexOf: number[] = [];
+    const rejected: RejectedEvent[] = [];
+    events.forEach((candidate, index) => {
+      const refusal = checkWireEvent(candidate);
+      if (refusal === undefined) {
+        valid.push(candidate as WardenEvent);
+        indexOf.push(index);
+        return;
+      }
+      const id = (candidate as { id?: unknown } | null)?.id;
+      rejected.push({ index, id: typeof id === "string" ? id.slice(0, 256) : "", code: refusal.code, reason: refusal.reason });
+    });
+    const result = valid.length === 0 ? { accepted: 0, duplicates: 0, rejected: [], changes: { org: principal.org, messages: [] } } : await store.ingest(principal, valid);
     context.publish(result.changes);
-    response.json({ accepted: result.accepted, duplicates: result.duplicates });
+    for (const refusal of result.rejected) rejected.push({ ...refusal, index: indexOf[refusal.index]! });
+    rejected.sort((a, b) => a.index - b.index);
+    response.json({ accepted: result.accepted, duplicates: result.duplicates, ...(rejected.length > 0 && { rejected }) });
   });
 
   router.get("/agents", requirePermission("runs:read"), async (request, response) => {

@@ -1,8 +1,9 @@
 import { Router, type Request, type Response } from "express";
-import { TokenError, WardenError } from "../../errors.js";
+import { TokenError, WardenError } from "agent-warden";
 import { haltMatches, type HaltRecord } from "../../halt/halt.js";
-import { CurrencyConverter } from "../../money.js";
-import { createTokenAuthority, inspectToken, type HaltInfo } from "../../tokens/token.js";
+import { CurrencyConverter } from "agent-warden";
+import { createTokenAuthority, inspectToken } from "agent-warden";
+import type { HaltInfo } from "../../tokens/token.js";
 import { actorOf, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { bareMessage } from "../errors.js";

@@ -1,0 +1,227 @@
+// The control plane's audit ledger: one hash chain per organization, so an organization's export
+// verifies on its own and its sequence numbers say nothing of other organizations' activity.
+// Appends take the organization's head row first (an UPDATE, which PostgreSQL locks until commit
+// and SQLite runs inside its write transaction), so concurrent writers, even on several replicas,
+// extend one chain without forks.
+import { sign, verify as verifySignature } from "node:crypto";
+import { canonicalJson } from "../internal/canonical.js";
+import { checkpointMessage, GENESIS_HASH, hashEntry, type LedgerEntry } from "../ledger/chain.js";
+import type { SigningKey } from "../ledger/keys.js";
+import { all, get, run, type Query } from "./sql.js";
+import type { LedgerReport } from "./store.js";
+
+/** @internal A ledger entry before it has a place in its organization's chain; `dataJson` is canonical. */
+export interface OrgLedgerDraft {
+  id: string;
+  ts: number;
+  type: string;
+  agentId: string | null;
+  runId: string | null;
+  stepId: string | null;
+  toolCallId: string | null;
+  actor: string | null;
+  dataJson: string;
+}
+
+/** @internal */
+export interface OrgLedgerRow {
+  org: string;
+  seq: number;
+  id: string;
+  ts: number;
+  type: string;
+  agent_id: string | null;
+  run_id: string | null;
+  step_id: string | null;
+  tool_call_id: string | null;
+  actor: string | null;
+  data: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/** @internal How often an organization's head is signed. */
+export interface CheckpointPolicy {
+  every: number;
+  intervalMs: number;
+}
+
+const VERIFY_PAGE = 1000;
+
+/** @internal */
+export function toOrgLedgerEntry(row: OrgLedgerRow): LedgerEntry {
+  return {
+    seq: Number(row.seq),
+    id: row.id,
+    ts: Number(row.ts),
+    type: row.type,
+    org: row.org,
+    agentId: row.agent_id,
+    runId: row.run_id,
+    stepId: row.step_id,
+    toolCallId: row.tool_call_id,
+    actor: row.actor,
+    data: JSON.parse(row.data),
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+/**
+ * @internal Appends to organizations' chains and signs their checkpoints. Remembers which heads this
+ * process wrote itself, so it never signs over entries it did not write or check.
+ */
+export class OrgLedger {
+  readonly #signer: SigningKey;
+  readonly #policy: CheckpointPolicy;
+  readonly #trusted = new Map<string, { seq: number; hash: string }>();
+  readonly #onError: (error: unknown) => void;
+
+  constructor(signer: SigningKey, policy: CheckpointPolicy, onError: (error: unknown) => void) {
+    this.#signer = signer;
+    this.#policy = policy;
+    this.#onError = onError;
+  }
+
+  get publicKey() {
+    return this.#signer.publicKey;
+  }
+
+  /** Appends one entry inside the caller's transaction; signs a checkpoint when one is due. */
+  *append(org: string, draft: OrgLedgerDraft): Query<{ seq: number; hash: string }> {
+    yield* run("INSERT INTO org_ledger_heads (org, seq, hash, checkpoint_seq, checkpoint_ts) VALUES (?, 0, ?, 0, 0) ON CONFLICT (org) DO NOTHING", org, GENESIS_HASH);
+    // Taking the head row serializes appenders of this organization until the transaction ends.
+    const head = (yield* get<{ seq: number; hash: string; checkpoint_seq: number; checkpoint_ts: number }>(
+      "UPDATE org_ledger_heads SET seq = seq + 1 WHERE org = ? RETURNING seq, hash, checkpoint_seq, checkpoint_ts",
+      org,
+    ))!;
+    const seq = Number(head.seq);
+    const previous = { seq: seq - 1, hash: head.hash };
+    const entry = { seq, id: draft.id, ts: draft.ts, type: draft.type, org, agentId: draft.agentId, runId: draft.runId, stepId: draft.stepId, toolCallId: draft.toolCallId, actor: draft.actor, prevHash: head.hash };
+    const hash = hashEntry(entry, draft.dataJson);
+    yield* run(
+      "INSERT INTO org_ledger (org, seq, id, ts, type, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      org,
+      seq,
+      draft.id,
+      draft.ts,
+      draft.type,
+      draft.agentId,
+      draft.runId,
+      draft.stepId,
+      draft.toolCallId,
+      draft.actor,
+      draft.dataJson,
+      head.hash,
+      hash,
+    );
+    yield* run("UPDATE org_ledger_heads SET hash = ? WHERE org = ?", hash, org);
+    const trusted = this.#trusted.get(org);
+    const extendsTrusted = seq === 1 || (trusted !== undefined && trusted.seq === previous.seq && trusted.hash === previous.hash);
+    if (extendsTrusted) this.#trusted.set(org, { seq, hash });
+    else this.#trusted.delete(org);
+    const now = Date.now();
+    if (seq - Number(head.checkpoint_seq) >= this.#policy.every || now - Number(head.checkpoint_ts) >= this.#policy.intervalMs) yield* this.#checkpoint(org, { seq, hash }, now);
+    return { seq, hash };
+  }
+
+  /** Signs the organization's current head if entries were added since its last checkpoint. */
+  *checkpointNow(org: string): Query<void> {
+    const head = yield* get<{ seq: number; hash: string; checkpoint_seq: number }>("SELECT seq, hash, checkpoint_seq FROM org_ledger_heads WHERE org = ?", org);
+    if (head === undefined || Number(head.seq) <= Number(head.checkpoint_seq)) return;
+    yield* this.#checkpoint(org, { seq: Number(head.seq), hash: head.hash }, Date.now());
+  }
+
+  *#checkpoint(org: string, head: { seq: number; hash: string }, now: number): Query<void> {
+    const trusted = this.#trusted.get(org);
+    if (trusted === undefined || trusted.seq !== head.seq || trusted.hash !== head.hash) {
+      // Never vouch for entries nobody checked: another writer of the database could have forged them.
+      const report = yield* verifyChain(org, this.#signer.publicKey, this.#signer.keyId);
+      if (!report.ok || report.head === null || report.head.seq !== head.seq || report.head.hash !== head.hash) {
+        this.#onError(new Error(`ledger checkpoint of organization "${org}" not signed: ${report.ok ? "the head moved" : report.problem}`));
+        return;
+      }
+      this.#trusted.set(org, head);
+    }
+    const signature = sign(null, checkpointMessage(head.seq, head.hash), this.#signer.privateKey).toString("base64url");
+    yield* run(
+      "INSERT INTO org_checkpoints (org, seq, hash, ts, key_id, signature) VALUES (?,?,?,?,?,?) ON CONFLICT (org, seq) DO UPDATE SET hash = excluded.hash, ts = excluded.ts, key_id = excluded.key_id, signature = excluded.signature",
+      org,
+      head.seq,
+      head.hash,
+      now,
+      this.#signer.keyId,
+      signature,
+    );
+    yield* run("UPDATE org_ledger_heads SET checkpoint_seq = ?, checkpoint_ts = ? WHERE org = ?", head.seq, now, org);
+  }
+}
+
+/** @internal Appends a server-made entry (a decision, a key change) with canonical data. */
+export function draftOf(type: string, ids: { agentId?: string | null | undefined; runId?: string | null | undefined; toolCallId?: string | null | undefined }, data: Record<string, unknown>, actor: string | null, id: string, ts = Date.now()): OrgLedgerDraft {
+  return { id, ts, type, agentId: ids.agentId ?? null, runId: ids.runId ?? null, stepId: null, toolCallId: ids.toolCallId ?? null, actor, dataJson: canonicalJson(data) };
+}
+
+/**
+ * @internal Re-hashes one organization's chain and checks its signed checkpoints. Names the first
+ * entry that was modified, deleted, inserted or moved, by its place in this organization's chain.
+ */
+export function* verifyChain(org: string, publicKey: SigningKey["publicKey"], keyId: string): Query<LedgerReport> {
+  let expected = 1;
+  let prevHash = GENESIS_HASH;
+  const hashes = new Map<number, string>();
+  const checkpoints = (yield* all<{ seq: number; hash: string; key_id: string; signature: string }>("SELECT seq, hash, key_id, signature FROM org_checkpoints WHERE org = ? ORDER BY seq", org)).map((c) => ({ ...c, seq: Number(c.seq) }));
+  const checkpointSeqs = new Set(checkpoints.map((c) => c.seq));
+  const fail = (seq: number, problem: string): LedgerReport => ({ ok: false, entries: expected - 1, firstBadSeq: seq, problem });
+  for (;;) {
+    const rows = yield* all<OrgLedgerRow>("SELECT * FROM org_ledger WHERE org = ? AND seq >= ? ORDER BY seq LIMIT ?", org, expected, VERIFY_PAGE);
+    for (const row of rows) {
+      const seq = Number(row.seq);
+      if (seq !== expected) return fail(expected, `missing (next entry found is ${seq})`);
+      if (row.prev_hash !== prevHash) return fail(seq, "does not chain to the previous entry (entry before it deleted, inserted or changed)");
+      let dataJson: string;
+      try {
+        dataJson = canonicalJson(JSON.parse(row.data));
+      } catch {
+        return fail(seq, "data is not valid JSON");
+      }
+      // The stored bytes are what the hash covers: a text that parses to the same value but differs is a rewrite.
+      if (dataJson !== row.data) return fail(seq, "content does not match its hash (modified)");
+      const entry = { seq, id: row.id, ts: Number(row.ts), type: row.type, org: row.org, agentId: row.agent_id, runId: row.run_id, stepId: row.step_id, toolCallId: row.tool_call_id, actor: row.actor, prevHash: row.prev_hash };
+      if (row.org !== org || hashEntry(entry, dataJson) !== row.hash) return fail(seq, "content does not match its hash (modified)");
+      if (checkpointSeqs.has(seq)) hashes.set(seq, row.hash);
+      prevHash = row.hash;
+      expected++;
+    }
+    if (rows.length < VERIFY_PAGE) break;
+  }
+  const count = expected - 1;
+  const head = yield* get<{ seq: number; hash: string }>("SELECT seq, hash FROM org_ledger_heads WHERE org = ?", org);
+  if (head !== undefined && (Number(head.seq) !== count || head.hash !== prevHash)) return fail(count + 1, `entries after ${count} are missing (the chain's head is entry ${Number(head.seq)})`);
+  for (const checkpoint of checkpoints) {
+    const bad = (problem: string): LedgerReport => ({ ok: false, entries: count, firstBadSeq: Math.min(checkpoint.seq, count + 1), problem });
+    if (checkpoint.seq > count) return bad(`entries after ${count} are missing (a signed checkpoint covers entry ${checkpoint.seq})`);
+    if (hashes.get(checkpoint.seq) !== checkpoint.hash) return bad(`does not match the signed checkpoint at entry ${checkpoint.seq}`);
+    if (checkpoint.key_id !== keyId) return bad(`checkpoint at entry ${checkpoint.seq} was signed by an unknown key`);
+    if (!verifySignature(null, checkpointMessage(checkpoint.seq, checkpoint.hash), publicKey, Buffer.from(checkpoint.signature, "base64url"))) return bad(`checkpoint signature at entry ${checkpoint.seq} is invalid`);
+  }
+  return { ok: true, entries: count, checkpoints: checkpoints.length, head: count === 0 ? null : { seq: count, hash: prevHash } };
+}
+
+/** @internal Tables of the per-organization ledger, in SQL both databases accept. */
+export function orgLedgerSchema(types: { int: string; text: string }): string {
+  const { int, text } = types;
+  return `
+CREATE TABLE IF NOT EXISTS org_ledger (
+  org ${text} NOT NULL, seq ${int} NOT NULL, id ${text} NOT NULL, ts ${int} NOT NULL, type ${text} NOT NULL, agent_id ${text}, run_id ${text},
+  step_id ${text}, tool_call_id ${text}, actor ${text}, data ${text} NOT NULL, prev_hash ${text} NOT NULL, hash ${text} NOT NULL, PRIMARY KEY (org, seq)
+);
+CREATE INDEX IF NOT EXISTS org_ledger_by_run ON org_ledger (org, run_id, seq);
+CREATE TABLE IF NOT EXISTS org_ledger_heads (
+  org ${text} PRIMARY KEY, seq ${int} NOT NULL, hash ${text} NOT NULL, checkpoint_seq ${int} NOT NULL, checkpoint_ts ${int} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS org_checkpoints (
+  org ${text} NOT NULL, seq ${int} NOT NULL, hash ${text} NOT NULL, ts ${int} NOT NULL, key_id ${text} NOT NULL, signature ${text} NOT NULL, PRIMARY KEY (org, seq)
+);
+`;
+}
