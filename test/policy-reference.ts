@@ -56,6 +56,7 @@ function readPath(root: unknown, path: string): unknown {
 
 function numeric(value: unknown): number {
   if (typeof value === "number" && Number.isFinite(value)) return value;
+  if (typeof value === "bigint") return Number(value);
   if (typeof value === "string" && /^-?[0-9]+(\.[0-9]+)?$/.test(value)) return Number(value);
   return Number.NaN;
 }

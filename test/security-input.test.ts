@@ -2,8 +2,11 @@
 // shared references, BigInt, values JSON cannot hold. Each attack below stalled, froze or threw
 // before; the bounds are set far below those stalls, so a regression fails instead of hanging.
 import { describe, expect, it } from "vitest";
-import { parsePolicySet, parsePolicyText, PolicyEngine, PolicyError, Warden, toolAllowed, type PolicySetInput } from "agent-warden";
+import { createRedactor, parsePolicySet, parsePolicyText, PolicyEngine, PolicyError, ToolBlockedError, Warden, toolAllowed, type PolicySetInput } from "agent-warden";
+import { canonicalJson } from "../src/internal/canonical.js";
 import { compileGlob, compileRegex } from "../src/policy/pattern.js";
+import { MAX_JSON_DEPTH, MAX_PAYLOAD_NODES } from "../src/redaction/limits.js";
+import { withinDepth } from "../src/server/validation.js";
 
 /** Runs `fn` and reports how long it took; used only to fail fast where a backtracking engine would not return. */
 function elapsedMs(fn: () => unknown): number {
@@ -141,6 +144,96 @@ describe("when.agent, tool, action and environment take operators", () => {
       const error = policyError(() => parsePolicySet({ policies: [{ id: "p", when: when as never, action: "block" }] }));
       expect(error.field, JSON.stringify(when)).toBe(field);
       expect(error.message).toMatch(message);
+    }
+  });
+});
+
+describe("redaction of hostile results costs bounded time and always records", () => {
+  const redact = createRedactor();
+
+  /** An ORM/DOM-like graph: a parent whose children point back at it and at their siblings. */
+  function family(size: number) {
+    const parent: Record<string, unknown> = { name: "parent", password: "hunter2", children: [] as unknown[] };
+    const children = parent["children"] as Array<Record<string, unknown>>;
+    for (let i = 0; i < size; i++) children.push({ name: `child-${i}`, parent, siblings: children, token: `t-${i}` });
+    return parent;
+  }
+
+  /** Each level holds the next one twice: 2^depth paths through `depth` objects. */
+  function diamonds(depth: number) {
+    let node: unknown = { leaf: true, api_key: "k" };
+    for (let i = 0; i < depth; i++) node = { left: node, right: node };
+    return node;
+  }
+
+  it("cuts cycles with a marker and masks what it reaches", () => {
+    let out: any;
+    expect(elapsedMs(() => (out = redact(family(200))))).toBeLessThan(2000);
+    expect(out.password).toBe("[REDACTED]");
+    expect(out.children[0].parent).toBe("[circular]");
+    expect(out.children[0].siblings).toBe("[circular]");
+    expect(out.children[199].token).toBe("[REDACTED]");
+    expect(() => JSON.stringify(out)).not.toThrow();
+  });
+
+  it("visits each shared object once and bounds the result of a graph with exponentially many paths", () => {
+    let out: unknown;
+    expect(elapsedMs(() => (out = redact(diamonds(60))))).toBeLessThan(2000);
+    let text = "";
+    expect(elapsedMs(() => (text = JSON.stringify(out)))).toBeLessThan(2000);
+    expect(text).toContain('"[truncated]"');
+    expect(text).not.toContain('"k"');
+    expect(text.length).toBeLessThan(20 * MAX_PAYLOAD_NODES);
+    // A modest sharing is kept whole.
+    expect(redact({ a: diamonds(3), b: 1 })).toEqual({ a: JSON.parse(JSON.stringify(diamonds(3)).replaceAll('"k"', '"[REDACTED]"')), b: 1 });
+    // Rules walk the same bounded way, cycles and all.
+    const ruled = createRedactor({ rules: [{ path: "$..name", action: "hash" }, { path: "$.children[*].token", action: "remove" }] })(family(50)) as any;
+    expect(ruled.children[3]).toMatchObject({ parent: "[circular]", siblings: "[circular]" });
+    expect(ruled.children[3]).not.toHaveProperty("token");
+    expect(ruled.name).toMatch(/^sha256:/);
+  });
+
+  it("stops at the depth the control plane accepts, with a marker", () => {
+    let nested: Record<string, unknown> = { bottom: true };
+    for (let i = 0; i < 50; i++) nested = { next: nested };
+    const out = redact(nested) as Record<string, unknown>;
+    expect(withinDepth({ input: out })).toBe(true);
+    expect(JSON.stringify(out)).toContain('"[too deep]"');
+    expect(withinDepth({ input: out }, MAX_JSON_DEPTH - 1)).toBe(false);
+  });
+
+  it("records BigInt as a marked string, functions and symbols as markers, and a throwing toJSON as one", () => {
+    const out = redact({ amount: 12345678901234567890n, list: [1n], run: () => 1, tag: Symbol("x"), odd: { toJSON: () => { throw new Error("no"); } }, at: new Date(0) });
+    expect(out).toEqual({ amount: "12345678901234567890n", list: ["1n"], run: "[function]", tag: "[symbol]", odd: "[unserializable]", at: "1970-01-01T00:00:00.000Z" });
+    expect(canonicalJson({ n: 5n, f: () => 1, s: Symbol("s"), list: [() => 1] })).toBe('{"list":[null],"n":"5n"}');
+    const loop: Record<string, unknown> = { a: 1 };
+    loop["self"] = loop;
+    expect(canonicalJson(loop)).toBe('{"a":1,"self":"[circular]"}');
+  });
+
+  it("masks secrets in long hostile strings in linear time", () => {
+    for (const text of ["-eyJ".repeat(250_000), "eyJ.".repeat(250_000), `Bearer ${" ".repeat(500_000)}`, "sk-".repeat(300_000)]) {
+      expect(elapsedMs(() => redact({ text }))).toBeLessThan(2000);
+    }
+    expect(redact({ text: "id=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dBjftJeZ4CVPmB92K27uh" })).toEqual({ text: "id=[REDACTED]" });
+  });
+
+  it("a tool whose arguments and result hold cycles, shared graphs and BigInts completes and is recorded", async () => {
+    const warden = new Warden({ agentId: "orm-agent", store: ":memory:", policies: { policies: [{ id: "big-refunds", when: { tool: "refund", "args.amount": { gt: 50_000 } }, action: "block" }] } });
+    try {
+      const output = await warden.run({}, (run) => run.tool("load_family", { id: 7n }, () => family(100)));
+      expect((output as any).children[0].parent).toBe(output);
+      // A BigInt amount is compared as a number: it does not slip past the limit.
+      await expect(warden.run({}, (run) => run.tool("refund", { amount: 100_000n }, () => "refunded"))).rejects.toBeInstanceOf(ToolBlockedError);
+      const small = await warden.run({}, (run) => run.tool("refund", { amount: 100n, graph: diamonds(40) }, () => ({ refunded: 100n })));
+      expect(small).toEqual({ refunded: 100n });
+      const calls = (await Promise.all(warden.listRuns().map((summary) => warden.getRun(summary.runId)))).flatMap((run) => run.toolCalls);
+      expect(calls.map((call) => call.status).sort()).toEqual(["blocked", "completed", "completed"]);
+      expect(JSON.stringify(calls)).toContain('"100n"');
+      expect(JSON.stringify(calls)).toContain('"[circular]"');
+      expect(warden.ledger.verify()).toMatchObject({ ok: true });
+    } finally {
+      warden.close();
     }
   });
 });

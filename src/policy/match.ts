@@ -23,9 +23,11 @@ export function compilePath(path: string): (root: unknown) => unknown {
   };
 }
 
-/** Numbers, and strings that are plain decimal numbers (models often send "28000"). */
+/** Numbers, BigInts, and strings that are plain decimal numbers (models often send "28000"). */
 export function asNumber(value: unknown): number | undefined {
   if (typeof value === "number") return Number.isFinite(value) ? value : undefined;
+  // A BigInt must not slip past `gt`/`lt` limits: compared by its (nearest) number value.
+  if (typeof value === "bigint") return Number(value);
   if (typeof value === "string" && /^-?\d+(\.\d+)?$/.test(value)) return Number(value);
   return undefined;
 }
