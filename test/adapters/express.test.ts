@@ -291,7 +291,7 @@ describe("requireAgentPermission, a halt while the handler runs", () => {
 
     const pending = send(refunds);
     await entered;
-    org.halt({ reason: "refund loop", agentId: "refund-agent" });
+    org.halt({ reason: "refund loop", agentId: "planner/refund-agent" });
     const response = await pending;
     expect(response.status).toBe(403);
     expect(response.headers.get("www-authenticate")).toContain('error="agent_halted"');
@@ -340,7 +340,7 @@ describe("requireAgentPermission, a halt while the handler runs", () => {
     await entered;
     const response = await pending;
     expect(response.status).toBe(200);
-    org.halt({ reason: "mid-stream", agentId: "refund-agent" });
+    org.halt({ reason: "mid-stream", agentId: "planner/refund-agent" });
     halted();
     await expect(response.text()).rejects.toThrow();
 
