@@ -21,7 +21,7 @@ export async function run(): Promise<BenchRow[]> {
   const row = (name: string, timing: Timing, note?: string) => rows.push({ group: GROUP, name, medianUs: timing.medianUs, p99Us: timing.p99Us, opsPerSec: timing.opsPerSec, note });
   const org = new Warden({ agentId: "org", store: join(dir, "warden.db") });
   const root = org.tokens.mint({ agentId: "planner", scopes: ["orders:*"], ttl: "1h" });
-  const token = org.tokens.attenuate(root, { audience: "orders-agent", scopes: ["orders:read"] });
+  const token = org.tokens.attenuate(root, { audience: "planner/orders-agent", scopes: ["orders:read"] });
   const offline = { publicKey: org.tokens.publicJwk(), isRevoked: (id: string) => org.tokens.isRevoked(id) };
   const answer: RequestHandler = (request, response) => {
     response.json({ order: request.params.id, agent: request.agent?.agentId });

@@ -2,7 +2,7 @@
 // Verifying costs one Ed25519 verification per block plus the carried-key check; attenuating costs
 // a key generation, a signature and the offline widening check over the chain.
 import { generateKeyPairSync } from "node:crypto";
-import { attenuate, createTokenAuthority } from "../src/tokens/token.js";
+import { attenuate, createTokenAuthority, inspectToken } from "../src/tokens/token.js";
 import { measureSync, type BenchRow } from "./harness.js";
 
 const DEPTHS = [1, 3, 5] as const;
@@ -32,9 +32,12 @@ export async function run(): Promise<BenchRow[]> {
 /** Appends blocks until the chain has `blocks` blocks, narrowing a little at each step. */
 function chainOf(blocks: number, root: string): string {
   let token = root;
+  let audience = inspectToken(root).chain[0]!.audience!;
   for (let i = 1; i < blocks; i++) {
     const last = i === blocks - 1;
-    token = attenuate(token, { audience: last ? "agent-last" : `agent-${i}`, maxAmount: { amount: 100_000 - i * 1000, currency: "EUR" }, scopes: ["flights:*"] });
+    // Each block narrows the audience to a sub-identity of the one before.
+    audience = `${audience}/${last ? "agent-last" : `agent-${i}`}`;
+    token = attenuate(token, { audience, maxAmount: { amount: 100_000 - i * 1000, currency: "EUR" }, scopes: ["flights:*"] });
   }
   return token;
 }

@@ -12,7 +12,7 @@ import { AgentAuthError, requireAgentPermission } from "agent-warden/express";
 // The organization's side: mints and attenuates tokens, records halts.
 const org = new Warden({ agentId: "org-admin", store: ":memory:" });
 const plannerToken = org.tokens.mint({ agentId: "planner", scopes: ["payments:*"], maxAmount: { amount: 500_00, currency: "EUR" }, ttl: "1h" });
-const refundToken = org.tokens.attenuate(plannerToken, { audience: "refund-agent", scopes: ["payments:refund"], maxAmount: { amount: 50_00, currency: "EUR" }, ttl: "15m" });
+const refundToken = org.tokens.attenuate(plannerToken, { audience: "planner/refund-agent", scopes: ["payments:refund"], maxAmount: { amount: 50_00, currency: "EUR" }, ttl: "15m" });
 
 // The API's side: the public key, plus where to look up revocations and halts.
 const verifier = {
@@ -46,7 +46,7 @@ async function agentCalls(path: string, body: object): Promise<void> {
 await agentCalls("/refunds", { order: 1042, amount: 28_00 });
 await agentCalls("/refunds", { order: 1043, amount: 90_00 });
 await agentCalls("/payouts", { amount: 10_00 });
-org.halt({ reason: "refund loop detected", agentId: "refund-agent" });
+org.halt({ reason: "refund loop detected", agentId: "planner/refund-agent" });
 await agentCalls("/refunds", { order: 1044, amount: 10_00 });
 
 server.close();

@@ -1,4 +1,5 @@
 import type { Decision } from "./decision.js";
+import { subAgentId } from "./policy/identity.js";
 import type { Money } from "./money.js";
 import type { VerifiedToken } from "./tokens/token.js";
 import type { RunOptions } from "./inputs.js";
@@ -66,9 +67,12 @@ export class DelegatedTask {
     this.#warden.ensureAuthorized(permission, money, this.verified);
   }
 
-  /** Mints the narrower child token to hand another agent for one call. */
+  /**
+   * Mints the narrower child token to hand another agent for one call. The child acts as a
+   * sub-identity of this task's agent (`travel-agent/seat-agent`), bound by every rule for it.
+   */
   attenuateForCall(agentId: string, scopes: string[], options: { maxAmount?: Money | undefined; ttl?: number | string | undefined; tools?: string[] | undefined } = {}): string {
     const current = this.#warden.currentRun();
-    return this.#warden.tokens.attenuate(this.token, { audience: agentId, scopes, maxAmount: options.maxAmount, ttl: options.ttl, tools: options.tools, issuer: this.agentId, runId: current?.runId, traceId: current?.traceId });
+    return this.#warden.tokens.attenuate(this.token, { audience: subAgentId(this.agentId, agentId), scopes, maxAmount: options.maxAmount, ttl: options.ttl, tools: options.tools, issuer: this.agentId, runId: current?.runId, traceId: current?.traceId });
   }
 }

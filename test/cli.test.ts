@@ -315,13 +315,13 @@ describe("warden token", () => {
     const root = minted.stdout.trim();
     expect(root).toMatch(/^\S+$/);
 
-    const child = (await tcli("token", "attenuate", root, "--audience", "booking-agent", "--scopes", "flights:book", "--max-amount", "20000EUR", "--ttl", "10m")).stdout.trim();
+    const child = (await tcli("token", "attenuate", root, "--audience", "travel-agent/booking-agent", "--scopes", "flights:book", "--max-amount", "20000EUR", "--ttl", "10m")).stdout.trim();
     const sealed = (await tcli("token", "attenuate", child, "--scopes", "flights:book", "--seal")).stdout.trim();
 
     const [verifyRoot, verifyChild, verifyJson, wrongAudience, widened, inspected, sealedAgain, jwk] = await Promise.all([
       tcli("token", "verify", root, "--audience", "travel-agent"),
-      tcli("token", "verify", child, "--audience", "booking-agent"),
-      tcli("--json", "token", "verify", sealed, "--audience", "booking-agent"),
+      tcli("token", "verify", child, "--audience", "travel-agent/booking-agent"),
+      tcli("--json", "token", "verify", sealed, "--audience", "travel-agent/booking-agent"),
       tcli("token", "verify", child, "--audience", "someone-else"),
       tcli("token", "attenuate", child, "--scopes", "payments:*"),
       tcli("token", "inspect", child),
@@ -331,9 +331,9 @@ describe("warden token", () => {
     expect(verifyRoot.code, verifyRoot.stderr).toBe(0);
     expect(verifyRoot.stdout).toMatch(/^valid: agent=travel-agent scopes=flights:\*,hotels:search max=50000EUR depth=3 expires=/);
     expect(verifyChild.code, verifyChild.stderr).toBe(0);
-    expect(verifyChild.stdout).toMatch(/^valid: agent=booking-agent scopes=flights:book max=20000EUR depth=2 /);
+    expect(verifyChild.stdout).toMatch(/^valid: agent=travel-agent\/booking-agent scopes=flights:book max=20000EUR depth=2 /);
     const verified = JSON.parse(verifyJson.stdout) as { authority: { agentId: string; scopes: string[] }; sealed: boolean };
-    expect(verified).toMatchObject({ authority: { agentId: "booking-agent", scopes: ["flights:book"] }, sealed: true });
+    expect(verified).toMatchObject({ authority: { agentId: "travel-agent/booking-agent", scopes: ["flights:book"] }, sealed: true });
     expect(wrongAudience.code).toBe(1);
     expect(wrongAudience.stderr).toContain("wrong_audience");
     expect(widened.code).toBe(1);

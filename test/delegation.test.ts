@@ -125,7 +125,7 @@ describe("delegated tasks", () => {
     const ids = await task.run({ task: "trip" }, async (run) => {
       const childToken = task.attenuateForCall("seat-agent", ["flights:seat"], { ttl: "10m", maxAmount: { amount: 5000, currency: "EUR" } });
       const child = warden.beginDelegatedTask(childToken);
-      expect(child.agentId).toBe("seat-agent");
+      expect(child.agentId).toBe("travel-agent/seat-agent");
       expect(child.authority).toMatchObject({ scopes: ["flights:seat"], maxAmount: { amount: 5000, currency: "EUR" } });
       expect(child.hasPermission("flights:seat")).toBe(true);
       expect(child.hasPermission("flights:book")).toBe(false);
@@ -140,7 +140,7 @@ describe("delegated tasks", () => {
     const parent = await warden.getRun(ids.parent);
     const child = await warden.getRun(ids.child);
     expect(parent.childRunIds).toEqual([ids.child]);
-    expect(child).toMatchObject({ parentRunId: ids.parent, traceId: ids.trace, agentId: "seat-agent" });
+    expect(child).toMatchObject({ parentRunId: ids.parent, traceId: ids.trace, agentId: "travel-agent/seat-agent" });
     expect(child.tokenId).toBeDefined();
     // a child token may not widen its parent
     expect(thrown(() => warden.tokens.attenuate(warden.tokens.mint({ agentId: "x", scopes: ["flights:seat"], ttl: "1h" }), { scopes: ["flights:*"] }))).toBeInstanceOf(TokenError);

@@ -21,7 +21,7 @@ function run(file: string): Promise<{ code: number | null; out: string }> {
 const examples: Array<[string, RegExp[]]> = [
   ["examples/demo.ts", [/tool\.blocked read_secret/, /approval\.approved deploy/, /ledger verified/]],
   ["examples/quickstart.ts", [/refunded 68000/, /blocked: Agents never read secrets/, /ledger: verified/]],
-  ["examples/delegation.ts", [/hotel-agent was refused: .*does not grant "hotels:book"/, /widening refused/, /Sub-agent Run .* agent=flight-agent/]],
+  ["examples/delegation.ts", [/hotel-agent was refused: .*does not grant "hotels:book"/, /widening refused/, /Sub-agent Run .* agent=travel-orchestrator\/flight-agent/]],
   ["examples/halt.ts", [/agent stopped mid-tool-call/, /new run refused: .*halted/]],
   ["examples/langchain-agent.ts", [/drop_database\s+blocked/, /deploy\s+completed\s+require_approval → approved/]],
   ["examples/ai-sdk-agent.ts", [/drop_database\s+blocked/, /deploy\s+completed\s+require_approval → approved/]],

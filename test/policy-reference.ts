@@ -39,6 +39,12 @@ function anyGlob(patterns: string | string[], name: string | undefined): boolean
   return list.some((p) => globMatches(p, name));
 }
 
+/** `tool`, `agent`, `environment`: globs, or an operator object tested like an `args.*` value. */
+function nameHolds(condition: unknown, name: string | undefined): boolean {
+  if (typeof condition === "object" && condition !== null && !Array.isArray(condition)) return conditionHolds(condition, name);
+  return anyGlob(condition as string | string[], name);
+}
+
 function readPath(root: unknown, path: string): unknown {
   let value = root;
   for (const part of path.split(".")) {
@@ -50,6 +56,7 @@ function readPath(root: unknown, path: string): unknown {
 
 function numeric(value: unknown): number {
   if (typeof value === "number" && Number.isFinite(value)) return value;
+  if (typeof value === "bigint") return Number(value);
   if (typeof value === "string" && /^-?[0-9]+(\.[0-9]+)?$/.test(value)) return Number(value);
   return Number.NaN;
 }
@@ -94,14 +101,18 @@ function conditionHolds(condition: unknown, value: unknown): boolean {
 function policyMatches(when: Record<string, unknown>, call: ReferenceCall): boolean {
   for (const [key, condition] of Object.entries(when)) {
     if (key === "tool") {
-      if (!anyGlob(condition as string | string[], call.tool)) return false;
+      if (!nameHolds(condition, call.tool)) return false;
     } else if (key === "action") {
-      const list = typeof condition === "string" ? [condition] : (condition as string[]);
-      if (!list.includes(call.action)) return false;
+      if (typeof condition === "object" && condition !== null && !Array.isArray(condition)) {
+        if (!conditionHolds(condition, call.action)) return false;
+      } else {
+        const list = typeof condition === "string" ? [condition] : (condition as string[]);
+        if (!list.includes(call.action)) return false;
+      }
     } else if (key === "agent") {
-      if (!anyGlob(condition as string | string[], call.agent)) return false;
+      if (!nameHolds(condition, call.agent)) return false;
     } else if (key === "environment") {
-      if (!anyGlob(condition as string | string[], call.environment)) return false;
+      if (!nameHolds(condition, call.environment)) return false;
     } else if (key.startsWith("args.")) {
       if (!conditionHolds(condition, readPath(call.args, key.slice("args.".length)))) return false;
     } else if (key.startsWith("metadata.")) {
@@ -113,8 +124,21 @@ function policyMatches(when: Record<string, unknown>, call: ReferenceCall): bool
   return true;
 }
 
-/** Strictest enforced match wins (the first one among equals); shadow matches never decide; else the default. */
+/**
+ * Strictest enforced match wins (the first one among equals); shadow matches never decide; else the
+ * default. A sub-identity `a/b/c` gets the strictest of the results for `a`, `a/b` and `a/b/c` (the
+ * outermost among equals), with the policies that matched any of them.
+ */
 export function referenceEvaluate(set: PolicySet, call: ReferenceCall): ReferenceResult {
+  const parts = call.agent.split("/");
+  const results = parts.map((_, i) => evaluateAs(set, { ...call, agent: parts.slice(0, i + 1).join("/") }));
+  let strictest = results[0]!;
+  for (const result of results) if (rank[result.action] > rank[strictest.action]) strictest = result;
+  const matched = set.policies.map((policy) => policy.id).filter((id) => results.some((result) => result.matched.includes(id)));
+  return { action: strictest.action, decidedBy: strictest.decidedBy, matched };
+}
+
+function evaluateAs(set: PolicySet, call: ReferenceCall): ReferenceResult {
   const matched: string[] = [];
   let decider: { id: string; action: ReferenceResult["action"] } | undefined;
   for (const policy of set.policies) {

@@ -8,8 +8,8 @@ import { globMatches, referenceEvaluate } from "./policy-reference.js";
 const toolNames = ["deploy", "read_file", "write_file", "write_", "payments.refund", "payments.charge", "payments", "get_secret", "rm", "xm"];
 const toolPatterns = [...toolNames, "payments.*", "write_*", "*", "read_?ile", "*.refund", "?m", "*_*", "pay*s"];
 const actions = Object.values(ActionType);
-const agents = ["a1", "a2", "billing-agent", "billing-"];
-const agentPatterns = [...agents, "a?", "billing-*", "*"];
+const agents = ["a1", "a2", "billing-agent", "billing-", "a1/helper", "billing-agent/x/y"];
+const agentPatterns = [...agents, "a?", "billing-*", "*", "a1/*"];
 const environments = ["production", "staging", "prod-eu"];
 const environmentPatterns = [...environments, "prod*", "*"];
 
@@ -45,12 +45,24 @@ const globs = (patterns: string[]) => fc.oneof(fc.constantFrom(...patterns), fc.
 /** Present in a `when` about one time in `1 + absentWeight`. */
 const sometimes = <T>(arb: fc.Arbitrary<T>, absentWeight: number) => fc.oneof({ arbitrary: fc.constant(undefined), weight: absentWeight }, { arbitrary: arb, weight: 1 });
 
+/** The operator forms `tool`, `action`, `agent` and `environment` also take. */
+const nameOperators = (names: readonly string[]) => {
+  const name = fc.constantFrom(...names);
+  const list = fc.array(name, { maxLength: 3 });
+  const forms = { eq: name, ne: name, in: list, not_in: list, matches: fc.constantFrom("^a", "agent$", "^pay", "_", "^(deploy|rm)$", "/"), contains: fc.constantFrom("a", "-", "."), exists: fc.boolean() };
+  return fc
+    .uniqueArray(fc.constantFrom(...(Object.keys(forms) as Array<keyof typeof forms>)), { minLength: 1, maxLength: 2 })
+    .chain((ops) => fc.tuple(...ops.map((op) => (forms[op] as fc.Arbitrary<unknown>).map((value) => [op, value] as const))))
+    .map((entries) => Object.fromEntries(entries));
+};
+const nameCondition = (patterns: string[], names: readonly string[]) => fc.oneof({ weight: 3, arbitrary: globs(patterns) }, { weight: 1, arbitrary: nameOperators(names) });
+
 const when = fc
   .record({
-    tool: sometimes(globs(toolPatterns), 1),
-    action: sometimes(fc.oneof(fc.constantFrom(...actions), fc.array(fc.constantFrom(...actions), { minLength: 1, maxLength: 4 })), 4),
-    agent: sometimes(globs(agentPatterns), 3),
-    environment: sometimes(globs(environmentPatterns), 3),
+    tool: sometimes(nameCondition(toolPatterns, toolNames), 1),
+    action: sometimes(fc.oneof(fc.constantFrom(...actions), fc.array(fc.constantFrom(...actions), { minLength: 1, maxLength: 4 }), nameOperators(actions)), 4),
+    agent: sometimes(nameCondition(agentPatterns, agents), 3),
+    environment: sometimes(nameCondition(environmentPatterns, environments), 3),
   })
   .map((base) => Object.fromEntries(Object.entries(base).filter(([, v]) => v !== undefined)))
   .chain((base) =>

@@ -83,7 +83,7 @@ describe("tokens", () => {
   it("halting the agent that delegated stops runs already acting under the delegated token", async () => {
     const warden = open({ store: ":memory:", agentId: "parent" });
     const token = warden.tokens.mint({ agentId: "parent", scopes: ["flights:*"], ttl: "1h" });
-    const child = warden.tokens.attenuate(token, { audience: "child", scopes: ["flights:book"] });
+    const child = warden.tokens.attenuate(token, { audience: "parent/child", scopes: ["flights:book"] });
     const task = warden.beginDelegatedTask(child);
     let second: unknown;
     await task

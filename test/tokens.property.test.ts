@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { TokenError } from "../src/errors.js";
 import { CurrencyConverter, type Money } from "../src/money.js";
+import { isWithinAgent } from "../src/policy/identity.js";
 import { scopeCovered, toolCovered } from "../src/tokens/scopes.js";
 import { attenuate, createTokenAuthority, hasPermission, toolAllowed, type Authority, type MintInput, type Narrowing } from "../src/tokens/token.js";
 import { appendRaw, decode, encode, keyFromSeed, type Fields } from "./fixtures/make-token-vectors.js";
@@ -40,7 +41,8 @@ interface Recipe {
   scopes?: { keep: number; extra: string[] };
   tools?: { keep: number; extra: string[] };
   amount?: { percent: number; otherCurrency: boolean };
-  audience?: string;
+  /** Keep the parent's audience, narrow it to a sub-identity, or re-target it elsewhere (which widens). */
+  audience?: "same" | "sub" | "parent-prefix" | "other";
   ttlPercent?: number;
   depth?: number;
 }
@@ -51,7 +53,7 @@ const recipe: fc.Arbitrary<Recipe> = fc.record(
     scopes: fc.record({ keep: fc.nat(), extra: extras(SCOPES) }),
     tools: fc.record({ keep: fc.nat(), extra: extras(TOOLS) }),
     amount: fc.record({ percent: fc.integer({ min: 0, max: 120 }), otherCurrency: fc.boolean() }),
-    audience: fc.constantFrom("agent-a", "agent-b"),
+    audience: fc.constantFrom("same", "sub", "sub", "parent-prefix", "other"),
     ttlPercent: fc.integer({ min: 1, max: 120 }),
     depth: fc.integer({ min: 0, max: 5 }),
   },
@@ -68,7 +70,9 @@ function narrowingFor(parent: Authority, r: Recipe): Narrowing {
     const scaled = { amount: Math.floor((base.amount * r.amount.percent) / 100), currency: base.currency };
     narrowing.maxAmount = r.amount.otherCurrency ? converter.convert(scaled, base.currency === "EUR" ? "USD" : "EUR") : scaled;
   }
-  if (r.audience !== undefined) narrowing.audience = r.audience;
+  const agent = parent.agentId ?? "root-agent";
+  const audiences = { same: agent, sub: `${agent}/sub`, "parent-prefix": `${agent}-sub`, other: "agent-b" };
+  if (r.audience !== undefined) narrowing.audience = audiences[r.audience];
   if (r.ttlPercent !== undefined) narrowing.ttl = Math.max(1, Math.floor(((parent.expiresAt - T0) * r.ttlPercent) / 100));
   if (r.depth !== undefined) narrowing.depth = r.depth;
   return narrowing;
@@ -112,9 +116,10 @@ function expectWithin(child: Authority, parent: Authority): void {
   }
   expect(child.expiresAt).toBeLessThanOrEqual(parent.expiresAt);
   expect(child.depth).toBeLessThan(parent.depth);
+  expect(isWithinAgent(child.agentId!, parent.agentId!), `${child.agentId} within ${parent.agentId}`).toBe(true);
 }
 
-type Dimension = "scopes" | "amount" | "amount-currency" | "tools" | "expiry" | "depth";
+type Dimension = "scopes" | "amount" | "amount-currency" | "tools" | "expiry" | "depth" | "audience";
 
 /** A narrowing that claims more than `parent` in `dimension`, or in expiry when that dimension cannot be widened. */
 function widening(parent: Authority, dimension: Dimension): Narrowing {
@@ -138,6 +143,8 @@ function widening(parent: Authority, dimension: Dimension): Narrowing {
     }
     case "depth":
       return { depth: parent.depth };
+    case "audience":
+      return { audience: `${parent.agentId}-elsewhere` };
     case "expiry":
       break;
   }
@@ -191,7 +198,7 @@ describe("token attenuation properties", () => {
   });
 
   it("a correctly signed block that widens fails verification, and attenuate refuses it too", () => {
-    const dimension = fc.constantFrom<Dimension>("scopes", "amount", "amount-currency", "tools", "expiry", "depth");
+    const dimension = fc.constantFrom<Dimension>("scopes", "amount", "amount-currency", "tools", "expiry", "depth", "audience");
     fc.assert(
       fc.property(rootInput, fc.array(recipe, { maxLength: 4 }), fc.nat(), dimension, (root, recipes, pick, dim) => {
         const steps = chain(root, recipes);

@@ -123,10 +123,10 @@ describe("token authority", () => {
     expect(jwk).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA" });
     expect(jwk).not.toHaveProperty("d");
     expect(jwk.kid).toBe(keyId(publicKeys.root));
-    const token = attenuate(mintBasic(), { scopes: ["flights:book"], audience: "booker" }, { now: T0 });
-    expect(verifyToken(token, jwk, { audience: "booker", now: T0 }).authority.scopes).toEqual(["flights:book"]);
+    const token = attenuate(mintBasic(), { scopes: ["flights:book"], audience: "planner/booker" }, { now: T0 });
+    expect(verifyToken(token, jwk, { audience: "planner/booker", now: T0 }).authority.scopes).toEqual(["flights:book"]);
     const { kid: _kid, ...bare } = jwk;
-    expect(verifyToken(token, bare, { now: T0 }).authority.agentId).toBe("booker");
+    expect(verifyToken(token, bare, { now: T0 }).authority.agentId).toBe("planner/booker");
   });
 
   it("uses the RFC 7638 thumbprint as key id", () => {
@@ -158,10 +158,10 @@ describe("token authority", () => {
   });
 
   it("attenuates offline, inheriting what the narrowing leaves out", () => {
-    const child = attenuate(mintBasic(), { audience: "booker", issuer: "planner", maxAmount: { amount: 10_000, currency: "EUR" } }, { now: T0 + 1 });
-    const verified = authority.verify(child, { audience: "booker" });
+    const child = attenuate(mintBasic(), { audience: "planner/booker", issuer: "planner", maxAmount: { amount: 10_000, currency: "EUR" } }, { now: T0 + 1 });
+    const verified = authority.verify(child, { audience: "planner/booker" });
     expect(verified.authority).toStrictEqual({
-      agentId: "booker",
+      agentId: "planner/booker",
       scopes: ["flights:*", "hotels:book"],
       maxAmount: { amount: 10_000, currency: "EUR" },
       tools: ["payments.*", "search"],
@@ -221,14 +221,14 @@ describe("token authority", () => {
   });
 
   it("inspects without verifying", () => {
-    const token = attenuate(mintBasic(), { audience: "booker" }, { now: T0 });
+    const token = attenuate(mintBasic(), { audience: "planner/booker" }, { now: T0 });
     const wire = decode(token);
     wire.blocks[1]!.sig = wire.blocks[0]!.sig;
     const tampered = encode(wire);
     expect(outcome(() => authority.verify(tampered))).toBe("bad_signature");
     const inspection = authority.inspect(tampered);
     expect(inspection).toMatchObject({ rootKeyId: keyId(publicKeys.root), sealed: false });
-    expect(inspection.chain.map((b) => b.audience)).toEqual(["planner", "booker"]);
+    expect(inspection.chain.map((b) => b.audience)).toEqual(["planner", "planner/booker"]);
     expect(inspectToken(tampered)).toStrictEqual(inspection);
     expect(outcome(() => inspectToken("wdn1.xyz"))).toBe("malformed");
     expect(outcome(() => inspectToken(42 as unknown as string))).toBe("malformed");
@@ -237,10 +237,10 @@ describe("token authority", () => {
   it("passes the root's issue time and every addressed agent to isHalted", () => {
     const seen: HaltInfo[] = [];
     const watcher = createTokenAuthority({ rootPublicKey: publicKeys.root, now: () => T0, isHalted: (info) => (seen.push(info), false) });
-    watcher.verify(attenuate(attenuate(mintBasic(), { audience: "booker" }, { now: T0 + 5 }), { scopes: ["flights:book"] }, { now: T0 + 6 }));
+    watcher.verify(attenuate(attenuate(mintBasic(), { audience: "planner/booker" }, { now: T0 + 5 }), { scopes: ["flights:book"] }, { now: T0 + 6 }));
     expect(seen).toEqual([
       { agentId: "planner", issuedAt: T0 },
-      { agentId: "booker", issuedAt: T0 },
+      { agentId: "planner/booker", issuedAt: T0 },
     ]);
   });
 

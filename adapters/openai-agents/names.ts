@@ -53,7 +53,9 @@ function rewrittenCandidates(policies: PolicySet, sdkName: string): readonly str
 }
 
 function* toolGlobs(policies: PolicySet): Iterable<string> {
-  const globs = (value: string | readonly string[] | undefined) => (value === undefined ? [] : typeof value === "string" ? [value] : value);
+  // Operator forms (`{ in: [...] }`) name tools literally: their string values are the names to look for.
+  const globs = (value: string | readonly string[] | Record<string, unknown> | undefined): readonly string[] =>
+    value === undefined ? [] : typeof value === "string" ? [value] : Array.isArray(value) ? (value as readonly string[]) : [(value as Record<string, unknown>)["eq"], (value as Record<string, unknown>)["in"]].flat().filter((name): name is string => typeof name === "string");
   for (const policy of policies.policies) yield* globs(policy.when.tool);
   for (const limit of policies.limits ?? []) yield* globs(limit.tool);
   for (const budget of policies.budgets ?? []) yield* globs(budget.tool);

@@ -1,6 +1,7 @@
 import type { ActionType, RiskSeverity } from "../enums.js";
+import { agentLineage } from "./identity.js";
 import { compileCondition, compileGlobs, compilePath, type Predicate } from "./match.js";
-import type { Policy, PolicySet, When } from "./schema.js";
+import type { Condition, Operators, Policy, PolicySet, When } from "./schema.js";
 
 /**
  * What a policy decides; ordered from least to most strict, the strictest match winning.
@@ -50,7 +51,8 @@ export interface PolicyEvaluation {
 interface CompiledPolicy {
   order: number;
   match: PolicyMatch;
-  actions: ReadonlySet<string> | undefined;
+  /** The `action` condition; undefined ⇒ any action. */
+  actions: ((action: string) => boolean) | undefined;
   /** Conditions other than tool and action, AND-ed. */
   test: ((call: PolicyInputCall) => boolean) | undefined;
 }
@@ -74,6 +76,8 @@ export class PolicyEngine {
   readonly #anyTool: CompiledPolicy[] = [];
   readonly #candidates = new Map<string, readonly CompiledPolicy[]>();
   readonly #defaultEvaluation: PolicyEvaluation;
+  /** Each match's position in the set, to list the matches of several identities in policy order. */
+  readonly #order = new Map<PolicyMatch, number>();
 
   constructor(set: PolicySet) {
     this.set = set;
@@ -81,16 +85,40 @@ export class PolicyEngine {
     set.policies.forEach((policy, order) => {
       if (!policy.enabled) return;
       const compiled = compilePolicy(policy, order);
+      this.#order.set(compiled.match, order);
       const tool = policy.when.tool;
       if (tool === undefined) this.#anyTool.push(compiled);
       else if (typeof tool === "string" && !/[*?]/.test(tool)) pushTo(this.#exact, tool, compiled);
       else if (Array.isArray(tool) && tool.every((t) => !/[*?]/.test(t))) for (const t of new Set(tool)) pushTo(this.#exact, t, compiled);
-      else this.#patterns.push({ test: compileGlobs(tool), policy: compiled });
+      // Globs and operator forms: tested once per tool name and action, then cached with the candidates.
+      else this.#patterns.push({ test: compileNameCondition(tool), policy: compiled });
     });
   }
 
-  /** Evaluates one call. Pure: no counters, no recording. */
+  /**
+   * Evaluates one call. Pure: no counters, no recording. A sub-identity (`intern/helper`) is bound
+   * by every rule for each identity above it: its decision is the strictest of the decisions for
+   * `intern` and for `intern/helper`, and lists every policy that matched either.
+   */
   evaluate(call: PolicyInputCall): PolicyEvaluation {
+    if (call.agent.includes("/")) return this.#evaluateLineage(call);
+    return this.#evaluateAs(call);
+  }
+
+  #evaluateLineage(call: PolicyInputCall): PolicyEvaluation {
+    let strictest: PolicyEvaluation | undefined;
+    const matched = new Set<PolicyMatch>();
+    for (const agent of agentLineage(call.agent)) {
+      const evaluation = this.#evaluateAs({ ...call, agent });
+      for (const match of evaluation.matches) matched.add(match);
+      if (strictest === undefined || strictness[evaluation.action] > strictness[strictest.action]) strictest = evaluation;
+    }
+    if (matched.size === 0) return strictest!;
+    const matches = [...matched].sort((a, b) => this.#order.get(a)! - this.#order.get(b)!);
+    return { action: strictest!.action, decidedBy: strictest!.decidedBy, matches };
+  }
+
+  #evaluateAs(call: PolicyInputCall): PolicyEvaluation {
     const candidates = this.#candidatesFor(call.tool, call.action);
     if (candidates.length === 0) return this.#defaultEvaluation;
     let matches: PolicyMatch[] | undefined;
@@ -111,7 +139,7 @@ export class PolicyEngine {
     let candidates = this.#candidates.get(key);
     if (candidates !== undefined) return candidates;
     const all = [...(this.#exact.get(tool) ?? []), ...this.#patterns.filter((p) => p.test(tool)).map((p) => p.policy), ...this.#anyTool];
-    candidates = all.filter((p) => p.actions === undefined || p.actions.has(action)).sort((a, b) => a.order - b.order);
+    candidates = all.filter((p) => p.actions === undefined || p.actions(action)).sort((a, b) => a.order - b.order);
     if (this.#candidates.size >= maxCachedTools) this.#candidates.clear();
     this.#candidates.set(key, candidates);
     return candidates;
@@ -122,12 +150,18 @@ function compilePolicy(policy: Policy, order: number): CompiledPolicy {
   const { tool: _tool, action, agent, environment, ...fields } = policy.when as When;
   const tests: Array<(call: PolicyInputCall) => boolean> = [];
   if (agent !== undefined) {
-    const test = compileGlobs(agent);
+    const test = compileNameCondition(agent);
     tests.push((call) => test(call.agent));
   }
   if (environment !== undefined) {
-    const test = compileGlobs(environment);
-    tests.push((call) => call.environment !== undefined && test(call.environment));
+    if (isOperators(environment)) {
+      // Operators see a missing environment as undefined, as `args.*` conditions see a missing field.
+      const predicate = compileCondition(environment);
+      tests.push((call) => predicate(call.environment));
+    } else {
+      const test = compileGlobs(environment);
+      tests.push((call) => call.environment !== undefined && test(call.environment));
+    }
   }
   for (const [key, condition] of Object.entries(fields)) {
     const [root, ...rest] = key.split(".");
@@ -137,7 +171,7 @@ function compilePolicy(policy: Policy, order: number): CompiledPolicy {
   }
   return {
     order,
-    actions: action === undefined ? undefined : new Set(typeof action === "string" ? [action] : action),
+    actions: compileActionCondition(action),
     test: tests.length === 0 ? undefined : tests.length === 1 ? tests[0] : (call) => tests.every((t) => t(call)),
     match: Object.freeze({
       policyId: policy.id,
@@ -149,6 +183,27 @@ function compilePolicy(policy: Policy, order: number): CompiledPolicy {
       kind: "policy" as const,
     }),
   };
+}
+
+function isOperators(condition: string | readonly string[] | Operators): condition is Operators {
+  return typeof condition === "object" && !Array.isArray(condition);
+}
+
+/** A glob or list of globs, or operators tested on the name as a literal string. */
+function compileNameCondition(condition: string | readonly string[] | Operators): (name: string) => boolean {
+  if (!isOperators(condition)) return compileGlobs(condition);
+  const predicate = compileCondition(condition as Condition);
+  return (name) => predicate(name);
+}
+
+function compileActionCondition(condition: When["action"]): ((action: string) => boolean) | undefined {
+  if (condition === undefined) return undefined;
+  if (isOperators(condition)) {
+    const predicate = compileCondition(condition as Condition);
+    return (action) => predicate(action);
+  }
+  const set = new Set<string>(typeof condition === "string" ? [condition] : condition);
+  return (action) => set.has(action);
 }
 
 function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {

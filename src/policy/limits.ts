@@ -1,5 +1,6 @@
 import type { CurrencyConverter } from "../money.js";
 import type { PolicyInputCall, PolicyMatch } from "./engine.js";
+import { rootAgentId } from "./identity.js";
 import { asNumber, compileGlobs, compilePath } from "./match.js";
 import type { Budget, RateLimit } from "./schema.js";
 
@@ -60,7 +61,8 @@ export class RateLimiter {
   }
 
   #window(limit: RateLimit, call: PolicyInputCall, context: LimitContext, now: number): number[] {
-    const scope = limit.scope === "agent" ? call.agent : limit.scope === "run" ? context.runId : "";
+    // Sub-identities count against the agent they belong to: `intern/0`, `intern/1`… share `intern`'s window.
+    const scope = limit.scope === "agent" ? rootAgentId(call.agent) : limit.scope === "run" ? context.runId : "";
     const key = `${limit.id}\u0000${scope}`;
     let window = this.#windows.get(key);
     if (window === undefined) {

@@ -1,21 +1,9 @@
+import { compileRegex } from "./pattern.js";
 import type { Condition, Operators } from "./schema.js";
 
+export { compileGlob, compileGlobs } from "./pattern.js";
+
 export type Predicate = (value: unknown) => boolean;
-
-/** Compiles `payments.*` / `write_?` into an anchored test; `*` spans any characters, dots included. */
-export function compileGlob(pattern: string): (name: string) => boolean {
-  if (!/[*?]/.test(pattern)) return (name) => name === pattern;
-  if (pattern === "*") return () => true;
-  const source = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
-  const regex = new RegExp(`^${source}$`);
-  return (name) => regex.test(name);
-}
-
-export function compileGlobs(patterns: string | readonly string[]): (name: string) => boolean {
-  if (typeof patterns === "string") return compileGlob(patterns);
-  const tests = patterns.map(compileGlob);
-  return tests.length === 1 ? tests[0]! : (name) => tests.some((test) => test(name));
-}
 
 /** Reads `a.b.0.c` from an object; undefined when any step is missing. */
 export function compilePath(path: string): (root: unknown) => unknown {
@@ -35,9 +23,11 @@ export function compilePath(path: string): (root: unknown) => unknown {
   };
 }
 
-/** Numbers, and strings that are plain decimal numbers (models often send "28000"). */
+/** Numbers, BigInts, and strings that are plain decimal numbers (models often send "28000"). */
 export function asNumber(value: unknown): number | undefined {
   if (typeof value === "number") return Number.isFinite(value) ? value : undefined;
+  // A BigInt must not slip past `gt`/`lt` limits: compared by its (nearest) number value.
+  if (typeof value === "bigint") return Number(value);
   if (typeof value === "string" && /^-?\d+(\.\d+)?$/.test(value)) return Number(value);
   return undefined;
 }
@@ -66,8 +56,9 @@ function compileOperator(op: keyof Operators, expected: unknown): Predicate {
       return (value) =>
         typeof value === "string" ? value.includes(String(expected)) : Array.isArray(value) ? value.includes(expected) : false;
     case "matches": {
-      const regex = new RegExp(expected as string);
-      return (value) => (typeof value === "string" || typeof value === "number") && regex.test(String(value));
+      // Linear-time (RE2): a policy pattern and a hostile argument cannot stall a decision.
+      const test = compileRegex(expected as string);
+      return (value) => (typeof value === "string" || typeof value === "number") && test(String(value));
     }
     case "exists":
       return (value) => (value !== undefined && value !== null) === expected;

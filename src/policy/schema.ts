@@ -2,6 +2,7 @@ import { z } from "zod";
 import { ActionType, PolicyAction, RiskSeverity, values } from "../enums.js";
 import { DurationSchema } from "../internal/duration.js";
 import { CurrencyTableSchema, MoneySchema } from "../money.js";
+import { regexProblem } from "./pattern.js";
 
 const Scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 
@@ -13,7 +14,10 @@ export const OperatorsSchema = z
     in: z.array(Scalar),
     not_in: z.array(Scalar),
     contains: Scalar,
-    matches: z.string().refine(isRegex, "not a valid regular expression"),
+    matches: z.string().superRefine((source, ctx) => {
+      const problem = regexProblem(source);
+      if (problem !== undefined) ctx.addIssue({ code: "custom", message: `not a linear-time regular expression (RE2 syntax: no backreferences, no lookaround): ${problem}` });
+    }),
     exists: z.boolean(),
     gt: z.number(),
     gte: z.number(),
@@ -37,6 +41,12 @@ export type Condition = z.infer<typeof ConditionSchema>;
 const Globs = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 const ActionTypes = z.union([z.enum(values(ActionType)), z.array(z.enum(values(ActionType))).min(1)]);
 
+const fieldForms = (glob: string) => `${glob}, a list of them, or operators such as { in: [...] } (eq ne in not_in contains matches exists)`;
+/** `tool`, `agent`, `environment`: a glob, a list of globs, or the operators `args.*` takes (tested on the name as a literal string). */
+const NameCondition = z.union([Globs, OperatorsSchema], { error: (issue) => (issue.code === "invalid_union" ? `expected ${fieldForms('a glob such as "payments.*"')}` : undefined) });
+/** `action`: an ActionType, a list of them, or operators. */
+const ActionCondition = z.union([ActionTypes, OperatorsSchema], { error: (issue) => (issue.code === "invalid_union" ? `expected ${fieldForms(`an action type (${values(ActionType).join(" ")})`)}` : undefined) });
+
 /**
  * Which calls a policy applies to: conditions a call must all meet. Keys other than
  * tool/action/agent/environment are `args.<path>` or `metadata.<path>`.
@@ -45,16 +55,18 @@ const ActionTypes = z.union([z.enum(values(ActionType)), z.array(z.enum(values(A
  * const largeRefunds: When = { tool: "payments.*", "args.amount": { gt: 10000 } };
  */
 export interface When {
-  tool?: string | string[] | undefined;
-  action?: ActionType | ActionType[] | undefined;
-  agent?: string | string[] | undefined;
-  environment?: string | string[] | undefined;
+  /** A glob (`payments.*`), a list of globs, or operators (`{ in: [...] }`, `{ matches: "^pay" }`). */
+  tool?: string | string[] | Operators | undefined;
+  action?: ActionType | ActionType[] | Operators | undefined;
+  /** Also binds the agent's sub-identities (`intern/helper` is bound by every rule for `intern`). */
+  agent?: string | string[] | Operators | undefined;
+  environment?: string | string[] | Operators | undefined;
   [condition: `args.${string}` | `metadata.${string}`]: Condition;
 }
 
 // Typed by hand: a zod catchall's index signature would also have to admit the list forms of tool/action/agent/environment.
 export const WhenSchema: z.ZodType<When, When> = z
-  .object({ tool: Globs, action: ActionTypes, agent: Globs, environment: Globs })
+  .object({ tool: NameCondition, action: ActionCondition, agent: NameCondition, environment: NameCondition })
   .partial()
   .catchall(ConditionSchema)
   .superRefine((when, ctx) => {
@@ -169,12 +181,3 @@ export type PolicySet = z.infer<typeof PolicySetSchema>;
  * warden.setPolicies(policies);
  */
 export type PolicySetInput = z.input<typeof PolicySetSchema>;
-
-function isRegex(source: string): boolean {
-  try {
-    new RegExp(source);
-    return true;
-  } catch {
-    return false;
-  }
-}

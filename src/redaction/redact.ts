@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { MAX_PAYLOAD_DEPTH, MAX_PAYLOAD_NODES } from "./limits.js";
 
 export const RedactionRuleSchema = z.strictObject({
   /** `$.card`, `$.items[*].token`, `$..password` */
@@ -31,10 +32,33 @@ export const RedactionOptionsSchema = z.strictObject({
 export type RedactionOptions = z.input<typeof RedactionOptionsSchema>;
 
 export const MASK = "[REDACTED]";
+/** A reference back to an object the walk is inside of (parent ↔ child graphs). */
+export const CIRCULAR = "[circular]";
+/** Past MAX_PAYLOAD_NODES: a container that ends here, or a shared object that would not fit any more. */
+export const TRUNCATED = "[truncated]";
+/** An object nested deeper than MAX_PAYLOAD_DEPTH. */
+export const TOO_DEEP = "[too deep]";
+/** Values JSON cannot hold: a function, a symbol, a `toJSON` that throws. */
+export const UNSERIALIZABLE = { function: "[function]", symbol: "[symbol]", toJSON: "[unserializable]" } as const;
+
+/**
+ * How a BigInt is recorded: its decimal digits with JavaScript's `n` suffix (`123n` → `"123n"`),
+ * so recording never throws and the value stays readable. Canonical JSON (ledger hashes, approval
+ * digests) spells it the same way.
+ * @example
+ * import { bigintMarker } from "agent-warden";
+ * bigintMarker(9007199254740993n); // "9007199254740993n"
+ */
+export function bigintMarker(value: bigint): string {
+  return `${value}n`;
+}
 
 const secretKey = /pass(word|wd|phrase)?$|secret|^token$|^.*[_-]token$|^(access|refresh|id|auth|session|bearer)token$|api[_-]?key|^authorization$|cookie|private[_-]?key|credential/i;
 // Secrets inside any string (an error message quoting a header, a log line): each match is masked in place.
-const secretInText = /Bearer\s+[A-Za-z0-9._~+/=-]{8,}|\b(?:sk|rk)[-_][A-Za-z0-9_-]{16,}|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{20,}|\bxox[abpr]-[A-Za-z0-9-]{10,}|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----\s*|$)/g;
+// Every alternative fails or succeeds within one run of its characters, so the scan is linear: the
+// JWT one starts only where a run of base64url characters starts (a `\b` there would restart at
+// every `-eyJ` of `-eyJ-eyJ…` and rescan the rest, quadratic in the string).
+const secretInText = /Bearer\s+[A-Za-z0-9._~+/=-]{8,}|\b(?:sk|rk)[-_][A-Za-z0-9_-]{16,}|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{20,}|\bxox[abpr]-[A-Za-z0-9-]{10,}|(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----\s*|$)/g;
 
 function maskSecrets(text: string): string {
   secretInText.lastIndex = 0;
@@ -43,6 +67,13 @@ function maskSecrets(text: string): string {
 }
 
 type Segment = { kind: "key"; key: string } | { kind: "any" } | { kind: "deep"; key: string };
+interface CompiledRule {
+  segments: Segment[];
+  action: RedactionRule["action"];
+}
+/** Where the walk stands in each rule's path: `[rule index, next segment index]`. */
+type RuleState = readonly [number, number];
+const noStates: readonly RuleState[] = Object.freeze([]);
 
 /**
  * A redaction function from `createRedactor`: returns the value with secrets masked, removed or hashed.
@@ -56,7 +87,10 @@ export type Redactor = (value: unknown) => unknown;
 /**
  * Builds the function every payload passes through before it is recorded, sent or shown; exported to
  * apply the same rules to your own logs. It copies only what it changes, so a clean payload costs
- * one walk and no allocation.
+ * one walk and no allocation. The result is always JSON-safe and bounded: each object is visited once
+ * (a shared one is reused, a reference back to an ancestor becomes `"[circular]"`), a BigInt becomes
+ * `"123n"`, functions and symbols become markers, nesting stops at MAX_PAYLOAD_DEPTH and size at
+ * MAX_PAYLOAD_NODES.
  * @example
  * import { createRedactor } from "agent-warden";
  * const redact = createRedactor({ rules: [{ path: "$.card.number", action: "remove" }] });
@@ -66,41 +100,168 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   const parsed = RedactionOptionsSchema.parse(options);
   const extra = new Set(parsed.keys.map((k) => k.toLowerCase()));
   const isSecretKey = (key: string) => (parsed.defaults && secretKey.test(key)) || (extra.size > 0 && extra.has(key.toLowerCase()));
-  const rules = parsed.rules.map((rule) => ({ segments: parseJsonPath(rule.path), action: rule.action }));
-  const checkValues = parsed.defaults;
+  const rules = parsed.rules.map((rule): CompiledRule => ({ segments: parseJsonPath(rule.path), action: rule.action }));
+  const initial: readonly RuleState[] = rules.length === 0 ? noStates : rules.map((_, index): RuleState => [index, 0]);
+  const settings: WalkSettings = { isSecretKey, checkValues: parsed.defaults, rules };
+  return (value) => new Walk(settings).visit(value, 0, initial);
+}
 
-  // `ruled`: keys a rule already redacted, per container; the defaults leave them as the rule made them.
-  const walk = (value: unknown, depth: number, ruled?: WeakMap<object, Set<string>>): unknown => {
-    if (typeof value === "string") return checkValues && value.length >= 16 ? maskSecrets(value) : value;
-    if (value === null || typeof value !== "object") return value;
+interface WalkSettings {
+  isSecretKey: ((key: string) => boolean) | undefined;
+  checkValues: boolean;
+  rules: readonly CompiledRule[];
+}
+
+const plainSettings: WalkSettings = { isSecretKey: undefined, checkValues: false, rules: [] };
+
+/** One redaction: the budget, the objects in progress (for cycles) and the results so far (for shared objects). */
+class Walk {
+  readonly #settings: WalkSettings;
+  /** Values emitted so far, each shared object counted every time it is emitted. */
+  #count = 0;
+  #inProgress: Set<object> | undefined;
+  #done: Map<object, { result: unknown; size: number }> | undefined;
+
+  constructor(settings: WalkSettings) {
+    this.#settings = settings;
+  }
+
+  visit(value: unknown, depth: number, states: readonly RuleState[]): unknown {
+    switch (typeof value) {
+      case "string":
+        this.#count++;
+        return this.#settings.checkValues && value.length >= 16 ? maskSecrets(value) : value;
+      case "bigint":
+        this.#count++;
+        return bigintMarker(value);
+      case "function":
+        this.#count++;
+        return UNSERIALIZABLE.function;
+      case "symbol":
+        this.#count++;
+        return UNSERIALIZABLE.symbol;
+      case "object":
+        if (value !== null) return this.#visitObject(value, depth, states);
+    }
+    this.#count++;
+    return value;
+  }
+
+  #visitObject(object: object, depth: number, states: readonly RuleState[]): unknown {
+    const inProgress = (this.#inProgress ??= new Set());
+    if (inProgress.has(object)) return this.#marker(CIRCULAR);
+    // A result depends on the rules still pending along the path; without any, it can be shared.
+    const shareable = states.length === 0;
+    const done = shareable ? this.#done?.get(object) : undefined;
+    if (done !== undefined) {
+      if (this.#count + done.size > MAX_PAYLOAD_NODES) return this.#marker(TRUNCATED);
+      this.#count += done.size;
+      return done.result;
+    }
     // Too deep to walk: never record what was not checked.
-    if (depth > 64) return MASK;
+    if (depth > MAX_PAYLOAD_DEPTH) return this.#marker(TOO_DEEP);
+    if (this.#count >= MAX_PAYLOAD_NODES) return this.#marker(TRUNCATED);
+    const start = this.#count++;
+    inProgress.add(object);
+    let result: unknown;
+    try {
+      const source = serializedForm(object);
+      if (source !== object) result = source === null || typeof source !== "object" ? this.visit(source, depth, states) : this.#visitContainer(source, depth, states);
+      else result = this.#visitContainer(object, depth, states);
+    } finally {
+      inProgress.delete(object);
+    }
+    if (shareable) (this.#done ??= new Map()).set(object, { result, size: this.#count - start });
+    return result;
+  }
+
+  #visitContainer(value: object, depth: number, states: readonly RuleState[]): unknown {
     if (Array.isArray(value)) {
       let copy: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
-        const next = walk(value[i], depth + 1, ruled);
-        if (next !== value[i]) (copy ??= value.slice())[i] = next;
+        if (this.#count >= MAX_PAYLOAD_NODES) {
+          copy = (copy ?? value).slice(0, i);
+          copy.push(TRUNCATED);
+          return copy;
+        }
+        const current: unknown = value[i];
+        const next = states.length === 0 ? this.visit(current, depth + 1, noStates) : this.#visitRuled(String(i), current, depth, states);
+        if (next !== current || next === REMOVED) (copy ??= value.slice())[i] = next === REMOVED ? undefined : next;
       }
       return copy ?? value;
     }
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record);
     let copy: Record<string, unknown> | undefined;
-    for (const key in value) {
-      const current = (value as Record<string, unknown>)[key];
-      const next = ruled?.get(value)?.has(key) ? current : isSecretKey(key) && current !== null && current !== undefined && current !== "" ? MASK : walk(current, depth + 1, ruled);
-      if (next !== current) (copy ??= { ...(value as Record<string, unknown>) })[key] = next;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      if (this.#count >= MAX_PAYLOAD_NODES) {
+        const kept: Record<string, unknown> = {};
+        for (const done of keys.slice(0, i)) if (Object.hasOwn(copy ?? record, done)) kept[done] = (copy ?? record)[done];
+        kept[TRUNCATED] = keys.length - i;
+        return kept;
+      }
+      const current = record[key];
+      let next: unknown;
+      if (states.length > 0) next = this.#visitRuled(key, current, depth, states, true);
+      else if (this.#settings.isSecretKey?.(key) && current !== null && current !== undefined && current !== "") next = this.#marker(MASK);
+      else next = this.visit(current, depth + 1, noStates);
+      if (next === REMOVED) delete (copy ??= { ...record })[key];
+      else if (next !== current) (copy ??= { ...record })[key] = next;
     }
     return copy ?? value;
-  };
+  }
 
-  if (rules.length === 0) return (value) => walk(value, 0);
-  return (value) => {
-    if (value === null || typeof value !== "object") return walk(value, 0);
-    // Rules first, on a copy, so `hash` hashes the real value rather than the default mask.
-    const result = structuredClone(value);
-    const ruled = new WeakMap<object, Set<string>>();
-    for (const rule of rules) applyRule(result, rule.segments, rule.action, ruled);
-    return walk(result, 0, ruled);
-  };
+  /** A member while rules are pending: a rule whose path ends here decides it; otherwise the defaults, then deeper. */
+  #visitRuled(key: string, current: unknown, depth: number, states: readonly RuleState[], checkKey = false): unknown {
+    const { rules } = this.#settings;
+    let ruled: RedactionRule["action"] | undefined;
+    const next: RuleState[] = [];
+    const advance = (rule: number, at: number) => {
+      if (at === rules[rule]!.segments.length) ruled ??= rules[rule]!.action;
+      else next.push([rule, at]);
+    };
+    for (const [rule, at] of states) {
+      const segment = rules[rule]!.segments[at]!;
+      if (segment.kind === "deep") {
+        next.push([rule, at]);
+        if (segment.key === key) advance(rule, at + 1);
+      } else if (segment.kind === "any" || segment.key === key) advance(rule, at + 1);
+    }
+    if (ruled === "remove") {
+      this.#count++;
+      return REMOVED;
+    }
+    if (ruled === "hash") return this.#marker(hashOf(current));
+    if (ruled === "mask") return this.#marker(MASK);
+    if (checkKey && this.#settings.isSecretKey?.(key) && current !== null && current !== undefined && current !== "") return this.#marker(MASK);
+    return this.visit(current, depth + 1, next.length === 0 ? noStates : next);
+  }
+
+  #marker(text: string): string {
+    this.#count++;
+    return text;
+  }
+}
+
+/** Stands for a member a `remove` rule takes out (an array keeps its slot, as `undefined`). */
+const REMOVED: unique symbol = Symbol("removed");
+
+/** What JSON.stringify would serialize in place of `object`: its `toJSON()` result when it has one. */
+function serializedForm(object: object): unknown {
+  const toJSON = (object as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON !== "function") return object;
+  try {
+    return toJSON.call(object);
+  } catch {
+    return UNSERIALIZABLE.toJSON;
+  }
+}
+
+/** `hash` rules: a digest of the value as it would be recorded unredacted, bounded and JSON-safe like everything else. */
+function hashOf(value: unknown): string {
+  const plain = new Walk(plainSettings).visit(value, 0, noStates);
+  return `sha256:${createHash("sha256").update(JSON.stringify(plain) ?? "").digest("hex").slice(0, 16)}`;
 }
 
 function parseJsonPath(path: string): Segment[] {
@@ -113,36 +274,4 @@ function parseJsonPath(path: string): Segment[] {
     else segments.push({ kind: "any" });
   }
   return segments;
-}
-
-function applyRule(node: unknown, segments: Segment[], action: RedactionRule["action"], ruled: WeakMap<object, Set<string>>): void {
-  if (node === null || typeof node !== "object" || segments.length === 0) return;
-  const [head, ...rest] = segments as [Segment, ...Segment[]];
-  const container = node as Record<string, unknown>;
-  const keys = head.kind === "key" ? (head.key in container ? [head.key] : []) : Object.keys(container);
-  if (head.kind === "deep") {
-    for (const key of Object.keys(container)) {
-      if (key === head.key) {
-        if (rest.length === 0) redactKey(container, key, action, ruled);
-        else applyRule(container[key], rest, action, ruled);
-      }
-      if (key in container) applyRule(container[key], segments, action, ruled);
-    }
-    return;
-  }
-  for (const key of keys) {
-    if (rest.length === 0) redactKey(container, key, action, ruled);
-    else applyRule(container[key], rest, action, ruled);
-  }
-}
-
-function redactKey(container: Record<string, unknown>, key: string, action: RedactionRule["action"], ruled: WeakMap<object, Set<string>>): void {
-  if (!ruled.has(container)) ruled.set(container, new Set());
-  ruled.get(container)!.add(key);
-  if (action === "remove") {
-    if (Array.isArray(container)) container[key as unknown as number] = undefined;
-    else delete container[key];
-  } else if (action === "hash") {
-    container[key] = `sha256:${createHash("sha256").update(JSON.stringify(container[key]) ?? "").digest("hex").slice(0, 16)}`;
-  } else container[key] = MASK;
 }

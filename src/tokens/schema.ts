@@ -29,6 +29,8 @@ const IdSchema = z.string().min(1).max(128);
 const PatternSchema = z.string().min(1).max(256).regex(/^\S+$/, "a pattern without spaces");
 const TimestampSchema = z.int().nonnegative().max(8.64e15);
 const DepthSchema = z.int().min(0).max(MAX_DEPTH);
+/** A cap as a token states it: strict like every other token object, so an unknown field is malformed. */
+const TokenMoneySchema = MoneySchema.strict();
 
 /** What a block after the root may say; every restriction is optional (absent ⇒ inherited). */
 export const BlockContentSchema = z.strictObject({
@@ -41,7 +43,7 @@ export const BlockContentSchema = z.strictObject({
   /** Agent the token is for from this block on. */
   audience: IdSchema.optional(),
   scopes: z.array(PatternSchema).max(256).optional(),
-  maxAmount: MoneySchema.optional(),
+  maxAmount: TokenMoneySchema.optional(),
   tools: z.array(PatternSchema).max(256).optional(),
   expiresAt: TimestampSchema.optional(),
   /** Delegation steps still allowed after this block. */

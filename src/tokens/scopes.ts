@@ -3,6 +3,7 @@
 //   every permission below that prefix, anything else is an exact name;
 // - tool globs such as `payments.*` or `read_?`: `*` spans any characters (dots included) and `?`
 //   one character, as in policy `tool` conditions.
+import { compileGlob } from "../policy/pattern.js";
 
 /**
  * True when scope pattern `pattern` grants `permission`.
@@ -27,10 +28,10 @@ export function uncoveredScope(childScopes: readonly string[], parentScopes: rea
   return childScopes.find((child) => !scopeCovered(child, parentScopes));
 }
 
-/** True when tool glob `pattern` matches the concrete tool name `name`. */
+/** True when tool glob `pattern` matches the concrete tool name `name` (the policy glob matcher: no table the size of the name). */
 export function toolMatches(pattern: string, name: string): boolean {
   if (pattern === "*" || pattern === name) return true;
-  return globWalk(pattern, name, false);
+  return compileGlob(pattern)(name);
 }
 
 /**
@@ -54,9 +55,10 @@ export function uncoveredTool(childTools: readonly string[], parentTools: readon
 }
 
 /**
- * Matches `pattern` against `subject` position by position, memoized on (i, j) so stars cannot
- * blow up. With `subjectIsGlob`, the subject's `*` and `?` are wildcards that only a pattern `*`
- * (or, for `?`, a pattern `?`) can absorb; otherwise every subject character is literal.
+ * Matches glob `pattern` against glob `subject` position by position, memoized on (i, j) so stars
+ * cannot blow up (both are token patterns, at most 256 characters). With `subjectIsGlob`, the
+ * subject's `*` and `?` are wildcards that only a pattern `*` (or, for `?`, a pattern `?`) can
+ * absorb; otherwise every subject character is literal.
  */
 function globWalk(pattern: string, subject: string, subjectIsGlob: boolean): boolean {
   const seen = new Uint8Array((pattern.length + 1) * (subject.length + 1));

@@ -22,6 +22,7 @@ import {
 import { ConfigError, InvalidInputError, TokenError } from "../errors.js";
 import { parseDuration } from "../internal/duration.js";
 import type { CurrencyConverter, Money } from "../money.js";
+import { isWithinAgent } from "../policy/identity.js";
 import {
   BlockContentSchema,
   MAX_TOKEN_LENGTH,
@@ -364,6 +365,8 @@ const verifiedWires = new Map<string, WireToken>();
 const VERIFIED_CACHE_SIZE = 1024;
 
 function verifiedWire(root: RootKey, token: string): WireToken {
+  // Checked before the cache: a non-string whose string form is a verified token must not hit it.
+  if (typeof token !== "string") throw malformed(`expected a string, got ${token === null ? "null" : typeof token}`);
   const key = `${root.kid}\u0000${token}`;
   let wire = verifiedWires.get(key);
   if (wire === undefined) {
@@ -464,6 +467,10 @@ function narrow(parent: Authority, block: BlockContent, index: number, converter
   const tool = block.tools && parent.tools && uncoveredTool(block.tools, parent.tools);
   if (tool !== undefined) throw widened(`tools: "${tool}" is not within ${JSON.stringify(parent.tools)}`);
   if (block.expiresAt !== undefined && block.expiresAt > parent.expiresAt) throw widened("expiry: it outlives its parent");
+  // Who the token is for is part of its authority: policies and rate limits are written per agent.
+  if (block.audience !== undefined && parent.agentId !== undefined && !isWithinAgent(block.audience, parent.agentId)) {
+    throw widened(`audience: ${JSON.stringify(block.audience)} is neither ${JSON.stringify(parent.agentId)} nor a sub-identity of it (${JSON.stringify(`${parent.agentId}/…`)})`);
+  }
   const amountProblem = block.maxAmount && parent.maxAmount && amountExceeds(block.maxAmount, parent.maxAmount, converter);
   if (amountProblem) throw widened(`maxAmount: ${amountProblem}`);
   return compact({
@@ -553,22 +560,31 @@ function encodeToken(wire: WireToken): string {
   return TOKEN_PREFIX + Buffer.from(canonicalJson(wire)).toString("base64url");
 }
 
+/**
+ * Exactly one encoding of a token decodes: strict base64url (no padding, no spare bits) of the
+ * canonical JSON of a schema-valid token. Anything else (whitespace, reordered or duplicate keys,
+ * escaped characters, unknown fields) is malformed, so a token's text identifies it: a cache, a
+ * revocation list or a log can key on it.
+ */
 function decodeToken(token: string): WireToken {
-  if (typeof token !== "string" || token.length === 0) throw malformed("empty token");
+  if (typeof token !== "string") throw malformed(`expected a string, got ${token === null ? "null" : typeof token}`);
+  if (token.length === 0) throw malformed("empty token");
   if (token.length > MAX_TOKEN_LENGTH) throw malformed(`longer than ${MAX_TOKEN_LENGTH} characters`);
   if (!token.startsWith(TOKEN_PREFIX)) throw malformed(`expected the prefix "${TOKEN_PREFIX}"`);
   const body = token.slice(TOKEN_PREFIX.length);
+  if (!/^[A-Za-z0-9_-]*$/.test(body) || body.length % 4 === 1) throw malformed("not base64url");
   const bytes = Buffer.from(body, "base64url");
-  // Node's decoder skips bad characters; re-encoding catches them (and non-canonical padding bits).
-  if (bytes.toString("base64url") !== body) throw malformed("not base64url");
+  // Re-encoding gives back the text only when the spare bits of the last character are zero.
+  if (bytes.toString("base64url") !== body) throw malformed("not canonical base64url (spare bits set)");
   let json: unknown;
   try {
-    json = JSON.parse(bytes.toString("utf8"));
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (error) {
-    throw malformed("not JSON (truncated?)", error);
+    throw malformed("not UTF-8 JSON (truncated?)", error);
   }
   const parsed = WireTokenSchema.safeParse(json);
   if (!parsed.success) throw malformed(describeIssues(parsed.error.issues));
+  if (!Buffer.from(canonicalJson(parsed.data)).equals(bytes)) throw malformed("not the canonical encoding (whitespace, key order, duplicate keys or escapes differ)");
   return parsed.data;
 }
 

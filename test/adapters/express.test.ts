@@ -62,8 +62,8 @@ async function recorded(warden: Warden): Promise<ToolCallRecord[]> {
 /** The organization mints; a planner agent attenuates for the payments agent it delegates to. */
 function tokens(org: Warden) {
   const planner = org.tokens.mint({ agentId: "planner", scopes: ["payments:*"], maxAmount: { amount: 50_000, currency: "EUR" }, ttl: "1h" });
-  const refunds = org.tokens.attenuate(planner, { audience: "refund-agent", scopes: ["payments:refund"], maxAmount: { amount: 5_000, currency: "EUR" } });
-  const reader = org.tokens.attenuate(planner, { audience: "reader-agent", scopes: ["payments:read"] });
+  const refunds = org.tokens.attenuate(planner, { audience: "planner/refund-agent", scopes: ["payments:refund"], maxAmount: { amount: 5_000, currency: "EUR" } });
+  const reader = org.tokens.attenuate(planner, { audience: "planner/reader-agent", scopes: ["payments:read"] });
   return { planner, refunds, reader };
 }
 
@@ -85,9 +85,9 @@ for (const mode of ["offline (public key)", "with the organization's Warden"] as
       const { refunds } = tokens(org);
       const { call, handled } = await startApp(optionsFor(org));
       const response = await call("/refunds", { token: refunds, amount: 2_800 });
-      expect(response).toMatchObject({ status: 200, body: { refunded: 2_800, agent: "refund-agent" } });
-      expect(handled.agent).toMatchObject({ agentId: "refund-agent", scopes: ["payments:refund"], maxAmount: { amount: 5_000, currency: "EUR" }, tokenId: expect.any(String) });
-      expect(handled.agent!.chain.map((block) => block.audience)).toEqual(["planner", "refund-agent"]);
+      expect(response).toMatchObject({ status: 200, body: { refunded: 2_800, agent: "planner/refund-agent" } });
+      expect(handled.agent).toMatchObject({ agentId: "planner/refund-agent", scopes: ["payments:refund"], maxAmount: { amount: 5_000, currency: "EUR" }, tokenId: expect.any(String) });
+      expect(handled.agent!.chain.map((block) => block.audience)).toEqual(["planner", "planner/refund-agent"]);
     });
 
     it("answers 401 invalid_token without a token, and with a malformed Authorization header", async () => {
@@ -132,7 +132,7 @@ for (const mode of ["offline (public key)", "with the organization's Warden"] as
       const org = newWarden();
       const { reader } = tokens(org);
       const { call, handled } = await startApp(optionsFor(org));
-      expect(await call("/balance", { token: reader })).toMatchObject({ status: 200, body: { agent: "reader-agent" } });
+      expect(await call("/balance", { token: reader })).toMatchObject({ status: 200, body: { agent: "planner/reader-agent" } });
       const refused = await call("/refunds", { token: reader, amount: 100 });
       expect(refused.status).toBe(403);
       expect(refused.challenge).toMatch(/^Bearer error="insufficient_scope", scope="payments:refund", error_description=".*payments:refund.*"$/);
@@ -155,11 +155,11 @@ for (const mode of ["offline (public key)", "with the organization's Warden"] as
       const { refunds, reader } = tokens(org);
       const { call, handled } = await startApp(optionsFor(org));
       expect((await call("/refunds", { token: refunds, amount: 100 })).status).toBe(200);
-      org.halt({ reason: "refund loop", agentId: "refund-agent" });
+      org.halt({ reason: "refund loop", agentId: "planner/refund-agent" });
       const halted = await call("/refunds", { token: refunds, amount: 100 });
       expect(halted).toMatchObject({ status: 403, body: { error: "agent_halted" } });
       expect(halted.challenge).toContain('error="agent_halted"');
-      org.resume({ agentId: "refund-agent" });
+      org.resume({ agentId: "planner/refund-agent" });
       expect((await call("/balance", { token: reader })).status).toBe(200);
       org.tokens.revoke(org.tokens.inspect(reader).chain[1]!.id, { reason: "rotated" });
       expect(await call("/balance", { token: reader })).toMatchObject({ status: 401, body: { message: expect.stringContaining("revoked") } });
@@ -185,8 +185,8 @@ describe("requireAgentPermission, recording", () => {
     await call("/refunds", { token: refunds, amount: 9_000 });
     const runs = org.listRuns().reverse();
     expect(runs.map((r) => [r.agentId, r.tokenId, r.status])).toEqual([
-      ["refund-agent", expect.any(String), "completed"],
-      ["refund-agent", expect.any(String), "completed"],
+      ["planner/refund-agent", expect.any(String), "completed"],
+      ["planner/refund-agent", expect.any(String), "completed"],
     ]);
     const calls = await recorded(org);
     expect(calls.map((c) => [c.toolName, c.status])).toEqual([
@@ -220,7 +220,7 @@ describe("requireAgentPermission, recording", () => {
     const { refunds } = tokens(org);
     const { call } = await startApp(offline(org, { warden: service }));
     expect((await call("/refunds", { token: refunds, amount: 1_000 })).status).toBe(200);
-    expect(service.listRuns().map((r) => r.agentId)).toEqual(["refund-agent"]);
+    expect(service.listRuns().map((r) => r.agentId)).toEqual(["planner/refund-agent"]);
     const [recordedCall] = await recorded(service);
     expect(recordedCall).toMatchObject({ toolName: "payments:refund", status: "completed", input: { amount: 1_000 }, output: { status: 200 } });
     expect(org.listRuns()).toEqual([]);
@@ -291,7 +291,7 @@ describe("requireAgentPermission, a halt while the handler runs", () => {
 
     const pending = send(refunds);
     await entered;
-    org.halt({ reason: "refund loop", agentId: "refund-agent" });
+    org.halt({ reason: "refund loop", agentId: "planner/refund-agent" });
     const response = await pending;
     expect(response.status).toBe(403);
     expect(response.headers.get("www-authenticate")).toContain('error="agent_halted"');
@@ -340,7 +340,7 @@ describe("requireAgentPermission, a halt while the handler runs", () => {
     await entered;
     const response = await pending;
     expect(response.status).toBe(200);
-    org.halt({ reason: "mid-stream", agentId: "refund-agent" });
+    org.halt({ reason: "mid-stream", agentId: "planner/refund-agent" });
     halted();
     await expect(response.text()).rejects.toThrow();
 

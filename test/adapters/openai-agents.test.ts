@@ -540,8 +540,8 @@ describe("halt of a delegating agent", () => {
   it("stops the run when the token the client acts under was invalidated by a halt of the agent that delegated it", async () => {
     const signingKey = generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }) as string;
     const planner = makeWarden({ agentId: "planner", tokens: { signingKey } });
-    const token = planner.tokens.attenuate(planner.tokens.mint({ agentId: "planner", scopes: ["*"], ttl: "1h" }), { audience: "support-agent" });
-    const warden = makeWarden({ token, tokens: { signingKey } });
+    const token = planner.tokens.attenuate(planner.tokens.mint({ agentId: "planner", scopes: ["*"], ttl: "1h" }), { audience: "planner/support-agent" });
+    const warden = makeWarden({ agentId: "planner/support-agent", token, tokens: { signingKey } });
     warden.halt({ reason: "planner compromised", agentId: "planner" });
     const t = tools();
     const model = new ScriptedModel([calls(["add", { a: 1, b: 1 }, "call_add"]), answer("carried on"), answer("carried on")]);
