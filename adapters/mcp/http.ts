@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { StreamableHTTPServerTransport, type EventStore } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import { createResourceServer, type McpGatewayAuthOptions } from "./auth.js";
 import { createMcpGateway, type McpGatewayOptions } from "./gateway.js";
 
 /**
@@ -32,7 +33,17 @@ export interface McpGatewayHttpOptions extends Omit<McpGatewayOptions, "upstream
    * yourself and return `false` to refuse (a 401).
    */
   authenticate?: ((request: IncomingMessage, response: ServerResponse) => Promise<AuthInfo | undefined | false>) | undefined;
+  /**
+   * The gateway as an OAuth 2.1 resource server: serves `/.well-known/oauth-protected-resource`
+   * (RFC 9728), accepts JWTs from the configured issuer (audience = `resource`) and Warden delegation
+   * tokens, answers 401 with `resource_metadata` and 403 `insufficient_scope` per tool. The agent's
+   * token never reaches the upstream.
+   */
+  auth?: McpGatewayAuthOptions | undefined;
 }
+
+/** Bodies larger than this are refused before anything reads them as JSON. */
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 /**
  * A Node HTTP handler (`http.createServer(handler)`, or an Express route) serving the gateway over
@@ -46,31 +57,45 @@ export interface McpGatewayHttpOptions extends Omit<McpGatewayOptions, "upstream
  * createServer(handler).listen(8080, "127.0.0.1");
  */
 export function createMcpGatewayHttpHandler(options: McpGatewayHttpOptions): McpGatewayHttpHandler {
-  const { upstream, path = "/mcp", allowedHosts, allowedOrigins, eventStore, authenticate, ...gatewayOptions } = options;
+  const { upstream, path = "/mcp", allowedHosts, allowedOrigins, eventStore, authenticate, auth: authOptions, ...gatewayOptions } = options;
+  const resourceServer = authOptions === undefined ? undefined : createResourceServer(options.warden, authOptions);
   const hosts = allowedHosts === false ? undefined : new Set((allowedHosts ?? LOOPBACK_HOSTS).map((host) => host.toLowerCase()));
-  const sessions = new Map<string, { transport: StreamableHTTPServerTransport; close: () => Promise<void> }>();
+  /** Each session is bound to the client that opened it: another token cannot ride it. */
+  const sessions = new Map<string, { transport: StreamableHTTPServerTransport; owner: string | undefined; close: () => Promise<void> }>();
 
   const handler = async function mcpGatewayHttpHandler(request: IncomingMessage, response: ServerResponse, next?: (error?: unknown) => void): Promise<void> {
     const url = new URL(request.url ?? "/", "http://gateway");
+    if (resourceServer !== undefined && request.method === "GET" && resourceServer.serveMetadata(request, response)) return;
     if (url.pathname !== path) {
       if (next) return next();
       return answer(response, 404, "not found");
     }
     const refused = checkOrigin(request, hosts, allowedOrigins);
     if (refused !== undefined) return answer(response, 403, refused);
+    let body: unknown;
+    if (request.method === "POST") {
+      const read = await readJson(request);
+      if (!read.ok) return answer(response, read.status, read.message, -32700);
+      body = read.body;
+    }
     let auth: AuthInfo | undefined;
+    if (resourceServer !== undefined) {
+      const result = await resourceServer.check(request, response, body);
+      if (result === false) return;
+      auth = result;
+    }
     if (authenticate !== undefined) {
       const result = await authenticate(request, response);
       if (result === false) return;
-      auth = result;
+      auth = result ?? auth;
     }
     if (auth !== undefined) (request as IncomingMessage & { auth?: AuthInfo }).auth = auth;
 
     const sessionId = request.headers["mcp-session-id"];
     if (typeof sessionId === "string") {
       const session = sessions.get(sessionId);
-      if (session === undefined) return answer(response, 404, "session not found", -32001);
-      return session.transport.handleRequest(request, response);
+      if (session === undefined || session.owner !== auth?.clientId) return answer(response, 404, "session not found", -32001);
+      return session.transport.handleRequest(request, response, body);
     }
     if (request.method !== "POST") return answer(response, 400, "no session: initialize with a POST first");
 
@@ -80,7 +105,7 @@ export function createMcpGatewayHttpHandler(options: McpGatewayHttpOptions): Mcp
       ...(eventStore !== undefined && { eventStore }),
       onsessioninitialized: (newId) => {
         id = newId;
-        sessions.set(newId, { transport, close: () => gateway.close() });
+        sessions.set(newId, { transport, owner: auth?.clientId, close: () => gateway.close() });
       },
     });
     transport.onclose = () => {
@@ -88,7 +113,7 @@ export function createMcpGatewayHttpHandler(options: McpGatewayHttpOptions): Mcp
     };
     const gateway = createMcpGateway({ ...gatewayOptions, upstream: upstream() });
     await gateway.connect(transport);
-    await transport.handleRequest(request, response);
+    await transport.handleRequest(request, response, body);
     // Anything but an initialize opens no session: nothing to keep.
     if (id === undefined) await gateway.close();
   };
@@ -144,6 +169,21 @@ function hostname(host: string): string {
   if (lower.startsWith("[")) return lower.slice(0, lower.indexOf("]") + 1);
   const colon = lower.lastIndexOf(":");
   return colon === -1 ? lower : lower.slice(0, colon);
+}
+
+async function readJson(request: IncomingMessage): Promise<{ ok: true; body: unknown } | { ok: false; status: number; message: string }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return { ok: false, status: 413, message: "request body too large" };
+    chunks.push(chunk);
+  }
+  try {
+    return { ok: true, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) };
+  } catch {
+    return { ok: false, status: 400, message: "Parse error: the body is not JSON" };
+  }
 }
 
 function answer(response: ServerResponse, status: number, message: string, code = -32000): void {

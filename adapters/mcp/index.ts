@@ -7,3 +7,4 @@ export { TOKEN_META_KEY, HALTED_ERROR_CODE, BLOCKED_ERROR_CODE, identifyCaller }
 export type { McpCaller, McpGovernOptions, McpRequestExtra } from "./shared.js";
 export { createMcpGatewayHttpHandler } from "./http.js";
 export type { McpGatewayHttpOptions, McpGatewayHttpHandler } from "./http.js";
+export type { McpGatewayAuthOptions } from "./auth.js";
