@@ -357,6 +357,20 @@ describe("createMcpGateway: governed where policy speaks", () => {
     ]);
   });
 
+  // The gateway hands such a call to beginToolCall without a run; recording it there is the core's part
+  // of issue 10, not merged yet. Flip `it.fails` to `it` once the core records it.
+  it.fails("records a call refused by a halt before the session has a run", async () => {
+    const warden = newWarden();
+    const upstream = await inMemoryUpstream();
+    const { client } = await throughGateway(warden, upstream.transport);
+    warden.halt({ reason: "incident 8" });
+    const error = await client.callTool({ name: "echo", arguments: { text: "x" } }).catch((e: unknown) => e);
+    expect((error as McpError).code).toBe(HALTED_ERROR_CODE);
+    expect(upstream.ran.echo).toBeUndefined();
+    const calls = await recorded(warden);
+    expect(calls.map((c) => [c.toolName, c.status])).toEqual([["echo", "blocked"]]);
+  });
+
   it("never passes the agent's delegation token upstream", async () => {
     const warden = newWarden();
     const token = warden.tokens.mint({ agentId: "files-agent", scopes: ["echo"], ttl: "1h" });
