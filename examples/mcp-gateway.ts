@@ -1,11 +1,11 @@
 // Governing an MCP server you cannot change: a gateway sits between the agent and the server,
-// forwards tools/list and tools/call, and decides every call first. Offline, the "third-party"
+// relays the whole protocol (tools, resources, prompts, completion, logging, sampling…), and decides every tool call, resource read and prompt first. Offline, the "third-party"
 // server here runs in-process; in real use the CLI starts it as a child and speaks stdio:
 //
 //   warden mcp-gateway --policies ./warden.yaml --agent claude -- npx -y @modelcontextprotocol/server-filesystem ./docs
 //
 // and the agent's MCP settings point at that command instead of the server's own. For Streamable
-// HTTP, connect `createMcpGateway(...)` to a `StreamableHTTPServerTransport` instead of stdio.
+// HTTP: `warden mcp-gateway --http 127.0.0.1:8080 -- <command>`, or `createMcpGatewayHttpHandler(...)` in your own server.
 // Run: npx tsx examples/mcp-gateway.ts
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";

@@ -1,7 +1,8 @@
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { RequestOptions } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { Warden } from "agent-warden";
-import { forwardRecorded, TOKEN_META_KEY } from "./shared.js";
+import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
+import { sendRecorded, TOKEN_META_KEY } from "./shared.js";
 
 /**
  * Options of `governMcpClient`.
@@ -41,7 +42,13 @@ export function governMcpClient<C extends Client>(client: C, warden: Warden, opt
     const name = typeof params.name === "string" ? params.name : "";
     const handle = warden.beginToolCall({ tool: name, args: params.arguments ?? {}, agentId: options.agentId, signal: requestOptions?.signal });
     const outgoing = options.token === undefined ? request : { ...request, params: { ...params, _meta: { ...(params._meta as object | undefined), [TOKEN_META_KEY]: options.token } } };
-    return forwardRecorded(handle, (signal) => send(outgoing, schema, { ...requestOptions, signal }), (halt) => halt);
+    const admission = await handle.admit();
+    if (!admission.ok) {
+      // The caller's own signal ended the approval wait: it rejects as a cancelled SDK request does.
+      if (admission.outcome === "refused" && admission.cause === "aborted") throw new McpError(ErrorCode.RequestTimeout, String(admission.error.cause));
+      throw admission.error;
+    }
+    return sendRecorded(handle, (signal) => send(outgoing, schema, { ...requestOptions, signal }), (halt) => halt);
   };
   (client as unknown as { request: Request }).request = governedRequest;
   governed.set(client, warden);

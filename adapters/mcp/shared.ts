@@ -1,6 +1,6 @@
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import { McpError, type CallToolResult, type ServerNotification, type ServerRequest } from "@modelcontextprotocol/sdk/types.js";
-import { inspectToken, isHalt, WardenError, type ToolCallHandle, type Warden } from "agent-warden";
+import { inspectToken, isHalt, WardenError, type Admission, type ToolCallHandle, type Warden } from "agent-warden";
 
 /**
  * The `_meta` key under which a caller may send its Warden delegation token with a `tools/call`.
@@ -117,36 +117,39 @@ export function blockedError(reason: string): McpError {
 }
 
 /**
- * Admits the call (at once if the caller already waited for its approval), sends it with the handle's
- * signal and records its result; an `isError` result is recorded as a failure. A refusal throws its
- * error; a call a halt aborted rejects with `onHalt(halt)` rather than the transport's error, and a call
- * its caller cancelled rejects with the transport's own error (an SDK client's `McpError` -32001).
+ * Sends an admitted call with the handle's signal and records its result; an `isError` result is
+ * recorded as a failure. A call a halt aborted rejects with `onHalt(halt)` rather than the
+ * transport's error; a call its caller cancelled rejects with the transport's own error (an SDK
+ * client's `McpError` -32001), as it would without Warden.
  */
-export async function forwardRecorded<T>(handle: ToolCallHandle, send: (signal: AbortSignal) => Promise<T>, onHalt: (halt: unknown) => unknown): Promise<T> {
-  let failed: { result: T; error: Error } | undefined;
+export async function sendRecorded<T>(handle: ToolCallHandle, send: (signal: AbortSignal) => Promise<T>, onHalt: (halt: unknown) => unknown): Promise<T> {
   let sent: Promise<T> | undefined;
+  let result: T;
   try {
-    return await handle.run(async (signal) => {
-      sent = send(signal);
-      const result = await sent;
-      if (typeof result !== "object" || result === null || (result as { isError?: unknown }).isError !== true) return result;
-      // Still the answer, but `run` records it as a failure.
-      failed = { result, error: new Error(resultText(result as { content?: unknown })) };
-      throw failed.error;
-    });
+    result = await handle.race(() => (sent = send(handle.signal)));
   } catch (error) {
-    if (failed !== undefined && error === failed.error) return failed.result;
     const reason: unknown = handle.signal.aborted ? handle.signal.reason : undefined;
-    if (isHalt(reason)) throw onHalt(reason);
-    // Cancelled by the caller: the call settled on the abort first; answer as the transport does.
-    if (handle.signal.aborted && sent !== undefined) {
-      const transportError = await sent.then(
-        () => undefined,
-        (rejection: unknown) => rejection,
-      );
-      if (transportError !== undefined) throw transportError;
+    if (isHalt(reason)) {
+      finish(() => handle.fail(reason), onHalt);
+      throw onHalt(reason);
     }
-    throw error;
+    // Cancelled by the caller: the race settled on the abort first; answer as the transport does.
+    const answer = handle.signal.aborted && sent !== undefined ? await sent.then(() => error, (rejection: unknown) => rejection) : error;
+    finish(() => handle.fail(answer), onHalt);
+    throw answer;
+  }
+  const isError = typeof result === "object" && result !== null && (result as { isError?: unknown }).isError === true;
+  // Still the answer when it is an error result, but recorded as a failure.
+  finish(() => (isError ? handle.fail(new Error(resultText(result as { content?: unknown }))) : handle.complete(result)), onHalt);
+  return result;
+}
+
+/** Records the end of a call; a halt that landed meanwhile surfaces as the halt's answer. */
+function finish(record: () => void, onHalt: (halt: unknown) => unknown): void {
+  try {
+    record();
+  } catch (error) {
+    throw isHalt(error) ? onHalt(error) : error;
   }
 }
 
@@ -223,23 +226,18 @@ async function decideAndRun<T>(
     signal: extra.signal,
     permission: options.permission?.(call.name),
   });
-  if (handle.decision.action === "block") {
-    if (handle.decision.halted) throw haltedError(handle.error);
-    return refuse(handle.error?.message ?? handle.decision.reason);
-  }
-  if (handle.decision.action === "require_approval") {
-    const refused = await awaitApproval(handle, extra, options.approvalProgressInterval ?? 10_000);
-    if (refused !== undefined) return refuse(refused);
-  }
-  return forwardRecorded(handle, (signal) => forward(signal, handle), haltedError);
+  const admission = await admit(handle, extra, options.approvalProgressInterval ?? 10_000);
+  if (admission.outcome === "halted") throw haltedError(admission.error);
+  if (!admission.ok) return refuse(admission.error.message);
+  return sendRecorded(handle, (signal) => forward(signal, handle), haltedError);
 }
 
-/** Waits for the reviewer; returns the reason to refuse with, or undefined once approved. A halt throws. */
-async function awaitApproval(handle: ToolCallHandle, extra: McpRequestExtra, interval: number): Promise<string | undefined> {
+/** The call's admission, waiting for the reviewer if needed, with progress notifications meanwhile when the client asked for progress. */
+async function admit(handle: ToolCallHandle, extra: McpRequestExtra, interval: number): Promise<Admission> {
   const progressToken = extra._meta?.progressToken;
+  if (progressToken === undefined || handle.outcome.outcome !== "needs_approval") return handle.admit();
   let progress = 0;
   const notify = () => {
-    if (progressToken === undefined) return;
     progress += 1;
     const message = `waiting for approval ${handle.approval?.approvalId ?? ""}`.trim();
     extra.sendNotification({ method: "notifications/progress", params: { progressToken, progress, message } }).catch(() => {
@@ -247,15 +245,11 @@ async function awaitApproval(handle: ToolCallHandle, extra: McpRequestExtra, int
     });
   };
   notify();
-  const timer = progressToken === undefined ? undefined : setInterval(notify, interval);
-  timer?.unref();
+  const timer = setInterval(notify, interval);
+  timer.unref();
   try {
-    await handle.waitForApproval();
-    return undefined;
-  } catch (error) {
-    if (isHalt(error)) throw haltedError(error);
-    return error instanceof Error ? error.message : String(error);
+    return await handle.admit();
   } finally {
-    if (timer) clearInterval(timer);
+    clearInterval(timer);
   }
 }

@@ -1,7 +1,9 @@
 // `warden mcp-gateway -- <command> [args…]`: governs any MCP server without touching its code. The
-// gateway speaks MCP on stdio to the agent, starts the server as its own child over stdio, and
+// gateway speaks MCP to the agent (stdio, or Streamable HTTP with --http), starts the server as its own
+// child over stdio (or connects to --upstream <url>), and
 // relays the whole protocol both ways, deciding every tool call, resource read and prompt by policy first.
 import type { Command } from "commander";
+import { InvalidInputError } from "../errors.js";
 import { Warden } from "../warden.js";
 
 interface GlobalOptions {
@@ -13,26 +15,34 @@ interface GatewayOptions {
   policies?: string;
   agent: string;
   approvalTimeout?: string;
+  http?: string;
+  upstream?: string;
 }
 
 /**
- * Adds `warden mcp-gateway [--policies file] [--agent id] -- <command> [args…]` to the CLI.
- * Nothing but MCP is written to stdout; notices go to stderr.
+ * Adds `warden mcp-gateway [--policies file] [--agent id] [--http host:port] (--upstream <url> | -- <command> [args…])`
+ * to the CLI. On stdio nothing but MCP is written to stdout; notices go to stderr.
  */
 export function registerMcpGatewayCommand(program: Command): void {
   program
     .command("mcp-gateway")
-    .description("serve MCP on stdio in front of the MCP server <command> starts, relaying the whole protocol, each tool call, resource read and prompt decided by policy")
-    .usage("[options] -- <command> [args...]")
-    .argument("<command>", "the upstream MCP server's executable")
+    .description("serve MCP (stdio, or Streamable HTTP with --http) in front of an MCP server, relaying the whole protocol, each tool call, resource read and prompt decided by policy")
+    .usage("[options] (--upstream <url> | -- <command> [args...])")
+    .argument("[command]", "the upstream MCP server's executable, started over stdio")
     .argument("[args...]", "its arguments (after --)")
     .option("--policies <file>", "policy file (YAML or JSON)")
     .option("--agent <id>", "the agent calling through the gateway (a caller's own token or OAuth client id takes precedence)", "mcp-agent")
     .option("--approval-timeout <duration>", "how long a call waits for a reviewer when its policy does not say (e.g. 15m)")
-    .action(async (command: string, args: string[], opts: GatewayOptions) => {
+    .option("--http <host:port>", "serve Streamable HTTP at http://<host:port>/mcp instead of stdio (one upstream connection per session)")
+    .option("--upstream <url>", "an upstream that speaks Streamable HTTP, instead of a command")
+    .action(async (command: string | undefined, args: string[], opts: GatewayOptions) => {
       const globals = program.opts<GlobalOptions>();
-      const [{ StdioClientTransport }, { StdioServerTransport }, { createMcpGateway }] = await Promise.all([
+      if ((command === undefined) === (opts.upstream === undefined)) throw new InvalidInputError("warden mcp-gateway needs either --upstream <url> or -- <command> [args...], not both");
+      const listen = opts.http === undefined ? undefined : parseListen(opts.http);
+      const upstreamUrl = opts.upstream === undefined ? undefined : parseUrl(opts.upstream);
+      const [{ StdioClientTransport }, { StreamableHTTPClientTransport }, { StdioServerTransport }, { createMcpGateway, createMcpGatewayHttpHandler }] = await Promise.all([
         import("@modelcontextprotocol/sdk/client/stdio.js"),
+        import("@modelcontextprotocol/sdk/client/streamableHttp.js"),
         import("@modelcontextprotocol/sdk/server/stdio.js"),
         import("../../adapters/mcp/index.js"),
       ]).catch((error: unknown) => {
@@ -48,20 +58,53 @@ export function registerMcpGatewayCommand(program: Command): void {
       });
       // The server is the user's own program: it gets the whole environment, as when run directly.
       const env = Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined));
-      const upstream = new StdioClientTransport({ command, args, env, stderr: "inherit" });
+      const newUpstream = () => (upstreamUrl !== undefined ? new StreamableHTTPClientTransport(upstreamUrl) : new StdioClientTransport({ command: command!, args, env, stderr: "inherit" }));
+      const stopped = new Promise<void>((resolve) => {
+        process.once("SIGTERM", () => resolve());
+        process.once("SIGINT", () => resolve());
+      });
+
+      if (listen !== undefined) {
+        const { createServer } = await import("node:http");
+        const handler = createMcpGatewayHttpHandler({ warden, upstream: newUpstream });
+        const server = createServer((request, response) => {
+          handler(request, response).catch((error: unknown) => {
+            console.error(`[warden] ${(error as Error).message}`);
+            if (!response.headersSent) response.writeHead(500).end();
+          });
+        });
+        try {
+          await new Promise<void>((resolve, reject) => {
+            server.once("error", reject);
+            server.listen(listen.port, listen.host, () => resolve());
+          });
+          const address = server.address();
+          const port = typeof address === "object" && address !== null ? address.port : listen.port;
+          const host = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
+          console.error(`[warden] MCP gateway listening on http://${host}:${port}/mcp`);
+          await stopped;
+        } finally {
+          await handler.close();
+          server.closeAllConnections();
+          await new Promise((resolve) => server.close(resolve));
+          warden.close();
+        }
+        return;
+      }
+
+      const upstream = newUpstream();
       const ended = new Promise<"agent" | "upstream">((resolve) => {
         process.stdin.once("end", () => resolve("agent"));
         process.stdin.once("close", () => resolve("agent"));
-        process.once("SIGTERM", () => resolve("agent"));
-        process.once("SIGINT", () => resolve("agent"));
+        void stopped.then(() => resolve("agent"));
         upstream.onclose = () => resolve("upstream");
       });
-      // The gateway starts the server when the agent initializes, declaring the agent's capabilities to it.
+      // The gateway connects the server when the agent initializes, declaring the agent's capabilities to it.
       const gateway = createMcpGateway({ warden, upstream });
       try {
         await gateway.connect(new StdioServerTransport());
         if ((await ended) === "upstream") {
-          console.error(`[warden] the upstream MCP server (${command}) exited`);
+          console.error(`[warden] the upstream MCP server (${command ?? opts.upstream}) exited`);
           process.exitCode = 1;
         }
       } finally {
@@ -70,4 +113,18 @@ export function registerMcpGatewayCommand(program: Command): void {
         warden.close();
       }
     });
+}
+
+function parseListen(value: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(value);
+  if (!match) throw new InvalidInputError(`--http expects host:port (e.g. 127.0.0.1:8080), got "${value}"`);
+  return { host: match[1] ?? match[2]!, port: Number(match[3]) };
+}
+
+function parseUrl(value: string): URL {
+  try {
+    return new URL(value);
+  } catch {
+    throw new InvalidInputError(`--upstream expects a URL (e.g. http://127.0.0.1:3000/mcp), got "${value}"`);
+  }
 }

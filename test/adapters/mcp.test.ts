@@ -365,6 +365,22 @@ describe("governMcpClient", () => {
     expect(call).toMatchObject({ toolName: "slow", status: "failed" });
   });
 
+  it("rejects with McpError -32001 when the caller cancels while the call waits for approval, and sends nothing", async () => {
+    const { warden, client, ran, sent } = await setup();
+    const controller = new AbortController();
+    const before = sent.length;
+    const pending = client.callTool({ name: "deploy", arguments: { environment: "production" } }, undefined, { signal: controller.signal }).catch((e: unknown) => e);
+    await waitFor(() => warden.approvals.list({ status: "pending" }).length === 1, "the approval request");
+    controller.abort();
+    const error = await pending;
+    expect(error).toBeInstanceOf(McpError);
+    expect((error as McpError).code).toBe(-32001);
+    expect(sent.slice(before)).toEqual([]);
+    expect(ran.deploy).toBeUndefined();
+    const [call] = await recorded(warden);
+    expect(call).toMatchObject({ toolName: "deploy", status: "rejected" });
+  });
+
   it("sends its delegation token in _meta for a governed server to act under", async () => {
     const warden = newWarden();
     const token = warden.tokens.mint({ agentId: "files-agent", scopes: ["files:read"], ttl: "1h" });
