@@ -11,7 +11,7 @@ import { FRAMEWORK, governedSpans, isOurs, registryOf, runScope, type Registry, 
 export interface WardenTraceProcessorOptions {
   /** The Warden agent id an SDK agent acts as, by agent name. Default: the client's own agent id. */
   agentId?: ((agentName: string) => string | undefined) | undefined;
-  /** Receives the processor's own failures, which never reach the SDK. Default: one process warning per kind. */
+  /** Receives the processor's own failures, which never reach the SDK. Default: the client's error sink (`warden.reportError`). */
   onError?: ((error: unknown) => void) | undefined;
 }
 
@@ -64,7 +64,6 @@ export class WardenTraceProcessor implements TracingProcessor {
   readonly #spans = new Map<string, SpanState>();
   /** Top runs in use by a live task span, so two SDK runs of one trace never share one. */
   readonly #live = new Set<string>();
-  readonly #reported = new Set<string>();
 
   constructor(warden: Warden, options: WardenTraceProcessorOptions = {}) {
     this.#warden = warden;
@@ -294,18 +293,12 @@ export class WardenTraceProcessor implements TracingProcessor {
   }
 
   #report(error: unknown): void {
-    if (this.#options.onError) {
-      try {
-        this.#options.onError(error);
-      } catch {
-        // Nowhere left to report to.
-      }
-      return;
+    if (!this.#options.onError) return this.#warden.reportError(error, "openai-agents trace processor");
+    try {
+      this.#options.onError(error);
+    } catch {
+      // Nowhere left to report to.
     }
-    const message = error instanceof Error ? error.message : String(error);
-    if (this.#reported.has(message)) return;
-    this.#reported.add(message);
-    process.emitWarning(`[warden] openai-agents trace processor: ${message}`, { code: "WARDEN_TELEMETRY" });
   }
 }
 
