@@ -151,8 +151,9 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
     return admission.ok ? "approved" : refusal(admission);
   };
 
+  const abortSignal = AbortSignal.any(signals);
   return {
-    abortSignal: AbortSignal.any(signals),
+    abortSignal,
 
     async toolApproval({ toolCall, tools, messages }) {
       const { toolCallId, toolName, input } = toolCall;
@@ -170,7 +171,8 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
         }
       }
       // Decided and recorded once; the governed `execute` picks up the same call.
-      handle ??= warden.beginToolCall({ tool: toolName, args: input, externalId: toolCallId, runId: runIdNow() });
+      // The call's signal: a caller who gives up ends a wait for the reviewer too.
+      handle ??= warden.beginToolCall({ tool: toolName, args: input, externalId: toolCallId, runId: runIdNow(), signal: abortSignal });
       const status = await answer(handle, governed);
       // A tool without `execute` runs in the application: allowed, Warden's part of the call is done.
       if (!isExecutable(tool) && handle.outcome.ok) record(warden, () => handle.complete());

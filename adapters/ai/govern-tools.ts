@@ -97,11 +97,11 @@ async function openCall(name: string, input: unknown, execution: ToolExecutionOp
       link?.handle ??
       (approvalRequested(execution.messages, toolCallId) ? resume(warden, toolCallId, abortSignal) : undefined) ??
       warden.beginToolCall({ tool: name, args: input, externalId: toolCallId, signal: abortSignal, runId: options.runId });
+    // A handle begun by the call-level options has not seen the SDK's signal yet: link it before any wait.
+    if (link && abortSignal) handle.link(abortSignal);
     // A refused or halted call is already recorded; the model gets the refusal as a tool error, a halt stops the loop.
     const admission = await handle.admit();
     if (!admission.ok) throw admission.error;
-    // A handle begun by the call-level options has not seen the SDK's signal yet.
-    if (link && abortSignal) handle.link(abortSignal);
     return { handle, link };
   } catch (error) {
     throw stopOnHalt(link, error);
