@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { Agent, defineToolInputGuardrail, getCurrentSpan, ToolGuardrailFunctionOutputFactory } from "@openai/agents";
 import type { FunctionTool, RunContext, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from "@openai/agents";
 import { InvalidStateError, isHalt, WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
-import { namesFor } from "./names.js";
+import { namesFor, toolFailures, type ToolFailure } from "./names.js";
 import { FRAMEWORK, governedSpans, registryOf, runScope, type Registry, type RunContextScope, type RunMetadata } from "./registry.js";
 
 /**
@@ -164,7 +164,12 @@ function wardenGuardrail(sdkName: string, identify: Identify, warden: Warden, re
         registry.decided.delete(callId);
         registry.interrupted.delete(callId);
       }
-      // Waits for a reviewer in `approval: "wait"`; a refused or halted call is already recorded as such.
+      // `approval: "wait"`: the tool's invoke waits for the reviewer, where the run's signal can end the wait.
+      if (handle.outcome.outcome === "needs_approval") {
+        registry.active.set(callId, handle);
+        return ToolGuardrailFunctionOutputFactory.allow({ warden: { toolCallId: handle.toolCallId, outcome: "needs_approval" } });
+      }
+      // A refused or halted call is already recorded as such.
       const admission = await handle.admit();
       if (!admission.ok) return refuse(admission.outcome === "halted", admission.error, handle, admission.reason);
       registry.active.set(callId, handle);
@@ -211,19 +216,29 @@ async function governedInvoke(tool: AnyFunctionTool, invoke: AnyFunctionTool["in
   const handle = callId === undefined ? undefined : registry.active.get(callId);
   if (handle === undefined || callId === undefined) return invoke.call(tool, runContext, input, details);
   registry.active.delete(callId);
+  if (details?.signal) handle.link(details.signal);
+  if (handle.outcome.outcome === "needs_approval") {
+    // `approval: "wait"`: a rejection, an expiry or the caller giving up is the model's answer; a halt stops the run.
+    const admission = await handle.admit();
+    if (admission.outcome === "halted") throw admission.error;
+    if (!admission.ok) return admission.error.message;
+  }
   const signal = details?.signal ? AbortSignal.any([details.signal, handle.signal]) : handle.signal;
   const nested = new NestedRun(warden, options, handle, tool.name);
+  const failure: ToolFailure = {};
   let output: unknown;
   try {
-    output = await handle.race(() => nestedRuns.run(nested, () => runScope.run(nested, () => invoke.call(tool, runContext, input, withSignal(details, signal)))));
+    output = await handle.race(() => toolFailures.run(failure, () => nestedRuns.run(nested, () => runScope.run(nested, () => invoke.call(tool, runContext, input, withSignal(details, signal))))));
   } catch (error) {
     record(warden, () => handle.fail(error));
     nested.close(error, registry);
     throw error;
   }
-  // The SDK turns an ordinary tool error into model-visible text and marks the function span; with tracing on, that shows.
+  // The SDK turns an ordinary tool error into model-visible text: `tool()` of this adapter saw it thrown;
+  // for the SDK's own `tool()`, the function span shows it when tracing is on.
   const spanError = getCurrentSpan()?.error;
-  record(warden, () => (spanError ? handle.fail({ message: spanError.message, output }) : handle.complete(output)));
+  const failed = "error" in failure ? failure.error : spanError ? { message: spanError.message, output } : undefined;
+  record(warden, () => (failed !== undefined ? handle.fail(failed) : handle.complete(output)));
   nested.close(undefined, registry);
   return output;
 }
