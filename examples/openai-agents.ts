@@ -1,9 +1,10 @@
 // Warden with the OpenAI Agents SDK, offline: a scripted model plays the LLM.
 //   npx tsx examples/openai-agents.ts
-import { Agent, setTraceProcessors, tool, Usage } from "@openai/agents";
+import { Agent, setTraceProcessors, Usage } from "@openai/agents";
 import { assistantMessage, functionCall, modelResponse, ScriptedModel } from "@openai/agents-core/testing";
 import { Warden } from "agent-warden";
-import { governAgent, governedRun, WardenTraceProcessor } from "agent-warden/openai-agents";
+// `tool` is the SDK's, keeping the name you give: policies match "payments.refund", not the SDK's "payments_refund".
+import { governAgent, governedRun, tool, WardenTraceProcessor } from "agent-warden/openai-agents";
 import { z } from "zod";
 
 const warden = new Warden({
@@ -14,7 +15,7 @@ const warden = new Warden({
     default: "allow",
     policies: [
       { id: "no-secret-access", when: { tool: "read_secret" }, action: "block" },
-      { id: "large-refunds", when: { tool: "refund", "args.amount": { gt: 500 } }, action: "require_approval", approval: { timeout: "15m" } },
+      { id: "large-refunds", when: { tool: "payments.*", "args.amount": { gt: 500 } }, action: "require_approval", approval: { timeout: "15m" } },
     ],
   },
 });
@@ -24,16 +25,26 @@ setTraceProcessors([new WardenTraceProcessor(warden)]);
 
 const lookupOrder = tool({ name: "lookup_order", description: "Reads an order", parameters: z.object({ id: z.number() }), execute: async ({ id }) => ({ id, total: 800, currency: "EUR" }) });
 const readSecret = tool({ name: "read_secret", description: "Reads a secret", parameters: z.object({ name: z.string() }), execute: async () => "s3cr3t" });
-const refund = tool({ name: "refund", description: "Refunds an order", parameters: z.object({ id: z.number(), amount: z.number() }), execute: async ({ id, amount }) => `refunded ${amount} EUR on order ${id}` });
+const refund = tool({ name: "payments.refund", description: "Refunds an order", parameters: z.object({ id: z.number(), amount: z.number() }), execute: async ({ id, amount }) => `refunded ${amount} EUR on order ${id}` });
 
 const usage = (input: number, output: number) => new Usage({ requests: 1, inputTokens: input, outputTokens: output, totalTokens: input + output });
+// An agent used as a tool: governing billing reaches its tools too, and its run is a child of the call that asked it.
+const auditor = new Agent({
+  name: "auditor",
+  instructions: "Check orders.",
+  tools: [lookupOrder, readSecret],
+  model: new ScriptedModel([
+    modelResponse({ output: [functionCall("lookup_order", { id: 1042 }, { callId: "call_lookup" }), functionCall("read_secret", { name: "stripe_key" }, { callId: "call_secret" })], usage: usage(220, 40) }),
+    modelResponse({ output: [assistantMessage("Order 1042: 800 EUR, refundable.")], usage: usage(260, 12) }),
+  ]),
+});
 const billing = new Agent({
   name: "billing",
   instructions: "Handle refunds.",
-  tools: [lookupOrder, readSecret, refund],
+  tools: [auditor.asTool({ toolName: "audit_order", toolDescription: "Checks an order" }), refund],
   model: new ScriptedModel([
-    modelResponse({ output: [functionCall("lookup_order", { id: 1042 }, { callId: "call_lookup" }), functionCall("read_secret", { name: "stripe_key" }, { callId: "call_secret" })], usage: usage(220, 40) }),
-    modelResponse({ output: [functionCall("refund", { id: 1042, amount: 800 }, { callId: "call_refund" })], usage: usage(310, 25) }),
+    modelResponse({ output: [functionCall("audit_order", { input: "order 1042" }, { callId: "call_audit" })], usage: usage(220, 40) }),
+    modelResponse({ output: [functionCall(refund.name, { id: 1042, amount: 800 }, { callId: "call_refund" })], usage: usage(310, 25) }),
     modelResponse({ output: [assistantMessage("Order 1042 has been refunded (800 EUR).")], usage: usage(360, 15) }),
   ]),
 });
@@ -61,8 +72,10 @@ console.log(`\nfinal output: ${result.finalOutput}\n`);
 for (const summary of warden.listRuns().reverse()) {
   const run = await warden.getRun(summary.runId);
   const metadata = run.metadata as { kind?: string; agent?: string };
-  const depth = run.parentRunId === undefined ? 0 : (await warden.getRun(run.parentRunId)).parentRunId === undefined ? 1 : 2;
-  console.log(`${"  ".repeat(depth)}run ${metadata.kind}${metadata.agent ? ` "${metadata.agent}"` : ""}: ${run.status}`);
+  let depth = 0;
+  for (let parent = run.parentRunId; parent !== undefined; depth++) parent = (await warden.getRun(parent)).parentRunId;
+  const metadataTool = (run.metadata as { tool?: string }).tool;
+  console.log(`${"  ".repeat(depth)}run ${metadata.kind}${metadata.agent ? ` "${metadata.agent}"` : ""}${metadataTool ? ` (inside ${metadataTool})` : ""}: ${run.status}`);
   for (const call of run.toolCalls) {
     const detail = call.kind === "llm" ? `${call.usage?.inputTokens} in / ${call.usage?.outputTokens} out tokens` : `${call.decision?.action ?? "observed"} → ${call.status}${call.approval ? ` (approved by ${call.approval.reviewer})` : ""}`;
     console.log(`${"  ".repeat(depth + 1)}${call.kind === "llm" ? "model call" : call.toolName}: ${detail}`);

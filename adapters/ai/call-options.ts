@@ -1,6 +1,6 @@
 import type { LanguageModelUsage, ModelMessage, ToolApprovalStatus, ToolSet } from "ai";
-import { NotFoundError, InvalidStateError, isHalt, type ToolCallHandle, type Warden } from "agent-warden";
-import { approvalRequested, isExecutable, isGovernedBy, ownTool, setLink, takeLink } from "./shared.js";
+import { NotFoundError, InvalidStateError, isHalt, type Admission, type ToolCallHandle, type Warden } from "agent-warden";
+import { approvalRequested, isExecutable, isGovernedBy, ownTool, record, setLink, takeLink } from "./shared.js";
 
 /**
  * The fields of a model call's start event Warden reads.
@@ -130,34 +130,30 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
   const link = (toolCallId: string, handle: ToolCallHandle) => setLink(warden, toolCallId, { stop, handle });
   const modelCalls = new ModelCalls(warden, stop);
 
-  /** A refusal reaches the model as `denied`; a halt stops the whole call instead. */
-  const denied = (error: unknown): ToolApprovalStatus => {
-    if (isHalt(error)) {
-      stop(error);
-      throw error;
+  /** The one rule: a refusal reaches the model as `denied`; a halt stops the whole call instead. */
+  const refusal = (admission: Admission & { ok: false }): ToolApprovalStatus => {
+    if (admission.outcome === "halted") {
+      stop(admission.error);
+      throw admission.error;
     }
-    return { type: "denied", reason: error instanceof Error ? error.message : String(error) };
+    return { type: "denied", reason: admission.error.message };
   };
 
   /** Maps a decided Warden call onto the SDK's approval status. */
   const answer = async (handle: ToolCallHandle, governed: boolean): Promise<ToolApprovalStatus> => {
-    const { decision } = handle;
-    switch (decision.action) {
-      case "allow":
-      case "warn":
-        return "not-applicable";
-      case "block":
-        return denied(handle.error);
-      case "require_approval":
-        if (init.approval !== "wait") return { type: "user-approval", reason: decision.reason };
-        // The governed `execute` waits for the reviewer itself.
-        if (governed) return "not-applicable";
-        return handle.waitForApproval().then(() => "approved" as const, denied);
-    }
+    const outcome = handle.outcome;
+    if (outcome.ok) return "not-applicable";
+    if (outcome.outcome !== "needs_approval") return refusal(outcome);
+    if (init.approval !== "wait") return { type: "user-approval", reason: outcome.reason };
+    // The governed `execute` waits for the reviewer itself.
+    if (governed) return "not-applicable";
+    const admission = await handle.admit();
+    return admission.ok ? "approved" : refusal(admission);
   };
 
+  const abortSignal = AbortSignal.any(signals);
   return {
-    abortSignal: AbortSignal.any(signals),
+    abortSignal,
 
     async toolApproval({ toolCall, tools, messages }) {
       const { toolCallId, toolName, input } = toolCall;
@@ -174,15 +170,12 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
           if (!(error instanceof NotFoundError)) throw error;
         }
       }
-      if (handle === undefined) {
-        // A tool without `execute` runs elsewhere: only a refusal or an approval is Warden's to record here.
-        if (!isExecutable(tool)) {
-          const decision = warden.check({ tool: toolName, args: input, runId: runIdNow() });
-          if (decision.action === "allow" || decision.action === "warn") return "not-applicable";
-        }
-        handle = warden.beginToolCall({ tool: toolName, args: input, externalId: toolCallId, runId: runIdNow() });
-      }
+      // Decided and recorded once; the governed `execute` picks up the same call.
+      // The call's signal: a caller who gives up ends a wait for the reviewer too.
+      handle ??= warden.beginToolCall({ tool: toolName, args: input, externalId: toolCallId, runId: runIdNow(), signal: abortSignal });
       const status = await answer(handle, governed);
+      // A tool without `execute` runs in the application: allowed, Warden's part of the call is done.
+      if (!isExecutable(tool) && handle.outcome.ok) record(warden, () => handle.complete());
       const type = statusType(status);
       // Once answered, anything but a denial lets the call run: one still waiting for its reviewer must not.
       if (resuming && type === "user-approval") return { type: "denied", reason: `[warden] approval${handle.approval ? ` ${handle.approval.approvalId}` : ""} for "${toolName}" is still pending` };
@@ -194,12 +187,7 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
     async onToolExecutionEnd(event) {
       const { toolCall, toolOutput } = event;
       const handle = takeLink(warden, toolCall.toolCallId)?.handle;
-      try {
-        if (handle && toolOutput.type === "tool-result") handle.complete(toolOutput.output);
-        else if (handle) handle.fail(toolOutput.error);
-      } catch {
-        // Recording fails open.
-      }
+      if (handle) record(warden, () => (toolOutput.type === "tool-result" ? handle.complete(toolOutput.output) : handle.fail(toolOutput.error)));
       if (toolOutput.type === "tool-error" && isHalt(toolOutput.error)) stop(toolOutput.error);
       await init.onToolExecutionEnd?.(event);
     },
@@ -223,11 +211,7 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
       for (const { toolCallId } of step.toolCalls) {
         // Allowed by toolApproval but never executed (say the step ended on its length limit).
         const left = takeLink(warden, toolCallId)?.handle;
-        try {
-          left?.fail(new Error("the tool call was not executed"));
-        } catch {
-          // Already finished elsewhere.
-        }
+        if (left) record(warden, () => left.fail(new Error("the tool call was not executed")));
       }
       await init.onStepEnd?.(step);
     },

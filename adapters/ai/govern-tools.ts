@@ -1,6 +1,6 @@
 import type { Tool, ToolExecutionOptions, ToolSet } from "ai";
 import { isHalt, NotFoundError, type ToolCallHandle, type Warden } from "agent-warden";
-import { approvalRequested, governedBy, isExecutable, isGovernedBy, raceAbort, takeLink, type CallLink } from "./shared.js";
+import { approvalRequested, governedBy, isExecutable, isGovernedBy, record, takeLink, type CallLink } from "./shared.js";
 
 /**
  * Options of `governTools`.
@@ -66,23 +66,22 @@ function promiseExecute(name: string, execute: Execute, warden: Warden, options:
 function streamingExecute(name: string, execute: Execute, warden: Warden, options: GovernToolsOptions): Execute {
   return async function* governedExecute(input, execution) {
     const { handle, link } = await openCall(name, input, execution, warden, options);
-    const { signal } = handle;
-    const iterator = (execute(input, { ...execution, abortSignal: signal }) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+    const iterator = (execute(input, { ...execution, abortSignal: handle.signal }) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
     let last: unknown;
     try {
       for (;;) {
-        const next = await raceAbort(signal, () => iterator.next());
+        const next = await handle.race(() => iterator.next());
         if (next.done) break;
         last = next.value;
         yield next.value;
       }
     } catch (error) {
-      handle.fail(error);
+      record(warden, () => handle.fail(error));
       const thrown = stopOnHalt(link, error);
       void Promise.resolve(iterator.return?.()).catch(() => {});
       throw thrown;
     }
-    handle.complete(last);
+    record(warden, () => handle.complete(last));
   };
 }
 
@@ -98,10 +97,11 @@ async function openCall(name: string, input: unknown, execution: ToolExecutionOp
       link?.handle ??
       (approvalRequested(execution.messages, toolCallId) ? resume(warden, toolCallId, abortSignal) : undefined) ??
       warden.beginToolCall({ tool: name, args: input, externalId: toolCallId, signal: abortSignal, runId: options.runId });
-    const admitted = await handle.admit();
-    if (!admitted.ok) throw admitted.error;
-    // A handle begun by the call-level options has not seen the SDK's signal yet.
+    // A handle begun by the call-level options has not seen the SDK's signal yet: link it before any wait.
     if (link && abortSignal) handle.link(abortSignal);
+    // A refused or halted call is already recorded; the model gets the refusal as a tool error, a halt stops the loop.
+    const admission = await handle.admit();
+    if (!admission.ok) throw admission.error;
     return { handle, link };
   } catch (error) {
     throw stopOnHalt(link, error);
@@ -131,10 +131,9 @@ function needsApproval(name: string, tool: AnyTool, warden: Warden, options: Gov
     const ownAnswer = typeof own === "function" ? await own(input, context) : own === true;
     // An answered request: `execute` checks Warden's decision when it runs.
     if (approvalRequested(context.messages, context.toolCallId)) return true;
-    const runId = options.runId ?? warden.currentRun()?.runId;
-    if (warden.check({ tool: name, args: input, runId }).action !== "require_approval") return ownAnswer;
-    const handle = warden.beginToolCall({ tool: name, args: input, externalId: context.toolCallId, runId });
-    return handle.decision.action === "require_approval" || ownAnswer;
+    // Decided and recorded once: `execute` picks up the same call by its id.
+    const handle = warden.beginToolCall({ tool: name, args: input, externalId: context.toolCallId, runId: options.runId });
+    return handle.outcome.outcome === "needs_approval" || ownAnswer;
   };
 }
 

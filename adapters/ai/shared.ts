@@ -1,7 +1,7 @@
 // What the call-level options and the governed tools share: the link from an AI SDK tool call id to
 // the Warden call begun for it, the marker on governed tools, and a few small helpers.
 import type { ModelMessage } from "ai";
-import type { ToolCallHandle, Warden } from "agent-warden";
+import { isHalt, WardenError, type ToolCallHandle, type Warden } from "agent-warden";
 
 /** What the call-level options hand to the tool that runs a given AI SDK tool call. */
 export interface CallLink {
@@ -58,17 +58,11 @@ export function approvalRequested(messages: readonly ModelMessage[] | undefined,
   return false;
 }
 
-/** Settles with `fn`, or rejects with the signal's reason as soon as it aborts. */
-export async function raceAbort<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
-  signal.throwIfAborted();
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
+/** Recording an outcome is telemetry: it never throws into the agent. A call a halt already finished is no news. */
+export function record(warden: Warden, fn: () => void): void {
   try {
-    return await Promise.race([fn(), aborted]);
-  } finally {
-    signal.removeEventListener("abort", onAbort!);
+    fn();
+  } catch (error) {
+    if (!isHalt(error) && !(WardenError.isInstance(error) && error.code === "invalid_state")) warden.reportError(error, "ai");
   }
 }

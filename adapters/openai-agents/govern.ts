@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { Agent, defineToolInputGuardrail, getCurrentSpan, ToolGuardrailFunctionOutputFactory } from "@openai/agents";
 import type { FunctionTool, RunContext, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from "@openai/agents";
 import { InvalidStateError, isHalt, WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
-import { namesFor } from "./names.js";
+import { namesFor, toolFailures, type ToolFailure } from "./names.js";
 import { FRAMEWORK, governedSpans, registryOf, runScope, type Registry, type RunContextScope, type RunMetadata } from "./registry.js";
 
 /**
@@ -113,21 +113,20 @@ function policyName(tool: AnyFunctionTool, warden: Warden, args: unknown, runId:
 const STRICTNESS: Record<string, number> = { allow: 0, warn: 1, require_approval: 2, block: 3 };
 
 /**
- * `needsApproval`: true only where policy says `require_approval`. The call is recorded and its
- * approval request created here, keyed by the SDK call id, so the interruption and the Warden
- * request are one thing. Never throws: on any failure the guardrail decides, failing closed.
+ * `needsApproval`: the call is decided and recorded here, once, keyed by the SDK call id (the
+ * guardrail picks up the same decision); true only where policy asks for a human, so the
+ * interruption and the Warden approval request are one thing. Never throws: on any failure the
+ * guardrail decides, failing closed.
  */
 async function policyNeedsApproval(identify: Identify, input: unknown, callId: string | undefined, warden: Warden, registry: Registry): Promise<boolean> {
   if (callId === undefined) return false;
   try {
     if (registry.interrupted.has(callId)) return settle(registry, callId, warden.resumeToolCall(callId));
+    // Approved in Warden and applied to the SDK state (`resolveInterruptions`): the guardrail runs it.
+    if (registry.decided.has(callId)) return false;
     const runId = registry.currentRunId(warden);
-    const { name: tool, actionHint } = identify(input, runId);
-    if (warden.check({ tool, args: input, runId, actionHint }).action !== "require_approval") return false;
-    // A restored run asks again for a call that already has a request; a finished one starts afresh.
-    const earlier = warden.findToolCall(callId);
-    if (earlier) return settle(registry, callId, earlier);
-    const handle = warden.beginToolCall({ tool, args: input, runId, externalId: callId, actionHint });
+    const { name, actionHint } = identify(input, runId);
+    const handle = warden.beginToolCall({ tool: name, args: input, runId, externalId: callId, actionHint });
     // A reviewer callback may have answered at once (an auto-approver): then there is nothing to pause for.
     if (handle.approval && warden.approvals.get(handle.approval.approvalId).status !== "pending") return settle(registry, callId, warden.resumeToolCall(callId));
     return settle(registry, callId, handle);
@@ -138,7 +137,7 @@ async function policyNeedsApproval(identify: Identify, input: unknown, callId: s
 
 /** True while the call still waits for a reviewer; otherwise hands the decision to the guardrail. */
 function settle(registry: Registry, callId: string, handle: ToolCallHandle): boolean {
-  if (handle.decision.action === "require_approval") {
+  if (handle.outcome.outcome === "needs_approval") {
     registry.interrupted.set(callId, handle.runId);
     return true;
   }
@@ -159,20 +158,22 @@ function wardenGuardrail(sdkName: string, identify: Identify, warden: Warden, re
       try {
         handle = registry.decided.get(callId) ?? resumeInterrupted(sdkName, callId, context, warden, registry) ?? beginCall(identify, parseArguments(toolCall.arguments), callId, warden, registry);
       } catch (error) {
-        return refuse(error, undefined);
+        // The call could not even be decided (a run that cannot open): refused, or stopped if a halt is why.
+        return refuse(isHalt(error), error, undefined);
       } finally {
         registry.decided.delete(callId);
         registry.interrupted.delete(callId);
       }
-      const admitted = await handle.admit().catch((error: unknown) => ({ ok: false as const, error }));
-      if (!admitted.ok) return refuse(admitted.error, handle);
-      // Decided before a halt (an approval applied earlier): the halt wins.
-      if (handle.signal.aborted) {
-        quietly(() => handle.fail(handle.signal.reason));
-        return refuse(handle.signal.reason, handle);
+      // `approval: "wait"`: the tool's invoke waits for the reviewer, where the run's signal can end the wait.
+      if (handle.outcome.outcome === "needs_approval") {
+        registry.active.set(callId, handle);
+        return ToolGuardrailFunctionOutputFactory.allow({ warden: { toolCallId: handle.toolCallId, outcome: "needs_approval" } });
       }
+      // A refused or halted call is already recorded as such.
+      const admission = await handle.admit();
+      if (!admission.ok) return refuse(admission.outcome === "halted", admission.error, handle, admission.reason);
       registry.active.set(callId, handle);
-      return ToolGuardrailFunctionOutputFactory.allow({ warden: { toolCallId: handle.toolCallId, decision: handle.decision.action } });
+      return ToolGuardrailFunctionOutputFactory.allow({ warden: { toolCallId: handle.toolCallId, outcome: admission.outcome } });
     },
   });
 }
@@ -197,10 +198,10 @@ function resumeInterrupted(tool: string, callId: string, context: RunContext<any
   }
 }
 
-/** Blocks, rejections and timeouts become the model's tool result; a halt stops the run. */
-function refuse(error: unknown, handle: ToolCallHandle | undefined): ToolGuardrailFunctionOutput {
-  const info = { warden: { toolCallId: handle?.toolCallId, decision: handle?.decision.action, halted: isHalt(error) }, error };
-  if (isHalt(error)) return ToolGuardrailFunctionOutputFactory.throwException(info);
+/** The one rule: a refusal (block, rejection, timeout) is told to the model, which carries on; a halt stops the run. */
+function refuse(halted: boolean, error: unknown, handle: ToolCallHandle | undefined, reason?: string): ToolGuardrailFunctionOutput {
+  const info = { warden: { toolCallId: handle?.toolCallId, outcome: halted ? "halted" : "refused", reason }, error };
+  if (halted) return ToolGuardrailFunctionOutputFactory.throwException(info);
   const message = error instanceof Error ? error.message : `[warden] tool call refused: ${String(error)}`;
   return ToolGuardrailFunctionOutputFactory.rejectContent(WardenError.isInstance(error) ? message : `[warden] tool call refused, governance check failed: ${message}`, info);
 }
@@ -215,19 +216,29 @@ async function governedInvoke(tool: AnyFunctionTool, invoke: AnyFunctionTool["in
   const handle = callId === undefined ? undefined : registry.active.get(callId);
   if (handle === undefined || callId === undefined) return invoke.call(tool, runContext, input, details);
   registry.active.delete(callId);
+  if (details?.signal) handle.link(details.signal);
+  if (handle.outcome.outcome === "needs_approval") {
+    // `approval: "wait"`: a rejection, an expiry or the caller giving up is the model's answer; a halt stops the run.
+    const admission = await handle.admit();
+    if (admission.outcome === "halted") throw admission.error;
+    if (!admission.ok) return admission.error.message;
+  }
   const signal = details?.signal ? AbortSignal.any([details.signal, handle.signal]) : handle.signal;
   const nested = new NestedRun(warden, options, handle, tool.name);
+  const failure: ToolFailure = {};
   let output: unknown;
   try {
-    output = await raceAbort(handle.signal, () => nestedRuns.run(nested, () => runScope.run(nested, () => invoke.call(tool, runContext, input, withSignal(details, signal)))));
+    output = await handle.race(() => toolFailures.run(failure, () => nestedRuns.run(nested, () => runScope.run(nested, () => invoke.call(tool, runContext, input, withSignal(details, signal))))));
   } catch (error) {
-    quietly(() => handle.fail(error));
+    record(warden, () => handle.fail(error));
     nested.close(error, registry);
     throw error;
   }
-  // The SDK turns an ordinary tool error into model-visible text and marks the function span; with tracing on, that shows.
+  // The SDK turns an ordinary tool error into model-visible text: `tool()` of this adapter saw it thrown;
+  // for the SDK's own `tool()`, the function span shows it when tracing is on.
   const spanError = getCurrentSpan()?.error;
-  quietly(() => (spanError ? handle.fail({ message: spanError.message, output }) : handle.complete(output)));
+  const failed = "error" in failure ? failure.error : spanError ? { message: spanError.message, output } : undefined;
+  record(warden, () => (failed !== undefined ? handle.fail(failed) : handle.complete(output)));
   nested.close(undefined, registry);
   return output;
 }
@@ -298,24 +309,13 @@ function withSignal(details: ToolCallDetails | undefined, signal: AbortSignal): 
   return copy;
 }
 
-function raceAbort<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    Promise.resolve()
-      .then(fn)
-      .then(resolve, reject)
-      .finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
-
 /** Recording an outcome is telemetry: it never throws into the agent. */
-function quietly(fn: () => void): void {
+function record(warden: Warden, fn: () => void): void {
   try {
     fn();
-  } catch {
-    // The call was already finished (a halt recorded it first).
+  } catch (error) {
+    // A halt already finished the call (and recorded it); anything else is worth a report.
+    if (!isHalt(error) && !(WardenError.isInstance(error) && error.code === "invalid_state")) warden.reportError(error, "openai-agents");
   }
 }
 

@@ -1,19 +1,40 @@
 // The SDK rewrites tool names outside [a-zA-Z0-9_-] (`payments.refund` becomes `payments_refund`);
 // policies are written for the name the developer gave, so decisions and records use that name.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { tool as sdkTool } from "@openai/agents";
 import type { PolicySet, Warden } from "agent-warden";
 
 const developerNames = new WeakMap<object, string>();
 
+/** What a governed call's tool threw, if it threw: set by `tool()` below, read by the governed invoke. */
+export interface ToolFailure {
+  error?: unknown;
+}
+export const toolFailures = new AsyncLocalStorage<ToolFailure>();
+
 /**
  * The SDK's `tool()`, remembering the name you gave: the SDK sends `payments_refund` to the model,
- * Warden decides and records the call as `payments.refund`, so `payments.*` policies match.
+ * Warden decides and records the call as `payments.refund`, so `payments.*` policies match. A tool
+ * that throws is recorded as failed, even with tracing off.
  * @example
  * import { tool } from "agent-warden/openai-agents";
  * const refund = tool({ name: "payments.refund", description: "Refunds an order", parameters: z.object({ amount: z.number() }), execute: async ({ amount }) => `refunded ${amount}` });
  */
 export const tool: typeof sdkTool = ((options: Parameters<typeof sdkTool>[0]) => {
-  const made = sdkTool(options);
+  const execute = options.execute as (...args: unknown[]) => unknown;
+  const made = sdkTool({
+    ...options,
+    // The SDK turns a thrown error into text for the model; the governed call is recorded as failed all the same.
+    execute: async (...args: unknown[]) => {
+      try {
+        return await execute(...args);
+      } catch (error) {
+        const failure = toolFailures.getStore();
+        if (failure) failure.error = error;
+        throw error;
+      }
+    },
+  } as Parameters<typeof sdkTool>[0]);
   if (typeof options.name === "string" && options.name !== made.name) developerNames.set(made, options.name);
   return made;
 }) as typeof sdkTool;

@@ -56,18 +56,24 @@ function resolveWithHandles(state: RunState<any, any>, warden: Warden): { resolu
       } else resolution.pending.push(item);
       continue;
     }
+    // Decided by Warden without a request (allowed): the interruption is the tool's own `needsApproval`.
+    if (handle.approval === undefined) {
+      resolution.unmanaged.push(item);
+      continue;
+    }
     handles.push(handle);
-    const decision = handle.decision;
-    if (decision.action === "allow" || decision.action === "warn") {
+    const outcome = handle.outcome;
+    if (outcome.ok) {
       registry.interrupted.delete(raw.callId);
       registry.decided.set(raw.callId, handle);
       state.approve(item);
       resolution.approved.push(item);
-    } else if (decision.action === "block" && !decision.halted) {
+    } else if (outcome.outcome === "refused") {
       registry.interrupted.delete(raw.callId);
-      state.reject(item, { message: `[warden] tool "${handle.toolName}" was not approved: ${decision.reason}` });
+      state.reject(item, { message: `[warden] tool "${handle.toolName}" was not approved: ${outcome.reason}` });
       resolution.rejected.push(item);
     } else {
+      // Still waiting for its reviewer, or held by a halt: the run stays paused.
       registry.interrupted.set(raw.callId, handle.runId);
       resolution.pending.push(item);
     }

@@ -11,7 +11,7 @@ import { FRAMEWORK, governedSpans, isOurs, registryOf, runScope, type Registry, 
 export interface WardenTraceProcessorOptions {
   /** The Warden agent id an SDK agent acts as, by agent name. Default: the client's own agent id. */
   agentId?: ((agentName: string) => string | undefined) | undefined;
-  /** Receives the processor's own failures, which never reach the SDK. Default: one process warning per kind. */
+  /** Receives the processor's own failures, which never reach the SDK. Default: the client's error sink (`warden.reportError`). */
   onError?: ((error: unknown) => void) | undefined;
 }
 
@@ -30,10 +30,14 @@ interface Workflow {
 }
 
 interface SpanState {
+  type: string;
   runId: string | undefined;
   parentId: string | null;
   /** A model call under this span already recorded its usage. */
   llmRecorded: boolean;
+  /** Tokens of model calls in runs nested below this turn (agents used as tools), which the SDK sums into its usage. */
+  nestedInput: number;
+  nestedOutput: number;
   workflow?: Workflow | undefined;
 }
 
@@ -64,7 +68,6 @@ export class WardenTraceProcessor implements TracingProcessor {
   readonly #spans = new Map<string, SpanState>();
   /** Top runs in use by a live task span, so two SDK runs of one trace never share one. */
   readonly #live = new Set<string>();
-  readonly #reported = new Set<string>();
 
   constructor(warden: Warden, options: WardenTraceProcessorOptions = {}) {
     this.#warden = warden;
@@ -195,7 +198,7 @@ export class WardenTraceProcessor implements TracingProcessor {
 
   #startSpan(span: AnySpan): void {
     const type: string = span.spanData.type;
-    const state: SpanState = { runId: undefined, parentId: span.parentId, llmRecorded: false };
+    const state: SpanState = { type, runId: undefined, parentId: span.parentId, llmRecorded: false, nestedInput: 0, nestedOutput: 0 };
     if (type === "task") {
       state.workflow = this.#openWorkflow(span.traceId, span.spanData.name);
       state.runId = state.workflow.runId;
@@ -237,8 +240,10 @@ export class WardenTraceProcessor implements TracingProcessor {
       }
       case "turn":
         // Models that trace no generation or response span (custom and scripted models): the turn's usage is the model call's.
-        if (!state.llmRecorded && data.usage && (data.usage.input_tokens > 0 || data.usage.output_tokens > 0)) {
-          this.#recordLlm(state, undefined, { inputTokens: data.usage.input_tokens, outputTokens: data.usage.output_tokens }, undefined);
+        if (!state.llmRecorded && data.usage) {
+          const inputTokens = Math.max(0, data.usage.input_tokens - state.nestedInput);
+          const outputTokens = Math.max(0, data.usage.output_tokens - state.nestedOutput);
+          if (inputTokens > 0 || outputTokens > 0) this.#recordLlm(state, undefined, { inputTokens, outputTokens }, undefined);
         }
         return;
       case "function":
@@ -250,11 +255,21 @@ export class WardenTraceProcessor implements TracingProcessor {
 
   #recordLlm(state: SpanState, model: string | undefined, usage: { inputTokens?: number | undefined; outputTokens?: number | undefined; totalTokens?: number | undefined }, error: unknown): void {
     if (state.runId === undefined) return;
-    // Mark the enclosing turn, so its summed usage is not recorded a second time.
-    for (let id = state.parentId; id !== null; ) {
+    // The enclosing turn: its summed usage is not recorded a second time. The turn above it (an agent
+    // that called this one as a tool) sums this usage into its own: it is taken out there.
+    let ownTurn = state.type === "turn";
+    for (let id = state.parentId, depth = 0; id !== null && depth < 64; depth++) {
       const ancestor = this.#spans.get(id);
       if (!ancestor) break;
-      ancestor.llmRecorded = true;
+      if (ancestor.type === "turn") {
+        if (ownTurn) {
+          ancestor.nestedInput += usage.inputTokens ?? 0;
+          ancestor.nestedOutput += usage.outputTokens ?? 0;
+          break;
+        }
+        ancestor.llmRecorded = true;
+        ownTurn = true;
+      }
       id = ancestor.parentId;
     }
     const call = this.#warden.beginLlmCall({ runId: state.runId, model });
@@ -294,18 +309,12 @@ export class WardenTraceProcessor implements TracingProcessor {
   }
 
   #report(error: unknown): void {
-    if (this.#options.onError) {
-      try {
-        this.#options.onError(error);
-      } catch {
-        // Nowhere left to report to.
-      }
-      return;
+    if (!this.#options.onError) return this.#warden.reportError(error, "openai-agents trace processor");
+    try {
+      this.#options.onError(error);
+    } catch {
+      // Nowhere left to report to.
     }
-    const message = error instanceof Error ? error.message : String(error);
-    if (this.#reported.has(message)) return;
-    this.#reported.add(message);
-    process.emitWarning(`[warden] openai-agents trace processor: ${message}`, { code: "WARDEN_TELEMETRY" });
   }
 }
 

@@ -516,6 +516,8 @@ describe("agents used as tools (agent.asTool)", () => {
     expect(ancestors).toContain(research.runId);
     expect(new Set(warden.listRuns({ limit: 20 }).map((r) => r.traceId)).size).toBe(1);
     expect(warden.listRuns({ status: "running" })).toHaveLength(0);
+    // Each model call once, with its own usage: the caller's turn does not count the inner agent's tokens again.
+    if (traced) expect((await recorded(warden, "llm")).map((c) => c.usage?.totalTokens)).toEqual([15, 15, 15, 15]);
   });
 
   it("a halt inside the inner agent stops the whole run", async () => {

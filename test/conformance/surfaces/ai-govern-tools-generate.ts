@@ -1,0 +1,8 @@
+import type { Surface } from "../harness.js";
+import { driveAi } from "../drivers/ai.js";
+
+/** AI SDK: `governTools + generateText` (approval: "wait"); a refusal reaches the model, a halt aborts the call. */
+export const surface: Surface = {
+  name: "ai: governTools + generateText",
+  drive: (call) => driveAi(call, "governTools + generateText"),
+};
