@@ -15,4 +15,7 @@ export const knownGaps: Record<string, string> = {
   "hook: pre/post-tool-use / secret-in-args": "payment card numbers are not redacted by default",
   "hook: pre/post-tool-use / halt-before-no-run": "a refusal by a halt with no run open leaves nothing in the ledger",
   "hook: pre/post-tool-use / halt-of-delegator": "a run refused because a halt invalidated its token leaves nothing in the ledger",
+  "fetch: createGovernedFetch / halt-before-no-run": "a refusal by a halt with no run open leaves nothing in the ledger",
+  "fetch: createGovernedFetch / halt-of-delegator": "a run refused because a halt invalidated its token leaves nothing in the ledger",
+  "fetch: createGovernedFetch / secret-in-args": "payment card numbers are not redacted by default",
 };
