@@ -18,4 +18,6 @@ export const knownGaps: Record<string, string> = {
   "fetch: createGovernedFetch / halt-before-no-run": "a refusal by a halt with no run open leaves nothing in the ledger",
   "fetch: createGovernedFetch / halt-of-delegator": "a run refused because a halt invalidated its token leaves nothing in the ledger",
   "fetch: createGovernedFetch / secret-in-args": "payment card numbers are not redacted by default",
+  "express: requireAgentPermission / halt-before-no-run": "a refusal by a halt with no run open leaves nothing in the ledger",
+  "express: requireAgentPermission / halt-of-delegator": "a run refused because a halt invalidated its token leaves nothing in the ledger",
 };
