@@ -208,6 +208,8 @@ async function gate(warden: Warden, permission: string, verified: VerifiedToken,
   // Nothing a halt interrupted is recorded as a success, whatever the handler went on to do.
   if (isHalt(handle.signal.reason)) handle.fail(handle.signal.reason);
   else if (!finished) handle.fail(new Error("the client closed the connection before the response was sent"));
+  // A server error is the handler failing; any other status is its answer.
+  else if (status >= 500) handle.fail(new Error(`the handler answered ${status}`));
   else handle.complete({ status });
 }
 

@@ -78,7 +78,7 @@ function governedInstance(warden: Warden, inner: $Fetch, defaults: FetchOptions,
     try {
       response = await inner.raw(request, { ...requestOptions, signal: handle.signal });
     } catch (error) {
-      throw settle(handle, settings, error);
+      throw settle(handle, error);
     }
     handle.complete(outputOf(response, settings));
     return response;
@@ -98,7 +98,7 @@ function governedInstance(warden: Warden, inner: $Fetch, defaults: FetchOptions,
       handle.complete({ status: response.status, statusText: response.statusText });
       return response;
     } catch (error) {
-      throw settle(handle, settings, error);
+      throw settle(handle, error);
     }
   };
   governedFetch.create = (moreDefaults: FetchOptions, globalOptions?: CreateFetchOptions) => governedInstance(warden, inner.create(moreDefaults, globalOptions), { ...defaults, ...moreDefaults }, settings);
@@ -129,13 +129,13 @@ async function open(warden: Warden, settings: Settings, call: HttpCall, signal: 
   return handle;
 }
 
-/** Records how a request ended and returns the error to throw: the halt itself when a halt aborted it. */
-function settle(handle: ToolCallHandle, settings: Settings, error: unknown): unknown {
-  const response = (error as { response?: FetchResponse<unknown> } | null)?.response;
-  // An error status is still an answer: the exchange happened and its status is recorded.
-  if (response !== undefined) handle.complete(outputOf(response, settings));
-  else handle.fail(error);
+/**
+ * Records how a request ended and returns the error to throw: the halt itself when a halt aborted it.
+ * The call is recorded as the caller sees it: ofetch throws for an error status, so the call failed (its error names the status).
+ */
+function settle(handle: ToolCallHandle, error: unknown): unknown {
   const reason: unknown = handle.signal.aborted ? handle.signal.reason : undefined;
+  handle.fail(isHalt(reason) ? reason : error);
   return isHalt(reason) ? reason : error;
 }
 

@@ -151,14 +151,16 @@ describe("createGovernedFetch", () => {
     expect(arrivals).toHaveLength(1);
   });
 
-  it("records an error status as the answer it is, and lets ofetch throw", async () => {
+  it("records an error status as the failure ofetch throws for it; .native, which returns it, as completed", async () => {
     const warden = newWarden();
     const http = createGovernedFetch(warden, { defaults: { baseURL: origin, retry: false } });
     const error = await http("/missing", { query: { status: 404 } }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FetchError);
     expect((error as FetchError).status).toBe(404);
-    const [call] = await recorded(warden);
-    expect(call).toMatchObject({ status: "completed", output: { status: 404 } });
+    expect((await http.native(`${origin}/broken?status=500`)).status).toBe(500);
+    const [thrown, returned] = await recorded(warden);
+    expect(thrown).toMatchObject({ status: "failed", error: { name: "FetchError", message: expect.stringContaining("404 Not Found") } });
+    expect(returned).toMatchObject({ status: "completed", output: { status: 500 } });
   });
 
   it("records the response body when asked, and keeps a warning visible", async () => {

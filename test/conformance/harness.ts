@@ -27,6 +27,8 @@ export interface Call {
   insideRun: boolean;
   /** For model-driven surfaces: the usage each fake model response reports (LLM-token budget scenarios). */
   modelUsage: { inputTokens: number; outputTokens: number };
+  /** The delegation token the client acts under, if the scenario gives one: surfaces that carry a token over the wire send it. */
+  token: string | undefined;
 }
 
 /** What a driver reports back: the mapped outcome and, for the matrix, what the caller or model received. */

@@ -41,4 +41,9 @@ export const knownGaps: Record<string, string> = {
   "openai-agents: streamed run / halt-of-delegator": "a run refused because a halt invalidated its token leaves nothing in the ledger",
   "openai-agents: streamed run / secret-in-args": "payment card numbers are not redacted by default",
   "openai-agents: streamed run / llm-token-budget": "model calls are not gated before they are made (a callModelInputFilter could); the trace processor only records their usage after",
+  "fetch: createGovernedFetch / halt-before-no-run": "a refusal by a halt with no run open leaves nothing in the ledger",
+  "fetch: createGovernedFetch / halt-of-delegator": "a run refused because a halt invalidated its token leaves nothing in the ledger",
+  "fetch: createGovernedFetch / secret-in-args": "payment card numbers are not redacted by default",
+  "express: requireAgentPermission / halt-before-no-run": "a refusal by a halt with no run open leaves nothing in the ledger",
+  "express: requireAgentPermission / halt-of-delegator": "a run refused because a halt invalidated its token leaves nothing in the ledger",
 };

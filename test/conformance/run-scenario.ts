@@ -77,6 +77,7 @@ export async function runScenario(surface: Surface, scenario: Scenario): Promise
       signal: caller.signal,
       insideRun: setup.insideRun === true,
       modelUsage: setup.modelUsage ?? { inputTokens: 12, outputTokens: 7 },
+      token,
     };
     let driven: Driven | undefined;
     if (call.insideRun) {
