@@ -208,6 +208,11 @@ export class Runs {
     return this.#deps.store.listRuns(filter).map(toRunSummary);
   }
 
+  /** On a clean close (or exit): runs still open are left for another process, not abandoned. */
+  release(): void {
+    this.#deps.store.releaseRuns(PROCESS_OWNER);
+  }
+
   /**
    * Runs of this organization left `running` by a process of this host that is gone (`kill -9`, a
    * crash): failed with error `abandoned`, each with a `run.failed` event. Returns their ids.

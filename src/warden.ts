@@ -146,6 +146,8 @@ export class Warden {
       reportError: (error) => errors.report(error),
     });
     halts.start();
+    openClients.add(this);
+    installExitHook();
     // Runs left `running` by a process of this host that died (kill -9) are failed as abandoned.
     if (!this.#store.isMemory) {
       try {
@@ -530,7 +532,23 @@ export class Warden {
     this.#halts.close();
     this.#remote?.close();
     this.approvals.close();
+    openClients.delete(this);
+    this.#release();
     this.#store.close();
+  }
+
+  /** Leaves this process's open runs for another process to take over (not abandoned). */
+  #release(): void {
+    try {
+      this.#runs.release();
+    } catch (error) {
+      this.#errors.report(error);
+    }
+  }
+
+  /** @internal On process exit, for clients never closed. */
+  static releaseAll(): void {
+    for (const client of openClients) client.#release();
   }
 
   #groupOf(agentId: string): string | undefined {
@@ -543,6 +561,16 @@ export class Warden {
   #assertOpen(): void {
     if (this.#closed) throw new InvalidStateError("this Warden client is closed");
   }
+}
+
+const openClients = new Set<Warden>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // A process that exits (even without closing its clients) did not abandon its runs; one killed did.
+  process.on("exit", () => Warden.releaseAll());
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -135,6 +135,17 @@ export class RunStore {
     return owners;
   }
 
+  /**
+   * Detaches the runs this process leaves running on purpose (a coding-agent hook's session run, a run
+   * paused across requests): they stay `running` for another process to take over, and only the runs
+   * of a process that died without closing (kill -9) are judged abandoned.
+   */
+  releaseRuns(owner: string): void {
+    if (this.#store.isMemory) return;
+    this.#store.flush();
+    this.#store.db.prepare("UPDATE runs SET owner = NULL WHERE org = ? AND owner = ? AND status = ?").run(this.#org, owner, RunStatus.RUNNING);
+  }
+
   /** Fails a run left running by a process that is gone, unless it finished meanwhile; true when it did. */
   abandonRun(runId: string, error: string): boolean {
     return this.#store.transaction(() => {
