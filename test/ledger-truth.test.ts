@@ -10,6 +10,8 @@ import { main } from "../src/cli/main.js";
 import { canonicalJson } from "../src/internal/canonical.js";
 import { checkpointMessage, GENESIS_HASH, hashEntry } from "../src/ledger/chain.js";
 import { keyIdOf } from "../src/ledger/keys.js";
+import { MerkleFrontier } from "../src/ledger/merkle.js";
+import { checkpointText, ledgerOrigin, signNote } from "../src/ledger/note.js";
 import type { LedgerRow } from "../src/store/sqlite-store.js";
 import { tempDir } from "./fixtures/proc.js";
 
@@ -187,10 +189,14 @@ describe("rewriting the store without the key", () => {
     let dir = "";
     const file = tamperedCopy((db) => {
       rehashFrom(db, rewriteRefund(db));
-      const update = db.prepare("UPDATE checkpoints SET hash = ?, key_id = ?, signature = ? WHERE seq = ?");
+      const update = db.prepare("UPDATE checkpoints SET hash = ?, key_id = ?, signature = ?, note = ? WHERE seq = ?");
+      const origin = ledgerOrigin(publicKey);
       for (const cp of db.prepare("SELECT seq FROM checkpoints").all() as Array<{ seq: number }>) {
         const hash = row(db, cp.seq).hash;
-        update.run(hash, keyIdOf(publicKey), sign(null, checkpointMessage(cp.seq, hash), privateKey).toString("base64url"), cp.seq);
+        const frontier = new MerkleFrontier();
+        for (const r of db.prepare("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq").all(cp.seq) as Array<{ hash: string }>) frontier.push(Buffer.from(r.hash, "hex"));
+        const note = signNote(checkpointText({ origin, size: cp.seq, root: frontier.root() }), origin, privateKey);
+        update.run(hash, keyIdOf(publicKey), sign(null, checkpointMessage(cp.seq, hash), privateKey).toString("base64url"), note, cp.seq);
       }
     });
     dir = join(file, "..");

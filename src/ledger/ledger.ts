@@ -6,6 +6,8 @@ import { dirname, relative, isAbsolute } from "node:path";
 import { toLedgerEntry, type LedgerRow, type SqliteStore } from "../store/sqlite-store.js";
 import { checkpointMessage, GENESIS_HASH, storedRowProblem, type LedgerEntry } from "./chain.js";
 import { keyIdOf, parsePublicKey } from "./keys.js";
+import { equalBytes, MerkleFrontier } from "./merkle.js";
+import { ledgerOrigin, openCheckpoint } from "./note.js";
 
 /**
  * What signed checkpoints cover: entries up to `coveredTo` are vouched for by a signature of the trusted
@@ -108,8 +110,10 @@ export class Ledger {
     let count = 0;
     const hashes = new Map<number, string>();
     const recent = new Map<string, number>();
-    const checkpoints = this.#store.all<{ seq: number; hash: string; key_id: string; signature: string }>("SELECT seq, hash, key_id, signature FROM checkpoints ORDER BY seq");
+    const checkpoints = this.#checkpointRows();
     const checkpointSeqs = new Set(checkpoints.map((c) => c.seq));
+    const roots = new Map<number, Uint8Array>();
+    const frontier = new MerkleFrontier();
     for (const row of this.#store.iterate<LedgerRow>("SELECT * FROM ledger ORDER BY seq")) {
       const fail = (seq: number, problem: string, verified = count): LedgerVerification => ({ ok: false, reason: "tampered", entries: verified, firstBadSeq: seq, problem, key });
       if (row.seq !== expectedSeq) return fail(expectedSeq, row.seq > expectedSeq ? `missing (next entry found is ${row.seq})` : `out of order (found ${row.seq})`);
@@ -121,7 +125,11 @@ export class Ledger {
       }
       const problem = storedRowProblem(row);
       if (problem !== undefined) return fail(row.seq, problem);
-      if (checkpointSeqs.has(row.seq)) hashes.set(row.seq, row.hash);
+      frontier.push(Buffer.from(row.hash, "hex"));
+      if (checkpointSeqs.has(row.seq)) {
+        hashes.set(row.seq, row.hash);
+        roots.set(row.seq, frontier.root());
+      }
       recent.set(row.hash, row.seq);
       if (recent.size > RECENT) recent.delete(recent.keys().next().value!);
       prevHash = row.hash;
@@ -129,6 +137,7 @@ export class Ledger {
       count++;
     }
     let previous = 0;
+    const origin = ledgerOrigin(publicKey);
     for (const checkpoint of checkpoints) {
       const fail = (problem: string, verified = previous): LedgerVerification => ({ ok: false, reason: "tampered", entries: verified, firstBadSeq: Math.min(checkpoint.seq, count + 1), problem, key });
       if (checkpoint.seq > count) return fail(`entries after ${count} are missing (a signed checkpoint covers entry ${checkpoint.seq})`, count);
@@ -136,6 +145,11 @@ export class Ledger {
       if (checkpoint.key_id !== key.keyId) return fail(`checkpoint at entry ${checkpoint.seq} was signed by an unknown key (${checkpoint.key_id}, trusted: ${key.keyId})`);
       if (!verifySignature(null, checkpointMessage(checkpoint.seq, checkpoint.hash), publicKey, Buffer.from(checkpoint.signature, "base64url"))) {
         return fail(`checkpoint signature at entry ${checkpoint.seq} is invalid`);
+      }
+      if (checkpoint.note !== null) {
+        const opened = openCheckpoint(checkpoint.note, { name: origin, publicKey });
+        if ("problem" in opened) return fail(`the tree head signed at entry ${checkpoint.seq} ${opened.problem}`);
+        if (opened.head.size !== checkpoint.seq || !equalBytes(opened.head.root, roots.get(checkpoint.seq)!)) return fail(`does not match the signed tree head at entry ${checkpoint.seq}: an entry in ${previous + 1}..${checkpoint.seq} was changed, inserted or deleted`);
       }
       previous = checkpoint.seq;
     }
@@ -146,6 +160,12 @@ export class Ledger {
       return { ok: false, reason: "uncovered", entries: count, firstBadSeq: previous + 1, problem, checkpoints: checkpoints.length, head, coverage, key };
     }
     return { ok: true, entries: count, checkpoints: checkpoints.length, head, coverage, key };
+  }
+
+  /** Checkpoint rows, with their signed tree head where the store has one (stores from before tree heads have none). */
+  #checkpointRows(): Array<{ seq: number; hash: string; key_id: string; signature: string; note: string | null }> {
+    const hasNotes = this.#store.all<{ name: string }>("PRAGMA table_info(checkpoints)").some((c) => c.name === "note");
+    return this.#store.all(`SELECT seq, hash, key_id, signature, ${hasNotes ? "note" : "NULL AS note"} FROM checkpoints ORDER BY seq`);
   }
 
   /** Like `verify()`, but throws `LedgerIntegrityError` naming the first bad entry. */

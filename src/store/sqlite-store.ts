@@ -6,6 +6,8 @@ import { loadSqlite } from "../internal/runtime.js";
 import { StoreError } from "../errors.js";
 import { checkpointMessage, GENESIS_HASH, hashEntry, storedRowProblem, type LedgerEntry } from "../ledger/chain.js";
 import type { SigningKey } from "../ledger/keys.js";
+import { MerkleFrontier } from "../ledger/merkle.js";
+import { checkpointText, ledgerOrigin, signNote } from "../ledger/note.js";
 import { SCHEMA_SQL, SCHEMA_VERSION } from "./schema.js";
 
 /** A ledger entry before it has a place in the chain. `dataJson` is its canonical data. */
@@ -75,6 +77,8 @@ export class SqliteStore {
   #trusted: { seq: number; hash: string } | undefined;
   /** The newest checkpoint whose signature this process has checked (saves a signature check per commit). */
   #checkedCheckpoint: { seq: number; hash: string; signature: string } | undefined;
+  /** The Merkle tree's right edge over the entries up to `#trusted` (built lazily when a checkpoint is due). */
+  #frontier: MerkleFrontier | undefined;
   #untrustedReported = false;
 
   constructor(options: StoreOptions) {
@@ -92,6 +96,7 @@ export class SqliteStore {
         if (this.path !== ":memory:") this.db.exec("PRAGMA journal_mode = WAL");
         this.db.exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;");
         this.#migrate();
+        this.#migrateCheckpointNotes();
       }
     } catch (cause) {
       if (cause instanceof StoreError) throw cause;
@@ -187,6 +192,7 @@ export class SqliteStore {
         this.#queue = pending;
         // What this process believed about the chain may have been rolled back with it.
         this.#trusted = undefined;
+        this.#frontier = undefined;
         this.#lastCheckpoint = undefined;
         throw error;
       }
@@ -298,12 +304,17 @@ export class SqliteStore {
     } else this.#trusted = undefined;
   }
 
-  /** Signs `head`; called only where `head` is this process's own append on a chain it verified. */
+  /**
+   * Signs `head`; called only where `head` is this process's own append on a chain it verified. Two
+   * signatures: the chain head (as before), and the Merkle tree head as a C2SP tlog-checkpoint note.
+   */
   #checkpoint(head: { seq: number; hash: string }, now: number): void {
     const signer = this.#options.signer;
     if (signer === undefined) return;
     const signature = sign(null, checkpointMessage(head.seq, head.hash), signer.privateKey).toString("base64url");
-    this.#statement("INSERT OR REPLACE INTO checkpoints (seq, hash, ts, key_id, signature) VALUES (?,?,?,?,?)").run(head.seq, head.hash, now, signer.keyId, signature);
+    const origin = ledgerOrigin(signer.publicKey);
+    const note = signNote(checkpointText({ origin, size: head.seq, root: this.#treeRoot(head.seq) }), origin, signer.privateKey);
+    this.#statement("INSERT OR REPLACE INTO checkpoints (seq, hash, ts, key_id, signature, note) VALUES (?,?,?,?,?,?)").run(head.seq, head.hash, now, signer.keyId, signature, note);
     this.#checkedCheckpoint = { seq: head.seq, hash: head.hash, signature };
     this.#lastCheckpoint = { seq: head.seq, ts: now };
   }
@@ -331,6 +342,28 @@ export class SqliteStore {
     if (!this.#untrustedReported) this.#options.onError(new StoreError(`ledger checkpoint not signed: ${problem}`));
     this.#untrustedReported = true;
     return false;
+  }
+
+  /** The RFC 9162 root over the first `size` entry hashes, extending the in-memory frontier from where it was. */
+  #treeRoot(size: number): Uint8Array {
+    if (this.#frontier === undefined || this.#frontier.size > size) this.#frontier = new MerkleFrontier();
+    const frontier = this.#frontier;
+    if (frontier.size < size) {
+      for (const row of this.#statement("SELECT hash FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq").iterate(frontier.size, size) as IterableIterator<{ hash: string }>) frontier.push(Buffer.from(row.hash, "hex"));
+    }
+    return frontier.root();
+  }
+
+  /** Stores from before tree-head checkpoints gain the column for them; the chain and its checkpoints stay as they are. */
+  #migrateCheckpointNotes(): void {
+    const columns = this.db.prepare("PRAGMA table_info(checkpoints)").all() as Array<{ name: string }>;
+    if (columns.some((c) => c.name === "note")) return;
+    try {
+      this.db.exec("ALTER TABLE checkpoints ADD COLUMN note TEXT");
+    } catch (error) {
+      // Another process added it first.
+      if (!/duplicate column/i.test((error as Error).message)) throw error;
+    }
   }
 
   /** Re-hashes the entries after `from` up to `head`; a problem, or undefined. */
