@@ -1,6 +1,8 @@
 // Ledger verification and evidence from the CLI. Local verification opens the store read-only: it
 // never writes, and never signs a checkpoint over what it reads.
+import { readFileSync, writeFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
+import { parseEvidenceFile, verifyEvidence } from "../ledger/evidence.js";
 import type { LedgerVerification } from "../ledger/ledger.js";
 import { openLedger } from "../ledger/open.js";
 import { remoteOperator, type LedgerCheck } from "./operator.js";
@@ -58,5 +60,40 @@ export function registerLedgerVerifyCommand(program: Command, ledger: Command): 
       }
       print(program, result, () => describeVerification(result));
       if (!result.ok) process.exitCode = EXIT_FAILURE;
+    });
+}
+
+/**
+ * `warden evidence <runId|toolCallId> [-o file]` writes an evidence bundle (read-only against the store);
+ * `warden evidence verify <file>` verifies one offline and prints what it proves, or what fails.
+ */
+export function registerEvidenceCommands(program: Command): void {
+  program
+    .command("evidence")
+    .description("an evidence bundle for one run or tool call; `evidence verify <file>` checks one offline")
+    .argument("<id>", "a run id or tool call id (or `verify`)")
+    .argument("[file]", "with `verify`: the bundle to check")
+    .option("-o, --out <file>", "write the bundle here (default: stdout)")
+    .option("--public-key <key>", "the checkpoint key's public half, obtained out of band: PEM, a PEM file or base64 raw key")
+    .option("--checkpoint-every <n>", "unsigned entries tolerated after the last checkpoint", positiveInt, 1000)
+    .action((id: string, file: string | undefined, opts: { out?: string; publicKey?: string; checkpointEvery: number }) => {
+      if (id === "verify") {
+        if (!file) throw new CommanderError(EXIT_USAGE, "warden.file", "evidence verify needs the bundle file");
+        const result = verifyEvidence(parseEvidenceFile(readFileSync(file, "utf8"), file), { publicKey: opts.publicKey });
+        print(program, result, () => (result.ok ? `VERIFIED: ${result.statement}` : `NOT VERIFIED: ${result.problem}`));
+        if (!result.ok) process.exitCode = EXIT_FAILURE;
+        return;
+      }
+      const { ledger, close } = openLedger(program.opts<GlobalOptions>().store, { publicKey: opts.publicKey, checkpointEvery: opts.checkpointEvery });
+      try {
+        const bundle = ledger.evidence(id);
+        const text = `${JSON.stringify(bundle, null, 2)}\n`;
+        if (opts.out) {
+          writeFileSync(opts.out, text);
+          console.error(`wrote evidence for ${bundle.subject.kind} ${id} (${bundle.entries.length} entries) to ${opts.out}`);
+        } else process.stdout.write(text);
+      } finally {
+        close();
+      }
     });
 }

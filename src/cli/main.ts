@@ -9,7 +9,7 @@ import { localOperator, remoteOperator, type Operator } from "./operator.js";
 import { registerHookCommand } from "./hook.js";
 import { registerMcpGatewayCommand } from "./mcp-gateway.js";
 import { registerServerCommands } from "./server.js";
-import { registerLedgerVerifyCommand } from "./evidence.js";
+import { registerEvidenceCommands, registerLedgerVerifyCommand } from "./evidence.js";
 import type { ActionType, ApprovalStatus, RunStatus } from "../enums.js";
 
 /** Exit codes: 0 ok, 1 a failure the command reports (a broken ledger, a token that does not verify), 2 bad usage or input. */
@@ -275,6 +275,7 @@ export function buildProgram(): Command {
   registerMcpGatewayCommand(program);
   registerHookCommand(program);
   registerServerCommands(program);
+  registerEvidenceCommands(program);
 
   return program;
 }

@@ -1,12 +1,13 @@
 import { createWriteStream } from "node:fs";
 import { verify as verifySignature, type KeyObject } from "node:crypto";
 import { once } from "node:events";
-import { LedgerIntegrityError } from "../errors.js";
+import { InvalidStateError, LedgerIntegrityError, NotFoundError } from "../errors.js";
 import { dirname, relative, isAbsolute } from "node:path";
 import { toLedgerEntry, type LedgerRow, type SqliteStore } from "../store/sqlite-store.js";
 import { checkpointMessage, GENESIS_HASH, storedRowProblem, type LedgerEntry } from "./chain.js";
 import { keyIdOf, parsePublicKey } from "./keys.js";
-import { equalBytes, MerkleFrontier } from "./merkle.js";
+import { equalBytes, MerkleFrontier, MerkleTree } from "./merkle.js";
+import { ledgerVerifierKey, POLICY_SET_ENTRY, type EvidenceBundle } from "./evidence.js";
 import { ledgerOrigin, openCheckpoint } from "./note.js";
 
 /**
@@ -160,6 +161,55 @@ export class Ledger {
       return { ok: false, reason: "uncovered", entries: count, firstBadSeq: previous + 1, problem, checkpoints: checkpoints.length, head, coverage, key };
     }
     return { ok: true, entries: count, checkpoints: checkpoints.length, head, coverage, key };
+  }
+
+  /**
+   * An evidence bundle for one run or tool call: its entries, the policy set recorded before them, the
+   * approvals among them, an inclusion proof of each entry to the newest signed checkpoint, and the
+   * verifier key. `verifyEvidence(bundle)` checks it offline. Refused (typed error) while the ledger does
+   * not verify, or while the entries are not yet under a signed tree head.
+   * @example
+   * const bundle = warden.ledger.evidence(toolCallId);
+   * writeFileSync("refund-1042.json", JSON.stringify(bundle, null, 2));
+   */
+  evidence(id: string): EvidenceBundle {
+    const verified = this.verify();
+    if (!verified.ok) throw new LedgerIntegrityError(verified.firstBadSeq, verified.problem);
+    let kind: "run" | "toolCall" = "toolCall";
+    let rows = this.#store.all<LedgerRow>("SELECT * FROM ledger WHERE tool_call_id = ? ORDER BY seq", id);
+    if (rows.length === 0) {
+      kind = "run";
+      rows = this.#store.all<LedgerRow>("SELECT * FROM ledger WHERE run_id = ? ORDER BY seq", id);
+    }
+    if (rows.length === 0) throw new NotFoundError("run or tool call in the ledger", id);
+    const last = rows[rows.length - 1]!.seq;
+    const checkpoint = this.#checkpointRows().filter((c) => c.note !== null && c.seq >= last).at(-1);
+    if (checkpoint === undefined) throw new InvalidStateError(`entry ${last} is not yet under a signed tree head: a checkpoint follows within ${this.#store.checkpointEvery} entries, or when the writing client closes`);
+    const policy = this.#store.get<LedgerRow>("SELECT * FROM ledger WHERE type = ? AND run_id IS NULL AND tool_call_id IS NULL AND seq < ? ORDER BY seq DESC LIMIT 1", POLICY_SET_ENTRY, rows[0]!.seq);
+    const hashes = this.#store.all<{ hash: string }>("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq", checkpoint.seq).map((r) => Buffer.from(r.hash, "hex"));
+    const tree = new MerkleTree(hashes);
+    const entries = (policy ? [policy, ...rows] : rows).map((row) => ({
+      seq: row.seq,
+      id: row.id,
+      ts: row.ts,
+      type: row.type,
+      org: row.org,
+      agentId: row.agent_id,
+      runId: row.run_id,
+      stepId: row.step_id,
+      toolCallId: row.tool_call_id,
+      actor: row.actor,
+      dataJson: row.data,
+      prevHash: row.prev_hash,
+      hash: row.hash,
+      inclusionProof: tree.inclusionProof(row.seq - 1).map((h) => Buffer.from(h).toString("base64")),
+    }));
+    return { format: "agent-warden.evidence/1", subject: { kind, id }, log: { origin: ledgerOrigin(this.#publicKey), verifierKey: ledgerVerifierKey(this.#publicKey) }, checkpoint: checkpoint.note!, entries, createdAt: Date.now() };
+  }
+
+  /** The verifier key (golang.org/x/mod/sumdb/note form) of this ledger's checkpoints, to publish out of band. */
+  verifierKey(): string {
+    return ledgerVerifierKey(this.#publicKey);
   }
 
   /** Checkpoint rows, with their signed tree head where the store has one (stores from before tree heads have none). */

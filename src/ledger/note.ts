@@ -41,9 +41,10 @@ export function verifierKey(name: string, publicKey: KeyObject): string {
 
 /** Parses a verifier key string back into its name and Ed25519 public key; undefined if it is not one. */
 export function parseVerifierKey(vkey: string): { name: string; publicKey: KeyObject } | undefined {
-  const parts = vkey.split("+");
-  if (parts.length !== 3) return undefined;
-  const [name, hex, b64] = parts as [string, string, string];
+  // The base64 key may itself hold "+": split at the first two only (names never hold one).
+  const match = /^([^+]+)\+([^+]+)\+(.+)$/s.exec(vkey);
+  if (!match) return undefined;
+  const [, name, hex, b64] = match as unknown as [string, string, string, string];
   const bytes = Buffer.from(b64, "base64");
   if (!isKeyName(name) || !/^[0-9a-f]{8}$/.test(hex) || bytes.length !== 33 || bytes[0] !== ED25519 || bytes.toString("base64") !== b64) return undefined;
   const raw = bytes.subarray(1);
