@@ -16,6 +16,11 @@ export type { ApprovalDecisionInput, ApprovalRequestHandler } from "./approvals/
 export type { HaltRecord, HaltTarget } from "./halt/halt.js";
 export { Ledger } from "./ledger/ledger.js";
 export type { LedgerVerification } from "./ledger/ledger.js";
+export type { LedgerCoverage, LedgerVerifyOptions, TrustedLedgerKey } from "./ledger/ledger.js";
+export { openLedger } from "./ledger/open.js";
+export type { OpenLedgerOptions } from "./ledger/open.js";
+export { EvidenceBundleSchema, verifyEvidence } from "./ledger/evidence.js";
+export type { EvidenceBundle, EvidenceVerification } from "./ledger/evidence.js";
 export type { LedgerEntry } from "./ledger/chain.js";
 export { PolicyEngine } from "./policy/engine.js";
 export { loadPolicyFile, parsePolicySet, parsePolicyText } from "./policy/load.js";

@@ -90,7 +90,7 @@ describe("ledger hash vectors", () => {
       // One group commit with no checkpoint before it: the head is signed once.
       expect(checkpoints).toEqual([{ seq: cp.seq, hash: cp.hash, key_id: cp.key.keyId, signature: cp.signature }]);
       const ledger = new Ledger(store, publicKey);
-      expect(ledger.verify()).toEqual({ ok: true, entries: vectors.entries.length, checkpoints: 1, head: { seq: cp.seq, hash: cp.hash } });
+      expect(ledger.verify()).toEqual({ ok: true, entries: vectors.entries.length, checkpoints: 1, head: { seq: cp.seq, hash: cp.hash }, coverage: { coveredTo: cp.seq, uncovered: 0, interval: vectors.entries.length }, key: { keyId: cp.key.keyId, source: "store" } });
       const entries = ledger.entries();
       expect(entries.map((e) => e.data)).toEqual(vectors.entries.map((e) => decode(e.data)));
       expect(errors).toEqual([]);
@@ -282,7 +282,7 @@ describe("tamper detection on a store file", () => {
     expect(result).toMatchObject({ ok: false, firstBadSeq: cut, problem: expect.stringMatching(/missing/) });
   });
 
-  it("a forged entry inserted in the middle (hash recomputed) is caught at the entry after it", () => {
+  it("a forged entry inserted in the middle (hash recomputed) is named, not the entry after it", () => {
     const result = verifyFile(
       tamperedCopy((db) => {
         const before = row(db, K - 1);
@@ -292,7 +292,7 @@ describe("tamper detection on a store file", () => {
         db.prepare(`INSERT INTO ledger (${columns}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(K, forged.id, forged.ts, forged.type, forged.org, forged.agentId, forged.runId, null, null, forged.actor, dataJson, forged.prevHash, hashEntry(forged, dataJson));
       }),
     );
-    expect(result).toMatchObject({ ok: false, firstBadSeq: K + 1 });
+    expect(result).toMatchObject({ ok: false, reason: "tampered", firstBadSeq: K, entries: K - 1, problem: expect.stringMatching(/inserted: entry \d+ chains to entry \d+, so entry \d+ was put in between/) });
   });
 
   it("a forged entry inserted in the middle (hash made up) is named", () => {
@@ -376,7 +376,7 @@ describe("tamper detection on a store file", () => {
     expect(verifyFile(resigned)).toMatchObject({ ok: false, firstBadSeq: cp, problem: expect.stringMatching(/signature .*invalid/) });
   });
 
-  it("a client never signs a checkpoint over a tail that does not verify", () => {
+  it("a client never signs a checkpoint over a tail that does not verify", async () => {
     const file = tamperedCopy((db) => {
       const head = row(db, pristineEntries);
       const forged = { seq: head.seq + 1, id: "evt_forged", ts: head.ts + 1, type: "approval.approved", org: head.org, agentId: "billing-agent", runId: head.run_id, stepId: null, toolCallId: null, actor: "mallory", prevHash: head.hash };
@@ -386,7 +386,11 @@ describe("tamper detection on a store file", () => {
       db.prepare("UPDATE ledger SET data = ? WHERE seq = ?").run(canonicalJson({ approvalId: "apr_y", status: "approved" }), forged.seq);
     });
     const errors: unknown[] = [];
+    // A client that only opens and closes the store signs nothing at all; one that appends refuses to sign over the forged tail.
+    new Warden({ agentId: "auditor", store: file, onError: (error) => errors.push(error) }).close();
+    expect(errors).toEqual([]);
     const warden = new Warden({ agentId: "auditor", store: file, onError: (error) => errors.push(error) });
+    await warden.run({ task: "after the forgery" }, async (run) => run.tool("read_order", { id: 1 }, () => "ok"));
     warden.close();
     const db = new DatabaseSync(file, { readOnly: true });
     const checkpoints = (db.prepare("SELECT seq FROM checkpoints ORDER BY seq").all() as Array<{ seq: number }>).map((r) => r.seq);

@@ -12,6 +12,7 @@ import { localOperator, remoteOperator, type Operator } from "./operator.js";
 import { registerHookCommand } from "./hook.js";
 import { registerMcpGatewayCommand } from "./mcp-gateway.js";
 import { registerServerCommands } from "./server.js";
+import { registerEvidenceCommands, registerLedgerVerifyCommand } from "./evidence.js";
 import type { ActionType, ApprovalStatus, RunStatus } from "../enums.js";
 
 /** Exit codes: 0 ok, 1 a failure the command reports (a broken ledger, a token that does not verify), 2 bad usage or input. */
@@ -141,16 +142,7 @@ export function buildProgram(): Command {
   }
 
   const ledger = program.command("ledger").description("the audit ledger");
-  ledger
-    .command("verify")
-    .description("recompute every hash and check every signed checkpoint")
-    .action(async () => {
-      await withOperator(program, async (operator) => {
-        const result = await operator.verifyLedger();
-        print(program, result, () => (result.ok ? `ledger OK: ${result.entries} entries, ${result.checkpoints} signed checkpoints${result.head ? `, head ${result.head.hash.slice(0, 16)}…` : ""}` : result.firstBadSeq === undefined ? `ledger BROKEN: ${result.problem}` : `ledger BROKEN at entry ${result.firstBadSeq}: ${result.problem} (${result.entries} entries verified before it)`));
-        if (!result.ok) process.exitCode = EXIT_FAILURE;
-      });
-    });
+  registerLedgerVerifyCommand(program, ledger);
   ledger
     .command("export")
     .description("write every entry as JSON Lines")
@@ -291,6 +283,7 @@ export function buildProgram(): Command {
   registerMcpGatewayCommand(program);
   registerHookCommand(program);
   registerServerCommands(program);
+  registerEvidenceCommands(program);
 
   return program;
 }

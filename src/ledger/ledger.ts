@@ -1,26 +1,80 @@
 import { createWriteStream } from "node:fs";
 import { verify as verifySignature, type KeyObject } from "node:crypto";
 import { once } from "node:events";
-import { LedgerIntegrityError } from "../errors.js";
-import { canonicalJson } from "../internal/canonical.js";
+import { InvalidStateError, LedgerIntegrityError, NotFoundError } from "../errors.js";
+import { dirname, relative, isAbsolute } from "node:path";
 import { toLedgerEntry, type LedgerRow, type SqliteStore } from "../store/sqlite-store.js";
-import { checkpointMessage, GENESIS_HASH, hashEntry, type LedgerEntry } from "./chain.js";
-import { keyIdOf } from "./keys.js";
+import { checkpointMessage, GENESIS_HASH, storedRowProblem, type LedgerEntry } from "./chain.js";
+import { keyIdOf, parsePublicKey } from "./keys.js";
+import { equalBytes, MerkleFrontier, MerkleTree } from "./merkle.js";
+import { ledgerVerifierKey, POLICY_SET_ENTRY, type EvidenceBundle } from "./evidence.js";
+import { ledgerOrigin, openCheckpoint } from "./note.js";
 
 /**
- * The outcome of `ledger.verify()`: the verified head to publish or compare, or the first bad entry.
+ * What signed checkpoints cover: entries up to `coveredTo` are vouched for by a signature of the trusted
+ * key; the `uncovered` entries after it by nothing but the hash chain, which anyone with write access to
+ * the store file can recompute. Fewer than `interval` uncovered entries is the normal state between two
+ * checkpoints; more means checkpoints are missing and the ledger does not verify.
+ * @example
+ * import type { LedgerCoverage } from "agent-warden";
+ * const result = warden.ledger.verify();
+ * if ("coverage" in result) console.log(`signed up to ${result.coverage.coveredTo}, ${result.coverage.uncovered} after it`);
+ */
+export interface LedgerCoverage {
+  coveredTo: number;
+  uncovered: number;
+  interval: number;
+}
+
+/**
+ * The key checkpoint signatures were checked against. `source: "supplied"` is a key given out of band
+ * (`verify({ publicKey })`, `--public-key`); `"configured"` the client's configured signing key;
+ * `"store"` a key read from beside the store, which whoever can rewrite the store can usually replace too.
+ * @example
+ * import type { TrustedLedgerKey } from "agent-warden";
+ * const key: TrustedLedgerKey = warden.ledger.verify().key;
+ * if (key.source === "store") console.warn("checkpoints checked against the store's own key");
+ */
+export interface TrustedLedgerKey {
+  keyId: string;
+  source: "supplied" | "configured" | "store";
+}
+
+/**
+ * The outcome of `ledger.verify()`: the verified head to publish or compare, or why it does not verify.
+ * `reason: "tampered"` names the first bad entry; `reason: "uncovered"` means the chain holds but too
+ * many entries at its end are covered by no signed checkpoint (a rewrite without the key looks like this).
  * @example
  * import type { LedgerVerification } from "agent-warden";
  * const result: LedgerVerification = warden.ledger.verify();
- * console.log(result.ok ? `intact up to ${result.head.hash}` : `broken at ${result.firstBadSeq}`);
+ * console.log(result.ok ? `intact up to ${result.head.hash}` : `${result.reason} at ${result.firstBadSeq}: ${result.problem}`);
  */
 export type LedgerVerification =
-  | { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string } }
-  | { ok: false; entries: number; firstBadSeq: number; problem: string };
+  | { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string }; coverage: LedgerCoverage; key: TrustedLedgerKey }
+  | { ok: false; reason: "tampered"; entries: number; firstBadSeq: number; problem: string; key: TrustedLedgerKey }
+  | { ok: false; reason: "uncovered"; entries: number; firstBadSeq: number; problem: string; checkpoints: number; head: { seq: number; hash: string }; coverage: LedgerCoverage; key: TrustedLedgerKey };
+
+/**
+ * Options of `ledger.verify()`.
+ * @example
+ * import type { LedgerVerifyOptions } from "agent-warden";
+ * const options: LedgerVerifyOptions = { publicKey: readFileSync("./ledger-public.pem", "utf8") };
+ * warden.ledger.verify(options);
+ */
+export interface LedgerVerifyOptions {
+  /** The checkpoint key's public half, obtained out of band: PEM, a PEM file's path, base64 raw key, or a KeyObject. */
+  publicKey?: KeyObject | string | undefined;
+  /** Uncovered entries tolerated after the last checkpoint; default the store's checkpoint interval. */
+  checkpointEvery?: number | undefined;
+}
+
+/** How many recent entry hashes verification remembers, to name an inserted entry rather than the one after it. */
+const RECENT = 256;
 
 /**
  * The append-only, hash-chained audit ledger, reached as `warden.ledger`, for proving what agents did.
  * Entries are written by the store's group commit; this is the read side: verify, export, query.
+ * Nothing here writes to the store or signs.
  * @example
  * import type { Ledger } from "agent-warden";
  * const ledger: Ledger = warden.ledger;
@@ -30,55 +84,138 @@ export type LedgerVerification =
 export class Ledger {
   readonly #store: SqliteStore;
   readonly #publicKey: KeyObject;
+  readonly #keySource: TrustedLedgerKey["source"];
 
   /** @internal */
-  constructor(store: SqliteStore, publicKey: KeyObject) {
+  constructor(store: SqliteStore, publicKey: KeyObject, options: { keySource?: TrustedLedgerKey["source"] } = {}) {
     this.#store = store;
     this.#publicKey = publicKey;
+    this.#keySource = options.keySource ?? keySourceOf(store, publicKey);
   }
 
   /**
-   * Recomputes every hash and checks every signed checkpoint. Names the first entry that was
-   * modified, deleted, inserted or moved.
+   * Recomputes every hash over the stored bytes and checks every signed checkpoint against the trusted
+   * key. Names the first entry that was modified, deleted, inserted or moved; reports how much of the
+   * ledger signed checkpoints cover, and refuses a ledger whose unsigned tail is longer than the
+   * checkpoint interval. Read-only: it never signs anything.
    * @example
-   * const result = warden.ledger.verify();
-   * if (!result.ok) console.error(`ledger broken at entry ${result.firstBadSeq}: ${result.problem}`);
+   * const result = warden.ledger.verify({ publicKey: process.env.WARDEN_LEDGER_PUBLIC_KEY });
+   * if (!result.ok) console.error(`ledger ${result.reason} at entry ${result.firstBadSeq}: ${result.problem}`);
    */
-  verify(): LedgerVerification {
+  verify(options: LedgerVerifyOptions = {}): LedgerVerification {
+    const publicKey = options.publicKey === undefined ? this.#publicKey : parsePublicKey(options.publicKey);
+    const key: TrustedLedgerKey = { keyId: keyIdOf(publicKey), source: options.publicKey === undefined ? this.#keySource : "supplied" };
+    const interval = options.checkpointEvery ?? this.#store.checkpointEvery;
     let expectedSeq = 1;
     let prevHash = GENESIS_HASH;
     let count = 0;
     const hashes = new Map<number, string>();
-    const checkpoints = this.#store.all<{ seq: number; hash: string; key_id: string; signature: string }>("SELECT seq, hash, key_id, signature FROM checkpoints ORDER BY seq");
+    const recent = new Map<string, number>();
+    const checkpoints = this.#checkpointRows();
     const checkpointSeqs = new Set(checkpoints.map((c) => c.seq));
+    const roots = new Map<number, Uint8Array>();
+    const frontier = new MerkleFrontier();
     for (const row of this.#store.iterate<LedgerRow>("SELECT * FROM ledger ORDER BY seq")) {
-      const fail = (seq: number, problem: string): LedgerVerification => ({ ok: false, entries: count, firstBadSeq: seq, problem });
+      const fail = (seq: number, problem: string, verified = count): LedgerVerification => ({ ok: false, reason: "tampered", entries: verified, firstBadSeq: seq, problem, key });
       if (row.seq !== expectedSeq) return fail(expectedSeq, row.seq > expectedSeq ? `missing (next entry found is ${row.seq})` : `out of order (found ${row.seq})`);
-      if (row.prev_hash !== prevHash) return fail(row.seq, "does not chain to the previous entry (entry before it deleted, inserted or changed)");
-      let dataJson: string;
-      try {
-        dataJson = canonicalJson(JSON.parse(row.data));
-      } catch {
-        return fail(row.seq, "data is not valid JSON");
+      if (row.prev_hash !== prevHash) {
+        // The entry chains to an earlier one: what sits between was put in.
+        const earlier = recent.get(row.prev_hash as string);
+        if (earlier !== undefined && earlier < row.seq - 1) return fail(earlier + 1, `inserted: entry ${row.seq} chains to entry ${earlier}, so ${earlier + 1 === row.seq - 1 ? `entry ${earlier + 1} was` : `entries ${earlier + 1}..${row.seq - 1} were`} put in between`, earlier);
+        return fail(row.seq, "does not chain to the previous entry (entry before it deleted, inserted or changed)");
       }
-      const entry = { seq: row.seq, id: row.id, ts: row.ts, type: row.type, org: row.org, agentId: row.agent_id, runId: row.run_id, stepId: row.step_id, toolCallId: row.tool_call_id, actor: row.actor, prevHash: row.prev_hash };
-      if (hashEntry(entry, dataJson) !== row.hash) return fail(row.seq, "content does not match its hash (modified)");
-      if (checkpointSeqs.has(row.seq)) hashes.set(row.seq, row.hash);
+      const problem = storedRowProblem(row);
+      if (problem !== undefined) return fail(row.seq, problem);
+      frontier.push(Buffer.from(row.hash, "hex"));
+      if (checkpointSeqs.has(row.seq)) {
+        hashes.set(row.seq, row.hash);
+        roots.set(row.seq, frontier.root());
+      }
+      recent.set(row.hash, row.seq);
+      if (recent.size > RECENT) recent.delete(recent.keys().next().value!);
       prevHash = row.hash;
       expectedSeq++;
       count++;
     }
-    const trustedKeyId = keyIdOf(this.#publicKey);
+    let previous = 0;
+    const origin = ledgerOrigin(publicKey);
     for (const checkpoint of checkpoints) {
-      const fail = (problem: string): LedgerVerification => ({ ok: false, entries: count, firstBadSeq: Math.min(checkpoint.seq, count + 1), problem });
-      if (checkpoint.seq > count) return fail(`entries after ${count} are missing (a signed checkpoint covers entry ${checkpoint.seq})`);
-      if (hashes.get(checkpoint.seq) !== checkpoint.hash) return fail(`does not match the signed checkpoint at entry ${checkpoint.seq}`);
-      if (checkpoint.key_id !== trustedKeyId) return fail(`checkpoint at entry ${checkpoint.seq} was signed by an unknown key`);
-      if (!verifySignature(null, checkpointMessage(checkpoint.seq, checkpoint.hash), this.#publicKey, Buffer.from(checkpoint.signature, "base64url"))) {
+      const fail = (problem: string, verified = previous): LedgerVerification => ({ ok: false, reason: "tampered", entries: verified, firstBadSeq: Math.min(checkpoint.seq, count + 1), problem, key });
+      if (checkpoint.seq > count) return fail(`entries after ${count} are missing (a signed checkpoint covers entry ${checkpoint.seq})`, count);
+      if (hashes.get(checkpoint.seq) !== checkpoint.hash) return fail(`does not match the signed checkpoint at entry ${checkpoint.seq}: an entry in ${previous + 1}..${checkpoint.seq} was changed, inserted or deleted and the chain re-hashed`);
+      if (checkpoint.key_id !== key.keyId) return fail(`checkpoint at entry ${checkpoint.seq} was signed by an unknown key (${checkpoint.key_id}, trusted: ${key.keyId})`);
+      if (!verifySignature(null, checkpointMessage(checkpoint.seq, checkpoint.hash), publicKey, Buffer.from(checkpoint.signature, "base64url"))) {
         return fail(`checkpoint signature at entry ${checkpoint.seq} is invalid`);
       }
+      if (checkpoint.note !== null) {
+        const opened = openCheckpoint(checkpoint.note, { name: origin, publicKey });
+        if ("problem" in opened) return fail(`the tree head signed at entry ${checkpoint.seq} ${opened.problem}`);
+        if (opened.head.size !== checkpoint.seq || !equalBytes(opened.head.root, roots.get(checkpoint.seq)!)) return fail(`does not match the signed tree head at entry ${checkpoint.seq}: an entry in ${previous + 1}..${checkpoint.seq} was changed, inserted or deleted`);
+      }
+      previous = checkpoint.seq;
     }
-    return { ok: true, entries: count, checkpoints: checkpoints.length, head: { seq: count, hash: prevHash } };
+    const head = { seq: count, hash: prevHash };
+    const coverage: LedgerCoverage = { coveredTo: previous, uncovered: count - previous, interval };
+    if (coverage.uncovered >= interval) {
+      const problem = `${coverage.uncovered} entries after ${previous === 0 ? "the start" : `entry ${previous}`} are covered by no signed checkpoint (at most ${interval - 1} may be): anyone with write access to the store could have written them`;
+      return { ok: false, reason: "uncovered", entries: count, firstBadSeq: previous + 1, problem, checkpoints: checkpoints.length, head, coverage, key };
+    }
+    return { ok: true, entries: count, checkpoints: checkpoints.length, head, coverage, key };
+  }
+
+  /**
+   * An evidence bundle for one run or tool call: its entries, the policy set recorded before them, the
+   * approvals among them, an inclusion proof of each entry to the newest signed checkpoint, and the
+   * verifier key. `verifyEvidence(bundle)` checks it offline. Refused (typed error) while the ledger does
+   * not verify, or while the entries are not yet under a signed tree head.
+   * @example
+   * const bundle = warden.ledger.evidence(toolCallId);
+   * writeFileSync("refund-1042.json", JSON.stringify(bundle, null, 2));
+   */
+  evidence(id: string): EvidenceBundle {
+    const verified = this.verify();
+    if (!verified.ok) throw new LedgerIntegrityError(verified.firstBadSeq, verified.problem);
+    let kind: "run" | "toolCall" = "toolCall";
+    let rows = this.#store.all<LedgerRow>("SELECT * FROM ledger WHERE tool_call_id = ? ORDER BY seq", id);
+    if (rows.length === 0) {
+      kind = "run";
+      rows = this.#store.all<LedgerRow>("SELECT * FROM ledger WHERE run_id = ? ORDER BY seq", id);
+    }
+    if (rows.length === 0) throw new NotFoundError("run or tool call in the ledger", id);
+    const last = rows[rows.length - 1]!.seq;
+    const checkpoint = this.#checkpointRows().filter((c) => c.note !== null && c.seq >= last).at(-1);
+    if (checkpoint === undefined) throw new InvalidStateError(`entry ${last} is not yet under a signed tree head: a checkpoint follows within ${this.#store.checkpointEvery} entries, or when the writing client closes`);
+    const policy = this.#store.get<LedgerRow>("SELECT * FROM ledger WHERE type = ? AND run_id IS NULL AND tool_call_id IS NULL AND seq < ? ORDER BY seq DESC LIMIT 1", POLICY_SET_ENTRY, rows[0]!.seq);
+    const hashes = this.#store.all<{ hash: string }>("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq", checkpoint.seq).map((r) => Buffer.from(r.hash, "hex"));
+    const tree = new MerkleTree(hashes);
+    const entries = (policy ? [policy, ...rows] : rows).map((row) => ({
+      seq: row.seq,
+      id: row.id,
+      ts: row.ts,
+      type: row.type,
+      org: row.org,
+      agentId: row.agent_id,
+      runId: row.run_id,
+      stepId: row.step_id,
+      toolCallId: row.tool_call_id,
+      actor: row.actor,
+      dataJson: row.data,
+      prevHash: row.prev_hash,
+      hash: row.hash,
+      inclusionProof: tree.inclusionProof(row.seq - 1).map((h) => Buffer.from(h).toString("base64")),
+    }));
+    return { format: "agent-warden.evidence/1", subject: { kind, id }, log: { origin: ledgerOrigin(this.#publicKey), verifierKey: ledgerVerifierKey(this.#publicKey) }, checkpoint: checkpoint.note!, entries, createdAt: Date.now() };
+  }
+
+  /** The verifier key (golang.org/x/mod/sumdb/note form) of this ledger's checkpoints, to publish out of band. */
+  verifierKey(): string {
+    return ledgerVerifierKey(this.#publicKey);
+  }
+
+  /** Checkpoint rows, with their signed tree head where the store has one (stores from before tree heads have none). */
+  #checkpointRows(): Array<{ seq: number; hash: string; key_id: string; signature: string; note: string | null }> {
+    const hasNotes = this.#store.all<{ name: string }>("PRAGMA table_info(checkpoints)").some((c) => c.name === "note");
+    return this.#store.all(`SELECT seq, hash, key_id, signature, ${hasNotes ? "note" : "NULL AS note"} FROM checkpoints ORDER BY seq`);
   }
 
   /** Like `verify()`, but throws `LedgerIntegrityError` naming the first bad entry. */
@@ -114,4 +251,14 @@ export class Ledger {
     }
     return count;
   }
+}
+
+/** Where the trusted key came from, judged from the store's signer: a key file beside the store is the store's own. */
+function keySourceOf(store: SqliteStore, publicKey: KeyObject): TrustedLedgerKey["source"] {
+  const signer = store.signer;
+  if (signer === undefined || !signer.publicKey.equals(publicKey)) return "supplied";
+  if (store.isMemory) return "store";
+  if (signer.path === undefined) return "configured";
+  const inside = relative(dirname(store.path), signer.path);
+  return !inside.startsWith("..") && !isAbsolute(inside) ? "store" : "configured";
 }

@@ -4,9 +4,10 @@ import { dirname, resolve } from "node:path";
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { loadSqlite } from "../internal/runtime.js";
 import { StoreError } from "../errors.js";
-import { canonicalJson } from "../internal/canonical.js";
-import { checkpointMessage, GENESIS_HASH, hashEntry, type LedgerEntry } from "../ledger/chain.js";
+import { checkpointMessage, GENESIS_HASH, hashEntry, storedRowProblem, type LedgerEntry } from "../ledger/chain.js";
 import type { SigningKey } from "../ledger/keys.js";
+import { MerkleFrontier } from "../ledger/merkle.js";
+import { checkpointText, ledgerOrigin, signNote } from "../ledger/note.js";
 import { MIGRATIONS, SCHEMA_SQL, SCHEMA_VERSION } from "./schema.js";
 
 /** A ledger entry before it has a place in the chain. `dataJson` is its canonical data. */
@@ -35,8 +36,10 @@ type WriteOp = QueuedWrite | { ledger: LedgerDraft };
 export interface StoreOptions {
   /** File path, or `:memory:`. */
   path: string;
-  /** Signs ledger checkpoints. */
-  signer: SigningKey;
+  /** Signs ledger checkpoints; without one (or read-only), nothing is ever signed. */
+  signer?: SigningKey | undefined;
+  /** Opens the file read-only: no schema migration, no writes, no signatures (verification, evidence). */
+  readOnly?: boolean;
   checkpointEvery: number;
   checkpointIntervalMs: number;
   /** Flush once this many writes are queued, without waiting for the commit window. */
@@ -67,8 +70,16 @@ export class SqliteStore {
   #scheduled: NodeJS.Timeout | undefined;
   #closed = false;
   #lastCheckpoint: { seq: number; ts: number } | undefined;
-  /** A chain position this process wrote or verified: checkpoints are signed only over a chain verified up to here. */
+  /**
+   * The head as this process left it after its own append, on a chain it verified from the last signed
+   * checkpoint: checkpoints are signed only here. Undefined until this process appends on a chain that holds.
+   */
   #trusted: { seq: number; hash: string } | undefined;
+  /** The newest checkpoint whose signature this process has checked (saves a signature check per commit). */
+  #checkedCheckpoint: { seq: number; hash: string; signature: string } | undefined;
+  /** The Merkle tree's right edge over the entries up to `#trusted` (built lazily when a checkpoint is due). */
+  #frontier: MerkleFrontier | undefined;
+  #untrustedReported = false;
 
   constructor(options: StoreOptions) {
     this.#options = options;
@@ -76,11 +87,17 @@ export class SqliteStore {
     // Outside the try: a Node too old for node:sqlite is a setup error to fix, not a broken store.
     const { DatabaseSync } = loadSqlite();
     try {
-      if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
-      this.db = new DatabaseSync(this.path, { timeout: 10_000 });
-      if (this.path !== ":memory:") this.db.exec("PRAGMA journal_mode = WAL");
-      this.db.exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;");
-      this.#migrate();
+      if (options.readOnly) {
+        this.db = new DatabaseSync(this.path, { timeout: 10_000, readOnly: true });
+        this.#checkSchema();
+      } else {
+        if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
+        this.db = new DatabaseSync(this.path, { timeout: 10_000 });
+        if (this.path !== ":memory:") this.db.exec("PRAGMA journal_mode = WAL");
+        this.db.exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;");
+        this.#migrate();
+        this.#migrateCheckpointNotes();
+      }
     } catch (cause) {
       if (cause instanceof StoreError) throw cause;
       throw new StoreError(`cannot open store "${options.path}": ${(cause as Error).message}`, { cause });
@@ -93,6 +110,16 @@ export class SqliteStore {
     return this.path === ":memory:";
   }
 
+  /** How many entries may follow the last signed checkpoint before one is due. */
+  get checkpointEvery(): number {
+    return this.#options.checkpointEvery;
+  }
+
+  /** The key this store signs checkpoints with, if any. */
+  get signer(): SigningKey | undefined {
+    return this.#options.signer;
+  }
+
   /** Queues a write; it commits with the next group. */
   write(sql: string, params: SQLInputValue[]): QueuedWrite {
     const op: QueuedWrite = { sql, params };
@@ -102,6 +129,7 @@ export class SqliteStore {
 
   /** Queues a ledger entry; it is hashed into the chain when its group commits. */
   append(draft: LedgerDraft): void {
+    if (this.#options.readOnly) throw new StoreError(`store "${this.path}" is open read-only`);
     this.#push({ ledger: draft });
   }
 
@@ -164,6 +192,7 @@ export class SqliteStore {
         this.#queue = pending;
         // What this process believed about the chain may have been rolled back with it.
         this.#trusted = undefined;
+        this.#frontier = undefined;
         this.#lastCheckpoint = undefined;
         throw error;
       }
@@ -197,14 +226,19 @@ export class SqliteStore {
     }
   }
 
-  /** Signs a checkpoint over the current head if there are entries since the last one. */
+  /**
+   * Signs a checkpoint over the current head if there are entries since the last one, and only if that
+   * head is where this process's own last append left a chain it verified: a process that only read
+   * the store (or whose entries another writer has since extended) vouches for nothing.
+   */
   checkpointNow(): void {
+    if (this.#options.readOnly || this.#options.signer === undefined || this.#trusted === undefined) return;
     this.flush();
     this.db.exec("BEGIN IMMEDIATE");
     try {
       const head = this.#head();
       this.#lastCheckpoint = this.#readLastCheckpoint();
-      if (head.seq > (this.#lastCheckpoint?.seq ?? 0)) this.#checkpoint(head, Date.now());
+      if (head.seq > (this.#lastCheckpoint?.seq ?? 0) && this.#trusted !== undefined && head.seq === this.#trusted.seq && head.hash === this.#trusted.hash) this.#checkpoint(head, Date.now());
       this.db.exec("COMMIT");
     } catch (error) {
       this.db.exec("ROLLBACK");
@@ -247,7 +281,7 @@ export class SqliteStore {
   #appendDrafts(drafts: LedgerDraft[]): void {
     // The head is read inside the transaction, so processes sharing the file extend one chain.
     let head = this.#head();
-    const extendsTrusted = this.#trusted !== undefined && this.#trusted.seq === head.seq && this.#trusted.hash === head.hash;
+    const extendsTrusted = (this.#trusted !== undefined && this.#trusted.seq === head.seq && this.#trusted.hash === head.hash) || this.#establishTrust(head);
     const rows: SQLInputValue[] = [];
     for (const d of drafts) {
       const entry = { seq: head.seq + 1, id: d.id, ts: d.ts, type: d.type, org: d.org, agentId: d.agentId, runId: d.runId, stepId: d.stepId, toolCallId: d.toolCallId, actor: d.actor, prevHash: head.hash };
@@ -261,52 +295,108 @@ export class SqliteStore {
       const insert = this.#statement(`${LEDGER_INSERT} ${Array(size).fill(LEDGER_ROW).join(",")}`);
       for (; offset + size * perRow <= rows.length; offset += size * perRow) insert.run(...rows.slice(offset, offset + size * perRow));
     }
-    if (extendsTrusted) this.#trusted = head;
-    this.#lastCheckpoint ??= this.#readLastCheckpoint();
-    const now = Date.now();
-    const last = this.#lastCheckpoint ?? { seq: 0, ts: 0 };
-    if (head.seq - last.seq >= this.#options.checkpointEvery || now - last.ts >= this.#options.checkpointIntervalMs) this.#checkpoint(head, now);
+    if (extendsTrusted) {
+      this.#trusted = head;
+      this.#lastCheckpoint ??= this.#readLastCheckpoint();
+      const now = Date.now();
+      const last = this.#lastCheckpoint ?? { seq: 0, ts: 0 };
+      if (head.seq - last.seq >= this.#options.checkpointEvery || now - last.ts >= this.#options.checkpointIntervalMs) this.#checkpoint(head, now);
+    } else this.#trusted = undefined;
   }
 
+  /**
+   * Signs `head`; called only where `head` is this process's own append on a chain it verified. Two
+   * signatures: the chain head (as before), and the Merkle tree head as a C2SP tlog-checkpoint note.
+   */
   #checkpoint(head: { seq: number; hash: string }, now: number): void {
-    // Never vouch for entries nobody checked: another writer of the file could have forged them.
-    const problem = this.#verifyTo(head);
-    if (problem !== undefined) {
-      this.#options.onError(new StoreError(`ledger checkpoint not signed: ${problem}`));
-      return;
-    }
-    this.#trusted = head;
-    const signature = sign(null, checkpointMessage(head.seq, head.hash), this.#options.signer.privateKey).toString("base64url");
-    this.#statement("INSERT OR REPLACE INTO checkpoints (seq, hash, ts, key_id, signature) VALUES (?,?,?,?,?)").run(head.seq, head.hash, now, this.#options.signer.keyId, signature);
+    const signer = this.#options.signer;
+    if (signer === undefined) return;
+    const signature = sign(null, checkpointMessage(head.seq, head.hash), signer.privateKey).toString("base64url");
+    const origin = ledgerOrigin(signer.publicKey);
+    const note = signNote(checkpointText({ origin, size: head.seq, root: this.#treeRoot(head.seq) }), origin, signer.privateKey);
+    this.#statement("INSERT OR REPLACE INTO checkpoints (seq, hash, ts, key_id, signature, note) VALUES (?,?,?,?,?,?)").run(head.seq, head.hash, now, signer.keyId, signature, note);
+    this.#checkedCheckpoint = { seq: head.seq, hash: head.hash, signature };
     this.#lastCheckpoint = { seq: head.seq, ts: now };
   }
 
-  /** Re-hashes the entries from the last trusted position (or signed checkpoint) up to `head`; a problem, or undefined. */
-  #verifyTo(head: { seq: number; hash: string }): string | undefined {
-    let at = this.#trusted ?? this.#signedCheckpoint() ?? { seq: 0, hash: GENESIS_HASH };
+  /**
+   * Before this process appends to a chain it did not itself leave at `head`: may it sign over what is
+   * there? Only if the chain verifies from the newest checkpoint its key signed (or from this process's
+   * own last position) up to `head`, and what follows that checkpoint is shorter than the checkpoint
+   * interval. A longer unsigned tail is what someone who rewrote the file without the key leaves behind
+   * (or a writer that could not sign): this process then appends without signing, and `verify()` reports
+   * the tail as uncovered.
+   */
+  #establishTrust(head: { seq: number; hash: string }): boolean {
+    if (this.#options.signer === undefined) return false;
+    const checkpoint = this.#signedCheckpoint();
+    const problem = checkpoint === undefined
+      ? "the newest checkpoint is not signed by this store's key"
+      : head.seq - checkpoint.seq >= this.#options.checkpointEvery
+        ? `${head.seq - checkpoint.seq} entries after entry ${checkpoint.seq} are not covered by a signed checkpoint (at most ${this.#options.checkpointEvery - 1} may be)`
+        : this.#verifyTo(this.#trusted !== undefined && this.#trusted.seq > checkpoint.seq && this.#trusted.seq <= head.seq ? this.#trusted : checkpoint, head);
+    if (problem === undefined) {
+      this.#untrustedReported = false;
+      return true;
+    }
+    if (!this.#untrustedReported) this.#options.onError(new StoreError(`ledger checkpoint not signed: ${problem}`));
+    this.#untrustedReported = true;
+    return false;
+  }
+
+  /** The RFC 9162 root over the first `size` entry hashes, extending the in-memory frontier from where it was. */
+  #treeRoot(size: number): Uint8Array {
+    if (this.#frontier === undefined || this.#frontier.size > size) this.#frontier = new MerkleFrontier();
+    const frontier = this.#frontier;
+    if (frontier.size < size) {
+      for (const row of this.#statement("SELECT hash FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq").iterate(frontier.size, size) as IterableIterator<{ hash: string }>) frontier.push(Buffer.from(row.hash, "hex"));
+    }
+    return frontier.root();
+  }
+
+  /** Stores from before tree-head checkpoints gain the column for them; the chain and its checkpoints stay as they are. */
+  #migrateCheckpointNotes(): void {
+    const columns = this.db.prepare("PRAGMA table_info(checkpoints)").all() as Array<{ name: string }>;
+    if (columns.some((c) => c.name === "note")) return;
+    try {
+      this.db.exec("ALTER TABLE checkpoints ADD COLUMN note TEXT");
+    } catch (error) {
+      // Another process added it first.
+      if (!/duplicate column/i.test((error as Error).message)) throw error;
+    }
+  }
+
+  /** Re-hashes the entries after `from` up to `head`; a problem, or undefined. */
+  #verifyTo(from: { seq: number; hash: string }, head: { seq: number; hash: string }): string | undefined {
+    let at = from;
     if (at.seq === head.seq) return at.hash === head.hash ? undefined : `entry ${head.seq} differs from the one this process trusted`;
     const rows = this.#statement("SELECT * FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq").iterate(at.seq, head.seq) as IterableIterator<LedgerRow>;
     for (const row of rows) {
       if (row.seq !== at.seq + 1) return `entry ${at.seq + 1} is missing`;
       if (row.prev_hash !== at.hash) return `entry ${row.seq} does not chain to entry ${at.seq}`;
-      let dataJson: string;
-      try {
-        dataJson = canonicalJson(JSON.parse(row.data));
-      } catch {
-        return `entry ${row.seq} has data that is not JSON`;
-      }
-      const hash = hashEntry({ seq: row.seq, id: row.id, ts: row.ts, type: row.type, org: row.org, agentId: row.agent_id, runId: row.run_id, stepId: row.step_id, toolCallId: row.tool_call_id, actor: row.actor, prevHash: row.prev_hash }, dataJson);
-      if (hash !== row.hash) return `entry ${row.seq} does not match its hash`;
-      at = { seq: row.seq, hash };
+      const problem = storedRowProblem(row);
+      if (problem !== undefined) return `entry ${row.seq} ${problem.replace(/^content /, "")}`;
+      at = { seq: row.seq, hash: row.hash };
     }
     return at.seq === head.seq && at.hash === head.hash ? undefined : `the chain does not reach entry ${head.seq}`;
   }
 
-  /** The newest checkpoint, if its signature is this store's key's. */
+  /**
+   * The newest checkpoint signed by this store's key, if its signature holds and the entry it names
+   * still has the hash it signed; the genesis position when there is no checkpoint at all.
+   */
   #signedCheckpoint(): { seq: number; hash: string } | undefined {
-    const row = this.#statement("SELECT seq, hash, key_id, signature FROM checkpoints ORDER BY seq DESC LIMIT 1").get() as { seq: number; hash: string; key_id: string; signature: string } | undefined;
-    if (!row || row.key_id !== this.#options.signer.keyId) return undefined;
-    return verify(null, checkpointMessage(row.seq, row.hash), this.#options.signer.publicKey, Buffer.from(row.signature, "base64url")) ? { seq: row.seq, hash: row.hash } : undefined;
+    const signer = this.#options.signer!;
+    const newest = this.#statement("SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT 1").get() as { seq: number } | undefined;
+    if (newest === undefined) return { seq: 0, hash: GENESIS_HASH };
+    const row = this.#statement("SELECT seq, hash, key_id, signature FROM checkpoints WHERE key_id = ? ORDER BY seq DESC LIMIT 1").get(signer.keyId) as { seq: number; hash: string; key_id: string; signature: string } | undefined;
+    if (row === undefined) return undefined;
+    const cached = this.#checkedCheckpoint;
+    const valid = (cached !== undefined && cached.seq === row.seq && cached.hash === row.hash && cached.signature === row.signature) || verify(null, checkpointMessage(row.seq, row.hash), signer.publicKey, Buffer.from(row.signature, "base64url"));
+    if (!valid) return undefined;
+    this.#checkedCheckpoint = { seq: row.seq, hash: row.hash, signature: row.signature };
+    const entry = this.#statement("SELECT hash FROM ledger WHERE seq = ?").get(row.seq) as { hash: string } | undefined;
+    return entry?.hash === row.hash ? { seq: row.seq, hash: row.hash } : undefined;
   }
 
   #head(): { seq: number; hash: string } {
@@ -345,6 +435,18 @@ export class SqliteStore {
       this.#statements.set(sql, statement);
     }
     return statement;
+  }
+
+  /** Read-only: refuses a file that is not a store of a schema this version reads. */
+  #checkSchema(): void {
+    let version: number;
+    try {
+      version = (this.db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+    } catch (cause) {
+      throw new StoreError(`"${this.path}" is not a Warden store (${(cause as Error).message})`, { cause });
+    }
+    if (version === 0) throw new StoreError(`"${this.path}" is not a Warden store (no schema)`);
+    if (version > SCHEMA_VERSION) throw new StoreError(`store "${this.path}" has schema ${version}; this version of Warden reads up to ${SCHEMA_VERSION}`);
   }
 
   #migrate(): void {

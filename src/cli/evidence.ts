@@ -1,0 +1,99 @@
+// Ledger verification and evidence from the CLI. Local verification opens the store read-only: it
+// never writes, and never signs a checkpoint over what it reads.
+import { readFileSync, writeFileSync } from "node:fs";
+import { Command, CommanderError } from "commander";
+import { parseEvidenceFile, verifyEvidence } from "../ledger/evidence.js";
+import type { LedgerVerification } from "../ledger/ledger.js";
+import { openLedger } from "../ledger/open.js";
+import { remoteOperator, type LedgerCheck } from "./operator.js";
+
+interface GlobalOptions {
+  store: string;
+  json: boolean;
+  url?: string;
+  apiKey?: string;
+}
+
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+function print(program: Command, value: unknown, text: () => string): void {
+  if (program.opts<GlobalOptions>().json) console.log(JSON.stringify(value, null, 2));
+  else console.log(text());
+}
+
+const positiveInt = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new CommanderError(EXIT_USAGE, "warden.number", `"${value}" is not a positive integer`);
+  return n;
+};
+
+/** One line on what a local verification proved and against which key. */
+export function describeVerification(result: LedgerVerification | LedgerCheck): string {
+  const keyNote = "key" in result && result.key !== undefined ? ` Checkpoints checked against key ${result.key.keyId}${result.key.source === "store" ? " read from beside the store (whoever can rewrite the store can usually replace it: pass --public-key)" : result.key.source === "supplied" ? " (supplied)" : " (configured)"}.` : "";
+  const coverage = "coverage" in result && result.coverage !== undefined ? ` Signed up to entry ${result.coverage.coveredTo}; ${result.coverage.uncovered} after it covered by no signature.` : "";
+  if (result.ok) return `ledger OK: ${result.entries} entries, ${result.checkpoints} signed checkpoints${result.head ? `, head ${result.head.hash.slice(0, 16)}…` : ""}.${coverage}${keyNote}`;
+  if ("reason" in result && result.reason === "uncovered") return `ledger NOT VERIFIED (uncovered): ${result.problem}.${coverage}${keyNote}`;
+  return result.firstBadSeq === undefined ? `ledger BROKEN: ${result.problem}` : `ledger BROKEN at entry ${result.firstBadSeq}: ${result.problem} (${result.entries} entries verified before it).${keyNote}`;
+}
+
+/** `warden ledger verify`: read-only against the store, or the control plane's report with --url. */
+export function registerLedgerVerifyCommand(program: Command, ledger: Command): void {
+  ledger
+    .command("verify")
+    .description("recompute every hash and check every signed checkpoint (read-only: never signs)")
+    .option("--public-key <key>", "the checkpoint key's public half, from outside the store: PEM, a PEM file or base64 raw key")
+    .option("--checkpoint-every <n>", "unsigned entries tolerated after the last checkpoint", positiveInt, 1000)
+    .action(async (opts: { publicKey?: string; checkpointEvery: number }) => {
+      const { url, apiKey, store } = program.opts<GlobalOptions>();
+      let result: LedgerVerification | LedgerCheck;
+      if (url) {
+        if (!apiKey) throw new CommanderError(EXIT_USAGE, "warden.apiKey", "--url needs --api-key (or WARDEN_API_KEY)");
+        result = await remoteOperator(url, apiKey).verifyLedger();
+      } else {
+        const { ledger: opened, close } = openLedger(store, { publicKey: opts.publicKey, checkpointEvery: opts.checkpointEvery });
+        try {
+          result = opened.verify();
+        } finally {
+          close();
+        }
+      }
+      print(program, result, () => describeVerification(result));
+      if (!result.ok) process.exitCode = EXIT_FAILURE;
+    });
+}
+
+/**
+ * `warden evidence <runId|toolCallId> [-o file]` writes an evidence bundle (read-only against the store);
+ * `warden evidence verify <file>` verifies one offline and prints what it proves, or what fails.
+ */
+export function registerEvidenceCommands(program: Command): void {
+  program
+    .command("evidence")
+    .description("an evidence bundle for one run or tool call; `evidence verify <file>` checks one offline")
+    .argument("<id>", "a run id or tool call id (or `verify`)")
+    .argument("[file]", "with `verify`: the bundle to check")
+    .option("-o, --out <file>", "write the bundle here (default: stdout)")
+    .option("--public-key <key>", "the checkpoint key's public half, obtained out of band: PEM, a PEM file or base64 raw key")
+    .option("--checkpoint-every <n>", "unsigned entries tolerated after the last checkpoint", positiveInt, 1000)
+    .action((id: string, file: string | undefined, opts: { out?: string; publicKey?: string; checkpointEvery: number }) => {
+      if (id === "verify") {
+        if (!file) throw new CommanderError(EXIT_USAGE, "warden.file", "evidence verify needs the bundle file");
+        const result = verifyEvidence(parseEvidenceFile(readFileSync(file, "utf8"), file), { publicKey: opts.publicKey });
+        print(program, result, () => (result.ok ? `VERIFIED: ${result.statement}` : `NOT VERIFIED: ${result.problem}`));
+        if (!result.ok) process.exitCode = EXIT_FAILURE;
+        return;
+      }
+      const { ledger, close } = openLedger(program.opts<GlobalOptions>().store, { publicKey: opts.publicKey, checkpointEvery: opts.checkpointEvery });
+      try {
+        const bundle = ledger.evidence(id);
+        const text = `${JSON.stringify(bundle, null, 2)}\n`;
+        if (opts.out) {
+          writeFileSync(opts.out, text);
+          console.error(`wrote evidence for ${bundle.subject.kind} ${id} (${bundle.entries.length} entries) to ${opts.out}`);
+        } else process.stdout.write(text);
+      } finally {
+        close();
+      }
+    });
+}

@@ -1,0 +1,126 @@
+// Checkpoints as C2SP signed notes (c2sp.org/signed-note) whose text is a C2SP tlog-checkpoint
+// (c2sp.org/tlog-checkpoint): origin, tree size, base64 root hash. Existing transparency-log tooling and
+// witnesses read them as they are.
+import { createHash, createPublicKey, sign as signBytes, verify as verifyBytes, type KeyObject } from "node:crypto";
+import { rawPublicKey, SPKI_ED25519_PREFIX } from "./keys.js";
+
+/** A tree head: the log's origin, its size (entries), and the RFC 9162 root over their hashes. */
+export interface TreeHead {
+  origin: string;
+  size: number;
+  /** 32 bytes. */
+  root: Uint8Array;
+}
+
+/** One signature line of a note. */
+export interface NoteSignature {
+  name: string;
+  /** The 4-byte key ID (big-endian uint32). */
+  keyId: number;
+  signature: Uint8Array;
+}
+
+const ED25519 = 0x01;
+const MAX_SIGNATURES = 64;
+
+/** The origin (and key name) of a ledger signed by `publicKey`: one log per signing key. */
+export function ledgerOrigin(publicKey: KeyObject): string {
+  return `agent-warden.dev/ledger/${createHash("sha256").update(rawPublicKey(publicKey)).digest("hex").slice(0, 16)}`;
+}
+
+/** c2sp.org/signed-note: key ID = SHA-256(key name || 0x0A || 0x01 || 32-byte public key)[:4], big-endian. */
+export function noteKeyId(name: string, publicKey: Uint8Array): number {
+  return createHash("sha256").update(Buffer.concat([Buffer.from(`${name}\n`), Buffer.of(ED25519), publicKey])).digest().readUInt32BE(0);
+}
+
+/** The verifier key string of golang.org/x/mod/sumdb/note: `<name>+<hex key ID>+<base64(0x01 || public key)>`. */
+export function verifierKey(name: string, publicKey: KeyObject): string {
+  const raw = rawPublicKey(publicKey);
+  return `${name}+${noteKeyId(name, raw).toString(16).padStart(8, "0")}+${Buffer.concat([Buffer.of(ED25519), raw]).toString("base64")}`;
+}
+
+/** Parses a verifier key string back into its name and Ed25519 public key; undefined if it is not one. */
+export function parseVerifierKey(vkey: string): { name: string; publicKey: KeyObject } | undefined {
+  // The base64 key may itself hold "+": split at the first two only (names never hold one).
+  const match = /^([^+]+)\+([^+]+)\+(.+)$/s.exec(vkey);
+  if (!match) return undefined;
+  const [, name, hex, b64] = match as unknown as [string, string, string, string];
+  const bytes = Buffer.from(b64, "base64");
+  if (!isKeyName(name) || !/^[0-9a-f]{8}$/.test(hex) || bytes.length !== 33 || bytes[0] !== ED25519 || bytes.toString("base64") !== b64) return undefined;
+  const raw = bytes.subarray(1);
+  if (noteKeyId(name, raw) !== Number.parseInt(hex, 16)) return undefined;
+  return { name, publicKey: createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: "der", type: "spki" }) };
+}
+
+const isKeyName = (name: string): boolean => name.length > 0 && !/[\s+]/u.test(name) && !/[\u0000-\u001f]/.test(name);
+
+/** c2sp.org/tlog-checkpoint note text: three lines, each ending in a newline. */
+export function checkpointText(head: TreeHead): string {
+  if (!isKeyName(head.origin)) throw new RangeError(`invalid checkpoint origin "${head.origin}"`);
+  return `${head.origin}\n${head.size}\n${Buffer.from(head.root).toString("base64")}\n`;
+}
+
+/** Signs note text as `name`: the whole signed note (text, blank line, one signature line). */
+export function signNote(text: string, name: string, privateKey: KeyObject): string {
+  const publicKey = rawPublicKey(createPublicKey(privateKey));
+  const sig = signBytes(null, Buffer.from(text), privateKey);
+  const id = Buffer.alloc(4);
+  id.writeUInt32BE(noteKeyId(name, publicKey));
+  return `${text}\n— ${name} ${Buffer.concat([id, sig]).toString("base64")}\n`;
+}
+
+/** Adds a signature line (a witness's cosignature, say) to a signed note. */
+export function addNoteSignature(note: string, name: string, privateKey: KeyObject): string {
+  const parsed = parseNote(note);
+  if (parsed === undefined) throw new RangeError("not a signed note");
+  return `${note}${signNote(parsed.text, name, privateKey).slice(parsed.text.length + 1)}`;
+}
+
+/** Splits a signed note into its text and signature lines; undefined if it is malformed. */
+export function parseNote(note: string): { text: string; signatures: NoteSignature[] } | undefined {
+  if (/[\u0000-\u0009\u000b-\u001f]/.test(note) || !note.endsWith("\n")) return undefined;
+  // The text is separated from the signatures by the last blank line.
+  const split = note.lastIndexOf("\n\n");
+  if (split < 0) return undefined;
+  const text = note.slice(0, split + 1);
+  const lines = note.slice(split + 2, -1).split("\n");
+  if (lines.length === 0 || lines.length > MAX_SIGNATURES) return undefined;
+  const signatures: NoteSignature[] = [];
+  for (const line of lines) {
+    const match = /^— (\S+) ([A-Za-z0-9+/]+={0,2})$/u.exec(line);
+    if (!match || !isKeyName(match[1]!)) return undefined;
+    const bytes = Buffer.from(match[2]!, "base64");
+    if (bytes.length < 5 || bytes.toString("base64") !== match[2]) return undefined;
+    signatures.push({ name: match[1]!, keyId: bytes.readUInt32BE(0), signature: bytes.subarray(4) });
+  }
+  return { text, signatures };
+}
+
+/** Parses tlog-checkpoint text; undefined if it is not one. Extension lines are allowed and ignored. */
+export function parseCheckpointText(text: string): TreeHead | undefined {
+  const lines = text.split("\n");
+  if (lines.length < 4 || lines.at(-1) !== "") return undefined;
+  const [origin, size, root] = lines as [string, string, string];
+  if (!isKeyName(origin) || !/^(0|[1-9][0-9]*)$/.test(size) || !Number.isSafeInteger(Number(size))) return undefined;
+  const rootBytes = Buffer.from(root, "base64");
+  if (rootBytes.length !== 32 || rootBytes.toString("base64") !== root) return undefined;
+  if (lines.slice(3, -1).some((line) => line === "")) return undefined;
+  return { origin, size: Number(size), root: new Uint8Array(rootBytes) };
+}
+
+/**
+ * Verifies a signed checkpoint against one trusted key (its name and Ed25519 public key). Per signed-note:
+ * signatures of other keys are ignored; a failing signature of the trusted key rejects the note.
+ */
+export function openCheckpoint(note: string, trusted: { name: string; publicKey: KeyObject }): { head: TreeHead; cosigners: string[] } | { problem: string } {
+  const parsed = parseNote(note);
+  if (parsed === undefined) return { problem: "is not a well-formed signed note" };
+  const head = parseCheckpointText(parsed.text);
+  if (head === undefined) return { problem: "is not a tlog-checkpoint" };
+  if (head.origin !== trusted.name) return { problem: `is for log "${head.origin}", not "${trusted.name}"` };
+  const id = noteKeyId(trusted.name, rawPublicKey(trusted.publicKey));
+  const mine = parsed.signatures.filter((s) => s.name === trusted.name && s.keyId === id);
+  if (mine.length === 0) return { problem: `carries no signature of the trusted key (${trusted.name}+${id.toString(16).padStart(8, "0")})` };
+  for (const s of mine) if (!verifyBytes(null, Buffer.from(parsed.text), trusted.publicKey, s.signature)) return { problem: "signature of the trusted key is invalid" };
+  return { head, cosigners: parsed.signatures.filter((s) => s.name !== trusted.name).map((s) => s.name) };
+}
