@@ -59,10 +59,10 @@ await api("POST", "/v1/halts/resume", { agentId: "billing-agent" });
 await settle();
 console.log(`resumed: ${await refund(10)}`);
 
-// 4. An event the server would refuse (here a result nested deeper than the wire's 32 levels) is set
+// 4. An event the server would refuse (here a run id longer than the wire's 256 characters) is set
 //    aside with its reason, before it is sent; the rest of its batch is delivered.
-const deep = Array.from({ length: 40 }).reduce<unknown>((inner) => ({ inner }), "bottom");
-await warden.run({ task: "export tree" }, (run) => run.tool("read_tree", {}, () => deep));
+const runId = await warden.startRun(`run_${"x".repeat(300)}`);
+await warden.completeRun(runId, { ok: true });
 await warden.flush();
 for (const letter of warden.remote?.deadLetters() ?? []) console.log(`set aside: ${letter.event.type} (${letter.reason})`);
 

@@ -78,8 +78,8 @@ describe("warden --url … (a control plane)", () => {
   it("lists runs and verifies the control plane's ledger", async () => {
     await agent.flush();
     const runs = JSON.parse((await cli("--url", url, "--api-key", reviewer, "--json", "runs", "--agent", "deployer")).out) as Array<{ agentId: string }>;
-    // The deploy run and the run after the resume; the run refused by the halt never started.
-    expect(runs.length).toBe(2);
+    // The deploy run, the run after the resume, and the run the halt refused (recorded as failed: the evidence of the halt's effect).
+    expect(runs.length).toBe(3);
     expect(runs.every((r) => r.agentId === "deployer")).toBe(true);
     expect(await cli("--url", url, "--api-key", reviewer, "ledger", "verify")).toMatchObject({ code: 0, out: expect.stringMatching(/^ledger OK/) });
   });

@@ -71,7 +71,7 @@ describe("one admission contract", () => {
     // The client (the planner) hands a token to "parent", which delegates to "child"; "parent" is halted.
     const warden = open({ agentId: "planner", policies: { version: 1, default: "allow", policies: [] } });
     const token = warden.tokens.mint({ agentId: "parent", scopes: ["flights:*"], ttl: "1h" });
-    const task = warden.beginDelegatedTask(warden.tokens.attenuate(token, { audience: "child", scopes: ["flights:book"] }));
+    const task = warden.beginDelegatedTask(warden.tokens.attenuate(token, { audience: "parent/child", scopes: ["flights:book"] }));
     let admission: Admission | undefined;
     let ran = false;
     await task

@@ -92,7 +92,15 @@ describe("remote mode: one refused event never takes its batch with it", () => {
 
       const letters = warden.remote!.deadLetters();
       const refused = letters.map((l) => l.event.id);
-      expect(refused.length).toBeGreaterThan(0);
+      if (refused.length === 0) {
+        // Recording already cut what the wire would refuse (redaction's depth bound, the recorded-size
+        // cap): nothing needs setting aside, and every event, the cut one included, arrives once.
+        const counts = await serverCounts();
+        expect(badIds.size).toBeGreaterThan(0);
+        expect(recorded.filter((e) => counts.get(e.id) !== 1)).toEqual([]);
+        await warden.shutdown();
+        return;
+      }
       for (const letter of letters) {
         expect(badIds.has(letter.event.id)).toBe(true);
         expect(letter).toMatchObject({ by: "client" });
@@ -217,14 +225,14 @@ describe("dead letters", () => {
     });
   };
 
-  it("an event a 2xx answer lists as refused is set aside; an index that names another id is not trusted", async () => {
+  it("an event a 2xx answer lists as rejected is set aside; an index that names another id is not trusted", async () => {
     const server = await answering((events) => ({
       accepted: events.length - 2,
       duplicates: 0,
-      refused: [
-        { index: 3, id: events[3]!.id, code: "insufficient_scope", message: "an agent key may not send approval.approved" },
-        { index: 5, id: "evt_someone_else", code: "insufficient_scope", message: "forged index" },
-        { index: 7, id: null, code: "invalid_request", message: "events.7.id: unreadable" },
+      rejected: [
+        { index: 3, id: events[3]!.id, code: "insufficient_scope", reason: "an agent key may not send approval.approved" },
+        { index: 5, id: "evt_someone_else", code: "insufficient_scope", reason: "forged index" },
+        { index: 7, id: "", code: "invalid_event", reason: "events.7.id: unreadable" },
       ],
     }));
     const dispatcher = dispatcherTo(server.url);
@@ -235,7 +243,7 @@ describe("dead letters", () => {
     const letters = new DeadLetterFile(join(dir, "letters"), 1).read();
     expect(letters).toHaveLength(2);
     expect(letters[0]).toMatchObject({ by: "server", code: "insufficient_scope", reason: "an agent key may not send approval.approved", event: { id: events[3]!.id, data: { toolName: "t", n: 3 } } });
-    expect(letters[1]).toMatchObject({ by: "server", code: "invalid_request", event: { id: events[7]!.id } });
+    expect(letters[1]).toMatchObject({ by: "server", code: "invalid_event", event: { id: events[7]!.id } });
     expect(dispatcher.stats).toMatchObject({ sent: 8, deadLettered: 2, dropped: 0 });
     await dispatcher.shutdown();
     await server.close();

@@ -51,7 +51,9 @@ async function decide(warden: Warden, event: HookEvent, options: PreToolUseOptio
   const admitted = await handle.admit().catch((error: unknown) => ({ ok: false as const, halted: false, error }));
   if (admitted.ok) return { exitCode: ALLOW, message: handle.decision.action === "warn" ? `[warden] warning: ${handle.decision.reason}` : undefined };
   const error = admitted.error;
-  const timedOut = error instanceof Error && error.name === "TimeoutError";
+  // The hook's own bound on the wait aborts it: the refusal carries the TimeoutError as its cause.
+  const reason = WardenError.isInstance(error) ? error.cause : error;
+  const timedOut = (reason instanceof Error && reason.name === "TimeoutError") || (error instanceof Error && error.name === "TimeoutError");
   const message = timedOut
     ? `[warden] tool "${event.tool_name}" blocked: no reviewer decided within ${Math.round(options.approvalTimeoutMs / 1000)}s`
     : error instanceof Error

@@ -296,11 +296,11 @@ export class EventDispatcher {
       return;
     }
     const rejected: Array<{ event: WardenEvent; refusal: Refusal }> = [];
-    for (const r of response.refused ?? []) {
+    for (const r of response.rejected ?? []) {
       const item = items[r.index];
-      // An index that names another event than it claims is not trusted to name any (null: the server could not read the id).
-      if (item === undefined || (r.id !== null && item.event.id !== r.id)) continue;
-      rejected.push({ event: item.event, refusal: { by: "server", code: r.code, reason: r.message } });
+      // An index that names another event than it claims is not trusted to name any (empty: the server could not read the id).
+      if (item === undefined || (r.id !== "" && item.event.id !== r.id)) continue;
+      rejected.push({ event: item.event, refusal: { by: "server", code: r.code, reason: r.reason } });
     }
     this.#setAside(rejected);
     this.#sent += items.length - rejected.length;

@@ -38,17 +38,17 @@ export const IngestEnvelopeSchema = z.strictObject({ events: z.array(z.unknown()
 /** One event of a batch the control plane refused on its own (by its index in the request), the rest being written. */
 export const RefusedEventSchema = z.object({
   index: z.int().min(0),
-  /** Null when the event had no readable id. */
-  id: z.string().nullable(),
+  /** Empty when the event had no readable id. */
+  id: z.string().max(256),
   code: z.string().min(1).max(64),
-  message: z.string().max(10_000),
+  reason: z.string().max(10_000),
 });
 
 /** The answer to `POST /v1/events`: events written, events it already had, and, when some were refused one by one, which. */
 export const IngestResponseSchema = z.object({
   accepted: z.int().min(0),
   duplicates: z.int().min(0).optional(),
-  refused: z.array(RefusedEventSchema).max(MAX_EVENTS_PER_BATCH).optional(),
+  rejected: z.array(RefusedEventSchema).max(MAX_EVENTS_PER_BATCH).optional(),
 });
 export type IngestResponse = z.output<typeof IngestResponseSchema>;
 

@@ -26,8 +26,8 @@ const say = (text: string) => ({ content: [{ type: "text" as const, text }], fin
 function subAgentOfHaltedPlanner(): Warden {
   const signingKey = generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }) as string;
   const planner = client({ agentId: "planner", tokens: { signingKey } });
-  const token = planner.tokens.attenuate(planner.tokens.mint({ agentId: "planner", scopes: ["*"], ttl: "1h" }), { audience: "travel-agent" });
-  const subAgent = client({ agentId: "travel-agent", token, tokens: { signingKey } });
+  const token = planner.tokens.attenuate(planner.tokens.mint({ agentId: "planner", scopes: ["*"], ttl: "1h" }), { audience: "planner/travel-agent" });
+  const subAgent = client({ agentId: "planner/travel-agent", token, tokens: { signingKey } });
   subAgent.halt({ reason: "planner compromised", agentId: "planner" });
   return subAgent;
 }

@@ -29,6 +29,8 @@ export interface Call {
   modelUsage: { inputTokens: number; outputTokens: number };
   /** The delegation token the client acts under, if the scenario gives one: surfaces that carry a token over the wire send it. */
   token: string | undefined;
+  /** A token for surfaces that carry one over the wire: the scenario's, else one with every scope, minted before anything is halted. */
+  wireToken: string;
 }
 
 /** What a driver reports back: the mapped outcome and, for the matrix, what the caller or model received. */
@@ -70,8 +72,9 @@ export type ScenarioId =
   | "secret-in-args"
   | "tool-throws";
 
-export const AGENT = "conformance-agent";
 export const ORCHESTRATOR = "orchestrator";
+/** A sub-identity of the orchestrator: the only audience a token the orchestrator holds may narrow to. */
+export const AGENT = `${ORCHESTRATOR}/worker`;
 export const SECRET = "sk_live_4f9a2b7c1d8e3f6a0b5c";
 export const CARD = "4111 1111 1111 1111";
 

@@ -78,6 +78,7 @@ export async function runScenario(surface: Surface, scenario: Scenario): Promise
       insideRun: setup.insideRun === true,
       modelUsage: setup.modelUsage ?? { inputTokens: 12, outputTokens: 7 },
       token,
+      wireToken: token ?? warden.tokens.mint({ agentId: AGENT, scopes: ["*"], ttl: "1h" }),
     };
     let driven: Driven | undefined;
     if (call.insideRun) {

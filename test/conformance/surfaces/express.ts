@@ -2,7 +2,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import express, { type ErrorRequestHandler } from "express";
 import { AgentAuthError, requireAgentPermission } from "agent-warden/express";
-import { AGENT, type Call, type Driven, type Surface } from "../harness.js";
+import { type Call, type Driven, type Surface } from "../harness.js";
 
 /**
  * A real Express 5 app on a loopback port: POST /tool is guarded by `requireAgentPermission(tool, { warden })`
@@ -14,7 +14,7 @@ export const surface: Surface = {
   async drive(call) {
     const { server, url, settled } = await serve(call);
     try {
-      const token = call.token ?? call.warden.tokens.mint({ agentId: AGENT, scopes: ["*"], ttl: "1h" });
+      const token = call.wireToken;
       let response: Response;
       try {
         response = await fetch(url, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(call.args), signal: call.signal });
