@@ -40,7 +40,7 @@ export type Outcome = Admission | { ok: false; outcome: "needs_approval"; reason
 /** Approval waits ended by the caller's own signal (not a reviewer, not a halt). */
 const abortedWaits = new WeakSet<object>();
 
-/** @internal The refusal of an approval wait the caller's signal ended: `reason` is the signal's reason. */
+/**  The refusal of an approval wait the caller's signal ended: `reason` is the signal's reason. */
 export function abortedWait(approvalId: string, toolName: string, reason: unknown): ApprovalRejectedError {
   const error = new ApprovalRejectedError({ approvalId, toolName, reason: "aborted" });
   error.cause = reason;
@@ -48,7 +48,7 @@ export function abortedWait(approvalId: string, toolName: string, reason: unknow
   return error;
 }
 
-/** @internal The admission a decision gives before anything is waited for. */
+/**  The admission a decision gives before anything is waited for. */
 export function admissionOf(decision: Decision, error: () => WardenError): Outcome {
   switch (decision.action) {
     case "allow":
@@ -63,7 +63,7 @@ export function admissionOf(decision: Decision, error: () => WardenError): Outco
   }
 }
 
-/** @internal The admission an error that ended a wait (or a run) gives. */
+/**  The admission an error that ended a wait (or a run) gives. */
 export function refusalOf(error: WardenError): Admission & { ok: false } {
   if (isHalt(error)) return { ok: false, outcome: "halted", cause: error.code === "token_invalid" ? "token" : "halt", reason: reasonOf(error), error, halted: true };
   const cause: RefusalCause = abortedWaits.has(error) ? "aborted" : error instanceof ApprovalTimeoutError || error.code === "approval_timeout" ? "expired" : error instanceof ApprovalRejectedError || error.code === "approval_rejected" ? "rejected" : error.code === "token_invalid" ? "token" : "policy";

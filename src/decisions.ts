@@ -17,7 +17,7 @@ import { stillValid, type Tokens } from "./tokens/tokens.js";
 /** What a token invalidated by a halt says, as `stillValid` words it. */
 const TOKEN_HALTED = "a halt since this token was issued invalidates it";
 
-/** @internal What decisions need, injected. */
+/**  What decisions need, injected. */
 export interface DecisionsDeps {
   agentId: string;
   environment: string | undefined;

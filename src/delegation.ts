@@ -6,7 +6,7 @@ import type { RunOptions } from "./inputs.js";
 import type { RunScope } from "./run-scope.js";
 import type { Tokens } from "./tokens/tokens.js";
 
-/** @internal What a delegated task asks of the client. */
+/**  What a delegated task asks of the client. */
 export interface DelegationHost {
   readonly agentId: string;
   readonly tokens: Tokens;

@@ -8,7 +8,7 @@ import type { LlmUsage } from "./records.js";
 import type { Runs } from "./runs.js";
 import type { RunStore } from "./store/run-store.js";
 
-/** @internal What LLM calls need, injected. */
+/**  What LLM calls need, injected. */
 export interface LlmCallsDeps {
   store: RunStore;
   runs: Runs;

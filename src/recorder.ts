@@ -44,7 +44,7 @@ export class ErrorSink {
   }
 }
 
-/** @internal What the recorder needs: the store, the bus, the link to the control plane, the redactor. */
+/**  What the recorder needs: the store, the bus, the link to the control plane, the redactor. */
 export interface RecorderDeps {
   store: SqliteStore;
   bus: EventBus;

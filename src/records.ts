@@ -192,7 +192,7 @@ export interface StepRow {
   ended_at: number | null;
 }
 
-/** @internal A new pending approval request, as the client and the control plane both create it. */
+/**  A new pending approval request, as the client and the control plane both create it. */
 export function pendingApproval(input: { approvalId: string; toolCallId: string; runId: string; agentId: string; toolName: string; payload: unknown; agentContext: AgentContext | undefined; policyId: string | undefined; reason: string | undefined; createdAt: number; expiresAt: number }): ApprovalRecord {
   return { ...input, status: "pending", reviewer: undefined, decisionReason: undefined, decidedAt: undefined };
 }

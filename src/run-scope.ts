@@ -2,7 +2,7 @@ import type { ToolCallInit, ToolOptions } from "./inputs.js";
 import { scopeStorage, type ActiveRun } from "./scope.js";
 import type { ToolContext } from "./tool-call.js";
 
-/** @internal What a run scope asks of the client: the governed call, steps, the halt signal. */
+/**  What a run scope asks of the client: the governed call, steps, the halt signal. */
 export interface RunHost {
   readonly signal: AbortSignal;
   execute<T>(init: ToolCallInit, fn: (context: ToolContext) => T | Promise<T>): Promise<T>;

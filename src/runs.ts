@@ -13,13 +13,13 @@ import type { RunStore } from "./store/run-store.js";
 import type { VerifiedToken } from "./tokens/token.js";
 import { stillValid, type Tokens } from "./tokens/tokens.js";
 
-/** @internal A delegation token handed to a run (`DelegatedTask.run`). */
+/**  A delegation token handed to a run (`DelegatedTask.run`). */
 export interface Delegation {
   token: string;
   verified: VerifiedToken;
 }
 
-/** @internal What runs and steps need, injected. */
+/**  What runs and steps need, injected. */
 export interface RunsDeps {
   agentId: string;
   store: RunStore;

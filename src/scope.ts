@@ -3,17 +3,17 @@ import type { AgentContext } from "./enums.js";
 import type { PendingRow, RunColumn } from "./store/run-store.js";
 import type { VerifiedToken } from "./tokens/token.js";
 
-/** @internal Where nested calls land: the current run and step of one Warden client. */
+/**  Where nested calls land: the current run and step of one Warden client. */
 export interface Scope {
   owner: object;
   runId: string;
   stepId: string | undefined;
 }
 
-/** @internal */
+/**  */
 export const scopeStorage = new AsyncLocalStorage<Scope>();
 
-/** @internal A run open in this process, as the client tracks it. */
+/**  A run open in this process, as the client tracks it. */
 export interface ActiveRun {
   runId: string;
   agentId: string;

@@ -19,7 +19,7 @@ export interface ToolContext {
   runId: string;
 }
 
-/** @internal A tool call in flight, as the client tracks it. */
+/**  A tool call in flight, as the client tracks it. */
 export interface ActiveToolCall {
   toolCallId: string;
   externalId?: string | undefined;
@@ -200,7 +200,7 @@ export class ToolCallHandle {
   }
 }
 
-/** @internal What a handle asks of the client that made it. */
+/**  What a handle asks of the client that made it. */
 export interface WardenInternals {
   blockError(decision: Decision, toolName: string, toolCallId: string): WardenError;
   link(toolCallId: string, signal: AbortSignal): void;

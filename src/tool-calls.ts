@@ -14,7 +14,7 @@ import type { Runs } from "./runs.js";
 import type { RunStore } from "./store/run-store.js";
 import { ToolCallHandle, type ActiveToolCall, type WardenInternals } from "./tool-call.js";
 
-/** @internal What tool calls need, injected. */
+/**  What tool calls need, injected. */
 export interface ToolCallsDeps {
   /** The client's own agent: what a call acts as when nothing else says. */
   agentId: string;

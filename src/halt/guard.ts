@@ -7,7 +7,7 @@ import type { RunStore } from "../store/run-store.js";
 import type { SqliteStore } from "../store/sqlite-store.js";
 import { describeScope, HaltState, haltMatches, type HaltRecord, type HaltTarget } from "./halt.js";
 
-/** @internal What the halt guard needs, injected. */
+/**  What the halt guard needs, injected. */
 export interface HaltGuardDeps {
   store: SqliteStore;
   runs: RunStore;

@@ -19,7 +19,7 @@ const ADVANCE_DELAY = 50;
 let instances = 0;
 
 /**
- * @internal How far the control plane has acknowledged this store's ledger, kept on disk beside the
+ * How far the control plane has acknowledged this store's ledger, kept on disk beside the
  * spool so that a client killed with events still in memory loses none of them.
  *
  * Each client writes its own file, `acked-<store>-<pid>-<start>-<n>.json`, holding a ledger

@@ -53,7 +53,7 @@ export interface Refusal {
 }
 
 /**
- * @internal Dead letters on disk, as JSON Lines beside the spool: the newest in `dead-letters.jsonl`,
+ * Dead letters on disk, as JSON Lines beside the spool: the newest in `dead-letters.jsonl`,
  * the one before in `dead-letters.1.jsonl`; when the newest reaches half the bound it replaces the
  * older one, so the two never hold much more than `maxBytes`.
  */

@@ -24,7 +24,7 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   return Math.min(MAX_RETRY_AFTER, Math.max(0, ms));
 }
 
-/** @internal JSON over HTTP to the control plane; every failure is a `RemoteError` saying whether to retry. */
+/**  JSON over HTTP to the control plane; every failure is a `RemoteError` saying whether to retry. */
 export class RemoteHttp {
   readonly baseUrl: string;
   readonly #apiKey: string;

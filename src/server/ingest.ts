@@ -17,7 +17,7 @@ import { all, get, run, type Query } from "./sql.js";
 import { appendStream } from "./stream-log.js";
 import { DEFAULT_APPROVAL_TIMEOUT, type Principal, type StreamMessage, type StreamMessageType } from "./store.js";
 
-/** @internal What a batch changed. */
+/**  What a batch changed. */
 export interface Effects {
   durable: Array<{ type: StreamMessageType; data: unknown }>;
   runs: Set<string>;
@@ -67,7 +67,7 @@ type Verdict = { kind: "accept"; event: WardenEvent } | { kind: "echo" } | { kin
 const refuse = (code: RejectedEvent["code"], reason: string): Verdict => ({ kind: "refuse", code, reason });
 
 /**
- * @internal Writes a batch of schema-valid events (each with its index in the request), inside one
+ * Writes a batch of schema-valid events (each with its index in the request), inside one
  * transaction: duplicates skipped, refused events listed, the rest projected and chained.
  */
 export function* ingestBatch(ledger: OrgLedger, principal: Principal, events: ReadonlyArray<{ index: number; event: WardenEvent }>, now: number): Query<{ accepted: number; duplicates: number; rejected: RejectedEvent[]; effects: Effects; messages: StreamMessage[] }> {
@@ -102,12 +102,12 @@ export function* ingestBatch(ledger: OrgLedger, principal: Principal, events: Re
   return { accepted, duplicates, rejected, effects, messages };
 }
 
-/** @internal True when the organization has already seen this event id (its ledger entry exists). */
+/**  True when the organization has already seen this event id (its ledger entry exists). */
 export function* isIngested(org: string, eventId: string): Query<boolean> {
   return (yield* get("SELECT 1 AS found FROM ingested_events WHERE org = ? AND id = ?", org, eventId)) !== undefined;
 }
 
-/** @internal Records a client's event id as seen. False when it was seen before. */
+/**  Records a client's event id as seen. False when it was seen before. */
 export function* markIngested(org: string, eventId: string | undefined, now = Date.now()): Query<boolean> {
   if (eventId === undefined) return true;
   return (yield* run("INSERT INTO ingested_events (org, id, received_at) VALUES (?,?,?) ON CONFLICT DO NOTHING", org, eventId, now)) > 0;
@@ -178,7 +178,7 @@ function* admitApprovalOutcome(principal: Principal, event: WardenEvent): Query<
   return { kind: "accept", event };
 }
 
-/** @internal The active halt that covers an agent (or one of its runs), described; undefined when none. */
+/**  The active halt that covers an agent (or one of its runs), described; undefined when none. */
 export function* activeHaltFor(org: string, agentId: string, runId: string | null): Query<string | undefined> {
   const rows = yield* all<HaltRow>("SELECT id, target_kind, target, reason, actor, created_at, lifted_at FROM halts WHERE org = ? AND lifted_at IS NULL", org);
   if (rows.length === 0) return undefined;
@@ -187,7 +187,7 @@ export function* activeHaltFor(org: string, agentId: string, runId: string | nul
   return halt === undefined ? undefined : `${halt.scope === "organization" ? "organization" : `${halt.scope} ${halt.target}`}: ${halt.reason}`;
 }
 
-/** @internal Applies one admitted event's effect on runs, steps, tool calls, approvals and revocations. */
+/**  Applies one admitted event's effect on runs, steps, tool calls, approvals and revocations. */
 export function* projectEvent(org: string, principal: Principal, event: WardenEvent, effects: Effects): Query<void> {
   const data = event.data;
   const agentId = event.agentId ?? "unknown";
@@ -397,7 +397,7 @@ function* mergeDecision(org: string, toolCallId: string, patch: Record<string, u
   yield* run("UPDATE tool_calls SET decision = ? WHERE id = ? AND org = ?", JSON.stringify(next), toolCallId, org);
 }
 
-/** @internal */
+/**  */
 export function* approvalRecord(org: string, approvalId: string): Query<ApprovalRecord | undefined> {
   const row = yield* get<ApprovalRow>("SELECT * FROM approvals WHERE id = ? AND org = ?", approvalId, org);
   return row === undefined ? undefined : toApprovalRecord(row);

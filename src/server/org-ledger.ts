@@ -10,7 +10,7 @@ import type { SigningKey } from "../ledger/keys.js";
 import { all, get, run, type Query } from "./sql.js";
 import type { LedgerReport } from "./store.js";
 
-/** @internal A ledger entry before it has a place in its organization's chain; `dataJson` is canonical. */
+/**  A ledger entry before it has a place in its organization's chain; `dataJson` is canonical. */
 export interface OrgLedgerDraft {
   id: string;
   ts: number;
@@ -23,7 +23,7 @@ export interface OrgLedgerDraft {
   dataJson: string;
 }
 
-/** @internal */
+/**  */
 export interface OrgLedgerRow {
   org: string;
   seq: number;
@@ -40,7 +40,7 @@ export interface OrgLedgerRow {
   hash: string;
 }
 
-/** @internal How often an organization's head is signed. */
+/**  How often an organization's head is signed. */
 export interface CheckpointPolicy {
   every: number;
   intervalMs: number;
@@ -48,7 +48,7 @@ export interface CheckpointPolicy {
 
 const VERIFY_PAGE = 1000;
 
-/** @internal */
+/**  */
 export function toOrgLedgerEntry(row: OrgLedgerRow): LedgerEntry {
   return {
     seq: Number(row.seq),
@@ -68,7 +68,7 @@ export function toOrgLedgerEntry(row: OrgLedgerRow): LedgerEntry {
 }
 
 /**
- * @internal Appends to organizations' chains and signs their checkpoints. Remembers which heads this
+ * Appends to organizations' chains and signs their checkpoints. Remembers which heads this
  * process wrote itself, so it never signs over entries it did not write or check.
  */
 export class OrgLedger {
@@ -157,13 +157,13 @@ export class OrgLedger {
   }
 }
 
-/** @internal Appends a server-made entry (a decision, a key change) with canonical data. */
+/**  Appends a server-made entry (a decision, a key change) with canonical data. */
 export function draftOf(type: string, ids: { agentId?: string | null | undefined; runId?: string | null | undefined; toolCallId?: string | null | undefined }, data: Record<string, unknown>, actor: string | null, id: string, ts = Date.now()): OrgLedgerDraft {
   return { id, ts, type, agentId: ids.agentId ?? null, runId: ids.runId ?? null, stepId: null, toolCallId: ids.toolCallId ?? null, actor, dataJson: canonicalJson(data) };
 }
 
 /**
- * @internal Re-hashes one organization's chain and checks its signed checkpoints. Names the first
+ * Re-hashes one organization's chain and checks its signed checkpoints. Names the first
  * entry that was modified, deleted, inserted or moved, by its place in this organization's chain.
  */
 export function* verifyChain(org: string, publicKey: SigningKey["publicKey"], keyId: string): Query<LedgerReport> {
@@ -208,7 +208,7 @@ export function* verifyChain(org: string, publicKey: SigningKey["publicKey"], ke
   return { ok: true, entries: count, checkpoints: checkpoints.length, head: count === 0 ? null : { seq: count, hash: prevHash } };
 }
 
-/** @internal Tables of the per-organization ledger, in SQL both databases accept. */
+/**  Tables of the per-organization ledger, in SQL both databases accept. */
 export function orgLedgerSchema(types: { int: string; text: string }): string {
   const { int, text } = types;
   return `

@@ -6,42 +6,42 @@
 /** Values a statement binds. */
 export type SqlValue = string | number | null;
 
-/** @internal One statement a shared routine asks its store to run. */
+/**  One statement a shared routine asks its store to run. */
 export type SqlOp = { kind: "run" | "get" | "all"; sql: string; params: SqlValue[] };
 
-/** @internal A shared routine: yields statements, receives their results, returns `T`. */
+/**  A shared routine: yields statements, receives their results, returns `T`. */
 export type Query<T> = Generator<SqlOp, T, unknown>;
 
-/** @internal Runs a write; gives the number of rows it changed. */
+/**  Runs a write; gives the number of rows it changed. */
 export function* run(sql: string, ...params: SqlValue[]): Query<number> {
   return (yield { kind: "run", sql, params }) as number;
 }
 
-/** @internal Reads one row. */
+/**  Reads one row. */
 export function* get<T>(sql: string, ...params: SqlValue[]): Query<T | undefined> {
   return (yield { kind: "get", sql, params }) as T | undefined;
 }
 
-/** @internal Reads every row. */
+/**  Reads every row. */
 export function* all<T>(sql: string, ...params: SqlValue[]): Query<T[]> {
   return (yield { kind: "all", sql, params }) as T[];
 }
 
-/** @internal Runs a shared routine against a synchronous database (SQLite). */
+/**  Runs a shared routine against a synchronous database (SQLite). */
 export function runSync<T>(query: Query<T>, execute: (op: SqlOp) => unknown): T {
   let step = query.next();
   while (!step.done) step = query.next(execute(step.value));
   return step.value;
 }
 
-/** @internal Runs a shared routine against an asynchronous database (PostgreSQL). */
+/**  Runs a shared routine against an asynchronous database (PostgreSQL). */
 export async function runAsync<T>(query: Query<T>, execute: (op: SqlOp) => Promise<unknown>): Promise<T> {
   let step = query.next();
   while (!step.done) step = query.next(await execute(step.value));
   return step.value;
 }
 
-/** @internal SQLite's placeholders (`?`, `?N`) as PostgreSQL's (`$N`). */
+/**  SQLite's placeholders (`?`, `?N`) as PostgreSQL's (`$N`). */
 export function toPostgres(sql: string): string {
   let next = 0;
   let highest = 0;

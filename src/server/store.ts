@@ -15,7 +15,7 @@ import type { RejectedEvent } from "./ingest.js";
 export type Role = "agent" | "reviewer" | "admin";
 export const ROLES = ["agent", "reviewer", "admin"] as const satisfies readonly Role[];
 
-/** @internal How long an approval request waits when neither the request nor its policy says. */
+/**  How long an approval request waits when neither the request nor its policy says. */
 export const DEFAULT_APPROVAL_TIMEOUT = 15 * 60_000;
 
 /**

@@ -2,7 +2,7 @@ import { get, run, type Query } from "./sql.js";
 import type { StreamMessage, StreamMessageType } from "./store.js";
 
 /**
- * @internal Appends a durable stream message in the caller's transaction. The organization's head
+ * Appends a durable stream message in the caller's transaction. The organization's head
  * row is taken first, so writers on several replicas hand out each sequence number once.
  */
 export function* appendStream(org: string, type: StreamMessageType, data: unknown, ts: number): Query<StreamMessage> {

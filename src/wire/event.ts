@@ -14,7 +14,7 @@ export const JsonSchema = z.unknown().refine((value) => withinDepth(value), dept
 export const JsonObjectSchema = z.record(z.string(), z.unknown()).refine((value) => withinDepth(value), depthMessage);
 
 /**
- * @internal A `WardenEvent` as the client sends it and the control plane accepts it. `org` is
+ * A `WardenEvent` as the client sends it and the control plane accepts it. `org` is
  * ignored by the server: the key's organization applies.
  */
 export const EventSchema = z.strictObject({
@@ -59,7 +59,7 @@ export interface EventRefusal {
 }
 
 /**
- * @internal Checks one event as the control plane will: its shape and limits, and its size as
+ * Checks one event as the control plane will: its shape and limits, and its size as
  * JSON. Returns why it would be refused, or undefined when it can be sent. `json` is the event's
  * JSON when the caller has it already.
  */

@@ -20,7 +20,7 @@ const BATCH_ENVELOPE_BYTES = 64;
 export const MAX_EVENT_BYTES = MAX_INGEST_BYTES - BATCH_ENVELOPE_BYTES;
 
 /**
- * @internal True when `value` nests no deeper than `limit` (objects and arrays at depths 0 … limit-1).
+ * True when `value` nests no deeper than `limit` (objects and arrays at depths 0 … limit-1).
  * Iterative: hostile input cannot overflow the stack.
  */
 export function withinDepth(value: unknown, limit = MAX_JSON_DEPTH): boolean {
