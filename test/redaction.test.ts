@@ -208,3 +208,13 @@ describe("secrets inside longer text", () => {
     expect(redact("nothing secret in this sentence at all")).toBe("nothing secret in this sentence at all");
   });
 });
+
+describe("payment card numbers", () => {
+  it("are masked wherever they appear in a string when the Luhn check passes; other long numbers stay", async () => {
+    const { createRedactor } = await import("agent-warden");
+    const redact = createRedactor();
+    expect(redact({ card: "4111 1111 1111 1111", other: "5500-0000-0000-0004", note: "pay with 4111111111111111 now" })).toEqual({ card: "[REDACTED]", other: "[REDACTED]", note: "pay with [REDACTED] now" });
+    // Not a card: the check digit is wrong, or it is an id or a timestamp.
+    expect(redact({ order: "4111111111111112", ts: "1796247070758" })).toEqual({ order: "4111111111111112", ts: "1796247070758" });
+  });
+});

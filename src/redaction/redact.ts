@@ -60,10 +60,30 @@ const secretKey = /pass(word|wd|phrase)?$|secret|^token$|^.*[_-]token$|^(access|
 // every `-eyJ` of `-eyJ-eyJ…` and rescan the rest, quadratic in the string).
 const secretInText = /Bearer\s+[A-Za-z0-9._~+/=-]{8,}|\b(?:sk|rk)[-_][A-Za-z0-9_-]{16,}|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{20,}|\bxox[abpr]-[A-Za-z0-9-]{10,}|(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----\s*|$)/g;
 
+// Payment card numbers (13 to 19 digits, spaces or hyphens allowed between them), masked when the Luhn
+// check passes so that order ids and timestamps stay readable. Separators are not digits, so the scan is linear.
+const cardInText = /(?<![0-9])(?:[0-9][ -]?){12,18}[0-9](?![0-9])/g;
+
 function maskSecrets(text: string): string {
   secretInText.lastIndex = 0;
-  if (!secretInText.test(text)) return text;
-  return text.replace(secretInText, MASK);
+  const masked = secretInText.test(text) ? text.replace(secretInText, MASK) : text;
+  return /[0-9]{4}/.test(masked.replace(/[ -]/g, "")) ? masked.replace(cardInText, (match) => (isCardNumber(match) ? MASK : match)) : masked;
+}
+
+/** A card number by length and the Luhn check digit. */
+function isCardNumber(text: string): boolean {
+  const digits = text.replace(/[ -]/g, "");
+  if (digits.length < 13 || digits.length > 19) return false;
+  let sum = 0;
+  for (let i = 0; i < digits.length; i++) {
+    let digit = digits.charCodeAt(digits.length - 1 - i) - 48;
+    if (i % 2 === 1) {
+      digit *= 2;
+      if (digit > 9) digit -= 9;
+    }
+    sum += digit;
+  }
+  return sum % 10 === 0;
 }
 
 type Segment = { kind: "key"; key: string } | { kind: "any" } | { kind: "deep"; key: string };
