@@ -7,6 +7,7 @@ import { sign, verify as verifySignature } from "node:crypto";
 import { canonicalJson } from "../internal/canonical.js";
 import { checkpointMessage, GENESIS_HASH, hashEntry, type LedgerEntry } from "../ledger/chain.js";
 import type { SigningKey } from "../ledger/keys.js";
+import { toLedgerEntry } from "../store/sqlite-store.js";
 import { all, get, run, type Query } from "./sql.js";
 import type { LedgerReport } from "./store.js";
 
@@ -50,21 +51,8 @@ const VERIFY_PAGE = 1000;
 
 /**  */
 export function toOrgLedgerEntry(row: OrgLedgerRow): LedgerEntry {
-  return {
-    seq: Number(row.seq),
-    id: row.id,
-    ts: Number(row.ts),
-    type: row.type,
-    org: row.org,
-    agentId: row.agent_id,
-    runId: row.run_id,
-    stepId: row.step_id,
-    toolCallId: row.tool_call_id,
-    actor: row.actor,
-    data: JSON.parse(row.data),
-    prevHash: row.prev_hash,
-    hash: row.hash,
-  };
+  // PostgreSQL hands bigint columns back as strings.
+  return toLedgerEntry({ ...row, seq: Number(row.seq), ts: Number(row.ts) });
 }
 
 /**
