@@ -193,6 +193,27 @@ export class ToolCallHandle {
     this.#owner.finishToolCall(this.toolCallId, ToolCallStatus.FAILED, undefined, error);
   }
 
+  /**
+   * Records how the tool ended, never throwing: `complete(output)`, or `fail(error)` given `{ error }`.
+   * For adapters, to whom recording is telemetry: a call a halt already finished is no news (read
+   * `outcome` to learn a halt landed, it says `halted`), and any other failure goes to `report`
+   * (default: the client's one error sink, `warden.reportError`).
+   * @example
+   * const output = await handle.race(() => tool.invoke(input));
+   * handle.settle({ output });
+   * if (handle.outcome.outcome === "halted") throw handle.outcome.error;
+   */
+  settle(ending: { output?: unknown } | { error: unknown }, report?: (error: unknown) => void): void {
+    try {
+      if ("error" in ending) this.fail(ending.error);
+      else this.complete(ending.output);
+    } catch (error) {
+      if (isHalt(error) || (WardenError.isInstance(error) && error.code === "invalid_state")) return;
+      if (report === undefined) this.#owner.reportError(error);
+      else report(error);
+    }
+  }
+
   #haltedNow(): (Admission & { outcome: "halted" }) | undefined {
     if (!this.signal.aborted || !isHalt(this.signal.reason)) return undefined;
     const refusal = refusalOf(this.signal.reason as WardenError);
@@ -210,6 +231,8 @@ export interface WardenInternals {
   stop(toolCallId: string, error: WardenError): void;
   /** The reason of the approval that admitted the call, if one did. */
   approvedReason(toolCallId: string): string | undefined;
+  /** The client's error sink (`warden.reportError`). */
+  reportError(error: unknown): void;
 }
 
 export { isHalt };

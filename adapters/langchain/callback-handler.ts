@@ -3,8 +3,8 @@ import type { Serialized } from "@langchain/core/load/serializable";
 import type { BaseMessage } from "@langchain/core/messages";
 import type { LLMResult } from "@langchain/core/outputs";
 import type { ChainValues } from "@langchain/core/utils/types";
-import { WardenError, type ActionType, type LlmUsage, type ToolCallHandle, type Warden } from "agent-warden";
-import { failRunIfOpen, isGoverned, isGraphInterrupt, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, warnOnce } from "./shared.js";
+import { isHalt, WardenError, type ActionType, type LlmUsage, type ToolCallHandle, type Warden } from "agent-warden";
+import { errorSink, failRunIfOpen, isGoverned, isGraphInterrupt, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY } from "./shared.js";
 
 /**
  * Options of {@link WardenCallbackHandler}.
@@ -17,7 +17,7 @@ export interface WardenCallbackHandlerOptions {
   actionHints?: Readonly<Record<string, ActionType>> | undefined;
   /** Recorded on each run the handler opens. */
   metadata?: Readonly<Record<string, unknown>> | undefined;
-  /** Receives failures to record (never thrown into the agent). Default: one process warning per kind. */
+  /** Receives failures to record (never thrown into the agent). Default: the client's error sink, `warden.reportError`. */
   onError?: ((error: unknown) => void) | undefined;
 }
 
@@ -82,7 +82,7 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     super({ raiseError: true });
     this.warden = warden;
     this.#options = options;
-    this.#report = options.onError ?? warnOnce();
+    this.#report = errorSink(warden, options.onError);
   }
 
   /** LangChain copies handlers in some paths; the run tree must stay in one place. */
@@ -159,18 +159,20 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     // Enforcement fails closed: anything that goes wrong deciding refuses the call.
     const wardenRunId = parent ? await this.#runOf(parent.tree) : undefined;
     const handle = this.warden.beginToolCall({ tool: name, args: parseToolInput(input), externalId: toolCallId, runId: wardenRunId, stepId: parent?.stepId, actionHint: this.#options.actionHints?.[name] });
-    const admitted = await handle.admit();
-    if (!admitted.ok) throw admitted.error;
+    // A callback can refuse only by throwing: a refusal and a halt both throw the admission's error
+    // (`ToolBlockedError`, an approval error, `HaltedError`, a `TokenError`), already recorded by the core.
+    const admission = await handle.admit();
+    if (!admission.ok) throw admission.error;
     this.#tools.set(runId, handle);
     this.#nodes.set(runId, childOf(parent, parent?.tree ?? newTree(name, undefined, handle.runId)));
   }
 
   override async handleToolEnd(output: unknown, runId: string): Promise<void> {
-    await this.#finish(runId, undefined, () => take(this.#tools, runId)?.complete(recordableOutput(output)));
+    await this.#finish(runId, undefined, () => take(this.#tools, runId)?.settle({ output: recordableOutput(output) }, this.#report));
   }
 
   override async handleToolError(error: unknown, runId: string): Promise<void> {
-    await this.#finish(runId, error, () => take(this.#tools, runId)?.fail(error));
+    await this.#finish(runId, error, () => take(this.#tools, runId)?.settle({ error }, this.#report));
   }
 
   // ── internals ─────────────────────────────────────────────────────────────────────────────
@@ -249,9 +251,9 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     else await this.warden.failRun(tree.wardenRunId, error);
   }
 
-  /** Halts and budget refusals are enforcement and reach the caller; anything else is telemetry and does not. */
+  /** Halts (the core's `isHalt`, a token a halt invalidated included) and budget refusals are enforcement and reach the caller; anything else is telemetry and does not. */
   #enforceOrReport(error: unknown): void {
-    if (WardenError.isInstance(error) && (error.code === "halted" || error.code === "tool_blocked")) throw error;
+    if (isHalt(error) || (WardenError.isInstance(error) && error.code === "tool_blocked")) throw error;
     this.#report(error);
   }
 }
