@@ -32,6 +32,11 @@ interface Tree {
   middlewareOwned: boolean;
   /** A LangGraph interrupt paused something inside; the run stays open for the resume. */
   interrupted: boolean;
+  /**
+   * Aborts when the tree's root fails (the caller's own abort included). Hooks get no signal, so this is how
+   * a tool call's approval wait learns that the invocation around it has ended.
+   */
+  ended: AbortController;
 }
 
 interface Node {
@@ -158,7 +163,7 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     const name = runName ?? tool?.id?.at(-1) ?? "tool";
     // Enforcement fails closed: anything that goes wrong deciding refuses the call.
     const wardenRunId = parent ? await this.#runOf(parent.tree) : undefined;
-    const handle = this.warden.beginToolCall({ tool: name, args: parseToolInput(input), externalId: toolCallId, runId: wardenRunId, stepId: parent?.stepId, actionHint: this.#options.actionHints?.[name] });
+    const handle = this.warden.beginToolCall({ tool: name, args: parseToolInput(input), externalId: toolCallId, runId: wardenRunId, stepId: parent?.stepId, actionHint: this.#options.actionHints?.[name], signal: parent?.tree.ended.signal });
     // A callback can refuse only by throwing: a refusal and a halt both throw the admission's error
     // (`ToolBlockedError`, an approval error, `HaltedError`, a `TokenError`), already recorded by the core.
     const admission = await handle.admit();
@@ -234,6 +239,7 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     this.#nodes.delete(runId);
     const { tree } = node;
     if (error !== undefined && isGraphInterrupt(error)) tree.interrupted = true;
+    else if (error !== undefined && node.depth === 0) tree.ended.abort(error);
     if (node.ownsStep && node.stepId !== undefined && tree.wardenRunId !== undefined) await this.warden.completeStep(tree.wardenRunId, node.stepId);
     if (node.depth > 0 || tree.wardenRunId === undefined) return;
     if (tree.middlewareOwned && error !== undefined && !isGraphInterrupt(error)) {
@@ -259,7 +265,7 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
 }
 
 function newTree(name: string, threadId: string | undefined, wardenRunId?: string): Tree {
-  return { name, threadId, wardenRunId, owned: false, middlewareOwned: false, interrupted: false };
+  return { name, threadId, wardenRunId, owned: false, middlewareOwned: false, interrupted: false, ended: new AbortController() };
 }
 
 /** A node one level below `parent` (or a root) in `tree`, in its parent's step. */
