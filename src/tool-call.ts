@@ -196,21 +196,21 @@ export class ToolCallHandle {
   /**
    * Records how the tool ended, never throwing: `complete(output)`, or `fail(error)` given `{ error }`.
    * For adapters, to whom recording is telemetry: a call a halt already finished is no news (read
-   * `outcome` to learn a halt landed, it says `halted`), and any other failure goes to `report`
-   * (default: the client's one error sink, `warden.reportError`).
+   * `outcome` to learn a halt landed, it says `halted`), and any other failure goes to the client's one
+   * error sink (`warden.reportError`, `report` naming the surface in its warning), or to `report` if it is a function.
    * @example
    * const output = await handle.race(() => tool.invoke(input));
-   * handle.settle({ output });
+   * handle.settle({ output }, "my-framework");
    * if (handle.outcome.outcome === "halted") throw handle.outcome.error;
    */
-  settle(ending: { output?: unknown } | { error: unknown }, report?: (error: unknown) => void): void {
+  settle(ending: { output?: unknown } | { error: unknown }, report?: string | ((error: unknown) => void)): void {
     try {
       if ("error" in ending) this.fail(ending.error);
       else this.complete(ending.output);
     } catch (error) {
       if (isHalt(error) || (WardenError.isInstance(error) && error.code === "invalid_state")) return;
-      if (report === undefined) this.#owner.reportError(error);
-      else report(error);
+      if (typeof report === "function") report(error);
+      else this.#owner.reportError(error, report);
     }
   }
 
@@ -231,8 +231,8 @@ export interface WardenInternals {
   stop(toolCallId: string, error: WardenError): void;
   /** The reason of the approval that admitted the call, if one did. */
   approvedReason(toolCallId: string): string | undefined;
-  /** The client's error sink (`warden.reportError`). */
-  reportError(error: unknown): void;
+  /** The client's error sink (`warden.reportError`); `source` names the surface. */
+  reportError(error: unknown, source?: string): void;
 }
 
 export { isHalt };

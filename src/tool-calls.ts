@@ -58,7 +58,7 @@ export class ToolCalls {
         if (this.#calls.get(toolCallId)?.status === ToolCallStatus.PENDING) this.finish(toolCallId, ToolCallStatus.FAILED, undefined, error);
       },
       approvedReason: (toolCallId) => this.#approvedReason(toolCallId),
-      reportError: (error) => this.#deps.recorder.errors.report(error),
+      reportError: (error, source) => this.#deps.recorder.errors.report(error, source),
     };
   }
 

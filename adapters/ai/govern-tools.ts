@@ -1,6 +1,6 @@
 import type { Tool, ToolExecutionOptions, ToolSet } from "ai";
 import { isHalt, NotFoundError, type ToolCallHandle, type Warden } from "agent-warden";
-import { approvalRequested, governedBy, isExecutable, isGovernedBy, record, takeLink, type CallLink } from "./shared.js";
+import { approvalRequested, governedBy, isExecutable, isGovernedBy, takeLink, type CallLink } from "./shared.js";
 
 /**
  * Options of `governTools`.
@@ -76,12 +76,12 @@ function streamingExecute(name: string, execute: Execute, warden: Warden, option
         yield next.value;
       }
     } catch (error) {
-      record(warden, () => handle.fail(error));
+      handle.settle({ error }, "ai");
       const thrown = stopOnHalt(link, error);
       void Promise.resolve(iterator.return?.()).catch(() => {});
       throw thrown;
     }
-    record(warden, () => handle.complete(last));
+    handle.settle({ output: last }, "ai");
   };
 }
 

@@ -230,7 +230,7 @@ async function governedInvoke(tool: AnyFunctionTool, invoke: AnyFunctionTool["in
   try {
     output = await handle.race(() => toolFailures.run(failure, () => nestedRuns.run(nested, () => runScope.run(nested, () => invoke.call(tool, runContext, input, withSignal(details, signal))))));
   } catch (error) {
-    record(warden, () => handle.fail(error));
+    handle.settle({ error }, "openai-agents");
     nested.close(error, registry);
     throw error;
   }
@@ -238,7 +238,7 @@ async function governedInvoke(tool: AnyFunctionTool, invoke: AnyFunctionTool["in
   // for the SDK's own `tool()`, the function span shows it when tracing is on.
   const spanError = getCurrentSpan()?.error;
   const failed = "error" in failure ? failure.error : spanError ? { message: spanError.message, output } : undefined;
-  record(warden, () => (failed !== undefined ? handle.fail(failed) : handle.complete(output)));
+  handle.settle(failed !== undefined ? { error: failed } : { output }, "openai-agents");
   nested.close(undefined, registry);
   return output;
 }
@@ -307,16 +307,6 @@ function withSignal(details: ToolCallDetails | undefined, signal: AbortSignal): 
   const copy = Object.create(Object.getPrototypeOf(details), Object.getOwnPropertyDescriptors(details)) as ToolCallDetails;
   Object.defineProperty(copy, "signal", { value: signal, enumerable: true, configurable: true, writable: true });
   return copy;
-}
-
-/** Recording an outcome is telemetry: it never throws into the agent. */
-function record(warden: Warden, fn: () => void): void {
-  try {
-    fn();
-  } catch (error) {
-    // A halt already finished the call (and recorded it); anything else is worth a report.
-    if (!isHalt(error) && !(WardenError.isInstance(error) && error.code === "invalid_state")) warden.reportError(error, "openai-agents");
-  }
 }
 
 function parseArguments(raw: string): unknown {
