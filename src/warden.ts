@@ -443,7 +443,7 @@ export class Warden {
    * and tool calls outside its scopes or tools are blocked before policy.
    */
   beginDelegatedTask(token: string): DelegatedTask {
-    return new DelegatedTask(this, token, this.tokens.verify(token));
+    return new DelegatedTask(this, token, this.#runs.verifyDelegation(token));
   }
 
   /** From the token alone (the current delegated run's, else the client's `token`): is `permission` granted? */
