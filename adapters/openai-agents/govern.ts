@@ -78,9 +78,12 @@ function governTool(tool: AnyFunctionTool, warden: Warden, registry: Registry, o
   if (owner !== undefined) throw new InvalidStateError(`tool "${tool.name}" is already governed by another Warden client`);
   governedTools.set(tool, warden);
   const sdkName = tool.name;
-  const identify: Identify = (args, runId) => {
-    const name = policyName(tool, warden, args, runId, options);
-    return { name, actionHint: options.actionHints?.[name] ?? options.actionHints?.[sdkName] };
+  const identify: Identify = () => {
+    // The developer's name for the tool (see `names.ts`); other names policies may mean it by go as aliases,
+    // and the core decides the call once, under the strictest of them.
+    const [name, ...aliases] = namesFor(tool, warden);
+    const hinted = [name!, ...aliases].find((candidate) => options.actionHints?.[candidate] !== undefined);
+    return { tool: name!, aliases: aliases.length === 0 ? undefined : aliases, actionHint: options.actionHints?.[hinted ?? sdkName] };
   };
   tool.inputGuardrails = [...(tool.inputGuardrails ?? []), wardenGuardrail(sdkName, identify, warden, registry)];
   if ((options.approval ?? "interrupt") === "interrupt") {
@@ -91,26 +94,8 @@ function governTool(tool: AnyFunctionTool, warden: Warden, registry: Registry, o
   tool.invoke = (runContext, input, details) => governedInvoke(tool, invoke, warden, registry, options, runContext, input, details);
 }
 
-/** The name Warden decides and records a call under, and its action hint. */
-type Identify = (args: unknown, runId: string | undefined) => { name: string; actionHint: ActionType | undefined };
-
-/**
- * The developer's name for the tool (see `names.ts`). When policies written for two different names
- * could both mean this tool, the one whose decision is strictest is used: enforcement fails closed.
- */
-function policyName(tool: AnyFunctionTool, warden: Warden, args: unknown, runId: string | undefined, options: GovernAgentOptions): string {
-  const names = namesFor(tool, warden);
-  if (names.length === 1) return names[0]!;
-  let strictest = names[0]!;
-  let rank = -1;
-  for (const name of names) {
-    const action = warden.check({ tool: name, args, runId, actionHint: options.actionHints?.[name] }).action;
-    if (STRICTNESS[action] > rank) [strictest, rank] = [name, STRICTNESS[action]];
-  }
-  return strictest;
-}
-
-const STRICTNESS: Record<string, number> = { allow: 0, warn: 1, require_approval: 2, block: 3 };
+/** The names Warden decides a call under (see `ToolCallInit.aliases`), and its action hint. */
+type Identify = () => { tool: string; aliases: readonly string[] | undefined; actionHint: ActionType | undefined };
 
 /**
  * `needsApproval`: the call is decided and recorded here, once, keyed by the SDK call id (the
@@ -124,9 +109,7 @@ async function policyNeedsApproval(identify: Identify, input: unknown, callId: s
     if (registry.interrupted.has(callId)) return settle(registry, callId, warden.resumeToolCall(callId));
     // Approved in Warden and applied to the SDK state (`resolveInterruptions`): the guardrail runs it.
     if (registry.decided.has(callId)) return false;
-    const runId = registry.currentRunId(warden);
-    const { name, actionHint } = identify(input, runId);
-    const handle = warden.beginToolCall({ tool: name, args: input, runId, externalId: callId, actionHint });
+    const handle = warden.beginToolCall({ ...identify(), args: input, runId: registry.currentRunId(warden), externalId: callId });
     // A reviewer callback may have answered at once (an auto-approver): then there is nothing to pause for.
     if (handle.approval && warden.approvals.get(handle.approval.approvalId).status !== "pending") return settle(registry, callId, warden.resumeToolCall(callId));
     return settle(registry, callId, handle);
@@ -179,9 +162,7 @@ function wardenGuardrail(sdkName: string, identify: Identify, warden: Warden, re
 }
 
 function beginCall(identify: Identify, args: unknown, callId: string, warden: Warden, registry: Registry): ToolCallHandle {
-  const runId = registry.currentRunId(warden);
-  const { name, actionHint } = identify(args, runId);
-  return warden.beginToolCall({ tool: name, args, runId, externalId: callId, actionHint });
+  return warden.beginToolCall({ ...identify(), args, runId: registry.currentRunId(warden), externalId: callId });
 }
 
 /**
