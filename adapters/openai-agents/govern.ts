@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { Agent, defineToolInputGuardrail, getCurrentSpan, ToolGuardrailFunctionOutputFactory } from "@openai/agents";
-import type { FunctionTool, RunContext, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from "@openai/agents";
+import type { FunctionTool, Model, RunContext, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from "@openai/agents";
 import { InvalidStateError, isHalt, WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
 import { namesFor, toolFailures, type ToolFailure } from "./names.js";
 import { FRAMEWORK, governedSpans, registryOf, runScope, type Registry, type RunContextScope, type RunMetadata } from "./registry.js";
@@ -65,6 +65,7 @@ export function governAgent<TAgent extends Agent<any, any>>(agent: TAgent, warde
     for (const tool of current.tools) {
       if (tool.type === "function") governTool(tool as AnyFunctionTool, warden, registry, options);
     }
+    if (typeof current.model === "object" && current.model !== null) governModel(current.model, warden, registry);
     if (options.handoffs === false) return;
     for (const handoff of current.handoffs) visit(handoff instanceof Agent ? handoff : handoff.agent);
   };
@@ -92,6 +93,37 @@ function governTool(tool: AnyFunctionTool, warden: Warden, registry: Registry, o
   }
   const invoke = tool.invoke;
   tool.invoke = (runContext, input, details) => governedInvoke(tool, invoke, warden, registry, options, runContext, input, details);
+}
+
+const governedModels = new WeakMap<object, Warden>();
+
+/**
+ * Gates the agent's model (a `Model` instance) before each call: a halt, or a run whose LLM-token budget
+ * is spent, refuses the call before it reaches the provider (the refusal is recorded; the run rejects
+ * with the `HaltedError` or `ToolBlockedError`). Its usage is recorded from the trace once it is made.
+ * Model names the runner resolves (`"gpt-4.1"`) are gated by `governedRun`.
+ */
+function governModel(model: Model, warden: Warden, registry: Registry): void {
+  const owner = governedModels.get(model);
+  if (owner === warden) return;
+  if (owner !== undefined) throw new InvalidStateError("this model instance is already governed by another Warden client");
+  governedModels.set(model, warden);
+  const admit = () => warden.admitLlmCall({ runId: registry.currentRunId(warden), model: modelName(model) });
+  const getResponse = model.getResponse;
+  model.getResponse = async function (this: Model, request) {
+    admit();
+    return getResponse.call(this, request);
+  };
+  const getStreamedResponse = model.getStreamedResponse;
+  model.getStreamedResponse = async function* (this: Model, request) {
+    admit();
+    yield* getStreamedResponse.call(this, request);
+  };
+}
+
+function modelName(model: Model): string | undefined {
+  const name = (model as { model?: unknown }).model;
+  return typeof name === "string" ? name : undefined;
 }
 
 /** The names Warden decides a call under (see `ToolCallInit.aliases`), and its action hint. */
