@@ -42,7 +42,8 @@ export interface ToolCallInit extends CheckInput {
   /**
    * Other names policies may know the tool by, when a framework renamed it (`payments.refund` for the
    * OpenAI Agents SDK's `payments_refund`): the call is decided once, under whichever of `tool` and these
-   * names gets the strictest decision (enforcement fails closed), and recorded under that name.
+   * names gets the strictest decision (enforcement fails closed; `tool` on a tie), and recorded and
+   * counted against limits and budgets under that name.
    */
   aliases?: readonly string[] | undefined;
   /**
