@@ -149,7 +149,7 @@ export function requireAgentPermission(permission: string, options: RequireAgent
     }
     const agentId = verified.authority.agentId;
     const warden = options.warden;
-    record(warden, (once) => warden.run({ http: describe(request), tokenId: verified.id }, (run) => gate(warden, verified, money, { ...exchange, next: once }, run.runId), { agentId }), exchange);
+    record(warden, (answered) => warden.run({ http: describe(request), tokenId: verified.id }, (run) => gate(warden, verified, money, answered, run.runId), { agentId }), exchange);
   };
 }
 
@@ -182,21 +182,28 @@ function governWithWarden(warden: Warden, token: string, money: Partial<Money> |
     exchange.refuse(refusalOf(error, exchange.permission));
     return;
   }
-  record(warden, (once) => task.run({ http: describe(exchange.request) }, (run) => gate(warden, task.verified, money, { ...exchange, next: once }, run.runId)), exchange);
+  record(warden, (answered) => task.run({ http: describe(exchange.request) }, (run) => gate(warden, task.verified, money, answered, run.runId)), exchange);
 }
 
 /**
- * Runs the recorded part of a request. What it throws before the request was passed on (a halt
- * refusing the run) is refused; after that, recording fails open (to the client's error sink) and the response stands.
+ * Runs the recorded part of a request. What it throws before the request was passed on or refused (a
+ * halt refusing the run) is refused; after that, recording fails open (to the client's error sink) and the response stands.
  */
-function record(warden: Warden, work: (once: NextFunction) => Promise<unknown>, exchange: Exchange): void {
-  let passed = false;
-  const once: NextFunction = (error?: unknown) => {
-    passed = true;
-    exchange.next(error);
+function record(warden: Warden, work: (answered: Exchange) => Promise<unknown>, exchange: Exchange): void {
+  let answered = false;
+  const once: Exchange = {
+    ...exchange,
+    next: (error?: unknown) => {
+      answered = true;
+      exchange.next(error);
+    },
+    refuse: (error) => {
+      answered = true;
+      exchange.refuse(error);
+    },
   };
   work(once).catch((error: unknown) => {
-    if (!passed) exchange.refuse(refusalOf(error, exchange.permission));
+    if (!answered) exchange.refuse(refusalOf(error, exchange.permission));
     else warden.reportError(error, "express");
   });
 }
