@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
-import { createTokenAuthority, CurrencyConverter, isHalt, tokenDenial, WardenError, type Admission, type CurrencyTable, type Money, type TokenBlock, type VerifiedToken, type Warden } from "agent-warden";
+import { createTokenAuthority, CurrencyConverter, InvalidInputError, isHalt, tokenDenial, WardenError, type Admission, type CurrencyTable, type Money, type TokenBlock, type VerifiedToken, type Warden } from "agent-warden";
 import { AgentAuthError, sendProblem } from "./errors.js";
 
 /**
@@ -115,10 +115,10 @@ export type RequireAgentPermissionOptions = WardenVerifier | PublicKeyVerifier;
  * app.post("/refunds", express.json(), requireAgentPermission("payments:refund", { publicKey: jwk, amount: (request) => request.body.amount }), refund);
  */
 export function requireAgentPermission(permission: string, options: RequireAgentPermissionOptions): RequestHandler {
-  if (typeof permission !== "string" || permission === "") throw new TypeError("requireAgentPermission needs a permission, e.g. \"payments:refund\"");
+  if (typeof permission !== "string" || permission === "") throw new InvalidInputError("requireAgentPermission needs a permission, e.g. \"payments:refund\"");
   const offline = options.publicKey === undefined ? undefined : offlineVerifier(options);
   const problems = (options.refusals ?? "problem") === "problem";
-  if (!problems && options.refusals !== "next") throw new TypeError(`requireAgentPermission: refusals must be "problem" or "next", got ${JSON.stringify(options.refusals)}`);
+  if (!problems && options.refusals !== "next") throw new InvalidInputError(`requireAgentPermission: refusals must be "problem" or "next", got ${JSON.stringify(options.refusals)}`);
   return async function requireAgentPermissionMiddleware(request: Request, response: Response, next: NextFunction): Promise<void> {
     const exchange: Exchange = { permission, request, response, next, refuse: (error) => refuse(error, response, next, problems) };
     let token: string;

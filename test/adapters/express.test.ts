@@ -275,7 +275,7 @@ describe("requireAgentPermission, recording", () => {
   });
 
   it("refuses an unknown refusals mode when the route is built", () => {
-    expect(() => requireAgentPermission("payments:refund", { warden: newWarden(), refusals: "html" as "next" })).toThrow(/refusals must be "problem" or "next"/);
+    expect(() => requireAgentPermission("payments:refund", { warden: newWarden(), refusals: "html" as "next" })).toThrow(expect.objectContaining({ code: "invalid_input", message: expect.stringMatching(/refusals must be "problem" or "next"/) }));
   });
 
   it("re-checks revocation on every request, for a token seen before too", async () => {
