@@ -26,6 +26,7 @@ export { PolicyEngine } from "./policy/engine.js";
 export { loadPolicyFile, parsePolicySet, parsePolicyText } from "./policy/load.js";
 export { PolicySetSchema } from "./policy/schema.js";
 export { isWithinAgent, subAgentId } from "./policy/identity.js";
+export { globCaptures } from "./policy/pattern.js";
 export type { PolicySet, PolicySetInput, Policy, PolicyInput, RateLimit, Budget, When, Condition } from "./policy/schema.js";
 export { createRedactor } from "./redaction/redact.js";
 export type { RedactionOptions, RedactionRule, Redactor } from "./redaction/redact.js";

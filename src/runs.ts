@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import type { Decisions } from "./decisions.js";
 import { EventType, RunStatus, type AgentContext } from "./enums.js";
+import { isHalt } from "./admission.js";
 import { InvalidStateError, NotFoundError } from "./errors.js";
 import type { HaltGuard } from "./halt/guard.js";
 import type { RunOptions } from "./inputs.js";
@@ -57,6 +58,25 @@ export class Runs {
   currentScope(): Scope | undefined {
     const scope = scopeStorage.getStore();
     return scope?.owner === this && this.#open.has(scope.runId) ? scope : undefined;
+  }
+
+  /**
+   * Verifies the token work is about to start under (`beginDelegatedTask`). A token a halt invalidated is
+   * refused as a run under it would be, and the refusal goes into the ledger first: no run is open to hold it.
+   */
+  verifyDelegation(token: string): VerifiedToken {
+    const { tokens, recorder } = this.#deps;
+    try {
+      return tokens.verify(token);
+    } catch (error) {
+      // Halts are checked after the signatures, so the chain read here is the one that verified.
+      if (isHalt(error)) {
+        const chain = tokens.inspect(token).chain;
+        const agentId = chain.findLast((block) => block.audience !== undefined)?.audience ?? this.#deps.agentId;
+        recorder.record(EventType.RUN_FAILED, { agentId, runId: null }, { refused: true, tokenId: chain[0]!.id, error: Recorder.serializeError(error) });
+      }
+      throw error;
+    }
   }
 
   /** The run a call lands in: the one named, else the enclosing one, else a run of its own (implicit). */

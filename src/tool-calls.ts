@@ -2,6 +2,7 @@ import { abortedWait, isHalt, refusalOf } from "./admission.js";
 import type { Approvals } from "./approvals/approvals.js";
 import type { Decision } from "./decision.js";
 import { Decisions } from "./decisions.js";
+import { strictness, type PolicyInputCall } from "./policy/engine.js";
 import { ApprovalStatus, EventType, RunStatus, ToolCallStatus, type AgentContext } from "./enums.js";
 import { ApprovalRejectedError, ApprovalTimeoutError, HaltedError, InvalidInputError, InvalidStateError, NotFoundError, ToolBlockedError, WardenError } from "./errors.js";
 import type { HaltGuard } from "./halt/guard.js";
@@ -11,6 +12,7 @@ import { newId } from "./internal/ids.js";
 import { Recorder } from "./recorder.js";
 import type { ApprovalRecord } from "./records.js";
 import type { Runs } from "./runs.js";
+import type { ActiveRun } from "./scope.js";
 import type { RunStore } from "./store/run-store.js";
 import { ToolCallHandle, type ActiveToolCall, type WardenInternals } from "./tool-call.js";
 
@@ -86,7 +88,8 @@ export class ToolCalls {
     const run = runs.resolve(init.runId, init.agentId);
     const agentId = init.agentId ?? run.agentId;
     const toolCallId = newId("tc");
-    const call = decisions.policyInput(init, agentId);
+    const call = init.aliases === undefined || init.aliases.length === 0 ? decisions.policyInput(init, agentId) : this.#strictestName(init, agentId, run);
+    const tool = call.tool;
     const decided = decisions.decide(call, run, run.runId, true, init.permission);
     const decision = init.shadow ? shadowed(decided) : decided;
     const stepId = init.stepId ?? runs.currentScope()?.stepId;
@@ -94,7 +97,7 @@ export class ToolCalls {
     // Free text too: an agent's stated reason can quote a secret.
     const reason = init.reason === undefined ? undefined : (recorder.redact(init.reason) as string);
     const status = decision.action === "block" ? ToolCallStatus.BLOCKED : decision.action === "require_approval" ? ToolCallStatus.AWAITING_APPROVAL : ToolCallStatus.PENDING;
-    const state: ActiveToolCall = { toolCallId, externalId: init.externalId, runId: run.runId, stepId, agentId, toolName: init.tool, status, startedAt: performance.now(), controller: new AbortController(), cleanup: undefined, approvalId: undefined, decision, implicitRun: run.implicit || undefined };
+    const state: ActiveToolCall = { toolCallId, externalId: init.externalId, runId: run.runId, stepId, agentId, toolName: tool, status, startedAt: performance.now(), controller: new AbortController(), cleanup: undefined, approvalId: undefined, decision, implicitRun: run.implicit || undefined };
     state.row = this.#deps.store.insertToolCall({
       id: toolCallId,
       external_id: init.externalId ?? null,
@@ -102,7 +105,7 @@ export class ToolCalls {
       step_id: stepId ?? null,
       agent_id: agentId,
       kind: "tool",
-      tool_name: init.tool,
+      tool_name: tool,
       action_type: call.action,
       status,
       input: input.json,
@@ -113,15 +116,15 @@ export class ToolCalls {
       started_at: Date.now(),
     });
     const ids = { agentId, runId: run.runId, stepId, toolCallId };
-    recorder.record(EventType.TOOL_CALLED, ids, { toolName: init.tool, actionType: call.action, input: input.value, decision: decision.action, reason, agentContext });
-    if (decision.matches.length > 0) recorder.record(EventType.POLICY_MATCHED, ids, { toolName: init.tool, decision: decision.action, policyId: decision.policyId, matches: decision.matches });
+    recorder.record(EventType.TOOL_CALLED, ids, { toolName: tool, actionType: call.action, input: input.value, decision: decision.action, reason, agentContext });
+    if (decision.matches.length > 0) recorder.record(EventType.POLICY_MATCHED, ids, { toolName: tool, decision: decision.action, policyId: decision.policyId, matches: decision.matches });
     // A risk: a warning, a policy with a severity, or a shadow policy that would have acted.
     const flagged = decision.matches.length === 0 ? [] : decision.matches.filter((m) => m.action !== "allow" || m.severity !== undefined);
     if (flagged.length > 0 && (decision.action === "warn" || flagged.some((m) => m.severity !== undefined || m.mode === "shadow"))) {
-      recorder.record(EventType.RISK_DETECTED, ids, { toolName: init.tool, decision: decision.action, severity: decision.severity ?? flagged.find((m) => m.severity)?.severity ?? "medium", policies: flagged.map((m) => ({ policyId: m.policyId, action: m.action, mode: m.mode, severity: m.severity })) });
+      recorder.record(EventType.RISK_DETECTED, ids, { toolName: tool, decision: decision.action, severity: decision.severity ?? flagged.find((m) => m.severity)?.severity ?? "medium", policies: flagged.map((m) => ({ policyId: m.policyId, action: m.action, mode: m.mode, severity: m.severity })) });
     }
     if (decision.action === "block") {
-      recorder.record(EventType.TOOL_BLOCKED, ids, { toolName: init.tool, reason: decision.reason, policyId: decision.policyId, halted: decision.halted === true });
+      recorder.record(EventType.TOOL_BLOCKED, ids, { toolName: tool, reason: decision.reason, policyId: decision.policyId, halted: decision.halted === true });
       runs.endImplicit(run, false);
       this.#rememberRefused(state);
       return new ToolCallHandle(this.internals, state, undefined);
@@ -130,7 +133,7 @@ export class ToolCalls {
     if (init.signal) this.#link(state, init.signal);
     let approval: ApprovalRecord | undefined;
     if (decision.action === "require_approval") {
-      approval = this.#deps.approvals.create({ toolCallId, runId: run.runId, agentId, toolName: init.tool, payload: input.value, agentContext, policyId: decision.policyId, reason: decision.reason, timeoutMs: decision.timeoutMs });
+      approval = this.#deps.approvals.create({ toolCallId, runId: run.runId, agentId, toolName: tool, payload: input.value, agentContext, policyId: decision.policyId, reason: decision.reason, timeoutMs: decision.timeoutMs });
       state.approvalId = approval.approvalId;
       state.approval = approval;
       this.#deps.approvals.notify(approval);
@@ -148,7 +151,7 @@ export class ToolCalls {
     const externalId = init.externalId!;
     const open = this.#byExternalId.get(externalId);
     const state = (open === undefined ? undefined : this.#calls.get(open)) ?? this.#refusedByExternalId.get(externalId);
-    if (state === undefined || state.toolName !== init.tool || (init.agentId !== undefined && init.agentId !== state.agentId)) return undefined;
+    if (state === undefined || (state.toolName !== init.tool && !init.aliases?.includes(state.toolName)) || (init.agentId !== undefined && init.agentId !== state.agentId)) return undefined;
     const runId = init.runId ?? this.#deps.runs.currentScope()?.runId;
     if (runId === undefined ? state.implicitRun !== true : runId !== state.runId) return undefined;
     if (init.signal && this.#calls.has(state.toolCallId)) this.#link(state, init.signal);
@@ -291,6 +294,23 @@ export class ToolCalls {
   assertOfRun(runId: string, toolCallId: string): void {
     const state = this.#calls.get(toolCallId);
     if (state && state.runId !== runId) throw new InvalidInputError(`tool call "${toolCallId}" belongs to run "${state.runId}", not "${runId}"`);
+  }
+
+  /**
+   * A call known by several names (a framework renamed it): the name whose decision is strictest, so
+   * a policy written for any of them binds it (enforcement fails closed). Nothing is counted here;
+   * the call is decided, counted and recorded once, under that name.
+   */
+  #strictestName(init: ToolCallInit, agentId: string, run: ActiveRun): PolicyInputCall {
+    const { decisions } = this.#deps;
+    let strictest: PolicyInputCall | undefined;
+    let rank = -1;
+    for (const name of new Set([init.tool, ...init.aliases!])) {
+      const call = decisions.policyInput({ ...init, tool: name }, agentId);
+      const action = decisions.decide(call, run, run.runId, false, init.permission).action;
+      if (strictness[action] > rank) [strictest, rank] = [call, strictness[action]];
+    }
+    return strictest!;
   }
 
   /**

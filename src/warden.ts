@@ -135,7 +135,7 @@ export class Warden {
     this.#groups.set(this.agentId, this.group);
     this.#runs = new Runs({ agentId: this.agentId, store: this.#runStore, recorder, halts, decisions: this.#decisions, tokens: this.tokens, ledger: this.ledger, knownAgent: (agentId) => this.#groups.has(agentId), assertOpen });
     this.#calls = new ToolCalls({ agentId: this.agentId, store: this.#runStore, runs: this.#runs, decisions: this.#decisions, halts, recorder, approvals: this.approvals, assertOpen });
-    this.#llm = new LlmCalls({ store: this.#runStore, runs: this.#runs, decisions: this.#decisions, halts, recorder });
+    this.#llm = new LlmCalls({ agentId: this.agentId, store: this.#runStore, runs: this.#runs, decisions: this.#decisions, halts, recorder });
     remote = this.#remote = createRemoteLink(resolved, { agentId: this.agentId, group: this.group }, {
       applyPolicies: (policies) => this.#decisions.setPolicies(policies as PolicySetInput),
       applyHalts: (records) => halts.mirror(records),
@@ -287,6 +287,17 @@ export class Warden {
    */
   beginLlmCall(init: { runId?: string | undefined; model?: string | undefined; estimatedTokens?: number | undefined; input?: unknown; id?: string | undefined }): { id: string; complete(usage: LlmUsage, output?: unknown): void; fail(error: unknown): void } {
     return this.#llm.begin(init) satisfies LlmCallHandle;
+  }
+
+  /**
+   * Gates a model call before it is made, for frameworks whose tracing records the call once made:
+   * throws `HaltedError` on a halt and `ToolBlockedError` once the run's token budget is spent, with the
+   * refusal recorded; records nothing when the call may go ahead.
+   * @example
+   * warden.admitLlmCall({ runId, model: "gpt-4.1" }); // then call the model; its usage is recorded from the trace
+   */
+  admitLlmCall(init: { runId?: string | undefined; model?: string | undefined }): void {
+    this.#llm.admit(init);
   }
 
   // ── runs and steps ────────────────────────────────────────────────────────────────────────
@@ -443,7 +454,7 @@ export class Warden {
    * and tool calls outside its scopes or tools are blocked before policy.
    */
   beginDelegatedTask(token: string): DelegatedTask {
-    return new DelegatedTask(this, token, this.tokens.verify(token));
+    return new DelegatedTask(this, token, this.#runs.verifyDelegation(token));
   }
 
   /** From the token alone (the current delegated run's, else the client's `token`): is `permission` granted? */

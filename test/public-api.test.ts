@@ -45,6 +45,7 @@ describe("public API", () => {
         "createRedactor",
         "createTokenAuthority",
         "formatRunTree",
+        "globCaptures",
         "hasPermission",
         "inspectToken",
         "isHalt",

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { Agent, defineToolInputGuardrail, getCurrentSpan, ToolGuardrailFunctionOutputFactory } from "@openai/agents";
-import type { FunctionTool, RunContext, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from "@openai/agents";
+import type { FunctionTool, Model, RunContext, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from "@openai/agents";
 import { InvalidStateError, isHalt, WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
 import { namesFor, toolFailures, type ToolFailure } from "./names.js";
 import { FRAMEWORK, governedSpans, registryOf, runScope, type Registry, type RunContextScope, type RunMetadata } from "./registry.js";
@@ -65,6 +65,7 @@ export function governAgent<TAgent extends Agent<any, any>>(agent: TAgent, warde
     for (const tool of current.tools) {
       if (tool.type === "function") governTool(tool as AnyFunctionTool, warden, registry, options);
     }
+    if (typeof current.model === "object" && current.model !== null) governModel(current.model, warden, registry);
     if (options.handoffs === false) return;
     for (const handoff of current.handoffs) visit(handoff instanceof Agent ? handoff : handoff.agent);
   };
@@ -78,9 +79,12 @@ function governTool(tool: AnyFunctionTool, warden: Warden, registry: Registry, o
   if (owner !== undefined) throw new InvalidStateError(`tool "${tool.name}" is already governed by another Warden client`);
   governedTools.set(tool, warden);
   const sdkName = tool.name;
-  const identify: Identify = (args, runId) => {
-    const name = policyName(tool, warden, args, runId, options);
-    return { name, actionHint: options.actionHints?.[name] ?? options.actionHints?.[sdkName] };
+  const identify: Identify = () => {
+    // The developer's name for the tool (see `names.ts`); other names policies may mean it by go as aliases,
+    // and the core decides the call once, under the strictest of them.
+    const [name, ...aliases] = namesFor(tool, warden);
+    const hinted = [name!, ...aliases].find((candidate) => options.actionHints?.[candidate] !== undefined);
+    return { tool: name!, aliases: aliases.length === 0 ? undefined : aliases, actionHint: options.actionHints?.[hinted ?? sdkName] };
   };
   tool.inputGuardrails = [...(tool.inputGuardrails ?? []), wardenGuardrail(sdkName, identify, warden, registry)];
   if ((options.approval ?? "interrupt") === "interrupt") {
@@ -91,26 +95,39 @@ function governTool(tool: AnyFunctionTool, warden: Warden, registry: Registry, o
   tool.invoke = (runContext, input, details) => governedInvoke(tool, invoke, warden, registry, options, runContext, input, details);
 }
 
-/** The name Warden decides and records a call under, and its action hint. */
-type Identify = (args: unknown, runId: string | undefined) => { name: string; actionHint: ActionType | undefined };
+const governedModels = new WeakMap<object, Warden>();
 
 /**
- * The developer's name for the tool (see `names.ts`). When policies written for two different names
- * could both mean this tool, the one whose decision is strictest is used: enforcement fails closed.
+ * Gates the agent's model (a `Model` instance) before each call: a halt, or a run whose LLM-token budget
+ * is spent, refuses the call before it reaches the provider (the refusal is recorded; the run rejects
+ * with the `HaltedError` or `ToolBlockedError`). Its usage is recorded from the trace once it is made.
+ * Model names the runner resolves (`"gpt-4.1"`) are gated by `governedRun`.
  */
-function policyName(tool: AnyFunctionTool, warden: Warden, args: unknown, runId: string | undefined, options: GovernAgentOptions): string {
-  const names = namesFor(tool, warden);
-  if (names.length === 1) return names[0]!;
-  let strictest = names[0]!;
-  let rank = -1;
-  for (const name of names) {
-    const action = warden.check({ tool: name, args, runId, actionHint: options.actionHints?.[name] }).action;
-    if (STRICTNESS[action] > rank) [strictest, rank] = [name, STRICTNESS[action]];
-  }
-  return strictest;
+function governModel(model: Model, warden: Warden, registry: Registry): void {
+  const owner = governedModels.get(model);
+  if (owner === warden) return;
+  if (owner !== undefined) throw new InvalidStateError("this model instance is already governed by another Warden client");
+  governedModels.set(model, warden);
+  const admit = () => warden.admitLlmCall({ runId: registry.currentRunId(warden), model: modelName(model) });
+  const getResponse = model.getResponse;
+  model.getResponse = async function (this: Model, request) {
+    admit();
+    return getResponse.call(this, request);
+  };
+  const getStreamedResponse = model.getStreamedResponse;
+  model.getStreamedResponse = async function* (this: Model, request) {
+    admit();
+    yield* getStreamedResponse.call(this, request);
+  };
 }
 
-const STRICTNESS: Record<string, number> = { allow: 0, warn: 1, require_approval: 2, block: 3 };
+function modelName(model: Model): string | undefined {
+  const name = (model as { model?: unknown }).model;
+  return typeof name === "string" ? name : undefined;
+}
+
+/** The names Warden decides a call under (see `ToolCallInit.aliases`), and its action hint. */
+type Identify = () => { tool: string; aliases: readonly string[] | undefined; actionHint: ActionType | undefined };
 
 /**
  * `needsApproval`: the call is decided and recorded here, once, keyed by the SDK call id (the
@@ -124,9 +141,7 @@ async function policyNeedsApproval(identify: Identify, input: unknown, callId: s
     if (registry.interrupted.has(callId)) return settle(registry, callId, warden.resumeToolCall(callId));
     // Approved in Warden and applied to the SDK state (`resolveInterruptions`): the guardrail runs it.
     if (registry.decided.has(callId)) return false;
-    const runId = registry.currentRunId(warden);
-    const { name, actionHint } = identify(input, runId);
-    const handle = warden.beginToolCall({ tool: name, args: input, runId, externalId: callId, actionHint });
+    const handle = warden.beginToolCall({ ...identify(), args: input, runId: registry.currentRunId(warden), externalId: callId });
     // A reviewer callback may have answered at once (an auto-approver): then there is nothing to pause for.
     if (handle.approval && warden.approvals.get(handle.approval.approvalId).status !== "pending") return settle(registry, callId, warden.resumeToolCall(callId));
     return settle(registry, callId, handle);
@@ -179,9 +194,7 @@ function wardenGuardrail(sdkName: string, identify: Identify, warden: Warden, re
 }
 
 function beginCall(identify: Identify, args: unknown, callId: string, warden: Warden, registry: Registry): ToolCallHandle {
-  const runId = registry.currentRunId(warden);
-  const { name, actionHint } = identify(args, runId);
-  return warden.beginToolCall({ tool: name, args, runId, externalId: callId, actionHint });
+  return warden.beginToolCall({ ...identify(), args, runId: registry.currentRunId(warden), externalId: callId });
 }
 
 /**
