@@ -3,6 +3,7 @@ import { WardenError } from "./errors.js";
 import type { EventBus, WardenEvent } from "./events.js";
 import { canonicalJson } from "./internal/canonical.js";
 import { newId } from "./internal/ids.js";
+import { POLICY_SET_ENTRY, policySetDraft } from "./ledger/evidence.js";
 import type { Redactor } from "./redaction/redact.js";
 import type { SqliteStore } from "./store/sqlite-store.js";
 
@@ -64,6 +65,7 @@ export interface RecorderDeps {
  */
 export class Recorder {
   readonly #deps: RecorderDeps;
+  #policyHash: string | null | undefined;
 
   constructor(deps: RecorderDeps) {
     this.#deps = deps;
@@ -83,6 +85,25 @@ export class Recorder {
     }
     bus.emit(event);
     this.#deps.send?.(event);
+  }
+
+  /**
+   * Records the policy set now in force (hash and text) when it differs from the one recorded last, so
+   * evidence bundles show which policy a decision was made under. Kept local: the control plane
+   * records the versions it serves itself.
+   */
+  recordPolicySet(policySet: unknown): void {
+    const { store, org } = this.#deps;
+    try {
+      const draft = policySetDraft({ org, policySet, id: newId("evt") });
+      const hash = (JSON.parse(draft.dataJson) as { hash: string }).hash;
+      this.#policyHash ??= (JSON.parse(store.latestEntryData(POLICY_SET_ENTRY) ?? "{}") as { hash?: string }).hash ?? null;
+      if (hash === this.#policyHash) return;
+      store.append(draft);
+      this.#policyHash = hash;
+    } catch (error) {
+      this.#deps.errors.report(error);
+    }
   }
 
   /** The value as it may be recorded: redacted; `"[unredactable]"` when redaction fails (never recorded raw). */
