@@ -66,6 +66,7 @@ export interface RecorderDeps {
 export class Recorder {
   readonly #deps: RecorderDeps;
   #policyHash: string | null | undefined;
+  #pendingPolicy: { set: unknown } | undefined;
 
   constructor(deps: RecorderDeps) {
     this.#deps = deps;
@@ -77,6 +78,11 @@ export class Recorder {
 
   record(type: EventType, ids: EventIds, data: Record<string, unknown>, actor: string | null = null): void {
     const { store, bus, org } = this.#deps;
+    if (this.#pendingPolicy !== undefined) {
+      const { set } = this.#pendingPolicy;
+      this.#pendingPolicy = undefined;
+      this.#writePolicySet(set);
+    }
     const event: WardenEvent = { id: newId("evt"), type, ts: Date.now(), org, agentId: ids.agentId, runId: ids.runId, stepId: ids.stepId ?? null, toolCallId: ids.toolCallId ?? null, actor, data };
     try {
       store.append({ id: event.id, ts: event.ts, type, org, agentId: event.agentId, runId: event.runId, stepId: event.stepId, toolCallId: event.toolCallId, actor, dataJson: canonicalJson(data) });
@@ -88,11 +94,16 @@ export class Recorder {
   }
 
   /**
-   * Records the policy set now in force (hash and text) when it differs from the one recorded last, so
-   * evidence bundles show which policy a decision was made under. Kept local: the control plane
-   * records the versions it serves itself.
+   * Notes the policy set now in force. It is written to the ledger just before the next entry, when it
+   * differs from the one recorded last, so evidence bundles show which policy a decision was made under
+   * and a client that records nothing writes nothing. Kept local: the control plane records the versions
+   * it serves itself.
    */
-  recordPolicySet(policySet: unknown): void {
+  notePolicySet(policySet: unknown): void {
+    this.#pendingPolicy = { set: policySet };
+  }
+
+  #writePolicySet(policySet: unknown): void {
     const { store, org } = this.#deps;
     try {
       const draft = policySetDraft({ org, policySet, id: newId("evt") });

@@ -115,14 +115,19 @@ describe("the policy set in force is in the ledger", () => {
     const first = { version: 1 as const, default: "allow" as const, policies: [{ id: "no-deploy", when: { tool: "deploy" }, action: "block" as const }] };
     const open = () => new Warden({ agentId: "ops", store: file, ledger: { checkpointEvery: 2 }, policies: first });
     let warden = open();
+    const recorded = () => warden.ledger.entries().filter((entry) => entry.type === "policy.set");
+    // Nothing recorded, nothing written; the set goes in before the first entry.
+    expect(recorded()).toHaveLength(0);
+    warden.beginToolCall({ tool: "read", args: {} }).complete("ok");
+    expect(recorded()).toHaveLength(1);
     warden.close();
     warden = open();
-    const recorded = () => warden.ledger.entries().filter((entry) => entry.type === "policy.set");
+    warden.beginToolCall({ tool: "read", args: {} }).complete("ok");
     expect(recorded()).toHaveLength(1);
     warden.setPolicies({ ...first, policies: [{ id: "no-deploy", when: { tool: "deploy" }, action: "require_approval" as const }] });
-    expect(recorded()).toHaveLength(2);
     const call = warden.beginToolCall({ tool: "read", args: {} });
     call.complete("ok");
+    expect(recorded()).toHaveLength(2);
     warden.close();
     const { ledger, close } = openLedger(file, { checkpointEvery: 2 });
     try {
