@@ -29,6 +29,8 @@ export interface DecisionsDeps {
   tokens: Tokens;
   halts: HaltGuard;
   errors: ErrorSink;
+  /** Each policy set as it takes effect (the ledger records it). */
+  onPolicies?: ((set: PolicySet) => void) | undefined;
 }
 
 /**
@@ -68,6 +70,7 @@ export class Decisions {
     this.#engine = new PolicyEngine(set);
     this.#limits = new RateLimiter(set.limits);
     this.#budgets = new BudgetTracker(set.budgets, this.#converter);
+    this.#deps.onPolicies?.(set);
   }
 
   /** Per-run counts of a run that ended are dropped. */

@@ -126,7 +126,7 @@ export class Warden {
       },
     });
     this.#decisions = new Decisions(
-      { agentId: this.agentId, environment: this.environment, currencies: resolved.currencies, approvalTimeout: resolved.approvalTimeout, token: resolved.token, tokens: this.tokens, halts, errors },
+      { agentId: this.agentId, environment: this.environment, currencies: resolved.currencies, approvalTimeout: resolved.approvalTimeout, token: resolved.token, tokens: this.tokens, halts, errors, onPolicies: (set) => recorder.notePolicySet(set) },
       resolved.policies ?? { version: 1, default: "allow", policies: [] },
     );
     // Embedded mode knows the organization key now, so a bad token fails at startup; remote mode learns it by sync.
