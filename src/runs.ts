@@ -44,6 +44,8 @@ export const PROCESS_OWNER = `${hostname()}:${process.pid}`;
 export class Runs {
   readonly #deps: RunsDeps;
   readonly #open = new Map<string, ActiveRun>();
+  /** Supplies the trace id of the caller's tracing context (see `Warden.useTraceIds`). */
+  #traceSource: (() => string | undefined) | undefined;
 
   constructor(deps: RunsDeps) {
     this.#deps = deps;
@@ -51,6 +53,27 @@ export class Runs {
 
   get(runId: string): ActiveRun | undefined {
     return this.#open.get(runId);
+  }
+
+  /** Sets where a run outside any other run takes its trace id from; returns what removes it (if still set). */
+  setTraceSource(source: () => string | undefined): () => void {
+    this.#traceSource = source;
+    return () => {
+      if (this.#traceSource === source) this.#traceSource = undefined;
+    };
+  }
+
+  /** The trace id the source gives, if any: a source that throws or answers nonsense is reported and ignored. */
+  #sourcedTraceId(): string | undefined {
+    const source = this.#traceSource;
+    if (source === undefined) return undefined;
+    try {
+      const id = source();
+      return typeof id === "string" && id.length > 0 && id.length <= 128 ? id : undefined;
+    } catch (error) {
+      this.#deps.recorder.errors.report(error, "trace ids");
+      return undefined;
+    }
   }
 
   /** The scope of the calling code, if it is inside one of this client's open runs. */
@@ -83,7 +106,7 @@ export class Runs {
       recorder.record(EventType.RUN_FAILED, { agentId, runId }, { refused: true, parentRunId, error: Recorder.serializeError(error) });
       throw error;
     }
-    const traceId = options.traceId ?? parent?.traceId ?? (parentRunId ? store.traceOf(parentRunId) : undefined) ?? newId("trace");
+    const traceId = options.traceId ?? parent?.traceId ?? (parentRunId ? store.traceOf(parentRunId) : undefined) ?? this.#sourcedTraceId() ?? newId("trace");
     // A sub-agent never holds more than its spawner: without a token of its own, a run acts under its
     // parent run's token, else the client's (whatever agent id it acts as).
     const token = options.delegation?.verified ?? (parent !== undefined ? parent.token : undefined) ?? this.#deps.decisions.clientToken();

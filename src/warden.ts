@@ -192,6 +192,18 @@ export class Warden {
   }
 
   /**
+   * Lets a tracing integration give runs their trace id: a run started outside any other run, without
+   * a `traceId` option, takes the id `source` returns (for OpenTelemetry, the active span's trace id),
+   * so the ledger and the tracing backend share ids. Undefined from `source` keeps Warden's own id.
+   * One source at a time; returns the function that removes it. `agent-warden/otel` sets it.
+   * @example
+   * const stop = warden.useTraceIds(() => currentTraceId());
+   */
+  useTraceIds(source: () => string | undefined): () => void {
+    return this.#runs.setTraceSource(source);
+  }
+
+  /**
    * The one sink for failures that must not reach agent code (telemetry, recording, a framework hook
    * that failed open): the `onError` option if set, else one process warning per kind of failure.
    * Adapters report through it; `source` names the surface in the warning.
