@@ -19,6 +19,21 @@ export interface Delegation {
   verified: VerifiedToken;
 }
 
+/**
+ * What a tracing integration gives the core, which never imports one: the trace id a new run takes,
+ * and the headers that carry a tool call's trace context to the service it calls. Set with
+ * `warden.useTracing`; `agent-warden/otel` is one.
+ * @example
+ * import type { TraceContextSource } from "agent-warden";
+ * const tracing: TraceContextSource = { traceId: () => activeTraceId(), headers: (toolCallId) => ({ traceparent: traceparentOf(toolCallId) }) };
+ */
+export interface TraceContextSource {
+  /** The trace id a run started outside any other run takes (unless given `traceId`); undefined keeps Warden's own. */
+  traceId?(): string | undefined;
+  /** Headers (`traceparent`, `tracestate`) that continue the tool call's trace where the call goes; undefined for none. */
+  headers?(toolCallId: string): Record<string, string> | undefined;
+}
+
 /**  What runs and steps need, injected. */
 export interface RunsDeps {
   agentId: string;
@@ -44,8 +59,8 @@ export const PROCESS_OWNER = `${hostname()}:${process.pid}`;
 export class Runs {
   readonly #deps: RunsDeps;
   readonly #open = new Map<string, ActiveRun>();
-  /** Supplies the trace id of the caller's tracing context (see `Warden.useTraceIds`). */
-  #traceSource: (() => string | undefined) | undefined;
+  /** The tracing integration, if one is set (see `Warden.useTracing`). */
+  #tracing: TraceContextSource | undefined;
 
   constructor(deps: RunsDeps) {
     this.#deps = deps;
@@ -55,24 +70,38 @@ export class Runs {
     return this.#open.get(runId);
   }
 
-  /** Sets where a run outside any other run takes its trace id from; returns what removes it (if still set). */
-  setTraceSource(source: () => string | undefined): () => void {
-    this.#traceSource = source;
+  /** Sets the tracing integration; returns what removes it (if it is still the one set). */
+  setTracing(source: TraceContextSource): () => void {
+    this.#tracing = source;
     return () => {
-      if (this.#traceSource === source) this.#traceSource = undefined;
+      if (this.#tracing === source) this.#tracing = undefined;
     };
   }
 
-  /** The trace id the source gives, if any: a source that throws or answers nonsense is reported and ignored. */
+  /** The trace id the integration gives, if any: one that throws or answers nonsense is reported and ignored. */
   #sourcedTraceId(): string | undefined {
-    const source = this.#traceSource;
-    if (source === undefined) return undefined;
+    const source = this.#tracing;
+    if (source?.traceId === undefined) return undefined;
     try {
-      const id = source();
+      const id = source.traceId();
       return typeof id === "string" && id.length > 0 && id.length <= 128 ? id : undefined;
     } catch (error) {
-      this.#deps.recorder.errors.report(error, "trace ids");
+      this.#deps.recorder.errors.report(error, "tracing");
       return undefined;
+    }
+  }
+
+  /** The headers that carry a tool call's trace context onward; empty without a tracing integration. */
+  traceHeaders(toolCallId: string): Record<string, string> {
+    const source = this.#tracing;
+    if (source?.headers === undefined) return {};
+    try {
+      const headers = source.headers(toolCallId);
+      if (headers === undefined || headers === null) return {};
+      return Object.fromEntries(Object.entries(headers).filter(([key, value]) => /^[a-z0-9-]{1,64}$/i.test(key) && typeof value === "string" && value.length <= 512));
+    } catch (error) {
+      this.#deps.recorder.errors.report(error, "tracing");
+      return {};
     }
   }
 

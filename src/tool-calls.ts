@@ -58,6 +58,7 @@ export class ToolCalls {
         if (this.#calls.get(toolCallId)?.status === ToolCallStatus.PENDING) this.finish(toolCallId, ToolCallStatus.FAILED, undefined, error);
       },
       approvedReason: (toolCallId) => this.#approvedReason(toolCallId),
+      traceHeaders: (toolCallId) => deps.runs.traceHeaders(toolCallId),
     };
   }
 

@@ -1,4 +1,4 @@
-import { context, isSpanContextValid, metrics, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Counter, type Histogram, type MeterProvider, type Span, type Tracer, type TracerProvider } from "@opentelemetry/api";
+import { context, isSpanContextValid, metrics, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Counter, type Histogram, type MeterProvider, type Span, type SpanContext, type Tracer, type TracerProvider } from "@opentelemetry/api";
 import type { Warden, WardenEvent } from "agent-warden";
 
 /**
@@ -291,17 +291,27 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     const handler = handlers[event.type];
     if (handler !== undefined) handler(event, event.data);
   });
-  // A run started inside an active span shares its trace id, so the ledger and the backend agree.
-  const removeTraceIds = warden.useTraceIds(() => {
-    const span = trace.getSpanContext(context.active());
-    return span && isSpanContextValid(span) ? span.traceId : undefined;
+  const removeTracing = warden.useTracing({
+    // A run started inside an active span shares its trace id, so the ledger and the backend agree.
+    traceId: () => {
+      const span = trace.getSpanContext(context.active());
+      return span && isSpanContextValid(span) ? span.traceId : undefined;
+    },
+    // A call sent onward (the governed fetch) continues from its execute_tool span.
+    headers: (toolCallId) => {
+      const call = calls.get(toolCallId);
+      if (call === undefined || stopped) return undefined;
+      const carrier: Record<string, string> = {};
+      propagation.inject(trace.setSpan(context.active(), call.span), carrier);
+      return Object.keys(carrier).length > 0 ? carrier : w3cHeaders(call.span.spanContext());
+    },
   });
 
   return () => {
     if (stopped) return;
     stopped = true;
     unsubscribe();
-    removeTraceIds();
+    removeTracing();
     // What is still open ends now, marked so, rather than never reaching the exporter.
     const now = Date.now();
     for (const { span } of [...calls.values(), ...runs.values()]) {
@@ -311,6 +321,15 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     calls.clear();
     runs.clear();
   };
+}
+
+/** W3C Trace Context headers, for when no propagator is registered (the API's default injects nothing). */
+function w3cHeaders(span: SpanContext): Record<string, string> | undefined {
+  if (!isSpanContextValid(span)) return undefined;
+  const headers: Record<string, string> = { traceparent: `00-${span.traceId}-${span.spanId}-${(span.traceFlags & 0xff).toString(16).padStart(2, "0")}` };
+  const state = span.traceState?.serialize();
+  if (state) headers.tracestate = state;
+  return headers;
 }
 
 function record(value: unknown): Record<string, unknown> {

@@ -1,6 +1,8 @@
 // agent-warden/otel against the real OpenTelemetry SDK: the span tree, attributes and metrics a run
 // produces, spans joining the caller's active span, undo, and a core that never loads OpenTelemetry.
 import { spawnSync } from "node:child_process";
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { join } from "node:path";
 import { context, ROOT_CONTEXT, type Context, type ContextManager } from "@opentelemetry/api";
@@ -8,6 +10,7 @@ import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, Periodic
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { HaltedError, Warden, type PolicySetInput, type WardenOptions } from "agent-warden";
+import { createGovernedFetch } from "agent-warden/fetch";
 import { instrumentWarden } from "agent-warden/otel";
 
 /** The async-hooks context manager in a dozen lines (what @opentelemetry/context-async-hooks provides). */
@@ -260,6 +263,41 @@ describe("agent-warden/otel: spans", () => {
     await expect(warden.run({}, () => "never")).rejects.toBeInstanceOf(HaltedError);
     const refused = one("invoke_agent planner");
     expect(refused.attributes).toMatchObject({ "agent_warden.run.refused": true, "error.type": "halted" });
+  });
+});
+
+describe("agent-warden/otel: propagation", () => {
+  it("the governed fetch sends traceparent continuing the execute_tool span; nothing without instrumentation or after undo", async () => {
+    const received: IncomingHttpHeaders[] = [];
+    const server = createServer((request, response) => {
+      received.push(request.headers);
+      response.setHeader("content-type", "application/json");
+      response.end("{}");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const warden = open();
+      const http = createGovernedFetch(warden);
+      await http(`${origin}/before`);
+      const undo = instrument(warden);
+      await warden.run({}, async () => {
+        await http(`${origin}/traced`, { headers: { accept: "application/json" } });
+        await http(`${origin}/own`, { headers: { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" } });
+      });
+      undo();
+      await http(`${origin}/after`);
+      expect(received[0]!.traceparent).toBeUndefined();
+      const [traced, own] = byName("execute_tool http.get");
+      expect(received[1]!.traceparent).toBe(`00-${traced!.spanContext().traceId}-${idOf(traced!)}-01`);
+      expect(received[1]!.accept).toBe("application/json");
+      // A traceparent the caller set is theirs to send.
+      expect(own).toBeDefined();
+      expect(received[2]!.traceparent).toBe("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+      expect(received[3]!.traceparent).toBeUndefined();
+    } finally {
+      server.close();
+    }
   });
 });
 
