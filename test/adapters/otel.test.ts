@@ -355,6 +355,48 @@ describe("agent-warden/otel: metrics", () => {
   });
 });
 
+describe("the core's tracing hook (warden.useTracing)", () => {
+  it("fails open: a source that throws is reported and the run keeps Warden's own trace id; bad headers are dropped", async () => {
+    const reported: unknown[] = [];
+    const warden = open({ onError: (error) => reported.push(error) });
+    const remove = warden.useTracing({
+      traceId: () => {
+        throw new Error("tracer broke");
+      },
+      headers: () => ({ traceparent: "00-abc-def-01", "bad header": "x", long: "y".repeat(600) }),
+    });
+    let traceId = "";
+    let headers: Record<string, string> = {};
+    await warden.run({}, async (run) => {
+      traceId = run.traceId;
+      const handle = warden.beginToolCall({ tool: "read", runId: run.runId });
+      headers = handle.traceHeaders();
+      handle.complete("ok");
+    });
+    expect(traceId).toMatch(/^trace_/);
+    expect(reported.map((error) => (error as Error).message)).toEqual(["tracer broke"]);
+    expect(headers).toEqual({ traceparent: "00-abc-def-01" });
+    remove();
+    await warden.run({}, async (run) => {
+      const handle = warden.beginToolCall({ tool: "read", runId: run.runId });
+      expect(handle.traceHeaders()).toEqual({});
+      handle.complete("ok");
+    });
+  });
+
+  it("a run given a traceId, or nested in another run, keeps it over the source's", async () => {
+    const warden = open();
+    warden.useTracing({ traceId: () => "4bf92f3577b34da6a3ce929d0e0e4736" });
+    const ids: string[] = [];
+    await warden.run({}, async (run) => {
+      ids.push(run.traceId);
+      await warden.run({}, (child) => ids.push(child.traceId));
+    });
+    await warden.run({}, (run) => ids.push(run.traceId), { traceId: "trace_given" });
+    expect(ids).toEqual(["4bf92f3577b34da6a3ce929d0e0e4736", "4bf92f3577b34da6a3ce929d0e0e4736", "trace_given"]);
+  });
+});
+
 describe("agent-warden/otel: the core stays free of OpenTelemetry", () => {
   it("importing agent-warden and running a governed call loads no @opentelemetry module", () => {
     // A fresh process that logs every module it resolves; the core is imported from source.
