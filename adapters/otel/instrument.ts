@@ -270,9 +270,11 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     },
   };
 
-  function settleApproval(event: WardenEvent, data: Record<string, unknown>, outcome: "approved" | "rejected"): void {
+  function settleApproval(event: WardenEvent, data: Record<string, unknown>, answer: "approved" | "rejected"): void {
     const call = event.toolCallId === null ? undefined : calls.get(event.toolCallId);
     if (call === undefined) return;
+    // An expiry or a cancellation (a halt, a closed client) is recorded as a rejection with its own status.
+    const outcome = answer === "rejected" && (data.status === "expired" || data.status === "cancelled") ? data.status : answer;
     call.approvalOutcome = outcome;
     const attributes: Attributes = { "agent_warden.approval.id": String(data.approvalId), "agent_warden.approval.outcome": outcome };
     if (typeof data.reviewer === "string") attributes["agent_warden.approval.reviewer"] = data.reviewer;

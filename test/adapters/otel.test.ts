@@ -180,6 +180,15 @@ describe("agent-warden/otel: spans", () => {
     expect(new Set(spans.getFinishedSpans().map((span) => span.spanContext().traceId)).size).toBe(1);
   });
 
+  it("an approval nobody answers expires: the span says so, and the wait is measured", async () => {
+    const warden = open({ onApprovalRequest: () => {}, policies: { version: 1, default: "allow", policies: [{ id: "approve-deploy", when: { tool: "deploy" }, action: "require_approval", approval: { timeout: 20 } }] } });
+    instrument(warden);
+    await warden.run({}, (run) => run.tool("deploy", {}, () => "deployed")).catch(() => undefined);
+    const span = one("execute_tool deploy");
+    expect(span.attributes).toMatchObject({ "error.type": "approval_expired", "agent_warden.approval.outcome": "expired" });
+    expect(eventNames(span)).toContain("agent_warden.approval.expired");
+  });
+
   it("leaves arguments and results off spans unless captureContent is set", async () => {
     const warden = open();
     instrument(warden);
