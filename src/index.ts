@@ -1,5 +1,6 @@
 export { Warden } from "./warden.js";
 export type { CheckInput, ToolCallInit, ToolOptions, RunOptions } from "./warden.js";
+export type { TraceContextSource } from "./runs.js";
 export { RunScope } from "./run-scope.js";
 export { ToolCallHandle, isHalt } from "./tool-call.js";
 export type { ToolContext } from "./tool-call.js";

@@ -104,6 +104,17 @@ export class ToolCallHandle {
     return outcome.outcome === "needs_approval" ? { ...outcome, approval: this.approval } : outcome;
   }
 
+  /**
+   * Headers that continue this call's trace where the call goes (`traceparent`, `tracestate`), from the
+   * tracing integration set with `warden.useTracing`; empty without one. Adapters that send the call on
+   * (HTTP, MCP) add them to the request.
+   * @example
+   * const response = await fetch(url, { headers: { ...handle.traceHeaders(), accept: "application/json" } });
+   */
+  traceHeaders(): Record<string, string> {
+    return this.#owner.traceHeaders(this.toolCallId);
+  }
+
   /** Waits for the reviewer. Resolves when approved; throws `ApprovalRejectedError`, `ApprovalTimeoutError` or `HaltedError`. */
   waitForApproval(): Promise<void> {
     return this.#owner.waitForApproval(this.toolCallId);
@@ -233,6 +244,8 @@ export interface WardenInternals {
   approvedReason(toolCallId: string): string | undefined;
   /** The client's error sink (`warden.reportError`); `source` names the surface. */
   reportError(error: unknown, source?: string): void;
+  /** Headers carrying the call's trace context onward (from `warden.useTracing`); empty without one. */
+  traceHeaders(toolCallId: string): Record<string, string>;
 }
 
 export { isHalt };

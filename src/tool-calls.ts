@@ -61,6 +61,7 @@ export class ToolCalls {
       },
       approvedReason: (toolCallId) => this.#approvedReason(toolCallId),
       reportError: (error, source) => this.#deps.recorder.errors.report(error, source),
+      traceHeaders: (toolCallId) => deps.runs.traceHeaders(toolCallId),
     };
   }
 

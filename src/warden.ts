@@ -20,7 +20,7 @@ import type { LlmUsage, RunRecord, RunSummary } from "./records.js";
 import { createRedactor } from "./redaction/redact.js";
 import { createRemoteLink, type RemoteLink } from "./remote/remote.js";
 import { RunScope } from "./run-scope.js";
-import { Runs, type Delegation } from "./runs.js";
+import { Runs, type Delegation, type TraceContextSource } from "./runs.js";
 import type { ActiveRun } from "./scope.js";
 import { RunStore } from "./store/run-store.js";
 import { SqliteStore } from "./store/sqlite-store.js";
@@ -189,6 +189,20 @@ export class Warden {
   /** Subscribes to one event type, or `"*"` for all. Returns the unsubscribe function. Listeners that throw are reported, never propagated. */
   on(type: EventType | "*", listener: EventListener): () => void {
     return this.#bus.on(type, listener);
+  }
+
+  /**
+   * Connects a tracing integration: a run started outside any other run, without a `traceId` option,
+   * takes the id `source.traceId()` returns (for OpenTelemetry, the active span's trace id), so the
+   * ledger and the tracing backend share ids; and `handle.traceHeaders()` gives what `source.headers`
+   * returns for the call, for adapters that send the call onward (the governed fetch). What the source
+   * throws is reported, never passed on. One source at a time; returns the function that removes it.
+   * `agent-warden/otel` sets it.
+   * @example
+   * const stop = warden.useTracing({ traceId: () => currentTraceId() });
+   */
+  useTracing(source: TraceContextSource): () => void {
+    return this.#runs.setTracing(source);
   }
 
   /**
