@@ -249,7 +249,12 @@ export class ToolCalls {
       },
     });
     if (error === undefined) return undefined;
-    this.finish(toolCallId, ToolCallStatus.REJECTED, undefined, undefined, error.message);
+    if (error.reason === "used") {
+      // The call is another client's, which admitted it: its record stays theirs; this replay is only let go (and recorded as refused).
+      this.#calls.delete(toolCallId);
+      if (state.externalId !== undefined) this.#byExternalId.delete(state.externalId);
+      state.cleanup?.();
+    } else this.finish(toolCallId, ToolCallStatus.REJECTED, undefined, undefined, error.message);
     this.#refused(state, error);
     return error;
   }
