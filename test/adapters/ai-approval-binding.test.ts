@@ -39,7 +39,11 @@ describe.each([
     const warden = new Warden({ agentId: "ai-agent", store: ":memory:", policies, onError: () => {} });
     open.push(warden);
     const deployed: unknown[] = [];
-    const deploy = tool({ description: "deploy", inputSchema: z.object({ version: z.string() }), execute: async (input) => void deployed.push(input) ?? "ok" });
+    const deploy = tool({ description: "deploy", inputSchema: z.object({ version: z.string() }), execute: async (input) => {
+        deployed.push(input);
+        return "ok";
+      },
+    });
     const tools = governTools({ deploy }, warden, callOptions ? {} : { approval: "user-approval" });
     const options = callOptions ? wardenCallOptions(warden) : {};
     const messages: ModelMessage[] = [{ role: "user", content: "ship 1.4.2" }];
