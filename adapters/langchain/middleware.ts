@@ -66,7 +66,7 @@ async function interrupt(value: unknown): Promise<void> {
 }
 
 /** Refusals the model is told about (as an error tool message); anything else stops the run. */
-const REFUSED = new Set<string>(["tool_blocked", "approval_rejected", "approval_timeout"]);
+const REFUSED = new Set<string>(["tool_blocked", "approval_rejected", "approval_timeout", "approval_invalid"]);
 
 const stateSchema = z.object({
   [RUN_ID_KEY]: z.string().optional(),
