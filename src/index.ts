@@ -13,7 +13,8 @@ export type { AgentContext } from "./enums.js";
 export type { WardenEvent, EventListener } from "./events.js";
 export type { RunRecord, RunSummary, StepRecord, ToolCallRecord, ApprovalRecord, LlmUsage } from "./records.js";
 export { Approvals } from "./approvals/approvals.js";
-export type { ApprovalDecisionInput, ApprovalRequestHandler } from "./approvals/approvals.js";
+export type { ApprovalDecisionInput, ApprovalRequestHandler, ApprovalRule } from "./approvals/approvals.js";
+export { argsDigest } from "./approvals/binding.js";
 export type { HaltRecord, HaltTarget } from "./halt/halt.js";
 export { Ledger } from "./ledger/ledger.js";
 export type { LedgerVerification } from "./ledger/ledger.js";
@@ -40,6 +41,8 @@ export {
   ToolBlockedError,
   ApprovalRejectedError,
   ApprovalTimeoutError,
+  ApprovalInvalidError,
+  ReviewerNotAllowedError,
   HaltedError,
   TokenError,
   PermissionDeniedError,
@@ -50,7 +53,7 @@ export {
   StoreError,
   RemoteError,
 } from "./errors.js";
-export type { WardenErrorCode, TokenErrorReason, PolicyIssue } from "./errors.js";
+export type { WardenErrorCode, TokenErrorReason, PolicyIssue, ApprovalInvalidReason } from "./errors.js";
 export { Tokens } from "./tokens/tokens.js";
 export { DelegatedTask } from "./delegation.js";
 export { verifyToken, createTokenAuthority, attenuate, seal, hasPermission, toolAllowed, withinAmount, tokenDenial, inspectToken, parseDuration } from "./tokens/token.js";

@@ -4,6 +4,7 @@ import { WardenError } from "./errors.js";
 import { abortedWait, admissionOf, isHalt, refusalOf, type Admission, type Outcome } from "./admission.js";
 import { raceAbort } from "./internal/abort.js";
 import type { ApprovalRecord } from "./records.js";
+import type { PolicyInputCall } from "./policy/engine.js";
 import type { PendingRow, ToolCallColumn } from "./store/run-store.js";
 
 /**
@@ -41,6 +42,10 @@ export interface ActiveToolCall {
   approval?: ApprovalRecord | undefined;
   /** How the call ended when a wait for its approval refused it. */
   admission?: Admission | undefined;
+  /** The arguments this handle presents (memory only): an approval admits the call only if they are the ones approved. */
+  presented?: { args: unknown } | undefined;
+  /** What the policies were asked about the call (memory only), to ask again if the policy set changes before an approval is used. */
+  policyCall?: PolicyInputCall | undefined;
 }
 
 /**
@@ -63,6 +68,8 @@ export class ToolCallHandle {
   readonly approval: ApprovalRecord | undefined;
   readonly #owner: WardenInternals;
   #admission: Admission | undefined;
+  readonly #presented: { args: unknown } | undefined;
+  readonly #approvalId: string | undefined;
 
   /** @internal */
   constructor(owner: WardenInternals, state: ActiveToolCall, approval: ApprovalRecord | undefined) {
@@ -74,6 +81,8 @@ export class ToolCallHandle {
     this.signal = state.controller.signal;
     this.approval = approval;
     this.#admission = state.admission;
+    this.#presented = state.presented;
+    this.#approvalId = state.approvalId;
   }
 
   /** True when the tool may run now (allow or warn). */
@@ -149,6 +158,11 @@ export class ToolCallHandle {
       return (this.#admission = halted);
     }
     const outcome = admissionOf(this.decision, () => this.error!);
+    if (outcome.ok || outcome.outcome === "needs_approval") {
+      // An approved call runs only as the call the reviewer saw, once (the core checks the binding).
+      const invalid = this.#approvalId === undefined ? undefined : this.#owner.admitApproved(this.toolCallId, this.#presented);
+      if (invalid !== undefined) return (this.#admission = refusalOf(invalid));
+    }
     if (outcome.outcome === "needs_approval") return (this.#admission = { ok: true, outcome: "allowed", reason: this.#owner.approvedReason(this.toolCallId) ?? "approved" });
     return (this.#admission = outcome);
   }
@@ -246,6 +260,8 @@ export interface WardenInternals {
   reportError(error: unknown, source?: string): void;
   /** Headers carrying the call's trace context onward (from `warden.useTracing`); empty without one. */
   traceHeaders(toolCallId: string): Record<string, string>;
+  /** Checks an approved call against its approval's binding and uses the approval; the refusal (already recorded) if it does not hold. */
+  admitApproved(toolCallId: string, presented: { args: unknown } | undefined): WardenError | undefined;
 }
 
 export { isHalt };

@@ -95,6 +95,7 @@ export class Warden {
       onRequest: resolved.onApprovalRequest,
       onError: (error) => errors.report(error),
       pollIntervalMs: resolved.approvalPollInterval,
+      now: resolved.clock,
     });
     this.#halts = new HaltGuard({
       store: this.#store,
@@ -269,9 +270,10 @@ export class Warden {
    * the framework's id. The handle's decision is `allow` once approved, `block` once rejected or
    * expired, and still `require_approval` while the reviewer has not answered; an allowed call that
    * has not finished yet (a coding-agent hook records the call before the tool runs) keeps its decision.
-   * Undefined when no unfinished call has that id.
+   * Undefined when no unfinished call has that id. Pass `args` when the framework hands the call's
+   * arguments back on resume: an approval admits the call only with the arguments the reviewer saw.
    */
-  findToolCall(id: string, options: { signal?: AbortSignal | undefined } = {}): ToolCallHandle | undefined {
+  findToolCall(id: string, options: { signal?: AbortSignal | undefined; args?: unknown } = {}): ToolCallHandle | undefined {
     try {
       return this.resumeToolCall(id, options);
     } catch (error) {
@@ -281,7 +283,7 @@ export class Warden {
   }
 
   /** Like `findToolCall`, but an unknown call is a `NotFoundError` and a finished one an `InvalidStateError`. */
-  resumeToolCall(id: string, options: { signal?: AbortSignal | undefined } = {}): ToolCallHandle {
+  resumeToolCall(id: string, options: { signal?: AbortSignal | undefined; args?: unknown } = {}): ToolCallHandle {
     return this.#calls.resume(id, options);
   }
 

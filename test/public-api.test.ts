@@ -9,6 +9,7 @@ describe("public API", () => {
     expect(Object.keys(warden).sort()).toEqual(
       [
         "ActionType",
+        "ApprovalInvalidError",
         "ApprovalRejectedError",
         "ApprovalStatus",
         "ApprovalTimeoutError",
@@ -30,6 +31,7 @@ describe("public API", () => {
         "PolicyError",
         "PolicySetSchema",
         "RemoteError",
+        "ReviewerNotAllowedError",
         "RiskSeverity",
         "RunScope",
         "RunStatus",
@@ -41,6 +43,7 @@ describe("public API", () => {
         "ToolCallStatus",
         "Warden",
         "WardenError",
+        "argsDigest",
         "attenuate",
         "createRedactor",
         "createTokenAuthority",

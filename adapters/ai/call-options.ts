@@ -164,7 +164,7 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
       let handle: ToolCallHandle | undefined;
       if (resuming) {
         try {
-          handle = warden.resumeToolCall(toolCallId);
+          handle = warden.resumeToolCall(toolCallId, { args: input });
         } catch (error) {
           if (error instanceof InvalidStateError) return { type: "denied", reason: error.message };
           if (!(error instanceof NotFoundError)) throw error;

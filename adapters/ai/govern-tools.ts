@@ -95,7 +95,7 @@ async function openCall(name: string, input: unknown, execution: ToolExecutionOp
   try {
     const handle =
       link?.handle ??
-      (approvalRequested(execution.messages, toolCallId) ? resume(warden, toolCallId, abortSignal) : undefined) ??
+      (approvalRequested(execution.messages, toolCallId) ? resume(warden, toolCallId, input, abortSignal) : undefined) ??
       warden.beginToolCall({ tool: name, args: input, externalId: toolCallId, signal: abortSignal, runId: options.runId });
     // A handle begun by the call-level options has not seen the SDK's signal yet: link it before any wait.
     if (link && abortSignal) handle.link(abortSignal);
@@ -115,9 +115,10 @@ function stopOnHalt(link: CallLink | undefined, error: unknown): unknown {
 }
 
 /** The Warden call an answered `tool-approval-request` paused, or undefined when Warden did not raise it. */
-function resume(warden: Warden, toolCallId: string, signal: AbortSignal | undefined): ToolCallHandle | undefined {
+function resume(warden: Warden, toolCallId: string, args: unknown, signal: AbortSignal | undefined): ToolCallHandle | undefined {
   try {
-    return warden.resumeToolCall(toolCallId, { signal });
+    // The input the SDK runs with now (the app's message history may have changed it): the approval must cover it.
+    return warden.resumeToolCall(toolCallId, { signal, args });
   } catch (error) {
     if (error instanceof NotFoundError) return undefined;
     throw error;

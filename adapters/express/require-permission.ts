@@ -313,7 +313,7 @@ function refusalOf(error: unknown, permission: string): unknown {
   if (AgentAuthError.isInstance(error) || !WardenError.isInstance(error)) return error;
   if (isHalt(error)) return new AgentAuthError("agent_halted", error.message, { cause: error });
   if (error.code === "token_invalid") return new AgentAuthError("invalid_token", error.message, { cause: error });
-  if (error.code === "approval_rejected" || error.code === "approval_timeout" || error.code === "tool_blocked" || error.code === "permission_denied") {
+  if (error.code === "approval_rejected" || error.code === "approval_timeout" || error.code === "approval_invalid" || error.code === "tool_blocked" || error.code === "permission_denied") {
     return new AgentAuthError("insufficient_scope", error.message, { scope: permission, cause: error });
   }
   return error;

@@ -139,7 +139,7 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
 
       // A call resumed after an interrupt() was recorded the first time round: pick it up by its id.
       const begun =
-        (interrupting ? pausedCall(warden, toolCall.id!, runId, signal) : undefined) ??
+        (interrupting ? pausedCall(warden, toolCall.id!, runId, signal, toolCall.args) : undefined) ??
         warden.beginToolCall({ tool: toolCall.name, args: toolCall.args, externalId: toolCall.id, runId, signal, actionHint: options.actionHints?.[toolCall.name] });
       const handle = interrupting ? await reviewedOrInterrupt(warden, begun, toolCall, signal) : begun;
 
@@ -197,8 +197,9 @@ export function approvalInterrupts(result: unknown): WardenApprovalInterrupt[] {
 }
 
 /** The paused Warden call for this framework id, if it belongs to this run; a stale or finished one starts afresh. */
-function pausedCall(warden: Warden, externalId: string, runId: string | undefined, signal: AbortSignal | undefined): ToolCallHandle | undefined {
-  const handle = warden.findToolCall(externalId, { signal });
+function pausedCall(warden: Warden, externalId: string, runId: string | undefined, signal: AbortSignal | undefined, args: unknown): ToolCallHandle | undefined {
+  // The arguments in the resumed state are what runs: the approval must cover them.
+  const handle = warden.findToolCall(externalId, { signal, args });
   return handle !== undefined && (runId === undefined || handle.runId === runId) ? handle : undefined;
 }
 
@@ -210,7 +211,7 @@ async function reviewedOrInterrupt(warden: Warden, begun: ToolCallHandle, toolCa
   let handle = begun;
   while (handle.outcome.outcome === "needs_approval") {
     // The reviewer may have answered already (onApprovalRequest, another process).
-    handle = warden.resumeToolCall(handle.toolCallId, { signal });
+    handle = warden.resumeToolCall(handle.toolCallId, { signal, args: toolCall.args });
     if (handle.outcome.outcome !== "needs_approval") break;
     await interrupt(approvalRequest(handle, toolCall));
   }

@@ -138,12 +138,12 @@ type Identify = () => { tool: string; aliases: readonly string[] | undefined; ac
 async function policyNeedsApproval(identify: Identify, input: unknown, callId: string | undefined, warden: Warden, registry: Registry): Promise<boolean> {
   if (callId === undefined) return false;
   try {
-    if (registry.interrupted.has(callId)) return settle(registry, callId, warden.resumeToolCall(callId));
+    if (registry.interrupted.has(callId)) return settle(registry, callId, warden.resumeToolCall(callId, { args: input }));
     // Approved in Warden and applied to the SDK state (`resolveInterruptions`): the guardrail runs it.
     if (registry.decided.has(callId)) return false;
     const handle = warden.beginToolCall({ ...identify(), args: input, runId: registry.currentRunId(warden), externalId: callId });
     // A reviewer callback may have answered at once (an auto-approver): then there is nothing to pause for.
-    if (handle.approval && warden.approvals.get(handle.approval.approvalId).status !== "pending") return settle(registry, callId, warden.resumeToolCall(callId));
+    if (handle.approval && warden.approvals.get(handle.approval.approvalId).status !== "pending") return settle(registry, callId, warden.resumeToolCall(callId, { args: input }));
     return settle(registry, callId, handle);
   } catch {
     return false;
@@ -171,7 +171,7 @@ function wardenGuardrail(sdkName: string, identify: Identify, warden: Warden, re
       if (span) governedSpans.add(span);
       let handle: ToolCallHandle;
       try {
-        handle = registry.decided.get(callId) ?? resumeInterrupted(sdkName, callId, context, warden, registry) ?? beginCall(identify, parseArguments(toolCall.arguments), callId, warden, registry);
+        handle = registry.decided.get(callId) ?? resumeInterrupted(sdkName, callId, parseArguments(toolCall.arguments), context, warden, registry) ?? beginCall(identify, parseArguments(toolCall.arguments), callId, warden, registry);
       } catch (error) {
         // The call could not even be decided (a run that cannot open): refused, or stopped if a halt is why.
         return refuse(isHalt(error), error, undefined);
@@ -201,10 +201,10 @@ function beginCall(identify: Identify, args: unknown, callId: string, warden: Wa
  * A call that paused through an interruption (here or in another process) continues as the same
  * Warden call. `undefined` when it has no record; throws when its approval cannot be verified here.
  */
-function resumeInterrupted(tool: string, callId: string, context: RunContext<any>, warden: Warden, registry: Registry): ToolCallHandle | undefined {
+function resumeInterrupted(tool: string, callId: string, args: unknown, context: RunContext<any>, warden: Warden, registry: Registry): ToolCallHandle | undefined {
   if (!registry.interrupted.has(callId) && context.isToolApproved({ toolName: tool, callId }) !== true) return undefined;
   try {
-    return warden.resumeToolCall(callId);
+    return warden.resumeToolCall(callId, { args });
   } catch (error) {
     if (WardenError.isInstance(error) && error.code === "not_found") return undefined;
     throw error;
@@ -322,7 +322,7 @@ function withSignal(details: ToolCallDetails | undefined, signal: AbortSignal): 
   return copy;
 }
 
-function parseArguments(raw: string): unknown {
+export function parseArguments(raw: string): unknown {
   try {
     return raw === "" ? {} : JSON.parse(raw);
   } catch {

@@ -1,6 +1,7 @@
 import { run, RunState } from "@openai/agents";
 import type { Agent, AgentInputItem, CallModelInputFilter, NonStreamRunOptions, RunResult, RunToolApprovalItem } from "@openai/agents";
 import { isHalt, WardenError, type ToolCallHandle, type Warden } from "agent-warden";
+import { parseArguments } from "./govern.js";
 import { FRAMEWORK, isOurs, registryOf, runScope, type RunMetadata } from "./registry.js";
 
 /**
@@ -44,7 +45,7 @@ function resolveWithHandles(state: RunState<any, any>, warden: Warden): { resolu
     }
     let handle: ToolCallHandle;
     try {
-      handle = warden.resumeToolCall(raw.callId);
+      handle = warden.resumeToolCall(raw.callId, { args: parseArguments(raw.arguments) });
     } catch (error) {
       const code = WardenError.isInstance(error) ? error.code : undefined;
       if (code === "not_found") resolution.unmanaged.push(item);
