@@ -61,7 +61,7 @@ interface CompiledPolicy {
 const noMatches: readonly PolicyMatch[] = Object.freeze([]);
 const noPolicies: readonly CompiledPolicy[] = Object.freeze([]);
 /** Tool names whose candidates are kept, least recently used dropped first. */
-const maxCachedTools = 4096;
+const maxCachedTools = 16_384;
 /** Distinct actions kept per tool name (actions come from a closed set unless a caller hints others). */
 const maxCachedActions = 32;
 
