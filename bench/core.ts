@@ -82,7 +82,7 @@ export async function run(): Promise<BenchRow[]> {
       medianUs: delay.percentile(50) / 1000,
       p99Us: delay.percentile(99) / 1000,
       p999Us: delay.percentile(99.9) / 1000,
-      note: `ticks every 1 ms, recorded as the interval (1,000 µs = no delay); max ${(delay.max / 1e6).toFixed(1)} ms while ${calls.toLocaleString("en-US")} calls ran`,
+      note: `sampled every 1 ms; max ${(delay.max / 1e6).toFixed(1)} ms while ${calls.toLocaleString("en-US")} calls ran`,
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });

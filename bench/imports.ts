@@ -34,7 +34,7 @@ export async function run(): Promise<BenchRow[]> {
       return c.specifier.startsWith("agent-warden");
     }
   });
-  const rounds = quick ? 3 : 9;
+  const rounds = quick ? 3 : 5;
   const times = new Map(present.map((c) => [c.name, { load: [] as number[], first: [] as number[], modules: 0 }]));
   for (let r = 0; r < rounds; r++) {
     for (let j = 0; j < present.length; j++) {
