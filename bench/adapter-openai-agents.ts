@@ -74,7 +74,13 @@ export async function run(): Promise<BenchRow[]> {
 /** Median of the rounds' medians and of their p99s: robust to a round the machine stalled in. */
 function combine(rounds: Timing[]): Timing {
   const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-  return { medianUs: median(rounds.map((r) => r.medianUs)), p99Us: median(rounds.map((r) => r.p99Us)), opsPerSec: median(rounds.map((r) => r.opsPerSec)) };
+  return {
+    samples: rounds.reduce((sum, r) => sum + r.samples, 0),
+    medianUs: median(rounds.map((r) => r.medianUs)),
+    p99Us: median(rounds.map((r) => r.p99Us)),
+    p999Us: median(rounds.map((r) => r.p999Us)),
+    opsPerSec: median(rounds.map((r) => r.opsPerSec)),
+  };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -1,6 +1,7 @@
 import type { ApprovalRule } from "../approvals/binding.js";
 import type { ActionType, RiskSeverity } from "../enums.js";
 import { agentLineage } from "./identity.js";
+import { GlobIndex } from "./glob-index.js";
 import { compileCondition, compileGlobs, compilePath, type Predicate } from "./match.js";
 import type { Condition, Operators, Policy, PolicySet, When } from "./schema.js";
 
@@ -61,12 +62,23 @@ interface CompiledPolicy {
 }
 
 const noMatches: readonly PolicyMatch[] = Object.freeze([]);
-const maxCachedTools = 10_000;
+const noPolicies: readonly CompiledPolicy[] = Object.freeze([]);
+/** Tool names whose candidates are kept, least recently used dropped first. */
+const maxCachedTools = 16_384;
+/** Distinct actions kept per tool name (actions come from a closed set unless a caller hints others). */
+const maxCachedActions = 32;
+
+/** The policies a tool name can match, in policy order, and those of them each action keeps. */
+interface ToolCandidates {
+  byName: readonly CompiledPolicy[];
+  byAction: Map<string, readonly CompiledPolicy[]>;
+}
 
 /**
  * Evaluates a policy set on its own, without a client or a store: for testing policies before they
- * ship. Compiles the set once into an index by tool name and action, so a decision
- * costs the policies that could apply to that tool, not the size of the set.
+ * ship. Compiles the set once: exact names and globs into one index over their literal prefixes and
+ * suffixes, so a decision costs the policies that could apply to that tool, not the size of the set,
+ * for names seen before and never-seen names alike.
  * @example
  * import { PolicyEngine, loadPolicyFile } from "agent-warden";
  * const engine = new PolicyEngine(loadPolicyFile("./warden.yaml"));
@@ -74,10 +86,13 @@ const maxCachedTools = 10_000;
  */
 export class PolicyEngine {
   readonly set: PolicySet;
-  readonly #exact = new Map<string, CompiledPolicy[]>();
-  readonly #patterns: Array<{ test: (tool: string) => boolean; policy: CompiledPolicy }> = [];
+  /** Exact names and globs of every policy's `tool`, in one index. */
+  readonly #globs = new GlobIndex<CompiledPolicy>();
+  /** `tool` written with operators: tested one by one, as they can say anything about a name. */
+  readonly #operators: Array<{ test: (tool: string) => boolean; policy: CompiledPolicy }> = [];
   readonly #anyTool: CompiledPolicy[] = [];
-  readonly #candidates = new Map<string, readonly CompiledPolicy[]>();
+  /** Per tool name, least recently used first (a Map keeps insertion order). */
+  readonly #candidates = new Map<string, ToolCandidates>();
   readonly #defaultEvaluation: PolicyEvaluation;
   /** Each match's position in the set, to list the matches of several identities in policy order. */
   readonly #order = new Map<PolicyMatch, number>();
@@ -91,10 +106,9 @@ export class PolicyEngine {
       this.#order.set(compiled.match, order);
       const tool = policy.when.tool;
       if (tool === undefined) this.#anyTool.push(compiled);
-      else if (typeof tool === "string" && !/[*?]/.test(tool)) pushTo(this.#exact, tool, compiled);
-      else if (Array.isArray(tool) && tool.every((t) => !/[*?]/.test(t))) for (const t of new Set(tool)) pushTo(this.#exact, t, compiled);
-      // Globs and operator forms: tested once per tool name and action, then cached with the candidates.
-      else this.#patterns.push({ test: compileNameCondition(tool), policy: compiled });
+      else if (typeof tool === "string") this.#globs.add(tool, compiled);
+      else if (Array.isArray(tool)) for (const t of new Set(tool)) this.#globs.add(t, compiled);
+      else this.#operators.push({ test: compileNameCondition(tool), policy: compiled });
     });
   }
 
@@ -138,14 +152,33 @@ export class PolicyEngine {
   }
 
   #candidatesFor(tool: string, action: string): readonly CompiledPolicy[] {
-    const key = `${tool}\u0000${action}`;
-    let candidates = this.#candidates.get(key);
-    if (candidates !== undefined) return candidates;
-    const all = [...(this.#exact.get(tool) ?? []), ...this.#patterns.filter((p) => p.test(tool)).map((p) => p.policy), ...this.#anyTool];
-    candidates = all.filter((p) => p.actions === undefined || p.actions(action)).sort((a, b) => a.order - b.order);
-    if (this.#candidates.size >= maxCachedTools) this.#candidates.clear();
-    this.#candidates.set(key, candidates);
+    let entry = this.#candidates.get(tool);
+    if (entry === undefined) {
+      entry = { byName: this.#policiesNaming(tool), byAction: new Map() };
+      if (this.#candidates.size >= maxCachedTools) this.#candidates.delete(this.#candidates.keys().next().value!);
+    } else {
+      // Most recently used goes last; the first key is the one to drop.
+      this.#candidates.delete(tool);
+    }
+    this.#candidates.set(tool, entry);
+    let candidates = entry.byAction.get(action);
+    if (candidates === undefined) {
+      candidates = entry.byName.length === 0 ? noPolicies : entry.byName.filter((p) => p.actions === undefined || p.actions(action));
+      if (entry.byAction.size < maxCachedActions) entry.byAction.set(action, candidates);
+    }
     return candidates;
+  }
+
+  /** Every policy whose `tool` matches the name, in policy order, each once. */
+  #policiesNaming(tool: string): readonly CompiledPolicy[] {
+    const found: CompiledPolicy[] = [];
+    this.#globs.forEachMatch(tool, (policy) => found.push(policy));
+    for (const { test, policy } of this.#operators) if (test(tool)) found.push(policy);
+    if (found.length === 0) return this.#anyTool.length === 0 ? noPolicies : this.#anyTool;
+    found.push(...this.#anyTool);
+    found.sort((a, b) => a.order - b.order);
+    // A policy listing several globs the name matches is found once per glob.
+    return found.filter((policy, i) => i === 0 || found[i - 1] !== policy);
   }
 }
 
@@ -208,12 +241,6 @@ function compileActionCondition(condition: When["action"]): ((action: string) =>
   }
   const set = new Set<string>(typeof condition === "string" ? [condition] : condition);
   return (action) => set.has(action);
-}
-
-function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
-  const list = map.get(key);
-  if (list) list.push(value);
-  else map.set(key, [value]);
 }
 
 function approvalRuleOf(approval: Policy["approval"]): ApprovalRule | undefined {

@@ -1,8 +1,15 @@
 import { readFileSync } from "node:fs";
-import { LineCounter, parseDocument, isNode } from "yaml";
+import { createRequire } from "node:module";
+import type { LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { PolicyError, type PolicyIssue } from "../errors.js";
 import { PolicySetSchema, type PolicySet, type PolicySetInput } from "./schema.js";
+
+// The YAML parser loads when a policy text is first parsed, not with the package: most clients are
+// given their policies in code. Synchronous (require), as the functions that need it are.
+const requireModule = createRequire(import.meta.url);
+let yamlModule: typeof import("yaml") | undefined;
+const yaml = (): typeof import("yaml") => (yamlModule ??= requireModule("yaml") as typeof import("yaml"));
 
 /**
  * Validates a policy set built in code and fills in its defaults. Throws `PolicyError` naming the policy and field.
@@ -44,6 +51,7 @@ export function loadPolicyFile(path: string): PolicySet {
  * const set = parsePolicyText(await response.text(), "remote:warden.yaml");
  */
 export function parsePolicyText(text: string, file?: string): PolicySet {
+  const { LineCounter, parseDocument } = yaml();
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   if (doc.errors.length > 0) {
@@ -66,7 +74,7 @@ function lineOf(doc: ReturnType<typeof parseDocument>, path: (string | number)[]
   // The deepest node that exists along the path: a missing field points at its parent.
   for (let depth = path.length; depth >= 0; depth--) {
     const node = doc.getIn(path.slice(0, depth), true);
-    if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
+    if (yaml().isNode(node) && node.range) return lines.linePos(node.range[0]).line;
   }
   return undefined;
 }

@@ -6,7 +6,13 @@
 //   once at its leftmost fit and never revisited. Cost: at most the name's length times the pattern's.
 // - Regexes: RE2 (re2js, a pure-JS port): linear in the input, whatever the pattern. RE2 has no
 //   backreferences or lookaround; patterns that use them are refused when the policy loads.
-import { RE2JS } from "re2js";
+import { createRequire } from "node:module";
+import type { RE2JS } from "re2js";
+
+// RE2 loads with the first regex compiled, not with the package: most policy sets have none.
+const requireModule = createRequire(import.meta.url);
+let re2Module: typeof import("re2js") | undefined;
+const RE2 = (): typeof RE2JS => (re2Module ??= requireModule("re2js") as typeof import("re2js")).RE2JS;
 
 /**
  * A compiled pattern: true when `subject` matches. Internal to the core: policies, tokens and
@@ -136,7 +142,7 @@ const MAX_COMPILED = 1024;
 function re2(source: string): RE2JS {
   let regex = compiled.get(source);
   if (regex === undefined) {
-    regex = RE2JS.compile(toRe2Syntax(source));
+    regex = RE2().compile(toRe2Syntax(source));
     if (compiled.size >= MAX_COMPILED) compiled.clear();
     compiled.set(source, regex);
   }

@@ -1,5 +1,8 @@
-import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
+// node:http and node:https are fetched when a stream opens: importing them statically evaluates every
+// export, which loads Node's bundled fetch implementation into every process that imports the package.
+type RequestOptions = import("node:http").RequestOptions;
+const httpRequest = (url: URL, options: RequestOptions) => process.getBuiltinModule("node:http").request(url, options);
+const httpsRequest = (url: URL, options: RequestOptions) => process.getBuiltinModule("node:https").request(url, options);
 import { RemoteError } from "../errors.js";
 import { isRetryableStatus, parseRetryAfter } from "./http.js";
 
