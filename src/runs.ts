@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import type { Decisions } from "./decisions.js";
 import { EventType, RunStatus, type AgentContext } from "./enums.js";
-import { InvalidStateError, NotFoundError } from "./errors.js";
+import { InvalidStateError, NotFoundError, type WardenError } from "./errors.js";
 import type { HaltGuard } from "./halt/guard.js";
 import type { RunOptions } from "./inputs.js";
 import { newId } from "./internal/ids.js";
@@ -10,7 +10,7 @@ import { Recorder } from "./recorder.js";
 import { toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type RunRecord, type RunSummary } from "./records.js";
 import { scopeStorage, type ActiveRun, type Scope } from "./scope.js";
 import type { RunStore } from "./store/run-store.js";
-import type { VerifiedToken } from "./tokens/token.js";
+import { inspectToken, type VerifiedToken } from "./tokens/token.js";
 import { stillValid, type Tokens } from "./tokens/tokens.js";
 
 /**  A delegation token handed to a run (`DelegatedTask.run`). */
@@ -115,6 +115,24 @@ export class Runs {
     if (agentId !== this.#deps.agentId && !this.#deps.knownAgent(agentId)) store.noteAgent(agentId);
     recorder.record(EventType.RUN_STARTED, { agentId, runId }, { traceId, parentRunId, tokenId: token?.id, metadata: recorded.value, reason, agentContext, implicit: run.implicit || undefined });
     return run;
+  }
+
+  /**
+   * Records the refusal of work under a delegation token a halt invalidated, before any run opened
+   * under it (a token verified at the edge: a gateway, a guarded route): the ledger holds the halt's
+   * effect even with no run open.
+   */
+  refuseDelegation(token: string, error: WardenError): void {
+    let tokenId: string | undefined;
+    let agentId: string | undefined;
+    try {
+      const inspected = inspectToken(token);
+      tokenId = inspected.id;
+      agentId = inspected.chain.findLast((block) => block.audience !== undefined)?.audience;
+    } catch {
+      // Verified far enough to be refused by a halt, so it decodes; nothing to add if not.
+    }
+    this.#deps.recorder.record(EventType.RUN_FAILED, { agentId: agentId ?? this.#deps.agentId, runId: null }, { refused: true, tokenId, error: Recorder.serializeError(error) });
   }
 
   /** Takes over a run another process (or an earlier life of this one) started, to resume it. */

@@ -1,4 +1,5 @@
 import { dirname, join, resolve } from "node:path";
+import { isHalt } from "./admission.js";
 import { Approvals } from "./approvals/approvals.js";
 import { optionsFromEnv, parseOptions, type WardenOptions } from "./config.js";
 import type { Decision } from "./decision.js";
@@ -443,7 +444,15 @@ export class Warden {
    * and tool calls outside its scopes or tools are blocked before policy.
    */
   beginDelegatedTask(token: string): DelegatedTask {
-    return new DelegatedTask(this, token, this.tokens.verify(token));
+    let verified: VerifiedToken;
+    try {
+      verified = this.tokens.verify(token);
+    } catch (error) {
+      // A token a halt invalidated is the halt's refusal: recorded, as a run it refuses is.
+      if (isHalt(error)) this.#runs.refuseDelegation(token, error as WardenError);
+      throw error;
+    }
+    return new DelegatedTask(this, token, verified);
   }
 
   /** From the token alone (the current delegated run's, else the client's `token`): is `permission` granted? */

@@ -1,6 +1,6 @@
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import { McpError, type CallToolResult, type ServerNotification, type ServerRequest } from "@modelcontextprotocol/sdk/types.js";
-import { inspectToken, isHalt, WardenError, type Admission, type ToolCallHandle, type Warden } from "agent-warden";
+import { inspectToken, isHalt, WardenError, type Admission, type RefusalCause, type ToolCallHandle, type Warden } from "agent-warden";
 
 /**
  * The `_meta` key under which a caller may send its Warden delegation token with a `tools/call`.
@@ -79,9 +79,20 @@ function isWardenToken(value: string): boolean {
   }
 }
 
+/**
+ * The `_meta` key of the `isError` result a refused `tools/call` answers with: `{ reason, cause }`
+ * (`cause`: policy, token, limit, budget, rejected, expired, aborted), so a client can tell Warden's
+ * refusal from the tool's own error. The model reads the reason in the text content.
+ * @example
+ * import { REFUSAL_META_KEY } from "agent-warden/mcp";
+ * const result = await client.callTool({ name: "delete_repo", arguments: { repo } });
+ * if (result.isError && result._meta?.[REFUSAL_META_KEY]) console.warn("refused by policy");
+ */
+export const REFUSAL_META_KEY = "agent-warden/refusal";
+
 /** The tool result a blocked or refused call answers with: the model reads the reason. */
-export function refusal(reason: string): CallToolResult {
-  return { content: [{ type: "text", text: reason }], isError: true };
+export function refusal(reason: string, cause: RefusalCause): CallToolResult {
+  return { content: [{ type: "text", text: reason }], isError: true, _meta: { [REFUSAL_META_KEY]: { reason, cause } } };
 }
 
 /** A halt as the MCP error that makes the client's `callTool` reject. */
@@ -154,7 +165,7 @@ function finish(record: () => void, onHalt: (halt: unknown) => unknown): void {
 }
 
 /** How a governed request answers a refusal: `tools/call` with an `isError` result, other requests with `BLOCKED_ERROR_CODE`. */
-type Refuse<T> = (reason: string) => T;
+type Refuse<T> = (reason: string, cause: RefusalCause) => T;
 
 /** A governed request on the serving side (a gateway session or a governed server). */
 export interface GovernedRequest {
@@ -202,7 +213,7 @@ export async function governRequest<T>(
     // A halt can also surface before any decision (opening the call's run, verifying the token).
     if (isHalt(error)) throw haltedError(error);
     // Enforcement fails closed: a token that does not verify calls nothing.
-    if (WardenError.isInstance(error) && error.code === "token_invalid") return refuse(error.message);
+    if (WardenError.isInstance(error) && error.code === "token_invalid") return refuse(error.message, "token");
     throw error;
   }
 }
@@ -228,7 +239,7 @@ async function decideAndRun<T>(
   });
   const admission = await admit(handle, extra, options.approvalProgressInterval ?? 10_000);
   if (admission.outcome === "halted") throw haltedError(admission.error);
-  if (!admission.ok) return refuse(admission.error.message);
+  if (!admission.ok) return refuse(admission.error.message, admission.cause);
   return sendRecorded(handle, (signal) => forward(signal, handle), haltedError);
 }
 
