@@ -90,9 +90,16 @@ function isWardenToken(value: string): boolean {
  */
 export const REFUSAL_META_KEY = "agent-warden/refusal";
 
-/** The tool result a blocked or refused call answers with: the model reads the reason. */
-export function refusal(reason: string, cause: RefusalCause): CallToolResult {
-  return { content: [{ type: "text", text: reason }], isError: true, _meta: { [REFUSAL_META_KEY]: { reason, cause } } };
+/** Why Warden refused a call: what it says, the reason alone, and what refused it. */
+interface Refusal {
+  message: string;
+  reason: string;
+  cause: RefusalCause;
+}
+
+/** The tool result a blocked or refused call answers with: the model reads the message. */
+export function refusal({ message, reason, cause }: Refusal): CallToolResult {
+  return { content: [{ type: "text", text: message }], isError: true, _meta: { [REFUSAL_META_KEY]: { reason, cause } } };
 }
 
 /** A halt as the MCP error that makes the client's `callTool` reject. */
@@ -101,6 +108,8 @@ export function haltedError(error: unknown): McpError {
   const mcp = new McpError(HALTED_ERROR_CODE, reason, { warden: "halted", reason });
   // McpError prefixes its code to the message; the client adds it again when it rebuilds the error.
   mcp.message = reason;
+  // Kept on this side only (JSON-RPC carries code, message and data): the run it stopped records the halt itself.
+  mcp.cause = error;
   return mcp;
 }
 
@@ -165,7 +174,7 @@ function finish(record: () => void, onHalt: (halt: unknown) => unknown): void {
 }
 
 /** How a governed request answers a refusal: `tools/call` with an `isError` result, other requests with `BLOCKED_ERROR_CODE`. */
-type Refuse<T> = (reason: string, cause: RefusalCause) => T;
+type Refuse<T> = (refused: Refusal) => T;
 
 /** A governed request on the serving side (a gateway session or a governed server). */
 export interface GovernedRequest {
@@ -200,8 +209,8 @@ export async function governRequest<T>(
   options: McpGovernOptions,
   call: GovernedRequest,
   forward: (signal: AbortSignal, handle: ToolCallHandle) => Promise<T>,
-  refuse: Refuse<T> = (reason) => {
-    throw blockedError(reason);
+  refuse: Refuse<T> = ({ message }) => {
+    throw blockedError(message);
   },
 ): Promise<T> {
   const caller = (options.identify ?? identifyCaller)(call.extra) ?? {};
@@ -213,7 +222,7 @@ export async function governRequest<T>(
     // A halt can also surface before any decision (opening the call's run, verifying the token).
     if (isHalt(error)) throw haltedError(error);
     // Enforcement fails closed: a token that does not verify calls nothing.
-    if (WardenError.isInstance(error) && error.code === "token_invalid") return refuse(error.message, "token");
+    if (WardenError.isInstance(error) && error.code === "token_invalid") return refuse({ message: error.message, reason: error.message, cause: "token" });
     throw error;
   }
 }
@@ -239,7 +248,7 @@ async function decideAndRun<T>(
   });
   const admission = await admit(handle, extra, options.approvalProgressInterval ?? 10_000);
   if (admission.outcome === "halted") throw haltedError(admission.error);
-  if (!admission.ok) return refuse(admission.error.message, admission.cause);
+  if (!admission.ok) return refuse({ message: admission.error.message, reason: admission.reason, cause: admission.cause });
   return sendRecorded(handle, (signal) => forward(signal, handle), haltedError);
 }
 

@@ -7,6 +7,4 @@ export const knownGaps: Record<string, string> = {
   "openai-agents: handoff / llm-token-budget": "model calls are not gated before they are made (a callModelInputFilter could); the trace processor only records their usage after",
   "openai-agents: run / llm-token-budget": "model calls are not gated before they are made (a callModelInputFilter could); the trace processor only records their usage after",
   "openai-agents: streamed run / llm-token-budget": "model calls are not gated before they are made (a callModelInputFilter could); the trace processor only records their usage after",
-  "express: requireAgentPermission / halt-before-no-run": "the guard refuses a halted agent's token before any call is recorded",
-  "express: requireAgentPermission / halt-of-delegator": "the guard refuses a token a halt invalidated before any call is recorded",
 };
