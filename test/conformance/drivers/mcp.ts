@@ -67,8 +67,9 @@ export async function driveMcp(call: Call, mode: McpMode): Promise<Driven> {
 /** An `isError` result is a refusal when Warden marked it so, else the tool's own error. */
 function outcomeOf(result: CallToolResult): Driven {
   const text = result.content.map((part) => (part.type === "text" ? part.text : "")).join(" ");
-  if (result.isError !== true) return { outcome: "result", received: "result: the tool's output" };
-  if (result._meta?.[REFUSAL_META_KEY] !== undefined) return { outcome: "refused", received: `isError result (${REFUSAL_META_KEY}): ${text.slice(0, 40)}` };
+  if (result.isError !== true) return { outcome: "result", received: "the tool's output" };
+  const refusal = result._meta?.[REFUSAL_META_KEY] as { cause?: string } | undefined;
+  if (refusal !== undefined) return { outcome: "refused", received: `isError result, refusal cause ${refusal.cause}` };
   return { outcome: "failed", received: `isError result: ${text.slice(0, 40)}` };
 }
 
