@@ -50,7 +50,7 @@ export function governMcpClient<C extends Client>(client: C, warden: Warden, opt
       if (admission.outcome === "refused" && admission.cause === "aborted") throw new McpError(ErrorCode.RequestTimeout, String(admission.error.cause));
       throw admission.error;
     }
-    return sendRecorded(handle, (signal) => send(outgoing, schema, { ...requestOptions, signal }), (halt) => halt);
+    return sendRecorded(warden, handle, (signal) => send(outgoing, schema, { ...requestOptions, signal }), (halt) => halt);
   };
   (client as unknown as { request: Request }).request = governedRequest;
   governed.set(client, warden);

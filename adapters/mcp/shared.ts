@@ -142,7 +142,8 @@ export function blockedError(reason: string): McpError {
  * transport's error; a call its caller cancelled rejects with the transport's own error (an SDK
  * client's `McpError` -32001), as it would without Warden.
  */
-export async function sendRecorded<T>(handle: ToolCallHandle, send: (signal: AbortSignal) => Promise<T>, onHalt: (halt: unknown) => unknown): Promise<T> {
+export async function sendRecorded<T>(warden: Warden, handle: ToolCallHandle, send: (signal: AbortSignal) => Promise<T>, onHalt: (halt: unknown) => unknown): Promise<T> {
+  const report = (error: unknown) => warden.reportError(error, "mcp");
   let sent: Promise<T> | undefined;
   let result: T;
   try {
@@ -150,26 +151,27 @@ export async function sendRecorded<T>(handle: ToolCallHandle, send: (signal: Abo
   } catch (error) {
     const reason: unknown = handle.signal.aborted ? handle.signal.reason : undefined;
     if (isHalt(reason)) {
-      finish(() => handle.fail(reason), onHalt);
+      finish(() => handle.fail(reason), onHalt, report);
       throw onHalt(reason);
     }
     // Cancelled by the caller: the race settled on the abort first; answer as the transport does.
     const answer = handle.signal.aborted && sent !== undefined ? await sent.then(() => error, (rejection: unknown) => rejection) : error;
-    finish(() => handle.fail(answer), onHalt);
+    finish(() => handle.fail(answer), onHalt, report);
     throw answer;
   }
   const isError = typeof result === "object" && result !== null && (result as { isError?: unknown }).isError === true;
   // Still the answer when it is an error result, but recorded as a failure.
-  finish(() => (isError ? handle.fail(new Error(resultText(result as { content?: unknown }))) : handle.complete(result)), onHalt);
+  finish(() => (isError ? handle.fail(new Error(resultText(result as { content?: unknown }))) : handle.complete(result)), onHalt, report);
   return result;
 }
 
-/** Records the end of a call; a halt that landed meanwhile surfaces as the halt's answer. */
-function finish(record: () => void, onHalt: (halt: unknown) => unknown): void {
+/** Records the end of a call; a halt that landed meanwhile surfaces as the halt's answer. Recording is telemetry otherwise: a failure goes to the client's error sink, the answer stands. */
+function finish(record: () => void, onHalt: (halt: unknown) => unknown, report: (error: unknown) => void): void {
   try {
     record();
   } catch (error) {
-    throw isHalt(error) ? onHalt(error) : error;
+    if (isHalt(error)) throw onHalt(error);
+    report(error);
   }
 }
 
@@ -249,7 +251,7 @@ async function decideAndRun<T>(
   const admission = await admit(handle, extra, options.approvalProgressInterval ?? 10_000);
   if (admission.outcome === "halted") throw haltedError(admission.error);
   if (!admission.ok) return refuse({ message: admission.error.message, reason: admission.reason, cause: admission.cause });
-  return sendRecorded(handle, (signal) => forward(signal, handle), haltedError);
+  return sendRecorded(warden, handle, (signal) => forward(signal, handle), haltedError);
 }
 
 /** The call's admission, waiting for the reviewer if needed, with progress notifications meanwhile when the client asked for progress. */

@@ -450,6 +450,28 @@ describe("governMcpClient", () => {
     expect(await recorded(warden)).toEqual([]);
   });
 
+  it("delivers the result when recording it fails, and reports the failure to the client's error sink", async () => {
+    const errors: unknown[] = [];
+    const warden = new Warden({ agentId: "calling-agent", store: ":memory:", policies, onError: (error) => errors.push(error) });
+    const { server } = opsServer(undefined);
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    server.registerTool("later", {}, async () => {
+      await released;
+      return text("done");
+    });
+    const { client } = await connect(server);
+    governMcpClient(client, warden);
+    const pending = client.callTool({ name: "later" });
+    await waitFor(() => warden.listRuns().length === 1, "the call to be decided");
+    // The client closes while the call is in flight: its result can no longer be recorded.
+    warden.close();
+    release();
+    expect(textOf(await pending)).toBe("done");
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.every((error) => (error as { code?: string }).code === "store_error")).toBe(true);
+  });
+
   it("sends its delegation token in _meta for a governed server to act under", async () => {
     const warden = newWarden();
     const token = warden.tokens.mint({ agentId: "files-agent", scopes: ["files:read"], ttl: "1h" });
