@@ -232,7 +232,7 @@ export class Runs {
     this.#deps.recorder.record(status === RunStatus.COMPLETED ? EventType.RUN_COMPLETED : EventType.RUN_FAILED, { agentId: run.agentId, runId }, status === RunStatus.COMPLETED ? { output: recorded.value } : { error: recorded.value });
   }
 
-  /** A run a single call opened ends with it. */
+  /** A run a single call opened ends with it: completed unless the call failed or a halt stopped it. */
   endImplicit(run: ActiveRun, completed: boolean): void {
     if (!run.implicit || !this.#open.has(run.runId)) return;
     this.close(run.runId, completed ? RunStatus.COMPLETED : RunStatus.FAILED, completed ? undefined : { message: "tool call did not complete" });

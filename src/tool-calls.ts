@@ -130,7 +130,8 @@ export class ToolCalls {
     }
     if (decision.action === "block") {
       recorder.record(EventType.TOOL_BLOCKED, ids, { toolName: tool, reason: decision.reason, policyId: decision.policyId, halted: decision.halted === true });
-      runs.endImplicit(run, false);
+      // A refusal is an answer, not a failure of the run it opened; a halt stops that run.
+      runs.endImplicit(run, decision.halted !== true);
       this.#rememberRefused(state);
       return new ToolCallHandle(this.internals, state, undefined);
     }
@@ -387,7 +388,9 @@ export class ToolCalls {
     const type = status === ToolCallStatus.REJECTED ? EventType.TOOL_BLOCKED : EventType.TOOL_COMPLETED;
     recorder.record(type, { agentId: state.agentId, runId: state.runId, stepId: state.stepId, toolCallId }, { toolName: state.toolName, status, output: recordedOutput.value, error: recordedError.value, durationMs, reason: rejectedReason });
     const run = runs.get(state.runId);
-    if (run?.implicit) runs.endImplicit(run, status === ToolCallStatus.COMPLETED);
+    // A run of its own ends as the call did: completed, or refused by a reviewer (the caller carries on); a halt or the tool's failure fails it.
+    const stoppedByHalt = state.controller.signal.aborted && isHalt(state.controller.signal.reason);
+    if (run?.implicit) runs.endImplicit(run, status === ToolCallStatus.COMPLETED || (status === ToolCallStatus.REJECTED && !stoppedByHalt));
     if (halted !== undefined) throw halted;
   }
 

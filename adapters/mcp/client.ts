@@ -38,6 +38,8 @@ export function governMcpClient<C extends Client>(client: C, warden: Warden, opt
   const send = (client.request as unknown as Request).bind(client);
   const governedRequest: Request = async function governedRequest(request, schema, requestOptions) {
     if (request.method !== "tools/call") return send(request, schema, requestOptions);
+    // As the SDK does: a call its caller already cancelled is neither sent nor decided, and rejects with the signal's reason.
+    requestOptions?.signal?.throwIfAborted();
     const params = request.params ?? {};
     const name = typeof params.name === "string" ? params.name : "";
     const handle = warden.beginToolCall({ tool: name, args: params.arguments ?? {}, agentId: options.agentId, signal: requestOptions?.signal });
@@ -48,7 +50,7 @@ export function governMcpClient<C extends Client>(client: C, warden: Warden, opt
       if (admission.outcome === "refused" && admission.cause === "aborted") throw new McpError(ErrorCode.RequestTimeout, String(admission.error.cause));
       throw admission.error;
     }
-    return sendRecorded(handle, (signal) => send(outgoing, schema, { ...requestOptions, signal }), (halt) => halt);
+    return sendRecorded(warden, handle, (signal) => send(outgoing, schema, { ...requestOptions, signal }), (halt) => halt);
   };
   (client as unknown as { request: Request }).request = governedRequest;
   governed.set(client, warden);

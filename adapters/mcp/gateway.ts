@@ -19,7 +19,7 @@ import {
   type ServerCapabilities,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { ToolCallHandle, Warden } from "agent-warden";
-import { governRequest, governToolCall, TOKEN_META_KEY, type McpGovernOptions, type McpRequestExtra } from "./shared.js";
+import { governRequest, governToolCall, HALTED_ERROR_CODE, TOKEN_META_KEY, type McpGovernOptions, type McpRequestExtra } from "./shared.js";
 
 /**
  * Options of `createMcpGateway`.
@@ -85,7 +85,15 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
   const inFlight = new Map<string | number, { handle: ToolCallHandle; requestId: string | number }>();
   /** One run per session and agent; every call of the session is recorded in it. */
   const runs = new Map<string, string>();
+  /** The halt that stopped a call of this session: its runs end failed with it, as a run a halt stops anywhere. */
+  let haltedBy: unknown;
   let closed = false;
+  /** A governed request's answer, noting a halt that refused it or stopped it. */
+  const governed = <T>(answer: Promise<T>): Promise<T> =>
+    answer.catch((error: unknown) => {
+      if (error instanceof McpError && error.code === HALTED_ERROR_CODE) haltedBy ??= error.cause ?? error;
+      throw error;
+    });
 
   const upstream = (): Promise<Client> => {
     if (client !== undefined && !owned) return Promise.resolve(client);
@@ -163,19 +171,21 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
     switch (raw.method) {
       case "tools/call": {
         const name = typeof params.name === "string" ? params.name : "";
-        return governToolCall(warden, options, { name, args: params.arguments, extra, runFor: sessionRun }, async (signal, handle) => {
-          inFlight.set(extra.requestId, { handle, requestId: extra.requestId });
-          try {
-            return (await forward(request, extra, signal)) as CallToolResult;
-          } finally {
-            inFlight.delete(extra.requestId);
-          }
-        });
+        return governed(
+          governToolCall(warden, options, { name, args: params.arguments, extra, runFor: sessionRun }, async (signal, handle) => {
+            inFlight.set(extra.requestId, { handle, requestId: extra.requestId });
+            try {
+              return (await forward(request, extra, signal)) as CallToolResult;
+            } finally {
+              inFlight.delete(extra.requestId);
+            }
+          }),
+        );
       }
       case "resources/read":
-        return governRequest(warden, options, { name: "resource.read", args: { uri: params.uri, server: serverName }, extra, runFor: sessionRun }, (signal) => forward(request, extra, signal));
+        return governed(governRequest(warden, options, { name: "resource.read", args: { uri: params.uri, server: serverName }, extra, runFor: sessionRun }, (signal) => forward(request, extra, signal)));
       case "prompts/get":
-        return governRequest(warden, options, { name: "prompt.get", args: { name: params.name, arguments: params.arguments ?? {}, server: serverName }, extra, runFor: sessionRun }, (signal) => forward(request, extra, signal));
+        return governed(governRequest(warden, options, { name: "prompt.get", args: { name: params.name, arguments: params.arguments ?? {}, server: serverName }, extra, runFor: sessionRun }, (signal) => forward(request, extra, signal)));
       default:
         return forward(request, extra);
     }
@@ -219,7 +229,7 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
       const args = { server: serverName, ...shown, ...(cause && { causedBy: { tool: cause.handle.toolName, toolCallId: cause.handle.toolCallId } }) };
       const runId = cause?.handle.runId ?? sessionRun(undefined);
       // The upstream speaks for no agent: its requests are recorded as the session's, whatever they carry.
-      return governRequest(warden, { ...options, identify: () => ({}) }, { name: action, args, extra: extra as unknown as McpRequestExtra, runFor: () => runId }, relay);
+      return governed(governRequest(warden, { ...options, identify: () => ({}) }, { name: action, args, extra: extra as unknown as McpRequestExtra, runFor: () => runId }, relay));
     };
     upstreamClient.fallbackNotificationHandler = async (notification: Notification) => {
       const cause = inFlight.size === 1 ? [...inFlight.values()][0] : undefined;
@@ -243,7 +253,8 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
   const endSession = () => {
     if (closed) return;
     closed = true;
-    for (const runId of runs.values()) void warden.completeRun(runId).catch(() => {});
+    // A session the agent carried on after refusals completes; one a halt stopped fails with the halt.
+    for (const runId of runs.values()) void (haltedBy === undefined ? warden.completeRun(runId) : warden.failRun(runId, haltedBy)).catch(() => {});
     runs.clear();
     if (owned && client !== undefined) {
       void client.close().catch(() => {

@@ -1,6 +1,6 @@
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import { McpError, type CallToolResult, type ServerNotification, type ServerRequest } from "@modelcontextprotocol/sdk/types.js";
-import { inspectToken, isHalt, WardenError, type Admission, type ToolCallHandle, type Warden } from "agent-warden";
+import { inspectToken, isHalt, WardenError, type Admission, type RefusalCause, type ToolCallHandle, type Warden } from "agent-warden";
 
 /**
  * The `_meta` key under which a caller may send its Warden delegation token with a `tools/call`.
@@ -79,9 +79,27 @@ function isWardenToken(value: string): boolean {
   }
 }
 
-/** The tool result a blocked or refused call answers with: the model reads the reason. */
-export function refusal(reason: string): CallToolResult {
-  return { content: [{ type: "text", text: reason }], isError: true };
+/**
+ * The `_meta` key of the `isError` result a refused `tools/call` answers with: `{ reason, cause }`
+ * (`cause`: policy, token, limit, budget, rejected, expired, aborted), so a client can tell Warden's
+ * refusal from the tool's own error. The model reads the reason in the text content.
+ * @example
+ * import { REFUSAL_META_KEY } from "agent-warden/mcp";
+ * const result = await client.callTool({ name: "delete_repo", arguments: { repo } });
+ * if (result.isError && result._meta?.[REFUSAL_META_KEY]) console.warn("refused by policy");
+ */
+export const REFUSAL_META_KEY = "agent-warden/refusal";
+
+/** Why Warden refused a call: what it says, the reason alone, and what refused it. */
+interface Refusal {
+  message: string;
+  reason: string;
+  cause: RefusalCause;
+}
+
+/** The tool result a blocked or refused call answers with: the model reads the message. */
+export function refusal({ message, reason, cause }: Refusal): CallToolResult {
+  return { content: [{ type: "text", text: message }], isError: true, _meta: { [REFUSAL_META_KEY]: { reason, cause } } };
 }
 
 /** A halt as the MCP error that makes the client's `callTool` reject. */
@@ -90,6 +108,8 @@ export function haltedError(error: unknown): McpError {
   const mcp = new McpError(HALTED_ERROR_CODE, reason, { warden: "halted", reason });
   // McpError prefixes its code to the message; the client adds it again when it rebuilds the error.
   mcp.message = reason;
+  // Kept on this side only (JSON-RPC carries code, message and data): the run it stopped records the halt itself.
+  mcp.cause = error;
   return mcp;
 }
 
@@ -122,7 +142,8 @@ export function blockedError(reason: string): McpError {
  * transport's error; a call its caller cancelled rejects with the transport's own error (an SDK
  * client's `McpError` -32001), as it would without Warden.
  */
-export async function sendRecorded<T>(handle: ToolCallHandle, send: (signal: AbortSignal) => Promise<T>, onHalt: (halt: unknown) => unknown): Promise<T> {
+export async function sendRecorded<T>(warden: Warden, handle: ToolCallHandle, send: (signal: AbortSignal) => Promise<T>, onHalt: (halt: unknown) => unknown): Promise<T> {
+  const report = (error: unknown) => warden.reportError(error, "mcp");
   let sent: Promise<T> | undefined;
   let result: T;
   try {
@@ -130,31 +151,32 @@ export async function sendRecorded<T>(handle: ToolCallHandle, send: (signal: Abo
   } catch (error) {
     const reason: unknown = handle.signal.aborted ? handle.signal.reason : undefined;
     if (isHalt(reason)) {
-      finish(() => handle.fail(reason), onHalt);
+      finish(() => handle.fail(reason), onHalt, report);
       throw onHalt(reason);
     }
     // Cancelled by the caller: the race settled on the abort first; answer as the transport does.
     const answer = handle.signal.aborted && sent !== undefined ? await sent.then(() => error, (rejection: unknown) => rejection) : error;
-    finish(() => handle.fail(answer), onHalt);
+    finish(() => handle.fail(answer), onHalt, report);
     throw answer;
   }
   const isError = typeof result === "object" && result !== null && (result as { isError?: unknown }).isError === true;
   // Still the answer when it is an error result, but recorded as a failure.
-  finish(() => (isError ? handle.fail(new Error(resultText(result as { content?: unknown }))) : handle.complete(result)), onHalt);
+  finish(() => (isError ? handle.fail(new Error(resultText(result as { content?: unknown }))) : handle.complete(result)), onHalt, report);
   return result;
 }
 
-/** Records the end of a call; a halt that landed meanwhile surfaces as the halt's answer. */
-function finish(record: () => void, onHalt: (halt: unknown) => unknown): void {
+/** Records the end of a call; a halt that landed meanwhile surfaces as the halt's answer. Recording is telemetry otherwise: a failure goes to the client's error sink, the answer stands. */
+function finish(record: () => void, onHalt: (halt: unknown) => unknown, report: (error: unknown) => void): void {
   try {
     record();
   } catch (error) {
-    throw isHalt(error) ? onHalt(error) : error;
+    if (isHalt(error)) throw onHalt(error);
+    report(error);
   }
 }
 
 /** How a governed request answers a refusal: `tools/call` with an `isError` result, other requests with `BLOCKED_ERROR_CODE`. */
-type Refuse<T> = (reason: string) => T;
+type Refuse<T> = (refused: Refusal) => T;
 
 /** A governed request on the serving side (a gateway session or a governed server). */
 export interface GovernedRequest {
@@ -189,8 +211,8 @@ export async function governRequest<T>(
   options: McpGovernOptions,
   call: GovernedRequest,
   forward: (signal: AbortSignal, handle: ToolCallHandle) => Promise<T>,
-  refuse: Refuse<T> = (reason) => {
-    throw blockedError(reason);
+  refuse: Refuse<T> = ({ message }) => {
+    throw blockedError(message);
   },
 ): Promise<T> {
   const caller = (options.identify ?? identifyCaller)(call.extra) ?? {};
@@ -202,7 +224,7 @@ export async function governRequest<T>(
     // A halt can also surface before any decision (opening the call's run, verifying the token).
     if (isHalt(error)) throw haltedError(error);
     // Enforcement fails closed: a token that does not verify calls nothing.
-    if (WardenError.isInstance(error) && error.code === "token_invalid") return refuse(error.message);
+    if (WardenError.isInstance(error) && error.code === "token_invalid") return refuse({ message: error.message, reason: error.message, cause: "token" });
     throw error;
   }
 }
@@ -228,8 +250,8 @@ async function decideAndRun<T>(
   });
   const admission = await admit(handle, extra, options.approvalProgressInterval ?? 10_000);
   if (admission.outcome === "halted") throw haltedError(admission.error);
-  if (!admission.ok) return refuse(admission.error.message);
-  return sendRecorded(handle, (signal) => forward(signal, handle), haltedError);
+  if (!admission.ok) return refuse({ message: admission.error.message, reason: admission.reason, cause: admission.cause });
+  return sendRecorded(warden, handle, (signal) => forward(signal, handle), haltedError);
 }
 
 /** The call's admission, waiting for the reviewer if needed, with progress notifications meanwhile when the client asked for progress. */

@@ -23,7 +23,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
-import { BLOCKED_ERROR_CODE, createMcpGateway, createMcpGatewayHttpHandler, HALTED_ERROR_CODE, TOKEN_META_KEY, type McpGatewayHttpOptions } from "agent-warden/mcp";
+import { BLOCKED_ERROR_CODE, createMcpGateway, createMcpGatewayHttpHandler, HALTED_ERROR_CODE, REFUSAL_META_KEY, TOKEN_META_KEY, type McpGatewayHttpOptions } from "agent-warden/mcp";
 import { richServer } from "../fixtures/mcp-rich-server.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -357,9 +357,7 @@ describe("createMcpGateway: governed where policy speaks", () => {
     ]);
   });
 
-  // The gateway hands such a call to beginToolCall without a run; recording it there is the core's part
-  // of issue 10, not merged yet. Flip `it.fails` to `it` once the core records it.
-  it.fails("records a call refused by a halt before the session has a run", async () => {
+  it("records a call refused by a halt before the session has a run, in the ledger", async () => {
     const warden = newWarden();
     const upstream = await inMemoryUpstream();
     const { client } = await throughGateway(warden, upstream.transport);
@@ -367,8 +365,43 @@ describe("createMcpGateway: governed where policy speaks", () => {
     const error = await client.callTool({ name: "echo", arguments: { text: "x" } }).catch((e: unknown) => e);
     expect((error as McpError).code).toBe(HALTED_ERROR_CODE);
     expect(upstream.ran.echo).toBeUndefined();
-    const calls = await recorded(warden);
-    expect(calls.map((c) => [c.toolName, c.status])).toEqual([["echo", "blocked"]]);
+    // No run could open: the refusal is in the ledger, naming the tool, after the halt.
+    const entries = warden.ledger.entries({ limit: 100 });
+    const halted = entries.findIndex((entry) => entry.type === "agent.halted");
+    const refusal = entries.slice(halted + 1).find((entry) => entry.type === "tool.blocked");
+    expect(refusal?.data).toMatchObject({ toolName: "echo", halted: true, refused: true });
+    expect(warden.listRuns({ status: "running" })).toEqual([]);
+  });
+
+  it("completes the session's run after refused calls, and fails it when a halt stopped one", async () => {
+    const policies: PolicySetInput = { version: 1, default: "allow", policies: [{ id: "no-slow", when: { tool: "slow" }, action: "block", reason: "too slow" }] };
+    const refusedOnly = newWarden({ policies });
+    const first = await inMemoryUpstream();
+    const { client, gateway } = await throughGateway(refusedOnly, first.transport);
+    const refused = (await client.callTool({ name: "slow" })) as CallToolResult;
+    expect(refused.isError).toBe(true);
+    expect(refused._meta?.[REFUSAL_META_KEY]).toEqual({ reason: "too slow", cause: "policy" });
+    await client.callTool({ name: "echo", arguments: { text: "after" } });
+    await gateway.close();
+    await waitFor(() => refusedOnly.listRuns()[0]?.status !== "running", "the session's run to end");
+    expect(refusedOnly.listRuns().map((run) => run.status)).toEqual(["completed"]);
+
+    const halted = newWarden();
+    const second = await inMemoryUpstream();
+    const session = await throughGateway(halted, second.transport);
+    await session.client.callTool({ name: "echo", arguments: { text: "before" } });
+    const pending = session.client.callTool({ name: "slow" }).catch((e: unknown) => e);
+    await waitFor(async () => (await recorded(halted)).some((call) => call.toolName === "slow"), "the slow call to start");
+    halted.halt({ reason: "incident 9", agentId: "gateway-agent" });
+    expect(((await pending) as McpError).code).toBe(HALTED_ERROR_CODE);
+    await session.gateway.close();
+    await waitFor(() => halted.listRuns()[0]?.status !== "running", "the session's run to end");
+    const [run] = halted.listRuns();
+    expect(run).toMatchObject({ status: "failed", error: { name: "HaltedError" } });
+    expect((await halted.getRun(run!.runId)).toolCalls.map((call) => [call.toolName, call.status])).toEqual([
+      ["echo", "completed"],
+      ["slow", "failed"],
+    ]);
   });
 
   it("never passes the agent's delegation token upstream", async () => {

@@ -11,7 +11,7 @@ import { McpError, type CallToolResult } from "@modelcontextprotocol/sdk/types.j
 import { afterEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { ApprovalRejectedError, HaltedError, ToolBlockedError, Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
-import { createMcpGateway, governMcpClient, governMcpServer, HALTED_ERROR_CODE, TOKEN_META_KEY } from "agent-warden/mcp";
+import { createMcpGateway, governMcpClient, governMcpServer, HALTED_ERROR_CODE, REFUSAL_META_KEY, TOKEN_META_KEY } from "agent-warden/mcp";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const UPSTREAM = fileURLToPath(new URL("../fixtures/mcp-upstream.ts", import.meta.url));
@@ -274,6 +274,60 @@ describe("governMcpServer", () => {
     expect(ran["files.read"]).toEqual([{ path: "b.txt" }]);
   });
 
+  it("marks a refusal's result with _meta[REFUSAL_META_KEY], which the tool's own error never carries", async () => {
+    const warden = newWarden();
+    const { server } = opsServer(warden);
+    server.registerTool("broken", {}, () => {
+      throw new Error("disk full");
+    });
+    const { client } = await connect(server);
+    const refused = (await client.callTool({ name: "delete_repo", arguments: { repo: "core" } })) as CallToolResult;
+    expect(refused._meta?.[REFUSAL_META_KEY]).toEqual({ reason: "deleting repositories is not allowed", cause: "policy" });
+    const failed = (await client.callTool({ name: "broken" })) as CallToolResult;
+    expect(failed).toMatchObject({ isError: true, content: [{ type: "text", text: "disk full" }] });
+    expect(failed._meta?.[REFUSAL_META_KEY]).toBeUndefined();
+    const calls = await recorded(warden);
+    expect(calls.map((c) => [c.toolName, c.status])).toEqual([
+      ["delete_repo", "blocked"],
+      ["broken", "failed"],
+    ]);
+  });
+
+  it("ends a refused call's own run completed, and a run a halt stopped failed", async () => {
+    const warden = newWarden({ onApprovalRequest: (_request, decide) => decide.reject({ reviewer: "bob", reason: "freeze" }) });
+    const { server, signals } = opsServer(warden);
+    const { client } = await connect(server);
+    await client.callTool({ name: "delete_repo", arguments: { repo: "core" } });
+    await client.callTool({ name: "deploy", arguments: { environment: "production" } });
+    const pending = client.callTool({ name: "slow" }).catch((e: unknown) => e);
+    await waitFor(() => signals.length === 1, "the slow tool to start");
+    warden.halt({ reason: "runaway", agentId: "mcp-server" });
+    expect(((await pending) as McpError).code).toBe(HALTED_ERROR_CODE);
+    const runs = warden.listRuns().reverse();
+    const calls = await Promise.all(runs.map(async (run) => [(await warden.getRun(run.runId)).toolCalls[0]!.toolName, run.status]));
+    expect(calls).toEqual([
+      ["delete_repo", "completed"],
+      ["deploy", "completed"],
+      ["slow", "failed"],
+    ]);
+  });
+
+  it("refuses a token a halt of its delegating agent invalidated, and records the refusal", async () => {
+    const warden = newWarden();
+    const root = warden.tokens.mint({ agentId: "orchestrator", scopes: ["files:*"], ttl: "1h" });
+    const token = warden.tokens.attenuate(root, { audience: "orchestrator/files-agent" });
+    const { server, ran } = opsServer(warden);
+    const { client } = await connect(server);
+    warden.halt({ reason: "incident 12", agentId: "orchestrator" });
+    const error = await client.callTool({ name: "files.read", arguments: { path: "a.txt" }, _meta: { [TOKEN_META_KEY]: token } }).catch((e: unknown) => e);
+    expect((error as McpError).code).toBe(HALTED_ERROR_CODE);
+    expect(ran["files.read"]).toBeUndefined();
+    const entries = warden.ledger.entries({ limit: 100 });
+    const refusal = entries.slice(entries.findIndex((entry) => entry.type === "agent.halted") + 1);
+    expect(refusal.map((entry) => [entry.type, entry.agentId, (entry.data as { refused?: boolean }).refused])).toEqual([["run.failed", "orchestrator/files-agent", true]]);
+    expect(refusal[0]!.data).toMatchObject({ tokenId: warden.tokens.inspect(token).id, error: { name: "TokenError" } });
+  });
+
   it("is idempotent for the same Warden client", async () => {
     const warden = newWarden();
     const { server, ran } = opsServer(warden);
@@ -379,6 +433,43 @@ describe("governMcpClient", () => {
     expect(ran.deploy).toBeUndefined();
     const [call] = await recorded(warden);
     expect(call).toMatchObject({ toolName: "deploy", status: "rejected" });
+  });
+
+  it("rejects a call whose signal is already aborted with the signal's reason, as the plain SDK client does, deciding nothing", async () => {
+    const { warden, client, sent } = await setup();
+    const reason = new Error("gave up before asking");
+    const before = sent.length;
+    const error = await client.callTool({ name: "deploy", arguments: { environment: "production" } }, undefined, { signal: AbortSignal.abort(reason) }).catch((e: unknown) => e);
+    const plain = opsServer(undefined);
+    const { client: ungoverned } = await connect(plain.server);
+    const plainError = await ungoverned.callTool({ name: "deploy", arguments: { environment: "production" } }, undefined, { signal: AbortSignal.abort(reason) }).catch((e: unknown) => e);
+    expect(error).toBe(reason);
+    expect(plainError).toBe(reason);
+    expect(sent.slice(before)).toEqual([]);
+    expect(warden.approvals.list({ limit: -1 })).toEqual([]);
+    expect(await recorded(warden)).toEqual([]);
+  });
+
+  it("delivers the result when recording it fails, and reports the failure to the client's error sink", async () => {
+    const errors: unknown[] = [];
+    const warden = new Warden({ agentId: "calling-agent", store: ":memory:", policies, onError: (error) => errors.push(error) });
+    const { server } = opsServer(undefined);
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    server.registerTool("later", {}, async () => {
+      await released;
+      return text("done");
+    });
+    const { client } = await connect(server);
+    governMcpClient(client, warden);
+    const pending = client.callTool({ name: "later" });
+    await waitFor(() => warden.listRuns().length === 1, "the call to be decided");
+    // The client closes while the call is in flight: its result can no longer be recorded.
+    warden.close();
+    release();
+    expect(textOf(await pending)).toBe("done");
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.every((error) => (error as { code?: string }).code === "store_error")).toBe(true);
   });
 
   it("sends its delegation token in _meta for a governed server to act under", async () => {
