@@ -3,6 +3,7 @@ import { z } from "zod";
 import { ConfigError, InvalidStateError } from "../../errors.js";
 import { DurationSchema } from "../../internal/duration.js";
 import type { ApprovalRecord } from "../../records.js";
+import { createRedactor, type Redactor } from "../../redaction/redact.js";
 import { ApprovalLinkSigner, type ApprovalLinkClaims } from "./links.js";
 import { signWebhook, verifySlackSignature, webhookSecretKey } from "./signing.js";
 import { slackBlocks, slackText } from "./slack-message.js";
@@ -168,6 +169,8 @@ export class ApprovalChannels {
   readonly #slackMessages = new Map<string, Promise<{ channel: string; ts: string } | undefined>>();
   /** Links already used to decide (a decided request refuses every link anyway; this also covers a decision that failed half-way). */
   readonly #usedLinks = new Set<string>();
+  /** Payloads pass the default redaction again on their way out, whoever stored them. */
+  readonly #redact: Redactor = createRedactor();
   #closed = false;
 
   constructor(options: ApprovalChannelsOptions, backend: ApprovalChannelsBackend) {
@@ -184,8 +187,9 @@ export class ApprovalChannels {
   }
 
   /** Announces a new request on every channel (at most once per request). */
-  requested(org: string, record: ApprovalRecord): void {
-    if (this.#closed || !this.#first(`requested:${org}:${record.approvalId}`)) return;
+  requested(org: string, stored: ApprovalRecord): void {
+    if (this.#closed || !this.#first(`requested:${org}:${stored.approvalId}`)) return;
+    const record = this.redacted(stored);
     const link = this.#links && record.expiresAt > Date.now() ? this.createLink(org, record) : undefined;
     this.#toWebhooks(org, record, "approval.requested", link?.url);
     const slack = this.#options.slack;
@@ -202,8 +206,9 @@ export class ApprovalChannels {
   }
 
   /** Announces a final status (approved, rejected, expired, cancelled) and updates the Slack message. */
-  decided(org: string, record: ApprovalRecord): void {
-    if (this.#closed || record.status === "pending" || !this.#first(`decided:${org}:${record.approvalId}`)) return;
+  decided(org: string, stored: ApprovalRecord): void {
+    if (this.#closed || stored.status === "pending" || !this.#first(`decided:${org}:${stored.approvalId}`)) return;
+    const record = this.redacted(stored);
     this.#toWebhooks(org, record, "approval.decided", undefined);
     const slack = this.#options.slack;
     const message = this.#slackMessages.get(`${org}:${record.approvalId}`);
@@ -216,6 +221,11 @@ export class ApprovalChannels {
         );
       });
     }
+  }
+
+  /** The record with its payload (and goal) redacted, as every channel shows it. */
+  redacted(record: ApprovalRecord): ApprovalRecord {
+    return { ...record, payload: this.#redact(record.payload ?? null), ...(record.agentContext && { agentContext: this.#redact(record.agentContext) as ApprovalRecord["agentContext"] }) };
   }
 
   /** Delivery records, newest first. */

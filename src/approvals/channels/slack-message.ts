@@ -41,6 +41,7 @@ export function slackBlocks(org: string, record: ApprovalRecord, options: { link
   if (record.agentContext?.goal) blocks.push({ type: "section", text: { type: "mrkdwn", text: `*Goal*\n${escape(clip(record.agentContext.goal, 2900))}` } });
   if (record.reason) blocks.push({ type: "context", elements: [{ type: "mrkdwn", text: escape(clip(record.reason, 2900)) }] });
   blocks.push({ type: "section", text: { type: "mrkdwn", text: `*Arguments* (redacted)\n\`\`\`${escape(args)}\`\`\`` } });
+  blocks.push({ type: "context", elements: [{ type: "mrkdwn", text: `Approval \`${record.approvalId}\` · run \`${escape(record.runId)}\`` }] });
   if (record.status === "pending") {
     const value = JSON.stringify({ org, approvalId: record.approvalId });
     blocks.push({
