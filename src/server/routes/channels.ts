@@ -28,7 +28,8 @@ const TokenSchema = z.string().max(2000).regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$
 const LINK_PAGE_HEADERS = {
   "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   "X-Frame-Options": "DENY",
-  "Referrer-Policy": "no-referrer",
+  // The link is a capability: it never leaves in a Referer; same-origin (not no-referrer) so the form's post carries a real Origin.
+  "Referrer-Policy": "same-origin",
   "Cache-Control": "no-store",
 };
 
