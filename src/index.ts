@@ -13,7 +13,7 @@ export type { WardenEvent, EventListener } from "./events.js";
 export type { RunRecord, RunSummary, StepRecord, ToolCallRecord, ApprovalRecord, LlmUsage } from "./records.js";
 export { Approvals } from "./approvals/approvals.js";
 export type { ApprovalDecisionInput, ApprovalRequestHandler } from "./approvals/approvals.js";
-export { ApprovalChannels, ApprovalChannelsSchema, APPROVAL_CHANNEL_EVENTS, attachApprovalChannels, signWebhook, verifySlackSignature } from "./approvals/channels/index.js";
+export { ApprovalChannels, ApprovalChannelsSchema, APPROVAL_CHANNEL_EVENTS, attachApprovalChannels, loadApprovalChannels, signWebhook, verifySlackSignature } from "./approvals/channels/index.js";
 export type { ApprovalChannelsOptions, ApprovalChannelEvent, ApprovalDelivery, ApprovalChannelsBackend, ChannelResponse, ApprovalLinkClaims } from "./approvals/channels/index.js";
 export type { HaltRecord, HaltTarget } from "./halt/halt.js";
 export { Ledger } from "./ledger/ledger.js";

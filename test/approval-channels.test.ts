@@ -2,13 +2,13 @@
 // receivers on loopback ports, checked with a Standard Webhooks verifier written here; a fake Slack
 // Web API on a loopback port; Slack interactions signed as Slack signs them.
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { ApprovalChannels, ConfigError, Warden, attachApprovalChannels, signWebhook, verifySlackSignature, type ApprovalDelivery } from "agent-warden";
+import { ApprovalChannels, ConfigError, Warden, attachApprovalChannels, loadApprovalChannels, signWebhook, verifySlackSignature, type ApprovalDelivery } from "agent-warden";
 import { createWardenServer, type WardenServer } from "agent-warden/server";
 
 const ORG = "acme";
@@ -232,6 +232,17 @@ describe("signed webhooks (Standard Webhooks)", () => {
     expect(() => new ApprovalChannels({ webhooks: [{ url: "ftp://example.com/h", secret: WEBHOOK_SECRET }] }, backend)).toThrow(ConfigError);
     expect(() => new ApprovalChannels({ links: { secret: "short", baseUrl: "https://warden.example.com" } }, backend)).toThrow(ConfigError);
   });
+
+  test("a channels file (YAML) takes its secrets from the environment; an unset variable or a bad field is a ConfigError", () => {
+    const file = join(dir, "channels.yaml");
+    writeFileSync(file, ["webhooks:", "  - url: https://hooks.example.com/warden", "    secret: ${HOOK_SECRET}", "slack:", "  token: ${SLACK_TOKEN}", "  channel: C0123", "  signingSecret: ${SLACK_SIGNING_SECRET}", "retry: { attempts: 3, initialDelay: 2s }", ""].join("\n"));
+    const loaded = loadApprovalChannels(file, { HOOK_SECRET: WEBHOOK_SECRET, SLACK_TOKEN: "xoxb-1", SLACK_SIGNING_SECRET: "abc" });
+    expect(loaded).toMatchObject({ webhooks: [{ url: "https://hooks.example.com/warden", secret: WEBHOOK_SECRET }], slack: { token: "xoxb-1", channel: "C0123", signingSecret: "abc" }, retry: { attempts: 3, initialDelay: "2s" } });
+    expect(() => loadApprovalChannels(file, { HOOK_SECRET: WEBHOOK_SECRET })).toThrow(/SLACK_TOKEN/);
+    writeFileSync(file, "webhooks:\n  - url: https://hooks.example.com/warden\n    secret: whsec_short\n");
+    expect(() => loadApprovalChannels(file, {})).toThrow(ConfigError);
+    expect(() => loadApprovalChannels(join(dir, "missing.yaml"), {})).toThrow(ConfigError);
+  });
 });
 
 describe("Slack", () => {
@@ -378,7 +389,11 @@ describe("embedded Warden", () => {
       const decided = await until("the embedded decision", () => good.received.find((r) => r.path === "/embedded" && JSON.parse(r.body).type === "approval.decided"));
       expect(verifyStandardWebhook(WEBHOOK_SECRET, decided.headers, decided.body)).toBe(true);
       expect(JSON.parse(decided.body).data).toMatchObject({ approvalId, status: "approved", reviewer: "alice" });
-      expect(channels.deliveries({ approvalId }).map((d) => d.status)).toEqual(["delivered", "delivered"]);
+      const records = await until("both deliveries recorded", () => {
+        const list = channels.deliveries({ approvalId });
+        return list.every((d) => d.status === "delivered") && list;
+      });
+      expect(records.map((d) => [d.event, d.attempts])).toEqual([["approval.decided", 1], ["approval.requested", 1]]);
       // Nothing above was an unexpected failure of the control plane.
       expect(errors).toEqual([]);
     } finally {

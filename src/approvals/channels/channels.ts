@@ -274,7 +274,8 @@ export class ApprovalChannels {
       return { status: 401, body: { error: { code: "unauthorized", message: "the Slack request signature or timestamp does not verify" } } };
     }
     const action = parseSlackAction(input.rawBody);
-    if (!action) return { status: 400, body: { error: { code: "invalid_request", message: "not a Warden approval action" } } };
+    // Signed by Slack but not a Warden decision (the Open button, another app's action): acknowledged, nothing decided.
+    if (!action) return { status: 200, body: { ok: false, message: "not a Warden approval action" } };
     const reviewer = `slack:${action.userId}`;
     try {
       const record = await this.#backend.decide(action.org, action.approvalId, action.status, { reviewer, reason: `decided in Slack${action.userName ? ` by @${action.userName}` : ""}` });

@@ -157,7 +157,8 @@ function decisionForm(): string {
   return `<form method="post" class="link-decision">
 <label for="reason">Reason (optional)</label>
 <textarea id="reason" name="reason" rows="2" maxlength="4000"></textarea>
-<p><button type="submit" name="decision" value="approve">Approve</button> <button type="submit" name="decision" value="reject">Reject</button></p>
+<p><button type="submit" name="decision" value="approve" class="primary">Approve</button> <button type="submit" name="decision" value="reject">Reject</button></p>
+<p class="hint">This link works once: it admits exactly the call shown above.</p>
 </form>`;
 }
 
