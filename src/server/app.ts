@@ -118,13 +118,14 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
           get: (org, approvalId) => store.getApproval(org, approvalId),
           onError,
         });
-  const publish = (changes: Changes | readonly Changes[]) => {
+  const publish = (changes: Changes | readonly Changes[], origin: "here" | "replica" = "here") => {
     for (const change of ([] as Changes[]).concat(changes)) {
       hub.publish(change);
       // Requests and outcomes, whoever made them (an agent, a reviewer, the sweeper, a halt, the CLI), reach the channels.
+      // Another replica delivers its own changes; here only the Slack messages this replica posted are updated.
       if (channels) for (const message of change.messages) {
-        if (message.type === "approval.requested") channels.requested(change.org, message.data as ApprovalRecord);
-        else if (message.type === "approval.resolved") channels.decided(change.org, message.data as ApprovalRecord);
+        if (message.type === "approval.requested" && origin === "here") channels.requested(change.org, message.data as ApprovalRecord);
+        else if (message.type === "approval.resolved") channels.decided(change.org, message.data as ApprovalRecord, { onlyOwnMessages: origin === "replica" });
       }
     }
   };
@@ -137,7 +138,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
   };
 
   // Another replica's halts, decisions, policy versions and revocations reach this replica's streams.
-  const unsubscribe = store.onExternalChanges?.((changes) => publish(changes));
+  const unsubscribe = store.onExternalChanges?.((changes) => publish(changes, "replica"));
 
   const app = express();
   app.disable("x-powered-by");

@@ -205,11 +205,17 @@ export class ApprovalChannels {
     }
   }
 
-  /** Announces a final status (approved, rejected, expired, cancelled) and updates the Slack message. */
-  decided(org: string, stored: ApprovalRecord): void {
-    if (this.#closed || stored.status === "pending" || !this.#first(`decided:${org}:${stored.approvalId}`)) return;
+  /**
+   * Announces a final status (approved, rejected, expired, cancelled) and updates the Slack message.
+   * `onlyOwnMessages`: the decision was made and announced by another replica; only update a Slack message posted from here.
+   */
+  decided(org: string, stored: ApprovalRecord, options: { onlyOwnMessages?: boolean | undefined } = {}): void {
+    if (this.#closed || stored.status === "pending") return;
+    // A decision another replica made (and announces itself) only updates the Slack message posted from here.
+    if (options.onlyOwnMessages && !this.#slackMessages.has(`${org}:${stored.approvalId}`)) return;
+    if (!this.#first(`decided:${org}:${stored.approvalId}`)) return;
     const record = this.redacted(stored);
-    this.#toWebhooks(org, record, "approval.decided", undefined);
+    if (!options.onlyOwnMessages) this.#toWebhooks(org, record, "approval.decided", undefined);
     const slack = this.#options.slack;
     const message = this.#slackMessages.get(`${org}:${record.approvalId}`);
     if (slack && message) {
