@@ -217,7 +217,10 @@ describe("signed webhooks (Standard Webhooks)", () => {
     expect(webhookEvents(gone, approvalId)).toHaveLength(1);
     const failed = (await api("GET", `/v1/approval-channels/deliveries?status=failed`, { key: keys.reviewer })).body.items as ApprovalDelivery[];
     expect(failed.filter((d) => d.approvalId === approvalId).map((d) => d.target).sort()).toEqual(["down", "gone"]);
-    // Agent keys read deliveries too (approvals:read); another organization sees none of them.
+    // The requesting agent's key reads its own deliveries; a key bound to another agent, or of another organization, sees none.
+    expect(((await api("GET", `/v1/approval-channels/deliveries?approvalId=${approvalId}`, { key: keys.agent })).body.items as ApprovalDelivery[]).length).toBe(5);
+    const otherAgent = (await server.store.createKey({ org: ORG, role: "agent", name: "other agent", agentId: "support-agent" })).key;
+    expect((await api("GET", `/v1/approval-channels/deliveries?approvalId=${approvalId}`, { key: otherAgent })).body.items).toEqual([]);
     const other = (await server.store.createKey({ org: "other-org", role: "admin", name: "eve" })).key;
     expect((await api("GET", `/v1/approval-channels/deliveries?approvalId=${approvalId}`, { key: other })).body.items).toEqual([]);
   });

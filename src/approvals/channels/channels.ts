@@ -102,6 +102,8 @@ export interface ApprovalDelivery {
   event: ApprovalChannelEvent;
   org: string;
   approvalId: string;
+  /** The agent whose request it is. */
+  agentId: string;
   /** `pending` (first attempt under way), `retrying`, `delivered`, or `failed` (attempts exhausted, or the receiver answered 410 Gone). */
   status: "pending" | "retrying" | "delivered" | "failed";
   attempts: number;
@@ -235,11 +237,11 @@ export class ApprovalChannels {
   }
 
   /** Delivery records, newest first. */
-  deliveries(filter: { org?: string | undefined; approvalId?: string | undefined; status?: ApprovalDelivery["status"] | undefined; limit?: number | undefined } = {}): ApprovalDelivery[] {
+  deliveries(filter: { org?: string | undefined; approvalId?: string | undefined; agentId?: string | undefined; status?: ApprovalDelivery["status"] | undefined; limit?: number | undefined } = {}): ApprovalDelivery[] {
     const out: ApprovalDelivery[] = [];
     for (let i = this.#deliveries.length - 1; i >= 0 && out.length < (filter.limit ?? 100); i--) {
       const d = this.#deliveries[i]!;
-      if ((filter.org === undefined || d.org === filter.org) && (filter.approvalId === undefined || d.approvalId === filter.approvalId) && (filter.status === undefined || d.status === filter.status)) out.push({ ...d });
+      if ((filter.org === undefined || d.org === filter.org) && (filter.approvalId === undefined || d.approvalId === filter.approvalId) && (filter.agentId === undefined || d.agentId === filter.agentId) && (filter.status === undefined || d.status === filter.status)) out.push({ ...d });
     }
     return out;
   }
@@ -350,7 +352,7 @@ export class ApprovalChannels {
 
   #deliver(org: string, approval: ApprovalRecord, channel: ApprovalDelivery["channel"], target: string, event: ApprovalChannelEvent, send: Delivery["send"], onGiveUp?: () => void): void {
     const now = Date.now();
-    const record: ApprovalDelivery = { deliveryId: `dlv_${randomUUID().replaceAll("-", "")}`, channel, target, event, org, approvalId: approval.approvalId, status: "pending", attempts: 0, createdAt: now, updatedAt: now };
+    const record: ApprovalDelivery = { deliveryId: `dlv_${randomUUID().replaceAll("-", "")}`, channel, target, event, org, approvalId: approval.approvalId, agentId: approval.agentId, status: "pending", attempts: 0, createdAt: now, updatedAt: now };
     this.#deliveries.push(record);
     const keep = this.#options.keep ?? 1000;
     if (this.#deliveries.length > keep) this.#deliveries.splice(0, this.#deliveries.length - keep);

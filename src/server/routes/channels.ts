@@ -46,7 +46,8 @@ export function channelRoutes(context: ServerContext, channels: ApprovalChannels
   api.get("/approval-channels/deliveries", requirePermission("approvals:read"), (request, response) => {
     const principal = principalOf(response);
     const query = parse(DeliveryQuerySchema, request.query, "query");
-    response.json({ items: channels?.deliveries({ org: principal.org, ...query }) ?? [] });
+    // A key bound to an agent reads that agent's deliveries only, as it reads only its own requests.
+    response.json({ items: channels?.deliveries({ org: principal.org, ...query, ...(principal.agentId !== undefined && { agentId: principal.agentId }) }) ?? [] });
   });
 
   api.post("/approvals/:approvalId/links", requirePermission("approvals:decide"), ...jsonBody(limit), async (request, response) => {
