@@ -27,7 +27,7 @@ export default defineConfig([
       cpSync("src/console/assets", "dist/console", { recursive: true });
     },
     // Frameworks are the user's: never bundled.
-    external: [/^@langchain\//, "langchain", "ai", /^@openai\//, /^@modelcontextprotocol\//, "express", "ofetch", "agent-warden"],
+    external: [/^@langchain\//, "langchain", "ai", /^@openai\//, /^@modelcontextprotocol\//, /^@opentelemetry\//, "express", "ofetch", "agent-warden"],
   },
   {
     entry: { cli: "src/cli/bin.ts" },

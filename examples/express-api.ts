@@ -7,7 +7,7 @@
 import type { AddressInfo } from "node:net";
 import express from "express";
 import { Warden } from "agent-warden";
-import { AgentAuthError, requireAgentPermission } from "agent-warden/express";
+import { requireAgentPermission } from "agent-warden/express";
 
 // The organization's side: mints and attenuates tokens, records halts.
 const org = new Warden({ agentId: "org-admin", store: ":memory:" });
@@ -28,10 +28,7 @@ app.post("/refunds", requireAgentPermission("payments:refund", { ...verifier, am
 app.post("/payouts", requireAgentPermission("payments:payout", verifier), (_request, response) => {
   response.json({ paidOut: true });
 });
-app.use(((error, _request, response, next) => {
-  if (!AgentAuthError.isInstance(error)) return next(error);
-  response.status(error.status).set(error.headers).json({ error: error.code, message: error.message });
-}) satisfies express.ErrorRequestHandler);
+// Refusals need no error handler: the guard answers them as application/problem+json (RFC 9457).
 
 const server = app.listen(0, "127.0.0.1");
 await new Promise((resolve) => server.once("listening", resolve));

@@ -39,6 +39,8 @@ export const WardenOptionsSchema = z.strictObject({
   /** How often a waiting call looks for a decision made by another process. */
   approvalPollInterval: DurationSchema.default(100),
   onApprovalRequest: fn<ApprovalRequestHandler>().optional(),
+  /** The clock approvals read for expiry and escalation (ms since the epoch); a fake one in tests. */
+  clock: fn<() => number>().optional(),
   /** Receives telemetry and listener failures (which never reach the agent). Default: one warning per kind. */
   onError: fn<(error: unknown) => void>().optional(),
   /** The most one recorded value (a call's input, output or error, a run's metadata) takes, in bytes of JSON; larger ones are cut with a marker giving the original size. */

@@ -1,4 +1,5 @@
 import type { ActionType, RiskSeverity } from "./enums.js";
+import type { ApprovalRule } from "./approvals/binding.js";
 import type { DecisionAction, PolicyMatch } from "./policy/engine.js";
 
 interface DecisionBase {
@@ -36,6 +37,6 @@ export type Decision =
   | (DecisionBase & { action: "allow" })
   | (DecisionBase & { action: "warn" })
   | (DecisionBase & { action: "block"; halted?: boolean | undefined; cause?: BlockCause | undefined })
-  | (DecisionBase & { action: "require_approval"; timeoutMs: number });
+  | (DecisionBase & { action: "require_approval"; timeoutMs: number; approvalRule?: ApprovalRule | undefined });
 
 export type { DecisionAction, PolicyMatch };

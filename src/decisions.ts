@@ -1,3 +1,4 @@
+import { policySetVersion } from "./approvals/binding.js";
 import type { Decision } from "./decision.js";
 import type { ActionType } from "./enums.js";
 import { TokenError } from "./errors.js";
@@ -29,6 +30,8 @@ export interface DecisionsDeps {
   tokens: Tokens;
   halts: HaltGuard;
   errors: ErrorSink;
+  /** Each policy set as it takes effect (the ledger records it). */
+  onPolicies?: ((set: PolicySet) => void) | undefined;
 }
 
 /**
@@ -44,6 +47,7 @@ export class Decisions {
   /** The constructor's currency table with the policy set's on top: caps and budgets convert with it. */
   #converter!: CurrencyConverter;
   #clientToken: VerifiedToken | undefined;
+  #policyVersion = "";
 
   constructor(deps: DecisionsDeps, policies: string | PolicySetInput) {
     this.#deps = deps;
@@ -52,6 +56,11 @@ export class Decisions {
 
   get policies(): PolicySet {
     return this.#engine.set;
+  }
+
+  /** The version of the policy set in force (a digest of it): what an approval is bound to. */
+  get policyVersion(): string {
+    return this.#policyVersion;
   }
 
   get budgets(): BudgetTracker {
@@ -66,8 +75,10 @@ export class Decisions {
     const set = typeof policies === "string" ? loadPolicyFile(policies) : parsePolicySet(policies);
     this.#converter = new CurrencyConverter({ ...this.#deps.currencies, ...set.currencies });
     this.#engine = new PolicyEngine(set);
+    this.#policyVersion = policySetVersion(set);
     this.#limits = new RateLimiter(set.limits);
     this.#budgets = new BudgetTracker(set.budgets, this.#converter);
+    this.#deps.onPolicies?.(set);
   }
 
   /** Per-run counts of a run that ended are dropped. */
@@ -166,7 +177,7 @@ export class Decisions {
       }
     }
     const base = { reason: decidedBy?.reason ?? (action === "allow" ? "allowed" : `default action: ${action}`), matches, policyId: decidedBy?.policyId, severity: decidedBy?.severity, actionType: call.action, complete: true };
-    if (action === "require_approval") return { ...base, action, timeoutMs: decidedBy?.timeoutMs ?? this.#deps.approvalTimeout };
+    if (action === "require_approval") return { ...base, action, timeoutMs: decidedBy?.timeoutMs ?? this.#deps.approvalTimeout, ...(decidedBy?.approvalRule !== undefined && { approvalRule: decidedBy.approvalRule }) };
     if (action === "block") return { ...base, action, cause: decidedBy?.kind ?? "policy" };
     return { ...base, action } as Decision;
   }

@@ -11,6 +11,8 @@ export type WardenErrorCode =
   | "tool_blocked"
   | "approval_rejected"
   | "approval_timeout"
+  | "approval_invalid"
+  | "reviewer_not_allowed"
   | "halted"
   | "token_invalid"
   | "permission_denied"
@@ -135,6 +137,65 @@ export class ApprovalTimeoutError extends WardenError {
     super("approval_timeout", `tool "${init.toolName}" not approved within ${init.timeoutMs} ms (approval ${init.approvalId})`);
     this.approvalId = init.approvalId;
     this.toolName = init.toolName;
+  }
+}
+
+/**
+ * Why an approval no longer admits the call presented to it: the arguments, tool, agent or run differ
+ * from what the reviewer saw; the policy set changed so that it no longer asks for this approval (or
+ * now blocks); the approval expired; it was already used; it was never approved.
+ */
+export type ApprovalInvalidReason = "args_changed" | "tool_changed" | "agent_changed" | "run_changed" | "policy_changed" | "policy_blocks" | "expired" | "used" | "not_approved";
+
+/**
+ * An approval presented for a call it does not cover (`code: "approval_invalid"`): an approval admits
+ * the exact call the reviewer saw, under the policy that asked for it, once, before it expires. `reason` says which part failed.
+ * @example
+ * import { ApprovalInvalidError } from "agent-warden";
+ * if (error instanceof ApprovalInvalidError && error.reason === "args_changed") console.warn("the call changed after it was approved");
+ */
+export class ApprovalInvalidError extends WardenError {
+  readonly approvalId: string;
+  readonly toolName: string;
+  readonly reason: ApprovalInvalidReason;
+
+  constructor(init: { approvalId: string; toolName: string; reason: ApprovalInvalidReason; detail?: string | undefined }) {
+    super("approval_invalid", `tool "${init.toolName}" not run: ${init.detail ?? APPROVAL_INVALID[init.reason]} (approval ${init.approvalId})`);
+    this.approvalId = init.approvalId;
+    this.toolName = init.toolName;
+    this.reason = init.reason;
+  }
+}
+
+const APPROVAL_INVALID: Record<ApprovalInvalidReason, string> = {
+  args_changed: "its arguments differ from those the reviewer approved",
+  tool_changed: "the approval was given for another tool",
+  agent_changed: "the approval was given for another agent",
+  run_changed: "the approval was given in another run",
+  policy_changed: "the policy set changed and no longer asks for this approval",
+  policy_blocks: "the policy set now blocks this call",
+  expired: "the approval expired",
+  used: "the approval was already used",
+  not_approved: "the approval was not given",
+};
+
+/**
+ * A reviewer the policy does not let answer this request (`code: "reviewer_not_allowed"`): outside the
+ * policy's `approval.from` (and its escalation set, once due), the requesting agent itself, or a second
+ * vote by the same reviewer. The control plane answers 403.
+ * @example
+ * import { ReviewerNotAllowedError } from "agent-warden";
+ * try { warden.approvals.approve(id, { reviewer: "mallory@example.com" }); } catch (error) { if (error instanceof ReviewerNotAllowedError) console.warn(error.message); }
+ */
+export class ReviewerNotAllowedError extends WardenError {
+  readonly approvalId: string;
+  readonly reviewer: string | undefined;
+  readonly status = 403;
+
+  constructor(init: { approvalId: string; reviewer: string | undefined; detail: string }) {
+    super("reviewer_not_allowed", `reviewer ${init.reviewer ? `"${init.reviewer}"` : "(anonymous)"} may not answer approval ${init.approvalId}: ${init.detail}`);
+    this.approvalId = init.approvalId;
+    this.reviewer = init.reviewer;
   }
 }
 

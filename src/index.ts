@@ -1,5 +1,6 @@
 export { Warden } from "./warden.js";
 export type { CheckInput, ToolCallInit, ToolOptions, RunOptions } from "./warden.js";
+export type { TraceContextSource } from "./runs.js";
 export { RunScope } from "./run-scope.js";
 export { ToolCallHandle, isHalt } from "./tool-call.js";
 export type { ToolContext } from "./tool-call.js";
@@ -12,7 +13,8 @@ export type { AgentContext } from "./enums.js";
 export type { WardenEvent, EventListener } from "./events.js";
 export type { RunRecord, RunSummary, StepRecord, ToolCallRecord, ApprovalRecord, LlmUsage } from "./records.js";
 export { Approvals } from "./approvals/approvals.js";
-export type { ApprovalDecisionInput, ApprovalRequestHandler } from "./approvals/approvals.js";
+export type { ApprovalDecisionInput, ApprovalRequestHandler, ApprovalRule } from "./approvals/approvals.js";
+export { argsDigest } from "./approvals/binding.js";
 export { ApprovalChannels, ApprovalChannelsSchema, APPROVAL_CHANNEL_EVENTS, attachApprovalChannels, loadApprovalChannels, signWebhook, verifySlackSignature } from "./approvals/channels/index.js";
 export type { ApprovalChannelsOptions, ApprovalChannelEvent, ApprovalDelivery, ApprovalChannelsBackend, ChannelResponse, ApprovalLinkClaims } from "./approvals/channels/index.js";
 export type { HaltRecord, HaltTarget } from "./halt/halt.js";
@@ -28,6 +30,7 @@ export { PolicyEngine } from "./policy/engine.js";
 export { loadPolicyFile, parsePolicySet, parsePolicyText } from "./policy/load.js";
 export { PolicySetSchema } from "./policy/schema.js";
 export { isWithinAgent, subAgentId } from "./policy/identity.js";
+export { globCaptures } from "./policy/pattern.js";
 export type { PolicySet, PolicySetInput, Policy, PolicyInput, RateLimit, Budget, When, Condition } from "./policy/schema.js";
 export { createRedactor } from "./redaction/redact.js";
 export type { RedactionOptions, RedactionRule, Redactor } from "./redaction/redact.js";
@@ -40,6 +43,8 @@ export {
   ToolBlockedError,
   ApprovalRejectedError,
   ApprovalTimeoutError,
+  ApprovalInvalidError,
+  ReviewerNotAllowedError,
   HaltedError,
   TokenError,
   PermissionDeniedError,
@@ -50,7 +55,7 @@ export {
   StoreError,
   RemoteError,
 } from "./errors.js";
-export type { WardenErrorCode, TokenErrorReason, PolicyIssue } from "./errors.js";
+export type { WardenErrorCode, TokenErrorReason, PolicyIssue, ApprovalInvalidReason } from "./errors.js";
 export { Tokens } from "./tokens/tokens.js";
 export { DelegatedTask } from "./delegation.js";
 export { verifyToken, createTokenAuthority, attenuate, seal, hasPermission, toolAllowed, withinAmount, tokenDenial, inspectToken, parseDuration } from "./tokens/token.js";

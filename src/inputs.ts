@@ -40,6 +40,13 @@ export interface ToolCallInit extends CheckInput {
   /** The framework's abort signal; merged with the halt signal. */
   signal?: AbortSignal | undefined;
   /**
+   * Other names policies may know the tool by, when a framework renamed it (`payments.refund` for the
+   * OpenAI Agents SDK's `payments_refund`): the call is decided once, under whichever of `tool` and these
+   * names gets the strictest decision (enforcement fails closed; `tool` on a tie), and recorded and
+   * counted against limits and budgets under that name.
+   */
+  aliases?: readonly string[] | undefined;
+  /**
    * Records the decision without enforcing it, as if every policy were in shadow mode: a would-be
    * block or approval is recorded as `warn` with a reason naming it. Halts still block.
    */

@@ -10,6 +10,8 @@ import type { RunStore } from "./store/run-store.js";
 
 /**  What LLM calls need, injected. */
 export interface LlmCallsDeps {
+  /** The client's own agent: whose halts stop a model call made outside any run. */
+  agentId: string;
   store: RunStore;
   runs: Runs;
   decisions: Decisions;
@@ -55,10 +57,8 @@ export class LlmCalls {
     const ids = { agentId: run.agentId, runId: run.runId, stepId, toolCallId: id };
     const row = { id, run_id: run.runId, step_id: stepId ?? null, agent_id: run.agentId, kind: "llm", tool_name: model, action_type: "unknown", input: input.json, started_at: Date.now() };
     if (over && over.action === "block") {
-      store.insertToolCall({ ...row, status: ToolCallStatus.BLOCKED, blocked_reason: over.reason, ended_at: row.started_at });
-      recorder.record(EventType.TOOL_BLOCKED, ids, { kind: "llm", model, reason: over.reason, policyId: over.policyId });
       runs.endImplicit(run, false);
-      throw new ToolBlockedError({ toolName: model, reason: over.reason, policyId: over.policyId, toolCallId: id });
+      throw this.#refuse(row, ids, over);
     }
     const pending = store.insertToolCall({ ...row, status: ToolCallStatus.PENDING });
     recorder.record(EventType.TOOL_CALLED, ids, { kind: "llm", model });
@@ -85,5 +85,38 @@ export class LlmCalls {
       complete: (usage, output) => finish(ToolCallStatus.COMPLETED, usage, output, undefined),
       fail: (error) => finish(ToolCallStatus.FAILED, undefined, undefined, error),
     };
+  }
+
+  /**
+   * Before a model call whose usage is recorded once it is made (by a framework's tracing): refuses it,
+   * with the refusal recorded, when a halt stops it or the run's token budget is spent (the call would
+   * need at least one more token); records nothing when it may go ahead. Opens no run.
+   */
+  admit(init: { runId?: string | undefined; model?: string | undefined }): void {
+    const { runs, halts, decisions, recorder } = this.#deps;
+    const runId = init.runId ?? runs.currentScope()?.runId;
+    const run = runId === undefined ? undefined : runs.resolve(runId, undefined);
+    const agentId = run?.agentId ?? this.#deps.agentId;
+    const model = init.model ?? "unknown";
+    const halt = halts.find({ agentId, runId: run?.runId, ancestorRunIds: run?.ancestors });
+    if (halt !== undefined) {
+      // Evidence of the halt's effect, like a refused tool call's.
+      recorder.record(EventType.TOOL_BLOCKED, { agentId, runId: run?.runId ?? null }, { kind: "llm", model, reason: halts.decision("unknown", halt).reason, halted: true, refused: true });
+      throw halts.error(halt);
+    }
+    if (run === undefined || decisions.budgets.size === 0) return;
+    const over = decisions.budgets.tokensOver(run.runId, 1);
+    if (over?.action !== "block") return;
+    const id = newId("llm");
+    const stepId = runs.currentScope()?.stepId;
+    const row = { id, run_id: run.runId, step_id: stepId ?? null, agent_id: run.agentId, kind: "llm", tool_name: model, action_type: "unknown", input: null, started_at: Date.now() };
+    throw this.#refuse(row, { agentId: run.agentId, runId: run.runId, stepId, toolCallId: id }, over);
+  }
+
+  /** Records a model call a token budget refused, and the error it is refused with. */
+  #refuse(row: Parameters<RunStore["insertToolCall"]>[0] & { started_at: number; tool_name: string }, ids: { agentId: string; runId: string; stepId: string | undefined; toolCallId: string }, over: { reason: string; policyId: string }): ToolBlockedError {
+    this.#deps.store.insertToolCall({ ...row, status: ToolCallStatus.BLOCKED, blocked_reason: over.reason, ended_at: row.started_at });
+    this.#deps.recorder.record(EventType.TOOL_BLOCKED, ids, { kind: "llm", model: row.tool_name, reason: over.reason, policyId: over.policyId });
+    return new ToolBlockedError({ toolName: row.tool_name, reason: over.reason, policyId: over.policyId, toolCallId: ids.toolCallId });
   }
 }

@@ -3,6 +3,7 @@ import { WardenError } from "./errors.js";
 import type { EventBus, WardenEvent } from "./events.js";
 import { canonicalJson } from "./internal/canonical.js";
 import { newId } from "./internal/ids.js";
+import { POLICY_SET_ENTRY, policySetDraft } from "./ledger/evidence.js";
 import type { Redactor } from "./redaction/redact.js";
 import type { SqliteStore } from "./store/sqlite-store.js";
 
@@ -64,6 +65,8 @@ export interface RecorderDeps {
  */
 export class Recorder {
   readonly #deps: RecorderDeps;
+  #policyHash: string | null | undefined;
+  #pendingPolicy: { set: unknown } | undefined;
 
   constructor(deps: RecorderDeps) {
     this.#deps = deps;
@@ -75,6 +78,11 @@ export class Recorder {
 
   record(type: EventType, ids: EventIds, data: Record<string, unknown>, actor: string | null = null): void {
     const { store, bus, org } = this.#deps;
+    if (this.#pendingPolicy !== undefined) {
+      const { set } = this.#pendingPolicy;
+      this.#pendingPolicy = undefined;
+      this.#writePolicySet(set);
+    }
     const event: WardenEvent = { id: newId("evt"), type, ts: Date.now(), org, agentId: ids.agentId, runId: ids.runId, stepId: ids.stepId ?? null, toolCallId: ids.toolCallId ?? null, actor, data };
     try {
       store.append({ id: event.id, ts: event.ts, type, org, agentId: event.agentId, runId: event.runId, stepId: event.stepId, toolCallId: event.toolCallId, actor, dataJson: canonicalJson(data) });
@@ -83,6 +91,30 @@ export class Recorder {
     }
     bus.emit(event);
     this.#deps.send?.(event);
+  }
+
+  /**
+   * Notes the policy set now in force. It is written to the ledger just before the next entry, when it
+   * differs from the one recorded last, so evidence bundles show which policy a decision was made under
+   * and a client that records nothing writes nothing. Kept local: the control plane records the versions
+   * it serves itself.
+   */
+  notePolicySet(policySet: unknown): void {
+    this.#pendingPolicy = { set: policySet };
+  }
+
+  #writePolicySet(policySet: unknown): void {
+    const { store, org } = this.#deps;
+    try {
+      const draft = policySetDraft({ org, policySet, id: newId("evt") });
+      const hash = (JSON.parse(draft.dataJson) as { hash: string }).hash;
+      this.#policyHash ??= (JSON.parse(store.latestEntryData(POLICY_SET_ENTRY) ?? "{}") as { hash?: string }).hash ?? null;
+      if (hash === this.#policyHash) return;
+      store.append(draft);
+      this.#policyHash = hash;
+    } catch (error) {
+      this.#deps.errors.report(error);
+    }
   }
 
   /** The value as it may be recorded: redacted; `"[unredactable]"` when redaction fails (never recorded raw). */

@@ -1,3 +1,4 @@
+import type { ApprovalRule } from "./approvals/binding.js";
 import type { Decision } from "./decision.js";
 import type { AgentContext, ApprovalStatus, RunStatus, ToolCallStatus } from "./enums.js";
 import type { WardenEvent } from "./events.js";
@@ -25,6 +26,18 @@ export interface ApprovalRecord {
   createdAt: number;
   expiresAt: number;
   decidedAt: number | undefined;
+  /** SHA-256 of the canonical unredacted arguments (salted with the approval id): the call this approval admits. */
+  argsDigest?: string | undefined;
+  /** The policy set version that asked for the approval. */
+  policyVersion?: string | undefined;
+  /** Who must answer (the deciding policy's `approval`), when it says more than "one reviewer". */
+  rule?: ApprovalRule | undefined;
+  /** Reviewers who approved so far (N-of-M), in order. */
+  approvedBy?: string[] | undefined;
+  /** When escalation became due and the escalation set was asked. */
+  escalatedAt?: number | undefined;
+  /** When the approved call was admitted: an approval admits its call once. */
+  consumedAt?: number | undefined;
 }
 
 /**
@@ -180,6 +193,13 @@ export interface ApprovalRow {
   created_at: number;
   expires_at: number;
   decided_at: number | null;
+  args_digest?: string | null;
+  policy_version?: string | null;
+  rule?: string | null;
+  votes?: string | null;
+  escalated_at?: number | null;
+  consumed_at?: number | null;
+  consumed_by?: string | null;
 }
 
 export interface StepRow {
@@ -259,6 +279,12 @@ export function toApprovalRecord(row: ApprovalRow): ApprovalRecord {
     createdAt: row.created_at,
     expiresAt: row.expires_at,
     decidedAt: opt(row.decided_at),
+    ...(row.args_digest != null && { argsDigest: row.args_digest }),
+    ...(row.policy_version != null && { policyVersion: row.policy_version }),
+    ...(row.rule != null && { rule: JSON.parse(row.rule) as ApprovalRule }),
+    ...(row.votes != null && { approvedBy: (JSON.parse(row.votes) as Array<{ reviewer: string }>).map((vote) => vote.reviewer) }),
+    ...(row.escalated_at != null && { escalatedAt: row.escalated_at }),
+    ...(row.consumed_at != null && { consumedAt: row.consumed_at }),
   };
 }
 

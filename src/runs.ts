@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import type { Decisions } from "./decisions.js";
 import { EventType, RunStatus, type AgentContext } from "./enums.js";
+import { isHalt } from "./admission.js";
 import { InvalidStateError, NotFoundError } from "./errors.js";
 import type { HaltGuard } from "./halt/guard.js";
 import type { RunOptions } from "./inputs.js";
@@ -17,6 +18,21 @@ import { stillValid, type Tokens } from "./tokens/tokens.js";
 export interface Delegation {
   token: string;
   verified: VerifiedToken;
+}
+
+/**
+ * What a tracing integration gives the core, which never imports one: the trace id a new run takes,
+ * and the headers that carry a tool call's trace context to the service it calls. Set with
+ * `warden.useTracing`; `agent-warden/otel` is one.
+ * @example
+ * import type { TraceContextSource } from "agent-warden";
+ * const tracing: TraceContextSource = { traceId: () => activeTraceId(), headers: (toolCallId) => ({ traceparent: traceparentOf(toolCallId) }) };
+ */
+export interface TraceContextSource {
+  /** The trace id a run started outside any other run takes (unless given `traceId`); undefined keeps Warden's own. */
+  traceId?(): string | undefined;
+  /** Headers (`traceparent`, `tracestate`) that continue the tool call's trace where the call goes; undefined for none. */
+  headers?(toolCallId: string): Record<string, string> | undefined;
 }
 
 /**  What runs and steps need, injected. */
@@ -44,6 +60,8 @@ export const PROCESS_OWNER = `${hostname()}:${process.pid}`;
 export class Runs {
   readonly #deps: RunsDeps;
   readonly #open = new Map<string, ActiveRun>();
+  /** The tracing integration, if one is set (see `Warden.useTracing`). */
+  #tracing: TraceContextSource | undefined;
 
   constructor(deps: RunsDeps) {
     this.#deps = deps;
@@ -53,10 +71,64 @@ export class Runs {
     return this.#open.get(runId);
   }
 
+  /** Sets the tracing integration; returns what removes it (if it is still the one set). */
+  setTracing(source: TraceContextSource): () => void {
+    this.#tracing = source;
+    return () => {
+      if (this.#tracing === source) this.#tracing = undefined;
+    };
+  }
+
+  /** The trace id the integration gives, if any: one that throws or answers nonsense is reported and ignored. */
+  #sourcedTraceId(): string | undefined {
+    const source = this.#tracing;
+    if (source?.traceId === undefined) return undefined;
+    try {
+      const id = source.traceId();
+      return typeof id === "string" && id.length > 0 && id.length <= 128 ? id : undefined;
+    } catch (error) {
+      this.#deps.recorder.errors.report(error, "tracing");
+      return undefined;
+    }
+  }
+
+  /** The headers that carry a tool call's trace context onward; empty without a tracing integration. */
+  traceHeaders(toolCallId: string): Record<string, string> {
+    const source = this.#tracing;
+    if (source?.headers === undefined) return {};
+    try {
+      const headers = source.headers(toolCallId);
+      if (headers === undefined || headers === null) return {};
+      return Object.fromEntries(Object.entries(headers).filter(([key, value]) => /^[a-z0-9-]{1,64}$/i.test(key) && typeof value === "string" && value.length <= 512));
+    } catch (error) {
+      this.#deps.recorder.errors.report(error, "tracing");
+      return {};
+    }
+  }
+
   /** The scope of the calling code, if it is inside one of this client's open runs. */
   currentScope(): Scope | undefined {
     const scope = scopeStorage.getStore();
     return scope?.owner === this && this.#open.has(scope.runId) ? scope : undefined;
+  }
+
+  /**
+   * Verifies the token work is about to start under (`beginDelegatedTask`). A token a halt invalidated is
+   * refused as a run under it would be, and the refusal goes into the ledger first: no run is open to hold it.
+   */
+  verifyDelegation(token: string): VerifiedToken {
+    const { tokens, recorder } = this.#deps;
+    try {
+      return tokens.verify(token);
+    } catch (error) {
+      // Halts are checked after the signatures, so the chain read here is the one that verified.
+      if (isHalt(error)) {
+        const chain = tokens.inspect(token).chain;
+        const agentId = chain.findLast((block) => block.audience !== undefined)?.audience ?? this.#deps.agentId;
+        recorder.record(EventType.RUN_FAILED, { agentId, runId: null }, { refused: true, tokenId: chain[0]!.id, error: Recorder.serializeError(error) });
+      }
+      throw error;
+    }
   }
 
   /** The run a call lands in: the one named, else the enclosing one, else a run of its own (implicit). */
@@ -83,7 +155,7 @@ export class Runs {
       recorder.record(EventType.RUN_FAILED, { agentId, runId }, { refused: true, parentRunId, error: Recorder.serializeError(error) });
       throw error;
     }
-    const traceId = options.traceId ?? parent?.traceId ?? (parentRunId ? store.traceOf(parentRunId) : undefined) ?? newId("trace");
+    const traceId = options.traceId ?? parent?.traceId ?? (parentRunId ? store.traceOf(parentRunId) : undefined) ?? this.#sourcedTraceId() ?? newId("trace");
     // A sub-agent never holds more than its spawner: without a token of its own, a run acts under its
     // parent run's token, else the client's (whatever agent id it acts as).
     const token = options.delegation?.verified ?? (parent !== undefined ? parent.token : undefined) ?? this.#deps.decisions.clientToken();

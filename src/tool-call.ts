@@ -4,6 +4,7 @@ import { WardenError } from "./errors.js";
 import { abortedWait, admissionOf, isHalt, refusalOf, type Admission, type Outcome } from "./admission.js";
 import { raceAbort } from "./internal/abort.js";
 import type { ApprovalRecord } from "./records.js";
+import type { PolicyInputCall } from "./policy/engine.js";
 import type { PendingRow, ToolCallColumn } from "./store/run-store.js";
 
 /**
@@ -41,6 +42,10 @@ export interface ActiveToolCall {
   approval?: ApprovalRecord | undefined;
   /** How the call ended when a wait for its approval refused it. */
   admission?: Admission | undefined;
+  /** The arguments this handle presents (memory only): an approval admits the call only if they are the ones approved. */
+  presented?: { args: unknown } | undefined;
+  /** What the policies were asked about the call (memory only), to ask again if the policy set changes before an approval is used. */
+  policyCall?: PolicyInputCall | undefined;
 }
 
 /**
@@ -63,6 +68,8 @@ export class ToolCallHandle {
   readonly approval: ApprovalRecord | undefined;
   readonly #owner: WardenInternals;
   #admission: Admission | undefined;
+  readonly #presented: { args: unknown } | undefined;
+  readonly #approvalId: string | undefined;
 
   /** @internal */
   constructor(owner: WardenInternals, state: ActiveToolCall, approval: ApprovalRecord | undefined) {
@@ -74,6 +81,8 @@ export class ToolCallHandle {
     this.signal = state.controller.signal;
     this.approval = approval;
     this.#admission = state.admission;
+    this.#presented = state.presented;
+    this.#approvalId = state.approvalId;
   }
 
   /** True when the tool may run now (allow or warn). */
@@ -102,6 +111,17 @@ export class ToolCallHandle {
     if (this.#admission !== undefined) return this.#admission;
     const outcome = admissionOf(this.decision, () => this.error!);
     return outcome.outcome === "needs_approval" ? { ...outcome, approval: this.approval } : outcome;
+  }
+
+  /**
+   * Headers that continue this call's trace where the call goes (`traceparent`, `tracestate`), from the
+   * tracing integration set with `warden.useTracing`; empty without one. Adapters that send the call on
+   * (HTTP, MCP) add them to the request.
+   * @example
+   * const response = await fetch(url, { headers: { ...handle.traceHeaders(), accept: "application/json" } });
+   */
+  traceHeaders(): Record<string, string> {
+    return this.#owner.traceHeaders(this.toolCallId);
   }
 
   /** Waits for the reviewer. Resolves when approved; throws `ApprovalRejectedError`, `ApprovalTimeoutError` or `HaltedError`. */
@@ -138,6 +158,11 @@ export class ToolCallHandle {
       return (this.#admission = halted);
     }
     const outcome = admissionOf(this.decision, () => this.error!);
+    if (outcome.ok || outcome.outcome === "needs_approval") {
+      // An approved call runs only as the call the reviewer saw, once (the core checks the binding).
+      const invalid = this.#approvalId === undefined ? undefined : this.#owner.admitApproved(this.toolCallId, this.#presented);
+      if (invalid !== undefined) return (this.#admission = refusalOf(invalid));
+    }
     if (outcome.outcome === "needs_approval") return (this.#admission = { ok: true, outcome: "allowed", reason: this.#owner.approvedReason(this.toolCallId) ?? "approved" });
     return (this.#admission = outcome);
   }
@@ -193,6 +218,27 @@ export class ToolCallHandle {
     this.#owner.finishToolCall(this.toolCallId, ToolCallStatus.FAILED, undefined, error);
   }
 
+  /**
+   * Records how the tool ended, never throwing: `complete(output)`, or `fail(error)` given `{ error }`.
+   * For adapters, to whom recording is telemetry: a call a halt already finished is no news (read
+   * `outcome` to learn a halt landed, it says `halted`), and any other failure goes to the client's one
+   * error sink (`warden.reportError`, `report` naming the surface in its warning), or to `report` if it is a function.
+   * @example
+   * const output = await handle.race(() => tool.invoke(input));
+   * handle.settle({ output }, "my-framework");
+   * if (handle.outcome.outcome === "halted") throw handle.outcome.error;
+   */
+  settle(ending: { output?: unknown } | { error: unknown }, report?: string | ((error: unknown) => void)): void {
+    try {
+      if ("error" in ending) this.fail(ending.error);
+      else this.complete(ending.output);
+    } catch (error) {
+      if (isHalt(error) || (WardenError.isInstance(error) && error.code === "invalid_state")) return;
+      if (typeof report === "function") report(error);
+      else this.#owner.reportError(error, report);
+    }
+  }
+
   #haltedNow(): (Admission & { outcome: "halted" }) | undefined {
     if (!this.signal.aborted || !isHalt(this.signal.reason)) return undefined;
     const refusal = refusalOf(this.signal.reason as WardenError);
@@ -210,6 +256,12 @@ export interface WardenInternals {
   stop(toolCallId: string, error: WardenError): void;
   /** The reason of the approval that admitted the call, if one did. */
   approvedReason(toolCallId: string): string | undefined;
+  /** The client's error sink (`warden.reportError`); `source` names the surface. */
+  reportError(error: unknown, source?: string): void;
+  /** Headers carrying the call's trace context onward (from `warden.useTracing`); empty without one. */
+  traceHeaders(toolCallId: string): Record<string, string>;
+  /** Checks an approved call against its approval's binding and uses the approval; the refusal (already recorded) if it does not hold. */
+  admitApproved(toolCallId: string, presented: { args: unknown } | undefined): WardenError | undefined;
 }
 
 export { isHalt };

@@ -2,15 +2,18 @@ import { abortedWait, isHalt, refusalOf } from "./admission.js";
 import type { Approvals } from "./approvals/approvals.js";
 import type { Decision } from "./decision.js";
 import { Decisions } from "./decisions.js";
-import { ApprovalStatus, EventType, RunStatus, ToolCallStatus, type AgentContext } from "./enums.js";
+import { strictness, type PolicyInputCall } from "./policy/engine.js";
+import { ApprovalStatus, EventType, RunStatus, ToolCallStatus, type ActionType, type AgentContext } from "./enums.js";
 import { ApprovalRejectedError, ApprovalTimeoutError, HaltedError, InvalidInputError, InvalidStateError, NotFoundError, ToolBlockedError, WardenError } from "./errors.js";
 import type { HaltGuard } from "./halt/guard.js";
 import type { ToolCallInit } from "./inputs.js";
 import { raceAbort } from "./internal/abort.js";
 import { newId } from "./internal/ids.js";
+import { argsDigest } from "./approvals/binding.js";
 import { Recorder } from "./recorder.js";
 import type { ApprovalRecord } from "./records.js";
 import type { Runs } from "./runs.js";
+import type { ActiveRun } from "./scope.js";
 import type { RunStore } from "./store/run-store.js";
 import { ToolCallHandle, type ActiveToolCall, type WardenInternals } from "./tool-call.js";
 
@@ -43,6 +46,8 @@ export class ToolCalls {
   /** Calls refused (blocked, rejected) by their framework id, for the hooks that follow; bounded. */
   readonly #refusedByExternalId = new Map<string, ActiveToolCall>();
   readonly internals: WardenInternals;
+  /** This client, as the one user of an approval it admits (another process presenting it again is a replay). */
+  readonly #instance = newId("wdn");
 
   constructor(deps: ToolCallsDeps) {
     this.#deps = deps;
@@ -58,6 +63,9 @@ export class ToolCalls {
         if (this.#calls.get(toolCallId)?.status === ToolCallStatus.PENDING) this.finish(toolCallId, ToolCallStatus.FAILED, undefined, error);
       },
       approvedReason: (toolCallId) => this.#approvedReason(toolCallId),
+      reportError: (error, source) => this.#deps.recorder.errors.report(error, source),
+      traceHeaders: (toolCallId) => deps.runs.traceHeaders(toolCallId),
+      admitApproved: (toolCallId, presented) => this.#admitApproved(toolCallId, presented),
     };
   }
 
@@ -85,7 +93,8 @@ export class ToolCalls {
     const run = runs.resolve(init.runId, init.agentId);
     const agentId = init.agentId ?? run.agentId;
     const toolCallId = newId("tc");
-    const call = decisions.policyInput(init, agentId);
+    const call = init.aliases === undefined || init.aliases.length === 0 ? decisions.policyInput(init, agentId) : this.#strictestName(init, agentId, run);
+    const tool = call.tool;
     const decided = decisions.decide(call, run, run.runId, true, init.permission);
     const decision = init.shadow ? shadowed(decided) : decided;
     const stepId = init.stepId ?? runs.currentScope()?.stepId;
@@ -93,7 +102,7 @@ export class ToolCalls {
     // Free text too: an agent's stated reason can quote a secret.
     const reason = init.reason === undefined ? undefined : (recorder.redact(init.reason) as string);
     const status = decision.action === "block" ? ToolCallStatus.BLOCKED : decision.action === "require_approval" ? ToolCallStatus.AWAITING_APPROVAL : ToolCallStatus.PENDING;
-    const state: ActiveToolCall = { toolCallId, externalId: init.externalId, runId: run.runId, stepId, agentId, toolName: init.tool, status, startedAt: performance.now(), controller: new AbortController(), cleanup: undefined, approvalId: undefined, decision, implicitRun: run.implicit || undefined };
+    const state: ActiveToolCall = { toolCallId, externalId: init.externalId, runId: run.runId, stepId, agentId, toolName: tool, status, startedAt: performance.now(), controller: new AbortController(), cleanup: undefined, approvalId: undefined, decision, implicitRun: run.implicit || undefined, presented: { args: init.args ?? {} }, policyCall: call };
     state.row = this.#deps.store.insertToolCall({
       id: toolCallId,
       external_id: init.externalId ?? null,
@@ -101,7 +110,7 @@ export class ToolCalls {
       step_id: stepId ?? null,
       agent_id: agentId,
       kind: "tool",
-      tool_name: init.tool,
+      tool_name: tool,
       action_type: call.action,
       status,
       input: input.json,
@@ -112,15 +121,15 @@ export class ToolCalls {
       started_at: Date.now(),
     });
     const ids = { agentId, runId: run.runId, stepId, toolCallId };
-    recorder.record(EventType.TOOL_CALLED, ids, { toolName: init.tool, actionType: call.action, input: input.value, decision: decision.action, reason, agentContext });
-    if (decision.matches.length > 0) recorder.record(EventType.POLICY_MATCHED, ids, { toolName: init.tool, decision: decision.action, policyId: decision.policyId, matches: decision.matches });
+    recorder.record(EventType.TOOL_CALLED, ids, { toolName: tool, actionType: call.action, input: input.value, decision: decision.action, reason, agentContext });
+    if (decision.matches.length > 0) recorder.record(EventType.POLICY_MATCHED, ids, { toolName: tool, decision: decision.action, policyId: decision.policyId, matches: decision.matches });
     // A risk: a warning, a policy with a severity, or a shadow policy that would have acted.
     const flagged = decision.matches.length === 0 ? [] : decision.matches.filter((m) => m.action !== "allow" || m.severity !== undefined);
     if (flagged.length > 0 && (decision.action === "warn" || flagged.some((m) => m.severity !== undefined || m.mode === "shadow"))) {
-      recorder.record(EventType.RISK_DETECTED, ids, { toolName: init.tool, decision: decision.action, severity: decision.severity ?? flagged.find((m) => m.severity)?.severity ?? "medium", policies: flagged.map((m) => ({ policyId: m.policyId, action: m.action, mode: m.mode, severity: m.severity })) });
+      recorder.record(EventType.RISK_DETECTED, ids, { toolName: tool, decision: decision.action, severity: decision.severity ?? flagged.find((m) => m.severity)?.severity ?? "medium", policies: flagged.map((m) => ({ policyId: m.policyId, action: m.action, mode: m.mode, severity: m.severity })) });
     }
     if (decision.action === "block") {
-      recorder.record(EventType.TOOL_BLOCKED, ids, { toolName: init.tool, reason: decision.reason, policyId: decision.policyId, halted: decision.halted === true });
+      recorder.record(EventType.TOOL_BLOCKED, ids, { toolName: tool, reason: decision.reason, policyId: decision.policyId, halted: decision.halted === true });
       runs.endImplicit(run, false);
       this.#rememberRefused(state);
       return new ToolCallHandle(this.internals, state, undefined);
@@ -129,7 +138,7 @@ export class ToolCalls {
     if (init.signal) this.#link(state, init.signal);
     let approval: ApprovalRecord | undefined;
     if (decision.action === "require_approval") {
-      approval = this.#deps.approvals.create({ toolCallId, runId: run.runId, agentId, toolName: init.tool, payload: input.value, agentContext, policyId: decision.policyId, reason: decision.reason, timeoutMs: decision.timeoutMs });
+      approval = this.#deps.approvals.create({ toolCallId, runId: run.runId, agentId, toolName: tool, payload: input.value, args: init.args ?? {}, agentContext, policyId: decision.policyId, policyVersion: decisions.policyVersion, rule: decision.approvalRule, reason: decision.reason, timeoutMs: decision.timeoutMs });
       state.approvalId = approval.approvalId;
       state.approval = approval;
       this.#deps.approvals.notify(approval);
@@ -147,7 +156,7 @@ export class ToolCalls {
     const externalId = init.externalId!;
     const open = this.#byExternalId.get(externalId);
     const state = (open === undefined ? undefined : this.#calls.get(open)) ?? this.#refusedByExternalId.get(externalId);
-    if (state === undefined || state.toolName !== init.tool || (init.agentId !== undefined && init.agentId !== state.agentId)) return undefined;
+    if (state === undefined || (state.toolName !== init.tool && !init.aliases?.includes(state.toolName)) || (init.agentId !== undefined && init.agentId !== state.agentId)) return undefined;
     const runId = init.runId ?? this.#deps.runs.currentScope()?.runId;
     if (runId === undefined ? state.implicitRun !== true : runId !== state.runId) return undefined;
     if (init.signal && this.#calls.has(state.toolCallId)) this.#link(state, init.signal);
@@ -186,7 +195,7 @@ export class ToolCalls {
    * Picks up an unfinished tool call, possibly made in another process, by Warden id or the
    * framework's id: approved calls come back allowed, rejected or expired ones blocked, halted ones halted.
    */
-  resume(id: string, options: { signal?: AbortSignal | undefined }): ToolCallHandle {
+  resume(id: string, options: { signal?: AbortSignal | undefined; args?: unknown }): ToolCallHandle {
     const { store, runs, approvals, halts } = this.#deps;
     this.#deps.assertOpen();
     let state = this.#calls.get(id) ?? this.#calls.get(this.#byExternalId.get(id) ?? "");
@@ -200,7 +209,7 @@ export class ToolCalls {
       if (!resumable || decision === null) throw new InvalidStateError(`tool call "${id}" is ${row.status}; only an unfinished call can be resumed`);
       // The run may have ended while the call waited (an SDK pauses a call across two requests): the call can still finish.
       if (store.runStatus(row.run_id) === RunStatus.RUNNING) runs.adopt(row.run_id);
-      state = { toolCallId: row.id, externalId: row.external_id ?? undefined, runId: row.run_id, stepId: row.step_id ?? undefined, agentId: row.agent_id, toolName: row.tool_name, status: row.status as ToolCallStatus, startedAt: performance.now(), controller: new AbortController(), cleanup: undefined, approvalId, decision };
+      state = { toolCallId: row.id, externalId: row.external_id ?? undefined, runId: row.run_id, stepId: row.step_id ?? undefined, agentId: row.agent_id, toolName: row.tool_name, status: row.status as ToolCallStatus, startedAt: performance.now(), controller: new AbortController(), cleanup: undefined, approvalId, decision, policyCall: { tool: row.tool_name, action: row.action_type as ActionType, agent: row.agent_id, environment: undefined, args: {}, metadata: undefined } };
       this.#track(state);
     }
     if (options.signal) this.#link(state, options.signal);
@@ -214,7 +223,45 @@ export class ToolCalls {
     if (halt !== undefined) decision = halts.decision(state.decision.actionType, halt);
     else if (approval?.status === ApprovalStatus.APPROVED) decision = { ...state.decision, action: "allow", reason: `approved${approval.reviewer ? ` by ${approval.reviewer}` : ""}` } as Decision;
     else if (approval && approval.status !== ApprovalStatus.PENDING) decision = { ...state.decision, action: "block", reason: `approval ${approval.status}${approval.decisionReason ? `: ${approval.decisionReason}` : ""}` } as Decision;
-    return new ToolCallHandle(this.internals, { ...state, decision }, approval);
+    // The arguments the framework hands back on resume are the ones an approval must cover.
+    const presented = "args" in options ? { args: options.args ?? {} } : state.presented;
+    return new ToolCallHandle(this.internals, { ...state, decision, presented }, approval);
+  }
+
+  /**
+   * The binding check of an approved call, in one place for every surface: the presented call must be
+   * the one approved (tool, agent, run, arguments' digest), under a policy set that still asks for this
+   * approval, before its expiry, and the approval unused by any other client. A refusal finishes the
+   * call as rejected and is recorded.
+   */
+  #admitApproved(toolCallId: string, presented: { args: unknown } | undefined): WardenError | undefined {
+    const { approvals, decisions, runs } = this.#deps;
+    const state = this.#calls.get(toolCallId);
+    if (state === undefined || state.approvalId === undefined) return undefined;
+    const approvalId = state.approvalId;
+    const error = approvals.admit(approvalId, {
+      toolName: state.toolName,
+      agentId: state.agentId,
+      runId: state.runId,
+      argsDigest: presented === undefined ? undefined : argsDigest(approvalId, presented.args),
+      consumer: `${toolCallId}@${this.#instance}`,
+      policyVersion: decisions.policyVersion,
+      redecide: () => {
+        // Without the arguments the new policies cannot be asked: the approval does not carry over.
+        if (presented === undefined || state.policyCall === undefined) return { action: "unknown", policyId: undefined };
+        const decision = decisions.decide({ ...state.policyCall, args: presented.args }, runs.get(state.runId), state.runId, false);
+        return { action: decision.action, policyId: decision.policyId };
+      },
+    });
+    if (error === undefined) return undefined;
+    if (error.reason === "used") {
+      // The call is another client's, which admitted it: its record stays theirs; this replay is only let go (and recorded as refused).
+      this.#calls.delete(toolCallId);
+      if (state.externalId !== undefined) this.#byExternalId.delete(state.externalId);
+      state.cleanup?.();
+    } else this.finish(toolCallId, ToolCallStatus.REJECTED, undefined, undefined, error.message);
+    this.#refused(state, error);
+    return error;
   }
 
   async waitForApproval(toolCallId: string): Promise<void> {
@@ -290,6 +337,23 @@ export class ToolCalls {
   assertOfRun(runId: string, toolCallId: string): void {
     const state = this.#calls.get(toolCallId);
     if (state && state.runId !== runId) throw new InvalidInputError(`tool call "${toolCallId}" belongs to run "${state.runId}", not "${runId}"`);
+  }
+
+  /**
+   * A call known by several names (a framework renamed it): the name whose decision is strictest, so
+   * a policy written for any of them binds it (enforcement fails closed). Nothing is counted here;
+   * the call is decided, counted and recorded once, under that name.
+   */
+  #strictestName(init: ToolCallInit, agentId: string, run: ActiveRun): PolicyInputCall {
+    const { decisions } = this.#deps;
+    let strictest: PolicyInputCall | undefined;
+    let rank = -1;
+    for (const name of new Set([init.tool, ...init.aliases!])) {
+      const call = decisions.policyInput({ ...init, tool: name }, agentId);
+      const action = decisions.decide(call, run, run.runId, false, init.permission).action;
+      if (strictness[action] > rank) [strictest, rank] = [call, strictness[action]];
+    }
+    return strictest!;
   }
 
   /**

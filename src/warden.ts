@@ -20,7 +20,7 @@ import type { LlmUsage, RunRecord, RunSummary } from "./records.js";
 import { createRedactor } from "./redaction/redact.js";
 import { createRemoteLink, type RemoteLink } from "./remote/remote.js";
 import { RunScope } from "./run-scope.js";
-import { Runs, type Delegation } from "./runs.js";
+import { Runs, type Delegation, type TraceContextSource } from "./runs.js";
 import type { ActiveRun } from "./scope.js";
 import { RunStore } from "./store/run-store.js";
 import { SqliteStore } from "./store/sqlite-store.js";
@@ -95,6 +95,7 @@ export class Warden {
       onRequest: resolved.onApprovalRequest,
       onError: (error) => errors.report(error),
       pollIntervalMs: resolved.approvalPollInterval,
+      now: resolved.clock,
     });
     this.#halts = new HaltGuard({
       store: this.#store,
@@ -126,7 +127,7 @@ export class Warden {
       },
     });
     this.#decisions = new Decisions(
-      { agentId: this.agentId, environment: this.environment, currencies: resolved.currencies, approvalTimeout: resolved.approvalTimeout, token: resolved.token, tokens: this.tokens, halts, errors },
+      { agentId: this.agentId, environment: this.environment, currencies: resolved.currencies, approvalTimeout: resolved.approvalTimeout, token: resolved.token, tokens: this.tokens, halts, errors, onPolicies: (set) => recorder.notePolicySet(set) },
       resolved.policies ?? { version: 1, default: "allow", policies: [] },
     );
     // Embedded mode knows the organization key now, so a bad token fails at startup; remote mode learns it by sync.
@@ -135,7 +136,7 @@ export class Warden {
     this.#groups.set(this.agentId, this.group);
     this.#runs = new Runs({ agentId: this.agentId, store: this.#runStore, recorder, halts, decisions: this.#decisions, tokens: this.tokens, ledger: this.ledger, knownAgent: (agentId) => this.#groups.has(agentId), assertOpen });
     this.#calls = new ToolCalls({ agentId: this.agentId, store: this.#runStore, runs: this.#runs, decisions: this.#decisions, halts, recorder, approvals: this.approvals, assertOpen });
-    this.#llm = new LlmCalls({ store: this.#runStore, runs: this.#runs, decisions: this.#decisions, halts, recorder });
+    this.#llm = new LlmCalls({ agentId: this.agentId, store: this.#runStore, runs: this.#runs, decisions: this.#decisions, halts, recorder });
     remote = this.#remote = createRemoteLink(resolved, { agentId: this.agentId, group: this.group }, {
       applyPolicies: (policies) => this.#decisions.setPolicies(policies as PolicySetInput),
       applyHalts: (records) => halts.mirror(records),
@@ -189,6 +190,20 @@ export class Warden {
   /** Subscribes to one event type, or `"*"` for all. Returns the unsubscribe function. Listeners that throw are reported, never propagated. */
   on(type: EventType | "*", listener: EventListener): () => void {
     return this.#bus.on(type, listener);
+  }
+
+  /**
+   * Connects a tracing integration: a run started outside any other run, without a `traceId` option,
+   * takes the id `source.traceId()` returns (for OpenTelemetry, the active span's trace id), so the
+   * ledger and the tracing backend share ids; and `handle.traceHeaders()` gives what `source.headers`
+   * returns for the call, for adapters that send the call onward (the governed fetch). What the source
+   * throws is reported, never passed on. One source at a time; returns the function that removes it.
+   * `agent-warden/otel` sets it.
+   * @example
+   * const stop = warden.useTracing({ traceId: () => currentTraceId() });
+   */
+  useTracing(source: TraceContextSource): () => void {
+    return this.#runs.setTracing(source);
   }
 
   /**
@@ -255,9 +270,10 @@ export class Warden {
    * the framework's id. The handle's decision is `allow` once approved, `block` once rejected or
    * expired, and still `require_approval` while the reviewer has not answered; an allowed call that
    * has not finished yet (a coding-agent hook records the call before the tool runs) keeps its decision.
-   * Undefined when no unfinished call has that id.
+   * Undefined when no unfinished call has that id. Pass `args` when the framework hands the call's
+   * arguments back on resume: an approval admits the call only with the arguments the reviewer saw.
    */
-  findToolCall(id: string, options: { signal?: AbortSignal | undefined } = {}): ToolCallHandle | undefined {
+  findToolCall(id: string, options: { signal?: AbortSignal | undefined; args?: unknown } = {}): ToolCallHandle | undefined {
     try {
       return this.resumeToolCall(id, options);
     } catch (error) {
@@ -267,7 +283,7 @@ export class Warden {
   }
 
   /** Like `findToolCall`, but an unknown call is a `NotFoundError` and a finished one an `InvalidStateError`. */
-  resumeToolCall(id: string, options: { signal?: AbortSignal | undefined } = {}): ToolCallHandle {
+  resumeToolCall(id: string, options: { signal?: AbortSignal | undefined; args?: unknown } = {}): ToolCallHandle {
     return this.#calls.resume(id, options);
   }
 
@@ -287,6 +303,17 @@ export class Warden {
    */
   beginLlmCall(init: { runId?: string | undefined; model?: string | undefined; estimatedTokens?: number | undefined; input?: unknown; id?: string | undefined }): { id: string; complete(usage: LlmUsage, output?: unknown): void; fail(error: unknown): void } {
     return this.#llm.begin(init) satisfies LlmCallHandle;
+  }
+
+  /**
+   * Gates a model call before it is made, for frameworks whose tracing records the call once made:
+   * throws `HaltedError` on a halt and `ToolBlockedError` once the run's token budget is spent, with the
+   * refusal recorded; records nothing when the call may go ahead.
+   * @example
+   * warden.admitLlmCall({ runId, model: "gpt-4.1" }); // then call the model; its usage is recorded from the trace
+   */
+  admitLlmCall(init: { runId?: string | undefined; model?: string | undefined }): void {
+    this.#llm.admit(init);
   }
 
   // ── runs and steps ────────────────────────────────────────────────────────────────────────
@@ -443,7 +470,7 @@ export class Warden {
    * and tool calls outside its scopes or tools are blocked before policy.
    */
   beginDelegatedTask(token: string): DelegatedTask {
-    return new DelegatedTask(this, token, this.tokens.verify(token));
+    return new DelegatedTask(this, token, this.#runs.verifyDelegation(token));
   }
 
   /** From the token alone (the current delegated run's, else the client's `token`): is `permission` granted? */

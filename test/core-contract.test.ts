@@ -33,6 +33,39 @@ function strip(admission: Admission) {
 }
 
 describe("one admission contract", () => {
+  it("decides a call known by several names once, under the strictest, and counts it once", async () => {
+    const warden = open({ policies: { ...policies, limits: [{ id: "one-search", tool: "search.*", max: 1, per: "1h", scope: "agent" }] } });
+    const { runId } = warden.beginRun();
+    const blocked = warden.beginToolCall({ tool: "db_delete", aliases: ["db.delete"], runId });
+    expect(blocked.decision).toMatchObject({ action: "block", policyId: "no-delete" });
+    expect(blocked.toolName).toBe("db.delete");
+    // Counted once per call, under the name it is recorded under (`tool` when the decisions tie).
+    expect((await warden.beginToolCall({ tool: "search.web", aliases: ["search_web"], runId }).admit()).outcome).toBe("allowed");
+    expect(strip(await warden.beginToolCall({ tool: "search.web", aliases: ["search_web"], runId }).admit())).toMatchObject({ outcome: "refused", cause: "limit" });
+    const run = await warden.getRun(runId);
+    expect(run.toolCalls.map((call) => [call.toolName, call.status])).toEqual([
+      ["db.delete", "blocked"],
+      ["search.web", "pending"],
+      ["search.web", "blocked"],
+    ]);
+  });
+
+  it("gates a model call before it is made: nothing recorded when it may go, a refusal recorded when the token budget is spent or a halt stops it", () => {
+    const warden = open({ policies: { ...policies, budgets: [{ id: "tokens", tokens: 100 }] } });
+    const { runId } = warden.beginRun();
+    warden.admitLlmCall({ runId, model: "m" });
+    expect(warden.ledger.entries({ limit: 100 }).filter((entry) => entry.runId === runId).map((entry) => entry.type)).toEqual(["run.started"]);
+    warden.beginLlmCall({ runId, model: "m" }).complete({ inputTokens: 80, outputTokens: 20 });
+    expect(() => warden.admitLlmCall({ runId, model: "m" })).toThrow(/token budget "tokens": 101 exceeds 100/);
+    warden.halt({ reason: "stop" });
+    expect(() => warden.admitLlmCall({ model: "m" })).toThrow(expect.objectContaining({ code: "halted" }));
+    const refusals = warden.ledger.entries({ limit: 100 }).filter((entry) => entry.type === "tool.blocked");
+    expect(refusals.map((entry) => [entry.runId, (entry.data as { kind?: string }).kind, (entry.data as { halted?: boolean }).halted ?? false])).toEqual([
+      [runId, "llm", false],
+      [null, "llm", true],
+    ]);
+  });
+
   it("answers every decision in the closed set of outcomes, with what caused a refusal", async () => {
     const warden = open();
     const { runId } = warden.beginRun();

@@ -30,6 +30,7 @@ const examples: Array<[string, RegExp[]]> = [
   ["examples/mcp-gateway.ts", [/write_file \/etc\/hosts → refused/, /the upstream server executed: read_file \/docs\/readme\.md; write_file \/docs\/notes\.md$/m]],
   ["examples/express-api.ts", [/→ 200 .*"refunded":2800/, /→ 403 .*insufficient_scope.*exceeds the token's cap/, /→ 403 .*agent_halted/]],
   ["examples/governed-fetch.ts", [/ToolBlockedError/, /the API received: GET \/v1\/customers\/7, POST \/v1\/login, GET \/v1\/export$/m, /"password":"\[REDACTED\]"/]],
+  ["examples/otel.ts", [/password":"\[REDACTED\]"/, /^  execute_tool customers\.delete_all .*error\.type=blocked/m, /^    execute_tool kb\.search/m, /one trace: true/, /decisions: .*block=1/]],
   ["examples/remote.ts", [/after the update, a large refund: require_approval/, /halted: .*runaway refunds/, /set aside: run.started \(runId: Too big/, /ledger verified/]],
 ];
 

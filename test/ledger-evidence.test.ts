@@ -108,3 +108,33 @@ describe("evidence bundles", () => {
     expect(verifyEvidence(bundle, { publicKey: other })).toMatchObject({ ok: false, problem: expect.stringMatching(/not the key supplied/) });
   });
 });
+
+describe("the policy set in force is in the ledger", () => {
+  it("each new policy set is recorded once, a restart with the same set adds nothing, and a bundle names the set the call was decided under", () => {
+    const file = join(temp.dir, "policies.db");
+    const first = { version: 1 as const, default: "allow" as const, policies: [{ id: "no-deploy", when: { tool: "deploy" }, action: "block" as const }] };
+    const open = () => new Warden({ agentId: "ops", store: file, ledger: { checkpointEvery: 2 }, policies: first });
+    let warden = open();
+    const recorded = () => warden.ledger.entries().filter((entry) => entry.type === "policy.set");
+    // Nothing recorded, nothing written; the set goes in before the first entry.
+    expect(recorded()).toHaveLength(0);
+    warden.beginToolCall({ tool: "read", args: {} }).complete("ok");
+    expect(recorded()).toHaveLength(1);
+    warden.close();
+    warden = open();
+    warden.beginToolCall({ tool: "read", args: {} }).complete("ok");
+    expect(recorded()).toHaveLength(1);
+    warden.setPolicies({ ...first, policies: [{ id: "no-deploy", when: { tool: "deploy" }, action: "require_approval" as const }] });
+    const call = warden.beginToolCall({ tool: "read", args: {} });
+    call.complete("ok");
+    expect(recorded()).toHaveLength(2);
+    warden.close();
+    const { ledger, close } = openLedger(file, { checkpointEvery: 2 });
+    try {
+      const result = verifyEvidence(ledger.evidence(call.toolCallId));
+      expect(result.ok && JSON.parse(result.policy!.text).policies[0].action).toBe("require_approval");
+    } finally {
+      close();
+    }
+  });
+});

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { createRedactor, parsePolicySet, parsePolicyText, PolicyEngine, PolicyError, ToolBlockedError, Warden, toolAllowed, type PolicySetInput } from "agent-warden";
 import { canonicalJson } from "../src/internal/canonical.js";
-import { compileGlob, compileRegex } from "../src/policy/pattern.js";
+import { compileGlob, compileRegex, globCaptures } from "../src/policy/pattern.js";
 import { MAX_JSON_DEPTH, MAX_PAYLOAD_NODES } from "../src/redaction/limits.js";
 import { withinDepth } from "../src/server/validation.js";
 
@@ -74,7 +74,20 @@ describe("patterns match in linear time", () => {
       ["(a)", "(a)", true],
       ["[a]", "a", false],
     ];
-    for (const [glob, name, expected] of cases) expect(compileGlob(glob)(name), `${glob} ~ ${name}`).toBe(expected);
+    for (const [glob, name, expected] of cases) {
+      expect(compileGlob(glob)(name), `${glob} ~ ${name}`).toBe(expected);
+      // What the wildcards span: defined exactly when the glob matches, and putting them back gives the name.
+      const captures = globCaptures(glob, name);
+      expect(captures !== undefined, `captures of ${glob} ~ ${name}`).toBe(expected);
+      if (captures !== undefined) {
+        let next = 0;
+        expect([...glob].map((char) => (char === "*" || char === "?" ? captures[next++] : char)).join("")).toBe(name);
+        expect(next).toBe(captures.length);
+      }
+    }
+    expect(globCaptures("payments.*", "payments.refund")).toEqual(["refund"]);
+    // Segments sit at their leftmost fit, as compileGlob places them.
+    expect(globCaptures("?*.*_v?", "ab.cd.ef_v2")).toEqual(["a", "b", "cd.ef", "2"]);
   });
 
   it("regexes keep JavaScript's search semantics (unanchored, \\uXXXX escapes)", () => {

@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { verifyEvidence } from "agent-warden";
 import { createWardenServer, PostgresControlPlaneStore, type WardenServer } from "agent-warden/server";
 import { POSTGRES_SKIP, startPostgres, type PostgresCluster } from "./fixtures/postgres.js";
 import { childEnv, REPO } from "./fixtures/proc.js";
@@ -184,6 +185,16 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`the control plane on PostgreSQL, t
     expect(onA.body).toMatchObject({ ok: true });
     expect(onB.body).toEqual(onA.body);
     expect((await call(A!(), globex, "GET", "/v1/ledger/verify")).body).toMatchObject({ ok: true, entries: 2, head: { seq: 2 } });
+  });
+
+  it("a tool call's evidence from either replica verifies offline against the organization's pinned key, under the policy version in force", async () => {
+    const pinned = (await call(A!(), key.reviewer, "GET", "/v1/ledger/key")).body as { origin: string; publicKey: string };
+    const bundle = (await call(B!(), key.reviewer, "GET", "/v1/evidence/tc_pg1")).body;
+    expect(bundle.log.origin).toBe(pinned.origin);
+    const result = verifyEvidence(bundle, { publicKey: pinned.publicKey });
+    expect(result).toMatchObject({ ok: true, subject: { kind: "toolCall", id: "tc_pg1" }, agentId: "acme-bot" });
+    if (result.ok) expect(result.policy).not.toBeNull();
+    expect((await call(A!(), key.agent, "GET", "/v1/evidence/tc_pg1")).status).toBe(403);
   });
 
   it("a halted agent cannot ask for approval on any replica", async () => {

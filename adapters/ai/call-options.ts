@@ -1,6 +1,6 @@
 import type { LanguageModelUsage, ModelMessage, ToolApprovalStatus, ToolSet } from "ai";
 import { NotFoundError, InvalidStateError, isHalt, type Admission, type ToolCallHandle, type Warden } from "agent-warden";
-import { approvalRequested, isExecutable, isGovernedBy, ownTool, record, setLink, takeLink } from "./shared.js";
+import { approvalRequested, isExecutable, isGovernedBy, ownTool, setLink, takeLink } from "./shared.js";
 
 /**
  * The fields of a model call's start event Warden reads.
@@ -164,7 +164,7 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
       let handle: ToolCallHandle | undefined;
       if (resuming) {
         try {
-          handle = warden.resumeToolCall(toolCallId);
+          handle = warden.resumeToolCall(toolCallId, { args: input });
         } catch (error) {
           if (error instanceof InvalidStateError) return { type: "denied", reason: error.message };
           if (!(error instanceof NotFoundError)) throw error;
@@ -175,7 +175,7 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
       handle ??= warden.beginToolCall({ tool: toolName, args: input, externalId: toolCallId, runId: runIdNow(), signal: abortSignal });
       const status = await answer(handle, governed);
       // A tool without `execute` runs in the application: allowed, Warden's part of the call is done.
-      if (!isExecutable(tool) && handle.outcome.ok) record(warden, () => handle.complete());
+      if (!isExecutable(tool) && handle.outcome.ok) handle.settle({}, "ai");
       const type = statusType(status);
       // Once answered, anything but a denial lets the call run: one still waiting for its reviewer must not.
       if (resuming && type === "user-approval") return { type: "denied", reason: `[warden] approval${handle.approval ? ` ${handle.approval.approvalId}` : ""} for "${toolName}" is still pending` };
@@ -187,7 +187,7 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
     async onToolExecutionEnd(event) {
       const { toolCall, toolOutput } = event;
       const handle = takeLink(warden, toolCall.toolCallId)?.handle;
-      if (handle) record(warden, () => (toolOutput.type === "tool-result" ? handle.complete(toolOutput.output) : handle.fail(toolOutput.error)));
+      handle?.settle(toolOutput.type === "tool-result" ? { output: toolOutput.output } : { error: toolOutput.error }, "ai");
       if (toolOutput.type === "tool-error" && isHalt(toolOutput.error)) stop(toolOutput.error);
       await init.onToolExecutionEnd?.(event);
     },
@@ -211,7 +211,7 @@ export function wardenCallOptions(warden: Warden, init: WardenCallOptionsInit = 
       for (const { toolCallId } of step.toolCalls) {
         // Allowed by toolApproval but never executed (say the step ended on its length limit).
         const left = takeLink(warden, toolCallId)?.handle;
-        if (left) record(warden, () => left.fail(new Error("the tool call was not executed")));
+        left?.settle({ error: new Error("the tool call was not executed") }, "ai");
       }
       await init.onStepEnd?.(step);
     },

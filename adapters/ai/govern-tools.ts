@@ -1,6 +1,6 @@
 import type { Tool, ToolExecutionOptions, ToolSet } from "ai";
 import { isHalt, NotFoundError, type ToolCallHandle, type Warden } from "agent-warden";
-import { approvalRequested, governedBy, isExecutable, isGovernedBy, record, takeLink, type CallLink } from "./shared.js";
+import { approvalRequested, governedBy, isExecutable, isGovernedBy, takeLink, type CallLink } from "./shared.js";
 
 /**
  * Options of `governTools`.
@@ -76,12 +76,12 @@ function streamingExecute(name: string, execute: Execute, warden: Warden, option
         yield next.value;
       }
     } catch (error) {
-      record(warden, () => handle.fail(error));
+      handle.settle({ error }, "ai");
       const thrown = stopOnHalt(link, error);
       void Promise.resolve(iterator.return?.()).catch(() => {});
       throw thrown;
     }
-    record(warden, () => handle.complete(last));
+    handle.settle({ output: last }, "ai");
   };
 }
 
@@ -95,7 +95,7 @@ async function openCall(name: string, input: unknown, execution: ToolExecutionOp
   try {
     const handle =
       link?.handle ??
-      (approvalRequested(execution.messages, toolCallId) ? resume(warden, toolCallId, abortSignal) : undefined) ??
+      (approvalRequested(execution.messages, toolCallId) ? resume(warden, toolCallId, input, abortSignal) : undefined) ??
       warden.beginToolCall({ tool: name, args: input, externalId: toolCallId, signal: abortSignal, runId: options.runId });
     // A handle begun by the call-level options has not seen the SDK's signal yet: link it before any wait.
     if (link && abortSignal) handle.link(abortSignal);
@@ -115,9 +115,10 @@ function stopOnHalt(link: CallLink | undefined, error: unknown): unknown {
 }
 
 /** The Warden call an answered `tool-approval-request` paused, or undefined when Warden did not raise it. */
-function resume(warden: Warden, toolCallId: string, signal: AbortSignal | undefined): ToolCallHandle | undefined {
+function resume(warden: Warden, toolCallId: string, args: unknown, signal: AbortSignal | undefined): ToolCallHandle | undefined {
   try {
-    return warden.resumeToolCall(toolCallId, { signal });
+    // The input the SDK runs with now (the app's message history may have changed it): the approval must cover it.
+    return warden.resumeToolCall(toolCallId, { signal, args });
   } catch (error) {
     if (error instanceof NotFoundError) return undefined;
     throw error;

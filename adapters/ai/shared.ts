@@ -1,7 +1,7 @@
 // What the call-level options and the governed tools share: the link from an AI SDK tool call id to
 // the Warden call begun for it, the marker on governed tools, and a few small helpers.
 import type { ModelMessage } from "ai";
-import { isHalt, WardenError, type ToolCallHandle, type Warden } from "agent-warden";
+import type { ToolCallHandle, Warden } from "agent-warden";
 
 /** What the call-level options hand to the tool that runs a given AI SDK tool call. */
 export interface CallLink {
@@ -56,13 +56,4 @@ export function approvalRequested(messages: readonly ModelMessage[] | undefined,
     }
   }
   return false;
-}
-
-/** Recording an outcome is telemetry: it never throws into the agent. A call a halt already finished is no news. */
-export function record(warden: Warden, fn: () => void): void {
-  try {
-    fn();
-  } catch (error) {
-    if (!isHalt(error) && !(WardenError.isInstance(error) && error.code === "invalid_state")) warden.reportError(error, "ai");
-  }
 }

@@ -1,8 +1,8 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
-import { createTokenAuthority, CurrencyConverter, isHalt, tokenDenial, WardenError, type CurrencyTable, type Money, type TokenBlock, type ToolCallHandle, type VerifiedToken, type Warden } from "agent-warden";
-import { AgentAuthError } from "./errors.js";
+import { createTokenAuthority, CurrencyConverter, InvalidInputError, isHalt, tokenDenial, WardenError, type Admission, type CurrencyTable, type Money, type TokenBlock, type VerifiedToken, type Warden } from "agent-warden";
+import { AgentAuthError, sendProblem } from "./errors.js";
 
 /**
  * Who the request acts for, set on `request.agent` once the token is verified and the permission granted.
@@ -57,6 +57,12 @@ interface Common {
   amount?: ((request: Request) => RequestAmount) | undefined;
   /** The currency of a bare number from `amount`. Default: the token cap's. */
   currency?: string | undefined;
+  /**
+   * How refusals are answered. `"problem"` (default): the guard answers them itself, as RFC 9457
+   * `application/problem+json` with the `WWW-Authenticate` challenge; the app's error handlers never
+   * see them. `"next"`: they go to `next(error)` as an `AgentAuthError`, for the app to render.
+   */
+  refusals?: "problem" | "next" | undefined;
 }
 
 /**
@@ -100,28 +106,32 @@ export type RequireAgentPermissionOptions = WardenVerifier | PublicKeyVerifier;
 
 /**
  * Guards a route with a Warden delegation token: `Authorization: Bearer <token>` is verified, the
- * token must grant `permission` and, with `amount`, cover the amount. Refusals go to `next(error)` as an
- * `AgentAuthError`: 401 `invalid_token` (missing, tampered, expired, revoked), 403 `insufficient_scope`,
- * 403 `agent_halted`. On success `request.agent` says who is acting.
+ * token must grant `permission` and, with `amount`, cover the amount. Refusals are answered as RFC 9457
+ * problems (`application/problem+json`, or `next(error)` with `refusals: "next"`): 401 `invalid_token`
+ * (missing, tampered, expired, revoked), 403 `insufficient_scope`, 403 `agent_halted`. On success
+ * `request.agent` says who is acting.
  * @example
  * import { requireAgentPermission } from "agent-warden/express";
  * app.post("/refunds", express.json(), requireAgentPermission("payments:refund", { publicKey: jwk, amount: (request) => request.body.amount }), refund);
  */
 export function requireAgentPermission(permission: string, options: RequireAgentPermissionOptions): RequestHandler {
-  if (typeof permission !== "string" || permission === "") throw new TypeError("requireAgentPermission needs a permission, e.g. \"payments:refund\"");
+  if (typeof permission !== "string" || permission === "") throw new InvalidInputError("requireAgentPermission needs a permission, e.g. \"payments:refund\"");
   const offline = options.publicKey === undefined ? undefined : offlineVerifier(options);
+  const problems = (options.refusals ?? "problem") === "problem";
+  if (!problems && options.refusals !== "next") throw new InvalidInputError(`requireAgentPermission: refusals must be "problem" or "next", got ${JSON.stringify(options.refusals)}`);
   return async function requireAgentPermissionMiddleware(request: Request, response: Response, next: NextFunction): Promise<void> {
+    const exchange: Exchange = { permission, request, response, next, refuse: (error) => refuse(error, response, next, problems) };
     let token: string;
     let money: Partial<Money> | undefined;
     try {
       token = bearerToken(request);
       money = amountOf(options, request);
     } catch (error) {
-      next(error);
+      exchange.refuse(error);
       return;
     }
     if (offline === undefined) {
-      governWithWarden(permission, options.warden!, token, money, request, response, next);
+      governWithWarden(options.warden!, token, money, exchange);
       return;
     }
     let verified: VerifiedToken;
@@ -129,7 +139,7 @@ export function requireAgentPermission(permission: string, options: RequireAgent
       verified = offline.verify(token);
       checkAuthority(permission, verified, money, offline.converter);
     } catch (error) {
-      next(refusalOf(error, permission));
+      exchange.refuse(refusalOf(error, permission));
       return;
     }
     if (options.warden === undefined) {
@@ -139,34 +149,62 @@ export function requireAgentPermission(permission: string, options: RequireAgent
     }
     const agentId = verified.authority.agentId;
     const warden = options.warden;
-    record((once) => warden.run({ http: describe(request), tokenId: verified.id }, (run) => gate(warden, permission, verified, money, request, response, once, run.runId), { agentId }), permission, next);
+    record(warden, (answered) => warden.run({ http: describe(request), tokenId: verified.id }, (run) => gate(warden, verified, money, answered, run.runId), { agentId }), exchange);
   };
 }
 
-/** The organization's Warden verifies; the request becomes a run under the token. */
-function governWithWarden(permission: string, warden: Warden, token: string, money: Partial<Money> | undefined, request: Request, response: Response, next: NextFunction): void {
+/** One guarded request: what it asks for, and how a refusal of it is answered. */
+interface Exchange {
+  permission: string;
+  request: Request;
+  response: Response;
+  next: NextFunction;
+  /** Answers an `AgentAuthError` (as a problem, or through `next`); anything else goes to `next`. */
+  refuse: (error: unknown) => void;
+}
+
+/** A refusal as a problem the guard sends itself, or passed on; the app's own errors always go to `next`. */
+function refuse(error: unknown, response: Response, next: NextFunction, problems: boolean): void {
+  if (!problems || !AgentAuthError.isInstance(error)) {
+    next(error);
+    return;
+  }
+  if (response.headersSent) response.destroy(error);
+  else sendProblem(response, error);
+}
+
+/** The organization's Warden verifies (a token a halt invalidated is refused and recorded there); the request becomes a run under the token. */
+function governWithWarden(warden: Warden, token: string, money: Partial<Money> | undefined, exchange: Exchange): void {
   let task;
   try {
     task = warden.beginDelegatedTask(token);
   } catch (error) {
-    next(refusalOf(error, permission));
+    exchange.refuse(refusalOf(error, exchange.permission));
     return;
   }
-  record((once) => task.run({ http: describe(request) }, (run) => gate(warden, permission, task.verified, money, request, response, once, run.runId)), permission, next);
+  record(warden, (answered) => task.run({ http: describe(exchange.request) }, (run) => gate(warden, task.verified, money, answered, run.runId)), exchange);
 }
 
 /**
- * Runs the recorded part of a request. What it throws before the request was passed on (a halt
- * refusing the run) goes to `next`; after that, recording fails open and the response stands.
+ * Runs the recorded part of a request. What it throws before the request was passed on or refused (a
+ * halt refusing the run) is refused; after that, recording fails open (to the client's error sink) and the response stands.
  */
-function record(work: (once: NextFunction) => Promise<unknown>, permission: string, next: NextFunction): void {
-  let passed = false;
-  const once: NextFunction = (error?: unknown) => {
-    passed = true;
-    next(error);
+function record(warden: Warden, work: (answered: Exchange) => Promise<unknown>, exchange: Exchange): void {
+  let answered = false;
+  const once: Exchange = {
+    ...exchange,
+    next: (error?: unknown) => {
+      answered = true;
+      exchange.next(error);
+    },
+    refuse: (error) => {
+      answered = true;
+      exchange.refuse(error);
+    },
   };
   work(once).catch((error: unknown) => {
-    if (!passed) next(refusalOf(error, permission));
+    if (!answered) exchange.refuse(refusalOf(error, exchange.permission));
+    else warden.reportError(error, "express");
   });
 }
 
@@ -174,7 +212,8 @@ function record(work: (once: NextFunction) => Promise<unknown>, permission: stri
  * Decides and records the request as a tool call named by the permission, inside the current run;
  * passes it on when allowed (after an approval, if policy asks) and records the response status.
  */
-async function gate(warden: Warden, permission: string, verified: VerifiedToken, money: Partial<Money> | undefined, request: Request, response: Response, next: NextFunction, runId: string): Promise<void> {
+async function gate(warden: Warden, verified: VerifiedToken, money: Partial<Money> | undefined, exchange: Exchange, runId: string): Promise<void> {
+  const { permission, request, response, next } = exchange;
   const gone = new AbortController();
   const ended = new Promise<{ status: number; finished: boolean }>((resolve) => {
     response.once("finish", () => resolve({ status: response.statusCode, finished: true }));
@@ -190,15 +229,24 @@ async function gate(warden: Warden, permission: string, verified: VerifiedToken,
     runId,
     signal: gone.signal,
   });
-  const refusal = await decisionRefusal(handle, permission);
-  if (refusal !== undefined) {
-    next(refusal);
+  // What else the approval wait throws (the client closing the connection) is passed on as it is.
+  let admission: Admission;
+  try {
+    admission = await handle.admit();
+  } catch (error) {
+    next(error);
+    await ended;
+    return;
+  }
+  if (!admission.ok) {
+    exchange.refuse(httpRefusal(admission, permission));
     await ended;
     return;
   }
   request.agent = { ...principal(verified), runId, toolCallId: handle.toolCallId, signal: handle.signal };
   const stop = () => {
-    if (isHalt(handle.signal.reason) && !response.writableEnded) interruptByHalt(handle.signal.reason as Error, response, next);
+    const outcome = handle.outcome;
+    if (outcome.outcome === "halted" && !response.writableEnded) interruptByHalt(outcome, exchange);
   };
   handle.signal.addEventListener("abort", stop, { once: true });
   // The handler, and everything it goes on to do, runs in this context: what it sends after a halt is told apart by it.
@@ -206,7 +254,8 @@ async function gate(warden: Warden, permission: string, verified: VerifiedToken,
   const { status, finished } = await ended;
   handle.signal.removeEventListener("abort", stop);
   // Nothing a halt interrupted is recorded as a success, whatever the handler went on to do.
-  if (isHalt(handle.signal.reason)) handle.fail(handle.signal.reason);
+  const outcome = handle.outcome;
+  if (outcome.outcome === "halted") handle.fail(outcome.error);
   else if (!finished) handle.fail(new Error("the client closed the connection before the response was sent"));
   // A server error is the handler failing; any other status is its answer.
   else if (status >= 500) handle.fail(new Error(`the handler answered ${status}`));
@@ -218,16 +267,17 @@ const handlerContext = new AsyncLocalStorage<boolean>();
 
 /**
  * A halt landed while the handler was running. Before the response has started, the request is answered
- * 403 `agent_halted` through the app's error handlers, like a halt before the handler; once it has started,
- * the status is gone, so the response is cut off. Either way the handler's later writes are dropped.
+ * 403 `agent_halted` like a halt before the handler; once it has started, the status is gone, so the
+ * response is cut off. Either way the handler's later writes are dropped.
  */
-function interruptByHalt(halt: Error, response: Response, next: NextFunction): void {
+function interruptByHalt(halted: Admission & { outcome: "halted" }, exchange: Exchange): void {
+  const { response } = exchange;
   dropHandlerWrites(response);
   if (response.headersSent) {
-    response.destroy(halt);
+    response.destroy(halted.error);
     return;
   }
-  handlerContext.exit(() => next(new AgentAuthError("agent_halted", halt.message, { cause: halt })));
+  handlerContext.exit(() => exchange.refuse(httpRefusal(halted, exchange.permission)));
 }
 
 /** Turns the response's writes into no-ops when the handler makes them; the guard's own answer goes through. */
@@ -248,22 +298,22 @@ function dropHandlerWrites(response: Response): void {
   } as Response["end"];
 }
 
-/** The refusal a decision maps to, or undefined when the request may go on (after waiting for a reviewer if policy asks). */
-async function decisionRefusal(handle: ToolCallHandle, permission: string): Promise<unknown> {
-  // What else the approval wait throws (the client closing the connection) is passed on as it is.
-  const admitted = await handle.admit().catch((error: unknown) => ({ ok: false as const, error }));
-  if (admitted.ok) return undefined;
-  const { decision } = handle;
-  if (decision.action !== "block") return refusalOf(admitted.error, permission);
-  return new AgentAuthError(decision.halted ? "agent_halted" : "insufficient_scope", decision.reason, { scope: decision.halted ? undefined : permission, cause: admitted.error });
+/**
+ * The core's refusal as HTTP: a halt (or a token a halt invalidated) is 403 `agent_halted`, a token that
+ * no longer verifies 401 `invalid_token`, any other refusal (scope, cap, policy, limit, budget, reviewer) 403 `insufficient_scope`.
+ */
+function httpRefusal(admission: Admission & { ok: false }, permission: string): AgentAuthError {
+  if (admission.outcome === "halted") return new AgentAuthError("agent_halted", admission.reason, { cause: admission.error });
+  if (admission.cause === "token" && admission.error.code === "token_invalid") return new AgentAuthError("invalid_token", admission.reason, { cause: admission.error });
+  return new AgentAuthError("insufficient_scope", admission.reason, { scope: permission, cause: admission.error });
 }
 
-/** Maps what Warden threw to the HTTP refusal. */
+/** Maps what Warden threw before a call was begun (verifying the token, opening the run) to the HTTP refusal. */
 function refusalOf(error: unknown, permission: string): unknown {
   if (AgentAuthError.isInstance(error) || !WardenError.isInstance(error)) return error;
   if (isHalt(error)) return new AgentAuthError("agent_halted", error.message, { cause: error });
   if (error.code === "token_invalid") return new AgentAuthError("invalid_token", error.message, { cause: error });
-  if (error.code === "approval_rejected" || error.code === "approval_timeout" || error.code === "tool_blocked" || error.code === "permission_denied") {
+  if (error.code === "approval_rejected" || error.code === "approval_timeout" || error.code === "approval_invalid" || error.code === "tool_blocked" || error.code === "permission_denied") {
     return new AgentAuthError("insufficient_scope", error.message, { scope: permission, cause: error });
   }
   return error;

@@ -76,7 +76,7 @@ function governedInstance(warden: Warden, inner: $Fetch, defaults: FetchOptions,
     const handle = await open(warden, settings, describeRequest(request, requestOptions, defaults), requestOptions.signal ?? defaults.signal ?? undefined, requestOptions.timeout ?? defaults.timeout);
     let response: FetchResponse<any>;
     try {
-      response = await inner.raw(request, { ...requestOptions, signal: handle.signal });
+      response = await inner.raw(request, { ...requestOptions, ...traced(request, requestOptions.headers, handle), signal: handle.signal });
     } catch (error) {
       throw settle(handle, error);
     }
@@ -94,7 +94,7 @@ function governedInstance(warden: Warden, inner: $Fetch, defaults: FetchOptions,
     const init = outgoing.options as RequestInit;
     const handle = await open(warden, settings, describeRequest(request, init as FetchOptions<any>, {}), init.signal ?? undefined);
     try {
-      const response = await inner.native(request, { ...init, signal: handle.signal });
+      const response = await inner.native(request, { ...init, ...traced(request, init.headers, handle), signal: handle.signal });
       handle.complete({ status: response.status, statusText: response.statusText });
       return response;
     } catch (error) {
@@ -127,6 +127,19 @@ async function open(warden: Warden, settings: Settings, call: HttpCall, signal: 
   const admitted = await handle.admit();
   if (!admitted.ok) throw admitted.error;
   return handle;
+}
+
+/**
+ * The request's headers with the call's trace context (`traceparent`) added when a tracing integration
+ * is set (`agent-warden/otel`), headers the caller set winning. A `Request` object keeps its own headers.
+ */
+function traced(request: FetchRequest, headers: ConstructorParameters<typeof Headers>[0], handle: ToolCallHandle): { headers?: Headers } {
+  const trace = handle.traceHeaders();
+  const keys = Object.keys(trace);
+  if (keys.length === 0 || typeof request !== "string") return {};
+  const merged = new Headers(headers);
+  for (const key of keys) if (!merged.has(key)) merged.set(key, trace[key]!);
+  return { headers: merged };
 }
 
 /**

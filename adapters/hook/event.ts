@@ -27,4 +27,23 @@ export type HookEvent = z.infer<typeof HookEventSchema>;
 export interface HookAnswer {
   exitCode: 0 | 2;
   message?: string | undefined;
+  /** Claude Code's JSON answer, printed on stdout: `allow` (a Warden reviewer approved), `deny`, or `ask` (handed to its own prompt). */
+  output?: PreToolUseOutput | undefined;
+}
+
+/**
+ * Claude Code's PreToolUse JSON output. `allow` skips its permission prompt, `deny` refuses the call
+ * with the reason shown to the model, `ask` shows its own prompt with the reason. A policy's plain
+ * `allow` prints nothing, so Claude Code's own permission rules still apply.
+ * @example
+ * import type { PreToolUseOutput } from "agent-warden/hook";
+ * const deny: PreToolUseOutput = { hookSpecificOutput: { hookEventName: "PreToolUse", permissionDecision: "deny", permissionDecisionReason: "blocked by policy" } };
+ */
+export interface PreToolUseOutput {
+  hookSpecificOutput: { hookEventName: "PreToolUse"; permissionDecision: "allow" | "deny" | "ask"; permissionDecisionReason: string };
+}
+
+/** The JSON answer for a decision, with the exit code that enforces it even where the JSON is not read (a refusal exits 2). */
+export function jsonAnswer(permissionDecision: "allow" | "deny" | "ask", reason: string, message?: string): HookAnswer {
+  return { exitCode: permissionDecision === "deny" ? 2 : 0, message: message ?? (permissionDecision === "deny" ? reason : undefined), output: { hookSpecificOutput: { hookEventName: "PreToolUse", permissionDecision, permissionDecisionReason: reason } } };
 }

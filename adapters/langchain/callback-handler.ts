@@ -3,8 +3,8 @@ import type { Serialized } from "@langchain/core/load/serializable";
 import type { BaseMessage } from "@langchain/core/messages";
 import type { LLMResult } from "@langchain/core/outputs";
 import type { ChainValues } from "@langchain/core/utils/types";
-import { WardenError, type ActionType, type LlmUsage, type ToolCallHandle, type Warden } from "agent-warden";
-import { failRunIfOpen, isGoverned, isGraphInterrupt, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, warnOnce } from "./shared.js";
+import { isHalt, WardenError, type ActionType, type LlmUsage, type ToolCallHandle, type Warden } from "agent-warden";
+import { errorSink, failRunIfOpen, isGoverned, isGraphInterrupt, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY } from "./shared.js";
 
 /**
  * Options of {@link WardenCallbackHandler}.
@@ -17,7 +17,7 @@ export interface WardenCallbackHandlerOptions {
   actionHints?: Readonly<Record<string, ActionType>> | undefined;
   /** Recorded on each run the handler opens. */
   metadata?: Readonly<Record<string, unknown>> | undefined;
-  /** Receives failures to record (never thrown into the agent). Default: one process warning per kind. */
+  /** Receives failures to record (never thrown into the agent). Default: the client's error sink, `warden.reportError`. */
   onError?: ((error: unknown) => void) | undefined;
 }
 
@@ -32,6 +32,11 @@ interface Tree {
   middlewareOwned: boolean;
   /** A LangGraph interrupt paused something inside; the run stays open for the resume. */
   interrupted: boolean;
+  /**
+   * Aborts when the tree's root fails (the caller's own abort included). Hooks get no signal, so this is how
+   * a tool call's approval wait learns that the invocation around it has ended.
+   */
+  ended: AbortController;
 }
 
 interface Node {
@@ -82,7 +87,7 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     super({ raiseError: true });
     this.warden = warden;
     this.#options = options;
-    this.#report = options.onError ?? warnOnce();
+    this.#report = errorSink(warden, options.onError);
   }
 
   /** LangChain copies handlers in some paths; the run tree must stay in one place. */
@@ -158,19 +163,21 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     const name = runName ?? tool?.id?.at(-1) ?? "tool";
     // Enforcement fails closed: anything that goes wrong deciding refuses the call.
     const wardenRunId = parent ? await this.#runOf(parent.tree) : undefined;
-    const handle = this.warden.beginToolCall({ tool: name, args: parseToolInput(input), externalId: toolCallId, runId: wardenRunId, stepId: parent?.stepId, actionHint: this.#options.actionHints?.[name] });
-    const admitted = await handle.admit();
-    if (!admitted.ok) throw admitted.error;
+    const handle = this.warden.beginToolCall({ tool: name, args: parseToolInput(input), externalId: toolCallId, runId: wardenRunId, stepId: parent?.stepId, actionHint: this.#options.actionHints?.[name], signal: parent?.tree.ended.signal });
+    // A callback can refuse only by throwing: a refusal and a halt both throw the admission's error
+    // (`ToolBlockedError`, an approval error, `HaltedError`, a `TokenError`), already recorded by the core.
+    const admission = await handle.admit();
+    if (!admission.ok) throw admission.error;
     this.#tools.set(runId, handle);
     this.#nodes.set(runId, childOf(parent, parent?.tree ?? newTree(name, undefined, handle.runId)));
   }
 
   override async handleToolEnd(output: unknown, runId: string): Promise<void> {
-    await this.#finish(runId, undefined, () => take(this.#tools, runId)?.complete(recordableOutput(output)));
+    await this.#finish(runId, undefined, () => take(this.#tools, runId)?.settle({ output: recordableOutput(output) }, this.#report));
   }
 
   override async handleToolError(error: unknown, runId: string): Promise<void> {
-    await this.#finish(runId, error, () => take(this.#tools, runId)?.fail(error));
+    await this.#finish(runId, error, () => take(this.#tools, runId)?.settle({ error }, this.#report));
   }
 
   // ── internals ─────────────────────────────────────────────────────────────────────────────
@@ -232,6 +239,7 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     this.#nodes.delete(runId);
     const { tree } = node;
     if (error !== undefined && isGraphInterrupt(error)) tree.interrupted = true;
+    else if (error !== undefined && node.depth === 0) tree.ended.abort(error);
     if (node.ownsStep && node.stepId !== undefined && tree.wardenRunId !== undefined) await this.warden.completeStep(tree.wardenRunId, node.stepId);
     if (node.depth > 0 || tree.wardenRunId === undefined) return;
     if (tree.middlewareOwned && error !== undefined && !isGraphInterrupt(error)) {
@@ -249,15 +257,15 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     else await this.warden.failRun(tree.wardenRunId, error);
   }
 
-  /** Halts and budget refusals are enforcement and reach the caller; anything else is telemetry and does not. */
+  /** Halts (the core's `isHalt`, a token a halt invalidated included) and budget refusals are enforcement and reach the caller; anything else is telemetry and does not. */
   #enforceOrReport(error: unknown): void {
-    if (WardenError.isInstance(error) && (error.code === "halted" || error.code === "tool_blocked")) throw error;
+    if (isHalt(error) || (WardenError.isInstance(error) && error.code === "tool_blocked")) throw error;
     this.#report(error);
   }
 }
 
 function newTree(name: string, threadId: string | undefined, wardenRunId?: string): Tree {
-  return { name, threadId, wardenRunId, owned: false, middlewareOwned: false, interrupted: false };
+  return { name, threadId, wardenRunId, owned: false, middlewareOwned: false, interrupted: false, ended: new AbortController() };
 }
 
 /** A node one level below `parent` (or a root) in `tree`, in its parent's step. */

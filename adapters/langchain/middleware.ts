@@ -4,8 +4,8 @@ import type { ToolCall } from "@langchain/core/messages/tool";
 // `WardenCallbackHandler` works with `@langchain/core` alone. The middleware reaches LangGraph lazily.
 import type { AgentMiddleware } from "langchain";
 import { z } from "zod";
-import { WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
-import { failRunIfOpen, hasLangChainBrand, isErrorMessage, isGraphBubbleUp, raceSignal, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, warnOnce, whileGoverned } from "./shared.js";
+import type { ActionType, ToolCallHandle, Warden } from "agent-warden";
+import { errorSink, failRunIfOpen, hasLangChainBrand, isErrorMessage, isGraphBubbleUp, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, whileGoverned } from "./shared.js";
 
 /**
  * Options of {@link wardenMiddleware}.
@@ -25,7 +25,7 @@ export interface WardenMiddlewareOptions {
   actionHints?: Readonly<Record<string, ActionType>> | undefined;
   /** Recorded on each run the middleware opens. */
   metadata?: Readonly<Record<string, unknown>> | undefined;
-  /** Receives failures to record (never thrown into the agent). Default: one process warning per kind. */
+  /** Receives failures to record (never thrown into the agent). Default: the client's error sink, `warden.reportError`. */
   onError?: ((error: unknown) => void) | undefined;
 }
 
@@ -65,9 +65,6 @@ async function interrupt(value: unknown): Promise<void> {
   (await langgraph).interrupt(value);
 }
 
-/** Refusals the model is told about (as an error tool message); anything else stops the run. */
-const REFUSED = new Set<string>(["tool_blocked", "approval_rejected", "approval_timeout"]);
-
 const stateSchema = z.object({
   [RUN_ID_KEY]: z.string().optional(),
   [RUN_OWNED_KEY]: z.boolean().optional(),
@@ -90,20 +87,20 @@ type RunState = { [RUN_ID_KEY]?: string | undefined; [RUN_OWNED_KEY]?: boolean |
  */
 export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOptions = {}): AgentMiddleware {
   const mode = options.approval ?? "wait";
-  const report = options.onError ?? warnOnce();
-  const record = (write: () => void) => {
-    try {
-      write();
-    } catch (error) {
-      report(error);
-    }
-  };
+  const report = errorSink(warden, options.onError);
 
   /** Closes a run this middleware opened as failed; a halt ends the invocation, so `afterAgent` will not run. */
   const failOwnedRun = async (state: RunState, error: unknown) => {
     const runId = state[RUN_ID_KEY];
     if (runId === undefined || state[RUN_OWNED_KEY] !== true) return;
     await failRunIfOpen(warden, runId, error).catch(report);
+  };
+
+  /** A halted outcome ends the invocation: the run this middleware opened fails with the halt, which reaches the caller. */
+  const stopOnHalt = async (outcome: ToolCallHandle["outcome"], state: RunState) => {
+    if (outcome.outcome !== "halted") return;
+    await failOwnedRun(state, outcome.error);
+    throw outcome.error;
   };
 
   // What `createMiddleware` from langchain returns (it copies the hooks beside its brand), built here so that
@@ -142,28 +139,32 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
 
       // A call resumed after an interrupt() was recorded the first time round: pick it up by its id.
       const begun =
-        (interrupting ? pausedCall(warden, toolCall.id!, runId, signal) : undefined) ??
+        (interrupting ? pausedCall(warden, toolCall.id!, runId, signal, toolCall.args) : undefined) ??
         warden.beginToolCall({ tool: toolCall.name, args: toolCall.args, externalId: toolCall.id, runId, signal, actionHint: options.actionHints?.[toolCall.name] });
       const handle = interrupting ? await reviewedOrInterrupt(warden, begun, toolCall, signal) : begun;
 
-      const admitted = await handle.admit().catch((error: unknown) => ({ ok: false as const, error }));
-      if (!admitted.ok) {
-        // A block or a reviewer's refusal reaches the model; a halt (or any other failure) ends the run.
-        if (WardenError.isInstance(admitted.error) && REFUSED.has(admitted.error.code)) return refusal(toolCall, admitted.error.message);
-        await failOwnedRun(state, admitted.error);
-        throw admitted.error;
+      // The core's closed set of outcomes: a refusal reaches the model as an error tool message; a halt,
+      // or the caller's own abort of an approval wait, ends the run.
+      const admission = await handle.admit().catch(async (error: unknown) => {
+        await failOwnedRun(state, error);
+        throw error;
+      });
+      if (!admission.ok) {
+        if (admission.outcome === "refused" && admission.cause !== "aborted") return refusal(toolCall, admission.error.message);
+        await failOwnedRun(state, admission.error);
+        throw admission.error;
       }
 
+      let result: Awaited<ReturnType<typeof handler>>;
       try {
         // The tool node invokes `request.tool` with its own signal; hand it one that also aborts on a halt.
         const governed = { ...request, tool: abortingOn(request.tool, handle.signal) };
-        const result = await whileGoverned(warden, toolCall.id, () => raceSignal(handle.signal, async () => handler(governed)));
-        record(() => (isErrorMessage(result) ? handle.fail({ message: String(recordableOutput(result)) }) : handle.complete(recordableOutput(result))));
-        return result;
+        result = await whileGoverned(warden, toolCall.id, () => handle.race(() => handler(governed)));
       } catch (error) {
-        record(() => handle.fail(error));
+        handle.settle({ error }, report);
+        await stopOnHalt(handle.outcome, state);
         if (handle.signal.aborted && error === handle.signal.reason) {
-          // A halt (or the caller's own abort) stops the run rather than telling the model.
+          // The caller's own abort stops the run rather than telling the model.
           await failOwnedRun(state, error);
           throw error;
         }
@@ -171,6 +172,10 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
         if (isGraphBubbleUp(error) || hasLangChainBrand(error, "MiddlewareError")) throw error;
         return toolError(toolCall, error);
       }
+      handle.settle(isErrorMessage(result) ? { error: { message: String(recordableOutput(result)) } } : { output: recordableOutput(result) }, report);
+      // A halt that landed as the tool finished: the call is recorded as stopped by it, and the run stops too.
+      await stopOnHalt(handle.outcome, state);
+      return result;
     },
   } satisfies AgentMiddleware<typeof stateSchema> & { [MIDDLEWARE_BRAND]: true };
   return middleware as unknown as AgentMiddleware;
@@ -192,8 +197,9 @@ export function approvalInterrupts(result: unknown): WardenApprovalInterrupt[] {
 }
 
 /** The paused Warden call for this framework id, if it belongs to this run; a stale or finished one starts afresh. */
-function pausedCall(warden: Warden, externalId: string, runId: string | undefined, signal: AbortSignal | undefined): ToolCallHandle | undefined {
-  const handle = warden.findToolCall(externalId, { signal });
+function pausedCall(warden: Warden, externalId: string, runId: string | undefined, signal: AbortSignal | undefined, args: unknown): ToolCallHandle | undefined {
+  // The arguments in the resumed state are what runs: the approval must cover them.
+  const handle = warden.findToolCall(externalId, { signal, args });
   return handle !== undefined && (runId === undefined || handle.runId === runId) ? handle : undefined;
 }
 
@@ -203,10 +209,10 @@ function pausedCall(warden: Warden, externalId: string, runId: string | undefine
  */
 async function reviewedOrInterrupt(warden: Warden, begun: ToolCallHandle, toolCall: ToolCall, signal: AbortSignal | undefined): Promise<ToolCallHandle> {
   let handle = begun;
-  while (handle.decision.action === "require_approval") {
+  while (handle.outcome.outcome === "needs_approval") {
     // The reviewer may have answered already (onApprovalRequest, another process).
-    handle = warden.resumeToolCall(handle.toolCallId, { signal });
-    if (handle.decision.action !== "require_approval") break;
+    handle = warden.resumeToolCall(handle.toolCallId, { signal, args: toolCall.args });
+    if (handle.outcome.outcome !== "needs_approval") break;
     await interrupt(approvalRequest(handle, toolCall));
   }
   return handle;

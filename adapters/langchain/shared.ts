@@ -1,6 +1,6 @@
 // What the middleware and the callback handler share: which framework tool calls the middleware is
 // governing (so the handler does not record them twice), the state keys that carry the run across
-// interrupts, how framework values are turned into recordable ones, and how a failure is reported or a run failed once.
+// interrupts, how framework values are turned into recordable ones, where a failure is reported, and how a run is failed once.
 // Nothing here imports `langchain` or `@langchain/langgraph`: the callback handler needs only `@langchain/core`.
 import { WardenError, type Warden } from "agent-warden";
 
@@ -82,22 +82,6 @@ export function hasLangChainBrand(error: unknown, brand: "MiddlewareError" | "To
   return error instanceof Error && (error as Error & { "~brand"?: unknown })["~brand"] === brand;
 }
 
-/** Runs `fn`, but rejects with the signal's reason as soon as it aborts (a tool that ignores the signal cannot outlive a halt). */
-export async function raceSignal<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
-  if (signal.aborted) throw signal.reason;
-  const pending = fn();
-  let onAbort = () => {};
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([pending, aborted]);
-  } finally {
-    signal.removeEventListener("abort", onAbort);
-  }
-}
-
 /** Fails a run unless it is closed already: a halt, or a parallel call of the same run, may have failed it first. */
 export async function failRunIfOpen(warden: Warden, runId: string, error: unknown): Promise<void> {
   try {
@@ -107,13 +91,7 @@ export async function failRunIfOpen(warden: Warden, runId: string, error: unknow
   }
 }
 
-/** The default sink for telemetry failures: one process warning per kind, never a throw. */
-export function warnOnce(): (error: unknown) => void {
-  const seen = new Set<string>();
-  return (error) => {
-    const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    if (seen.has(text)) return;
-    seen.add(text);
-    process.emitWarning(`[warden] langchain: ${text}`, { code: "WARDEN_TELEMETRY" });
-  };
+/** Where failures that must not reach the agent go: the adapter's `onError` option, else the client's one sink. */
+export function errorSink(warden: Warden, onError: ((error: unknown) => void) | undefined): (error: unknown) => void {
+  return onError ?? ((error) => warden.reportError(error, "langchain"));
 }

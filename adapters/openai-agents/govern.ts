@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { Agent, defineToolInputGuardrail, getCurrentSpan, ToolGuardrailFunctionOutputFactory } from "@openai/agents";
-import type { FunctionTool, RunContext, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from "@openai/agents";
+import type { FunctionTool, Model, RunContext, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from "@openai/agents";
 import { InvalidStateError, isHalt, WardenError, type ActionType, type ToolCallHandle, type Warden } from "agent-warden";
 import { namesFor, toolFailures, type ToolFailure } from "./names.js";
 import { FRAMEWORK, governedSpans, registryOf, runScope, type Registry, type RunContextScope, type RunMetadata } from "./registry.js";
@@ -65,6 +65,7 @@ export function governAgent<TAgent extends Agent<any, any>>(agent: TAgent, warde
     for (const tool of current.tools) {
       if (tool.type === "function") governTool(tool as AnyFunctionTool, warden, registry, options);
     }
+    if (typeof current.model === "object" && current.model !== null) governModel(current.model, warden, registry);
     if (options.handoffs === false) return;
     for (const handoff of current.handoffs) visit(handoff instanceof Agent ? handoff : handoff.agent);
   };
@@ -78,9 +79,12 @@ function governTool(tool: AnyFunctionTool, warden: Warden, registry: Registry, o
   if (owner !== undefined) throw new InvalidStateError(`tool "${tool.name}" is already governed by another Warden client`);
   governedTools.set(tool, warden);
   const sdkName = tool.name;
-  const identify: Identify = (args, runId) => {
-    const name = policyName(tool, warden, args, runId, options);
-    return { name, actionHint: options.actionHints?.[name] ?? options.actionHints?.[sdkName] };
+  const identify: Identify = () => {
+    // The developer's name for the tool (see `names.ts`); other names policies may mean it by go as aliases,
+    // and the core decides the call once, under the strictest of them.
+    const [name, ...aliases] = namesFor(tool, warden);
+    const hinted = [name!, ...aliases].find((candidate) => options.actionHints?.[candidate] !== undefined);
+    return { tool: name!, aliases: aliases.length === 0 ? undefined : aliases, actionHint: options.actionHints?.[hinted ?? sdkName] };
   };
   tool.inputGuardrails = [...(tool.inputGuardrails ?? []), wardenGuardrail(sdkName, identify, warden, registry)];
   if ((options.approval ?? "interrupt") === "interrupt") {
@@ -91,26 +95,39 @@ function governTool(tool: AnyFunctionTool, warden: Warden, registry: Registry, o
   tool.invoke = (runContext, input, details) => governedInvoke(tool, invoke, warden, registry, options, runContext, input, details);
 }
 
-/** The name Warden decides and records a call under, and its action hint. */
-type Identify = (args: unknown, runId: string | undefined) => { name: string; actionHint: ActionType | undefined };
+const governedModels = new WeakMap<object, Warden>();
 
 /**
- * The developer's name for the tool (see `names.ts`). When policies written for two different names
- * could both mean this tool, the one whose decision is strictest is used: enforcement fails closed.
+ * Gates the agent's model (a `Model` instance) before each call: a halt, or a run whose LLM-token budget
+ * is spent, refuses the call before it reaches the provider (the refusal is recorded; the run rejects
+ * with the `HaltedError` or `ToolBlockedError`). Its usage is recorded from the trace once it is made.
+ * Model names the runner resolves (`"gpt-4.1"`) are gated by `governedRun`.
  */
-function policyName(tool: AnyFunctionTool, warden: Warden, args: unknown, runId: string | undefined, options: GovernAgentOptions): string {
-  const names = namesFor(tool, warden);
-  if (names.length === 1) return names[0]!;
-  let strictest = names[0]!;
-  let rank = -1;
-  for (const name of names) {
-    const action = warden.check({ tool: name, args, runId, actionHint: options.actionHints?.[name] }).action;
-    if (STRICTNESS[action] > rank) [strictest, rank] = [name, STRICTNESS[action]];
-  }
-  return strictest;
+function governModel(model: Model, warden: Warden, registry: Registry): void {
+  const owner = governedModels.get(model);
+  if (owner === warden) return;
+  if (owner !== undefined) throw new InvalidStateError("this model instance is already governed by another Warden client");
+  governedModels.set(model, warden);
+  const admit = () => warden.admitLlmCall({ runId: registry.currentRunId(warden), model: modelName(model) });
+  const getResponse = model.getResponse;
+  model.getResponse = async function (this: Model, request) {
+    admit();
+    return getResponse.call(this, request);
+  };
+  const getStreamedResponse = model.getStreamedResponse;
+  model.getStreamedResponse = async function* (this: Model, request) {
+    admit();
+    yield* getStreamedResponse.call(this, request);
+  };
 }
 
-const STRICTNESS: Record<string, number> = { allow: 0, warn: 1, require_approval: 2, block: 3 };
+function modelName(model: Model): string | undefined {
+  const name = (model as { model?: unknown }).model;
+  return typeof name === "string" ? name : undefined;
+}
+
+/** The names Warden decides a call under (see `ToolCallInit.aliases`), and its action hint. */
+type Identify = () => { tool: string; aliases: readonly string[] | undefined; actionHint: ActionType | undefined };
 
 /**
  * `needsApproval`: the call is decided and recorded here, once, keyed by the SDK call id (the
@@ -121,14 +138,12 @@ const STRICTNESS: Record<string, number> = { allow: 0, warn: 1, require_approval
 async function policyNeedsApproval(identify: Identify, input: unknown, callId: string | undefined, warden: Warden, registry: Registry): Promise<boolean> {
   if (callId === undefined) return false;
   try {
-    if (registry.interrupted.has(callId)) return settle(registry, callId, warden.resumeToolCall(callId));
+    if (registry.interrupted.has(callId)) return settle(registry, callId, warden.resumeToolCall(callId, { args: input }));
     // Approved in Warden and applied to the SDK state (`resolveInterruptions`): the guardrail runs it.
     if (registry.decided.has(callId)) return false;
-    const runId = registry.currentRunId(warden);
-    const { name, actionHint } = identify(input, runId);
-    const handle = warden.beginToolCall({ tool: name, args: input, runId, externalId: callId, actionHint });
+    const handle = warden.beginToolCall({ ...identify(), args: input, runId: registry.currentRunId(warden), externalId: callId });
     // A reviewer callback may have answered at once (an auto-approver): then there is nothing to pause for.
-    if (handle.approval && warden.approvals.get(handle.approval.approvalId).status !== "pending") return settle(registry, callId, warden.resumeToolCall(callId));
+    if (handle.approval && warden.approvals.get(handle.approval.approvalId).status !== "pending") return settle(registry, callId, warden.resumeToolCall(callId, { args: input }));
     return settle(registry, callId, handle);
   } catch {
     return false;
@@ -156,7 +171,7 @@ function wardenGuardrail(sdkName: string, identify: Identify, warden: Warden, re
       if (span) governedSpans.add(span);
       let handle: ToolCallHandle;
       try {
-        handle = registry.decided.get(callId) ?? resumeInterrupted(sdkName, callId, context, warden, registry) ?? beginCall(identify, parseArguments(toolCall.arguments), callId, warden, registry);
+        handle = registry.decided.get(callId) ?? resumeInterrupted(sdkName, callId, parseArguments(toolCall.arguments), context, warden, registry) ?? beginCall(identify, parseArguments(toolCall.arguments), callId, warden, registry);
       } catch (error) {
         // The call could not even be decided (a run that cannot open): refused, or stopped if a halt is why.
         return refuse(isHalt(error), error, undefined);
@@ -179,19 +194,17 @@ function wardenGuardrail(sdkName: string, identify: Identify, warden: Warden, re
 }
 
 function beginCall(identify: Identify, args: unknown, callId: string, warden: Warden, registry: Registry): ToolCallHandle {
-  const runId = registry.currentRunId(warden);
-  const { name, actionHint } = identify(args, runId);
-  return warden.beginToolCall({ tool: name, args, runId, externalId: callId, actionHint });
+  return warden.beginToolCall({ ...identify(), args, runId: registry.currentRunId(warden), externalId: callId });
 }
 
 /**
  * A call that paused through an interruption (here or in another process) continues as the same
  * Warden call. `undefined` when it has no record; throws when its approval cannot be verified here.
  */
-function resumeInterrupted(tool: string, callId: string, context: RunContext<any>, warden: Warden, registry: Registry): ToolCallHandle | undefined {
+function resumeInterrupted(tool: string, callId: string, args: unknown, context: RunContext<any>, warden: Warden, registry: Registry): ToolCallHandle | undefined {
   if (!registry.interrupted.has(callId) && context.isToolApproved({ toolName: tool, callId }) !== true) return undefined;
   try {
-    return warden.resumeToolCall(callId);
+    return warden.resumeToolCall(callId, { args });
   } catch (error) {
     if (WardenError.isInstance(error) && error.code === "not_found") return undefined;
     throw error;
@@ -230,7 +243,7 @@ async function governedInvoke(tool: AnyFunctionTool, invoke: AnyFunctionTool["in
   try {
     output = await handle.race(() => toolFailures.run(failure, () => nestedRuns.run(nested, () => runScope.run(nested, () => invoke.call(tool, runContext, input, withSignal(details, signal))))));
   } catch (error) {
-    record(warden, () => handle.fail(error));
+    handle.settle({ error }, "openai-agents");
     nested.close(error, registry);
     throw error;
   }
@@ -238,7 +251,7 @@ async function governedInvoke(tool: AnyFunctionTool, invoke: AnyFunctionTool["in
   // for the SDK's own `tool()`, the function span shows it when tracing is on.
   const spanError = getCurrentSpan()?.error;
   const failed = "error" in failure ? failure.error : spanError ? { message: spanError.message, output } : undefined;
-  record(warden, () => (failed !== undefined ? handle.fail(failed) : handle.complete(output)));
+  handle.settle(failed !== undefined ? { error: failed } : { output }, "openai-agents");
   nested.close(undefined, registry);
   return output;
 }
@@ -309,17 +322,7 @@ function withSignal(details: ToolCallDetails | undefined, signal: AbortSignal): 
   return copy;
 }
 
-/** Recording an outcome is telemetry: it never throws into the agent. */
-function record(warden: Warden, fn: () => void): void {
-  try {
-    fn();
-  } catch (error) {
-    // A halt already finished the call (and recorded it); anything else is worth a report.
-    if (!isHalt(error) && !(WardenError.isInstance(error) && error.code === "invalid_state")) warden.reportError(error, "openai-agents");
-  }
-}
-
-function parseArguments(raw: string): unknown {
+export function parseArguments(raw: string): unknown {
   try {
     return raw === "" ? {} : JSON.parse(raw);
   } catch {

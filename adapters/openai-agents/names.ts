@@ -2,7 +2,7 @@
 // policies are written for the name the developer gave, so decisions and records use that name.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { tool as sdkTool } from "@openai/agents";
-import type { PolicySet, Warden } from "agent-warden";
+import { globCaptures, type PolicySet, type Warden } from "agent-warden";
 
 const developerNames = new WeakMap<object, string>();
 
@@ -89,19 +89,11 @@ function* toolGlobs(policies: PolicySet): Iterable<string> {
 export function unrewrite(glob: string, sdkName: string): string | undefined {
   // Only globs the rewrite changes: the SDK turns every character outside [a-zA-Z0-9] into "_".
   if (!/[^a-zA-Z0-9_*?]/.test(glob)) return undefined;
-  const parts: Array<{ literal: string } | { wildcard: "*" | "?" }> = [];
-  let source = "";
-  for (const char of glob) {
-    if (char === "*" || char === "?") {
-      parts.push({ wildcard: char });
-      source += char === "*" ? "(.*)" : "(.)";
-    } else {
-      parts.push({ literal: char });
-      source += /[a-zA-Z0-9]/.test(char) ? char : "_";
-    }
-  }
-  const match = new RegExp(`^${source}$`).exec(sdkName);
-  if (!match) return undefined;
-  let group = 1;
-  return parts.map((part) => ("literal" in part ? part.literal : match[group++]!)).join("");
+  const chars = [...glob];
+  // The glob as the SDK would rewrite it, matched by the core's linear glob matcher; its literal
+  // characters come back from the glob, its wildcards take what they span in `sdkName`.
+  const captures = globCaptures(chars.map((char) => (char === "*" || char === "?" || /[a-zA-Z0-9]/.test(char) ? char : "_")).join(""), sdkName);
+  if (captures === undefined) return undefined;
+  let wildcard = 0;
+  return chars.map((char) => (char === "*" || char === "?" ? captures[wildcard++]! : char)).join("");
 }

@@ -1,6 +1,7 @@
 import { run, RunState } from "@openai/agents";
-import type { Agent, AgentInputItem, NonStreamRunOptions, RunResult, RunToolApprovalItem } from "@openai/agents";
+import type { Agent, AgentInputItem, CallModelInputFilter, NonStreamRunOptions, RunResult, RunToolApprovalItem } from "@openai/agents";
 import { isHalt, WardenError, type ToolCallHandle, type Warden } from "agent-warden";
+import { parseArguments } from "./govern.js";
 import { FRAMEWORK, isOurs, registryOf, runScope, type RunMetadata } from "./registry.js";
 
 /**
@@ -44,7 +45,7 @@ function resolveWithHandles(state: RunState<any, any>, warden: Warden): { resolu
     }
     let handle: ToolCallHandle;
     try {
-      handle = warden.resumeToolCall(raw.callId);
+      handle = warden.resumeToolCall(raw.callId, { args: parseArguments(raw.arguments) });
     } catch (error) {
       const code = WardenError.isInstance(error) ? error.code : undefined;
       if (code === "not_found") resolution.unmanaged.push(item);
@@ -114,7 +115,8 @@ export async function governedRun<TAgent extends Agent<any, any>, TContext = und
   const signal = runOptions.signal ? AbortSignal.any([runOptions.signal, warden.signal]) : warden.signal;
   let result: RunResult<TContext, TAgent>;
   try {
-    result = await runScope.run({ warden, runId: workflow.runId, traceId: workflow.traceId, resumed: resumed !== undefined }, () => run(agent, input, { ...runOptions, stream: false, signal }));
+    const callModelInputFilter = gateModelCalls(warden, runOptions.callModelInputFilter);
+    result = await runScope.run({ warden, runId: workflow.runId, traceId: workflow.traceId, resumed: resumed !== undefined }, () => run(agent, input, { ...runOptions, callModelInputFilter, stream: false, signal }));
   } catch (error) {
     const thrown = haltIn(error) ?? error;
     await warden.failRun(workflow.runId, thrown).catch(() => {});
@@ -123,6 +125,20 @@ export async function governedRun<TAgent extends Agent<any, any>, TContext = und
   // Paused for approval: the run stays open until it resumes.
   if (result.interruptions.length === 0) await warden.completeRun(workflow.runId, result.finalOutput).catch(() => {});
   return result;
+}
+
+/**
+ * Every model call of the run, whatever its model (a name the runner resolves included), is gated before
+ * it is made: a halt or a spent LLM-token budget refuses it. Then the caller's own filter, if any.
+ */
+function gateModelCalls(warden: Warden, own: CallModelInputFilter | undefined): CallModelInputFilter {
+  const registry = registryOf(warden);
+  const gate: CallModelInputFilter = async (args) => {
+    warden.admitLlmCall({ runId: registry.currentRunId(warden), model: typeof args.agent.model === "string" ? args.agent.model : undefined });
+    return own ? own(args) : args.modelData;
+  };
+  if (own?.preserveInputIdentity !== undefined) gate.preserveInputIdentity = own.preserveInputIdentity;
+  return gate;
 }
 
 /** Applies recorded approvals, and finds the still-open Warden run the paused SDK run belongs to. */

@@ -1,8 +1,11 @@
 import { ApprovalStatus, EventType, type AgentContext } from "../enums.js";
-import { InvalidStateError, NotFoundError } from "../errors.js";
+import { ApprovalInvalidError, InvalidStateError, NotFoundError, ReviewerNotAllowedError, type ApprovalInvalidReason } from "../errors.js";
 import { newId } from "../internal/ids.js";
 import { pendingApproval, toApprovalRecord, type ApprovalRecord, type ApprovalRow } from "../records.js";
 import type { SqliteStore } from "../store/sqlite-store.js";
+import { argsDigest, reviewerIn, type ApprovalRule } from "./binding.js";
+
+export type { ApprovalRule };
 
 /**
  * Who answered an approval request and why, recorded in the ledger so every decision has an owner.
@@ -12,9 +15,28 @@ import type { SqliteStore } from "../store/sqlite-store.js";
  * warden.approvals.reject(approvalId, answer);
  */
 export interface ApprovalDecisionInput {
-  /** Who decided (a person, a service). Recorded in the ledger. */
+  /** Who decided (a person, a service). Recorded in the ledger; checked against the policy's `approval.from`. */
   reviewer?: string | undefined;
+  /** The groups the reviewer belongs to (from the API key or console user), for `group:<name>` in `approval.from`. */
+  groups?: readonly string[] | undefined;
   reason?: string | undefined;
+}
+
+/**
+ * The call presented to an approval when it is to run: the core checks it is the call the reviewer
+ * approved (`Approvals.admit`). `args` are the arguments the framework hands back on resume.
+ */
+export interface PresentedCall {
+  toolName: string;
+  agentId: string;
+  runId: string;
+  /** Digest of the presented arguments (`argsDigest(approvalId, args)`); undefined when none were presented. */
+  argsDigest: string | undefined;
+  /** Who admits it (the tool call id and process), recorded as the approval's one use. */
+  consumer: string;
+  /** The policy set version in force now, and the decision it gives the presented call. */
+  policyVersion: string;
+  redecide: () => { action: string; policyId: string | undefined };
 }
 
 /**
@@ -38,6 +60,8 @@ export interface ApprovalsContext {
   onRequest: ApprovalRequestHandler | undefined;
   onError: (error: unknown) => void;
   pollIntervalMs: number;
+  /** The clock approvals read (expiry, escalation); injectable for tests. */
+  now?: (() => number) | undefined;
 }
 
 interface Waiter {
@@ -66,19 +90,52 @@ export class Approvals {
     this.#ctx = ctx;
   }
 
-  /** @internal Creates a pending request; it is committed at once so other processes can decide it. */
-  create(input: { toolCallId: string; runId: string; agentId: string; toolName: string; payload: unknown; agentContext: AgentContext | undefined; policyId: string | undefined; reason: string; timeoutMs: number }): ApprovalRecord {
-    const now = Date.now();
-    const record = pendingApproval({ approvalId: newId("apr"), toolCallId: input.toolCallId, runId: input.runId, agentId: input.agentId, toolName: input.toolName, payload: input.payload, agentContext: input.agentContext, policyId: input.policyId, reason: input.reason, createdAt: now, expiresAt: now + input.timeoutMs });
+  /**
+   * @internal Creates a pending request; it is committed at once so other processes can decide it.
+   * Bound to the unredacted arguments' digest (never the arguments in clear), the policy version and rule.
+   */
+  create(input: { toolCallId: string; runId: string; agentId: string; toolName: string; payload: unknown; args: unknown; agentContext: AgentContext | undefined; policyId: string | undefined; policyVersion: string | undefined; rule: ApprovalRule | undefined; reason: string; timeoutMs: number }): ApprovalRecord {
+    const now = this.#now();
+    const approvalId = newId("apr");
+    const digest = argsDigest(approvalId, input.args);
+    const record: ApprovalRecord = {
+      ...pendingApproval({ approvalId, toolCallId: input.toolCallId, runId: input.runId, agentId: input.agentId, toolName: input.toolName, payload: input.payload, agentContext: input.agentContext, policyId: input.policyId, reason: input.reason, createdAt: now, expiresAt: now + input.timeoutMs }),
+      argsDigest: digest,
+      ...(input.policyVersion !== undefined && { policyVersion: input.policyVersion }),
+      ...(input.rule !== undefined && { rule: input.rule }),
+    };
     this.#ctx.store.write(
-      "INSERT INTO approvals (id, org, tool_call_id, run_id, agent_id, tool_name, status, payload, agent_context, policy_id, reason, created_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-      [record.approvalId, this.#ctx.org, record.toolCallId, record.runId, record.agentId, record.toolName, record.status, JSON.stringify(record.payload ?? null), record.agentContext ? JSON.stringify(record.agentContext) : null, record.policyId ?? null, record.reason ?? null, now, record.expiresAt],
+      "INSERT INTO approvals (id, org, tool_call_id, run_id, agent_id, tool_name, status, payload, agent_context, policy_id, reason, created_at, expires_at, args_digest, policy_version, rule) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      [record.approvalId, this.#ctx.org, record.toolCallId, record.runId, record.agentId, record.toolName, record.status, JSON.stringify(record.payload ?? null), record.agentContext ? JSON.stringify(record.agentContext) : null, record.policyId ?? null, record.reason ?? null, now, record.expiresAt, digest, input.policyVersion ?? null, input.rule ? JSON.stringify(input.rule) : null],
     );
     // Committed before anyone hears of it: a reviewer acting on the event at once must find the request.
     this.#ctx.store.flush();
-    this.#ctx.record(EventType.APPROVAL_REQUESTED, record, { approvalId: record.approvalId, toolName: record.toolName, policyId: record.policyId, reason: record.reason, payload: record.payload, agentContext: record.agentContext, expiresAt: record.expiresAt });
+    this.#ctx.record(EventType.APPROVAL_REQUESTED, record, { approvalId: record.approvalId, toolName: record.toolName, policyId: record.policyId, reason: record.reason, payload: record.payload, agentContext: record.agentContext, expiresAt: record.expiresAt, argsDigest: digest, policyVersion: input.policyVersion, rule: input.rule });
     this.#ctx.store.flush();
     return record;
+  }
+
+  /**
+   * @internal Admits the call presented to an approved request, once: the same tool, agent, run and
+   * arguments (by digest) the reviewer saw, a policy set that still asks for this approval, before
+   * the request's expiry, and not used before (in any process: the store marks it consumed).
+   * Returns the refusal, recorded, or undefined when admitted.
+   */
+  admit(approvalId: string, call: PresentedCall): ApprovalInvalidError | undefined {
+    const now = this.#now();
+    let refusal: ApprovalInvalidReason | undefined;
+    let record: ApprovalRecord | undefined;
+    this.#ctx.store.transaction(() => {
+      const row = this.#ctx.store.db.prepare("SELECT * FROM approvals WHERE id = ? AND org = ?").get(approvalId, this.#ctx.org) as ApprovalRow | undefined;
+      if (!row) throw new NotFoundError("approval", approvalId);
+      record = toApprovalRecord(row);
+      refusal = bindingRefusal(row, call, now);
+      if (refusal === undefined) this.#ctx.store.db.prepare("UPDATE approvals SET consumed_at = ?, consumed_by = ? WHERE id = ? AND consumed_at IS NULL").run(now, call.consumer, approvalId);
+    });
+    if (refusal === undefined) return undefined;
+    const error = new ApprovalInvalidError({ approvalId, toolName: call.toolName, reason: refusal });
+    this.#ctx.record(EventType.RISK_DETECTED, { agentId: call.agentId, runId: call.runId, toolCallId: record!.toolCallId }, { approvalId, toolName: call.toolName, refused: refusal, reason: error.message, severity: "high" });
+    return error;
   }
 
   /** @internal Notifies `onApprovalRequest`; its failures are reported, and the request then waits for another reviewer or the timeout. */
@@ -133,22 +190,70 @@ export class Approvals {
     return this.decide(approvalId, ApprovalStatus.REJECTED, input);
   }
 
-  /** @internal Moves a pending request to a final status, once, across processes. */
+  /**
+   * @internal Moves a pending request to a final status, once, across processes. A reviewer's answer
+   * is checked against the deciding policy's rule (who may answer, how many must approve); an approval
+   * short of the count is recorded as a vote and the request stays pending.
+   */
   decide(approvalId: string, status: Exclude<ApprovalStatus, "pending">, input: ApprovalDecisionInput = {}): ApprovalRecord {
-    const now = Date.now();
+    const now = this.#now();
+    const reviewed = status === ApprovalStatus.APPROVED || status === ApprovalStatus.REJECTED;
+    let refused: ReviewerNotAllowedError | undefined;
+    let voted = false;
     const record = this.#ctx.store.transaction(() => {
       const row = this.#ctx.store.db.prepare("SELECT * FROM approvals WHERE id = ? AND org = ?").get(approvalId, this.#ctx.org) as ApprovalRow | undefined;
       if (!row) throw new NotFoundError("approval", approvalId);
       if (row.status !== ApprovalStatus.PENDING) throw new InvalidStateError(`approval "${approvalId}" is already ${row.status}`);
       // Past its deadline a request can only expire or be cancelled: a late answer must not run the call.
-      if (row.expires_at <= now && (status === ApprovalStatus.APPROVED || status === ApprovalStatus.REJECTED)) throw new InvalidStateError(`approval "${approvalId}" is already expired`);
-      this.#ctx.store.db.prepare("UPDATE approvals SET status = ?, reviewer = ?, decision_reason = ?, decided_at = ? WHERE id = ?").run(status, input.reviewer ?? null, input.reason ?? null, now, approvalId);
-      return { ...toApprovalRecord(row), status, reviewer: input.reviewer, decisionReason: input.reason, decidedAt: now };
+      if (row.expires_at <= now && reviewed) throw new InvalidStateError(`approval "${approvalId}" is already expired`);
+      if (reviewed) {
+        refused = reviewerRefusal(row, input, now);
+        if (refused !== undefined) return toApprovalRecord(row);
+      }
+      const votes = row.votes ? (JSON.parse(row.votes) as Vote[]) : [];
+      if (status === ApprovalStatus.APPROVED) {
+        const needed = ruleOf(row)?.approvers ?? 1;
+        votes.push({ reviewer: input.reviewer ?? "", at: now, reason: input.reason });
+        if (votes.length < needed) {
+          voted = true;
+          this.#ctx.store.db.prepare("UPDATE approvals SET votes = ? WHERE id = ?").run(JSON.stringify(votes), approvalId);
+          return toApprovalRecord({ ...row, votes: JSON.stringify(votes) });
+        }
+      }
+      const reviewer = status === ApprovalStatus.APPROVED && votes.length > 1 ? votes.map((vote) => vote.reviewer).join(", ") : (input.reviewer ?? null);
+      const votesJson = votes.length > 0 ? JSON.stringify(votes) : (row.votes ?? null);
+      this.#ctx.store.db.prepare("UPDATE approvals SET status = ?, reviewer = ?, decision_reason = ?, decided_at = ?, votes = ? WHERE id = ?").run(status, reviewer, input.reason ?? null, now, votesJson, approvalId);
+      return toApprovalRecord({ ...row, status, reviewer, decision_reason: input.reason ?? null, decided_at: now, votes: votesJson });
     });
+    if (refused !== undefined) {
+      // A refused reviewer is recorded: who tried to answer what, and why they could not.
+      this.#ctx.record(EventType.RISK_DETECTED, record, { approvalId, toolName: record.toolName, refusedReviewer: input.reviewer, groups: input.groups, reason: refused.message, severity: "high" }, input.reviewer);
+      throw refused;
+    }
+    if (voted) {
+      this.#ctx.record(EventType.APPROVAL_REQUESTED, record, { approvalId, toolName: record.toolName, status: ApprovalStatus.PENDING, vote: { reviewer: input.reviewer, reason: input.reason }, approvals: record.approvedBy?.length ?? 0, needed: record.rule?.approvers ?? 1 }, input.reviewer);
+      return record;
+    }
     const type = status === ApprovalStatus.APPROVED ? EventType.APPROVAL_APPROVED : EventType.APPROVAL_REJECTED;
-    this.#ctx.record(type, record, { approvalId, status, reviewer: input.reviewer, reason: input.reason, toolName: record.toolName }, input.reviewer);
+    this.#ctx.record(type, record, { approvalId, status, reviewer: record.reviewer, reason: input.reason, toolName: record.toolName, ...(record.approvedBy !== undefined && record.approvedBy.length > 1 && { approvedBy: record.approvedBy }) }, input.reviewer);
     this.#settle(record);
     return record;
+  }
+
+  /**
+   * Escalates the pending requests whose rule's `escalate.after` has passed unanswered: the
+   * escalation set may answer from now on, and the request is recorded as asked of it (once).
+   * Also done whenever a request is read or answered; call it from a timer to notify promptly.
+   */
+  escalateDue(): ApprovalRecord[] {
+    const now = this.#now();
+    const rows = this.#ctx.store.all<ApprovalRow>("SELECT * FROM approvals WHERE org = ? AND status = 'pending' AND rule IS NOT NULL AND escalated_at IS NULL", this.#ctx.org);
+    const escalated: ApprovalRecord[] = [];
+    for (const row of rows) {
+      const record = this.#escalateIfDue(toApprovalRecord(row), now);
+      if (record.escalatedAt !== undefined) escalated.push(record);
+    }
+    return escalated;
   }
 
   /**
@@ -236,8 +341,22 @@ export class Approvals {
     }
   }
 
+  #now(): number {
+    return this.#ctx.now?.() ?? Date.now();
+  }
+
+  #escalateIfDue(record: ApprovalRecord, now: number): ApprovalRecord {
+    const escalate = record.rule?.escalate;
+    if (record.status !== ApprovalStatus.PENDING || escalate === undefined || record.escalatedAt !== undefined || now < record.createdAt + escalate.afterMs) return record;
+    const changed = this.#ctx.store.transaction(() => this.#ctx.store.db.prepare("UPDATE approvals SET escalated_at = ? WHERE id = ? AND escalated_at IS NULL AND status = 'pending'").run(now, record.approvalId).changes > 0);
+    const escalated = { ...record, escalatedAt: now };
+    if (changed) this.#ctx.record(EventType.APPROVAL_REQUESTED, escalated, { approvalId: record.approvalId, toolName: record.toolName, status: ApprovalStatus.PENDING, escalated: true, to: escalate.to });
+    return escalated;
+  }
+
   #expireIfDue(record: ApprovalRecord): ApprovalRecord {
-    if (record.status !== ApprovalStatus.PENDING || record.expiresAt > Date.now()) return record;
+    if (record.status !== ApprovalStatus.PENDING) return record;
+    if (record.expiresAt > this.#now()) return this.#escalateIfDue(record, this.#now());
     try {
       return this.decide(record.approvalId, ApprovalStatus.EXPIRED, { reviewer: "warden", reason: "approval timed out" });
     } catch {
@@ -272,4 +391,51 @@ export class Approvals {
     // The approval's own timeout timer keeps the process alive; polling must not.
     this.#poller.unref();
   }
+}
+
+interface Vote {
+  reviewer: string;
+  at: number;
+  reason?: string | undefined;
+}
+
+function ruleOf(row: ApprovalRow): ApprovalRule | undefined {
+  return row.rule ? (JSON.parse(row.rule) as ApprovalRule) : undefined;
+}
+
+/** Why this reviewer may not answer this request now, or undefined when they may. */
+function reviewerRefusal(row: ApprovalRow, input: ApprovalDecisionInput, now: number): ReviewerNotAllowedError | undefined {
+  const rule = ruleOf(row);
+  const reviewer = input.reviewer;
+  const refuse = (detail: string) => new ReviewerNotAllowedError({ approvalId: row.id, reviewer, detail });
+  // The requesting agent never answers its own request, whatever the rule says.
+  if (reviewer !== undefined && (reviewer === row.agent_id || reviewer === `agent:${row.agent_id}`)) return refuse("the requesting agent cannot answer its own request");
+  if (rule === undefined) return undefined;
+  if (reviewer === undefined || reviewer.length === 0) return refuse("this policy needs a named reviewer");
+  const escalated = rule.escalate !== undefined && (row.escalated_at != null || now >= row.created_at + rule.escalate.afterMs);
+  const allowed = rule.from === undefined ? undefined : [...rule.from, ...(escalated ? rule.escalate!.to : [])];
+  if (allowed !== undefined && !reviewerIn(allowed, reviewer, input.groups ?? [])) return refuse(escalated ? "not among the policy's reviewers or its escalation set" : "not among the policy's reviewers");
+  const votes = row.votes ? (JSON.parse(row.votes) as Vote[]) : [];
+  if (votes.some((vote) => vote.reviewer === reviewer)) return refuse("already approved; another reviewer must");
+  return undefined;
+}
+
+/** Why the presented call is not the one this approval admits, or undefined when it is. */
+function bindingRefusal(row: ApprovalRow, call: PresentedCall, now: number): ApprovalInvalidReason | undefined {
+  if (row.status !== ApprovalStatus.APPROVED) return row.status === ApprovalStatus.EXPIRED ? "expired" : "not_approved";
+  // Used once: only the same call in the same client may be admitted again (a later hook for it).
+  const again = row.consumed_at != null;
+  if (again && row.consumed_by !== call.consumer) return "used";
+  if (!again && row.expires_at <= now) return "expired";
+  if (row.tool_name !== call.toolName) return "tool_changed";
+  if (row.agent_id !== call.agentId) return "agent_changed";
+  if (row.run_id !== call.runId) return "run_changed";
+  if (row.args_digest != null && call.argsDigest !== undefined && row.args_digest !== call.argsDigest) return "args_changed";
+  if (row.policy_version != null && row.policy_version !== call.policyVersion) {
+    // A new policy set keeps the approval only if it still asks for it, from the same policy.
+    const now = call.redecide();
+    if (now.action === "block") return "policy_blocks";
+    if (now.action !== "require_approval" || now.policyId !== (row.policy_id ?? undefined)) return "policy_changed";
+  }
+  return undefined;
 }

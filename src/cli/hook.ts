@@ -2,7 +2,7 @@
 // The decisions live in agent-warden/hook; this file only reads stdin, prints and sets the exit code.
 // Every failure (bad input, unreadable policy or store) exits 2: enforcement fails closed.
 import type { Command } from "commander";
-import { HookEventSchema, postToolUse, preToolUse, sessionEnd, type HookAnswer, type HookEvent } from "agent-warden/hook";
+import { HookEventSchema, jsonAnswer, postToolUse, preToolUse, sessionEnd, type HookAnswer, type HookEvent } from "agent-warden/hook";
 import { WardenError } from "../errors.js";
 import { parseDuration } from "../internal/duration.js";
 import { Warden } from "../warden.js";
@@ -27,7 +27,7 @@ export function registerHookCommand(program: Command): void {
 
   hook
     .command("pre-tool-use")
-    .description("read a PreToolUse event on stdin; exit 0 to allow the tool, 2 to block it (the reason on stderr)")
+    .description("read a PreToolUse event on stdin; answer with Claude Code's JSON on stdout (deny, ask, or allow once a Warden reviewer approved); a refusal also exits 2 with the reason on stderr")
     .option("--policies <file>", "policy file (YAML or JSON)")
     .option("--agent <id>", "the agent the calls are recorded for", "coding-agent")
     .option(
@@ -35,17 +35,20 @@ export function registerHookCommand(program: Command): void {
       "the longest a call waits for a reviewer; then the request is cancelled and the call blocked. Keep it below the hook's own timeout (60s unless the settings say otherwise)",
       "50s",
     )
-    .action(async (opts: { policies?: string; agent: string; approvalTimeout: string }) => {
+    .option("--approval <mode>", "who answers a call that needs approval: wait (a Warden reviewer) or ask (Claude Code's own permission prompt, unless the policy names its reviewers)", "wait")
+    .option("--no-json", "answer with exit codes and stderr alone, not Claude Code's JSON on stdout")
+    .action(async (opts: { policies?: string; agent: string; approvalTimeout: string; approval: string; json: boolean }) => {
       process.exitCode = await answer(async () => {
+        if (opts.approval !== "wait" && opts.approval !== "ask") throw new Error(`--approval must be "wait" or "ask", not "${opts.approval}"`);
         const approvalTimeoutMs = parseDuration(opts.approvalTimeout);
         const event = await readEvent();
         const warden = client(opts.agent, { policies: opts.policies, approvalTimeout: approvalTimeoutMs });
         try {
-          return await preToolUse(warden, event, { approvalTimeoutMs, onWaiting: (message) => console.error(message) });
+          return await preToolUse(warden, event, { approvalTimeoutMs, approval: opts.approval, json: opts.json, onWaiting: (message) => console.error(message) });
         } finally {
           warden.close();
         }
-      });
+      }, opts.json);
     });
 
   hook
@@ -83,18 +86,18 @@ export function registerHookCommand(program: Command): void {
 }
 
 /** Prints the answer's message and returns its exit code; a failure blocks with its reason. */
-async function answer(fn: () => Promise<HookAnswer>): Promise<number> {
+async function answer(fn: () => Promise<HookAnswer>, json = false): Promise<number> {
   try {
     return report(await fn());
   } catch (error) {
-    // A halt can refuse the call before any decision (opening the session's run).
-    if (WardenError.isInstance(error) && error.code === "halted") console.error(error.message);
-    else console.error(`[warden] blocked: the hook failed (${error instanceof Error ? error.message : String(error)})`);
-    return BLOCK;
+    // A halt can refuse the call before any decision (opening the session's run); bad input blocks too.
+    const message = WardenError.isInstance(error) && error.code === "halted" ? error.message : `[warden] blocked: the hook failed (${error instanceof Error ? error.message : String(error)})`;
+    return report(json ? jsonAnswer("deny", message) : { exitCode: BLOCK, message });
   }
 }
 
 function report(answer: HookAnswer): number {
+  if (answer.output) process.stdout.write(`${JSON.stringify(answer.output)}\n`);
   if (answer.message) console.error(answer.message);
   return answer.exitCode;
 }

@@ -10,7 +10,7 @@ import type { LedgerDraft } from "../store/sqlite-store.js";
 import { storedRowProblem } from "./chain.js";
 import { parsePublicKey, rawPublicKey } from "./keys.js";
 import { verifyInclusion } from "./merkle.js";
-import { ledgerOrigin, openCheckpoint, parseVerifierKey, verifierKey } from "./note.js";
+import { ledgerOrigin, openCheckpoint, orgLedgerOrigin, parseVerifierKey, verifierKey } from "./note.js";
 
 /** The ledger entry type that records a policy set when it takes effect. */
 export const POLICY_SET_ENTRY = "policy.set";
@@ -126,8 +126,11 @@ export function verifyEvidence(input: unknown, options: { publicKey?: KeyObject 
     source = "supplied";
     if (!rawPublicKey(publicKey).equals(rawPublicKey(named.publicKey))) return { ok: false, problem: "the checkpoint key in the bundle is not the key supplied" };
   }
-  const origin = ledgerOrigin(publicKey);
+  // A key signs the embedded ledger's log, or on a control plane one log per organization.
+  const org = bundle.entries[0]!.org;
+  const origin = bundle.log.origin === ledgerOrigin(publicKey) ? ledgerOrigin(publicKey) : orgLedgerOrigin(publicKey, org);
   if (bundle.log.origin !== origin || named.name !== origin) return { ok: false, problem: `the bundle names log "${bundle.log.origin}", but the key's log is "${origin}"` };
+  if (origin !== ledgerOrigin(publicKey) && bundle.entries.some((entry) => entry.org !== org)) return { ok: false, problem: `the bundle mixes organizations, but its log holds only organization "${org}"` };
   const opened = openCheckpoint(bundle.checkpoint, { name: origin, publicKey });
   if ("problem" in opened) return { ok: false, problem: `the checkpoint ${opened.problem}` };
   const { head } = opened;

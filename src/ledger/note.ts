@@ -28,6 +28,14 @@ export function ledgerOrigin(publicKey: KeyObject): string {
   return `agent-warden.dev/ledger/${createHash("sha256").update(rawPublicKey(publicKey)).digest("hex").slice(0, 16)}`;
 }
 
+/**
+ * The origin of one organization's chain on a control plane signed by `publicKey`: a log of its own
+ * under the key's log, so a checkpoint of one organization never passes for another's.
+ */
+export function orgLedgerOrigin(publicKey: KeyObject, org: string): string {
+  return `${ledgerOrigin(publicKey)}/org/${encodeURIComponent(org)}`;
+}
+
 /** c2sp.org/signed-note: key ID = SHA-256(key name || 0x0A || 0x01 || 32-byte public key)[:4], big-endian. */
 export function noteKeyId(name: string, publicKey: Uint8Array): number {
   return createHash("sha256").update(Buffer.concat([Buffer.from(`${name}\n`), Buffer.of(ED25519), publicKey])).digest().readUInt32BE(0);

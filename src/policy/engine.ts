@@ -1,3 +1,4 @@
+import type { ApprovalRule } from "../approvals/binding.js";
 import type { ActionType, RiskSeverity } from "../enums.js";
 import { agentLineage } from "./identity.js";
 import { compileCondition, compileGlobs, compilePath, type Predicate } from "./match.js";
@@ -38,6 +39,8 @@ export interface PolicyMatch {
   severity?: RiskSeverity | undefined;
   /** Approval timeout the policy asks for, in ms. */
   timeoutMs?: number | undefined;
+  /** Who must answer, when the policy says (`approval.approvers`, `from`, `escalate`). */
+  approvalRule?: ApprovalRule | undefined;
   kind: "policy" | "limit" | "budget";
 }
 
@@ -180,6 +183,7 @@ function compilePolicy(policy: Policy, order: number): CompiledPolicy {
       reason: policy.reason ?? policy.description ?? `matched policy "${policy.id}"`,
       severity: policy.severity,
       timeoutMs: policy.approval?.timeout,
+      approvalRule: approvalRuleOf(policy.approval),
       kind: "policy" as const,
     }),
   };
@@ -210,4 +214,9 @@ function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key);
   if (list) list.push(value);
   else map.set(key, [value]);
+}
+
+function approvalRuleOf(approval: Policy["approval"]): ApprovalRule | undefined {
+  if (approval === undefined || (approval.approvers === undefined && approval.from === undefined && approval.escalate === undefined)) return undefined;
+  return { approvers: approval.approvers, from: approval.from, escalate: approval.escalate && { afterMs: approval.escalate.after, to: approval.escalate.to } };
 }

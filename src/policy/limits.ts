@@ -153,20 +153,27 @@ export class BudgetTracker {
 
   /** Reserves an LLM call's estimated tokens; refuses when the run's token budget would be exceeded. */
   reserveTokens(runId: string, estimate: number): PolicyMatch | undefined {
-    const reservations: Array<[string, number]> = [];
-    let over: PolicyMatch | undefined;
+    const over = this.tokensOver(runId, estimate);
+    // A refused call reserves nothing in any budget (it is never reconciled); one that goes ahead reserves in all.
+    if (over?.action === "block") return over;
     for (const { budget } of this.#budgets) {
       if (budget.tokens === undefined) continue;
       const key = `${budget.id}\u0000${runId}`;
-      const used = this.#spent.get(key) ?? 0;
+      this.#spent.set(key, (this.#spent.get(key) ?? 0) + estimate);
+    }
+    return over;
+  }
+
+  /** The token budget an LLM call of `estimate` tokens would exceed in the run (a blocking one first); reserves nothing. */
+  tokensOver(runId: string, estimate: number): PolicyMatch | undefined {
+    let over: PolicyMatch | undefined;
+    for (const { budget } of this.#budgets) {
+      if (budget.tokens === undefined) continue;
+      const used = this.#spent.get(`${budget.id}\u0000${runId}`) ?? 0;
       if (used + estimate > budget.tokens && (over === undefined || (over.action !== "block" && budget.exceed === "block"))) {
         over = { policyId: budget.id, action: budget.exceed, mode: "enforce", kind: "budget", reason: `token budget "${budget.id}": ${used + estimate} exceeds ${budget.tokens} per run` };
       }
-      reservations.push([key, used + estimate]);
     }
-    // A refused call reserves nothing in any budget (it is never reconciled); one that goes ahead reserves in all.
-    if (over?.action === "block") return over;
-    for (const [key, total] of reservations) this.#spent.set(key, total);
     return over;
   }
 

@@ -48,6 +48,41 @@ export function compileGlob(pattern: string): Matcher {
 }
 
 /**
+ * What each wildcard of a glob spans in `name` (`*` and `?`, in the glob's order) when it matches,
+ * else undefined: segments placed as `compileGlob` places them, in the same bounded time. For names a
+ * framework rewrites, to read back which name a policy's glob was written for.
+ * @example
+ * import { globCaptures } from "agent-warden";
+ * globCaptures("payments_*", "payments_refund"); // ["refund"]
+ */
+export function globCaptures(pattern: string, name: string): string[] | undefined {
+  const segments = pattern.split("*");
+  const first = segments[0]!;
+  const last = segments[segments.length - 1]!;
+  if (segments.length === 1) {
+    if (name.length !== pattern.length || !fitsAt(pattern, name, 0)) return undefined;
+  } else if (name.length < first.length + last.length || !fitsAt(first, name, 0) || !fitsAt(last, name, name.length - last.length)) return undefined;
+  const starts = [0];
+  if (segments.length > 1) {
+    let from = first.length;
+    const end = name.length - last.length;
+    for (const segment of segments.slice(1, -1)) {
+      const at = segment.length === 0 ? from : findSegment(segment, name, from, end);
+      if (at === -1) return undefined;
+      starts.push(at);
+      from = at + segment.length;
+    }
+    starts.push(end);
+  }
+  const captures: string[] = [];
+  segments.forEach((segment, i) => {
+    if (i > 0) captures.push(name.slice(starts[i - 1]! + segments[i - 1]!.length, starts[i]));
+    for (let j = 0; j < segment.length; j++) if (segment.charCodeAt(j) === 63 /* ? */) captures.push(name[starts[i]! + j]!);
+  });
+  return captures;
+}
+
+/**
  * Compiles one glob or a list (any of them matches).
  * @example
  * import { compileGlobs } from "./pattern.js";

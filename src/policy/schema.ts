@@ -88,7 +88,19 @@ export const PolicySchema = z.strictObject({
   mode: z.enum(["enforce", "shadow"]).default("enforce"),
   /** Shown to the agent and the reviewer; defaults to the description. */
   reason: z.string().optional(),
-  approval: z.strictObject({ timeout: DurationSchema.optional() }).optional(),
+  /**
+   * Who must answer and how long they have: `approvers` distinct reviewers (default 1), each one of
+   * `from` (identities, or `group:<name>`; default: anyone but the requesting agent), and once
+   * `escalate.after` passes unanswered, also one of `escalate.to`.
+   */
+  approval: z
+    .strictObject({
+      timeout: DurationSchema.optional(),
+      approvers: z.number().int().min(1).max(20).optional(),
+      from: z.array(z.string().min(1).max(256)).min(1).max(100).optional(),
+      escalate: z.strictObject({ after: DurationSchema, to: z.array(z.string().min(1).max(256)).min(1).max(100) }).optional(),
+    })
+    .optional(),
   enabled: z.boolean().default(true),
 });
 /**

@@ -6,7 +6,11 @@
 import { sign, verify as verifySignature } from "node:crypto";
 import { canonicalJson } from "../internal/canonical.js";
 import { checkpointMessage, GENESIS_HASH, hashEntry, type LedgerEntry } from "../ledger/chain.js";
+import { LedgerIntegrityError, NotFoundError } from "../errors.js";
+import { POLICY_SET_ENTRY, policySetDraft, type EvidenceBundle } from "../ledger/evidence.js";
 import type { SigningKey } from "../ledger/keys.js";
+import { MerkleTree } from "../ledger/merkle.js";
+import { checkpointText, orgLedgerOrigin, signNote, verifierKey } from "../ledger/note.js";
 import { toLedgerEntry } from "../store/sqlite-store.js";
 import { all, get, run, type Query } from "./sql.js";
 import type { LedgerReport } from "./store.js";
@@ -148,6 +152,64 @@ export class OrgLedger {
 /**  Appends a server-made entry (a decision, a key change) with canonical data. */
 export function draftOf(type: string, ids: { agentId?: string | null | undefined; runId?: string | null | undefined; toolCallId?: string | null | undefined }, data: Record<string, unknown>, actor: string | null, id: string, ts = Date.now()): OrgLedgerDraft {
   return { id, ts, type, agentId: ids.agentId ?? null, runId: ids.runId ?? null, stepId: null, toolCallId: ids.toolCallId ?? null, actor, dataJson: canonicalJson(data) };
+}
+
+/**
+ * The ledger entry recording a policy set version as it takes effect (its hash and text), so evidence
+ * bundles show which policy a decision was made under.
+ */
+export function policySetOrgDraft(policySet: unknown, actor: string | null, id: string, ts = Date.now()): OrgLedgerDraft {
+  const draft = policySetDraft({ org: "", policySet, actor, id, ts });
+  return { id, ts, type: draft.type, agentId: null, runId: null, stepId: null, toolCallId: null, actor, dataJson: draft.dataJson };
+}
+
+/**
+ * An evidence bundle for one run or tool call of an organization: its entries, the policy set entry in
+ * force before them, inclusion proofs, and a tree head of the organization's log signed now, over a
+ * chain verified first (the control plane never vouches for entries it has not checked).
+ */
+export function* orgEvidence(org: string, id: string, signer: SigningKey): Query<EvidenceBundle> {
+  const report = yield* verifyChain(org, signer.publicKey, signer.keyId);
+  if (!report.ok) throw new LedgerIntegrityError(report.firstBadSeq ?? report.entries + 1, report.problem);
+  let kind: "run" | "toolCall" = "toolCall";
+  let rows = yield* all<OrgLedgerRow>("SELECT * FROM org_ledger WHERE org = ? AND tool_call_id = ? ORDER BY seq", org, id);
+  if (rows.length === 0) {
+    kind = "run";
+    rows = yield* all<OrgLedgerRow>("SELECT * FROM org_ledger WHERE org = ? AND run_id = ? ORDER BY seq", org, id);
+  }
+  if (rows.length === 0 || report.head === null) throw new NotFoundError("run or tool call in the ledger", id);
+  const size = report.head.seq;
+  const policy = yield* get<OrgLedgerRow>("SELECT * FROM org_ledger WHERE org = ? AND type = ? AND run_id IS NULL AND tool_call_id IS NULL AND seq < ? ORDER BY seq DESC LIMIT 1", org, POLICY_SET_ENTRY, Number(rows[0]!.seq));
+  const hashes: Buffer[] = [];
+  for (let after = 0; after < size; ) {
+    const page = yield* all<{ seq: number; hash: string }>("SELECT seq, hash FROM org_ledger WHERE org = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?", org, after, size, VERIFY_PAGE * 10);
+    if (page.length === 0) break;
+    for (const row of page) hashes.push(Buffer.from(row.hash, "hex"));
+    after = Number(page[page.length - 1]!.seq);
+  }
+  const tree = new MerkleTree(hashes);
+  const origin = orgLedgerOrigin(signer.publicKey, org);
+  const checkpoint = signNote(checkpointText({ origin, size, root: tree.root(size) }), origin, signer.privateKey);
+  const entries = (policy ? [policy, ...rows] : rows).map((raw) => {
+    const row = { ...raw, seq: Number(raw.seq), ts: Number(raw.ts) };
+    return {
+      seq: row.seq,
+      id: row.id,
+      ts: row.ts,
+      type: row.type,
+      org: row.org,
+      agentId: row.agent_id,
+      runId: row.run_id,
+      stepId: row.step_id,
+      toolCallId: row.tool_call_id,
+      actor: row.actor,
+      dataJson: row.data,
+      prevHash: row.prev_hash,
+      hash: row.hash,
+      inclusionProof: tree.inclusionProof(row.seq - 1).map((h) => Buffer.from(h).toString("base64")),
+    };
+  });
+  return { format: "agent-warden.evidence/1", subject: { kind, id }, log: { origin, verifierKey: verifierKey(origin, signer.publicKey) }, checkpoint, entries, createdAt: Date.now() };
 }
 
 /**

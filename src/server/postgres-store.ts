@@ -15,7 +15,8 @@ import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
 import { etagMatches, policyEtag } from "./etag.js";
 import { activeHaltFor, ingestBatch, markIngested, type Effects, type RejectedEvent } from "./ingest.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
-import { draftOf, OrgLedger, orgLedgerSchema, toOrgLedgerEntry, verifyChain, type OrgLedgerRow } from "./org-ledger.js";
+import { draftOf, OrgLedger, orgEvidence, orgLedgerSchema, policySetOrgDraft, toOrgLedgerEntry, verifyChain, type OrgLedgerRow } from "./org-ledger.js";
+import type { EvidenceBundle } from "../ledger/evidence.js";
 import { runAsync, toPostgres, type Query, type SqlOp, type SqlValue } from "./sql.js";
 import { assertOrg } from "./sqlite-store.js";
 import { DEFAULT_APPROVAL_TIMEOUT } from "./store.js";
@@ -606,6 +607,7 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
         params: [org, version.version, JSON.stringify(input.policies), input.source ?? null, version.etag, input.author ?? null, input.comment ?? null, input.rolledBackFrom ?? null, now],
       });
       await this.#ledger(exec, org, "policy.updated", {}, { version: version.version, etag: version.etag, comment: input.comment, rolledBackFrom: input.rolledBackFrom }, input.author ?? null);
+      await runAsync(this.#orgLedger!.append(org, policySetOrgDraft(input.policies, input.author ?? null, newId("evt"), now)), exec);
       return { version, changes: { org, messages: [await this.#stream(exec, org, "policy.updated", version, now)] } };
     });
   }
@@ -825,6 +827,19 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
   async verifyLedger(org: string): Promise<LedgerReport> {
     await this.#ready;
     return runAsync(verifyChain(org, this.#ledgerKey!.publicKey, this.#ledgerKey!.keyId), async (op) => {
+      const result = await this.#pool!.query(toPostgres(op.sql), op.params);
+      return op.kind === "get" ? result.rows[0] : op.kind === "all" ? result.rows : result.rowCount;
+    });
+  }
+
+  async ledgerPublicKey(): Promise<SigningKey["publicKey"]> {
+    await this.#ready;
+    return this.#ledgerKey!.publicKey;
+  }
+
+  async evidence(org: string, id: string): Promise<EvidenceBundle> {
+    await this.#ready;
+    return runAsync(orgEvidence(org, id, this.#ledgerKey!), async (op) => {
       const result = await this.#pool!.query(toPostgres(op.sql), op.params);
       return op.kind === "get" ? result.rows[0] : op.kind === "all" ? result.rows : result.rowCount;
     });

@@ -14,7 +14,8 @@ import { SqliteStore, type LedgerRow } from "../store/sqlite-store.js";
 import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
 import { etagMatches, policyEtag } from "./etag.js";
 import { activeHaltFor, approvalRecord, ingestBatch, markIngested, type Effects, type RejectedEvent } from "./ingest.js";
-import { draftOf, OrgLedger, toOrgLedgerEntry, verifyChain, type OrgLedgerRow } from "./org-ledger.js";
+import { draftOf, OrgLedger, orgEvidence, policySetOrgDraft, toOrgLedgerEntry, verifyChain, type OrgLedgerRow } from "./org-ledger.js";
+import type { EvidenceBundle } from "../ledger/evidence.js";
 import { runSync, type Query, type SqlOp } from "./sql.js";
 import { appendStream } from "./stream-log.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
@@ -372,6 +373,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
         now,
       );
       this.#ledger(org, "policy.updated", {}, { version: version.version, etag: version.etag, comment: input.comment, rolledBackFrom: input.rolledBackFrom }, input.author ?? null);
+      this.#run(this.#orgLedger.append(org, policySetOrgDraft(input.policies, input.author ?? null, newId("evt"), now)));
       return { version, changes: { org, messages: [this.#stream(org, "policy.updated", version, now)] } };
     });
   }
@@ -628,6 +630,15 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   async verifyLedger(org: string): Promise<LedgerReport> {
     this.store.flush();
     return this.#run(verifyChain(org, this.#ledgerKey.publicKey, this.#ledgerKey.keyId));
+  }
+
+  async ledgerPublicKey(): Promise<SigningKey["publicKey"]> {
+    return this.#ledgerKey.publicKey;
+  }
+
+  async evidence(org: string, id: string): Promise<EvidenceBundle> {
+    this.store.flush();
+    return this.#run(orgEvidence(org, id, this.#ledgerKey));
   }
 
   async *exportLedger(org: string, options: { afterSeq: number; limit: number }): AsyncIterable<LedgerEntry> {

@@ -3,6 +3,7 @@ import type { WardenEvent } from "agent-warden";
 import type { HaltRecord } from "../halt/halt.js";
 import type { LedgerEntry } from "agent-warden";
 import type { SigningKey } from "../ledger/keys.js";
+import type { EvidenceBundle } from "../ledger/evidence.js";
 import type { ApprovalRecord, RunRecord, RunSummary, ToolCallRecord } from "../records.js";
 import type { RejectedEvent } from "./ingest.js";
 
@@ -361,6 +362,10 @@ export interface ControlPlaneStore {
 
   // ledger
   verifyLedger(org: string): Promise<LedgerReport>;
+  /** An evidence bundle for one run or tool call of the organization (`NotFoundError` when it has no entry). */
+  evidence(org: string, id: string): Promise<EvidenceBundle>;
+  /** The key that signs the organizations' checkpoints and evidence: its public half. */
+  ledgerPublicKey(): Promise<SigningKey["publicKey"]>;
   exportLedger(org: string, options: { afterSeq: number; limit: number }): AsyncIterable<LedgerEntry>;
 
   // stream

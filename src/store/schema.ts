@@ -1,5 +1,5 @@
 /** Schema of the embedded store. Bump `SCHEMA_VERSION` with a migration when it changes. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -30,7 +30,8 @@ CREATE INDEX IF NOT EXISTS tool_calls_by_external_id ON tool_calls (external_id)
 CREATE TABLE IF NOT EXISTS approvals (
   id TEXT PRIMARY KEY, org TEXT NOT NULL, tool_call_id TEXT NOT NULL, run_id TEXT NOT NULL, agent_id TEXT NOT NULL,
   tool_name TEXT NOT NULL, status TEXT NOT NULL, payload TEXT, agent_context TEXT, policy_id TEXT, reason TEXT,
-  reviewer TEXT, decision_reason TEXT, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, decided_at INTEGER
+  reviewer TEXT, decision_reason TEXT, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, decided_at INTEGER,
+  args_digest TEXT, policy_version TEXT, rule TEXT, votes TEXT, escalated_at INTEGER, consumed_at INTEGER, consumed_by TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_by_status ON approvals (org, status, created_at);
 CREATE INDEX IF NOT EXISTS approvals_by_tool_call ON approvals (tool_call_id);
@@ -53,10 +54,15 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 `;
 
+const APPROVAL_BINDING_COLUMNS = ["args_digest TEXT", "policy_version TEXT", "rule TEXT", "votes TEXT", "escalated_at INTEGER", "consumed_at INTEGER", "consumed_by TEXT"];
+
 /**
  * Steps from one schema version to the next, for stores created by an earlier version.
+ * 3: approvals bound to the action (`args_digest`, `policy_version`, `consumed_at`/`consumed_by`), the
+ *    deciding policy's reviewer rule (`rule`), reviewers' votes (`votes`) and escalation (`escalated_at`).
  * 2: `runs.owner` (host and process of the client running it), so a run whose process died is found.
  */
 export const MIGRATIONS: Record<number, string> = {
   2: "ALTER TABLE runs ADD COLUMN owner TEXT;",
+  3: APPROVAL_BINDING_COLUMNS.map((column) => `ALTER TABLE approvals ADD COLUMN ${column};`).join("\n"),
 };

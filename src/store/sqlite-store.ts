@@ -133,6 +133,11 @@ export class SqliteStore {
     this.#push({ ledger: draft });
   }
 
+  /** The data (canonical JSON) of the newest ledger entry of a type, if any. */
+  latestEntryData(type: string): string | undefined {
+    return this.get<{ data: string }>("SELECT data FROM ledger WHERE type = ? ORDER BY seq DESC LIMIT 1", type)?.data;
+  }
+
   /** Runs a read after committing every queued write, so reads see this process's own writes. */
   all<T>(sql: string, ...params: SQLInputValue[]): T[] {
     this.#assertOpen();

@@ -16,14 +16,8 @@ function newWarden(options: Partial<WardenOptions> = {}): Warden {
   return warden;
 }
 
-/** Renders refusals as JSON, the way an app would, with the status and headers the error carries. */
-const renderErrors: ErrorRequestHandler = (error, _request, response, next) => {
-  if (!AgentAuthError.isInstance(error)) return next(error);
-  response.status(error.status).set(error.headers).json({ error: error.code, message: error.message });
-};
-
-/** A real Express 5 app on a loopback port: POST /refunds needs payments:refund and an amount within the cap. */
-async function startApp(options: RequireAgentPermissionOptions, handled: { agent?: AgentPrincipal | undefined; count: number } = { count: 0 }, defaultErrors = false) {
+/** A real Express 5 app on a loopback port: POST /refunds needs payments:refund and an amount within the cap; `reached` lists what got to the app's error handlers. */
+async function startApp(options: RequireAgentPermissionOptions, handled: { agent?: AgentPrincipal | undefined; count: number; reached?: unknown[] } = { count: 0 }) {
   const app = express();
   const refund: RequestHandler = (request, response) => {
     handled.count += 1;
@@ -35,7 +29,11 @@ async function startApp(options: RequireAgentPermissionOptions, handled: { agent
     handled.count += 1;
     response.json({ balance: 100, agent: request.agent?.agentId });
   });
-  if (!defaultErrors) app.use(renderErrors);
+  // Then Express's default handler (an HTML page, and a stack trace on stderr outside tests).
+  app.use(((error, _request, _response, next) => {
+    (handled.reached ??= []).push(error);
+    next(error);
+  }) as ErrorRequestHandler);
   const server: Server = await new Promise((resolve) => {
     const listening = app.listen(0, "127.0.0.1", () => resolve(listening));
   });
@@ -48,7 +46,7 @@ async function startApp(options: RequireAgentPermissionOptions, handled: { agent
       ...(init.amount !== undefined && { body: JSON.stringify({ amount: init.amount }) }),
     });
     const text = await response.text();
-    return { status: response.status, challenge: response.headers.get("www-authenticate"), body: text.startsWith("{") ? (JSON.parse(text) as Record<string, unknown>) : text };
+    return { status: response.status, type: response.headers.get("content-type"), challenge: response.headers.get("www-authenticate"), body: text.startsWith("{") ? (JSON.parse(text) as Record<string, unknown>) : text };
   };
   return { call, handled };
 }
@@ -96,9 +94,29 @@ for (const mode of ["offline (public key)", "with the organization's Warden"] as
       const missing = await call("/refunds", { amount: 100 });
       expect(missing.status).toBe(401);
       expect(missing.challenge).toMatch(/^Bearer error="invalid_token", error_description="missing bearer token"$/);
-      expect(missing.body).toMatchObject({ error: "invalid_token" });
+      expect(missing.body).toMatchObject({ code: "invalid_token" });
       const basic = await call("/balance", { authorization: "Basic YWRhOmh1bnRlcjI=" });
-      expect(basic).toMatchObject({ status: 401, body: { error: "invalid_token", message: "the Authorization header is not a bearer token" } });
+      expect(basic).toMatchObject({ status: 401, body: { code: "invalid_token", detail: "the Authorization header is not a bearer token" } });
+      expect(handled.count).toBe(0);
+    });
+
+    it("answers refusals itself as RFC 9457 problems: application/problem+json, a stable code, no stack; the app's error handlers are not reached", async () => {
+      const org = newWarden();
+      const { reader, refunds } = tokens(org);
+      const handled = { count: 0, reached: [] as unknown[] };
+      const { call } = await startApp(optionsFor(org), handled);
+      const missing = await call("/refunds", { amount: 100 });
+      expect(missing).toMatchObject({ status: 401, type: "application/problem+json; charset=utf-8" });
+      expect(missing.body).toEqual({ type: "tag:agent-warden,2026:problem/invalid_token", title: "Invalid token", status: 401, detail: "missing bearer token", code: "invalid_token" });
+      const scope = await call("/refunds", { token: reader, amount: 100 });
+      expect(scope).toMatchObject({ status: 403, type: "application/problem+json; charset=utf-8" });
+      expect(scope.body).toEqual({ type: "tag:agent-warden,2026:problem/insufficient_scope", title: "Insufficient scope", status: 403, detail: expect.stringContaining("payments:refund"), code: "insufficient_scope", scope: "payments:refund" });
+      org.halt({ reason: "refund loop", agentId: "planner/refund-agent" });
+      const halted = await call("/refunds", { token: refunds, amount: 100 });
+      expect(halted).toMatchObject({ status: 403, type: "application/problem+json; charset=utf-8", challenge: expect.stringContaining('error="agent_halted"') });
+      expect(halted.body).toEqual({ type: "tag:agent-warden,2026:problem/agent_halted", title: "Agent halted", status: 403, detail: expect.stringContaining("halted"), code: "agent_halted" });
+      for (const response of [missing, scope, halted]) expect(JSON.stringify(response.body)).not.toMatch(/stack|\bat .*\.ts:\d+/);
+      expect(handled.reached).toEqual([]);
       expect(handled.count).toBe(0);
     });
 
@@ -113,7 +131,7 @@ for (const mode of ["offline (public key)", "with the organization's Warden"] as
       const response = await call("/refunds", { token: tampered, amount: 9_000 });
       expect(response.status).toBe(401);
       expect(response.challenge).toContain('error="invalid_token"');
-      expect(response.body).toMatchObject({ error: "invalid_token", message: expect.stringContaining("bad_signature") });
+      expect(response.body).toMatchObject({ code: "invalid_token", detail: expect.stringContaining("bad_signature") });
       expect(handled.count).toBe(0);
     });
 
@@ -123,8 +141,8 @@ for (const mode of ["offline (public key)", "with the organization's Warden"] as
       await new Promise((resolve) => setTimeout(resolve, 5));
       const foreign = newWarden().tokens.mint({ agentId: "refund-agent", scopes: ["payments:refund"], ttl: "1h" });
       const { call, handled } = await startApp(optionsFor(org));
-      expect(await call("/refunds", { token: expired, amount: 100 })).toMatchObject({ status: 401, body: { error: "invalid_token", message: expect.stringContaining("expired") } });
-      expect(await call("/refunds", { token: foreign, amount: 100 })).toMatchObject({ status: 401, body: { message: expect.stringContaining("wrong_root_key") } });
+      expect(await call("/refunds", { token: expired, amount: 100 })).toMatchObject({ status: 401, body: { code: "invalid_token", detail: expect.stringContaining("expired") } });
+      expect(await call("/refunds", { token: foreign, amount: 100 })).toMatchObject({ status: 401, body: { detail: expect.stringContaining("wrong_root_key") } });
       expect(handled.count).toBe(0);
     });
 
@@ -136,7 +154,7 @@ for (const mode of ["offline (public key)", "with the organization's Warden"] as
       const refused = await call("/refunds", { token: reader, amount: 100 });
       expect(refused.status).toBe(403);
       expect(refused.challenge).toMatch(/^Bearer error="insufficient_scope", scope="payments:refund", error_description=".*payments:refund.*"$/);
-      expect(refused.body).toMatchObject({ error: "insufficient_scope" });
+      expect(refused.body).toMatchObject({ code: "insufficient_scope" });
       expect(handled.count).toBe(1);
     });
 
@@ -145,7 +163,7 @@ for (const mode of ["offline (public key)", "with the organization's Warden"] as
       const { refunds } = tokens(org);
       const { call, handled } = await startApp(optionsFor(org));
       const refused = await call("/refunds", { token: refunds, amount: 9_000 });
-      expect(refused).toMatchObject({ status: 403, body: { error: "insufficient_scope", message: expect.stringContaining("5000 EUR") } });
+      expect(refused).toMatchObject({ status: 403, body: { code: "insufficient_scope", detail: expect.stringContaining("5000 EUR") } });
       expect(handled.count).toBe(0);
       expect((await call("/refunds", { token: refunds, amount: 5_000 })).status).toBe(200);
     });
@@ -157,12 +175,12 @@ for (const mode of ["offline (public key)", "with the organization's Warden"] as
       expect((await call("/refunds", { token: refunds, amount: 100 })).status).toBe(200);
       org.halt({ reason: "refund loop", agentId: "planner/refund-agent" });
       const halted = await call("/refunds", { token: refunds, amount: 100 });
-      expect(halted).toMatchObject({ status: 403, body: { error: "agent_halted" } });
+      expect(halted).toMatchObject({ status: 403, body: { code: "agent_halted" } });
       expect(halted.challenge).toContain('error="agent_halted"');
       org.resume({ agentId: "planner/refund-agent" });
       expect((await call("/balance", { token: reader })).status).toBe(200);
       org.tokens.revoke(org.tokens.inspect(reader).chain[1]!.id, { reason: "rotated" });
-      expect(await call("/balance", { token: reader })).toMatchObject({ status: 401, body: { message: expect.stringContaining("revoked") } });
+      expect(await call("/balance", { token: reader })).toMatchObject({ status: 401, body: { detail: expect.stringContaining("revoked") } });
       expect(handled.count).toBe(2);
     });
 
@@ -171,7 +189,7 @@ for (const mode of ["offline (public key)", "with the organization's Warden"] as
       const { reader } = tokens(org);
       const { call } = await startApp(mode === "offline (public key)" ? offline(org, { isHalted: () => org.activeHalts.length > 0 }) : optionsFor(org));
       org.halt({ reason: "all stop" });
-      expect(await call("/balance", { token: reader })).toMatchObject({ status: 403, body: { error: "agent_halted" } });
+      expect(await call("/balance", { token: reader })).toMatchObject({ status: 403, body: { code: "agent_halted" } });
     });
   });
 }
@@ -197,6 +215,22 @@ describe("requireAgentPermission, recording", () => {
     expect(calls[1]!.blockedReason).toContain("exceeds the token's cap");
   });
 
+  it("records a refusal by a halt before any run is open: the agent's own, and its delegator's reaching the token", async () => {
+    const org = newWarden();
+    const { refunds, reader } = tokens(org);
+    const { call } = await startApp({ warden: org });
+    org.halt({ reason: "refund loop", agentId: "planner/refund-agent" });
+    expect(await call("/refunds", { token: refunds, amount: 100 })).toMatchObject({ status: 403, body: { code: "agent_halted" } });
+    org.halt({ reason: "planner loop", agentId: "planner" });
+    expect(await call("/balance", { token: reader })).toMatchObject({ status: 403, body: { code: "agent_halted" } });
+    const refusals = org.ledger.entries({ limit: 100 }).filter((entry) => entry.type === "run.failed");
+    expect(refusals.map((entry) => [entry.agentId, entry.runId, (entry.data as { refused?: boolean }).refused, (entry.data as { error: { code: string } }).error.code])).toEqual([
+      ["planner/refund-agent", null, true, "token_invalid"],
+      ["planner/reader-agent", null, true, "token_invalid"],
+    ]);
+    expect(org.listRuns()).toEqual([]);
+  });
+
   it("applies the organization's policies too: an approval holds the request until a reviewer decides", async () => {
     const policies: PolicySetInput = { version: 1, default: "allow", policies: [{ id: "big-refunds", when: { tool: "payments:refund", "args.amount": { gt: 3_000 } }, action: "require_approval" }] };
     let verdict: "approve" | "reject" = "approve";
@@ -205,7 +239,7 @@ describe("requireAgentPermission, recording", () => {
     const { call, handled } = await startApp({ warden: org });
     expect((await call("/refunds", { token: refunds, amount: 4_000 })).status).toBe(200);
     verdict = "reject";
-    expect(await call("/refunds", { token: refunds, amount: 4_500 })).toMatchObject({ status: 403, body: { error: "insufficient_scope", message: expect.stringContaining("rejected by cfo") } });
+    expect(await call("/refunds", { token: refunds, amount: 4_500 })).toMatchObject({ status: 403, body: { code: "insufficient_scope", detail: expect.stringContaining("rejected by cfo") } });
     expect(handled.count).toBe(1);
     const calls = await recorded(org);
     expect(calls.map((c) => [c.status, c.approval?.status])).toEqual([
@@ -226,13 +260,22 @@ describe("requireAgentPermission, recording", () => {
     expect(org.listRuns()).toEqual([]);
   });
 
-  it("works with Express's default error handler: the status and WWW-Authenticate header are sent", async () => {
+  it("with refusals: \"next\", passes them to the app's error handlers; Express's default one sends the status and challenge", async () => {
     const org = newWarden();
     const { reader } = tokens(org);
-    const { call } = await startApp(offline(org), { count: 0 }, true);
+    const handled = { count: 0, reached: [] as unknown[] };
+    const { call } = await startApp({ ...offline(org), refusals: "next" }, handled);
     const refused = await call("/refunds", { token: reader, amount: 1 });
     expect(refused.status).toBe(403);
     expect(refused.challenge).toContain('error="insufficient_scope"');
+    expect(refused.type).toMatch(/^text\/html/);
+    expect(handled.reached).toHaveLength(1);
+    expect(AgentAuthError.isInstance(handled.reached[0])).toBe(true);
+    expect((handled.reached[0] as AgentAuthError).toProblem()).toEqual({ type: "tag:agent-warden,2026:problem/insufficient_scope", title: "Insufficient scope", status: 403, detail: expect.stringContaining("payments:refund"), code: "insufficient_scope", scope: "payments:refund" });
+  });
+
+  it("refuses an unknown refusals mode when the route is built", () => {
+    expect(() => requireAgentPermission("payments:refund", { warden: newWarden(), refusals: "html" as "next" })).toThrow(expect.objectContaining({ code: "invalid_input", message: expect.stringMatching(/refusals must be "problem" or "next"/) }));
   });
 
   it("re-checks revocation on every request, for a token seen before too", async () => {
@@ -261,7 +304,6 @@ describe("requireAgentPermission, a halt while the handler runs", () => {
       enter();
       await handler(request, response);
     });
-    app.use(renderErrors);
     app.use(((error, _request, _response, next) => {
       failures.push(error);
       next(error);
@@ -295,7 +337,7 @@ describe("requireAgentPermission, a halt while the handler runs", () => {
     const response = await pending;
     expect(response.status).toBe(403);
     expect(response.headers.get("www-authenticate")).toContain('error="agent_halted"');
-    expect(await response.json()).toMatchObject({ error: "agent_halted", message: expect.stringContaining("refund loop") });
+    expect(await response.json()).toMatchObject({ code: "agent_halted", detail: expect.stringContaining("refund loop") });
     await lateWriteDone;
 
     const [call] = await recorded(org);
@@ -317,7 +359,7 @@ describe("requireAgentPermission, a halt while the handler runs", () => {
     org.halt({ reason: "all stop" });
     const response = await pending;
     expect(response.status).toBe(403);
-    expect(await response.json()).toMatchObject({ error: "agent_halted" });
+    expect(await response.json()).toMatchObject({ code: "agent_halted" });
     expect(reasons).toHaveLength(1);
     expect(isHalt(reasons[0])).toBe(true);
     await expect.poll(() => failures.length).toBe(1);

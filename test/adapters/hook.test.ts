@@ -92,7 +92,7 @@ describe("warden hook pre-tool-use", () => {
     expect(allowed).toEqual({ code: 0, stdout: "", stderr: "" });
     const blocked = await hook(event("Bash", { command: "git push origin main --force" }, "toolu_2"), ["--policies", policyFile]);
     expect(blocked.code).toBe(2);
-    expect(blocked.stdout).toBe("");
+    expect(JSON.parse(blocked.stdout)).toEqual({ hookSpecificOutput: { hookEventName: "PreToolUse", permissionDecision: "deny", permissionDecisionReason: expect.stringContaining("force pushes rewrite shared history") } });
     expect(blocked.stderr).toContain('tool "Bash" blocked by policy "no-force-push": force pushes rewrite shared history');
 
     const run = await admin().getRun("session:sess-1");
@@ -178,5 +178,64 @@ describe("warden hook pre-tool-use", () => {
     const stray = await hook({ ...post, tool_use_id: "toolu_unknown" }, [], "post-tool-use");
     expect(stray.code).toBe(0);
     expect(stray.stderr).toContain("not recorded");
+  });
+});
+
+describe("warden hook pre-tool-use answers with Claude Code's JSON", () => {
+  const decision = (outcome: Outcome) => (JSON.parse(outcome.stdout) as { hookSpecificOutput: { hookEventName: string; permissionDecision: string; permissionDecisionReason: string } }).hookSpecificOutput;
+
+  it("allow once a Warden reviewer approved (no prompt again); a policy's plain allow prints nothing", async () => {
+    const plain = await hook(event("Bash", { command: "npm test" }, "toolu_j1"), ["--policies", policyFile]);
+    expect(plain).toEqual({ code: 0, stdout: "", stderr: "" });
+
+    const reviewer = admin();
+    const pending = hook(event("Bash", { command: "npm run deploy" }, "toolu_j2"), ["--policies", policyFile]);
+    const approval = await waitFor(() => reviewer.approvals.list({ status: "pending" })[0], "the approval request");
+    reviewer.approvals.approve(approval.approvalId, { reviewer: "lead" });
+    const approved = await pending;
+    expect(approved.code).toBe(0);
+    expect(decision(approved)).toEqual({ hookEventName: "PreToolUse", permissionDecision: "allow", permissionDecisionReason: "[warden] approved by lead" });
+  });
+
+  it("deny for a block, with exit 2 as well, so an agent that ignores the JSON still blocks", async () => {
+    const denied = await hook(event("Read", { file_path: "/app/.env" }, "toolu_j3"), ["--policies", policyFile]);
+    expect(denied.code).toBe(2);
+    expect(decision(denied)).toMatchObject({ hookEventName: "PreToolUse", permissionDecision: "deny", permissionDecisionReason: expect.stringContaining("no-env-files") });
+  });
+
+  it("--approval ask hands the call to Claude Code's own prompt, recorded as such", async () => {
+    const asked = await hook(event("Bash", { command: "npm run deploy -- --prod" }, "toolu_j4"), ["--policies", policyFile, "--approval", "ask"]);
+    expect(asked.code).toBe(0);
+    expect(decision(asked)).toEqual({ hookEventName: "PreToolUse", permissionDecision: "ask", permissionDecisionReason: expect.stringContaining('policy "approve-deploys" asks for approval') });
+    const [approval] = admin().approvals.list();
+    expect(approval).toMatchObject({ status: "approved", reviewer: "claude-code:permission-prompt", decisionReason: expect.stringContaining("--approval ask") });
+  });
+
+  it("--approval ask keeps waiting for Warden reviewers when the policy names them", async () => {
+    writeFileSync(policyFile, JSON.stringify({ ...policies, policies: [{ id: "leads-approve", when: { tool: "Bash" }, action: "require_approval", approval: { from: ["lead@example.com"] } }] }));
+    const outcome = await hook(event("Bash", { command: "npm run deploy" }, "toolu_j5"), ["--policies", policyFile, "--approval", "ask", "--approval-timeout", "300ms"]);
+    expect(outcome.code).toBe(2);
+    expect(decision(outcome)).toMatchObject({ permissionDecision: "deny", permissionDecisionReason: expect.stringContaining("no reviewer decided") });
+  });
+
+  it("deny for a halt and for bad input", async () => {
+    const garbage = await hook("not json", ["--policies", policyFile]);
+    expect(garbage.code).toBe(2);
+    expect(decision(garbage)).toMatchObject({ permissionDecision: "deny", permissionDecisionReason: expect.stringContaining("not a JSON hook event") });
+    const badMode = await hook(event("Read", { file_path: "a" }, "toolu_j6"), ["--policies", policyFile, "--approval", "maybe"]);
+    expect(badMode.code).toBe(2);
+    expect(decision(badMode).permissionDecision).toBe("deny");
+
+    admin().halt({ reason: "incident 42", agentId: "coding-agent" });
+    const halted = await hook(event("Read", { file_path: "README.md" }, "toolu_j7"), ["--policies", policyFile]);
+    expect(halted.code).toBe(2);
+    expect(decision(halted)).toMatchObject({ permissionDecision: "deny", permissionDecisionReason: expect.stringContaining("incident 42") });
+  });
+
+  it("--no-json answers with exit codes and stderr alone", async () => {
+    const denied = await hook(event("Read", { file_path: "/app/.env" }, "toolu_j8"), ["--policies", policyFile, "--no-json"]);
+    expect(denied.code).toBe(2);
+    expect(denied.stdout).toBe("");
+    expect(denied.stderr).toContain("no-env-files");
   });
 });

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, RunState, run, setTraceProcessors, setTracingDisabled, tool, Usage } from "@openai/agents";
 import { assistantMessage, functionCall, modelResponse, ScriptedModel } from "@openai/agents-core/testing";
-import { HaltedError, isHalt, Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
+import { HaltedError, isHalt, ToolBlockedError, Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
 import { governAgent, governedRun, resolveInterruptions, tool as namedTool, WardenTraceProcessor } from "agent-warden/openai-agents";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
@@ -396,7 +396,11 @@ describe("halt", () => {
     const t = tools();
     const idle = new ScriptedModel([calls(["add", { a: 1, b: 1 }, "call_add"]), answer("2")]);
     await expect(governedRun(governAgent(new Agent({ name: "calc", model: idle, tools: [t.add] }), warden), "1 + 1", warden)).rejects.toBeInstanceOf(HaltedError);
-    await expect(run(governAgent(new Agent({ name: "calc2", model: new ScriptedModel([calls(["add", { a: 1, b: 1 }, "call_add2"])]), tools: [t.add] }), warden), "1 + 1")).rejects.toThrow(/guardrail/i);
+    // The SDK's own run: the governed model refuses before the provider is called.
+    const halted = new ScriptedModel([calls(["add", { a: 1, b: 1 }, "call_add2"])]);
+    await expect(run(governAgent(new Agent({ name: "calc2", model: halted, tools: [t.add] }), warden), "1 + 1")).rejects.toBeInstanceOf(HaltedError);
+    expect(halted.calls).toHaveLength(0);
+    expect(idle.calls).toHaveLength(0);
     expect(t.executed.add).toBeUndefined();
   });
 });
@@ -579,6 +583,38 @@ describe("WardenTraceProcessor", () => {
       { model: "unknown", inputTokens: 200, outputTokens: 8, totalTokens: 208 },
     ]);
     expect(llm.every((c) => c.status === "completed")).toBe(true);
+  });
+
+  it("refuses a model call once the run's LLM-token budget is spent, before the model is called", async () => {
+    const warden = makeWarden({ policies: { version: 1, default: "allow", policies: [], budgets: [{ id: "run-tokens", tokens: 100 }] } });
+    const t = tools();
+    const model = new ScriptedModel([calls(["add", { a: 1, b: 2 }, "call_add"]), answer("3")]);
+    const agent = governAgent(new Agent({ name: "calc", model, tools: [t.add] }), warden);
+    const outcome = await warden.run({ task: "add" }, async () => {
+      // Earlier model calls of this run spent the budget.
+      warden.beginLlmCall({ model: "earlier" }).complete({ inputTokens: 90, outputTokens: 30 });
+      return run(agent, "1 + 2").catch((error: unknown) => error);
+    });
+    expect(outcome).toBeInstanceOf(ToolBlockedError);
+    expect((outcome as ToolBlockedError).message).toContain('token budget "run-tokens"');
+    expect(model.calls).toHaveLength(0);
+    expect(t.executed.add).toBeUndefined();
+    const refused = (await recorded(warden, "llm")).filter((c) => c.status === "blocked");
+    expect(refused).toEqual([expect.objectContaining({ kind: "llm", blockedReason: expect.stringContaining("run-tokens") })]);
+  });
+
+  it("governedRun gates every model call of the run, a model it did not wrap included", async () => {
+    const warden = makeWarden({ policies: { version: 1, default: "allow", policies: [], budgets: [{ id: "run-tokens", tokens: 100 }] } });
+    trace(warden);
+    const t = tools();
+    const model = new ScriptedModel([
+      modelResponse({ output: [functionCall("add", { a: 1, b: 2 }, { callId: "call_add" })], usage: usage(120, 30) }),
+      modelResponse({ output: [assistantMessage("3")], usage: usage(20, 5) }),
+    ]);
+    // Not passed through governAgent: only the run's callModelInputFilter stands between the run and the model.
+    const outcome = await governedRun(new Agent({ name: "calc", model, tools: [t.add] }), "1 + 2", warden).catch((error: unknown) => error);
+    expect(outcome).toBeInstanceOf(ToolBlockedError);
+    expect(model.calls).toHaveLength(1);
   });
 
   it("makes a handed-off agent a child run in the same trace, each tool call recorded once", async () => {

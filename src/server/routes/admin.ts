@@ -3,6 +3,7 @@ import { Router } from "express";
 import { actorOf, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { EmptyQuerySchema, IdSchema, KeyCreateSchema, LedgerExportQuerySchema, parse } from "../validation.js";
+import { orgLedgerOrigin, verifierKey } from "../../ledger/note.js";
 import { jsonBody } from "./body.js";
 
 /** The ledger (verify, export as JSON Lines) and API keys (create, list, revoke). */
@@ -14,6 +15,21 @@ export function adminRoutes(context: ServerContext): Router {
   router.get("/ledger/verify", requirePermission("ledger:read"), async (request, response) => {
     parse(EmptyQuerySchema, request.query, "query");
     response.json(await store.verifyLedger(principalOf(response).org));
+  });
+
+  // The organization's log and the key that signs it, for auditors to pin out of band.
+  router.get("/ledger/key", requirePermission("ledger:read"), async (request, response) => {
+    parse(EmptyQuerySchema, request.query, "query");
+    const publicKey = await store.ledgerPublicKey();
+    const origin = orgLedgerOrigin(publicKey, principalOf(response).org);
+    response.json({ origin, verifierKey: verifierKey(origin, publicKey), publicKey: publicKey.export({ type: "spki", format: "pem" }).toString() });
+  });
+
+  // One run's or tool call's evidence, verifiable offline with `warden evidence verify` or `verifyEvidence`.
+  router.get("/evidence/:id", requirePermission("ledger:read"), async (request, response) => {
+    parse(EmptyQuerySchema, request.query, "query");
+    const id = parse(IdSchema, request.params.id, "path");
+    response.set("Cache-Control", "no-store").json(await store.evidence(principalOf(response).org, id));
   });
 
   router.get("/ledger/export", requirePermission("ledger:read"), async (request, response) => {

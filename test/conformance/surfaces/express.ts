@@ -22,8 +22,10 @@ export const surface: Surface = {
         if (call.signal.aborted) return { outcome: "aborted", received: "the caller's request was aborted" };
         throw error;
       }
-      const body = (await response.json().catch(() => ({}))) as { error?: string };
-      return outcomeOf(response.status, body.error);
+      // Refusals are RFC 9457 problems the guard answers itself; the app's error handler below sees only the tool failing.
+      const problem = response.headers.get("content-type")?.startsWith("application/problem+json") === true;
+      const body = (await response.json().catch(() => ({}))) as { code?: string; error?: string };
+      return outcomeOf(response.status, problem ? body.code : body.error);
     } finally {
       await settled();
       server.closeAllConnections();
@@ -56,7 +58,7 @@ async function serve(call: Call): Promise<{ server: Server; url: string; settled
   });
   app.use(((error, _request, response, next) => {
     if (response.headersSent) return next(error);
-    if (AgentAuthError.isInstance(error)) return void response.status(error.status).set(error.headers).json({ error: error.code, message: error.message });
+    if (AgentAuthError.isInstance(error)) return void response.status(500).json({ error: "refusal_reached_the_app", message: String(error) });
     response.status(500).json({ error: "tool_failed", message: String(error) });
   }) as ErrorRequestHandler);
   const server: Server = await new Promise((resolve) => {

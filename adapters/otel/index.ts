@@ -1,0 +1,2 @@
+export { instrumentWarden } from "./instrument.js";
+export type { WardenTelemetryOptions } from "./instrument.js";
