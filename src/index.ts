@@ -15,6 +15,8 @@ export type { RunRecord, RunSummary, StepRecord, ToolCallRecord, ApprovalRecord,
 export { Approvals } from "./approvals/approvals.js";
 export type { ApprovalDecisionInput, ApprovalRequestHandler, ApprovalRule } from "./approvals/approvals.js";
 export { argsDigest } from "./approvals/binding.js";
+export { ApprovalChannels, ApprovalChannelsSchema, APPROVAL_CHANNEL_EVENTS, attachApprovalChannels, loadApprovalChannels, signWebhook, verifySlackSignature } from "./approvals/channels/index.js";
+export type { ApprovalChannelsOptions, ApprovalChannelEvent, ApprovalDelivery, ApprovalChannelsBackend, ChannelResponse, ApprovalLinkClaims } from "./approvals/channels/index.js";
 export type { HaltRecord, HaltTarget } from "./halt/halt.js";
 export { Ledger } from "./ledger/ledger.js";
 export type { LedgerVerification } from "./ledger/ledger.js";

@@ -1,4 +1,5 @@
 import { Command, CommanderError, Option } from "commander";
+import { loadApprovalChannels, type ApprovalChannelsOptions } from "../approvals/channels/index.js";
 import { bareMessage } from "../server/errors.js";
 import { describeDatabase } from "../server/postgres-store.js";
 import { SqliteControlPlaneStore, assertOrg } from "../server/sqlite-store.js";
@@ -54,14 +55,21 @@ export function registerServerCommands(program: Command): void {
     .option("--trust-proxy <hops>", "behind a TLS-terminating proxy: how many hops to trust for X-Forwarded-* (marks the console's cookie Secure)")
     .addOption(dbOption())
     .addOption(new Option("--database <url>", "PostgreSQL instead of SQLite (postgres://user:password@host:port/db): several replicas can share it").env("WARDEN_DATABASE_URL"))
-    .action(async (opts: { port: string; host: string; db: string; database?: string; trustProxy?: string }) => {
+    .addOption(new Option("--channels <file>", "approval channels (webhooks, Slack, one-time links) from a YAML or JSON file; ${VAR} reads the environment").env("WARDEN_CHANNELS"))
+    .action(async (opts: { port: string; host: string; db: string; database?: string; trustProxy?: string; channels?: string }) => {
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new CommanderError(EXIT_USAGE, "warden.port", `invalid port "${opts.port}"`);
       const organization = org(program);
       // Express is loaded only here, so the rest of the CLI runs without it.
       const { createWardenServer, ensureAdminKey } = await import("../server/app.js");
       const trustProxy = opts.trustProxy === undefined ? undefined : /^\d+$/.test(opts.trustProxy) ? Number(opts.trustProxy) : opts.trustProxy;
-      const server = createWardenServer({ db: opts.db, database: opts.database, trustProxy });
+      let channels: ApprovalChannelsOptions | undefined;
+      try {
+        channels = opts.channels === undefined ? undefined : loadApprovalChannels(opts.channels);
+      } catch (error) {
+        throw new CommanderError(EXIT_USAGE, "warden.channels", bareMessage(error));
+      }
+      const server = createWardenServer({ db: opts.db, database: opts.database, trustProxy, channels });
       let key: string | undefined;
       try {
         // Reaches the database (and migrates it) before listening: a wrong URL fails here, naming host and port.

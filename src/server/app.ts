@@ -1,13 +1,14 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type Response } from "express";
-import { ConfigError, InvalidInputError, InvalidStateError, NotFoundError, PolicyError, TokenError, WardenError } from "agent-warden";
+import { ApprovalChannels, type ApprovalChannelsOptions, type ApprovalRecord, ConfigError, InvalidInputError, InvalidStateError, NotFoundError, PolicyError, TokenError, WardenError } from "agent-warden";
 import { mountConsole } from "../console/index.js";
 import { authenticate } from "./auth.js";
 import type { ServerContext } from "./context.js";
 import { AgentHaltedError, bareMessage, HttpError, PreconditionFailedError } from "./errors.js";
 import { adminRoutes } from "./routes/admin.js";
 import { approvalRoutes } from "./routes/approvals.js";
+import { channelRoutes } from "./routes/channels.js";
 import { haltRoutes } from "./routes/halts.js";
 import { policyProblems, policyRoutes } from "./routes/policies.js";
 import { streamRoutes } from "./routes/stream.js";
@@ -62,6 +63,12 @@ export interface WardenServerOptions {
    * proxy's address), so `X-Forwarded-Proto: https` marks the console's session cookie `Secure`.
    */
   trustProxy?: boolean | number | string | undefined;
+  /**
+   * Approval channels: signed webhooks (Standard Webhooks), Slack (a message with Approve / Reject,
+   * decided through `/v1/channels/slack/interactions`), one-time approval links (`/approval-links/…`).
+   * Every request and outcome of every organization is delivered; `GET /v1/approval-channels/deliveries` lists deliveries.
+   */
+  channels?: ApprovalChannelsOptions | undefined;
   /** More routes of your own, mounted after the API and the console and before the 404 handler. */
   extend?: ((app: Express, context: ServerContext) => void) | undefined;
   /** Receives unexpected errors (500s, background failures). Default: `console.error`. */
@@ -99,8 +106,28 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
     options.store ??
     (options.database !== undefined ? new PostgresControlPlaneStore({ url: options.database, onError }) : new SqliteControlPlaneStore({ path: options.db ?? "./warden.db", onError }));
   const hub = new StreamHub(options.heartbeatInterval ?? 2000);
-  const publish = (changes: Changes | readonly Changes[]) => {
-    for (const change of ([] as Changes[]).concat(changes)) hub.publish(change);
+  const channels =
+    options.channels === undefined
+      ? undefined
+      : new ApprovalChannels(options.channels, {
+          decide: async (org, approvalId, status, input) => {
+            const { record, changes } = await store.decideApproval(org, approvalId, status, input);
+            publish(changes);
+            return record;
+          },
+          get: (org, approvalId) => store.getApproval(org, approvalId),
+          onError,
+        });
+  const publish = (changes: Changes | readonly Changes[], origin: "here" | "replica" = "here") => {
+    for (const change of ([] as Changes[]).concat(changes)) {
+      hub.publish(change);
+      // Requests and outcomes, whoever made them (an agent, a reviewer, the sweeper, a halt, the CLI), reach the channels.
+      // Another replica delivers its own changes; here only the Slack messages this replica posted are updated.
+      if (channels) for (const message of change.messages) {
+        if (message.type === "approval.requested" && origin === "here") channels.requested(change.org, message.data as ApprovalRecord);
+        else if (message.type === "approval.resolved") channels.decided(change.org, message.data as ApprovalRecord, { onlyOwnMessages: origin === "replica" });
+      }
+    }
   };
   const context: ServerContext = {
     store,
@@ -111,7 +138,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
   };
 
   // Another replica's halts, decisions, policy versions and revocations reach this replica's streams.
-  const unsubscribe = store.onExternalChanges?.((changes) => publish(changes));
+  const unsubscribe = store.onExternalChanges?.((changes) => publish(changes, "replica"));
 
   const app = express();
   app.disable("x-powered-by");
@@ -148,6 +175,9 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
     }
   });
 
+  const channelRouters = channelRoutes(context, channels);
+  app.use(channelRouters.open);
+
   const tokens = tokenRoutes(context);
   app.get("/.well-known/jwks.json", authenticate(store), tokens.jwks);
   const api = express.Router();
@@ -155,6 +185,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
   api.use(telemetryRoutes(context));
   api.use(policyRoutes(context));
   api.use(approvalRoutes(context));
+  api.use(channelRouters.api);
   api.use(haltRoutes(context));
   api.use(tokens.router);
   api.use(adminRoutes(context));
@@ -210,6 +241,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
       clearInterval(sweeper);
       clearInterval(keyCheck);
       clearInterval(pruner);
+      channels?.close();
       unsubscribe?.();
       hub.close();
       if (server) {

@@ -4,6 +4,7 @@ import { get, request, setCsrfToken, withQuery } from "./api.js";
 import { describeScope, h, replace, time, toast } from "./dom.js";
 import * as live from "./live.js";
 import { approvalsPage } from "./pages/approvals.js";
+import { deliveriesPage } from "./pages/deliveries.js";
 import { haltsPage } from "./pages/halts.js";
 import { ledgerPage } from "./pages/ledger.js";
 import { loginPage } from "./pages/login.js";
@@ -33,6 +34,7 @@ const routes = [
   { pattern: /^\/halts$/, page: haltsPage, name: "halts", title: "Halts" },
   { pattern: /^\/policies$/, page: policiesPage, name: "policies", title: "Policies" },
   { pattern: /^\/ledger$/, page: ledgerPage, name: "ledger", title: "Ledger" },
+  { pattern: /^\/deliveries$/, page: deliveriesPage, name: "deliveries", title: "Channels" },
 ];
 
 function parseHash() {
