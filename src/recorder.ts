@@ -100,6 +100,15 @@ export class Recorder {
    * it serves itself.
    */
   notePolicySet(policySet: unknown): void {
+    // Read once, when the store opens: a read commits queued writes, which the hot path must not do.
+    if (this.#policyHash === undefined) {
+      try {
+        this.#policyHash = (JSON.parse(this.#deps.store.latestEntryData(POLICY_SET_ENTRY) ?? "{}") as { hash?: string }).hash ?? null;
+      } catch (error) {
+        this.#policyHash = null;
+        this.#deps.errors.report(error);
+      }
+    }
     this.#pendingPolicy = { set: policySet };
   }
 
@@ -108,7 +117,6 @@ export class Recorder {
     try {
       const draft = policySetDraft({ org, policySet, id: newId("evt") });
       const hash = (JSON.parse(draft.dataJson) as { hash: string }).hash;
-      this.#policyHash ??= (JSON.parse(store.latestEntryData(POLICY_SET_ENTRY) ?? "{}") as { hash?: string }).hash ?? null;
       if (hash === this.#policyHash) return;
       store.append(draft);
       this.#policyHash = hash;

@@ -11,6 +11,9 @@ afterAll(() => temp.cleanup());
 let stores = 0;
 const freshStore = () => join(temp.dir, `store-${++stores}`, "warden.db");
 
+/** Policy set entries: each client writes the set in force before its first entry, unless the store's newest already is it. */
+const policySets = (warden: Warden): number => warden.ledger.entries().filter((entry) => entry.type === "policy.set").length;
+
 function count(file: string, table: string): number {
   const db = new DatabaseSync(file, { readOnly: true });
   try {
@@ -56,7 +59,8 @@ describe("group commit", () => {
     expect(count(file, "ledger")).toBe(0);
     warden.flush();
     expect(count(file, "runs")).toBe(300);
-    expect(count(file, "ledger")).toBe(1200);
+    // Four entries a run, and the policy set in force once, before the first.
+    expect(count(file, "ledger")).toBe(1201);
 
     // A read commits what is queued first, so it sees this process's own writes.
     const second = await recordRuns(warden, 200, "second");
@@ -81,7 +85,7 @@ describe("group commit", () => {
       expect(record.metadata).toEqual({ tag: "second", i: 17 });
       expect(record.toolCalls).toMatchObject([{ toolName: "read_record", status: "completed", output: { ok: 17 } }]);
       expect(record.events.map((e) => e.type)).toEqual(["run.started", "tool.called", "tool.completed", "run.completed"]);
-      expect(reopened.ledger.verify()).toMatchObject({ ok: true, entries: events });
+      expect(reopened.ledger.verify()).toMatchObject({ ok: true, entries: events + policySets(reopened) });
       expect(events).toBe(2400);
     } finally {
       reopened.close();
@@ -106,7 +110,7 @@ describe("group commit", () => {
           const run = warden.runRecord(message.runId as string);
           expect(run.status).toBe("completed");
           expect(run.toolCalls).toMatchObject([{ toolCallId: message.toolCallId, status: "completed", output: { total: 100 } }]);
-          expect(warden.ledger.verify()).toMatchObject({ ok: true, entries: 4 });
+          expect(warden.ledger.verify()).toMatchObject({ ok: true, entries: 4 + policySets(warden) });
         } finally {
           warden.close();
         }
@@ -179,8 +183,8 @@ describe("several writers on one file", () => {
     b.close();
     const reader = new Warden({ agentId: "reader", store: file });
     try {
-      expect(reader.ledger.verify()).toMatchObject({ ok: true, entries: events });
-      const agents = reader.ledger.entries().map((e) => e.agentId);
+      expect(reader.ledger.verify()).toMatchObject({ ok: true, entries: events + policySets(reader) });
+      const agents = reader.ledger.entries().filter((e) => e.type !== "policy.set").map((e) => e.agentId);
       expect(agents.slice(0, 8)).toEqual(["agent-a", "agent-a", "agent-a", "agent-a", "agent-b", "agent-b", "agent-b", "agent-b"]);
       expect(reader.listRuns({ limit: 100 })).toHaveLength(20);
     } finally {
@@ -200,7 +204,7 @@ describe("several writers on one file", () => {
       try {
         const verification = reader.ledger.verify();
         const expected = done.reduce((sum, d) => sum + (d.events as number), 0);
-        expect(verification).toMatchObject({ ok: true, entries: expected });
+        expect(verification).toMatchObject({ ok: true, entries: expected + policySets(reader) });
         // Each run: run.started, 3 × (tool.called, tool.completed), run.completed.
         expect(expected).toBe(2 * 25 * 8);
         const runs = reader.listRuns({ limit: 1000 });
@@ -213,7 +217,7 @@ describe("several writers on one file", () => {
           }
         }
         const seqs = reader.ledger.entries().map((e) => e.seq);
-        expect(seqs).toEqual(Array.from({ length: expected }, (_, i) => i + 1));
+        expect(seqs).toEqual(Array.from({ length: expected + policySets(reader) }, (_, i) => i + 1));
       } finally {
         reader.close();
       }
@@ -234,7 +238,7 @@ describe("several writers on one file", () => {
       for (const r of await cli) expect(r, r.stderr).toMatchObject({ code: 0 });
       const reader = new Warden({ agentId: "reader", store: file });
       try {
-        expect(reader.ledger.verify()).toMatchObject({ ok: true, entries: 4 * 2 * 4 });
+        expect(reader.ledger.verify()).toMatchObject({ ok: true, entries: 4 * 2 * 4 + policySets(reader) });
         expect(count(file, "checkpoints")).toBeGreaterThanOrEqual(4);
       } finally {
         reader.close();
