@@ -13,6 +13,7 @@ export type { WardenEvent, EventListener } from "./events.js";
 export type { RunRecord, RunSummary, StepRecord, ToolCallRecord, ApprovalRecord, LlmUsage } from "./records.js";
 export { Approvals } from "./approvals/approvals.js";
 export type { ApprovalDecisionInput, ApprovalRequestHandler } from "./approvals/approvals.js";
+export type { WardenLogger } from "./logger.js";
 export type { HaltRecord, HaltTarget } from "./halt/halt.js";
 export { Ledger } from "./ledger/ledger.js";
 export type { LedgerVerification } from "./ledger/ledger.js";

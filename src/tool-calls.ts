@@ -25,6 +25,8 @@ export interface ToolCallsDeps {
   recorder: Recorder;
   approvals: Approvals;
   assertOpen: () => void;
+  /** Told once when a call starts waiting for a reviewer, so a waiting program is never silent. */
+  onWaiting?: ((approval: ApprovalRecord) => void) | undefined;
 }
 
 /** How many refused calls stay findable by their framework id. */
@@ -223,6 +225,7 @@ export class ToolCalls {
     if (!state || state.approvalId === undefined) throw new InvalidStateError(`tool call "${toolCallId}" is not awaiting approval`);
     if (state.status !== ToolCallStatus.AWAITING_APPROVAL) return;
     const pending = approvals.get(state.approvalId);
+    if (pending.status === ApprovalStatus.PENDING) this.#deps.onWaiting?.(pending);
     const settled =
       pending.status === ApprovalStatus.PENDING
         ? await raceAbort(state.controller.signal, () => approvals.wait(pending)).catch((error: unknown) => {

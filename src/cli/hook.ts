@@ -22,8 +22,15 @@ interface GlobalOptions {
  */
 export function registerHookCommand(program: Command): void {
   const hook = program.command("hook").description("coding-agent hooks: decide on each tool call by policy before it runs");
-  const client = (agentId: string, extra: { policies?: string | undefined; approvalTimeout?: number } = {}) =>
-    new Warden({ agentId, store: program.opts<GlobalOptions>().store, organization: program.opts<GlobalOptions>().org, ...(extra.approvalTimeout !== undefined && { approvalTimeout: extra.approvalTimeout }), ...(extra.policies && { policies: extra.policies }) });
+  // Only pre-tool-use decides; the record-only hooks load an empty set on purpose (no "no policies" notice).
+  const client = (agentId: string, extra: { policies?: string | undefined; approvalTimeout?: number; decides?: boolean } = {}) =>
+    new Warden({
+      agentId,
+      store: program.opts<GlobalOptions>().store,
+      organization: program.opts<GlobalOptions>().org,
+      ...(extra.approvalTimeout !== undefined && { approvalTimeout: extra.approvalTimeout }),
+      ...(extra.policies ? { policies: extra.policies } : !extra.decides && { policies: { version: 1, default: "allow", policies: [] } }),
+    });
 
   hook
     .command("pre-tool-use")
@@ -39,9 +46,10 @@ export function registerHookCommand(program: Command): void {
       process.exitCode = await answer(async () => {
         const approvalTimeoutMs = parseDuration(opts.approvalTimeout);
         const event = await readEvent();
-        const warden = client(opts.agent, { policies: opts.policies, approvalTimeout: approvalTimeoutMs });
+        const warden = client(opts.agent, { policies: opts.policies, approvalTimeout: approvalTimeoutMs, decides: true });
         try {
-          return await preToolUse(warden, event, { approvalTimeoutMs, onWaiting: (message) => console.error(message) });
+          // The core says on stderr that the call waits, with the command that answers it.
+          return await preToolUse(warden, event, { approvalTimeoutMs });
         } finally {
           warden.close();
         }

@@ -34,7 +34,8 @@ function open(program: Command, extra: { policies?: string; existing?: boolean }
   if (extra.existing && options.store !== ":memory:" && !existsSync(options.store)) {
     throw new CommanderError(EXIT_USAGE, "warden.storeMissing", `no store at ${resolve(options.store)}: pass the agent's store with --store (or WARDEN_STORE), or --url for a control plane`);
   }
-  return new Warden({ agentId: "warden-cli", store: options.store, organization: options.org, ...(extra.policies && { policies: extra.policies }) });
+  // The CLI reads and decides for others: it governs no calls of its own, so an empty set is deliberate.
+  return new Warden({ agentId: "warden-cli", store: options.store, organization: options.org, policies: extra.policies ?? { version: 1, default: "allow", policies: [] } });
 }
 
 function print(program: Command, value: unknown, text: () => string): void {
