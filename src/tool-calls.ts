@@ -382,7 +382,11 @@ export class ToolCalls {
 function blockError(decision: Decision, toolName: string, toolCallId: string): WardenError {
   const tokenHalt = Decisions.haltError(decision);
   if (tokenHalt !== undefined) return tokenHalt;
-  if (decision.action === "block" && decision.halted) return new HaltedError({ reason: decision.reason, scope: "halt" });
+  if (decision.action === "block" && decision.halted) {
+    // The decision's reason already reads "halted (<scope>): <reason>": the error says it once.
+    const stated = /^halted \(([^)]*)\): ([\s\S]*)$/.exec(decision.reason);
+    return stated ? new HaltedError({ scope: stated[1]!, reason: stated[2]! }) : new HaltedError({ reason: decision.reason, scope: "unknown" });
+  }
   return new ToolBlockedError({ toolName, reason: decision.reason, policyId: decision.policyId, toolCallId });
 }
 

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Warden, type PolicySetInput, type WardenLogger } from "agent-warden";
+import { ToolBlockedError, Warden, type PolicySetInput, type WardenLogger } from "agent-warden";
 import { createWardenServer, type WardenServer } from "agent-warden/server";
 
 const refundPolicy: PolicySetInput = { version: 1, policies: [{ id: "large-refunds", when: { tool: "refund", "args.amount": { gt: 50000 } }, action: "require_approval" }] };
@@ -103,5 +103,40 @@ describe("no policy", () => {
       expect(warnings).toEqual([`the control plane at ${url} has no policy for this organization yet: every tool call is allowed by default. Publish one with \`warden policy push warden.yaml --url ${url} --api-key <admin key>\``]);
       await warden.shutdown();
     });
+  });
+});
+
+describe("messages say what happened once", () => {
+  it("a block without a description names the policy once and says what it did", async () => {
+    const warden = new Warden({ agentId: "ops-agent", store: ":memory:", policies: { policies: [{ id: "no-wipes", when: { tool: "wipe_*" }, action: "block" }] } });
+    const error = await warden.run({}, (run) => run.tool("wipe_disk", {}, () => "never")).catch((caught: Error) => caught);
+    expect((error as Error).message).toBe('[warden] tool "wipe_disk" blocked by policy "no-wipes": the call matches its conditions');
+    warden.close();
+  });
+
+  it("a halted call reads `halted (agent …): reason`, once", async () => {
+    const warden = new Warden({ agentId: "ops-agent", store: ":memory:", policies: { policies: [] } });
+    const error = await warden
+      .run({}, async (run) => {
+        warden.halt({ agentId: "ops-agent", reason: "runaway loop" });
+        return run.tool("deploy", {}, () => "never");
+      })
+      .catch((caught: Error) => caught);
+    expect((error as Error).message).toBe("[warden] halted (agent ops-agent): runaway loop");
+    warden.close();
+  });
+
+  it("a reported Warden error becomes one warning with one prefix", () => {
+    const warnings: string[] = [];
+    const spy = vi.spyOn(process, "emitWarning").mockImplementation(((warning: string | Error) => void warnings.push(String(warning))) as typeof process.emitWarning);
+    try {
+      const warden = new Warden({ agentId: "a", store: ":memory:", policies: { policies: [] } });
+      warden.reportError(new ToolBlockedError({ toolName: "t", reason: "r" }), "ai");
+      warden.reportError(new ToolBlockedError({ toolName: "t", reason: "r" }), "ai");
+      expect(warnings).toEqual(['[warden] ai: tool "t" blocked: r']);
+      warden.close();
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

@@ -28,7 +28,7 @@ export async function preToolUse(warden: Warden, event: HookEvent, options: PreT
   } catch (error) {
     // Fail closed: a halt that refuses the session's run, an unreadable store, anything at all blocks.
     const message = error instanceof Error ? error.message : String(error);
-    return { exitCode: BLOCK, message: WardenError.isInstance(error) && error.code === "halted" ? message : `[warden] blocked: the hook failed (${message})` };
+    return { exitCode: BLOCK, message: WardenError.isInstance(error) && error.code === "halted" ? message : `[warden] blocked: the hook failed (${message.replace(/^\[warden\] /, "")})` };
   }
 }
 

@@ -71,7 +71,7 @@ export function registerHookCommand(program: Command): void {
           warden.close();
         }
       } catch (error) {
-        console.error(`[warden] post-tool-use not recorded: ${error instanceof Error ? error.message : String(error)}`);
+        console.error(`[warden] post-tool-use not recorded: ${unprefixed(error)}`);
       }
     });
 
@@ -97,7 +97,7 @@ async function answer(fn: () => Promise<HookAnswer>): Promise<number> {
   } catch (error) {
     // A halt can refuse the call before any decision (opening the session's run).
     if (WardenError.isInstance(error) && error.code === "halted") console.error(error.message);
-    else console.error(`[warden] blocked: the hook failed (${error instanceof Error ? error.message : String(error)})`);
+    else console.error(`[warden] blocked: the hook failed (${unprefixed(error)})`);
     return BLOCK;
   }
 }
@@ -121,3 +121,6 @@ async function readEvent(): Promise<HookEvent> {
   if (!parsed.success) throw new Error(`stdin is not a JSON hook event (${parsed.error.issues[0]?.path.join(".") || "the event"}: ${parsed.error.issues[0]?.message})`);
   return parsed.data;
 }
+
+/** The message without Warden's prefix, for a line that already starts with it. */
+const unprefixed = (error: unknown) => (error instanceof Error ? error.message : String(error)).replace(/^\[warden\] /, "");

@@ -177,7 +177,8 @@ function compilePolicy(policy: Policy, order: number): CompiledPolicy {
       policyId: policy.id,
       action: policy.action,
       mode: policy.mode,
-      reason: policy.reason ?? policy.description ?? `matched policy "${policy.id}"`,
+      // Without a reason or description, the error already names the policy ("blocked by policy "x""): say what it did.
+      reason: policy.reason ?? policy.description ?? defaultReason(policy.action),
       severity: policy.severity,
       timeoutMs: policy.approval?.timeout,
       kind: "policy" as const,
@@ -210,4 +211,12 @@ function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key);
   if (list) list.push(value);
   else map.set(key, [value]);
+}
+
+/** What a policy without a reason or description did, in words that read well after its id. */
+function defaultReason(action: string): string {
+  if (action === "block") return "the call matches its conditions";
+  if (action === "require_approval") return "the call needs a reviewer's approval";
+  if (action === "warn") return "the call is flagged for review";
+  return "the call is allowed";
 }
