@@ -54,6 +54,7 @@ export { Tokens } from "./tokens/tokens.js";
 export { DelegatedTask } from "./delegation.js";
 export { verifyToken, createTokenAuthority, attenuate, seal, hasPermission, toolAllowed, withinAmount, tokenDenial, inspectToken, parseDuration } from "./tokens/token.js";
 export type { Authority, VerifiedToken, TokenBlock, TokenInspection, MintInput, Narrowing, TokenAuthority, TokenAuthorityOptions } from "./tokens/token.js";
+export type { Jwk } from "./tokens/jwk.js";
 export { formatRunTree } from "./format.js";
 export type { RemoteLink, RemoteStatus } from "./remote/remote.js";
 export type { RemoteOptions } from "./remote/options.js";

@@ -1,4 +1,5 @@
-import { createHash, type JsonWebKey } from "node:crypto";
+import { createHash } from "node:crypto";
+import type { Jwk } from "../tokens/jwk.js";
 import type { z } from "zod";
 import { dirname, join, resolve } from "node:path";
 import type { ResolvedOptions } from "../config.js";
@@ -28,7 +29,7 @@ export interface RemoteHost {
   /** A reviewer's decision on one of this client's approval requests. */
   applyApproval(record: ApprovalRecord): void;
   /** The organization's public key, which delegation tokens verify against. */
-  applyOrganizationKey(jwk: JsonWebKey): void;
+  applyOrganizationKey(jwk: Jwk): void;
   /** A token (or block) the control plane revoked: it stops verifying here too. */
   applyRevocation(tokenId: string, reason: string | undefined): void;
   /** The client's ledger: entries the control plane never acknowledged are sent again on the next start. */
