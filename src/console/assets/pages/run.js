@@ -194,8 +194,9 @@ function callNode(call) {
         ["Decided", a.decidedAt ? time(a.decidedAt) : undefined],
         ["Expires", a.status === "pending" ? time(a.expiresAt) : undefined],
       ]),
-      a.status === "pending" ? h("p", null, h("a", { href: "#/approvals" }, "Decide in the approvals inbox")) : null,
     );
+    // Element.append would print a null as the text "null": only a pending approval gets the link.
+    if (a.status === "pending") body.append(h("p", null, h("a", { href: "#/approvals" }, "Decide in the approvals inbox")));
   }
   return h("details", { class: "call", id: `call-${call.toolCallId}`, dataset: { toolCallId: call.toolCallId, status: call.status } }, summary, body);
 }
