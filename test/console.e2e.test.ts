@@ -315,6 +315,10 @@ describe("console in a browser", () => {
     const body = (await call.textContent()) ?? "";
     expect(body).toContain("Release notes reviewed");
     expect(body).toContain("alice");
+    // The audit trail reads in the order things happened: the run started before its approval was asked for.
+    const trail = await page.locator(`#audit-${approval.runId} code`).allTextContents();
+    expect(trail.indexOf("run.started")).toBeGreaterThanOrEqual(0);
+    expect(trail.indexOf("run.started")).toBeLessThan(trail.indexOf("approval.requested"));
     // A decided approval has no inbox link, and no stray "null" where it would have been.
     expect(body).not.toContain("Decide in the approvals inbox");
     expect(await call.locator(".body").evaluate((element) => [...(element as unknown as { childNodes: Array<{ nodeType: number; textContent: string }> }).childNodes].filter((node) => node.nodeType === 3).map((node) => node.textContent))).toEqual([]);
