@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { ApprovalRequestHandler } from "./approvals/approvals.js";
 import { ConfigError } from "./errors.js";
 import { DurationSchema } from "./internal/duration.js";
+import type { WardenLogger } from "./logger.js";
 import { CurrencyTableSchema } from "./money.js";
 import type { PolicySetInput } from "./policy/schema.js";
 import { RedactionOptionsSchema } from "./redaction/redact.js";
@@ -38,9 +39,12 @@ export const WardenOptionsSchema = z.strictObject({
   approvalTimeout: DurationSchema.default(15 * 60_000),
   /** How often a waiting call looks for a decision made by another process. */
   approvalPollInterval: DurationSchema.default(100),
+  /** Routes approval requests to reviewers (chat, ticket); with it, no notice is printed when a call starts waiting. */
   onApprovalRequest: fn<ApprovalRequestHandler>().optional(),
   /** The clock approvals read for expiry and escalation (ms since the epoch); a fake one in tests. */
   clock: fn<() => number>().optional(),
+  /** Receives Warden's notices (a call waiting for a reviewer, no policy loaded). Default: one line on stderr per notice. */
+  logger: z.custom<WardenLogger>((value) => typeof value === "object" && value !== null && typeof (value as WardenLogger).warn === "function", "expected an object with a warn(message) method").optional(),
   /** Receives telemetry and listener failures (which never reach the agent). Default: one warning per kind. */
   onError: fn<(error: unknown) => void>().optional(),
   /** The most one recorded value (a call's input, output or error, a run's metadata) takes, in bytes of JSON; larger ones are cut with a marker giving the original size. */

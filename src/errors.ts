@@ -38,7 +38,7 @@ export class WardenError extends Error {
   readonly code: WardenErrorCode;
 
   constructor(code: WardenErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message.startsWith("[warden]") ? message : `[warden] ${message}`, options);
+    super(message.startsWith("[warden] ") ? message : `[warden] ${message}`, options);
     this.name = new.target.name;
     this.code = code;
   }
@@ -205,7 +205,8 @@ export class HaltedError extends WardenError {
   readonly scope: string;
 
   constructor(init: { reason: string; scope: string }, options?: { cause?: unknown }) {
-    super("halted", `halted (${init.scope}): ${init.reason}`, options);
+    // An unknown halt state has no scope to name: its reason says what is unknown.
+    super("halted", init.scope === "unknown" && init.reason.startsWith("halt state unknown") ? init.reason : `halted (${init.scope}): ${init.reason}`, options);
     this.reason = init.reason;
     this.scope = init.scope;
   }

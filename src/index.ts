@@ -17,6 +17,7 @@ export type { ApprovalDecisionInput, ApprovalRequestHandler, ApprovalRule } from
 export { argsDigest } from "./approvals/binding.js";
 export { ApprovalChannels, ApprovalChannelsSchema, APPROVAL_CHANNEL_EVENTS, attachApprovalChannels, loadApprovalChannels, signWebhook, verifySlackSignature } from "./approvals/channels/index.js";
 export type { ApprovalChannelsOptions, ApprovalChannelEvent, ApprovalDelivery, ApprovalChannelsBackend, ChannelResponse, ApprovalLinkClaims } from "./approvals/channels/index.js";
+export type { WardenLogger } from "./logger.js";
 export type { HaltRecord, HaltTarget } from "./halt/halt.js";
 export { Ledger } from "./ledger/ledger.js";
 export type { LedgerVerification } from "./ledger/ledger.js";
@@ -60,6 +61,7 @@ export { Tokens } from "./tokens/tokens.js";
 export { DelegatedTask } from "./delegation.js";
 export { verifyToken, createTokenAuthority, attenuate, seal, hasPermission, toolAllowed, withinAmount, tokenDenial, inspectToken, parseDuration } from "./tokens/token.js";
 export type { Authority, VerifiedToken, TokenBlock, TokenInspection, MintInput, Narrowing, TokenAuthority, TokenAuthorityOptions } from "./tokens/token.js";
+export type { Jwk } from "./tokens/jwk.js";
 export { formatRunTree } from "./format.js";
 export type { RemoteLink, RemoteStatus } from "./remote/remote.js";
 export type { RemoteOptions } from "./remote/options.js";

@@ -41,7 +41,9 @@ export class ErrorSink {
     // Warn once per kind, but never let the memory of what was warned grow without bound.
     if (this.#warned.size >= 256) this.#warned.clear();
     this.#warned.add(key);
-    process.emitWarning(`[warden] ${source ? `${source}: ` : ""}${error instanceof Error ? error.message : String(error)}`, { code: "WARDEN_TELEMETRY" });
+    // Warden's own errors already carry the prefix: the warning says it once.
+    const message = (error instanceof Error ? error.message : String(error)).replace(/^\[warden\] /, "");
+    process.emitWarning(`[warden] ${source ? `${source}: ` : ""}${message}`, { code: "WARDEN_TELEMETRY" });
   }
 }
 

@@ -28,6 +28,8 @@ export interface ToolCallsDeps {
   recorder: Recorder;
   approvals: Approvals;
   assertOpen: () => void;
+  /** Told once when a call starts waiting for a reviewer, so a waiting program is never silent. */
+  onWaiting?: ((approval: ApprovalRecord) => void) | undefined;
 }
 
 /** How many refused calls stay findable by their framework id. */
@@ -271,6 +273,7 @@ export class ToolCalls {
     if (!state || state.approvalId === undefined) throw new InvalidStateError(`tool call "${toolCallId}" is not awaiting approval`);
     if (state.status !== ToolCallStatus.AWAITING_APPROVAL) return;
     const pending = approvals.get(state.approvalId);
+    if (pending.status === ApprovalStatus.PENDING) this.#deps.onWaiting?.(pending);
     const settled =
       pending.status === ApprovalStatus.PENDING
         ? await raceAbort(state.controller.signal, () => approvals.wait(pending)).catch((error: unknown) => {
@@ -446,7 +449,11 @@ export class ToolCalls {
 function blockError(decision: Decision, toolName: string, toolCallId: string): WardenError {
   const tokenHalt = Decisions.haltError(decision);
   if (tokenHalt !== undefined) return tokenHalt;
-  if (decision.action === "block" && decision.halted) return new HaltedError({ reason: decision.reason, scope: "halt" });
+  if (decision.action === "block" && decision.halted) {
+    // The decision's reason already reads "halted (<scope>): <reason>": the error says it once.
+    const stated = /^halted \(([^)]*)\): ([\s\S]*)$/.exec(decision.reason);
+    return stated ? new HaltedError({ scope: stated[1]!, reason: stated[2]! }) : new HaltedError({ reason: decision.reason, scope: "unknown" });
+  }
   return new ToolBlockedError({ toolName, reason: decision.reason, policyId: decision.policyId, toolCallId });
 }
 

@@ -13,10 +13,12 @@ import type { CheckInput, RunOptions, ToolCallInit, ToolOptions } from "./inputs
 import { loadOrCreateKey, type SigningKey } from "./ledger/keys.js";
 import { Ledger } from "./ledger/ledger.js";
 import { LlmCalls, type LlmCallHandle } from "./llm-calls.js";
+import { Notices } from "./logger.js";
+import { NO_POLICIES_NOTICE, waitingNotice } from "./notices.js";
 import { CurrencyConverter, type Money } from "./money.js";
 import type { PolicySet, PolicySetInput } from "./policy/schema.js";
 import { ErrorSink, Recorder } from "./recorder.js";
-import type { LlmUsage, RunRecord, RunSummary } from "./records.js";
+import type { ApprovalRecord, LlmUsage, RunRecord, RunSummary } from "./records.js";
 import { createRedactor } from "./redaction/redact.js";
 import { createRemoteLink, type RemoteLink } from "./remote/remote.js";
 import { RunScope } from "./run-scope.js";
@@ -78,6 +80,7 @@ export class Warden {
     const org = this.organization;
     const assertOpen = () => this.#assertOpen();
     const groupOf = (agentId: string) => this.#groupOf(agentId);
+    const notices = new Notices(resolved.logger);
     this.#errors = new ErrorSink(resolved.onError);
     const errors = this.#errors;
     this.#bus = new EventBus((error) => errors.report(error));
@@ -135,7 +138,10 @@ export class Warden {
     this.#runStore.saveAgent(this.agentId, this.group);
     this.#groups.set(this.agentId, this.group);
     this.#runs = new Runs({ agentId: this.agentId, store: this.#runStore, recorder, halts, decisions: this.#decisions, tokens: this.tokens, ledger: this.ledger, knownAgent: (agentId) => this.#groups.has(agentId), assertOpen });
-    this.#calls = new ToolCalls({ agentId: this.agentId, store: this.#runStore, runs: this.#runs, decisions: this.#decisions, halts, recorder, approvals: this.approvals, assertOpen });
+    // A call waiting for a reviewer says so once, unless a handler routes the request elsewhere.
+    const home = { store: resolved.store, organization: org, url: resolved.url };
+    const onWaiting = resolved.onApprovalRequest ? undefined : (approval: ApprovalRecord) => notices.info(`waiting:${approval.approvalId}`, waitingNotice(approval, home));
+    this.#calls = new ToolCalls({ agentId: this.agentId, store: this.#runStore, runs: this.#runs, decisions: this.#decisions, halts, recorder, approvals: this.approvals, assertOpen, onWaiting });
     this.#llm = new LlmCalls({ agentId: this.agentId, store: this.#runStore, runs: this.#runs, decisions: this.#decisions, halts, recorder });
     remote = this.#remote = createRemoteLink(resolved, { agentId: this.agentId, group: this.group }, {
       applyPolicies: (policies) => this.#decisions.setPolicies(policies as PolicySetInput),
@@ -145,7 +151,9 @@ export class Warden {
       applyRevocation: (tokenId, reason) => this.tokens.noteRevoked(tokenId, reason),
       ledger: this.ledger,
       reportError: (error) => errors.report(error),
+      warn: (key, message) => notices.warn(key, message),
     });
+    if (resolved.policies === undefined && resolved.url === undefined) notices.warn("no-policies", NO_POLICIES_NOTICE);
     halts.start();
     openClients.add(this);
     installExitHook();

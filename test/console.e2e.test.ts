@@ -304,6 +304,8 @@ describe("console in a browser", () => {
     await expect.poll(() => decided.getAttribute("data-status")).toBe("approved");
     expect(await decided.textContent()).toContain("Release notes reviewed");
     expect(await decided.textContent()).toContain("alice");
+    // The approved card stays on screen, but it is no longer a pending request.
+    await expect.poll(() => page.locator("#approvals-count").textContent()).toBe("0 pending requests");
 
     // The run page shows the approval with reviewer and reason.
     const approval = (await api("GET", "/v1/approvals?status=approved", { key: keys.admin })).body.items[0];
@@ -313,6 +315,13 @@ describe("console in a browser", () => {
     const body = (await call.textContent()) ?? "";
     expect(body).toContain("Release notes reviewed");
     expect(body).toContain("alice");
+    // The audit trail reads in the order things happened: the run started before its approval was asked for.
+    const trail = await page.locator(`#audit-${approval.runId} code`).allTextContents();
+    expect(trail.indexOf("run.started")).toBeGreaterThanOrEqual(0);
+    expect(trail.indexOf("run.started")).toBeLessThan(trail.indexOf("approval.requested"));
+    // A decided approval has no inbox link, and no stray "null" where it would have been.
+    expect(body).not.toContain("Decide in the approvals inbox");
+    expect(await call.locator(".body").evaluate((element) => [...(element as unknown as { childNodes: Array<{ nodeType: number; textContent: string }> }).childNodes].filter((node) => node.nodeType === 3).map((node) => node.textContent))).toEqual([]);
   });
 
   test("halt an agent with a confirmation and a reason: its next tool call is refused; resume", async () => {
@@ -345,6 +354,12 @@ describe("console in a browser", () => {
 
     await expect.poll(() => page.locator("#halt-banner").textContent()).toContain("HALTED");
     expect(await page.locator("#halt-banner").textContent()).toContain("Suspicious refunds");
+    // The form keeps the scope and target chosen: a second halt does not silently widen to the organization.
+    expect(await page.getByLabel("One agent").isChecked()).toBe(true);
+    expect(await page.getByLabel("Whole organization").isChecked()).toBe(false);
+    expect(await page.locator("#halt-agent").inputValue()).toBe("billing-agent");
+    expect(await page.locator("#halt-agent").isVisible()).toBe(true);
+    expect(await page.locator("#halt-reason").inputValue()).toBe("");
     await until("the halt to reach the agent", () => warden.activeHalts.some((h) => h.scope === "agent" && h.target === "billing-agent"));
     release();
     await working;

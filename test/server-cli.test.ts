@@ -40,6 +40,10 @@ describe("warden serve and warden keys", () => {
     expect(key).toMatch(/^wdn_[A-Za-z0-9_-]{43}$/);
     const me = await fetch(`${first.url}/v1/me`, { headers: { authorization: `Bearer ${key}` } });
     expect(await me.json()).toMatchObject({ org: "acme", role: "admin" });
+    // An organization with no policy yet: serve says its agents allow everything and how to publish one, for the same organization.
+    expect(first.lines).toContain('no policy published for organization "acme" yet: its agents allow every call. Publish one with');
+    expect(first.lines).toContain(`  warden policy push warden.yaml --url ${first.url} --api-key <admin key>`);
+    expect(first.lines).toContain(`  warden keys create --role agent --org acme --db ${db} --name billing-bot`);
     expect(await first.stop()).toBe(0);
     const second = await serve(db);
     expect(second.lines.some((l) => l.includes("wdn_"))).toBe(false);

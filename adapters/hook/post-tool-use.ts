@@ -15,7 +15,7 @@ export function postToolUse(warden: Warden, event: HookEvent): HookAnswer {
     warden.resumeToolCall(event.tool_use_id).complete(event.tool_response);
     return { exitCode: 0 };
   } catch (error) {
-    return { exitCode: 0, message: `[warden] post-tool-use not recorded: ${error instanceof Error ? error.message : String(error)}` };
+    return { exitCode: 0, message: `[warden] post-tool-use not recorded: ${(error instanceof Error ? error.message : String(error)).replace(/^\[warden\] /, "")}` };
   }
 }
 

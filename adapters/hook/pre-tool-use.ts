@@ -40,7 +40,7 @@ export async function preToolUse(warden: Warden, event: HookEvent, options: PreT
   } catch (error) {
     // Fail closed: a halt that refuses the session's run, an unreadable store, anything at all blocks.
     const message = error instanceof Error ? error.message : String(error);
-    answer = { exitCode: BLOCK, message: WardenError.isInstance(error) && error.code === "halted" ? message : `[warden] blocked: the hook failed (${message})` };
+    answer = { exitCode: BLOCK, message: WardenError.isInstance(error) && error.code === "halted" ? message : `[warden] blocked: the hook failed (${message.replace(/^\[warden\] /, "")})` };
   }
   if (options.json === false) return { exitCode: answer.exitCode, message: answer.message };
   // Every refusal is a `deny` too (and still exits 2, so an agent that ignores the JSON blocks as well).

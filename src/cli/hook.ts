@@ -22,8 +22,15 @@ interface GlobalOptions {
  */
 export function registerHookCommand(program: Command): void {
   const hook = program.command("hook").description("coding-agent hooks: decide on each tool call by policy before it runs");
-  const client = (agentId: string, extra: { policies?: string | undefined; approvalTimeout?: number } = {}) =>
-    new Warden({ agentId, store: program.opts<GlobalOptions>().store, organization: program.opts<GlobalOptions>().org, ...(extra.approvalTimeout !== undefined && { approvalTimeout: extra.approvalTimeout }), ...(extra.policies && { policies: extra.policies }) });
+  // Only pre-tool-use decides; the record-only hooks load an empty set on purpose (no "no policies" notice).
+  const client = (agentId: string, extra: { policies?: string | undefined; approvalTimeout?: number; decides?: boolean } = {}) =>
+    new Warden({
+      agentId,
+      store: program.opts<GlobalOptions>().store,
+      organization: program.opts<GlobalOptions>().org,
+      ...(extra.approvalTimeout !== undefined && { approvalTimeout: extra.approvalTimeout }),
+      ...(extra.policies ? { policies: extra.policies } : !extra.decides && { policies: { version: 1, default: "allow", policies: [] } }),
+    });
 
   hook
     .command("pre-tool-use")
@@ -42,9 +49,10 @@ export function registerHookCommand(program: Command): void {
         if (opts.approval !== "wait" && opts.approval !== "ask") throw new Error(`--approval must be "wait" or "ask", not "${opts.approval}"`);
         const approvalTimeoutMs = parseDuration(opts.approvalTimeout);
         const event = await readEvent();
-        const warden = client(opts.agent, { policies: opts.policies, approvalTimeout: approvalTimeoutMs });
+        const warden = client(opts.agent, { policies: opts.policies, approvalTimeout: approvalTimeoutMs, decides: true });
         try {
-          return await preToolUse(warden, event, { approvalTimeoutMs, approval: opts.approval, json: opts.json, onWaiting: (message) => console.error(message) });
+          // The core says on stderr that the call waits, with the command that answers it.
+          return await preToolUse(warden, event, { approvalTimeoutMs, approval: opts.approval, json: opts.json });
         } finally {
           warden.close();
         }
@@ -66,7 +74,7 @@ export function registerHookCommand(program: Command): void {
           warden.close();
         }
       } catch (error) {
-        console.error(`[warden] post-tool-use not recorded: ${error instanceof Error ? error.message : String(error)}`);
+        console.error(`[warden] post-tool-use not recorded: ${unprefixed(error)}`);
       }
     });
 
@@ -91,7 +99,7 @@ async function answer(fn: () => Promise<HookAnswer>, json = false): Promise<numb
     return report(await fn());
   } catch (error) {
     // A halt can refuse the call before any decision (opening the session's run); bad input blocks too.
-    const message = WardenError.isInstance(error) && error.code === "halted" ? error.message : `[warden] blocked: the hook failed (${error instanceof Error ? error.message : String(error)})`;
+    const message = WardenError.isInstance(error) && error.code === "halted" ? error.message : `[warden] blocked: the hook failed (${unprefixed(error)})`;
     return report(json ? jsonAnswer("deny", message) : { exitCode: BLOCK, message });
   }
 }
@@ -116,3 +124,6 @@ async function readEvent(): Promise<HookEvent> {
   if (!parsed.success) throw new Error(`stdin is not a JSON hook event (${parsed.error.issues[0]?.path.join(".") || "the event"}: ${parsed.error.issues[0]?.message})`);
   return parsed.data;
 }
+
+/** The message without Warden's prefix, for a line that already starts with it. */
+const unprefixed = (error: unknown) => (error instanceof Error ? error.message : String(error)).replace(/^\[warden\] /, "");

@@ -10,6 +10,7 @@ import { loadPolicyFile } from "../policy/load.js";
 import { Warden } from "../warden.js";
 import { localOperator, remoteOperator, type Operator } from "./operator.js";
 import { registerHookCommand } from "./hook.js";
+import { registerPolicyPushCommand } from "./policy-push.js";
 import { registerMcpGatewayCommand } from "./mcp-gateway.js";
 import { registerServerCommands } from "./server.js";
 import { registerEvidenceCommands, registerLedgerVerifyCommand } from "./evidence.js";
@@ -34,7 +35,8 @@ function open(program: Command, extra: { policies?: string; existing?: boolean }
   if (extra.existing && options.store !== ":memory:" && !existsSync(options.store)) {
     throw new CommanderError(EXIT_USAGE, "warden.storeMissing", `no store at ${resolve(options.store)}: pass the agent's store with --store (or WARDEN_STORE), or --url for a control plane`);
   }
-  return new Warden({ agentId: "warden-cli", store: options.store, organization: options.org, ...(extra.policies && { policies: extra.policies }) });
+  // The CLI reads and decides for others: it governs no calls of its own, so an empty set is deliberate.
+  return new Warden({ agentId: "warden-cli", store: options.store, organization: options.org, policies: extra.policies ?? { version: 1, default: "allow", policies: [] } });
 }
 
 function print(program: Command, value: unknown, text: () => string): void {
@@ -184,6 +186,8 @@ export function buildProgram(): Command {
         [`decision: ${evaluation.action}${evaluation.decidedBy ? ` (policy ${evaluation.decidedBy.policyId}: ${evaluation.decidedBy.reason})` : " (default)"}`, ...evaluation.matches.map((m) => `  matched ${m.policyId}: ${m.action}${m.mode === "shadow" ? " [shadow]" : ""}`)].join("\n"),
       );
     });
+
+  registerPolicyPushCommand(policy, program, (value, text) => print(program, value, text));
 
   const target = (command: Command) => command.option("--agent <id>", "one agent").option("--group <name>", "a group of agents").option("--run <id>", "one run");
   target(program.command("halt").description("emergency halt: the organization, or one agent, group or run"))

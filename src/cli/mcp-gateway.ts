@@ -69,7 +69,7 @@ export function registerMcpGatewayCommand(program: Command): void {
         const handler = createMcpGatewayHttpHandler({ warden, upstream: newUpstream });
         const server = createServer((request, response) => {
           handler(request, response).catch((error: unknown) => {
-            console.error(`[warden] ${(error as Error).message}`);
+            console.error(`[warden] ${(error as Error).message.replace(/^\[warden\] /, "")}`);
             if (!response.headersSent) response.writeHead(500).end();
           });
         });

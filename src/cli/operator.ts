@@ -33,28 +33,50 @@ export function localOperator(warden: Warden): Operator {
   };
 }
 
-/** A control plane (`warden serve`), with an API key of the right role. */
-export function remoteOperator(url: string, apiKey: string): Operator {
+/** One request to a control plane's `/v1` API, answering its JSON; failures say which URL and what to check. */
+export type ControlPlaneCall = <T>(method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<T>;
+
+/** Requests to a control plane (`warden serve`) with an API key. */
+export function controlPlane(url: string, apiKey: string): ControlPlaneCall {
   const base = url.replace(/\/+$/, "");
-  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+  return async <T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> => {
     let response: Response;
     try {
       response = await fetch(`${base}/v1${path}`, {
         method,
-        headers: { authorization: `Bearer ${apiKey}`, ...(body !== undefined && { "content-type": "application/json" }) },
+        headers: { authorization: `Bearer ${apiKey}`, ...(body !== undefined && { "content-type": "application/json" }), ...headers },
         ...(body !== undefined && { body: JSON.stringify(body) }),
       });
     } catch (cause) {
-      throw new RemoteError(`[${method}] "${base}/v1${path}": ${(cause as Error).message}`, { retryable: true, cause });
+      throw new RemoteError(`cannot reach the control plane at ${base} (${networkReason(cause)}): check that \`warden serve\` runs there and that --url (or WARDEN_URL) names its address and port`, { retryable: true, cause });
     }
     const text = await response.text();
-    const payload = text ? (JSON.parse(text) as unknown) : undefined;
+    let payload: unknown;
+    try {
+      payload = text ? (JSON.parse(text) as unknown) : undefined;
+    } catch {
+      throw new RemoteError(`${base} answered ${method} /v1${path} with ${response.status} and no JSON: is --url the address of \`warden serve\`?`, { status: response.status, retryable: false });
+    }
     if (!response.ok) {
       const error = (payload as { error?: { message?: string } } | undefined)?.error;
-      throw new RemoteError(`[${method}] "${base}/v1${path}": ${response.status} ${error?.message ?? response.statusText}`, { status: response.status, retryable: [429, 502, 503, 504].includes(response.status) });
+      const hint = response.status === 401 ? " (check --api-key or WARDEN_API_KEY)" : response.status === 403 ? " (this key's role may not do that)" : "";
+      throw new RemoteError(`[${method}] "${base}/v1${path}": ${response.status} ${error?.message ?? response.statusText}${hint}`, { status: response.status, retryable: [429, 502, 503, 504].includes(response.status) });
     }
     return payload as T;
   };
+}
+
+/** `fetch failed` says nothing: the cause's code does (connection refused, unknown host, timeout). */
+function networkReason(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const code = cause?.code ?? (error as { code?: string }).code;
+  const known: Record<string, string> = { ECONNREFUSED: "connection refused", ENOTFOUND: "unknown host", EAI_AGAIN: "host name lookup failed", ETIMEDOUT: "timed out", ECONNRESET: "connection reset", EHOSTUNREACH: "host unreachable" };
+  return (code && known[code]) ?? cause?.message ?? (error as Error).message ?? String(error);
+}
+
+/** A control plane (`warden serve`), with an API key of the right role. */
+export function remoteOperator(url: string, apiKey: string): Operator {
+  const call = controlPlane(url, apiKey);
   const query = (params: Record<string, string | number | undefined>) => {
     const search = new URLSearchParams(Object.entries(params).flatMap(([k, v]): Array<[string, string]> => (v === undefined ? [] : [[k, String(v)]])));
     return search.size > 0 ? `?${search}` : "";

@@ -79,9 +79,31 @@ export function registerServerCommands(program: Command): void {
         await server.close().catch(() => {});
         throw new CommanderError(1, "warden.database", `cannot start the control plane: ${bareMessage(error)}`);
       }
-      const { url } = await server.listen(port, opts.host);
+      let url: string;
+      try {
+        ({ url } = await server.listen(port, opts.host));
+      } catch (error) {
+        await server.close().catch(() => {});
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "EADDRINUSE") throw new CommanderError(1, "warden.port", `port ${port} on ${opts.host} is already in use (another warden serve?): stop what listens there, or pick another with --port`);
+        if (code === "EACCES") throw new CommanderError(1, "warden.port", `not allowed to listen on port ${port} of ${opts.host}: pick a port above 1023 with --port`);
+        if (code === "EADDRNOTAVAIL") throw new CommanderError(1, "warden.port", `${opts.host} is not an address of this machine: pass --host 127.0.0.1 or 0.0.0.0`);
+        throw error;
+      }
       console.log(`warden control plane on ${url} (database ${opts.database === undefined ? opts.db : describeDatabase(opts.database)}); console at ${url}/`);
       if (key) console.log(`admin key for organization "${organization}" — shown once, store it now:\n  ${key}`);
+      // An organization with no policy version lets its agents do anything: say how to publish one.
+      if ((await server.store.currentPolicy(organization)).version === 0) {
+        const db = opts.database === undefined ? ` --db ${opts.db}` : "";
+        console.log(
+          [
+            `no policy published for organization "${organization}" yet: its agents allow every call. Publish one with`,
+            `  warden policy push warden.yaml --url ${url} --api-key <admin key>`,
+            `and give each agent a key of the same organization:`,
+            `  warden keys create --role agent --org ${organization}${db} --name billing-bot`,
+          ].join("\n"),
+        );
+      }
       await new Promise<void>((resolve) => {
         process.once("SIGINT", resolve);
         process.once("SIGTERM", resolve);

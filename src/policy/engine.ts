@@ -213,7 +213,8 @@ function compilePolicy(policy: Policy, order: number): CompiledPolicy {
       policyId: policy.id,
       action: policy.action,
       mode: policy.mode,
-      reason: policy.reason ?? policy.description ?? `matched policy "${policy.id}"`,
+      // Without a reason or description, the error already names the policy ("blocked by policy "x""): say what it did.
+      reason: policy.reason ?? policy.description ?? defaultReason(policy.action),
       severity: policy.severity,
       timeoutMs: policy.approval?.timeout,
       approvalRule: approvalRuleOf(policy.approval),
@@ -246,4 +247,12 @@ function compileActionCondition(condition: When["action"]): ((action: string) =>
 function approvalRuleOf(approval: Policy["approval"]): ApprovalRule | undefined {
   if (approval === undefined || (approval.approvers === undefined && approval.from === undefined && approval.escalate === undefined)) return undefined;
   return { approvers: approval.approvers, from: approval.from, escalate: approval.escalate && { afterMs: approval.escalate.after, to: approval.escalate.to } };
+}
+
+/** What a policy without a reason or description did, in words that read well after its id. */
+function defaultReason(action: string): string {
+  if (action === "block") return "the call matches its conditions";
+  if (action === "require_approval") return "the call needs a reviewer's approval";
+  if (action === "warn") return "the call is flagged for review";
+  return "the call is allowed";
 }

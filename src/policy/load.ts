@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import type { LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { PolicyError, type PolicyIssue } from "../errors.js";
-import { PolicySetSchema, type PolicySet, type PolicySetInput } from "./schema.js";
+import { PolicySchema, PolicySetSchema, RateLimitSchema, type PolicySet, type PolicySetInput } from "./schema.js";
 
 // The YAML parser loads when a policy text is first parsed, not with the package: most clients are
 // given their policies in code. Synchronous (require), as the functions that need it are.
@@ -96,8 +96,62 @@ function flatten(issues: readonly ZodIssue[], prefix: PropertyKey[] = []): ZodIs
   });
 }
 
+/** Field names a typo is most likely meant for, for "did you mean". */
+const KNOWN_FIELDS = [...new Set([...Object.keys(PolicySetSchema.shape), ...Object.keys(PolicySchema.shape), ...Object.keys(RateLimitSchema.shape), "spend", "tokens", "exceed", "timeout"])];
+
+/** What each required field is for, so a missing one reads as missing (not as an invalid option). */
+const REQUIRED: Record<string, string> = {
+  action: "every policy needs an action (allow, warn, block or require_approval)",
+  id: "every policy, limit and budget needs an id",
+  max: "a limit needs max (calls per window)",
+  per: "a limit needs per (the window, e.g. 1h)",
+};
+
+function closest(key: string): string | undefined {
+  let best: { name: string; distance: number } | undefined;
+  for (const name of KNOWN_FIELDS) {
+    const distance = editDistance(key.toLowerCase(), name.toLowerCase());
+    if (distance <= 2 && distance < key.length && (best === undefined || distance < best.distance)) best = { name, distance };
+  }
+  return best?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) value = value !== null && typeof value === "object" ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  return value;
+}
+
+/** An unknown key becomes one issue at the key itself (its own line), with the field it was probably meant to be. */
+function splitUnknownKeys(issues: ZodIssue[], input: unknown): ZodIssue[] {
+  return issues.flatMap((issue): ZodIssue[] => {
+    // Inside `when`, an unknown key is an unknown operator: its own message lists the accepted ones.
+    if (issue.code === "unrecognized_keys" && !issue.path.includes("when")) {
+      return issue.keys.map((key) => {
+        const guess = closest(key);
+        return { ...issue, path: [...issue.path, key], message: `unknown field "${key}"${guess ? ` (did you mean "${guess}"?)` : ""}` } as ZodIssue;
+      });
+    }
+    if (valueAt(input, issue.path) === undefined && issue.path.length > 0) {
+      const field = String(issue.path[issue.path.length - 1]);
+      return [{ ...issue, message: `missing: ${REQUIRED[field] ?? `required (${issue.message.charAt(0).toLowerCase()}${issue.message.slice(1)})`}` } as ZodIssue];
+    }
+    return [issue];
+  });
+}
+
 function toIssues(error: z.ZodError, input: unknown): Array<PolicyIssue & { path: (string | number)[] }> {
-  return flatten(error.issues).map((issue) => {
+  return splitUnknownKeys(flatten(error.issues), input).map((issue) => {
     const path = issue.path as (string | number)[];
     let policyId: string | undefined;
     let fieldPath = path;

@@ -1,5 +1,5 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import type { JsonWebKey } from "node:crypto";
+import type { Jwk } from "../tokens/jwk.js";
 import { dirname } from "node:path";
 import { z } from "zod";
 import { JwksSchema, PolicyVersionSchema, RevocationSchema } from "../wire/responses.js";
@@ -26,10 +26,10 @@ export function writePolicyCache(path: string, entry: PolicyCacheEntry): void {
 /** The organization's public key as the control plane last published it (tokens verify offline against it). */
 export interface KeyCacheEntry {
   url: string;
-  jwk: JsonWebKey;
+  jwk: Jwk;
 }
 
-export function readKeyCache(path: string, url: string): JsonWebKey | undefined {
+export function readKeyCache(path: string, url: string): Jwk | undefined {
   const entry = readCacheFile(path, KeyCacheSchema);
   return entry?.url === url ? entry.jwk : undefined;
 }

@@ -1,4 +1,5 @@
-import { createHash, type JsonWebKey } from "node:crypto";
+import { createHash } from "node:crypto";
+import type { Jwk } from "../tokens/jwk.js";
 import type { z } from "zod";
 import { dirname, join, resolve } from "node:path";
 import type { ResolvedOptions } from "../config.js";
@@ -6,6 +7,7 @@ import { ApprovalStatus, EventType } from "../enums.js";
 import { RemoteError } from "../errors.js";
 import type { WardenEvent } from "../events.js";
 import type { HaltRecord } from "../halt/halt.js";
+import { noRemotePolicyNotice } from "../notices.js";
 import type { ApprovalRecord } from "../records.js";
 import { ApprovalRecordSchema, HaltListSchema, HaltRecordSchema, JwksSchema, PolicyVersionSchema, RevocationSchema, RevokedPageSchema, TokenRevokedMessageSchema, type PolicyVersion } from "../wire/responses.js";
 import { readKeyCache, readPolicyCache, readRevocationCache, writeKeyCache, writePolicyCache, writeRevocationCache, type RevocationEntry } from "./cache.js";
@@ -27,12 +29,14 @@ export interface RemoteHost {
   /** A reviewer's decision on one of this client's approval requests. */
   applyApproval(record: ApprovalRecord): void;
   /** The organization's public key, which delegation tokens verify against. */
-  applyOrganizationKey(jwk: JsonWebKey): void;
+  applyOrganizationKey(jwk: Jwk): void;
   /** A token (or block) the control plane revoked: it stops verifying here too. */
   applyRevocation(tokenId: string, reason: string | undefined): void;
   /** The client's ledger: entries the control plane never acknowledged are sent again on the next start. */
   ledger?: LedgerReader | undefined;
   reportError(error: unknown): void;
+  /** Something the developer must hear once, such as an organization with no policy yet. */
+  warn?(key: string, message: string): void;
 }
 
 export interface RemoteLinkOptions {
@@ -318,6 +322,8 @@ export class RemoteLink {
     this.#etag = version.etag;
     this.#policyVersion = version.version;
     this.#policyChanges++;
+    // Version 0 is the empty set every organization starts with: nothing is governed until one is published.
+    if (version.version === 0) this.#options.host.warn?.("remote-no-policy", noRemotePolicyNotice(this.#options.url, undefined));
     return true;
   }
 

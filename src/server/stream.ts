@@ -23,7 +23,7 @@ const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 /** The same bound for messages held back while a slow replay is written. */
 const MAX_HELD_MESSAGES = 10_000;
 
-/** @internal */
+/** One open event stream (`GET /v1/stream`): whose it is, what it asked for, what it has been sent. */
 export interface Subscriber {
   org: string;
   /** The key it authenticated with: revoking the key ends the stream. */

@@ -17,8 +17,8 @@ import {
   randomBytes,
   sign,
   verify,
-  type JsonWebKey,
 } from "node:crypto";
+import { nodeJwk, type Jwk } from "./jwk.js";
 import { ConfigError, InvalidInputError, TokenError } from "../errors.js";
 import { parseDuration } from "../internal/duration.js";
 import type { CurrencyConverter, Money } from "../money.js";
@@ -181,7 +181,7 @@ export interface TokenAuthority {
   /** Decodes without checking signatures (for display); throws TokenError("malformed"). */
   inspect(token: string): TokenInspection;
   /** The root public key as an OKP/Ed25519 JWK, `kid` = RFC 7638 thumbprint. */
-  publicJwk(): JsonWebKey & { kid: string };
+  publicJwk(): Jwk & { kid: string };
 }
 
 /**
@@ -243,7 +243,7 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
  * import { verifyToken } from "agent-warden";
  * const verified = verifyToken(token, organizationJwk, { audience: "booking-agent" });
  */
-export function verifyToken(token: string, rootPublicKey: KeyObject | JsonWebKey, options: VerifyTokenOptions = {}): VerifiedToken {
+export function verifyToken(token: string, rootPublicKey: KeyObject | Jwk, options: VerifyTokenOptions = {}): VerifiedToken {
   return verifyWith(rootKey(rootPublicKey), token, options);
 }
 
@@ -678,10 +678,10 @@ interface RootKey {
   kid: string;
 }
 
-function rootKey(input: KeyObject | JsonWebKey): RootKey {
+function rootKey(input: KeyObject | Jwk): RootKey {
   let key: KeyObject;
   try {
-    key = input instanceof KeyObject ? input : createPublicKey({ key: input, format: "jwk" });
+    key = input instanceof KeyObject ? input : createPublicKey({ key: nodeJwk(input), format: "jwk" });
   } catch (error) {
     throw new ConfigError("root public key is not a valid JWK", { cause: error });
   }

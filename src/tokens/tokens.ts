@@ -1,4 +1,5 @@
-import { createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { nodeJwk, type Jwk } from "./jwk.js";
 import { ConfigError, InvalidInputError, TokenError } from "../errors.js";
 import type { SigningKey } from "../ledger/keys.js";
 import type { CurrencyConverter } from "../money.js";
@@ -54,8 +55,8 @@ export class Tokens {
    * @internal Remote mode: the organization's public key, as the control plane publishes it. Tokens
    * verify against it; minting happens on the control plane (`POST /v1/tokens`, `warden token mint --url`).
    */
-  useOrganizationKey(jwk: JsonWebKey): void {
-    const publicKey = createPublicKey({ key: jwk, format: "jwk" });
+  useOrganizationKey(jwk: Jwk): void {
+    const publicKey = createPublicKey({ key: nodeJwk(jwk), format: "jwk" });
     if (this.#publicKey?.equals(publicKey)) return;
     this.#use(publicKey, undefined);
   }
@@ -118,7 +119,7 @@ export class Tokens {
   }
 
   /** The organization's public key as a JWK: all a service needs to verify tokens. */
-  publicJwk(): JsonWebKey & { kid: string } {
+  publicJwk(): Jwk & { kid: string } {
     if (!this.#authority) throw new ConfigError("the organization's key is not known yet (remote mode: not synced from the control plane)");
     return this.#authority.publicJwk();
   }

@@ -1,7 +1,7 @@
 // What the remote client reads from the control plane (answers and stream messages) and keeps in
 // its cache, as zod schemas: nothing it acts on is taken on trust. The wire contract
 // (test/fixtures/wire-contract.json) pins these shapes from the server's side.
-import type { JsonWebKey } from "node:crypto";
+import type { Jwk } from "../tokens/jwk.js";
 import { z } from "zod";
 import { ApprovalStatus, values } from "../enums.js";
 import type { HaltRecord } from "../halt/halt.js";
@@ -61,7 +61,7 @@ export const ApprovalRecordSchema = z
 
 /** `GET /v1/tokens/jwks`: the organization's public keys. */
 export const JwksSchema = z.object({
-  keys: z.array(z.looseObject({ kty: z.string().min(1) }).transform((jwk) => jwk as JsonWebKey)),
+  keys: z.array(z.looseObject({ kty: z.string().min(1) }).transform((jwk) => jwk as Jwk)),
 });
 
 /** One revocation, as `GET /v1/tokens/revoked` lists it and the revocation cache keeps it. */

@@ -122,7 +122,9 @@ describe("warden hook pre-tool-use", () => {
     reviewer.approvals.approve(approval.approvalId, { reviewer: "lead", reason: "release day" });
     const outcome = await pending;
     expect(outcome.code).toBe(0);
-    expect(outcome.stderr).toContain(`awaits approval ${approval.approvalId}`);
+    expect(outcome.stderr).toContain(`is waiting for approval ${approval.approvalId}`);
+    expect(outcome.stderr).toContain(`warden approve ${approval.approvalId}`);
+    expect(outcome.stderr.split(approval.approvalId).length - 1).toBe(2);
   });
 
   it("blocks with exit 2 when the reviewer rejects, or when nobody decides within --approval-timeout", async () => {

@@ -21,10 +21,16 @@ export async function approvalsPage(main, { params }, context) {
   const count = h("p", { id: "approvals-count" });
   const updateCount = () => {
     empty.hidden = cards.size > 0;
-    count.textContent = `${cards.size} ${status} request${cards.size === 1 ? "" : "s"}${page.total > cards.size && status !== "pending" ? ` (newest ${cards.size} of ${page.total})` : ""}`;
+    // A card decided here stays on screen with its outcome, but is no longer one of the `status` requests.
+    const shown = [...cards.values()].filter((card) => card.dataset.status === status).length;
+    count.textContent = `${shown} ${status} request${shown === 1 ? "" : "s"}${page.total > cards.size && status !== "pending" ? ` (newest ${cards.size} of ${page.total})` : ""}`;
+  };
+  const decided = (card) => {
+    cards.set(card.dataset.approvalId, card);
+    updateCount();
   };
   for (const approval of page.items) {
-    const card = approvalCard(approval, context);
+    const card = approvalCard(approval, context, decided);
     cards.set(approval.approvalId, card);
     list.append(card);
   }
@@ -40,7 +46,7 @@ export async function approvalsPage(main, { params }, context) {
   const unsubscribe = [
     live.on("approval.requested", (approval) => {
       if (status !== "pending" || cards.has(approval.approvalId)) return;
-      const card = approvalCard(approval, context);
+      const card = approvalCard(approval, context, decided);
       cards.set(approval.approvalId, card);
       list.prepend(card);
       updateCount();
@@ -49,11 +55,11 @@ export async function approvalsPage(main, { params }, context) {
     live.on("approval.resolved", (approval) => {
       const card = cards.has(approval.approvalId) ? document.getElementById(`approval-${approval.approvalId}`) : null;
       if (card) {
-        const resolved = approvalCard(approval, context);
+        const resolved = approvalCard(approval, context, decided);
         card.replaceWith(resolved);
         cards.set(approval.approvalId, resolved);
       } else if (approval.status === status) {
-        const resolved = approvalCard(approval, context);
+        const resolved = approvalCard(approval, context, decided);
         cards.set(approval.approvalId, resolved);
         list.prepend(resolved);
       }
@@ -64,7 +70,8 @@ export async function approvalsPage(main, { params }, context) {
   return () => unsubscribe.forEach((u) => u());
 }
 
-function approvalCard(approval, context) {
+/** @param {(card: HTMLElement) => void} [onDecided] told of the card that replaces this one once decided here */
+function approvalCard(approval, context, onDecided) {
   const id = approval.approvalId;
   const agentContext = approval.agentContext ?? {};
   const titleId = `approval-${id}-title`;
@@ -88,7 +95,7 @@ function approvalCard(approval, context) {
     h("h3", null, "Payload (as recorded, redacted)"),
     json(approval.payload),
   );
-  if (approval.status === "pending") card.append(decisionForm(approval, context));
+  if (approval.status === "pending") card.append(decisionForm(approval, context, onDecided));
   if (!agentContext.goal || !agentContext.reasoning) void contextFromRun(approval.runId, card);
   return card;
 }
@@ -107,7 +114,7 @@ async function contextFromRun(runId, card) {
   }
 }
 
-function decisionForm(approval, context) {
+function decisionForm(approval, context, onDecided) {
   const id = approval.approvalId;
   const reason = h("textarea", { id: `reason-${id}`, name: "reason", rows: "2", maxlength: "4000", required: true, "aria-describedby": `reason-${id}-hint` });
   const approve = h("button", { type: "submit", class: "approve", value: "approve" }, h("span", { "aria-hidden": "true" }, "✓ "), "Approve");
@@ -136,7 +143,9 @@ function decisionForm(approval, context) {
       const record = await post(`/v1/approvals/${encodeURIComponent(id)}/${verb}`, { reason: text });
       toast(`${verb === "approve" ? "Approved" : "Rejected"}: ${record.toolName} by ${record.agentId}`);
       const card = document.getElementById(`approval-${id}`);
-      card?.replaceWith(approvalCard(record, context));
+      const replacement = approvalCard(record, context, onDecided);
+      card?.replaceWith(replacement);
+      onDecided?.(replacement);
     } catch (error) {
       if (error instanceof ApiError) showProblems(form, error.problems, error.status === 409 ? `Already decided: ${error.message}` : error.message);
       else showProblems(form, [], String(error));

@@ -139,9 +139,9 @@ function haltForm(context, agents, reload) {
     try {
       await post("/v1/halts", body);
       toast(`Halted ${what}`);
-      form.reset();
-      agentField.hidden = true;
-      groupField.hidden = true;
+      // Only the reason is cleared: the scope and target stay as chosen, so the next halt does not
+      // silently widen to the whole organization.
+      /** @type {HTMLTextAreaElement} */ (reason).value = "";
       await reload();
     } catch (error) {
       if (error instanceof ApiError) showProblems(form, error.problems, error.message);

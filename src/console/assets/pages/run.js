@@ -194,8 +194,9 @@ function callNode(call) {
         ["Decided", a.decidedAt ? time(a.decidedAt) : undefined],
         ["Expires", a.status === "pending" ? time(a.expiresAt) : undefined],
       ]),
-      a.status === "pending" ? h("p", null, h("a", { href: "#/approvals" }, "Decide in the approvals inbox")) : null,
     );
+    // Element.append would print a null as the text "null": only a pending approval gets the link.
+    if (a.status === "pending") body.append(h("p", null, h("a", { href: "#/approvals" }, "Decide in the approvals inbox")));
   }
   return h("details", { class: "call", id: `call-${call.toolCallId}`, dataset: { toolCallId: call.toolCallId, status: call.status } }, summary, body);
 }
@@ -203,10 +204,13 @@ function callNode(call) {
 function auditTable(events) {
   if (events.length === 0) return h("p", { class: "muted" }, "No audit entries.");
   const headers = ["Time", "Event", "Actor", "Subject", "Detail"];
+  // The ledger keeps arrival order: an approval request the server records as it is asked reaches it
+  // before the agent's batched run.started. The trail reads in the order things happened (ties: arrival).
+  const ordered = events.map((event, index) => ({ event, index })).sort((a, b) => a.event.ts - b.event.ts || a.index - b.index).map(({ event }) => event);
   return table(
     "Audit trail",
     headers,
-    events.map((event) =>
+    ordered.map((event) =>
       tableRow(headers, [
         time(event.ts),
         h("code", null, event.type),

@@ -1,0 +1,59 @@
+// A consumer project that type-checks its own code and Warden's declarations (`skipLibCheck: false`)
+// against the built package. Runs against `dist/` (CI builds before testing; locally: npx tsup).
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+
+const root = join(import.meta.dirname, "..");
+const built = existsSync(join(root, "dist/index.d.ts")) && existsSync(join(root, "dist/adapters/server.d.ts"));
+
+const CONSUMER = `import { Warden, ToolBlockedError, type Jwk, type WardenLogger, type PolicySetInput } from "agent-warden";
+import { createWardenServer } from "agent-warden/server";
+import { preToolUse } from "agent-warden/hook";
+
+const policies: PolicySetInput = { version: 1, policies: [{ id: "no-wipes", when: { tool: "wipe_*" }, action: "block" }] };
+const logger: WardenLogger = { warn: (message) => console.warn(message) };
+const warden = new Warden({ agentId: "billing-agent", policies, store: ":memory:", logger });
+const jwk: Jwk = warden.tokens.publicJwk();
+const kty: string | undefined = jwk.kty;
+try {
+  await warden.run({ task: "t" }, (run) => run.tool("wipe_disk", {}, () => 1));
+} catch (error) {
+  if (error instanceof ToolBlockedError) console.log(error.policyId, kty);
+}
+const server = createWardenServer({ db: ":memory:" });
+void server;
+void preToolUse;
+`;
+
+describe.skipIf(!built)("the built declarations (run `npx tsup` first)", () => {
+  it("name no type that only some @types/node majors export (JsonWebKey from node:crypto)", () => {
+    // The core and the entries a consumer meets first; every file the core's declarations pull in is checked.
+    const files = readdirSync(join(root, "dist")).filter((f) => f.endsWith(".d.ts")).map((f) => join(root, "dist", f));
+    files.push(...["server", "hook", "fetch", "ai"].map((entry) => join(root, "dist/adapters", `${entry}.d.ts`)));
+    for (const file of files) expect(readFileSync(file, "utf8"), file).not.toMatch(/\bJsonWebKey\b/);
+  });
+
+  it("compile in a consumer project with skipLibCheck: false", () => {
+    const dir = mkdtempSync(join(tmpdir(), "warden-consumer-"));
+    try {
+      mkdirSync(join(dir, "node_modules/@types"), { recursive: true });
+      symlinkSync(root, join(dir, "node_modules/agent-warden"), "dir");
+      symlinkSync(join(root, "node_modules/@types/node"), join(dir, "node_modules/@types/node"), "dir");
+      writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
+      writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions: { target: "es2023", module: "nodenext", moduleResolution: "nodenext", strict: true, exactOptionalPropertyTypes: true, skipLibCheck: false, noEmit: true, types: ["node"] }, files: ["index.ts"] }));
+      writeFileSync(join(dir, "index.ts"), CONSUMER);
+      let output = "";
+      try {
+        execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", dir], { cwd: dir, encoding: "utf8" });
+      } catch (error) {
+        output = String((error as { stdout?: string }).stdout ?? error);
+      }
+      expect(output).toBe("");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
