@@ -153,7 +153,9 @@ describe("halt across processes", () => {
       }
 
       const verification = reader.ledger.verify();
-      expect(verification).toMatchObject({ ok: true, entries: events + cliLedgerEntries });
+      // Each writer also records the policy set in force before its first entry.
+      const policySets = reader.ledger.entries().filter((e) => e.type === "policy.set").length;
+      expect(verification).toMatchObject({ ok: true, entries: events + cliLedgerEntries + policySets });
       const haltEntries = reader.ledger.entries().filter((e) => e.type === "agent.halted" || e.type === "agent.resumed");
       expect(haltEntries.map((e) => [e.type, (e.data as { reason?: string }).reason, e.actor])).toEqual([
         ["agent.halted", "runaway refunds", "tester"],

@@ -41,6 +41,8 @@ const ROUTES: Array<[string, RegExp]> = [
   ["POST", /^\/v1\/keys$/],
   ["DELETE", /^\/v1\/keys\/[^/]+$/],
   ["GET", /^\/v1\/ledger\/verify$/],
+  ["GET", /^\/v1\/ledger\/key$/],
+  ["GET", /^\/v1\/evidence\/[^/?]+$/],
   ["GET", /^\/v1\/ledger\/export(\?.*)?$/],
   ["GET", /^\/v1\/stream(\?.*)?$/],
 ];

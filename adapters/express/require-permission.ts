@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
+import { createPublicKey, type KeyObject } from "node:crypto";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
-import { createTokenAuthority, CurrencyConverter, InvalidInputError, isHalt, tokenDenial, WardenError, type Admission, type CurrencyTable, type Money, type TokenBlock, type VerifiedToken, type Warden } from "agent-warden";
+import { createTokenAuthority, CurrencyConverter, InvalidInputError, isHalt, tokenDenial, WardenError, type Admission, type CurrencyTable, type Jwk, type Money, type TokenBlock, type VerifiedToken, type Warden } from "agent-warden";
 import { AgentAuthError, sendProblem } from "./errors.js";
 
 /**
@@ -85,7 +85,7 @@ export interface WardenVerifier extends Common {
  * app.get("/balances", requireAgentPermission("payments:read", { publicKey: jwk, isRevoked: (id) => revoked.has(id) }), balances);
  */
 export interface PublicKeyVerifier extends Common {
-  publicKey: JsonWebKey | KeyObject;
+  publicKey: Jwk | KeyObject;
   /** Revocation list lookup, called with every block id of the chain. */
   isRevoked?: ((id: string) => boolean) | undefined;
   /** Halt lookup, called with every agent the chain is addressed to and the token's issue time. */
@@ -345,12 +345,12 @@ function checkAuthority(permission: string, verified: VerifiedToken, money: Part
  */
 function offlineVerifier(options: PublicKeyVerifier): { verify: (token: string) => VerifiedToken; converter: CurrencyConverter } {
   const converter = new CurrencyConverter(options.currencies ?? {});
-  const rootPublicKey = isKeyObject(options.publicKey) ? options.publicKey : createPublicKey({ key: options.publicKey, format: "jwk" });
+  const rootPublicKey = isKeyObject(options.publicKey) ? options.publicKey : createPublicKey({ key: options.publicKey as Extract<Parameters<typeof createPublicKey>[0], { format: "jwk" }>["key"], format: "jwk" });
   const authority = createTokenAuthority({ rootPublicKey, isRevoked: options.isRevoked, isHalted: options.isHalted, currency: converter });
   return { verify: (token) => authority.verify(token), converter };
 }
 
-function isKeyObject(key: JsonWebKey | KeyObject): key is KeyObject {
+function isKeyObject(key: Jwk | KeyObject): key is KeyObject {
   return typeof (key as KeyObject).export === "function";
 }
 
