@@ -6,10 +6,10 @@ import { createHash, type KeyObject } from "node:crypto";
 import { z } from "zod";
 import { InvalidInputError } from "../errors.js";
 import { canonicalJson } from "../internal/canonical.js";
-import type { LedgerDraft } from "../store/sqlite-store.js";
+import type { LedgerDraft, LedgerRow } from "../store/sqlite-store.js";
 import { storedRowProblem } from "./chain.js";
 import { parsePublicKey, rawPublicKey } from "./keys.js";
-import { verifyInclusion } from "./merkle.js";
+import { verifyInclusion, type MerkleTree } from "./merkle.js";
 import { ledgerOrigin, openCheckpoint, orgLedgerOrigin, parseVerifierKey, verifierKey } from "./note.js";
 
 /** The ledger entry type that records a policy set when it takes effect. */
@@ -86,6 +86,26 @@ export type EvidenceVerification =
       agentId: string | null;
     }
   | { ok: false; problem: string };
+
+/** A stored ledger row as a bundle carries it: the exact bytes hashed, and its inclusion proof in `tree`. */
+export function evidenceEntryOf(row: LedgerRow, tree: MerkleTree): EvidenceEntry {
+  return {
+    seq: row.seq,
+    id: row.id,
+    ts: row.ts,
+    type: row.type,
+    org: row.org,
+    agentId: row.agent_id,
+    runId: row.run_id,
+    stepId: row.step_id,
+    toolCallId: row.tool_call_id,
+    actor: row.actor,
+    dataJson: row.data,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+    inclusionProof: tree.inclusionProof(row.seq - 1).map((h) => Buffer.from(h).toString("base64")),
+  };
+}
 
 /**
  * A ledger draft recording the policy set now in force: its hash and its text (canonical JSON), so

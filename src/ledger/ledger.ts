@@ -7,7 +7,7 @@ import { toLedgerEntry, type LedgerRow, type SqliteStore } from "../store/sqlite
 import { checkpointMessage, GENESIS_HASH, storedRowProblem, type LedgerEntry } from "./chain.js";
 import { keyIdOf, parsePublicKey } from "./keys.js";
 import { equalBytes, MerkleFrontier, MerkleTree } from "./merkle.js";
-import { ledgerVerifierKey, POLICY_SET_ENTRY, type EvidenceBundle } from "./evidence.js";
+import { evidenceEntryOf, ledgerVerifierKey, POLICY_SET_ENTRY, type EvidenceBundle } from "./evidence.js";
 import { ledgerOrigin, openCheckpoint } from "./note.js";
 
 /**
@@ -188,22 +188,7 @@ export class Ledger {
     const policy = this.#store.get<LedgerRow>("SELECT * FROM ledger WHERE type = ? AND run_id IS NULL AND tool_call_id IS NULL AND seq < ? ORDER BY seq DESC LIMIT 1", POLICY_SET_ENTRY, rows[0]!.seq);
     const hashes = this.#store.all<{ hash: string }>("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq", checkpoint.seq).map((r) => Buffer.from(r.hash, "hex"));
     const tree = new MerkleTree(hashes);
-    const entries = (policy ? [policy, ...rows] : rows).map((row) => ({
-      seq: row.seq,
-      id: row.id,
-      ts: row.ts,
-      type: row.type,
-      org: row.org,
-      agentId: row.agent_id,
-      runId: row.run_id,
-      stepId: row.step_id,
-      toolCallId: row.tool_call_id,
-      actor: row.actor,
-      dataJson: row.data,
-      prevHash: row.prev_hash,
-      hash: row.hash,
-      inclusionProof: tree.inclusionProof(row.seq - 1).map((h) => Buffer.from(h).toString("base64")),
-    }));
+    const entries = (policy ? [policy, ...rows] : rows).map((row) => evidenceEntryOf(row, tree));
     return { format: "agent-warden.evidence/1", subject: { kind, id }, log: { origin: ledgerOrigin(this.#publicKey), verifierKey: ledgerVerifierKey(this.#publicKey) }, checkpoint: checkpoint.note!, entries, createdAt: Date.now() };
   }
 

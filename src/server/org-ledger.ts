@@ -7,7 +7,7 @@ import { sign, verify as verifySignature } from "node:crypto";
 import { canonicalJson } from "../internal/canonical.js";
 import { checkpointMessage, GENESIS_HASH, hashEntry, type LedgerEntry } from "../ledger/chain.js";
 import { LedgerIntegrityError, NotFoundError } from "../errors.js";
-import { POLICY_SET_ENTRY, policySetDraft, type EvidenceBundle } from "../ledger/evidence.js";
+import { evidenceEntryOf, POLICY_SET_ENTRY, policySetDraft, type EvidenceBundle } from "../ledger/evidence.js";
 import type { SigningKey } from "../ledger/keys.js";
 import { MerkleTree } from "../ledger/merkle.js";
 import { checkpointText, orgLedgerOrigin, signNote, verifierKey } from "../ledger/note.js";
@@ -190,25 +190,8 @@ export function* orgEvidence(org: string, id: string, signer: SigningKey): Query
   const tree = new MerkleTree(hashes);
   const origin = orgLedgerOrigin(signer.publicKey, org);
   const checkpoint = signNote(checkpointText({ origin, size, root: tree.root(size) }), origin, signer.privateKey);
-  const entries = (policy ? [policy, ...rows] : rows).map((raw) => {
-    const row = { ...raw, seq: Number(raw.seq), ts: Number(raw.ts) };
-    return {
-      seq: row.seq,
-      id: row.id,
-      ts: row.ts,
-      type: row.type,
-      org: row.org,
-      agentId: row.agent_id,
-      runId: row.run_id,
-      stepId: row.step_id,
-      toolCallId: row.tool_call_id,
-      actor: row.actor,
-      dataJson: row.data,
-      prevHash: row.prev_hash,
-      hash: row.hash,
-      inclusionProof: tree.inclusionProof(row.seq - 1).map((h) => Buffer.from(h).toString("base64")),
-    };
-  });
+  // PostgreSQL hands bigint columns back as strings.
+  const entries = (policy ? [policy, ...rows] : rows).map((raw) => evidenceEntryOf({ ...raw, seq: Number(raw.seq), ts: Number(raw.ts) }, tree));
   return { format: "agent-warden.evidence/1", subject: { kind, id }, log: { origin, verifierKey: verifierKey(origin, signer.publicKey) }, checkpoint, entries, createdAt: Date.now() };
 }
 
