@@ -17,6 +17,7 @@ import { PostgresControlPlaneStore } from "./postgres-store.js";
 import { SqliteControlPlaneStore } from "./sqlite-store.js";
 import type { Changes, ControlPlaneStore, Role } from "./store.js";
 import { StreamHub } from "./stream.js";
+import { StreamLimits } from "./stream-limits.js";
 import { MAX_INGEST_BYTES } from "../wire/limits.js";
 
 /** How often open streams are checked against revoked keys. */
@@ -102,13 +103,9 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
   const publish = (changes: Changes | readonly Changes[]) => {
     for (const change of ([] as Changes[]).concat(changes)) hub.publish(change);
   };
-  const context: ServerContext = {
-    store,
-    hub,
-    publish,
-    limits: { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? MAX_INGEST_BYTES, streams: options.maxStreams ?? 1000, streamsPerKey: Math.min(options.maxStreamsPerKey ?? 20, options.maxStreams ?? 1000) },
-    retryMs: options.streamRetry ?? 1000,
-  };
+  const limits = { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? MAX_INGEST_BYTES, streams: options.maxStreams ?? 1000, streamsPerKey: Math.min(options.maxStreamsPerKey ?? 20, options.maxStreams ?? 1000) };
+  const streamLimits = new StreamLimits(hub, store.streamSlots, { streams: limits.streams, perKey: limits.streamsPerKey }, onError);
+  const context: ServerContext = { store, hub, publish, limits, streamLimits, retryMs: options.streamRetry ?? 1000 };
 
   // Another replica's halts, decisions, policy versions and revocations reach this replica's streams.
   const unsubscribe = store.onExternalChanges?.((changes) => publish(changes));
@@ -211,6 +208,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
       clearInterval(keyCheck);
       clearInterval(pruner);
       unsubscribe?.();
+      streamLimits.close();
       hub.close();
       if (server) {
         const closing = new Promise<void>((resolve) => server!.close(() => resolve()));

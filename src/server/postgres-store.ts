@@ -43,6 +43,7 @@ import type {
   RunTree,
   StreamMessage,
   StreamMessageType,
+  StreamSlotTable,
   ToolCallFilter,
 } from "./store.js";
 
@@ -137,6 +138,13 @@ CREATE TABLE console_sessions (
   created_at BIGINT NOT NULL, last_seen_at BIGINT NOT NULL, expires_at BIGINT NOT NULL
 );
 CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);
+`,
+  `
+CREATE TABLE stream_slots (
+  replica TEXT NOT NULL, org TEXT NOT NULL, key_id TEXT NOT NULL, open INTEGER NOT NULL, expires_at BIGINT NOT NULL,
+  PRIMARY KEY (replica, org, key_id)
+);
+CREATE INDEX stream_slots_by_org ON stream_slots (org, expires_at);
 `,
 ];
 
@@ -433,6 +441,34 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
     },
     delete: async (digest) => {
       await this.#query("DELETE FROM console_sessions WHERE digest = ?", [digest]);
+    },
+  };
+
+  // ── stream slots ──────────────────────────────────────────────────────────────────────────
+
+  /** Open streams counted across replicas: the organization's row set is locked while one is taken. */
+  readonly streamSlots: StreamSlotTable = {
+    acquire: (replica, org, keyId, limits) =>
+      this.#transaction(async (exec) => {
+        const now = Date.now();
+        await exec({ kind: "get", sql: "SELECT pg_advisory_xact_lock(hashtext(?))", params: [`stream_slots:${org}`] });
+        const counts = (await exec({ kind: "get", sql: "SELECT COALESCE(SUM(open), 0) AS org_open, COALESCE(SUM(open) FILTER (WHERE key_id = ?), 0) AS key_open FROM stream_slots WHERE org = ? AND expires_at > ?", params: [keyId, org, now] })) as { org_open: number; key_open: number };
+        if (Number(counts.key_open) >= limits.perKey) return "key" as const;
+        if (Number(counts.org_open) >= limits.streams) return "org" as const;
+        await exec({
+          kind: "run",
+          sql: "INSERT INTO stream_slots (replica, org, key_id, open, expires_at) VALUES (?,?,?,1,?) ON CONFLICT (replica, org, key_id) DO UPDATE SET open = stream_slots.open + 1, expires_at = excluded.expires_at",
+          params: [replica, org, keyId, now + limits.ttl],
+        });
+        return "ok" as const;
+      }),
+    release: async (replica, org, keyId) => {
+      await this.#query("UPDATE stream_slots SET open = GREATEST(open - 1, 0) WHERE replica = ? AND org = ? AND key_id = ?", [replica, org, keyId]);
+    },
+    renew: async (replica, ttl) => {
+      const now = Date.now();
+      await this.#query("UPDATE stream_slots SET expires_at = ? WHERE replica = ?", [now + ttl, replica]);
+      await this.#query("DELETE FROM stream_slots WHERE expires_at <= ? OR (open = 0 AND replica = ?)", [now, replica]);
     },
   };
 
