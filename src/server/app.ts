@@ -257,6 +257,14 @@ function errorHandler(onError: (error: unknown) => void): ErrorRequestHandler {
   };
 }
 
+/** Connection failures of the database client: refused, reset, terminated, or the server shutting down or starting (SQLSTATE 08xxx, 57P0x). */
+function databaseUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && (/^08/.test(code) || /^57P0[1-3]$/.test(code) || ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH"].includes(code))) return true;
+  const message = error instanceof Error ? error.message : "";
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message);
+}
+
 function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
   const parserError = error as BodyParserError;
@@ -277,6 +285,8 @@ function toHttpError(error: unknown): HttpError {
   if (error instanceof InvalidStateError) return new HttpError(409, "conflict", bareMessage(error));
   if (error instanceof InvalidInputError || error instanceof ConfigError || error instanceof TokenError) return new HttpError(400, "invalid_request", bareMessage(error));
   if (WardenError.isInstance(error) && error.code === "policy_invalid") return new HttpError(400, "invalid_policy", bareMessage(error));
+  // The database went away (a restart, a lost network): nothing was committed; the caller tries again, here or on another replica.
+  if (databaseUnavailable(error)) return new HttpError(503, "unavailable", "the database is unreachable; try again shortly", { headers: { "Retry-After": "2" }, cause: error });
   // URIError from a malformed path escape, and the like.
   if (error instanceof URIError) return new HttpError(400, "invalid_request", "malformed URL");
   return new HttpError(500, "internal", "internal error", { cause: error });

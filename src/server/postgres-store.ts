@@ -316,13 +316,38 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
       this.#dirty.add(message.payload);
       this.#pump();
     });
-    client.on("error", (error) => {
-      this.#onError(error);
+    let lost = false;
+    const lose = () => {
+      if (lost) return false;
+      lost = true;
       client.release(true);
       if (this.#listener === client) this.#listener = undefined;
-      if (!this.#closed) setTimeout(() => void this.#listen().then(() => this.#catchUp()).catch(this.#onError), 500).unref();
+      return true;
+    };
+    client.on("error", (error) => {
+      this.#onError(error);
+      if (lose()) this.#relisten(0);
     });
-    await client.query(`LISTEN ${CHANNEL}`);
+    try {
+      await client.query(`LISTEN ${CHANNEL}`);
+    } catch (error) {
+      lose();
+      throw error;
+    }
+  }
+
+  /** Listens again after the connection was lost, retrying until the database answers (it may be restarting), then catches up. */
+  #relisten(attempt: number): void {
+    if (this.#closed) return;
+    setTimeout(() => {
+      if (this.#closed) return;
+      this.#listen()
+        .then(() => this.#catchUp())
+        .catch((error: unknown) => {
+          if (attempt === 0) this.#onError(error);
+          this.#relisten(attempt + 1);
+        });
+    }, Math.min(5000, 250 * 2 ** Math.min(attempt, 5))).unref();
   }
 
   /** Marks every organization whose stream moved past what this replica announced. */
