@@ -30,7 +30,8 @@ export async function run(): Promise<BenchRow[]> {
 async function replicas(database: string, n: number): Promise<Array<{ server: WardenServer; url: string }>> {
   const out: Array<{ server: WardenServer; url: string }> = [];
   for (let i = 0; i < n; i++) {
-    const server = createWardenServer({ database, console: false, onError: () => {} });
+    // One agent key for all 50 clients: the per-key stream limit is raised for it.
+    const server = createWardenServer({ database, console: false, maxStreamsPerKey: 100, onError: () => {} });
     await (server.store as PostgresControlPlaneStore).ready();
     out.push({ server, url: (await server.listen(0)).url });
   }
