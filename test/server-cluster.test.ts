@@ -223,6 +223,7 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`faults of a cluster on PostgreSQL$
       await worker.warden.shutdown();
       const counts = await ledgerCounts(B, admin);
       expect(worker.made.length).toBeGreaterThan(0);
+      expect(worker.warden.remote!.deadLetters().map((letter) => `${letter.code}: ${letter.reason}`)).toEqual([]);
       expect(missingOrTwice(worker.made, counts)).toEqual([]);
     } finally {
       controller.abort();

@@ -411,6 +411,11 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
     await this.#ready;
     for (let attempt = 0; ; attempt++) {
       const client = await this.#pool!.connect();
+      // A connection lost between two statements emits `error` on the client (not on a query): it is
+      // noted here, and the next statement fails with it (an unheard `error` would end the process).
+      let broken = false;
+      const lost = () => (broken = true);
+      client.on("error", lost);
       const exec: Executor = async (op) => {
         const result = await client.query(toPostgres(op.sql), op.params);
         return op.kind === "run" ? (result.rowCount ?? 0) : op.kind === "get" ? result.rows[0] : result.rows;
@@ -419,11 +424,17 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
         await client.query("BEGIN");
         const value = await fn(exec);
         await client.query("COMMIT");
+        client.off("error", lost);
         client.release();
         return value;
       } catch (error) {
-        await client.query("ROLLBACK").catch(() => {});
-        client.release();
+        const rolledBack = await client.query("ROLLBACK").then(
+          () => true,
+          () => false,
+        );
+        client.off("error", lost);
+        // A connection that could not roll back is closed, not returned to the pool.
+        client.release(broken || !rolledBack ? true : undefined);
         const code = (error as { code?: string }).code;
         if ((code === "40001" || code === "40P01" || code === "23505") && attempt < 5) continue;
         throw error;
