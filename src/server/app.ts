@@ -257,12 +257,12 @@ function errorHandler(onError: (error: unknown) => void): ErrorRequestHandler {
   };
 }
 
-/** Connection failures of the database client: refused, reset, terminated, or the server shutting down or starting (SQLSTATE 08xxx, 57P0x). */
+/** Connection failures of the database client: refused, reset, terminated, the server shutting down or starting (SQLSTATE 08xxx, 57P0x), or this replica closing its pool. */
 function databaseUnavailable(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string" && (/^08/.test(code) || /^57P0[1-3]$/.test(code) || ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH"].includes(code))) return true;
   const message = error instanceof Error ? error.message : "";
-  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message);
+  return /Connection terminated|connection timeout|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message);
 }
 
 function toHttpError(error: unknown): HttpError {
