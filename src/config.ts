@@ -8,6 +8,8 @@ import type { PolicySetInput } from "./policy/schema.js";
 import { RedactionOptionsSchema } from "./redaction/redact.js";
 import { RemoteOptionsSchema } from "./remote/options.js";
 
+const ControlPlaneUrlSchema = z.url({ protocol: /^https?$/ });
+
 const fn = <T>() => z.custom<T>((value) => typeof value === "function", "expected a function");
 
 export const WardenOptionsSchema = z.strictObject({
@@ -26,8 +28,10 @@ export const WardenOptionsSchema = z.strictObject({
   /**
    * The control plane (`warden serve`). With it, decisions stay local on policies synced from the
    * server, approvals and halts go through it, and events are sent to it in the background.
+   * Several URLs (replicas of one control plane, or one load balancer's URL): a request that cannot
+   * reach one, or that it answers 502/503/504, goes to the next.
    */
-  url: z.url({ protocol: /^https?$/ }).optional(),
+  url: z.union([ControlPlaneUrlSchema, z.array(ControlPlaneUrlSchema).min(1, "at least one control plane URL")]).optional(),
   /** API key for the control plane (`wdn_…`). */
   apiKey: z.string().min(1).optional(),
   /** Tuning of remote mode. */
@@ -122,7 +126,8 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv): WardenOptions {
     ...(e.WARDEN_GROUP && { group: e.WARDEN_GROUP }),
     ...(e.WARDEN_ORGANIZATION && { organization: e.WARDEN_ORGANIZATION }),
     ...(e.WARDEN_TOKEN && { token: e.WARDEN_TOKEN }),
-    ...(e.WARDEN_URL && { url: e.WARDEN_URL }),
+    // Several replicas: comma-separated.
+    ...(e.WARDEN_URL && { url: e.WARDEN_URL.includes(",") ? e.WARDEN_URL.split(",").map((url) => url.trim()).filter((url) => url !== "") : e.WARDEN_URL }),
     ...(e.WARDEN_API_KEY && { apiKey: e.WARDEN_API_KEY }),
   };
 }

@@ -139,7 +139,7 @@ export class Warden {
     this.#groups.set(this.agentId, this.group);
     this.#runs = new Runs({ agentId: this.agentId, store: this.#runStore, recorder, halts, decisions: this.#decisions, tokens: this.tokens, ledger: this.ledger, knownAgent: (agentId) => this.#groups.has(agentId), assertOpen });
     // A call waiting for a reviewer says so once, unless a handler routes the request elsewhere.
-    const home = { store: resolved.store, organization: org, url: resolved.url };
+    const home = { store: resolved.store, organization: org, url: Array.isArray(resolved.url) ? resolved.url[0] : resolved.url };
     const onWaiting = resolved.onApprovalRequest ? undefined : (approval: ApprovalRecord) => notices.info(`waiting:${approval.approvalId}`, waitingNotice(approval, home));
     this.#calls = new ToolCalls({ agentId: this.agentId, store: this.#runStore, runs: this.#runs, decisions: this.#decisions, halts, recorder, approvals: this.approvals, assertOpen, onWaiting });
     this.#llm = new LlmCalls({ agentId: this.agentId, store: this.#runStore, runs: this.#runs, decisions: this.#decisions, halts, recorder });

@@ -24,16 +24,41 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   return Math.min(MAX_RETRY_AFTER, Math.max(0, ms));
 }
 
-/**  JSON over HTTP to the control plane; every failure is a `RemoteError` saying whether to retry. */
+/** Statuses of a replica (or the gateway in front of it) that cannot serve now: another replica may. */
+const FAILS_OVER = new Set([502, 503, 504]);
+
+/**
+ * JSON over HTTP to the control plane; every failure is a `RemoteError` saying whether to retry.
+ * Given several URLs (replicas of one control plane), a request that cannot reach the current one,
+ * or that it answers 502/503/504, is sent to the next at once; the one that answered stays current.
+ * A 4xx is an answer, never a reason to switch. Resending is safe: the server stores each event,
+ * approval request and halt once by its id.
+ */
 export class RemoteHttp {
-  readonly baseUrl: string;
+  readonly #urls: readonly string[];
+  #current = 0;
   readonly #apiKey: string;
   readonly #timeoutMs: number;
 
-  constructor(baseUrl: string, apiKey: string, timeoutMs: number) {
-    this.baseUrl = baseUrl.replace(/\/+$/, "");
+  constructor(baseUrl: string | readonly string[], apiKey: string, timeoutMs: number) {
+    this.#urls = (typeof baseUrl === "string" ? [baseUrl] : baseUrl).map((url) => url.replace(/\/+$/, ""));
     this.#apiKey = apiKey;
     this.#timeoutMs = timeoutMs;
+  }
+
+  /** The URL requests go to now. */
+  get baseUrl(): string {
+    return this.#urls[this.#current]!;
+  }
+
+  /** Every URL, in the order given. */
+  get urls(): readonly string[] {
+    return this.#urls;
+  }
+
+  /** `failed` did not serve: the next URL becomes current (unless another failure moved on already). */
+  failover(failed: string): void {
+    if (this.#urls.length > 1 && this.baseUrl === failed) this.#current = (this.#current + 1) % this.#urls.length;
   }
 
   get authorization(): string {
@@ -45,7 +70,21 @@ export class RemoteHttp {
    * body already serialized as JSON (sent as it is).
    */
   async request<T>(method: string, path: string, options: { body?: unknown; rawBody?: string; headers?: Record<string, string> } = {}): Promise<RemoteResponse<T>> {
-    const url = `${this.baseUrl}${path}`;
+    for (let tried = 1; ; tried++) {
+      const base = this.baseUrl;
+      try {
+        return await this.#requestOnce<T>(base, method, path, options);
+      } catch (error) {
+        const unavailable = error instanceof RemoteError && error.retryable && (error.status === undefined || FAILS_OVER.has(error.status));
+        if (!unavailable || this.#urls.length === 1) throw error;
+        this.failover(base);
+        if (tried >= this.#urls.length) throw error;
+      }
+    }
+  }
+
+  async #requestOnce<T>(base: string, method: string, path: string, options: { body?: unknown; rawBody?: string; headers?: Record<string, string> }): Promise<RemoteResponse<T>> {
+    const url = `${base}${path}`;
     const body = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
     let response: Response;
     try {

@@ -40,7 +40,8 @@ export interface RemoteHost {
 }
 
 export interface RemoteLinkOptions {
-  url: string;
+  /** The control plane: one URL, or several replicas tried in turn. */
+  url: string | readonly string[];
   apiKey: string;
   agentId: string;
   group: string | undefined;
@@ -100,9 +101,15 @@ function readAs<S extends z.ZodType>(schema: S, value: unknown, what: string): z
 
 /** The directory of one control plane and key: `<cacheDir>/<hash>`. */
 function remoteDir(options: Pick<ResolvedOptions, "store" | "remote">, url: string, apiKey: string): string {
+  // One cache for all replicas of one control plane: `url` names them all.
   const base = options.remote?.cacheDir ?? (options.store === ":memory:" ? "./.warden/remote" : join(dirname(resolve(options.store)), "remote"));
   const keyHash = createHash("sha256").update(apiKey).digest("hex");
   return resolve(base, createHash("sha256").update(`${url}\n${keyHash}`).digest("hex").slice(0, 16));
+}
+
+/** The name of a control plane in caches: its URL, or its replicas' URLs one a line. */
+function controlPlaneOf(url: string | readonly string[]): string {
+  return typeof url === "string" ? url : url.join("\n");
 }
 
 /** Creates the remote collaborator when the options name a control plane; undefined in embedded mode. */
@@ -114,7 +121,7 @@ export function createRemoteLink(options: ResolvedOptions, agent: { agentId: str
     agentId: agent.agentId,
     group: agent.group,
     settings: options.remote ?? RemoteOptionsSchema.parse({}),
-    dir: remoteDir(options, options.url, options.apiKey),
+    dir: remoteDir(options, controlPlaneOf(options.url), options.apiKey),
     store: options.store,
     staleAfter: options.halt.staleAfter,
     hasLocalPolicies: options.policies !== undefined,
@@ -135,6 +142,8 @@ export function createRemoteLink(options: ResolvedOptions, agent: { agentId: str
  */
 export class RemoteLink {
   readonly #options: RemoteLinkOptions;
+  /** The control plane as caches name it. */
+  readonly #controlPlane: string;
   readonly #http: RemoteHttp;
   readonly #dispatcher: EventDispatcher;
   readonly #deadLetters: DeadLetterFile;
@@ -174,6 +183,7 @@ export class RemoteLink {
 
   constructor(options: RemoteLinkOptions) {
     this.#options = options;
+    this.#controlPlane = controlPlaneOf(options.url);
     this.#http = new RemoteHttp(options.url, options.apiKey, options.settings.requestTimeout);
     this.#cachePath = join(options.dir, "policies.json");
     this.#keyPath = join(options.dir, "organization-key.json");
@@ -304,7 +314,7 @@ export class RemoteLink {
   }
 
   #loadCachedPolicies(): void {
-    const cached = readPolicyCache(this.#cachePath, this.#options.url);
+    const cached = readPolicyCache(this.#cachePath, this.#controlPlane);
     if (cached !== undefined && this.#apply(cached)) return;
     // Fail closed: with nothing to enforce yet, every call is blocked until the first sync.
     if (!this.#options.hasLocalPolicies) this.#options.host.applyPolicies(UNSYNCED_POLICY_SET);
@@ -323,7 +333,7 @@ export class RemoteLink {
     this.#policyVersion = version.version;
     this.#policyChanges++;
     // Version 0 is the empty set every organization starts with: nothing is governed until one is published.
-    if (version.version === 0) this.#options.host.warn?.("remote-no-policy", noRemotePolicyNotice(this.#options.url, undefined));
+    if (version.version === 0) this.#options.host.warn?.("remote-no-policy", noRemotePolicyNotice(typeof this.#options.url === "string" ? this.#options.url : this.#options.url[0]!, undefined));
     return true;
   }
 
@@ -341,14 +351,14 @@ export class RemoteLink {
   #applyAndCache(version: PolicyVersionBody): void {
     if (!this.#apply(version)) return;
     try {
-      writePolicyCache(this.#cachePath, { url: this.#options.url, version: version.version, etag: version.etag, policies: version.policies, savedAt: Date.now() });
+      writePolicyCache(this.#cachePath, { url: this.#controlPlane, version: version.version, etag: version.etag, policies: version.policies, savedAt: Date.now() });
     } catch (error) {
       this.#report("cache", error);
     }
   }
 
   #loadCachedKey(): void {
-    const jwk = readKeyCache(this.#keyPath, this.#options.url);
+    const jwk = readKeyCache(this.#keyPath, this.#controlPlane);
     if (jwk === undefined) return;
     try {
       this.#options.host.applyOrganizationKey(jwk);
@@ -364,7 +374,7 @@ export class RemoteLink {
     if (jwk === undefined) return;
     this.#options.host.applyOrganizationKey(jwk);
     try {
-      writeKeyCache(this.#keyPath, { url: this.#options.url, jwk });
+      writeKeyCache(this.#keyPath, { url: this.#controlPlane, jwk });
     } catch (error) {
       this.#report("cache", error);
     }
@@ -383,7 +393,7 @@ export class RemoteLink {
 
   #loadCachedRevocations(): void {
     try {
-      for (const entry of readRevocationCache(this.#revocationPath, this.#options.url) ?? []) this.#learnRevocation(entry);
+      for (const entry of readRevocationCache(this.#revocationPath, this.#controlPlane) ?? []) this.#learnRevocation(entry);
     } catch (error) {
       this.#report("cache", error);
     }
@@ -417,7 +427,7 @@ export class RemoteLink {
       // Written once the whole list is read (a sync cut short is completed by the next one, which writes it).
       if (!this.#revocationCacheStale) return;
       try {
-        writeRevocationCache(this.#revocationPath, { url: this.#options.url, items: [...this.#revocations.values()] });
+        writeRevocationCache(this.#revocationPath, { url: this.#controlPlane, items: [...this.#revocations.values()] });
         this.#revocationCacheStale = false;
       } catch (error) {
         this.#report("cache", error);
@@ -488,9 +498,11 @@ export class RemoteLink {
     while (!this.#closed) {
       const controller = new AbortController();
       this.#streamAbort = controller;
+      const base = this.#http.baseUrl;
+      let unreachable = false;
       try {
         await followEventStream({
-          url: `${this.#http.baseUrl}/v1/stream?topics=approvals,halts,policies`,
+          url: `${base}/v1/stream?topics=approvals,halts,policies`,
           headers: { authorization: this.#http.authorization, ...(this.#lastEventId !== undefined && { "last-event-id": this.#lastEventId }) },
           signal: controller.signal,
           onOpen: () => {
@@ -510,12 +522,16 @@ export class RemoteLink {
         });
       } catch (error) {
         if (!this.#closed) this.#report("stream", error);
+        // A replica that cannot be reached or cannot serve: follow the next one (with `Last-Event-ID`, nothing is missed).
+        unreachable = error instanceof RemoteError && error.retryable && (error.status === undefined || error.status >= 502);
+        if (unreachable) this.#http.failover(base);
       }
       this.#streamOpen = false;
       this.#streamSynced = false;
       if (this.#closed) return;
       attempt++;
-      const backoff = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+      // Another replica is tried at once, until each has failed in turn.
+      const backoff = unreachable && attempt < this.#http.urls.length ? 0 : Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
       await new Promise<void>((wake) => {
         this.#wakeStream = wake;
         this.#backoff = setTimeout(wake, backoff / 2 + Math.random() * (backoff / 2));

@@ -18,6 +18,7 @@ import { PostgresControlPlaneStore } from "./postgres-store.js";
 import { SqliteControlPlaneStore } from "./sqlite-store.js";
 import type { Changes, ControlPlaneStore, Role } from "./store.js";
 import { StreamHub } from "./stream.js";
+import { StreamLimits } from "./stream-limits.js";
 import { MAX_INGEST_BYTES } from "../wire/limits.js";
 
 /** How often open streams are checked against revoked keys. */
@@ -129,13 +130,9 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
       }
     }
   };
-  const context: ServerContext = {
-    store,
-    hub,
-    publish,
-    limits: { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? MAX_INGEST_BYTES, streams: options.maxStreams ?? 1000, streamsPerKey: Math.min(options.maxStreamsPerKey ?? 20, options.maxStreams ?? 1000) },
-    retryMs: options.streamRetry ?? 1000,
-  };
+  const limits = { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? MAX_INGEST_BYTES, streams: options.maxStreams ?? 1000, streamsPerKey: Math.min(options.maxStreamsPerKey ?? 20, options.maxStreams ?? 1000) };
+  const streamLimits = new StreamLimits(hub, store.streamSlots, { streams: limits.streams, perKey: limits.streamsPerKey }, onError);
+  const context: ServerContext = { store, hub, publish, limits, streamLimits, retryMs: options.streamRetry ?? 1000 };
 
   // Another replica's halts, decisions, policy versions and revocations reach this replica's streams.
   const unsubscribe = store.onExternalChanges?.((changes) => publish(changes, "replica"));
@@ -243,6 +240,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
       clearInterval(pruner);
       channels?.close();
       unsubscribe?.();
+      streamLimits.close();
       hub.close();
       if (server) {
         const closing = new Promise<void>((resolve) => server!.close(() => resolve()));
@@ -291,6 +289,14 @@ function errorHandler(onError: (error: unknown) => void): ErrorRequestHandler {
   };
 }
 
+/** Connection failures of the database client: refused, reset, terminated, the server shutting down or starting (SQLSTATE 08xxx, 57P0x), or this replica closing its pool. */
+function databaseUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && (/^08/.test(code) || /^57P0[1-3]$/.test(code) || ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH"].includes(code))) return true;
+  const message = error instanceof Error ? error.message : "";
+  return /Connection terminated|connection timeout|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message);
+}
+
 function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
   const parserError = error as BodyParserError;
@@ -311,6 +317,8 @@ function toHttpError(error: unknown): HttpError {
   if (error instanceof InvalidStateError) return new HttpError(409, "conflict", bareMessage(error));
   if (error instanceof InvalidInputError || error instanceof ConfigError || error instanceof TokenError) return new HttpError(400, "invalid_request", bareMessage(error));
   if (WardenError.isInstance(error) && error.code === "policy_invalid") return new HttpError(400, "invalid_policy", bareMessage(error));
+  // The database went away (a restart, a lost network): nothing was committed; the caller tries again, here or on another replica.
+  if (databaseUnavailable(error)) return new HttpError(503, "unavailable", "the database is unreachable; try again shortly", { headers: { "Retry-After": "2" }, cause: error });
   // URIError from a malformed path escape, and the like.
   if (error instanceof URIError) return new HttpError(400, "invalid_request", "malformed URL");
   return new HttpError(500, "internal", "internal error", { cause: error });

@@ -1,5 +1,6 @@
 import type { Changes, ControlPlaneStore } from "./store.js";
 import type { StreamHub } from "./stream.js";
+import type { StreamLimits } from "./stream-limits.js";
 
 /** What every route group shares; handed to `extend` so an app can add routes of its own. */
 export interface ServerContext {
@@ -9,6 +10,8 @@ export interface ServerContext {
   publish(changes: Changes | readonly Changes[]): void;
   /** Largest bodies, and the most streams one organization, and one key, may hold open. */
   limits: { body: number | string; ingestBody: number | string; streams: number; streamsPerKey: number };
+  /** Admits a stream under the per-organization and per-key limits (across replicas when the store counts them). */
+  streamLimits: StreamLimits;
   /** The `retry:` a stream tells a reconnecting EventSource. */
   retryMs: number;
 }

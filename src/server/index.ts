@@ -26,6 +26,7 @@ export type {
   LedgerReport,
   RevokedTokenRecord,
   ConsoleSessionTable,
+  StreamSlotTable,
   StoredConsoleSession,
 } from "./store.js";
 export type { RejectedEvent } from "./ingest.js";

@@ -319,7 +319,8 @@ export function* projectEvent(org: string, principal: Principal, event: WardenEv
         json(data.error),
         blocked ? (str(data.reason) ?? null) : null,
         json(data.usage),
-        event.ts - (durationMs ?? 0),
+        // Durations are fractional milliseconds; times are whole ones (PostgreSQL's BIGINT refuses fractions).
+        Math.round(event.ts - (durationMs ?? 0)),
         finished ? event.ts : null,
         durationMs ?? null,
       );
@@ -346,7 +347,7 @@ export function* projectEvent(org: string, principal: Principal, event: WardenEv
         str(data.policyId) ?? null,
         str(data.reason) ?? null,
         event.ts,
-        num(data.expiresAt) ?? event.ts + DEFAULT_APPROVAL_TIMEOUT,
+        Math.round(num(data.expiresAt) ?? event.ts + DEFAULT_APPROVAL_TIMEOUT),
       );
       if (changed) effects.durable.push({ type: "approval.requested", data: yield* approvalRecord(org, approvalId) });
       return;

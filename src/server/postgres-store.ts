@@ -44,6 +44,7 @@ import type {
   RunTree,
   StreamMessage,
   StreamMessageType,
+  StreamSlotTable,
   ToolCallFilter,
 } from "./store.js";
 
@@ -138,6 +139,13 @@ CREATE TABLE console_sessions (
   created_at BIGINT NOT NULL, last_seen_at BIGINT NOT NULL, expires_at BIGINT NOT NULL
 );
 CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);
+`,
+  `
+CREATE TABLE stream_slots (
+  replica TEXT NOT NULL, org TEXT NOT NULL, key_id TEXT NOT NULL, open INTEGER NOT NULL, expires_at BIGINT NOT NULL,
+  PRIMARY KEY (replica, org, key_id)
+);
+CREATE INDEX stream_slots_by_org ON stream_slots (org, expires_at);
 `,
 ];
 
@@ -309,13 +317,38 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
       this.#dirty.add(message.payload);
       this.#pump();
     });
-    client.on("error", (error) => {
-      this.#onError(error);
+    let lost = false;
+    const lose = () => {
+      if (lost) return false;
+      lost = true;
       client.release(true);
       if (this.#listener === client) this.#listener = undefined;
-      if (!this.#closed) setTimeout(() => void this.#listen().then(() => this.#catchUp()).catch(this.#onError), 500).unref();
+      return true;
+    };
+    client.on("error", (error) => {
+      this.#onError(error);
+      if (lose()) this.#relisten(0);
     });
-    await client.query(`LISTEN ${CHANNEL}`);
+    try {
+      await client.query(`LISTEN ${CHANNEL}`);
+    } catch (error) {
+      lose();
+      throw error;
+    }
+  }
+
+  /** Listens again after the connection was lost, retrying until the database answers (it may be restarting), then catches up. */
+  #relisten(attempt: number): void {
+    if (this.#closed) return;
+    setTimeout(() => {
+      if (this.#closed) return;
+      this.#listen()
+        .then(() => this.#catchUp())
+        .catch((error: unknown) => {
+          if (attempt === 0) this.#onError(error);
+          this.#relisten(attempt + 1);
+        });
+    }, Math.min(5000, 250 * 2 ** Math.min(attempt, 5))).unref();
   }
 
   /** Marks every organization whose stream moved past what this replica announced. */
@@ -379,6 +412,11 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
     await this.#ready;
     for (let attempt = 0; ; attempt++) {
       const client = await this.#pool!.connect();
+      // A connection lost between two statements emits `error` on the client (not on a query): it is
+      // noted here, and the next statement fails with it (an unheard `error` would end the process).
+      let broken = false;
+      const lost = () => (broken = true);
+      client.on("error", lost);
       const exec: Executor = async (op) => {
         const result = await client.query(toPostgres(op.sql), op.params);
         return op.kind === "run" ? (result.rowCount ?? 0) : op.kind === "get" ? result.rows[0] : result.rows;
@@ -387,11 +425,17 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
         await client.query("BEGIN");
         const value = await fn(exec);
         await client.query("COMMIT");
+        client.off("error", lost);
         client.release();
         return value;
       } catch (error) {
-        await client.query("ROLLBACK").catch(() => {});
-        client.release();
+        const rolledBack = await client.query("ROLLBACK").then(
+          () => true,
+          () => false,
+        );
+        client.off("error", lost);
+        // A connection that could not roll back is closed, not returned to the pool.
+        client.release(broken || !rolledBack ? true : undefined);
         const code = (error as { code?: string }).code;
         if ((code === "40001" || code === "40P01" || code === "23505") && attempt < 5) continue;
         throw error;
@@ -434,6 +478,34 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
     },
     delete: async (digest) => {
       await this.#query("DELETE FROM console_sessions WHERE digest = ?", [digest]);
+    },
+  };
+
+  // ── stream slots ──────────────────────────────────────────────────────────────────────────
+
+  /** Open streams counted across replicas: the organization's row set is locked while one is taken. */
+  readonly streamSlots: StreamSlotTable = {
+    acquire: (replica, org, keyId, limits) =>
+      this.#transaction(async (exec) => {
+        const now = Date.now();
+        await exec({ kind: "get", sql: "SELECT pg_advisory_xact_lock(hashtext(?))", params: [`stream_slots:${org}`] });
+        const counts = (await exec({ kind: "get", sql: "SELECT COALESCE(SUM(open), 0) AS org_open, COALESCE(SUM(open) FILTER (WHERE key_id = ?), 0) AS key_open FROM stream_slots WHERE org = ? AND expires_at > ?", params: [keyId, org, now] })) as { org_open: number; key_open: number };
+        if (Number(counts.key_open) >= limits.perKey) return "key" as const;
+        if (Number(counts.org_open) >= limits.streams) return "org" as const;
+        await exec({
+          kind: "run",
+          sql: "INSERT INTO stream_slots (replica, org, key_id, open, expires_at) VALUES (?,?,?,1,?) ON CONFLICT (replica, org, key_id) DO UPDATE SET open = stream_slots.open + 1, expires_at = excluded.expires_at",
+          params: [replica, org, keyId, now + limits.ttl],
+        });
+        return "ok" as const;
+      }),
+    release: async (replica, org, keyId) => {
+      await this.#query("UPDATE stream_slots SET open = GREATEST(open - 1, 0) WHERE replica = ? AND org = ? AND key_id = ?", [replica, org, keyId]);
+    },
+    renew: async (replica, ttl) => {
+      const now = Date.now();
+      await this.#query("UPDATE stream_slots SET expires_at = ? WHERE replica = ?", [now + ttl, replica]);
+      await this.#query("DELETE FROM stream_slots WHERE expires_at <= ? OR (open = 0 AND replica = ?)", [now, replica]);
     },
   };
 

@@ -297,6 +297,22 @@ export interface ConsoleSessionTable {
 }
 
 /**
+ * Open streams counted in the database, so the per-organization and per-key limits hold across every
+ * replica. Each replica's slots carry an expiry it renews: a replica killed without releasing them
+ * stops counting once they expire.
+ * @example
+ * import type { StreamSlotTable } from "agent-warden/server";
+ * const open = (table: StreamSlotTable) => table.acquire("replica-1", "acme", "key_1", { streams: 1000, perKey: 20, ttl: 30_000 });
+ */
+export interface StreamSlotTable {
+  /** Takes one slot unless the organization (`"org"`) or the key (`"key"`) holds its most already. */
+  acquire(replica: string, org: string, keyId: string, limits: { streams: number; perKey: number; ttl: number }): Promise<"ok" | "org" | "key">;
+  release(replica: string, org: string, keyId: string): Promise<void>;
+  /** Extends this replica's slots by `ttl` and forgets expired ones (of replicas that died). */
+  renew(replica: string, ttl: number): Promise<void>;
+}
+
+/**
  * Everything the control plane keeps, behind one interface so another database can follow SQLite.
  * Every method that reads or writes organization data takes the organization and filters by it.
  * Durable stream messages are written in the same transaction as the change they announce.
@@ -378,6 +394,8 @@ export interface ControlPlaneStore {
 
   /** Optional: console sessions in the database (else in each server's memory). */
   readonly consoleSessions?: ConsoleSessionTable | undefined;
+  /** Optional: open streams counted across replicas (else each server counts its own). */
+  readonly streamSlots?: StreamSlotTable | undefined;
   /** Optional, with `consoleSessions`: the principal of an active key by its id (a session holds the id, not the key). */
   principalOfKey?(keyId: string): Promise<Principal | undefined>;
 }

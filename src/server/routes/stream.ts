@@ -25,12 +25,7 @@ export function streamRoutes(context: ServerContext): Router {
     const allowed = principal.role === "agent" ? AGENT_TOPICS : ALL_TOPICS;
     const topics = new Set<Topic>((query.topics ?? allowed).filter((topic) => allowed.includes(topic)));
     if (topics.size === 0) throw new HttpError(403, "insufficient_scope", `${withArticle(principal.role)} key may subscribe to ${allowed.join(", ")}`);
-    if (hub.countKey(principal.org, principal.keyId) >= context.limits.streamsPerKey) {
-      throw new HttpError(503, "unavailable", `this key has ${context.limits.streamsPerKey} streams open, the most one key may hold; close one, or poll`, { headers: { "Retry-After": "5" } });
-    }
-    if (hub.count(principal.org) >= context.limits.streams) {
-      throw new HttpError(503, "unavailable", `this organization has ${context.limits.streams} streams open, the most this server keeps; poll, or try again later`, { headers: { "Retry-After": "5" } });
-    }
+    const release = await context.streamLimits.admit(principal);
 
     response.status(200).set({ "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache, no-transform", Connection: "keep-alive", "X-Accel-Buffering": "no" });
     response.flushHeaders();
@@ -41,7 +36,10 @@ export function streamRoutes(context: ServerContext): Router {
     // Subscribe first (buffering), then replay: nothing published in between is lost.
     const subscriber: Subscriber = { org: principal.org, keyId: principal.keyId, agentId: principal.agentId, topics, response, buffer: [], lastSeq: lastEventId ?? 0, until: response.locals.sessionExpiresAt as number | undefined };
     hub.add(subscriber);
-    response.on("close", () => hub.remove(subscriber));
+    response.on("close", () => {
+      hub.remove(subscriber);
+      release();
+    });
     const bounds = await store.streamBounds(principal.org);
     if (lastEventId === undefined) {
       subscriber.lastSeq = bounds.latest;
