@@ -75,7 +75,9 @@ type RunState = { [RUN_ID_KEY]?: string | undefined; [RUN_OWNED_KEY]?: boolean |
 /**
  * Governs every tool call of a `createAgent` agent: each call is checked by Warden before it runs,
  * refused with an error `ToolMessage` when blocked, paused for a reviewer when policy asks, aborted
- * on a halt, and recorded with its output in one Warden run per agent invocation.
+ * on a halt, and recorded with its output in one Warden run per agent invocation. Each model call is
+ * admitted first: a halt or a spent token budget rejects the invocation before the model is called.
+ * Add `WardenCallbackHandler` to record the model calls' token usage.
  * @example
  * import { createAgent } from "langchain";
  * import { Warden } from "agent-warden";
@@ -128,6 +130,19 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
         report(error);
       }
       return undefined;
+    },
+
+    wrapModelCall: async (request, handler) => {
+      // Gated before the model is called: a halt or a spent token budget ends the invocation (the refusal is
+      // recorded by the core). An admitted call records nothing here; its usage is WardenCallbackHandler's to record.
+      const state = request.state as RunState;
+      try {
+        warden.admitLlmCall({ runId: state[RUN_ID_KEY], model: modelName(request.model) });
+      } catch (error) {
+        await failOwnedRun(state, error);
+        throw error;
+      }
+      return handler(request);
     },
 
     wrapToolCall: async (request, handler) => {
@@ -232,6 +247,13 @@ function approvalRequest(handle: ToolCallHandle, toolCall: ToolCall): WardenAppr
     policyId: handle.decision.policyId,
     expiresAt: approval?.expiresAt,
   };
+}
+
+/** The model's name as a chat model carries it (`model`, else `modelName`), for the record of a refusal. */
+function modelName(model: unknown): string | undefined {
+  if (typeof model !== "object" || model === null) return undefined;
+  const { model: name, modelName: legacy } = model as { model?: unknown; modelName?: unknown };
+  return typeof name === "string" && name.length > 0 ? name : typeof legacy === "string" && legacy.length > 0 ? legacy : undefined;
 }
 
 type RequestTool = Parameters<NonNullable<AgentMiddleware["wrapToolCall"]>>[0]["tool"];

@@ -460,10 +460,55 @@ describe("wardenMiddleware", () => {
     expect(onlyRun(warden).toolCalls[0]!.input).toEqual({ user: "ada", password: "[REDACTED]" });
   });
 
+  it("refuses the next model call once the run's token budget is spent, before the model is called", async () => {
+    const warden = newWarden({ policies: { ...policies, budgets: [{ id: "run-tokens", tokens: 100 }] } });
+    let runId = "";
+    // The tool spends the run's tokens on a model call of its own.
+    const summarize = countingTool("summarize", () => {
+      warden.beginLlmCall({ runId, model: "fake-small" }).complete({ inputTokens: 90, outputTokens: 30 });
+      return "summary";
+    });
+    const model = fakeModel().respondWithTools([{ name: "summarize", args: {} }]).respond(new AIMessage("never asked"));
+    const agent = createAgent({ model, tools: [summarize.tool], middleware: [wardenMiddleware(warden)] });
+
+    const error = await warden
+      .run({ task: "summarize" }, async (run) => {
+        runId = run.runId;
+        await agent.invoke(ask("go"));
+      })
+      .then(() => undefined, (e: unknown) => e);
+
+    expect((error as Error).cause).toBeInstanceOf(ToolBlockedError);
+    expect(summarize.calls).toHaveLength(1);
+    expect(model.callCount).toBe(1);
+    const run = onlyRun(warden);
+    expect(run.status).toBe("failed");
+    expect(run.toolCalls.map((c) => [c.kind, c.status])).toEqual([["tool", "completed"], ["llm", "completed"], ["llm", "blocked"]]);
+  });
+
+  it("beside WardenCallbackHandler, records each model call once: its usage once, a refusal once", async () => {
+    const warden = newWarden({ policies: { ...policies, budgets: [{ id: "run-tokens", tokens: 100 }] } });
+    const search = countingTool("search");
+    const model = fakeModel()
+      .respond(new AIMessage({ content: "", tool_calls: [{ name: "search", args: {}, id: "call_1" }], usage_metadata: { input_tokens: 90, output_tokens: 30, total_tokens: 120 } } as ConstructorParameters<typeof AIMessage>[0]))
+      .respond(new AIMessage("never asked"));
+    const agent = createAgent({ model, tools: [search.tool], middleware: [wardenMiddleware(warden)] });
+
+    const error = await agent.invoke(ask("go"), { callbacks: [new WardenCallbackHandler(warden)] }).then(() => undefined, (e: unknown) => e);
+
+    expect((error as Error).cause).toBeInstanceOf(ToolBlockedError);
+    expect(model.callCount).toBe(1);
+    const run = onlyRun(warden);
+    expect(run.status).toBe("failed");
+    const llms = run.toolCalls.filter((c) => c.kind === "llm");
+    expect(llms.map((c) => c.status)).toEqual(["completed", "blocked"]);
+    expect(llms[0]!.usage).toMatchObject({ inputTokens: 90, outputTokens: 30, totalTokens: 120 });
+  });
+
   it("is the middleware langchain's createMiddleware would build, though built without loading langchain", () => {
     const warden = newWarden();
     const ours = wardenMiddleware(warden) as unknown as Record<PropertyKey, unknown>;
-    const theirs = createMiddleware({ name: "WardenMiddleware", stateSchema: z.object({}), beforeAgent: () => undefined, afterAgent: () => undefined, wrapToolCall: (request, handler) => handler(request) }) as unknown as Record<PropertyKey, unknown>;
+    const theirs = createMiddleware({ name: "WardenMiddleware", stateSchema: z.object({}), beforeAgent: () => undefined, afterAgent: () => undefined, wrapModelCall: (request, handler) => handler(request), wrapToolCall: (request, handler) => handler(request) }) as unknown as Record<PropertyKey, unknown>;
     expect(Object.getOwnPropertySymbols(ours)).toEqual(Object.getOwnPropertySymbols(theirs));
     for (const key of Object.keys(theirs)) if (theirs[key] !== undefined) expect(typeof ours[key], key).toBe(typeof theirs[key]);
   });
