@@ -128,7 +128,9 @@ warden.close();
 
   step("warden serve, warden policy push, a remote agent blocked by the pushed policy");
   const db = join(work, "control.db");
-  const serve = spawn(npx, ["--no-install", "warden", "--org", "acme", "serve", "--port", "0", "--db", db], { cwd: work, stdio: ["ignore", "pipe", "pipe"] });
+  // The server itself, not npx in front of it: stopping npx would leave the server holding this script's pipes.
+  const cli = join(work, "node_modules", "agent-warden", "dist", "cli.js");
+  const serve = spawn(process.execPath, [cli, "--org", "acme", "serve", "--port", "0", "--db", db], { cwd: work, stdio: ["ignore", "pipe", "pipe"] });
   try {
     let out = "";
     const { url, admin } = await new Promise((resolve, reject) => {
@@ -161,6 +163,8 @@ await warden.shutdown();
     if (!remote.stdout.includes('blocked: [warden] tool "read_secret" blocked by policy "no-secret-access"')) fail(`the remote agent was not blocked:\n${remote.stdout}\n${remote.stderr}`);
   } finally {
     serve.kill("SIGTERM");
+    serve.stdout.destroy();
+    serve.stderr.destroy();
   }
   console.log(`\n✓ the newcomer's path works (${((Date.now() - started) / 1000).toFixed(1)} s) in ${work}`);
 } catch (error) {
