@@ -37,7 +37,7 @@ export function adminRoutes(context: ServerContext): Router {
     response.status(200).set({ "Content-Type": "application/x-ndjson; charset=utf-8", "Cache-Control": "no-store" });
     for await (const entry of store.exportLedger(principalOf(response).org, query)) {
       if (response.destroyed) return;
-      if (!response.write(`${JSON.stringify(entry)}\n`)) await Promise.race([once(response, "drain"), once(response, "close")]);
+      if (!response.write(`${JSON.stringify(entry)}\n`)) await drainedOrClosed(response);
     }
     response.end();
   });
@@ -63,4 +63,15 @@ export function adminRoutes(context: ServerContext): Router {
   });
 
   return router;
+}
+
+/** Waits for the response to drain or close, leaving no listener behind (a long export waits many times). */
+async function drainedOrClosed(response: NodeJS.WritableStream & NodeJS.EventEmitter): Promise<void> {
+  const done = new AbortController();
+  const wait = (event: string) => once(response, event, { signal: done.signal }).catch(() => undefined);
+  try {
+    await Promise.race([wait("drain"), wait("close")]);
+  } finally {
+    done.abort();
+  }
 }
