@@ -1,6 +1,7 @@
 // A consumer project that type-checks its own code and Warden's declarations (`skipLibCheck: false`)
 // against the built package. Runs against `dist/` (CI builds before testing; locally: npx tsup).
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,18 +37,22 @@ describe.skipIf(!built)("the built declarations (run `npx tsup` first)", () => {
     for (const file of files) expect(readFileSync(file, "utf8"), file).not.toMatch(/\bJsonWebKey\b/);
   });
 
-  it("compile in a consumer project with skipLibCheck: false", () => {
+  // The @types/node a consumer may have: the one this repo builds with, the oldest Node it supports, and
+  // the two newest majors (installed under aliases so they never join this repo's own type roots).
+  const typesNode = ["@types/node", "types-node-22", "types-node-25", "types-node-26"].filter((name) => existsSync(join(root, "node_modules", name)));
+
+  it.concurrent.each(typesNode)("compile in a consumer project with skipLibCheck: false (%s)", async (typesPackage) => {
     const dir = mkdtempSync(join(tmpdir(), "warden-consumer-"));
     try {
       mkdirSync(join(dir, "node_modules/@types"), { recursive: true });
       symlinkSync(root, join(dir, "node_modules/agent-warden"), "dir");
-      symlinkSync(join(root, "node_modules/@types/node"), join(dir, "node_modules/@types/node"), "dir");
+      symlinkSync(join(root, "node_modules", typesPackage), join(dir, "node_modules/@types/node"), "dir");
       writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
       writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions: { target: "es2023", module: "nodenext", moduleResolution: "nodenext", strict: true, exactOptionalPropertyTypes: true, skipLibCheck: false, noEmit: true, types: ["node"] }, files: ["index.ts"] }));
       writeFileSync(join(dir, "index.ts"), CONSUMER);
       let output = "";
       try {
-        execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", dir], { cwd: dir, encoding: "utf8" });
+        await promisify(execFile)(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", dir], { cwd: dir, encoding: "utf8" });
       } catch (error) {
         output = String((error as { stdout?: string }).stdout ?? error);
       }
@@ -56,4 +61,8 @@ describe.skipIf(!built)("the built declarations (run `npx tsup` first)", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+
+  it("are checked against four @types/node majors", () => {
+    expect(typesNode).toHaveLength(4);
+  });
 });
