@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
@@ -16,5 +17,8 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // Most slow files wait on child processes, PostgreSQL or Chromium rather than the CPU: one file more
+    // than there are cores keeps the machine busy (vitest's default leaves one core idle).
+    maxWorkers: availableParallelism() + 1,
   },
 });

@@ -51,7 +51,8 @@ interface Outcome {
 }
 
 /** Pipes one hook event into `warden hook <event>` running as its own process. */
-function hook(event: unknown, args: string[] = [], subcommand = "pre-tool-use"): Promise<Outcome> {
+/** Runs the hook; `live` sees its stderr while it runs (a reviewer reads the notice before answering). */
+function hook(event: unknown, args: string[] = [], subcommand = "pre-tool-use", live?: { stderr: string }): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const env: NodeJS.ProcessEnv = {};
     for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("WARDEN_") && key !== "NODE_OPTIONS") env[key] = value;
@@ -59,7 +60,10 @@ function hook(event: unknown, args: string[] = [], subcommand = "pre-tool-use"):
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+      if (live) live.stderr = stderr;
+    });
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(typeof event === "string" ? event : JSON.stringify(event));
@@ -116,8 +120,11 @@ describe("warden hook pre-tool-use", () => {
 
   it("waits for a reviewer in another process, then exits 0", async () => {
     const reviewer = admin();
-    const pending = hook(event("Bash", { command: "npm run deploy -- --prod" }, "toolu_4"), ["--policies", policyFile]);
+    const live = { stderr: "" };
+    const pending = hook(event("Bash", { command: "npm run deploy -- --prod" }, "toolu_4"), ["--policies", policyFile], "pre-tool-use", live);
     const approval = await waitFor(() => reviewer.approvals.list({ status: "pending" })[0], "the approval request");
+    // The reviewer answers once told: a decision that lands before the hook starts waiting needs no notice.
+    await waitFor(() => (live.stderr.includes(approval.approvalId) ? true : undefined), "the waiting notice");
     expect(approval).toMatchObject({ toolName: "Bash", policyId: "approve-deploys", payload: { command: "npm run deploy -- --prod" } });
     reviewer.approvals.approve(approval.approvalId, { reviewer: "lead", reason: "release day" });
     const outcome = await pending;
