@@ -12,7 +12,7 @@ import type { SigningKey } from "../ledger/keys.js";
 import { MerkleTree } from "../ledger/merkle.js";
 import { checkpointText, orgLedgerOrigin, signNote, verifierKey } from "../ledger/note.js";
 import { toLedgerEntry } from "../store/sqlite-store.js";
-import { all, get, run, type Query } from "./sql.js";
+import { all, get, run, type Query, type SqlValue } from "./sql.js";
 import type { LedgerReport } from "./store.js";
 
 /**  A ledger entry before it has a place in its organization's chain; `dataJson` is canonical. */
@@ -52,6 +52,8 @@ export interface CheckpointPolicy {
 }
 
 const VERIFY_PAGE = 1000;
+/** Rows per multi-row insert: 13 values each stays far below both databases' limits on bound values. */
+const APPEND_CHUNK = 250;
 
 /**  */
 export function toOrgLedgerEntry(row: OrgLedgerRow): LedgerEntry {
@@ -115,6 +117,50 @@ export class OrgLedger {
     const now = Date.now();
     if (seq - Number(head.checkpoint_seq) >= this.#policy.every || now - Number(head.checkpoint_ts) >= this.#policy.intervalMs) yield* this.#checkpoint(org, { seq, hash }, now);
     return { seq, hash };
+  }
+
+  /**
+   * Appends entries in order inside the caller's transaction, with a fixed number of statements: the
+   * head row is taken once for all of them, the rows go in a few multi-row inserts, and a checkpoint
+   * that falls due is signed over the last one.
+   */
+  *appendMany(org: string, drafts: readonly OrgLedgerDraft[]): Query<void> {
+    if (drafts.length === 0) return;
+    if (drafts.length === 1) {
+      yield* this.append(org, drafts[0]!);
+      return;
+    }
+    yield* run("INSERT INTO org_ledger_heads (org, seq, hash, checkpoint_seq, checkpoint_ts) VALUES (?, 0, ?, 0, 0) ON CONFLICT (org) DO NOTHING", org, GENESIS_HASH);
+    const head = (yield* get<{ seq: number; hash: string; checkpoint_seq: number; checkpoint_ts: number }>(
+      "UPDATE org_ledger_heads SET seq = seq + ? WHERE org = ? RETURNING seq, hash, checkpoint_seq, checkpoint_ts",
+      drafts.length,
+      org,
+    ))!;
+    const last = Number(head.seq);
+    const first = last - drafts.length + 1;
+    let prevHash = head.hash;
+    const rows: SqlValue[][] = [];
+    for (const [offset, draft] of drafts.entries()) {
+      const seq = first + offset;
+      const entry = { seq, id: draft.id, ts: draft.ts, type: draft.type, org, agentId: draft.agentId, runId: draft.runId, stepId: draft.stepId, toolCallId: draft.toolCallId, actor: draft.actor, prevHash };
+      const hash = hashEntry(entry, draft.dataJson);
+      rows.push([org, seq, draft.id, draft.ts, draft.type, draft.agentId, draft.runId, draft.stepId, draft.toolCallId, draft.actor, draft.dataJson, prevHash, hash]);
+      prevHash = hash;
+    }
+    for (let at = 0; at < rows.length; at += APPEND_CHUNK) {
+      const chunk = rows.slice(at, at + APPEND_CHUNK);
+      yield* run(
+        `INSERT INTO org_ledger (org, seq, id, ts, type, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash) VALUES ${chunk.map(() => "(?,?,?,?,?,?,?,?,?,?,?,?,?)").join(",")}`,
+        ...chunk.flat(),
+      );
+    }
+    yield* run("UPDATE org_ledger_heads SET hash = ? WHERE org = ?", prevHash, org);
+    const trusted = this.#trusted.get(org);
+    const extendsTrusted = first === 1 || (trusted !== undefined && trusted.seq === first - 1 && trusted.hash === head.hash);
+    if (extendsTrusted) this.#trusted.set(org, { seq: last, hash: prevHash });
+    else this.#trusted.delete(org);
+    const now = Date.now();
+    if (last - Number(head.checkpoint_seq) >= this.#policy.every || now - Number(head.checkpoint_ts) >= this.#policy.intervalMs) yield* this.#checkpoint(org, { seq: last, hash: prevHash }, now);
   }
 
   /** Signs the organization's current head if entries were added since its last checkpoint. */

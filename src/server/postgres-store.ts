@@ -13,7 +13,8 @@ import { loadOrCreateKey, type SigningKey } from "../ledger/keys.js";
 import { pendingApproval, toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type RunRow, type RunSummary, type StepRow, type ToolCallRecord, type ToolCallRow } from "../records.js";
 import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
 import { etagMatches, policyEtag } from "./etag.js";
-import { activeHaltFor, ingestBatch, markIngested, type Effects, type RejectedEvent } from "./ingest.js";
+import { activeHaltFor, markIngested, type Effects, type RejectedEvent } from "./ingest.js";
+import { ingestBatchPostgres } from "./postgres-ingest.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
 import { draftOf, OrgLedger, orgEvidence, orgLedgerSchema, policySetOrgDraft, toOrgLedgerEntry, verifyChain, type OrgLedgerRow } from "./org-ledger.js";
 import type { EvidenceBundle } from "../ledger/evidence.js";
@@ -566,7 +567,7 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
     const org = principal.org;
     const batch = events.map((event, index) => ({ index, event }));
     const result = await this.#transaction(async (exec) => {
-      const outcome = await this.#run(exec, ingestBatch(this.#orgLedger!, principal, batch, Date.now()));
+      const outcome = await ingestBatchPostgres(this.#orgLedger!, principal, batch, Date.now(), exec);
       if (outcome.messages.length > 0) await exec({ kind: "run", sql: "SELECT pg_notify(?, ?)", params: [CHANNEL, org] });
       return outcome;
     });
