@@ -21,7 +21,6 @@ function event(type: string, fields: Partial<WardenEvent> & { id: string }, data
 /** Batches that exercise every rule of ingest, in the order they are sent. */
 function batches(): { key: "agentA" | "agentB" | "admin" | "other"; events: WardenEvent[] }[] {
   clock = 0;
-  const a = "agent-a";
   const one = [
     event("run.started", { id: "e1", runId: "r1" }, { traceId: "t1", metadata: { task: "refund" }, agentContext: { goal: "help" } }),
     event("step.started", { id: "e2", runId: "r1", stepId: "s1" }, { name: "plan", metadata: { n: 1 } }),

@@ -52,8 +52,6 @@ export interface CheckpointPolicy {
 }
 
 const VERIFY_PAGE = 1000;
-/** Rows per multi-row insert: 13 values each stays far below both databases' limits on bound values. */
-const APPEND_CHUNK = 250;
 
 /**  */
 export function toOrgLedgerEntry(row: OrgLedgerRow): LedgerEntry {
@@ -121,20 +119,17 @@ export class OrgLedger {
 
   /**
    * Appends entries in order inside the caller's transaction, with a fixed number of statements: the
-   * head row is taken once for all of them, the rows go in a few multi-row inserts, and a checkpoint
-   * that falls due is signed over the last one.
+   * head row is taken once for all of them, the rows go in as one array per column (PostgreSQL's
+   * `unnest`), and a checkpoint that falls due is signed over the last one.
    */
   *appendMany(org: string, drafts: readonly OrgLedgerDraft[]): Query<void> {
     if (drafts.length === 0) return;
-    if (drafts.length === 1) {
-      yield* this.append(org, drafts[0]!);
-      return;
-    }
-    yield* run("INSERT INTO org_ledger_heads (org, seq, hash, checkpoint_seq, checkpoint_ts) VALUES (?, 0, ?, 0, 0) ON CONFLICT (org) DO NOTHING", org, GENESIS_HASH);
+    // Taking the head row (inserted at the chain's start) serializes appenders of this organization until the transaction ends.
     const head = (yield* get<{ seq: number; hash: string; checkpoint_seq: number; checkpoint_ts: number }>(
-      "UPDATE org_ledger_heads SET seq = seq + ? WHERE org = ? RETURNING seq, hash, checkpoint_seq, checkpoint_ts",
-      drafts.length,
+      "INSERT INTO org_ledger_heads (org, seq, hash, checkpoint_seq, checkpoint_ts) VALUES (?, ?, ?, 0, 0) ON CONFLICT (org) DO UPDATE SET seq = org_ledger_heads.seq + excluded.seq RETURNING seq, hash, checkpoint_seq, checkpoint_ts",
       org,
+      drafts.length,
+      GENESIS_HASH,
     ))!;
     const last = Number(head.seq);
     const first = last - drafts.length + 1;
@@ -144,17 +139,20 @@ export class OrgLedger {
       const seq = first + offset;
       const entry = { seq, id: draft.id, ts: draft.ts, type: draft.type, org, agentId: draft.agentId, runId: draft.runId, stepId: draft.stepId, toolCallId: draft.toolCallId, actor: draft.actor, prevHash };
       const hash = hashEntry(entry, draft.dataJson);
-      rows.push([org, seq, draft.id, draft.ts, draft.type, draft.agentId, draft.runId, draft.stepId, draft.toolCallId, draft.actor, draft.dataJson, prevHash, hash]);
+      rows.push([seq, draft.id, draft.ts, draft.type, draft.agentId, draft.runId, draft.stepId, draft.toolCallId, draft.actor, draft.dataJson, prevHash, hash]);
       prevHash = hash;
     }
-    for (let at = 0; at < rows.length; at += APPEND_CHUNK) {
-      const chunk = rows.slice(at, at + APPEND_CHUNK);
-      yield* run(
-        `INSERT INTO org_ledger (org, seq, id, ts, type, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash) VALUES ${chunk.map(() => "(?,?,?,?,?,?,?,?,?,?,?,?,?)").join(",")}`,
-        ...chunk.flat(),
-      );
-    }
-    yield* run("UPDATE org_ledger_heads SET hash = ? WHERE org = ?", prevHash, org);
+    const columns = rows[0]!.map((_, column) => rows.map((row) => row[column] ?? null)) as unknown as SqlValue[];
+    yield* run(
+      `WITH entries AS (
+         INSERT INTO org_ledger (org, seq, id, ts, type, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash)
+         SELECT ?1::text, u.* FROM unnest(?2::bigint[], ?3::text[], ?4::bigint[], ?5::text[], ?6::text[], ?7::text[], ?8::text[], ?9::text[], ?10::text[], ?11::text[], ?12::text[], ?13::text[])
+           AS u(seq, id, ts, type, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash)
+       ) UPDATE org_ledger_heads SET hash = ?14 WHERE org = ?1`,
+      org,
+      ...columns,
+      prevHash,
+    );
     const trusted = this.#trusted.get(org);
     const extendsTrusted = first === 1 || (trusted !== undefined && trusted.seq === first - 1 && trusted.hash === head.hash);
     if (extendsTrusted) this.#trusted.set(org, { seq: last, hash: prevHash });

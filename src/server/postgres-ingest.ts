@@ -14,6 +14,7 @@ import type { WardenEvent } from "agent-warden";
 import { admit, ingestOne, ledgerDraft, streamEffects, type AdmissionLookup, type Effects, type RejectedEvent } from "./ingest.js";
 import type { OrgLedger } from "./org-ledger.js";
 import { runAsync, runSync, type SqlOp } from "./sql.js";
+import type { RunRow } from "../records.js";
 import type { Principal, StreamMessage } from "./store.js";
 
 /** Agent telemetry, written in bulk. */
@@ -46,7 +47,7 @@ const mergeDecision = (current: string, patch: string) => `CASE WHEN ${patch} IS
 interface Template {
   /** `$1` is the organization; `$2`… one array per column. */
   sql: string;
-  /** Its rows' ids are the rows it changed (an upsert's `changed`). */
+  /** It returns the rows it changed (an upsert's `changed`), as they are now, for the stream's live updates. */
   changes?: "runs" | "toolCalls";
 }
 
@@ -58,7 +59,7 @@ const TEMPLATES = {
       ON CONFLICT (id) DO UPDATE SET trace_id = excluded.trace_id, parent_run_id = excluded.parent_run_id,
         metadata = excluded.metadata, reason = excluded.reason, agent_context = excluded.agent_context, token_id = excluded.token_id, started_at = excluded.started_at
       WHERE runs.org = excluded.org AND runs.agent_id = excluded.agent_id
-      RETURNING id`,
+      RETURNING row_to_json(runs.*) AS row`,
     changes: "runs",
   },
   runFinished: {
@@ -66,7 +67,7 @@ const TEMPLATES = {
       SELECT u.id, $1, u.agent_id, u.id, u.status, u.ts, u.ts, u.error
       FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) AS u(id, agent_id, status, ts, error)
       ON CONFLICT (id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at, error = excluded.error WHERE runs.org = excluded.org AND runs.agent_id = excluded.agent_id
-      RETURNING id`,
+      RETURNING row_to_json(runs.*) AS row`,
     changes: "runs",
   },
   stepStarted: {
@@ -94,7 +95,7 @@ const TEMPLATES = {
         status = CASE WHEN tool_calls.status IN ('completed','failed','blocked','rejected') THEN tool_calls.status ELSE excluded.status END,
         decision = ${mergeDecision("tool_calls.decision", "excluded.decision")}
       WHERE tool_calls.org = excluded.org AND tool_calls.agent_id = excluded.agent_id AND tool_calls.status NOT IN ('blocked','rejected')
-      RETURNING id`,
+      RETURNING json_build_object('id', tool_calls.id, 'run_id', tool_calls.run_id, 'agent_id', tool_calls.agent_id, 'tool_name', tool_calls.tool_name, 'status', tool_calls.status) AS row`,
     changes: "toolCalls",
   },
   policyMatched: {
@@ -111,7 +112,7 @@ const TEMPLATES = {
         ended_at = COALESCE(excluded.ended_at, tool_calls.ended_at), duration_ms = COALESCE(excluded.duration_ms, tool_calls.duration_ms),
         decision = ${mergeDecision("tool_calls.decision", "excluded.decision")}
       WHERE tool_calls.org = excluded.org AND tool_calls.agent_id = excluded.agent_id AND tool_calls.status NOT IN ('blocked','rejected')
-      RETURNING id`,
+      RETURNING json_build_object('id', tool_calls.id, 'run_id', tool_calls.run_id, 'agent_id', tool_calls.agent_id, 'tool_name', tool_calls.tool_name, 'status', tool_calls.status) AS row`,
     changes: "toolCalls",
   },
 } satisfies Record<string, Template>;
@@ -131,6 +132,12 @@ interface Rows {
   toolCalls: Map<string, { org: string; agent_id: string; run_id: string; status: string }>;
 }
 
+/** The runs and tool calls the batch changed, as it left them (for the stream's live updates). */
+export interface LiveRows {
+  runs: Map<string, RunRow>;
+  toolCalls: Map<string, { id: string; run_id: string; agent_id: string; tool_name: string; status: string }>;
+}
+
 /** Runs a statement on the transaction's connection and gives its rows. */
 export type PostgresExec = (op: SqlOp) => Promise<unknown>;
 
@@ -139,21 +146,29 @@ export type PostgresExec = (op: SqlOp) => Promise<unknown>;
  * ingest.ts's `ingestBatch`: duplicates skipped (by id, also against a replica writing the same batch
  * at once), refused events listed, the rest projected and chained in batch order.
  */
-export async function ingestBatchPostgres(ledger: OrgLedger, principal: Principal, events: ReadonlyArray<{ index: number; event: WardenEvent }>, now: number, exec: PostgresExec): Promise<{ accepted: number; duplicates: number; rejected: RejectedEvent[]; effects: Effects; messages: StreamMessage[] }> {
+export async function ingestBatchPostgres(ledger: OrgLedger, principal: Principal, events: ReadonlyArray<{ index: number; event: WardenEvent }>, now: number, exec: PostgresExec): Promise<{ accepted: number; duplicates: number; rejected: RejectedEvent[]; effects: Effects; live: LiveRows; messages: StreamMessage[] }> {
   const org = principal.org;
   const rows = async <T>(sql: string, params: unknown[]): Promise<T[]> => (await exec({ kind: "all", sql, params: params as Cell[] })) as T[];
   const effects: Effects = { durable: [], runs: new Set(), toolCalls: new Set() };
+  const live: LiveRows = { runs: new Map(), toolCalls: new Map() };
   const rejected: RejectedEvent[] = [];
   let accepted = 0;
   let duplicates = 0;
 
-  const seen = new Set((await rows<{ id: string }>("SELECT id FROM ingested_events WHERE org = $1 AND id = ANY($2::text[])", [org, events.map((e) => e.event.id)])).map((r) => r.id));
   const bulk = events.filter((e) => BULK_TYPES.has(e.event.type));
   const runIds = [...new Set(bulk.flatMap((e) => (e.event.runId === null ? [] : [e.event.runId])))];
   const callIds = [...new Set(bulk.flatMap((e) => (e.event.toolCallId === null ? [] : [e.event.toolCallId])))];
+  // What the batch's ids, runs and tool calls are already, in one round trip.
+  const [known] = await rows<{ seen: string[] | null; runs: Array<{ id: string; org: string; agent_id: string }> | null; calls: Array<{ id: string; org: string; agent_id: string; run_id: string; status: string }> | null }>(
+    `SELECT (SELECT json_agg(id) FROM ingested_events WHERE org = $1 AND id = ANY($2::text[])) AS seen,
+       (SELECT json_agg(json_build_object('id', id, 'org', org, 'agent_id', agent_id)) FROM runs WHERE id = ANY($3::text[])) AS runs,
+       (SELECT json_agg(json_build_object('id', id, 'org', org, 'agent_id', agent_id, 'run_id', run_id, 'status', status)) FROM tool_calls WHERE id = ANY($4::text[])) AS calls`,
+    [org, events.map((e) => e.event.id), runIds, callIds],
+  );
+  const seen = new Set(known?.seen ?? []);
   const state: Rows = {
-    runs: new Map(runIds.length === 0 ? [] : (await rows<{ id: string; org: string; agent_id: string }>("SELECT id, org, agent_id FROM runs WHERE id = ANY($1::text[])", [runIds])).map((r) => [r.id, r])),
-    toolCalls: new Map(callIds.length === 0 ? [] : (await rows<{ id: string; org: string; agent_id: string; run_id: string; status: string }>("SELECT id, org, agent_id, run_id, status FROM tool_calls WHERE id = ANY($1::text[])", [callIds])).map((r) => [r.id, r])),
+    runs: new Map((known?.runs ?? []).map((r) => [r.id, r])),
+    toolCalls: new Map((known?.calls ?? []).map((r) => [r.id, r])),
   };
   // Steps of a run another organization holds are not written (projectEvent's rule); no write of this batch changes that.
   const foreignRuns = new Set([...state.runs].filter(([, run]) => run.org !== org).map(([id]) => id));
@@ -182,7 +197,7 @@ export async function ingestBatchPostgres(ledger: OrgLedger, principal: Principa
     const written = batch.filter((event) => claimed.has(event.id));
     duplicates += batch.length - written.length;
     accepted += written.length;
-    await project(org, written, foreignRuns, effects, rows);
+    await project(org, written, foreignRuns, effects, live, rows);
     await runAsync(ledger.appendMany(org, written.map(ledgerDraft)), exec);
   };
 
@@ -214,7 +229,7 @@ export async function ingestBatchPostgres(ledger: OrgLedger, principal: Principa
     advance(org, verdict.event, state);
   }
   await flush();
-  return { accepted, duplicates, rejected, effects, messages: await runAsync(streamEffects(org, effects, now), exec) };
+  return { accepted, duplicates, rejected, effects, live, messages: await runAsync(streamEffects(org, effects, now), exec) };
 }
 
 /** What an admitted event's projection does to the rows admission reads, so the next event of the batch is admitted against them. */
@@ -243,8 +258,11 @@ function finishedStatus(event: WardenEvent): string {
   return str(event.data.status) ?? (event.type === EventType.TOOL_BLOCKED ? "blocked" : "completed");
 }
 
-/** The row writes of admitted events (projectEvent's, one per event), in layers, each template's rows in one statement. */
-async function project(org: string, events: readonly WardenEvent[], foreignRuns: ReadonlySet<string>, effects: Effects, rows: <T>(sql: string, params: unknown[]) => Promise<T[]>): Promise<void> {
+/**
+ * The row writes of admitted events (projectEvent's, one per event), in layers: a layer is one
+ * statement, each template's rows an `unnest` in a data-modifying WITH (no row twice in a layer).
+ */
+async function project(org: string, events: readonly WardenEvent[], foreignRuns: ReadonlySet<string>, effects: Effects, live: LiveRows, rows: <T>(sql: string, params: unknown[]) => Promise<T[]>): Promise<void> {
   const agents = new Map<string, number>();
   const writes: Write[] = [];
   for (const event of events) {
@@ -253,7 +271,6 @@ async function project(org: string, events: readonly WardenEvent[], foreignRuns:
     if (event.type === EventType.RUN_STARTED && !agents.has(event.agentId ?? "unknown")) agents.set(event.agentId ?? "unknown", event.ts);
     writes.push(write);
   }
-  if (agents.size > 0) await rows("INSERT INTO agents (org, id, created_at) SELECT $1, u.id, u.created_at FROM unnest($2::text[], $3::bigint[]) AS u(id, created_at) ON CONFLICT (org, id) DO NOTHING", [org, [...agents.keys()], [...agents.values()]]);
   const layers: Write[][] = [];
   const lastLayer = new Map<string, number>();
   for (const write of writes) {
@@ -261,21 +278,35 @@ async function project(org: string, events: readonly WardenEvent[], foreignRuns:
     lastLayer.set(write.row, layer);
     (layers[layer] ??= []).push(write);
   }
-  for (const layer of layers) {
+  for (const [index, layer] of layers.entries()) {
+    const statements: Array<{ template: Template; columns: Cell[][] }> = [];
+    if (index === 0 && agents.size > 0) statements.push({ template: AGENTS, columns: [[...agents.keys()], [...agents.values()]] });
     const byTemplate = new Map<TemplateName, Cell[][]>();
     for (const write of layer) {
       const list = byTemplate.get(write.template) ?? [];
       list.push(write.cells);
       byTemplate.set(write.template, list);
     }
-    for (const [name, list] of byTemplate) {
-      const template: Template = TEMPLATES[name];
-      const columns = list[0]!.map((_, column) => list.map((cells) => cells[column] ?? null));
-      const changed = await rows<{ id: string }>(template.sql, [org, ...columns]);
-      if (template.changes !== undefined) for (const { id } of changed) effects[template.changes].add(id);
+    for (const [name, list] of byTemplate) statements.push({ template: TEMPLATES[name], columns: list[0]!.map((_, column) => list.map((cells) => cells[column] ?? null)) });
+    const params: unknown[] = [org];
+    const parts: string[] = [];
+    const returning: string[] = [];
+    for (const [n, { template, columns }] of statements.entries()) {
+      const offset = params.length - 1;
+      parts.push(`w${n} AS (${template.sql.replace(/\$(\d+)/g, (match, k: string) => (k === "1" ? match : `$${Number(k) + offset}`))})`);
+      params.push(...columns);
+      if (template.changes !== undefined) returning.push(`SELECT '${template.changes}' AS kind, row FROM w${n}`);
+    }
+    const changed = await rows<{ kind: "runs" | "toolCalls"; row: { id: string } }>(`WITH ${parts.join(",\n")}\n${returning.length > 0 ? returning.join(" UNION ALL ") : "SELECT NULL AS kind, NULL::json AS row WHERE false"}`, params);
+    for (const { kind, row } of changed) {
+      effects[kind].add(row.id);
+      // A later layer's row is newer.
+      (live[kind] as Map<string, unknown>).set(row.id, row);
     }
   }
 }
+
+const AGENTS: Template = { sql: "INSERT INTO agents (org, id, created_at) SELECT $1, u.id, u.created_at FROM unnest($2::text[], $3::bigint[]) AS u(id, created_at) ON CONFLICT (org, id) DO NOTHING" };
 
 /** projectEvent's write for one event, as cells of its template; undefined when it writes nothing. */
 function writeOf(event: WardenEvent, foreignRuns: ReadonlySet<string>): Write | undefined {
