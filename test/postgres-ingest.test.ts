@@ -194,4 +194,37 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`ingest on PostgreSQL, in bulk, com
       for (const store of replicas) await store.close();
     }
   });
+
+  it("a replica signs a checkpoint over what another replica appended after checking only the entries since the last one, and never over a forged entry", async () => {
+    const database = cluster.createDatabase("warden_checkpoints");
+    const errors: string[] = [];
+    const onError = (error: unknown) => errors.push(String(error));
+    const [a, b] = [new PostgresControlPlaneStore({ url: database, checkpointEvery: 16, checkpointIntervalMs: 3_600_000, onError }), new PostgresControlPlaneStore({ url: database, checkpointEvery: 16, checkpointIntervalMs: 3_600_000, onError })];
+    await Promise.all([a.ready(), b.ready()]);
+    const pg = (await import("pg")).default;
+    const sql = new pg.Client({ connectionString: database });
+    await sql.connect();
+    try {
+      const agent = principals.agentA!;
+      const batch = (from: number) => Array.from({ length: 8 }, (_, i) => event("risk.detected", { id: `risk_${from + i}`, runId: "r1" }, { n: from + i }));
+      for (let round = 0; round < 4; round++) await (round % 2 === 0 ? a : b).ingest(agent, batch(round * 8));
+      expect(errors).toEqual([]);
+      const signed = await sql.query<{ seq: string }>("SELECT seq FROM org_checkpoints WHERE org = 'acme' ORDER BY seq");
+      // The first append signs at once (no checkpoint yet); then every 16 entries, by whichever replica reaches it.
+      expect(signed.rows.map((row) => Number(row.seq))).toEqual([8, 24]);
+      expect(await b.verifyLedger("acme")).toMatchObject({ ok: true, entries: 32, checkpoints: 2 });
+
+      // An entry after the newest checkpoint rewritten behind the replicas' backs: the next checkpoint is refused.
+      await sql.query("UPDATE org_ledger SET data = $1 WHERE org = 'acme' AND seq = 30", [JSON.stringify({ n: 999 })]);
+      await b.ingest(agent, batch(32));
+      expect(errors.join("\n")).toMatch(/checkpoint of organization "acme" not signed: entry 30 does not match its hash/);
+      const after = await sql.query<{ seq: string }>("SELECT MAX(seq) AS seq FROM org_checkpoints WHERE org = 'acme'");
+      expect(Number(after.rows[0]!.seq)).toBe(24);
+      expect(await a.verifyLedger("acme")).toMatchObject({ ok: false, firstBadSeq: 30 });
+    } finally {
+      await sql.end();
+      await a.close();
+      await b.close();
+    }
+  });
 });
