@@ -38,7 +38,7 @@ const FINAL_REFUSALS = new Set(["blocked", "rejected"]);
 const str = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
 const num = (value: unknown): number | undefined => (typeof value === "number" && Number.isFinite(value) ? value : undefined);
 const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
-/** A decision patch as mergeDecision applies it: undefined keys dropped; null when there is nothing to merge. */
+/** A decision patch as mergeDecision applies it: undefined keys dropped. */
 const patchOf = (patch: Record<string, unknown>): string => JSON.stringify(Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined)));
 
 /** `decision` merged with a patch (a shallow merge, the patch winning), as mergeDecision does. */
@@ -173,12 +173,10 @@ export async function ingestBatchPostgres(ledger: OrgLedger, principal: Principa
   // Steps of a run another organization holds are not written (projectEvent's rule); no write of this batch changes that.
   const foreignRuns = new Set([...state.runs].filter(([, run]) => run.org !== org).map(([id]) => id));
   const lookup: AdmissionLookup = {
-    // eslint-disable-next-line require-yield
     *run(_org, runId) {
       const row = state.runs.get(runId);
       return row !== undefined && row.org === org ? row : undefined;
     },
-    // eslint-disable-next-line require-yield
     *toolCall(_org, toolCallId) {
       const row = state.toolCalls.get(toolCallId);
       return row !== undefined && row.org === org ? row : undefined;
