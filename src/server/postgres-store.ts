@@ -229,7 +229,11 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
 
   constructor(options: PostgresControlPlaneOptions) {
     this.#options = options;
-    this.#onError = options.onError ?? (() => {});
+    const report = options.onError ?? (() => {});
+    // Background work a shutdown cuts short (a last-used stamp, a stream read) fails on the ended pool: not news.
+    this.#onError = (error) => {
+      if (!this.#closed) report(error);
+    };
     this.#ready = this.#start();
     // Callers see the failure on their first call; an unobserved start failure is not a crash.
     this.#ready.catch(() => {});
