@@ -1,14 +1,15 @@
 // The control plane as a cluster: replicas on one PostgreSQL database (a throwaway cluster, as the
-// tests start it). Ingest events/s with 1 and 3 replicas; a halt posted on one replica reaching 50
-// agents whose streams are spread over 3 replicas; an approval asked through one replica and decided
-// on another. Replicas and agents share this process and the machine with the database.
+// tests start it). Ingest events/s with 1 and 3 replicas; appends/s to one organization's ledger chain
+// from 3 replicas; a halt posted on one replica reaching 50 agents whose streams are spread over 3
+// replicas; an approval asked through one replica and decided on another. Replicas and agents share
+// this process and the machine with the database. Senders and clients: bench/fixtures/control-plane.ts.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { Warden, type WardenEvent } from "../src/index.js";
 import { createWardenServer, type PostgresControlPlaneStore, type WardenServer } from "agent-warden/server";
 import { POSTGRES_SKIP, startPostgres, type PostgresCluster } from "../test/fixtures/postgres.js";
+import { agentEvents, haltRounds, postBatches, streamedClients } from "./fixtures/control-plane.js";
 import { percentiles, type BenchRow } from "./harness.js";
 
 const CLIENTS = 50;
@@ -20,7 +21,7 @@ export async function run(): Promise<BenchRow[]> {
   const cluster = await startPostgres();
   const dir = mkdtempSync(join(tmpdir(), "warden-bench-cluster-"));
   try {
-    return [...(await ingest(cluster, 1)), ...(await ingest(cluster, 3)), ...(await haltFanOut(cluster, dir)), ...(await approvalRoundTrip(cluster))];
+    return [...(await ingest(cluster, 1)), ...(await ingest(cluster, 3)), ...(await ledgerAppends(cluster)), ...(await haltFanOut(cluster, dir)), ...(await approvalRoundTrip(cluster))];
   } finally {
     cluster.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -38,54 +39,44 @@ async function replicas(database: string, n: number): Promise<Array<{ server: Wa
   return out;
 }
 
-function events(count: number, offset: number): WardenEvent[] {
-  const out: WardenEvent[] = [];
-  for (let i = offset; i < offset + count; i++) {
-    const run = `run_c${Math.floor(i / 4)}`;
-    const kind = i % 4;
-    out.push({
-      id: `evt_c${i}`,
-      type: kind === 0 ? "run.started" : kind === 1 ? "tool.called" : kind === 2 ? "tool.completed" : "run.completed",
-      ts: Date.now(),
-      org: "default",
-      agentId: `agent-${i % 10}`,
-      runId: run,
-      stepId: null,
-      toolCallId: kind === 1 || kind === 2 ? `tc_c${Math.floor(i / 4)}` : null,
-      actor: null,
-      data: kind === 1 ? { toolName: "read_order", actionType: "unknown", input: { id: i }, decision: "allow" } : kind === 2 ? { toolName: "read_order", status: "completed", output: { total: i }, durationMs: 1 } : { traceId: `trace_${run}` },
-    });
-  }
-  return out;
-}
-
 async function ingest(cluster: PostgresCluster, n: number): Promise<BenchRow[]> {
   const database = cluster.createDatabase(`bench_ingest_${n}`);
   const nodes = await replicas(database, n);
   const key = (await nodes[0]!.server.store.createKey({ org: "bench", role: "agent" })).key;
   const batch = 500;
   const total = 40_000;
-  const bodies = Array.from({ length: total / batch }, (_, i) => JSON.stringify({ events: events(batch, i * batch) }));
-  const post = (url: string, body: string) => fetch(`${url}/v1/events`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body }).then((r) => r.text());
-  await post(nodes[0]!.url, bodies[0]!);
-  const latencies: number[] = [];
-  let next = 1;
-  const started = performance.now();
+  const bodies = Array.from({ length: total / batch }, (_, i) => JSON.stringify({ events: agentEvents(batch, i * batch, "c") }));
+  const urls = nodes.map((node) => node.url);
+  await postBatches(urls, key, bodies.slice(0, 1), 1);
   // Two agents per replica, each with one batch in flight.
-  await Promise.all(
-    Array.from({ length: 2 * n }, async (_, agent) => {
-      while (next < bodies.length) {
-        const body = bodies[next++]!;
-        const t0 = performance.now();
-        await post(nodes[agent % n]!.url, body);
-        latencies.push((performance.now() - t0) * 1000);
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
+  const { latenciesUs, seconds, accepted } = await postBatches(urls, key, bodies.slice(1), 2 * n);
   for (const { server } of nodes) await server.close();
-  const { median, p99 } = percentiles(latencies);
-  return [{ group: "cluster", name: `ingest, ${n} replica${n > 1 ? "s" : ""}, batches of ${batch}`, medianUs: median, p99Us: p99, opsPerSec: ((bodies.length - 1) * batch) / seconds, note: `events/s; µs per batch; ${2 * n} senders, PostgreSQL 15 on loopback` }];
+  const { median, p99 } = percentiles(latenciesUs);
+  return [{ group: "cluster", name: `ingest, ${n} replica${n > 1 ? "s" : ""}, batches of ${batch}`, medianUs: median, p99Us: p99, opsPerSec: accepted / seconds, note: `events/s; µs per batch; ${2 * n} senders, PostgreSQL 15 on loopback` }];
+}
+
+/**
+ * One organization's chain extended from 3 replicas at once, one entry per transaction (an event
+ * posted alone): the head row is taken by each append, so this is the chain's serial rate.
+ */
+async function ledgerAppends(cluster: PostgresCluster): Promise<BenchRow[]> {
+  const nodes = await replicas(cluster.createDatabase("bench_chain"), 3);
+  const key = (await nodes[0]!.server.store.createKey({ org: "bench", role: "agent" })).key;
+  const admin = (await nodes[0]!.server.store.createKey({ org: "bench", role: "admin" })).key;
+  const appends = 3000;
+  const bodies = agentEvents(appends, 0, "l").map((event) => JSON.stringify({ events: [event] }));
+  const { latenciesUs, seconds, accepted } = await postBatches(
+    nodes.map((node) => node.url),
+    key,
+    bodies,
+    12,
+  );
+  const report = (await (await fetch(`${nodes[2]!.url}/v1/ledger/verify`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { ok: boolean; entries: number };
+  for (const { server } of nodes) await server.close();
+  // The two keys' creations are entries too.
+  if (!report.ok || report.entries !== accepted + 2) throw new Error(`the chain does not verify after the bench (${accepted} accepted): ${JSON.stringify(report)}`);
+  const { median, p99 } = percentiles(latenciesUs);
+  return [{ group: "cluster", name: "ledger appends to one organization's chain, 3 replicas", medianUs: median, p99Us: p99, opsPerSec: accepted / seconds, note: `appends/s; µs per append (one event per request); 12 senders over 3 replicas; chain verified (${report.entries} entries)` }];
 }
 
 async function haltFanOut(cluster: PostgresCluster, dir: string): Promise<BenchRow[]> {
@@ -93,29 +84,9 @@ async function haltFanOut(cluster: PostgresCluster, dir: string): Promise<BenchR
   const store = nodes[0]!.server.store;
   const admin = (await store.createKey({ org: "bench", role: "admin" })).key;
   const agentKey = (await store.createKey({ org: "bench", role: "agent" })).key;
-  const clients = Array.from(
-    { length: CLIENTS },
-    (_, i) => new Warden({ agentId: `agent-${i}`, group: "fleet", url: nodes[i % 3]!.url, apiKey: agentKey, store: ":memory:", remote: { cacheDir: join(dir, "cache"), spool: false }, halt: { staleAfter: 60_000 }, onError: () => {} }),
-  );
-  await Promise.all(clients.map((c) => c.ready()));
-  while (!clients.every((c) => c.remote!.status.streamConnected)) await new Promise((resolve) => setTimeout(resolve, 10));
-  const api = (url: string, path: string, body: unknown) => fetch(url + path, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }, body: JSON.stringify(body) }).then((r) => r.text());
-  const samples: number[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
-    const arrived = clients.map(
-      (client) =>
-        new Promise<number>((resolve) => {
-          if (client.signal.aborted) return resolve(performance.now());
-          client.signal.addEventListener("abort", () => resolve(performance.now()), { once: true });
-        }),
-    );
-    const on = nodes[round % 3]!.url;
-    const t0 = performance.now();
-    await api(on, "/v1/halts", { group: "fleet", reason: `bench round ${round}` });
-    for (const at of await Promise.all(arrived)) samples.push((at - t0) * 1000);
-    await api(on, "/v1/halts/resume", { group: "fleet" });
-    while (clients.some((c) => c.signal.aborted)) await new Promise((resolve) => setTimeout(resolve, 2));
-  }
+  const urls = nodes.map((node) => node.url);
+  const clients = await streamedClients(urls, agentKey, dir, CLIENTS);
+  const samples = await haltRounds(clients, urls, admin, ROUNDS);
   for (const client of clients) await client.shutdown();
   for (const { server } of nodes) await server.close();
   const { median, p99 } = percentiles(samples);

@@ -6,10 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
-import { Warden, type WardenEvent } from "../src/index.js";
 import { RemoteLink } from "../src/remote/remote.js";
 import { RemoteOptionsSchema } from "../src/remote/options.js";
 import { createWardenServer } from "agent-warden/server";
+import { agentEvents, haltRounds, postBatches, streamedClients } from "./fixtures/control-plane.js";
 import { percentiles, type BenchRow } from "./harness.js";
 
 const CLIENTS = 50;
@@ -24,27 +24,6 @@ export async function run(): Promise<BenchRow[]> {
   }
 }
 
-function events(count: number, offset: number): WardenEvent[] {
-  const out: WardenEvent[] = [];
-  for (let i = offset; i < offset + count; i++) {
-    const run = `run_b${Math.floor(i / 4)}`;
-    const kind = i % 4;
-    out.push({
-      id: `evt_b${i}`,
-      type: kind === 0 ? "run.started" : kind === 1 ? "tool.called" : kind === 2 ? "tool.completed" : "run.completed",
-      ts: Date.now(),
-      org: "default",
-      agentId: `agent-${i % 10}`,
-      runId: run,
-      stepId: null,
-      toolCallId: kind === 1 || kind === 2 ? `tc_b${Math.floor(i / 4)}` : null,
-      actor: null,
-      data: kind === 1 ? { toolName: "read_order", actionType: "unknown", input: { id: i }, decision: "allow" } : kind === 2 ? { toolName: "read_order", status: "completed", output: { total: i }, durationMs: 1 } : { traceId: `trace_${run}` },
-    });
-  }
-  return out;
-}
-
 async function ingest(dir: string): Promise<BenchRow[]> {
   const server = createWardenServer({ db: join(dir, "ingest.db"), console: false, onError: () => {} });
   const key = (await server.store.createKey({ org: "bench", role: "agent" })).key;
@@ -52,26 +31,12 @@ async function ingest(dir: string): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const batch of [100, 500]) {
     const total = 100_000;
-    const bodies = Array.from({ length: total / batch }, (_, i) => JSON.stringify({ events: events(batch, batch * 1_000_000 + i * batch) }));
-    const post = (body: string) => fetch(`${url}/v1/events`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body }).then((r) => r.text());
-    await post(bodies[0]!);
-    const latencies: number[] = [];
-    const started = performance.now();
+    const bodies = Array.from({ length: total / batch }, (_, i) => JSON.stringify({ events: agentEvents(batch, batch * 1_000_000 + i * batch) }));
+    await postBatches([url], key, bodies.slice(0, 1), 1);
     // Two requests in flight, as two agents would send.
-    let next = 1;
-    await Promise.all(
-      [0, 1].map(async () => {
-        while (next < bodies.length) {
-          const body = bodies[next++]!;
-          const t0 = performance.now();
-          await post(body);
-          latencies.push((performance.now() - t0) * 1000);
-        }
-      }),
-    );
-    const seconds = (performance.now() - started) / 1000;
-    const { median, p99 } = percentiles(latencies);
-    rows.push({ group: "server", name: `ingest, batches of ${batch}`, medianUs: median, p99Us: p99, opsPerSec: ((bodies.length - 1) * batch) / seconds, note: "events/s; µs per batch; SQLite WAL on disk, loopback" });
+    const { latenciesUs, seconds, accepted } = await postBatches([url], key, bodies.slice(1), 2);
+    const { median, p99 } = percentiles(latenciesUs);
+    rows.push({ group: "server", name: `ingest, batches of ${batch}`, medianUs: median, p99Us: p99, opsPerSec: accepted / seconds, note: "events/s; µs per batch; SQLite WAL on disk, loopback" });
   }
   await server.close();
   return rows;
@@ -82,28 +47,8 @@ async function haltPropagation(dir: string): Promise<BenchRow[]> {
   const admin = (await server.store.createKey({ org: "bench", role: "admin" })).key;
   const agentKey = (await server.store.createKey({ org: "bench", role: "agent" })).key;
   const { url } = await server.listen(0);
-  const clients = Array.from(
-    { length: CLIENTS },
-    (_, i) => new Warden({ agentId: `agent-${i}`, group: "fleet", url, apiKey: agentKey, store: ":memory:", remote: { cacheDir: join(dir, "cache"), spool: false }, halt: { staleAfter: 60_000 }, onError: () => {} }),
-  );
-  await Promise.all(clients.map((c) => c.ready()));
-  while (!clients.every((c) => c.remote!.status.streamConnected)) await new Promise((resolve) => setTimeout(resolve, 10));
-  const api = (path: string, body: unknown) => fetch(url + path, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }, body: JSON.stringify(body) }).then((r) => r.text());
-  const samples: number[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
-    const arrived = clients.map(
-      (client) =>
-        new Promise<number>((resolve) => {
-          if (client.signal.aborted) return resolve(performance.now());
-          client.signal.addEventListener("abort", () => resolve(performance.now()), { once: true });
-        }),
-    );
-    const t0 = performance.now();
-    await api("/v1/halts", { group: "fleet", reason: `bench round ${round}` });
-    for (const at of await Promise.all(arrived)) samples.push((at - t0) * 1000);
-    await api("/v1/halts/resume", { group: "fleet" });
-    while (clients.some((c) => c.signal.aborted)) await new Promise((resolve) => setTimeout(resolve, 2));
-  }
+  const clients = await streamedClients([url], agentKey, dir, CLIENTS);
+  const samples = await haltRounds(clients, [url], admin, ROUNDS);
   for (const client of clients) await client.shutdown();
   await server.close();
   const { median, p99 } = percentiles(samples);
@@ -125,7 +70,7 @@ async function queuedWhileDown(dir: string): Promise<BenchRow[]> {
       hasLocalPolicies: true,
       host: { applyPolicies: () => {}, applyHalts: () => {}, applyApproval: () => {}, applyOrganizationKey: () => {}, applyRevocation: () => {}, reportError: () => {} },
     });
-    const event = events(1, 0)[0]!;
+    const event = agentEvents(1, 0)[0]!;
     globalThis.gc?.();
     const before = process.memoryUsage();
     let peakHeap = before.heapUsed;

@@ -1,9 +1,14 @@
 // The operator commands against a control plane: `--url` and `--api-key` send halt, resume, status,
 // approvals, approve/reject, runs and ledger verify to `warden serve` instead of the local store.
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { HaltedError, Warden } from "agent-warden";
 import { createWardenServer, type WardenServer } from "agent-warden/server";
 import { main } from "../src/cli/main.js";
+import { tempDir } from "./fixtures/proc.js";
 
 let server: WardenServer;
 let url: string;
@@ -91,3 +96,63 @@ describe("warden --url … (a control plane)", () => {
     expect((await cli("--url", url, "status")).code).toBe(2);
   });
 });
+
+/** A loopback server that answers every request with `status`, counting them. */
+async function answering(status: number): Promise<{ url: string; hits: () => number; close: () => Promise<void> }> {
+  let hits = 0;
+  const fake = createServer((_request, response) => {
+    hits++;
+    response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ error: { code: "x", message: `answered ${status}` } }));
+  });
+  await new Promise<void>((resolve) => fake.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(fake.address() as AddressInfo).port}`, hits: () => hits, close: () => new Promise((resolve) => fake.close(() => resolve())) };
+}
+
+describe("warden --url with several replicas", () => {
+  const scratch = tempDir("warden-cli-replicas-");
+  afterAll(() => scratch.cleanup());
+
+  it("goes past a replica that is down or answers 503, for operator commands, ledger verify and policy push; WARDEN_URL takes the same list", async () => {
+    const down = await answering(200);
+    await down.close();
+    const unavailable = await answering(503);
+    try {
+      const replicas = `${down.url}, ${unavailable.url},${url}`;
+      expect(await cli("--url", replicas, "--api-key", admin, "halt", "--agent", "someone", "--reason", "through the third")).toMatchObject({ code: 0 });
+      expect(unavailable.hits()).toBe(1);
+      expect((await cli("--url", replicas, "--api-key", admin, "status")).out).toMatch(/HALTED agent someone: through the third/);
+      expect(await cli("--url", replicas, "--api-key", admin, "resume", "--agent", "someone")).toMatchObject({ code: 0, out: "resumed agent someone" });
+      expect(await cli("--url", replicas, "--api-key", reviewer, "ledger", "verify")).toMatchObject({ code: 0, out: expect.stringMatching(/^ledger OK/) });
+      const policy = join(scratch.dir, "warden.yaml");
+      writeFileSync(policy, "version: 1\ndefault: allow\npolicies:\n  - id: approve-deploy\n    when: { tool: deploy }\n    action: require_approval\n  - id: no-drop\n    when: { tool: drop_table }\n    action: block\n");
+      expect(await cli("--url", replicas, "--api-key", admin, "policy", "push", policy)).toMatchObject({ code: 0 });
+
+      vi.stubEnv("WARDEN_URL", `${unavailable.url},${url}`);
+      try {
+        expect(await cli("--api-key", admin, "--json", "runs")).toMatchObject({ code: 0 });
+      } finally {
+        vi.unstubAllEnvs();
+      }
+      expect(unavailable.hits()).toBeGreaterThan(1);
+    } finally {
+      await unavailable.close();
+    }
+  });
+
+  it("a 4xx is an answer, not a reason to try the next replica; a list with something other than an http URL is a usage error", async () => {
+    const missing = await answering(404);
+    try {
+      const refused = await cli("--url", `${missing.url},${url}`, "--api-key", admin, "halt", "--agent", "someone", "--reason", "never sent on");
+      expect(refused.code).toBe(2);
+      expect(refused.err).toMatch(/404/);
+      expect((await cli("--url", url, "--api-key", admin, "status")).out).not.toMatch(/never sent on/);
+    } finally {
+      await missing.close();
+    }
+    const bad = await cli("--url", `${url},ftp://x`, "--api-key", admin, "status");
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/"ftp:\/\/x" is not http or https/);
+    expect((await cli("--url", " , ", "--api-key", admin, "status")).err).toMatch(/names no control plane/);
+  });
+});
+

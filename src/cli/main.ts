@@ -82,7 +82,7 @@ export function buildProgram(): Command {
     .addOption(new Option("--store <path>", "SQLite store").env("WARDEN_STORE").default("./.warden/warden.db"))
     .addOption(new Option("--org <id>", "organization").env("WARDEN_ORGANIZATION").default("default"))
     .addOption(new Option("--actor <name>", "who is acting, for the ledger").env("USER").default("cli"))
-    .addOption(new Option("--url <url>", "a control plane (warden serve): operator commands go to it instead of the store").env("WARDEN_URL"))
+    .addOption(new Option("--url <url>", "a control plane (warden serve), or its replicas separated by commas: operator commands go to it instead of the store").env("WARDEN_URL"))
     .addOption(new Option("--api-key <key>", "API key for --url").env("WARDEN_API_KEY"))
     .option("--json", "print JSON", false)
     .version(packageJson.version, "-V, --version", "print the version of agent-warden")

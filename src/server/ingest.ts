@@ -12,7 +12,7 @@ import type { WardenEvent } from "agent-warden";
 import { haltMatches, toHaltRecord, type HaltRow } from "../halt/halt.js";
 import { canonicalJson } from "../internal/canonical.js";
 import { toApprovalRecord, type ApprovalRecord, type ApprovalRow } from "../records.js";
-import type { OrgLedger } from "./org-ledger.js";
+import type { OrgLedger, OrgLedgerDraft } from "./org-ledger.js";
 import { all, get, run, type Query } from "./sql.js";
 import { appendStream } from "./stream-log.js";
 import { DEFAULT_APPROVAL_TIMEOUT, type Principal, type StreamMessage, type StreamMessageType } from "./store.js";
@@ -63,8 +63,11 @@ const str = (value: unknown): string | undefined => (typeof value === "string" ?
 const num = (value: unknown): number | undefined => (typeof value === "number" && Number.isFinite(value) ? value : undefined);
 const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
 
-type Verdict = { kind: "accept"; event: WardenEvent } | { kind: "echo" } | { kind: "refuse"; code: RejectedEvent["code"]; reason: string };
+export type Verdict = { kind: "accept"; event: WardenEvent } | { kind: "echo" } | { kind: "refuse"; code: RejectedEvent["code"]; reason: string };
 const refuse = (code: RejectedEvent["code"], reason: string): Verdict => ({ kind: "refuse", code, reason });
+
+/** What one event's ingest came to. */
+export type IngestOutcome = { kind: "accepted" } | { kind: "duplicate" } | { kind: "rejected"; code: RejectedEvent["code"]; reason: string };
 
 /**
  * Writes a batch of schema-valid events (each with its index in the request), inside one
@@ -77,29 +80,41 @@ export function* ingestBatch(ledger: OrgLedger, principal: Principal, events: Re
   let accepted = 0;
   let duplicates = 0;
   for (const { index, event: sent } of events) {
-    if (yield* isIngested(org, sent.id)) {
-      duplicates++;
-      continue;
-    }
-    const verdict = yield* admit(principal, sent);
-    if (verdict.kind === "refuse") {
-      rejected.push({ index, id: sent.id, code: verdict.code, reason: verdict.reason });
-      continue;
-    }
-    yield* markIngested(org, sent.id, now);
-    if (verdict.kind === "echo") {
-      // The client's own record of a decision the server made: the server's entry is the record.
-      duplicates++;
-      continue;
-    }
-    const event = verdict.event;
-    accepted++;
-    yield* projectEvent(org, principal, event, effects);
-    yield* ledger.append(org, { id: event.id, ts: event.ts, type: event.type, agentId: event.agentId, runId: event.runId, stepId: event.stepId, toolCallId: event.toolCallId, actor: event.actor, dataJson: canonicalJson(event.data) });
+    const outcome = yield* ingestOne(ledger, principal, sent, effects, now);
+    if (outcome.kind === "accepted") accepted++;
+    else if (outcome.kind === "duplicate") duplicates++;
+    else rejected.push({ index, id: sent.id, code: outcome.code, reason: outcome.reason });
   }
+  return { accepted, duplicates, rejected, effects, messages: yield* streamEffects(org, effects, now) };
+}
+
+/** One event, statement by statement: seen already, refused, or claimed, projected and chained. */
+export function* ingestOne(ledger: OrgLedger, principal: Principal, sent: WardenEvent, effects: Effects, now: number): Query<IngestOutcome> {
+  const org = principal.org;
+  if (yield* isIngested(org, sent.id)) return { kind: "duplicate" };
+  const verdict = yield* admit(principal, sent);
+  if (verdict.kind === "refuse") return { kind: "rejected", code: verdict.code, reason: verdict.reason };
+  // The claim, not the read above, decides: a replica writing the same batch (a client resending what
+  // it got no answer for) holds the id until it commits, and then this insert finds it taken.
+  if (!(yield* markIngested(org, sent.id, now))) return { kind: "duplicate" };
+  // An echo is the client's own record of a decision the server made: the server's entry is the record.
+  if (verdict.kind === "echo") return { kind: "duplicate" };
+  const event = verdict.event;
+  yield* projectEvent(org, principal, event, effects);
+  yield* ledger.append(org, ledgerDraft(event));
+  return { kind: "accepted" };
+}
+
+/**  The ledger entry of an accepted event. */
+export function ledgerDraft(event: WardenEvent): OrgLedgerDraft {
+  return { id: event.id, ts: event.ts, type: event.type, agentId: event.agentId, runId: event.runId, stepId: event.stepId, toolCallId: event.toolCallId, actor: event.actor, dataJson: canonicalJson(event.data) };
+}
+
+/**  The durable stream messages a batch's effects announce, written in its transaction. */
+export function* streamEffects(org: string, effects: Effects, now: number): Query<StreamMessage[]> {
   const messages: StreamMessage[] = [];
   for (const durable of effects.durable) messages.push(yield* appendStream(org, durable.type, durable.data, now));
-  return { accepted, duplicates, rejected, effects, messages };
+  return messages;
 }
 
 /**  True when the organization has already seen this event id (its ledger entry exists). */
@@ -113,8 +128,19 @@ export function* markIngested(org: string, eventId: string | undefined, now = Da
   return (yield* run("INSERT INTO ingested_events (org, id, received_at) VALUES (?,?,?) ON CONFLICT DO NOTHING", org, eventId, now)) > 0;
 }
 
+/**  The rows admission reads: the run and the tool call an event names, in the key's organization. */
+export interface AdmissionLookup {
+  run(org: string, runId: string): Query<{ agent_id: string } | undefined>;
+  toolCall(org: string, toolCallId: string): Query<{ agent_id: string; run_id: string; status: string } | undefined>;
+}
+
+const databaseLookup: AdmissionLookup = {
+  run: (org, runId) => get<{ agent_id: string }>("SELECT agent_id FROM runs WHERE id = ? AND org = ?", runId, org),
+  toolCall: (org, toolCallId) => get<{ agent_id: string; run_id: string; status: string }>("SELECT agent_id, run_id, status FROM tool_calls WHERE id = ? AND org = ?", toolCallId, org),
+};
+
 /** Decides whether this key may say this; gives the event as it will be recorded. */
-function* admit(principal: Principal, sent: WardenEvent): Query<Verdict> {
+export function* admit(principal: Principal, sent: WardenEvent, lookup: AdmissionLookup = databaseLookup): Query<Verdict> {
   const org = principal.org;
   const type = sent.type as string;
   const bound = principal.agentId;
@@ -138,11 +164,11 @@ function* admit(principal: Principal, sent: WardenEvent): Query<Verdict> {
   if (agentId === null && principal.role === "agent") return refuse("invalid_event", "agentId is required");
 
   if (event.runId !== null) {
-    const owner = yield* get<{ agent_id: string }>("SELECT agent_id FROM runs WHERE id = ? AND org = ?", event.runId, org);
+    const owner = yield* lookup.run(org, event.runId);
     if (owner !== undefined && owner.agent_id !== agentId) return refuse("insufficient_scope", `run "${event.runId}" belongs to another agent`);
   }
   if (event.toolCallId !== null) {
-    const call = yield* get<{ agent_id: string; run_id: string; status: string }>("SELECT agent_id, run_id, status FROM tool_calls WHERE id = ? AND org = ?", event.toolCallId, org);
+    const call = yield* lookup.toolCall(org, event.toolCallId);
     if (call !== undefined) {
       if (call.agent_id !== agentId || (event.runId !== null && call.run_id !== event.runId)) return refuse("insufficient_scope", `tool call "${event.toolCallId}" belongs to another agent or run`);
       if (FINAL_REFUSALS.has(call.status) && (type === EventType.TOOL_COMPLETED || type === EventType.TOOL_BLOCKED)) {

@@ -13,7 +13,8 @@ import { loadOrCreateKey, type SigningKey } from "../ledger/keys.js";
 import { pendingApproval, toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type RunRow, type RunSummary, type StepRow, type ToolCallRecord, type ToolCallRow } from "../records.js";
 import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
 import { etagMatches, policyEtag } from "./etag.js";
-import { activeHaltFor, ingestBatch, markIngested, type Effects, type RejectedEvent } from "./ingest.js";
+import { activeHaltFor, markIngested, type RejectedEvent } from "./ingest.js";
+import { ingestBatchPostgres, type LiveRows } from "./postgres-ingest.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
 import { draftOf, OrgLedger, orgEvidence, orgLedgerSchema, policySetOrgDraft, toOrgLedgerEntry, verifyChain, type OrgLedgerRow } from "./org-ledger.js";
 import type { EvidenceBundle } from "../ledger/evidence.js";
@@ -228,7 +229,11 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
 
   constructor(options: PostgresControlPlaneOptions) {
     this.#options = options;
-    this.#onError = options.onError ?? (() => {});
+    const report = options.onError ?? (() => {});
+    // Background work a shutdown cuts short (a last-used stamp, a stream read) fails on the ended pool: not news.
+    this.#onError = (error) => {
+      if (!this.#closed) report(error);
+    };
     this.#ready = this.#start();
     // Callers see the failure on their first call; an unobserved start failure is not a crash.
     this.#ready.catch(() => {});
@@ -566,11 +571,11 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
     const org = principal.org;
     const batch = events.map((event, index) => ({ index, event }));
     const result = await this.#transaction(async (exec) => {
-      const outcome = await this.#run(exec, ingestBatch(this.#orgLedger!, principal, batch, Date.now()));
+      const outcome = await ingestBatchPostgres(this.#orgLedger!, principal, batch, Date.now(), exec);
       if (outcome.messages.length > 0) await exec({ kind: "run", sql: "SELECT pg_notify(?, ?)", params: [CHANNEL, org] });
       return outcome;
     });
-    return { accepted: result.accepted, duplicates: result.duplicates, rejected: result.rejected, changes: { org, messages: [...result.messages, ...(await this.#liveUpdates(org, result.effects))] } };
+    return { accepted: result.accepted, duplicates: result.duplicates, rejected: result.rejected, changes: { org, messages: [...result.messages, ...liveUpdates(result.live)] } };
   }
 
   async registerAgent(org: string, agentId: string, group: string | undefined): Promise<AgentRecord> {
@@ -964,20 +969,13 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
     const rows = (await this.#pool!.query<ApprovalRow>("SELECT * FROM approvals WHERE org = $1 AND tool_call_id = ANY($2::text[]) ORDER BY created_at", [org, toolCallIds])).rows;
     return new Map(rows.map((row) => [row.tool_call_id, toApprovalRecord(row)]));
   }
+}
 
-  async #liveUpdates(org: string, effects: Effects): Promise<StreamMessage[]> {
-    const now = Date.now();
-    const messages: StreamMessage[] = [];
-    const runIds = [...effects.runs].slice(0, 200);
-    if (runIds.length > 0) {
-      for (const row of (await this.#pool!.query<RunRow>(`SELECT ${runColumns} FROM runs WHERE org = $1 AND id = ANY($2::text[])`, [org, runIds])).rows) messages.push({ seq: undefined, type: "run.updated", data: toRunSummary(row), ts: now });
-    }
-    const callIds = [...effects.toolCalls].slice(0, 200);
-    if (callIds.length > 0) {
-      for (const row of (await this.#pool!.query<{ id: string; run_id: string; agent_id: string; tool_name: string; status: string }>("SELECT id, run_id, agent_id, tool_name, status FROM tool_calls WHERE org = $1 AND id = ANY($2::text[])", [org, callIds])).rows) {
-        messages.push({ seq: undefined, type: "tool_call.updated", data: { toolCallId: row.id, runId: row.run_id, agentId: row.agent_id, toolName: row.tool_name, status: row.status }, ts: now });
-      }
-    }
-    return messages;
-  }
+/** Run and tool call updates for the stream, from the rows a batch changed (at most 200 of each). */
+function liveUpdates(live: LiveRows): StreamMessage[] {
+  const now = Date.now();
+  const messages: StreamMessage[] = [];
+  for (const row of [...live.runs.values()].slice(0, 200)) messages.push({ seq: undefined, type: "run.updated", data: toRunSummary(row), ts: now });
+  for (const row of [...live.toolCalls.values()].slice(0, 200)) messages.push({ seq: undefined, type: "tool_call.updated", data: { toolCallId: row.id, runId: row.run_id, agentId: row.agent_id, toolName: row.tool_name, status: row.status }, ts: now });
+  return messages;
 }
