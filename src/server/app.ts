@@ -1,7 +1,7 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type Response } from "express";
-import { ApprovalChannels, type ApprovalChannelsOptions, type ApprovalRecord, ConfigError, InvalidInputError, InvalidStateError, NotFoundError, PolicyError, TokenError, WardenError } from "agent-warden";
+import { ApprovalChannels, type ApprovalChannelsOptions, type ApprovalRecord, ConfigError, InvalidInputError, InvalidStateError, NotFoundError, PolicyError, ReviewerNotAllowedError, TokenError, WardenError } from "agent-warden";
 import { mountConsole } from "../console/index.js";
 import { authenticate } from "./auth.js";
 import type { ServerContext } from "./context.js";
@@ -299,6 +299,8 @@ function databaseUnavailable(error: unknown): boolean {
 
 function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
+  // Before the body parser's checks: this error too carries a 4xx `status` and a string `code`.
+  if (error instanceof ReviewerNotAllowedError) return new HttpError(403, "reviewer_not_allowed", bareMessage(error));
   const parserError = error as BodyParserError;
   if (typeof parserError?.type === "string" && typeof parserError.status === "number") {
     if (parserError.type === "entity.too.large") return new HttpError(413, "payload_too_large", "the body is larger than this endpoint accepts");

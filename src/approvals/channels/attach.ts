@@ -15,7 +15,7 @@ import { ApprovalChannels, type ApprovalChannelsOptions } from "./channels.js";
  */
 export function attachApprovalChannels(warden: Warden, options: ApprovalChannelsOptions): ApprovalChannels & { close(): void } {
   const channels = new ApprovalChannels(options, {
-    decide: async (_org, approvalId, status, input) => (status === ApprovalStatus.APPROVED ? warden.approvals.approve(approvalId, input) : warden.approvals.reject(approvalId, input)),
+    decide: async (_org, approvalId, status, { via: _via, ...input }) => (status === ApprovalStatus.APPROVED ? warden.approvals.approve(approvalId, input) : warden.approvals.reject(approvalId, input)),
     get: async (_org, approvalId) => warden.approvals.get(approvalId),
     onError: (error) => warden.reportError(error, "channels"),
   });

@@ -125,7 +125,8 @@ export interface ApprovalDelivery {
  * };
  */
 export interface ApprovalChannelsBackend {
-  decide(org: string, approvalId: string, status: "approved" | "rejected", input: { reviewer: string; reason?: string | undefined }): Promise<ApprovalRecord>;
+  /** `via`: the channel the answer came through, recorded with the decision. */
+  decide(org: string, approvalId: string, status: "approved" | "rejected", input: { reviewer: string; reason?: string | undefined; via: "slack" | "link" }): Promise<ApprovalRecord>;
   get(org: string, approvalId: string): Promise<ApprovalRecord | undefined>;
   onError?: ((error: unknown) => void) | undefined;
 }
@@ -267,7 +268,7 @@ export class ApprovalChannels {
   async decideByLink(token: string, status: "approved" | "rejected", reason: string | undefined): Promise<ApprovalRecord> {
     const claims = this.readLink(token);
     this.#usedLinks.add(claims.id);
-    return this.#backend.decide(claims.org, claims.approvalId, status, { reviewer: claims.to ?? "approval link", reason: reason ?? "decided through a one-time approval link" });
+    return this.#backend.decide(claims.org, claims.approvalId, status, { reviewer: claims.to ?? "approval link", reason: reason ?? "decided through a one-time approval link", via: "link" });
   }
 
   /**
@@ -286,10 +287,10 @@ export class ApprovalChannels {
     if (!action) return { status: 200, body: { ok: false, message: "not a Warden approval action" } };
     const reviewer = `slack:${action.userId}`;
     try {
-      const record = await this.#backend.decide(action.org, action.approvalId, action.status, { reviewer, reason: `decided in Slack${action.userName ? ` by @${action.userName}` : ""}` });
+      const record = await this.#backend.decide(action.org, action.approvalId, action.status, { reviewer, reason: `decided in Slack${action.userName ? ` by @${action.userName}` : ""}`, via: "slack" });
       return { status: 200, body: { ok: true, approvalId: record.approvalId, status: record.status, reviewer } };
     } catch (error) {
-      if (!(error instanceof InvalidStateError) && (error as { code?: string }).code !== "not_found" && (error as { status?: number }).status !== 409) this.#backend.onError?.(error);
+      if (!(error instanceof InvalidStateError) && (error as { code?: string }).code !== "not_found" && (error as { code?: string }).code !== "reviewer_not_allowed" && (error as { status?: number }).status !== 409) this.#backend.onError?.(error);
       // Slack shows nothing of a 200's body to the user; the message already says (or will say) the outcome.
       return { status: 200, body: { ok: false, message: (error as Error).message } };
     }

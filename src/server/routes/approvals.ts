@@ -54,7 +54,10 @@ export function approvalRoutes(context: ServerContext): Router {
       const principal = principalOf(response);
       const approvalId = parse(IdSchema, request.params.approvalId, "path");
       const input = parse(ApprovalDecisionSchema, request.body);
-      const { record, changes } = await store.decideApproval(principal.org, approvalId, status, { reviewer: input.reviewer ?? actorOf(principal), reason: input.reason });
+      // The key answers as its own identity; a named `reviewer` is only a label where the policy names no reviewers.
+      const key = { keyId: principal.keyId, identity: actorOf(principal), groups: principal.groups ?? [], agentId: principal.agentId };
+      const via = response.locals.consoleSession === true ? "console" : "api";
+      const { record, changes } = await store.decideApproval(principal.org, approvalId, status, { reviewer: input.reviewer ?? key.identity, reason: input.reason, key, via });
       context.publish(changes);
       response.json(record);
     });

@@ -1,6 +1,6 @@
 import express, { Router, type Response } from "express";
 import { z } from "zod";
-import { InvalidStateError, TokenError, parseDuration, type ApprovalChannels, type ApprovalRecord } from "agent-warden";
+import { InvalidStateError, ReviewerNotAllowedError, TokenError, parseDuration, type ApprovalChannels, type ApprovalRecord } from "agent-warden";
 import { sameOrigin } from "../../console/session.js";
 import { actorOf, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
@@ -87,6 +87,7 @@ export function channelRoutes(context: ServerContext, channels: ApprovalChannels
       const record = await channels!.decideByLink(request.params.token, parsed.data.decision === "approve" ? "approved" : "rejected", parsed.data.reason || undefined);
       page(response, 200, record.status === "approved" ? "Approved" : "Rejected", `<p class="outcome">${escapeHtml(record.toolName)} was <strong>${record.status}</strong> by ${escapeHtml(record.reviewer ?? "")}.</p><p>This link cannot be used again.</p>`);
     } catch (error) {
+      if (error instanceof ReviewerNotAllowedError) return page(response, 403, "Refused", `<p class="error" role="alert">${escapeHtml(bare(error.message))}</p>`);
       if (error instanceof InvalidStateError || error instanceof TokenError || (error as { status?: number }).status === 409) return refused(response, error);
       throw error;
     }
