@@ -16,7 +16,7 @@ export { Approvals } from "./approvals/approvals.js";
 export type { ApprovalDecisionInput, ApprovalRequestHandler, ApprovalRule } from "./approvals/approvals.js";
 export { argsDigest } from "./approvals/binding.js";
 export { ApprovalChannels, ApprovalChannelsSchema, APPROVAL_CHANNEL_EVENTS, attachApprovalChannels, loadApprovalChannels, signWebhook, verifySlackSignature } from "./approvals/channels/index.js";
-export type { ApprovalChannelsOptions, ApprovalChannelEvent, ApprovalDelivery, ApprovalChannelsBackend, ChannelResponse, ApprovalLinkClaims } from "./approvals/channels/index.js";
+export type { ApprovalChannelsOptions, ApprovalChannelEvent, ApprovalDelivery, ApprovalDeliveryLog, ApprovalDeliveryMessage, ApprovalChannelsBackend, ChannelResponse, ApprovalLinkClaims, DeliveryFilter } from "./approvals/channels/index.js";
 export type { WardenLogger } from "./logger.js";
 export type { HaltRecord, HaltTarget } from "./halt/halt.js";
 export { Ledger } from "./ledger/ledger.js";

@@ -149,7 +149,7 @@ describe("console pages in a browser", () => {
     await expect.poll(() => page.locator("section.run > h1 .badge, section.run > h1 [class*=badge]").first().textContent(), { timeout: 10_000 }).toMatch(/Completed/i);
 
     const after = await page.evaluate(
-      ({ openedId, focusedId }) => {
+      ({ openedId }) => {
         const g = globalThis as any;
         const details = g.document.getElementById(openedId);
         const selection = g.getSelection();

@@ -118,7 +118,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
           },
           get: (org, approvalId) => store.getApproval(org, approvalId),
           onError,
-        });
+        }, store.deliveries);
   const publish = (changes: Changes | readonly Changes[], origin: "here" | "replica" = "here") => {
     for (const change of ([] as Changes[]).concat(changes)) {
       hub.publish(change);

@@ -6,7 +6,8 @@
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
 import { ApprovalStatus, EventType, InvalidStateError, NotFoundError, StoreError } from "agent-warden";
-import type { LedgerEntry, WardenEvent } from "agent-warden";
+import type { ApprovalDeliveryLog, LedgerEntry, WardenEvent } from "agent-warden";
+import { deliveryLog } from "./deliveries.js";
 import { haltScopeOf, toHaltRecord, type HaltRecord, type HaltRow } from "../halt/halt.js";
 import { newId } from "../internal/ids.js";
 import { loadOrCreateKey, type SigningKey } from "../ledger/keys.js";
@@ -468,6 +469,9 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
   // ── console sessions ──────────────────────────────────────────────────────────────────────
 
   /** Console sessions in the database: they survive a restart and a switch of replica. */
+  /** Approval channel deliveries: they survive a restart, and due retries are claimed by one replica. */
+  readonly deliveries: ApprovalDeliveryLog = deliveryLog((query) => this.#transaction((exec) => this.#run(exec, query)));
+
   readonly consoleSessions: ConsoleSessionTable = {
     put: async (session, now) => {
       await this.#query("DELETE FROM console_sessions WHERE expires_at <= ?", [now]);

@@ -2,7 +2,8 @@ import { dirname, join } from "node:path";
 import type { SQLInputValue, StatementSync } from "node:sqlite";
 import { ApprovalStatus, EventType } from "agent-warden";
 import { InvalidInputError, InvalidStateError, NotFoundError } from "agent-warden";
-import type { WardenEvent } from "agent-warden";
+import type { ApprovalDeliveryLog, WardenEvent } from "agent-warden";
+import { deliveryLog } from "./deliveries.js";
 import { haltScopeOf, toHaltRecord, type HaltRecord, type HaltRow } from "../halt/halt.js";
 import { canonicalJson } from "../internal/canonical.js";
 import { newId } from "../internal/ids.js";
@@ -182,6 +183,8 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   readonly #haltVersions = new Map<string, string>();
   readonly #announcedResolutions = new Set<string>();
   #decidedWatermark = 0;
+  /** Approval channel deliveries: they survive a restart, and due retries are claimed by one process. */
+  readonly deliveries: ApprovalDeliveryLog = deliveryLog(async (query) => this.#transaction(() => this.#run(query)));
   readonly #lastUsed = new Map<string, number>();
 
   constructor(options: SqliteControlPlaneOptions) {

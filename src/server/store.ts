@@ -7,7 +7,7 @@ import type { EvidenceBundle } from "../ledger/evidence.js";
 import type { ApprovalRecord, RunRecord, RunSummary, ToolCallRecord } from "../records.js";
 import type { RejectedEvent } from "./ingest.js";
 import type { ApprovalAnswer } from "./approval-rules.js";
-import type { ApprovalRule } from "agent-warden";
+import type { ApprovalDeliveryLog, ApprovalRule } from "agent-warden";
 
 /**
  * What an API key may do. `admin` ⊇ `reviewer` for reads and decisions; `agent` reports and asks.
@@ -409,6 +409,8 @@ export interface ControlPlaneStore {
   readonly consoleSessions?: ConsoleSessionTable | undefined;
   /** Optional: open streams counted across replicas (else each server counts its own). */
   readonly streamSlots?: StreamSlotTable | undefined;
+  /** Optional: approval channel deliveries in the database, so they survive a restart and retries resume (else in each server's memory). */
+  readonly deliveries?: ApprovalDeliveryLog | undefined;
   /** Optional, with `consoleSessions`: the principal of an active key by its id (a session holds the id, not the key). */
   principalOfKey?(keyId: string): Promise<Principal | undefined>;
 }

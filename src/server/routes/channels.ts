@@ -43,11 +43,11 @@ export function channelRoutes(context: ServerContext, channels: ApprovalChannels
   const api = Router();
   const limit = context.limits.body;
 
-  api.get("/approval-channels/deliveries", requirePermission("approvals:read"), (request, response) => {
+  api.get("/approval-channels/deliveries", requirePermission("approvals:read"), async (request, response) => {
     const principal = principalOf(response);
     const query = parse(DeliveryQuerySchema, request.query, "query");
     // A key bound to an agent reads that agent's deliveries only, as it reads only its own requests.
-    response.json({ items: channels?.deliveries({ org: principal.org, ...query, ...(principal.agentId !== undefined && { agentId: principal.agentId }) }) ?? [] });
+    response.json({ items: (await channels?.listDeliveries({ org: principal.org, ...query, ...(principal.agentId !== undefined && { agentId: principal.agentId }) })) ?? [] });
   });
 
   api.post("/approvals/:approvalId/links", requirePermission("approvals:decide"), ...jsonBody(limit), async (request, response) => {
