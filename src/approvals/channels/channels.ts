@@ -473,7 +473,7 @@ export class ApprovalChannels {
       else {
         settled = false;
         const backoff = Math.min(maxDelay, initialDelay * 2 ** (record.attempts - 1)) * (0.8 + Math.random() * 0.4);
-        const delay = Math.min(maxDelay, Math.max(backoff, outcome.retryAfterMs ?? 0));
+        const delay = Math.round(Math.min(maxDelay, Math.max(backoff, outcome.retryAfterMs ?? 0)));
         record.status = "retrying";
         record.nextAttemptAt = Date.now() + delay;
         if (!this.#log) {
