@@ -1,8 +1,12 @@
-// The console's ledger and live run pages in real Chromium: the ledger page shows the signed-in
-// organization's own figures (another organization's larger, even tampered, chain changes nothing
-// of them), and a run page updated live keeps the reader's place: the same nodes, scroll position,
-// text selection, focus and opened details, while new tool calls appear.
+// The console in real Chromium: the ledger page shows the signed-in organization's own figures
+// (another organization's larger, even tampered, chain changes nothing of them); a run page updated
+// live keeps the reader's place (the same nodes, place on screen, text selection, focus and opened
+// details) while new tool calls appear; an approval's history shows who was asked, the delivery to a
+// webhook on a loopback port, a refused reviewer, and who answered from where.
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -18,6 +22,8 @@ let server: WardenServer;
 let url: string;
 const keys: Record<string, string> = {};
 let browser: Browser;
+let hook: Server;
+const hooked: string[] = [];
 let warden: Warden;
 const pageErrors: string[] = [];
 
@@ -44,10 +50,22 @@ const setHash = (page: Page, hash: string) => page.evaluate((value) => ((globalT
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM}: the console's end-to-end tests need a real browser (apt-get install chromium).`);
   dir = mkdtempSync(join(tmpdir(), "warden-console-live-"));
-  server = createWardenServer({ db: join(dir, "warden.db"), heartbeatInterval: 500, onError: (error) => console.error(error) });
+  hook = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")));
+    request.on("end", () => {
+      hooked.push(body);
+      response.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => hook.listen(0, "127.0.0.1", resolve));
+  const channels = { webhooks: [{ id: "ops-hook", url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`, secret: `whsec_${randomBytes(32).toString("base64")}` }] };
+  server = createWardenServer({ db: join(dir, "warden.db"), heartbeatInterval: 500, channels, onError: (error) => console.error(error) });
   keys.acme = (await server.store.createKey({ org: "acme", role: "admin", name: "alice" })).key;
   keys.agent = (await server.store.createKey({ org: "acme", role: "agent", name: "billing agents" })).key;
   keys.globex = (await server.store.createKey({ org: "globex", role: "admin", name: "gina" })).key;
+  keys.bob = (await server.store.createKey({ org: "acme", role: "reviewer", name: "bob", groups: ["leads"] })).key;
+  keys.mallory = (await server.store.createKey({ org: "acme", role: "reviewer", name: "mallory", groups: ["support"] })).key;
   ({ url } = await server.listen(0));
   // globex's chain is much longer than acme's: a page mixing organizations would show it.
   for (let i = 0; i < 40; i++) await server.store.createKey({ org: "globex", role: "reviewer", name: `reviewer-${i}` });
@@ -60,6 +78,7 @@ afterAll(async () => {
   await browser?.close();
   await warden?.shutdown();
   await server?.close();
+  await new Promise((resolve) => hook?.close(resolve));
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -169,6 +188,45 @@ describe("console pages in a browser", () => {
     const { top, ...kept } = after;
     expect(Math.abs(top - before.top)).toBeLessThanOrEqual(1);
     expect(kept).toEqual({ sameNode: true, open: true, selected: before.selected, selectionInside: true, focused: focusedId, calls: 36 });
+    expect(pageErrors).toEqual([]);
+    await page.context().close();
+  });
+
+  test("an approval's history: who was asked, the webhook delivery, a refused reviewer, and who answered from where", async () => {
+    const policies = { version: 1, default: "allow", policies: [{ id: "two-for-refunds", when: { tool: "refund" }, action: "require_approval", approval: { approvers: 2, from: ["alice", "group:leads"] } }] };
+    expect((await api("PUT", "/v1/policies", keys.acme!, { policies })).status).toBe(201);
+    const asked = await api("POST", "/v1/approvals", keys.agent!, { toolCallId: "tc_history1", runId: "run_history1", agentId: "billing-agent", toolName: "refund", policyId: "two-for-refunds", payload: { amount: 9000 }, timeoutMs: 600_000 });
+    expect(asked.status).toBe(201);
+    const approvalId = asked.body.approvalId as string;
+    expect((await api("POST", `/v1/approvals/${approvalId}/approve`, keys.mallory!, { reason: "lgtm" })).status).toBe(403);
+
+    const page = await signIn(keys.acme!);
+    await setHash(page, "#/approvals");
+    const card = page.locator(`#approval-${approvalId}`);
+    await card.waitFor();
+    expect(await card.textContent()).toContain("2 of: alice, group:leads");
+    await card.getByLabel("Reason for your decision").fill("order checked");
+    await card.getByRole("button", { name: "Approve" }).click();
+    await expect.poll(() => page.locator(`#approval-${approvalId} [data-field="approved-by"]`).textContent()).toBe("alice (1 of 2)");
+    expect(await page.locator(`#approval-${approvalId}`).getAttribute("data-status")).toBe("pending");
+
+    expect((await api("POST", `/v1/approvals/${approvalId}/approve`, keys.bob!, { reason: "second pair of eyes" })).body).toMatchObject({ status: "approved", reviewer: "alice, bob" });
+    await expect.poll(() => hooked.filter((body) => body.includes(approvalId)).length, { timeout: 10_000 }).toBe(2);
+
+    await setHash(page, "#/approvals?status=approved");
+    const decided = page.locator(`#approval-${approvalId}`);
+    await decided.waitFor();
+    await decided.locator("details[data-history] summary").click();
+    const items = decided.locator(`#history-${approvalId} li`);
+    await expect.poll(() => items.count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(7);
+    const byKind = async (kind: string) => (await decided.locator(`#history-${approvalId} li[data-kind="${kind}"]`).allTextContents()).join(" | ");
+    expect(await byKind("requested")).toContain("Requested by billing-agent under policy two-for-refunds");
+    expect(await byKind("asked")).toContain("Asked of alice, group:leads (2 must approve)");
+    expect(await byKind("delivery")).toMatch(/Request sent to webhook ops-hook: delivered at .*1 attempt/);
+    expect(await byKind("delivery")).toMatch(/Outcome sent to webhook ops-hook: delivered/);
+    expect(await byKind("refused")).toContain("Refused: mallory through the API may not answer (not among the policy's reviewers)");
+    expect(await byKind("vote")).toContain("Approved by alice in the console: “order checked”");
+    expect(await byKind("decided")).toContain("Approved by alice, bob through the API: “second pair of eyes”");
     expect(pageErrors).toEqual([]);
     await page.context().close();
   });

@@ -132,7 +132,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
   };
   const limits = { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? MAX_INGEST_BYTES, streams: options.maxStreams ?? 1000, streamsPerKey: Math.min(options.maxStreamsPerKey ?? 20, options.maxStreams ?? 1000) };
   const streamLimits = new StreamLimits(hub, store.streamSlots, { streams: limits.streams, perKey: limits.streamsPerKey }, onError);
-  const context: ServerContext = { store, hub, publish, limits, streamLimits, retryMs: options.streamRetry ?? 1000 };
+  const context: ServerContext = { store, hub, publish, limits, streamLimits, retryMs: options.streamRetry ?? 1000, channels };
 
   // Another replica's halts, decisions, policy versions and revocations reach this replica's streams.
   const unsubscribe = store.onExternalChanges?.((changes) => publish(changes, "replica"));

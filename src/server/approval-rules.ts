@@ -1,14 +1,14 @@
 // Who may answer an approval on the control plane: the same rule the embedded client applies
 // (src/approvals/binding.ts), plus what only a server knows: which API key asked, and which key answers.
-import { ApprovalStatus, EventType, InvalidStateError, isWithinAgent, NotFoundError, parsePolicySet, ReviewerNotAllowedError, type ApprovalRule } from "agent-warden";
+import { ApprovalStatus, EventType, InvalidStateError, type WardenEvent, isWithinAgent, NotFoundError, parsePolicySet, ReviewerNotAllowedError, type ApprovalRule } from "agent-warden";
 import { reviewerRefusal, type ApprovalVote } from "../approvals/binding.js";
 import { newId } from "../internal/ids.js";
 import { approvalRuleOf } from "../policy/engine.js";
 import { toApprovalRecord, type ApprovalRecord, type ApprovalRow } from "../records.js";
 import { AgentHaltedError } from "./errors.js";
 import { activeHaltFor } from "./ingest.js";
-import { draftOf, type OrgLedger } from "./org-ledger.js";
-import { get, run, type Query } from "./sql.js";
+import { draftOf, toOrgLedgerEntry, type OrgLedger, type OrgLedgerRow } from "./org-ledger.js";
+import { all, get, run, type Query } from "./sql.js";
 import type { StreamMessage } from "./store.js";
 import { appendStream } from "./stream-log.js";
 
@@ -144,4 +144,15 @@ export function* answerApproval(ledger: OrgLedger, org: string, approvalId: stri
   }
   const { record, message } = yield* resolveApproval(ledger, org, row, status, outcome.reviewer, answer.reason, now, { votes: outcome.votes, via: answer.via });
   return { kind: "decided", record, message };
+}
+
+/** The ledger entries about one approval (its tool call's entries that name it), oldest first. */
+export function* approvalEntries(org: string, runId: string, toolCallId: string, approvalId: string): Query<WardenEvent[]> {
+  const rows = yield* all<OrgLedgerRow>("SELECT * FROM org_ledger WHERE org = ? AND run_id = ? AND tool_call_id = ? ORDER BY seq LIMIT 1000", org, runId, toolCallId);
+  return rows
+    .map((row) => {
+      const { id, type, ts, agentId, runId: run, stepId, toolCallId: call, actor, data } = toOrgLedgerEntry(row);
+      return { id, type: type as EventType, ts, org, agentId, runId: run, stepId, toolCallId: call, actor, data: data as Record<string, unknown> };
+    })
+    .filter((event) => event.data.approvalId === approvalId);
 }

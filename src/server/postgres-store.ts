@@ -20,7 +20,7 @@ import { draftOf, OrgLedger, orgEvidence, orgLedgerSchema, policySetOrgDraft, to
 import type { EvidenceBundle } from "../ledger/evidence.js";
 import { runAsync, toPostgres, type Query, type SqlOp, type SqlValue } from "./sql.js";
 import { assertOrg, principalOf } from "./sqlite-store.js";
-import { answerApproval, resolveApproval, ruleForRequest, type ApprovalAnswer } from "./approval-rules.js";
+import { answerApproval, approvalEntries, resolveApproval, ruleForRequest, type ApprovalAnswer } from "./approval-rules.js";
 import { deliveriesSchema, SERVER_V3_COLUMNS } from "./schema.js";
 import { DEFAULT_APPROVAL_TIMEOUT } from "./store.js";
 import { appendStream } from "./stream-log.js";
@@ -766,6 +766,14 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
     // A refusal is committed (recorded) before it is thrown.
     if (result.kind === "refused") throw result.refused;
     return { record: result.record, changes: { org, messages: result.kind === "decided" ? [result.message] : [] } };
+  }
+
+  async approvalEntries(org: string, approval: { approvalId: string; runId: string; toolCallId: string }): Promise<WardenEvent[]> {
+    await this.#ready;
+    return runAsync(approvalEntries(org, approval.runId, approval.toolCallId, approval.approvalId), async (op) => {
+      const result = await this.#query(op.sql, op.params);
+      return op.kind === "run" ? result.rowCount : op.kind === "get" ? result.rows[0] : result.rows;
+    });
   }
 
   async expireApprovals(now: number): Promise<Changes[]> {

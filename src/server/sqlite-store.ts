@@ -12,7 +12,7 @@ import { loadOrCreateKey, type SigningKey } from "../ledger/keys.js";
 import { pendingApproval, toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type RunRow, type RunSummary, type StepRow, type ToolCallRecord, type ToolCallRow } from "../records.js";
 import { Ledger } from "../ledger/ledger.js";
 import { SqliteStore, type LedgerRow } from "../store/sqlite-store.js";
-import { answerApproval, resolveApproval, ruleForRequest, type ApprovalAnswer } from "./approval-rules.js";
+import { answerApproval, approvalEntries, resolveApproval, ruleForRequest, type ApprovalAnswer } from "./approval-rules.js";
 import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
 import { etagMatches, policyEtag } from "./etag.js";
 import { activeHaltFor, approvalRecord, ingestBatch, markIngested, type Effects, type RejectedEvent } from "./ingest.js";
@@ -475,6 +475,11 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     if (result.kind === "voted") return { record: result.record, changes: { org, messages: [] } };
     this.#announced(org, approvalId);
     return { record: result.record, changes: { org, messages: [result.message] } };
+  }
+
+  async approvalEntries(org: string, approval: { approvalId: string; runId: string; toolCallId: string }): Promise<WardenEvent[]> {
+    this.store.flush();
+    return this.#run(approvalEntries(org, approval.runId, approval.toolCallId, approval.approvalId));
   }
 
   async expireApprovals(now: number): Promise<Changes[]> {

@@ -366,6 +366,8 @@ export interface ControlPlaneStore {
    * pending. A refused reviewer is recorded in the ledger, then `ReviewerNotAllowedError` is thrown.
    */
   decideApproval(org: string, approvalId: string, status: "approved" | "rejected", answer: ApprovalAnswer): Promise<{ record: ApprovalRecord; changes: Changes }>;
+  /** The ledger entries about one approval (requested, votes, escalation, refusals, decision), oldest first. */
+  approvalEntries(org: string, approval: { approvalId: string; runId: string; toolCallId: string }): Promise<WardenEvent[]>;
   /** Expires overdue requests of every organization. */
   expireApprovals(now: number): Promise<Changes[]>;
 
