@@ -15,6 +15,6 @@ export interface ServerContext {
   streamLimits: StreamLimits;
   /** The `retry:` a stream tells a reconnecting EventSource. */
   retryMs: number;
-  /** Approval channels, when configured: deliveries, links, Slack. */
-  channels?: ApprovalChannels | undefined;
+  /** The approval channels serving an organization (the server's own, or its policy set's), if any. */
+  channelsFor(org: string): Promise<ApprovalChannels | undefined>;
 }

@@ -84,19 +84,19 @@ export function* updateDelivery(delivery: ApprovalDelivery, message: ApprovalDel
 }
 
 /** Leases due deliveries; the lease is checked again on the row itself, so two processes never claim the same one. */
-export function* claimDueDeliveries(now: number, leaseUntil: number, limit: number): Query<Array<{ delivery: ApprovalDelivery; message: ApprovalDeliveryMessage }>> {
+export function* claimDueDeliveries(now: number, leaseUntil: number, limit: number, org: string | undefined): Query<Array<{ delivery: ApprovalDelivery; message: ApprovalDeliveryMessage }>> {
   const rows = yield* all<DeliveryRow>(
     `UPDATE approval_deliveries SET lease_until = ?
-     WHERE id IN (SELECT id FROM approval_deliveries WHERE status IN ('pending', 'retrying') AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at LIMIT ?)
+     WHERE id IN (SELECT id FROM approval_deliveries WHERE status IN ('pending', 'retrying') AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)${org === undefined ? "" : " AND org = ?"} ORDER BY next_attempt_at LIMIT ?)
        AND (lease_until IS NULL OR lease_until < ?)
      RETURNING *`,
-    leaseUntil,
-    now,
-    now,
-    limit,
-    now,
+    ...(org === undefined ? [leaseUntil, now, now, limit, now] : [leaseUntil, now, now, org, limit, now]),
   );
   return rows.map((row) => ({ delivery: toDelivery(row), message: JSON.parse(row.message) as ApprovalDeliveryMessage }));
+}
+
+export function* orgsWithDueDeliveries(now: number): Query<string[]> {
+  return (yield* all<{ org: string }>("SELECT DISTINCT org FROM approval_deliveries WHERE status IN ('pending', 'retrying') AND next_attempt_at <= ?", now)).map((row) => row.org);
 }
 
 export function* listDeliveries(filter: DeliveryFilter): Query<ApprovalDelivery[]> {
@@ -128,7 +128,8 @@ export function deliveryLog(transact: <T>(query: Query<T>) => Promise<T>): Appro
   return {
     add: (delivery, message, leaseUntil) => transact(addDelivery(delivery, message, leaseUntil)),
     update: (delivery, message) => transact(updateDelivery(delivery, message)),
-    claimDue: (now, leaseUntil, limit) => transact(claimDueDeliveries(now, leaseUntil, limit)),
+    claimDue: (now, leaseUntil, limit, org) => transact(claimDueDeliveries(now, leaseUntil, limit, org)),
+    dueOrgs: (now) => transact(orgsWithDueDeliveries(now)),
     list: (filter) => transact(listDeliveries(filter)),
     slackPost: (org, approvalId) => transact(slackPostOf(org, approvalId)),
   };

@@ -75,6 +75,8 @@ export const ApprovalChannelsSchema = z.strictObject({
     .optional(),
   /** Delivery records kept in memory for the API and console. Default 1000. */
   keep: z.number().int().min(1).max(100_000).optional(),
+  /** Per policy id, the channels its requests go to (webhook ids, `slack`); a policy not listed: every channel. From `approval.notify` in a policy file. */
+  notify: z.record(z.string(), z.array(z.string())).optional(),
 });
 
 /**
@@ -140,8 +142,10 @@ export interface ApprovalDeliveryLog {
   add(delivery: ApprovalDelivery, message: ApprovalDeliveryMessage, leaseUntil: number): Promise<boolean>;
   /** Records an attempt's outcome and releases the lease; `message` replaces the stored one when given. */
   update(delivery: ApprovalDelivery, message?: ApprovalDeliveryMessage): Promise<void>;
-  /** Leases up to `limit` deliveries whose next attempt is due and whose lease has lapsed. */
-  claimDue(now: number, leaseUntil: number, limit: number): Promise<Array<{ delivery: ApprovalDelivery; message: ApprovalDeliveryMessage }>>;
+  /** Leases up to `limit` deliveries (of `org`, when given) whose next attempt is due and whose lease has lapsed. */
+  claimDue(now: number, leaseUntil: number, limit: number, org?: string): Promise<Array<{ delivery: ApprovalDelivery; message: ApprovalDeliveryMessage }>>;
+  /** Optional: the organizations with deliveries not yet settled (their channels resume them). */
+  dueOrgs?(now: number): Promise<string[]>;
   /** Newest first. */
   list(filter: DeliveryFilter): Promise<ApprovalDelivery[]>;
   /** Where the request's Slack message was posted, once it was. */
@@ -209,6 +213,7 @@ export class ApprovalChannels {
   readonly #options: z.output<typeof ApprovalChannelsSchema>;
   readonly #backend: ApprovalChannelsBackend;
   readonly #log: ApprovalDeliveryLog | undefined;
+  readonly #org: string | undefined;
   readonly #links: ApprovalLinkSigner | undefined;
   readonly #deliveries: ApprovalDelivery[] = [];
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -223,13 +228,18 @@ export class ApprovalChannels {
   #polling = false;
   #closed = false;
 
-  /** `log`: keep delivery records there (the control plane passes its database), so retries resume after a restart. */
-  constructor(options: ApprovalChannelsOptions, backend: ApprovalChannelsBackend, log?: ApprovalDeliveryLog) {
+  /**
+   * `log`: keep delivery records there (the control plane passes its database), so retries resume
+   * after a restart. `scope.org`: these channels serve one organization (its policy file's), and
+   * resume only its deliveries.
+   */
+  constructor(options: ApprovalChannelsOptions, backend: ApprovalChannelsBackend, log?: ApprovalDeliveryLog, scope: { org?: string | undefined } = {}) {
     const parsed = ApprovalChannelsSchema.safeParse(options);
     if (!parsed.success) throw new ConfigError(`invalid approval channels: ${parsed.error.issues.map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`).join("; ")}`);
     this.#options = parsed.data;
     this.#backend = backend;
     this.#log = log;
+    this.#org = scope.org;
     this.#links = parsed.data.links ? new ApprovalLinkSigner(parsed.data.links.secret) : undefined;
     if (log) {
       // Retries (and deliveries a stopped process left due) are picked up from the log by whichever process polls first.
@@ -250,7 +260,7 @@ export class ApprovalChannels {
     const link = this.#links && record.expiresAt > Date.now() ? this.createLink(org, record) : undefined;
     this.#toWebhooks(org, record, "approval.requested", link?.url);
     const slack = this.#options.slack;
-    if (slack) {
+    if (slack && this.#notifies(record, "slack")) {
       const posted = new Promise<{ channel: string; ts: string } | undefined>((resolve) => {
         const message: ApprovalDeliveryMessage = { kind: "slack", method: "chat.postMessage", payload: { channel: slack.channel, text: slackText(record), blocks: slackBlocks(org, record, { linkUrl: link?.url }) } };
         this.#deliver(org, record, "slack", slack.channel, "approval.requested", message, (outcome) => resolve(outcome?.posted));
@@ -271,7 +281,7 @@ export class ApprovalChannels {
     const record = this.redacted(stored);
     if (!options.onlyOwnMessages) this.#toWebhooks(org, record, "approval.decided", undefined);
     const slack = this.#options.slack;
-    if (!slack) return;
+    if (!slack || !this.#notifies(record, "slack")) return;
     const key = `${org}:${record.approvalId}`;
     const own = this.#slackMessages.get(key);
     this.#slackMessages.delete(key);
@@ -361,6 +371,12 @@ export class ApprovalChannels {
     this.#timers.clear();
   }
 
+  /** Whether the request's policy sends it to `channel` (every channel unless its `approval.notify` says otherwise). */
+  #notifies(record: ApprovalRecord, channel: string): boolean {
+    const only = record.policyId === undefined ? undefined : this.#options.notify?.[record.policyId];
+    return only === undefined || only.includes(channel);
+  }
+
   #first(key: string): boolean {
     if (this.#seen.has(key)) return false;
     this.#seen.add(key);
@@ -372,6 +388,7 @@ export class ApprovalChannels {
     for (const hook of this.#options.webhooks ?? []) {
       if (hook.events && !hook.events.includes(event)) continue;
       const target = hook.id ?? new URL(hook.url).host;
+      if (!this.#notifies(record, target)) continue;
       // One id and body for every attempt (the id is the receiver's idempotency key); the timestamp is the attempt's.
       const messageId = `msg_${this.#log ? deliveryKey(org, record.approvalId, event, "webhook", target) : randomUUID().replaceAll("-", "")}`;
       const body = JSON.stringify({ type: event, timestamp: new Date().toISOString(), data: { org, ...record, ...(linkUrl !== undefined && { approvalUrl: linkUrl }) } });
@@ -437,7 +454,7 @@ export class ApprovalChannels {
         .add(record, message, now + this.#lease)
         .then((added) => (added ? this.#attempt(record, message, onDone) : onDone?.(undefined)))
         .catch((error) => {
-          this.#backend.onError?.(error);
+          if (!this.#closed) this.#backend.onError?.(error);
           onDone?.(undefined);
         });
       return;
@@ -488,7 +505,8 @@ export class ApprovalChannels {
     }
     if (this.#log) {
       const posted = outcome.posted && message.kind === "slack" ? { ...message, posted: outcome.posted } : undefined;
-      await this.#log.update(record, posted).catch((error) => this.#backend.onError?.(error));
+      // Closed meanwhile (the store may be gone): the lease lapses and the next process makes the attempt again.
+      await this.#log.update(record, posted).catch((error) => this.#closed || this.#backend.onError?.(error));
     }
     if (settled) onDone?.(outcome.ok ? outcome : undefined);
   }
@@ -499,10 +517,10 @@ export class ApprovalChannels {
     this.#polling = true;
     try {
       const now = Date.now();
-      const due = await this.#log.claimDue(now, now + this.#lease, 20);
+      const due = await this.#log.claimDue(now, now + this.#lease, 20, this.#org);
       await Promise.all(due.map(({ delivery, message }) => this.#attempt(delivery, message)));
     } catch (error) {
-      this.#backend.onError?.(error);
+      if (!this.#closed) this.#backend.onError?.(error);
     } finally {
       this.#polling = false;
     }

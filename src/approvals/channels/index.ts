@@ -3,4 +3,4 @@ export type { ApprovalChannelsOptions, ApprovalChannelEvent, ApprovalDelivery, A
 export type { ApprovalLinkClaims } from "./links.js";
 export { signWebhook, verifySlackSignature } from "./signing.js";
 export { attachApprovalChannels } from "./attach.js";
-export { loadApprovalChannels } from "./file.js";
+export { channelsFromPolicySet, loadApprovalChannels } from "./file.js";

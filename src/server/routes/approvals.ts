@@ -56,7 +56,7 @@ export function approvalRoutes(context: ServerContext): Router {
     const found = await store.getApproval(principal.org, approvalId);
     const record = found !== undefined && (principal.agentId === undefined || found.agentId === principal.agentId) ? found : undefined;
     if (record === undefined) throw new HttpError(404, "not_found", `approval "${approvalId}" not found`);
-    const [events, deliveries] = await Promise.all([store.approvalEntries(principal.org, record), context.channels?.listDeliveries({ org: principal.org, approvalId, limit: 100 }) ?? []]);
+    const [events, deliveries] = await Promise.all([store.approvalEntries(principal.org, record), context.channelsFor(principal.org).then((channels) => channels?.listDeliveries({ org: principal.org, approvalId, limit: 100 }) ?? [])]);
     response.json({ approval: record, timeline: approvalTimeline(record, events, deliveries) });
   });
 

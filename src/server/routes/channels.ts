@@ -38,7 +38,7 @@ const LINK_PAGE_HEADERS = {
  * (authenticated by their own signatures, so mounted outside `/v1`'s API keys), and under `/v1` the
  * delivery records and link creation.
  */
-export function channelRoutes(context: ServerContext, channels: ApprovalChannels | undefined): { open: Router; api: Router } {
+export function channelRoutes(context: ServerContext): { open: Router; api: Router } {
   const open = Router();
   const api = Router();
   const limit = context.limits.body;
@@ -46,6 +46,7 @@ export function channelRoutes(context: ServerContext, channels: ApprovalChannels
   api.get("/approval-channels/deliveries", requirePermission("approvals:read"), async (request, response) => {
     const principal = principalOf(response);
     const query = parse(DeliveryQuerySchema, request.query, "query");
+    const channels = await context.channelsFor(principal.org);
     // A key bound to an agent reads that agent's deliveries only, as it reads only its own requests.
     response.json({ items: (await channels?.listDeliveries({ org: principal.org, ...query, ...(principal.agentId !== undefined && { agentId: principal.agentId }) })) ?? [] });
   });
@@ -54,6 +55,7 @@ export function channelRoutes(context: ServerContext, channels: ApprovalChannels
     const principal = principalOf(response);
     const approvalId = parse(IdSchema, request.params.approvalId, "path");
     const input = parse(LinkCreateSchema, request.body ?? {});
+    const channels = await context.channelsFor(principal.org);
     if (!channels?.accepts.links) throw new HttpError(409, "conflict", "approval links are not configured on this control plane (channels.links)");
     const record = await context.store.getApproval(principal.org, approvalId);
     if (record === undefined) throw new HttpError(404, "not_found", `approval "${approvalId}" not found`);
@@ -65,13 +67,16 @@ export function channelRoutes(context: ServerContext, channels: ApprovalChannels
 
   // Slack signs the raw form body: it is read as bytes, verified, then parsed.
   open.post("/v1/channels/slack/interactions", express.raw({ type: () => true, limit }), async (request, response) => {
-    if (!channels?.accepts.slack) throw new HttpError(404, "not_found", "Slack is not configured on this control plane");
     const rawBody = Buffer.isBuffer(request.body) ? request.body.toString("utf8") : "";
+    // The organization the button names picks whose signing secret verifies it; nothing is trusted before that.
+    const channels = await context.channelsFor(slackOrgOf(rawBody) ?? "");
+    if (!channels?.accepts.slack) throw new HttpError(404, "not_found", "Slack is not configured on this control plane");
     const answer = await channels.handleSlackInteraction({ rawBody, signature: request.get("x-slack-signature"), timestamp: request.get("x-slack-request-timestamp") });
     response.status(answer.status).json(answer.body);
   });
 
   open.get("/approval-links/:token", async (request, response) => {
+    const channels = await context.channelsFor(linkOrgOf(request.params.token) ?? "");
     const found = await readLink(context, channels, request.params.token, response);
     if (!found) return;
     page(response, 200, "Approval request", requestView(found.record, found.to) + decisionForm());
@@ -79,6 +84,7 @@ export function channelRoutes(context: ServerContext, channels: ApprovalChannels
 
   open.post("/approval-links/:token", express.urlencoded({ extended: false, limit }), async (request, response) => {
     if (!sameOrigin(request)) return page(response, 403, "Refused", `<p>Decide from the approval page itself.</p>`);
+    const channels = await context.channelsFor(linkOrgOf(request.params.token) ?? "");
     const found = await readLink(context, channels, request.params.token, response);
     if (!found) return;
     const parsed = LinkDecisionSchema.safeParse(request.body ?? {});
@@ -186,5 +192,26 @@ function parseTtl(value: string): number {
     return parseDuration(value);
   } catch {
     throw new HttpError(400, "invalid_request", `invalid ttl "${value}" (use e.g. 30m, 1h)`, { problems: [{ path: "ttl", message: "use e.g. 30m, 1h" }] });
+  }
+}
+
+/** The organization a Slack interaction's button names, unverified: only to pick whose secret verifies it. */
+function slackOrgOf(rawBody: string): string | undefined {
+  try {
+    const payload = JSON.parse(new URLSearchParams(rawBody).get("payload") ?? "null") as { actions?: { value?: string }[] } | null;
+    const org = (JSON.parse(payload?.actions?.[0]?.value ?? "null") as { org?: unknown } | null)?.org;
+    return typeof org === "string" ? org : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The organization a link's claims name, unverified: only to pick whose secret verifies it. */
+function linkOrgOf(token: string | undefined): string | undefined {
+  try {
+    const org = (JSON.parse(Buffer.from((token ?? "").split(".")[0] ?? "", "base64url").toString("utf8")) as { org?: unknown }).org;
+    return typeof org === "string" ? org : undefined;
+  } catch {
+    return undefined;
   }
 }
