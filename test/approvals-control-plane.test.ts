@@ -18,6 +18,7 @@ const POLICIES = {
   policies: [
     { id: "two-leads", when: { tool: "refund" }, action: "require_approval", approval: { approvers: 2, from: ["group:payments-leads", "alice@example.com"] } },
     { id: "any-reviewer", when: { tool: "deploy" }, action: "require_approval" },
+    { id: "escalating", when: { tool: "wire" }, action: "require_approval", approval: { from: ["alice@example.com"], escalate: { after: 400, to: ["group:finance"] } } },
   ],
 };
 
@@ -96,7 +97,7 @@ for (const backend of backends) {
       await stop();
     });
 
-    const ask = async (toolName: "refund" | "deploy", as = key.agent!, policyId = toolName === "refund" ? "two-leads" : "any-reviewer") => {
+    const ask = async (toolName: "refund" | "deploy" | "wire", as = key.agent!, policyId = toolName === "refund" ? "two-leads" : toolName === "wire" ? "escalating" : "any-reviewer") => {
       const approvalId = `apr_reviewers${String(++sequence).padStart(6, "0")}`;
       const created = await call(urls[0]!, as, "POST", "/v1/approvals", { approvalId, toolCallId: `tc_rev${sequence}`, runId: "run_rev1", agentId: "billing-agent", toolName, policyId, payload: { amount: 9000 }, expiresAt: FAR });
       expect(created.status).toBe(201);
@@ -192,6 +193,26 @@ for (const backend of backends) {
         expect(final.status).toBe("approved");
         expect([...final.approvedBy].sort()).toEqual(["bob", "carol"]);
       }
+    });
+
+    it("escalation: the escalation set may answer once `after` has passed; the sweep records it once, across both servers", async () => {
+      const { approvalId } = await ask("wire");
+      const early = await answer(urls[1]!, key.carol!, approvalId, "approve");
+      expect(early.status).toBe(403);
+      expect(early.body.error.message).toMatch(/not among the policy's reviewers$/);
+      const escalated = await (async () => {
+        for (let i = 0; i < 200; i++) {
+          const record = await state(approvalId);
+          if (record.escalatedAt !== undefined) return record;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        throw new Error("never escalated");
+      })();
+      expect(escalated.escalatedAt).toBeGreaterThanOrEqual(escalated.createdAt + 400);
+      const history = (await call(urls[0]!, key.root!, "GET", `/v1/approvals/${approvalId}/history`)).body.timeline;
+      expect(history.filter((item: { kind: string }) => item.kind === "escalated")).toEqual([expect.objectContaining({ to: ["group:finance"] })]);
+      expect((await answer(urls[0]!, key.carol!, approvalId, "approve", { reason: "finance on call" })).body).toMatchObject({ status: "approved", reviewer: "carol" });
+      expect(history.map((item: { kind: string }) => item.kind)).toEqual(["requested", "asked", "refused", "escalated"]);
     });
 
     it("without named reviewers the key's own name is recorded, and the CLI's label still works", async () => {

@@ -206,6 +206,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
   const sweeper = setInterval(() => {
     void (async () => {
       publish(await store.expireApprovals(Date.now()));
+      await store.escalateApprovals?.(Date.now());
       publish(await store.pollExternalChanges());
     })().catch(onError);
   }, options.sweepInterval ?? 250);

@@ -156,3 +156,28 @@ export function* approvalEntries(org: string, runId: string, toolCallId: string,
     })
     .filter((event) => event.data.approvalId === approvalId);
 }
+
+/** Pending requests whose rule escalates, not yet escalated: the candidates a sweep checks. */
+export const ESCALATION_CANDIDATES = "SELECT * FROM approvals WHERE status = 'pending' AND rule IS NOT NULL AND escalated_at IS NULL ORDER BY created_at LIMIT 500";
+
+/** Whether `row`'s escalation is due at `now`. */
+export function escalationDue(row: ServerApprovalRow, now: number): boolean {
+  const escalate = row.rule ? (JSON.parse(row.rule) as ApprovalRule).escalate : undefined;
+  return escalate !== undefined && now >= row.created_at + escalate.afterMs && row.expires_at > now;
+}
+
+/**
+ * Records the escalations that are due, once each (whichever replica's sweep gets there first): the
+ * request's `escalated_at`, and an `approval.requested` entry with `escalated: true` and the set now asked.
+ */
+export function* escalateApprovals(ledger: OrgLedger, rows: ReadonlyArray<ServerApprovalRow & { org: string }>, now: number): Query<number> {
+  let escalated = 0;
+  for (const row of rows) {
+    if (!escalationDue(row, now)) continue;
+    if ((yield* run("UPDATE approvals SET escalated_at = ? WHERE id = ? AND org = ? AND escalated_at IS NULL AND status = 'pending'", now, row.id, row.org)) === 0) continue;
+    const to = (JSON.parse(row.rule!) as ApprovalRule).escalate!.to;
+    yield* ledger.append(row.org, draftOf(EventType.APPROVAL_REQUESTED, { agentId: row.agent_id, runId: row.run_id, toolCallId: row.tool_call_id }, { approvalId: row.id, toolName: row.tool_name, status: ApprovalStatus.PENDING, escalated: true, to }, "warden", newId("evt"), now));
+    escalated++;
+  }
+  return escalated;
+}

@@ -20,7 +20,7 @@ import { draftOf, OrgLedger, orgEvidence, orgLedgerSchema, policySetOrgDraft, to
 import type { EvidenceBundle } from "../ledger/evidence.js";
 import { runAsync, toPostgres, type Query, type SqlOp, type SqlValue } from "./sql.js";
 import { assertOrg, principalOf } from "./sqlite-store.js";
-import { answerApproval, approvalEntries, resolveApproval, ruleForRequest, type ApprovalAnswer } from "./approval-rules.js";
+import { answerApproval, approvalEntries, escalateApprovals, escalationDue, ESCALATION_CANDIDATES, resolveApproval, type ServerApprovalRow, ruleForRequest, type ApprovalAnswer } from "./approval-rules.js";
 import { deliveriesSchema, SERVER_V3_COLUMNS } from "./schema.js";
 import { DEFAULT_APPROVAL_TIMEOUT } from "./store.js";
 import { appendStream } from "./stream-log.js";
@@ -774,6 +774,12 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
       const result = await this.#query(op.sql, op.params);
       return op.kind === "run" ? result.rowCount : op.kind === "get" ? result.rows[0] : result.rows;
     });
+  }
+
+  async escalateApprovals(now: number): Promise<number> {
+    const due = (await this.#all<ServerApprovalRow & { org: string }>(ESCALATION_CANDIDATES)).filter((row) => escalationDue(row, now));
+    if (due.length === 0) return 0;
+    return this.#transaction(async (exec) => this.#run(exec, escalateApprovals(this.#orgLedger!, due, now)));
   }
 
   async expireApprovals(now: number): Promise<Changes[]> {

@@ -12,7 +12,7 @@ import { loadOrCreateKey, type SigningKey } from "../ledger/keys.js";
 import { pendingApproval, toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type RunRow, type RunSummary, type StepRow, type ToolCallRecord, type ToolCallRow } from "../records.js";
 import { Ledger } from "../ledger/ledger.js";
 import { SqliteStore, type LedgerRow } from "../store/sqlite-store.js";
-import { answerApproval, approvalEntries, resolveApproval, ruleForRequest, type ApprovalAnswer } from "./approval-rules.js";
+import { answerApproval, approvalEntries, escalateApprovals, escalationDue, ESCALATION_CANDIDATES, resolveApproval, type ServerApprovalRow, ruleForRequest, type ApprovalAnswer } from "./approval-rules.js";
 import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
 import { etagMatches, policyEtag } from "./etag.js";
 import { activeHaltFor, approvalRecord, ingestBatch, markIngested, type Effects, type RejectedEvent } from "./ingest.js";
@@ -480,6 +480,13 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   async approvalEntries(org: string, approval: { approvalId: string; runId: string; toolCallId: string }): Promise<WardenEvent[]> {
     this.store.flush();
     return this.#run(approvalEntries(org, approval.runId, approval.toolCallId, approval.approvalId));
+  }
+
+  async escalateApprovals(now: number): Promise<number> {
+    // Read first, write only when something is due: a sweep with nothing to do takes no write lock.
+    const due = this.#all<ServerApprovalRow & { org: string }>(ESCALATION_CANDIDATES).filter((row) => escalationDue(row, now));
+    if (due.length === 0) return 0;
+    return this.#transaction(() => this.#run(escalateApprovals(this.#orgLedger, due, now)));
   }
 
   async expireApprovals(now: number): Promise<Changes[]> {

@@ -368,6 +368,8 @@ export interface ControlPlaneStore {
   decideApproval(org: string, approvalId: string, status: "approved" | "rejected", answer: ApprovalAnswer): Promise<{ record: ApprovalRecord; changes: Changes }>;
   /** The ledger entries about one approval (requested, votes, escalation, refusals, decision), oldest first. */
   approvalEntries(org: string, approval: { approvalId: string; runId: string; toolCallId: string }): Promise<WardenEvent[]>;
+  /** Optional: records the escalations that are due (`approval.escalate.after` passed unanswered), once each. */
+  escalateApprovals?(now: number): Promise<number>;
   /** Expires overdue requests of every organization. */
   expireApprovals(now: number): Promise<Changes[]>;
 
