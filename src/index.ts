@@ -15,8 +15,8 @@ export type { RunRecord, RunSummary, StepRecord, ToolCallRecord, ApprovalRecord,
 export { Approvals } from "./approvals/approvals.js";
 export type { ApprovalDecisionInput, ApprovalRequestHandler, ApprovalRule } from "./approvals/approvals.js";
 export { argsDigest } from "./approvals/binding.js";
-export { ApprovalChannels, ApprovalChannelsSchema, APPROVAL_CHANNEL_EVENTS, attachApprovalChannels, loadApprovalChannels, signWebhook, verifySlackSignature } from "./approvals/channels/index.js";
-export type { ApprovalChannelsOptions, ApprovalChannelEvent, ApprovalDelivery, ApprovalChannelsBackend, ChannelResponse, ApprovalLinkClaims } from "./approvals/channels/index.js";
+export { ApprovalChannels, ApprovalChannelsSchema, APPROVAL_CHANNEL_EVENTS, attachApprovalChannels, channelsFromPolicySet, loadApprovalChannels, signWebhook, verifySlackSignature } from "./approvals/channels/index.js";
+export type { ApprovalChannelsOptions, ApprovalChannelEvent, ApprovalDelivery, ApprovalDeliveryLog, ApprovalDeliveryMessage, ApprovalChannelsBackend, ChannelResponse, ApprovalLinkClaims, DeliveryFilter } from "./approvals/channels/index.js";
 export type { WardenLogger } from "./logger.js";
 export type { HaltRecord, HaltTarget } from "./halt/halt.js";
 export { Ledger } from "./ledger/ledger.js";
@@ -29,6 +29,8 @@ export type { EvidenceBundle, EvidenceVerification } from "./ledger/evidence.js"
 export type { LedgerEntry } from "./ledger/chain.js";
 export { PolicyEngine } from "./policy/engine.js";
 export { loadPolicyFile, parsePolicySet, parsePolicyText } from "./policy/load.js";
+export { PolicyChannelsSchema } from "./policy/schema.js";
+export type { PolicyChannels } from "./policy/schema.js";
 export { PolicySetSchema } from "./policy/schema.js";
 export { isWithinAgent, subAgentId } from "./policy/identity.js";
 export { globCaptures } from "./policy/pattern.js";

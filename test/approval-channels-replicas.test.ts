@@ -88,12 +88,14 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`approval channels on two replicas$
     // Every delivery either replica made for this request, settled.
     const all = await until("deliveries settled", async () => {
       const lists = await Promise.all([A, B].map(async (url) => (await call(url, key.reviewer, "GET", `/v1/approval-channels/deliveries?approvalId=${approvalId}`)).body.items as ApprovalDelivery[]));
-      const flat = lists.flat();
-      return flat.length === 4 && flat.every((d) => d.status === "delivered") ? lists : undefined;
+      return lists.every((list) => list.length === 4 && list.every((d) => d.status === "delivered")) ? lists : undefined;
     });
+    // The records are the database's: both replicas list the same four, one per event and channel.
     const [onA, onB] = all as [ApprovalDelivery[], ApprovalDelivery[]];
-    expect(onA.map((d) => `${d.channel} ${d.event}`).sort()).toEqual(["slack approval.decided", "slack approval.requested", "webhook approval.requested"]);
-    expect(onB.map((d) => `${d.channel} ${d.event}`)).toEqual(["webhook approval.decided"]);
+    expect(onA.map((d) => `${d.channel} ${d.event}`).sort()).toEqual(["slack approval.decided", "slack approval.requested", "webhook approval.decided", "webhook approval.requested"]);
+    expect(onB).toEqual(onA);
+    expect(received.filter((r) => r.path === "/api/chat.update" && r.body.includes(approvalId))).toHaveLength(1);
+    expect(received.filter((r) => r.path === "/api/chat.postMessage" && r.body.includes(approvalId))).toHaveLength(1);
     const hooks = received.filter((r) => r.path === "/hook" && r.body.includes(approvalId)).map((r) => JSON.parse(r.body).type);
     expect(hooks.sort()).toEqual(["approval.decided", "approval.requested"]);
   }, 60_000);

@@ -3,7 +3,7 @@ import { ApprovalInvalidError, InvalidStateError, NotFoundError, ReviewerNotAllo
 import { newId } from "../internal/ids.js";
 import { pendingApproval, toApprovalRecord, type ApprovalRecord, type ApprovalRow } from "../records.js";
 import type { SqliteStore } from "../store/sqlite-store.js";
-import { argsDigest, reviewerIn, type ApprovalRule } from "./binding.js";
+import { argsDigest, reviewerRefusal as refusalOf, type ApprovalRule, type ApprovalVote as Vote } from "./binding.js";
 
 export type { ApprovalRule };
 
@@ -393,31 +393,15 @@ export class Approvals {
   }
 }
 
-interface Vote {
-  reviewer: string;
-  at: number;
-  reason?: string | undefined;
-}
-
 function ruleOf(row: ApprovalRow): ApprovalRule | undefined {
   return row.rule ? (JSON.parse(row.rule) as ApprovalRule) : undefined;
 }
 
 /** Why this reviewer may not answer this request now, or undefined when they may. */
 function reviewerRefusal(row: ApprovalRow, input: ApprovalDecisionInput, now: number): ReviewerNotAllowedError | undefined {
-  const rule = ruleOf(row);
-  const reviewer = input.reviewer;
-  const refuse = (detail: string) => new ReviewerNotAllowedError({ approvalId: row.id, reviewer, detail });
-  // The requesting agent never answers its own request, whatever the rule says.
-  if (reviewer !== undefined && (reviewer === row.agent_id || reviewer === `agent:${row.agent_id}`)) return refuse("the requesting agent cannot answer its own request");
-  if (rule === undefined) return undefined;
-  if (reviewer === undefined || reviewer.length === 0) return refuse("this policy needs a named reviewer");
-  const escalated = rule.escalate !== undefined && (row.escalated_at != null || now >= row.created_at + rule.escalate.afterMs);
-  const allowed = rule.from === undefined ? undefined : [...rule.from, ...(escalated ? rule.escalate!.to : [])];
-  if (allowed !== undefined && !reviewerIn(allowed, reviewer, input.groups ?? [])) return refuse(escalated ? "not among the policy's reviewers or its escalation set" : "not among the policy's reviewers");
   const votes = row.votes ? (JSON.parse(row.votes) as Vote[]) : [];
-  if (votes.some((vote) => vote.reviewer === reviewer)) return refuse("already approved; another reviewer must");
-  return undefined;
+  const detail = refusalOf({ agentId: row.agent_id, createdAt: row.created_at, escalatedAt: row.escalated_at ?? undefined, rule: ruleOf(row), votes }, input.reviewer, input.groups ?? [], now);
+  return detail === undefined ? undefined : new ReviewerNotAllowedError({ approvalId: row.id, reviewer: input.reviewer, detail });
 }
 
 /** Why the presented call is not the one this approval admits, or undefined when it is. */

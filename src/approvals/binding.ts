@@ -43,3 +43,38 @@ export function reviewerIn(allowed: readonly string[], reviewer: string, groups:
   }
   return false;
 }
+
+/** One reviewer's approval of a request that needs several: who, when, why, and through what (api, console, slack, link, cli). */
+export interface ApprovalVote {
+  reviewer: string;
+  at: number;
+  reason?: string | undefined;
+  via?: string | undefined;
+}
+
+/** What a reviewer check needs to know of a request. */
+export interface ReviewedRequest {
+  agentId: string;
+  createdAt: number;
+  escalatedAt: number | undefined;
+  rule: ApprovalRule | undefined;
+  votes: readonly ApprovalVote[];
+}
+
+/**
+ * Why `reviewer` (with `groups`) may not answer `request` now, or undefined when they may: the
+ * requesting agent never answers its own request; a rule needs a named reviewer, one of `from` (or of
+ * `escalate.to` once escalation is due), who has not approved already. The embedded client and the
+ * control plane's stores decide with this one function.
+ */
+export function reviewerRefusal(request: ReviewedRequest, reviewer: string | undefined, groups: readonly string[], now: number): string | undefined {
+  if (reviewer !== undefined && (reviewer === request.agentId || reviewer === `agent:${request.agentId}`)) return "the requesting agent cannot answer its own request";
+  const rule = request.rule;
+  if (rule === undefined) return undefined;
+  if (reviewer === undefined || reviewer.length === 0) return "this policy needs a named reviewer";
+  const escalated = rule.escalate !== undefined && (request.escalatedAt !== undefined || now >= request.createdAt + rule.escalate.afterMs);
+  const allowed = rule.from === undefined ? undefined : [...rule.from, ...(escalated ? rule.escalate!.to : [])];
+  if (allowed !== undefined && !reviewerIn(allowed, reviewer, groups)) return escalated ? "not among the policy's reviewers or its escalation set" : "not among the policy's reviewers";
+  if (request.votes.some((vote) => vote.reviewer === reviewer)) return "already approved; another reviewer must";
+  return undefined;
+}

@@ -118,11 +118,12 @@ export function registerServerCommands(program: Command): void {
     .addOption(new Option("--role <role>", "what the key may do").choices(ROLES).makeOptionMandatory())
     .option("--name <name>", "who or what holds it")
     .option("--agent <id>", "bind the key to one agent")
+    .option("--group <name...>", "groups its holder belongs to, for group:<name> in a policy's approval.from")
     .addOption(dbOption())
-    .action(async (opts: { role: Role; name?: string; agent?: string; db: string }) => {
+    .action(async (opts: { role: Role; name?: string; agent?: string; group?: string[]; db: string }) => {
       const organization = org(program);
       await withStore(opts.db, async (store) => {
-        const { key, record } = await store.createKey({ org: organization, role: opts.role, name: opts.name, agentId: opts.agent, actor: program.opts<GlobalOptions>().actor });
+        const { key, record } = await store.createKey({ org: organization, role: opts.role, name: opts.name, agentId: opts.agent, groups: opts.group, actor: program.opts<GlobalOptions>().actor });
         print(program, { key, ...record }, () => `${key}\n(${record.keyId}, ${record.role} of "${record.org}"; shown once)`);
       });
     });

@@ -244,7 +244,8 @@ function compileActionCondition(condition: When["action"]): ((action: string) =>
   return (action) => set.has(action);
 }
 
-function approvalRuleOf(approval: Policy["approval"]): ApprovalRule | undefined {
+/** @internal The rule a policy's `approval` sets, or undefined when it names no reviewers, count or escalation. */
+export function approvalRuleOf(approval: Policy["approval"]): ApprovalRule | undefined {
   if (approval === undefined || (approval.approvers === undefined && approval.from === undefined && approval.escalate === undefined)) return undefined;
   return { approvers: approval.approvers, from: approval.from, escalate: approval.escalate && { afterMs: approval.escalate.after, to: approval.escalate.to } };
 }

@@ -21,6 +21,7 @@ export function parsePolicySet(input: unknown, file?: string): PolicySet {
   const result = PolicySetSchema.safeParse(input);
   if (result.success) {
     assertUniqueIds(result.data, file);
+    assertChannelNames(result.data, file);
     return result.data;
   }
   throw new PolicyError(toIssues(result.error, input).map(({ path: _path, ...issue }) => issue), file);
@@ -67,6 +68,7 @@ export function parsePolicyText(text: string, file?: string): PolicySet {
     throw new PolicyError(issues, file);
   }
   assertUniqueIds(result.data, file, (path) => lineOf(doc, path, lineCounter));
+  assertChannelNames(result.data, file, (path) => lineOf(doc, path, lineCounter));
   return result.data;
 }
 
@@ -161,6 +163,23 @@ function toIssues(error: z.ZodError, input: unknown): Array<PolicyIssue & { path
       fieldPath = path.slice(2);
     }
     return { message: issue.message, policyId, field: fieldPath.length ? fieldPath.join(".") : undefined, path };
+  });
+}
+
+/** Every name in a policy's `approval.notify` is a declared webhook id, or `slack` with Slack declared. */
+function assertChannelNames(set: PolicySet, file?: string, locate?: (path: (string | number)[]) => number | undefined): void {
+  const known = new Set([...(set.channels?.webhooks ?? []).map((hook) => hook.id), ...(set.channels?.slack ? ["slack"] : [])]);
+  const seen = new Set<string>();
+  (set.channels?.webhooks ?? []).forEach((hook, index) => {
+    if (seen.has(hook.id) || hook.id === "slack") throw new PolicyError([{ message: hook.id === "slack" ? `"slack" names the Slack channel; give the webhook another id` : `duplicate webhook id "${hook.id}"`, field: "channels.webhooks.id", line: locate?.(["channels", "webhooks", index, "id"]) }], file);
+    seen.add(hook.id);
+  });
+  set.policies.forEach((policy, index) => {
+    (policy.approval?.notify ?? []).forEach((name, at) => {
+      if (known.has(name)) return;
+      const declared = known.size === 0 ? "the set declares no channels" : `declared: ${[...known].join(", ")}`;
+      throw new PolicyError([{ message: `approval.notify names "${name}", which is not a channel (${declared})`, policyId: policy.id, field: "approval.notify", line: locate?.(["policies", index, "approval", "notify", at]) }], file);
+    });
   });
 }
 

@@ -99,6 +99,8 @@ export const PolicySchema = z.strictObject({
       approvers: z.number().int().min(1).max(20).optional(),
       from: z.array(z.string().min(1).max(256)).min(1).max(100).optional(),
       escalate: z.strictObject({ after: DurationSchema, to: z.array(z.string().min(1).max(256)).min(1).max(100) }).optional(),
+      /** Where this policy's requests go: webhook ids of the set's `channels`, or `slack`. Default: every channel. */
+      notify: z.array(z.string().min(1).max(64)).min(1).max(20).optional(),
     })
     .optional(),
   enabled: z.boolean().default(true),
@@ -161,6 +163,51 @@ export const BudgetSchema = z
  */
 export type Budget = z.infer<typeof BudgetSchema>;
 
+/** A secret written in a policy file: a reference to the environment, never the secret itself. */
+const EnvSecret = z
+  .string()
+  .regex(/^\$\{WARDEN_[A-Z0-9_]{1,64}\}$/, "a secret in a policy file is an environment reference such as ${WARDEN_WEBHOOK_SECRET} (names start with WARDEN_), never the secret itself");
+const ChannelEvents = z.array(z.enum(["approval.requested", "approval.decided"])).min(1);
+
+/**
+ * Approval channels declared in a policy file: signed webhooks (each with an `id` that policies'
+ * `approval.notify` names), Slack, one-time links. Secrets are `${WARDEN_…}` environment references,
+ * read where the channels run (the embedded client, or the control plane the set is pushed to).
+ * @example
+ * import { PolicyChannelsSchema } from "agent-warden";
+ * PolicyChannelsSchema.parse({ webhooks: [{ id: "ops", url: "https://hooks.example.com/warden", secret: "${WARDEN_OPS_HOOK_SECRET}" }] });
+ */
+export const PolicyChannelsSchema = z.strictObject({
+  webhooks: z
+    .array(
+      z.strictObject({
+        id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "a webhook id: letters, digits, . _ -"),
+        url: z.url({ protocol: /^https?$/, error: "a webhook url is http(s)://…" }),
+        secret: EnvSecret,
+        events: ChannelEvents.optional(),
+      }),
+    )
+    .max(20)
+    .optional(),
+  slack: z.strictObject({ token: EnvSecret, channel: z.string().min(1), signingSecret: EnvSecret, apiUrl: z.url().optional() }).optional(),
+  links: z.strictObject({ secret: EnvSecret, baseUrl: z.url(), ttl: DurationSchema.optional() }).optional(),
+  retry: z
+    .strictObject({
+      attempts: z.number().int().min(1).max(50).optional(),
+      initialDelay: DurationSchema.optional(),
+      maxDelay: DurationSchema.optional(),
+      timeout: DurationSchema.optional(),
+    })
+    .optional(),
+});
+/**
+ * The `channels:` section of a policy file, as validated.
+ * @example
+ * import type { PolicyChannels } from "agent-warden";
+ * const hookIds = (channels: PolicyChannels) => (channels.webhooks ?? []).map((hook) => hook.id);
+ */
+export type PolicyChannels = z.infer<typeof PolicyChannelsSchema>;
+
 /**
  * The zod schema of a policy file (`warden.yaml`) or the same object built in code, for validating
  * a set without throwing or composing it into a schema of your own.
@@ -177,6 +224,8 @@ export const PolicySetSchema = z.strictObject({
   limits: z.array(RateLimitSchema).default([]),
   budgets: z.array(BudgetSchema).default([]),
   currencies: CurrencyTableSchema.optional(),
+  /** Where approval requests are announced (webhooks, Slack, one-time links); secrets by `${WARDEN_…}` reference. */
+  channels: PolicyChannelsSchema.optional(),
 });
 /**
  * A policy set as validated, every default filled in: what the loaders return and `warden.policies` holds.

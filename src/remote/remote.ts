@@ -637,6 +637,7 @@ function approvalBody(event: WardenEvent): Record<string, unknown> {
     policyId: d.policyId,
     reason: d.reason,
     expiresAt: d.expiresAt,
+    rule: d.rule,
   };
 }
 

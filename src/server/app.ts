@@ -1,7 +1,7 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type Response } from "express";
-import { ApprovalChannels, type ApprovalChannelsOptions, type ApprovalRecord, ConfigError, InvalidInputError, InvalidStateError, NotFoundError, PolicyError, TokenError, WardenError } from "agent-warden";
+import { type ApprovalChannelsOptions, type ApprovalRecord, ConfigError, InvalidInputError, InvalidStateError, NotFoundError, PolicyError, ReviewerNotAllowedError, TokenError, WardenError } from "agent-warden";
 import { mountConsole } from "../console/index.js";
 import { authenticate } from "./auth.js";
 import type { ServerContext } from "./context.js";
@@ -18,6 +18,7 @@ import { PostgresControlPlaneStore } from "./postgres-store.js";
 import { SqliteControlPlaneStore } from "./sqlite-store.js";
 import type { Changes, ControlPlaneStore, Role } from "./store.js";
 import { StreamHub } from "./stream.js";
+import { OrgChannels } from "./org-channels.js";
 import { StreamLimits } from "./stream-limits.js";
 import { MAX_INGEST_BYTES } from "../wire/limits.js";
 
@@ -107,32 +108,39 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
     options.store ??
     (options.database !== undefined ? new PostgresControlPlaneStore({ url: options.database, onError }) : new SqliteControlPlaneStore({ path: options.db ?? "./warden.db", onError }));
   const hub = new StreamHub(options.heartbeatInterval ?? 2000);
-  const channels =
-    options.channels === undefined
-      ? undefined
-      : new ApprovalChannels(options.channels, {
-          decide: async (org, approvalId, status, input) => {
-            const { record, changes } = await store.decideApproval(org, approvalId, status, input);
-            publish(changes);
-            return record;
-          },
-          get: (org, approvalId) => store.getApproval(org, approvalId),
-          onError,
-        });
+  // The server's channels (`channels`, `--channels`) serve every organization; without them, each organization's policy set may declare its own.
+  const channels = new OrgChannels(options.channels, store, {
+    decide: async (org, approvalId, status, input) => {
+      const { record, changes } = await store.decideApproval(org, approvalId, status, input);
+      publish(changes);
+      return record;
+    },
+    get: (org, approvalId) => store.getApproval(org, approvalId),
+    onError,
+  }, onError);
+  // Announcements go out in the order they happened (a request before its outcome).
+  let announcing: Promise<void> = Promise.resolve();
   const publish = (changes: Changes | readonly Changes[], origin: "here" | "replica" = "here") => {
     for (const change of ([] as Changes[]).concat(changes)) {
       hub.publish(change);
       // Requests and outcomes, whoever made them (an agent, a reviewer, the sweeper, a halt, the CLI), reach the channels.
       // Another replica delivers its own changes; here only the Slack messages this replica posted are updated.
-      if (channels) for (const message of change.messages) {
-        if (message.type === "approval.requested" && origin === "here") channels.requested(change.org, message.data as ApprovalRecord);
-        else if (message.type === "approval.resolved") channels.decided(change.org, message.data as ApprovalRecord, { onlyOwnMessages: origin === "replica" });
-      }
+      const approvals = change.messages.filter((message) => message.type === "approval.requested" || message.type === "approval.resolved");
+      if (approvals.length === 0) continue;
+      announcing = announcing
+        .then(async () => {
+          const serving = await channels.for(change.org);
+          if (serving) for (const message of approvals) {
+            if (message.type === "approval.requested" && origin === "here") serving.requested(change.org, message.data as ApprovalRecord);
+            else if (message.type === "approval.resolved") serving.decided(change.org, message.data as ApprovalRecord, { onlyOwnMessages: origin === "replica" });
+          }
+        })
+        .catch(onError);
     }
   };
   const limits = { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? MAX_INGEST_BYTES, streams: options.maxStreams ?? 1000, streamsPerKey: Math.min(options.maxStreamsPerKey ?? 20, options.maxStreams ?? 1000) };
   const streamLimits = new StreamLimits(hub, store.streamSlots, { streams: limits.streams, perKey: limits.streamsPerKey }, onError);
-  const context: ServerContext = { store, hub, publish, limits, streamLimits, retryMs: options.streamRetry ?? 1000 };
+  const context: ServerContext = { store, hub, publish, limits, streamLimits, retryMs: options.streamRetry ?? 1000, channelsFor: (org) => channels.for(org) };
 
   // Another replica's halts, decisions, policy versions and revocations reach this replica's streams.
   const unsubscribe = store.onExternalChanges?.((changes) => publish(changes, "replica"));
@@ -172,7 +180,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
     }
   });
 
-  const channelRouters = channelRoutes(context, channels);
+  const channelRouters = channelRoutes(context);
   app.use(channelRouters.open);
 
   const tokens = tokenRoutes(context);
@@ -198,6 +206,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
   const sweeper = setInterval(() => {
     void (async () => {
       publish(await store.expireApprovals(Date.now()));
+      await store.escalateApprovals?.(Date.now());
       publish(await store.pollExternalChanges());
     })().catch(onError);
   }, options.sweepInterval ?? 250);
@@ -238,7 +247,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
       clearInterval(sweeper);
       clearInterval(keyCheck);
       clearInterval(pruner);
-      channels?.close();
+      channels.close();
       unsubscribe?.();
       streamLimits.close();
       hub.close();
@@ -299,6 +308,8 @@ function databaseUnavailable(error: unknown): boolean {
 
 function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
+  // Before the body parser's checks: this error too carries a 4xx `status` and a string `code`.
+  if (error instanceof ReviewerNotAllowedError) return new HttpError(403, "reviewer_not_allowed", bareMessage(error));
   const parserError = error as BodyParserError;
   if (typeof parserError?.type === "string" && typeof parserError.status === "number") {
     if (parserError.type === "entity.too.large") return new HttpError(413, "payload_too_large", "the body is larger than this endpoint accepts");

@@ -1,3 +1,4 @@
+import type { ApprovalChannels } from "agent-warden";
 import type { Changes, ControlPlaneStore } from "./store.js";
 import type { StreamHub } from "./stream.js";
 import type { StreamLimits } from "./stream-limits.js";
@@ -14,4 +15,6 @@ export interface ServerContext {
   streamLimits: StreamLimits;
   /** The `retry:` a stream tells a reconnecting EventSource. */
   retryMs: number;
+  /** The approval channels serving an organization (the server's own, or its policy set's), if any. */
+  channelsFor(org: string): Promise<ApprovalChannels | undefined>;
 }

@@ -28,6 +28,7 @@ export type ApiErrorCode =
   | "invalid_token"
   | "insufficient_scope"
   | "agent_halted"
+  | "reviewer_not_allowed"
   | "not_found"
   | "conflict"
   | "precondition_failed"

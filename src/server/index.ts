@@ -31,4 +31,6 @@ export type {
 } from "./store.js";
 export type { RejectedEvent } from "./ingest.js";
 export { HttpError } from "./errors.js";
+export type { ApprovalHistoryItem } from "./routes/approvals.js";
+export type { ApprovalAnswer } from "./approval-rules.js";
 export type { ApiErrorCode, Problem } from "./errors.js";

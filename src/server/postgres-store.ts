@@ -6,7 +6,8 @@
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
 import { ApprovalStatus, EventType, InvalidStateError, NotFoundError, StoreError } from "agent-warden";
-import type { LedgerEntry, WardenEvent } from "agent-warden";
+import type { ApprovalDeliveryLog, LedgerEntry, WardenEvent } from "agent-warden";
+import { deliveryLog } from "./deliveries.js";
 import { haltScopeOf, toHaltRecord, type HaltRecord, type HaltRow } from "../halt/halt.js";
 import { newId } from "../internal/ids.js";
 import { loadOrCreateKey, type SigningKey } from "../ledger/keys.js";
@@ -19,7 +20,9 @@ import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
 import { draftOf, OrgLedger, orgEvidence, orgLedgerSchema, policySetOrgDraft, toOrgLedgerEntry, verifyChain, type OrgLedgerRow } from "./org-ledger.js";
 import type { EvidenceBundle } from "../ledger/evidence.js";
 import { runAsync, toPostgres, type Query, type SqlOp, type SqlValue } from "./sql.js";
-import { assertOrg } from "./sqlite-store.js";
+import { assertOrg, principalOf } from "./sqlite-store.js";
+import { answerApproval, approvalEntries, escalateApprovals, escalationDue, ESCALATION_CANDIDATES, resolveApproval, type ServerApprovalRow, ruleForRequest, type ApprovalAnswer } from "./approval-rules.js";
+import { deliveriesSchema, SERVER_V3_COLUMNS } from "./schema.js";
 import { DEFAULT_APPROVAL_TIMEOUT } from "./store.js";
 import { appendStream } from "./stream-log.js";
 import type {
@@ -77,7 +80,7 @@ const MIGRATION_LOCK = 7_305_982_114;
 const EMPTY_POLICY_SET = { version: 1, default: "allow", policies: [] };
 const EMPTY_POLICY_VERSION: PolicyVersion = { version: 0, etag: policyEtag(0, EMPTY_POLICY_SET), policies: EMPTY_POLICY_SET, source: undefined, author: undefined, comment: undefined, rolledBackFrom: undefined, createdAt: 0 };
 const runColumns = "id, agent_id, trace_id, parent_run_id, status, metadata, reason, agent_context, token_id, started_at, ended_at, error";
-const keyColumns = "id, org, role, name, agent_id, prefix, created_at, revoked_at, last_used_at";
+const keyColumns = "id, org, role, name, agent_id, groups, prefix, created_at, revoked_at, last_used_at";
 const haltColumns = "id, target_kind, target, reason, actor, created_at, lifted_at";
 const MAX_TREE_CHILDREN = 100;
 const MAX_TREE_EVENTS = 2000;
@@ -148,16 +151,21 @@ CREATE TABLE stream_slots (
 );
 CREATE INDEX stream_slots_by_org ON stream_slots (org, expires_at);
 `,
+  `${Object.entries(SERVER_V3_COLUMNS)
+    .flatMap(([table, columns]) => columns.map((column) => `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${column.replace(/ INTEGER$/, " BIGINT")};`))
+    .join("\n")}
+${deliveriesSchema({ int: "BIGINT", text: "TEXT" })}`,
 ];
 
 type Executor = (op: SqlOp) => Promise<unknown>;
 
-const toKeyRecord = (row: { id: string; org: string; role: Role; name: string | null; agent_id: string | null; prefix: string; created_at: number; revoked_at: number | null; last_used_at: number | null }): ApiKeyRecord => ({
+const toKeyRecord = (row: { id: string; org: string; role: Role; name: string | null; agent_id: string | null; groups: string | null; prefix: string; created_at: number; revoked_at: number | null; last_used_at: number | null }): ApiKeyRecord => ({
   keyId: row.id,
   org: row.org,
   role: row.role,
   name: row.name ?? undefined,
   agentId: row.agent_id ?? undefined,
+  ...(row.groups != null && { groups: JSON.parse(row.groups) as string[] }),
   prefix: row.prefix,
   createdAt: row.created_at,
   revokedAt: row.revoked_at ?? undefined,
@@ -466,6 +474,9 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
   // ── console sessions ──────────────────────────────────────────────────────────────────────
 
   /** Console sessions in the database: they survive a restart and a switch of replica. */
+  /** Approval channel deliveries: they survive a restart, and due retries are claimed by one replica. */
+  readonly deliveries: ApprovalDeliveryLog = deliveryLog((query) => this.#transaction((exec) => this.#run(exec, query)));
+
   readonly consoleSessions: ConsoleSessionTable = {
     put: async (session, now) => {
       await this.#query("DELETE FROM console_sessions WHERE expires_at <= ?", [now]);
@@ -516,19 +527,20 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
 
   async principalOfKey(keyId: string): Promise<Principal | undefined> {
     const row = await this.#get<Parameters<typeof toKeyRecord>[0]>(`SELECT ${keyColumns} FROM api_keys WHERE id = ? AND revoked_at IS NULL`, keyId);
-    return row && { keyId: row.id, org: row.org, role: row.role, name: row.name ?? undefined, agentId: row.agent_id ?? undefined };
+    return row && principalOf(row);
   }
 
   // ── keys ──────────────────────────────────────────────────────────────────────────────────
 
-  async createKey(input: { org: string; role: Role; name?: string | undefined; agentId?: string | undefined; actor?: string | undefined }): Promise<{ key: string; record: ApiKeyRecord }> {
+  async createKey(input: { org: string; role: Role; name?: string | undefined; agentId?: string | undefined; groups?: readonly string[] | undefined; actor?: string | undefined }): Promise<{ key: string; record: ApiKeyRecord }> {
     assertOrg(input.org);
     const key = generateApiKey();
     const now = Date.now();
-    const row = { id: newId("key"), org: input.org, role: input.role, name: input.name ?? null, agent_id: input.agentId ?? null, prefix: key.slice(0, 12), created_at: now, revoked_at: null, last_used_at: null };
+    const groups = input.groups !== undefined && input.groups.length > 0 ? JSON.stringify([...new Set(input.groups)]) : null;
+    const row = { id: newId("key"), org: input.org, role: input.role, name: input.name ?? null, agent_id: input.agentId ?? null, groups, prefix: key.slice(0, 12), created_at: now, revoked_at: null, last_used_at: null };
     await this.#transaction(async (exec) => {
-      await exec({ kind: "run", sql: "INSERT INTO api_keys (id, org, role, name, agent_id, hash, prefix, created_at) VALUES (?,?,?,?,?,?,?,?)", params: [row.id, row.org, row.role, row.name, row.agent_id, hashApiKey(key), row.prefix, now] });
-      await this.#ledger(exec, input.org, "key.created", {}, { keyId: row.id, role: row.role, name: row.name ?? undefined, agentId: row.agent_id ?? undefined }, input.actor ?? null);
+      await exec({ kind: "run", sql: "INSERT INTO api_keys (id, org, role, name, agent_id, groups, hash, prefix, created_at) VALUES (?,?,?,?,?,?,?,?,?)", params: [row.id, row.org, row.role, row.name, row.agent_id, groups, hashApiKey(key), row.prefix, now] });
+      await this.#ledger(exec, input.org, "key.created", {}, { keyId: row.id, role: row.role, name: row.name ?? undefined, agentId: row.agent_id ?? undefined, ...(groups !== null && { groups: JSON.parse(groups) }) }, input.actor ?? null);
     });
     return { key, record: toKeyRecord(row) };
   }
@@ -558,7 +570,7 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
       this.#lastUsed.set(row.id, now);
       void this.#query("UPDATE api_keys SET last_used_at = ? WHERE id = ?", [now, row.id]).catch(this.#onError);
     }
-    return { keyId: row.id, org: row.org, role: row.role, name: row.name ?? undefined, agentId: row.agent_id ?? undefined };
+    return principalOf(row);
   }
 
   async hasActiveKey(org: string, role: Role): Promise<boolean> {
@@ -705,7 +717,8 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
       const halt = await this.#run(exec, activeHaltFor(org, input.agentId, input.runId));
       if (halt !== undefined) throw new AgentHaltedError(`agent "${input.agentId}" is halted (${halt}); it may not ask for approvals`);
       const now = Date.now();
-      const record = pendingApproval({
+      const rule = await this.#run(exec, ruleForRequest(org, input.policyId, input.rule));
+      const pending = pendingApproval({
         approvalId: input.approvalId ?? newId("apr"),
         toolCallId: input.toolCallId,
         runId: input.runId,
@@ -718,10 +731,11 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
         createdAt: now,
         expiresAt: input.expiresAt ?? now + (input.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT),
       });
+      const record: ApprovalRecord = rule === undefined ? pending : { ...pending, rule };
       await exec({
         kind: "run",
-        sql: "INSERT INTO approvals (id, org, tool_call_id, run_id, agent_id, tool_name, status, payload, agent_context, policy_id, reason, created_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        params: [record.approvalId, org, record.toolCallId, record.runId, record.agentId, record.toolName, record.status, JSON.stringify(record.payload), record.agentContext ? JSON.stringify(record.agentContext) : null, record.policyId ?? null, record.reason ?? null, now, record.expiresAt],
+        sql: "INSERT INTO approvals (id, org, tool_call_id, run_id, agent_id, tool_name, status, payload, agent_context, policy_id, reason, created_at, expires_at, rule, requested_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        params: [record.approvalId, org, record.toolCallId, record.runId, record.agentId, record.toolName, record.status, JSON.stringify(record.payload), record.agentContext ? JSON.stringify(record.agentContext) : null, record.policyId ?? null, record.reason ?? null, now, record.expiresAt, rule === undefined ? null : JSON.stringify(rule), principal.keyId],
       });
       if (await this.#run(exec, markIngested(org, input.eventId))) {
         await this.#ledger(
@@ -729,7 +743,7 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
           org,
           EventType.APPROVAL_REQUESTED,
           { agentId: record.agentId, runId: record.runId, toolCallId: record.toolCallId },
-          { approvalId: record.approvalId, toolName: record.toolName, policyId: record.policyId, reason: record.reason, payload: record.payload, agentContext: record.agentContext, expiresAt: record.expiresAt },
+          { approvalId: record.approvalId, toolName: record.toolName, policyId: record.policyId, reason: record.reason, payload: record.payload, agentContext: record.agentContext, expiresAt: record.expiresAt, ...(rule !== undefined && { rule }) },
           principal.name ?? null,
           input.eventId,
         );
@@ -751,20 +765,26 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
     return page(rows.map(toApprovalRecord), total, query);
   }
 
-  async decideApproval(org: string, approvalId: string, status: "approved" | "rejected", input: { reviewer?: string | undefined; reason?: string | undefined }): Promise<{ record: ApprovalRecord; changes: Changes }> {
-    return this.#transaction(async (exec) => {
-      const row = (await exec({ kind: "get", sql: "SELECT * FROM approvals WHERE id = ? AND org = ? FOR UPDATE", params: [approvalId, org] })) as ApprovalRow | undefined;
-      if (row === undefined) throw new NotFoundError("approval", approvalId);
-      const now = Date.now();
-      if (row.status !== ApprovalStatus.PENDING) throw new InvalidStateError(`approval "${approvalId}" is already ${row.status}`);
-      if (row.expires_at <= now) throw new InvalidStateError(`approval "${approvalId}" has expired`);
-      if (status === ApprovalStatus.APPROVED) {
-        const halt = await this.#run(exec, activeHaltFor(org, row.agent_id, row.run_id));
-        if (halt !== undefined) throw new AgentHaltedError(`approval "${approvalId}" cannot be approved: agent "${row.agent_id}" is halted (${halt})`);
-      }
-      const { record, message } = await this.#resolve(exec, org, row, status, input.reviewer, input.reason, now);
-      return { record, changes: { org, messages: [message] } };
+  async decideApproval(org: string, approvalId: string, status: "approved" | "rejected", answer: ApprovalAnswer): Promise<{ record: ApprovalRecord; changes: Changes }> {
+    // The row is locked: answers arriving at several replicas at once are counted one after another.
+    const result = await this.#transaction(async (exec) => this.#run(exec, answerApproval(this.#orgLedger!, org, approvalId, status, answer, Date.now(), true)));
+    // A refusal is committed (recorded) before it is thrown.
+    if (result.kind === "refused") throw result.refused;
+    return { record: result.record, changes: { org, messages: result.kind === "decided" ? [result.message] : [] } };
+  }
+
+  async approvalEntries(org: string, approval: { approvalId: string; runId: string; toolCallId: string }): Promise<WardenEvent[]> {
+    await this.#ready;
+    return runAsync(approvalEntries(org, approval.runId, approval.toolCallId, approval.approvalId), async (op) => {
+      const result = await this.#query(op.sql, op.params);
+      return op.kind === "run" ? result.rowCount : op.kind === "get" ? result.rows[0] : result.rows;
     });
+  }
+
+  async escalateApprovals(now: number): Promise<number> {
+    const due = (await this.#all<ServerApprovalRow & { org: string }>(ESCALATION_CANDIDATES)).filter((row) => escalationDue(row, now));
+    if (due.length === 0) return 0;
+    return this.#transaction(async (exec) => this.#run(exec, escalateApprovals(this.#orgLedger!, due, now)));
   }
 
   async expireApprovals(now: number): Promise<Changes[]> {
@@ -784,11 +804,7 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
   }
 
   async #resolve(exec: Executor, org: string, row: ApprovalRow, status: Exclude<ApprovalStatus, "pending">, reviewer: string | undefined, reason: string | undefined, now: number): Promise<{ record: ApprovalRecord; message: StreamMessage }> {
-    await exec({ kind: "run", sql: "UPDATE approvals SET status = ?, reviewer = ?, decision_reason = ?, decided_at = ? WHERE id = ? AND org = ?", params: [status, reviewer ?? null, reason ?? null, now, row.id, org] });
-    const record: ApprovalRecord = { ...toApprovalRecord(row), status, reviewer, decisionReason: reason, decidedAt: now };
-    const type = status === ApprovalStatus.APPROVED ? EventType.APPROVAL_APPROVED : EventType.APPROVAL_REJECTED;
-    await this.#ledger(exec, org, type, { agentId: row.agent_id, runId: row.run_id, toolCallId: row.tool_call_id }, { approvalId: row.id, status, reviewer, reason, toolName: row.tool_name }, reviewer ?? null);
-    return { record, message: await this.#stream(exec, org, "approval.resolved", record, now) };
+    return this.#run(exec, resolveApproval(this.#orgLedger!, org, row, status, reviewer, reason, now));
   }
 
   // ── halts ─────────────────────────────────────────────────────────────────────────────────

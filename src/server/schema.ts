@@ -1,7 +1,7 @@
 import { orgLedgerSchema } from "./org-ledger.js";
 
 /** The control plane's own schema version, kept in `meta` (the embedded store keeps `user_version`). */
-export const SERVER_SCHEMA_VERSION = 2;
+export const SERVER_SCHEMA_VERSION = 3;
 
 /**
  * Tables the control plane adds to the embedded store's schema. Every row carries its
@@ -55,3 +55,29 @@ CREATE INDEX IF NOT EXISTS approvals_by_tool_call ON approvals (tool_call_id);
 CREATE INDEX IF NOT EXISTS approvals_by_decided ON approvals (decided_at);
 CREATE INDEX IF NOT EXISTS approvals_by_expiry ON approvals (status, expires_at);
 `;
+
+/**
+ * Version 3: what approvals need on the control plane. Columns added to `approvals` and `api_keys`
+ * (when an older file lacks them): the request's rule, votes and escalation, the key that asked, how
+ * it was answered, and a key's groups. `approval_deliveries`: each message to a channel and what
+ * became of it, so retries resume after a restart.
+ */
+export const SERVER_V3_COLUMNS: Readonly<Record<string, readonly string[]>> = {
+  approvals: ["args_digest TEXT", "policy_version TEXT", "rule TEXT", "votes TEXT", "escalated_at INTEGER", "consumed_at INTEGER", "consumed_by TEXT", "requested_by TEXT", "decided_via TEXT"],
+  api_keys: ["groups TEXT"],
+};
+
+/** The delivery log of approval channels, in SQL both databases accept (`int` is INTEGER or BIGINT). */
+export function deliveriesSchema(types: { int: string; text: string }): string {
+  const { int, text } = types;
+  return `CREATE TABLE IF NOT EXISTS approval_deliveries (
+  id ${text} PRIMARY KEY, org ${text} NOT NULL, approval_id ${text} NOT NULL, agent_id ${text} NOT NULL, channel ${text} NOT NULL,
+  target ${text} NOT NULL, event ${text} NOT NULL, status ${text} NOT NULL, attempts ${int} NOT NULL, last_status ${int}, last_error ${text},
+  reviewer ${text}, created_at ${int} NOT NULL, updated_at ${int} NOT NULL, next_attempt_at ${int}, delivered_at ${int}, lease_until ${int},
+  message ${text} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS approval_deliveries_by_org ON approval_deliveries (org, created_at);
+CREATE INDEX IF NOT EXISTS approval_deliveries_by_approval ON approval_deliveries (org, approval_id);
+CREATE INDEX IF NOT EXISTS approval_deliveries_due ON approval_deliveries (status, next_attempt_at);
+`;
+}

@@ -2,7 +2,8 @@ import { dirname, join } from "node:path";
 import type { SQLInputValue, StatementSync } from "node:sqlite";
 import { ApprovalStatus, EventType } from "agent-warden";
 import { InvalidInputError, InvalidStateError, NotFoundError } from "agent-warden";
-import type { WardenEvent } from "agent-warden";
+import type { ApprovalDeliveryLog, WardenEvent } from "agent-warden";
+import { deliveryLog } from "./deliveries.js";
 import { haltScopeOf, toHaltRecord, type HaltRecord, type HaltRow } from "../halt/halt.js";
 import { canonicalJson } from "../internal/canonical.js";
 import { newId } from "../internal/ids.js";
@@ -11,6 +12,7 @@ import { loadOrCreateKey, type SigningKey } from "../ledger/keys.js";
 import { pendingApproval, toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type RunRow, type RunSummary, type StepRow, type ToolCallRecord, type ToolCallRow } from "../records.js";
 import { Ledger } from "../ledger/ledger.js";
 import { SqliteStore, type LedgerRow } from "../store/sqlite-store.js";
+import { answerApproval, approvalEntries, escalateApprovals, escalationDue, ESCALATION_CANDIDATES, resolveApproval, type ServerApprovalRow, ruleForRequest, type ApprovalAnswer } from "./approval-rules.js";
 import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
 import { etagMatches, policyEtag } from "./etag.js";
 import { activeHaltFor, approvalRecord, ingestBatch, markIngested, type Effects, type RejectedEvent } from "./ingest.js";
@@ -19,7 +21,7 @@ import type { EvidenceBundle } from "../ledger/evidence.js";
 import { runSync, type Query, type SqlOp } from "./sql.js";
 import { appendStream } from "./stream-log.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
-import { SERVER_SCHEMA_SQL, SERVER_SCHEMA_V2_SQL, SERVER_SCHEMA_VERSION } from "./schema.js";
+import { deliveriesSchema, SERVER_SCHEMA_SQL, SERVER_SCHEMA_V2_SQL, SERVER_SCHEMA_VERSION, SERVER_V3_COLUMNS } from "./schema.js";
 import { DEFAULT_APPROVAL_TIMEOUT } from "./store.js";
 import type {
   AgentRecord,
@@ -70,7 +72,7 @@ export interface SqliteControlPlaneOptions {
 const EMPTY_POLICY_SET = { version: 1, default: "allow", policies: [] };
 const EMPTY_POLICY_VERSION: PolicyVersion = { version: 0, etag: policyEtag(0, EMPTY_POLICY_SET), policies: EMPTY_POLICY_SET, source: undefined, author: undefined, comment: undefined, rolledBackFrom: undefined, createdAt: 0 };
 const runColumns = "id, agent_id, trace_id, parent_run_id, status, metadata, reason, agent_context, token_id, started_at, ended_at, error";
-const keyColumns = "id, org, role, name, agent_id, prefix, created_at, revoked_at, last_used_at";
+const keyColumns = "id, org, role, name, agent_id, groups, prefix, created_at, revoked_at, last_used_at";
 const haltColumns = "id, target_kind, target, reason, actor, created_at, lifted_at";
 const MAX_TREE_CHILDREN = 100;
 const MAX_TREE_EVENTS = 2000;
@@ -89,6 +91,7 @@ interface KeyRow {
   role: Role;
   name: string | null;
   agent_id: string | null;
+  groups: string | null;
   prefix: string;
   created_at: number;
   revoked_at: number | null;
@@ -113,6 +116,7 @@ const toKeyRecord = (row: KeyRow): ApiKeyRecord => ({
   role: row.role,
   name: row.name ?? undefined,
   agentId: row.agent_id ?? undefined,
+  ...(row.groups != null && { groups: JSON.parse(row.groups) as string[] }),
   prefix: row.prefix,
   createdAt: row.created_at,
   revokedAt: row.revoked_at ?? undefined,
@@ -130,6 +134,11 @@ const toPolicyVersion = (row: PolicyRow): PolicyVersion => ({
   rolledBackFrom: row.rolled_back_from ?? undefined,
   createdAt: row.created_at,
 });
+
+/** The caller a key row authenticates as. */
+export function principalOf(row: { id: string; org: string; role: Role; name: string | null; agent_id: string | null; groups: string | null }): Principal {
+  return { keyId: row.id, org: row.org, role: row.role, name: row.name ?? undefined, agentId: row.agent_id ?? undefined, ...(row.groups != null && { groups: JSON.parse(row.groups) as string[] }) };
+}
 
 function page<T>(items: T[], total: number, query: PageQuery): Page<T> {
   return { items, total, limit: query.limit, offset: query.offset, nextOffset: query.offset + items.length < total ? query.offset + items.length : null };
@@ -174,6 +183,8 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   readonly #haltVersions = new Map<string, string>();
   readonly #announcedResolutions = new Set<string>();
   #decidedWatermark = 0;
+  /** Approval channel deliveries: they survive a restart, and due retries are claimed by one process. */
+  readonly deliveries: ApprovalDeliveryLog = deliveryLog(async (query) => this.#transaction(() => this.#run(query)));
   readonly #lastUsed = new Map<string, number>();
 
   constructor(options: SqliteControlPlaneOptions) {
@@ -200,15 +211,16 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
 
   // ── keys ──────────────────────────────────────────────────────────────────────────────────
 
-  async createKey(input: { org: string; role: Role; name?: string | undefined; agentId?: string | undefined; actor?: string | undefined }): Promise<{ key: string; record: ApiKeyRecord }> {
+  async createKey(input: { org: string; role: Role; name?: string | undefined; agentId?: string | undefined; groups?: readonly string[] | undefined; actor?: string | undefined }): Promise<{ key: string; record: ApiKeyRecord }> {
     // The organization names its token key's file: no path separators, nothing odd.
     assertOrg(input.org);
     const key = generateApiKey();
     const now = Date.now();
-    const row: KeyRow = { id: newId("key"), org: input.org, role: input.role, name: input.name ?? null, agent_id: input.agentId ?? null, prefix: key.slice(0, 12), created_at: now, revoked_at: null, last_used_at: null };
+    const groups = input.groups !== undefined && input.groups.length > 0 ? JSON.stringify([...new Set(input.groups)]) : null;
+    const row: KeyRow = { id: newId("key"), org: input.org, role: input.role, name: input.name ?? null, agent_id: input.agentId ?? null, groups, prefix: key.slice(0, 12), created_at: now, revoked_at: null, last_used_at: null };
     this.#transaction(() => {
-      this.#sql.run("INSERT INTO api_keys (id, org, role, name, agent_id, hash, prefix, created_at) VALUES (?,?,?,?,?,?,?,?)", row.id, row.org, row.role, row.name, row.agent_id, hashApiKey(key), row.prefix, now);
-      this.#ledger(input.org, "key.created", {}, { keyId: row.id, role: row.role, name: row.name ?? undefined, agentId: row.agent_id ?? undefined }, input.actor ?? null);
+      this.#sql.run("INSERT INTO api_keys (id, org, role, name, agent_id, groups, hash, prefix, created_at) VALUES (?,?,?,?,?,?,?,?,?)", row.id, row.org, row.role, row.name, row.agent_id, row.groups, hashApiKey(key), row.prefix, now);
+      this.#ledger(input.org, "key.created", {}, { keyId: row.id, role: row.role, name: row.name ?? undefined, agentId: row.agent_id ?? undefined, ...(groups !== null && { groups: JSON.parse(groups) }) }, input.actor ?? null);
     });
     return { key, record: toKeyRecord(row) };
   }
@@ -238,7 +250,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
       this.#lastUsed.set(row.id, now);
       this.store.write("UPDATE api_keys SET last_used_at = ? WHERE id = ?", [now, row.id]);
     }
-    return { keyId: row.id, org: row.org, role: row.role, name: row.name ?? undefined, agentId: row.agent_id ?? undefined };
+    return principalOf(row);
   }
 
   async hasActiveKey(org: string, role: Role): Promise<boolean> {
@@ -395,7 +407,8 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
       const halt = this.#run(activeHaltFor(org, input.agentId, input.runId));
       if (halt !== undefined) throw new AgentHaltedError(`agent "${input.agentId}" is halted (${halt}); it may not ask for approvals`);
       const now = Date.now();
-      const record = pendingApproval({
+      const rule = this.#run(ruleForRequest(org, input.policyId, input.rule));
+      const pending = pendingApproval({
         approvalId: input.approvalId ?? newId("apr"),
         toolCallId: input.toolCallId,
         runId: input.runId,
@@ -408,8 +421,9 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
         createdAt: now,
         expiresAt: input.expiresAt ?? now + (input.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT),
       });
+      const record: ApprovalRecord = rule === undefined ? pending : { ...pending, rule };
       this.#sql.run(
-        "INSERT INTO approvals (id, org, tool_call_id, run_id, agent_id, tool_name, status, payload, agent_context, policy_id, reason, created_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO approvals (id, org, tool_call_id, run_id, agent_id, tool_name, status, payload, agent_context, policy_id, reason, created_at, expires_at, rule, requested_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         record.approvalId,
         org,
         record.toolCallId,
@@ -423,6 +437,8 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
         record.reason ?? null,
         now,
         record.expiresAt,
+        rule === undefined ? null : JSON.stringify(rule),
+        principal.keyId,
       );
       const fresh = this.#markIngested(org, input.eventId);
       if (fresh) {
@@ -430,7 +446,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
           org,
           EventType.APPROVAL_REQUESTED,
           { agentId: record.agentId, runId: record.runId, toolCallId: record.toolCallId },
-          { approvalId: record.approvalId, toolName: record.toolName, policyId: record.policyId, reason: record.reason, payload: record.payload, agentContext: record.agentContext, expiresAt: record.expiresAt },
+          { approvalId: record.approvalId, toolName: record.toolName, policyId: record.policyId, reason: record.reason, payload: record.payload, agentContext: record.agentContext, expiresAt: record.expiresAt, ...(rule !== undefined && { rule }) },
           principal.name ?? null,
           input.eventId,
         );
@@ -452,21 +468,25 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     return page(rows.map(toApprovalRecord), total, query);
   }
 
-  async decideApproval(org: string, approvalId: string, status: "approved" | "rejected", input: { reviewer?: string | undefined; reason?: string | undefined }): Promise<{ record: ApprovalRecord; changes: Changes }> {
-    const result = this.#transaction(() => {
-      const row = this.#sql.get<ApprovalRow>("SELECT * FROM approvals WHERE id = ? AND org = ?", approvalId, org);
-      if (row === undefined) throw new NotFoundError("approval", approvalId);
-      const now = Date.now();
-      if (row.status !== ApprovalStatus.PENDING) throw new InvalidStateError(`approval "${approvalId}" is already ${row.status}`);
-      // Overdue but not yet swept: too late to decide; the sweeper records the expiry.
-      if (row.expires_at <= now) throw new InvalidStateError(`approval "${approvalId}" has expired`);
-      if (status === ApprovalStatus.APPROVED) {
-        const halt = this.#run(activeHaltFor(org, row.agent_id, row.run_id));
-        if (halt !== undefined) throw new AgentHaltedError(`approval "${approvalId}" cannot be approved: agent "${row.agent_id}" is halted (${halt})`);
-      }
-      return this.#resolve(org, row, status, input.reviewer, input.reason, now);
-    });
+  async decideApproval(org: string, approvalId: string, status: "approved" | "rejected", answer: ApprovalAnswer): Promise<{ record: ApprovalRecord; changes: Changes }> {
+    const result = this.#transaction(() => this.#run(answerApproval(this.#orgLedger, org, approvalId, status, answer, Date.now(), false)));
+    // A refusal is committed (recorded) before it is thrown.
+    if (result.kind === "refused") throw result.refused;
+    if (result.kind === "voted") return { record: result.record, changes: { org, messages: [] } };
+    this.#announced(org, approvalId);
     return { record: result.record, changes: { org, messages: [result.message] } };
+  }
+
+  async approvalEntries(org: string, approval: { approvalId: string; runId: string; toolCallId: string }): Promise<WardenEvent[]> {
+    this.store.flush();
+    return this.#run(approvalEntries(org, approval.runId, approval.toolCallId, approval.approvalId));
+  }
+
+  async escalateApprovals(now: number): Promise<number> {
+    // Read first, write only when something is due: a sweep with nothing to do takes no write lock.
+    const due = this.#all<ServerApprovalRow & { org: string }>(ESCALATION_CANDIDATES).filter((row) => escalationDue(row, now));
+    if (due.length === 0) return 0;
+    return this.#transaction(() => this.#run(escalateApprovals(this.#orgLedger, due, now)));
   }
 
   async expireApprovals(now: number): Promise<Changes[]> {
@@ -702,6 +722,13 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
         db.exec(SERVER_SCHEMA_V2_SQL);
         this.#moveSharedChain();
       }
+      if (version < 3) {
+        for (const [table, columns] of Object.entries(SERVER_V3_COLUMNS)) {
+          const present = new Set(this.#sql.all<{ name: string }>(`PRAGMA table_info(${table})`).map((column) => column.name));
+          for (const column of columns) if (!present.has(column.split(" ")[0]!)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column}`);
+        }
+        db.exec(deliveriesSchema({ int: "INTEGER", text: "TEXT" }));
+      }
       this.#sql.run("INSERT INTO meta (key, value) VALUES ('server_schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", String(SERVER_SCHEMA_VERSION));
       db.exec("COMMIT");
     } catch (error) {
@@ -771,12 +798,9 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   }
 
   #resolve(org: string, row: ApprovalRow, status: Exclude<ApprovalStatus, "pending">, reviewer: string | undefined, reason: string | undefined, now: number): { record: ApprovalRecord; message: StreamMessage } {
-    this.#sql.run("UPDATE approvals SET status = ?, reviewer = ?, decision_reason = ?, decided_at = ? WHERE id = ? AND org = ?", status, reviewer ?? null, reason ?? null, now, row.id, org);
-    const record: ApprovalRecord = { ...toApprovalRecord(row), status, reviewer, decisionReason: reason, decidedAt: now };
-    const type = status === ApprovalStatus.APPROVED ? EventType.APPROVAL_APPROVED : EventType.APPROVAL_REJECTED;
-    this.#ledger(org, type, { agentId: row.agent_id, runId: row.run_id, toolCallId: row.tool_call_id }, { approvalId: row.id, status, reviewer, reason, toolName: row.tool_name }, reviewer ?? null);
+    const resolved = this.#run(resolveApproval(this.#orgLedger, org, row, status, reviewer, reason, now));
     this.#announced(org, row.id);
-    return { record, message: this.#stream(org, "approval.resolved", record, now) };
+    return resolved;
   }
 
   #announced(org: string, approvalId: string): void {

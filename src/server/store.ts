@@ -6,6 +6,8 @@ import type { SigningKey } from "../ledger/keys.js";
 import type { EvidenceBundle } from "../ledger/evidence.js";
 import type { ApprovalRecord, RunRecord, RunSummary, ToolCallRecord } from "../records.js";
 import type { RejectedEvent } from "./ingest.js";
+import type { ApprovalAnswer } from "./approval-rules.js";
+import type { ApprovalDeliveryLog, ApprovalRule } from "agent-warden";
 
 /**
  * What an API key may do. `admin` ⊇ `reviewer` for reads and decisions; `agent` reports and asks.
@@ -32,6 +34,8 @@ export interface ApiKeyRecord {
   name: string | undefined;
   /** When set, the key may only report for this agent. */
   agentId: string | undefined;
+  /** The groups its holder belongs to, for `group:<name>` in a policy's `approval.from` (listed when there are any). */
+  groups?: string[] | undefined;
   /** The first characters of the key, to tell keys apart. */
   prefix: string;
   createdAt: number;
@@ -51,6 +55,8 @@ export interface Principal {
   role: Role;
   name: string | undefined;
   agentId: string | undefined;
+  /** The key's groups, for `group:<name>` in a policy's `approval.from`. */
+  groups?: string[] | undefined;
 }
 
 /**
@@ -182,6 +188,8 @@ export interface ApprovalCreateInput {
   reason?: string | undefined;
   timeoutMs?: number | undefined;
   expiresAt?: number | undefined;
+  /** The rule the agent's own policy gave; the control plane's policy set, when it names the policy, takes precedence. */
+  rule?: ApprovalRule | undefined;
 }
 
 export interface HaltInput {
@@ -325,7 +333,7 @@ export interface ControlPlaneStore {
   readonly kind: string;
 
   // keys
-  createKey(input: { org: string; role: Role; name?: string | undefined; agentId?: string | undefined; actor?: string | undefined }): Promise<{ key: string; record: ApiKeyRecord }>;
+  createKey(input: { org: string; role: Role; name?: string | undefined; agentId?: string | undefined; groups?: readonly string[] | undefined; actor?: string | undefined }): Promise<{ key: string; record: ApiKeyRecord }>;
   listKeys(org: string): Promise<ApiKeyRecord[]>;
   revokeKey(org: string, keyId: string, actor?: string): Promise<ApiKeyRecord>;
   authenticate(secret: string): Promise<Principal | undefined>;
@@ -352,7 +360,16 @@ export interface ControlPlaneStore {
   createApproval(principal: Principal, input: ApprovalCreateInput): Promise<{ record: ApprovalRecord; created: boolean; changes: Changes }>;
   getApproval(org: string, approvalId: string): Promise<ApprovalRecord | undefined>;
   listApprovals(org: string, filter: ApprovalFilter, page: PageQuery): Promise<Page<ApprovalRecord>>;
-  decideApproval(org: string, approvalId: string, status: "approved" | "rejected", input: { reviewer?: string | undefined; reason?: string | undefined }): Promise<{ record: ApprovalRecord; changes: Changes }>;
+  /**
+   * Answers a pending request, checked against its rule (who may answer, how many must approve; the
+   * key that asked never answers). An approval short of the count is recorded and the request stays
+   * pending. A refused reviewer is recorded in the ledger, then `ReviewerNotAllowedError` is thrown.
+   */
+  decideApproval(org: string, approvalId: string, status: "approved" | "rejected", answer: ApprovalAnswer): Promise<{ record: ApprovalRecord; changes: Changes }>;
+  /** The ledger entries about one approval (requested, votes, escalation, refusals, decision), oldest first. */
+  approvalEntries(org: string, approval: { approvalId: string; runId: string; toolCallId: string }): Promise<WardenEvent[]>;
+  /** Optional: records the escalations that are due (`approval.escalate.after` passed unanswered), once each. */
+  escalateApprovals?(now: number): Promise<number>;
   /** Expires overdue requests of every organization. */
   expireApprovals(now: number): Promise<Changes[]>;
 
@@ -396,6 +413,8 @@ export interface ControlPlaneStore {
   readonly consoleSessions?: ConsoleSessionTable | undefined;
   /** Optional: open streams counted across replicas (else each server counts its own). */
   readonly streamSlots?: StreamSlotTable | undefined;
+  /** Optional: approval channel deliveries in the database, so they survive a restart and retries resume (else in each server's memory). */
+  readonly deliveries?: ApprovalDeliveryLog | undefined;
   /** Optional, with `consoleSessions`: the principal of an active key by its id (a session holds the id, not the key). */
   principalOfKey?(keyId: string): Promise<Principal | undefined>;
 }

@@ -115,6 +115,14 @@ export const ApprovalCreateSchema = z.strictObject({
   reason: Reason.optional(),
   timeoutMs: z.int().min(0).max(30 * DAY).optional(),
   expiresAt: Timestamp.optional(),
+  /** The rule of the agent's own policy (`approval.approvers`, `from`, `escalate`); the control plane's policy set takes precedence. */
+  rule: z
+    .strictObject({
+      approvers: z.int().min(1).max(20).optional(),
+      from: z.array(Name).min(1).max(100).optional(),
+      escalate: z.strictObject({ afterMs: z.int().min(0).max(30 * DAY), to: z.array(Name).min(1).max(100) }).optional(),
+    })
+    .optional(),
 });
 
 export const ApprovalDecisionSchema = z.strictObject({ reviewer: Name.optional(), reason: Reason.optional() }).default({});
@@ -170,7 +178,14 @@ export const RevokedTokensQuerySchema = z.strictObject({
 });
 export const RevokeTokenSchema = z.strictObject({ tokenId: IdSchema, reason: Reason.optional() });
 export const VerifyTokenSchema = z.strictObject({ token: z.string().min(1).max(64 * 1024), audience: IdSchema.optional() });
-export const KeyCreateSchema = z.strictObject({ role: z.enum(ROLES), name: z.string().min(1).max(128).optional(), agentId: IdSchema.optional() });
+export const KeyCreateSchema = z.strictObject({
+  role: z.enum(ROLES),
+  /** The holder's identity: what a policy's `approval.from` names, and who a decision is recorded as. */
+  name: z.string().min(1).max(128).optional(),
+  agentId: IdSchema.optional(),
+  /** For `group:<name>` in a policy's `approval.from`. */
+  groups: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, "a group name: letters, digits, . _ @ -")).max(50).optional(),
+});
 
 // ── parsing ─────────────────────────────────────────────────────────────────────────────────
 

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { z } from "zod";
 import { ConfigError, InvalidStateError } from "../../errors.js";
 import { DurationSchema } from "../../internal/duration.js";
@@ -75,6 +75,8 @@ export const ApprovalChannelsSchema = z.strictObject({
     .optional(),
   /** Delivery records kept in memory for the API and console. Default 1000. */
   keep: z.number().int().min(1).max(100_000).optional(),
+  /** Per policy id, the channels its requests go to (webhook ids, `slack`); a policy not listed: every channel. From `approval.notify` in a policy file. */
+  notify: z.record(z.string(), z.array(z.string())).optional(),
 });
 
 /**
@@ -113,6 +115,55 @@ export interface ApprovalDelivery {
   createdAt: number;
   updatedAt: number;
   nextAttemptAt?: number | undefined;
+  /** When the channel accepted it. */
+  deliveredAt?: number | undefined;
+}
+
+/**
+ * What a delivery sends, kept with its record so any process can make its next attempt: already
+ * redacted, and never a secret (a webhook is named by its id, signed with the configured secret at
+ * send time; Slack's token is read from the settings too).
+ */
+export type ApprovalDeliveryMessage =
+  | { kind: "webhook"; hook: string; messageId: string; body: string }
+  | { kind: "slack"; method: "chat.postMessage" | "chat.update"; payload: Record<string, unknown>; posted?: { channel: string; ts: string } | undefined };
+
+/**
+ * Where delivery records live when they must survive a restart (the control plane's database): each
+ * attempt's outcome is written, and due retries are claimed with a lease, so exactly one process
+ * makes each attempt and retries resume after a restart, on any replica.
+ * @example
+ * import type { ApprovalDeliveryLog } from "agent-warden";
+ * declare const log: ApprovalDeliveryLog; // e.g. the control plane store's `deliveries`
+ * const failed = await log.list({ org: "acme", status: "failed" });
+ */
+export interface ApprovalDeliveryLog {
+  /** Records a new delivery, leased to the caller until `leaseUntil`; false when that delivery (same id) was recorded already. */
+  add(delivery: ApprovalDelivery, message: ApprovalDeliveryMessage, leaseUntil: number): Promise<boolean>;
+  /** Records an attempt's outcome and releases the lease; `message` replaces the stored one when given. */
+  update(delivery: ApprovalDelivery, message?: ApprovalDeliveryMessage): Promise<void>;
+  /** Leases up to `limit` deliveries (of `org`, when given) whose next attempt is due and whose lease has lapsed. */
+  claimDue(now: number, leaseUntil: number, limit: number, org?: string): Promise<Array<{ delivery: ApprovalDelivery; message: ApprovalDeliveryMessage }>>;
+  /** Optional: the organizations with deliveries not yet settled (their channels resume them). */
+  dueOrgs?(now: number): Promise<string[]>;
+  /** Newest first. */
+  list(filter: DeliveryFilter): Promise<ApprovalDelivery[]>;
+  /** Where the request's Slack message was posted, once it was. */
+  slackPost(org: string, approvalId: string): Promise<{ channel: string; ts: string } | undefined>;
+}
+
+/**
+ * Which delivery records to list.
+ * @example
+ * import type { DeliveryFilter } from "agent-warden";
+ * const filter: DeliveryFilter = { org: "acme", approvalId: "apr_1" };
+ */
+export interface DeliveryFilter {
+  org?: string | undefined;
+  approvalId?: string | undefined;
+  agentId?: string | undefined;
+  status?: ApprovalDelivery["status"] | undefined;
+  limit?: number | undefined;
 }
 
 /**
@@ -125,7 +176,8 @@ export interface ApprovalDelivery {
  * };
  */
 export interface ApprovalChannelsBackend {
-  decide(org: string, approvalId: string, status: "approved" | "rejected", input: { reviewer: string; reason?: string | undefined }): Promise<ApprovalRecord>;
+  /** `via`: the channel the answer came through, recorded with the decision. */
+  decide(org: string, approvalId: string, status: "approved" | "rejected", input: { reviewer: string; reason?: string | undefined; via: "slack" | "link" }): Promise<ApprovalRecord>;
   get(org: string, approvalId: string): Promise<ApprovalRecord | undefined>;
   onError?: ((error: unknown) => void) | undefined;
 }
@@ -141,10 +193,7 @@ export interface ChannelResponse {
   body: Record<string, unknown>;
 }
 
-interface Delivery {
-  record: ApprovalDelivery;
-  send: () => Promise<{ ok: boolean; status?: number | undefined; error?: string | undefined; gone?: boolean; retryAfterMs?: number | undefined }>;
-}
+type SendOutcome = { ok: boolean; status?: number | undefined; error?: string | undefined; gone?: boolean; retryAfterMs?: number | undefined; posted?: { channel: string; ts: string } | undefined };
 
 const SLACK_API = "https://slack.com/api";
 const SEEN_LIMIT = 10_000;
@@ -153,8 +202,8 @@ const SEEN_LIMIT = 10_000;
  * Delivers approval requests and outcomes to webhooks (Standard Webhooks signatures) and Slack
  * (a message with Approve / Reject, updated with the outcome), signs one-time approval links, and
  * decides requests from Slack's signed interactions. Deliveries retry with exponential backoff and
- * are recorded; a channel that is down never decides anything: the request waits for another
- * reviewer or its timeout.
+ * are recorded (in memory, or in `log` so they survive a restart); a channel that is down never
+ * decides anything: the request waits for another reviewer or its timeout.
  * @example
  * import { ApprovalChannels } from "agent-warden";
  * const channels = new ApprovalChannels({ webhooks: [{ url: "https://hooks.example.com/warden", secret: "whsec_…" }] }, backend);
@@ -163,6 +212,8 @@ const SEEN_LIMIT = 10_000;
 export class ApprovalChannels {
   readonly #options: z.output<typeof ApprovalChannelsSchema>;
   readonly #backend: ApprovalChannelsBackend;
+  readonly #log: ApprovalDeliveryLog | undefined;
+  readonly #org: string | undefined;
   readonly #links: ApprovalLinkSigner | undefined;
   readonly #deliveries: ApprovalDelivery[] = [];
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -173,14 +224,28 @@ export class ApprovalChannels {
   readonly #usedLinks = new Set<string>();
   /** Payloads pass the default redaction again on their way out, whoever stored them. */
   readonly #redact: Redactor = createRedactor();
+  #poller: NodeJS.Timeout | undefined;
+  #polling = false;
   #closed = false;
 
-  constructor(options: ApprovalChannelsOptions, backend: ApprovalChannelsBackend) {
+  /**
+   * `log`: keep delivery records there (the control plane passes its database), so retries resume
+   * after a restart. `scope.org`: these channels serve one organization (its policy file's), and
+   * resume only its deliveries.
+   */
+  constructor(options: ApprovalChannelsOptions, backend: ApprovalChannelsBackend, log?: ApprovalDeliveryLog, scope: { org?: string | undefined } = {}) {
     const parsed = ApprovalChannelsSchema.safeParse(options);
     if (!parsed.success) throw new ConfigError(`invalid approval channels: ${parsed.error.issues.map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`).join("; ")}`);
     this.#options = parsed.data;
     this.#backend = backend;
+    this.#log = log;
+    this.#org = scope.org;
     this.#links = parsed.data.links ? new ApprovalLinkSigner(parsed.data.links.secret) : undefined;
+    if (log) {
+      // Retries (and deliveries a stopped process left due) are picked up from the log by whichever process polls first.
+      this.#poller = setInterval(() => void this.#resumeDue(), Math.min(1000, Math.max(20, Math.floor(this.#retry.initialDelay / 2))));
+      this.#poller.unref();
+    }
   }
 
   /** Whether Slack interactions and approval links are configured. */
@@ -195,13 +260,10 @@ export class ApprovalChannels {
     const link = this.#links && record.expiresAt > Date.now() ? this.createLink(org, record) : undefined;
     this.#toWebhooks(org, record, "approval.requested", link?.url);
     const slack = this.#options.slack;
-    if (slack) {
+    if (slack && this.#notifies(record, "slack")) {
       const posted = new Promise<{ channel: string; ts: string } | undefined>((resolve) => {
-        this.#deliver(org, record, "slack", slack.channel, "approval.requested", async () => {
-          const answer = await this.#slackCall("chat.postMessage", { channel: slack.channel, text: slackText(record), blocks: slackBlocks(org, record, { linkUrl: link?.url }) });
-          if (answer.ok) resolve({ channel: String(answer.body?.channel ?? slack.channel), ts: String(answer.body?.ts) });
-          return answer;
-        }, () => resolve(undefined));
+        const message: ApprovalDeliveryMessage = { kind: "slack", method: "chat.postMessage", payload: { channel: slack.channel, text: slackText(record), blocks: slackBlocks(org, record, { linkUrl: link?.url }) } };
+        this.#deliver(org, record, "slack", slack.channel, "approval.requested", message, (outcome) => resolve(outcome?.posted));
       });
       this.#slackMessages.set(`${org}:${record.approvalId}`, posted);
     }
@@ -219,16 +281,17 @@ export class ApprovalChannels {
     const record = this.redacted(stored);
     if (!options.onlyOwnMessages) this.#toWebhooks(org, record, "approval.decided", undefined);
     const slack = this.#options.slack;
-    const message = this.#slackMessages.get(`${org}:${record.approvalId}`);
-    if (slack && message) {
-      this.#slackMessages.delete(`${org}:${record.approvalId}`);
-      void message.then((where) => {
-        if (!where || this.#closed) return;
-        this.#deliver(org, record, "slack", where.channel, "approval.decided", () =>
-          this.#slackCall("chat.update", { channel: where.channel, ts: where.ts, text: slackText(record), blocks: slackBlocks(org, record, {}) }),
-        );
-      });
-    }
+    if (!slack || !this.#notifies(record, "slack")) return;
+    const key = `${org}:${record.approvalId}`;
+    const own = this.#slackMessages.get(key);
+    this.#slackMessages.delete(key);
+    // Posted by this process, or (after a restart, or by another replica) found in the log.
+    const where = own ?? (this.#log ? this.#log.slackPost(org, record.approvalId).catch((error) => void this.#backend.onError?.(error)) : undefined);
+    if (!where) return;
+    void where.then((at) => {
+      if (!at || this.#closed) return;
+      this.#deliver(org, record, "slack", at.channel, "approval.decided", { kind: "slack", method: "chat.update", payload: { channel: at.channel, ts: at.ts, text: slackText(record), blocks: slackBlocks(org, record, {}) } });
+    });
   }
 
   /** The record with its payload (and goal) redacted, as every channel shows it. */
@@ -236,14 +299,19 @@ export class ApprovalChannels {
     return { ...record, payload: this.#redact(record.payload ?? null), ...(record.agentContext && { agentContext: this.#redact(record.agentContext) as ApprovalRecord["agentContext"] }) };
   }
 
-  /** Delivery records, newest first. */
-  deliveries(filter: { org?: string | undefined; approvalId?: string | undefined; agentId?: string | undefined; status?: ApprovalDelivery["status"] | undefined; limit?: number | undefined } = {}): ApprovalDelivery[] {
+  /** Delivery records kept in this process's memory, newest first (with a log, use `listDeliveries`). */
+  deliveries(filter: DeliveryFilter = {}): ApprovalDelivery[] {
     const out: ApprovalDelivery[] = [];
     for (let i = this.#deliveries.length - 1; i >= 0 && out.length < (filter.limit ?? 100); i--) {
       const d = this.#deliveries[i]!;
       if ((filter.org === undefined || d.org === filter.org) && (filter.approvalId === undefined || d.approvalId === filter.approvalId) && (filter.agentId === undefined || d.agentId === filter.agentId) && (filter.status === undefined || d.status === filter.status)) out.push({ ...d });
     }
     return out;
+  }
+
+  /** Delivery records, newest first: from the log when there is one (every process's, across restarts), else from memory. */
+  async listDeliveries(filter: DeliveryFilter = {}): Promise<ApprovalDelivery[]> {
+    return this.#log ? this.#log.list(filter) : this.deliveries(filter);
   }
 
   /** A signed, expiring, single-use link to decide one request (needs `links`). */
@@ -267,7 +335,7 @@ export class ApprovalChannels {
   async decideByLink(token: string, status: "approved" | "rejected", reason: string | undefined): Promise<ApprovalRecord> {
     const claims = this.readLink(token);
     this.#usedLinks.add(claims.id);
-    return this.#backend.decide(claims.org, claims.approvalId, status, { reviewer: claims.to ?? "approval link", reason: reason ?? "decided through a one-time approval link" });
+    return this.#backend.decide(claims.org, claims.approvalId, status, { reviewer: claims.to ?? "approval link", reason: reason ?? "decided through a one-time approval link", via: "link" });
   }
 
   /**
@@ -286,20 +354,27 @@ export class ApprovalChannels {
     if (!action) return { status: 200, body: { ok: false, message: "not a Warden approval action" } };
     const reviewer = `slack:${action.userId}`;
     try {
-      const record = await this.#backend.decide(action.org, action.approvalId, action.status, { reviewer, reason: `decided in Slack${action.userName ? ` by @${action.userName}` : ""}` });
+      const record = await this.#backend.decide(action.org, action.approvalId, action.status, { reviewer, reason: `decided in Slack${action.userName ? ` by @${action.userName}` : ""}`, via: "slack" });
       return { status: 200, body: { ok: true, approvalId: record.approvalId, status: record.status, reviewer } };
     } catch (error) {
-      if (!(error instanceof InvalidStateError) && (error as { code?: string }).code !== "not_found" && (error as { status?: number }).status !== 409) this.#backend.onError?.(error);
+      if (!(error instanceof InvalidStateError) && (error as { code?: string }).code !== "not_found" && (error as { code?: string }).code !== "reviewer_not_allowed" && (error as { status?: number }).status !== 409) this.#backend.onError?.(error);
       // Slack shows nothing of a 200's body to the user; the message already says (or will say) the outcome.
       return { status: 200, body: { ok: false, message: (error as Error).message } };
     }
   }
 
-  /** Stops retries; deliveries under way finish but are not retried. */
+  /** Stops retries; deliveries under way finish but are not retried (with a log, another process or a restart resumes them). */
   close(): void {
     this.#closed = true;
+    if (this.#poller) clearInterval(this.#poller);
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
+  }
+
+  /** Whether the request's policy sends it to `channel` (every channel unless its `approval.notify` says otherwise). */
+  #notifies(record: ApprovalRecord, channel: string): boolean {
+    const only = record.policyId === undefined ? undefined : this.#options.notify?.[record.policyId];
+    return only === undefined || only.includes(channel);
   }
 
   #first(key: string): boolean {
@@ -312,22 +387,36 @@ export class ApprovalChannels {
   #toWebhooks(org: string, record: ApprovalRecord, event: ApprovalChannelEvent, linkUrl: string | undefined): void {
     for (const hook of this.#options.webhooks ?? []) {
       if (hook.events && !hook.events.includes(event)) continue;
-      const messageId = `msg_${randomUUID().replaceAll("-", "")}`;
-      // One body for every attempt (the id is the receiver's idempotency key); the timestamp is the attempt's.
+      const target = hook.id ?? new URL(hook.url).host;
+      if (!this.#notifies(record, target)) continue;
+      // One id and body for every attempt (the id is the receiver's idempotency key); the timestamp is the attempt's.
+      const messageId = `msg_${this.#log ? deliveryKey(org, record.approvalId, event, "webhook", target) : randomUUID().replaceAll("-", "")}`;
       const body = JSON.stringify({ type: event, timestamp: new Date().toISOString(), data: { org, ...record, ...(linkUrl !== undefined && { approvalUrl: linkUrl }) } });
-      this.#deliver(org, record, "webhook", hook.id ?? new URL(hook.url).host, event, async () => {
-        const timestamp = Math.floor(Date.now() / 1000);
-        const response = await fetch(hook.url, {
-          method: "POST",
-          redirect: "manual",
-          signal: AbortSignal.timeout(this.#retry.timeout),
-          headers: { "content-type": "application/json", "user-agent": "agent-warden", "webhook-id": messageId, "webhook-timestamp": String(timestamp), "webhook-signature": signWebhook(hook.secret, messageId, timestamp, body) },
-          body,
-        });
-        await response.body?.cancel().catch(() => {});
-        return { ok: response.status >= 200 && response.status < 300, status: response.status, gone: response.status === 410, retryAfterMs: retryAfter(response.headers.get("retry-after")) };
-      });
+      this.#deliver(org, record, "webhook", target, event, { kind: "webhook", hook: target, messageId, body });
     }
+  }
+
+  /** One attempt at sending `message`. */
+  async #send(message: ApprovalDeliveryMessage): Promise<SendOutcome> {
+    if (message.kind === "webhook") {
+      const hook = (this.#options.webhooks ?? []).find((candidate) => (candidate.id ?? new URL(candidate.url).host) === message.hook);
+      // Settings changed since it was recorded (a restart with another file): nothing to send it to.
+      if (!hook) return { ok: false, error: `webhook "${message.hook}" is no longer configured`, gone: true };
+      const timestamp = Math.floor(Date.now() / 1000);
+      const response = await fetch(hook.url, {
+        method: "POST",
+        redirect: "manual",
+        signal: AbortSignal.timeout(this.#retry.timeout),
+        headers: { "content-type": "application/json", "user-agent": "agent-warden", "webhook-id": message.messageId, "webhook-timestamp": String(timestamp), "webhook-signature": signWebhook(hook.secret, message.messageId, timestamp, message.body) },
+        body: message.body,
+      });
+      await response.body?.cancel().catch(() => {});
+      return { ok: response.status >= 200 && response.status < 300, status: response.status, gone: response.status === 410, retryAfterMs: retryAfter(response.headers.get("retry-after")) };
+    }
+    if (!this.#options.slack) return { ok: false, error: "Slack is no longer configured", gone: true };
+    const answer = await this.#slackCall(message.method, message.payload);
+    if (answer.ok && message.method === "chat.postMessage") return { ...answer, posted: { channel: String(answer.body?.channel ?? message.payload.channel), ts: String(answer.body?.ts) } };
+    return answer;
   }
 
   async #slackCall(method: string, payload: Record<string, unknown>): Promise<{ ok: boolean; status?: number; error?: string; retryAfterMs?: number | undefined; body?: Record<string, unknown> }> {
@@ -350,49 +439,97 @@ export class ApprovalChannels {
     return { attempts: retry.attempts ?? 8, initialDelay: retry.initialDelay ?? 5000, maxDelay: retry.maxDelay ?? 3_600_000, timeout: retry.timeout ?? 15_000 };
   }
 
-  #deliver(org: string, approval: ApprovalRecord, channel: ApprovalDelivery["channel"], target: string, event: ApprovalChannelEvent, send: Delivery["send"], onGiveUp?: () => void): void {
+  /** How long an attempt holds its lease: longer than the attempt's own time limit. */
+  get #lease(): number {
+    return this.#retry.timeout + 5000;
+  }
+
+  #deliver(org: string, approval: ApprovalRecord, channel: ApprovalDelivery["channel"], target: string, event: ApprovalChannelEvent, message: ApprovalDeliveryMessage, onDone?: (outcome: SendOutcome | undefined) => void): void {
     const now = Date.now();
-    const record: ApprovalDelivery = { deliveryId: `dlv_${randomUUID().replaceAll("-", "")}`, channel, target, event, org, approvalId: approval.approvalId, agentId: approval.agentId, status: "pending", attempts: 0, createdAt: now, updatedAt: now };
+    // With a log the id is the same in every process: a request announced twice (two replicas, a restart) is delivered once.
+    const deliveryId = `dlv_${this.#log ? deliveryKey(org, approval.approvalId, event, channel, target) : randomUUID().replaceAll("-", "")}`;
+    const record: ApprovalDelivery = { deliveryId, channel, target, event, org, approvalId: approval.approvalId, agentId: approval.agentId, status: "pending", attempts: 0, createdAt: now, updatedAt: now };
+    if (this.#log) {
+      void this.#log
+        .add(record, message, now + this.#lease)
+        .then((added) => (added ? this.#attempt(record, message, onDone) : onDone?.(undefined)))
+        .catch((error) => {
+          if (!this.#closed) this.#backend.onError?.(error);
+          onDone?.(undefined);
+        });
+      return;
+    }
     this.#deliveries.push(record);
     const keep = this.#options.keep ?? 1000;
     if (this.#deliveries.length > keep) this.#deliveries.splice(0, this.#deliveries.length - keep);
-    const attempt = async (): Promise<void> => {
-      record.attempts++;
-      record.nextAttemptAt = undefined;
-      let outcome: Awaited<ReturnType<Delivery["send"]>>;
-      try {
-        outcome = await send();
-      } catch (error) {
-        outcome = { ok: false, error: (error as Error).message ?? String(error) };
-      }
-      record.updatedAt = Date.now();
-      record.lastStatus = outcome.status;
-      if (outcome.ok) {
-        record.status = "delivered";
-        record.lastError = undefined;
-        return;
-      }
+    void this.#attempt(record, message, onDone).catch((error) => this.#backend.onError?.(error));
+  }
+
+  /** Makes one attempt and records it; schedules the next (a timer, or the log's due time) or gives up. */
+  async #attempt(record: ApprovalDelivery, message: ApprovalDeliveryMessage, onDone?: (outcome: SendOutcome | undefined) => void): Promise<void> {
+    record.attempts++;
+    record.nextAttemptAt = undefined;
+    let outcome: SendOutcome;
+    try {
+      outcome = await this.#send(message);
+    } catch (error) {
+      outcome = { ok: false, error: (error as Error).message ?? String(error) };
+    }
+    record.updatedAt = Date.now();
+    record.lastStatus = outcome.status;
+    let settled = true;
+    if (outcome.ok) {
+      record.status = "delivered";
+      record.deliveredAt = record.updatedAt;
+      record.lastError = undefined;
+    } else {
       record.lastError = outcome.error ?? `HTTP ${outcome.status}`;
       const { attempts, initialDelay, maxDelay } = this.#retry;
       // 410 Gone: the receiver wants no more (Standard Webhooks); otherwise retry until attempts run out.
-      if (outcome.gone || record.attempts >= attempts || this.#closed) {
-        record.status = "failed";
-        onGiveUp?.();
-        return;
+      if (outcome.gone || record.attempts >= attempts || (this.#closed && !this.#log)) record.status = "failed";
+      else {
+        settled = false;
+        const backoff = Math.min(maxDelay, initialDelay * 2 ** (record.attempts - 1)) * (0.8 + Math.random() * 0.4);
+        const delay = Math.round(Math.min(maxDelay, Math.max(backoff, outcome.retryAfterMs ?? 0)));
+        record.status = "retrying";
+        record.nextAttemptAt = Date.now() + delay;
+        if (!this.#log) {
+          const timer = setTimeout(() => {
+            this.#timers.delete(timer);
+            void this.#attempt(record, message, onDone).catch((error) => this.#backend.onError?.(error));
+          }, delay);
+          timer.unref();
+          this.#timers.add(timer);
+        }
       }
-      const backoff = Math.min(maxDelay, initialDelay * 2 ** (record.attempts - 1)) * (0.8 + Math.random() * 0.4);
-      const delay = Math.min(maxDelay, Math.max(backoff, outcome.retryAfterMs ?? 0));
-      record.status = "retrying";
-      record.nextAttemptAt = Date.now() + delay;
-      const timer = setTimeout(() => {
-        this.#timers.delete(timer);
-        void attempt();
-      }, delay);
-      timer.unref();
-      this.#timers.add(timer);
-    };
-    void attempt().catch((error) => this.#backend.onError?.(error));
+    }
+    if (this.#log) {
+      const posted = outcome.posted && message.kind === "slack" ? { ...message, posted: outcome.posted } : undefined;
+      // Closed meanwhile (the store may be gone): the lease lapses and the next process makes the attempt again.
+      await this.#log.update(record, posted).catch((error) => this.#closed || this.#backend.onError?.(error));
+    }
+    if (settled) onDone?.(outcome.ok ? outcome : undefined);
   }
+
+  /** Claims the log's due deliveries (retries, and those a stopped process left) and attempts each. */
+  async #resumeDue(): Promise<void> {
+    if (this.#polling || this.#closed || !this.#log) return;
+    this.#polling = true;
+    try {
+      const now = Date.now();
+      const due = await this.#log.claimDue(now, now + this.#lease, 20, this.#org);
+      await Promise.all(due.map(({ delivery, message }) => this.#attempt(delivery, message)));
+    } catch (error) {
+      if (!this.#closed) this.#backend.onError?.(error);
+    } finally {
+      this.#polling = false;
+    }
+  }
+}
+
+/** A delivery's id, the same in every process: one per request, event, channel and target. */
+function deliveryKey(org: string, approvalId: string, event: string, channel: string, target: string): string {
+  return createHash("sha256").update(JSON.stringify([org, approvalId, event, channel, target])).digest("hex").slice(0, 32);
 }
 
 function retryAfter(header: string | null): number | undefined {

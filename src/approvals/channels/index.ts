@@ -1,6 +1,6 @@
 export { ApprovalChannels, ApprovalChannelsSchema, APPROVAL_CHANNEL_EVENTS } from "./channels.js";
-export type { ApprovalChannelsOptions, ApprovalChannelEvent, ApprovalDelivery, ApprovalChannelsBackend, ChannelResponse } from "./channels.js";
+export type { ApprovalChannelsOptions, ApprovalChannelEvent, ApprovalDelivery, ApprovalDeliveryLog, ApprovalDeliveryMessage, ApprovalChannelsBackend, ChannelResponse, DeliveryFilter } from "./channels.js";
 export type { ApprovalLinkClaims } from "./links.js";
 export { signWebhook, verifySlackSignature } from "./signing.js";
 export { attachApprovalChannels } from "./attach.js";
-export { loadApprovalChannels } from "./file.js";
+export { channelsFromPolicySet, loadApprovalChannels } from "./file.js";

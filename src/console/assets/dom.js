@@ -194,3 +194,59 @@ export function confirmDialog({ title, body, confirm, danger = false }) {
 export function describeScope(halt) {
   return halt.scope === "organization" ? "Whole organization" : `${halt.scope[0].toUpperCase()}${halt.scope.slice(1)} ${halt.target}`;
 }
+
+/** A child's identity across renders: its id, or its `data-key`. */
+function keyOf(node) {
+  return node.nodeType === Node.ELEMENT_NODE ? /** @type {Element} */ (node).id || /** @type {HTMLElement} */ (node).dataset?.key || null : null;
+}
+
+/**
+ * Brings `current` to look like `next` in place: nodes that stay keep their identity, so the
+ * reader's scroll position, text selection, focus and opened <details> survive a live update. A
+ * <details> keeps the open state the reader gave it; children are matched by id or `data-key`,
+ * else by position.
+ * @param {Node} current @param {Node} next
+ */
+export function morph(current, next) {
+  if (current.nodeType !== next.nodeType || current.nodeName !== next.nodeName) {
+    /** @type {ChildNode} */ (current).replaceWith(next);
+    return;
+  }
+  if (current.nodeType === Node.TEXT_NODE) {
+    if (/** @type {Text} */ (current).data !== /** @type {Text} */ (next).data) /** @type {Text} */ (current).data = /** @type {Text} */ (next).data;
+    return;
+  }
+  if (current.nodeType !== Node.ELEMENT_NODE) return;
+  const from = /** @type {Element} */ (current);
+  const to = /** @type {Element} */ (next);
+  const keepOpen = from.tagName === "DETAILS";
+  for (const attribute of [...from.attributes]) if (!to.hasAttribute(attribute.name) && !(keepOpen && attribute.name === "open")) from.removeAttribute(attribute.name);
+  for (const attribute of [...to.attributes]) {
+    if (keepOpen && attribute.name === "open") continue;
+    if (from.getAttribute(attribute.name) !== attribute.value) from.setAttribute(attribute.name, attribute.value);
+  }
+  const wanted = [...to.childNodes];
+  const keyed = new Map();
+  for (const child of from.childNodes) {
+    const key = keyOf(child);
+    if (key) keyed.set(key, child);
+  }
+  let cursor = from.firstChild;
+  for (const child of wanted) {
+    const key = keyOf(child);
+    let match = key ? keyed.get(key) : cursor && !keyOf(cursor) && cursor.nodeType === child.nodeType && cursor.nodeName === child.nodeName ? cursor : undefined;
+    if (match === undefined) {
+      from.insertBefore(child, cursor);
+      continue;
+    }
+    keyed.delete(key);
+    if (match === cursor) cursor = cursor.nextSibling;
+    else from.insertBefore(match, cursor);
+    morph(match, child);
+  }
+  while (cursor) {
+    const after = cursor.nextSibling;
+    cursor.remove();
+    cursor = after;
+  }
+}

@@ -50,7 +50,7 @@ export function adminRoutes(context: ServerContext): Router {
   router.post("/keys", requirePermission("keys:manage"), ...body, async (request, response) => {
     const principal = principalOf(response);
     const input = parse(KeyCreateSchema, request.body);
-    const { key, record } = await store.createKey({ org: principal.org, role: input.role, name: input.name, agentId: input.agentId, actor: actorOf(principal) });
+    const { key, record } = await store.createKey({ org: principal.org, role: input.role, name: input.name, agentId: input.agentId, groups: input.groups, actor: actorOf(principal) });
     response.status(201).set("Cache-Control", "no-store").json({ key, ...record });
   });
 

@@ -1,6 +1,6 @@
 import express, { Router, type Response } from "express";
 import { z } from "zod";
-import { InvalidStateError, TokenError, parseDuration, type ApprovalChannels, type ApprovalRecord } from "agent-warden";
+import { InvalidStateError, ReviewerNotAllowedError, TokenError, parseDuration, type ApprovalChannels, type ApprovalRecord } from "agent-warden";
 import { sameOrigin } from "../../console/session.js";
 import { actorOf, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
@@ -38,22 +38,24 @@ const LINK_PAGE_HEADERS = {
  * (authenticated by their own signatures, so mounted outside `/v1`'s API keys), and under `/v1` the
  * delivery records and link creation.
  */
-export function channelRoutes(context: ServerContext, channels: ApprovalChannels | undefined): { open: Router; api: Router } {
+export function channelRoutes(context: ServerContext): { open: Router; api: Router } {
   const open = Router();
   const api = Router();
   const limit = context.limits.body;
 
-  api.get("/approval-channels/deliveries", requirePermission("approvals:read"), (request, response) => {
+  api.get("/approval-channels/deliveries", requirePermission("approvals:read"), async (request, response) => {
     const principal = principalOf(response);
     const query = parse(DeliveryQuerySchema, request.query, "query");
+    const channels = await context.channelsFor(principal.org);
     // A key bound to an agent reads that agent's deliveries only, as it reads only its own requests.
-    response.json({ items: channels?.deliveries({ org: principal.org, ...query, ...(principal.agentId !== undefined && { agentId: principal.agentId }) }) ?? [] });
+    response.json({ items: (await channels?.listDeliveries({ org: principal.org, ...query, ...(principal.agentId !== undefined && { agentId: principal.agentId }) })) ?? [] });
   });
 
   api.post("/approvals/:approvalId/links", requirePermission("approvals:decide"), ...jsonBody(limit), async (request, response) => {
     const principal = principalOf(response);
     const approvalId = parse(IdSchema, request.params.approvalId, "path");
     const input = parse(LinkCreateSchema, request.body ?? {});
+    const channels = await context.channelsFor(principal.org);
     if (!channels?.accepts.links) throw new HttpError(409, "conflict", "approval links are not configured on this control plane (channels.links)");
     const record = await context.store.getApproval(principal.org, approvalId);
     if (record === undefined) throw new HttpError(404, "not_found", `approval "${approvalId}" not found`);
@@ -65,13 +67,16 @@ export function channelRoutes(context: ServerContext, channels: ApprovalChannels
 
   // Slack signs the raw form body: it is read as bytes, verified, then parsed.
   open.post("/v1/channels/slack/interactions", express.raw({ type: () => true, limit }), async (request, response) => {
-    if (!channels?.accepts.slack) throw new HttpError(404, "not_found", "Slack is not configured on this control plane");
     const rawBody = Buffer.isBuffer(request.body) ? request.body.toString("utf8") : "";
+    // The organization the button names picks whose signing secret verifies it; nothing is trusted before that.
+    const channels = await context.channelsFor(slackOrgOf(rawBody) ?? "");
+    if (!channels?.accepts.slack) throw new HttpError(404, "not_found", "Slack is not configured on this control plane");
     const answer = await channels.handleSlackInteraction({ rawBody, signature: request.get("x-slack-signature"), timestamp: request.get("x-slack-request-timestamp") });
     response.status(answer.status).json(answer.body);
   });
 
   open.get("/approval-links/:token", async (request, response) => {
+    const channels = await context.channelsFor(linkOrgOf(request.params.token) ?? "");
     const found = await readLink(context, channels, request.params.token, response);
     if (!found) return;
     page(response, 200, "Approval request", requestView(found.record, found.to) + decisionForm());
@@ -79,6 +84,7 @@ export function channelRoutes(context: ServerContext, channels: ApprovalChannels
 
   open.post("/approval-links/:token", express.urlencoded({ extended: false, limit }), async (request, response) => {
     if (!sameOrigin(request)) return page(response, 403, "Refused", `<p>Decide from the approval page itself.</p>`);
+    const channels = await context.channelsFor(linkOrgOf(request.params.token) ?? "");
     const found = await readLink(context, channels, request.params.token, response);
     if (!found) return;
     const parsed = LinkDecisionSchema.safeParse(request.body ?? {});
@@ -87,6 +93,7 @@ export function channelRoutes(context: ServerContext, channels: ApprovalChannels
       const record = await channels!.decideByLink(request.params.token, parsed.data.decision === "approve" ? "approved" : "rejected", parsed.data.reason || undefined);
       page(response, 200, record.status === "approved" ? "Approved" : "Rejected", `<p class="outcome">${escapeHtml(record.toolName)} was <strong>${record.status}</strong> by ${escapeHtml(record.reviewer ?? "")}.</p><p>This link cannot be used again.</p>`);
     } catch (error) {
+      if (error instanceof ReviewerNotAllowedError) return page(response, 403, "Refused", `<p class="error" role="alert">${escapeHtml(bare(error.message))}</p>`);
       if (error instanceof InvalidStateError || error instanceof TokenError || (error as { status?: number }).status === 409) return refused(response, error);
       throw error;
     }
@@ -185,5 +192,26 @@ function parseTtl(value: string): number {
     return parseDuration(value);
   } catch {
     throw new HttpError(400, "invalid_request", `invalid ttl "${value}" (use e.g. 30m, 1h)`, { problems: [{ path: "ttl", message: "use e.g. 30m, 1h" }] });
+  }
+}
+
+/** The organization a Slack interaction's button names, unverified: only to pick whose secret verifies it. */
+function slackOrgOf(rawBody: string): string | undefined {
+  try {
+    const payload = JSON.parse(new URLSearchParams(rawBody).get("payload") ?? "null") as { actions?: { value?: string }[] } | null;
+    const org = (JSON.parse(payload?.actions?.[0]?.value ?? "null") as { org?: unknown } | null)?.org;
+    return typeof org === "string" ? org : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The organization a link's claims name, unverified: only to pick whose secret verifies it. */
+function linkOrgOf(token: string | undefined): string | undefined {
+  try {
+    const org = (JSON.parse(Buffer.from((token ?? "").split(".")[0] ?? "", "base64url").toString("utf8")) as { org?: unknown }).org;
+    return typeof org === "string" ? org : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -85,6 +85,8 @@ function approvalCard(approval, context, onDecided) {
       ["Prompt summary", agentContext.promptSummary],
       ["Policy", approval.policyId ? h("span", { class: "mono" }, approval.policyId) : h("span", { class: "muted" }, "—")],
       ["Why it asks", approval.reason],
+      ["Who may answer", approval.rule ? whoMayAnswer(approval.rule) : undefined],
+      ["Approved so far", approval.status === "pending" && approval.approvedBy?.length ? h("span", { dataset: { field: "approved-by" } }, `${approval.approvedBy.join(", ")} (${approval.approvedBy.length} of ${approval.rule?.approvers ?? 1})`) : undefined],
       ["Run", h("a", { href: `#/runs/${encodeURIComponent(approval.runId)}`, class: "mono" }, approval.runId)],
       ["Requested", h("span", null, time(approval.createdAt), " (", relative(approval.createdAt), ")")],
       ["Expires", approval.status === "pending" ? h("span", null, time(approval.expiresAt), " (", relative(approval.expiresAt), ")") : undefined],
@@ -94,6 +96,7 @@ function approvalCard(approval, context, onDecided) {
     ]),
     h("h3", null, "Payload (as recorded, redacted)"),
     json(approval.payload),
+    historyPanel(approval),
   );
   if (approval.status === "pending") card.append(decisionForm(approval, context, onDecided));
   if (!agentContext.goal || !agentContext.reasoning) void contextFromRun(approval.runId, card);
@@ -154,4 +157,51 @@ function decisionForm(approval, context, onDecided) {
     }
   });
   return form;
+}
+
+/** `2 of: group:payments-leads, alice@example.com (then group:cfo after 10 min)`. */
+function whoMayAnswer(rule) {
+  const count = rule.approvers && rule.approvers > 1 ? `${rule.approvers} of: ` : "";
+  const from = rule.from ? rule.from.join(", ") : "any reviewer but the agent";
+  const escalation = rule.escalate ? ` (then also ${rule.escalate.to.join(", ")} after ${Math.round(rule.escalate.afterMs / 60_000)} min)` : "";
+  return `${count}${from}${escalation}`;
+}
+
+const VIA = { api: "through the API", console: "in the console", slack: "in Slack", link: "through a one-time link", warden: "by Warden" };
+
+/** The request's history, read when opened: who was asked, deliveries, answers (and refusals). */
+function historyPanel(approval) {
+  const list = h("ol", { class: "history", id: `history-${approval.approvalId}`, "aria-live": "polite" }, h("li", { class: "muted" }, "Loading…"));
+  const panel = h("details", { class: "call history-panel", dataset: { history: approval.approvalId } }, h("summary", null, h("strong", null, "History")), h("div", { class: "body" }, list));
+  panel.addEventListener("toggle", async () => {
+    if (!(/** @type {HTMLDetailsElement} */ (panel).open)) return;
+    try {
+      const { timeline } = await get(`/v1/approvals/${encodeURIComponent(approval.approvalId)}/history`);
+      replace(list, timeline.map((item) => h("li", { dataset: { kind: item.kind } }, time(item.at), " ", describe(item))));
+    } catch (error) {
+      replace(list, h("li", { class: "form-error", role: "alert" }, `Could not load the history: ${error instanceof Error ? error.message : error}`));
+    }
+  });
+  return panel;
+}
+
+function describe(item) {
+  switch (item.kind) {
+    case "requested":
+      return `Requested by ${item.agentId}${item.policyId ? ` under policy ${item.policyId}` : ""}`;
+    case "asked":
+      return `Asked of ${item.from ? item.from.join(", ") : "any reviewer but the agent"}${item.approvers > 1 ? ` (${item.approvers} must approve)` : ""}`;
+    case "escalated":
+      return `Escalated to ${item.to.join(", ")}`;
+    case "delivery":
+      return `${item.event === "approval.requested" ? "Request" : "Outcome"} sent to ${item.channel} ${item.target}: ${item.status}${item.deliveredAt ? ` at ${new Date(item.deliveredAt).toLocaleTimeString()}` : ""}, ${item.attempts} attempt${item.attempts === 1 ? "" : "s"}${item.lastError ? ` (${item.lastError})` : ""}`;
+    case "vote":
+      return `Approved by ${item.reviewer} ${VIA[item.via] ?? `via ${item.via}`}${item.reason ? `: “${item.reason}”` : ""}`;
+    case "refused":
+      return `Refused: ${item.reviewer ?? "an anonymous reviewer"} ${VIA[item.via] ?? `via ${item.via}`} may not answer (${item.reason.replace(/^.*?: /, "")})`;
+    case "decided":
+      return `${item.status.charAt(0).toUpperCase()}${item.status.slice(1)}${item.reviewer && item.reviewer !== "warden" ? ` by ${item.reviewer}` : ""} ${VIA[item.via] ?? `via ${item.via}`}${item.reason ? `: “${item.reason}”` : ""}`;
+    default:
+      return item.kind;
+  }
 }

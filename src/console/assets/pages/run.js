@@ -1,7 +1,7 @@
 // One run as a tree: steps and tool calls (decision, matched policies, input and output as
 // recorded, approval), the audit trail, and delegated sub-agent runs nested under their parent.
 import { get, withQuery } from "../api.js";
-import { badge, duration, facts, h, json, replace, shortId, table, tableRow, time } from "../dom.js";
+import { badge, duration, facts, h, json, morph, replace, shortId, table, tableRow, time } from "../dom.js";
 import * as live from "../live.js";
 import { runsHash } from "./runs.js";
 
@@ -17,14 +17,21 @@ export async function runPage(main, { args }, context) {
 
   async function load() {
     const tree = await get(withQuery(`/v1/runs/${encodeURIComponent(runId)}`, { depth: 5 }));
-    // Keep what the operator opened.
-    const open = new Set([...main.querySelectorAll("details[open]")].map((d) => d.id));
     runIds = new Set();
     collectIds(tree, runIds);
-    replace(container, renderRun(tree, 0));
-    for (const id of open) {
-      const details = document.getElementById(id);
-      if (details) /** @type {HTMLDetailsElement} */ (details).open = true;
+    // Updated in place, never rebuilt: what the reader opened, selected, focused or scrolled to stays.
+    const rendered = renderRun(tree, 0);
+    if (!container.firstChild) {
+      container.append(rendered);
+      return;
+    }
+    // What the reader looks at stays where it is on screen, even when something above it grows.
+    const anchor = firstVisible(container);
+    const top = anchor?.getBoundingClientRect().top;
+    morph(container.firstChild, rendered);
+    if (anchor?.isConnected && top !== undefined) {
+      const moved = anchor.getBoundingClientRect().top - top;
+      if (moved !== 0) window.scrollBy(0, moved);
     }
   }
 
@@ -54,6 +61,15 @@ export async function runPage(main, { args }, context) {
     clearTimeout(timer);
     for (const u of unsubscribe) u();
   };
+}
+
+/** The first element with an identity whose top is on screen: the reader's place. @param {HTMLElement} root */
+function firstVisible(root) {
+  for (const element of root.querySelectorAll("[id], [data-key]")) {
+    const top = element.getBoundingClientRect().top;
+    if (top >= 0 && top < window.innerHeight) return element;
+  }
+  return undefined;
 }
 
 function collectIds(run, ids) {
@@ -120,7 +136,7 @@ function renderTree(run) {
   }
   const items = [
     ...run.steps.map((step) => ({ at: step.startedAt, node: stepNode(step, byStep.get(step.stepId) ?? []) })),
-    ...loose.map((call) => ({ at: call.startedAt, node: h("li", null, callNode(call)) })),
+    ...loose.map((call) => ({ at: call.startedAt, node: h("li", { "data-key": `li-${call.toolCallId}` }, callNode(call)) })),
   ].sort((a, b) => a.at - b.at);
   return h("ol", { class: "tree", "aria-label": `Tree of run ${run.runId}` }, items.map((i) => i.node));
 }
@@ -128,9 +144,9 @@ function renderTree(run) {
 function stepNode(step, calls) {
   return h(
     "li",
-    null,
+    { "data-key": `step-${step.stepId}` },
     h("div", { class: "step-title" }, h("span", { "aria-hidden": "true" }, "▸"), "Step ", h("span", null, step.name), badge(step.status, "Step status:"), h("span", { class: "muted" }, time(step.startedAt), step.endedAt ? ` · ${duration(step.endedAt - step.startedAt)}` : "")),
-    calls.length ? h("ol", null, calls.map((call) => h("li", null, callNode(call)))) : h("p", { class: "muted" }, "No tool calls in this step."),
+    calls.length ? h("ol", null, calls.map((call) => h("li", { "data-key": `li-${call.toolCallId}` }, callNode(call)))) : h("p", { class: "muted" }, "No tool calls in this step."),
   );
 }
 
@@ -217,7 +233,7 @@ function auditTable(events) {
         event.actor ?? event.agentId ?? h("span", { class: "muted" }, "—"),
         event.toolCallId ? shortId(event.toolCallId) : event.stepId ? shortId(event.stepId) : h("span", { class: "muted" }, "run"),
         summarize(event),
-      ]),
+      ], { "data-key": `event-${event.id}` }),
     ),
     { hideCaption: true },
   );
