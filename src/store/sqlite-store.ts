@@ -77,7 +77,7 @@ export class SqliteStore {
   #trusted: { seq: number; hash: string } | undefined;
   /** The newest checkpoint whose signature this process has checked (saves a signature check per commit). */
   #checkedCheckpoint: { seq: number; hash: string; signature: string } | undefined;
-  /** The Merkle tree's right edge over the entries up to `#trusted` (built lazily when a checkpoint is due). */
+  /** The Merkle tree's right edge over the entries up to `#trusted` (built when the first checkpoint is due, then extended on append). */
   #frontier: MerkleFrontier | undefined;
   #untrustedReported = false;
 
@@ -288,10 +288,13 @@ export class SqliteStore {
     let head = this.#head();
     const extendsTrusted = (this.#trusted !== undefined && this.#trusted.seq === head.seq && this.#trusted.hash === head.hash) || this.#establishTrust(head);
     const rows: SQLInputValue[] = [];
+    // The tree's right edge follows the chain as it grows, so a checkpoint never reads hashes back.
+    const frontier = extendsTrusted && this.#frontier?.size === head.seq ? this.#frontier : undefined;
     for (const d of drafts) {
       const entry = { seq: head.seq + 1, id: d.id, ts: d.ts, type: d.type, org: d.org, agentId: d.agentId, runId: d.runId, stepId: d.stepId, toolCallId: d.toolCallId, actor: d.actor, prevHash: head.hash };
       const hash = hashEntry(entry, d.dataJson);
       rows.push(entry.seq, d.id, d.ts, d.type, d.org, d.agentId, d.runId, d.stepId, d.toolCallId, d.actor, d.dataJson, head.hash, hash);
+      frontier?.push(Buffer.from(hash, "hex"));
       head = { seq: entry.seq, hash };
     }
     const perRow = 13;
