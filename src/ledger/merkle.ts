@@ -57,6 +57,22 @@ export class MerkleFrontier {
     return root;
   }
 
+  /** The perfect subtree roots, largest first: with `size`, all it takes to carry on from here (`MerkleFrontier.of`). */
+  nodes(): Uint8Array[] {
+    return [...this.#nodes];
+  }
+
+  /** A frontier resumed from `nodes()` at `size`; undefined when they cannot belong together. */
+  static of(size: number, nodes: Uint8Array[], sha: Sha256 = nodeSha256): MerkleFrontier | undefined {
+    let bits = 0;
+    for (let rest = size; rest > 0; rest = Math.floor(rest / 2)) bits += rest % 2;
+    if (!Number.isSafeInteger(size) || size < 0 || bits !== nodes.length || nodes.some((n) => n.length !== 32)) return undefined;
+    const frontier = new MerkleFrontier(sha);
+    frontier.#nodes = [...nodes];
+    frontier.size = size;
+    return frontier;
+  }
+
   clone(): MerkleFrontier {
     const copy = new MerkleFrontier(this.#sha);
     copy.#nodes = [...this.#nodes];
