@@ -199,11 +199,12 @@ export class Ledger {
     if ("problem" in opened || opened.head.size !== saved.seq || saved.frontier.size !== saved.seq || !equalBytes(opened.head.root, saved.frontier.root())) return undefined;
     const entry = this.#store.get<{ hash: string }>("SELECT hash FROM ledger WHERE seq = ?", saved.seq);
     if (entry?.hash !== saved.hash) return undefined;
-    // Seq is the row id: as many rows up to it as its number means none was deleted or put in.
-    const rows = this.#store.get<{ n: number }>("SELECT count(*) AS n FROM ledger WHERE seq BETWEEN 1 AND ?", saved.seq)?.n;
-    if (rows !== saved.seq) return undefined;
+    // Seq is the row id: as many rows as the highest seq means none is missing (a whole-table count is SQLite's fast path).
+    const rows = this.#store.get<{ n: number }>("SELECT count(*) AS n FROM ledger")?.n;
+    if (rows !== this.#store.get<{ last: number | null }>("SELECT max(seq) AS last FROM ledger")?.last) return undefined;
     const earlier = checkpoints.filter((c) => c.seq <= saved.seq).length;
-    const matching = this.#store.get<{ n: number }>("SELECT count(*) AS n FROM checkpoints c JOIN ledger l ON l.seq = c.seq WHERE c.seq <= ? AND l.hash = c.hash", saved.seq)?.n;
+    // Checkpoints first, each entry found by its row id.
+    const matching = this.#store.get<{ n: number }>("SELECT count(*) AS n FROM checkpoints c CROSS JOIN ledger l ON l.seq = c.seq WHERE c.seq <= ? AND l.hash = c.hash", saved.seq)?.n;
     return matching === earlier ? saved : undefined;
   }
 
