@@ -70,7 +70,7 @@ export async function run(): Promise<BenchRow[]> {
     const bytes = statSync(path).size;
 
     rows.push(timingRow(GROUP, "ungoverned async call", summarize(bare), "same names and args, interleaved"));
-    rows.push(timingRow(GROUP, "run.tool latency", summarize(governed), "check + record; the commit runs between calls"));
+    rows.push(timingRow(GROUP, "run.tool latency", summarize(governed), "check + record; the commit runs on the writer thread (inline: between calls)"));
     rows.push({ group: GROUP, name: "CPU per governed call", medianUs: ((cpu.user + cpu.system) / calls), note: `process CPU over the run and close(), ungoverned calls included; ${seconds.toFixed(1)} s wall` });
     rows.push({ group: GROUP, name: "durable calls/s", opsPerSec: toolRows / seconds, note: `${toolRows.toLocaleString("en-US")} tool_calls rows + ${ledgerRows.toLocaleString("en-US")} ledger rows in SQLite after close()` });
     rows.push({ group: GROUP, name: "durable ledger entries/s", opsPerSec: ledgerRows / seconds, note: `${(ledgerRows / calls).toFixed(1)} entries per call` });

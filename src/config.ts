@@ -38,6 +38,11 @@ export const WardenOptionsSchema = z.strictObject({
   remote: RemoteOptionsSchema.optional(),
   /** SQLite file of the embedded store, or `:memory:`. */
   store: z.string().min(1).default("./.warden/warden.db"),
+  /**
+   * Who commits to a store file: `"worker"` (default), a thread that owns the write connection, so the
+   * agent's event loop never waits on SQLite; `"inline"`, this thread, in the gaps between calls.
+   */
+  storeWriter: z.enum(["worker", "inline"]).default("worker"),
   redaction: RedactionOptionsSchema.optional(),
   /** How long a tool call waits for a reviewer when the policy does not say. */
   approvalTimeout: DurationSchema.default(15 * 60_000),

@@ -237,6 +237,22 @@ export function toRunSummary(row: RunRow): RunSummary {
   };
 }
 
+/** The decision most calls get (allowed, nothing matched), stored as one word instead of its 90 bytes of JSON. */
+const PLAIN_ALLOW = JSON.stringify("allow");
+
+/** A call's decision as its row stores it. */
+export function storedDecision(decision: Decision): string {
+  const plain = decision.action === "allow" && decision.reason === "allowed" && decision.matches.length === 0 && decision.complete === true && Object.values(decision).filter((value) => value !== undefined).length === 5;
+  return plain ? PLAIN_ALLOW : JSON.stringify(decision);
+}
+
+/** A call's decision from its row (undefined for a call recorded without one). */
+export function decisionOf(row: { decision: string | null; action_type: string }): Decision | undefined {
+  if (row.decision === null) return undefined;
+  if (row.decision === PLAIN_ALLOW) return { action: "allow", reason: "allowed", matches: [], actionType: row.action_type, complete: true } as unknown as Decision;
+  return JSON.parse(row.decision) as Decision;
+}
+
 export function toToolCallRecord(row: ToolCallRow, approval: ApprovalRecord | undefined): ToolCallRecord {
   return {
     toolCallId: row.id,
@@ -251,7 +267,7 @@ export function toToolCallRecord(row: ToolCallRow, approval: ApprovalRecord | un
     output: json(row.output),
     error: json(row.error),
     blockedReason: opt(row.blocked_reason),
-    decision: json(row.decision) as Decision | undefined,
+    decision: decisionOf(row),
     approval,
     agentContext: json(row.agent_context) as AgentContext | undefined,
     reason: opt(row.reason),

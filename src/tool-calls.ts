@@ -11,7 +11,7 @@ import { raceAbort } from "./internal/abort.js";
 import { newId } from "./internal/ids.js";
 import { argsDigest } from "./approvals/binding.js";
 import { Recorder } from "./recorder.js";
-import type { ApprovalRecord } from "./records.js";
+import { decisionOf, storedDecision, type ApprovalRecord } from "./records.js";
 import type { Runs } from "./runs.js";
 import type { ActiveRun } from "./scope.js";
 import type { RunStore } from "./store/run-store.js";
@@ -117,7 +117,7 @@ export class ToolCalls {
       status,
       input: input.json,
       blocked_reason: decision.action === "block" ? decision.reason : null,
-      decision: JSON.stringify(decision),
+      decision: storedDecision(decision),
       agent_context: agentContext ? JSON.stringify(agentContext) : null,
       reason: reason ?? null,
       started_at: Date.now(),
@@ -205,7 +205,7 @@ export class ToolCalls {
     if (state === undefined) {
       const row = store.findToolCall(id);
       if (!row) throw new NotFoundError("tool call", id);
-      const decision = JSON.parse(row.decision ?? "null") as Decision | null;
+      const decision = decisionOf(row) ?? null;
       const approvalId = approvals.forToolCall(row.id)?.approvalId;
       // Unfinished: awaiting a reviewer, or allowed (perhaps approved by another process) and not yet completed.
       const resumable = row.status === ToolCallStatus.AWAITING_APPROVAL || row.status === ToolCallStatus.PENDING;
@@ -384,7 +384,8 @@ export class ToolCalls {
     if (state.externalId !== undefined) this.#byExternalId.delete(state.externalId);
     state.cleanup?.();
     const { recorder, store, runs } = this.#deps;
-    const durationMs = performance.now() - state.startedAt;
+    // Microseconds are what the clock resolves to: more digits are only bytes in every row and entry.
+    const durationMs = Math.round((performance.now() - state.startedAt) * 1000) / 1000;
     const recordedOutput = recorder.recordable(output);
     const recordedError = recorder.recordable(error === undefined ? undefined : Recorder.serializeError(error));
     store.updateToolCall(state.row, toolCallId, { status, output: recordedOutput.json, error: recordedError.json, ...(rejectedReason !== undefined && { blocked_reason: rejectedReason }), ended_at: Date.now(), duration_ms: durationMs });

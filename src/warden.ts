@@ -86,7 +86,7 @@ export class Warden {
     this.#bus = new EventBus((error) => errors.report(error));
     const keyDir = resolved.store === ":memory:" ? undefined : join(dirname(resolve(resolved.store)), "keys");
     const ledgerKey: SigningKey = loadOrCreateKey(keyDir && join(keyDir, "ledger.pem"), resolved.ledger.signingKey);
-    this.#store = new SqliteStore({ path: resolved.store, signer: ledgerKey, checkpointEvery: resolved.ledger.checkpointEvery, checkpointIntervalMs: resolved.ledger.checkpointInterval, onError: (error) => errors.report(error) });
+    this.#store = new SqliteStore({ path: resolved.store, signer: ledgerKey, checkpointEvery: resolved.ledger.checkpointEvery, checkpointIntervalMs: resolved.ledger.checkpointInterval, writer: resolved.storeWriter, onError: (error) => errors.report(error) });
     this.#runStore = new RunStore(this.#store, org);
     this.ledger = new Ledger(this.#store, ledgerKey.publicKey);
     let remote: RemoteLink | undefined;

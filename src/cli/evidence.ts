@@ -41,10 +41,11 @@ export function describeVerification(result: LedgerVerification | LedgerCheck): 
 export function registerLedgerVerifyCommand(program: Command, ledger: Command): void {
   ledger
     .command("verify")
-    .description("recompute every hash and check every signed checkpoint (read-only: never signs)")
+    .description("recompute the hashes and check the signed checkpoints after where the last verification ended (read-only: never signs)")
     .option("--public-key <key>", "the checkpoint key's public half, from outside the store: PEM, a PEM file or base64 raw key")
     .option("--checkpoint-every <n>", "unsigned entries tolerated after the last checkpoint", positiveInt, 1000)
-    .action(async (opts: { publicKey?: string; checkpointEvery: number }) => {
+    .option("--full", "re-hash every entry from the first, not only those after the last verified checkpoint")
+    .action(async (opts: { publicKey?: string; checkpointEvery: number; full?: boolean }) => {
       const { url, apiKey, store } = program.opts<GlobalOptions>();
       let result: LedgerVerification | LedgerCheck;
       if (url) {
@@ -53,7 +54,7 @@ export function registerLedgerVerifyCommand(program: Command, ledger: Command): 
       } else {
         const { ledger: opened, close } = openLedger(store, { publicKey: opts.publicKey, checkpointEvery: opts.checkpointEvery });
         try {
-          result = opened.verify();
+          result = opened.verify({ full: opts.full === true });
         } finally {
           close();
         }

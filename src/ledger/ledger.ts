@@ -9,6 +9,7 @@ import { keyIdOf, parsePublicKey } from "./keys.js";
 import { equalBytes, MerkleFrontier, MerkleTree } from "./merkle.js";
 import { evidenceEntryOf, ledgerVerifierKey, POLICY_SET_ENTRY, type EvidenceBundle } from "./evidence.js";
 import { ledgerOrigin, openCheckpoint } from "./note.js";
+import { readVerifiedPosition, verifiedPositionPath, writeVerifiedPosition, type VerifiedPosition } from "./verified-position.js";
 
 /**
  * What signed checkpoints cover: entries up to `coveredTo` are vouched for by a signature of the trusted
@@ -66,6 +67,13 @@ export interface LedgerVerifyOptions {
   publicKey?: KeyObject | string | undefined;
   /** Uncovered entries tolerated after the last checkpoint; default the store's checkpoint interval. */
   checkpointEvery?: number | undefined;
+  /**
+   * Re-hash every entry from the first. By default verification starts from the signed checkpoint where
+   * the last one ended (kept in `<store>-verified`) once that checkpoint, its entry, the entries before it
+   * and every earlier checkpoint still match: an entry before it edited in place, with its stored hash
+   * left as it was, is found only by a full verification.
+   */
+  full?: boolean | undefined;
 }
 
 /** How many recent entry hashes verification remembers, to name an inserted entry rather than the one after it. */
@@ -85,6 +93,8 @@ export class Ledger {
   readonly #store: SqliteStore;
   readonly #publicKey: KeyObject;
   readonly #keySource: TrustedLedgerKey["source"];
+  /** Where the last verification ended, by key id (also kept beside the store). */
+  #position: VerifiedPosition | undefined;
 
   /** @internal */
   constructor(store: SqliteStore, publicKey: KeyObject, options: { keySource?: TrustedLedgerKey["source"] } = {}) {
@@ -97,7 +107,8 @@ export class Ledger {
    * Recomputes every hash over the stored bytes and checks every signed checkpoint against the trusted
    * key. Names the first entry that was modified, deleted, inserted or moved; reports how much of the
    * ledger signed checkpoints cover, and refuses a ledger whose unsigned tail is longer than the
-   * checkpoint interval. Read-only: it never signs anything.
+   * checkpoint interval. Read-only: it never signs anything. Starts from the signed checkpoint where the
+   * last verification ended, unless `full` (see `LedgerVerifyOptions.full`).
    * @example
    * const result = warden.ledger.verify({ publicKey: process.env.WARDEN_LEDGER_PUBLIC_KEY });
    * if (!result.ok) console.error(`ledger ${result.reason} at entry ${result.firstBadSeq}: ${result.problem}`);
@@ -106,16 +117,19 @@ export class Ledger {
     const publicKey = options.publicKey === undefined ? this.#publicKey : parsePublicKey(options.publicKey);
     const key: TrustedLedgerKey = { keyId: keyIdOf(publicKey), source: options.publicKey === undefined ? this.#keySource : "supplied" };
     const interval = options.checkpointEvery ?? this.#store.checkpointEvery;
-    let expectedSeq = 1;
-    let prevHash = GENESIS_HASH;
-    let count = 0;
+    const checkpoints = this.#checkpointRows();
+    const origin = ledgerOrigin(publicKey);
+    const from = options.full ? undefined : this.#resumable(key.keyId, publicKey, origin, checkpoints);
+    let expectedSeq = (from?.seq ?? 0) + 1;
+    let prevHash = from?.hash ?? GENESIS_HASH;
+    let count = from?.seq ?? 0;
     const hashes = new Map<number, string>();
     const recent = new Map<string, number>();
-    const checkpoints = this.#checkpointRows();
     const checkpointSeqs = new Set(checkpoints.map((c) => c.seq));
     const roots = new Map<number, Uint8Array>();
-    const frontier = new MerkleFrontier();
-    for (const row of this.#store.iterate<LedgerRow>("SELECT * FROM ledger ORDER BY seq")) {
+    const frontier = from?.frontier.clone() ?? new MerkleFrontier();
+    const frontiers = new Map<number, MerkleFrontier>();
+    for (const row of this.#store.iterate<LedgerRow>("SELECT * FROM ledger WHERE seq > ? ORDER BY seq", from?.seq ?? 0)) {
       const fail = (seq: number, problem: string, verified = count): LedgerVerification => ({ ok: false, reason: "tampered", entries: verified, firstBadSeq: seq, problem, key });
       if (row.seq !== expectedSeq) return fail(expectedSeq, row.seq > expectedSeq ? `missing (next entry found is ${row.seq})` : `out of order (found ${row.seq})`);
       if (row.prev_hash !== prevHash) {
@@ -130,6 +144,7 @@ export class Ledger {
       if (checkpointSeqs.has(row.seq)) {
         hashes.set(row.seq, row.hash);
         roots.set(row.seq, frontier.root());
+        frontiers.set(row.seq, frontier.clone());
       }
       recent.set(row.hash, row.seq);
       if (recent.size > RECENT) recent.delete(recent.keys().next().value!);
@@ -137,9 +152,10 @@ export class Ledger {
       expectedSeq++;
       count++;
     }
-    let previous = 0;
-    const origin = ledgerOrigin(publicKey);
+    let previous = from?.seq ?? 0;
     for (const checkpoint of checkpoints) {
+      // Checked when the verification this one resumes from ran, and still matching their entries (`#resumable`).
+      if (checkpoint.seq <= previous) continue;
       const fail = (problem: string, verified = previous): LedgerVerification => ({ ok: false, reason: "tampered", entries: verified, firstBadSeq: Math.min(checkpoint.seq, count + 1), problem, key });
       if (checkpoint.seq > count) return fail(`entries after ${count} are missing (a signed checkpoint covers entry ${checkpoint.seq})`, count);
       if (hashes.get(checkpoint.seq) !== checkpoint.hash) return fail(`does not match the signed checkpoint at entry ${checkpoint.seq}: an entry in ${previous + 1}..${checkpoint.seq} was changed, inserted or deleted and the chain re-hashed`);
@@ -156,11 +172,40 @@ export class Ledger {
     }
     const head = { seq: count, hash: prevHash };
     const coverage: LedgerCoverage = { coveredTo: previous, uncovered: count - previous, interval };
+    const reached = frontiers.get(previous);
+    if (reached !== undefined) {
+      this.#position = { keyId: key.keyId, seq: previous, hash: hashes.get(previous)!, frontier: reached };
+      writeVerifiedPosition(verifiedPositionPath(this.#store.path), this.#position);
+    }
     if (coverage.uncovered >= interval) {
       const problem = `${coverage.uncovered} entries after ${previous === 0 ? "the start" : `entry ${previous}`} are covered by no signed checkpoint (at most ${interval - 1} may be): anyone with write access to the store could have written them`;
       return { ok: false, reason: "uncovered", entries: count, firstBadSeq: previous + 1, problem, checkpoints: checkpoints.length, head, coverage, key };
     }
     return { ok: true, entries: count, checkpoints: checkpoints.length, head, coverage, key };
+  }
+
+  /**
+   * The position the last verification ended at, if it still holds: its checkpoint is signed by the key
+   * and names the entry as it is now, the tree head there matches the signed one, no entry up to it is
+   * missing, and every earlier checkpoint still matches its entry. Undefined otherwise (verify in full).
+   */
+  #resumable(keyId: string, publicKey: KeyObject, origin: string, checkpoints: Array<{ seq: number; hash: string; key_id: string; signature: string; note: string | null }>): VerifiedPosition | undefined {
+    const saved = this.#position?.keyId === keyId ? this.#position : readVerifiedPosition(verifiedPositionPath(this.#store.path), keyId);
+    if (saved === undefined) return undefined;
+    const checkpoint = checkpoints.find((c) => c.seq === saved.seq);
+    if (checkpoint === undefined || checkpoint.hash !== saved.hash || checkpoint.key_id !== keyId || checkpoint.note === null) return undefined;
+    if (!verifySignature(null, checkpointMessage(checkpoint.seq, checkpoint.hash), publicKey, Buffer.from(checkpoint.signature, "base64url"))) return undefined;
+    const opened = openCheckpoint(checkpoint.note, { name: origin, publicKey });
+    if ("problem" in opened || opened.head.size !== saved.seq || saved.frontier.size !== saved.seq || !equalBytes(opened.head.root, saved.frontier.root())) return undefined;
+    const entry = this.#store.get<{ hash: string }>("SELECT hash FROM ledger WHERE seq = ?", saved.seq);
+    if (entry?.hash !== saved.hash) return undefined;
+    // Seq is the row id: as many rows as the highest seq means none is missing (a whole-table count is SQLite's fast path).
+    const rows = this.#store.get<{ n: number }>("SELECT count(*) AS n FROM ledger")?.n;
+    if (rows !== this.#store.get<{ last: number | null }>("SELECT max(seq) AS last FROM ledger")?.last) return undefined;
+    const earlier = checkpoints.filter((c) => c.seq <= saved.seq).length;
+    // Checkpoints first, each entry found by its row id.
+    const matching = this.#store.get<{ n: number }>("SELECT count(*) AS n FROM checkpoints c CROSS JOIN ledger l ON l.seq = c.seq WHERE c.seq <= ? AND l.hash = c.hash", saved.seq)?.n;
+    return matching === earlier ? saved : undefined;
   }
 
   /**

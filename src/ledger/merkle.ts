@@ -1,16 +1,13 @@
 // RFC 9162 (Certificate Transparency 2.0) Merkle tree over the ledger: each leaf is an entry's hash, so
 // the tree is built over the existing hash chain, and any entry has an O(log n) inclusion proof and any
 // two tree sizes a consistency proof. The hash function can be passed in.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 /** SHA-256 over the concatenation of `parts`. */
 export type Sha256 = (...parts: Uint8Array[]) => Uint8Array;
 
-export const nodeSha256: Sha256 = (...parts) => {
-  const h = createHash("sha256");
-  for (const part of parts) h.update(part);
-  return h.digest();
-};
+// One-shot over one buffer: a third of the cost of a streaming hash for the 33- and 65-byte inputs of the tree.
+export const nodeSha256: Sha256 = (...parts) => hash("sha256", parts.length === 1 ? parts[0]! : Buffer.concat(parts), "buffer") as unknown as Uint8Array;
 
 const LEAF = Uint8Array.of(0x00);
 const NODE = Uint8Array.of(0x01);
@@ -58,6 +55,22 @@ export class MerkleFrontier {
     let root = this.#nodes[this.#nodes.length - 1]!;
     for (let i = this.#nodes.length - 2; i >= 0; i--) root = nodeHash(this.#nodes[i]!, root, this.#sha);
     return root;
+  }
+
+  /** The perfect subtree roots, largest first: with `size`, all it takes to carry on from here (`MerkleFrontier.of`). */
+  nodes(): Uint8Array[] {
+    return [...this.#nodes];
+  }
+
+  /** A frontier resumed from `nodes()` at `size`; undefined when they cannot belong together. */
+  static of(size: number, nodes: Uint8Array[], sha: Sha256 = nodeSha256): MerkleFrontier | undefined {
+    let bits = 0;
+    for (let rest = size; rest > 0; rest = Math.floor(rest / 2)) bits += rest % 2;
+    if (!Number.isSafeInteger(size) || size < 0 || bits !== nodes.length || nodes.some((n) => n.length !== 32)) return undefined;
+    const frontier = new MerkleFrontier(sha);
+    frontier.#nodes = [...nodes];
+    frontier.size = size;
+    return frontier;
   }
 
   clone(): MerkleFrontier {

@@ -20,8 +20,8 @@ export interface OpenLedgerOptions {
 }
 
 /**
- * Opens a store file read-only, for an auditor: verify, export, take evidence. Nothing is written and
- * nothing is signed, whatever the file holds. Without `publicKey`, checkpoints are checked against the
+ * Opens a store file read-only, for an auditor: verify, export, take evidence. Nothing is written to the
+ * store and nothing is signed, whatever the file holds (verification saves where it ended in `<store>-verified`). Without `publicKey`, checkpoints are checked against the
  * key in `<store dir>/keys/ledger.pem`, and the result says so (`key.source: "store"`).
  * @example
  * import { openLedger } from "agent-warden";

@@ -8,6 +8,7 @@ import { checkpointMessage, GENESIS_HASH, hashEntry, storedRowProblem, type Ledg
 import type { SigningKey } from "../ledger/keys.js";
 import { MerkleFrontier } from "../ledger/merkle.js";
 import { checkpointText, ledgerOrigin, signNote } from "../ledger/note.js";
+import { CommitLink } from "./commit-link.js";
 import { MIGRATIONS, SCHEMA_SQL, SCHEMA_VERSION } from "./schema.js";
 
 /** A ledger entry before it has a place in the chain. `dataJson` is its canonical data. */
@@ -46,6 +47,14 @@ export interface StoreOptions {
   maxBatch?: number;
   /** How long queued writes wait for company before they commit (default 2 ms). */
   commitWindowMs?: number;
+  /**
+   * Who commits: `"worker"`, a thread that owns the write connection (chaining, hashing and signing
+   * there, so commits never hold the event loop), or `"inline"`, this thread (default; always for
+   * `:memory:` and read-only stores).
+   */
+  writer?: "worker" | "inline" | undefined;
+  /** Worker: writes handed over and not yet committed before recording waits for the writer (default 65,536). */
+  maxPending?: number | undefined;
   onError: (error: unknown) => void;
 }
 
@@ -77,9 +86,11 @@ export class SqliteStore {
   #trusted: { seq: number; hash: string } | undefined;
   /** The newest checkpoint whose signature this process has checked (saves a signature check per commit). */
   #checkedCheckpoint: { seq: number; hash: string; signature: string } | undefined;
-  /** The Merkle tree's right edge over the entries up to `#trusted` (built lazily when a checkpoint is due). */
+  /** The Merkle tree's right edge over the entries up to `#trusted` (built when the first checkpoint is due, then extended on append). */
   #frontier: MerkleFrontier | undefined;
   #untrustedReported = false;
+  /** The writer thread, when it commits (file stores with `writer: "worker"`). */
+  readonly #link: CommitLink | undefined;
 
   constructor(options: StoreOptions) {
     this.#options = options;
@@ -97,6 +108,9 @@ export class SqliteStore {
         this.db.exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;");
         this.#migrate();
         this.#migrateCheckpointNotes();
+        if (options.writer === "worker" && this.path !== ":memory:") {
+          this.#link = new CommitLink({ path: this.path, signer: options.signer, checkpointEvery: options.checkpointEvery, checkpointIntervalMs: options.checkpointIntervalMs, maxPending: options.maxPending ?? 65_536, onError: options.onError });
+        }
       }
     } catch (cause) {
       if (cause instanceof StoreError) throw cause;
@@ -118,6 +132,11 @@ export class SqliteStore {
   /** The key this store signs checkpoints with, if any. */
   get signer(): SigningKey | undefined {
     return this.#options.signer;
+  }
+
+  /** Writes queued or handed to the writer thread and not yet committed. */
+  get pendingWrites(): number {
+    return this.#queue.length + (this.#link?.pending ?? 0);
   }
 
   /** Queues a write; it commits with the next group. */
@@ -181,6 +200,12 @@ export class SqliteStore {
 
   /** Commits every queued write now. A failed commit keeps the writes queued and reports the error. */
   flush(): void {
+    // Before the writer has started (a client's first writes and reads), this thread commits: nothing waits for a thread to boot.
+    if (this.#link?.usable && this.#link.started) {
+      this.#handOver();
+      this.#link.drain();
+      return;
+    }
     if (this.#scheduled) {
       clearTimeout(this.#scheduled);
       this.#scheduled = undefined;
@@ -210,6 +235,27 @@ export class SqliteStore {
     }
   }
 
+  /** Hands the queue to the writer thread without waiting for the commit. */
+  #handOver(): void {
+    if (this.#scheduled) {
+      clearTimeout(this.#scheduled);
+      this.#scheduled = undefined;
+    }
+    if (this.#queue.length === 0 || this.#closed) return;
+    const ops = this.#queue;
+    this.#queue = [];
+    const writes: QueuedWrite[] = [];
+    const drafts: LedgerDraft[] = [];
+    for (const op of ops) {
+      if ("sql" in op) {
+        // Its params are copied now: a later change to the row becomes an update.
+        op.done = true;
+        writes.push(op);
+      } else drafts.push(op.ledger);
+    }
+    this.#link!.send(writes, drafts);
+  }
+
   #commitOneByOne(): void {
     const ops = this.#queue;
     this.#queue = [];
@@ -237,7 +283,13 @@ export class SqliteStore {
    * the store (or whose entries another writer has since extended) vouches for nothing.
    */
   checkpointNow(): void {
-    if (this.#options.readOnly || this.#options.signer === undefined || this.#trusted === undefined) return;
+    if (this.#options.readOnly || this.#options.signer === undefined) return;
+    if (this.#link?.usable) {
+      this.flush();
+      this.#link.checkpoint();
+    }
+    // This thread's own appends (in `transaction()`), when they are the head.
+    if (this.#trusted === undefined) return;
     this.flush();
     this.db.exec("BEGIN IMMEDIATE");
     try {
@@ -256,6 +308,7 @@ export class SqliteStore {
     try {
       this.flush();
       if (this.#queue.length === 0) this.checkpointNow();
+      this.#link?.close();
     } catch (error) {
       this.#options.onError(error);
     } finally {
@@ -288,10 +341,13 @@ export class SqliteStore {
     let head = this.#head();
     const extendsTrusted = (this.#trusted !== undefined && this.#trusted.seq === head.seq && this.#trusted.hash === head.hash) || this.#establishTrust(head);
     const rows: SQLInputValue[] = [];
+    // The tree's right edge follows the chain as it grows, so a checkpoint never reads hashes back.
+    const frontier = extendsTrusted && this.#frontier?.size === head.seq ? this.#frontier : undefined;
     for (const d of drafts) {
       const entry = { seq: head.seq + 1, id: d.id, ts: d.ts, type: d.type, org: d.org, agentId: d.agentId, runId: d.runId, stepId: d.stepId, toolCallId: d.toolCallId, actor: d.actor, prevHash: head.hash };
       const hash = hashEntry(entry, d.dataJson);
       rows.push(entry.seq, d.id, d.ts, d.type, d.org, d.agentId, d.runId, d.stepId, d.toolCallId, d.actor, d.dataJson, head.hash, hash);
+      frontier?.push(Buffer.from(hash, "hex"));
       head = { seq: entry.seq, hash };
     }
     const perRow = 13;
@@ -419,7 +475,7 @@ export class SqliteStore {
       return;
     }
     this.#queue.push(op);
-    if (this.#queue.length >= (this.#options.maxBatch ?? 4096)) this.flush();
+    if (this.#queue.length >= (this.#options.maxBatch ?? 4096)) this.#commitSoon();
     else this.#schedule();
   }
 
@@ -428,9 +484,15 @@ export class SqliteStore {
     // A short window gathers the writes of several ticks (a tool call's start and end, its events) into one commit.
     this.#scheduled = setTimeout(() => {
       this.#scheduled = undefined;
-      this.flush();
+      this.#commitSoon();
     }, this.#options.commitWindowMs ?? 2);
     this.#scheduled.unref();
+  }
+
+  /** The group's window closed (or the batch is full): hand it to the writer thread, or commit it here. */
+  #commitSoon(): void {
+    if (this.#link?.usable) this.#handOver();
+    else this.flush();
   }
 
   #statement(sql: string): StatementSync {

@@ -1,0 +1,63 @@
+// The store's writer thread: it owns the write connection and commits what the client thread hands it,
+// chaining and hashing ledger entries and signing checkpoints here, off the agent's event loop. Every
+// message is acknowledged through the shared counters once its transaction has committed (or failed
+// and been reported), which is what the client's `flush()` waits for.
+import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
+import type { SQLInputValue } from "node:sqlite";
+import { SqliteStore } from "./sqlite-store.js";
+import { ACK_MESSAGES, ACK_OPS, type CommitMessage, type WriterData } from "./commit-link.js";
+
+const data = workerData as WriterData;
+const shared = new Int32Array(data.shared);
+const sqls: string[] = [];
+
+function report(error: unknown): void {
+  const cause = error as Error;
+  parentPort!.postMessage({ error: { name: cause?.name ?? "Error", message: cause?.message ?? String(error) } });
+}
+
+let store: SqliteStore | undefined;
+try {
+  store = new SqliteStore({ path: data.path, signer: data.signer, checkpointEvery: data.checkpointEvery, checkpointIntervalMs: data.checkpointIntervalMs, maxBatch: Number.MAX_SAFE_INTEGER, writer: "inline", onError: report });
+} catch (error) {
+  report(error);
+}
+
+/** Takes one message's writes into the store's queue; the number of writes and entries in it. */
+function take(message: CommitMessage): number {
+  if (message.kind !== "commit") return 0;
+  sqls.push(...message.defs);
+  if (store !== undefined) {
+    for (const [id, params] of message.writes) store.write(sqls[id]!, params as SQLInputValue[]);
+    for (const draft of message.drafts) store.append(draft);
+  }
+  return message.writes.length + message.drafts.length;
+}
+
+parentPort!.on("message", (first: CommitMessage) => {
+  // Every message already waiting joins this one's transaction: the further behind, the larger the group.
+  const messages = [first];
+  for (let next = receiveMessageOnPort(parentPort!); next !== undefined; next = receiveMessageOnPort(parentPort!)) messages.push(next.message as CommitMessage);
+  let ops = 0;
+  try {
+    for (const message of messages) {
+      if (message.kind === "commit") ops += take(message);
+      else {
+        // A checkpoint or close comes after what was handed over before it.
+        store?.flush();
+        if (message.kind === "checkpoint") store?.checkpointNow();
+        else {
+          store?.close();
+          store = undefined;
+        }
+      }
+    }
+    store?.flush();
+  } catch (error) {
+    report(error);
+  } finally {
+    Atomics.add(shared, ACK_OPS, ops);
+    Atomics.add(shared, ACK_MESSAGES, messages.length);
+    Atomics.notify(shared, ACK_MESSAGES);
+  }
+});

@@ -1,0 +1,126 @@
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { afterAll, describe, expect, it } from "vitest";
+import { openLedger, Warden } from "agent-warden";
+import { newId } from "../src/internal/ids.js";
+import { loadOrCreateKey } from "../src/ledger/keys.js";
+import { SqliteStore } from "../src/store/sqlite-store.js";
+import { tempDir } from "./fixtures/proc.js";
+
+// A store file's commits run on a writer thread that owns the write connection (`storeWriter: "worker"`).
+
+const temp = tempDir("warden-writer-");
+afterAll(() => temp.cleanup());
+let stores = 0;
+const freshStore = () => join(temp.dir, `s${++stores}`, "warden.db");
+
+function count(file: string, table: string): number {
+  const db = new DatabaseSync(file, { readOnly: true });
+  try {
+    return Number((db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n);
+  } finally {
+    db.close();
+  }
+}
+
+async function calls(warden: Warden, n: number): Promise<void> {
+  await warden.run({ task: "t" }, async (run) => {
+    for (let i = 0; i < n; i++) await run.tool("read_order", { id: i }, () => ({ ok: i }));
+  });
+}
+
+describe("the store's writer thread", () => {
+  it("a commit that waits for the write lock does not hold the event loop", async () => {
+    const file = freshStore();
+    const warden = new Warden({ agentId: "a", store: file });
+    try {
+      await calls(warden, 10);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      warden.flush();
+      expect(count(file, "tool_calls")).toBe(10);
+      // Another connection holds the write lock: the writer thread waits for it, this thread carries on.
+      const holder = new DatabaseSync(file);
+      holder.exec("BEGIN IMMEDIATE");
+      try {
+        await calls(warden, 50);
+        let ticks = 0;
+        const timer = setInterval(() => ticks++, 5);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        clearInterval(timer);
+        expect(ticks).toBeGreaterThanOrEqual(10);
+        expect(count(file, "tool_calls")).toBe(10);
+      } finally {
+        holder.exec("COMMIT");
+        holder.close();
+      }
+      warden.flush();
+      expect(count(file, "tool_calls")).toBe(60);
+    } finally {
+      warden.close();
+    }
+  });
+
+  it("what flush() returned for is committed; close() drains the rest, and the ledger verifies", async () => {
+    const file = freshStore();
+    const warden = new Warden({ agentId: "a", store: file });
+    await calls(warden, 30);
+    warden.flush();
+    expect(count(file, "tool_calls")).toBe(30);
+    await calls(warden, 70);
+    warden.close();
+    expect(count(file, "tool_calls")).toBe(100);
+    const { ledger, close } = openLedger(file);
+    try {
+      expect(ledger.verify({ full: true })).toMatchObject({ ok: true, coverage: { uncovered: 0 } });
+    } finally {
+      close();
+    }
+  });
+
+  it("a process that exits without close() leaves what it recorded committed", () => {
+    const file = freshStore();
+    const script = `
+      import { Warden } from ${JSON.stringify(join(process.cwd(), "src/index.ts"))};
+      const warden = new Warden({ agentId: "exiting", store: ${JSON.stringify(file)} });
+      await warden.run({}, async (run) => { for (let i = 0; i < 200; i++) await run.tool("t", { i }, () => i); });
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      await warden.run({}, async (run) => { for (let i = 0; i < 50; i++) await run.tool("t", { i }, () => i); });
+      process.exit(0);`;
+    const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+    expect(child.status, child.stderr).toBe(0);
+    expect(count(file, "tool_calls")).toBe(250);
+    expect(count(file, "runs")).toBe(2);
+  });
+
+  it("back-pressure is bounded and visible: recording waits once too much is behind, and says so once", () => {
+    const file = freshStore();
+    const errors: unknown[] = [];
+    const signer = loadOrCreateKey(join(file, "..", "keys", "ledger.pem"));
+    const store = new SqliteStore({ path: file, signer, checkpointEvery: 1000, checkpointIntervalMs: 60_000, maxBatch: 50, writer: "worker", maxPending: 200, onError: (error) => errors.push(error) });
+    let most = 0;
+    for (let i = 0; i < 5000; i++) {
+      store.append({ id: newId("evt"), ts: Date.now(), type: "tool.called", org: "default", agentId: "a", runId: "run_1", stepId: null, toolCallId: null, actor: null, dataJson: `{"i":${i}}` });
+      most = Math.max(most, store.pendingWrites);
+    }
+    store.close();
+    // The bound: what is behind never exceeds it by more than one batch.
+    expect(most).toBeLessThanOrEqual(200 + 50);
+    expect(errors).toHaveLength(1);
+    expect(String(errors[0])).toMatch(/writer is \d+ writes behind \(at most 200 may wait\)/);
+    expect(count(file, "ledger")).toBe(5000);
+  });
+
+  it("storeWriter: \"inline\" commits on the client's own thread", async () => {
+    const file = freshStore();
+    const warden = new Warden({ agentId: "a", store: file, storeWriter: "inline" });
+    try {
+      await calls(warden, 20);
+      warden.flush();
+      expect(count(file, "tool_calls")).toBe(20);
+      expect(warden.ledger.verify()).toMatchObject({ ok: true });
+    } finally {
+      warden.close();
+    }
+  });
+});
