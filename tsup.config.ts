@@ -11,7 +11,7 @@ const adapters = Object.fromEntries(
 export default defineConfig([
   {
     // The control plane builds from src/server, published as agent-warden/server.
-    entry: { index: "src/index.ts", ...adapters, "adapters/server": "src/server/index.ts" },
+    entry: { index: "src/index.ts", ...adapters, "adapters/server": "src/server/index.ts", witness: "src/witness/index.ts" },
     format: ["esm", "cjs"],
     // Modules several entries use live in shared chunks, in CommonJS too: one copy of the core per process.
     splitting: true,

@@ -7,6 +7,7 @@ import { CurrencyTableSchema } from "./money.js";
 import type { PolicySetInput } from "./policy/schema.js";
 import { RedactionOptionsSchema } from "./redaction/redact.js";
 import { RemoteOptionsSchema } from "./remote/options.js";
+import { WitnessConfigSchema } from "./ledger/witnessing.js";
 
 const ControlPlaneUrlSchema = z.url({ protocol: /^https?$/ });
 
@@ -63,8 +64,12 @@ export const WardenOptionsSchema = z.strictObject({
       checkpointInterval: DurationSchema.default(10_000),
       /** Ed25519 private key (PEM) for checkpoints; default: generated into `<store dir>/keys/ledger.pem`. */
       signingKey: z.string().optional(),
+      /** Witnesses asked to cosign each new checkpoint (`warden witness` prints its key): a rewritten history then fails against their heads. */
+      witnesses: z.array(WitnessConfigSchema).max(16).default([]),
+      /** How often new checkpoints are sent to the witnesses. */
+      witnessInterval: DurationSchema.default(10_000),
     })
-    .default({ checkpointEvery: 1000, checkpointInterval: 10_000 }),
+    .default({ checkpointEvery: 1000, checkpointInterval: 10_000, witnesses: [], witnessInterval: 10_000 }),
   halt: z
     .strictObject({
       /** How often to look for halts made by other processes sharing the store. */

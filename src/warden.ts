@@ -12,6 +12,7 @@ import type { HaltRecord, HaltTarget } from "./halt/halt.js";
 import type { CheckInput, RunOptions, ToolCallInit, ToolOptions } from "./inputs.js";
 import { loadOrCreateKey, type SigningKey } from "./ledger/keys.js";
 import { Ledger } from "./ledger/ledger.js";
+import { storeWitnessedLog, Witnessing, type WitnessResult } from "./ledger/witnessing.js";
 import { LlmCalls, type LlmCallHandle } from "./llm-calls.js";
 import { Notices } from "./logger.js";
 import { NO_POLICIES_NOTICE, waitingNotice } from "./notices.js";
@@ -70,6 +71,8 @@ export class Warden {
   /** Remote mode: the control plane link; undefined in embedded mode. */
   readonly #remote: RemoteLink | undefined;
   #closed = false;
+  readonly #witnessing: Witnessing;
+  #witnessTimer: NodeJS.Timeout | undefined;
 
   constructor(options: WardenOptions) {
     const resolved = parseOptions(options);
@@ -89,6 +92,19 @@ export class Warden {
     this.#store = new SqliteStore({ path: resolved.store, signer: ledgerKey, checkpointEvery: resolved.ledger.checkpointEvery, checkpointIntervalMs: resolved.ledger.checkpointInterval, onError: (error) => errors.report(error) });
     this.#runStore = new RunStore(this.#store, org);
     this.ledger = new Ledger(this.#store, ledgerKey.publicKey);
+    this.#witnessing = new Witnessing(storeWitnessedLog(this.#store), resolved.ledger.witnesses, { onError: (error) => errors.report(error) });
+    if (this.#witnessing.configured) {
+      // New checkpoints go to the witnesses in the background; an unreachable witness is retried next time.
+      let sent: number | undefined;
+      this.#witnessTimer = setInterval(() => {
+        const newest = this.#store.peek<{ seq: number }>("SELECT seq FROM checkpoints WHERE note IS NOT NULL ORDER BY seq DESC LIMIT 1")?.seq;
+        if (newest === undefined || newest === sent) return;
+        void this.#witnessing.sync().then((results) => {
+          if (results.every((r) => r.status === "cosigned" || r.status === "already")) sent = newest;
+        });
+      }, resolved.ledger.witnessInterval);
+      this.#witnessTimer.unref();
+    }
     let remote: RemoteLink | undefined;
     const recorder = new Recorder({ store: this.#store, bus: this.#bus, org, redact: createRedactor(resolved.redaction ?? {}), errors, send: (event) => remote?.send(event), maxRecordedBytes: resolved.maxRecordedBytes });
     this.approvals = new Approvals({
@@ -548,10 +564,28 @@ export class Warden {
     return this.#remote?.ready() ?? Promise.resolve(true);
   }
 
-  /** Remote mode: sends every queued event (what cannot be sent stays in the spool), then closes. Safe to call twice. */
+  /**
+   * Remote mode: sends every queued event (what cannot be sent stays in the spool), then closes. With
+   * witnesses configured, signs a last checkpoint and has it witnessed first. Safe to call twice.
+   */
   async shutdown(): Promise<void> {
     await this.#remote?.shutdown();
+    if (!this.#closed && this.#witnessing.configured) await this.witness().catch((error: unknown) => this.#errors.report(error));
     this.close();
+  }
+
+  /**
+   * Signs a checkpoint over what is written (if anything is new) and asks the configured witnesses
+   * (`ledger.witnesses`) to cosign it; the cosignatures are kept on the checkpoint and travel in evidence
+   * bundles. Never throws for a witness that fails: each result says what happened.
+   * @example
+   * const results = await warden.witness();
+   * for (const r of results) if (r.status === "refused") console.error(r.problem);
+   */
+  async witness(): Promise<WitnessResult[]> {
+    this.#assertOpen();
+    this.#store.checkpointNow();
+    return this.#witnessing.sync();
   }
 
   /** Commits every queued write now; in remote mode, also sends what is queued for the control plane. */
@@ -564,6 +598,7 @@ export class Warden {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#witnessTimer) clearInterval(this.#witnessTimer);
     this.#halts.close();
     this.#remote?.close();
     this.approvals.close();

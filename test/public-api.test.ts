@@ -51,6 +51,7 @@ describe("public API", () => {
         "attenuate",
         "createRedactor",
         "createTokenAuthority",
+        "fetchWitnessedCheckpoint",
         "formatRunTree",
         "globCaptures",
         "hasPermission",

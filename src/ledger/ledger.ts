@@ -8,7 +8,8 @@ import { checkpointMessage, GENESIS_HASH, storedRowProblem, type LedgerEntry } f
 import { keyIdOf, parsePublicKey } from "./keys.js";
 import { equalBytes, MerkleFrontier, MerkleTree } from "./merkle.js";
 import { evidenceEntryOf, ledgerVerifierKey, POLICY_SET_ENTRY, type EvidenceBundle } from "./evidence.js";
-import { ledgerOrigin, openCheckpoint } from "./note.js";
+import { ledgerOrigin, openCheckpoint, parseNote } from "./note.js";
+import { WitnessJudge, type WitnessCheck, type WitnessedHeads } from "./witnessed.js";
 
 /**
  * What signed checkpoints cover: entries up to `coveredTo` are vouched for by a signature of the trusted
@@ -50,9 +51,9 @@ export interface TrustedLedgerKey {
  * console.log(result.ok ? `intact up to ${result.head.hash}` : `${result.reason} at ${result.firstBadSeq}: ${result.problem}`);
  */
 export type LedgerVerification =
-  | { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string }; coverage: LedgerCoverage; key: TrustedLedgerKey }
-  | { ok: false; reason: "tampered"; entries: number; firstBadSeq: number; problem: string; key: TrustedLedgerKey }
-  | { ok: false; reason: "uncovered"; entries: number; firstBadSeq: number; problem: string; checkpoints: number; head: { seq: number; hash: string }; coverage: LedgerCoverage; key: TrustedLedgerKey };
+  | { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string }; coverage: LedgerCoverage; key: TrustedLedgerKey; witnesses?: WitnessedHeads[] }
+  | { ok: false; reason: "tampered"; entries: number; firstBadSeq: number; problem: string; key: TrustedLedgerKey; witnesses?: WitnessedHeads[] }
+  | { ok: false; reason: "uncovered" | "unwitnessed"; entries: number; firstBadSeq: number; problem: string; checkpoints: number; head: { seq: number; hash: string }; coverage: LedgerCoverage; key: TrustedLedgerKey; witnesses?: WitnessedHeads[] };
 
 /**
  * Options of `ledger.verify()`.
@@ -66,6 +67,12 @@ export interface LedgerVerifyOptions {
   publicKey?: KeyObject | string | undefined;
   /** Uncovered entries tolerated after the last checkpoint; default the store's checkpoint interval. */
   checkpointEvery?: number | undefined;
+  /**
+   * Witnesses whose cosigned heads the ledger must match (`reason: "tampered"` if a root differs or entries
+   * they saw are gone, `"unwitnessed"` if a witness cosigned nothing here): verifier keys, each optionally
+   * with the last checkpoint that witness cosigned (`fetchWitnessedCheckpoint`).
+   */
+  witnesses?: readonly WitnessCheck[] | undefined;
 }
 
 /** How many recent entry hashes verification remembers, to name an inserted entry rather than the one after it. */
@@ -106,6 +113,8 @@ export class Ledger {
     const publicKey = options.publicKey === undefined ? this.#publicKey : parsePublicKey(options.publicKey);
     const key: TrustedLedgerKey = { keyId: keyIdOf(publicKey), source: options.publicKey === undefined ? this.#keySource : "supplied" };
     const interval = options.checkpointEvery ?? this.#store.checkpointEvery;
+    const judge = options.witnesses === undefined || options.witnesses.length === 0 ? undefined : new WitnessJudge(options.witnesses, { origin: ledgerOrigin(publicKey), publicKey });
+    const rootSizes = new Set(judge?.sizes);
     let expectedSeq = 1;
     let prevHash = GENESIS_HASH;
     let count = 0;
@@ -127,10 +136,8 @@ export class Ledger {
       const problem = storedRowProblem(row);
       if (problem !== undefined) return fail(row.seq, problem);
       frontier.push(Buffer.from(row.hash, "hex"));
-      if (checkpointSeqs.has(row.seq)) {
-        hashes.set(row.seq, row.hash);
-        roots.set(row.seq, frontier.root());
-      }
+      if (checkpointSeqs.has(row.seq)) hashes.set(row.seq, row.hash);
+      if (checkpointSeqs.has(row.seq) || rootSizes.has(row.seq)) roots.set(row.seq, frontier.root());
       recent.set(row.hash, row.seq);
       if (recent.size > RECENT) recent.delete(recent.keys().next().value!);
       prevHash = row.hash;
@@ -151,16 +158,22 @@ export class Ledger {
         const opened = openCheckpoint(checkpoint.note, { name: origin, publicKey });
         if ("problem" in opened) return fail(`the tree head signed at entry ${checkpoint.seq} ${opened.problem}`);
         if (opened.head.size !== checkpoint.seq || !equalBytes(opened.head.root, roots.get(checkpoint.seq)!)) return fail(`does not match the signed tree head at entry ${checkpoint.seq}: an entry in ${previous + 1}..${checkpoint.seq} was changed, inserted or deleted`);
+        judge?.noteStored(checkpoint.note, opened.head);
       }
       previous = checkpoint.seq;
     }
     const head = { seq: count, hash: prevHash };
     const coverage: LedgerCoverage = { coveredTo: previous, uncovered: count - previous, interval };
+    const witnesses = judge?.judge(count, roots);
+    const broken = witnesses?.find((w) => w.failure === "rewritten" || w.failure === "truncated");
+    if (broken !== undefined) return { ok: false, reason: "tampered", entries: count, firstBadSeq: broken.failure === "truncated" ? count + 1 : 1, problem: broken.problem!, key, witnesses: witnesses! };
+    const unwitnessed = witnesses?.find((w) => !w.holds);
+    if (unwitnessed !== undefined) return { ok: false, reason: "unwitnessed", entries: count, firstBadSeq: 1, problem: unwitnessed.problem!, checkpoints: checkpoints.length, head, coverage, key, witnesses: witnesses! };
     if (coverage.uncovered >= interval) {
       const problem = `${coverage.uncovered} entries after ${previous === 0 ? "the start" : `entry ${previous}`} are covered by no signed checkpoint (at most ${interval - 1} may be): anyone with write access to the store could have written them`;
-      return { ok: false, reason: "uncovered", entries: count, firstBadSeq: previous + 1, problem, checkpoints: checkpoints.length, head, coverage, key };
+      return { ok: false, reason: "uncovered", entries: count, firstBadSeq: previous + 1, problem, checkpoints: checkpoints.length, head, coverage, key, ...(witnesses ? { witnesses } : {}) };
     }
-    return { ok: true, entries: count, checkpoints: checkpoints.length, head, coverage, key };
+    return { ok: true, entries: count, checkpoints: checkpoints.length, head, coverage, key, ...(witnesses ? { witnesses } : {}) };
   }
 
   /**
@@ -183,13 +196,20 @@ export class Ledger {
     }
     if (rows.length === 0) throw new NotFoundError("run or tool call in the ledger", id);
     const last = rows[rows.length - 1]!.seq;
-    const checkpoint = this.#checkpointRows().filter((c) => c.note !== null && c.seq >= last).at(-1);
+    const covering = this.#checkpointRows().filter((c) => c.note !== null && c.seq >= last);
+    // A witnessed checkpoint (one with cosignature lines beyond the log's own) proves more: preferred.
+    const checkpoint = covering.filter((c) => (parseNote(c.note!)?.signatures.length ?? 0) > 1).at(-1) ?? covering.at(-1);
     if (checkpoint === undefined) throw new InvalidStateError(`entry ${last} is not yet under a signed tree head: a checkpoint follows within ${this.#store.checkpointEvery} entries, or when the writing client closes`);
     const policy = this.#store.get<LedgerRow>("SELECT * FROM ledger WHERE type = ? AND run_id IS NULL AND tool_call_id IS NULL AND seq < ? ORDER BY seq DESC LIMIT 1", POLICY_SET_ENTRY, rows[0]!.seq);
     const hashes = this.#store.all<{ hash: string }>("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq", checkpoint.seq).map((r) => Buffer.from(r.hash, "hex"));
     const tree = new MerkleTree(hashes);
     const entries = (policy ? [policy, ...rows] : rows).map((row) => evidenceEntryOf(row, tree));
     return { format: "agent-warden.evidence/1", subject: { kind, id }, log: { origin: ledgerOrigin(this.#publicKey), verifierKey: ledgerVerifierKey(this.#publicKey) }, checkpoint: checkpoint.note!, entries, createdAt: Date.now() };
+  }
+
+  /** The origin (log name) of this ledger's checkpoints, as witnesses know it. */
+  origin(): string {
+    return ledgerOrigin(this.#publicKey);
   }
 
   /** The verifier key (golang.org/x/mod/sumdb/note form) of this ledger's checkpoints, to publish out of band. */
