@@ -10,8 +10,9 @@ import { EventBus, type EventListener } from "./events.js";
 import { HaltGuard } from "./halt/guard.js";
 import type { HaltRecord, HaltTarget } from "./halt/halt.js";
 import type { CheckInput, RunOptions, ToolCallInit, ToolOptions } from "./inputs.js";
-import { loadOrCreateKey, type SigningKey } from "./ledger/keys.js";
+import { loadOrCreateKey } from "./ledger/keys.js";
 import { Ledger } from "./ledger/ledger.js";
+import { ledgerSigningKey } from "./ledger/keyring.js";
 import { storeWitnessedLog, Witnessing, type WitnessResult } from "./ledger/witnessing.js";
 import { LlmCalls, type LlmCallHandle } from "./llm-calls.js";
 import { Notices } from "./logger.js";
@@ -88,10 +89,10 @@ export class Warden {
     const errors = this.#errors;
     this.#bus = new EventBus((error) => errors.report(error));
     const keyDir = resolved.store === ":memory:" ? undefined : join(dirname(resolve(resolved.store)), "keys");
-    const ledgerKey: SigningKey = loadOrCreateKey(keyDir && join(keyDir, "ledger.pem"), resolved.ledger.signingKey);
+    const ledgerKey = ledgerSigningKey(keyDir, resolved.ledger.signingKey, resolved.ledger.previousKeys);
     this.#store = new SqliteStore({ path: resolved.store, signer: ledgerKey, checkpointEvery: resolved.ledger.checkpointEvery, checkpointIntervalMs: resolved.ledger.checkpointInterval, onError: (error) => errors.report(error) });
     this.#runStore = new RunStore(this.#store, org);
-    this.ledger = new Ledger(this.#store, ledgerKey.publicKey);
+    this.ledger = new Ledger(this.#store, ledgerKey.publicKey, { retired: ledgerKey.retired });
     this.#witnessing = new Witnessing(storeWitnessedLog(this.#store), resolved.ledger.witnesses, { onError: (error) => errors.report(error) });
     if (this.#witnessing.configured) {
       // New checkpoints go to the witnesses in the background; an unreachable witness is retried next time.

@@ -65,6 +65,7 @@ describe("public API", () => {
         "parsePolicySet",
         "parsePolicyText",
         "raceAbort",
+        "rotateLedgerKey",
         "seal",
         "signWebhook",
         "subAgentId",

@@ -1,10 +1,11 @@
 // Ledger verification and evidence from the CLI. Local verification opens the store read-only: it
 // never writes, and never signs a checkpoint over what it reads.
 import { readFileSync, writeFileSync } from "node:fs";
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { parseEvidenceFile, verifyEvidence } from "../ledger/evidence.js";
 import type { LedgerVerification } from "../ledger/ledger.js";
 import { openLedger } from "../ledger/open.js";
+import { rotateLedgerKey } from "../ledger/keyring.js";
 import type { WitnessCheck } from "../ledger/witnessed.js";
 import { fetchWitnessedCheckpoint } from "../ledger/witnessing.js";
 import { remoteOperator, type LedgerCheck } from "./operator.js";
@@ -46,10 +47,10 @@ export function registerLedgerVerifyCommand(program: Command, ledger: Command): 
   ledger
     .command("verify")
     .description("recompute every hash and check every signed checkpoint (read-only: never signs)")
-    .option("--public-key <key>", "the checkpoint key's public half, from outside the store: PEM, a PEM file or base64 raw key")
+    .option("--public-key <key>", "the checkpoint key's public half, from outside the store: PEM, a PEM file or base64 raw key; repeatable after key rotations (current last)", collect, [])
     .option("--checkpoint-every <n>", "unsigned entries tolerated after the last checkpoint", positiveInt, 1000)
     .option("--witness <url|key>", "a witness the ledger must match: its URL (its last cosigned head is fetched) or its verifier key (the cosignatures kept on the checkpoints are checked); repeatable", collect, [])
-    .action(async (opts: { publicKey?: string; checkpointEvery: number; witness: string[] }) => {
+    .action(async (opts: { publicKey: string[]; checkpointEvery: number; witness: string[] }) => {
       const { url, apiKey, store } = program.opts<GlobalOptions>();
       let result: LedgerVerification | LedgerCheck;
       if (url) {
@@ -57,7 +58,7 @@ export function registerLedgerVerifyCommand(program: Command, ledger: Command): 
         if (opts.witness.length > 0) throw new CommanderError(EXIT_USAGE, "warden.witness", "--witness checks a local store: use it without --url");
         result = await remoteOperator(url, apiKey).verifyLedger();
       } else {
-        const { ledger: opened, close } = openLedger(store, { publicKey: opts.publicKey, checkpointEvery: opts.checkpointEvery });
+        const { ledger: opened, close } = openLedger(store, { publicKey: keysOf(opts.publicKey), checkpointEvery: opts.checkpointEvery });
         try {
           const witnesses: WitnessCheck[] = [];
           for (const witness of opts.witness) witnesses.push(/^https?:\/\//.test(witness) ? await fetchWitnessedCheckpoint(witness, opened.origin()) : witness);
@@ -69,6 +70,7 @@ export function registerLedgerVerifyCommand(program: Command, ledger: Command): 
       print(program, result, () => describeVerification(result));
       if (!result.ok) process.exitCode = EXIT_FAILURE;
     });
+  registerRotateKeyCommand(program, ledger);
   ledger
     .command("key")
     .description("print the ledger's verifier key (publish it; witnesses are configured with it)")
@@ -84,7 +86,26 @@ export function registerLedgerVerifyCommand(program: Command, ledger: Command): 
     });
 }
 
+/** `warden ledger rotate-key`: the current key signs over an entry naming the next; run it while no agent writes. */
+function registerRotateKeyCommand(program: Command, ledger: Command): void {
+  ledger
+    .command("rotate-key")
+    .description("hand checkpoint signing over to a new key (old checkpoints stay verifiable; run while no agent writes the store)")
+    .addOption(new Option("--key-file <path>", "the current private key (default: keys/ledger.pem beside the store)").env("WARDEN_LEDGER_KEY"))
+    .option("--new-key-file <path>", "write the new private key here (created if absent) instead of replacing the current key file")
+    .action((opts: { keyFile?: string; newKeyFile?: string }) => {
+      const { store, org, actor } = program.opts<GlobalOptions & { org: string; actor: string }>();
+      const rotation = rotateLedgerKey(store, { keyFile: opts.keyFile, newKeyFile: opts.newKeyFile, org, actor });
+      print(program, rotation, () => [
+        `ledger key rotated: ${rotation.previousKeyId} -> ${rotation.keyId} (handover recorded at entry ${rotation.seq}, signed by the old key)`,
+        `new private key: ${rotation.keyFile}; old public key kept at ${rotation.retiredFile}`,
+        `new verifier key (publish it; witnesses follow it as a new log):\n  ${rotation.verifierKey}`,
+      ].join("\n"));
+    });
+}
+
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const keysOf = (keys: string[]): string[] | undefined => (keys.length === 0 ? undefined : keys);
 
 /**
  * `warden evidence <runId|toolCallId> [-o file]` writes an evidence bundle (read-only against the store);
@@ -97,18 +118,18 @@ export function registerEvidenceCommands(program: Command): void {
     .argument("<id>", "a run id or tool call id (or `verify`)")
     .argument("[file]", "with `verify`: the bundle to check")
     .option("-o, --out <file>", "write the bundle here (default: stdout)")
-    .option("--public-key <key>", "the checkpoint key's public half, obtained out of band: PEM, a PEM file or base64 raw key")
+    .option("--public-key <key>", "the checkpoint key's public half, obtained out of band: PEM, a PEM file or base64 raw key; repeatable after key rotations", collect, [])
     .option("--checkpoint-every <n>", "unsigned entries tolerated after the last checkpoint", positiveInt, 1000)
     .option("--witness <key>", "with `verify`: a witness verifier key whose cosignature the checkpoint must carry; repeatable", collect, [])
-    .action((id: string, file: string | undefined, opts: { out?: string; publicKey?: string; checkpointEvery: number; witness: string[] }) => {
+    .action((id: string, file: string | undefined, opts: { out?: string; publicKey: string[]; checkpointEvery: number; witness: string[] }) => {
       if (id === "verify") {
         if (!file) throw new CommanderError(EXIT_USAGE, "warden.file", "evidence verify needs the bundle file");
-        const result = verifyEvidence(parseEvidenceFile(readFileSync(file, "utf8"), file), { publicKey: opts.publicKey, witnesses: opts.witness });
+        const result = verifyEvidence(parseEvidenceFile(readFileSync(file, "utf8"), file), { publicKey: keysOf(opts.publicKey), witnesses: opts.witness });
         print(program, result, () => (result.ok ? `VERIFIED: ${result.statement}` : `NOT VERIFIED: ${result.problem}`));
         if (!result.ok) process.exitCode = EXIT_FAILURE;
         return;
       }
-      const { ledger, close } = openLedger(program.opts<GlobalOptions>().store, { publicKey: opts.publicKey, checkpointEvery: opts.checkpointEvery });
+      const { ledger, close } = openLedger(program.opts<GlobalOptions>().store, { publicKey: keysOf(opts.publicKey), checkpointEvery: opts.checkpointEvery });
       try {
         const bundle = ledger.evidence(id);
         const text = `${JSON.stringify(bundle, null, 2)}\n`;

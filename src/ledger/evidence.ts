@@ -131,7 +131,7 @@ export function policySetDraft(input: { org: string; policySet: unknown; actor?:
  * const result = verifyEvidence(JSON.parse(readFileSync("refund-1042.json", "utf8")), { publicKey: "./ledger-public.pem" });
  * console.log(result.ok ? result.statement : `NOT VERIFIED: ${result.problem}`);
  */
-export function verifyEvidence(input: unknown, options: { publicKey?: KeyObject | string | undefined; witnesses?: readonly string[] | undefined } = {}): EvidenceVerification {
+export function verifyEvidence(input: unknown, options: { publicKey?: KeyObject | string | readonly (KeyObject | string)[] | undefined; witnesses?: readonly string[] | undefined } = {}): EvidenceVerification {
   const parsed = EvidenceBundleSchema.safeParse(input);
   if (!parsed.success) return { ok: false, problem: `not an evidence bundle: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}` };
   const bundle = parsed.data;
@@ -140,13 +140,17 @@ export function verifyEvidence(input: unknown, options: { publicKey?: KeyObject 
   let publicKey = named.publicKey;
   let source: "supplied" | "bundle" = "bundle";
   if (options.publicKey !== undefined) {
+    // Several keys (a line of rotated keys): the bundle's checkpoint must be signed by one of them.
+    let supplied: KeyObject[];
     try {
-      publicKey = parsePublicKey(options.publicKey);
+      supplied = (Array.isArray(options.publicKey) ? options.publicKey : [options.publicKey]).map((k: KeyObject | string) => parsePublicKey(k));
     } catch (error) {
       return { ok: false, problem: (error as Error).message };
     }
     source = "supplied";
-    if (!rawPublicKey(publicKey).equals(rawPublicKey(named.publicKey))) return { ok: false, problem: "the checkpoint key in the bundle is not the key supplied" };
+    const match = supplied.find((k) => rawPublicKey(k).equals(rawPublicKey(named.publicKey)));
+    if (match === undefined) return { ok: false, problem: `the checkpoint key in the bundle is not the key supplied${supplied.length > 1 ? " (nor any of them)" : ""}` };
+    publicKey = match;
   }
   // A key signs the embedded ledger's log, or on a control plane one log per organization.
   const org = bundle.entries[0]!.org;

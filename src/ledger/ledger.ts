@@ -5,7 +5,8 @@ import { InvalidStateError, LedgerIntegrityError, NotFoundError } from "../error
 import { dirname, relative, isAbsolute } from "node:path";
 import { toLedgerEntry, type LedgerRow, type SqliteStore } from "../store/sqlite-store.js";
 import { checkpointMessage, GENESIS_HASH, storedRowProblem, type LedgerEntry } from "./chain.js";
-import { keyIdOf, parsePublicKey } from "./keys.js";
+import { keyIdOf } from "./keys.js";
+import { KEY_ROTATED_ENTRY, rotatedKeyOf, trustedKeys } from "./keyring.js";
 import { equalBytes, MerkleFrontier, MerkleTree } from "./merkle.js";
 import { evidenceEntryOf, ledgerVerifierKey, POLICY_SET_ENTRY, type EvidenceBundle } from "./evidence.js";
 import { ledgerOrigin, openCheckpoint, parseNote } from "./note.js";
@@ -39,6 +40,8 @@ export interface LedgerCoverage {
 export interface TrustedLedgerKey {
   keyId: string;
   source: "supplied" | "configured" | "store";
+  /** Earlier keys (rotated out) whose checkpoints verified too, oldest first; absent if none. */
+  retired?: string[];
 }
 
 /**
@@ -63,8 +66,12 @@ export type LedgerVerification =
  * warden.ledger.verify(options);
  */
 export interface LedgerVerifyOptions {
-  /** The checkpoint key's public half, obtained out of band: PEM, a PEM file's path, base64 raw key, or a KeyObject. */
-  publicKey?: KeyObject | string | undefined;
+  /**
+   * The checkpoint key's public half, obtained out of band: PEM, a PEM file's path, base64 raw key, or a
+   * KeyObject; or several (after rotations), current key last. Keys handed over to by a `ledger.key_rotated`
+   * entry under a checkpoint of a trusted key are trusted too.
+   */
+  publicKey?: KeyObject | string | readonly (KeyObject | string)[] | undefined;
   /** Uncovered entries tolerated after the last checkpoint; default the store's checkpoint interval. */
   checkpointEvery?: number | undefined;
   /**
@@ -92,12 +99,22 @@ export class Ledger {
   readonly #store: SqliteStore;
   readonly #publicKey: KeyObject;
   readonly #keySource: TrustedLedgerKey["source"];
+  /** Public keys rotated out, by key id: their checkpoints stay verifiable. */
+  readonly #retired: ReadonlyMap<string, KeyObject>;
 
   /** @internal */
-  constructor(store: SqliteStore, publicKey: KeyObject, options: { keySource?: TrustedLedgerKey["source"] } = {}) {
+  constructor(store: SqliteStore, publicKey: KeyObject, options: { keySource?: TrustedLedgerKey["source"]; retired?: ReadonlyMap<string, KeyObject> | undefined } = {}) {
     this.#store = store;
     this.#publicKey = publicKey;
     this.#keySource = options.keySource ?? keySourceOf(store, publicKey);
+    this.#retired = options.retired ?? new Map();
+  }
+
+  /** The trusted keys by key id: the ledger's own (current and retired), or those supplied. */
+  #trusted(supplied: LedgerVerifyOptions["publicKey"]): { keys: Map<string, KeyObject>; current: KeyObject } {
+    if (supplied === undefined) return { keys: new Map([...this.#retired, [keyIdOf(this.#publicKey), this.#publicKey]]), current: this.#publicKey };
+    const keys = trustedKeys(supplied);
+    return { keys, current: [...keys.values()].at(-1)! };
   }
 
   /**
@@ -110,10 +127,11 @@ export class Ledger {
    * if (!result.ok) console.error(`ledger ${result.reason} at entry ${result.firstBadSeq}: ${result.problem}`);
    */
   verify(options: LedgerVerifyOptions = {}): LedgerVerification {
-    const publicKey = options.publicKey === undefined ? this.#publicKey : parsePublicKey(options.publicKey);
+    const { keys: trusted, current: publicKey } = this.#trusted(options.publicKey);
     const key: TrustedLedgerKey = { keyId: keyIdOf(publicKey), source: options.publicKey === undefined ? this.#keySource : "supplied" };
     const interval = options.checkpointEvery ?? this.#store.checkpointEvery;
-    const judge = options.witnesses === undefined || options.witnesses.length === 0 ? undefined : new WitnessJudge(options.witnesses, { origin: ledgerOrigin(publicKey), publicKey });
+    const judge = options.witnesses === undefined || options.witnesses.length === 0 ? undefined : new WitnessJudge(options.witnesses);
+    const rotations: Array<{ seq: number; data: string }> = [];
     const rootSizes = new Set(judge?.sizes);
     let expectedSeq = 1;
     let prevHash = GENESIS_HASH;
@@ -136,6 +154,7 @@ export class Ledger {
       const problem = storedRowProblem(row);
       if (problem !== undefined) return fail(row.seq, problem);
       frontier.push(Buffer.from(row.hash, "hex"));
+      if (row.type === KEY_ROTATED_ENTRY) rotations.push({ seq: row.seq, data: row.data });
       if (checkpointSeqs.has(row.seq)) hashes.set(row.seq, row.hash);
       if (checkpointSeqs.has(row.seq) || rootSizes.has(row.seq)) roots.set(row.seq, frontier.root());
       recent.set(row.hash, row.seq);
@@ -145,17 +164,28 @@ export class Ledger {
       count++;
     }
     let previous = 0;
-    const origin = ledgerOrigin(publicKey);
+    const retired: string[] = [];
     for (const checkpoint of checkpoints) {
       const fail = (problem: string, verified = previous): LedgerVerification => ({ ok: false, reason: "tampered", entries: verified, firstBadSeq: Math.min(checkpoint.seq, count + 1), problem, key });
       if (checkpoint.seq > count) return fail(`entries after ${count} are missing (a signed checkpoint covers entry ${checkpoint.seq})`, count);
       if (hashes.get(checkpoint.seq) !== checkpoint.hash) return fail(`does not match the signed checkpoint at entry ${checkpoint.seq}: an entry in ${previous + 1}..${checkpoint.seq} was changed, inserted or deleted and the chain re-hashed`);
-      if (checkpoint.key_id !== key.keyId) return fail(`checkpoint at entry ${checkpoint.seq} was signed by an unknown key (${checkpoint.key_id}, trusted: ${key.keyId})`);
-      if (!verifySignature(null, checkpointMessage(checkpoint.seq, checkpoint.hash), publicKey, Buffer.from(checkpoint.signature, "base64url"))) {
+      let signerKey = trusted.get(checkpoint.key_id);
+      if (signerKey === undefined) {
+        // A key handed over to by an entry that a checkpoint of a trusted key already covers.
+        for (const rotation of rotations) {
+          const next = rotation.seq <= previous ? rotatedKeyOf(rotation.data) : undefined;
+          if (next !== undefined) trusted.set(keyIdOf(next), next);
+        }
+        signerKey = trusted.get(checkpoint.key_id);
+      }
+      if (signerKey === undefined) return fail(`checkpoint at entry ${checkpoint.seq} was signed by an unknown key (${checkpoint.key_id}, trusted: ${[...trusted.keys()].join(", ")})`);
+      if (checkpoint.key_id !== key.keyId && !retired.includes(checkpoint.key_id)) retired.push(checkpoint.key_id);
+      const origin = ledgerOrigin(signerKey);
+      if (!verifySignature(null, checkpointMessage(checkpoint.seq, checkpoint.hash), signerKey, Buffer.from(checkpoint.signature, "base64url"))) {
         return fail(`checkpoint signature at entry ${checkpoint.seq} is invalid`);
       }
       if (checkpoint.note !== null) {
-        const opened = openCheckpoint(checkpoint.note, { name: origin, publicKey });
+        const opened = openCheckpoint(checkpoint.note, { name: origin, publicKey: signerKey });
         if ("problem" in opened) return fail(`the tree head signed at entry ${checkpoint.seq} ${opened.problem}`);
         if (opened.head.size !== checkpoint.seq || !equalBytes(opened.head.root, roots.get(checkpoint.seq)!)) return fail(`does not match the signed tree head at entry ${checkpoint.seq}: an entry in ${previous + 1}..${checkpoint.seq} was changed, inserted or deleted`);
         judge?.noteStored(checkpoint.note, opened.head);
@@ -164,7 +194,8 @@ export class Ledger {
     }
     const head = { seq: count, hash: prevHash };
     const coverage: LedgerCoverage = { coveredTo: previous, uncovered: count - previous, interval };
-    const witnesses = judge?.judge(count, roots);
+    if (retired.length > 0) key.retired = retired;
+    const witnesses = judge?.judge(count, roots, (origin) => [...trusted.values()].find((k) => ledgerOrigin(k) === origin));
     const broken = witnesses?.find((w) => w.failure === "rewritten" || w.failure === "truncated");
     if (broken !== undefined) return { ok: false, reason: "tampered", entries: count, firstBadSeq: broken.failure === "truncated" ? count + 1 : 1, problem: broken.problem!, key, witnesses: witnesses! };
     const unwitnessed = witnesses?.find((w) => !w.holds);
@@ -204,7 +235,14 @@ export class Ledger {
     const hashes = this.#store.all<{ hash: string }>("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq", checkpoint.seq).map((r) => Buffer.from(r.hash, "hex"));
     const tree = new MerkleTree(hashes);
     const entries = (policy ? [policy, ...rows] : rows).map((row) => evidenceEntryOf(row, tree));
-    return { format: "agent-warden.evidence/1", subject: { kind, id }, log: { origin: ledgerOrigin(this.#publicKey), verifierKey: ledgerVerifierKey(this.#publicKey) }, checkpoint: checkpoint.note!, entries, createdAt: Date.now() };
+    // The key that signed this checkpoint: the current one, a retired one, or one a verified rotation entry names.
+    const keys = this.#trusted(undefined).keys;
+    for (const row of this.#store.all<{ data: string }>("SELECT data FROM ledger WHERE type = ? ORDER BY seq", KEY_ROTATED_ENTRY)) {
+      const next = rotatedKeyOf(row.data);
+      if (next !== undefined) keys.set(keyIdOf(next), next);
+    }
+    const signerKey = keys.get(checkpoint.key_id) ?? this.#publicKey;
+    return { format: "agent-warden.evidence/1", subject: { kind, id }, log: { origin: ledgerOrigin(signerKey), verifierKey: ledgerVerifierKey(signerKey) }, checkpoint: checkpoint.note!, entries, createdAt: Date.now() };
   }
 
   /** The origin (log name) of this ledger's checkpoints, as witnesses know it. */

@@ -5,7 +5,7 @@ import type { KeyObject } from "node:crypto";
 import { ConfigError } from "../errors.js";
 import { openCosignatures, parseWitnessKey, type WitnessKey } from "./cosignature.js";
 import { equalBytes } from "./merkle.js";
-import { openCheckpoint } from "./note.js";
+import { openCheckpoint, parseCheckpointText, parseNote } from "./note.js";
 
 /**
  * A witness to check the ledger against: its verifier key, and optionally the last checkpoint it cosigned
@@ -42,30 +42,39 @@ interface Head {
 
 /** Parsed witness checks: the tree sizes whose roots verification must compute, and how to judge them after. */
 export class WitnessJudge {
-  readonly #witnesses: Array<{ key: WitnessKey; given: Head | { problem: string } | undefined }>;
+  readonly #witnesses: Array<{ key: WitnessKey; note: string | undefined }>;
   readonly #stored = new Map<string, Head[]>();
 
-  constructor(checks: readonly WitnessCheck[], log: { origin: string; publicKey: KeyObject }) {
+  constructor(checks: readonly WitnessCheck[]) {
     this.#witnesses = checks.map((check) => {
       const vkey = typeof check === "string" ? check : check.key;
       const key = parseWitnessKey(vkey);
       if (key === undefined) throw new ConfigError(`"${vkey}" is not a witness verifier key (<name>+<key id>+<base64 key>)`);
-      const note = typeof check === "string" ? undefined : check.checkpoint;
-      let given: Head | { problem: string } | undefined;
-      if (note !== undefined) {
-        const opened = openCheckpoint(note, { name: log.origin, publicKey: log.publicKey });
-        const cosigned = openCosignatures(note, [key]);
-        if ("problem" in opened) given = { problem: `the checkpoint witness ${key.name} gave ${opened.problem}` };
-        else if (cosigned.cosignatures.length === 0) given = { problem: `the checkpoint witness ${key.name} gave carries no valid cosignature of it` };
-        else given = { size: opened.head.size, root: opened.head.root, from: "witness" };
-      }
-      return { key, given };
+      return { key, note: typeof check === "string" ? undefined : check.checkpoint };
     });
   }
 
-  /** Sizes whose tree roots the judge needs. */
+  /** Sizes whose tree roots the judge needs (read before any signature is checked; judged later). */
   get sizes(): number[] {
-    return this.#witnesses.flatMap((w) => (w.given !== undefined && "size" in w.given ? [w.given.size] : []));
+    return this.#witnesses.flatMap((w) => {
+      const parsed = w.note === undefined ? undefined : parseNote(w.note);
+      const head = parsed && parseCheckpointText(parsed.text);
+      return head ? [head.size] : [];
+    });
+  }
+
+  /** The witness's own checkpoint, checked: signed by the ledger key of its origin, cosigned by the witness. */
+  #given(key: WitnessKey, note: string | undefined, keyOf: (origin: string) => KeyObject | undefined): Head | { problem: string } | undefined {
+    if (note === undefined) return undefined;
+    const parsed = parseNote(note);
+    const text = parsed && parseCheckpointText(parsed.text);
+    if (!text) return { problem: `the checkpoint witness ${key.name} gave is not a signed tlog-checkpoint` };
+    const publicKey = keyOf(text.origin);
+    if (publicKey === undefined) return { problem: `the checkpoint witness ${key.name} gave is of log "${text.origin}", not signed by a trusted ledger key` };
+    const opened = openCheckpoint(note, { name: text.origin, publicKey });
+    if ("problem" in opened) return { problem: `the checkpoint witness ${key.name} gave ${opened.problem}` };
+    if (openCosignatures(note, [key]).cosignatures.length === 0) return { problem: `the checkpoint witness ${key.name} gave carries no valid cosignature of it` };
+    return { size: opened.head.size, root: opened.head.root, from: "witness" };
   }
 
   /** Notes a stored checkpoint whose head already matched the ledger: its cosignatures count as held heads. */
@@ -79,8 +88,9 @@ export class WitnessJudge {
   }
 
   /** Judges every witness against the ledger of `count` entries, whose roots at `sizes` are in `roots`. */
-  judge(count: number, roots: ReadonlyMap<number, Uint8Array>): WitnessedHeads[] {
-    return this.#witnesses.map(({ key, given }) => {
+  judge(count: number, roots: ReadonlyMap<number, Uint8Array>, keyOf: (origin: string) => KeyObject | undefined): WitnessedHeads[] {
+    return this.#witnesses.map(({ key, note }) => {
+      const given = this.#given(key, note, keyOf);
       const heads = [...(this.#stored.get(key.name) ?? [])];
       const base = { witness: key.name };
       if (given !== undefined && "problem" in given) return { ...base, heads: heads.length, newest: Math.max(0, ...heads.map((h) => h.size)), holds: false, problem: given.problem, failure: "unwitnessed" as const };
