@@ -29,6 +29,7 @@ export type { EvidenceBundle, EvidenceVerification } from "./ledger/evidence.js"
 export { fetchWitnessedCheckpoint } from "./ledger/witnessing.js";
 export { rotateLedgerKey } from "./ledger/keyring.js";
 export type { LedgerKeyRotation } from "./ledger/keyring.js";
+export type { TelemetryGap } from "./remote/gaps.js";
 export type { WitnessConfig, WitnessResult } from "./ledger/witnessing.js";
 export type { WitnessCheck, WitnessedHeads } from "./ledger/witnessed.js";
 export type { LedgerEntry } from "./ledger/chain.js";

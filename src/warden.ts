@@ -1,4 +1,7 @@
+import { randomUUID } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
+import { canonicalJson } from "./internal/canonical.js";
+import { TELEMETRY_GAP_ENTRY } from "./remote/gaps.js";
 import { Approvals } from "./approvals/approvals.js";
 import { optionsFromEnv, parseOptions, type WardenOptions } from "./config.js";
 import type { Decision } from "./decision.js";
@@ -169,6 +172,11 @@ export class Warden {
       ledger: this.ledger,
       reportError: (error) => errors.report(error),
       warn: (key, message) => notices.warn(key, message),
+      // Signed at once: the record of what the control plane will never see must not itself sit unsigned.
+      recordGap: (gap) => {
+        this.#store.append({ id: `evt_${randomUUID().replaceAll("-", "")}`, ts: Date.now(), type: TELEMETRY_GAP_ENTRY, org, agentId: this.agentId, runId: null, stepId: null, toolCallId: null, actor: null, dataJson: canonicalJson(gap) });
+        this.#store.checkpointNow();
+      },
     });
     if (resolved.policies === undefined && resolved.url === undefined) notices.warn("no-policies", NO_POLICIES_NOTICE);
     halts.start();
