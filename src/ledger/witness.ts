@@ -104,9 +104,7 @@ export class Witness {
     const opened = openCheckpoint(submission.checkpoint, { name: text.origin, publicKey: log.publicKey });
     if ("problem" in opened) return { status: 403, problem: `the checkpoint ${opened.problem}` };
     const head = opened.head;
-    const { oldSize, proof } = submission;
-    if (!Number.isSafeInteger(oldSize) || oldSize < 0 || oldSize > head.size) return { status: 400, problem: `old size ${oldSize} is beyond the checkpoint's size ${head.size}` };
-    if (proof.length > MAX_PROOF || proof.some((p) => p.length !== 32)) return { status: 400, problem: "the consistency proof is malformed" };
+    const { oldSize } = submission;
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       const answer = this.#judge(head, submission);
@@ -125,19 +123,9 @@ export class Witness {
     }
   }
 
-  #judge(head: TreeHead, { oldSize, proof, checkpoint }: CheckpointSubmission): WitnessAnswer {
+  #judge(head: TreeHead, submission: CheckpointSubmission): WitnessAnswer {
     const known = this.#db.prepare("SELECT size, root FROM witness_heads WHERE origin = ?").get(head.origin) as { size: number; root: Uint8Array } | undefined;
-    const knownSize = known?.size ?? 0;
-    if (oldSize !== knownSize) return { status: 409, problem: `the last head cosigned for this log has size ${knownSize}, not ${oldSize}`, size: knownSize };
-    if (known !== undefined && head.size === known.size) {
-      if (!equalBytes(head.root, known.root)) return { status: 409, problem: `a different tree of size ${head.size} was cosigned for this log: its history was rewritten`, size: knownSize };
-      if (proof.length !== 0) return { status: 400, problem: "a checkpoint of the cosigned size takes no consistency proof" };
-    } else if (known === undefined || knownSize === 0) {
-      if (proof.length !== 0) return { status: 400, problem: "the first checkpoint of a log takes no consistency proof" };
-    } else if (!verifyConsistency(knownSize, head.size, known.root, head.root, proof)) {
-      return { status: 422, problem: `the checkpoint of size ${head.size} does not extend the cosigned head of size ${knownSize}: the log's history was rewritten or the proof is wrong` };
-    }
-    return { status: 200, cosignature: cosignatureLine(parseNote(checkpoint)!.text, this.name, this.#key.privateKey), head: { origin: head.origin, size: head.size } };
+    return judgeCheckpoint(known, head, submission, { name: this.name, privateKey: this.#key.privateKey });
   }
 
   /** The last checkpoint cosigned for a log (with this witness's cosignature line), for monitors and auditors. */
@@ -156,6 +144,31 @@ export class Witness {
     this.#closed = true;
     this.#db.close();
   }
+}
+
+/**
+ * The witness's rule, apart from where heads are kept: does `submission` (whose checkpoint `head` has been
+ * opened against the log's key) extend `known`, the last head cosigned for its log? If so, the cosignature.
+ */
+export function judgeCheckpoint(known: { size: number; root: Uint8Array } | undefined, head: TreeHead, { oldSize, proof, checkpoint }: CheckpointSubmission, cosigner: { name: string; privateKey: KeyObject }): WitnessAnswer {
+  const knownSize = known?.size ?? 0;
+  if (!Number.isSafeInteger(oldSize) || oldSize < 0 || oldSize > head.size) return { status: 400, problem: `old size ${oldSize} is beyond the checkpoint's size ${head.size}` };
+  if (proof.length > MAX_PROOF || proof.some((p) => p.length !== 32)) return { status: 400, problem: "the consistency proof is malformed" };
+  if (oldSize !== knownSize) return { status: 409, problem: `the last head cosigned for this log has size ${knownSize}, not ${oldSize}`, size: knownSize };
+  if (known !== undefined && knownSize > 0 && head.size === knownSize) {
+    if (!equalBytes(head.root, known.root)) return { status: 409, problem: `a different tree of size ${head.size} was cosigned for this log: its history was rewritten`, size: knownSize };
+    if (proof.length !== 0) return { status: 400, problem: "a checkpoint of the cosigned size takes no consistency proof" };
+  } else if (known === undefined || knownSize === 0) {
+    if (proof.length !== 0) return { status: 400, problem: "the first checkpoint of a log takes no consistency proof" };
+  } else if (!verifyConsistency(knownSize, head.size, known.root, head.root, proof)) {
+    return { status: 422, problem: `the checkpoint of size ${head.size} does not extend the cosigned head of size ${knownSize}: the log's history was rewritten or the proof is wrong` };
+  }
+  return { status: 200, cosignature: cosignatureLine(parseNote(checkpoint)!.text, cosigner.name, cosigner.privateKey), head: { origin: head.origin, size: head.size } };
+}
+
+/** Parses a tlog-witness `add-checkpoint` body. */
+export function parseSubmissionBody(body: string): CheckpointSubmission | { problem: string } {
+  return parseSubmission(body);
 }
 
 /** The tlog-witness request body: `old <size>`, proof lines, a blank line, the checkpoint. */
