@@ -74,8 +74,10 @@ export const WardenOptionsSchema = z.strictObject({
       witnesses: z.array(WitnessConfigSchema).max(16).default([]),
       /** How often new checkpoints are sent to the witnesses. */
       witnessInterval: DurationSchema.default(10_000),
+      /** Remote mode: the control plane countersigns this client's checkpoints too (a witness out of this machine's reach). */
+      countersign: z.boolean().default(false),
     })
-    .default({ checkpointEvery: 1000, checkpointInterval: 10_000, witnesses: [], witnessInterval: 10_000 }),
+    .default({ checkpointEvery: 1000, checkpointInterval: 10_000, witnesses: [], witnessInterval: 10_000, countersign: false }),
   halt: z
     .strictObject({
       /** How often to look for halts made by other processes sharing the store. */

@@ -8,7 +8,7 @@ import type { Decision } from "./decision.js";
 import { Decisions } from "./decisions.js";
 import { DelegatedTask } from "./delegation.js";
 import { EventType, RunStatus, ToolCallStatus, type AgentContext } from "./enums.js";
-import { InvalidStateError, PermissionDeniedError, WardenError } from "./errors.js";
+import { InvalidStateError, PermissionDeniedError, RemoteError, WardenError } from "./errors.js";
 import { EventBus, type EventListener } from "./events.js";
 import { HaltGuard } from "./halt/guard.js";
 import type { HaltRecord, HaltTarget } from "./halt/halt.js";
@@ -77,6 +77,8 @@ export class Warden {
   #closed = false;
   readonly #witnessing: Witnessing;
   #witnessTimer: NodeJS.Timeout | undefined;
+  /** Remote mode with `ledger.countersign`: the control plane to ask, and whether its witness key is known. */
+  #countersign: { url: string; apiKey: string; joined?: boolean } | undefined;
 
   constructor(options: WardenOptions) {
     const resolved = parseOptions(options);
@@ -97,15 +99,19 @@ export class Warden {
     this.#runStore = new RunStore(this.#store, org);
     this.ledger = new Ledger(this.#store, ledgerKey.publicKey, { retired: ledgerKey.retired });
     this.#witnessing = new Witnessing(storeWitnessedLog(this.#store), resolved.ledger.witnesses, { onError: (error) => errors.report(error) });
-    if (this.#witnessing.configured) {
+    const controlPlane = Array.isArray(resolved.url) ? resolved.url[0] : resolved.url;
+    if (resolved.ledger.countersign && controlPlane !== undefined && resolved.apiKey !== undefined) this.#countersign = { url: controlPlane.replace(/\/+$/, ""), apiKey: resolved.apiKey };
+    if (this.#witnessing.configured || this.#countersign !== undefined) {
       // New checkpoints go to the witnesses in the background; an unreachable witness is retried next time.
       let sent: number | undefined;
       this.#witnessTimer = setInterval(() => {
         const newest = this.#store.peek<{ seq: number }>("SELECT seq FROM checkpoints WHERE note IS NOT NULL ORDER BY seq DESC LIMIT 1")?.seq;
         if (newest === undefined || newest === sent) return;
-        void this.#witnessing.sync().then((results) => {
-          if (results.every((r) => r.status === "cosigned" || r.status === "already")) sent = newest;
-        });
+        void this.#joinControlPlaneWitness()
+          .then(() => this.#witnessing.sync())
+          .then((results) => {
+            if (results.length > 0 && results.every((r) => r.status === "cosigned" || r.status === "already")) sent = newest;
+          });
       }, resolved.ledger.witnessInterval);
       this.#witnessTimer.unref();
     }
@@ -579,7 +585,7 @@ export class Warden {
    */
   async shutdown(): Promise<void> {
     await this.#remote?.shutdown();
-    if (!this.#closed && this.#witnessing.configured) await this.witness().catch((error: unknown) => this.#errors.report(error));
+    if (!this.#closed && (this.#witnessing.configured || this.#countersign !== undefined)) await this.witness().catch((error: unknown) => this.#errors.report(error));
     this.close();
   }
 
@@ -594,7 +600,24 @@ export class Warden {
   async witness(): Promise<WitnessResult[]> {
     this.#assertOpen();
     this.#store.checkpointNow();
+    await this.#joinControlPlaneWitness();
     return this.#witnessing.sync();
+  }
+
+  /** With `ledger.countersign`: learns the control plane's witness key once, then asks it like any witness. */
+  async #joinControlPlaneWitness(): Promise<void> {
+    const countersign = this.#countersign;
+    if (countersign === undefined || countersign.joined) return;
+    const authorization = `Bearer ${countersign.apiKey}`;
+    try {
+      const response = await fetch(`${countersign.url}/v1/ledger/witness/key`, { headers: { authorization }, signal: AbortSignal.timeout(10_000) });
+      if (!response.ok) throw new RemoteError(`the control plane did not give its witness key (${response.status})`, { status: response.status, retryable: response.status >= 500 });
+      const { verifierKey } = (await response.json()) as { verifierKey: string };
+      this.#witnessing.add({ url: `${countersign.url}/v1/ledger/witness`, key: verifierKey }, { authorization, "x-warden-log-key": this.ledger.verifierKey() });
+      countersign.joined = true;
+    } catch (error) {
+      this.#errors.report(WardenError.isInstance(error) ? error : new RemoteError(`the control plane's witness key could not be fetched: ${(error as Error).message}`, { retryable: true, cause: error }));
+    }
   }
 
   /** Commits every queued write now; in remote mode, also sends what is queued for the control plane. */

@@ -308,3 +308,56 @@ describe("the witness from the CLI", () => {
     }
   });
 });
+
+describe("the control plane countersigns agents' local checkpoints", () => {
+  it("an agent with ledger.countersign has each checkpoint countersigned with a consistency proof; a rewritten agent ledger fails against the control plane's head and is refused by it", async () => {
+    const { createWardenServer } = await import("agent-warden/server");
+    const server = createWardenServer({ db: ":memory:", console: false, heartbeatInterval: 60_000, onError: () => {} });
+    const agentKey = (await server.store.createKey({ org: "acme", role: "agent" })).key;
+    const reviewerKey = (await server.store.createKey({ org: "acme", role: "reviewer" })).key;
+    const { url } = await server.listen(0);
+    try {
+      const dir = join(temp.dir, "countersign");
+      const file = join(dir, "warden.db");
+      const errors: unknown[] = [];
+      const open = () => new Warden({ agentId: "billing-agent", url, apiKey: agentKey, store: file, ledger: { checkpointEvery: 3, countersign: true }, remote: { flushInterval: "1h", stream: false }, onError: (error) => errors.push(error) });
+      let warden = open();
+      expect(await warden.ready()).toBe(true);
+      for (const order of [1, 2]) await warden.run({ task: `refund ${order}` }, (run) => run.tool("read_order", { order }, () => ({ order })));
+      const first = await warden.witness();
+      expect(first).toMatchObject([{ status: "cosigned" }]);
+      await warden.run({ task: "refund 3" }, (run) => run.tool("read_order", { order: 3 }, () => ({ order: 3 })));
+      const second = await warden.witness();
+      expect(second).toMatchObject([{ status: "cosigned" }]);
+      expect(second[0]!.size).toBeGreaterThan(first[0]!.size);
+      expect(errors).toEqual([]);
+      const { verifierKey: cpKey } = (await (await fetch(`${url}/v1/ledger/witness/key`, { headers: { authorization: `Bearer ${agentKey}` } })).json()) as { verifierKey: string };
+      const origin = warden.ledger.origin();
+      const fetchHead = async () => ({ key: cpKey, checkpoint: await (await fetch(`${url}/v1/ledger/witness/checkpoint?origin=${encodeURIComponent(origin)}`, { headers: { authorization: `Bearer ${reviewerKey}` } })).text() });
+      expect(warden.ledger.verify({ witnesses: [cpKey, await fetchHead()] })).toMatchObject({ ok: true, witnesses: [{ holds: true }, { holds: true, newest: second[0]!.size }] });
+      await warden.shutdown();
+
+      // The agent's machine is compromised: its ledger rewritten and re-signed with its own key.
+      rewriteAndResign(file, join(dir, "keys", "ledger.pem"), (db) => db.prepare("UPDATE ledger SET data = replace(data, '\"order\":2', '\"order\":99') WHERE type = 'tool.called'").run());
+      const { ledger, close } = openLedger(file);
+      try {
+        expect(ledger.verify()).toMatchObject({ ok: true });
+        expect(ledger.verify({ witnesses: [await fetchHead()] })).toMatchObject({ ok: false, reason: "tampered", witnesses: [{ failure: "rewritten" }] });
+      } finally {
+        close();
+      }
+      errors.length = 0;
+      warden = open();
+      await warden.ready();
+      await warden.run({ task: "refund 4" }, (run) => run.tool("read_order", { order: 4 }, () => ({ order: 4 })));
+      expect(await warden.witness()).toMatchObject([{ status: "refused" }]);
+      expect(errors.some((e) => e instanceof LedgerIntegrityError)).toBe(true);
+      warden.close();
+      // Another organization's key sees none of it.
+      const other = (await server.store.createKey({ org: "globex", role: "reviewer" })).key;
+      expect((await fetch(`${url}/v1/ledger/witness/checkpoint?origin=${encodeURIComponent(origin)}`, { headers: { authorization: `Bearer ${other}` } })).status).toBe(404);
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -50,7 +50,7 @@ export interface WitnessedLog {
 /** Sends checkpoints to witnesses; one round at a time. */
 export class Witnessing {
   readonly #log: WitnessedLog;
-  readonly #witnesses: Array<WitnessConfig & { parsed: WitnessKey }>;
+  readonly #witnesses: Array<WitnessConfig & { parsed: WitnessKey; headers?: Record<string, string> | undefined }>;
   readonly #onError: (error: unknown) => void;
   readonly #timeoutMs: number;
   /** Per witness: the size of the last head it cosigned, as far as this process knows. */
@@ -72,6 +72,14 @@ export class Witnessing {
     return this.#witnesses.length > 0;
   }
 
+  /** Adds a witness known only later (the control plane's, once its key is fetched), with headers for its requests. */
+  add(witness: WitnessConfig, headers: Record<string, string>): void {
+    const parsed = parseWitnessKey(witness.key);
+    if (parsed === undefined) throw new ConfigError(`"${witness.key}" is not a witness verifier key`);
+    if (this.#witnesses.some((w) => w.key === witness.key)) return;
+    this.#witnesses.push({ url: witness.url.replace(/\/+$/, ""), key: witness.key, parsed, headers });
+  }
+
   /** Asks every witness to cosign the newest checkpoint (rounds run one after another). */
   sync(): Promise<WitnessResult[]> {
     const round = this.#round.then(() => Promise.all(this.#witnesses.map((w) => this.#one(w))));
@@ -79,7 +87,7 @@ export class Witnessing {
     return round;
   }
 
-  async #one(w: WitnessConfig & { parsed: WitnessKey }): Promise<WitnessResult> {
+  async #one(w: WitnessConfig & { parsed: WitnessKey; headers?: Record<string, string> | undefined }): Promise<WitnessResult> {
     const base = { witness: w.parsed.name, url: w.url };
     let size = 0;
     try {
@@ -100,7 +108,7 @@ export class Witnessing {
           return { ...base, size, status: "refused", problem };
         }
         const submission: CheckpointSubmission = { oldSize, proof: oldSize > 0 && oldSize < size ? this.#log.proof(oldSize, size) : [], checkpoint: note };
-        const answer = await requestCosignature(w.url, submission, this.#timeoutMs);
+        const answer = await requestCosignature(w.url, submission, this.#timeoutMs, w.headers);
         if (answer.status === 409 && answer.size !== undefined && attempt === 0 && answer.size !== oldSize) {
           oldSize = answer.size;
           continue;
@@ -137,8 +145,8 @@ export class Witnessing {
 }
 
 /** One tlog-witness `add-checkpoint` round trip. */
-export async function requestCosignature(url: string, submission: CheckpointSubmission, timeoutMs = 10_000): Promise<{ status: 200; body: string } | { status: number; problem: string; size?: number | undefined }> {
-  const response = await fetch(`${url.replace(/\/+$/, "")}/add-checkpoint`, { method: "POST", body: submissionBody(submission), headers: { "content-type": "text/plain; charset=utf-8" }, signal: AbortSignal.timeout(timeoutMs) });
+export async function requestCosignature(url: string, submission: CheckpointSubmission, timeoutMs = 10_000, headers: Record<string, string> = {}): Promise<{ status: 200; body: string } | { status: number; problem: string; size?: number | undefined }> {
+  const response = await fetch(`${url.replace(/\/+$/, "")}/add-checkpoint`, { method: "POST", body: submissionBody(submission), headers: { "content-type": "text/plain; charset=utf-8", ...headers }, signal: AbortSignal.timeout(timeoutMs) });
   const body = await response.text();
   if (response.status === 200) return { status: 200, body };
   if (response.status === 409 && response.headers.get("content-type")?.startsWith("text/x.tlog.size")) {
