@@ -631,6 +631,7 @@ export class Warden {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#witnessTimer) clearInterval(this.#witnessTimer);
+    this.#witnessing.close();
     this.#halts.close();
     this.#remote?.close();
     this.approvals.close();

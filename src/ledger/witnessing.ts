@@ -56,6 +56,7 @@ export class Witnessing {
   /** Per witness: the size of the last head it cosigned, as far as this process knows. */
   readonly #cosignedSize = new Map<string, number>();
   #round: Promise<WitnessResult[]> = Promise.resolve([]);
+  #closed = false;
 
   constructor(log: WitnessedLog, witnesses: readonly WitnessConfig[], options: { onError: (error: unknown) => void; timeoutMs?: number }) {
     this.#log = log;
@@ -80,6 +81,11 @@ export class Witnessing {
     this.#witnesses.push({ url: witness.url.replace(/\/+$/, ""), key: witness.key, parsed, headers });
   }
 
+  /** Stops: a round in flight ends without touching the (closing) store or reporting. */
+  close(): void {
+    this.#closed = true;
+  }
+
   /** Asks every witness to cosign the newest checkpoint (rounds run one after another). */
   sync(): Promise<WitnessResult[]> {
     const round = this.#round.then(() => Promise.all(this.#witnesses.map((w) => this.#one(w))));
@@ -89,6 +95,7 @@ export class Witnessing {
 
   async #one(w: WitnessConfig & { parsed: WitnessKey; headers?: Record<string, string> | undefined }): Promise<WitnessResult> {
     const base = { witness: w.parsed.name, url: w.url };
+    if (this.#closed) return { ...base, size: 0, status: "none" };
     let size = 0;
     try {
       const newest = this.#log.newest();
@@ -109,6 +116,7 @@ export class Witnessing {
         }
         const submission: CheckpointSubmission = { oldSize, proof: oldSize > 0 && oldSize < size ? this.#log.proof(oldSize, size) : [], checkpoint: note };
         const answer = await requestCosignature(w.url, submission, this.#timeoutMs, w.headers);
+        if (this.#closed) return { ...base, size, status: "unreachable", problem: "the client closed before the witness answered" };
         if (answer.status === 409 && answer.size !== undefined && attempt === 0 && answer.size !== oldSize) {
           oldSize = answer.size;
           continue;
@@ -131,6 +139,7 @@ export class Witnessing {
       }
       return { ...base, size, status: "refused", problem: `witness ${w.parsed.name} keeps answering 409` };
     } catch (error) {
+      if (this.#closed) return { ...base, size, status: "unreachable", problem: "the client closed before the witness answered" };
       const problem = `witness ${w.parsed.name} at ${w.url} did not answer: ${(error as Error).message}`;
       this.#onError(new RemoteError(problem, { retryable: true, cause: error }));
       return { ...base, size, status: "unreachable", problem };
