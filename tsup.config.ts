@@ -12,7 +12,7 @@ export default defineConfig([
   {
     // The control plane builds from src/server, published as agent-warden/server.
     // The store's writer thread loads `commit-worker.js` from beside the chunk that starts it.
-    entry: { index: "src/index.ts", ...adapters, "adapters/server": "src/server/index.ts", "commit-worker": "src/store/commit-worker.ts" },
+    entry: { index: "src/index.ts", ...adapters, "adapters/server": "src/server/index.ts", "commit-worker": "src/store/commit-worker.ts", witness: "src/witness/index.ts" },
     format: ["esm", "cjs"],
     // Modules several entries use live in shared chunks, in CommonJS too: one copy of the core per process.
     splitting: true,

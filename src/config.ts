@@ -7,6 +7,7 @@ import { CurrencyTableSchema } from "./money.js";
 import type { PolicySetInput } from "./policy/schema.js";
 import { RedactionOptionsSchema } from "./redaction/redact.js";
 import { RemoteOptionsSchema } from "./remote/options.js";
+import { WitnessConfigSchema } from "./ledger/witnessing.js";
 
 const ControlPlaneUrlSchema = z.url({ protocol: /^https?$/ });
 
@@ -66,10 +67,22 @@ export const WardenOptionsSchema = z.strictObject({
       checkpointEvery: z.number().int().positive().default(1000),
       /** …or when this much time has passed since the last one. */
       checkpointInterval: DurationSchema.default(10_000),
-      /** Ed25519 private key (PEM) for checkpoints; default: generated into `<store dir>/keys/ledger.pem`. */
+      /**
+       * Ed25519 private key for checkpoints: PEM, or the path of a PEM file (created if absent), best kept
+       * outside the store's folder (env `WARDEN_LEDGER_KEY`). Default: generated into `<store dir>/keys/ledger.pem`.
+       * Public keys of rotated-out keys are read from `retired/` beside the key file.
+       */
       signingKey: z.string().optional(),
+      /** Public keys this ledger's signing key took over from (key rotation), for keys given as PEM. */
+      previousKeys: z.array(z.string()).max(64).optional(),
+      /** Witnesses asked to cosign each new checkpoint (`warden witness` prints its key): a rewritten history then fails against their heads. */
+      witnesses: z.array(WitnessConfigSchema).max(16).default([]),
+      /** How often new checkpoints are sent to the witnesses. */
+      witnessInterval: DurationSchema.default(10_000),
+      /** Remote mode: the control plane countersigns this client's checkpoints too (a witness out of this machine's reach). */
+      countersign: z.boolean().default(false),
     })
-    .default({ checkpointEvery: 1000, checkpointInterval: 10_000 }),
+    .default({ checkpointEvery: 1000, checkpointInterval: 10_000, witnesses: [], witnessInterval: 10_000, countersign: false }),
   halt: z
     .strictObject({
       /** How often to look for halts made by other processes sharing the store. */
@@ -116,6 +129,7 @@ export const EnvSchema = z.object({
   WARDEN_TOKEN: z.string().min(1).optional(),
   WARDEN_URL: z.string().min(1).optional(),
   WARDEN_API_KEY: z.string().min(1).optional(),
+  WARDEN_LEDGER_KEY: z.string().min(1).optional(),
 });
 
 /** Reads `WARDEN_*` variables into options. */
@@ -134,5 +148,6 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv): WardenOptions {
     // Several replicas: comma-separated.
     ...(e.WARDEN_URL && { url: e.WARDEN_URL.includes(",") ? e.WARDEN_URL.split(",").map((url) => url.trim()).filter((url) => url !== "") : e.WARDEN_URL }),
     ...(e.WARDEN_API_KEY && { apiKey: e.WARDEN_API_KEY }),
+    ...(e.WARDEN_LEDGER_KEY && { ledger: { signingKey: e.WARDEN_LEDGER_KEY } }),
   };
 }

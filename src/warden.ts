@@ -1,17 +1,22 @@
+import { randomUUID } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
+import { canonicalJson } from "./internal/canonical.js";
+import { TELEMETRY_GAP_ENTRY } from "./remote/gaps.js";
 import { Approvals } from "./approvals/approvals.js";
 import { optionsFromEnv, parseOptions, type WardenOptions } from "./config.js";
 import type { Decision } from "./decision.js";
 import { Decisions } from "./decisions.js";
 import { DelegatedTask } from "./delegation.js";
 import { EventType, RunStatus, ToolCallStatus, type AgentContext } from "./enums.js";
-import { InvalidStateError, PermissionDeniedError, WardenError } from "./errors.js";
+import { InvalidStateError, PermissionDeniedError, RemoteError, WardenError } from "./errors.js";
 import { EventBus, type EventListener } from "./events.js";
 import { HaltGuard } from "./halt/guard.js";
 import type { HaltRecord, HaltTarget } from "./halt/halt.js";
 import type { CheckInput, RunOptions, ToolCallInit, ToolOptions } from "./inputs.js";
-import { loadOrCreateKey, type SigningKey } from "./ledger/keys.js";
+import { loadOrCreateKey } from "./ledger/keys.js";
 import { Ledger } from "./ledger/ledger.js";
+import { ledgerSigningKey } from "./ledger/keyring.js";
+import { storeWitnessedLog, Witnessing, type WitnessResult } from "./ledger/witnessing.js";
 import { LlmCalls, type LlmCallHandle } from "./llm-calls.js";
 import { Notices } from "./logger.js";
 import { NO_POLICIES_NOTICE, waitingNotice } from "./notices.js";
@@ -70,6 +75,10 @@ export class Warden {
   /** Remote mode: the control plane link; undefined in embedded mode. */
   readonly #remote: RemoteLink | undefined;
   #closed = false;
+  readonly #witnessing: Witnessing;
+  #witnessTimer: NodeJS.Timeout | undefined;
+  /** Remote mode with `ledger.countersign`: the control plane to ask, and whether its witness key is known. */
+  #countersign: { url: string; apiKey: string; joined?: boolean } | undefined;
 
   constructor(options: WardenOptions) {
     const resolved = parseOptions(options);
@@ -85,10 +94,27 @@ export class Warden {
     const errors = this.#errors;
     this.#bus = new EventBus((error) => errors.report(error));
     const keyDir = resolved.store === ":memory:" ? undefined : join(dirname(resolve(resolved.store)), "keys");
-    const ledgerKey: SigningKey = loadOrCreateKey(keyDir && join(keyDir, "ledger.pem"), resolved.ledger.signingKey);
+    const ledgerKey = ledgerSigningKey(keyDir, resolved.ledger.signingKey, resolved.ledger.previousKeys);
     this.#store = new SqliteStore({ path: resolved.store, signer: ledgerKey, checkpointEvery: resolved.ledger.checkpointEvery, checkpointIntervalMs: resolved.ledger.checkpointInterval, writer: resolved.storeWriter, onError: (error) => errors.report(error) });
     this.#runStore = new RunStore(this.#store, org);
-    this.ledger = new Ledger(this.#store, ledgerKey.publicKey);
+    this.ledger = new Ledger(this.#store, ledgerKey.publicKey, { retired: ledgerKey.retired });
+    this.#witnessing = new Witnessing(storeWitnessedLog(this.#store), resolved.ledger.witnesses, { onError: (error) => errors.report(error) });
+    const controlPlane = Array.isArray(resolved.url) ? resolved.url[0] : resolved.url;
+    if (resolved.ledger.countersign && controlPlane !== undefined && resolved.apiKey !== undefined) this.#countersign = { url: controlPlane.replace(/\/+$/, ""), apiKey: resolved.apiKey };
+    if (this.#witnessing.configured || this.#countersign !== undefined) {
+      // New checkpoints go to the witnesses in the background; an unreachable witness is retried next time.
+      let sent: number | undefined;
+      this.#witnessTimer = setInterval(() => {
+        const newest = this.#store.peek<{ seq: number }>("SELECT seq FROM checkpoints WHERE note IS NOT NULL ORDER BY seq DESC LIMIT 1")?.seq;
+        if (newest === undefined || newest === sent) return;
+        void this.#joinControlPlaneWitness()
+          .then(() => this.#witnessing.sync())
+          .then((results) => {
+            if (results.length > 0 && results.every((r) => r.status === "cosigned" || r.status === "already")) sent = newest;
+          });
+      }, resolved.ledger.witnessInterval);
+      this.#witnessTimer.unref();
+    }
     let remote: RemoteLink | undefined;
     const recorder = new Recorder({ store: this.#store, bus: this.#bus, org, redact: createRedactor(resolved.redaction ?? {}), errors, send: (event) => remote?.send(event), maxRecordedBytes: resolved.maxRecordedBytes });
     this.approvals = new Approvals({
@@ -152,6 +178,11 @@ export class Warden {
       ledger: this.ledger,
       reportError: (error) => errors.report(error),
       warn: (key, message) => notices.warn(key, message),
+      // Signed at once: the record of what the control plane will never see must not itself sit unsigned.
+      recordGap: (gap) => {
+        this.#store.append({ id: `evt_${randomUUID().replaceAll("-", "")}`, ts: Date.now(), type: TELEMETRY_GAP_ENTRY, org, agentId: this.agentId, runId: null, stepId: null, toolCallId: null, actor: null, dataJson: canonicalJson(gap) });
+        this.#store.checkpointNow();
+      },
     });
     if (resolved.policies === undefined && resolved.url === undefined) notices.warn("no-policies", NO_POLICIES_NOTICE);
     halts.start();
@@ -548,10 +579,45 @@ export class Warden {
     return this.#remote?.ready() ?? Promise.resolve(true);
   }
 
-  /** Remote mode: sends every queued event (what cannot be sent stays in the spool), then closes. Safe to call twice. */
+  /**
+   * Remote mode: sends every queued event (what cannot be sent stays in the spool), then closes. With
+   * witnesses configured, signs a last checkpoint and has it witnessed first. Safe to call twice.
+   */
   async shutdown(): Promise<void> {
     await this.#remote?.shutdown();
+    if (!this.#closed && (this.#witnessing.configured || this.#countersign !== undefined)) await this.witness().catch((error: unknown) => this.#errors.report(error));
     this.close();
+  }
+
+  /**
+   * Signs a checkpoint over what is written (if anything is new) and asks the configured witnesses
+   * (`ledger.witnesses`) to cosign it; the cosignatures are kept on the checkpoint and travel in evidence
+   * bundles. Never throws for a witness that fails: each result says what happened.
+   * @example
+   * const results = await warden.witness();
+   * for (const r of results) if (r.status === "refused") console.error(r.problem);
+   */
+  async witness(): Promise<WitnessResult[]> {
+    this.#assertOpen();
+    this.#store.checkpointNow();
+    await this.#joinControlPlaneWitness();
+    return this.#witnessing.sync();
+  }
+
+  /** With `ledger.countersign`: learns the control plane's witness key once, then asks it like any witness. */
+  async #joinControlPlaneWitness(): Promise<void> {
+    const countersign = this.#countersign;
+    if (countersign === undefined || countersign.joined) return;
+    const authorization = `Bearer ${countersign.apiKey}`;
+    try {
+      const response = await fetch(`${countersign.url}/v1/ledger/witness/key`, { headers: { authorization }, signal: AbortSignal.timeout(10_000) });
+      if (!response.ok) throw new RemoteError(`the control plane did not give its witness key (${response.status})`, { status: response.status, retryable: response.status >= 500 });
+      const { verifierKey } = (await response.json()) as { verifierKey: string };
+      this.#witnessing.add({ url: `${countersign.url}/v1/ledger/witness`, key: verifierKey }, { authorization, "x-warden-log-key": this.ledger.verifierKey() });
+      countersign.joined = true;
+    } catch (error) {
+      this.#errors.report(WardenError.isInstance(error) ? error : new RemoteError(`the control plane's witness key could not be fetched: ${(error as Error).message}`, { retryable: true, cause: error }));
+    }
   }
 
   /** Commits every queued write now; in remote mode, also sends what is queued for the control plane. */
@@ -564,6 +630,8 @@ export class Warden {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#witnessTimer) clearInterval(this.#witnessTimer);
+    this.#witnessing.close();
     this.#halts.close();
     this.#remote?.close();
     this.approvals.close();

@@ -1,10 +1,13 @@
 // Ledger verification and evidence from the CLI. Local verification opens the store read-only: it
 // never writes, and never signs a checkpoint over what it reads.
 import { readFileSync, writeFileSync } from "node:fs";
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { parseEvidenceFile, verifyEvidence } from "../ledger/evidence.js";
 import type { LedgerVerification } from "../ledger/ledger.js";
 import { openLedger } from "../ledger/open.js";
+import { rotateLedgerKey } from "../ledger/keyring.js";
+import type { WitnessCheck } from "../ledger/witnessed.js";
+import { fetchWitnessedCheckpoint } from "../ledger/witnessing.js";
 import { remoteOperator, type LedgerCheck } from "./operator.js";
 
 interface GlobalOptions {
@@ -32,8 +35,10 @@ const positiveInt = (value: string): number => {
 export function describeVerification(result: LedgerVerification | LedgerCheck): string {
   const keyNote = "key" in result && result.key !== undefined ? ` Checkpoints checked against key ${result.key.keyId}${result.key.source === "store" ? " read from beside the store (whoever can rewrite the store can usually replace it: pass --public-key)" : result.key.source === "supplied" ? " (supplied)" : " (configured)"}.` : "";
   const coverage = "coverage" in result && result.coverage !== undefined ? ` Signed up to entry ${result.coverage.coveredTo}; ${result.coverage.uncovered} after it covered by no signature.` : "";
-  if (result.ok) return `ledger OK: ${result.entries} entries, ${result.checkpoints} signed checkpoints${result.head ? `, head ${result.head.hash.slice(0, 16)}…` : ""}.${coverage}${keyNote}`;
-  if ("reason" in result && result.reason === "uncovered") return `ledger NOT VERIFIED (uncovered): ${result.problem}.${coverage}${keyNote}`;
+  const witnesses = "witnesses" in result && result.witnesses !== undefined ? result.witnesses.map((w) => `\n  witness ${w.witness}: ${w.holds ? `holds (${w.heads} cosigned head${w.heads === 1 ? "" : "s"}, newest of ${w.newest} entries)` : `FAILS: ${w.problem}`}`).join("") : "";
+  if (result.ok) return `ledger OK: ${result.entries} entries, ${result.checkpoints} signed checkpoints${result.head ? `, head ${result.head.hash.slice(0, 16)}…` : ""}.${coverage}${keyNote}${witnesses}`;
+  if ("reason" in result && (result.reason === "uncovered" || result.reason === "unwitnessed")) return `ledger NOT VERIFIED (${result.reason}): ${result.problem}.${coverage}${keyNote}${witnesses}`;
+  if (witnesses !== "") return `ledger BROKEN: ${result.problem}.${keyNote}${witnesses}`;
   return result.firstBadSeq === undefined ? `ledger BROKEN: ${result.problem}` : `ledger BROKEN at entry ${result.firstBadSeq}: ${result.problem} (${result.entries} entries verified before it).${keyNote}`;
 }
 
@@ -42,19 +47,23 @@ export function registerLedgerVerifyCommand(program: Command, ledger: Command): 
   ledger
     .command("verify")
     .description("recompute the hashes and check the signed checkpoints after where the last verification ended (read-only: never signs)")
-    .option("--public-key <key>", "the checkpoint key's public half, from outside the store: PEM, a PEM file or base64 raw key")
+    .option("--public-key <key>", "the checkpoint key's public half, from outside the store: PEM, a PEM file or base64 raw key; repeatable after key rotations (current last)", collect, [])
     .option("--checkpoint-every <n>", "unsigned entries tolerated after the last checkpoint", positiveInt, 1000)
+    .option("--witness <url|key>", "a witness the ledger must match: its URL (its last cosigned head is fetched) or its verifier key (the cosignatures kept on the checkpoints are checked); repeatable (reads every entry)", collect, [])
     .option("--full", "re-hash every entry from the first, not only those after the last verified checkpoint")
-    .action(async (opts: { publicKey?: string; checkpointEvery: number; full?: boolean }) => {
+    .action(async (opts: { publicKey: string[]; checkpointEvery: number; witness: string[]; full?: boolean }) => {
       const { url, apiKey, store } = program.opts<GlobalOptions>();
       let result: LedgerVerification | LedgerCheck;
       if (url) {
         if (!apiKey) throw new CommanderError(EXIT_USAGE, "warden.apiKey", "--url needs --api-key (or WARDEN_API_KEY)");
+        if (opts.witness.length > 0) throw new CommanderError(EXIT_USAGE, "warden.witness", "--witness checks a local store: use it without --url");
         result = await remoteOperator(url, apiKey).verifyLedger();
       } else {
-        const { ledger: opened, close } = openLedger(store, { publicKey: opts.publicKey, checkpointEvery: opts.checkpointEvery });
+        const { ledger: opened, close } = openLedger(store, { publicKey: keysOf(opts.publicKey), checkpointEvery: opts.checkpointEvery });
         try {
-          result = opened.verify({ full: opts.full === true });
+          const witnesses: WitnessCheck[] = [];
+          for (const witness of opts.witness) witnesses.push(/^https?:\/\//.test(witness) ? await fetchWitnessedCheckpoint(witness, opened.origin()) : witness);
+          result = opened.verify({ witnesses, full: opts.full === true });
         } finally {
           close();
         }
@@ -62,7 +71,42 @@ export function registerLedgerVerifyCommand(program: Command, ledger: Command): 
       print(program, result, () => describeVerification(result));
       if (!result.ok) process.exitCode = EXIT_FAILURE;
     });
+  registerRotateKeyCommand(program, ledger);
+  ledger
+    .command("key")
+    .description("print the ledger's verifier key (publish it; witnesses are configured with it)")
+    .option("--public-key <key>", "the checkpoint key's public half, if not the one beside the store")
+    .action((opts: { publicKey?: string }) => {
+      const { ledger: opened, close } = openLedger(program.opts<GlobalOptions>().store, { publicKey: opts.publicKey });
+      try {
+        const value = { origin: opened.origin(), verifierKey: opened.verifierKey() };
+        print(program, value, () => value.verifierKey);
+      } finally {
+        close();
+      }
+    });
 }
+
+/** `warden ledger rotate-key`: the current key signs over an entry naming the next; run it while no agent writes. */
+function registerRotateKeyCommand(program: Command, ledger: Command): void {
+  ledger
+    .command("rotate-key")
+    .description("hand checkpoint signing over to a new key (old checkpoints stay verifiable; run while no agent writes the store)")
+    .addOption(new Option("--key-file <path>", "the current private key (default: keys/ledger.pem beside the store)").env("WARDEN_LEDGER_KEY"))
+    .option("--new-key-file <path>", "write the new private key here (created if absent) instead of replacing the current key file")
+    .action((opts: { keyFile?: string; newKeyFile?: string }) => {
+      const { store, org, actor } = program.opts<GlobalOptions & { org: string; actor: string }>();
+      const rotation = rotateLedgerKey(store, { keyFile: opts.keyFile, newKeyFile: opts.newKeyFile, org, actor });
+      print(program, rotation, () => [
+        `ledger key rotated: ${rotation.previousKeyId} -> ${rotation.keyId} (handover recorded at entry ${rotation.seq}, signed by the old key)`,
+        `new private key: ${rotation.keyFile}; old public key kept at ${rotation.retiredFile}`,
+        `new verifier key (publish it; witnesses follow it as a new log):\n  ${rotation.verifierKey}`,
+      ].join("\n"));
+    });
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const keysOf = (keys: string[]): string[] | undefined => (keys.length === 0 ? undefined : keys);
 
 /**
  * `warden evidence <runId|toolCallId> [-o file]` writes an evidence bundle (read-only against the store);
@@ -75,17 +119,18 @@ export function registerEvidenceCommands(program: Command): void {
     .argument("<id>", "a run id or tool call id (or `verify`)")
     .argument("[file]", "with `verify`: the bundle to check")
     .option("-o, --out <file>", "write the bundle here (default: stdout)")
-    .option("--public-key <key>", "the checkpoint key's public half, obtained out of band: PEM, a PEM file or base64 raw key")
+    .option("--public-key <key>", "the checkpoint key's public half, obtained out of band: PEM, a PEM file or base64 raw key; repeatable after key rotations", collect, [])
     .option("--checkpoint-every <n>", "unsigned entries tolerated after the last checkpoint", positiveInt, 1000)
-    .action((id: string, file: string | undefined, opts: { out?: string; publicKey?: string; checkpointEvery: number }) => {
+    .option("--witness <key>", "with `verify`: a witness verifier key whose cosignature the checkpoint must carry; repeatable", collect, [])
+    .action((id: string, file: string | undefined, opts: { out?: string; publicKey: string[]; checkpointEvery: number; witness: string[] }) => {
       if (id === "verify") {
         if (!file) throw new CommanderError(EXIT_USAGE, "warden.file", "evidence verify needs the bundle file");
-        const result = verifyEvidence(parseEvidenceFile(readFileSync(file, "utf8"), file), { publicKey: opts.publicKey });
+        const result = verifyEvidence(parseEvidenceFile(readFileSync(file, "utf8"), file), { publicKey: keysOf(opts.publicKey), witnesses: opts.witness });
         print(program, result, () => (result.ok ? `VERIFIED: ${result.statement}` : `NOT VERIFIED: ${result.problem}`));
         if (!result.ok) process.exitCode = EXIT_FAILURE;
         return;
       }
-      const { ledger, close } = openLedger(program.opts<GlobalOptions>().store, { publicKey: opts.publicKey, checkpointEvery: opts.checkpointEvery });
+      const { ledger, close } = openLedger(program.opts<GlobalOptions>().store, { publicKey: keysOf(opts.publicKey), checkpointEvery: opts.checkpointEvery });
       try {
         const bundle = ledger.evidence(id);
         const text = `${JSON.stringify(bundle, null, 2)}\n`;

@@ -13,6 +13,7 @@ import { registerHookCommand } from "./hook.js";
 import { registerPolicyPushCommand } from "./policy-push.js";
 import { registerMcpGatewayCommand } from "./mcp-gateway.js";
 import { registerServerCommands } from "./server.js";
+import { registerWitnessCommand } from "./witness.js";
 import { registerEvidenceCommands, registerLedgerVerifyCommand } from "./evidence.js";
 import type { ActionType, ApprovalStatus, RunStatus } from "../enums.js";
 
@@ -288,6 +289,7 @@ export function buildProgram(): Command {
   registerHookCommand(program);
   registerServerCommands(program);
   registerEvidenceCommands(program);
+  registerWitnessCommand(program);
 
   return program;
 }

@@ -11,6 +11,7 @@ import { storedRowProblem } from "./chain.js";
 import { parsePublicKey, rawPublicKey } from "./keys.js";
 import { verifyInclusion, type MerkleTree } from "./merkle.js";
 import { ledgerOrigin, openCheckpoint, orgLedgerOrigin, parseVerifierKey, verifierKey } from "./note.js";
+import { openCosignatures, parseWitnessKey, type Cosignature, type WitnessKey } from "./cosignature.js";
 
 /** The ledger entry type that records a policy set when it takes effect. */
 export const POLICY_SET_ENTRY = "policy.set";
@@ -78,7 +79,8 @@ export type EvidenceVerification =
       statement: string;
       subject: EvidenceBundle["subject"];
       entries: { from: number; to: number; count: number };
-      checkpoint: { origin: string; size: number; root: string; cosigners: string[] };
+      /** `cosigners`: names on other signature lines (unchecked); `witnessed`: cosignatures verified against the `witnesses` given. */
+      checkpoint: { origin: string; size: number; root: string; cosigners: string[]; witnessed: Cosignature[] };
       /** `supplied`: the key was given out of band; `bundle`: the bundle's own key (proves integrity against that key only). */
       key: { verifierKey: string; source: "supplied" | "bundle" };
       policy: { hash: string; text: string; seq: number } | null;
@@ -129,7 +131,7 @@ export function policySetDraft(input: { org: string; policySet: unknown; actor?:
  * const result = verifyEvidence(JSON.parse(readFileSync("refund-1042.json", "utf8")), { publicKey: "./ledger-public.pem" });
  * console.log(result.ok ? result.statement : `NOT VERIFIED: ${result.problem}`);
  */
-export function verifyEvidence(input: unknown, options: { publicKey?: KeyObject | string | undefined } = {}): EvidenceVerification {
+export function verifyEvidence(input: unknown, options: { publicKey?: KeyObject | string | readonly (KeyObject | string)[] | undefined; witnesses?: readonly string[] | undefined } = {}): EvidenceVerification {
   const parsed = EvidenceBundleSchema.safeParse(input);
   if (!parsed.success) return { ok: false, problem: `not an evidence bundle: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}` };
   const bundle = parsed.data;
@@ -138,13 +140,17 @@ export function verifyEvidence(input: unknown, options: { publicKey?: KeyObject 
   let publicKey = named.publicKey;
   let source: "supplied" | "bundle" = "bundle";
   if (options.publicKey !== undefined) {
+    // Several keys (a line of rotated keys): the bundle's checkpoint must be signed by one of them.
+    let supplied: KeyObject[];
     try {
-      publicKey = parsePublicKey(options.publicKey);
+      supplied = (Array.isArray(options.publicKey) ? options.publicKey : [options.publicKey]).map((k: KeyObject | string) => parsePublicKey(k));
     } catch (error) {
       return { ok: false, problem: (error as Error).message };
     }
     source = "supplied";
-    if (!rawPublicKey(publicKey).equals(rawPublicKey(named.publicKey))) return { ok: false, problem: "the checkpoint key in the bundle is not the key supplied" };
+    const match = supplied.find((k) => rawPublicKey(k).equals(rawPublicKey(named.publicKey)));
+    if (match === undefined) return { ok: false, problem: `the checkpoint key in the bundle is not the key supplied${supplied.length > 1 ? " (nor any of them)" : ""}` };
+    publicKey = match;
   }
   // A key signs the embedded ledger's log, or on a control plane one log per organization.
   const org = bundle.entries[0]!.org;
@@ -154,6 +160,17 @@ export function verifyEvidence(input: unknown, options: { publicKey?: KeyObject 
   const opened = openCheckpoint(bundle.checkpoint, { name: origin, publicKey });
   if ("problem" in opened) return { ok: false, problem: `the checkpoint ${opened.problem}` };
   const { head } = opened;
+  // Each witness named must have cosigned this checkpoint: its head, outside the writer's reach, is then the same tree.
+  const witnessKeys: WitnessKey[] = [];
+  for (const vkey of options.witnesses ?? []) {
+    const key = parseWitnessKey(vkey);
+    if (key === undefined) return { ok: false, problem: `"${vkey}" is not a witness verifier key` };
+    witnessKeys.push(key);
+  }
+  const { cosignatures: witnessed, invalid } = openCosignatures(bundle.checkpoint, witnessKeys);
+  if (invalid.length > 0) return { ok: false, problem: `the checkpoint carries an invalid cosignature of witness ${invalid[0]}` };
+  const missing = witnessKeys.find((k) => !witnessed.some((c) => c.witness === k.name));
+  if (missing !== undefined) return { ok: false, problem: `the checkpoint is not cosigned by witness ${missing.name}` };
   const subject = bundle.subject;
   let policy: { hash: string; text: string; seq: number } | null = null;
   const approvals: Extract<EvidenceVerification, { ok: true }>["approvals"] = [];
@@ -195,8 +212,8 @@ export function verifyEvidence(input: unknown, options: { publicKey?: KeyObject 
   if (count === 0) return { ok: false, problem: `the bundle holds no entry of ${subject.kind} ${subject.id}` };
   const root = Buffer.from(head.root).toString("base64");
   const approvalText = approvals.length === 0 ? "with no approval recorded" : approvals.map((a) => `${a.status} by ${a.reviewer ?? "unknown"} at ${new Date(a.ts).toISOString()}${a.reason ? ` ("${a.reason}")` : ""}`).join(", ");
-  const statement = `${subject.kind === "run" ? "run" : "tool call"} ${subject.id}${agentId ? ` by agent ${agentId}` : ""} ${approvalText}${policy ? ` under policy set ${policy.hash.slice(0, 16)}…` : " (no policy set recorded before it)"}; entries ${first}..${last} (${count}) included in the checkpoint of size ${head.size} signed by ${bundle.log.verifierKey.split("+").slice(0, 2).join("+")}${source === "bundle" ? " (the bundle's own key: compare it with one obtained out of band)" : ""}`;
-  return { ok: true, statement, subject, entries: { from: first, to: last, count }, checkpoint: { origin, size: head.size, root, cosigners: opened.cosigners }, key: { verifierKey: bundle.log.verifierKey, source }, policy, approvals, agentId };
+  const statement = `${subject.kind === "run" ? "run" : "tool call"} ${subject.id}${agentId ? ` by agent ${agentId}` : ""} ${approvalText}${policy ? ` under policy set ${policy.hash.slice(0, 16)}…` : " (no policy set recorded before it)"}; entries ${first}..${last} (${count}) included in the checkpoint of size ${head.size} signed by ${bundle.log.verifierKey.split("+").slice(0, 2).join("+")}${source === "bundle" ? " (the bundle's own key: compare it with one obtained out of band)" : ""}${witnessed.length > 0 ? `, cosigned by witness${witnessed.length === 1 ? "" : "es"} ${witnessed.map((c) => `${c.witness} at ${new Date(c.time).toISOString()}`).join(", ")}` : ""}`;
+  return { ok: true, statement, subject, entries: { from: first, to: last, count }, checkpoint: { origin, size: head.size, root, cosigners: opened.cosigners, witnessed }, key: { verifierKey: bundle.log.verifierKey, source }, policy, approvals, agentId };
 }
 
 const str = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);

@@ -10,6 +10,8 @@ export interface SigningKey {
   keyId: string;
   /** The file the key was read from or created in; absent for a key given as PEM or generated in memory. */
   path?: string | undefined;
+  /** Public keys this key took over from (rotation), by key id: their checkpoints stay trusted. */
+  retired?: ReadonlyMap<string, KeyObject> | undefined;
 }
 
 /** Loads an Ed25519 private key (PEM) from `path`, creating it with 0600 permissions on first use. */

@@ -5,11 +5,13 @@ import { InvalidStateError, LedgerIntegrityError, NotFoundError } from "../error
 import { dirname, relative, isAbsolute } from "node:path";
 import { toLedgerEntry, type LedgerRow, type SqliteStore } from "../store/sqlite-store.js";
 import { checkpointMessage, GENESIS_HASH, storedRowProblem, type LedgerEntry } from "./chain.js";
-import { keyIdOf, parsePublicKey } from "./keys.js";
+import { keyIdOf } from "./keys.js";
+import { KEY_ROTATED_ENTRY, rotatedKeyOf, trustedKeys } from "./keyring.js";
 import { equalBytes, MerkleFrontier, MerkleTree } from "./merkle.js";
 import { evidenceEntryOf, ledgerVerifierKey, POLICY_SET_ENTRY, type EvidenceBundle } from "./evidence.js";
-import { ledgerOrigin, openCheckpoint } from "./note.js";
+import { ledgerOrigin, openCheckpoint, parseNote } from "./note.js";
 import { readVerifiedPosition, verifiedPositionPath, writeVerifiedPosition, type VerifiedPosition } from "./verified-position.js";
+import { WitnessJudge, type WitnessCheck, type WitnessedHeads } from "./witnessed.js";
 
 /**
  * What signed checkpoints cover: entries up to `coveredTo` are vouched for by a signature of the trusted
@@ -39,6 +41,8 @@ export interface LedgerCoverage {
 export interface TrustedLedgerKey {
   keyId: string;
   source: "supplied" | "configured" | "store";
+  /** Earlier keys (rotated out) whose checkpoints verified too, oldest first; absent if none. */
+  retired?: string[];
 }
 
 /**
@@ -51,9 +55,9 @@ export interface TrustedLedgerKey {
  * console.log(result.ok ? `intact up to ${result.head.hash}` : `${result.reason} at ${result.firstBadSeq}: ${result.problem}`);
  */
 export type LedgerVerification =
-  | { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string }; coverage: LedgerCoverage; key: TrustedLedgerKey }
-  | { ok: false; reason: "tampered"; entries: number; firstBadSeq: number; problem: string; key: TrustedLedgerKey }
-  | { ok: false; reason: "uncovered"; entries: number; firstBadSeq: number; problem: string; checkpoints: number; head: { seq: number; hash: string }; coverage: LedgerCoverage; key: TrustedLedgerKey };
+  | { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string }; coverage: LedgerCoverage; key: TrustedLedgerKey; witnesses?: WitnessedHeads[] }
+  | { ok: false; reason: "tampered"; entries: number; firstBadSeq: number; problem: string; key: TrustedLedgerKey; witnesses?: WitnessedHeads[] }
+  | { ok: false; reason: "uncovered" | "unwitnessed"; entries: number; firstBadSeq: number; problem: string; checkpoints: number; head: { seq: number; hash: string }; coverage: LedgerCoverage; key: TrustedLedgerKey; witnesses?: WitnessedHeads[] };
 
 /**
  * Options of `ledger.verify()`.
@@ -63,8 +67,12 @@ export type LedgerVerification =
  * warden.ledger.verify(options);
  */
 export interface LedgerVerifyOptions {
-  /** The checkpoint key's public half, obtained out of band: PEM, a PEM file's path, base64 raw key, or a KeyObject. */
-  publicKey?: KeyObject | string | undefined;
+  /**
+   * The checkpoint key's public half, obtained out of band: PEM, a PEM file's path, base64 raw key, or a
+   * KeyObject; or several (after rotations), current key last. Keys handed over to by a `ledger.key_rotated`
+   * entry under a checkpoint of a trusted key are trusted too.
+   */
+  publicKey?: KeyObject | string | readonly (KeyObject | string)[] | undefined;
   /** Uncovered entries tolerated after the last checkpoint; default the store's checkpoint interval. */
   checkpointEvery?: number | undefined;
   /**
@@ -74,6 +82,12 @@ export interface LedgerVerifyOptions {
    * left as it was, is found only by a full verification.
    */
   full?: boolean | undefined;
+  /**
+   * Witnesses whose cosigned heads the ledger must match (`reason: "tampered"` if a root differs or entries
+   * they saw are gone, `"unwitnessed"` if a witness cosigned nothing here): verifier keys, each optionally
+   * with the last checkpoint that witness cosigned (`fetchWitnessedCheckpoint`).
+   */
+  witnesses?: readonly WitnessCheck[] | undefined;
 }
 
 /** How many recent entry hashes verification remembers, to name an inserted entry rather than the one after it. */
@@ -95,12 +109,22 @@ export class Ledger {
   readonly #keySource: TrustedLedgerKey["source"];
   /** Where the last verification ended, by key id (also kept beside the store). */
   #position: VerifiedPosition | undefined;
+  /** Public keys rotated out, by key id: their checkpoints stay verifiable. */
+  readonly #retired: ReadonlyMap<string, KeyObject>;
 
   /** @internal */
-  constructor(store: SqliteStore, publicKey: KeyObject, options: { keySource?: TrustedLedgerKey["source"] } = {}) {
+  constructor(store: SqliteStore, publicKey: KeyObject, options: { keySource?: TrustedLedgerKey["source"]; retired?: ReadonlyMap<string, KeyObject> | undefined } = {}) {
     this.#store = store;
     this.#publicKey = publicKey;
     this.#keySource = options.keySource ?? keySourceOf(store, publicKey);
+    this.#retired = options.retired ?? new Map();
+  }
+
+  /** The trusted keys by key id: the ledger's own (current and retired), or those supplied. */
+  #trusted(supplied: LedgerVerifyOptions["publicKey"]): { keys: Map<string, KeyObject>; current: KeyObject } {
+    if (supplied === undefined) return { keys: new Map([...this.#retired, [keyIdOf(this.#publicKey), this.#publicKey]]), current: this.#publicKey };
+    const keys = trustedKeys(supplied);
+    return { keys, current: [...keys.values()].at(-1)! };
   }
 
   /**
@@ -114,12 +138,16 @@ export class Ledger {
    * if (!result.ok) console.error(`ledger ${result.reason} at entry ${result.firstBadSeq}: ${result.problem}`);
    */
   verify(options: LedgerVerifyOptions = {}): LedgerVerification {
-    const publicKey = options.publicKey === undefined ? this.#publicKey : parsePublicKey(options.publicKey);
+    const { keys: trusted, current: publicKey } = this.#trusted(options.publicKey);
     const key: TrustedLedgerKey = { keyId: keyIdOf(publicKey), source: options.publicKey === undefined ? this.#keySource : "supplied" };
     const interval = options.checkpointEvery ?? this.#store.checkpointEvery;
+    const judge = options.witnesses === undefined || options.witnesses.length === 0 ? undefined : new WitnessJudge(options.witnesses);
+    const rotations: Array<{ seq: number; data: string }> = [];
+    const rootSizes = new Set(judge?.sizes);
     const checkpoints = this.#checkpointRows();
     const origin = ledgerOrigin(publicKey);
-    const from = options.full ? undefined : this.#resumable(key.keyId, publicKey, origin, checkpoints);
+    // Witnesses judge tree heads of any size, so their verification reads every entry.
+    const from = options.full || judge !== undefined ? undefined : this.#resumable(key.keyId, publicKey, origin, checkpoints);
     let expectedSeq = (from?.seq ?? 0) + 1;
     let prevHash = from?.hash ?? GENESIS_HASH;
     let count = from?.seq ?? 0;
@@ -141,11 +169,12 @@ export class Ledger {
       const problem = storedRowProblem(row);
       if (problem !== undefined) return fail(row.seq, problem);
       frontier.push(Buffer.from(row.hash, "hex"));
+      if (row.type === KEY_ROTATED_ENTRY) rotations.push({ seq: row.seq, data: row.data });
       if (checkpointSeqs.has(row.seq)) {
         hashes.set(row.seq, row.hash);
-        roots.set(row.seq, frontier.root());
         frontiers.set(row.seq, frontier.clone());
       }
+      if (checkpointSeqs.has(row.seq) || rootSizes.has(row.seq)) roots.set(row.seq, frontier.root());
       recent.set(row.hash, row.seq);
       if (recent.size > RECENT) recent.delete(recent.keys().next().value!);
       prevHash = row.hash;
@@ -153,35 +182,56 @@ export class Ledger {
       count++;
     }
     let previous = from?.seq ?? 0;
+    const retired: string[] = [];
     for (const checkpoint of checkpoints) {
       // Checked when the verification this one resumes from ran, and still matching their entries (`#resumable`).
       if (checkpoint.seq <= previous) continue;
       const fail = (problem: string, verified = previous): LedgerVerification => ({ ok: false, reason: "tampered", entries: verified, firstBadSeq: Math.min(checkpoint.seq, count + 1), problem, key });
       if (checkpoint.seq > count) return fail(`entries after ${count} are missing (a signed checkpoint covers entry ${checkpoint.seq})`, count);
       if (hashes.get(checkpoint.seq) !== checkpoint.hash) return fail(`does not match the signed checkpoint at entry ${checkpoint.seq}: an entry in ${previous + 1}..${checkpoint.seq} was changed, inserted or deleted and the chain re-hashed`);
-      if (checkpoint.key_id !== key.keyId) return fail(`checkpoint at entry ${checkpoint.seq} was signed by an unknown key (${checkpoint.key_id}, trusted: ${key.keyId})`);
-      if (!verifySignature(null, checkpointMessage(checkpoint.seq, checkpoint.hash), publicKey, Buffer.from(checkpoint.signature, "base64url"))) {
+      let signerKey = trusted.get(checkpoint.key_id);
+      if (signerKey === undefined) {
+        // A key handed over to by an entry that a checkpoint of a trusted key already covers.
+        for (const rotation of rotations) {
+          const next = rotation.seq <= previous ? rotatedKeyOf(rotation.data) : undefined;
+          if (next !== undefined) trusted.set(keyIdOf(next), next);
+        }
+        signerKey = trusted.get(checkpoint.key_id);
+      }
+      // A handover entry before where this verification resumed: read it again from the first entry.
+      if (signerKey === undefined && from !== undefined) return this.verify({ ...options, full: true });
+      if (signerKey === undefined) return fail(`checkpoint at entry ${checkpoint.seq} was signed by an unknown key (${checkpoint.key_id}, trusted: ${[...trusted.keys()].join(", ")})`);
+      if (checkpoint.key_id !== key.keyId && !retired.includes(checkpoint.key_id)) retired.push(checkpoint.key_id);
+      const origin = ledgerOrigin(signerKey);
+      if (!verifySignature(null, checkpointMessage(checkpoint.seq, checkpoint.hash), signerKey, Buffer.from(checkpoint.signature, "base64url"))) {
         return fail(`checkpoint signature at entry ${checkpoint.seq} is invalid`);
       }
       if (checkpoint.note !== null) {
-        const opened = openCheckpoint(checkpoint.note, { name: origin, publicKey });
+        const opened = openCheckpoint(checkpoint.note, { name: origin, publicKey: signerKey });
         if ("problem" in opened) return fail(`the tree head signed at entry ${checkpoint.seq} ${opened.problem}`);
         if (opened.head.size !== checkpoint.seq || !equalBytes(opened.head.root, roots.get(checkpoint.seq)!)) return fail(`does not match the signed tree head at entry ${checkpoint.seq}: an entry in ${previous + 1}..${checkpoint.seq} was changed, inserted or deleted`);
+        judge?.noteStored(checkpoint.note, opened.head);
       }
       previous = checkpoint.seq;
     }
     const head = { seq: count, hash: prevHash };
     const coverage: LedgerCoverage = { coveredTo: previous, uncovered: count - previous, interval };
     const reached = frontiers.get(previous);
-    if (reached !== undefined) {
+    if (reached !== undefined && judge === undefined) {
       this.#position = { keyId: key.keyId, seq: previous, hash: hashes.get(previous)!, frontier: reached };
       writeVerifiedPosition(verifiedPositionPath(this.#store.path), this.#position);
     }
+    if (retired.length > 0) key.retired = retired;
+    const witnesses = judge?.judge(count, roots, (origin) => [...trusted.values()].find((k) => ledgerOrigin(k) === origin));
+    const broken = witnesses?.find((w) => w.failure === "rewritten" || w.failure === "truncated");
+    if (broken !== undefined) return { ok: false, reason: "tampered", entries: count, firstBadSeq: broken.failure === "truncated" ? count + 1 : 1, problem: broken.problem!, key, witnesses: witnesses! };
+    const unwitnessed = witnesses?.find((w) => !w.holds);
+    if (unwitnessed !== undefined) return { ok: false, reason: "unwitnessed", entries: count, firstBadSeq: 1, problem: unwitnessed.problem!, checkpoints: checkpoints.length, head, coverage, key, witnesses: witnesses! };
     if (coverage.uncovered >= interval) {
       const problem = `${coverage.uncovered} entries after ${previous === 0 ? "the start" : `entry ${previous}`} are covered by no signed checkpoint (at most ${interval - 1} may be): anyone with write access to the store could have written them`;
-      return { ok: false, reason: "uncovered", entries: count, firstBadSeq: previous + 1, problem, checkpoints: checkpoints.length, head, coverage, key };
+      return { ok: false, reason: "uncovered", entries: count, firstBadSeq: previous + 1, problem, checkpoints: checkpoints.length, head, coverage, key, ...(witnesses ? { witnesses } : {}) };
     }
-    return { ok: true, entries: count, checkpoints: checkpoints.length, head, coverage, key };
+    return { ok: true, entries: count, checkpoints: checkpoints.length, head, coverage, key, ...(witnesses ? { witnesses } : {}) };
   }
 
   /**
@@ -228,13 +278,27 @@ export class Ledger {
     }
     if (rows.length === 0) throw new NotFoundError("run or tool call in the ledger", id);
     const last = rows[rows.length - 1]!.seq;
-    const checkpoint = this.#checkpointRows().filter((c) => c.note !== null && c.seq >= last).at(-1);
+    const covering = this.#checkpointRows().filter((c) => c.note !== null && c.seq >= last);
+    // A witnessed checkpoint (one with cosignature lines beyond the log's own) proves more: preferred.
+    const checkpoint = covering.filter((c) => (parseNote(c.note!)?.signatures.length ?? 0) > 1).at(-1) ?? covering.at(-1);
     if (checkpoint === undefined) throw new InvalidStateError(`entry ${last} is not yet under a signed tree head: a checkpoint follows within ${this.#store.checkpointEvery} entries, or when the writing client closes`);
     const policy = this.#store.get<LedgerRow>("SELECT * FROM ledger WHERE type = ? AND run_id IS NULL AND tool_call_id IS NULL AND seq < ? ORDER BY seq DESC LIMIT 1", POLICY_SET_ENTRY, rows[0]!.seq);
     const hashes = this.#store.all<{ hash: string }>("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq", checkpoint.seq).map((r) => Buffer.from(r.hash, "hex"));
     const tree = new MerkleTree(hashes);
     const entries = (policy ? [policy, ...rows] : rows).map((row) => evidenceEntryOf(row, tree));
-    return { format: "agent-warden.evidence/1", subject: { kind, id }, log: { origin: ledgerOrigin(this.#publicKey), verifierKey: ledgerVerifierKey(this.#publicKey) }, checkpoint: checkpoint.note!, entries, createdAt: Date.now() };
+    // The key that signed this checkpoint: the current one, a retired one, or one a verified rotation entry names.
+    const keys = this.#trusted(undefined).keys;
+    for (const row of this.#store.all<{ data: string }>("SELECT data FROM ledger WHERE type = ? ORDER BY seq", KEY_ROTATED_ENTRY)) {
+      const next = rotatedKeyOf(row.data);
+      if (next !== undefined) keys.set(keyIdOf(next), next);
+    }
+    const signerKey = keys.get(checkpoint.key_id) ?? this.#publicKey;
+    return { format: "agent-warden.evidence/1", subject: { kind, id }, log: { origin: ledgerOrigin(signerKey), verifierKey: ledgerVerifierKey(signerKey) }, checkpoint: checkpoint.note!, entries, createdAt: Date.now() };
+  }
+
+  /** The origin (log name) of this ledger's checkpoints, as witnesses know it. */
+  origin(): string {
+    return ledgerOrigin(this.#publicKey);
   }
 
   /** The verifier key (golang.org/x/mod/sumdb/note form) of this ledger's checkpoints, to publish out of band. */

@@ -23,6 +23,8 @@ export interface DispatcherOptions {
   onSettled?: ((events: readonly WardenEvent[]) => void) | undefined;
   /** Events lost (a full queue without a spool, a closed client). */
   onDropped?: ((count: number) => void) | undefined;
+  /** Events that will never reach the control plane (dropped, or set aside as refused), and why: the ledger records the gap. */
+  onLost?: ((events: readonly WardenEvent[], why: string, kind: "dropped" | "refused") => void) | undefined;
   onError: (error: unknown) => void;
 }
 
@@ -109,13 +111,13 @@ export class EventDispatcher {
   /** Queues one event. O(1) unless the queue is full, when it spills to the spool in one write. */
   enqueue(event: WardenEvent): void {
     if (this.#closed) {
-      this.#drop(1, "the client is closed");
+      this.#drop([event], "the client is closed");
       return;
     }
     if (this.#queue.length >= this.#options.maxQueue) {
       this.#spill();
       if (this.#queue.length >= this.#options.maxQueue) {
-        this.#drop(1, `the event queue is full (${this.#options.maxQueue})`);
+        this.#drop([event], `the event queue is full (${this.#options.maxQueue})`);
         return;
       }
     }
@@ -169,7 +171,7 @@ export class EventDispatcher {
     if (this.#immediate) clearImmediate(this.#immediate);
     if (this.#inflight && !this.#inflight.fromSpool) this.#queue.unshift(...this.#inflight.batch);
     this.#spill();
-    if (this.#queue.length > 0) this.#drop(this.#queue.length, "the client closed with events unsent and no spool");
+    if (this.#queue.length > 0) this.#drop(this.#queue, "the client closed with events unsent and no spool");
     this.#queue = [];
     this.#closed = true;
   }
@@ -323,6 +325,7 @@ export class EventDispatcher {
       this.#options.onError(error);
     }
     this.#options.onSettled?.(fresh.map(({ event }) => event));
+    this.#lost(fresh.map(({ event }) => event), fresh[0]!.refusal.reason, "refused");
     if (this.#warnedDeadLetter) return;
     this.#warnedDeadLetter = true;
     const first = fresh[0]!;
@@ -334,11 +337,20 @@ export class EventDispatcher {
     );
   }
 
+  #lost(events: readonly WardenEvent[], why: string, kind: "dropped" | "refused"): void {
+    if (events.length === 0 || this.#options.onLost === undefined) return;
+    try {
+      this.#options.onLost(events, why, kind);
+    } catch (error) {
+      this.#options.onError(error);
+    }
+  }
+
   /** A batch that could not be sent goes back in front of the queue (then to the spool). */
   #keep(batch: WardenEvent[]): void {
     this.#queue.unshift(...batch);
     this.#spill();
-    if (this.#queue.length > this.#options.maxQueue) this.#drop(this.#queue.splice(this.#options.maxQueue).length, `the event queue is full (${this.#options.maxQueue})`);
+    if (this.#queue.length > this.#options.maxQueue) this.#drop(this.#queue.splice(this.#options.maxQueue), `the event queue is full (${this.#options.maxQueue})`);
   }
 
   #goOffline(error: RemoteError): void {
@@ -365,9 +377,11 @@ export class EventDispatcher {
     this.#queue = written === this.#queue.length ? [] : this.#queue.slice(written);
   }
 
-  #drop(count: number, why: string): void {
+  #drop(events: readonly WardenEvent[], why: string): void {
+    const count = events.length;
     this.#dropped += count;
     this.#options.onDropped?.(count);
+    this.#lost(events, why, "dropped");
     if (this.#warnedFull) return;
     this.#warnedFull = true;
     this.#options.onError(new RemoteError(`events dropped: ${why} (further drops are counted, not reported)`, { retryable: false }));

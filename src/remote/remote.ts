@@ -14,6 +14,7 @@ import { readKeyCache, readPolicyCache, readRevocationCache, writeKeyCache, writ
 import { IngestResponseSchema, type IngestResponse } from "../wire/event.js";
 import { AcknowledgedWatermark, type LedgerReader } from "./acknowledged.js";
 import { DeadLetterFile, type DeadLetter } from "./dead-letters.js";
+import { TelemetryGaps, type TelemetryGap } from "./gaps.js";
 import { EventDispatcher, type DispatcherStats } from "./dispatcher.js";
 import { RemoteHttp } from "./http.js";
 import { RemoteOptionsSchema, type RemoteSettings } from "./options.js";
@@ -37,6 +38,8 @@ export interface RemoteHost {
   reportError(error: unknown): void;
   /** Something the developer must hear once, such as an organization with no policy yet. */
   warn?(key: string, message: string): void;
+  /** Events that will never reach the control plane: recorded (and signed) in the local ledger. */
+  recordGap?(gap: TelemetryGap): void;
 }
 
 export interface RemoteLinkOptions {
@@ -147,6 +150,7 @@ export class RemoteLink {
   readonly #http: RemoteHttp;
   readonly #dispatcher: EventDispatcher;
   readonly #deadLetters: DeadLetterFile;
+  readonly #gaps: TelemetryGaps;
   readonly #watermark: AcknowledgedWatermark | undefined;
   readonly #cachePath: string;
   readonly #keyPath: string;
@@ -197,6 +201,13 @@ export class RemoteLink {
       }
     }
     this.#deadLetters = new DeadLetterFile(options.dir, options.settings.maxDeadLetterBytes);
+    this.#gaps = new TelemetryGaps((gap) => {
+      try {
+        options.host.recordGap?.(gap);
+      } catch (error) {
+        options.host.reportError(error);
+      }
+    });
     const ledger = options.host.ledger;
     this.#watermark = ledger !== undefined && options.store !== undefined && options.store !== ":memory:" ? new AcknowledgedWatermark(options.dir, options.store, ledger, (error) => this.#report("watermark", error)) : undefined;
     this.#dispatcher = new EventDispatcher({
@@ -208,6 +219,7 @@ export class RemoteLink {
       deadLetters: this.#deadLetters,
       onSettled: (events) => this.#watermark?.settled(events),
       onDropped: () => this.#watermark?.dropped(),
+      onLost: (events, why, kind) => this.#gaps.lost(events, why, kind),
       onError: (error) => options.host.reportError(error),
     });
     // What a client killed before sending left in this store's ledger goes out first.
@@ -302,6 +314,7 @@ export class RemoteLink {
     this.#wakeStream?.();
     this.#streamAbort?.abort();
     this.#dispatcher.close();
+    this.#gaps.flush();
     this.#watermark?.close();
   }
 

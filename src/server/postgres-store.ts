@@ -17,6 +17,8 @@ import { etagMatches, policyEtag } from "./etag.js";
 import { activeHaltFor, markIngested, type RejectedEvent } from "./ingest.js";
 import { ingestBatchPostgres, type LiveRows } from "./postgres-ingest.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
+import { countersignCheckpoint, countersignedCheckpoint } from "./countersign.js";
+import type { WitnessAnswer } from "../ledger/witness.js";
 import { draftOf, OrgLedger, orgEvidence, orgLedgerSchema, policySetOrgDraft, toOrgLedgerEntry, verifyChain, type OrgLedgerRow } from "./org-ledger.js";
 import type { EvidenceBundle } from "../ledger/evidence.js";
 import { runAsync, toPostgres, type Query, type SqlOp, type SqlValue } from "./sql.js";
@@ -928,6 +930,14 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
   async ledgerPublicKey(): Promise<SigningKey["publicKey"]> {
     await this.#ready;
     return this.#ledgerKey!.publicKey;
+  }
+
+  async countersign(org: string, agentId: string | undefined, logKey: string, body: string): Promise<WitnessAnswer> {
+    return this.#transaction((exec) => this.#run(exec, countersignCheckpoint(org, agentId, logKey, body, this.#ledgerKey!)));
+  }
+
+  async countersigned(org: string, origin: string): Promise<string | undefined> {
+    return this.#transaction((exec) => this.#run(exec, countersignedCheckpoint(org, origin)));
   }
 
   async evidence(org: string, id: string): Promise<EvidenceBundle> {

@@ -19,6 +19,8 @@ import { activeHaltFor, approvalRecord, ingestBatch, markIngested, type Effects,
 import { draftOf, OrgLedger, orgEvidence, policySetOrgDraft, toOrgLedgerEntry, verifyChain, type OrgLedgerRow } from "./org-ledger.js";
 import type { EvidenceBundle } from "../ledger/evidence.js";
 import { runSync, type Query, type SqlOp } from "./sql.js";
+import { countersignCheckpoint, countersignedCheckpoint } from "./countersign.js";
+import type { WitnessAnswer } from "../ledger/witness.js";
 import { appendStream } from "./stream-log.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
 import { deliveriesSchema, SERVER_SCHEMA_SQL, SERVER_SCHEMA_V2_SQL, SERVER_SCHEMA_VERSION, SERVER_V3_COLUMNS } from "./schema.js";
@@ -659,6 +661,14 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   async evidence(org: string, id: string): Promise<EvidenceBundle> {
     this.store.flush();
     return this.#run(orgEvidence(org, id, this.#ledgerKey));
+  }
+
+  async countersign(org: string, agentId: string | undefined, logKey: string, body: string): Promise<WitnessAnswer> {
+    return this.#transaction(() => this.#run(countersignCheckpoint(org, agentId, logKey, body, this.#ledgerKey)));
+  }
+
+  async countersigned(org: string, origin: string): Promise<string | undefined> {
+    return this.#transaction(() => this.#run(countersignedCheckpoint(org, origin)));
   }
 
   async *exportLedger(org: string, options: { afterSeq: number; limit: number }): AsyncIterable<LedgerEntry> {

@@ -3,6 +3,7 @@ import type { WardenEvent } from "agent-warden";
 import type { HaltRecord } from "../halt/halt.js";
 import type { LedgerEntry } from "agent-warden";
 import type { SigningKey } from "../ledger/keys.js";
+import type { WitnessAnswer } from "../ledger/witness.js";
 import type { EvidenceBundle } from "../ledger/evidence.js";
 import type { ApprovalRecord, RunRecord, RunSummary, ToolCallRecord } from "../records.js";
 import type { RejectedEvent } from "./ingest.js";
@@ -399,6 +400,10 @@ export interface ControlPlaneStore {
   evidence(org: string, id: string): Promise<EvidenceBundle>;
   /** The key that signs the organizations' checkpoints and evidence: its public half. */
   ledgerPublicKey(): Promise<SigningKey["publicKey"]>;
+  /** Countersigns an agent's local ledger checkpoint (tlog-witness body) if it extends the last one countersigned for that log. */
+  countersign(org: string, agentId: string | undefined, logKey: string, body: string): Promise<WitnessAnswer>;
+  /** The last agent checkpoint countersigned for a log of the organization, with the cosignature. */
+  countersigned(org: string, origin: string): Promise<string | undefined>;
   exportLedger(org: string, options: { afterSeq: number; limit: number }): AsyncIterable<LedgerEntry>;
 
   // stream

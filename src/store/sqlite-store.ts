@@ -450,10 +450,13 @@ export class SqliteStore {
     const signer = this.#options.signer!;
     const newest = this.#statement("SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT 1").get() as { seq: number } | undefined;
     if (newest === undefined) return { seq: 0, hash: GENESIS_HASH };
-    const row = this.#statement("SELECT seq, hash, key_id, signature FROM checkpoints WHERE key_id = ? ORDER BY seq DESC LIMIT 1").get(signer.keyId) as { seq: number; hash: string; key_id: string; signature: string } | undefined;
+    // The newest checkpoint of this key, or of a key it took over from (rotation).
+    const keyIds = [signer.keyId, ...(signer.retired?.keys() ?? [])];
+    const row = this.#statement(`SELECT seq, hash, key_id, signature FROM checkpoints WHERE key_id IN (${keyIds.map(() => "?").join(",")}) ORDER BY seq DESC LIMIT 1`).get(...keyIds) as { seq: number; hash: string; key_id: string; signature: string } | undefined;
     if (row === undefined) return undefined;
     const cached = this.#checkedCheckpoint;
-    const valid = (cached !== undefined && cached.seq === row.seq && cached.hash === row.hash && cached.signature === row.signature) || verify(null, checkpointMessage(row.seq, row.hash), signer.publicKey, Buffer.from(row.signature, "base64url"));
+    const keyOfRow = row.key_id === signer.keyId ? signer.publicKey : signer.retired!.get(row.key_id)!;
+    const valid = (cached !== undefined && cached.seq === row.seq && cached.hash === row.hash && cached.signature === row.signature) || verify(null, checkpointMessage(row.seq, row.hash), keyOfRow, Buffer.from(row.signature, "base64url"));
     if (!valid) return undefined;
     this.#checkedCheckpoint = { seq: row.seq, hash: row.hash, signature: row.signature };
     const entry = this.#statement("SELECT hash FROM ledger WHERE seq = ?").get(row.seq) as { hash: string } | undefined;

@@ -1,10 +1,16 @@
 import { once } from "node:events";
-import { Router } from "express";
+import express, { Router } from "express";
+import { z } from "zod";
+import { NotFoundError } from "../../errors.js";
+import { witnessVerifierKey } from "../../ledger/cosignature.js";
+import { controlPlaneWitnessName } from "../countersign.js";
 import { actorOf, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { EmptyQuerySchema, IdSchema, KeyCreateSchema, LedgerExportQuerySchema, parse } from "../validation.js";
 import { orgLedgerOrigin, verifierKey } from "../../ledger/note.js";
 import { jsonBody } from "./body.js";
+
+const WitnessCheckpointQuerySchema = z.strictObject({ origin: z.string().min(1).max(512) });
 
 /** The ledger (verify, export as JSON Lines) and API keys (create, list, revoke). */
 export function adminRoutes(context: ServerContext): Router {
@@ -23,6 +29,30 @@ export function adminRoutes(context: ServerContext): Router {
     const publicKey = await store.ledgerPublicKey();
     const origin = orgLedgerOrigin(publicKey, principalOf(response).org);
     response.json({ origin, verifierKey: verifierKey(origin, publicKey), publicKey: publicKey.export({ type: "spki", format: "pem" }).toString() });
+  });
+
+  // The control plane as a witness of agents' local ledgers (C2SP tlog-witness, answers in its text form).
+  router.get("/ledger/witness/key", requirePermission("events:write"), async (request, response) => {
+    parse(EmptyQuerySchema, request.query, "query");
+    const publicKey = await store.ledgerPublicKey();
+    const name = controlPlaneWitnessName(publicKey);
+    response.json({ name, verifierKey: witnessVerifierKey(name, publicKey) });
+  });
+  router.post("/ledger/witness/add-checkpoint", requirePermission("events:write"), express.text({ type: () => true, limit: "64kb" }), async (request, response) => {
+    const principal = principalOf(response);
+    const logKey = request.get("x-warden-log-key");
+    const text = (status: number, body: string, headers: Record<string, string> = {}) => response.status(status).set({ "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store", ...headers }).send(body);
+    if (!logKey) return void text(400, "give the ledger's verifier key in x-warden-log-key\n");
+    const answer = await store.countersign(principal.org, principal.agentId, logKey, typeof request.body === "string" ? request.body : "");
+    if (answer.status === 200) return void text(200, answer.cosignature);
+    if (answer.status === 409) return void text(409, `${answer.size}\n`, { "Content-Type": "text/x.tlog.size", "X-Warden-Problem": answer.problem });
+    text(answer.status, `${answer.problem}\n`);
+  });
+  router.get("/ledger/witness/checkpoint", requirePermission("ledger:read"), async (request, response) => {
+    const origin = parse(WitnessCheckpointQuerySchema, request.query, "query").origin;
+    const note = await store.countersigned(principalOf(response).org, origin);
+    if (note === undefined) throw new NotFoundError("countersigned checkpoint of log", origin);
+    response.status(200).set({ "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" }).send(note);
   });
 
   // One run's or tool call's evidence, verifiable offline with `warden evidence verify` or `verifyEvidence`.

@@ -1,0 +1,101 @@
+// Evidence: RFC 9162 proofs over a ledger of 100,000 entries (inclusion and consistency, generated and
+// verified), an evidence bundle for a run of 100 tool calls (size, verification), and a witness
+// cosigning a checkpoint: in process, and the round trip over loopback HTTP with its consistency proof.
+import { createHash, generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { verifyEvidence } from "../src/ledger/evidence.js";
+import { MerkleTree, verifyConsistency, verifyInclusion } from "../src/ledger/merkle.js";
+import { checkpointText, ledgerOrigin, signNote, verifierKey } from "../src/ledger/note.js";
+import { Witness } from "../src/ledger/witness.js";
+import { startWitness } from "../src/ledger/witness-server.js";
+import { requestCosignature } from "../src/ledger/witnessing.js";
+import { Warden } from "../src/warden.js";
+import { measureAsync, measureSync, type BenchRow } from "./harness.js";
+
+const ENTRIES = 100_000;
+
+export async function run(): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const leaves = Array.from({ length: ENTRIES }, (_, i) => createHash("sha256").update(`entry ${i}`).digest());
+  const t0 = performance.now();
+  const tree = new MerkleTree(leaves);
+  rows.push({ group: "evidence", name: `tree over ${ENTRIES.toLocaleString("en")} entries, built`, note: `${(performance.now() - t0).toFixed(0)} ms once (what a bundle or a witness round costs the log first)` });
+  const root = tree.root();
+  let i = 0;
+  const index = () => (i = (i * 7919 + 104_729) % ENTRIES);
+  rows.push({ group: "evidence", name: "inclusion proof, generate", ...measureSync(() => tree.inclusionProof(index()), { samples: 2000, warmup: 500 }), note: `${tree.inclusionProof(0).length} hashes` });
+  const proofs = Array.from({ length: 256 }, (_, k) => ({ k: (k * 389) % ENTRIES, proof: tree.inclusionProof((k * 389) % ENTRIES) }));
+  let p = 0;
+  rows.push({ group: "evidence", name: "inclusion proof, verify", ...measureSync(() => {
+    const { k, proof } = proofs[p++ % proofs.length]!;
+    if (!verifyInclusion(leaves[k]!, k, ENTRIES, proof, root)) throw new Error("inclusion failed");
+  }, { samples: 2000, warmup: 500 }) });
+  const sizes = Array.from({ length: 256 }, (_, k) => 1 + ((k * 15_485) % (ENTRIES - 1)));
+  const consistency = sizes.map((m) => ({ m, proof: tree.consistencyProof(m), first: tree.root(m) }));
+  let c = 0;
+  rows.push({ group: "evidence", name: "consistency proof, generate", ...measureSync(() => tree.consistencyProof(sizes[c++ % sizes.length]!), { samples: 2000, warmup: 500 }) });
+  rows.push({ group: "evidence", name: "consistency proof, verify", ...measureSync(() => {
+    const { m, proof, first } = consistency[c++ % consistency.length]!;
+    if (!verifyConsistency(m, ENTRIES, first, root, proof)) throw new Error("consistency failed");
+  }, { samples: 2000, warmup: 500 }) });
+
+  // A bundle for a run of 100 tool calls.
+  const dir = mkdtempSync(join(tmpdir(), "warden-bench-evidence-"));
+  try {
+    const warden = new Warden({ agentId: "billing-agent", store: join(dir, "warden.db"), policies: { version: 1, default: "allow", policies: [] }, logger: { warn: () => {} } });
+    let runId = "";
+    await warden.run({ task: "100 calls" }, async (run) => {
+      runId = run.runId;
+      for (let k = 0; k < 100; k++) await run.tool("read_order", { id: k }, () => ({ id: k, total: 1000 + k }));
+    });
+    warden.close();
+    const reopened = new Warden({ agentId: "billing-agent", store: join(dir, "warden.db"), policies: { version: 1, default: "allow", policies: [] }, logger: { warn: () => {} } });
+    const bundle = JSON.parse(JSON.stringify(reopened.ledger.evidence(runId))) as unknown;
+    reopened.close();
+    const bytes = Buffer.byteLength(JSON.stringify(bundle, null, 2));
+    rows.push({ group: "evidence", name: "bundle for a run of 100 tool calls, verify", ...measureSync(() => {
+      if (!verifyEvidence(bundle).ok) throw new Error("bundle failed");
+    }, { samples: 200, warmup: 20 }), note: `${(bytes / 1024).toFixed(0)} KiB of JSON, ${(bundle as { entries: unknown[] }).entries.length} entries` });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  // A witness cosigning a checkpoint that extends the last one by 10 entries.
+  const log = generateKeyPairSync("ed25519");
+  const origin = ledgerOrigin(log.publicKey);
+  const checkpoint = (n: number) => signNote(checkpointText({ origin, size: n, root: tree.root(n) }), origin, log.privateKey);
+  const STEP = 10;
+  const notes = new Map<number, string>();
+  const noteOf = (n: number) => notes.get(n) ?? (notes.set(n, checkpoint(n)), notes.get(n)!);
+  const witness = new Witness({ name: "bench.witness/w1", logs: [verifierKey(origin, log.publicKey)] });
+  let size = 0;
+  const submission = () => {
+    const next = size + STEP;
+    const s = { oldSize: size, proof: size === 0 ? [] : tree.consistencyProof(size, next), checkpoint: noteOf(next) };
+    size = next;
+    return s;
+  };
+  rows.push({ group: "evidence", name: "witness cosigns a checkpoint, in process", ...measureSync(() => {
+    if (witness.addCheckpoint(submission()).status !== 200) throw new Error("refused");
+  }, { samples: 1000, warmup: 100 }), note: "signature + consistency check + cosignature + state write (in-memory SQLite)" });
+  witness.close();
+  const running = await startWitness({ name: "bench.witness/w2", logs: [verifierKey(origin, log.publicKey)] });
+  try {
+    size = 0;
+    rows.push({ group: "evidence", name: "cosign round trip over loopback HTTP", ...(await measureAsync(async () => {
+      const answer = await requestCosignature(running.url, submission());
+      if (answer.status !== 200) throw new Error("refused");
+    }, { samples: 500, warmup: 50 })), note: "POST /add-checkpoint with a consistency proof" });
+  } finally {
+    await running.close();
+  }
+  return rows;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { printTable } = await import("./harness.js");
+  printTable(await run());
+}
