@@ -1,10 +1,12 @@
 // LangChain: what one tool call costs ungoverned, traced by Langfuse's CallbackHandler, governed by
-// WardenCallbackHandler, and governed through wardenMiddleware's wrapToolCall; plus a whole createAgent
-// turn (scripted model, one tool call) with and without the middleware.
+// WardenCallbackHandler (without, then with agent-warden/otel's spans on the same tracer as Langfuse's),
+// and governed through wardenMiddleware's wrapToolCall; plus a whole createAgent turn (scripted model,
+// one tool call) with and without the middleware.
 //
 // Langfuse v5 traces through OpenTelemetry and never touches the network itself; its spans are given
 // to an in-memory tracer provider here (recorded, kept, never exported), so nothing can block on I/O.
 // Its handler runs with its defaults; span ids come from Math.random, as OpenTelemetry's own generator's do.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +20,7 @@ import { createAgent, createMiddleware } from "langchain";
 import { z } from "zod";
 import { Warden } from "agent-warden";
 import { WardenCallbackHandler, wardenMiddleware } from "agent-warden/langchain";
+import { instrumentWarden } from "agent-warden/otel";
 import { interleaveAsync, measureAsync, scaled, timingRow, type BenchRow, type Timing } from "./harness.js";
 
 const GROUP = "adapters";
@@ -27,7 +30,13 @@ export async function run(): Promise<BenchRow[]> {
   const exported = useInMemoryTracing();
   const rows: BenchRow[] = [];
   const row = (name: string, timing: Timing, note?: string) => rows.push(timingRow(GROUP, name, timing, note));
-  const warden = new Warden({ agentId: "bench-langchain", store: join(dir, "warden.db"), policies: { version: 1, default: "allow", policies: [{ id: "no-drop", when: { tool: "drop_table" }, action: "block" }] } });
+  const policies = { version: 1 as const, default: "allow" as const, policies: [{ id: "no-drop", when: { tool: "drop_table" }, action: "block" as const }] };
+  const warden = new Warden({ agentId: "bench-langchain", store: join(dir, "warden.db"), policies });
+  // The same governance with agent-warden/otel on, its spans going where Langfuse's go.
+  const traced = new Warden({ agentId: "bench-langchain-otel", store: join(dir, "warden-otel.db"), policies });
+  const undoTracing = instrumentWarden(traced, { tracerProvider: exported.provider });
+  let releaseTraced = () => {};
+  let tracedRun: Promise<unknown> = Promise.resolve();
   try {
     const lookup = tool(async ({ id }) => `order ${id}: shipped`, { name: "lookup_order", description: "Look up an order", schema: z.object({ id: z.number() }) });
     const options = { samples: 1000, batch: 10, warmup: 500 };
@@ -36,15 +45,25 @@ export async function run(): Promise<BenchRow[]> {
     // Langfuse's handler as it ships (it does not await its hooks); the three cases take turns per call.
     const langfuse = new LangfuseCallbackHandler();
     const handler = new WardenCallbackHandler(warden);
+    const tracedHandler = new WardenCallbackHandler(traced);
+    // The traced client's run stays open; its calls re-enter it (as code inside its warden.run would).
+    let inTracedRun!: <R>(fn: () => R) => R;
+    tracedRun = traced.run({ bench: "langchain-otel" }, () => {
+      inTracedRun = AsyncLocalStorage.snapshot();
+      return new Promise<void>((resolve) => (releaseTraced = resolve));
+    });
+    await Promise.resolve();
     // Inside one run, so each sample is one governed call (check, record, ledger) and not a run of its own.
     await warden.run({ bench: "langchain" }, async () => {
       const cases = [
         { name: "langchain tool ungoverned", note: "tool.invoke(input)", step: () => lookup.invoke({ id: n++ }) },
         { name: "langchain tool + langfuse CallbackHandler", note: "@langfuse/langchain, defaults; spans recorded in memory", step: () => lookup.invoke({ id: n++ }, { callbacks: [langfuse] }) },
         { name: "langchain tool + WardenCallbackHandler", note: "check + record + ledger, file store", step: () => lookup.invoke({ id: n++ }, { callbacks: [handler] }) },
+        { name: "langchain tool + WardenCallbackHandler + Warden spans", note: "as above, plus agent-warden/otel spans on Langfuse's tracer", step: () => inTracedRun(() => lookup.invoke({ id: n++ }, { callbacks: [tracedHandler] })) },
       ];
       const results = await interleaveAsync(cases, scaled(10_000), () => undefined, 500);
-      for (const c of cases) rows.push(timingRow(GROUP, c.name, results.get(c.name)!, c.step === cases[1]!.step ? `${c.note}, ${exported.count().toLocaleString("en-US")} spans` : c.note));
+      const spans = [exported.count(), exported.wardenCount()].map((count) => `${count.toLocaleString("en-US")} spans`);
+      for (const [i, c] of cases.entries()) rows.push(timingRow(GROUP, c.name, results.get(c.name)!, i === 1 ? `${c.note}, ${spans[0]}` : i === 3 ? `${c.note}, ${spans[1]}` : c.note));
       // The middleware's hook, called the way createAgent's tool node calls it.
       const middleware = wardenMiddleware(warden);
       const wrap = middleware.wrapToolCall!;
@@ -77,6 +96,10 @@ export async function run(): Promise<BenchRow[]> {
     const governedTurn = await measureAsync(() => governed.invoke(input), turns);
     row("createAgent turn, 1 tool call + wardenMiddleware", governedTurn, `one Warden run per turn; ${delta(governedTurn, bareTurn)}`);
   } finally {
+    releaseTraced();
+    await tracedRun.catch(() => {});
+    undoTracing();
+    traced.close();
     warden.close();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -90,11 +113,13 @@ function delta(timing: Timing, baseline: Timing): string {
 }
 
 /** A recording tracer whose finished spans go to a bounded in-memory list: an SDK with an in-memory exporter, minus the SDK. */
-function useInMemoryTracing(): { count(): number } {
+function useInMemoryTracing(): { count(): number; wardenCount(): number; provider: TracerProvider } {
   const finished: MemorySpan[] = [];
   let total = 0;
+  let warden = 0;
   const onEnd = (span: MemorySpan) => {
     total++;
+    if (span.name.startsWith("execute_tool ")) warden++;
     if (finished.length >= 2048) finished.length = 0;
     finished.push(span);
   };
@@ -114,7 +139,7 @@ function useInMemoryTracing(): { count(): number } {
   };
   const provider: TracerProvider = { getTracer: () => tracer as unknown as Tracer };
   setLangfuseTracerProvider(provider);
-  return { count: () => total };
+  return { count: () => total - warden, wardenCount: () => warden, provider };
 }
 
 class MemorySpan implements Span {

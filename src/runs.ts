@@ -33,6 +33,11 @@ export interface TraceContextSource {
   traceId?(): string | undefined;
   /** Headers (`traceparent`, `tracestate`) that continue the tool call's trace where the call goes; undefined for none. */
   headers?(toolCallId: string): Record<string, string> | undefined;
+  /**
+   * Runs `fn` inside the trace context that `carrier` (`traceparent`, `tracestate` as a caller sent them)
+   * continues, so what Warden records meanwhile joins the caller's trace. Must call `fn` once.
+   */
+  continueFrom?<T>(carrier: Record<string, string>, fn: () => T): T;
 }
 
 /**  What runs and steps need, injected. */
@@ -97,12 +102,32 @@ export class Runs {
     const source = this.#tracing;
     if (source?.headers === undefined) return {};
     try {
-      const headers = source.headers(toolCallId);
-      if (headers === undefined || headers === null) return {};
-      return Object.fromEntries(Object.entries(headers).filter(([key, value]) => /^[a-z0-9-]{1,64}$/i.test(key) && typeof value === "string" && value.length <= 512));
+      return traceCarrier(source.headers(toolCallId));
     } catch (error) {
       this.#deps.recorder.errors.report(error, "tracing");
       return {};
+    }
+  }
+
+  /**
+   * Runs `fn` in the trace context a caller sent (see `Warden.continueTrace`); without a tracing
+   * integration, or with an empty carrier, `fn` simply runs. A source that fails before running `fn`
+   * is reported and `fn` runs without it: tracing never stands between a call and its decision.
+   */
+  continueTrace<T>(carrier: Record<string, unknown> | undefined, fn: () => T): T {
+    const source = this.#tracing;
+    const headers = source?.continueFrom === undefined ? {} : traceCarrier(carrier);
+    if (source?.continueFrom === undefined || Object.keys(headers).length === 0) return fn();
+    let ran = false;
+    try {
+      return source.continueFrom(headers, () => {
+        ran = true;
+        return fn();
+      });
+    } catch (error) {
+      if (ran) throw error;
+      this.#deps.recorder.errors.report(error, "tracing");
+      return fn();
     }
   }
 
@@ -315,4 +340,15 @@ function processAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code !== "ESRCH";
   }
+}
+
+/** Trace context entries fit for a header or an MCP `_meta` key: short names, short string values, at most 8 of them. */
+function traceCarrier(carrier: Record<string, unknown> | null | undefined): Record<string, string> {
+  if (typeof carrier !== "object" || carrier === null) return {};
+  const kept: Array<[string, string]> = [];
+  for (const [key, value] of Object.entries(carrier)) {
+    if (/^[a-z0-9-]{1,64}$/i.test(key) && typeof value === "string" && value.length <= 512) kept.push([key, value]);
+    if (kept.length === 8) break;
+  }
+  return Object.fromEntries(kept);
 }

@@ -246,6 +246,18 @@ export class Warden {
   }
 
   /**
+   * Runs `fn` in the trace context a caller sent with a request (`traceparent`, `tracestate`), so the
+   * runs and calls it records continue the caller's trace: the serving side of propagation, as the MCP
+   * server gate and gateway use it with a request's `params._meta`. Without a tracing integration
+   * (`useTracing`) or trace context, `fn` just runs; what the integration throws is reported.
+   * @example
+   * const result = await warden.continueTrace({ traceparent: request.headers.traceparent }, () => handle(request));
+   */
+  continueTrace<T>(carrier: Record<string, unknown> | undefined, fn: () => T): T {
+    return this.#runs.continueTrace(carrier, fn);
+  }
+
+  /**
    * The one sink for failures that must not reach agent code (telemetry, recording, a framework hook
    * that failed open): the `onError` option if set, else one process warning per kind of failure.
    * Adapters report through it; `source` names the surface in the warning.

@@ -2,7 +2,7 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { RequestOptions } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { Warden } from "agent-warden";
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
-import { sendRecorded, TOKEN_META_KEY } from "./shared.js";
+import { sendRecorded, TOKEN_META_KEY, withTraceMeta } from "./shared.js";
 
 /**
  * Options of `governMcpClient`.
@@ -50,7 +50,8 @@ export function governMcpClient<C extends Client>(client: C, warden: Warden, opt
       if (admission.outcome === "refused" && admission.cause === "aborted") throw new McpError(ErrorCode.RequestTimeout, String(admission.error.cause));
       throw admission.error;
     }
-    return sendRecorded(warden, handle, (signal) => send(outgoing, schema, { ...requestOptions, signal }), (halt) => halt);
+    // The call's trace context goes with it, for the server (or gateway) to continue.
+    return sendRecorded(warden, handle, (signal) => send(withTraceMeta(outgoing, handle), schema, { ...requestOptions, signal }), (halt) => halt);
   };
   (client as unknown as { request: Request }).request = governedRequest;
   governed.set(client, warden);

@@ -19,7 +19,7 @@ import {
   type ServerCapabilities,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { ToolCallHandle, Warden } from "agent-warden";
-import { governRequest, governToolCall, HALTED_ERROR_CODE, TOKEN_META_KEY, type McpGovernOptions, type McpRequestExtra } from "./shared.js";
+import { governRequest, governToolCall, HALTED_ERROR_CODE, TOKEN_META_KEY, withTraceMeta, type McpGovernOptions, type McpRequestExtra } from "./shared.js";
 
 /**
  * Options of `createMcpGateway`.
@@ -175,7 +175,7 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
           governToolCall(warden, options, { name, args: params.arguments, extra, runFor: sessionRun }, async (signal, handle) => {
             inFlight.set(extra.requestId, { handle, requestId: extra.requestId });
             try {
-              return (await forward(request, extra, signal)) as CallToolResult;
+              return (await forward(withTraceMeta(request, handle), extra, signal)) as CallToolResult;
             } finally {
               inFlight.delete(extra.requestId);
             }

@@ -10,6 +10,27 @@ import { inspectToken, isHalt, WardenError, type Admission, type RefusalCause, t
  */
 export const TOKEN_META_KEY = "agent-warden/token";
 
+/** The `_meta` keys that carry W3C trace context with an MCP request, as the MCP community's OpenTelemetry convention names them. */
+const TRACE_META_KEYS = ["traceparent", "tracestate", "baggage"] as const;
+
+/**
+ * A request whose `params._meta` carries the call's trace context (`traceparent`, `tracestate`) from
+ * the tracing integration (`warden.useTracing`, set by `agent-warden/otel`), so the server continues
+ * the call's trace. Without one, the request goes as it is (a gateway passes its caller's context on).
+ */
+export function withTraceMeta<R extends { params?: Record<string, unknown> | undefined }>(request: R, handle: ToolCallHandle): R {
+  const headers = handle.traceHeaders();
+  if (Object.keys(headers).length === 0) return request;
+  const meta = (request.params?._meta ?? {}) as Record<string, unknown>;
+  return { ...request, params: { ...request.params, _meta: { ...meta, ...headers } } };
+}
+
+/** The trace context a request's `_meta` carries, for `warden.continueTrace`. */
+function traceMeta(meta: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (meta === undefined) return undefined;
+  return Object.fromEntries(TRACE_META_KEYS.filter((key) => typeof meta[key] === "string").map((key) => [key, meta[key]]));
+}
+
 /**
  * The JSON-RPC error code of a call refused because the agent (or its organization) is halted. It lies
  * in the range JSON-RPC leaves to servers; `error.data` carries `{ warden: "halted", reason }`.
@@ -215,6 +236,11 @@ export async function governRequest<T>(
     throw blockedError(message);
   },
 ): Promise<T> {
+  // A caller that sent its trace context in `_meta` sees this call in its own trace.
+  return warden.continueTrace(traceMeta(call.extra._meta), () => governIdentified(warden, options, call, forward, refuse));
+}
+
+async function governIdentified<T>(warden: Warden, options: McpGovernOptions, call: GovernedRequest, forward: (signal: AbortSignal, handle: ToolCallHandle) => Promise<T>, refuse: Refuse<T>): Promise<T> {
   const caller = (options.identify ?? identifyCaller)(call.extra) ?? {};
   try {
     if (caller.token === undefined) return await decideAndRun(warden, options, call, caller.agentId, call.runFor?.(caller.agentId), forward, refuse);

@@ -1,4 +1,4 @@
-import { context, isSpanContextValid, metrics, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Counter, type Histogram, type MeterProvider, type Span, type SpanContext, type Tracer, type TracerProvider } from "@opentelemetry/api";
+import { context, createTraceState, isSpanContextValid, metrics, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Counter, type Histogram, type MeterProvider, type Span, type SpanContext, type Tracer, type TracerProvider } from "@opentelemetry/api";
 import type { Warden, WardenEvent } from "agent-warden";
 
 /**
@@ -78,13 +78,19 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
   const calls = new Map<string, CallSpan>();
   let stopped = false;
 
-  /** Where a span for `runId` goes: under a framework span opened inside the run, else under the run's span, else the active context. */
+  /**
+   * Where a span for `runId` goes: under a framework span opened inside the run, or under the caller's
+   * span a request continued (`warden.continueTrace`: a later call of a long-lived run, such as an MCP
+   * gateway session, joins its own caller's trace), else under the run's span, else the active context.
+   */
   const parentFor = (runId: string | null): Context => {
     const active = context.active();
     const run = runId === null ? undefined : runs.get(runId);
     if (run === undefined) return active;
     const current = trace.getSpanContext(active);
-    if (current && isSpanContextValid(current) && current.traceId === run.span.spanContext().traceId && current.spanId !== run.startSpanId) return active;
+    if (current && isSpanContextValid(current) && current.spanId !== run.startSpanId) {
+      if (current.traceId === run.span.spanContext().traceId || current.isRemote === true) return active;
+    }
     return run.ctx;
   };
 
@@ -307,6 +313,16 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
       propagation.inject(trace.setSpan(context.active(), call.span), carrier);
       return Object.keys(carrier).length > 0 ? carrier : w3cHeaders(call.span.spanContext());
     },
+    // A request that arrived with a caller's trace context (an MCP call's `_meta`) continues that trace.
+    continueFrom: (carrier, fn) => {
+      if (stopped) return fn();
+      const active = context.active();
+      // The registered propagator first (W3C, B3…); the API's default reads nothing, so W3C by hand then.
+      const extracted = propagation.extract(ROOT_CONTEXT, carrier);
+      if (trace.getSpanContext(extracted) !== undefined) return context.with(propagation.extract(active, carrier), fn);
+      const remote = w3cContext(carrier);
+      return remote === undefined ? fn() : context.with(trace.setSpanContext(active, remote), fn);
+    },
   });
 
   return () => {
@@ -332,6 +348,16 @@ function w3cHeaders(span: SpanContext): Record<string, string> | undefined {
   const state = span.traceState?.serialize();
   if (state) headers.tracestate = state;
   return headers;
+}
+
+/** The span context a W3C `traceparent` (and `tracestate`) names, or undefined when it names none. */
+function w3cContext(carrier: Record<string, string>): SpanContext | undefined {
+  const match = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$/.exec(carrier.traceparent?.trim() ?? "");
+  // Version ff is invalid; a later version may add fields after the four read here.
+  if (match === null || match[1] === "ff" || (match[1] === "00" && carrier.traceparent!.trim().length !== 55)) return undefined;
+  const span: SpanContext = { traceId: match[2]!, spanId: match[3]!, traceFlags: Number.parseInt(match[4]!, 16) & 0x01, isRemote: true };
+  if (typeof carrier.tracestate === "string" && carrier.tracestate.length > 0) span.traceState = createTraceState(carrier.tracestate);
+  return isSpanContextValid(span) ? span : undefined;
 }
 
 function record(value: unknown): Record<string, unknown> {

@@ -3,37 +3,15 @@
 import { spawnSync } from "node:child_process";
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
-import { AsyncLocalStorage } from "node:async_hooks";
 import { join } from "node:path";
-import { context, ROOT_CONTEXT, type Context, type ContextManager } from "@opentelemetry/api";
+import { context } from "@opentelemetry/api";
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader, type HistogramMetricData, type SumMetricData } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { HaltedError, Warden, type PolicySetInput, type WardenOptions } from "agent-warden";
 import { createGovernedFetch } from "agent-warden/fetch";
 import { instrumentWarden } from "agent-warden/otel";
-
-/** The async-hooks context manager in a dozen lines (what @opentelemetry/context-async-hooks provides). */
-class StorageContextManager implements ContextManager {
-  readonly #storage = new AsyncLocalStorage<Context>();
-  active(): Context {
-    return this.#storage.getStore() ?? ROOT_CONTEXT;
-  }
-  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(ctx: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
-    return this.#storage.run(ctx, () => fn.call(thisArg, ...args));
-  }
-  bind<T>(ctx: Context, target: T): T {
-    if (typeof target !== "function") return target;
-    return ((...args: unknown[]) => this.with(ctx, () => (target as (...a: unknown[]) => unknown)(...args))) as T;
-  }
-  enable(): this {
-    return this;
-  }
-  disable(): this {
-    this.#storage.disable();
-    return this;
-  }
-}
+import { StorageContextManager } from "../fixtures/otel-context.js";
 
 const policies: PolicySetInput = {
   version: 1,
