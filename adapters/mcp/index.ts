@@ -9,3 +9,5 @@ export type { McpCaller, McpGovernOptions, McpRequestExtra } from "./shared.js";
 export { createMcpGatewayHttpHandler } from "./http.js";
 export type { McpGatewayHttpOptions, McpGatewayHttpHandler } from "./http.js";
 export type { McpGatewayAuthOptions } from "./auth.js";
+export { loadMcpConfig, parseMcpConfig } from "./config.js";
+export type { McpConfig, McpConfigOptions, McpServerConfig } from "./config.js";
