@@ -14,8 +14,8 @@ import { ConfigError } from "agent-warden";
  */
 export const UPSTREAM_SEPARATOR = "__";
 
-/** Letters, digits, `-` and single `_` inside: the first `__` of a prefixed name is always the separator. */
-const SERVER_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]|_(?!_))*$/;
+/** Letters, digits, `-` and single `_` inside (not last): the first `__` of a prefixed name is always the separator. */
+const SERVER_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]|_(?!_))*(?<!_)$/;
 
 /** A bound on the pages read to find a resource's server, against a server whose cursor never ends. */
 const MAX_DISCOVERY_PAGES = 100;
@@ -49,7 +49,7 @@ export function checkServerNames(names: readonly string[]): void {
   const seen = new Map<string, string>();
   for (const name of names) {
     if (!SERVER_NAME.test(name)) {
-      throw new ConfigError(`MCP server name "${name}" is not valid as a tool-name prefix: use letters, digits, "-" and single "_" (not first, not doubled), e.g. "files" or "github-issues"`);
+      throw new ConfigError(`MCP server name "${name}" is not valid as a tool-name prefix: use letters, digits, "-" and single "_" (not first or last, not doubled), e.g. "files" or "github-issues"`);
     }
     const other = seen.get(name.toLowerCase());
     if (other !== undefined) throw new ConfigError(`MCP server names "${other}" and "${name}" collide: their tools would be "${other}${UPSTREAM_SEPARATOR}…" and "${name}${UPSTREAM_SEPARATOR}…", which clients that ignore case cannot tell apart`);
