@@ -10,7 +10,8 @@ import { ConfigError } from "agent-warden";
  * upstreams: `files__read_file`. Valid in MCP tool names (letters, digits, `_`, `-`, `.`).
  * @example
  * import { UPSTREAM_SEPARATOR } from "agent-warden/mcp";
- * const [server, tool] = name.split(UPSTREAM_SEPARATOR, 2);
+ * const at = name.indexOf(UPSTREAM_SEPARATOR); // the first one: server names never hold it
+ * const [server, tool] = [name.slice(0, at), name.slice(at + UPSTREAM_SEPARATOR.length)];
  */
 export const UPSTREAM_SEPARATOR = "__";
 

@@ -221,6 +221,7 @@ describe("createMcpGateway with several upstreams: routing", () => {
     const warden = newWarden({ version: 1, default: "allow", policies: [{ id: "no-memos", when: { tool: "resource.read", "args.server": "notes", "args.uri": { matches: "^memo://item/" } }, action: "block", reason: "memos are private" }] });
     const { client } = await throughGateway(warden, { rich: await inMemory(rich.server), notes: await inMemory(notes.server) });
 
+    expect(client.getInstructions()).toBe('## rich (tools and prompts named "rich__…")\nUse echo to test; read file:///docs/readme.md first.\n\n## notes (tools and prompts named "notes__…")\nNotes live under memo://.');
     // Same tool name on both servers, told apart by the prefix.
     expect(textOf(await client.callTool({ name: "rich__echo", arguments: { text: "a" } }))).toBe("echo: a");
     expect(textOf(await client.callTool({ name: "notes__echo", arguments: { text: "b" } }))).toBe("notes echo: b");
