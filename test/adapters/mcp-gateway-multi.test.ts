@@ -14,6 +14,7 @@ import {
   CreateMessageRequestSchema,
   ListResourcesRequestSchema,
   ListToolsRequestSchema,
+  LoggingMessageNotificationSchema,
   McpError,
   ResourceListChangedNotificationSchema,
   ResourceUpdatedNotificationSchema,
@@ -278,6 +279,30 @@ describe("createMcpGateway with several upstreams: routing", () => {
     const calls = await recorded(warden);
     const cause = calls.find((call) => call.toolName === "rich__ask_model")!;
     expect(calls.find((call) => call.toolName === "sampling.create_message")?.input).toMatchObject({ server: "rich", causedBy: { tool: "rich__ask_model", toolCallId: cause.toolCallId } });
+  });
+
+  it("passes progress, cancellation, logging and ping through to the servers", async () => {
+    const rich = richServer();
+    const { client } = await throughGateway(newWarden(), { rich: await inMemory(rich.server), notes: await inMemory(notesServer().server) });
+    expect(await client.ping()).toEqual({});
+    const progress: number[] = [];
+    expect(textOf(await client.callTool({ name: "rich__progress" }, undefined, { onprogress: (p) => void progress.push(p.progress) }))).toBe("done in 3 steps");
+    expect(progress).toEqual([1, 2, 3]);
+
+    const logs: unknown[] = [];
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => void logs.push(notification.params.level));
+    // Only the rich server logs: setLevel goes to every server that does.
+    expect(await client.setLoggingLevel("warning")).toEqual({});
+    await client.callTool({ name: "rich__log" });
+    await waitFor(() => logs.length === 2, "two log messages at warning and above");
+    expect(logs).toEqual(["warning", "error"]);
+
+    const controller = new AbortController();
+    const pending = client.callTool({ name: "rich__slow" }, undefined, { signal: controller.signal }).catch((error: unknown) => error);
+    await waitFor(() => rich.ran.slow === 1, "the slow call to start");
+    controller.abort();
+    expect(await pending).toBeInstanceOf(Error);
+    await waitFor(() => rich.ran["slow.aborted"] === 1, "the server to see the cancellation");
   });
 
   it("refuses a URI two servers both list: the gateway cannot tell which to ask", async () => {
