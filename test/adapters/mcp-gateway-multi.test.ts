@@ -444,6 +444,18 @@ describe("MCP config files", () => {
     expect(textOf(await client.callTool({ name: "files__read_text_file", arguments: { path: join(dir, "hello.txt") } }))).toBe("hi from the config");
   });
 
+  it("`warden mcp-gateway --config` with a mistake exits before serving, naming the file and field", async () => {
+    const dir = tempDir();
+    const file = join(dir, "mcp.json");
+    writeFileSync(file, JSON.stringify({ mcpServers: { github: { url: "not a url" } } }));
+    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/bin.ts", "--store", ":memory:", "mcp-gateway", "--config", file], { cwd: REPO, env: cleanEnv(), stdio: ["pipe", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => void (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect(code).toBe(2);
+    expect(stderr).toContain(`invalid MCP config ${file}: mcpServers.github.url: Invalid URL`);
+  });
+
   it("`warden mcp-gateway --http --config mcp.json` serves them over Streamable HTTP, each session its own servers", async () => {
     const dir = tempDir();
     writeFileSync(join(dir, "hello.txt"), "hi over HTTP");
