@@ -85,7 +85,9 @@ export async function loadMcpConfig(file: string, options: McpConfigOptions = {}
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`MCP config ${file} is not JSON: ${(error as Error).message}`, { cause: error });
+    // Where, but not the snippet of the file JSON.parse may quote: it can hold a header's token.
+    const at = /line \d+ column \d+|position \d+/.exec((error as Error).message)?.[0];
+    throw new ConfigError(`MCP config ${file} is not JSON${at === undefined ? "" : ` (${at})`}`);
   }
   return parseMcpConfig(value, { ...options, file });
 }

@@ -424,8 +424,10 @@ describe("MCP config files", () => {
       expect(WardenError.isInstance(error) && error.code).toBe("config_invalid");
       expect((error as Error).message).toContain(`invalid MCP config ${file}: ${field}`);
     }
-    writeFileSync(join(dir, "broken.json"), "{ not json");
-    expect(((await loadMcpConfig(join(dir, "broken.json")).catch((e: unknown) => e)) as Error).message).toContain(`MCP config ${join(dir, "broken.json")} is not JSON`);
+    writeFileSync(join(dir, "broken.json"), 'secret-token-123 { "mcpServers": {} }');
+    const broken = (await loadMcpConfig(join(dir, "broken.json")).catch((e: unknown) => e)) as Error;
+    expect(broken.message).toContain(`MCP config ${join(dir, "broken.json")} is not JSON`);
+    expect(broken.message).not.toContain("secret-token-123");
     expect(() => parseMcpConfig({ mcpServers: { old: { command: "x", disabled: true } } })).toThrow(/at least one upstream/);
   });
 
