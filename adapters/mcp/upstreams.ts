@@ -68,7 +68,7 @@ export class UpstreamRouter {
   private readonly byName: Map<string, Upstream>;
   /** Which servers listed each resource URI, and each template: how a read finds its server. */
   private readonly owners = new Map<string, Set<string>>();
-  private readonly templates = new Map<string, { name: string; template: UriTemplate | undefined }>();
+  private readonly templates = new Map<string, { names: Set<string>; template: UriTemplate | undefined }>();
   /** Every server's whole resource lists have been read since they last changed. */
   private discovered = false;
 
@@ -203,23 +203,22 @@ export class UpstreamRouter {
   /** An item of a server's list as the agent sees it: names prefixed; resources as they are, their server noted. */
   private exposed(upstream: Upstream, list: (typeof LISTS)[string], item: Record<string, unknown>): Record<string, unknown> {
     if (list.rename === "name") return { ...item, name: `${upstream.name}${UPSTREAM_SEPARATOR}${String(item.name)}` };
-    if (typeof item.uri === "string") this.own(this.owners, item.uri, upstream.name);
-    if (typeof item.uriTemplate === "string" && !this.templates.has(item.uriTemplate)) {
-      let template: UriTemplate | undefined;
-      try {
-        template = new UriTemplate(item.uriTemplate);
-      } catch {
-        // A template the SDK cannot parse still routes completions by its exact text.
+    if (typeof item.uri === "string") this.owners.set(item.uri, (this.owners.get(item.uri) ?? new Set()).add(upstream.name));
+    if (typeof item.uriTemplate === "string") {
+      let entry = this.templates.get(item.uriTemplate);
+      if (entry === undefined) {
+        let template: UriTemplate | undefined;
+        try {
+          template = new UriTemplate(item.uriTemplate);
+        } catch {
+          // A template the SDK cannot parse still routes completions by its exact text.
+        }
+        entry = { names: new Set(), template };
+        this.templates.set(item.uriTemplate, entry);
       }
-      this.templates.set(item.uriTemplate, { name: upstream.name, template });
+      entry.names.add(upstream.name);
     }
     return item;
-  }
-
-  private own(map: Map<string, Set<string>>, key: string, name: string): void {
-    const names = map.get(key) ?? new Set<string>();
-    names.add(name);
-    map.set(key, names);
   }
 
   /**
@@ -242,14 +241,11 @@ export class UpstreamRouter {
   }
 
   private lookup(uri: string, kind: "uri" | "template"): string[] {
-    if (kind === "template") {
-      const entry = this.templates.get(uri);
-      return entry === undefined ? [] : [entry.name];
-    }
+    if (kind === "template") return [...(this.templates.get(uri)?.names ?? [])];
     const listed = this.owners.get(uri);
     if (listed !== undefined) return [...listed];
     const matching = new Set<string>();
-    for (const { name, template } of this.templates.values()) if (template?.match(uri)) matching.add(name);
+    for (const { names, template } of this.templates.values()) if (template?.match(uri)) for (const name of names) matching.add(name);
     return [...matching];
   }
 

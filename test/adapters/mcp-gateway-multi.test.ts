@@ -305,10 +305,11 @@ describe("createMcpGateway with several upstreams: routing", () => {
     await waitFor(() => rich.ran["slow.aborted"] === 1, "the server to see the cancellation");
   });
 
-  it("refuses a URI two servers both list: the gateway cannot tell which to ask", async () => {
+  it("refuses a URI two servers both list, or both templates match: the gateway cannot tell which to ask", async () => {
     const twin = () => {
       const server = new McpServer({ name: "twin", version: "1.0.0" });
       server.registerResource("shared", "shared://readme", {}, (uri) => ({ contents: [{ uri: uri.href, text: "twin" }] }));
+      server.registerResource("item", new ResourceTemplate("shared://item/{id}", { list: undefined }), {}, (uri) => ({ contents: [{ uri: uri.href, text: "twin item" }] }));
       return server;
     };
     const { client } = await throughGateway(newWarden(), { left: await inMemory(twin()), right: await inMemory(twin()) });
@@ -316,6 +317,8 @@ describe("createMcpGateway with several upstreams: routing", () => {
     const error = await client.readResource({ uri: "shared://readme" }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(McpError);
     expect((error as McpError).message).toContain("offered by several servers (left, right)");
+    const templated = await client.readResource({ uri: "shared://item/1" }).catch((e: unknown) => e);
+    expect((templated as McpError).message).toContain("Resource shared://item/1 is offered by several servers (left, right)");
   });
 
   it("pages merged lists with one cursor that carries each server's own", async () => {
