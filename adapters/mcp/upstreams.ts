@@ -2,7 +2,7 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { RequestOptions } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { UriTemplate } from "@modelcontextprotocol/sdk/shared/uriTemplate.js";
-import { ErrorCode, McpError, ResultSchema, type Implementation, type Notification, type ServerCapabilities } from "@modelcontextprotocol/sdk/types.js";
+import { ErrorCode, McpError, ResultSchema, type Notification, type ServerCapabilities } from "@modelcontextprotocol/sdk/types.js";
 import { ConfigError } from "agent-warden";
 
 /**
@@ -92,10 +92,6 @@ export class UpstreamRouter {
       return text === undefined || text.trim() === "" ? [] : [`## ${name} (tools and prompts named "${name}${UPSTREAM_SEPARATOR}…")\n${text.trim()}`];
     });
     return parts.length === 0 ? undefined : parts.join("\n\n");
-  }
-
-  serverInfos(): Record<string, Implementation | undefined> {
-    return Object.fromEntries(this.upstreams.map(({ name, client }) => [name, client?.getServerVersion()]));
   }
 
   /** The server a prefixed tool or prompt name belongs to, and the name it knows it by. */
