@@ -18,30 +18,65 @@ import {
   type Progress,
   type ServerCapabilities,
 } from "@modelcontextprotocol/sdk/types.js";
-import type { ToolCallHandle, Warden } from "agent-warden";
+import { ConfigError, type ToolCallHandle, type Warden } from "agent-warden";
 import { governRequest, governToolCall, HALTED_ERROR_CODE, TOKEN_META_KEY, withTraceMeta, type McpGovernOptions, type McpRequestExtra } from "./shared.js";
+import { UpstreamRouter, type Upstream } from "./upstreams.js";
 
 /**
- * Options of `createMcpGateway`.
+ * Options of `createMcpGateway`: one `upstream`, mirrored as it is, or several `upstreams` by name.
  * @example
  * import { createMcpGateway } from "agent-warden/mcp";
  * const gateway = createMcpGateway({ warden, upstream: new StdioClientTransport({ command: "npx", args: ["some-mcp-server"] }), upstreamTimeout: 120_000 });
  */
-export interface McpGatewayOptions extends McpGovernOptions {
+export type McpGatewayOptions = McpGatewaySessionOptions & (McpGatewaySingleUpstream | McpGatewaySeveralUpstreams);
+
+/**
+ * What a gateway session is configured with besides its upstream(s).
+ * @example
+ * import type { McpGatewaySessionOptions } from "agent-warden/mcp";
+ * const common: McpGatewaySessionOptions = { warden, upstreamTimeout: 120_000 };
+ */
+export interface McpGatewaySessionOptions extends McpGovernOptions {
   warden: Warden;
+  /** How the gateway introduces itself to the agent. Default: the upstream's own `serverInfo` (with several: `warden-mcp-gateway`). */
+  name?: string | undefined;
+  version?: string | undefined;
+  /** The server's name in the arguments of governed `resource.read` and `prompt.get` calls. Default: the upstream's `serverInfo.name` (with several: each one's configured name). */
+  serverName?: string | undefined;
+  /** Timeout of each forwarded request in ms (reset by progress). Default: the SDK's 60 s. */
+  upstreamTimeout?: number | undefined;
+}
+
+/**
+ * One governed server, mirrored as it is: names, cursors and capabilities unchanged.
+ * @example
+ * import { createMcpGateway } from "agent-warden/mcp";
+ * createMcpGateway({ warden, upstream: new StdioClientTransport({ command: "mcp-server-everything" }) });
+ */
+export interface McpGatewaySingleUpstream {
   /**
    * The server being governed: a transport to it (a `StdioClientTransport`, a
    * `StreamableHTTPClientTransport`…), which the gateway connects when the agent initializes (declaring
    * the agent's own client capabilities upstream) and closes with itself; or a `Client` already connected.
    */
   upstream: Client | Transport;
-  /** How the gateway introduces itself to the agent. Default: the upstream's own `serverInfo`. */
-  name?: string | undefined;
-  version?: string | undefined;
-  /** The server's name in the arguments of governed `resource.read` and `prompt.get` calls. Default: the upstream's `serverInfo.name`. */
-  serverName?: string | undefined;
-  /** Timeout of each forwarded request in ms (reset by progress). Default: the SDK's 60 s. */
-  upstreamTimeout?: number | undefined;
+  upstreams?: undefined;
+}
+
+/**
+ * Several governed servers behind one gateway, by name: each server's tools and prompts are exposed as
+ * `<name>__<tool>`, its resources under their own URIs, routed back to it.
+ * @example
+ * import { createMcpGateway } from "agent-warden/mcp";
+ * createMcpGateway({ warden, upstreams: { files: new StdioClientTransport({ command: "mcp-server-filesystem", args: ["./docs"] }), github: new StreamableHTTPClientTransport(url) } });
+ */
+export interface McpGatewaySeveralUpstreams {
+  /**
+   * Each server (a transport the gateway connects, or a `Client` already connected) under the name
+   * that prefixes its tools and prompts and names it in governed calls: letters, digits, `-` and `_`.
+   */
+  upstreams: Record<string, Client | Transport>;
+  upstream?: undefined;
 }
 
 /** Capabilities the gateway does not relay: task-augmented requests (experimental in the SDK) are answered directly or not at all. */
@@ -69,20 +104,24 @@ type Outgoing = { method: string; params?: Record<string, unknown> };
  */
 export function createMcpGateway(options: McpGatewayOptions): Server {
   const { warden, upstreamTimeout } = options;
-  const owned = !isClient(options.upstream);
+  if ((options.upstream === undefined) === (options.upstreams === undefined)) throw new ConfigError("createMcpGateway needs either `upstream` or `upstreams`, not both");
+  // With several servers a router merges them; one server is relayed as it is.
+  const router = options.upstreams === undefined ? undefined : new UpstreamRouter(options.upstreams);
+  const upstreams: readonly Upstream[] = router?.upstreams ?? [{ name: options.serverName ?? "", source: options.upstream!, client: undefined }];
+  for (const upstream of upstreams) if (isClient(upstream.source)) upstream.client = upstream.source;
+  const owned = upstreams.some((upstream) => !isClient(upstream.source));
   // Every capability, so the SDK lets each notification through; the agent is told only the upstream's.
   const server = new Server({ name: options.name ?? "warden-mcp-gateway", version: options.version ?? "1.0.0" }, { capabilities: { tools: { listChanged: true }, resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true }, logging: {}, completions: {} } });
   // Answered by the upstream, not by the gateway: ping tells whether the server is alive, setLevel is the server's.
   server.removeRequestHandler("ping");
   server.removeRequestHandler("logging/setLevel");
 
-  let client: Client | undefined = owned ? undefined : (options.upstream as Client);
-  let connecting: Promise<Client> | undefined;
+  let connecting: Promise<void> | undefined;
   let agentCapabilities: ClientCapabilities = {};
   let agentInfo: Implementation | undefined;
-  let serverName = options.serverName;
-  /** This session's tool calls in flight, so a sampling request is recorded with the call that caused it. */
-  const inFlight = new Map<string | number, { handle: ToolCallHandle; requestId: string | number }>();
+  let serverName = router === undefined ? options.serverName : options.name ?? "warden-mcp-gateway";
+  /** This session's tool calls in flight (and the server each went to), so a sampling request is recorded with the call that caused it. */
+  const inFlight = new Map<string | number, { handle: ToolCallHandle; requestId: string | number; server: string | undefined }>();
   /** One run per session and agent; every call of the session is recorded in it. */
   const runs = new Map<string, string>();
   /** The halt that stopped a call of this session: its runs end failed with it, as a run a halt stops anywhere. */
@@ -95,10 +134,16 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
       throw error;
     });
 
-  const upstream = (): Promise<Client> => {
-    if (client !== undefined && !owned) return Promise.resolve(client);
+  /** Resolves once every upstream is connected. */
+  const ready = (): Promise<void> => {
+    if (!owned) return Promise.resolve();
     if (connecting === undefined) throw new McpError(ErrorCode.InvalidRequest, "the gateway is not initialized");
     return connecting;
+  };
+  /** The in-flight tool call that caused a server's request, when that is clear: the one call of the session to that server. */
+  const causeFrom = (server: string | undefined) => {
+    const calls = [...inFlight.values()].filter((call) => router === undefined || call.server === server);
+    return calls.length === 1 ? calls[0] : undefined;
   };
 
   const sessionRun = (agentId: string | undefined): string | undefined => {
@@ -106,7 +151,7 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
     const existing = runs.get(key);
     if (existing !== undefined || closed) return existing;
     try {
-      const { runId } = warden.beginRun({ mcp: { server: serverName, client: agentInfo?.name } }, { agentId: key, reason: "MCP session" });
+      const { runId } = warden.beginRun({ mcp: { server: serverName, ...(router && { servers: router.upstreams.map((upstream) => upstream.name) }), client: agentInfo?.name } }, { agentId: key, reason: "MCP session" });
       runs.set(key, runId);
       return runId;
     } catch {
@@ -122,14 +167,16 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
 
   /** Sends a request of the agent's on to the upstream, its progress relayed under the agent's own token. */
   const forward = async (request: Outgoing, extra: McpRequestExtra, signal: AbortSignal = extra.signal): Promise<Record<string, unknown>> => {
-    const target = await upstream();
+    await ready();
     const { progressToken, params } = withoutPrivateMeta(request.params);
     let relayed: Promise<void> = Promise.resolve();
     const onprogress = (progress: Progress) => {
       relayed = extra.sendNotification({ method: "notifications/progress", params: { ...progress, progressToken: progressToken! } }).catch(() => {});
     };
     try {
-      const result = await target.request({ method: request.method, ...(params !== undefined && { params }) }, ResultSchema, { ...timeouts(extra), signal, ...(progressToken !== undefined && { onprogress }) });
+      const sent = { method: request.method, ...(params !== undefined && { params }) };
+      const requestOptions: RequestOptions = { ...timeouts(extra), signal, ...(progressToken !== undefined && { onprogress }) };
+      const result = router !== undefined ? await router.request(sent, requestOptions) : await upstreams[0]!.client!.request(sent, ResultSchema, requestOptions);
       // The last progress goes out before the answer, as the server sent them.
       await relayed;
       return result;
@@ -142,23 +189,42 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
     agentCapabilities = request.params.capabilities;
     agentInfo = request.params.clientInfo;
     if (owned) {
-      connecting ??= (async () => {
-        // The upstream sees the agent as it is: its client info and the capabilities it declared.
-        const upstreamClient = new Client(request.params.clientInfo, { capabilities: without(request.params.capabilities, NOT_RELAYED) });
-        relayFromUpstream(upstreamClient);
-        upstreamClient.onclose = () => void server.close().catch(() => {});
-        await upstreamClient.connect(options.upstream as Transport, timeouts(undefined));
-        client = upstreamClient;
-        return upstreamClient;
-      })();
+      connecting ??= Promise.all(
+        upstreams.map(async (upstream) => {
+          if (upstream.client !== undefined) return;
+          // The upstream sees the agent as it is: its client info and the capabilities it declared.
+          const upstreamClient = new Client(request.params.clientInfo, { capabilities: without(request.params.capabilities, NOT_RELAYED) });
+          relayFromUpstream(upstreamClient, upstream);
+          // One server gone ends the session: the agent's host restarts the gateway, as it would the server.
+          upstreamClient.onclose = () => void server.close().catch(() => {});
+          try {
+            await upstreamClient.connect(upstream.source as Transport, timeouts(undefined));
+          } catch (error) {
+            if (router === undefined) throw error;
+            throw new McpError(ErrorCode.InternalError, `the upstream MCP server "${upstream.name}" did not connect: ${(error as Error).message}`);
+          }
+          upstream.client = upstreamClient;
+        }),
+      ).then(() => undefined);
     }
-    const target = await upstream();
+    await ready();
+    const requested = request.params.protocolVersion;
+    const protocolVersion = SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
+    if (router !== undefined) {
+      const instructions = router.instructions();
+      return {
+        protocolVersion,
+        capabilities: without(router.capabilities(), NOT_RELAYED) as ServerCapabilities,
+        serverInfo: { name: options.name ?? "warden-mcp-gateway", version: options.version ?? "1.0.0" },
+        ...(instructions !== undefined && { instructions }),
+      };
+    }
+    const target = upstreams[0]!.client!;
     const info = target.getServerVersion();
     serverName ??= info?.name;
     const instructions = target.getInstructions();
-    const requested = request.params.protocolVersion;
     return {
-      protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION,
+      protocolVersion,
       capabilities: without(target.getServerCapabilities() ?? {}, NOT_RELAYED) as ServerCapabilities,
       serverInfo: { ...(info as Implementation), ...(options.name !== undefined && { name: options.name }), ...(options.version !== undefined && { version: options.version }) },
       ...(instructions !== undefined && { instructions }),
@@ -171,9 +237,10 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
     switch (raw.method) {
       case "tools/call": {
         const name = typeof params.name === "string" ? params.name : "";
+        const server = router?.split(name)?.upstream.name;
         return governed(
           governToolCall(warden, options, { name, args: params.arguments, extra, runFor: sessionRun }, async (signal, handle) => {
-            inFlight.set(extra.requestId, { handle, requestId: extra.requestId });
+            inFlight.set(extra.requestId, { handle, requestId: extra.requestId, server });
             try {
               return (await forward(withTraceMeta(request, handle), extra, signal)) as CallToolResult;
             } finally {
@@ -182,26 +249,43 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
           }),
         );
       }
-      case "resources/read":
-        return governed(governRequest(warden, options, { name: "resource.read", args: { uri: params.uri, server: serverName }, extra, runFor: sessionRun }, (signal) => forward(request, extra, signal)));
-      case "prompts/get":
-        return governed(governRequest(warden, options, { name: "prompt.get", args: { name: params.name, arguments: params.arguments ?? {}, server: serverName }, extra, runFor: sessionRun }, (signal) => forward(request, extra, signal)));
+      case "resources/read": {
+        const server = await serverOf(request, extra);
+        return governed(governRequest(warden, options, { name: "resource.read", args: { uri: params.uri, server }, extra, runFor: sessionRun }, (signal) => forward(request, extra, signal)));
+      }
+      case "prompts/get": {
+        const server = await serverOf(request, extra);
+        return governed(governRequest(warden, options, { name: "prompt.get", args: { name: params.name, arguments: params.arguments ?? {}, server }, extra, runFor: sessionRun }, (signal) => forward(request, extra, signal)));
+      }
       default:
         return forward(request, extra);
     }
   };
 
+  /** The server a resource read or prompt names, for the record: the one upstream's name, or the one the router sends it to. */
+  async function serverOf(request: Outgoing, extra: McpRequestExtra): Promise<string | undefined> {
+    if (router === undefined) return serverName;
+    await ready();
+    try {
+      return await router.serverOf(request, timeouts(extra));
+    } catch (error) {
+      throw asRelayed(error);
+    }
+  }
+
   // The agent's notifications (roots list changed, …); cancellation and progress are answered by the SDK per hop.
   server.fallbackNotificationHandler = async (notification: Notification) => {
-    const target = client;
+    if (router !== undefined) return router.notifyAll(notification);
+    const target = upstreams[0]!.client;
     if (target === undefined) return;
     await target.notification(notification).catch(() => {
       // The upstream is gone: the session ends with it.
     });
   };
 
-  /** The upstream's requests and notifications, relayed to the agent. */
-  function relayFromUpstream(upstreamClient: Client): void {
+  /** An upstream's requests and notifications, relayed to the agent. */
+  function relayFromUpstream(upstreamClient: Client, upstream: Upstream): void {
+    const from = () => (router === undefined ? serverName : upstream.name);
     upstreamClient.removeRequestHandler("ping");
     upstreamClient.fallbackRequestHandler = async (raw: JSONRPCRequest, extra) => {
       const capability = CLIENT_CAPABILITY[raw.method];
@@ -209,7 +293,7 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
       if (capability !== undefined && agentCapabilities[capability] === undefined) throw asRelayed(new McpError(ErrorCode.MethodNotFound, "Method not found"));
       const request: Outgoing = { method: raw.method, ...(raw.params !== undefined && { params: raw.params }) };
       // Over Streamable HTTP a request goes out on the stream of the agent's call that caused it, when that is clear.
-      const cause = inFlight.size === 1 ? [...inFlight.values()][0] : undefined;
+      const cause = causeFrom(upstream.name);
       const relay = async (signal: AbortSignal): Promise<Record<string, unknown>> => {
         const { progressToken, params } = withoutPrivateMeta(request.params);
         try {
@@ -226,19 +310,20 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
       const action = raw.method === "sampling/createMessage" ? "sampling.create_message" : raw.method === "elicitation/create" ? "elicitation.create" : undefined;
       if (action === undefined) return relay(extra.signal);
       const { _meta: _ignored, ...shown } = (raw.params ?? {}) as Record<string, unknown>;
-      const args = { server: serverName, ...shown, ...(cause && { causedBy: { tool: cause.handle.toolName, toolCallId: cause.handle.toolCallId } }) };
+      const args = { server: from(), ...shown, ...(cause && { causedBy: { tool: cause.handle.toolName, toolCallId: cause.handle.toolCallId } }) };
       const runId = cause?.handle.runId ?? sessionRun(undefined);
       // The upstream speaks for no agent: its requests are recorded as the session's, whatever they carry.
       return governed(governRequest(warden, { ...options, identify: () => ({}) }, { name: action, args, extra: extra as unknown as McpRequestExtra, runFor: () => runId }, relay));
     };
     upstreamClient.fallbackNotificationHandler = async (notification: Notification) => {
-      const cause = inFlight.size === 1 ? [...inFlight.values()][0] : undefined;
+      if (notification.method === "notifications/resources/list_changed") router?.resourcesChanged();
+      const cause = causeFrom(upstream.name);
       await server.notification(notification, cause && notification.method === "notifications/message" ? { relatedRequestId: cause.requestId } : undefined).catch(() => {
         // No agent connected (yet or any more): nothing to tell.
       });
     };
   }
-  if (!owned) relayFromUpstream(options.upstream as Client);
+  for (const upstream of upstreams) if (upstream.client !== undefined) relayFromUpstream(upstream.client, upstream);
 
   // Chained on the transport, so a user's own `server.onclose` does not end the session's bookkeeping.
   const connect = server.connect.bind(server);
@@ -256,8 +341,9 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
     // A session the agent carried on after refusals completes; one a halt stopped fails with the halt.
     for (const runId of runs.values()) void (haltedBy === undefined ? warden.completeRun(runId) : warden.failRun(runId, haltedBy)).catch(() => {});
     runs.clear();
-    if (owned && client !== undefined) {
-      void client.close().catch(() => {
+    for (const upstream of upstreams) {
+      if (isClient(upstream.source) || upstream.client === undefined) continue;
+      void upstream.client.close().catch(() => {
         // The upstream is gone already.
       });
     }

@@ -3,8 +3,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { StreamableHTTPServerTransport, type EventStore } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import { ConfigError } from "agent-warden";
 import { createResourceServer, type McpGatewayAuthOptions } from "./auth.js";
-import { createMcpGateway, type McpGatewayOptions } from "./gateway.js";
+import { createMcpGateway, type McpGatewaySessionOptions } from "./gateway.js";
 
 /**
  * Options of `createMcpGatewayHttpHandler`.
@@ -12,9 +13,11 @@ import { createMcpGateway, type McpGatewayOptions } from "./gateway.js";
  * import { createMcpGatewayHttpHandler } from "agent-warden/mcp";
  * const handler = createMcpGatewayHttpHandler({ warden, upstream: () => new StdioClientTransport({ command: "npx", args: ["some-mcp-server"] }) });
  */
-export interface McpGatewayHttpOptions extends Omit<McpGatewayOptions, "upstream"> {
-  /** A new connection to the upstream for each agent session (a child process per session, or a client transport to a URL). */
-  upstream: () => Transport;
+export interface McpGatewayHttpOptions extends McpGatewaySessionOptions {
+  /** A new connection to the upstream for each agent session (a child process per session, or a client transport to a URL). Either this or `upstreams`. */
+  upstream?: (() => Transport) | undefined;
+  /** New connections to several upstreams, by name, for each agent session (see `createMcpGateway`'s `upstreams`; `loadMcpConfig(file)` then `config.transports`). */
+  upstreams?: (() => Record<string, Transport>) | undefined;
   /** Where the MCP endpoint is served. Default `/mcp`. */
   path?: string | undefined;
   /**
@@ -57,7 +60,8 @@ const MAX_BODY_BYTES = 4 * 1024 * 1024;
  * createServer(handler).listen(8080, "127.0.0.1");
  */
 export function createMcpGatewayHttpHandler(options: McpGatewayHttpOptions): McpGatewayHttpHandler {
-  const { upstream, path = "/mcp", allowedHosts, allowedOrigins, eventStore, authenticate, auth: authOptions, ...gatewayOptions } = options;
+  const { upstream, upstreams, path = "/mcp", allowedHosts, allowedOrigins, eventStore, authenticate, auth: authOptions, ...gatewayOptions } = options;
+  if ((upstream === undefined) === (upstreams === undefined)) throw new ConfigError("createMcpGatewayHttpHandler needs either `upstream` or `upstreams`, not both");
   const resourceServer = authOptions === undefined ? undefined : createResourceServer(options.warden, authOptions);
   const hosts = allowedHosts === false ? undefined : new Set((allowedHosts ?? LOOPBACK_HOSTS).map((host) => host.toLowerCase()));
   /** Each session is bound to the client that opened it: another token cannot ride it. */
@@ -111,7 +115,7 @@ export function createMcpGatewayHttpHandler(options: McpGatewayHttpOptions): Mcp
     transport.onclose = () => {
       if (id !== undefined) sessions.delete(id);
     };
-    const gateway = createMcpGateway({ ...gatewayOptions, upstream: upstream() });
+    const gateway = createMcpGateway(upstreams !== undefined ? { ...gatewayOptions, upstreams: upstreams() } : { ...gatewayOptions, upstream: upstream!() });
     await gateway.connect(transport);
     await transport.handleRequest(request, response, body);
     // Anything but an initialize opens no session: nothing to keep.

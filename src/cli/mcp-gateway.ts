@@ -1,6 +1,6 @@
 // `warden mcp-gateway -- <command> [args…]`: governs any MCP server without touching its code. The
 // gateway speaks MCP to the agent (stdio, or Streamable HTTP with --http), starts the server as its own
-// child over stdio (or connects to --upstream <url>), and
+// child over stdio (or connects to --upstream <url>, or to every server of a --config file), and
 // relays the whole protocol both ways, deciding every tool call, resource read and prompt by policy first.
 import type { Command } from "commander";
 import { InvalidInputError } from "../errors.js";
@@ -17,17 +17,18 @@ interface GatewayOptions {
   approvalTimeout?: string;
   http?: string;
   upstream?: string;
+  config?: string;
 }
 
 /**
- * Adds `warden mcp-gateway [--policies file] [--agent id] [--http host:port] (--upstream <url> | -- <command> [args…])`
+ * Adds `warden mcp-gateway [--policies file] [--agent id] [--http host:port] (--config mcp.json | --upstream <url> | -- <command> [args…])`
  * to the CLI. On stdio nothing but MCP is written to stdout; notices go to stderr.
  */
 export function registerMcpGatewayCommand(program: Command): void {
   program
     .command("mcp-gateway")
     .description("serve MCP (stdio, or Streamable HTTP with --http) in front of an MCP server, relaying the whole protocol, each tool call, resource read and prompt decided by policy")
-    .usage("[options] (--upstream <url> | -- <command> [args...])")
+    .usage("[options] (--config <mcp.json> | --upstream <url> | -- <command> [args...])")
     .argument("[command]", "the upstream MCP server's executable, started over stdio")
     .argument("[args...]", "its arguments (after --)")
     .option("--policies <file>", "policy file (YAML or JSON)")
@@ -35,12 +36,15 @@ export function registerMcpGatewayCommand(program: Command): void {
     .option("--approval-timeout <duration>", "how long a call waits for a reviewer when its policy does not say (e.g. 15m)")
     .option("--http <host:port>", "serve Streamable HTTP at http://<host:port>/mcp instead of stdio (one upstream connection per session)")
     .option("--upstream <url>", "an upstream that speaks Streamable HTTP, instead of a command")
+    .option("--config <file>", 'several upstreams from an MCP config file ({"mcpServers": {"files": {"command": ...}, "github": {"url": ...}}}), their tools and prompts named <server>__<name>')
     .action(async (command: string | undefined, args: string[], opts: GatewayOptions) => {
       const globals = program.opts<GlobalOptions>();
-      if ((command === undefined) === (opts.upstream === undefined)) throw new InvalidInputError("warden mcp-gateway needs either --upstream <url> or -- <command> [args...], not both");
+      if ([command, opts.upstream, opts.config].filter((source) => source !== undefined).length !== 1) {
+        throw new InvalidInputError("warden mcp-gateway needs one of --config <file>, --upstream <url> or -- <command> [args...]");
+      }
       const listen = opts.http === undefined ? undefined : parseListen(opts.http);
       const upstreamUrl = opts.upstream === undefined ? undefined : parseUrl(opts.upstream);
-      const [{ StdioClientTransport }, { StreamableHTTPClientTransport }, { StdioServerTransport }, { createMcpGateway, createMcpGatewayHttpHandler }] = await Promise.all([
+      const [{ StdioClientTransport }, { StreamableHTTPClientTransport }, { StdioServerTransport }, { createMcpGateway, createMcpGatewayHttpHandler, loadMcpConfig }] = await Promise.all([
         import("@modelcontextprotocol/sdk/client/stdio.js"),
         import("@modelcontextprotocol/sdk/client/streamableHttp.js"),
         import("@modelcontextprotocol/sdk/server/stdio.js"),
@@ -48,6 +52,7 @@ export function registerMcpGatewayCommand(program: Command): void {
       ]).catch((error: unknown) => {
         throw new Error(`warden mcp-gateway needs @modelcontextprotocol/sdk: npm install @modelcontextprotocol/sdk (${(error as Error).message})`);
       });
+      const config = opts.config === undefined ? undefined : await loadMcpConfig(opts.config);
       const warden = new Warden({
         agentId: opts.agent,
         store: globals.store,
@@ -66,7 +71,7 @@ export function registerMcpGatewayCommand(program: Command): void {
 
       if (listen !== undefined) {
         const { createServer } = await import("node:http");
-        const handler = createMcpGatewayHttpHandler({ warden, upstream: newUpstream });
+        const handler = createMcpGatewayHttpHandler(config !== undefined ? { warden, upstreams: () => config.transports() } : { warden, upstream: newUpstream });
         const server = createServer((request, response) => {
           handler(request, response).catch((error: unknown) => {
             console.error(`[warden] ${(error as Error).message.replace(/^\[warden\] /, "")}`);
@@ -92,24 +97,25 @@ export function registerMcpGatewayCommand(program: Command): void {
         return;
       }
 
-      const upstream = newUpstream();
-      const ended = new Promise<"agent" | "upstream">((resolve) => {
-        process.stdin.once("end", () => resolve("agent"));
-        process.stdin.once("close", () => resolve("agent"));
-        void stopped.then(() => resolve("agent"));
-        upstream.onclose = () => resolve("upstream");
+      const upstreams = config !== undefined ? config.transports() : { [command ?? opts.upstream!]: newUpstream() };
+      const ended = new Promise<{ by: "agent" } | { by: "upstream"; name: string }>((resolve) => {
+        process.stdin.once("end", () => resolve({ by: "agent" }));
+        process.stdin.once("close", () => resolve({ by: "agent" }));
+        void stopped.then(() => resolve({ by: "agent" }));
+        for (const [name, upstream] of Object.entries(upstreams)) upstream.onclose = () => resolve({ by: "upstream", name });
       });
-      // The gateway connects the server when the agent initializes, declaring the agent's capabilities to it.
-      const gateway = createMcpGateway({ warden, upstream });
+      // The gateway connects the servers when the agent initializes, declaring the agent's capabilities to them.
+      const gateway = createMcpGateway(config !== undefined ? { warden, upstreams } : { warden, upstream: Object.values(upstreams)[0]! });
       try {
         await gateway.connect(new StdioServerTransport());
-        if ((await ended) === "upstream") {
-          console.error(`[warden] the upstream MCP server (${command ?? opts.upstream}) exited`);
+        const end = await ended;
+        if (end.by === "upstream") {
+          console.error(`[warden] the upstream MCP server (${end.name}) exited`);
           process.exitCode = 1;
         }
       } finally {
         await gateway.close().catch(() => {});
-        await upstream.close().catch(() => {});
+        await Promise.all(Object.values(upstreams).map((upstream) => upstream.close().catch(() => {})));
         warden.close();
       }
     });
