@@ -1,0 +1,88 @@
+import type { SqliteStore } from "./sqlite-store.js";
+
+/** A `tool_pins` row. */
+export interface ToolPinRow {
+  server: string;
+  tool: string;
+  hash: string;
+  definition: string;
+  first_seen: number;
+  latest_hash: string;
+  latest_definition: string;
+  latest_seen: number;
+  findings: string;
+  accepted_hash: string | null;
+  accepted_at: number | null;
+  accepted_by: string | null;
+}
+
+/** A definition as a surface saw it: its hash, the definition to show (JSON) and what it was found to carry (JSON). */
+export interface SeenDefinition {
+  server: string;
+  tool: string;
+  hash: string;
+  definition: string;
+  findings: string;
+}
+
+const SELECT = "SELECT server, tool, hash, definition, first_seen, latest_hash, latest_definition, latest_seen, findings, accepted_hash, accepted_at, accepted_by FROM tool_pins";
+
+/**
+ * The pinned tool definitions of one organization in the embedded store, behind named operations.
+ * Pins are read and written at once (not queued): a change another process saw, or an operator's
+ * acceptance, counts for the next call everywhere.
+ */
+export class PinStore {
+  readonly #store: SqliteStore;
+  readonly #org: string;
+
+  constructor(store: SqliteStore, org: string) {
+    this.#store = store;
+    this.#org = org;
+  }
+
+  /**
+   * Pins a definition seen for the first time, or notes the newest one seen for a pinned tool.
+   * Returns the row before and after, in one transaction (two gateways may list the same server at once).
+   */
+  observe(seen: SeenDefinition, now = Date.now()): { before: ToolPinRow | undefined; after: ToolPinRow } {
+    return this.#store.transaction(() => {
+      const before = this.#row(seen.server, seen.tool);
+      if (before === undefined) {
+        this.#store.db
+          .prepare("INSERT INTO tool_pins (org, server, tool, hash, definition, first_seen, latest_hash, latest_definition, latest_seen, findings) VALUES (?,?,?,?,?,?,?,?,?,?)")
+          .run(this.#org, seen.server, seen.tool, seen.hash, seen.definition, now, seen.hash, seen.definition, now, seen.findings);
+      } else if (before.latest_hash !== seen.hash) {
+        this.#store.db
+          .prepare("UPDATE tool_pins SET latest_hash = ?, latest_definition = ?, latest_seen = ?, findings = ? WHERE org = ? AND server = ? AND tool = ?")
+          .run(seen.hash, seen.definition, now, seen.findings, this.#org, seen.server, seen.tool);
+      }
+      return { before, after: this.#row(seen.server, seen.tool)! };
+    });
+  }
+
+  /** The pin of one tool, read without waiting for queued writes (pins are never queued). */
+  get(server: string, tool: string): ToolPinRow | undefined {
+    return this.#row(server, tool);
+  }
+
+  list(server?: string): ToolPinRow[] {
+    return this.#store.all<ToolPinRow>(`${SELECT} WHERE org = ?1 AND (?2 IS NULL OR server = ?2) ORDER BY server, tool`, this.#org, server ?? null);
+  }
+
+  /** Makes the newest definition seen the pinned one, accepted by `actor`. The row before and after; undefined when there is no such pin. */
+  accept(server: string, tool: string, actor: string | null, now = Date.now()): { before: ToolPinRow; after: ToolPinRow } | undefined {
+    return this.#store.transaction(() => {
+      const before = this.#row(server, tool);
+      if (before === undefined) return undefined;
+      this.#store.db
+        .prepare("UPDATE tool_pins SET hash = latest_hash, definition = latest_definition, accepted_hash = latest_hash, accepted_at = ?, accepted_by = ? WHERE org = ? AND server = ? AND tool = ?")
+        .run(now, actor, this.#org, server, tool);
+      return { before, after: this.#row(server, tool)! };
+    });
+  }
+
+  #row(server: string, tool: string): ToolPinRow | undefined {
+    return this.#store.peek<ToolPinRow>(`${SELECT} WHERE org = ? AND server = ? AND tool = ?`, this.#org, server, tool);
+  }
+}
