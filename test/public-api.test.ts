@@ -44,6 +44,7 @@ describe("public API", () => {
         "ToolBlockedError",
         "ToolCallHandle",
         "ToolCallStatus",
+        "ToolPins",
         "Warden",
         "WardenError",
         "attachApprovalChannels",

@@ -20,6 +20,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import type { ToolCallHandle, Warden } from "agent-warden";
 import { governRequest, governToolCall, HALTED_ERROR_CODE, TOKEN_META_KEY, type McpGovernOptions, type McpRequestExtra } from "./shared.js";
+import { sessionPins, type McpPinOptions } from "./pins.js";
 
 /**
  * Options of `createMcpGateway`.
@@ -42,6 +43,12 @@ export interface McpGatewayOptions extends McpGovernOptions {
   serverName?: string | undefined;
   /** Timeout of each forwarded request in ms (reset by progress). Default: the SDK's 60 s. */
   upstreamTimeout?: number | undefined;
+  /**
+   * Pinning of the upstream's tool definitions (see `McpPinOptions`): on by default, a changed definition
+   * or one carrying instructions to the model holds calls to that tool for approval; `false` turns it off.
+   * Tool descriptions reach the agent redacted either way.
+   */
+  pins?: McpPinOptions | false | undefined;
 }
 
 /** Capabilities the gateway does not relay: task-augmented requests (experimental in the SDK) are answered directly or not at all. */
@@ -88,6 +95,7 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
   /** The halt that stopped a call of this session: its runs end failed with it, as a run a halt stops anywhere. */
   let haltedBy: unknown;
   let closed = false;
+  const pins = sessionPins(warden, options.pins);
   /** A governed request's answer, noting a halt that refused it or stopped it. */
   const governed = <T>(answer: Promise<T>): Promise<T> =>
     answer.catch((error: unknown) => {
@@ -169,10 +177,12 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
     const request: Outgoing = { method: raw.method, ...(raw.params !== undefined && { params: raw.params }) };
     const params = (raw.params ?? {}) as Record<string, unknown>;
     switch (raw.method) {
+      case "tools/list":
+        return pins.listed(serverName ?? "default", await forward(request, extra));
       case "tools/call": {
         const name = typeof params.name === "string" ? params.name : "";
         return governed(
-          governToolCall(warden, options, { name, args: params.arguments, extra, runFor: sessionRun }, async (signal, handle) => {
+          governToolCall(warden, options, { name, args: params.arguments, extra, runFor: sessionRun, ...pins.check(serverName ?? "default", name) }, async (signal, handle) => {
             inFlight.set(extra.requestId, { handle, requestId: extra.requestId });
             try {
               return (await forward(request, extra, signal)) as CallToolResult;

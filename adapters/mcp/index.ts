@@ -8,3 +8,5 @@ export type { McpCaller, McpGovernOptions, McpRequestExtra } from "./shared.js";
 export { createMcpGatewayHttpHandler } from "./http.js";
 export type { McpGatewayHttpOptions, McpGatewayHttpHandler } from "./http.js";
 export type { McpGatewayAuthOptions } from "./auth.js";
+export { toolDefinitionHash, findToolInstructions, PIN_RISK_ID } from "./pins.js";
+export type { McpPinOptions, McpPinAction } from "./pins.js";
