@@ -17,7 +17,13 @@ interface GatewayOptions {
   approvalTimeout?: string;
   http?: string;
   upstream?: string;
+  /** False with --no-pins. */
+  pins: boolean;
+  onToolChange?: string;
+  onToolInstructions?: string;
 }
+
+const PIN_ACTIONS = ["approval", "block", "allow"] as const;
 
 /**
  * Adds `warden mcp-gateway [--policies file] [--agent id] [--http host:port] (--upstream <url> | -- <command> [args…])`
@@ -35,11 +41,15 @@ export function registerMcpGatewayCommand(program: Command): void {
     .option("--approval-timeout <duration>", "how long a call waits for a reviewer when its policy does not say (e.g. 15m)")
     .option("--http <host:port>", "serve Streamable HTTP at http://<host:port>/mcp instead of stdio (one upstream connection per session)")
     .option("--upstream <url>", "an upstream that speaks Streamable HTTP, instead of a command")
+    .option("--on-tool-change <action>", "calls to a tool whose definition changed since it was pinned: approval | block | allow (recorded only)", "approval")
+    .option("--on-tool-instructions <action>", "calls to a tool whose definition carries instructions to the model: approval | block | allow", "approval")
+    .option("--no-pins", "do not pin the server's tool definitions")
     .action(async (command: string | undefined, args: string[], opts: GatewayOptions) => {
       const globals = program.opts<GlobalOptions>();
       if ((command === undefined) === (opts.upstream === undefined)) throw new InvalidInputError("warden mcp-gateway needs either --upstream <url> or -- <command> [args...], not both");
       const listen = opts.http === undefined ? undefined : parseListen(opts.http);
       const upstreamUrl = opts.upstream === undefined ? undefined : parseUrl(opts.upstream);
+      const pins = opts.pins ? { onChange: parsePinAction("--on-tool-change", opts.onToolChange), onInstructions: parsePinAction("--on-tool-instructions", opts.onToolInstructions) } : false;
       const [{ StdioClientTransport }, { StreamableHTTPClientTransport }, { StdioServerTransport }, { createMcpGateway, createMcpGatewayHttpHandler }] = await Promise.all([
         import("@modelcontextprotocol/sdk/client/stdio.js"),
         import("@modelcontextprotocol/sdk/client/streamableHttp.js"),
@@ -66,7 +76,7 @@ export function registerMcpGatewayCommand(program: Command): void {
 
       if (listen !== undefined) {
         const { createServer } = await import("node:http");
-        const handler = createMcpGatewayHttpHandler({ warden, upstream: newUpstream });
+        const handler = createMcpGatewayHttpHandler({ warden, upstream: newUpstream, pins });
         const server = createServer((request, response) => {
           handler(request, response).catch((error: unknown) => {
             console.error(`[warden] ${(error as Error).message.replace(/^\[warden\] /, "")}`);
@@ -100,7 +110,7 @@ export function registerMcpGatewayCommand(program: Command): void {
         upstream.onclose = () => resolve("upstream");
       });
       // The gateway connects the server when the agent initializes, declaring the agent's capabilities to it.
-      const gateway = createMcpGateway({ warden, upstream });
+      const gateway = createMcpGateway({ warden, upstream, pins });
       try {
         await gateway.connect(new StdioServerTransport());
         if ((await ended) === "upstream") {
@@ -113,6 +123,12 @@ export function registerMcpGatewayCommand(program: Command): void {
         warden.close();
       }
     });
+}
+
+function parsePinAction(flag: string, value: string | undefined): (typeof PIN_ACTIONS)[number] {
+  if (value === undefined) return "approval";
+  if (!(PIN_ACTIONS as readonly string[]).includes(value)) throw new InvalidInputError(`${flag} expects ${PIN_ACTIONS.join(" | ")}, got "${value}"`);
+  return value as (typeof PIN_ACTIONS)[number];
 }
 
 function parseListen(value: string): { host: string; port: number } {

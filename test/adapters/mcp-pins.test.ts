@@ -3,6 +3,7 @@
 // and `warden mcp pins` run as its own process.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
@@ -257,12 +258,30 @@ describe("tool definitions pinned by the MCP gateway", () => {
     expect(malformed.stderr).toContain('--accept expects <server>/<tool> (as "warden mcp pins" lists them), got "nosuch"');
     expect(await cli.run(store, ["mcp", "pins"])).toMatchObject({ code: 0, stdout: "no pinned tools\n" });
 
+    const flag = await cli.run(store, ["mcp-gateway", "--on-tool-change", "maybe", "--", "node", "server.js"]);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain('--on-tool-change expects approval | block | allow, got "maybe"');
+
     // A read on a store that does not exist creates none.
     const missing = join(temp.dir, "nowhere", "warden.db");
     const result = await cli.run(missing, ["mcp", "pins"]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(`no store at ${missing}`);
     expect(existsSync(missing)).toBe(false);
+  });
+});
+
+describe("the store's pins table", () => {
+  it("is added to a store of the previous schema version when it is opened", async () => {
+    const store = join(temp.dir, "schema-3.db");
+    newWarden(store).warden.close();
+    const db = new DatabaseSync(store);
+    db.exec("DROP TABLE tool_pins; PRAGMA user_version = 3;");
+    db.close();
+    const { warden } = newWarden(store);
+    const agent = await session(warden, "Reads a text file.");
+    await agent.client.listTools();
+    expect(warden.toolPins.list().map((pin) => `${pin.server}/${pin.tool} ${pin.status}`)).toEqual(["files/read_file pinned"]);
   });
 });
 
