@@ -25,6 +25,8 @@ export interface SeenDefinition {
   findings: string;
 }
 
+/** Pins kept in memory per client (a gateway in front of a few servers has tens to hundreds). */
+const MAX_CACHED = 10_000;
 const SELECT = "SELECT server, tool, hash, definition, first_seen, latest_hash, latest_definition, latest_seen, findings, accepted_hash, accepted_at, accepted_by FROM tool_pins";
 
 /**
@@ -35,6 +37,12 @@ const SELECT = "SELECT server, tool, hash, definition, first_seen, latest_hash, 
 export class PinStore {
   readonly #store: SqliteStore;
   readonly #org: string;
+  /**
+   * Pins as last read, for the check on every call: valid while no other connection has committed
+   * (`PRAGMA data_version`, far cheaper than the read); this connection's own writes clear it.
+   */
+  readonly #cache = new Map<string, ToolPinRow | null>();
+  #version: number | undefined;
 
   constructor(store: SqliteStore, org: string) {
     this.#store = store;
@@ -46,6 +54,7 @@ export class PinStore {
    * Returns the row before and after, in one transaction (two gateways may list the same server at once).
    */
   observe(seen: SeenDefinition, now = Date.now()): { before: ToolPinRow | undefined; after: ToolPinRow } {
+    this.#cache.delete(`${seen.server}\u0000${seen.tool}`);
     return this.#store.transaction(() => {
       const before = this.#row(seen.server, seen.tool);
       if (before === undefined) {
@@ -63,7 +72,18 @@ export class PinStore {
 
   /** The pin of one tool, read without waiting for queued writes (pins are never queued). */
   get(server: string, tool: string): ToolPinRow | undefined {
-    return this.#row(server, tool);
+    const version = this.#store.peek<{ data_version: number }>("PRAGMA data_version")?.data_version;
+    if (version !== this.#version) {
+      this.#cache.clear();
+      this.#version = version;
+    }
+    const key = `${server}\u0000${tool}`;
+    const cached = this.#cache.get(key);
+    if (cached !== undefined) return cached ?? undefined;
+    const row = this.#row(server, tool);
+    if (this.#cache.size >= MAX_CACHED) this.#cache.clear();
+    this.#cache.set(key, row ?? null);
+    return row;
   }
 
   list(server?: string): ToolPinRow[] {
@@ -72,6 +92,7 @@ export class PinStore {
 
   /** Makes the newest definition seen the pinned one, accepted by `actor`. The row before and after; undefined when there is no such pin. */
   accept(server: string, tool: string, actor: string | null, now = Date.now()): { before: ToolPinRow; after: ToolPinRow } | undefined {
+    this.#cache.delete(`${server}\u0000${tool}`);
     return this.#store.transaction(() => {
       const before = this.#row(server, tool);
       if (before === undefined) return undefined;
