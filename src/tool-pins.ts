@@ -86,6 +86,9 @@ export class ToolPins {
     const parsed = SightingSchema.safeParse(sighting);
     if (!parsed.success) throw new InvalidInputError(`invalid tool definition sighting: ${parsed.error.issues.map((issue) => `${issue.path.join(".") || "value"}: ${issue.message}`).join("; ")}`);
     const seen = parsed.data;
+    // Listed again as pinned (or as already noted): nothing to write.
+    const known = this.#deps.store.get(seen.server, seen.tool);
+    if (known !== undefined && known.latest_hash === seen.hash) return { pin: toRecord(known), first: false, drifted: false };
     const { before, after } = this.#deps.store.observe({ server: seen.server, tool: seen.tool, hash: seen.hash, definition: JSON.stringify(seen.definition ?? null), findings: JSON.stringify(seen.findings) });
     const pin = toRecord(after);
     const first = before === undefined;

@@ -271,6 +271,36 @@ describe("tool definitions pinned by the MCP gateway", () => {
   });
 });
 
+describe("warden.toolPins", () => {
+  const hash = (n: number) => n.toString(16).padStart(64, "0");
+
+  it("moves a pin through pinned, changed, accepted and back to changed, and reports only the first sight of each change", () => {
+    const { warden } = newWarden(":memory:");
+    const seen = (n: number, findings: string[] = []) => warden.toolPins.observe({ server: "files", tool: "read_file", hash: hash(n), definition: { description: `v${n}` }, findings });
+    expect(seen(1)).toMatchObject({ first: true, drifted: false, pin: { status: "pinned", hash: hash(1) } });
+    expect(seen(1)).toMatchObject({ first: false, drifted: false, pin: { status: "pinned" } });
+    expect(seen(2)).toMatchObject({ drifted: true, pin: { status: "changed", hash: hash(1), changed: { hash: hash(2), definition: { description: "v2" } } } });
+    expect(seen(2).drifted).toBe(false);
+    // The server went back to the pinned definition: nothing to review.
+    expect(seen(1)).toMatchObject({ drifted: false, pin: { status: "pinned", hash: hash(1) } });
+    expect(seen(3).pin.status).toBe("changed");
+    const accepted = warden.toolPins.accept("files", "read_file", { actor: "ops" });
+    expect(accepted).toMatchObject({ status: "accepted", hash: hash(3), definition: { description: "v3" }, accepted: { hash: hash(3), by: "ops" } });
+    expect(accepted.changed).toBeUndefined();
+    expect(seen(4, ['tag: "<IMPORTANT>"'])).toMatchObject({ drifted: true, pin: { status: "changed", hash: hash(3), findings: ['tag: "<IMPORTANT>"'], accepted: { hash: hash(3) } } });
+    expect(pinEntries(warden).map((entry) => (entry.data as { pin: string; hash: string }).pin)).toEqual(["changed", "changed", "accepted", "changed"]);
+  });
+
+  it("flags a definition carrying instructions until it is accepted", () => {
+    const { warden } = newWarden(":memory:");
+    const first = warden.toolPins.observe({ server: "files", tool: "add", hash: hash(7), definition: {}, findings: ['concealment: "do not tell the user"'] });
+    expect(first.pin.status).toBe("flagged");
+    expect(warden.toolPins.accept("files", "add").status).toBe("accepted");
+    expect(warden.toolPins.list({ server: "files" }).map((pin) => pin.status)).toEqual(["accepted"]);
+    expect(warden.toolPins.list({ server: "other" })).toEqual([]);
+  });
+});
+
 describe("the store's pins table", () => {
   it("is added to a store of the previous schema version when it is opened", async () => {
     const store = join(temp.dir, "schema-3.db");
