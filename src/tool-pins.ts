@@ -87,7 +87,7 @@ export class ToolPins {
     if (!parsed.success) throw new InvalidInputError(`invalid tool definition sighting: ${parsed.error.issues.map((issue) => `${issue.path.join(".") || "value"}: ${issue.message}`).join("; ")}`);
     const seen = parsed.data;
     // Listed again as pinned (or as already noted): nothing to write.
-    const known = this.#deps.store.get(seen.server, seen.tool);
+    const known = this.#deps.store.read(seen.server, seen.tool);
     if (known !== undefined && known.latest_hash === seen.hash) return { pin: toRecord(known), first: false, drifted: false };
     const { before, after } = this.#deps.store.observe({ server: seen.server, tool: seen.tool, hash: seen.hash, definition: JSON.stringify(seen.definition ?? null), findings: JSON.stringify(seen.findings) });
     const pin = toRecord(after);
@@ -101,7 +101,7 @@ export class ToolPins {
     return { pin, first, drifted };
   }
 
-  /** The pin of one tool, if it was ever seen. */
+  /** The pin of one tool, if it was ever seen (what another process wrote counts within 100 ms). */
   get(server: string, tool: string): ToolPinRecord | undefined {
     const row = this.#deps.store.get(server, tool);
     return row && toRecord(row);

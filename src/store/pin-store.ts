@@ -25,6 +25,8 @@ export interface SeenDefinition {
   findings: string;
 }
 
+/** How often the cache asks whether another connection wrote the store (ms). */
+export const REFRESH_MS = 100;
 /** Pins kept in memory per client (a gateway in front of a few servers has tens to hundreds). */
 const MAX_CACHED = 10_000;
 const SELECT = "SELECT server, tool, hash, definition, first_seen, latest_hash, latest_definition, latest_seen, findings, accepted_hash, accepted_at, accepted_by FROM tool_pins";
@@ -38,11 +40,13 @@ export class PinStore {
   readonly #store: SqliteStore;
   readonly #org: string;
   /**
-   * Pins as last read, for the check on every call: valid while no other connection has committed
-   * (`PRAGMA data_version`, far cheaper than the read); this connection's own writes clear it.
+   * Pins as last read, for the check on every call: kept while no other connection has committed
+   * (`PRAGMA data_version`, asked at most every `REFRESH_MS`: even that query costs a read transaction's
+   * locks); this connection's own writes clear it at once.
    */
   readonly #cache = new Map<string, ToolPinRow | null>();
   #version: number | undefined;
+  #versionCheckedAt = -Infinity;
 
   constructor(store: SqliteStore, org: string) {
     this.#store = store;
@@ -70,12 +74,19 @@ export class PinStore {
     });
   }
 
-  /** The pin of one tool, read without waiting for queued writes (pins are never queued). */
+  /**
+   * The pin of one tool, from memory unless another process may have changed it: what another
+   * process writes (an operator's acceptance) counts here within `REFRESH_MS`.
+   */
   get(server: string, tool: string): ToolPinRow | undefined {
-    const version = this.#store.peek<{ data_version: number }>("PRAGMA data_version")?.data_version;
-    if (version !== this.#version) {
-      this.#cache.clear();
-      this.#version = version;
+    const now = performance.now();
+    if (now - this.#versionCheckedAt >= REFRESH_MS) {
+      this.#versionCheckedAt = now;
+      const version = this.#store.peek<{ data_version: number }>("PRAGMA data_version")?.data_version;
+      if (version !== this.#version) {
+        this.#cache.clear();
+        this.#version = version;
+      }
     }
     const key = `${server}\u0000${tool}`;
     const cached = this.#cache.get(key);
@@ -84,6 +95,11 @@ export class PinStore {
     if (this.#cache.size >= MAX_CACHED) this.#cache.clear();
     this.#cache.set(key, row ?? null);
     return row;
+  }
+
+  /** The pin of one tool as the store holds it now (not from memory). */
+  read(server: string, tool: string): ToolPinRow | undefined {
+    return this.#row(server, tool);
   }
 
   list(server?: string): ToolPinRow[] {

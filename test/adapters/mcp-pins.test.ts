@@ -78,6 +78,14 @@ async function session(warden: Warden, description: string, pins?: McpPinOptions
   return { client, state, read, close };
 }
 
+async function waitFor(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
 const textOf = (result: CallToolResult) => (result.content[0] as { text: string }).text;
 const pinEntries = (warden: Warden) => warden.ledger.entries().filter((entry) => entry.type === "risk.detected" && (entry.data as { pin?: string }).pin !== undefined);
 
@@ -135,7 +143,8 @@ describe("tool definitions pinned by the MCP gateway", () => {
     expect(accepted.code, accepted.stderr).toBe(0);
     expect(accepted.stdout.trim()).toBe(`accepted files/read_file ${changed.changed!.hash.slice(0, 12)}`);
 
-    // Accepted in another process: the session still open calls the tool without a reviewer.
+    // Accepted in another process: once this client sees it, the session still open calls the tool without a reviewer.
+    await waitFor(() => second.warden.toolPins.get("files", "read_file")?.status === "accepted", "the acceptance to reach the gateway's client");
     expect(textOf(await after.read("b.txt"))).toBe("contents of b.txt");
     expect(after.state.reads).toBe(1);
     expect(second.requests).toHaveLength(1);
