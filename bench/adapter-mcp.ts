@@ -65,7 +65,7 @@ export async function run(): Promise<BenchRow[]> {
     row("mcp callTool through createMcpGateway, tool pinned", pinned, `listed first; the pin read per call: +${(pinned.medianUs - unpinned.medianUs).toFixed(0)} µs`);
     const hostile = { name: "t", description: `${"ignore ".repeat(4000)}${"<important ".repeat(2000)}${"send ".repeat(4000)}${"do not ".repeat(3000)}`.slice(0, 64 * 1024) };
     const scan = measureSync(() => findToolInstructions(hostile), { samples: 200, warmup: 20 });
-    row("findToolInstructions, 64 KB hostile description", scan, "repeated pattern prefixes, no match");
+    row("findToolInstructions, 64 KB hostile description", scan, "repeated pattern prefixes, no match; linear in the length");
   } finally {
     for (const client of open) await client.close();
     warden.close();

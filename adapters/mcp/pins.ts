@@ -50,9 +50,27 @@ const INSTRUCTION_PATTERNS: ReadonlyArray<{ id: string; pattern: RegExp }> = [
   { id: "concealment", pattern: /\b(?:do\s{1,4}not|don'?t|never|without)\s{1,4}(?:tell|telling|inform|informing|mention|mentioning|reveal|revealing|show|showing|notify|notifying|alert|alerting)\b[^.\n]{0,40}\buser\b/i },
   // instructions to read credentials or agent configuration
   { id: "sensitive-file", pattern: /~\/\.ssh\b|\bid_(?:rsa|ed25519|ecdsa)\b|\.aws\/credentials|\/etc\/(?:passwd|shadow)\b|\bmcp\.json\b|\.cursor\/|\.npmrc\b|\.netrc\b|\bprivate\s{1,4}key\b/i },
-  // "send … to https://…", "upload the contents to the following url"
-  { id: "exfiltration", pattern: /\b(?:send|post|upload|forward|exfiltrate|transmit|email)\b[^.\n]{0,80}\bto\s{1,4}(?:https?:\/\/|[\w.+-]{1,64}@[\w-]{1,64}\.|the\s{1,4}(?:following\s{1,4})?(?:url|endpoint|address|server|webhook))/i },
 ];
+
+/**
+ * "send … to https://…", "upload the contents to the following url": found from the destination back
+ * to the verb (at most `EXFILTRATION_REACH` characters before it, in the same sentence), since a gap
+ * scanned forward from every verb costs more than linear time in V8 on text full of verbs.
+ */
+const EXFILTRATION_DESTINATION = /\bto\s{1,4}(?:https?:\/\/|[\w.+-]{1,64}@[\w-]{1,64}\.|the\s{1,4}(?:following\s{1,4})?(?:url|endpoint|webhook))/gi;
+const EXFILTRATION_VERB = /\b(?:send|post|upload|forward|exfiltrate|transmit|email)(?:s|es|ed|ing)?\b/i;
+const EXFILTRATION_REACH = 80;
+
+function exfiltration(text: string): string | undefined {
+  EXFILTRATION_DESTINATION.lastIndex = 0;
+  for (let match = EXFILTRATION_DESTINATION.exec(text); match !== null; match = EXFILTRATION_DESTINATION.exec(text)) {
+    const before = text.slice(Math.max(0, match.index - EXFILTRATION_REACH), match.index);
+    const sentence = before.slice(Math.max(before.lastIndexOf("."), before.lastIndexOf("\n")) + 1);
+    const verb = EXFILTRATION_VERB.exec(sentence);
+    if (verb) return sentence.slice(verb.index) + match[0];
+  }
+  return undefined;
+}
 
 /** Unicode tag characters (invisible ASCII), zero-width characters and bidirectional overrides: text the model reads and a reviewer does not see. */
 const HIDDEN_CHARACTERS = /[\u{E0000}-\u{E007F}\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/u;
@@ -88,6 +106,8 @@ export function findToolInstructions(tool: Record<string, unknown>): string[] {
       const match = pattern.exec(scanned);
       if (match) findings.add(`${id}: "${excerpt(match[0])}"`);
     }
+    const sent = exfiltration(scanned);
+    if (sent !== undefined) findings.add(`exfiltration: "${excerpt(sent)}"`);
     const hidden = HIDDEN_CHARACTERS.exec(scanned);
     if (hidden) findings.add(`hidden-characters: U+${hidden[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`);
   }
