@@ -38,6 +38,9 @@ export interface ToolPinRecord {
   accepted?: { hash: string; at: number; by: string | undefined } | undefined;
 }
 
+/** The largest definition kept in the store as JSON (characters). */
+const MAX_DEFINITION_CHARS = 256 * 1024;
+
 const SightingSchema = z.object({
   server: z.string().min(1).max(256),
   tool: z.string().min(1).max(256),
@@ -89,7 +92,10 @@ export class ToolPins {
     // Listed again as pinned (or as already noted): nothing to write.
     const known = this.#deps.store.read(seen.server, seen.tool);
     if (known !== undefined && known.latest_hash === seen.hash) return { pin: toRecord(known), first: false, drifted: false };
-    const { before, after } = this.#deps.store.observe({ server: seen.server, tool: seen.tool, hash: seen.hash, definition: JSON.stringify(seen.definition ?? null), findings: JSON.stringify(seen.findings) });
+    const definition = JSON.stringify(seen.definition ?? null);
+    // Kept to show a reviewer; the hash is what is compared, so an outsized definition is noted, not stored.
+    const shown = definition.length > MAX_DEFINITION_CHARS ? JSON.stringify({ truncated: true, chars: definition.length }) : definition;
+    const { before, after } = this.#deps.store.observe({ server: seen.server, tool: seen.tool, hash: seen.hash, definition: shown, findings: JSON.stringify(seen.findings) });
     const pin = toRecord(after);
     const first = before === undefined;
     const drifted = before !== undefined && before.latest_hash !== seen.hash && seen.hash !== before.hash;

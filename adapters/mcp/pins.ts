@@ -27,7 +27,12 @@ export interface McpPinOptions {
 /** The fields of a tool definition that are pinned: what the model reads and what the call accepts and returns. */
 const PINNED_FIELDS = ["name", "title", "description", "inputSchema", "outputSchema", "annotations"] as const;
 
-/** The id of the risk a flagged call carries (its match's `policyId`). */
+/**
+ * The id of the risk a flagged call carries: its decision match's `policyId`, and the approval's.
+ * @example
+ * import { PIN_RISK_ID } from "agent-warden/mcp";
+ * warden.on("approval.requested", (event) => { if (event.data.policyId === PIN_RISK_ID) pageTheOperator(event); });
+ */
 export const PIN_RISK_ID = "mcp.tool-pin";
 
 const ACTION: Record<McpPinAction, CallRisk["action"]> = { approval: "require_approval", block: "block", allow: "warn" };
