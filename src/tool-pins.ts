@@ -57,7 +57,7 @@ const SightingSchema = z.object({
  */
 export type ToolDefinitionSighting = z.input<typeof SightingSchema>;
 
-/** What pins need, injected. */
+/** @internal What pins need, injected. */
 export interface ToolPinsDeps {
   store: PinStore;
   record: (type: EventType, data: Record<string, unknown>, actor: string | null) => void;
@@ -76,6 +76,7 @@ export interface ToolPinsDeps {
 export class ToolPins {
   readonly #deps: ToolPinsDeps;
 
+  /** @internal */
   constructor(deps: ToolPinsDeps) {
     this.#deps = deps;
   }
