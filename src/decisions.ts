@@ -1,9 +1,9 @@
 import { policySetVersion } from "./approvals/binding.js";
 import type { Decision } from "./decision.js";
 import type { ActionType } from "./enums.js";
-import { TokenError } from "./errors.js";
+import { InvalidInputError, TokenError } from "./errors.js";
 import type { HaltGuard } from "./halt/guard.js";
-import type { CheckInput } from "./inputs.js";
+import type { CallRisk, CheckInput } from "./inputs.js";
 import { CurrencyConverter, type CurrencyTable, type Money } from "./money.js";
 import { classifyTool } from "./policy/classify.js";
 import { PolicyEngine, strictness, type PolicyInputCall, type PolicyMatch } from "./policy/engine.js";
@@ -95,7 +95,7 @@ export class Decisions {
       environment: input.environment ?? this.#deps.environment,
       args: input.args ?? {},
       metadata: input.metadata,
-      ...(input.risks !== undefined && input.risks.length > 0 && { risks: input.risks }),
+      ...(input.risks !== undefined && input.risks.length > 0 && { risks: checkedRisks(input.risks) }),
     };
   }
 
@@ -230,6 +230,19 @@ export class Decisions {
   static haltError(decision: Decision): TokenError | undefined {
     return decision.action === "block" && decision.halted && decision.cause === "token" ? new TokenError("halted", TOKEN_HALTED) : undefined;
   }
+}
+
+const RISK_ACTIONS: ReadonlySet<unknown> = new Set(["warn", "require_approval", "block"]);
+
+/** The risks as given, or `InvalidInputError`: a risk that cannot be decided must not pass as none. */
+function checkedRisks(risks: readonly CallRisk[]): readonly CallRisk[] {
+  if (!Array.isArray(risks)) throw new InvalidInputError("risks must be an array");
+  for (const risk of risks) {
+    if (risk === null || typeof risk !== "object" || typeof risk.id !== "string" || risk.id.length === 0 || typeof risk.reason !== "string" || !RISK_ACTIONS.has(risk.action)) {
+      throw new InvalidInputError('a risk needs an id, a reason and an action ("warn", "require_approval" or "block")');
+    }
+  }
+  return risks;
 }
 
 function isTokenHalt(error: unknown): boolean {

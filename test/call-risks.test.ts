@@ -32,6 +32,8 @@ describe("call risks", () => {
     // Over the default: a deny-by-default set still blocks.
     expect(newWarden({ version: 1, default: "block", policies: [] }).check({ tool: "read_file", risks: [risk("require_approval")] }).action).toBe("block");
     expect(warden.check({ tool: "read_file", risks: [] })).toMatchObject({ action: "warn", policyId: "warn-reads" });
+    // A risk that cannot be decided is bad input, not no risk.
+    expect(() => warden.check({ tool: "read_file", risks: [{ id: "x", reason: "?", action: "explode" } as unknown as CallRisk] })).toThrow(expect.objectContaining({ code: "invalid_input" }));
   });
 
   it("holds a governed call for a reviewer, records the risk, and only records it in shadow mode", async () => {
