@@ -11,8 +11,8 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { z } from "zod";
 import { Warden } from "agent-warden";
-import { createMcpGateway, governMcpClient, governMcpServer } from "agent-warden/mcp";
-import { measureAsync, type BenchRow, type Timing } from "./harness.js";
+import { createMcpGateway, findToolInstructions, governMcpClient, governMcpServer } from "agent-warden/mcp";
+import { interleaveAsync, measureAsync, measureSync, scaled, type BenchRow, type Timing } from "./harness.js";
 
 const GROUP = "adapters";
 
@@ -47,6 +47,25 @@ export async function run(): Promise<BenchRow[]> {
     const gateway = createMcpGateway({ warden, upstream: upstreamClientSide });
     const viaGateway = await measureAsync(call(await connect(gateway)), options);
     row("mcp callTool through createMcpGateway", viaGateway, `two hops; +${(viaGateway.medianUs - bare.medianUs).toFixed(0)} µs`);
+
+    // Pinning: the agent lists the tools first (pinned), so each call reads its pin; against a gateway with pins off.
+    const gatewayWith = async (pins: false | undefined) => {
+      const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+      await ordersServer().connect(serverSide);
+      const client = await connect(createMcpGateway({ warden, upstream: clientSide, ...(pins === false && { pins }) }));
+      await client.listTools();
+      return client;
+    };
+    // Interleaved, so both see the same store size and machine load.
+    const [off, on] = [call(await gatewayWith(false)), call(await gatewayWith(undefined))];
+    const pinning = await interleaveAsync([{ name: "off", step: off }, { name: "on", step: on }], scaled(5000), () => undefined, 300);
+    const unpinned = pinning.get("off")!;
+    const pinned = pinning.get("on")!;
+    row("mcp callTool through createMcpGateway, pins off", unpinned, "listed first; interleaved with the next row");
+    row("mcp callTool through createMcpGateway, tool pinned", pinned, `listed first; the pin read per call: +${(pinned.medianUs - unpinned.medianUs).toFixed(0)} µs`);
+    const hostile = { name: "t", description: `${"ignore ".repeat(4000)}${"<important ".repeat(2000)}${"send ".repeat(4000)}${"do not ".repeat(3000)}`.slice(0, 64 * 1024) };
+    const scan = measureSync(() => findToolInstructions(hostile), { samples: 200, warmup: 20 });
+    row("findToolInstructions, 64 KB hostile description", scan, "repeated pattern prefixes, no match; linear in the length");
   } finally {
     for (const client of open) await client.close();
     warden.close();

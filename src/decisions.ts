@@ -1,9 +1,9 @@
 import { policySetVersion } from "./approvals/binding.js";
 import type { Decision } from "./decision.js";
 import type { ActionType } from "./enums.js";
-import { TokenError } from "./errors.js";
+import { InvalidInputError, TokenError } from "./errors.js";
 import type { HaltGuard } from "./halt/guard.js";
-import type { CheckInput } from "./inputs.js";
+import type { CallRisk, CheckInput } from "./inputs.js";
 import { CurrencyConverter, type CurrencyTable, type Money } from "./money.js";
 import { classifyTool } from "./policy/classify.js";
 import { PolicyEngine, strictness, type PolicyInputCall, type PolicyMatch } from "./policy/engine.js";
@@ -95,6 +95,7 @@ export class Decisions {
       environment: input.environment ?? this.#deps.environment,
       args: input.args ?? {},
       metadata: input.metadata,
+      ...(input.risks !== undefined && input.risks.length > 0 && { risks: checkedRisks(input.risks) }),
     };
   }
 
@@ -153,6 +154,17 @@ export class Decisions {
     let action = evaluation.action;
     let decidedBy = evaluation.decidedBy;
     let matches = evaluation.matches;
+    if (call.risks !== undefined && call.risks.length > 0) {
+      // Found by the surface in the call itself: as strict as a policy asking the same, over the default.
+      const risks: PolicyMatch[] = call.risks.map((risk) => ({ policyId: risk.id, action: risk.action, mode: "enforce", reason: risk.reason, severity: risk.severity, kind: "risk" }));
+      for (const match of risks) {
+        if (decidedBy === undefined ? strictness[match.action] >= strictness[action] : strictness[match.action] > strictness[action]) {
+          action = match.action;
+          decidedBy = match;
+        }
+      }
+      matches = [...matches, ...risks];
+    }
     if (action !== "block" && (this.#limits.size > 0 || this.#budgets.size > 0)) {
       const now = Date.now();
       const extra: PolicyMatch[] = this.#limits.size > 0 ? this.#limits.check(call, { runId }, now) : [];
@@ -178,7 +190,8 @@ export class Decisions {
     }
     const base = { reason: decidedBy?.reason ?? (action === "allow" ? "allowed" : `default action: ${action}`), matches, policyId: decidedBy?.policyId, severity: decidedBy?.severity, actionType: call.action, complete: true };
     if (action === "require_approval") return { ...base, action, timeoutMs: decidedBy?.timeoutMs ?? this.#deps.approvalTimeout, ...(decidedBy?.approvalRule !== undefined && { approvalRule: decidedBy.approvalRule }) };
-    if (action === "block") return { ...base, action, cause: decidedBy?.kind ?? "policy" };
+    // A risk the surface found refuses as a policy does.
+    if (action === "block") return { ...base, action, cause: decidedBy === undefined || decidedBy.kind === "risk" ? "policy" : decidedBy.kind };
     return { ...base, action } as Decision;
   }
 
@@ -217,6 +230,19 @@ export class Decisions {
   static haltError(decision: Decision): TokenError | undefined {
     return decision.action === "block" && decision.halted && decision.cause === "token" ? new TokenError("halted", TOKEN_HALTED) : undefined;
   }
+}
+
+const RISK_ACTIONS: ReadonlySet<unknown> = new Set(["warn", "require_approval", "block"]);
+
+/** The risks as given, or `InvalidInputError`: a risk that cannot be decided must not pass as none. */
+function checkedRisks(risks: readonly CallRisk[]): readonly CallRisk[] {
+  if (!Array.isArray(risks)) throw new InvalidInputError("risks must be an array");
+  for (const risk of risks) {
+    if (risk === null || typeof risk !== "object" || typeof risk.id !== "string" || risk.id.length === 0 || typeof risk.reason !== "string" || !RISK_ACTIONS.has(risk.action)) {
+      throw new InvalidInputError('a risk needs an id, a reason and an action ("warn", "require_approval" or "block")');
+    }
+  }
+  return risks;
 }
 
 function isTokenHalt(error: unknown): boolean {

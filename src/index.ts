@@ -1,5 +1,7 @@
 export { Warden } from "./warden.js";
-export type { CheckInput, ToolCallInit, ToolOptions, RunOptions } from "./warden.js";
+export type { CallRisk, CheckInput, ToolCallInit, ToolOptions, RunOptions } from "./warden.js";
+export { ToolPins } from "./tool-pins.js";
+export type { ToolPinRecord, ToolPinStatus, ToolDefinitionSighting } from "./tool-pins.js";
 export type { TraceContextSource } from "./runs.js";
 export { RunScope } from "./run-scope.js";
 export { ToolCallHandle, isHalt } from "./tool-call.js";

@@ -1,4 +1,22 @@
-import type { ActionType, AgentContext } from "./enums.js";
+import type { ActionType, AgentContext, RiskSeverity } from "./enums.js";
+
+/**
+ * A risk the calling surface found in the call itself, decided together with the policies (strictest
+ * wins) and recorded among the decision's matches with `kind: "risk"`: the MCP gateway flags a tool
+ * whose definition changed since it was pinned, or whose description carries instructions to the model.
+ * @example
+ * import type { CallRisk } from "agent-warden";
+ * const risk: CallRisk = { id: "mcp.tool-pin", action: "require_approval", reason: "the tool's description changed", severity: "high" };
+ * warden.beginToolCall({ tool: "read_file", args, risks: [risk] });
+ */
+export interface CallRisk {
+  /** A stable name for the risk, recorded as the match's `policyId`. */
+  id: string;
+  /** What it asks for: `warn` records it, `require_approval` holds the call for a reviewer, `block` refuses it. */
+  action: "warn" | "require_approval" | "block";
+  reason: string;
+  severity?: RiskSeverity | undefined;
+}
 
 /**
  * A call to decide on with `warden.check`, for asking before acting without recording anything.
@@ -22,6 +40,8 @@ export interface CheckInput {
    * read as colons (`flights.book` needs `flights:book` or `flights:*`).
    */
   permission?: string | undefined;
+  /** Risks the surface found in the call (decided with the policies; a shadow call records them only). */
+  risks?: readonly CallRisk[] | undefined;
 }
 
 /**

@@ -30,13 +30,15 @@ import { RunScope } from "./run-scope.js";
 import { Runs, type Delegation, type TraceContextSource } from "./runs.js";
 import type { ActiveRun } from "./scope.js";
 import { RunStore } from "./store/run-store.js";
+import { PinStore } from "./store/pin-store.js";
 import { SqliteStore } from "./store/sqlite-store.js";
 import { ToolCalls } from "./tool-calls.js";
 import type { ToolCallHandle, ToolContext } from "./tool-call.js";
 import type { VerifiedToken } from "./tokens/token.js";
 import { Tokens } from "./tokens/tokens.js";
+import { ToolPins } from "./tool-pins.js";
 
-export type { CheckInput, RunOptions, ToolCallInit, ToolOptions } from "./inputs.js";
+export type { CallRisk, CheckInput, RunOptions, ToolCallInit, ToolOptions } from "./inputs.js";
 export type { ActiveRun } from "./scope.js";
 
 /**
@@ -61,6 +63,8 @@ export class Warden {
   readonly ledger: Ledger;
   /** Delegation tokens: mint, attenuate, seal, verify, revoke. */
   readonly tokens: Tokens;
+  /** Tool definitions pinned on first sight (the MCP gateway's): list, accept a change. Kept in the local store. */
+  readonly toolPins: ToolPins;
 
   readonly #store: SqliteStore;
   readonly #runStore: RunStore;
@@ -71,6 +75,7 @@ export class Warden {
   readonly #runs: Runs;
   readonly #calls: ToolCalls;
   readonly #llm: LlmCalls;
+  readonly #recorder: Recorder;
   readonly #groups = new Map<string, string | undefined>();
   /** Remote mode: the control plane link; undefined in embedded mode. */
   readonly #remote: RemoteLink | undefined;
@@ -117,6 +122,8 @@ export class Warden {
     }
     let remote: RemoteLink | undefined;
     const recorder = new Recorder({ store: this.#store, bus: this.#bus, org, redact: createRedactor(resolved.redaction ?? {}), errors, send: (event) => remote?.send(event), maxRecordedBytes: resolved.maxRecordedBytes });
+    this.#recorder = recorder;
+    this.toolPins = new ToolPins({ store: new PinStore(this.#store, org), record: (type, data, actor) => recorder.record(type, { agentId: null, runId: null }, data, actor) });
     this.approvals = new Approvals({
       store: this.#store,
       org,
@@ -266,6 +273,17 @@ export class Warden {
    */
   reportError(error: unknown, source?: string): void {
     this.#errors.report(error, source);
+  }
+
+  /**
+   * A value as this client records it: redacted by its `redaction` rules and the default secret
+   * detection (`"[unredactable]"` when redaction fails). For surfaces that pass text on, such as the
+   * MCP gateway's tool descriptions.
+   * @example
+   * const shown = warden.redact("call with Bearer abcdefgh12345678") as string; // "call with [REDACTED]"
+   */
+  redact(value: unknown): unknown {
+    return this.#recorder.redact(value);
   }
 
   // ── decisions ─────────────────────────────────────────────────────────────────────────────

@@ -45,6 +45,7 @@ describe("public API", () => {
         "ToolBlockedError",
         "ToolCallHandle",
         "ToolCallStatus",
+        "ToolPins",
         "Warden",
         "WardenError",
         "attachApprovalChannels",

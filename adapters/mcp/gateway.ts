@@ -21,6 +21,7 @@ import {
 import { ConfigError, type ToolCallHandle, type Warden } from "agent-warden";
 import { governRequest, governToolCall, HALTED_ERROR_CODE, TOKEN_META_KEY, withTraceMeta, type McpGovernOptions, type McpRequestExtra } from "./shared.js";
 import { UpstreamRouter, type Upstream } from "./upstreams.js";
+import { sessionPins, type McpPinOptions } from "./pins.js";
 
 /**
  * Options of `createMcpGateway`: one `upstream`, mirrored as it is, or several `upstreams` by name.
@@ -45,6 +46,12 @@ export interface McpGatewaySessionOptions extends McpGovernOptions {
   serverName?: string | undefined;
   /** Timeout of each forwarded request in ms (reset by progress). Default: the SDK's 60 s. */
   upstreamTimeout?: number | undefined;
+  /**
+   * Pinning of the upstreams' tool definitions (see `McpPinOptions`): on by default, a changed definition
+   * or one carrying instructions to the model holds calls to that tool for approval; `false` turns it off.
+   * Tool descriptions reach the agent redacted either way.
+   */
+  pins?: McpPinOptions | false | undefined;
 }
 
 /**
@@ -127,6 +134,7 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
   /** The halt that stopped a call of this session: its runs end failed with it, as a run a halt stops anywhere. */
   let haltedBy: unknown;
   let closed = false;
+  const pins = sessionPins(warden, options.pins);
   /** A governed request's answer, noting a halt that refused it or stopped it. */
   const governed = <T>(answer: Promise<T>): Promise<T> =>
     answer.catch((error: unknown) => {
@@ -235,11 +243,13 @@ export function createMcpGateway(options: McpGatewayOptions): Server {
     const request: Outgoing = { method: raw.method, ...(raw.params !== undefined && { params: raw.params }) };
     const params = (raw.params ?? {}) as Record<string, unknown>;
     switch (raw.method) {
+      case "tools/list":
+        return pins.listed(serverName ?? "default", await forward(request, extra));
       case "tools/call": {
         const name = typeof params.name === "string" ? params.name : "";
         const server = router?.split(name)?.upstream.name;
         return governed(
-          governToolCall(warden, options, { name, args: params.arguments, extra, runFor: sessionRun }, async (signal, handle) => {
+          governToolCall(warden, options, { name, args: params.arguments, extra, runFor: sessionRun, ...pins.check(serverName ?? "default", name) }, async (signal, handle) => {
             inFlight.set(extra.requestId, { handle, requestId: extra.requestId, server });
             try {
               return (await forward(withTraceMeta(request, handle), extra, signal)) as CallToolResult;

@@ -11,3 +11,5 @@ export type { McpGatewayHttpOptions, McpGatewayHttpHandler } from "./http.js";
 export type { McpGatewayAuthOptions } from "./auth.js";
 export { loadMcpConfig, parseMcpConfig } from "./config.js";
 export type { McpConfig, McpConfigOptions, McpServerConfig } from "./config.js";
+export { toolDefinitionHash, findToolInstructions, PIN_RISK_ID } from "./pins.js";
+export type { McpPinOptions, McpPinAction } from "./pins.js";

@@ -1,6 +1,6 @@
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import { McpError, type CallToolResult, type ServerNotification, type ServerRequest } from "@modelcontextprotocol/sdk/types.js";
-import { inspectToken, isHalt, WardenError, type Admission, type RefusalCause, type ToolCallHandle, type Warden } from "agent-warden";
+import { inspectToken, isHalt, WardenError, type Admission, type CallRisk, type RefusalCause, type ToolCallHandle, type Warden } from "agent-warden";
 
 /**
  * The `_meta` key under which a caller may send its Warden delegation token with a `tools/call`.
@@ -207,6 +207,10 @@ export interface GovernedRequest {
   extra: McpRequestExtra;
   /** The run to record the call in, for the caller's agent (the gateway's session run); undefined for a run of its own. */
   runFor?: ((agentId: string | undefined) => string | undefined) | undefined;
+  /** Risks found in the call itself (a tool whose pinned definition changed), decided with the policies. */
+  risks?: CallRisk[] | undefined;
+  /** What policies see as `metadata.*` (the tool's pin). */
+  metadata?: Record<string, unknown> | undefined;
 }
 
 /**
@@ -273,6 +277,8 @@ async function decideAndRun<T>(
     externalId: extra.sessionId ? `${extra.sessionId}:${String(extra.requestId)}` : String(extra.requestId),
     signal: extra.signal,
     permission: options.permission?.(call.name),
+    ...(call.risks !== undefined && { risks: call.risks }),
+    ...(call.metadata !== undefined && { metadata: call.metadata }),
   });
   const admission = await admit(handle, extra, options.approvalProgressInterval ?? 10_000);
   if (admission.outcome === "halted") throw haltedError(admission.error);

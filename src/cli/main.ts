@@ -12,6 +12,7 @@ import { localOperator, remoteOperator, type Operator } from "./operator.js";
 import { registerHookCommand } from "./hook.js";
 import { registerPolicyPushCommand } from "./policy-push.js";
 import { registerMcpGatewayCommand } from "./mcp-gateway.js";
+import { registerMcpPinsCommand } from "./mcp-pins.js";
 import { registerServerCommands } from "./server.js";
 import { registerWitnessCommand } from "./witness.js";
 import { registerEvidenceCommands, registerLedgerVerifyCommand } from "./evidence.js";
@@ -286,6 +287,11 @@ export function buildProgram(): Command {
     });
 
   registerMcpGatewayCommand(program);
+  registerMcpPinsCommand(program.command("mcp").description("what the MCP gateway keeps in the store"), {
+    withWarden: (fn) => withWarden(program, fn, { existing: true }),
+    print: (value, text) => print(program, value, text),
+    actor: () => program.opts<GlobalOptions>().actor,
+  });
   registerHookCommand(program);
   registerServerCommands(program);
   registerEvidenceCommands(program);

@@ -18,7 +18,13 @@ interface GatewayOptions {
   http?: string;
   upstream?: string;
   config?: string;
+  /** False with --no-pins. */
+  pins: boolean;
+  onToolChange?: string;
+  onToolInstructions?: string;
 }
+
+const PIN_ACTIONS = ["approval", "block", "allow"] as const;
 
 /**
  * Adds `warden mcp-gateway [--policies file] [--agent id] [--http host:port] (--config mcp.json | --upstream <url> | -- <command> [args…])`
@@ -37,6 +43,9 @@ export function registerMcpGatewayCommand(program: Command): void {
     .option("--http <host:port>", "serve Streamable HTTP at http://<host:port>/mcp instead of stdio (one upstream connection per session)")
     .option("--upstream <url>", "an upstream that speaks Streamable HTTP, instead of a command")
     .option("--config <file>", 'several upstreams from an MCP config file ({"mcpServers": {"files": {"command": ...}, "github": {"url": ...}}}), their tools and prompts named <server>__<name>')
+    .option("--on-tool-change <action>", "calls to a tool whose definition changed since it was pinned: approval | block | allow (recorded only)", "approval")
+    .option("--on-tool-instructions <action>", "calls to a tool whose definition carries instructions to the model: approval | block | allow", "approval")
+    .option("--no-pins", "do not pin the server's tool definitions")
     .action(async (command: string | undefined, args: string[], opts: GatewayOptions) => {
       const globals = program.opts<GlobalOptions>();
       if ([command, opts.upstream, opts.config].filter((source) => source !== undefined).length !== 1) {
@@ -44,6 +53,7 @@ export function registerMcpGatewayCommand(program: Command): void {
       }
       const listen = opts.http === undefined ? undefined : parseListen(opts.http);
       const upstreamUrl = opts.upstream === undefined ? undefined : parseUrl(opts.upstream);
+      const pins = opts.pins ? { onChange: parsePinAction("--on-tool-change", opts.onToolChange), onInstructions: parsePinAction("--on-tool-instructions", opts.onToolInstructions) } : false;
       const [{ StdioClientTransport }, { StreamableHTTPClientTransport }, { StdioServerTransport }, { createMcpGateway, createMcpGatewayHttpHandler, loadMcpConfig }] = await Promise.all([
         import("@modelcontextprotocol/sdk/client/stdio.js"),
         import("@modelcontextprotocol/sdk/client/streamableHttp.js"),
@@ -71,7 +81,7 @@ export function registerMcpGatewayCommand(program: Command): void {
 
       if (listen !== undefined) {
         const { createServer } = await import("node:http");
-        const handler = createMcpGatewayHttpHandler(config !== undefined ? { warden, upstreams: () => config.transports() } : { warden, upstream: newUpstream });
+        const handler = createMcpGatewayHttpHandler(config !== undefined ? { warden, upstreams: () => config.transports(), pins } : { warden, upstream: newUpstream, pins });
         const server = createServer((request, response) => {
           handler(request, response).catch((error: unknown) => {
             console.error(`[warden] ${(error as Error).message.replace(/^\[warden\] /, "")}`);
@@ -105,7 +115,7 @@ export function registerMcpGatewayCommand(program: Command): void {
         for (const [name, upstream] of Object.entries(upstreams)) upstream.onclose = () => resolve({ by: "upstream", name });
       });
       // The gateway connects the servers when the agent initializes, declaring the agent's capabilities to them.
-      const gateway = createMcpGateway(config !== undefined ? { warden, upstreams } : { warden, upstream: Object.values(upstreams)[0]! });
+      const gateway = createMcpGateway(config !== undefined ? { warden, upstreams, pins } : { warden, upstream: Object.values(upstreams)[0]!, pins });
       try {
         await gateway.connect(new StdioServerTransport());
         const end = await ended;
@@ -119,6 +129,12 @@ export function registerMcpGatewayCommand(program: Command): void {
         warden.close();
       }
     });
+}
+
+function parsePinAction(flag: string, value: string | undefined): (typeof PIN_ACTIONS)[number] {
+  if (value === undefined) return "approval";
+  if (!(PIN_ACTIONS as readonly string[]).includes(value)) throw new InvalidInputError(`${flag} expects ${PIN_ACTIONS.join(" | ")}, got "${value}"`);
+  return value as (typeof PIN_ACTIONS)[number];
 }
 
 function parseListen(value: string): { host: string; port: number } {

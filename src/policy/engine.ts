@@ -23,6 +23,8 @@ export interface PolicyInputCall {
   environment?: string | undefined;
   args: unknown;
   metadata?: unknown;
+  /** Risks the calling surface found, decided with the policies (not conditions policies test). */
+  risks?: readonly { id: string; action: "warn" | "require_approval" | "block"; reason: string; severity?: RiskSeverity | undefined }[] | undefined;
 }
 
 /**
@@ -42,7 +44,8 @@ export interface PolicyMatch {
   timeoutMs?: number | undefined;
   /** Who must answer, when the policy says (`approval.approvers`, `from`, `escalate`). */
   approvalRule?: ApprovalRule | undefined;
-  kind: "policy" | "limit" | "budget";
+  /** A policy of the set, a rate limit, a budget, or a risk the calling surface found (`CallRisk`). */
+  kind: "policy" | "limit" | "budget" | "risk";
 }
 
 export interface PolicyEvaluation {

@@ -1,5 +1,18 @@
+/**
+ * Pinned tool definitions (an MCP server's tools as first seen): the pinned hash and definition, the
+ * newest definition seen when it differs (a change awaiting review), and who accepted which hash.
+ */
+const TOOL_PINS_SQL = `
+CREATE TABLE IF NOT EXISTS tool_pins (
+  org TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL, hash TEXT NOT NULL, definition TEXT NOT NULL,
+  first_seen INTEGER NOT NULL, latest_hash TEXT NOT NULL, latest_definition TEXT NOT NULL, latest_seen INTEGER NOT NULL,
+  findings TEXT NOT NULL, accepted_hash TEXT, accepted_at INTEGER, accepted_by TEXT,
+  PRIMARY KEY (org, server, tool)
+);
+`;
+
 /** Schema of the embedded store. Bump `SCHEMA_VERSION` with a migration when it changes. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,12 +65,14 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, ts INTEGER NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL,
   note TEXT
 );
+${TOOL_PINS_SQL}
 `;
 
 const APPROVAL_BINDING_COLUMNS = ["args_digest TEXT", "policy_version TEXT", "rule TEXT", "votes TEXT", "escalated_at INTEGER", "consumed_at INTEGER", "consumed_by TEXT"];
 
 /**
  * Steps from one schema version to the next, for stores created by an earlier version.
+ * 4: `tool_pins`, the pinned tool definitions of MCP servers.
  * 3: approvals bound to the action (`args_digest`, `policy_version`, `consumed_at`/`consumed_by`), the
  *    deciding policy's reviewer rule (`rule`), reviewers' votes (`votes`) and escalation (`escalated_at`).
  * 2: `runs.owner` (host and process of the client running it), so a run whose process died is found.
@@ -65,4 +80,5 @@ const APPROVAL_BINDING_COLUMNS = ["args_digest TEXT", "policy_version TEXT", "ru
 export const MIGRATIONS: Record<number, string> = {
   2: "ALTER TABLE runs ADD COLUMN owner TEXT;",
   3: APPROVAL_BINDING_COLUMNS.map((column) => `ALTER TABLE approvals ADD COLUMN ${column};`).join("\n"),
+  4: TOOL_PINS_SQL,
 };
