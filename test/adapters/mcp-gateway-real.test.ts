@@ -110,7 +110,7 @@ interface Seen {
 }
 
 /** An agent's client that declares sampling, elicitation and roots (or what `capabilities` says) and answers them offline. */
-async function agent(transport: Transport, roots: string[], capabilities: ClientCapabilities = { sampling: {}, elicitation: { form: {} }, roots: { listChanged: true } }) {
+async function agent(transport: Transport, roots: string[], capabilities: ClientCapabilities = { sampling: {}, elicitation: { form: {}, url: {} }, roots: { listChanged: true } }) {
   const client = new Client({ name: "agent", version: "1.0.0" }, { capabilities });
   const seen: Seen = { logs: [], updated: [], toolListChanged: 0, resourceListChanged: 0, asked: [] };
   if (capabilities.sampling) {
@@ -123,6 +123,7 @@ async function agent(transport: Transport, roots: string[], capabilities: Client
   if (capabilities.elicitation) {
     client.setRequestHandler(ElicitRequestSchema, ({ params: { _meta, ...params } }) => {
       seen.asked.push({ method: "elicitation/create", params });
+      if (params.mode === "url") return { action: "accept" };
       return { action: "accept", content: { name: "Ada Lovelace", check: true, email: "ada@example.com", integer: 7 } };
     });
   }
@@ -196,6 +197,11 @@ async function exerciseEverything({ client, seen }: Agent, sent: JSONRPCMessage[
   // The server asks the agent's client: sampling, elicitation; the answers go back to the tool.
   t.sampling = await client.callTool({ name: "trigger-sampling-request", arguments: { prompt: "2+2?", maxTokens: 20 } });
   t.elicitation = await client.callTool({ name: "trigger-elicitation-request", arguments: {} });
+  // URL elicitation, as a request to the agent and as the error (-32042) that names the URL before a retry.
+  const urlElicitation = { url: "https://auth.example/consent", message: "Sign in to continue.", elicitationId: "consent-1" };
+  t.urlElicitation = await client.callTool({ name: "trigger-url-elicitation", arguments: urlElicitation });
+  t.urlElicitationRequired = await client.callTool({ name: "trigger-url-elicitation", arguments: { ...urlElicitation, elicitationId: "consent-2", errorPath: true } }).catch(wire);
+  t.urlElicitationRetried = await client.callTool({ name: "trigger-url-elicitation", arguments: { ...urlElicitation, elicitationId: "consent-2", errorPath: true } });
 
   t.resources = await allPages((cursor) => client.listResources(cursor === undefined ? undefined : { cursor }));
   const firstDocument = (t.resources as Array<{ resources: Array<{ uri: string }> }>)[0]!.resources[0]!.uri;
@@ -347,9 +353,10 @@ describe("the everything server (@modelcontextprotocol/server-everything) behind
     expect(expected.capabilities).toHaveProperty("tasks");
 
     // The script reached what it meant to reach, and the server was sent what the agent sent.
-    expect((expected.asked as Seen["asked"]).map((a) => a.method)).toEqual(["roots/list", "sampling/createMessage", "elicitation/create", "roots/list"]);
+    expect((expected.asked as Seen["asked"]).map((a) => a.method)).toEqual(["roots/list", "sampling/createMessage", "elicitation/create", "elicitation/create", "elicitation/create", "roots/list"]);
     expect(textOf(expected.sampling)).toContain('an answer to \\"Resource trigger-sampling-request context: 2+2?\\"');
     expect(JSON.stringify((expected.elicitation as CallToolResult).content)).toContain("- Name: Ada Lovelace");
+    expect(expected.urlElicitationRequired).toMatchObject({ code: -32042, data: { elicitations: [{ mode: "url", url: "https://modelcontextprotocol.io" }] } });
     expect((expected.progress as Progress[]).map((p) => [p.progress, p.total])).toEqual([[1, 4], [2, 4], [3, 4]]);
     expect(expected.upstreamCancellation).toEqual({ called: 2, cancelledThatCall: true });
     expect((expected.logsAfterSetLevel as Seen["logs"]).some((log) => String(log.data).startsWith("Received Subscribe"))).toBe(false);
