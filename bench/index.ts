@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { printTable, type BenchRow } from "./harness.js";
 
-const suites = ["imports", "policy", "core", "tokens", "halt", "adapter-langchain", "adapter-ai", "adapter-openai-agents", "adapter-mcp", "adapter-express", "adapter-fetch", "otel", "server", "cluster"];
+const suites = ["imports", "policy", "core", "tokens", "halt", "adapter-langchain", "adapter-ai", "adapter-openai-agents", "adapter-mcp", "mcp-gateway", "adapter-express", "adapter-fetch", "otel", "server", "cluster"];
 const wanted = process.argv.slice(2);
 const rows: BenchRow[] = [];
 for (const suite of suites) {
