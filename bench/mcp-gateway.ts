@@ -81,7 +81,7 @@ export async function run(): Promise<BenchRow[]> {
         const direct = `${method}, ${transport}, direct`;
         const through = cases.find((c) => c.name.startsWith(`${method}, ${transport}, through`))!.name;
         rows.push(timingRow(GROUP, direct, timings.get(direct)!));
-        rows.push(timingRow(GROUP, through, timings.get(through)!, `+${(median(through) - median(direct)).toFixed(0)} µs median over direct`));
+        rows.push(timingRow(GROUP, through, timings.get(through)!, `${signed(median(through) - median(direct))} µs median vs direct`));
       }
     }
 
@@ -108,6 +108,9 @@ export async function run(): Promise<BenchRow[]> {
   }
   return rows;
 }
+
+/** A difference with its sign: on a loaded machine the gateway's extra hop can land inside the noise either way. */
+const signed = (us: number) => `${us < 0 ? "−" : "+"}${Math.abs(us).toFixed(0)}`;
 
 async function connect(transport: Transport, closers: Array<() => unknown>): Promise<Client> {
   const client = new Client({ name: "bench-agent", version: "1.0.0" });
