@@ -142,7 +142,8 @@ function resultText(result: { content?: unknown }): string {
 
 /**
  * The JSON-RPC error code of a request other than `tools/call` (a `resources/read`, a `prompts/get`, a
- * server's sampling request) that policy refused; `error.data` carries `{ warden: "blocked", reason }`.
+ * server's sampling request) that policy refused; `error.data` carries `{ warden: "blocked", reason, cause }`
+ * (the reason alone and what refused, as a refused tool call's `_meta`), the message the whole sentence.
  * A refused `tools/call` answers with an `isError` result instead, which the model reads.
  * @example
  * import { BLOCKED_ERROR_CODE } from "agent-warden/mcp";
@@ -151,9 +152,9 @@ function resultText(result: { content?: unknown }): string {
 export const BLOCKED_ERROR_CODE = -32051;
 
 /** A refusal of a request that has no error result of its own, as an MCP error. */
-export function blockedError(reason: string): McpError {
-  const mcp = new McpError(BLOCKED_ERROR_CODE, reason, { warden: "blocked", reason });
-  mcp.message = reason;
+export function blockedError({ message, reason, cause }: Refusal): McpError {
+  const mcp = new McpError(BLOCKED_ERROR_CODE, message, { warden: "blocked", reason, cause });
+  mcp.message = message;
   return mcp;
 }
 
@@ -236,8 +237,8 @@ export async function governRequest<T>(
   options: McpGovernOptions,
   call: GovernedRequest,
   forward: (signal: AbortSignal, handle: ToolCallHandle) => Promise<T>,
-  refuse: Refuse<T> = ({ message }) => {
-    throw blockedError(message);
+  refuse: Refuse<T> = (refused) => {
+    throw blockedError(refused);
   },
 ): Promise<T> {
   // A caller that sent its trace context in `_meta` sees this call in its own trace.
