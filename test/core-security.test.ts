@@ -28,7 +28,6 @@ function open(options: Partial<WardenOptions> = {}): Warden {
   return client;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("a sub-agent never holds more than its spawner", () => {
   it("a run acting as another agent on a client built with a token is still bound by that token", async () => {
@@ -199,8 +198,6 @@ describe("runs cut by kill -9", () => {
     const agent = startAgent({ mode: "worker", store, agentId: "worker" });
     try {
       const started = await agent.expect("tool-started");
-      // Let the group commit land the run's row before the process dies.
-      await sleep(200);
       agent.kill();
       await agent.exited;
       const next = open({ store, agentId: "next" });
