@@ -58,6 +58,11 @@ export class Decisions {
     return this.#engine.set;
   }
 
+  /** The scopes the policy set in force asks of a caller of this tool. */
+  scopesFor(tool: string): string[] {
+    return this.#engine.scopesFor(tool);
+  }
+
   /** The version of the policy set in force (a digest of it): what an approval is bound to. */
   get policyVersion(): string {
     return this.#policyVersion;

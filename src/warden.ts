@@ -218,6 +218,16 @@ export class Warden {
     return this.#decisions.policies;
   }
 
+  /**
+   * The scopes the policies in force ask of whoever calls this tool (their `scope` fields), for a surface
+   * that authenticates callers before the call (the MCP gateway over HTTP).
+   * @example
+   * warden.requiredScopes("crm.update"); // ["crm:write"]
+   */
+  requiredScopes(tool: string): string[] {
+    return this.#decisions.scopesFor(tool);
+  }
+
   /** Aborts when this client's agent, its group or the organization is halted; renewed on resume. */
   get signal(): AbortSignal {
     return this.#halts.signal;

@@ -94,11 +94,14 @@ export function createResourceServer(warden: Warden, options: McpGatewayAuthOpti
     for (const message of messages) {
       const call = message as { method?: unknown; params?: { name?: unknown } };
       if (call?.method !== "tools/call" || typeof call.params?.name !== "string") continue;
-      const scope = scopeOf(call.params.name);
-      if (scope === undefined) continue;
+      // The gateway's own map, then the `scope` of each policy naming the tool.
+      const option = scopeOf(call.params.name);
+      const scopes = option === undefined ? warden.requiredScopes(call.params.name) : [option, ...warden.requiredScopes(call.params.name)];
       const authority = auth.extra?.authority as Authority | undefined;
-      const granted = authority !== undefined ? hasPermission(authority, scope) : auth.scopes.includes(scope);
-      if (!granted) return scope;
+      for (const scope of scopes) {
+        const granted = authority !== undefined ? hasPermission(authority, scope) : auth.scopes.includes(scope);
+        if (!granted) return scope;
+      }
     }
     return undefined;
   }

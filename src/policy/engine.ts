@@ -154,6 +154,16 @@ export class PolicyEngine {
     return { action: decidedBy?.action ?? this.set.default, decidedBy, matches };
   }
 
+  /** The scopes (`scope`) of the enabled policies naming this tool, in policy order, each once. */
+  scopesFor(tool: string): string[] {
+    const scopes = new Set<string>();
+    for (const policy of this.#policiesNaming(tool)) {
+      const scope = this.set.policies[policy.order]?.scope;
+      if (scope !== undefined) scopes.add(scope);
+    }
+    return [...scopes];
+  }
+
   #candidatesFor(tool: string, action: string): readonly CompiledPolicy[] {
     let entry = this.#candidates.get(tool);
     if (entry === undefined) {

@@ -103,6 +103,12 @@ export const PolicySchema = z.strictObject({
       notify: z.array(z.string().min(1).max(64)).min(1).max(20).optional(),
     })
     .optional(),
+  /**
+   * A scope the caller must hold to call the tools this policy names, where a surface authenticates its
+   * callers (the MCP gateway over HTTP: an OAuth scope of the bearer JWT, or a permission of a delegation
+   * token). Checked before the call, whatever the policy's other conditions and action.
+   */
+  scope: z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,256}$/, "a scope is one OAuth scope token: printable, no spaces, quotes or backslashes").optional(),
   enabled: z.boolean().default(true),
 });
 /**

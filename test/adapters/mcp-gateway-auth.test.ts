@@ -164,6 +164,23 @@ describe("the HTTP gateway as an OAuth resource server", () => {
     expect(upstream.received.join("\n")).not.toContain("crm.update");
   });
 
+  it("asks the scope a policy names (`scope:`) of the tools it names, beside the gateway's own map", async () => {
+    const { warden, resource, as, upstream } = await setup({ scopes: {} });
+    warden.setPolicies({ version: 1, default: "allow", policies: [{ id: "crm-writes", when: { tool: "crm.update*" }, scope: "crm:write", action: "warn" }] });
+    expect(warden.requiredScopes("crm.update")).toEqual(["crm:write"]);
+    expect(warden.requiredScopes("crm.read")).toEqual([]);
+    const reader = await connect(resource, as.mint({ aud: resource, client_id: "reader", scope: "crm:read" }));
+    expect(((await reader.callTool({ name: "crm.read", arguments: { id: "1" } })) as CallToolResult).content).toEqual([{ type: "text", text: "customer 1" }]);
+    const error = await reader.callTool({ name: "crm.update", arguments: { id: "2" } }).catch((e: unknown) => e);
+    expect(String(error)).toContain("insufficient_scope: crm:write");
+    expect((error as { code?: number }).code).toBe(403);
+    expect(upstream.received.join("\n")).not.toContain('"crm.update"');
+    const writer = await connect(resource, as.mint({ aud: resource, client_id: "writer", scope: "crm:write" }));
+    expect(((await writer.callTool({ name: "crm.update", arguments: { id: "2" } })) as CallToolResult).content).toEqual([{ type: "text", text: "updated 2" }]);
+    // A scope that is not one OAuth scope token is refused when the policy loads.
+    expect(() => warden.setPolicies({ version: 1, policies: [{ id: "bad", when: { tool: "x" }, scope: "crm write", action: "allow" }] })).toThrow(/scope/);
+  });
+
   it("never passes the agent's token to the upstream", async () => {
     const { resource, as, upstream } = await setup();
     const token = as.mint({ aud: resource, client_id: "crm-agent", scope: "crm:read crm:write" });
