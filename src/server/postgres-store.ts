@@ -769,7 +769,12 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
 
   async decideApproval(org: string, approvalId: string, status: "approved" | "rejected", answer: ApprovalAnswer): Promise<{ record: ApprovalRecord; changes: Changes }> {
     // The row is locked: answers arriving at several replicas at once are counted one after another.
-    const result = await this.#transaction(async (exec) => this.#run(exec, answerApproval(this.#orgLedger!, org, approvalId, status, answer, Date.now(), true)));
+    const result = await this.#transaction(async (exec) => {
+      const answered = await this.#run(exec, answerApproval(this.#orgLedger!, org, approvalId, status, answer, Date.now(), true));
+      // Every replica's stream hears the decision at commit, not at its next catch-up.
+      if (answered.kind === "decided") await exec({ kind: "run", sql: "SELECT pg_notify(?, ?)", params: [CHANNEL, org] });
+      return answered;
+    });
     // A refusal is committed (recorded) before it is thrown.
     if (result.kind === "refused") throw result.refused;
     return { record: result.record, changes: { org, messages: result.kind === "decided" ? [result.message] : [] } };
@@ -806,7 +811,9 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
   }
 
   async #resolve(exec: Executor, org: string, row: ApprovalRow, status: Exclude<ApprovalStatus, "pending">, reviewer: string | undefined, reason: string | undefined, now: number): Promise<{ record: ApprovalRecord; message: StreamMessage }> {
-    return this.#run(exec, resolveApproval(this.#orgLedger!, org, row, status, reviewer, reason, now));
+    const resolved = await this.#run(exec, resolveApproval(this.#orgLedger!, org, row, status, reviewer, reason, now));
+    await exec({ kind: "run", sql: "SELECT pg_notify(?, ?)", params: [CHANNEL, org] });
+    return resolved;
   }
 
   // ── halts ─────────────────────────────────────────────────────────────────────────────────
