@@ -42,7 +42,7 @@ export interface RejectedEvent {
 }
 
 /** Event types an agent emits about its own work. */
-const AGENT_EVENT_TYPES: ReadonlySet<string> = new Set([
+export const AGENT_EVENT_TYPES: ReadonlySet<string> = new Set([
   EventType.RUN_STARTED,
   EventType.RUN_COMPLETED,
   EventType.RUN_FAILED,
@@ -57,7 +57,9 @@ const AGENT_EVENT_TYPES: ReadonlySet<string> = new Set([
 ]);
 /** A blocked or rejected call stays so: nothing reported later turns it into a success. */
 const FINAL_REFUSALS = new Set(["blocked", "rejected"]);
-const FINAL_TOOL_STATUSES = "('completed','failed','blocked','rejected')";
+/** Statuses a `tool.called` does not overwrite. */
+export const FINAL_TOOL_STATUS_LIST = ["completed", "failed", "blocked", "rejected"] as const;
+const FINAL_TOOL_STATUSES = `(${FINAL_TOOL_STATUS_LIST.map((status) => `'${status}'`).join(",")})`;
 
 const str = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
 const num = (value: unknown): number | undefined => (typeof value === "number" && Number.isFinite(value) ? value : undefined);

@@ -11,27 +11,15 @@
 // layer after the last one that touched its row, so every row sees its events in batch order.
 import { EventType } from "agent-warden";
 import type { WardenEvent } from "agent-warden";
-import { admit, ingestOne, ledgerDraft, streamEffects, type AdmissionLookup, type Effects, type RejectedEvent } from "./ingest.js";
+import { admit, AGENT_EVENT_TYPES, FINAL_TOOL_STATUS_LIST, ingestOne, ledgerDraft, streamEffects, type AdmissionLookup, type Effects, type RejectedEvent } from "./ingest.js";
 import type { OrgLedger } from "./org-ledger.js";
 import { runAsync, runSync, type SqlOp } from "./sql.js";
 import type { RunRow } from "../records.js";
 import type { Principal, StreamMessage } from "./store.js";
 
-/** Agent telemetry, written in bulk. */
-const BULK_TYPES: ReadonlySet<string> = new Set([
-  EventType.RUN_STARTED,
-  EventType.RUN_COMPLETED,
-  EventType.RUN_FAILED,
-  EventType.STEP_STARTED,
-  EventType.STEP_COMPLETED,
-  EventType.TOOL_CALLED,
-  EventType.TOOL_COMPLETED,
-  EventType.TOOL_BLOCKED,
-  EventType.RISK_DETECTED,
-  EventType.POLICY_MATCHED,
-]);
-/** Statuses a `tool.called` does not overwrite (ingest.ts's FINAL_TOOL_STATUSES). */
-const FINAL_TOOL_STATUSES = new Set(["completed", "failed", "blocked", "rejected"]);
+/** Agent telemetry, written in bulk: what an agent emits about its own work, but for approval requests (decided one by one). */
+const BULK_TYPES: ReadonlySet<string> = new Set([...AGENT_EVENT_TYPES].filter((type) => type !== EventType.APPROVAL_REQUESTED));
+const FINAL_TOOL_STATUSES: ReadonlySet<string> = new Set(FINAL_TOOL_STATUS_LIST);
 /** Statuses nothing moves a call out of. */
 const FINAL_REFUSALS = new Set(["blocked", "rejected"]);
 
