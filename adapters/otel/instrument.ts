@@ -33,6 +33,8 @@ interface RunSpan {
 
 interface CallSpan {
   span: Span;
+  /** The framework's own `execute_tool` span, which Warden annotates but the framework ends. */
+  adopted?: true | undefined;
   kind: "tool" | "llm";
   toolName: string;
   startedAt: number;
@@ -76,6 +78,8 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
   const capture = options.captureContent === true;
   const runs = new Map<string, RunSpan>();
   const calls = new Map<string, CallSpan>();
+  /** Framework tool spans already carrying a Warden call: a nested call gets a span of its own. */
+  const adopted = new WeakSet<Span>();
   let stopped = false;
 
   /**
@@ -110,10 +114,18 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     if (typeof data.actionType === "string") attributes["agent_warden.action_type"] = data.actionType;
     if (typeof data.decision === "string") attributes["agent_warden.decision.action"] = data.decision;
     if (data.observed === true) attributes["agent_warden.observed"] = true;
+    const parent = parentFor(event.runId);
+    const own = llm ? undefined : frameworkToolSpan(parent, toolName);
+    if (own !== undefined) {
+      // The framework traced this very call: one execute_tool span per call, with Warden's facts on it.
+      adopted.add(own);
+      own.setAttributes(Object.fromEntries(Object.entries(attributes).filter(([key]) => key.startsWith("agent_warden."))));
+      return { span: own, adopted: true, kind: "tool", toolName, startedAt: event.ts };
+    }
     if (capture && !llm && data.input !== undefined) attributes["gen_ai.tool.call.arguments"] = json(data.input);
     // An observed call is recorded after it ran: its span starts when it started.
     const durationMs = typeof data.durationMs === "number" ? data.durationMs : 0;
-    const span = tracer.startSpan(llm ? `chat ${toolName}` : `execute_tool ${toolName}`, { kind: llm ? SpanKind.CLIENT : SpanKind.INTERNAL, startTime: event.ts - durationMs, attributes }, parentFor(event.runId));
+    const span = tracer.startSpan(llm ? `chat ${toolName}` : `execute_tool ${toolName}`, { kind: llm ? SpanKind.CLIENT : SpanKind.INTERNAL, startTime: event.ts - durationMs, attributes }, parent);
     return { span, kind: llm ? "llm" : "tool", toolName, startedAt: event.ts };
   };
 
@@ -129,9 +141,23 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     call.span.addEvent("agent_warden.decision", attributes);
   };
 
+  /**
+   * The framework's own GenAI `execute_tool` span for a call of `toolName`, when it is the active span, still
+   * open and readable (the OpenTelemetry SDK's spans are), as the AI SDK's `@ai-sdk/otel` opens around `execute`.
+   */
+  const frameworkToolSpan = (ctx: Context, toolName: string | undefined): Span | undefined => {
+    const span = trace.getSpan(ctx);
+    if (span === undefined || adopted.has(span)) return undefined;
+    const readable = span as Partial<{ attributes: Attributes; ended: boolean }>;
+    const attributes = readable.attributes;
+    if (attributes?.["gen_ai.operation.name"] !== "execute_tool" || readable.ended === true) return undefined;
+    const name = attributes["gen_ai.tool.name"];
+    return toolName === undefined || name === undefined || name === toolName ? span : undefined;
+  };
+
   const endCall = (id: string, call: CallSpan, ts: number) => {
     calls.delete(id);
-    call.span.end(ts);
+    if (call.adopted !== true) call.span.end(ts);
   };
 
   const fail = (span: Span, errorType: string, message: string | undefined) => {
@@ -144,6 +170,9 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
       if (event.runId === null) return;
       const parentRunId = typeof data.parentRunId === "string" ? data.parentRunId : null;
       const parent = parentFor(parentRunId);
+      // A run of its own for one call the framework traces as a tool span: that span stands for it (it carries
+      // `agent_warden.run.id`), rather than an `invoke_agent` per tool call.
+      if (data.implicit === true && frameworkToolSpan(parent, undefined) !== undefined) return;
       const startSpan = trace.getSpanContext(parent);
       const agent = event.agentId ?? "agent";
       const attributes: Attributes = { "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.id": agent, "gen_ai.agent.name": agent, "agent_warden.run.id": event.runId, "agent_warden.ledger.entry_id": event.id };
@@ -257,7 +286,7 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
         if (typeof usage.outputTokens === "number") call.span.setAttribute("gen_ai.usage.output_tokens", usage.outputTokens);
         if (typeof usage.model === "string") call.span.setAttribute("gen_ai.response.model", usage.model);
       } else {
-        if (capture && !failed && data.output !== undefined) call.span.setAttribute("gen_ai.tool.call.result", json(data.output));
+        if (capture && !failed && call.adopted !== true && data.output !== undefined) call.span.setAttribute("gen_ai.tool.call.result", json(data.output));
         const seconds = (typeof data.durationMs === "number" ? data.durationMs : event.ts - call.startedAt) / 1000;
         instruments.toolDuration.record(seconds, { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.toolName, ...(type !== undefined && { "error.type": type }) });
       }
@@ -332,9 +361,9 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     removeTracing();
     // What is still open ends now, marked so, rather than never reaching the exporter.
     const now = Date.now();
-    for (const { span } of [...calls.values(), ...runs.values()]) {
-      span.setAttribute("agent_warden.incomplete", true);
-      span.end(now);
+    for (const call of [...calls.values(), ...runs.values()]) {
+      call.span.setAttribute("agent_warden.incomplete", true);
+      if (!("adopted" in call && call.adopted === true)) call.span.end(now);
     }
     calls.clear();
     runs.clear();
