@@ -6,3 +6,5 @@ export { governedRun, resolveInterruptions } from "./run.js";
 export type { GovernedRunOptions, InterruptionResolution } from "./run.js";
 export { WardenTraceProcessor } from "./trace-processor.js";
 export type { WardenTraceProcessorOptions } from "./trace-processor.js";
+export { linkAgentsSpans } from "./otel-link.js";
+export type { AgentsSpanLink, SpanOf, TracerProviderLike } from "./otel-link.js";

@@ -18,6 +18,12 @@ export interface WardenTelemetryOptions {
    * `gen_ai.tool.call.result`), as the ledger records them: redacted and size-capped. Off by default.
    */
   captureContent?: boolean | undefined;
+  /**
+   * The framework span the code running now is in, for a framework tracer that never makes its spans
+   * active (the OpenAI Agents SDK's OpenTelemetry bridges: `linkAgentsSpans(provider).currentSpan`). Warden's
+   * spans nest under it and a run started inside it takes its trace id. Absent: the active span alone.
+   */
+  frameworkSpan?: (() => Span | undefined) | undefined;
 }
 
 /** The instrumentation scope's name, as backends show it. */
@@ -82,13 +88,26 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
   const adopted = new WeakSet<Span>();
   let stopped = false;
 
+  /** The active context, with the framework's span as its span when `frameworkSpan` names one. */
+  const activeContext = (): Context => {
+    const active = context.active();
+    if (options.frameworkSpan === undefined) return active;
+    let span: Span | undefined;
+    try {
+      span = options.frameworkSpan();
+    } catch (error) {
+      warden.reportError(error, "otel");
+    }
+    return span === undefined ? active : trace.setSpan(active, span);
+  };
+
   /**
    * Where a span for `runId` goes: under a framework span opened inside the run, or under the caller's
    * span a request continued (`warden.continueTrace`: a later call of a long-lived run, such as an MCP
    * gateway session, joins its own caller's trace), else under the run's span, else the active context.
    */
   const parentFor = (runId: string | null): Context => {
-    const active = context.active();
+    const active = activeContext();
     const run = runId === null ? undefined : runs.get(runId);
     if (run === undefined) return active;
     const current = trace.getSpanContext(active);
@@ -331,7 +350,7 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
   const removeTracing = warden.useTracing({
     // A run started inside an active span shares its trace id, so the ledger and the backend agree.
     traceId: () => {
-      const span = trace.getSpanContext(context.active());
+      const span = trace.getSpanContext(activeContext());
       return span && isSpanContextValid(span) ? span.traceId : undefined;
     },
     // A call sent onward (the governed fetch) continues from its execute_tool span.

@@ -6,20 +6,23 @@ import { fakeModel } from "@langchain/core/testing";
 import { tool as langchainTool } from "@langchain/core/tools";
 import { CallbackHandler as LangfuseCallbackHandler } from "@langfuse/langchain";
 import { setLangfuseTracerProvider, startActiveObservation } from "@langfuse/tracing";
-import { context, trace, type Context, type Span, type Tracer } from "@opentelemetry/api";
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { Agent, setTracingDisabled, tool as agentsTool, Usage } from "@openai/agents";
+import { OpenTelemetry } from "@ai-sdk/otel";
+import { OpenAIAgentsInstrumentation } from "@arizeai/openinference-instrumentation-openai-agents";
+import * as agents from "@openai/agents";
+import { Agent, run, setTracingDisabled, tool as agentsTool, Usage } from "@openai/agents";
 import { functionCall, assistantMessage, modelResponse, ScriptedModel } from "@openai/agents-core/testing";
-import { generateText, stepCountIs, tool as aiTool, type Telemetry } from "ai";
-import { MockLanguageModelV4 } from "ai/test";
+import { context, SpanStatusCode, trace } from "@opentelemetry/api";
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { generateText, stepCountIs, streamText, tool as aiTool } from "ai";
+import { convertArrayToReadableStream, MockLanguageModelV4 } from "ai/test";
 import { createAgent } from "langchain";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { Warden, type WardenOptions } from "agent-warden";
 import { governTools } from "agent-warden/ai";
 import { WardenCallbackHandler, wardenMiddleware } from "agent-warden/langchain";
-import { governAgent, governedRun } from "agent-warden/openai-agents";
-import { instrumentWarden } from "agent-warden/otel";
+import { governAgent, governedRun, linkAgentsSpans } from "agent-warden/openai-agents";
+import { instrumentWarden, type WardenTelemetryOptions } from "agent-warden/otel";
 import { StorageContextManager } from "../fixtures/otel-context.js";
 
 const exporter = new InMemorySpanExporter();
@@ -41,10 +44,10 @@ afterEach(() => {
   exporter.reset();
 });
 
-function open(options: Partial<WardenOptions> = {}): Warden {
+function open(options: Partial<WardenOptions> = {}, telemetry: WardenTelemetryOptions = {}): Warden {
   const warden = new Warden({ agentId: "support", store: ":memory:", onError: () => {}, policies: { version: 1, default: "allow", policies: [{ id: "no-refunds", when: { tool: "refund" }, action: "block", reason: "refunds need a human" }] }, ...options });
   clients.push(warden);
-  undos.push(instrumentWarden(warden, { tracerProvider: provider }));
+  undos.push(instrumentWarden(warden, { tracerProvider: provider, ...telemetry }));
   return warden;
 }
 
@@ -108,87 +111,154 @@ describe("LangChain traced by Langfuse (@langfuse/langchain) and by Warden", () 
   });
 });
 
-/**
- * The AI SDK's OpenTelemetry integration in brief (AI SDK 7 moved it out of `ai` into `@ai-sdk/otel`, not
- * installed here): a span per generation, and each tool's `execute` run inside an active `ai.toolCall`
- * span, through the SDK's own `Telemetry` hooks, as that integration does.
- */
-function aiSdkTracing(tracer: Tracer): Telemetry {
-  const operations = new Map<string, { span: Span; ctx: Context }>();
-  return {
-    onStart: (event) => {
-      const span = tracer.startSpan(String(event.operationId), { attributes: { "ai.model.id": event.modelId } });
-      operations.set(event.callId, { span, ctx: trace.setSpan(context.active(), span) });
-    },
-    executeTool: (options) => {
-      const parent = options.callId === undefined ? undefined : operations.get(options.callId)?.ctx;
-      return tracer.startActiveSpan("ai.toolCall", { attributes: { "ai.toolCall.id": options.toolCallId } }, parent ?? context.active(), async (span) => {
-        try {
-          return await options.execute();
-        } finally {
-          span.end();
-        }
-      });
-    },
-    onEnd: (event) => {
-      const operation = operations.get(event.callId);
-      operations.delete(event.callId);
-      operation?.span.end();
-    },
-  };
-}
+const usage = { inputTokens: { total: 10, noCache: 10, cacheRead: undefined, cacheWrite: undefined }, outputTokens: { total: 5, text: 5, reasoning: undefined } };
+const lookupOrder = () => aiTool({ description: "Look up an order", inputSchema: z.object({ id: z.number() }), execute: async ({ id }) => `order ${id}: shipped` });
 
-describe("AI SDK experimental_telemetry and Warden", () => {
-  it("generateText traced through the SDK's telemetry integration hooks: Warden's spans sit under the SDK's ai.toolCall span, in its trace", async () => {
+describe("AI SDK traced by @ai-sdk/otel and by Warden", () => {
+  it("generateText: one execute_tool span per call, the SDK's, carrying Warden's decision; an allowed and a blocked call", async () => {
     const warden = open();
-    const usage = { inputTokens: { total: 10, noCache: 10, cacheRead: undefined, cacheWrite: undefined }, outputTokens: { total: 5, text: 5, reasoning: undefined } };
+    let refunded = 0;
     const model = new MockLanguageModelV4({
       doGenerate: [
-        { content: [{ type: "tool-call", toolCallId: "call_1", toolName: "lookup_order", input: JSON.stringify({ id: 7 }) }], finishReason: { unified: "tool-calls", raw: undefined }, usage, warnings: [] },
-        { content: [{ type: "text", text: "shipped" }], finishReason: { unified: "stop", raw: undefined }, usage, warnings: [] },
+        {
+          content: [
+            { type: "tool-call", toolCallId: "call_1", toolName: "lookup_order", input: JSON.stringify({ id: 7 }) },
+            { type: "tool-call", toolCallId: "call_2", toolName: "refund", input: JSON.stringify({ id: 7 }) },
+          ],
+          finishReason: { unified: "tool-calls", raw: undefined },
+          usage,
+          warnings: [],
+        },
+        { content: [{ type: "text", text: "shipped, no refund" }], finishReason: { unified: "stop", raw: undefined }, usage, warnings: [] },
       ],
     });
-    const lookup = aiTool({ description: "Look up an order", inputSchema: z.object({ id: z.number() }), execute: async ({ id }) => `order ${id}: shipped` });
+    const refund = aiTool({ description: "Refund an order", inputSchema: z.object({ id: z.number() }), execute: async () => `refunded ${++refunded}` });
     const result = await generateText({
       model,
       prompt: "where is order 7?",
-      tools: governTools({ lookup_order: lookup }, warden),
+      tools: governTools({ lookup_order: lookupOrder(), refund }, warden),
       stopWhen: stepCountIs(3),
-      experimental_telemetry: { isEnabled: true, functionId: "support", integrations: aiSdkTracing(provider.getTracer("ai")) },
+      telemetry: { functionId: "support", integrations: new OpenTelemetry({ tracer: provider.getTracer("ai") }) },
     });
-    expect(result.text).toBe("shipped");
+    expect(result.text).toBe("shipped, no refund");
+    expect(refunded).toBe(0);
 
-    const sdkCall = named("ai.toolCall")[0]!;
-    const traceId = named("ai.generateText")[0]!.spanContext().traceId;
-    // No run was open: the call got a run of its own, opened inside the SDK's tool span, in the SDK's trace.
-    const call = named("execute_tool lookup_order")[0]!;
-    expect(ancestry(call)).toEqual(["execute_tool lookup_order", "invoke_agent support", "ai.toolCall", "ai.generateText"]);
+    const root = named("invoke_agent mock-model-id")[0]!;
+    const traceId = root.spanContext().traceId;
     expect(new Set(finished().map((span) => span.spanContext().traceId))).toEqual(new Set([traceId]));
-    expect(call.attributes["gen_ai.tool.call.id"]).toBeDefined();
-    expect(sdkCall.attributes["ai.toolCall.id"]).toBe("call_1");
-    // The ledger has the SDK's trace id.
+    // The SDK's tool spans are the only ones: no second execute_tool, no run span per call.
+    expect(finished().filter((span) => span.attributes["gen_ai.operation.name"] === "execute_tool")).toHaveLength(2);
+    expect(finished().filter((span) => span.attributes["gen_ai.operation.name"] === "invoke_agent")).toEqual([root]);
+    const lookup = named("execute_tool lookup_order")[0]!;
+    expect(lookup.instrumentationScope.name).toBe("ai");
+    expect(ancestry(lookup)).toEqual(["execute_tool lookup_order", "step 1", "invoke_agent mock-model-id"]);
+    expect(lookup.attributes).toMatchObject({ "gen_ai.tool.call.id": "call_1", "gen_ai.tool.name": "lookup_order", "agent_warden.decision.action": "allow" });
+    expect(lookup.events.find((event) => event.name === "agent_warden.decision")?.attributes).toMatchObject({ "agent_warden.decision.action": "allow" });
+    const refused = named("execute_tool refund")[0]!;
+    expect(refused.attributes).toMatchObject({ "gen_ai.tool.call.id": "call_2", "agent_warden.decision.action": "block", "agent_warden.policy.id": "no-refunds", "error.type": "blocked" });
+    expect(refused.status.code).toBe(SpanStatusCode.ERROR);
+    expect(refused.events.find((event) => event.name === "agent_warden.decision")?.attributes).toMatchObject({ "agent_warden.policy.id": "no-refunds", "agent_warden.decision.reason": "refunds need a human" });
+
+    // The span leads to the ledger: Warden's run and call ids, and the ledger holds the SDK's trace id.
+    const runId = String(lookup.attributes["agent_warden.run.id"]);
+    const record = await warden.getRun(runId);
+    expect(record.traceId).toBe(traceId);
+    expect(record.toolCalls.map((call) => [call.toolCallId, call.externalId])).toEqual([[lookup.attributes["agent_warden.tool_call.id"], "call_1"]]);
+  });
+
+  it("streamText inside warden.run inside a request span: the call's span is the SDK's, in the run recorded there", async () => {
+    const warden = open();
+    const chunks = (parts: unknown[]) => ({ stream: convertArrayToReadableStream(parts as never[]) });
+    const finish = (reason: "tool-calls" | "stop") => ({ type: "finish", finishReason: { unified: reason, raw: undefined }, usage });
+    const model = new MockLanguageModelV4({
+      doStream: [
+        chunks([{ type: "stream-start", warnings: [] }, { type: "tool-call", toolCallId: "call_1", toolName: "lookup_order", input: JSON.stringify({ id: 7 }) }, finish("tool-calls")]),
+        chunks([{ type: "stream-start", warnings: [] }, { type: "text-start", id: "t" }, { type: "text-delta", id: "t", delta: "shipped" }, { type: "text-end", id: "t" }, finish("stop")]),
+      ],
+    });
+    const { runId, text } = await provider.getTracer("app").startActiveSpan("POST /chat", async (span) => {
+      try {
+        return await warden.run({ task: "order status" }, async (run) => {
+          const result = streamText({ model, prompt: "where is order 7?", tools: governTools({ lookup_order: lookupOrder() }, warden), stopWhen: stepCountIs(3), telemetry: { integrations: new OpenTelemetry({ tracer: provider.getTracer("ai") }) } });
+          return { runId: run.runId, text: await result.text };
+        });
+      } finally {
+        span.end();
+      }
+    });
+    expect(text).toBe("shipped");
+
+    const request = named("POST /chat")[0]!;
+    const call = named("execute_tool lookup_order");
+    expect(call).toHaveLength(1);
+    expect(ancestry(call[0]!)).toEqual(["execute_tool lookup_order", "step 1", "invoke_agent mock-model-id", "POST /chat"]);
+    expect(call[0]!.attributes).toMatchObject({ "gen_ai.tool.call.id": "call_1", "agent_warden.run.id": runId, "agent_warden.decision.action": "allow" });
+    // The run Warden recorded the call in has its span under the request too, and the request's trace id.
     const run = named("invoke_agent support")[0]!;
-    expect((await warden.getRun(String(run.attributes["agent_warden.run.id"]))).traceId).toBe(traceId);
+    expect(run.parentSpanContext?.spanId).toBe(request.spanContext().spanId);
+    expect(run.attributes["agent_warden.run.id"]).toBe(runId);
+    expect((await warden.getRun(runId)).traceId).toBe(request.spanContext().traceId);
   });
 });
 
-describe("OpenAI Agents and Warden", () => {
-  // No OpenTelemetry bridge for the Agents SDK's own tracing is installed here: the test opens the span a
-  // request handler (or such a bridge) would hold around the run, and the SDK's tracing stays off.
-  beforeAll(() => setTracingDisabled(true));
-  afterAll(() => setTracingDisabled(false));
+describe("OpenAI Agents traced by the OpenInference bridge and by Warden", () => {
+  // The bridge as its README registers it (exclusive: it replaces the SDK's own exporter), given the link's
+  // provider so Warden can find the bridge's span for the SDK span it records under.
+  const link = linkAgentsSpans(provider);
+  const bridge = new OpenAIAgentsInstrumentation({ tracerProvider: link.tracerProvider });
+  beforeAll(() => {
+    bridge.manuallyInstrument(agents);
+    setTracingDisabled(false);
+  });
+  afterAll(() => {
+    bridge.uninstrument();
+    setTracingDisabled(true);
+  });
 
-  it("governedRun inside an active span: the run and its tool calls are that span's children, in its trace", async () => {
-    const warden = open();
-    const lookup = agentsTool({ name: "lookup_order", description: "Look up an order", parameters: z.object({ id: z.number() }), execute: async ({ id }) => `order ${id}: shipped` });
-    const refund = agentsTool({ name: "refund", description: "Refund an order", parameters: z.object({ id: z.number() }), execute: async () => "refunded" });
-    const model = new ScriptedModel([
+  const scripted = () =>
+    new ScriptedModel([
       modelResponse({ output: [functionCall("lookup_order", { id: 7 }, { callId: "call_1" }), functionCall("refund", { id: 7 }, { callId: "call_2" })], usage: new Usage({ requests: 1, inputTokens: 10, outputTokens: 5, totalTokens: 15 }) }),
       modelResponse({ output: [assistantMessage("shipped, no refund")], usage: new Usage({ requests: 1, inputTokens: 10, outputTokens: 5, totalTokens: 15 }) }),
     ]);
-    const agent = governAgent(new Agent({ name: "support", model, tools: [lookup, refund] }), warden);
-    const request = provider.getTracer("app");
-    const result = await request.startActiveSpan("POST /chat", async (span) => {
+  const tools = () => {
+    const refunds: number[] = [];
+    const lookup = agentsTool({ name: "lookup_order", description: "Look up an order", parameters: z.object({ id: z.number() }), execute: async ({ id }) => `order ${id}: shipped` });
+    const refund = agentsTool({ name: "refund", description: "Refund an order", parameters: z.object({ id: z.number() }), execute: async ({ id }) => `refunded ${refunds.push(id)}` });
+    return { lookup, refund, refunds };
+  };
+  /** The bridge ends its spans from the SDK's processor callbacks, after `run` returns. */
+  const traced = () => vi.waitFor(() => expect(named("Agent workflow").filter((span) => span.attributes["openinference.span.kind"] === "AGENT")).toHaveLength(1));
+
+  it("run(agent) with approval \"wait\": each Warden execute_tool span under the bridge's function span, in the bridge's trace", async () => {
+    const warden = open({}, { frameworkSpan: link.currentSpan });
+    const { lookup, refund, refunds } = tools();
+    const agent = governAgent(new Agent({ name: "support", model: scripted(), tools: [lookup, refund] }), warden, { approval: "wait" });
+    const result = await run(agent, "where is order 7?");
+    expect(result.finalOutput).toBe("shipped, no refund");
+    expect(refunds).toEqual([]);
+    await traced();
+
+    const traceId = named("Agent workflow")[0]!.spanContext().traceId;
+    expect(new Set(finished().map((span) => span.spanContext().traceId))).toEqual(new Set([traceId]));
+    for (const tool of ["lookup_order", "refund"]) {
+      const functionSpan = named(tool)[0]!;
+      expect(functionSpan.attributes["openinference.span.kind"]).toBe("TOOL");
+      const call = named(`execute_tool ${tool}`)[0]!;
+      // No run was open: the call's run of its own sits under the function span, the call under it.
+      expect(ancestry(call).slice(0, 3)).toEqual([`execute_tool ${tool}`, "invoke_agent support", tool]);
+      expect(ancestry(call).at(-1)).toBe("Agent workflow");
+    }
+    expect(named("execute_tool refund")[0]!.attributes).toMatchObject({ "error.type": "blocked", "agent_warden.policy.id": "no-refunds" });
+    // The ledger holds the bridge's trace id.
+    const runId = String(named("execute_tool lookup_order")[0]!.attributes["agent_warden.run.id"]);
+    expect((await warden.getRun(runId)).traceId).toBe(traceId);
+  });
+
+  it("governedRun in a request span, approval through interruptions (the default): Warden decides in the bridge's turn span, before the SDK opens the function span", async () => {
+    const warden = open({}, { frameworkSpan: link.currentSpan });
+    const { lookup, refund, refunds } = tools();
+    const agent = governAgent(new Agent({ name: "support", model: scripted(), tools: [lookup, refund] }), warden);
+    const result = await provider.getTracer("app").startActiveSpan("POST /chat", async (span) => {
       try {
         return await governedRun(agent, "where is order 7?", warden);
       } finally {
@@ -196,17 +266,25 @@ describe("OpenAI Agents and Warden", () => {
       }
     });
     expect(result.finalOutput).toBe("shipped, no refund");
+    expect(refunds).toEqual([]);
+    await traced();
 
-    const root = named("POST /chat")[0]!;
-    const traceId = root.spanContext().traceId;
-    const run = finished().find((span) => span.name.startsWith("invoke_agent"))!;
-    expect(run.parentSpanContext?.spanId).toBe(root.spanContext().spanId);
-    for (const name of ["execute_tool lookup_order", "execute_tool refund"]) {
-      const call = named(name)[0]!;
-      expect(call.spanContext().traceId).toBe(traceId);
-      expect(call.parentSpanContext?.spanId).toBe(run.spanContext().spanId);
+    const request = named("POST /chat")[0]!;
+    expect(new Set(finished().map((span) => span.spanContext().traceId))).toEqual(new Set([request.spanContext().traceId]));
+    // The bridge's trace and Warden's run both under the request span.
+    expect(named("Agent workflow").find((span) => span.parentSpanContext?.spanId === request.spanContext().spanId)).toBeDefined();
+    const run = named("invoke_agent support")[0]!;
+    expect(run.parentSpanContext?.spanId).toBe(request.spanContext().spanId);
+    for (const tool of ["lookup_order", "refund"]) {
+      const call = named(`execute_tool ${tool}`)[0]!;
+      const functionSpan = named(tool)[0]!;
+      // Decided in `needsApproval`, while the SDK's turn span is current: beside the function span, under the same turn.
+      expect(call.parentSpanContext?.spanId).toBe(functionSpan.parentSpanContext?.spanId);
+      expect(byId(call.parentSpanContext?.spanId)?.name).toBe("turn");
+      expect(call.attributes["agent_warden.run.id"]).toBe(run.attributes["agent_warden.run.id"]);
     }
     expect(named("execute_tool refund")[0]!.attributes["error.type"]).toBe("blocked");
+    expect((await warden.getRun(String(run.attributes["agent_warden.run.id"]))).traceId).toBe(request.spanContext().traceId);
     expect(trace.getActiveSpan()).toBeUndefined();
   });
 });
