@@ -166,6 +166,31 @@ describe("AI SDK traced by @ai-sdk/otel and by Warden", () => {
     expect(record.toolCalls.map((call) => [call.toolCallId, call.externalId])).toEqual([[lookup.attributes["agent_warden.tool_call.id"], "call_1"]]);
   });
 
+  it("an approval wait on the SDK's span: requested and approved events, reviewer and outcome, then the call runs", async () => {
+    const warden = open({
+      policies: { version: 1, default: "allow", policies: [{ id: "deploys", when: { tool: "deploy" }, action: "require_approval" }] },
+      onApprovalRequest: (_request, decide) => setTimeout(() => decide.approve({ reviewer: "bob" }), 5),
+    });
+    const deployed: number[] = [];
+    const deploy = aiTool({ description: "Deploy", inputSchema: z.object({ id: z.number() }), execute: async ({ id }) => `deployed ${deployed.push(id)}` });
+    const model = new MockLanguageModelV4({
+      doGenerate: [
+        { content: [{ type: "tool-call", toolCallId: "call_1", toolName: "deploy", input: JSON.stringify({ id: 3 }) }], finishReason: { unified: "tool-calls", raw: undefined }, usage, warnings: [] },
+        { content: [{ type: "text", text: "deployed" }], finishReason: { unified: "stop", raw: undefined }, usage, warnings: [] },
+      ],
+    });
+    await generateText({ model, prompt: "deploy 3", tools: governTools({ deploy }, warden), stopWhen: stepCountIs(3), telemetry: { integrations: new OpenTelemetry({ tracer: provider.getTracer("ai") }) } });
+    expect(deployed).toEqual([3]);
+
+    const [call, ...more] = named("execute_tool deploy");
+    expect(more).toEqual([]);
+    expect(call!.instrumentationScope.name).toBe("ai");
+    expect(call!.attributes).toMatchObject({ "agent_warden.decision.action": "require_approval", "agent_warden.approval.outcome": "approved", "agent_warden.approval.reviewer": "bob" });
+    expect(call!.events.map((event) => event.name)).toEqual(expect.arrayContaining(["agent_warden.approval.requested", "agent_warden.approval.approved"]));
+    expect(call!.status.code).not.toBe(SpanStatusCode.ERROR);
+    expect(call!.attributes["gen_ai.tool.call.result"]).toBe(JSON.stringify("deployed 1"));
+  });
+
   it("streamText inside warden.run inside a request span: the call's span is the SDK's, in the run recorded there", async () => {
     const warden = open();
     const chunks = (parts: unknown[]) => ({ stream: convertArrayToReadableStream(parts as never[]) });
@@ -286,5 +311,25 @@ describe("OpenAI Agents traced by the OpenInference bridge and by Warden", () =>
     expect(named("execute_tool refund")[0]!.attributes["error.type"]).toBe("blocked");
     expect((await warden.getRun(String(run.attributes["agent_warden.run.id"]))).traceId).toBe(request.spanContext().traceId);
     expect(trace.getActiveSpan()).toBeUndefined();
+  });
+});
+
+describe("frameworkSpan", () => {
+  it("fails open: a source that throws is reported and Warden's spans join the active context", async () => {
+    const errors: unknown[] = [];
+    const warden = open({ onError: (error) => errors.push(error) }, { frameworkSpan: () => { throw new Error("no bridge"); } });
+    await provider.getTracer("app").startActiveSpan("POST /chat", async (span) => {
+      try {
+        await warden.run({ task: "lookup" }, (run) => run.tool("lookup_order", { id: 7 }, () => "shipped"));
+      } finally {
+        span.end();
+      }
+    });
+    expect(ancestry(named("execute_tool lookup_order")[0]!)).toEqual(["execute_tool lookup_order", "invoke_agent support", "POST /chat"]);
+    expect(errors.map((error) => (error as Error).message)).toContain("no bridge");
+  });
+
+  it("linkAgentsSpans names no span outside the SDK's spans", () => {
+    expect(linkAgentsSpans(provider).currentSpan()).toBeUndefined();
   });
 });
