@@ -382,7 +382,8 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     const now = Date.now();
     for (const call of [...calls.values(), ...runs.values()]) {
       call.span.setAttribute("agent_warden.incomplete", true);
-      if (!("adopted" in call && call.adopted === true)) call.span.end(now);
+      // A framework's span stays the framework's to end.
+      if ((call as Partial<CallSpan>).adopted !== true) call.span.end(now);
     }
     calls.clear();
     runs.clear();
