@@ -122,10 +122,10 @@ export function registerEvidenceCommands(program: Command): void {
     .option("--public-key <key>", "the checkpoint key's public half, obtained out of band: PEM, a PEM file or base64 raw key; repeatable after key rotations", collect, [])
     .option("--checkpoint-every <n>", "unsigned entries tolerated after the last checkpoint", positiveInt, 1000)
     .option("--witness <key>", "with `verify`: a witness verifier key whose cosignature the checkpoint must carry; repeatable", collect, [])
-    .action((id: string, file: string | undefined, opts: { out?: string; publicKey: string[]; checkpointEvery: number; witness: string[] }) => {
+    .action(async (id: string, file: string | undefined, opts: { out?: string; publicKey: string[]; checkpointEvery: number; witness: string[] }) => {
       if (id === "verify") {
         if (!file) throw new CommanderError(EXIT_USAGE, "warden.file", "evidence verify needs the bundle file");
-        const result = verifyEvidence(parseEvidenceFile(readFileSync(file, "utf8"), file), { publicKey: keysOf(opts.publicKey), witnesses: opts.witness });
+        const result = await verifyEvidence(parseEvidenceFile(readFileSync(file, "utf8"), file), { publicKey: keysOf(opts.publicKey), witnesses: opts.witness });
         print(program, result, () => (result.ok ? `VERIFIED: ${result.statement}` : `NOT VERIFIED: ${result.problem}`));
         if (!result.ok) process.exitCode = EXIT_FAILURE;
         return;
