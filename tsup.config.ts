@@ -1,5 +1,7 @@
 import { cpSync, existsSync, readdirSync } from "node:fs";
+import { build } from "esbuild";
 import { defineConfig } from "tsup";
+import { VERIFY_ASSET, verifyBundleOptions } from "./src/console/verify-asset.js";
 
 // One entry per subpath export: the core, then each adapter folder.
 const adapters = Object.fromEntries(
@@ -12,7 +14,7 @@ export default defineConfig([
   {
     // The control plane builds from src/server, published as agent-warden/server.
     // The store's writer thread loads `commit-worker.js` from beside the chunk that starts it.
-    entry: { index: "src/index.ts", ...adapters, "adapters/server": "src/server/index.ts", "commit-worker": "src/store/commit-worker.ts", witness: "src/witness/index.ts" },
+    entry: { index: "src/index.ts", ...adapters, "adapters/server": "src/server/index.ts", "commit-worker": "src/store/commit-worker.ts", witness: "src/witness/index.ts", verify: "src/verify/index.ts" },
     format: ["esm", "cjs"],
     // Modules several entries use live in shared chunks, in CommonJS too: one copy of the core per process.
     splitting: true,
@@ -23,12 +25,13 @@ export default defineConfig([
     sourcemap: true,
     target: "node22",
     removeNodeProtocol: false,
-    // The console's static assets ship beside the code that serves them.
+    // The console's static assets ship beside the code that serves them, with the verifier bundled for the browser.
     onSuccess: async () => {
       cpSync("src/console/assets", "dist/console", { recursive: true });
+      await build({ ...verifyBundleOptions("src/verify/index.ts"), outfile: `dist/console/${VERIFY_ASSET}`, metafile: false });
     },
     // Frameworks are the user's: never bundled.
-    external: [/^@langchain\//, "langchain", "ai", /^@openai\//, /^@modelcontextprotocol\//, /^@opentelemetry\//, "express", "ofetch", "agent-warden"],
+    external: [/^@langchain\//, "langchain", "ai", /^@openai\//, /^@modelcontextprotocol\//, /^@opentelemetry\//, "express", "ofetch", "agent-warden", "esbuild"],
   },
   {
     entry: { cli: "src/cli/bin.ts" },
