@@ -16,7 +16,7 @@ import { cosignatureLine, witnessVerifierKey } from "../src/ledger/cosignature.j
 import { rawPublicKey } from "../src/ledger/keys.js";
 import { MerkleTree } from "../src/ledger/merkle.js";
 import { checkpointText, ledgerOrigin, signNote, verifierKey } from "../src/ledger/note.js";
-import { tempDir } from "./fixtures/proc.js";
+import { CliSession, tempDir } from "./fixtures/proc.js";
 
 const temp = tempDir("warden-verify-");
 afterAll(() => temp.cleanup());
@@ -178,5 +178,32 @@ describe("the verifier bundles for a browser", () => {
     const tampered = copy(bundle);
     tampered.entries[0]!.inclusionProof[0] = flipBase64(tampered.entries[0]!.inclusionProof[0]!, 0);
     expect(codeOf(await standalone.verifyBundle(tampered))).toBe("inclusion_failed");
+  });
+});
+
+describe("warden verify / warden evidence verify", () => {
+  it("prints what is proven, or the failure's code and problem, with exit code 1", async () => {
+    const cli = new CliSession();
+    try {
+      const good = join(temp.dir, "refund-1042.json");
+      writeFileSync(good, JSON.stringify(bundle));
+      const keyFile = join(temp.dir, "ledger-public.pem");
+      writeFileSync(keyFile, pem);
+      const store = join(temp.dir, "unused.db");
+      for (const command of [["verify"], ["evidence", "verify"]]) {
+        const ok = await cli.run(store, [...command, good, "--public-key", keyFile]);
+        expect(ok, command.join(" ")).toMatchObject({ code: 0, stdout: expect.stringMatching(new RegExp(`^VERIFIED: tool call ${toolCallId} by agent billing-agent approved by alice`)) });
+      }
+      const tampered = copy(bundle);
+      tampered.entries[0]!.inclusionProof[0] = flipBase64(tampered.entries[0]!.inclusionProof[0]!, 0);
+      const bad = join(temp.dir, "tampered.json");
+      writeFileSync(bad, JSON.stringify(tampered));
+      const refused = await cli.run(store, ["evidence", "verify", bad, "--public-key", keyFile]);
+      expect(refused).toMatchObject({ code: 1, stdout: expect.stringMatching(/^NOT VERIFIED \(inclusion_failed\): entry \d+ is not included in the signed checkpoint/) });
+      const json = await cli.run(store, ["--json", "verify", bad]);
+      expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, code: "inclusion_failed", failures: [{ code: "inclusion_failed", seq: tampered.entries[0]!.seq }] });
+    } finally {
+      await cli.close();
+    }
   });
 });
