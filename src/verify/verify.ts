@@ -7,7 +7,7 @@ import { equalBytes, fromBase64, fromHex, toBase64, utf8 } from "./bytes.js";
 import { sha256Hex } from "./crypto.js";
 import { entryProblem, GENESIS_HASH } from "./entry.js";
 import { readPublicKey, type PublicKeyInput } from "./keys.js";
-import { verifyInclusion } from "./merkle.js";
+import { verifyInclusion, type NodeCache } from "./merkle.js";
 import { COSIGNATURE_V1, ledgerOrigin, openCheckpoint, openCosignatures, parseVerifierKey, type Cosignature, type NamedKey } from "./note.js";
 import { EvidenceBundleSchema, POLICY_SET_ENTRY, type EvidenceBundle, type EvidenceEntry } from "./schema.js";
 
@@ -152,7 +152,8 @@ export async function verifyBundle(input: unknown, options: VerifyBundleOptions 
   if (missing !== undefined) return fail("cosignature_missing", `the checkpoint is not cosigned by witness ${missing.name}`);
 
   // Entries: each checked on its own (all at once: WebCrypto answers asynchronously), then in order.
-  const checks = await Promise.all(bundle.entries.map((entry) => checkEntry(entry, head.size, head.root)));
+  const nodes: NodeCache = new Map();
+  const checks = await Promise.all(bundle.entries.map((entry) => checkEntry(entry, head.size, head.root, nodes)));
   const failures: VerificationFailure[] = [];
   const subject = bundle.subject;
   let policy: { hash: string; text: string; seq: number } | null = null;
@@ -208,13 +209,13 @@ export async function verifyBundle(input: unknown, options: VerifyBundleOptions 
 }
 
 /** One entry against its own hash and the checkpoint's tree. */
-async function checkEntry(entry: EvidenceEntry, size: number, root: Uint8Array): Promise<{ code: VerificationFailureCode; problem: string } | undefined> {
+async function checkEntry(entry: EvidenceEntry, size: number, root: Uint8Array, nodes: NodeCache): Promise<{ code: VerificationFailureCode; problem: string } | undefined> {
   const problem = await entryProblem(entry);
   if (problem !== undefined) return problem;
   if (entry.seq > size) return { code: "entry_beyond_checkpoint", problem: `is beyond the checkpoint (size ${size})` };
   const proof = entry.inclusionProof.map((p) => fromBase64(p));
   const hash = fromHex(entry.hash)!;
-  if (proof.some((p) => p === undefined || p.length !== 32) || !(await verifyInclusion(hash, entry.seq - 1, size, proof as Uint8Array[], root))) {
+  if (proof.some((p) => p === undefined || p.length !== 32) || !(await verifyInclusion(hash, entry.seq - 1, size, proof as Uint8Array[], root, nodes))) {
     return { code: "inclusion_failed", problem: `is not included in the signed checkpoint of size ${size} (its inclusion proof fails)` };
   }
   return undefined;
