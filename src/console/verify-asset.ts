@@ -4,22 +4,24 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { BuildOptions } from "esbuild";
 import type { Request, Response } from "express";
 
 /** The asset's name beside the console's other files. */
 export const VERIFY_ASSET = "verifier.js";
 
 /** What esbuild needs to bundle the verifier for a browser: no Node built-in can resolve on this platform. */
-export function verifyBundleOptions(entry: string) {
-  return { entryPoints: [entry], bundle: true, format: "esm", platform: "browser", target: "es2022", minify: true, legalComments: "none", metafile: true } as const;
+export function verifyBundleOptions(entry: string): BuildOptions {
+  return { entryPoints: [entry], bundle: true, format: "esm", platform: "browser", target: "es2022", minify: true, legalComments: "none", metafile: true };
 }
 
 /** Bundles src/verify for a browser (esbuild is a build-time tool: only reached when running from source). */
 export async function bundleVerifier(entry = fileURLToPath(new URL("../verify/index.ts", import.meta.url))): Promise<{ text: string; inputs: string[]; imports: string[] }> {
   const { build } = await import("esbuild");
   const result = await build({ ...verifyBundleOptions(entry), write: false, outdir: "out", logLevel: "silent" });
-  const output = Object.values(result.metafile.outputs)[0]!;
-  return { text: result.outputFiles[0]!.text, inputs: Object.keys(result.metafile.inputs), imports: output.imports.map((i) => i.path) };
+  const metafile = result.metafile!;
+  const output = Object.values(metafile.outputs)[0]!;
+  return { text: result.outputFiles![0]!.text, inputs: Object.keys(metafile.inputs), imports: output.imports.map((i) => i.path) };
 }
 
 /**
