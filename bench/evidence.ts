@@ -11,6 +11,7 @@ import { checkpointText, ledgerOrigin, signNote, verifierKey } from "../src/ledg
 import { Witness } from "../src/ledger/witness.js";
 import { startWitness } from "../src/ledger/witness-server.js";
 import { requestCosignature } from "../src/ledger/witnessing.js";
+import { bundleVerifier } from "../src/console/verify-asset.js";
 import { verifyBundle } from "../src/verify/index.js";
 import { Warden } from "../src/warden.js";
 import { measureAsync, measureSync, type BenchRow } from "./harness.js";
@@ -58,7 +59,7 @@ export async function run(): Promise<BenchRow[]> {
     const bytes = Buffer.byteLength(JSON.stringify(bundle, null, 2));
     rows.push({ group: "evidence", name: "bundle for a run of 100 tool calls, verify (WebCrypto, agent-warden/verify)", ...(await measureAsync(async () => {
       if (!(await verifyBundle(bundle)).ok) throw new Error("bundle failed");
-    }, { samples: 200, warmup: 20 })), note: `${(bytes / 1024).toFixed(0)} KiB of JSON, ${(bundle as { entries: unknown[] }).entries.length} entries; the same code runs in a browser` });
+    }, { samples: 200, warmup: 20 })), note: `${(bytes / 1024).toFixed(0)} KiB of JSON, ${(bundle as { entries: unknown[] }).entries.length} entries; the same code runs in a browser (console asset: ${(Buffer.byteLength((await bundleVerifier()).text) / 1024).toFixed(0)} KiB minified)` });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

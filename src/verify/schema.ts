@@ -1,6 +1,6 @@
 // The evidence bundle format: the one schema that writes (ledger.evidence) and every verifier (Node,
 // the browser, the console) read. zod alone, so it bundles for a browser.
-import { z } from "zod";
+import * as z from "zod";
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/);
