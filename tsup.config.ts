@@ -40,5 +40,7 @@ export default defineConfig([
     sourcemap: true,
     removeNodeProtocol: false,
     banner: { js: "#!/usr/bin/env node" },
+    // Only reached when the console runs from source: the build ships the verifier already bundled.
+    external: ["esbuild"],
   },
 ]);
