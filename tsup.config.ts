@@ -10,17 +10,20 @@ const adapters = Object.fromEntries(
     .map((entry) => [`adapters/${entry.name}`, `adapters/${entry.name}/index.ts`]),
 );
 
+const entries = { index: "src/index.ts", ...adapters, "adapters/server": "src/server/index.ts", "commit-worker": "src/store/commit-worker.ts", witness: "src/witness/index.ts" };
+
 export default defineConfig([
   {
     // The control plane builds from src/server, published as agent-warden/server.
     // The store's writer thread loads `commit-worker.js` from beside the chunk that starts it.
-    entry: { index: "src/index.ts", ...adapters, "adapters/server": "src/server/index.ts", "commit-worker": "src/store/commit-worker.ts", witness: "src/witness/index.ts", verify: "src/verify/index.ts" },
+    entry: entries,
     format: ["esm", "cjs"],
     // Modules several entries use live in shared chunks, in CommonJS too: one copy of the core per process.
     splitting: true,
     // `import.meta.url` in CommonJS chunks (the console finds its assets by it).
     shims: true,
-    dts: true,
+    // agent-warden/verify's declarations come from here: this build clears every .d.ts in dist/ when it starts.
+    dts: { entry: { ...entries, verify: "src/verify/index.ts" } },
     clean: true,
     sourcemap: true,
     target: "node22",
@@ -32,6 +35,16 @@ export default defineConfig([
     },
     // Frameworks are the user's: never bundled.
     external: [/^@langchain\//, "langchain", "ai", /^@openai\//, /^@modelcontextprotocol\//, /^@opentelemetry\//, "express", "ofetch", "agent-warden", "esbuild"],
+  },
+  {
+    // agent-warden/verify runs in browsers too: built on its own, without the Node shims the entries above
+    // share (they import node:path and node:url), so it reaches nothing but zod.
+    entry: { verify: "src/verify/index.ts" },
+    format: ["esm", "cjs"],
+    platform: "neutral",
+    sourcemap: true,
+    target: "es2022",
+    external: ["zod"],
   },
   {
     entry: { cli: "src/cli/bin.ts" },

@@ -3,8 +3,8 @@
 // fail when the writer itself recorded something wrong are shown on bundles signed here; and the module
 // bundles for a browser with nothing from Node.
 import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openLedger, verifyEvidence, Warden, type EvidenceBundle } from "agent-warden";
@@ -178,6 +178,28 @@ describe("the verifier bundles for a browser", () => {
     const tampered = copy(bundle);
     tampered.entries[0]!.inclusionProof[0] = flipBase64(tampered.entries[0]!.inclusionProof[0]!, 0);
     expect(codeOf(await standalone.verifyBundle(tampered))).toBe("inclusion_failed");
+  });
+});
+
+const dist = join(import.meta.dirname, "..", "dist");
+describe.skipIf(!existsSync(join(dist, "verify.js")))("the built agent-warden/verify (run `npx tsup` first)", () => {
+  it("reaches only its own chunks and zod, never a Node built-in; the console ships the browser bundle", async () => {
+    const seen = new Set<string>();
+    const bare = new Set<string>();
+    const walk = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      for (const [, spec] of readFileSync(file, "utf8").matchAll(/(?:^|[;\n])\s*(?:import|export)\s*(?:[^"';]*?\sfrom\s*)?["']([^"']+)["']/g)) {
+        if (spec!.startsWith(".")) walk(join(dirname(file), spec!));
+        else bare.add(spec!);
+      }
+    };
+    walk(join(dist, "verify.js"));
+    expect([...bare]).toEqual(["zod"]);
+    const shipped = readFileSync(join(dist, "console", "verifier.js"), "utf8");
+    expect(shipped).not.toMatch(/(?:from|import)\s*\(?\s*["'](?:node:|zod)/);
+    const built = (await import(pathToFileURL(join(dist, "verify.js")).href)) as typeof import("agent-warden/verify");
+    expect(await built.verifyBundle(bundle, { publicKey: pem })).toMatchObject({ ok: true });
   });
 });
 
