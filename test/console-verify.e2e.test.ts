@@ -84,7 +84,7 @@ describe("the Verify page", () => {
     await expect.poll(() => status().getAttribute("data-ok"), { timeout: 15_000 }).toBe("true");
     const statement = await page.locator("#verify-statement").textContent();
     expect(statement).toMatch(new RegExp(`^tool call ${toolCallId} by agent billing-agent approved by alice at \\S+ \\("customer verified"\\) under policy set [0-9a-f]{16}… ?; entries \\d+\\.\\.\\d+ \\(\\d+\\) included in the checkpoint of size \\d+ signed by agent-warden\\.dev/ledger/[0-9a-f]{16}\\+[0-9a-f]{8} \\(the bundle's own key`));
-    expect(await page.locator("#verify-result").textContent()).toContain("customer verified");
+    expect(await page.locator("#verify-result").textContent()).toContain("customer verified” (asked by policy large-refunds)");
     // The key obtained out of band, pasted: the same bundle now verifies against it.
     await page.locator("#public-key").fill(pem);
     await page.locator("#public-key").dispatchEvent("change");

@@ -64,6 +64,10 @@ describe("verifyBundle on a bundle from a real ledger", () => {
     if (!result.ok) return;
     expect(result.statement).toMatch(new RegExp(`^tool call ${toolCallId} by agent billing-agent approved by alice at \\S+Z \\("customer verified"\\) under policy set [0-9a-f]{16}… ?; entries \\d+\\.\\.\\d+ \\(\\d+\\) included in the checkpoint of size \\d+ signed by agent-warden\\.dev/ledger/[0-9a-f]{16}\\+[0-9a-f]{8}$`));
     expect(result.policy!.seq).toBeLessThan(result.entries.from);
+    // The decision answers the request recorded for this call: the policy that asked, the arguments shown.
+    const requested = bundle.entries.find((e) => e.type === "approval.requested")!;
+    expect(result.approvals[0]!.request).toEqual({ seq: requested.seq, policyId: "large-refunds", argsDigest: JSON.parse(requested.dataJson).argsDigest });
+    expect(result.approvals[0]!.request!.argsDigest).toMatch(/^[0-9a-f]{64}$/);
     expect(JSON.parse(result.policy!.text).policies[0].id).toBe("large-refunds");
     expect(result.checkpoint.size).toBeGreaterThanOrEqual(result.entries.to);
     // The same proof with the key in its other forms; and the Node entry point gives the same answer.

@@ -64,6 +64,11 @@ export interface VerifiedApproval {
   reviewer: string | null;
   reason: string | undefined;
   ts: number;
+  /**
+   * The request this decision answers, when the bundle holds it (same approval id, same call): the
+   * policy that asked and the SHA-256 digest of the arguments the reviewer was shown.
+   */
+  request: { seq: number; policyId: string | undefined; argsDigest: string | undefined } | undefined;
 }
 
 /**
@@ -158,6 +163,7 @@ export async function verifyBundle(input: unknown, options: VerifyBundleOptions 
   const subject = bundle.subject;
   let policy: { hash: string; text: string; seq: number } | null = null;
   const approvals: VerifiedApproval[] = [];
+  const requests = new Map<string, { seq: number; toolCallId: string | null; policyId: string | undefined; argsDigest: string | undefined }>();
   let first = Number.POSITIVE_INFINITY;
   let last = 0;
   let agentId: string | null = null;
@@ -191,8 +197,12 @@ export async function verifyBundle(input: unknown, options: VerifyBundleOptions 
       add("entry_foreign", `does not belong to ${subject.kind} ${subject.id}`);
       continue;
     }
+    if (entry.type === "approval.requested" && str(data?.approvalId) !== undefined) requests.set(str(data?.approvalId)!, { seq: entry.seq, toolCallId: entry.toolCallId, policyId: str(data?.policyId), argsDigest: str(data?.argsDigest) });
     if (entry.type === "approval.approved" || entry.type === "approval.rejected") {
-      approvals.push({ seq: entry.seq, status: entry.type.slice("approval.".length), approvalId: str(data?.approvalId), reviewer: str(data?.reviewer) ?? entry.actor, reason: str(data?.reason), ts: entry.ts });
+      const approvalId = str(data?.approvalId);
+      const asked = approvalId === undefined ? undefined : requests.get(approvalId);
+      const request = asked !== undefined && asked.toolCallId === entry.toolCallId ? { seq: asked.seq, policyId: asked.policyId, argsDigest: asked.argsDigest } : undefined;
+      approvals.push({ seq: entry.seq, status: entry.type.slice("approval.".length), approvalId, reviewer: str(data?.reviewer) ?? entry.actor, reason: str(data?.reason), ts: entry.ts, request });
     }
     agentId ??= entry.agentId;
     first = Math.min(first, entry.seq);

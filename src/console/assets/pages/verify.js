@@ -60,7 +60,10 @@ export async function verifyPage(main) {
           h("dt", null, "Key"),
           h("dd", null, verdict.key.source === "supplied" ? "the public key given above" : "the bundle's own key: paste the key obtained out of band above to prove it is the log's"),
           verdict.policy ? [h("dt", null, "Policy set"), h("dd", { class: "mono" }, verdict.policy.hash)] : null,
-          verdict.approvals.map((a) => [h("dt", null, `Approval (${a.status})`), h("dd", null, `${a.reviewer ?? "unknown"} at `, time(a.ts), a.reason ? ` — “${a.reason}”` : "")]),
+          verdict.approvals.map((a) => [
+            h("dt", null, `Approval (${a.status})`),
+            h("dd", null, `${a.reviewer ?? "unknown"} at `, time(a.ts), a.reason ? ` — “${a.reason}”` : "", a.request?.policyId ? ` (asked by policy ${a.request.policyId})` : ""),
+          ]),
         ),
       );
       return;
