@@ -231,5 +231,5 @@ describe("warden verify / warden evidence verify", () => {
     } finally {
       await cli.close();
     }
-  });
+  }, 90_000);
 });
