@@ -1,5 +1,7 @@
 import { cpSync, existsSync, readdirSync } from "node:fs";
+import { build } from "esbuild";
 import { defineConfig } from "tsup";
+import { VERIFY_ASSET, verifyBundleOptions } from "./src/console/verify-asset.js";
 
 // One entry per subpath export: the core, then each adapter folder.
 const adapters = Object.fromEntries(
@@ -8,27 +10,41 @@ const adapters = Object.fromEntries(
     .map((entry) => [`adapters/${entry.name}`, `adapters/${entry.name}/index.ts`]),
 );
 
+const entries = { index: "src/index.ts", ...adapters, "adapters/server": "src/server/index.ts", "commit-worker": "src/store/commit-worker.ts", witness: "src/witness/index.ts" };
+
 export default defineConfig([
   {
     // The control plane builds from src/server, published as agent-warden/server.
     // The store's writer thread loads `commit-worker.js` from beside the chunk that starts it.
-    entry: { index: "src/index.ts", ...adapters, "adapters/server": "src/server/index.ts", "commit-worker": "src/store/commit-worker.ts", witness: "src/witness/index.ts" },
+    entry: entries,
     format: ["esm", "cjs"],
     // Modules several entries use live in shared chunks, in CommonJS too: one copy of the core per process.
     splitting: true,
     // `import.meta.url` in CommonJS chunks (the console finds its assets by it).
     shims: true,
-    dts: true,
+    // agent-warden/verify's declarations come from here: this build clears every .d.ts in dist/ when it starts.
+    dts: { entry: { ...entries, verify: "src/verify/index.ts" } },
     clean: true,
     sourcemap: true,
     target: "node22",
     removeNodeProtocol: false,
-    // The console's static assets ship beside the code that serves them.
+    // The console's static assets ship beside the code that serves them, with the verifier bundled for the browser.
     onSuccess: async () => {
       cpSync("src/console/assets", "dist/console", { recursive: true });
+      await build({ ...verifyBundleOptions("src/verify/index.ts"), outfile: `dist/console/${VERIFY_ASSET}`, metafile: false });
     },
     // Frameworks are the user's: never bundled.
-    external: [/^@langchain\//, "langchain", "ai", /^@openai\//, /^@modelcontextprotocol\//, /^@opentelemetry\//, "express", "ofetch", "agent-warden"],
+    external: [/^@langchain\//, "langchain", "ai", /^@openai\//, /^@modelcontextprotocol\//, /^@opentelemetry\//, "express", "ofetch", "agent-warden", "esbuild"],
+  },
+  {
+    // agent-warden/verify runs in browsers too: built on its own, without the Node shims the entries above
+    // share (they import node:path and node:url), so it reaches nothing but zod.
+    entry: { verify: "src/verify/index.ts" },
+    format: ["esm", "cjs"],
+    platform: "neutral",
+    sourcemap: true,
+    target: "es2022",
+    external: ["zod"],
   },
   {
     entry: { cli: "src/cli/bin.ts" },
@@ -37,5 +53,7 @@ export default defineConfig([
     sourcemap: true,
     removeNodeProtocol: false,
     banner: { js: "#!/usr/bin/env node" },
+    // Only reached when the console runs from source: the build ships the verifier already bundled.
+    external: ["esbuild"],
   },
 ]);

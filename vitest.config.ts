@@ -11,6 +11,7 @@ export default defineConfig({
       { find: /^agent-warden$/, replacement: here("./src/index.ts") },
       { find: /^agent-warden\/server$/, replacement: here("./src/server/index.ts") },
       { find: /^agent-warden\/witness$/, replacement: here("./src/witness/index.ts") },
+      { find: /^agent-warden\/verify$/, replacement: here("./src/verify/index.ts") },
       { find: /^agent-warden\/(.*)$/, replacement: here("./adapters/$1/index.ts") },
     ],
   },

@@ -85,10 +85,10 @@ describe("evidence bundles", () => {
     const raw = createPublicKey(pem).export({ format: "der", type: "spki" }).subarray(12);
     expect(Buffer.from(sig[2]!, "base64").subarray(0, 4)).toEqual(sha(Buffer.from(`${origin}\n`), Buffer.of(1), raw).subarray(0, 4));
 
-    const result = verifyEvidence(bundle, { publicKey: pem });
+    const result = await verifyEvidence(bundle, { publicKey: pem });
     expect(result).toMatchObject({ ok: true, key: { source: "supplied" }, approvals: [{ status: "approved", reviewer: "alice", reason: "customer verified" }], agentId: "billing-agent" });
     if (result.ok) expect(result.statement).toMatch(new RegExp(`^tool call ${toolCallId} by agent billing-agent approved by alice .*entries \\d+\\.\\.\\d+ \\(\\d+\\) included in the checkpoint of size \\d+ signed by`));
-    expect(verifyEvidence(bundle)).toMatchObject({ ok: true, key: { source: "bundle" } });
+    expect(await verifyEvidence(bundle)).toMatchObject({ ok: true, key: { source: "bundle" } });
 
     const attacks: Array<[string, (b: EvidenceBundle) => void, RegExp]> = [
       ["reviewer changed", (b) => { const e = b.entries.find((x) => x.type === "approval.approved")!; e.dataJson = e.dataJson.replace("alice", "carol"); }, /modified/],
@@ -101,16 +101,16 @@ describe("evidence bundles", () => {
     for (const [name, tamper, problem] of attacks) {
       const copy = JSON.parse(JSON.stringify(bundle)) as EvidenceBundle;
       tamper(copy);
-      expect(verifyEvidence(copy, { publicKey: pem }), name).toMatchObject({ ok: false, problem: expect.stringMatching(problem) });
+      expect(await verifyEvidence(copy, { publicKey: pem }), name).toMatchObject({ ok: false, problem: expect.stringMatching(problem) });
     }
     // Another key supplied out of band: refused.
     const other = (await import("node:crypto")).generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" }).toString();
-    expect(verifyEvidence(bundle, { publicKey: other })).toMatchObject({ ok: false, problem: expect.stringMatching(/not the key supplied/) });
+    expect(await verifyEvidence(bundle, { publicKey: other })).toMatchObject({ ok: false, problem: expect.stringMatching(/not the key supplied/) });
   });
 });
 
 describe("the policy set in force is in the ledger", () => {
-  it("each new policy set is recorded once, a restart with the same set adds nothing, and a bundle names the set the call was decided under", () => {
+  it("each new policy set is recorded once, a restart with the same set adds nothing, and a bundle names the set the call was decided under", async () => {
     const file = join(temp.dir, "policies.db");
     const first = { version: 1 as const, default: "allow" as const, policies: [{ id: "no-deploy", when: { tool: "deploy" }, action: "block" as const }] };
     const open = () => new Warden({ agentId: "ops", store: file, ledger: { checkpointEvery: 2 }, policies: first });
@@ -131,7 +131,7 @@ describe("the policy set in force is in the ledger", () => {
     warden.close();
     const { ledger, close } = openLedger(file, { checkpointEvery: 2 });
     try {
-      const result = verifyEvidence(ledger.evidence(call.toolCallId));
+      const result = await verifyEvidence(ledger.evidence(call.toolCallId));
       expect(result.ok && JSON.parse(result.policy!.text).policies[0].action).toBe("require_approval");
     } finally {
       close();

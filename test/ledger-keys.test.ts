@@ -122,10 +122,10 @@ describe("key rotation", () => {
     }
 
     // The bundle taken before the rotation still verifies against the old key, or the line of keys.
-    expect(verifyEvidence(oldBundle, { publicKey: publicPem(oldKey) })).toMatchObject({ ok: true });
-    expect(verifyEvidence(oldBundle, { publicKey: [publicPem(oldKey), publicPem(newKey)] })).toMatchObject({ ok: true });
-    expect(verifyEvidence(newBundle, { publicKey: [publicPem(oldKey), publicPem(newKey)] })).toMatchObject({ ok: true, key: { verifierKey: rotation.verifierKey } });
-    expect(verifyEvidence(newBundle, { publicKey: publicPem(oldKey) })).toMatchObject({ ok: false, problem: expect.stringMatching(/not the key supplied/) });
+    expect(await verifyEvidence(oldBundle, { publicKey: publicPem(oldKey) })).toMatchObject({ ok: true });
+    expect(await verifyEvidence(oldBundle, { publicKey: [publicPem(oldKey), publicPem(newKey)] })).toMatchObject({ ok: true });
+    expect(await verifyEvidence(newBundle, { publicKey: [publicPem(oldKey), publicPem(newKey)] })).toMatchObject({ ok: true, key: { verifierKey: rotation.verifierKey } });
+    expect(await verifyEvidence(newBundle, { publicKey: publicPem(oldKey) })).toMatchObject({ ok: false, problem: expect.stringMatching(/not the key supplied/) });
   });
 
   it("a key nobody handed over to is refused: an insider's own key, even behind a forged handover entry it signs itself", async () => {

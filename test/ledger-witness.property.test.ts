@@ -149,7 +149,7 @@ describe("property: every single-entry mutation of a witnessed ledger is detecte
           tried.bundle++;
           let ok = false;
           try {
-            ok = verifyEvidence(JSON.parse(JSON.stringify(ledger.evidence(toolCallId))), { publicKey: keyFile, witnesses: [witnessKey] }).ok;
+            ok = (await verifyEvidence(JSON.parse(JSON.stringify(ledger.evidence(toolCallId))), { publicKey: keyFile, witnesses: [witnessKey] })).ok;
           } catch {
             ok = false;
           }

@@ -174,13 +174,13 @@ describe("a witnessed ledger", () => {
 
     const toolCallId = warden.ledger.entries().find((e) => e.type === "approval.approved")!.toolCallId!;
     const bundle = JSON.parse(JSON.stringify(warden.ledger.evidence(toolCallId))) as EvidenceBundle;
-    const verified = verifyEvidence(bundle, { witnesses: [witnessKey] });
+    const verified = await verifyEvidence(bundle, { witnesses: [witnessKey] });
     expect(verified).toMatchObject({ ok: true, checkpoint: { witnessed: [{ witness: "witness.test/w1" }] } });
     if (verified.ok) expect(verified.statement).toMatch(/cosigned by witness witness\.test\/w1 at /);
     // A bundle whose checkpoint lost its cosignature no longer satisfies the witness requirement.
     const stripped = { ...bundle, checkpoint: bundle.checkpoint.split("\n").filter((line) => !line.startsWith("— witness.test/w1 ")).join("\n") };
-    expect(verifyEvidence(stripped, { witnesses: [witnessKey] })).toMatchObject({ ok: false, problem: expect.stringMatching(/not cosigned by witness witness\.test\/w1/) });
-    expect(verifyEvidence(stripped)).toMatchObject({ ok: true });
+    expect(await verifyEvidence(stripped, { witnesses: [witnessKey] })).toMatchObject({ ok: false, problem: expect.stringMatching(/not cosigned by witness witness\.test\/w1/) });
+    expect(await verifyEvidence(stripped)).toMatchObject({ ok: true });
     await warden.shutdown();
   });
 

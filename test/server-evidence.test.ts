@@ -53,7 +53,7 @@ describe("evidence on the control plane", () => {
     expect(response.status).toBe(200);
     const bundle = (await response.json()) as EvidenceBundle;
     expect(bundle.log).toEqual({ origin: pinned.origin, verifierKey: pinned.verifierKey });
-    const result = verifyEvidence(bundle, { publicKey: pinned.publicKey });
+    const result = await verifyEvidence(bundle, { publicKey: pinned.publicKey });
     expect(result).toMatchObject({ ok: true, key: { source: "supplied" }, agentId: "billing-agent", subject: { kind: "toolCall", id: toolCallId } });
     if (!result.ok) return;
     expect(JSON.parse(result.policy!.text)).toMatchObject({ policies: [{ id: "no-refunds", action: "block" }] });
@@ -64,10 +64,10 @@ describe("evidence on the control plane", () => {
     const edited = JSON.parse(JSON.stringify(bundle)) as EvidenceBundle;
     const blocked = edited.entries.find((entry) => entry.type === "tool.blocked")!;
     blocked.dataJson = blocked.dataJson.replace("no-refunds", "allowed-refunds");
-    expect(verifyEvidence(edited, { publicKey: pinned.publicKey })).toMatchObject({ ok: false, problem: expect.stringMatching(/modified/) });
+    expect(await verifyEvidence(edited, { publicKey: pinned.publicKey })).toMatchObject({ ok: false, problem: expect.stringMatching(/modified/) });
     const moved = JSON.parse(JSON.stringify(bundle)) as EvidenceBundle;
     moved.log.origin = moved.log.origin.replace("/org/acme", "/org/globex");
-    expect(verifyEvidence(moved, { publicKey: pinned.publicKey }).ok).toBe(false);
+    expect((await verifyEvidence(moved, { publicKey: pinned.publicKey })).ok).toBe(false);
     const foreign = await api(keys.other, "GET", `/v1/evidence/${toolCallId}`);
     expect(foreign.status).toBe(404);
     expect((await api(keys.agent, "GET", `/v1/evidence/${toolCallId}`)).status).toBe(403);

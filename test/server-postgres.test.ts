@@ -191,7 +191,7 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`the control plane on PostgreSQL, t
     const pinned = (await call(A!(), key.reviewer, "GET", "/v1/ledger/key")).body as { origin: string; publicKey: string };
     const bundle = (await call(B!(), key.reviewer, "GET", "/v1/evidence/tc_pg1")).body;
     expect(bundle.log.origin).toBe(pinned.origin);
-    const result = verifyEvidence(bundle, { publicKey: pinned.publicKey });
+    const result = await verifyEvidence(bundle, { publicKey: pinned.publicKey });
     expect(result).toMatchObject({ ok: true, subject: { kind: "toolCall", id: "tc_pg1" }, agentId: "acme-bot" });
     if (result.ok) expect(result.policy).not.toBeNull();
     expect((await call(A!(), key.agent, "GET", "/v1/evidence/tc_pg1")).status).toBe(403);

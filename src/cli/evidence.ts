@@ -108,6 +108,17 @@ function registerRotateKeyCommand(program: Command, ledger: Command): void {
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 const keysOf = (keys: string[]): string[] | undefined => (keys.length === 0 ? undefined : keys);
 
+/** Verifies a bundle file offline and prints what it proves, or each failure with its code. */
+async function verifyBundleFile(program: Command, file: string, opts: { publicKey: string[]; witness: string[] }): Promise<void> {
+  const result = await verifyEvidence(parseEvidenceFile(readFileSync(file, "utf8"), file), { publicKey: keysOf(opts.publicKey), witnesses: opts.witness });
+  print(program, result, () => {
+    if (result.ok) return `VERIFIED: ${result.statement}`;
+    const more = result.failures.slice(1).map((f) => `\n  also (${f.code}): ${f.problem}`).join("");
+    return `NOT VERIFIED (${result.code}): ${result.problem}${more}`;
+  });
+  if (!result.ok) process.exitCode = EXIT_FAILURE;
+}
+
 /**
  * `warden evidence <runId|toolCallId> [-o file]` writes an evidence bundle (read-only against the store);
  * `warden evidence verify <file>` verifies one offline and prints what it proves, or what fails.
@@ -122,12 +133,10 @@ export function registerEvidenceCommands(program: Command): void {
     .option("--public-key <key>", "the checkpoint key's public half, obtained out of band: PEM, a PEM file or base64 raw key; repeatable after key rotations", collect, [])
     .option("--checkpoint-every <n>", "unsigned entries tolerated after the last checkpoint", positiveInt, 1000)
     .option("--witness <key>", "with `verify`: a witness verifier key whose cosignature the checkpoint must carry; repeatable", collect, [])
-    .action((id: string, file: string | undefined, opts: { out?: string; publicKey: string[]; checkpointEvery: number; witness: string[] }) => {
+    .action(async (id: string, file: string | undefined, opts: { out?: string; publicKey: string[]; checkpointEvery: number; witness: string[] }) => {
       if (id === "verify") {
         if (!file) throw new CommanderError(EXIT_USAGE, "warden.file", "evidence verify needs the bundle file");
-        const result = verifyEvidence(parseEvidenceFile(readFileSync(file, "utf8"), file), { publicKey: keysOf(opts.publicKey), witnesses: opts.witness });
-        print(program, result, () => (result.ok ? `VERIFIED: ${result.statement}` : `NOT VERIFIED: ${result.problem}`));
-        if (!result.ok) process.exitCode = EXIT_FAILURE;
+        await verifyBundleFile(program, file, opts);
         return;
       }
       const { ledger, close } = openLedger(program.opts<GlobalOptions>().store, { publicKey: keysOf(opts.publicKey), checkpointEvery: opts.checkpointEvery });
@@ -142,4 +151,15 @@ export function registerEvidenceCommands(program: Command): void {
         close();
       }
     });
+}
+
+/** `warden verify <file>`: an evidence bundle verified offline (the same as `warden evidence verify <file>`). */
+export function registerVerifyCommand(program: Command): void {
+  program
+    .command("verify")
+    .description("verify an evidence bundle offline: prints what it proves, or each failure with its code")
+    .argument("<file>", "the bundle (from `warden evidence <id> -o file`)")
+    .option("--public-key <key>", "the checkpoint key's public half, obtained out of band: PEM, a PEM file or base64 raw key; repeatable after key rotations", collect, [])
+    .option("--witness <key>", "a witness verifier key whose cosignature the checkpoint must carry; repeatable", collect, [])
+    .action((file: string, opts: { publicKey: string[]; witness: string[] }) => verifyBundleFile(program, file, opts));
 }

@@ -15,7 +15,7 @@ import { registerMcpGatewayCommand } from "./mcp-gateway.js";
 import { registerMcpPinsCommand } from "./mcp-pins.js";
 import { registerServerCommands } from "./server.js";
 import { registerWitnessCommand } from "./witness.js";
-import { registerEvidenceCommands, registerLedgerVerifyCommand } from "./evidence.js";
+import { registerEvidenceCommands, registerLedgerVerifyCommand, registerVerifyCommand } from "./evidence.js";
 import type { ActionType, ApprovalStatus, RunStatus } from "../enums.js";
 
 /** Exit codes: 0 ok, 1 a failure the command reports (a broken ledger, a token that does not verify), 2 bad usage or input. */
@@ -295,6 +295,7 @@ export function buildProgram(): Command {
   registerHookCommand(program);
   registerServerCommands(program);
   registerEvidenceCommands(program);
+  registerVerifyCommand(program);
   registerWitnessCommand(program);
 
   return program;

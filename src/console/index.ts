@@ -8,6 +8,7 @@ import { looksLikeApiKey } from "../server/keys.js";
 import { jsonBody } from "../server/routes/body.js";
 import { parse } from "../server/validation.js";
 import { consoleAssetsDir } from "./assets-dir.js";
+import { VERIFY_ASSET, verifyAssetFromSource } from "./verify-asset.js";
 import {
   CONSOLE_ROLES,
   CSRF_HEADER,
@@ -137,12 +138,14 @@ export function mountConsole(app: Express, context: ServerContext): void {
   pages.get(["/", "/index.html"], (_request, response) => {
     response.set(PAGE_HEADERS).type("html").sendFile(indexFile);
   });
+  const verifyFromSource = verifyAssetFromSource(assets);
   pages.use(
     "/assets",
     (_request, response, next) => {
       response.set({ ...PAGE_HEADERS, "Cache-Control": "no-cache" });
       next();
     },
+    ...(verifyFromSource === undefined ? [] : [Router().get(`/${VERIFY_ASSET}`, verifyFromSource)]),
     express.static(assets, { index: false, redirect: false, dotfiles: "ignore", etag: true, lastModified: false, cacheControl: false }),
   );
   app.use(pages);

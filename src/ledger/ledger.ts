@@ -261,7 +261,7 @@ export class Ledger {
   /**
    * An evidence bundle for one run or tool call: its entries, the policy set recorded before them, the
    * approvals among them, an inclusion proof of each entry to the newest signed checkpoint, and the
-   * verifier key. `verifyEvidence(bundle)` checks it offline. Refused (typed error) while the ledger does
+   * verifier key. `await verifyEvidence(bundle)` (or `agent-warden/verify`, in a browser too) checks it offline. Refused (typed error) while the ledger does
    * not verify, or while the entries are not yet under a signed tree head.
    * @example
    * const bundle = warden.ledger.evidence(toolCallId);

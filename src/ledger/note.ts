@@ -2,26 +2,14 @@
 // (c2sp.org/tlog-checkpoint): origin, tree size, base64 root hash. Existing transparency-log tooling and
 // witnesses read them as they are.
 import { createHash, createPublicKey, sign as signBytes, verify as verifyBytes, type KeyObject } from "node:crypto";
+import { isKeyName, parseCheckpointText, parseNote, type TreeHead } from "../verify/note.js";
 import { rawPublicKey, SPKI_ED25519_PREFIX } from "./keys.js";
 
-/** A tree head: the log's origin, its size (entries), and the RFC 9162 root over their hashes. */
-export interface TreeHead {
-  origin: string;
-  size: number;
-  /** 32 bytes. */
-  root: Uint8Array;
-}
-
-/** One signature line of a note. */
-export interface NoteSignature {
-  name: string;
-  /** The 4-byte key ID (big-endian uint32). */
-  keyId: number;
-  signature: Uint8Array;
-}
+// The signed-note and checkpoint text formats are read by one parser, the verifier's (no Node built-ins).
+export { parseCheckpointText, parseNote } from "../verify/note.js";
+export type { NoteSignature, TreeHead } from "../verify/note.js";
 
 const ED25519 = 0x01;
-const MAX_SIGNATURES = 64;
 
 /** The origin (and key name) of a ledger signed by `publicKey`: one log per signing key. */
 export function ledgerOrigin(publicKey: KeyObject): string {
@@ -60,7 +48,6 @@ export function parseVerifierKey(vkey: string): { name: string; publicKey: KeyOb
   return { name, publicKey: createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: "der", type: "spki" }) };
 }
 
-const isKeyName = (name: string): boolean => name.length > 0 && !/[\s+]/u.test(name) && !/[\u0000-\u001f]/.test(name);
 
 /** c2sp.org/tlog-checkpoint note text: three lines, each ending in a newline. */
 export function checkpointText(head: TreeHead): string {
@@ -82,38 +69,6 @@ export function addNoteSignature(note: string, name: string, privateKey: KeyObje
   const parsed = parseNote(note);
   if (parsed === undefined) throw new RangeError("not a signed note");
   return `${note}${signNote(parsed.text, name, privateKey).slice(parsed.text.length + 1)}`;
-}
-
-/** Splits a signed note into its text and signature lines; undefined if it is malformed. */
-export function parseNote(note: string): { text: string; signatures: NoteSignature[] } | undefined {
-  if (/[\u0000-\u0009\u000b-\u001f]/.test(note) || !note.endsWith("\n")) return undefined;
-  // The text is separated from the signatures by the last blank line.
-  const split = note.lastIndexOf("\n\n");
-  if (split < 0) return undefined;
-  const text = note.slice(0, split + 1);
-  const lines = note.slice(split + 2, -1).split("\n");
-  if (lines.length === 0 || lines.length > MAX_SIGNATURES) return undefined;
-  const signatures: NoteSignature[] = [];
-  for (const line of lines) {
-    const match = /^— (\S+) ([A-Za-z0-9+/]+={0,2})$/u.exec(line);
-    if (!match || !isKeyName(match[1]!)) return undefined;
-    const bytes = Buffer.from(match[2]!, "base64");
-    if (bytes.length < 5 || bytes.toString("base64") !== match[2]) return undefined;
-    signatures.push({ name: match[1]!, keyId: bytes.readUInt32BE(0), signature: bytes.subarray(4) });
-  }
-  return { text, signatures };
-}
-
-/** Parses tlog-checkpoint text; undefined if it is not one. Extension lines are allowed and ignored. */
-export function parseCheckpointText(text: string): TreeHead | undefined {
-  const lines = text.split("\n");
-  if (lines.length < 4 || lines.at(-1) !== "") return undefined;
-  const [origin, size, root] = lines as [string, string, string];
-  if (!isKeyName(origin) || !/^(0|[1-9][0-9]*)$/.test(size) || !Number.isSafeInteger(Number(size))) return undefined;
-  const rootBytes = Buffer.from(root, "base64");
-  if (rootBytes.length !== 32 || rootBytes.toString("base64") !== root) return undefined;
-  if (lines.slice(3, -1).some((line) => line === "")) return undefined;
-  return { origin, size: Number(size), root: new Uint8Array(rootBytes) };
 }
 
 /**

@@ -11,6 +11,7 @@ import { loginPage } from "./pages/login.js";
 import { policiesPage } from "./pages/policies.js";
 import { runPage } from "./pages/run.js";
 import { runsPage } from "./pages/runs.js";
+import { verifyPage } from "./pages/verify.js";
 
 /**
  * What pages get: the signed-in operator and what they may do.
@@ -35,6 +36,7 @@ const routes = [
   { pattern: /^\/policies$/, page: policiesPage, name: "policies", title: "Policies" },
   { pattern: /^\/ledger$/, page: ledgerPage, name: "ledger", title: "Ledger" },
   { pattern: /^\/deliveries$/, page: deliveriesPage, name: "deliveries", title: "Channels" },
+  { pattern: /^\/verify$/, page: verifyPage, name: "verify", title: "Verify evidence" },
 ];
 
 function parseHash() {

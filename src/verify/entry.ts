@@ -1,0 +1,57 @@
+// One ledger entry's hash: SHA-256 over the canonical JSON of every field but `hash`. The text is built
+// here once, for the ledger's own chain (node:crypto) and for the verifier (WebCrypto).
+import { canonicalJson } from "../internal/canonical.js";
+import { utf8 } from "./bytes.js";
+import { sha256Hex } from "./crypto.js";
+import type { EvidenceEntry } from "./schema.js";
+
+/** The hashed fields of an entry, `data` aside (passed as its canonical JSON text). */
+export interface HashedFields {
+  seq: number;
+  id: string;
+  ts: number;
+  type: string;
+  org: string;
+  agentId: string | null;
+  runId: string | null;
+  stepId: string | null;
+  toolCallId: string | null;
+  actor: string | null;
+  prevHash: string;
+}
+
+/** The exact text an entry's hash covers. `dataJson` is the canonical JSON of its data. */
+export function entryHashText(entry: HashedFields, dataJson: string): string {
+  // Keys in sorted order, so this string is the canonical JSON of the entry without its hash.
+  return (
+    `{"actor":${str(entry.actor)},"agentId":${str(entry.agentId)},"data":${dataJson},` +
+    `"id":${str(entry.id)},"org":${str(entry.org)},"prevHash":${str(entry.prevHash)},` +
+    `"runId":${str(entry.runId)},"seq":${entry.seq},"stepId":${str(entry.stepId)},` +
+    `"toolCallId":${str(entry.toolCallId)},"ts":${entry.ts},"type":${str(entry.type)}}`
+  );
+}
+
+// Canonical JSON of a string or null: what canonicalJson gives, without its type dispatch.
+const str = (value: string | null): string => (value === null ? "null" : JSON.stringify(value));
+
+/** The hash of the (absent) entry before the first one. */
+export const GENESIS_HASH = "0".repeat(64);
+
+export type EntryProblem = { code: "entry_malformed" | "entry_hash"; problem: string };
+
+/**
+ * Checks a bundle's entry on its own: its data in canonical JSON and its hash over exactly those bytes.
+ * The data text itself is hashed: a text that two JSON readers read differently is refused.
+ */
+export async function entryProblem(entry: EvidenceEntry): Promise<EntryProblem | undefined> {
+  if (!Number.isSafeInteger(entry.seq) || !Number.isSafeInteger(entry.ts)) return { code: "entry_malformed", problem: "has a seq or ts that is not an integer (modified)" };
+  let canonical: string;
+  try {
+    canonical = canonicalJson(JSON.parse(entry.dataJson));
+  } catch {
+    return { code: "entry_malformed", problem: "data is not valid JSON (modified)" };
+  }
+  if ((await sha256Hex(utf8(entryHashText(entry, entry.dataJson)))) !== entry.hash) return { code: "entry_hash", problem: "content does not match its hash (modified)" };
+  if (canonical !== entry.dataJson) return { code: "entry_malformed", problem: "data is not stored in canonical JSON (modified: duplicate keys, spacing or number forms can read differently)" };
+  return undefined;
+}
