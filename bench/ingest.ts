@@ -12,7 +12,8 @@ import { createInterface } from "node:readline";
 import { POSTGRES_SKIP, startPostgres } from "../test/fixtures/postgres.js";
 import { quick, type BenchRow } from "./harness.js";
 
-const AGENTS = 4;
+/** Agents sending at once (`WARDEN_BENCH_AGENTS` overrides). */
+const AGENTS = Number(process.env.WARDEN_BENCH_AGENTS ?? 4);
 
 export async function run(): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), "warden-bench-ingest-"));
