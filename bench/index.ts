@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { printTable, type BenchRow } from "./harness.js";
 
-const suites = ["imports", "policy", "core", "ledger-verify", "tokens", "halt", "adapter-langchain", "adapter-ai", "adapter-openai-agents", "adapter-mcp", "adapter-mcp-multi", "mcp-gateway", "adapter-express", "adapter-fetch", "otel", "server", "cluster", "evidence"];
+const suites = ["imports", "policy", "core", "ledger-verify", "tokens", "halt", "adapter-langchain", "adapter-ai", "adapter-openai-agents", "adapter-mcp", "adapter-mcp-multi", "mcp-gateway", "adapter-express", "adapter-fetch", "otel", "server", "ingest", "cluster", "evidence"];
 const wanted = process.argv.slice(2);
 const rows: BenchRow[] = [];
 for (const suite of suites) {

@@ -1,5 +1,5 @@
-// Ingest on PostgreSQL writes a batch with a few statements; on SQLite, one event at a time. Both
-// must come to the same thing: the same answer (accepted, duplicates, each refusal), the same rows
+// Ingest on PostgreSQL writes a batch with a few statements; the reference (ingest.ts on SQLite)
+// one event at a time. Both must come to the same thing: the same answer (accepted, duplicates, each refusal), the same rows
 // (runs, steps, tool calls with their merged decisions, approvals) and the same ledger chain, hash for
 // hash, for batches that name one row many times, arrive out of order, repeat ids, mix an agent's
 // telemetry with approval requests and outcomes, and touch rows of another agent or organization.
@@ -8,109 +8,10 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WardenEvent } from "agent-warden";
-import { PostgresControlPlaneStore, SqliteControlPlaneStore, type ControlPlaneStore, type Principal } from "agent-warden/server";
+import { PostgresControlPlaneStore, SqliteControlPlaneStore } from "agent-warden/server";
+import { batches, event, eventByEvent, ingestInto, principals, snapshot } from "./fixtures/ingest-batches.js";
 import { POSTGRES_SKIP, startPostgres, type PostgresCluster } from "./fixtures/postgres.js";
 import { tempDir } from "./fixtures/proc.js";
-
-const T0 = 1_760_000_000_000;
-let clock = 0;
-function event(type: string, fields: Partial<WardenEvent> & { id: string }, data: Record<string, unknown> = {}): WardenEvent {
-  return { type, ts: T0 + ++clock, org: "default", agentId: "agent-a", runId: null, stepId: null, toolCallId: null, actor: null, data, ...fields } as WardenEvent;
-}
-
-/** Batches that exercise every rule of ingest, in the order they are sent. */
-function batches(): { key: "agentA" | "agentB" | "admin" | "other"; events: WardenEvent[] }[] {
-  clock = 0;
-  const one = [
-    event("run.started", { id: "e1", runId: "r1" }, { traceId: "t1", metadata: { task: "refund" }, agentContext: { goal: "help" } }),
-    event("step.started", { id: "e2", runId: "r1", stepId: "s1" }, { name: "plan", metadata: { n: 1 } }),
-    event("tool.called", { id: "e3", runId: "r1", stepId: "s1", toolCallId: "c1" }, { toolName: "read_order", actionType: "read", input: { id: 7 }, decision: "allow" }),
-    event("policy.matched", { id: "e4", runId: "r1", toolCallId: "c1" }, { decision: "allow", policyId: "p-read", matches: [{ policyId: "p-read" }] }),
-    event("tool.completed", { id: "e5", runId: "r1", toolCallId: "c1" }, { toolName: "read_order", status: "completed", output: { total: 3 }, durationMs: 1.5 }),
-    // Blocked, then a completion that contradicts it: refused as a conflict, in the same batch.
-    event("tool.called", { id: "e6", runId: "r1", toolCallId: "c2" }, { toolName: "delete_db", actionType: "destructive", decision: "block" }),
-    event("tool.blocked", { id: "e7", runId: "r1", toolCallId: "c2" }, { toolName: "delete_db", reason: "no deletes", policyId: "p-del" }),
-    event("tool.completed", { id: "e8", runId: "r1", toolCallId: "c2" }, { toolName: "delete_db", status: "completed" }),
-    // Out of order: the completion before the call.
-    event("tool.completed", { id: "e9", runId: "r1", toolCallId: "c3" }, { toolName: "send_mail", status: "failed", error: { message: "smtp" }, durationMs: 4 }),
-    event("tool.called", { id: "e10", runId: "r1", toolCallId: "c3" }, { toolName: "send_mail", actionType: "external", decision: "allow" }),
-    // The same id twice in one batch.
-    event("risk.detected", { id: "e11", runId: "r1" }, { risk: "pii" }),
-    event("risk.detected", { id: "e11", runId: "r1" }, { risk: "pii" }),
-    // An approval request in the middle of telemetry, then more telemetry about that call.
-    event("tool.called", { id: "e12", runId: "r1", toolCallId: "c4" }, { toolName: "refund", actionType: "write", decision: "require_approval" }),
-    event("approval.requested", { id: "e13", runId: "r1", toolCallId: "c4" }, { approvalId: "apr_1", toolName: "refund", payload: { amount: 5 }, expiresAt: T0 + 3_600_000 }),
-    event("policy.matched", { id: "e14", runId: "r1", toolCallId: "c4" }, { decision: "require_approval", policyId: "p-refund" }),
-    event("approval.rejected", { id: "e15", runId: "r1", toolCallId: "c4" }, { approvalId: "apr_1", status: "cancelled", reason: "gave up" }),
-    event("step.completed", { id: "e16", runId: "r1", stepId: "s1" }, { status: "completed" }),
-    event("run.failed", { id: "e17", runId: "r1" }, { error: { message: "boom" } }),
-    // Reports as someone else: refused.
-    event("tool.called", { id: "e18", runId: "r1", toolCallId: "c5", actor: "mallory" }, { toolName: "x" }),
-    // A decision only reviewers make.
-    event("agent.halted", { id: "e19" }, { reason: "no" }),
-  ];
-  const two = [
-    // Agent B touches agent A's run and call: refused; its own run goes in.
-    event("tool.called", { id: "f1", agentId: "agent-b", runId: "r1", toolCallId: "c9" }, { toolName: "steal" }),
-    event("tool.completed", { id: "f2", agentId: "agent-b", runId: "r2", toolCallId: "c1" }, { toolName: "read_order" }),
-    event("run.completed", { id: "f3", agentId: "agent-b", runId: "r2" }),
-    event("run.started", { id: "f4", agentId: "agent-b", runId: "r2" }, { traceId: "t2" }),
-    event("step.started", { id: "f5", agentId: "agent-b", runId: "r2", stepId: "s2" }, { name: "go" }),
-  ];
-  const three = [
-    // A resend, overlapping what is stored, with new events after it.
-    ...one.slice(14, 18),
-    event("tool.called", { id: "g1", runId: "r3", toolCallId: "c6" }, { toolName: "read_order", decision: "allow", actionType: "read" }),
-    event("run.started", { id: "g2", runId: "r3" }, { traceId: "t3" }),
-    event("tool.completed", { id: "g3", runId: "r3", toolCallId: "c6" }, { toolName: "read_order", status: "completed", output: [1, 2] }),
-    event("run.completed", { id: "g4", runId: "r3" }),
-  ];
-  // An admin key reports for several agents, and for a run another organization holds.
-  const four = [
-    event("run.started", { id: "h1", agentId: "agent-c", runId: "r4" }),
-    event("run.started", { id: "h2", agentId: "agent-d", runId: "r4" }),
-    event("tool.called", { id: "h3", agentId: null, runId: "r5", toolCallId: "c7" }, { toolName: "t", kind: "llm", model: "m1" }),
-    event("token.revoked", { id: "h4", agentId: null }, { tokenId: "tok_1", reason: "leaked" }),
-  ];
-  const other = [event("run.started", { id: "o1", agentId: "agent-a", runId: "r6" }), event("step.started", { id: "o2", runId: "r6", stepId: "s6" }, { name: "theirs" })];
-  const five = [event("step.started", { id: "h5", agentId: "agent-a", runId: "r6", stepId: "s7" }, { name: "mine" }), event("run.completed", { id: "h6", agentId: "agent-a", runId: "r6" })];
-  return [
-    { key: "other", events: other },
-    { key: "agentA", events: one },
-    { key: "agentB", events: two },
-    { key: "agentA", events: three },
-    { key: "admin", events: four },
-    { key: "agentA", events: five },
-    { key: "agentA", events: one },
-  ];
-}
-
-const principals: Record<string, Principal> = {
-  agentA: { keyId: "key_a", org: "acme", role: "agent", name: "agent-a", agentId: "agent-a" },
-  agentB: { keyId: "key_b", org: "acme", role: "agent", name: "agent-b", agentId: "agent-b" },
-  admin: { keyId: "key_admin", org: "acme", role: "admin", name: "root", agentId: undefined },
-  other: { keyId: "key_o", org: "globex", role: "agent", name: "agent-a", agentId: "agent-a" },
-};
-
-/** Everything ingest wrote that the API shows, for one organization. */
-async function snapshot(store: ControlPlaneStore, org: string) {
-  const page = { limit: 100, offset: 0 };
-  const runs = await store.listRuns(org, {}, page);
-  const trees = await Promise.all(runs.items.map((run) => store.getRun(org, run.runId, 5)));
-  const ledger: unknown[] = [];
-  for await (const entry of store.exportLedger(org, { afterSeq: 0, limit: 10_000 })) ledger.push(entry);
-  const report = await store.verifyLedger(org);
-  return {
-    runs: runs.items,
-    trees,
-    toolCalls: (await store.listToolCalls(org, {}, page)).items,
-    approvals: (await store.listApprovals(org, {}, page)).items,
-    agents: await store.listAgents(org),
-    revoked: await store.listRevokedTokens(org, { since: 0, limit: 100 }),
-    ledger,
-    verified: report.ok && { entries: report.entries, head: report.head },
-  };
-}
 
 describe.skipIf(POSTGRES_SKIP !== undefined)(`ingest on PostgreSQL, in bulk, comes to what SQLite writes event by event${POSTGRES_SKIP ? ` (skipped: ${POSTGRES_SKIP})` : ""}`, () => {
   const { dir, cleanup } = tempDir("warden-pg-ingest-");
@@ -126,16 +27,16 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`ingest on PostgreSQL, in bulk, com
   });
 
   it("the same answers, rows and ledger chain, hash for hash", async () => {
+    // The reference writes through the SQLite store's connection, event by event.
     const sqlite = new SqliteControlPlaneStore({ path: join(dir, "control.db") });
+    const reference = eventByEvent(sqlite, join(dir, "control.db"));
     const postgres = new PostgresControlPlaneStore({ url: cluster.createDatabase("warden_bulk") });
     await postgres.ready();
     try {
       const answers: Record<string, unknown[]> = { sqlite: [], postgres: [] };
       for (const { key, events } of batches()) {
-        for (const [name, store] of [["sqlite", sqlite], ["postgres", postgres]] as const) {
-          const { accepted, duplicates, rejected, changes } = await store.ingest(principals[key]!, events);
-          answers[name]!.push({ accepted, duplicates, rejected, durable: changes.messages.filter((m) => m.seq !== undefined).map((m) => [m.type, m.data]) });
-        }
+        answers.sqlite!.push(reference(principals[key]!, events));
+        answers.postgres!.push(await ingestInto(postgres, principals[key]!, events));
       }
       expect(answers.postgres).toEqual(answers.sqlite);
       // The batches exercise what they are meant to.

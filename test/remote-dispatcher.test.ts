@@ -43,3 +43,71 @@ describe("event dispatcher after close", () => {
     expect(spool.bytes).toBe(bytes);
   });
 });
+
+describe("event dispatcher with several batches in flight", () => {
+  /** A server whose answers the test releases one by one; `refuse` answers 503 instead. */
+  function heldServer() {
+    const waiting: Array<{ batch: WardenEvent[]; answer: (refuse?: boolean) => void }> = [];
+    const delivered: string[] = [];
+    let peak = 0;
+    const send = (batch: WardenEvent[]) =>
+      new Promise<{ accepted: number }>((resolve, reject) => {
+        waiting.push({
+          batch,
+          answer: (refuse) => {
+            if (refuse) return reject(new RemoteError("503 busy", { status: 503, retryable: true }));
+            delivered.push(...batch.map((e) => e.id));
+            resolve({ accepted: batch.length });
+          },
+        });
+        peak = Math.max(peak, waiting.length);
+      });
+    const next = async () => {
+      while (waiting.length === 0) await new Promise((resolve) => setImmediate(resolve));
+      return waiting.shift()!;
+    };
+    return { send, next, delivered, peak: () => peak, waiting };
+  }
+
+  it("sends up to maxInflight batches of the queue at once and delivers every event once", async () => {
+    const server = heldServer();
+    const dispatcher = new EventDispatcher({ send: server.send, flushInterval: 60_000, maxQueue: 1000, maxBatch: 10, maxInflight: 3, spool: undefined, deadLetters: undefined, onError: () => {} });
+    for (let n = 0; n < 95; n++) dispatcher.enqueue(event(n));
+    const flushed = dispatcher.flush();
+    // Three batches go out before any is answered; answers in another order than sending.
+    for (let round = 0; round < 10; round++) {
+      while (server.waiting.length < Math.min(3, 10 - round)) await new Promise((resolve) => setImmediate(resolve));
+      (server.waiting.length > 1 ? server.waiting.splice(1, 1)[0]! : (await server.next())).answer();
+    }
+    await flushed;
+    expect(server.peak()).toBe(3);
+    expect(server.delivered.length).toBe(95);
+    expect(new Set(server.delivered)).toEqual(new Set(Array.from({ length: 95 }, (_, n) => `evt_${n}`)));
+    expect(dispatcher.stats).toMatchObject({ sent: 95, queued: 0, dropped: 0, offline: false });
+    dispatcher.close();
+  });
+
+  it("a batch the server could not take while another was taken is kept in the spool and sent again, once", async () => {
+    const server = heldServer();
+    const spool = new Spool(join(dir, "spool"), 1024 * 1024);
+    const errors: unknown[] = [];
+    const dispatcher = new EventDispatcher({ send: server.send, flushInterval: 60_000, maxQueue: 1000, maxBatch: 10, maxInflight: 2, spool, deadLetters: undefined, onError: (e) => errors.push(e) });
+    for (let n = 0; n < 20; n++) dispatcher.enqueue(event(n));
+    const flushed = dispatcher.flush();
+    const [a, b] = [await server.next(), await server.next()];
+    b.answer();
+    a.answer(true);
+    await flushed;
+    // The refused batch waits in the spool; the one taken is not sent again.
+    expect(server.delivered).toEqual(b.batch.map((e) => e.id));
+    expect(spool.hasData).toBe(true);
+    expect(dispatcher.stats.offline).toBe(true);
+    expect(errors.length).toBe(1);
+    dispatcher.nudge();
+    (await server.next()).answer();
+    await dispatcher.flush();
+    expect(server.delivered.sort()).toEqual(Array.from({ length: 20 }, (_, n) => `evt_${n}`).sort());
+    expect(spool.hasData).toBe(false);
+    dispatcher.close();
+  });
+});

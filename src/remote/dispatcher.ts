@@ -11,6 +11,8 @@ export interface DispatcherOptions {
   flushInterval: number;
   maxQueue: number;
   maxBatch: number;
+  /** Batches from the queue sent at once, each awaiting its own answer; default 1. Spooled events are replayed one batch at a time. */
+  maxInflight?: number | undefined;
   /** Largest request body. Default: the wire's `MAX_INGEST_BYTES`. */
   maxBatchBytes?: number | undefined;
   /** Where events wait while the server is unreachable; without it they wait in memory, up to `maxQueue`. */
@@ -81,7 +83,9 @@ export class EventDispatcher {
   readonly #maxBatchBytes: number;
   readonly #check: (event: WardenEvent, json: string) => EventRefusal | undefined;
   #queue: WardenEvent[] = [];
-  #inflight: { batch: WardenEvent[]; fromSpool: boolean } | undefined;
+  readonly #maxInflight: number;
+  /** Batches sent and not answered yet. */
+  readonly #inflight = new Set<{ batch: WardenEvent[]; fromSpool: boolean }>();
   #pumping: Promise<void> | undefined;
   #offline = false;
   #retryAt = 0;
@@ -99,6 +103,7 @@ export class EventDispatcher {
   constructor(options: DispatcherOptions) {
     this.#options = options;
     this.#maxBatchBytes = options.maxBatchBytes ?? MAX_INGEST_BYTES;
+    this.#maxInflight = Math.max(1, options.maxInflight ?? 1);
     this.#check = options.check ?? ((event, json) => checkWireEvent(event, json));
     this.#timer = setInterval(() => this.#tick(), options.flushInterval);
     this.#timer.unref();
@@ -169,7 +174,7 @@ export class EventDispatcher {
     if (this.#closed) return;
     clearInterval(this.#timer);
     if (this.#immediate) clearImmediate(this.#immediate);
-    if (this.#inflight && !this.#inflight.fromSpool) this.#queue.unshift(...this.#inflight.batch);
+    for (const inflight of [...this.#inflight].reverse()) if (!inflight.fromSpool) this.#queue.unshift(...inflight.batch);
     this.#spill();
     if (this.#queue.length > 0) this.#drop(this.#queue, "the client closed with events unsent and no spool");
     this.#queue = [];
@@ -190,49 +195,77 @@ export class EventDispatcher {
     return this.#pumping;
   }
 
+  /**
+   * Sends batches until the queue (and the spool) is empty, or holds less than a batch when not
+   * `untilEmpty`. Up to `maxInflight` batches of the queue are out at once; the spool is replayed
+   * one batch at a time, since it is acknowledged oldest first. After a failure no batch is started.
+   */
   async #pump(untilEmpty: boolean): Promise<void> {
-    for (;;) {
-      if (this.#closed) return;
-      const spool = this.#options.spool;
-      const fromSpool = spool?.hasData ?? false;
-      const candidates = fromSpool ? spool!.peek(this.#options.maxBatch) : this.#queue.splice(0, this.#options.maxBatch);
-      if (candidates.length === 0) return;
-      const { items, consumed, refused } = this.#pack(candidates);
-      if (!fromSpool && consumed < candidates.length) this.#queue.unshift(...candidates.slice(consumed));
-      this.#setAside(refused);
-      if (items.length === 0) {
-        if (fromSpool) spool!.ack(consumed);
-        continue;
+    const sending = new Set<Promise<void>>();
+    let stopped = false;
+    let first = true;
+    try {
+      for (;;) {
+        if (this.#closed || stopped) return;
+        const spool = this.#options.spool;
+        const fromSpool = spool?.hasData ?? false;
+        // After the first batch, new work waits for the timer unless the queue holds a full batch.
+        const more = first || untilEmpty || fromSpool || this.#queue.length >= this.#options.maxBatch;
+        const candidates = !more || sending.size >= this.#maxInflight || (fromSpool && sending.size > 0) ? [] : fromSpool ? spool!.peek(this.#options.maxBatch) : this.#queue.splice(0, this.#options.maxBatch);
+        if (candidates.length === 0) {
+          if (sending.size === 0) return;
+          await Promise.race(sending);
+          continue;
+        }
+        first = false;
+        const { items, consumed, refused } = this.#pack(candidates);
+        if (!fromSpool && consumed < candidates.length) this.#queue.unshift(...candidates.slice(consumed));
+        this.#setAside(refused);
+        if (items.length === 0) {
+          if (fromSpool) spool!.ack(consumed);
+          continue;
+        }
+        // Any failure stops the pump, whichever batch answers first.
+        const sent: Promise<void> = this.#send(items, fromSpool, consumed)
+          .then((ok) => void (stopped ||= !ok))
+          .finally(() => sending.delete(sent));
+        sending.add(sent);
       }
-      const batch = items.map((item) => item.event);
-      this.#inflight = { batch, fromSpool };
-      const settled = new Set<Packed>();
-      try {
-        await this.#deliver(items, settled);
-        this.#inflight = undefined;
-        if (fromSpool) spool!.ack(consumed);
-        this.#offline = false;
-        this.#attempt = 0;
-      } catch (error) {
-        this.#inflight = undefined;
-        // What the server took (or refused for good) before the failure is not sent again.
-        const rest = settled.size === 0 ? batch : items.filter((item) => !settled.has(item)).map((item) => item.event);
-        if (this.#closed) {
-          if (!fromSpool) this.#keep(rest);
-          return;
-        }
-        if (error instanceof RemoteError && error.retryable) {
-          if (!fromSpool) this.#keep(rest);
-          this.#goOffline(error);
-          return;
-        }
-        // Not an answer of the server's (a bug): keep the events, report, try again later.
+    } finally {
+      await Promise.all(sending);
+    }
+  }
+
+  /** Delivers one packed batch; false when the pump should stop (the server could not take it). */
+  async #send(items: Packed[], fromSpool: boolean, consumed: number): Promise<boolean> {
+    const batch = items.map((item) => item.event);
+    const inflight = { batch, fromSpool };
+    this.#inflight.add(inflight);
+    const settled = new Set<Packed>();
+    try {
+      await this.#deliver(items, settled);
+      this.#inflight.delete(inflight);
+      if (fromSpool) this.#options.spool!.ack(consumed);
+      this.#offline = false;
+      this.#attempt = 0;
+      return true;
+    } catch (error) {
+      this.#inflight.delete(inflight);
+      // What the server took (or refused for good) before the failure is not sent again.
+      const rest = settled.size === 0 ? batch : items.filter((item) => !settled.has(item)).map((item) => item.event);
+      if (this.#closed) {
         if (!fromSpool) this.#keep(rest);
-        this.#options.onError(error);
-        return;
+        return false;
       }
-      // Between batches, new work waits for the timer unless the queue holds a full batch.
-      if (!untilEmpty && !(spool?.hasData ?? false) && this.#queue.length < this.#options.maxBatch) return;
+      if (error instanceof RemoteError && error.retryable) {
+        if (!fromSpool) this.#keep(rest);
+        this.#goOffline(error);
+        return false;
+      }
+      // Not an answer of the server's (a bug): keep the events, report, try again later.
+      if (!fromSpool) this.#keep(rest);
+      this.#options.onError(error);
+      return false;
     }
   }
 

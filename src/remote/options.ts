@@ -11,6 +11,8 @@ export const RemoteOptionsSchema = z.strictObject({
   maxQueue: z.number().int().positive().default(10_000),
   /** Events per request (the server accepts up to 1000). */
   maxBatch: z.number().int().positive().max(1000).default(500),
+  /** Batches sent at once, each awaiting its own answer, so one is prepared and sent while the server writes another; 1 delivers in the order sent (the server takes events in any order). */
+  maxInflight: z.number().int().positive().max(16).default(2),
   /** Spill events to disk while the server is unreachable and replay them when it returns. */
   spool: z.boolean().default(true),
   /** Largest spool on disk; beyond it new events are dropped with one warning. */

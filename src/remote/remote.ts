@@ -215,6 +215,7 @@ export class RemoteLink {
       flushInterval: options.settings.flushInterval,
       maxQueue: options.settings.maxQueue,
       maxBatch: options.settings.maxBatch,
+      maxInflight: options.settings.maxInflight,
       spool,
       deadLetters: this.#deadLetters,
       onSettled: (events) => this.#watermark?.settled(events),

@@ -120,9 +120,10 @@ export class OrgLedger {
   /**
    * Appends entries in order inside the caller's transaction, with a fixed number of statements: the
    * head row is taken once for all of them, the rows go in as one array per column (PostgreSQL's
-   * `unnest`), and a checkpoint that falls due is signed over the last one.
+   * `unnest`; with `each`, for SQLite, one prepared insert per entry, the cheap way there), and a
+   * checkpoint that falls due is signed over the last one.
    */
-  *appendMany(org: string, drafts: readonly OrgLedgerDraft[]): Query<void> {
+  *appendMany(org: string, drafts: readonly OrgLedgerDraft[], each = false): Query<void> {
     if (drafts.length === 0) return;
     // Taking the head row (inserted at the chain's start) serializes appenders of this organization until the transaction ends.
     const head = (yield* get<{ seq: number; hash: string; checkpoint_seq: number; checkpoint_ts: number }>(
@@ -142,8 +143,12 @@ export class OrgLedger {
       rows.push([seq, draft.id, draft.ts, draft.type, draft.agentId, draft.runId, draft.stepId, draft.toolCallId, draft.actor, draft.dataJson, prevHash, hash]);
       prevHash = hash;
     }
-    const columns = rows[0]!.map((_, column) => rows.map((row) => row[column] ?? null)) as unknown as SqlValue[];
-    yield* run(
+    if (each) {
+      for (const row of rows) yield* run("INSERT INTO org_ledger (org, seq, id, ts, type, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", org, ...row);
+      yield* run("UPDATE org_ledger_heads SET hash = ? WHERE org = ?", prevHash, org);
+    }
+    const columns = each ? [] : (rows[0]!.map((_, column) => rows.map((row) => row[column] ?? null)) as unknown as SqlValue[]);
+    if (!each) yield* run(
       `WITH entries AS (
          INSERT INTO org_ledger (org, seq, id, ts, type, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash)
          SELECT ?1::text, u.* FROM unnest(?2::bigint[], ?3::text[], ?4::bigint[], ?5::text[], ?6::text[], ?7::text[], ?8::text[], ?9::text[], ?10::text[], ?11::text[], ?12::text[], ?13::text[])

@@ -15,7 +15,8 @@ import { pendingApproval, toApprovalRecord, toRunSummary, toStepRecord, toToolCa
 import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
 import { etagMatches, policyEtag } from "./etag.js";
 import { activeHaltFor, markIngested, type RejectedEvent } from "./ingest.js";
-import { ingestBatchPostgres, type LiveRows } from "./postgres-ingest.js";
+import { liveUpdates } from "./bulk-ingest.js";
+import { ingestBatchPostgres } from "./postgres-ingest.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
 import { countersignCheckpoint, countersignedCheckpoint } from "./countersign.js";
 import type { WitnessAnswer } from "../ledger/witness.js";
@@ -1004,11 +1005,3 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
   }
 }
 
-/** Run and tool call updates for the stream, from the rows a batch changed (at most 200 of each). */
-function liveUpdates(live: LiveRows): StreamMessage[] {
-  const now = Date.now();
-  const messages: StreamMessage[] = [];
-  for (const row of [...live.runs.values()].slice(0, 200)) messages.push({ seq: undefined, type: "run.updated", data: toRunSummary(row), ts: now });
-  for (const row of [...live.toolCalls.values()].slice(0, 200)) messages.push({ seq: undefined, type: "tool_call.updated", data: { toolCallId: row.id, runId: row.run_id, agentId: row.agent_id, toolName: row.tool_name, status: row.status }, ts: now });
-  return messages;
-}

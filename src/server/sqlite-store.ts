@@ -15,7 +15,9 @@ import { SqliteStore, type LedgerRow } from "../store/sqlite-store.js";
 import { answerApproval, approvalEntries, escalateApprovals, escalationDue, ESCALATION_CANDIDATES, resolveApproval, type ServerApprovalRow, ruleForRequest, type ApprovalAnswer } from "./approval-rules.js";
 import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
 import { etagMatches, policyEtag } from "./etag.js";
-import { activeHaltFor, approvalRecord, ingestBatch, markIngested, type Effects, type RejectedEvent } from "./ingest.js";
+import { liveUpdates } from "./bulk-ingest.js";
+import { activeHaltFor, approvalRecord, markIngested, type RejectedEvent } from "./ingest.js";
+import { ingestBatchSqlite } from "./sqlite-ingest.js";
 import { draftOf, OrgLedger, orgEvidence, policySetOrgDraft, toOrgLedgerEntry, verifyChain, type OrgLedgerRow } from "./org-ledger.js";
 import type { EvidenceBundle } from "../ledger/evidence.js";
 import { runSync, type Query, type SqlOp } from "./sql.js";
@@ -264,9 +266,9 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
   async ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { rejected: RejectedEvent[]; changes: Changes }> {
     const org = principal.org;
     const batch = events.map((event, index) => ({ index, event }));
-    const result = this.#transaction(() => this.#run(ingestBatch(this.#orgLedger, principal, batch, Date.now())));
+    const result = this.#transaction(() => this.#run(ingestBatchSqlite(this.#orgLedger, principal, batch, Date.now())));
     for (const message of result.messages) if (message.type === "approval.resolved") this.#announced(org, (message.data as ApprovalRecord).approvalId);
-    return { accepted: result.accepted, duplicates: result.duplicates, rejected: result.rejected, changes: { org, messages: [...result.messages, ...this.#liveUpdates(org, result.effects)] } };
+    return { accepted: result.accepted, duplicates: result.duplicates, rejected: result.rejected, changes: { org, messages: [...result.messages, ...liveUpdates(result.live)] } };
   }
 
   async registerAgent(org: string, agentId: string, group: string | undefined): Promise<AgentRecord> {
@@ -847,20 +849,6 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     if (toolCallIds.length === 0) return new Map();
     const rows = this.#all<ApprovalRow>(`SELECT * FROM approvals WHERE org = ? AND tool_call_id IN (${toolCallIds.map(() => "?").join(",")}) ORDER BY created_at`, org, ...toolCallIds);
     return new Map(rows.map((row) => [row.tool_call_id, toApprovalRecord(row)]));
-  }
-
-  #liveUpdates(org: string, effects: Effects): StreamMessage[] {
-    const now = Date.now();
-    const messages: StreamMessage[] = [];
-    for (const runId of [...effects.runs].slice(0, 200)) {
-      const row = this.#peek<RunRow>(`SELECT ${runColumns} FROM runs WHERE id = ? AND org = ?`, runId, org);
-      if (row) messages.push({ seq: undefined, type: "run.updated", data: toRunSummary(row), ts: now });
-    }
-    for (const toolCallId of [...effects.toolCalls].slice(0, 200)) {
-      const row = this.#peek<{ id: string; run_id: string; agent_id: string; tool_name: string; status: string }>("SELECT id, run_id, agent_id, tool_name, status FROM tool_calls WHERE id = ? AND org = ?", toolCallId, org);
-      if (row) messages.push({ seq: undefined, type: "tool_call.updated", data: { toolCallId: row.id, runId: row.run_id, agentId: row.agent_id, toolName: row.tool_name, status: row.status }, ts: now });
-    }
-    return messages;
   }
 }
 

@@ -1,0 +1,93 @@
+// End-to-end ingest: agents in remote mode (the real client, `RemoteLink`, in a process of their
+// own) sending to one control plane (`createWardenServer`, as `warden serve` runs it, in another),
+// on SQLite (WAL on disk) and on PostgreSQL (a throwaway cluster on loopback). Events/s from the
+// first event handed to a client to the last batch acknowledged; every event must be in the
+// organization's ledger afterwards, and the chain must verify, or the bench fails. CPU time per event
+// of each process is given beside the rate: on a loaded machine the rate is the scheduler's, the CPU
+// time is still the work done.
+// `WARDEN_BENCH_PROFILE=<dir>` writes a CPU profile of the server and of the agents there.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { POSTGRES_SKIP, startPostgres } from "../test/fixtures/postgres.js";
+import { quick, type BenchRow } from "./harness.js";
+
+/** Agents sending at once (`WARDEN_BENCH_AGENTS` overrides). */
+const AGENTS = Number(process.env.WARDEN_BENCH_AGENTS ?? 4);
+
+export async function run(): Promise<BenchRow[]> {
+  const dir = mkdtempSync(join(tmpdir(), "warden-bench-ingest-"));
+  const perAgent = quick ? 10_000 : 40_000;
+  const rows: BenchRow[] = [];
+  try {
+    rows.push(await endToEnd("SQLite, WAL on disk", { db: join(dir, "ingest.db") }, dir, perAgent));
+    if (POSTGRES_SKIP !== undefined) rows.push({ group: "ingest", name: "PostgreSQL: skipped", note: POSTGRES_SKIP });
+    else {
+      const cluster = await startPostgres();
+      try {
+        rows.push(await endToEnd("PostgreSQL 15 on loopback", { database: cluster.createDatabase("bench_ingest") }, dir, perAgent));
+      } finally {
+        cluster.stop();
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+/** CPU time (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    // utime and stime, fields 14 and 15 of stat(5), in clock ticks of 1/100 s.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function node(script: string, arg: unknown, name: string) {
+  const profile = process.env.WARDEN_BENCH_PROFILE;
+  const flags = profile === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", profile, "--cpu-prof-name", `${name}.cpuprofile`];
+  return spawn(process.execPath, [...flags, "--import", "tsx", new URL(script, import.meta.url).pathname, JSON.stringify(arg)], { stdio: ["ignore", "pipe", "inherit"] });
+}
+
+async function firstLine(child: ReturnType<typeof spawn>): Promise<string> {
+  const lines = createInterface({ input: child.stdout! });
+  for await (const line of lines) return line;
+  throw new Error("the process ended without answering");
+}
+
+async function endToEnd(label: string, database: { db?: string; database?: string }, dir: string, perAgent: number): Promise<BenchRow> {
+  const server = node("./fixtures/ingest-server.ts", { ...database, agents: AGENTS }, `server-${database.db ? "sqlite" : "postgres"}`);
+  try {
+    const { url, admin, keys } = JSON.parse(await firstLine(server)) as { url: string; admin: string; keys: string[] };
+    const load = loadavg()[0]!;
+    const serverCpu = cpuSeconds(server.pid!);
+    const agents = node("./fixtures/ingest-agents.ts", { url, keys, perAgent, dir: join(dir, `agents-${label.split(",")[0]}`) }, `agents-${database.db ? "sqlite" : "postgres"}`);
+    const result = JSON.parse(await firstLine(agents)) as { events: number; seconds: number; cpuSeconds: number; sent: number; deadLettered: number; dropped: number; queued: number; errors: string[] };
+    const serverUs = ((cpuSeconds(server.pid!) - serverCpu) * 1e6) / result.events;
+    const agentsUs = (result.cpuSeconds * 1e6) / result.events;
+    if (result.sent !== result.events || result.deadLettered + result.dropped + result.queued > 0) throw new Error(`not every event was delivered: ${JSON.stringify(result)}`);
+    const report = (await (await fetch(`${url}/v1/ledger/verify`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { ok: boolean; entries: number };
+    // Each key's creation is an entry too.
+    if (!report.ok || report.entries !== result.events + AGENTS + 1) throw new Error(`the ledger holds ${report.entries} entries (ok: ${report.ok}) after ${result.events} events`);
+    return {
+      group: "ingest",
+      name: `end to end, ${AGENTS} remote agents → one server, ${label}`,
+      opsPerSec: result.events / result.seconds,
+      note: `events/s; CPU per event: server ${serverUs.toFixed(0)} µs, agents ${agentsUs.toFixed(0)} µs; ${result.events} events, all in the verified ledger; load ${load.toFixed(1)}`,
+    };
+  } finally {
+    server.kill("SIGTERM");
+    await new Promise((resolve) => server.once("exit", resolve));
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { printTable } = await import("./harness.js");
+  printTable(await run());
+}
