@@ -2,14 +2,14 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { childEnv, REPO, runCli, tempDir } from "./fixtures/proc.js";
+import { childEnv, REPO, runCli, tempDir, TS_NODE } from "./fixtures/proc.js";
 
 const BIN = join(REPO, "src/cli/bin.ts");
 
 /** Starts `warden serve`, returns its first lines once it listens, and a stop function. */
 function serve(db: string): Promise<{ lines: string[]; url: string; stop: () => Promise<number | null> }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", BIN, "--org", "acme", "serve", "--port", "0", "--db", db], { cwd: REPO, env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [...TS_NODE, BIN, "--org", "acme", "serve", "--port", "0", "--db", db], { cwd: REPO, env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     const timer = setTimeout(() => {

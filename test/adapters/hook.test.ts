@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Warden, type PolicySetInput } from "agent-warden";
+import { TS_NODE } from "../fixtures/proc.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const BIN = join(REPO, "src/cli/bin.ts");
@@ -56,7 +57,7 @@ function hook(event: unknown, args: string[] = [], subcommand = "pre-tool-use", 
   return new Promise((resolve, reject) => {
     const env: NodeJS.ProcessEnv = {};
     for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("WARDEN_") && key !== "NODE_OPTIONS") env[key] = value;
-    const child = spawn(process.execPath, ["--import", "tsx", BIN, "--store", store, "hook", subcommand, ...args], { cwd: REPO, env, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [...TS_NODE, BIN, "--store", store, "hook", subcommand, ...args], { cwd: REPO, env, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
