@@ -2,7 +2,7 @@
 // against the built package. Runs against `dist/` (CI builds before testing; locally: npx tsup).
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, sep } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
 
@@ -49,7 +49,7 @@ describe.skipIf(!built)("the built declarations (run `npx tsup` first)", () => {
     const parsed = ts.parseJsonConfigFileContent(config.config, ts.sys, dir);
     const host = ts.createCompilerHost(parsed.options);
     const read = host.getSourceFile.bind(host);
-    const own = realpathSync(dir);
+    const own = realpathSync(dir) + sep;
     host.getSourceFile = (fileName, target, onError, fresh) => {
       const real = realpathSync(fileName);
       if (real.startsWith(own)) return read(fileName, target, onError, fresh);
