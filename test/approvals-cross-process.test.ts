@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Warden, type ApprovalRecord, type PolicySetInput } from "agent-warden";
-import { runCli, startAgent, tempDir, type AgentProcess } from "./fixtures/proc.js";
+import { CliSession, startAgent, tempDir, type AgentProcess } from "./fixtures/proc.js";
 
 const SECRET = "sk-live-0123456789abcdefghijklmnop";
 const policies: PolicySetInput = {
@@ -27,6 +27,9 @@ const store = join(temp.dir, "warden.db");
 let agent: AgentProcess;
 let reviewer: Warden;
 let n = 0;
+/** The `warden` CLI, a third process, running each command as the binary would. */
+let session: CliSession;
+const runCli = (file: string, args: string[]) => session.run(file, args);
 
 /** Asks the agent to deploy; resolves with the approval it waits on. */
 async function requestDeploy(version: string): Promise<{ n: number; approvalId: string }> {
@@ -38,6 +41,7 @@ async function requestDeploy(version: string): Promise<{ n: number; approvalId: 
 
 beforeAll(async () => {
   agent = startAgent({ mode: "approvals", store, agentId: "deploy-agent", policies });
+  session = new CliSession();
   await agent.expect("ready");
   // The reviewer's own client, in this process: another process on the same store as the agent.
   reviewer = new Warden({ agentId: "review-console", store });
@@ -45,6 +49,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   reviewer?.close();
+  await session?.close();
   if (agent) {
     agent.send({ cmd: "exit" });
     await Promise.race([agent.exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);

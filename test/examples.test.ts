@@ -2,13 +2,14 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { TS_NODE } from "./fixtures/proc.js";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 
 function run(file: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("WARDEN_") && key !== "NODE_OPTIONS"));
-    const child = spawn(process.execPath, ["--import", "tsx", file], { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [...TS_NODE, file], { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));

@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RunStatus, Warden, type HaltRecord } from "agent-warden";
-import { runCli, startAgent, tempDir, type AgentProcess, type CliResult } from "./fixtures/proc.js";
+import { CliSession, startAgent, tempDir, type AgentProcess, type CliResult } from "./fixtures/proc.js";
 
 const temp = tempDir("warden-halt-");
 const store = join(temp.dir, "warden.db");
@@ -12,11 +12,13 @@ const workers = new Map<string, AgentProcess>();
 /** The round each worker is working on (its tool call in flight). */
 const round: Record<string, number> = {};
 let cliLedgerEntries = 0;
+/** The `warden` CLI: one process apart from the agents, running each command as the binary would. */
+let session: CliSession;
 
 const w = (id: string) => workers.get(id)!;
 
 async function cli(args: string[]): Promise<CliResult> {
-  const result = await runCli(store, args);
+  const result = await session.run(store, args);
   expect(result.code, `warden ${args.join(" ")}\n${result.stderr}`).toBe(0);
   return result;
 }
@@ -53,6 +55,7 @@ async function expectWorking(id: string): Promise<void> {
 
 beforeAll(async () => {
   new Warden({ agentId: "setup", store }).close();
+  session = new CliSession();
   for (const [id, group] of Object.entries(GROUPS)) workers.set(id, startAgent({ mode: "worker", store, agentId: id, group }));
   for (const id of workers.keys()) {
     round[id] = 0;
@@ -63,6 +66,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const worker of workers.values()) worker.kill();
+  await session?.close();
   temp.cleanup();
 });
 

@@ -1,15 +1,15 @@
 // `warden serve` and `warden keys`, run as a person would.
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { childEnv, REPO, runCli, tempDir } from "./fixtures/proc.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { childEnv, CliSession, REPO, tempDir, TS_NODE } from "./fixtures/proc.js";
 
 const BIN = join(REPO, "src/cli/bin.ts");
 
-/** Starts `warden serve`, returns its first lines once it listens, and a stop function. */
+/** Starts `warden serve`, returns what it prints on starting (up to how to publish a policy, which this test never does), and a stop function. */
 function serve(db: string): Promise<{ lines: string[]; url: string; stop: () => Promise<number | null> }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", BIN, "--org", "acme", "serve", "--port", "0", "--db", db], { cwd: REPO, env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [...TS_NODE, BIN, "--org", "acme", "serve", "--port", "0", "--db", db], { cwd: REPO, env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     const timer = setTimeout(() => {
@@ -20,10 +20,10 @@ function serve(db: string): Promise<{ lines: string[]; url: string; stop: () => 
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
       out += chunk;
       const url = /on (http:\/\/\S+) /.exec(out)?.[1];
-      // The admin key line follows the listening line on a first start; give it a moment.
-      if (url) {
+      // The admin key (on a first start) comes between the listening line and the last line, how to give agents keys.
+      if (url && /--name billing-bot\n/.test(out)) {
         clearTimeout(timer);
-        setTimeout(() => resolve({ lines: out.trim().split("\n"), url, stop: () => new Promise((done) => { child.on("close", done); child.kill("SIGTERM"); }) }), 300);
+        resolve({ lines: out.trim().split("\n"), url, stop: () => new Promise((done) => { child.on("close", done); child.kill("SIGTERM"); }) });
       }
     });
   });
@@ -32,7 +32,16 @@ function serve(db: string): Promise<{ lines: string[]; url: string; stop: () => 
 describe("warden serve and warden keys", () => {
   const { dir, cleanup } = tempDir("warden-serve-");
   const db = join(dir, "warden.db");
-  afterAll(cleanup);
+  // `warden keys …`, a process apart from the server, running each command as the binary would.
+  let session: CliSession;
+  const runCli = (store: string, args: string[]) => session.run(store, args);
+  beforeAll(() => {
+    session = new CliSession();
+  });
+  afterAll(async () => {
+    await session.close();
+    cleanup();
+  });
 
   it("prints an admin key on the first start only, and the key works", async () => {
     const first = await serve(db);

@@ -6,7 +6,7 @@ import { openLedger, Warden } from "agent-warden";
 import { newId } from "../src/internal/ids.js";
 import { loadOrCreateKey } from "../src/ledger/keys.js";
 import { SqliteStore } from "../src/store/sqlite-store.js";
-import { tempDir } from "./fixtures/proc.js";
+import { tempDir, TS_NODE } from "./fixtures/proc.js";
 
 // A store file's commits run on a writer thread that owns the write connection (`storeWriter: "worker"`).
 
@@ -87,7 +87,7 @@ describe("the store's writer thread", () => {
       await new Promise((resolve) => setTimeout(resolve, 10));
       await warden.run({}, async (run) => { for (let i = 0; i < 50; i++) await run.tool("t", { i }, () => i); });
       process.exit(0);`;
-    const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+    const child = spawnSync(process.execPath, [...TS_NODE, "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
     expect(child.status, child.stderr).toBe(0);
     expect(count(file, "tool_calls")).toBe(250);
     expect(count(file, "runs")).toBe(2);

@@ -3,8 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Warden, type PolicySetInput } from "agent-warden";
+import { CliSession, TS_NODE } from "../fixtures/proc.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const BIN = join(REPO, "src/cli/bin.ts");
@@ -24,6 +25,13 @@ let dir: string;
 let store: string;
 let policyFile: string;
 const open: Warden[] = [];
+let session: CliSession;
+
+beforeAll(() => {
+  session = new CliSession();
+});
+
+afterAll(() => session.close());
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "warden-hook-"));
@@ -50,13 +58,22 @@ interface Outcome {
   stderr: string;
 }
 
-/** Pipes one hook event into `warden hook <event>` running as its own process. */
-/** Runs the hook; `live` sees its stderr while it runs (a reviewer reads the notice before answering). */
+/**
+ * Pipes one hook event into `warden hook <event>`, run by the CLI's `main()` in the process the tests
+ * share (test/fixtures/cli-runner.ts): the command, stdin, stdout, stderr and exit code the binary has,
+ * apart from this process. `live` sees its stderr while it runs (a reviewer reads the notice before answering).
+ */
 function hook(event: unknown, args: string[] = [], subcommand = "pre-tool-use", live?: { stderr: string }): Promise<Outcome> {
+  const onStderr = live && ((stderr: string) => (live.stderr = stderr));
+  return session.run(store, ["hook", subcommand, ...args], { stdin: typeof event === "string" ? event : JSON.stringify(event), ...(onStderr && { onStderr }) });
+}
+
+/** The same through the `warden` binary started for this one event, as a coding agent runs it: the process answers and ends. */
+function hookProcess(event: unknown, args: string[] = [], subcommand = "pre-tool-use", live?: { stderr: string }): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const env: NodeJS.ProcessEnv = {};
     for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("WARDEN_") && key !== "NODE_OPTIONS") env[key] = value;
-    const child = spawn(process.execPath, ["--import", "tsx", BIN, "--store", store, "hook", subcommand, ...args], { cwd: REPO, env, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [...TS_NODE, BIN, "--store", store, "hook", subcommand, ...args], { cwd: REPO, env, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
@@ -91,10 +108,10 @@ async function waitFor<T>(probe: () => T | undefined, what: string): Promise<T> 
 }
 
 describe("warden hook pre-tool-use", () => {
-  it("exits 0 for an allowed call and 2 with the reason on stderr for a blocked one, recording both in the session's run", async () => {
-    const allowed = await hook(event("Bash", { command: "npm test" }, "toolu_1"), ["--policies", policyFile]);
+  it("exits 0 for an allowed call and 2 with the reason on stderr for a blocked one, recording both in the session's run (the binary)", async () => {
+    const allowed = await hookProcess(event("Bash", { command: "npm test" }, "toolu_1"), ["--policies", policyFile]);
     expect(allowed).toEqual({ code: 0, stdout: "", stderr: "" });
-    const blocked = await hook(event("Bash", { command: "git push origin main --force" }, "toolu_2"), ["--policies", policyFile]);
+    const blocked = await hookProcess(event("Bash", { command: "git push origin main --force" }, "toolu_2"), ["--policies", policyFile]);
     expect(blocked.code).toBe(2);
     expect(JSON.parse(blocked.stdout)).toEqual({ hookSpecificOutput: { hookEventName: "PreToolUse", permissionDecision: "deny", permissionDecisionReason: expect.stringContaining("force pushes rewrite shared history") } });
     expect(blocked.stderr).toContain('tool "Bash" blocked by policy "no-force-push": force pushes rewrite shared history');
@@ -118,10 +135,10 @@ describe("warden hook pre-tool-use", () => {
     expect(run.toolCalls[0]!.decision?.action).toBe("warn");
   });
 
-  it("waits for a reviewer in another process, then exits 0", async () => {
+  it("waits for a reviewer in another process, then exits 0 (the binary)", async () => {
     const reviewer = admin();
     const live = { stderr: "" };
-    const pending = hook(event("Bash", { command: "npm run deploy -- --prod" }, "toolu_4"), ["--policies", policyFile], "pre-tool-use", live);
+    const pending = hookProcess(event("Bash", { command: "npm run deploy -- --prod" }, "toolu_4"), ["--policies", policyFile], "pre-tool-use", live);
     const approval = await waitFor(() => reviewer.approvals.list({ status: "pending" })[0], "the approval request");
     // The reviewer answers once told: a decision that lands before the hook starts waiting needs no notice.
     await waitFor(() => (live.stderr.includes(approval.approvalId) ? true : undefined), "the waiting notice");
@@ -143,7 +160,8 @@ describe("warden hook pre-tool-use", () => {
     expect(outcome.code).toBe(2);
     expect(outcome.stderr).toContain("not on a Friday");
 
-    const unanswered = await hook(event("Bash", { command: "npm run deploy" }, "toolu_6"), ["--policies", policyFile, "--approval-timeout", "300ms"]);
+    // The binary ends once nobody decided in time: nothing it started keeps it alive.
+    const unanswered = await hookProcess(event("Bash", { command: "npm run deploy" }, "toolu_6"), ["--policies", policyFile, "--approval-timeout", "300ms"]);
     expect(unanswered.code).toBe(2);
     expect(unanswered.stderr).toContain("no reviewer decided");
     const statuses = reviewer.approvals.list().map((a) => a.status);

@@ -26,6 +26,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { Warden, WardenError, type PolicySetInput, type ToolCallRecord } from "agent-warden";
 import { BLOCKED_ERROR_CODE, createMcpGateway, createMcpGatewayHttpHandler, loadMcpConfig, parseMcpConfig, UPSTREAM_SEPARATOR } from "agent-warden/mcp";
+import { TS_NODE } from "../fixtures/proc.js";
 import { richServer } from "../fixtures/mcp-rich-server.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -440,7 +441,7 @@ describe("MCP config files", () => {
     const file = join(dir, "mcp.json");
     writeFileSync(file, JSON.stringify({ mcpServers: { everything: { command: EVERYTHING, args: ["stdio"] }, files: { command: FILESYSTEM, args: ["${DOCS_DIR}"] } } }));
     const { client } = await agent(
-      new StdioClientTransport({ command: process.execPath, args: ["--import", "tsx", "src/cli/bin.ts", "--store", ":memory:", "mcp-gateway", "--config", file], cwd: REPO, env: { ...cleanEnv(), DOCS_DIR: dir }, stderr: "ignore" }),
+      new StdioClientTransport({ command: process.execPath, args: [...TS_NODE, "src/cli/bin.ts", "--store", ":memory:", "mcp-gateway", "--config", file], cwd: REPO, env: { ...cleanEnv(), DOCS_DIR: dir }, stderr: "ignore" }),
       {},
     );
     const tools = (await client.listTools()).tools.map((tool) => tool.name);
@@ -453,7 +454,7 @@ describe("MCP config files", () => {
     const dir = tempDir();
     const file = join(dir, "mcp.json");
     writeFileSync(file, JSON.stringify({ mcpServers: { github: { url: "not a url" } } }));
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/bin.ts", "--store", ":memory:", "mcp-gateway", "--config", file], { cwd: REPO, env: cleanEnv(), stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [...TS_NODE, "src/cli/bin.ts", "--store", ":memory:", "mcp-gateway", "--config", file], { cwd: REPO, env: cleanEnv(), stdio: ["pipe", "pipe", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => void (stderr += chunk.toString()));
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
@@ -466,7 +467,7 @@ describe("MCP config files", () => {
     writeFileSync(join(dir, "hello.txt"), "hi over HTTP");
     const file = join(dir, "mcp.json");
     writeFileSync(file, JSON.stringify({ mcpServers: { everything: { command: EVERYTHING, args: ["stdio"] }, files: { command: FILESYSTEM, args: [dir] } } }));
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/bin.ts", "--store", ":memory:", "mcp-gateway", "--http", "127.0.0.1:0", "--config", file], { cwd: REPO, env: cleanEnv(), stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(process.execPath, [...TS_NODE, "src/cli/bin.ts", "--store", ":memory:", "mcp-gateway", "--http", "127.0.0.1:0", "--config", file], { cwd: REPO, env: cleanEnv(), stdio: ["ignore", "ignore", "pipe"] });
     cleanups.push(() => new Promise<void>((resolve) => {
       if (child.exitCode !== null) return resolve();
       child.once("exit", () => resolve());

@@ -31,6 +31,7 @@ import {
 import { afterEach, describe, expect, it } from "vitest";
 import { Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
 import { BLOCKED_ERROR_CODE, createMcpGateway, createMcpGatewayHttpHandler, REFUSAL_META_KEY } from "agent-warden/mcp";
+import { TS_NODE } from "../fixtures/proc.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const EVERYTHING = realpathSync(join(REPO, "node_modules/.bin/mcp-server-everything"));
@@ -404,7 +405,7 @@ describe("the everything server (@modelcontextprotocol/server-everything) behind
     const expected = await exerciseEverything(await agent(directTransport, roots), undefined, "http");
     await directTransport.terminateSession();
 
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/bin.ts", "--store", ":memory:", "mcp-gateway", "--http", "127.0.0.1:0", "--upstream", upstreamUrl.href], {
+    const child = spawn(process.execPath, [...TS_NODE, "src/cli/bin.ts", "--store", ":memory:", "mcp-gateway", "--http", "127.0.0.1:0", "--upstream", upstreamUrl.href], {
       cwd: REPO,
       env: cleanEnv(),
       stdio: ["ignore", "ignore", "pipe"],

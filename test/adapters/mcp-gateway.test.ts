@@ -24,6 +24,7 @@ import {
 import { afterEach, describe, expect, it } from "vitest";
 import { Warden, type PolicySetInput, type ToolCallRecord, type WardenOptions } from "agent-warden";
 import { BLOCKED_ERROR_CODE, createMcpGateway, createMcpGatewayHttpHandler, HALTED_ERROR_CODE, REFUSAL_META_KEY, TOKEN_META_KEY, type McpGatewayHttpOptions } from "agent-warden/mcp";
+import { TS_NODE } from "../fixtures/proc.js";
 import { richServer } from "../fixtures/mcp-rich-server.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -521,12 +522,12 @@ function rawPost(url: URL, body: string, headers: Record<string, string>): Promi
 
 describe("createMcpGateway over stdio", () => {
   it("`warden mcp-gateway -- <server>` answers as the server does directly over stdio", async () => {
-    const serverCommand = [process.execPath, "--import", "tsx", RICH];
+    const serverCommand = [process.execPath, ...TS_NODE, RICH];
     const direct = await agent(new StdioClientTransport({ command: serverCommand[0]!, args: serverCommand.slice(1), cwd: REPO, env: cleanEnv(), stderr: "ignore" }));
     const expected = await exercise(direct.client, direct.seen);
 
     const gatewayed = await agent(
-      new StdioClientTransport({ command: process.execPath, args: ["--import", "tsx", "src/cli/bin.ts", "--store", ":memory:", "mcp-gateway", "--", ...serverCommand], cwd: REPO, env: cleanEnv(), stderr: "ignore" }),
+      new StdioClientTransport({ command: process.execPath, args: [...TS_NODE, "src/cli/bin.ts", "--store", ":memory:", "mcp-gateway", "--", ...serverCommand], cwd: REPO, env: cleanEnv(), stderr: "ignore" }),
     );
     const actual = await exercise(gatewayed.client, gatewayed.seen);
     expect(actual).toEqual(expected);
@@ -535,8 +536,8 @@ describe("createMcpGateway over stdio", () => {
 
 describe("warden mcp-gateway --http", () => {
   it("serves Streamable HTTP from the CLI, starting the server per session, and answers as the server does", async () => {
-    const serverCommand = [process.execPath, "--import", "tsx", RICH];
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/bin.ts", "--store", ":memory:", "mcp-gateway", "--http", "127.0.0.1:0", "--", ...serverCommand], { cwd: REPO, env: cleanEnv(), stdio: ["ignore", "ignore", "pipe"] });
+    const serverCommand = [process.execPath, ...TS_NODE, RICH];
+    const child = spawn(process.execPath, [...TS_NODE, "src/cli/bin.ts", "--store", ":memory:", "mcp-gateway", "--http", "127.0.0.1:0", "--", ...serverCommand], { cwd: REPO, env: cleanEnv(), stdio: ["ignore", "ignore", "pipe"] });
     cleanups.push(() => new Promise<void>((resolve) => {
       if (child.exitCode !== null) return resolve();
       child.once("exit", () => resolve());
