@@ -21,5 +21,7 @@ export default defineConfig({
     // Most slow files wait on child processes, PostgreSQL or Chromium rather than the CPU: one file more
     // than there are cores keeps the machine busy (vitest's default leaves one core idle).
     maxWorkers: availableParallelism() + 1,
+    // One PostgreSQL cluster for the run, started when a file first asks (test/fixtures/postgres.ts).
+    globalSetup: ["test/fixtures/postgres-setup.ts"],
   },
 });
