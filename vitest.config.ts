@@ -1,8 +1,19 @@
+import { existsSync, statfsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+// Tests write hundreds of throwaway stores (SQLite files, spools, PostgreSQL clusters) under tmpdir():
+// in memory, their fsyncs stop queueing behind the disk. Only where /dev/shm has room (Docker gives it
+// 64 MB by default), and never over a TMPDIR the caller chose. Workers and the processes tests spawn
+// inherit it.
+const SHM = "/dev/shm";
+if (process.env.TMPDIR === undefined && existsSync(SHM)) {
+  const { bavail, bsize } = statfsSync(SHM);
+  if (bavail * bsize >= 2 * 1024 ** 3) process.env.TMPDIR = SHM;
+}
 
 export default defineConfig({
   resolve: {
