@@ -91,7 +91,8 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`three warden serve processes on on
   }
 
   beforeAll(async () => {
-    cluster = await startPostgres();
+    // Its own cluster: a case restarts the server under the replicas.
+    cluster = await startPostgres({ private: true });
     const database = cluster.createDatabase("warden_replicas");
     const store = new PostgresControlPlaneStore({ url: database });
     keys.admin = (await store.createKey({ org: "acme", role: "admin", name: "ops" })).key;

@@ -120,7 +120,8 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`faults of a cluster on PostgreSQL$
   let agentKey = "";
 
   beforeAll(async () => {
-    cluster = await startPostgres();
+    // Its own cluster: these cases stop the server under the replicas.
+    cluster = await startPostgres({ private: true });
     database = cluster.createDatabase("warden_faults");
     const store = new PostgresControlPlaneStore({ url: database });
     admin = (await store.createKey({ org: "default", role: "admin" })).key;

@@ -203,12 +203,16 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
   app.use(errorHandler(onError));
 
   let stopped = false;
+  // A sweep or key check that close() cuts short fails on the closed store: not news.
+  const background = (error: unknown) => {
+    if (!stopped) onError(error);
+  };
   const sweeper = setInterval(() => {
     void (async () => {
       publish(await store.expireApprovals(Date.now()));
       await store.escalateApprovals?.(Date.now());
       publish(await store.pollExternalChanges());
-    })().catch(onError);
+    })().catch(background);
   }, options.sweepInterval ?? 250);
   sweeper.unref();
   // Keys revoked elsewhere (the CLI, another server on the same database) end their streams too.
@@ -218,11 +222,11 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
         const active = new Set((await store.listKeys(org)).filter((key) => key.revokedAt === undefined).map((key) => key.keyId));
         hub.drop(org, (subscriber) => !active.has(subscriber.keyId));
       }
-    })().catch(onError);
+    })().catch(background);
   }, KEY_CHECK_INTERVAL);
   keyCheck.unref();
   const retention = options.streamRetention ?? 7 * 86_400_000;
-  const pruner = setInterval(() => void store.pruneStream(Date.now() - retention).catch(onError), Math.min(retention, 3_600_000));
+  const pruner = setInterval(() => void store.pruneStream(Date.now() - retention).catch(background), Math.min(retention, 3_600_000));
   pruner.unref();
 
   let server: Server | undefined;
