@@ -139,6 +139,15 @@ export class SqliteStore {
     return this.#queue.length + (this.#link?.pending ?? 0);
   }
 
+  /**
+   * While the writer thread is more than `maxPending` writes behind, a promise that settles once it has
+   * caught up (to half of that); undefined otherwise. Governed calls await it, so back-pressure slows
+   * the agent without holding its event loop. What `flush()` guarantees is unchanged.
+   */
+  backpressure(): Promise<void> | undefined {
+    return this.#link?.usable ? this.#link.backpressure() : undefined;
+  }
+
   /** Queues a write; it commits with the next group. */
   write(sql: string, params: SQLInputValue[]): QueuedWrite {
     const op: QueuedWrite = { sql, params };
