@@ -22,6 +22,8 @@ export interface WriterData {
 /** One message to the writer. A statement's text crosses once; later writes name it by number. */
 export type CommitMessage =
   | { kind: "commit"; defs: string[]; writes: Array<[number, SQLInputValue[]]>; drafts: LedgerDraft[] }
+  /** The same as one JSON text `[writes, drafts]`: one string crosses instead of thousands of small objects. */
+  | { kind: "batch"; defs: string[]; json: string }
   | { kind: "checkpoint" }
   | { kind: "close" };
 
@@ -85,6 +87,7 @@ export class CommitLink {
   send(writes: QueuedWrite[], drafts: LedgerDraft[]): void {
     const defs: string[] = [];
     const numbered: Array<[number, SQLInputValue[]]> = [];
+    let plain = true;
     for (const write of writes) {
       let id = this.#sqlIds.get(write.sql);
       if (id === undefined) {
@@ -93,8 +96,11 @@ export class CommitLink {
         defs.push(write.sql);
       }
       numbered.push([id, write.params]);
+      if (plain) plain = write.params.every(jsonSafe);
     }
-    this.#post({ kind: "commit", defs, writes: numbered, drafts }, writes.length + drafts.length);
+    // Structured cloning costs per object; one JSON text is one copy. Bytes and big integers keep the clone.
+    const message: CommitMessage = plain ? { kind: "batch", defs, json: JSON.stringify([numbered, drafts]) } : { kind: "commit", defs, writes: numbered, drafts };
+    this.#post(message, writes.length + drafts.length);
     if (this.pending > this.#options.maxPending) this.#reportBehind();
     if (this.pending > this.#options.maxPending * HARD_LIMIT_FACTOR) this.#waitUntil(() => this.pending <= this.#options.maxPending);
   }
@@ -194,6 +200,11 @@ export class CommitLink {
       clearTimeout(timer);
     }
   }
+}
+
+/** A parameter that JSON carries unchanged: text, null, a finite number. */
+function jsonSafe(value: SQLInputValue): boolean {
+  return value === null || typeof value === "string" || (typeof value === "number" && Number.isFinite(value));
 }
 
 /**

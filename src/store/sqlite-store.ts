@@ -63,6 +63,18 @@ const LEDGER_INSERT = "INSERT INTO ledger (seq, id, ts, type, org, agent_id, run
 const LEDGER_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?)";
 // Rows per INSERT: fewer statement executions, well under SQLite's parameter limit.
 const LEDGER_CHUNK = 16;
+const INSERT_CHUNK = 16;
+const SQLITE_MAX_PARAMS = 32_766;
+const PLAIN_INSERT = /^INSERT INTO \w+ \([\w, ]+\) VALUES (\((?:\?,)*\?\))$/;
+const plainInserts = new Map<string, string | undefined>();
+
+/** The `(?,…,?)` of an insert that can take more rows as it is (no conflict clause, no RETURNING); undefined otherwise. */
+function plainInsertValues(sql: string): string | undefined {
+  if (plainInserts.has(sql)) return plainInserts.get(sql);
+  const values = PLAIN_INSERT.exec(sql)?.[1];
+  if (plainInserts.size < 256) plainInserts.set(sql, values);
+  return values;
+}
 let exitHookInstalled = false;
 
 /**
@@ -335,13 +347,44 @@ export class SqliteStore {
     const ops = this.#queue;
     this.#queue = [];
     const drafts: LedgerDraft[] = [];
-    for (const op of ops) {
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
       if ("sql" in op) {
+        // A run of the same plain insert (a tool call's row after another's) goes in several rows per statement.
+        const values = plainInsertValues(op.sql);
+        let end = i + 1;
+        if (values !== undefined) while (end < ops.length && (ops[end] as QueuedWrite).sql === op.sql) end++;
+        if (end - i >= 2) {
+          this.#insertRows(op.sql, values!, ops.slice(i, end) as QueuedWrite[]);
+          i = end - 1;
+          continue;
+        }
         this.#statement(op.sql).run(...op.params);
         op.done = true;
       } else drafts.push(op.ledger);
     }
     if (drafts.length > 0) this.#appendDrafts(drafts);
+  }
+
+  /** Inserts the rows of one plain `INSERT … VALUES (…)`, `INSERT_CHUNK` rows per statement where they fill one. */
+  #insertRows(sql: string, values: string, writes: QueuedWrite[]): void {
+    const perRow = writes[0]!.params.length;
+    const chunk = Math.max(1, Math.min(INSERT_CHUNK, Math.floor(SQLITE_MAX_PARAMS / perRow)));
+    let offset = 0;
+    if (chunk > 1 && writes.length >= chunk) {
+      const insert = this.#statement(`${sql}${`,${values}`.repeat(chunk - 1)}`);
+      const params: SQLInputValue[] = new Array(chunk * perRow);
+      for (; offset + chunk <= writes.length; offset += chunk) {
+        for (let r = 0; r < chunk; r++) {
+          const row = writes[offset + r]!.params;
+          for (let c = 0; c < perRow; c++) params[r * perRow + c] = row[c]!;
+        }
+        insert.run(...params);
+      }
+    }
+    const single = this.#statement(sql);
+    for (; offset < writes.length; offset++) single.run(...writes[offset]!.params);
+    for (const write of writes) write.done = true;
   }
 
   /** Chains and inserts ledger drafts, several rows per statement; signs a checkpoint when one is due. */
