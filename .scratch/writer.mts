@@ -7,6 +7,7 @@ const dir = "/tmp/durable/w-" + process.pid; rmSync(dir, { recursive: true, forc
 const path = dir + "/w.db";
 const signer = loadOrCreateKey(dir + "/keys/ledger.pem");
 const store = new SqliteStore({ path, signer, checkpointEvery: 1000, checkpointIntervalMs: 10_000, maxBatch: Number.MAX_SAFE_INTEGER, writer: "inline", onError: (e) => console.error(e) });
+if (process.env.WAL_AUTO) store.db.exec(`PRAGMA wal_autocheckpoint = ${process.env.WAL_AUTO}`);
 const COLS = ["id", "external_id", "run_id", "step_id", "org", "agent_id", "kind", "tool_name", "action_type", "status", "input", "output", "error", "blocked_reason", "decision", "agent_context", "reason", "usage", "started_at", "ended_at", "duration_ms"];
 const SQL = `INSERT INTO tool_calls (${COLS.join(", ")}) VALUES (${COLS.map(() => "?").join(",")})`;
 const runId = newId("run");

@@ -101,6 +101,7 @@ export class SqliteStore {
   /** The Merkle tree's right edge over the entries up to `#trusted` (built when the first checkpoint is due, then extended on append). */
   #frontier: MerkleFrontier | undefined;
   #untrustedReported = false;
+  #origin: { key: SigningKey["publicKey"]; name: string } | undefined;
   /** The writer thread, when it commits (file stores with `writer: "worker"`). */
   readonly #link: CommitLink | undefined;
 
@@ -425,7 +426,8 @@ export class SqliteStore {
     const signer = this.#options.signer;
     if (signer === undefined) return;
     const signature = sign(null, checkpointMessage(head.seq, head.hash), signer.privateKey).toString("base64url");
-    const origin = ledgerOrigin(signer.publicKey);
+    // The origin names the key: worked out once per key, not at every checkpoint.
+    const origin = this.#origin?.key === signer.publicKey ? this.#origin.name : (this.#origin = { key: signer.publicKey, name: ledgerOrigin(signer.publicKey) }).name;
     const note = signNote(checkpointText({ origin, size: head.seq, root: this.#treeRoot(head.seq) }), origin, signer.privateKey);
     this.#statement("INSERT OR REPLACE INTO checkpoints (seq, hash, ts, key_id, signature, note) VALUES (?,?,?,?,?,?)").run(head.seq, head.hash, now, signer.keyId, signature, note);
     this.#checkedCheckpoint = { seq: head.seq, hash: head.hash, signature };
