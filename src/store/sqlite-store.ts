@@ -6,8 +6,9 @@ import { loadSqlite } from "../internal/runtime.js";
 import { StoreError } from "../errors.js";
 import { checkpointMessage, GENESIS_HASH, hashEntry, storedRowProblem, type LedgerEntry } from "../ledger/chain.js";
 import type { SigningKey } from "../ledger/keys.js";
-import { MerkleFrontier } from "../ledger/merkle.js";
-import { checkpointText, ledgerOrigin, signNote } from "../ledger/note.js";
+import { equalBytes, MerkleFrontier } from "../ledger/merkle.js";
+import { checkpointText, ledgerOrigin, openCheckpoint, signNote } from "../ledger/note.js";
+import { readVerifiedPosition, verifiedPositionPath } from "../ledger/verified-position.js";
 import { CommitLink } from "./commit-link.js";
 import { MIGRATIONS, SCHEMA_SQL, SCHEMA_VERSION } from "./schema.js";
 
@@ -461,12 +462,30 @@ export class SqliteStore {
 
   /** The RFC 9162 root over the first `size` entry hashes, extending the in-memory frontier from where it was. */
   #treeRoot(size: number): Uint8Array {
-    if (this.#frontier === undefined || this.#frontier.size > size) this.#frontier = new MerkleFrontier();
+    if (this.#frontier === undefined || this.#frontier.size > size) this.#frontier = this.#savedFrontier(size) ?? new MerkleFrontier();
     const frontier = this.#frontier;
     if (frontier.size < size) {
       for (const row of this.#statement("SELECT hash FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq").iterate(frontier.size, size) as IterableIterator<{ hash: string }>) frontier.push(Buffer.from(row.hash, "hex"));
     }
     return frontier.root();
+  }
+
+  /**
+   * The tree's right edge where the last verification of this store ended (`<store>-verified`), so a
+   * process opening a long ledger does not re-read every hash before its first checkpoint. Used only if
+   * it still holds: at or before `size`, the entry it names unchanged, and its root the one this key
+   * signed at that entry. Undefined otherwise (the frontier is built from the first entry).
+   */
+  #savedFrontier(size: number): MerkleFrontier | undefined {
+    const signer = this.#options.signer;
+    if (signer === undefined) return undefined;
+    const saved = readVerifiedPosition(verifiedPositionPath(this.path), signer.keyId);
+    if (saved === undefined || saved.seq > size) return undefined;
+    const entry = this.#statement("SELECT hash FROM ledger WHERE seq = ?").get(saved.seq) as { hash: string } | undefined;
+    const checkpoint = this.#statement("SELECT hash, key_id, note FROM checkpoints WHERE seq = ?").get(saved.seq) as { hash: string; key_id: string; note: string | null } | undefined;
+    if (entry?.hash !== saved.hash || checkpoint?.hash !== saved.hash || checkpoint.key_id !== signer.keyId || checkpoint.note === null) return undefined;
+    const opened = openCheckpoint(checkpoint.note, { name: ledgerOrigin(signer.publicKey), publicKey: signer.publicKey });
+    return "problem" in opened || opened.head.size !== saved.seq || !equalBytes(opened.head.root, saved.frontier.root()) ? undefined : saved.frontier;
   }
 
   /** Stores from before tree-head checkpoints gain the column for them; the chain and its checkpoints stay as they are. */
