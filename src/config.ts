@@ -44,6 +44,8 @@ export const WardenOptionsSchema = z.strictObject({
    * agent's event loop never waits on SQLite; `"inline"`, this thread, in the gaps between calls.
    */
   storeWriter: z.enum(["worker", "inline"]).default("worker"),
+  /** Writes that may wait for the writer thread before governed calls wait for it to catch up (back-pressure). */
+  storeMaxPending: z.number().int().positive().default(65_536),
   redaction: RedactionOptionsSchema.optional(),
   /** How long a tool call waits for a reviewer when the policy does not say. */
   approvalTimeout: DurationSchema.default(15 * 60_000),

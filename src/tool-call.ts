@@ -141,6 +141,9 @@ export class ToolCallHandle {
    */
   async admit(): Promise<Admission> {
     if (this.#admission !== undefined) return this.#admission;
+    // The store's writer is behind: the call waits its turn here, asynchronously, never holding the event loop.
+    const behind = this.#owner.backpressure();
+    if (behind !== undefined) await behind;
     if (this.decision.action === "require_approval") {
       try {
         await this.waitForApproval();
@@ -251,6 +254,8 @@ export interface WardenInternals {
   blockError(decision: Decision, toolName: string, toolCallId: string): WardenError;
   link(toolCallId: string, signal: AbortSignal): void;
   waitForApproval(toolCallId: string): Promise<void>;
+  /** While the store's writer is behind, a promise that settles once it has caught up; else undefined. */
+  backpressure(): Promise<void> | undefined;
   finishToolCall(toolCallId: string, status: ToolCallStatus, output: unknown, error: unknown): void;
   /** Records a call a halt stopped before it ran as failed with the halt; nothing if it is already finished. */
   stop(toolCallId: string, error: WardenError): void;

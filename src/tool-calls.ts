@@ -56,6 +56,7 @@ export class ToolCalls {
     this.internals = {
       blockError: (decision, toolName, toolCallId) => blockError(decision, toolName, toolCallId),
       waitForApproval: (toolCallId) => this.waitForApproval(toolCallId),
+      backpressure: () => this.#deps.store.backpressure(),
       link: (toolCallId, signal) => {
         const state = this.#calls.get(toolCallId);
         if (state) this.#link(state, signal);

@@ -100,7 +100,7 @@ export class Warden {
     this.#bus = new EventBus((error) => errors.report(error));
     const keyDir = resolved.store === ":memory:" ? undefined : join(dirname(resolve(resolved.store)), "keys");
     const ledgerKey = ledgerSigningKey(keyDir, resolved.ledger.signingKey, resolved.ledger.previousKeys);
-    this.#store = new SqliteStore({ path: resolved.store, signer: ledgerKey, checkpointEvery: resolved.ledger.checkpointEvery, checkpointIntervalMs: resolved.ledger.checkpointInterval, writer: resolved.storeWriter, onError: (error) => errors.report(error) });
+    this.#store = new SqliteStore({ path: resolved.store, signer: ledgerKey, checkpointEvery: resolved.ledger.checkpointEvery, checkpointIntervalMs: resolved.ledger.checkpointInterval, writer: resolved.storeWriter, maxPending: resolved.storeMaxPending, onError: (error) => errors.report(error) });
     this.#runStore = new RunStore(this.#store, org);
     this.ledger = new Ledger(this.#store, ledgerKey.publicKey, { retired: ledgerKey.retired });
     this.#witnessing = new Witnessing(storeWitnessedLog(this.#store), resolved.ledger.witnesses, { onError: (error) => errors.report(error) });

@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openLedger, Warden, type LedgerVerification } from "agent-warden";
 import { canonicalJson } from "../src/internal/canonical.js";
 import { hashEntry } from "../src/ledger/chain.js";
+import { MerkleTree } from "../src/ledger/merkle.js";
+import { parseCheckpointText, parseNote } from "../src/ledger/note.js";
 import type { LedgerRow } from "../src/store/sqlite-store.js";
 import { runCli, tempDir } from "./fixtures/proc.js";
 
@@ -115,6 +117,46 @@ describe("incremental ledger verification", () => {
     const last = savedSeq(file) + 2;
     tamper(file, (db) => db.prepare(`UPDATE ledger SET data = '{}' WHERE seq = ?`).run(last));
     expect(verify(file)).toMatchObject({ ok: false, reason: "tampered", firstBadSeq: last });
+  });
+
+  it("a client reopening the store signs its first tree head from the verified position, not from every hash again; a forged position is not used", async () => {
+    /** The root the newest checkpoint signed, and the root over `hashes` at that size. */
+    const roots = (file: string, hashes: string[]) => {
+      const db = new DatabaseSync(file, { readOnly: true });
+      try {
+        const newest = db.prepare("SELECT seq, note FROM checkpoints ORDER BY seq DESC LIMIT 1").get() as { seq: number; note: string };
+        const all = [...hashes, ...(db.prepare("SELECT hash FROM ledger WHERE seq > ? ORDER BY seq").all(hashes.length) as Array<{ hash: string }>).map((r) => r.hash)];
+        const signed = Buffer.from(parseCheckpointText(parseNote(newest.note)!.text)!.root).toString("hex");
+        return { signed, expected: Buffer.from(new MerkleTree(all.slice(0, newest.seq).map((h) => Buffer.from(h, "hex"))).root()).toString("hex") };
+      } finally {
+        db.close();
+      }
+    };
+    const hashesOf = (file: string) => {
+      const db = new DatabaseSync(file, { readOnly: true });
+      try {
+        return (db.prepare("SELECT hash FROM ledger ORDER BY seq").all() as Array<{ hash: string }>).map((r) => r.hash);
+      } finally {
+        db.close();
+      }
+    };
+    // An early entry's stored hash changed behind the client's back: a client that re-read every hash
+    // would sign a tree over it; one that starts from the verified position signs the tree it verified.
+    const seeded = copy();
+    const original = hashesOf(seeded);
+    tamper(seeded, (db) => db.prepare("UPDATE ledger SET hash = ? WHERE seq = 2").run("ab".repeat(32)));
+    await writeCalls(seeded, 10);
+    const fromPosition = roots(seeded, original);
+    expect(fromPosition.signed).toBe(fromPosition.expected);
+    // A position whose frontier was forged does not match the tree head signed there: the client builds the tree from the entries.
+    const forged = copy();
+    const saved = JSON.parse(readFileSync(`${forged}-verified`, "utf8")) as Record<string, unknown>;
+    writeFileSync(`${forged}-verified`, JSON.stringify({ ...saved, frontier: (saved.frontier as string[]).map(() => "cd".repeat(32)) }));
+    const before = hashesOf(forged);
+    await writeCalls(forged, 10);
+    const rebuilt = roots(forged, before);
+    expect(rebuilt.signed).toBe(rebuilt.expected);
+    expect(verify(forged, true)).toMatchObject({ ok: true });
   });
 
   it("a saved position that does not hold is ignored: forged, another key's, or not JSON", () => {

@@ -144,6 +144,39 @@ describe("store files that cannot be used", () => {
     expect(error).toMatchObject({ code: "store_error" });
   });
 
+  it("a store of schema 4 migrates to 5: the framework-id index holds only calls that have one, and calls are still found by it", async () => {
+    const file = freshStore();
+    const first = new Warden({ agentId: "a", store: file });
+    const handle = first.beginToolCall({ tool: "read_order", args: { id: 1 }, externalId: "call_ext_1" });
+    handle.complete({ ok: true });
+    await first.run({}, async (run) => run.tool("read_order", { id: 2 }, () => 2));
+    first.close();
+    // As schema 4 left it: an index over every call's framework id, null or not.
+    const db = new DatabaseSync(file);
+    db.exec("DROP INDEX tool_calls_by_external_id; CREATE INDEX tool_calls_by_external_id ON tool_calls (external_id); PRAGMA user_version = 4;");
+    db.close();
+    const again = new Warden({ agentId: "a", store: file });
+    try {
+      expect(again.ledger.verify()).toMatchObject({ ok: true });
+    } finally {
+      again.close();
+    }
+    const check = new DatabaseSync(file, { readOnly: true });
+    try {
+      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: 5 });
+      expect((check.prepare("SELECT sql FROM sqlite_schema WHERE name = 'tool_calls_by_external_id'").get() as { sql: string }).sql).toMatch(/WHERE external_id IS NOT NULL/);
+      // One entry: the call that has a framework id, not the one without.
+      expect(check.prepare("SELECT count(*) AS n FROM tool_calls INDEXED BY tool_calls_by_external_id WHERE external_id IS NOT NULL").get()).toEqual({ n: 1 });
+      expect(check.prepare("SELECT count(*) AS n FROM tool_calls").get()).toEqual({ n: 2 });
+      // The lookup by either id (how a framework's hook finds its call) still goes through the index.
+      const lookup = "SELECT id FROM tool_calls WHERE (id = ?1 OR external_id = ?1) AND org = 'default' AND kind = 'tool' ORDER BY started_at DESC, rowid DESC LIMIT 1";
+      expect(check.prepare(lookup).get("call_ext_1")).toEqual({ id: handle.toolCallId });
+      expect(JSON.stringify(check.prepare(`EXPLAIN QUERY PLAN ${lookup}`).all("call_ext_1"))).toMatch(/USING INDEX tool_calls_by_external_id/);
+    } finally {
+      check.close();
+    }
+  });
+
   it("a store written by a newer schema version is a StoreError that names the versions", () => {
     const file = freshStore();
     new Warden({ agentId: "a", store: file }).close();

@@ -32,7 +32,8 @@ export function verifiedPositionPath(storePath: string): string | undefined {
 export function readVerifiedPosition(path: string | undefined, keyId: string): VerifiedPosition | undefined {
   if (path === undefined) return undefined;
   try {
-    const parsed = positionFile.safeParse(JSON.parse(readFileSync(path, "utf8")));
+    // Read once per verification: compiling zod's fast path for a single parse costs more than it saves.
+    const parsed = positionFile.safeParse(JSON.parse(readFileSync(path, "utf8")), { jitless: true });
     if (!parsed.success || parsed.data.keyId !== keyId) return undefined;
     const frontier = MerkleFrontier.of(parsed.data.seq, parsed.data.frontier.map((n) => Buffer.from(n, "hex")));
     return frontier === undefined ? undefined : { keyId, seq: parsed.data.seq, hash: parsed.data.hash, frontier };

@@ -22,23 +22,31 @@ export interface WriterData {
 /** One message to the writer. A statement's text crosses once; later writes name it by number. */
 export type CommitMessage =
   | { kind: "commit"; defs: string[]; writes: Array<[number, SQLInputValue[]]>; drafts: LedgerDraft[] }
+  /** The same as one JSON text `[writes, drafts]`: one string crosses instead of thousands of small objects. */
+  | { kind: "batch"; defs: string[]; json: string }
   | { kind: "checkpoint" }
   | { kind: "close" };
 
 export interface CommitLinkOptions extends Omit<WriterData, "shared"> {
-  /** Writes and entries handed over but not yet committed before `send` waits for the writer (back-pressure). */
+  /** Writes and entries handed over but not yet committed before governed calls wait for the writer (back-pressure). */
   maxPending: number;
   onError: (error: unknown) => void;
 }
 
 /** How long a wait for the writer may last before the link gives up on it and the store commits itself. */
 const WRITER_TIMEOUT_MS = 60_000;
+/** `Atomics.waitAsync` (ES2024; Node has it): typed here, the project's lib is older. */
+const waitAsync = (Atomics as unknown as { waitAsync(array: Int32Array, index: number, value: number, timeout: number): { async: false; value: string } | { async: true; value: Promise<string> } }).waitAsync;
+
+/** How far past `maxPending` a path that never awaits may push the writer before a hand-over waits. */
+const HARD_LIMIT_FACTOR = 4;
 
 /**
  * The client thread's side of the writer thread: hands over queued writes and ledger drafts (the
  * thread commits them, chains and hashes the entries, signs checkpoints), and waits for it only when
- * asked to (`drain`, before a read, `flush()` and `close()`) or when more than `maxPending` are behind
- * (bounded back-pressure; `pending` shows how far behind it is). Started on the first write.
+ * asked to (`drain`, before a read, `flush()` and `close()`). When more than `maxPending` are behind,
+ * governed calls await `backpressure()` (bounded, and the event loop keeps running; `pending` shows how
+ * far behind it is). Started on the first write.
  */
 export class CommitLink {
   readonly #options: CommitLinkOptions;
@@ -48,7 +56,9 @@ export class CommitLink {
   #sent = 0;
   #opsSent = 0;
   #failed = false;
-  #waitedReported = false;
+  #behindReported = false;
+  /** The one wait for the writer to catch up that every governed call arriving meanwhile shares. */
+  #drained: Promise<void> | undefined;
 
   constructor(options: CommitLinkOptions) {
     this.#options = options;
@@ -69,10 +79,15 @@ export class CommitLink {
     return this.#opsSent - Atomics.load(this.#counters, ACK_OPS);
   }
 
-  /** Hands writes and drafts to the writer; waits only while more than `maxPending` are behind. */
+  /**
+   * Hands writes and drafts to the writer without waiting for it. Only a recorder that never awaits
+   * `backpressure()` (a synchronous path) can push the writer `HARD_LIMIT_FACTOR` times past
+   * `maxPending`: then this waits, so memory stays bounded whatever the caller does.
+   */
   send(writes: QueuedWrite[], drafts: LedgerDraft[]): void {
     const defs: string[] = [];
     const numbered: Array<[number, SQLInputValue[]]> = [];
+    let plain = true;
     for (const write of writes) {
       let id = this.#sqlIds.get(write.sql);
       if (id === undefined) {
@@ -81,13 +96,27 @@ export class CommitLink {
         defs.push(write.sql);
       }
       numbered.push([id, write.params]);
+      if (plain) plain = write.params.every(jsonSafe);
     }
-    this.#post({ kind: "commit", defs, writes: numbered, drafts }, writes.length + drafts.length);
-    if (this.pending > this.#options.maxPending) {
-      if (!this.#waitedReported) this.#options.onError(new StoreError(`the store's writer is ${this.pending} writes behind (at most ${this.#options.maxPending} may wait): recording waits for it`));
-      this.#waitedReported = true;
-      this.#waitUntil(() => this.pending <= this.#options.maxPending / 2);
-    }
+    // Structured cloning costs per object; one JSON text is one copy. Bytes and big integers keep the clone.
+    const message: CommitMessage = plain ? { kind: "batch", defs, json: JSON.stringify([numbered, drafts]) } : { kind: "commit", defs, writes: numbered, drafts };
+    this.#post(message, writes.length + drafts.length);
+    if (this.pending > this.#options.maxPending) this.#reportBehind();
+    if (this.pending > this.#options.maxPending * HARD_LIMIT_FACTOR) this.#waitUntil(() => this.pending <= this.#options.maxPending);
+  }
+
+  /**
+   * While more than `maxPending` writes are behind, a promise that settles once the writer is back
+   * under half of that: governed calls await it before they run, so a producer faster than the disk
+   * slows to the writer's pace without ever holding the event loop. Undefined when nothing is behind.
+   */
+  backpressure(): Promise<void> | undefined {
+    if (this.#worker === undefined || this.#failed || this.pending <= this.#options.maxPending) return undefined;
+    this.#reportBehind();
+    this.#drained ??= this.#waitAsync(() => this.pending <= this.#options.maxPending / 2).finally(() => {
+      this.#drained = undefined;
+    });
+    return this.#drained;
   }
 
   /** Returns once everything handed over so far has committed (or failed and been reported). */
@@ -135,19 +164,47 @@ export class CommitLink {
     return worker;
   }
 
+  #reportBehind(): void {
+    if (this.#behindReported) return;
+    this.#behindReported = true;
+    this.#options.onError(new StoreError(`the store's writer is ${this.pending} writes behind (at most ${this.#options.maxPending} may wait): governed calls wait for it to catch up`));
+  }
+
+  #giveUp(): void {
+    this.#failed = true;
+    this.#options.onError(new StoreError(`the store's writer did not answer within ${WRITER_TIMEOUT_MS / 1000} s: ${this.pending} writes may be lost; the store commits on its own thread from now on`));
+  }
+
   #waitUntil(done: () => boolean): void {
     const deadline = Date.now() + WRITER_TIMEOUT_MS;
     while (!done()) {
       const seen = Atomics.load(this.#counters, ACK_MESSAGES);
       if (done()) return;
-      if (Date.now() > deadline) {
-        this.#failed = true;
-        this.#options.onError(new StoreError(`the store's writer did not answer within ${WRITER_TIMEOUT_MS / 1000} s: ${this.pending} writes may be lost; the store commits on its own thread from now on`));
-        return;
-      }
+      if (Date.now() > deadline) return this.#giveUp();
       Atomics.wait(this.#counters, ACK_MESSAGES, seen, 100);
     }
   }
+
+  /** As `#waitUntil`, without blocking: the event loop runs while the writer commits. */
+  async #waitAsync(done: () => boolean): Promise<void> {
+    const deadline = Date.now() + WRITER_TIMEOUT_MS;
+    while (!done() && !this.#failed) {
+      const seen = Atomics.load(this.#counters, ACK_MESSAGES);
+      if (done()) return;
+      if (Date.now() > deadline) return this.#giveUp();
+      const waited = waitAsync(this.#counters, ACK_MESSAGES, seen, 100);
+      if (!waited.async) continue;
+      // A waitAsync alone does not keep the process alive (the writer is unref'd): a timer does.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([waited.value, new Promise<void>((resolve) => (timer = setTimeout(resolve, 50)))]);
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** A parameter that JSON carries unchanged: text, null, a finite number. */
+function jsonSafe(value: SQLInputValue): boolean {
+  return value === null || typeof value === "string" || (typeof value === "number" && Number.isFinite(value));
 }
 
 /**

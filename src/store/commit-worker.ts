@@ -4,7 +4,7 @@
 // and been reported), which is what the client's `flush()` waits for.
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import type { SQLInputValue } from "node:sqlite";
-import { SqliteStore } from "./sqlite-store.js";
+import { SqliteStore, type LedgerDraft } from "./sqlite-store.js";
 import { ACK_MESSAGES, ACK_OPS, type CommitMessage, type WriterData } from "./commit-link.js";
 
 const data = workerData as WriterData;
@@ -25,13 +25,14 @@ try {
 
 /** Takes one message's writes into the store's queue; the number of writes and entries in it. */
 function take(message: CommitMessage): number {
-  if (message.kind !== "commit") return 0;
+  if (message.kind !== "commit" && message.kind !== "batch") return 0;
   sqls.push(...message.defs);
+  const [writes, drafts] = message.kind === "batch" ? (JSON.parse(message.json) as [Array<[number, SQLInputValue[]]>, LedgerDraft[]]) : [message.writes, message.drafts];
   if (store !== undefined) {
-    for (const [id, params] of message.writes) store.write(sqls[id]!, params as SQLInputValue[]);
-    for (const draft of message.drafts) store.append(draft);
+    for (const [id, params] of writes) store.write(sqls[id]!, params);
+    for (const draft of drafts) store.append(draft);
   }
-  return message.writes.length + message.drafts.length;
+  return writes.length + drafts.length;
 }
 
 parentPort!.on("message", (first: CommitMessage) => {
@@ -41,7 +42,7 @@ parentPort!.on("message", (first: CommitMessage) => {
   let ops = 0;
   try {
     for (const message of messages) {
-      if (message.kind === "commit") ops += take(message);
+      if (message.kind === "commit" || message.kind === "batch") ops += take(message);
       else {
         // A checkpoint or close comes after what was handed over before it.
         store?.flush();

@@ -51,6 +51,11 @@ export class RunStore {
     this.#org = org;
   }
 
+  /** While the store's writer is behind, what a governed call awaits before it runs (see `SqliteStore.backpressure`). */
+  backpressure(): Promise<void> | undefined {
+    return this.#store.backpressure();
+  }
+
   // ── agents ──
 
   /** Registers the client's own agent (and its group). */

@@ -11,8 +11,14 @@ CREATE TABLE IF NOT EXISTS tool_pins (
 );
 `;
 
+/**
+ * Calls by the framework's id. Most calls have none: a partial index holds only those that do, so a
+ * call without one costs no index write (`external_id = ?` implies the index's condition, so lookups use it).
+ */
+const EXTERNAL_ID_INDEX_SQL = "CREATE INDEX IF NOT EXISTS tool_calls_by_external_id ON tool_calls (external_id) WHERE external_id IS NOT NULL;";
+
 /** Schema of the embedded store. Bump `SCHEMA_VERSION` with a migration when it changes. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,7 +45,7 @@ CREATE TABLE IF NOT EXISTS tool_calls (
   usage TEXT, started_at INTEGER NOT NULL, ended_at INTEGER, duration_ms REAL
 );
 CREATE INDEX IF NOT EXISTS tool_calls_by_run ON tool_calls (run_id, started_at);
-CREATE INDEX IF NOT EXISTS tool_calls_by_external_id ON tool_calls (external_id);
+${EXTERNAL_ID_INDEX_SQL}
 CREATE TABLE IF NOT EXISTS approvals (
   id TEXT PRIMARY KEY, org TEXT NOT NULL, tool_call_id TEXT NOT NULL, run_id TEXT NOT NULL, agent_id TEXT NOT NULL,
   tool_name TEXT NOT NULL, status TEXT NOT NULL, payload TEXT, agent_context TEXT, policy_id TEXT, reason TEXT,
@@ -72,6 +78,7 @@ const APPROVAL_BINDING_COLUMNS = ["args_digest TEXT", "policy_version TEXT", "ru
 
 /**
  * Steps from one schema version to the next, for stores created by an earlier version.
+ * 5: `tool_calls_by_external_id` holds only calls that have a framework id (partial index).
  * 4: `tool_pins`, the pinned tool definitions of MCP servers.
  * 3: approvals bound to the action (`args_digest`, `policy_version`, `consumed_at`/`consumed_by`), the
  *    deciding policy's reviewer rule (`rule`), reviewers' votes (`votes`) and escalation (`escalated_at`).
@@ -81,4 +88,5 @@ export const MIGRATIONS: Record<number, string> = {
   2: "ALTER TABLE runs ADD COLUMN owner TEXT;",
   3: APPROVAL_BINDING_COLUMNS.map((column) => `ALTER TABLE approvals ADD COLUMN ${column};`).join("\n"),
   4: TOOL_PINS_SQL,
+  5: `DROP INDEX IF EXISTS tool_calls_by_external_id;\n${EXTERNAL_ID_INDEX_SQL}`,
 };

@@ -6,8 +6,9 @@ import { loadSqlite } from "../internal/runtime.js";
 import { StoreError } from "../errors.js";
 import { checkpointMessage, GENESIS_HASH, hashEntry, storedRowProblem, type LedgerEntry } from "../ledger/chain.js";
 import type { SigningKey } from "../ledger/keys.js";
-import { MerkleFrontier } from "../ledger/merkle.js";
-import { checkpointText, ledgerOrigin, signNote } from "../ledger/note.js";
+import { equalBytes, MerkleFrontier } from "../ledger/merkle.js";
+import { checkpointText, ledgerOrigin, openCheckpoint, signNote } from "../ledger/note.js";
+import { readVerifiedPosition, verifiedPositionPath } from "../ledger/verified-position.js";
 import { CommitLink } from "./commit-link.js";
 import { MIGRATIONS, SCHEMA_SQL, SCHEMA_VERSION } from "./schema.js";
 
@@ -63,6 +64,18 @@ const LEDGER_INSERT = "INSERT INTO ledger (seq, id, ts, type, org, agent_id, run
 const LEDGER_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?)";
 // Rows per INSERT: fewer statement executions, well under SQLite's parameter limit.
 const LEDGER_CHUNK = 16;
+const INSERT_CHUNK = 16;
+const SQLITE_MAX_PARAMS = 32_766;
+const PLAIN_INSERT = /^INSERT INTO \w+ \([\w, ]+\) VALUES (\((?:\?,)*\?\))$/;
+const plainInserts = new Map<string, string | undefined>();
+
+/** The `(?,…,?)` of an insert that can take more rows as it is (no conflict clause, no RETURNING); undefined otherwise. */
+function plainInsertValues(sql: string): string | undefined {
+  if (plainInserts.has(sql)) return plainInserts.get(sql);
+  const values = PLAIN_INSERT.exec(sql)?.[1];
+  if (plainInserts.size < 256) plainInserts.set(sql, values);
+  return values;
+}
 let exitHookInstalled = false;
 
 /**
@@ -89,6 +102,7 @@ export class SqliteStore {
   /** The Merkle tree's right edge over the entries up to `#trusted` (built when the first checkpoint is due, then extended on append). */
   #frontier: MerkleFrontier | undefined;
   #untrustedReported = false;
+  #origin: { key: SigningKey["publicKey"]; name: string } | undefined;
   /** The writer thread, when it commits (file stores with `writer: "worker"`). */
   readonly #link: CommitLink | undefined;
 
@@ -137,6 +151,15 @@ export class SqliteStore {
   /** Writes queued or handed to the writer thread and not yet committed. */
   get pendingWrites(): number {
     return this.#queue.length + (this.#link?.pending ?? 0);
+  }
+
+  /**
+   * While the writer thread is more than `maxPending` writes behind, a promise that settles once it has
+   * caught up (to half of that); undefined otherwise. Governed calls await it, so back-pressure slows
+   * the agent without holding its event loop. What `flush()` guarantees is unchanged.
+   */
+  backpressure(): Promise<void> | undefined {
+    return this.#link?.usable ? this.#link.backpressure() : undefined;
   }
 
   /** Queues a write; it commits with the next group. */
@@ -326,13 +349,44 @@ export class SqliteStore {
     const ops = this.#queue;
     this.#queue = [];
     const drafts: LedgerDraft[] = [];
-    for (const op of ops) {
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
       if ("sql" in op) {
+        // A run of the same plain insert (a tool call's row after another's) goes in several rows per statement.
+        const values = plainInsertValues(op.sql);
+        let end = i + 1;
+        if (values !== undefined) while (end < ops.length && (ops[end] as QueuedWrite).sql === op.sql) end++;
+        if (end - i >= 2) {
+          this.#insertRows(op.sql, values!, ops.slice(i, end) as QueuedWrite[]);
+          i = end - 1;
+          continue;
+        }
         this.#statement(op.sql).run(...op.params);
         op.done = true;
       } else drafts.push(op.ledger);
     }
     if (drafts.length > 0) this.#appendDrafts(drafts);
+  }
+
+  /** Inserts the rows of one plain `INSERT … VALUES (…)`, `INSERT_CHUNK` rows per statement where they fill one. */
+  #insertRows(sql: string, values: string, writes: QueuedWrite[]): void {
+    const perRow = writes[0]!.params.length;
+    const chunk = Math.max(1, Math.min(INSERT_CHUNK, Math.floor(SQLITE_MAX_PARAMS / perRow)));
+    let offset = 0;
+    if (chunk > 1 && writes.length >= chunk) {
+      const insert = this.#statement(`${sql}${`,${values}`.repeat(chunk - 1)}`);
+      const params: SQLInputValue[] = new Array(chunk * perRow);
+      for (; offset + chunk <= writes.length; offset += chunk) {
+        for (let r = 0; r < chunk; r++) {
+          const row = writes[offset + r]!.params;
+          for (let c = 0; c < perRow; c++) params[r * perRow + c] = row[c]!;
+        }
+        insert.run(...params);
+      }
+    }
+    const single = this.#statement(sql);
+    for (; offset < writes.length; offset++) single.run(...writes[offset]!.params);
+    for (const write of writes) write.done = true;
   }
 
   /** Chains and inserts ledger drafts, several rows per statement; signs a checkpoint when one is due. */
@@ -373,7 +427,8 @@ export class SqliteStore {
     const signer = this.#options.signer;
     if (signer === undefined) return;
     const signature = sign(null, checkpointMessage(head.seq, head.hash), signer.privateKey).toString("base64url");
-    const origin = ledgerOrigin(signer.publicKey);
+    // The origin names the key: worked out once per key, not at every checkpoint.
+    const origin = this.#origin?.key === signer.publicKey ? this.#origin.name : (this.#origin = { key: signer.publicKey, name: ledgerOrigin(signer.publicKey) }).name;
     const note = signNote(checkpointText({ origin, size: head.seq, root: this.#treeRoot(head.seq) }), origin, signer.privateKey);
     this.#statement("INSERT OR REPLACE INTO checkpoints (seq, hash, ts, key_id, signature, note) VALUES (?,?,?,?,?,?)").run(head.seq, head.hash, now, signer.keyId, signature, note);
     this.#checkedCheckpoint = { seq: head.seq, hash: head.hash, signature };
@@ -407,12 +462,30 @@ export class SqliteStore {
 
   /** The RFC 9162 root over the first `size` entry hashes, extending the in-memory frontier from where it was. */
   #treeRoot(size: number): Uint8Array {
-    if (this.#frontier === undefined || this.#frontier.size > size) this.#frontier = new MerkleFrontier();
+    if (this.#frontier === undefined || this.#frontier.size > size) this.#frontier = this.#savedFrontier(size) ?? new MerkleFrontier();
     const frontier = this.#frontier;
     if (frontier.size < size) {
       for (const row of this.#statement("SELECT hash FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq").iterate(frontier.size, size) as IterableIterator<{ hash: string }>) frontier.push(Buffer.from(row.hash, "hex"));
     }
     return frontier.root();
+  }
+
+  /**
+   * The tree's right edge where the last verification of this store ended (`<store>-verified`), so a
+   * process opening a long ledger does not re-read every hash before its first checkpoint. Used only if
+   * it still holds: at or before `size`, the entry it names unchanged, and its root the one this key
+   * signed at that entry. Undefined otherwise (the frontier is built from the first entry).
+   */
+  #savedFrontier(size: number): MerkleFrontier | undefined {
+    const signer = this.#options.signer;
+    if (signer === undefined) return undefined;
+    const saved = readVerifiedPosition(verifiedPositionPath(this.path), signer.keyId);
+    if (saved === undefined || saved.seq > size) return undefined;
+    const entry = this.#statement("SELECT hash FROM ledger WHERE seq = ?").get(saved.seq) as { hash: string } | undefined;
+    const checkpoint = this.#statement("SELECT hash, key_id, note FROM checkpoints WHERE seq = ?").get(saved.seq) as { hash: string; key_id: string; note: string | null } | undefined;
+    if (entry?.hash !== saved.hash || checkpoint?.hash !== saved.hash || checkpoint.key_id !== signer.keyId || checkpoint.note === null) return undefined;
+    const opened = openCheckpoint(checkpoint.note, { name: ledgerOrigin(signer.publicKey), publicKey: signer.publicKey });
+    return "problem" in opened || opened.head.size !== saved.seq || !equalBytes(opened.head.root, saved.frontier.root()) ? undefined : saved.frontier;
   }
 
   /** Stores from before tree-head checkpoints gain the column for them; the chain and its checkpoints stay as they are. */
