@@ -129,6 +129,19 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     call.span.addEvent("agent_warden.decision", attributes);
   };
 
+  // A tool's duration attributes are the same on every call: built once per tool and outcome (bounded).
+  const durations = new Map<string, Attributes>();
+  const durationAttributes = (toolName: string, errorType: string | undefined): Attributes => {
+    const key = errorType === undefined ? toolName : `${toolName}\u0000${errorType}`;
+    let attributes = durations.get(key);
+    if (attributes === undefined) {
+      if (durations.size >= 1024) durations.clear();
+      attributes = { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": toolName, ...(errorType !== undefined && { "error.type": errorType }) };
+      durations.set(key, attributes);
+    }
+    return attributes;
+  };
+
   const endCall = (id: string, call: CallSpan, ts: number) => {
     calls.delete(id);
     call.span.end(ts);
@@ -259,7 +272,7 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
       } else {
         if (capture && !failed && data.output !== undefined) call.span.setAttribute("gen_ai.tool.call.result", json(data.output));
         const seconds = (typeof data.durationMs === "number" ? data.durationMs : event.ts - call.startedAt) / 1000;
-        instruments.toolDuration.record(seconds, { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.toolName, ...(type !== undefined && { "error.type": type }) });
+        instruments.toolDuration.record(seconds, durationAttributes(call.toolName, type));
       }
       endCall(event.toolCallId!, call, event.ts);
     },
