@@ -66,10 +66,14 @@ async function interrupt(value: unknown): Promise<void> {
   (await langgraph).interrupt(value);
 }
 
-const stateSchema = z.object({
+const stateShape = {
   [RUN_ID_KEY]: z.string().optional(),
   [RUN_OWNED_KEY]: z.boolean().optional(),
-});
+};
+// The agent state's Warden keys. createAgent builds a partial copy of this schema and parses the state with
+// it on every model call; zod's JIT object would compile a parser for each copy (hundreds of µs per model
+// call), the plain core object only checks the two keys.
+const stateSchema = new z.core.$ZodObject({ type: "object", shape: stateShape }) as unknown as z.ZodObject<typeof stateShape>;
 
 type RunState = { [RUN_ID_KEY]?: string | undefined; [RUN_OWNED_KEY]?: boolean | undefined };
 
