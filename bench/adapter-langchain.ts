@@ -21,7 +21,7 @@ import { z } from "zod";
 import { Warden } from "agent-warden";
 import { WardenCallbackHandler, wardenMiddleware } from "agent-warden/langchain";
 import { instrumentWarden } from "agent-warden/otel";
-import { interleaveAsync, measureAsync, scaled, timingRow, type BenchRow, type Timing } from "./harness.js";
+import { interleaveAsync, scaled, timingRow, type BenchRow, type Timing } from "./harness.js";
 
 const GROUP = "adapters";
 
@@ -39,7 +39,6 @@ export async function run(): Promise<BenchRow[]> {
   let tracedRun: Promise<unknown> = Promise.resolve();
   try {
     const lookup = tool(async ({ id }) => `order ${id}: shipped`, { name: "lookup_order", description: "Look up an order", schema: z.object({ id: z.number() }) });
-    const options = { samples: 1000, batch: 10, warmup: 500 };
     let n = 0;
 
     // Langfuse's handler as it ships (it does not await its hooks); the three cases take turns per call.
@@ -71,30 +70,47 @@ export async function run(): Promise<BenchRow[]> {
       const execute = async (request: { toolCall: { name: string; args: Record<string, unknown>; id?: string } }): Promise<ToolMessage> =>
         (await lookup.invoke({ ...request.toolCall, id: request.toolCall.id!, type: "tool_call" })) as ToolMessage;
       const request = (id: number) => ({ toolCall: { name: "lookup_order", args: { id }, id: `call_${id}`, type: "tool_call" as const }, tool: lookup, state: { messages: [], _wardenRunId: runId, _wardenRunOwned: false }, runtime: {} });
-      row("langchain tool call via wrapToolCall, ungoverned", await measureAsync(() => execute(request(n++)), options), "the tool node's own handler");
-      row("langchain tool call + wardenMiddleware", await measureAsync(async () => wrap(request(n++) as never, execute as never), options), "wrapToolCall: check + record + ledger");
+      const wrapCases = [
+        { name: "langchain tool call via wrapToolCall, ungoverned", note: "the tool node's own handler", step: () => execute(request(n++)) },
+        { name: "langchain tool call + wardenMiddleware", note: "wrapToolCall: check + record + ledger", step: async () => wrap(request(n++) as never, execute as never) },
+      ];
+      const wrapResults = await interleaveAsync(wrapCases, scaled(10_000), () => undefined, 500);
+      for (const c of wrapCases) row(c.name, wrapResults.get(c.name)!, c.note);
     });
 
-    // A whole agent turn: model → tool → model, scripted; the queue holds every response up front.
-    const turns = { samples: 200, batch: 2, warmup: 50 };
+    // A whole agent turn: model → tool → model, scripted; the queue holds every response up front. The
+    // cases take turns, as above: ungoverned, the same hooks empty, Langfuse's handler alone, and Warden's
+    // middleware without, then with, its callback handler (which records the model calls).
+    const rounds = scaled(400, 100);
+    const warmupTurns = 50;
     const script = (count: number) => {
       const model = fakeModel();
       for (let i = 0; i < count; i++) model.respondWithTools([{ name: "lookup_order", args: { id: i } }]).respond(new AIMessage("shipped"));
       return model;
     };
-    const totalTurns = turns.warmup + turns.samples * turns.batch;
-    const plain = createAgent({ model: script(totalTurns), tools: [lookup] });
+    const agentWith = (middleware: Parameters<typeof createAgent>[0]["middleware"] = []) => createAgent({ model: script(rounds + warmupTurns), tools: [lookup], middleware });
     const input = { messages: [new HumanMessage("where is my order?")] };
-    const bareTurn = await measureAsync(() => plain.invoke(input), turns);
-    row("createAgent turn, 1 tool call, ungoverned", bareTurn, "scripted model");
     // The same hooks doing nothing: what createAgent itself charges for two extra graph nodes and a wrapper.
     const noop = createMiddleware({ name: "Noop", beforeAgent: () => undefined, afterAgent: () => undefined, wrapToolCall: (request, next) => next(request) });
-    const hooked = createAgent({ model: script(totalTurns), tools: [lookup], middleware: [noop] });
-    const hookedTurn = await measureAsync(() => hooked.invoke(input), turns);
-    row("createAgent turn, 1 tool call + no-op middleware", hookedTurn, `same hooks, empty; ${delta(hookedTurn, bareTurn)}`);
-    const governed = createAgent({ model: script(totalTurns), tools: [lookup], middleware: [wardenMiddleware(warden)] });
-    const governedTurn = await measureAsync(() => governed.invoke(input), turns);
-    row("createAgent turn, 1 tool call + wardenMiddleware", governedTurn, `one Warden run per turn; ${delta(governedTurn, bareTurn)}`);
+    const plain = agentWith();
+    const hooked = agentWith([noop]);
+    const langfuseTraced = agentWith();
+    const governed = agentWith([wardenMiddleware(warden)]);
+    const governedHandled = agentWith([wardenMiddleware(warden)]);
+    const turnHandler = new WardenCallbackHandler(warden);
+    const turnCases = [
+      { name: "createAgent turn, 1 tool call, ungoverned", note: "scripted model", step: () => plain.invoke(input) },
+      { name: "createAgent turn, 1 tool call + no-op middleware", note: "same hooks, empty", step: () => hooked.invoke(input) },
+      { name: "createAgent turn, 1 tool call + langfuse CallbackHandler", note: "@langfuse/langchain, defaults", step: () => langfuseTraced.invoke(input, { callbacks: [langfuse] }) },
+      { name: "createAgent turn, 1 tool call + wardenMiddleware", note: "one Warden run per turn", step: () => governed.invoke(input) },
+      { name: "createAgent turn, 1 tool call + wardenMiddleware + WardenCallbackHandler", note: "as above, plus the model call's usage", step: () => governedHandled.invoke(input, { callbacks: [turnHandler] }) },
+    ];
+    const turnResults = await interleaveAsync(turnCases, rounds, () => undefined, warmupTurns);
+    const bareTurn = turnResults.get(turnCases[0]!.name)!;
+    for (const [i, c] of turnCases.entries()) {
+      const timing = turnResults.get(c.name)!;
+      row(c.name, timing, i === 0 ? c.note : `${c.note}; ${delta(timing, bareTurn)}`);
+    }
   } finally {
     releaseTraced();
     await tracedRun.catch(() => {});

@@ -54,6 +54,9 @@ export interface RunsDeps {
   assertOpen: () => void;
 }
 
+/** How many open steps are remembered in memory; older ones are checked against the store when closed. */
+const OPEN_STEPS_KEPT = 10_000;
+
 /** This process, as runs record their owner: a run whose owner is gone was abandoned. */
 export const PROCESS_OWNER = `${hostname()}:${process.pid}`;
 
@@ -65,6 +68,12 @@ export const PROCESS_OWNER = `${hostname()}:${process.pid}`;
 export class Runs {
   readonly #deps: RunsDeps;
   readonly #open = new Map<string, ActiveRun>();
+  /**
+   * Steps this process opened and has not closed, to their run: closing one checks it here rather than
+   * reading its row, a read that would commit the queued writes on the caller's thread. Bounded; a step
+   * not found here (opened elsewhere, or forgotten) is checked against the store.
+   */
+  readonly #openSteps = new Map<string, string>();
   /** The tracing integration, if one is set (see `Warden.useTracing`). */
   #tracing: TraceContextSource | undefined;
 
@@ -273,15 +282,21 @@ export class Runs {
     const stepId = newId("step");
     const recorded = this.#deps.recorder.recordable(metadata);
     this.#deps.store.insertStep(stepId, runId, name, recorded.json);
+    if (this.#openSteps.size >= OPEN_STEPS_KEPT) this.#openSteps.delete(this.#openSteps.keys().next().value!);
+    this.#openSteps.set(stepId, runId);
     this.#deps.recorder.record(EventType.STEP_STARTED, { agentId: run.agentId, runId, stepId }, { name, metadata: recorded.value });
     return stepId;
   }
 
   closeStep(runId: string, stepId: string, status: RunStatus): void {
     const run = this.#open.get(runId);
-    const row = this.#deps.store.step(stepId);
-    if (!row || row.run_id !== runId) throw new NotFoundError("step", stepId);
-    if (row.status !== RunStatus.RUNNING) throw new InvalidStateError(`step "${stepId}" is already ${row.status}`);
+    const openIn = this.#openSteps.get(stepId);
+    if (openIn === undefined) {
+      const row = this.#deps.store.step(stepId);
+      if (!row || row.run_id !== runId) throw new NotFoundError("step", stepId);
+      if (row.status !== RunStatus.RUNNING) throw new InvalidStateError(`step "${stepId}" is already ${row.status}`);
+    } else if (openIn !== runId) throw new NotFoundError("step", stepId);
+    this.#openSteps.delete(stepId);
     this.#deps.store.endStep(stepId, status);
     this.#deps.recorder.record(EventType.STEP_COMPLETED, { agentId: run?.agentId ?? this.#deps.agentId, runId, stepId }, { status });
   }

@@ -164,7 +164,7 @@ const columns = "seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id
 
 describe("tamper detection on a store file", () => {
   // A middle entry that a signed checkpoint (not the last one) covers.
-  const K = 7;
+  const K = 13;
 
   beforeAll(async () => {
     const warden = new Warden({
@@ -178,7 +178,7 @@ describe("tamper detection on a store file", () => {
         await run.step("lookup", () => run.tool("read_order", { id: i, note: "naïve café ☕" }, () => ({ id: i, total: 1000 * i })));
         await run.tool("write_note", { id: i, text: `refund ${i}` }, () => "ok");
       });
-      warden.flush();
+      await warden.flush();
     }
     warden.close();
     const db = new DatabaseSync(join(pristine, "warden.db"), { readOnly: true });

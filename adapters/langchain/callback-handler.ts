@@ -34,9 +34,10 @@ interface Tree {
   interrupted: boolean;
   /**
    * Aborts when the tree's root fails (the caller's own abort included). Hooks get no signal, so this is how
-   * a tool call's approval wait learns that the invocation around it has ended.
+   * a tool call's approval wait learns that the invocation around it has ended. Made when a tool call first
+   * asks for it: a tree no call waits in needs none.
    */
-  ended: AbortController;
+  ended: AbortController | undefined;
 }
 
 interface Node {
@@ -163,7 +164,7 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     const name = runName ?? tool?.id?.at(-1) ?? "tool";
     // Enforcement fails closed: anything that goes wrong deciding refuses the call.
     const wardenRunId = parent ? await this.#runOf(parent.tree) : undefined;
-    const handle = this.warden.beginToolCall({ tool: name, args: parseToolInput(input), externalId: toolCallId, runId: wardenRunId, stepId: parent?.stepId, actionHint: this.#options.actionHints?.[name], signal: parent?.tree.ended.signal });
+    const handle = this.warden.beginToolCall({ tool: name, args: parseToolInput(input), externalId: toolCallId, runId: wardenRunId, stepId: parent?.stepId, actionHint: this.#options.actionHints?.[name], signal: parent === undefined ? undefined : endedSignal(parent.tree) });
     // A callback can refuse only by throwing: a refusal and a halt both throw the admission's error
     // (`ToolBlockedError`, an approval error, `HaltedError`, a `TokenError`), already recorded by the core.
     const admission = await handle.admit();
@@ -173,7 +174,12 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
   }
 
   override async handleToolEnd(output: unknown, runId: string): Promise<void> {
-    await this.#finish(runId, undefined, () => take(this.#tools, runId)?.settle({ output: recordableOutput(output) }, this.#report));
+    try {
+      take(this.#tools, runId)?.settle({ output: recordableOutput(output) }, this.#report);
+      await this.#end(runId, undefined);
+    } catch (failure) {
+      this.#report(failure);
+    }
   }
 
   override async handleToolError(error: unknown, runId: string): Promise<void> {
@@ -239,7 +245,7 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     this.#nodes.delete(runId);
     const { tree } = node;
     if (error !== undefined && isGraphInterrupt(error)) tree.interrupted = true;
-    else if (error !== undefined && node.depth === 0) tree.ended.abort(error);
+    else if (error !== undefined && node.depth === 0) tree.ended?.abort(error);
     if (node.ownsStep && node.stepId !== undefined && tree.wardenRunId !== undefined) await this.warden.completeStep(tree.wardenRunId, node.stepId);
     if (node.depth > 0 || tree.wardenRunId === undefined) return;
     if (tree.middlewareOwned && error !== undefined && !isGraphInterrupt(error)) {
@@ -265,7 +271,12 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
 }
 
 function newTree(name: string, threadId: string | undefined, wardenRunId?: string): Tree {
-  return { name, threadId, wardenRunId, owned: false, middlewareOwned: false, interrupted: false, ended: new AbortController() };
+  return { name, threadId, wardenRunId, owned: false, middlewareOwned: false, interrupted: false, ended: undefined };
+}
+
+/** The signal that aborts when the tree's root fails. */
+function endedSignal(tree: Tree): AbortSignal {
+  return (tree.ended ??= new AbortController()).signal;
 }
 
 /** A node one level below `parent` (or a root) in `tree`, in its parent's step. */

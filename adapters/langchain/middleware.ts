@@ -1,7 +1,8 @@
-import { ToolMessage } from "@langchain/core/messages";
+import type { ToolMessage } from "@langchain/core/messages";
 import type { ToolCall } from "@langchain/core/messages/tool";
 // Types only from `langchain`: importing `agent-warden/langchain` must not load it (nor LangGraph), so that
-// `WardenCallbackHandler` works with `@langchain/core` alone. The middleware reaches LangGraph lazily.
+// `WardenCallbackHandler` works with `@langchain/core` alone. The middleware reaches LangGraph, and
+// LangChain's messages (which load most of `@langchain/core`), lazily.
 import type { AgentMiddleware } from "langchain";
 import { z } from "zod";
 import type { ActionType, ToolCallHandle, Warden } from "agent-warden";
@@ -65,10 +66,14 @@ async function interrupt(value: unknown): Promise<void> {
   (await langgraph).interrupt(value);
 }
 
-const stateSchema = z.object({
+const stateShape = {
   [RUN_ID_KEY]: z.string().optional(),
   [RUN_OWNED_KEY]: z.boolean().optional(),
-});
+};
+// The agent state's Warden keys. createAgent builds a partial copy of this schema and parses the state with
+// it on every model call; zod's JIT object would compile a parser for each copy (hundreds of µs per model
+// call), the plain core object only checks the two keys.
+const stateSchema = new z.core.$ZodObject({ type: "object", shape: stateShape }) as unknown as z.ZodObject<typeof stateShape>;
 
 type RunState = { [RUN_ID_KEY]?: string | undefined; [RUN_OWNED_KEY]?: boolean | undefined };
 
@@ -280,13 +285,19 @@ function abortingOn(tool: RequestTool, signal: AbortSignal): RequestTool {
   return new Proxy(tool, { get: (target, key) => (key === "invoke" ? invoke : Reflect.get(target, key, target)) });
 }
 
+/** LangChain's messages, loaded with the first refusal or failed tool rather than with this module. */
+let messages: Promise<typeof import("@langchain/core/messages")> | undefined;
+async function errorToolMessage(toolCall: ToolCall, content: string): Promise<ToolMessage> {
+  messages ??= import("@langchain/core/messages");
+  return new (await messages).ToolMessage({ content, tool_call_id: toolCall.id ?? "", name: toolCall.name, status: "error" });
+}
+
 /** What the model sees for a call Warden refused: an error tool message; the agent carries on. */
-function refusal(toolCall: ToolCall, reason: string): ToolMessage {
-  return new ToolMessage({ content: reason, tool_call_id: toolCall.id ?? "", name: toolCall.name, status: "error" });
+function refusal(toolCall: ToolCall, reason: string): Promise<ToolMessage> {
+  return errorToolMessage(toolCall, reason);
 }
 
 /** The error tool message LangChain itself gives a failed tool when no `wrapToolCall` middleware is present. */
-function toolError(toolCall: ToolCall, error: unknown): ToolMessage {
-  const content = hasLangChainBrand(error, "ToolInvocationError") ? (error as Error).message : `${String(error)}\n Please fix your mistakes.`;
-  return new ToolMessage({ content, tool_call_id: toolCall.id ?? "", name: toolCall.name, status: "error" });
+function toolError(toolCall: ToolCall, error: unknown): Promise<ToolMessage> {
+  return errorToolMessage(toolCall, hasLangChainBrand(error, "ToolInvocationError") ? (error as Error).message : `${String(error)}\n Please fix your mistakes.`);
 }

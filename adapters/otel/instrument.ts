@@ -174,6 +174,19 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     return toolName === undefined || name === undefined || name === toolName ? span : undefined;
   };
 
+  // A tool's duration attributes are the same on every call: built once per tool and outcome (bounded).
+  const durations = new Map<string, Attributes>();
+  const durationAttributes = (toolName: string, errorType: string | undefined): Attributes => {
+    const key = errorType === undefined ? toolName : `${toolName}\u0000${errorType}`;
+    let attributes = durations.get(key);
+    if (attributes === undefined) {
+      if (durations.size >= 1024) durations.clear();
+      attributes = { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": toolName, ...(errorType !== undefined && { "error.type": errorType }) };
+      durations.set(key, attributes);
+    }
+    return attributes;
+  };
+
   const endCall = (id: string, call: CallSpan, ts: number) => {
     calls.delete(id);
     if (call.adopted !== true) call.span.end(ts);
@@ -307,7 +320,7 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
       } else {
         if (capture && !failed && call.adopted !== true && data.output !== undefined) call.span.setAttribute("gen_ai.tool.call.result", json(data.output));
         const seconds = (typeof data.durationMs === "number" ? data.durationMs : event.ts - call.startedAt) / 1000;
-        instruments.toolDuration.record(seconds, { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.toolName, ...(type !== undefined && { "error.type": type }) });
+        instruments.toolDuration.record(seconds, durationAttributes(call.toolName, type));
       }
       endCall(event.toolCallId!, call, event.ts);
     },

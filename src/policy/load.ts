@@ -9,7 +9,8 @@ import { PolicySchema, PolicySetSchema, RateLimitSchema, type PolicySet, type Po
 // given their policies in code. Synchronous (require), as the functions that need it are.
 const requireModule = createRequire(import.meta.url);
 let yamlModule: typeof import("yaml") | undefined;
-const yaml = (): typeof import("yaml") => (yamlModule ??= requireModule("yaml") as typeof import("yaml"));
+/** The YAML parser, loaded on first use. Internal: the channels file loads it through here too. */
+export const yaml = (): typeof import("yaml") => (yamlModule ??= requireModule("yaml") as typeof import("yaml"));
 
 /**
  * Validates a policy set built in code and fills in its defaults. Throws `PolicyError` naming the policy and field.

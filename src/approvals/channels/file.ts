@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
 import { ConfigError } from "../../errors.js";
+// The YAML parser loads with the first channels file read, not with the package.
+import { yaml } from "../../policy/load.js";
 import type { PolicySet } from "../../policy/schema.js";
 import { ApprovalChannelsSchema, type ApprovalChannelsOptions } from "./channels.js";
 
@@ -21,7 +22,7 @@ export function loadApprovalChannels(path: string, env: NodeJS.ProcessEnv = proc
   }
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    raw = yaml().parse(text);
   } catch (error) {
     throw new ConfigError(`the channels file ${path} is not valid YAML or JSON: ${(error as Error).message}`, { cause: error });
   }
