@@ -9,8 +9,8 @@ import { checkpointMessage, GENESIS_HASH, hashEntry, type LedgerEntry } from "..
 import { LedgerIntegrityError, NotFoundError } from "../errors.js";
 import { evidenceEntryOf, POLICY_SET_ENTRY, policySetDraft, type EvidenceBundle } from "../ledger/evidence.js";
 import type { SigningKey } from "../ledger/keys.js";
-import { MerkleTree } from "../ledger/merkle.js";
-import { checkpointText, orgLedgerOrigin, signNote, verifierKey } from "../ledger/note.js";
+import { decodeFrontier, encodeFrontier, MerkleFrontier, MerkleTree } from "../ledger/merkle.js";
+import { checkpointText, openCheckpoint, orgLedgerOrigin, signNote, verifierKey } from "../ledger/note.js";
 import { toLedgerEntry } from "../store/sqlite-store.js";
 import { all, get, run, type Query, type SqlValue } from "./sql.js";
 import type { LedgerReport } from "./store.js";
@@ -183,17 +183,48 @@ export class OrgLedger {
       this.#trusted.set(org, head);
     }
     const signature = sign(null, checkpointMessage(head.seq, head.hash), this.#signer.privateKey).toString("base64url");
+    // The tree head too, as a C2SP checkpoint witnesses can cosign, and the tree's right edge for the next one.
+    const frontier = yield* orgFrontier(org, head.seq, this.#signer);
+    const origin = orgLedgerOrigin(this.#signer.publicKey, org);
+    const note = signNote(checkpointText({ origin, size: head.seq, root: frontier.root() }), origin, this.#signer.privateKey);
     yield* run(
-      "INSERT INTO org_checkpoints (org, seq, hash, ts, key_id, signature) VALUES (?,?,?,?,?,?) ON CONFLICT (org, seq) DO UPDATE SET hash = excluded.hash, ts = excluded.ts, key_id = excluded.key_id, signature = excluded.signature",
+      "INSERT INTO org_checkpoints (org, seq, hash, ts, key_id, signature, note, frontier) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (org, seq) DO UPDATE SET hash = excluded.hash, ts = excluded.ts, key_id = excluded.key_id, signature = excluded.signature, note = excluded.note, frontier = excluded.frontier",
       org,
       head.seq,
       head.hash,
       now,
       this.#signer.keyId,
       signature,
+      note,
+      encodeFrontier(frontier),
     );
     yield* run("UPDATE org_ledger_heads SET checkpoint_seq = ?, checkpoint_ts = ? WHERE org = ?", head.seq, now, org);
   }
+}
+
+/**
+ * The organization's tree head at `size` as a frontier: from the newest stored frontier at or below `size`
+ * whose fold matches the root its signed note carries (this key's), extended by the entry hashes since.
+ * Without one, from the first entry. Reads the entries since that checkpoint, never the whole log twice.
+ */
+export function* orgFrontier(org: string, size: number, signer: Pick<SigningKey, "publicKey">): Query<MerkleFrontier> {
+  let frontier = new MerkleFrontier();
+  const origin = orgLedgerOrigin(signer.publicKey, org);
+  const base = yield* get<{ seq: number; note: string | null; frontier: string | null }>("SELECT seq, note, frontier FROM org_checkpoints WHERE org = ? AND seq <= ? AND frontier IS NOT NULL ORDER BY seq DESC LIMIT 1", org, size);
+  if (base?.note != null) {
+    const opened = openCheckpoint(base.note, { name: origin, publicKey: signer.publicKey });
+    const resumed = "head" in opened && opened.head.size === Number(base.seq) ? decodeFrontier(Number(base.seq), base.frontier, opened.head.root) : undefined;
+    if (resumed !== undefined) frontier = resumed;
+  }
+  while (frontier.size < size) {
+    const page = yield* all<{ seq: number; hash: string }>("SELECT seq, hash FROM org_ledger WHERE org = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?", org, frontier.size, size, VERIFY_PAGE * 10);
+    if (page.length === 0 || Number(page[0]!.seq) !== frontier.size + 1) throw new LedgerIntegrityError(frontier.size + 1, `entry ${frontier.size + 1} of organization "${org}" is missing`);
+    for (const row of page) {
+      if (Number(row.seq) !== frontier.size + 1) throw new LedgerIntegrityError(frontier.size + 1, `entry ${frontier.size + 1} of organization "${org}" is missing`);
+      frontier.push(Buffer.from(row.hash, "hex"));
+    }
+  }
+  return frontier;
 }
 
 /**  Appends a server-made entry (a decision, a key change) with canonical data. */

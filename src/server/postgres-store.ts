@@ -24,7 +24,7 @@ import type { EvidenceBundle } from "../ledger/evidence.js";
 import { runAsync, toPostgres, type Query, type SqlOp, type SqlValue } from "./sql.js";
 import { assertOrg, principalOf } from "./sqlite-store.js";
 import { answerApproval, approvalEntries, escalateApprovals, escalationDue, ESCALATION_CANDIDATES, resolveApproval, type ServerApprovalRow, ruleForRequest, type ApprovalAnswer } from "./approval-rules.js";
-import { deliveriesSchema, SERVER_V3_COLUMNS } from "./schema.js";
+import { agentLogHeadsSchema, deliveriesSchema, SERVER_V3_COLUMNS, SERVER_V4_COLUMNS } from "./schema.js";
 import { DEFAULT_APPROVAL_TIMEOUT } from "./store.js";
 import { appendStream } from "./stream-log.js";
 import type {
@@ -157,6 +157,10 @@ CREATE INDEX stream_slots_by_org ON stream_slots (org, expires_at);
     .flatMap(([table, columns]) => columns.map((column) => `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${column.replace(/ INTEGER$/, " BIGINT")};`))
     .join("\n")}
 ${deliveriesSchema({ int: "BIGINT", text: "TEXT" })}`,
+  `${Object.entries(SERVER_V4_COLUMNS)
+    .flatMap(([table, columns]) => columns.map((column) => `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${column};`))
+    .join("\n")}
+${agentLogHeadsSchema({ int: "BIGINT", text: "TEXT" })}`,
 ];
 
 type Executor = (op: SqlOp) => Promise<unknown>;

@@ -23,7 +23,7 @@ import { countersignCheckpoint, countersignedCheckpoint } from "./countersign.js
 import type { WitnessAnswer } from "../ledger/witness.js";
 import { appendStream } from "./stream-log.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
-import { deliveriesSchema, SERVER_SCHEMA_SQL, SERVER_SCHEMA_V2_SQL, SERVER_SCHEMA_VERSION, SERVER_V3_COLUMNS } from "./schema.js";
+import { agentLogHeadsSchema, deliveriesSchema, SERVER_SCHEMA_SQL, SERVER_SCHEMA_V2_SQL, SERVER_SCHEMA_VERSION, SERVER_V3_COLUMNS, SERVER_V4_COLUMNS } from "./schema.js";
 import { DEFAULT_APPROVAL_TIMEOUT } from "./store.js";
 import type {
   AgentRecord,
@@ -733,17 +733,26 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
         this.#moveSharedChain();
       }
       if (version < 3) {
-        for (const [table, columns] of Object.entries(SERVER_V3_COLUMNS)) {
-          const present = new Set(this.#sql.all<{ name: string }>(`PRAGMA table_info(${table})`).map((column) => column.name));
-          for (const column of columns) if (!present.has(column.split(" ")[0]!)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column}`);
-        }
+        this.#addColumns(SERVER_V3_COLUMNS);
         db.exec(deliveriesSchema({ int: "INTEGER", text: "TEXT" }));
+      }
+      if (version < 4) {
+        this.#addColumns(SERVER_V4_COLUMNS);
+        db.exec(agentLogHeadsSchema({ int: "INTEGER", text: "TEXT" }));
       }
       this.#sql.run("INSERT INTO meta (key, value) VALUES ('server_schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", String(SERVER_SCHEMA_VERSION));
       db.exec("COMMIT");
     } catch (error) {
       db.exec("ROLLBACK");
       throw error;
+    }
+  }
+
+  /** Adds the columns an older file lacks. */
+  #addColumns(tables: Readonly<Record<string, readonly string[]>>): void {
+    for (const [table, columns] of Object.entries(tables)) {
+      const present = new Set(this.#sql.all<{ name: string }>(`PRAGMA table_info(${table})`).map((column) => column.name));
+      for (const column of columns) if (!present.has(column.split(" ")[0]!)) this.store.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column}`);
     }
   }
 
