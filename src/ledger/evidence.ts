@@ -54,6 +54,8 @@ export const EvidenceBundleSchema = z.strictObject({
   /** The subject's entries, and the policy set entry in force before them. */
   entries: z.array(EvidenceEntrySchema).min(1).max(100_000),
   createdAt: z.number().int(),
+  /** What the issuer could not vouch for (a configured witness that has not cosigned the checkpoint); not signed, never needed to verify. */
+  warnings: z.array(z.string().max(1000)).max(16).optional(),
 });
 
 /**
@@ -90,7 +92,7 @@ export type EvidenceVerification =
   | { ok: false; problem: string };
 
 /** A stored ledger row as a bundle carries it: the exact bytes hashed, and its inclusion proof in `tree`. */
-export function evidenceEntryOf(row: LedgerRow, tree: MerkleTree): EvidenceEntry {
+export function evidenceEntryOf(row: LedgerRow, tree: MerkleTree, size = tree.size): EvidenceEntry {
   return {
     seq: row.seq,
     id: row.id,
@@ -105,7 +107,7 @@ export function evidenceEntryOf(row: LedgerRow, tree: MerkleTree): EvidenceEntry
     dataJson: row.data,
     prevHash: row.prev_hash,
     hash: row.hash,
-    inclusionProof: tree.inclusionProof(row.seq - 1).map((h) => Buffer.from(h).toString("base64")),
+    inclusionProof: tree.inclusionProof(row.seq - 1, size).map((h) => Buffer.from(h).toString("base64")),
   };
 }
 

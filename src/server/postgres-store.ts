@@ -19,6 +19,9 @@ import { ingestBatchPostgres, type LiveRows } from "./postgres-ingest.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
 import { countersignCheckpoint, countersignedCheckpoint } from "./countersign.js";
 import type { WitnessAnswer } from "../ledger/witness.js";
+import type { WitnessCheck } from "../ledger/witnessed.js";
+import type { WitnessedLog } from "../ledger/witnessing.js";
+import { ledgerOrgs, orgWitnessedLog } from "./org-witnessing.js";
 import { draftOf, OrgLedger, orgEvidence, orgLedgerSchema, policySetOrgDraft, toOrgLedgerEntry, verifyChain, type OrgLedgerRow } from "./org-ledger.js";
 import type { EvidenceBundle } from "../ledger/evidence.js";
 import { runAsync, toPostgres, type Query, type SqlOp, type SqlValue } from "./sql.js";
@@ -930,12 +933,30 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
 
   // ── ledger ────────────────────────────────────────────────────────────────────────────────
 
-  async verifyLedger(org: string): Promise<LedgerReport> {
+  async verifyLedger(org: string, options: { witnesses?: readonly WitnessCheck[] | undefined } = {}): Promise<LedgerReport> {
     await this.#ready;
-    return runAsync(verifyChain(org, this.#ledgerKey!.publicKey, this.#ledgerKey!.keyId), async (op) => {
+    return this.#read(verifyChain(org, this.#ledgerKey!.publicKey, this.#ledgerKey!.keyId, options));
+  }
+
+  /** Runs a shared read-only routine statement by statement on the pool. */
+  async #read<T>(query: Query<T>): Promise<T> {
+    await this.#ready;
+    return runAsync(query, async (op) => {
       const result = await this.#pool!.query(toPostgres(op.sql), op.params);
       return op.kind === "get" ? result.rows[0] : op.kind === "all" ? result.rows : result.rowCount;
     });
+  }
+
+  async ledgerOrgs(): Promise<string[]> {
+    return this.#read(ledgerOrgs());
+  }
+
+  async checkpointLedger(org: string): Promise<void> {
+    await this.#transaction((exec) => this.#run(exec, this.#orgLedger!.checkpointNow(org)));
+  }
+
+  orgWitnessedLog(org: string): WitnessedLog {
+    return orgWitnessedLog(org, (query) => this.#read(query), (query) => this.#transaction((exec) => this.#run(exec, query)));
   }
 
   async ledgerPublicKey(): Promise<SigningKey["publicKey"]> {
@@ -951,12 +972,9 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
     return this.#transaction((exec) => this.#run(exec, countersignedCheckpoint(org, origin)));
   }
 
-  async evidence(org: string, id: string): Promise<EvidenceBundle> {
+  async evidence(org: string, id: string, options: { witnesses?: readonly string[] | undefined } = {}): Promise<EvidenceBundle> {
     await this.#ready;
-    return runAsync(orgEvidence(org, id, this.#ledgerKey!), async (op) => {
-      const result = await this.#pool!.query(toPostgres(op.sql), op.params);
-      return op.kind === "get" ? result.rows[0] : op.kind === "all" ? result.rows : result.rowCount;
-    });
+    return this.#read(orgEvidence(org, id, this.#ledgerKey!, options));
   }
 
   async *exportLedger(org: string, options: { afterSeq: number; limit: number }): AsyncIterable<LedgerEntry> {

@@ -21,6 +21,9 @@ import type { EvidenceBundle } from "../ledger/evidence.js";
 import { runSync, type Query, type SqlOp } from "./sql.js";
 import { countersignCheckpoint, countersignedCheckpoint } from "./countersign.js";
 import type { WitnessAnswer } from "../ledger/witness.js";
+import type { WitnessCheck } from "../ledger/witnessed.js";
+import type { WitnessedLog } from "../ledger/witnessing.js";
+import { ledgerOrgs, orgWitnessedLog } from "./org-witnessing.js";
 import { appendStream } from "./stream-log.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
 import { agentLogHeadsSchema, deliveriesSchema, SERVER_SCHEMA_SQL, SERVER_SCHEMA_V2_SQL, SERVER_SCHEMA_VERSION, SERVER_V3_COLUMNS, SERVER_V4_COLUMNS } from "./schema.js";
@@ -649,18 +652,38 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
 
   // ── ledger ────────────────────────────────────────────────────────────────────────────────
 
-  async verifyLedger(org: string): Promise<LedgerReport> {
+  async verifyLedger(org: string, options: { witnesses?: readonly WitnessCheck[] | undefined } = {}): Promise<LedgerReport> {
     this.store.flush();
-    return this.#run(verifyChain(org, this.#ledgerKey.publicKey, this.#ledgerKey.keyId));
+    return this.#run(verifyChain(org, this.#ledgerKey.publicKey, this.#ledgerKey.keyId, options));
+  }
+
+  async ledgerOrgs(): Promise<string[]> {
+    this.store.flush();
+    return this.#run(ledgerOrgs());
+  }
+
+  async checkpointLedger(org: string): Promise<void> {
+    this.#transaction(() => this.#run(this.#orgLedger.checkpointNow(org)));
+  }
+
+  orgWitnessedLog(org: string): WitnessedLog {
+    return orgWitnessedLog(
+      org,
+      async (query) => {
+        this.store.flush();
+        return this.#run(query);
+      },
+      async (query) => this.#transaction(() => this.#run(query)),
+    );
   }
 
   async ledgerPublicKey(): Promise<SigningKey["publicKey"]> {
     return this.#ledgerKey.publicKey;
   }
 
-  async evidence(org: string, id: string): Promise<EvidenceBundle> {
+  async evidence(org: string, id: string, options: { witnesses?: readonly string[] | undefined } = {}): Promise<EvidenceBundle> {
     this.store.flush();
-    return this.#run(orgEvidence(org, id, this.#ledgerKey));
+    return this.#run(orgEvidence(org, id, this.#ledgerKey, options));
   }
 
   async countersign(org: string, agentId: string | undefined, logKey: string, body: string): Promise<WitnessAnswer> {
