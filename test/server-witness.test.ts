@@ -192,3 +192,37 @@ for (const backend of backends) describe.skipIf(backend.skip !== undefined)(`the
     expect(((await (await api(keys.admin, "GET", "/v1/ledger/verify")).json()) as LedgerReport)).toMatchObject({ ok: true, witnessed: { upTo: 0, head: false }, witnesses: [{ holds: false, failure: "unwitnessed" }] });
   }, 60_000);
 });
+
+describe("warden serve --witness", () => {
+  it("takes a witness by URL (printing the key it gave, to pin) and refuses a value that is not a witness key", async () => {
+    const { spawn } = await import("node:child_process");
+    const { childEnv, REPO, runCli } = await import("./fixtures/proc.js");
+    const { publicKey } = generateKeyPairSync("ed25519");
+    const running = await startWitness({ name: "witness.test/cli", logs: [ledgerVerifierKey(publicKey)] });
+    try {
+      const db = join(dir, "cli.db");
+      const bad = await runCli(join(dir, "unused.db"), ["serve", "--port", "0", "--db", db, "--witness", `${running.url}=not-a-key`], { timeoutMs: 30_000 });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/not a witness verifier key/);
+      const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "src/cli/bin.ts"), "--org", "acme", "serve", "--port", "0", "--db", db, "--witness", running.url], { cwd: REPO, env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`warden serve did not start: ${out}`)), 30_000);
+        child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+          out += chunk;
+          if (/control plane on http/.test(out)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      await new Promise((done) => {
+        child.on("close", done);
+        child.kill("SIGTERM");
+      });
+      expect(out).toContain(`witness ${running.url} gave its key (pin it: --witness ${running.url}=${running.witness.verifierKey()})`);
+    } finally {
+      await running.close();
+    }
+  }, 90_000);
+});

@@ -22,7 +22,7 @@ import { OrgChannels } from "./org-channels.js";
 import { StreamLimits } from "./stream-limits.js";
 import { MAX_INGEST_BYTES } from "../wire/limits.js";
 import type { WitnessConfig, WitnessResult } from "../ledger/witnessing.js";
-import { ServerWitnessing } from "./org-witnessing.js";
+import { checkWitnesses, ServerWitnessing } from "./org-witnessing.js";
 
 /** How often open streams are checked against revoked keys. */
 const KEY_CHECK_INTERVAL = 5000;
@@ -120,6 +120,8 @@ export interface WardenServer {
  */
 export function createWardenServer(options: WardenServerOptions = {}): WardenServer {
   const onError = options.onError ?? ((error: unknown) => console.error("[warden] server:", error));
+  // Before the store opens: a bad witness is a setup error that leaves nothing open.
+  checkWitnesses(options.witnesses ?? []);
   const store: ControlPlaneStore =
     options.store ??
     (options.database !== undefined ? new PostgresControlPlaneStore({ url: options.database, onError }) : new SqliteControlPlaneStore({ path: options.db ?? "./warden.db", onError }));

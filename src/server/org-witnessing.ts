@@ -86,8 +86,7 @@ export class ServerWitnessing {
     this.#witnesses = witnesses;
     this.#onError = options.onError;
     this.#timeoutMs = options.timeoutMs;
-    // Checked now: a bad witness configuration is a setup error, not a warning later.
-    new Witnessing({ newest: () => undefined, notes: () => [], proof: () => [], addCosignatures: () => {} }, witnesses, { onError: () => {} });
+    checkWitnesses(witnesses);
   }
 
   /** The configured witnesses' verifier keys. */
@@ -133,6 +132,11 @@ export class ServerWitnessing {
     this.#closed = true;
     for (const witnessing of this.#orgs.values()) witnessing.close();
   }
+}
+
+/** Throws `ConfigError` for a witness configuration that does not parse: a setup error, not a warning later. */
+export function checkWitnesses(witnesses: readonly WitnessConfig[]): void {
+  new Witnessing({ newest: () => undefined, notes: () => [], proof: () => [], addCosignatures: () => {} }, witnesses, { onError: () => {} });
 }
 
 /** Names the organization in a witnessing failure's message. */
