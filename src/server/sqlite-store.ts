@@ -751,10 +751,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
       db.exec(SERVER_SCHEMA_SQL);
       const version = Number(this.#sql.get<{ value: string }>("SELECT value FROM meta WHERE key = 'server_schema'")?.value ?? 1);
       if (version > SERVER_SCHEMA_VERSION) throw new InvalidStateError(`control plane database has schema ${version}; this version of Warden reads up to ${SERVER_SCHEMA_VERSION}`);
-      if (version < 2) {
-        db.exec(SERVER_SCHEMA_V2_SQL);
-        this.#moveSharedChain();
-      }
+      if (version < 2) db.exec(SERVER_SCHEMA_V2_SQL);
       if (version < 3) {
         this.#addColumns(SERVER_V3_COLUMNS);
         db.exec(deliveriesSchema({ int: "INTEGER", text: "TEXT" }));
@@ -763,6 +760,8 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
         this.#addColumns(SERVER_V4_COLUMNS);
         db.exec(agentLogHeadsSchema({ int: "INTEGER", text: "TEXT" }));
       }
+      // Once every table has its current shape: the move signs checkpoints.
+      if (version < 2) this.#moveSharedChain();
       this.#sql.run("INSERT INTO meta (key, value) VALUES ('server_schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", String(SERVER_SCHEMA_VERSION));
       db.exec("COMMIT");
     } catch (error) {
