@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fetchWitnessedCheckpoint, verifyEvidence, type EvidenceBundle } from "agent-warden";
 import { createWardenServer, PostgresControlPlaneStore, SqliteControlPlaneStore, type ControlPlaneStore, type LedgerReport, type WardenServer } from "agent-warden/server";
 import { startWitness, type RunningWitness } from "agent-warden/witness";
+import { describeVerification } from "../src/cli/evidence.js";
 import { hashEntry } from "../src/ledger/chain.js";
 import { ledgerVerifierKey } from "../src/ledger/evidence.js";
 import { orgLedgerOrigin } from "../src/ledger/note.js";
@@ -142,6 +143,8 @@ for (const backend of backends) describe.skipIf(backend.skip !== undefined)(`the
     expect(errors.some((error) => /witness witness\.test\/w1 .* did not answer/.test(String((error as Error).message)))).toBe(true);
     const unwitnessed = (await (await api(keys.admin, "GET", "/v1/ledger/verify")).json()) as LedgerReport;
     expect(unwitnessed).toMatchObject({ ok: true, witnessed: { upTo: size, head: false } });
+    // As `warden ledger verify --url` prints it.
+    expect(describeVerification(unwitnessed)).toContain(`Witnessed up to entry ${size}: the head (entry ${unwitnessed.entries}) is not witnessed yet.`);
     const later = (await (await api(keys.admin, "GET", "/v1/evidence/tc_two")).json()) as EvidenceBundle;
     expect(later.warnings).toEqual([expect.stringMatching(/not cosigned by witness witness\.test\/w1/)]);
     expect(verifyEvidence(later, { publicKey }).ok).toBe(true);
