@@ -47,3 +47,71 @@ describe("consistency proofs from a frontier", () => {
     expect(decodeFrontier(13, null, frontier.root())).toBeUndefined();
   });
 });
+
+describe("witness rounds prove from the kept frontier", () => {
+  it("the embedded store: each checkpoint keeps its frontier, the round's proof equals the whole tree's, and a witness cosigns round after round", async () => {
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { SqliteStore } = await import("../src/store/sqlite-store.js");
+    const { loadOrCreateKey } = await import("../src/ledger/keys.js");
+    const { storeWitnessedLog } = await import("../src/ledger/witnessing.js");
+    const { Witness } = await import("../src/ledger/witness.js");
+    const { ledgerVerifierKey } = await import("../src/ledger/evidence.js");
+    const dir = mkdtempSync(join(tmpdir(), "warden-rounds-"));
+    const signer = loadOrCreateKey(join(dir, "keys", "ledger.pem"));
+    const store = new SqliteStore({ path: join(dir, "warden.db"), signer, checkpointEvery: 7, checkpointIntervalMs: Number.MAX_SAFE_INTEGER, maxBatch: 1 << 30, onError: (error) => { throw error; } });
+    const witness = new Witness({ name: "witness.test/rounds", logs: [ledgerVerifierKey(signer.publicKey)] });
+    try {
+      const log = storeWitnessedLog(store);
+      let held = 0;
+      for (let round = 0; round < 5; round++) {
+        for (let i = 0; i < 11 + round * 3; i++) store.append({ id: `evt_${round}_${i}`, ts: 1, type: "tool.called", org: "default", agentId: "a", runId: "r", stepId: null, toolCallId: null, actor: null, dataJson: "{}" });
+        store.flush();
+        store.checkpointNow();
+        const newest = (await log.newest())!;
+        const frontier = store.peek<{ frontier: string | null }>("SELECT frontier FROM checkpoints WHERE seq = ?", newest.size)?.frontier;
+        expect(frontier, "the frontier kept with the checkpoint").toMatch(/^[A-Za-z0-9+/=]+( [A-Za-z0-9+/=]+)*$/);
+        const proof = held === 0 ? [] : await log.proof(held, newest.size);
+        if (held > 0) {
+          const whole = new MerkleTree(store.all<{ hash: string }>("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq", newest.size).map((r) => Buffer.from(r.hash, "hex")));
+          expect(hex(proof)).toEqual(hex(whole.consistencyProof(held, newest.size)));
+        }
+        expect(witness.addCheckpoint({ oldSize: held, proof, checkpoint: newest.note })).toMatchObject({ status: 200 });
+        held = newest.size;
+      }
+    } finally {
+      witness.close();
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the control plane: an organization's checkpoints keep their frontiers, and its proofs equal the whole tree's", async () => {
+    const { SqliteControlPlaneStore } = await import("agent-warden/server");
+    const store = new SqliteControlPlaneStore({ path: ":memory:", checkpointEvery: 5 });
+    try {
+      const sizes: number[] = [];
+      for (let round = 0; round < 4; round++) {
+        for (let i = 0; i < 6 + round; i++) await store.createKey({ org: "acme", role: "agent", name: `k${round}.${i}` });
+        await store.checkpointLedger("acme");
+        sizes.push((await store.orgWitnessedLog("acme").newest())!.size);
+      }
+      const hashes = [];
+      for await (const entry of store.exportLedger("acme", { afterSeq: 0, limit: 10_000 })) hashes.push(Buffer.from(entry.hash, "hex"));
+      const whole = new MerkleTree(hashes);
+      const log = store.orgWitnessedLog("acme");
+      for (let k = 1; k < sizes.length; k++) expect(hex(await log.proof(sizes[0]!, sizes[k]!))).toEqual(hex(whole.consistencyProof(sizes[0]!, sizes[k]!)));
+      const { orgConsistencyProof } = await import("../src/server/org-witnessing.js");
+      const { runSync } = await import("../src/server/sql.js");
+      const db = store.store.db;
+      expect((db.prepare("SELECT count(*) AS n FROM org_checkpoints WHERE org = 'acme' AND frontier IS NOT NULL AND note IS NOT NULL").get() as { n: number }).n).toBeGreaterThanOrEqual(sizes.length);
+      // Without the frontier kept (a checkpoint from before schema 4), the whole tree answers the same.
+      db.prepare("UPDATE org_checkpoints SET frontier = NULL").run();
+      const query = (op: { kind: string; sql: string; params: unknown[] }) => (op.kind === "all" ? db.prepare(op.sql).all(...(op.params as never[])) : db.prepare(op.sql).get(...(op.params as never[])));
+      expect(hex(runSync(orgConsistencyProof("acme", sizes[0]!, sizes[3]!), query))).toEqual(hex(whole.consistencyProof(sizes[0]!, sizes[3]!)));
+    } finally {
+      await store.close();
+    }
+  });
+});
