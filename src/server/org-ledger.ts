@@ -246,7 +246,8 @@ export function policySetOrgDraft(policySet: unknown, actor: string | null, id: 
 /**
  * An evidence bundle for one run or tool call of an organization: its entries, the policy set entry in
  * force before them, inclusion proofs, and a tree head of the organization's log signed now, over a
- * chain verified first (the control plane never vouches for entries it has not checked).
+ * chain verified first (the control plane never vouches for entries it has not checked). With `witnesses`
+ * (verifier keys), under the stored checkpoint most of them cosigned, and `warnings` naming any that did not.
  */
 export function* orgEvidence(org: string, id: string, signer: SigningKey, options: { witnesses?: readonly string[] | undefined } = {}): Query<EvidenceBundle> {
   const report = yield* verifyChain(org, signer.publicKey, signer.keyId);
