@@ -10,9 +10,13 @@ import { MerkleTree, verifyConsistency, verifyInclusion } from "../src/ledger/me
 import { checkpointText, ledgerOrigin, signNote, verifierKey } from "../src/ledger/note.js";
 import { Witness } from "../src/ledger/witness.js";
 import { startWitness } from "../src/ledger/witness-server.js";
-import { requestCosignature } from "../src/ledger/witnessing.js";
 import { bundleVerifier } from "../src/console/verify-asset.js";
 import { verifyBundle } from "../src/verify/index.js";
+import { requestCosignature, storeWitnessedLog } from "../src/ledger/witnessing.js";
+import { canonicalJson } from "../src/internal/canonical.js";
+import { newId } from "../src/internal/ids.js";
+import { loadOrCreateKey } from "../src/ledger/keys.js";
+import { SqliteStore } from "../src/store/sqlite-store.js";
 import { Warden } from "../src/warden.js";
 import { measureAsync, measureSync, type BenchRow } from "./harness.js";
 
@@ -92,6 +96,43 @@ export async function run(): Promise<BenchRow[]> {
     }, { samples: 500, warmup: 50 })), note: "POST /add-checkpoint with a consistency proof" });
   } finally {
     await running.close();
+  }
+  rows.push(...witnessRounds());
+  return rows;
+}
+
+/**
+ * A witness round's consistency proof on an embedded store of 10,000 and 100,000 entries, 100 written since
+ * the head the witness cosigned: before, the whole tree rebuilt from every entry hash; after, from the tree's
+ * right edge kept with that checkpoint and the 100 hashes since.
+ */
+function witnessRounds(): BenchRow[] {
+  const rows: BenchRow[] = [];
+  const SINCE = 100;
+  for (const total of [10_000, 100_000]) {
+    const dir = mkdtempSync(join(tmpdir(), "warden-bench-rounds-"));
+    try {
+      const store = new SqliteStore({ path: join(dir, "warden.db"), signer: loadOrCreateKey(join(dir, "keys", "ledger.pem")), checkpointEvery: 1000, checkpointIntervalMs: Number.MAX_SAFE_INTEGER, maxBatch: 1 << 30, onError: (error) => console.error(error) });
+      const data = canonicalJson({ toolName: "read_order", input: { id: 1042 } });
+      for (let i = 0; i < total + SINCE; i++) {
+        store.append({ id: newId("evt"), ts: Date.now(), type: "tool.called", org: "default", agentId: "bench", runId: "run_bench", stepId: null, toolCallId: newId("tc"), actor: null, dataJson: data });
+        if (i % 10_000 === 9_999) store.flush();
+      }
+      store.flush();
+      store.checkpointNow();
+      const size = total + SINCE;
+      const log = storeWitnessedLog(store);
+      const before = () => new MerkleTree(store.all<{ hash: string }>("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq", size).map((r) => Buffer.from(r.hash, "hex"))).consistencyProof(total, size);
+      const after = () => log.proof(total, size) as Uint8Array[];
+      const same = (a: Uint8Array[], b: Uint8Array[]) => a.length === b.length && a.every((h, k) => Buffer.from(h).equals(Buffer.from(b[k]!)));
+      if (!same(before(), after())) throw new Error("the proofs differ");
+      const label = `witness round at ${total.toLocaleString("en")} entries (${SINCE} new), consistency proof`;
+      rows.push({ group: "evidence", name: `${label}, before: tree rebuilt`, ...measureSync(before, { samples: total > 10_000 ? 5 : 20, warmup: 2 }), note: `reads ${size.toLocaleString("en")} hashes` });
+      rows.push({ group: "evidence", name: `${label}, after: from the kept frontier`, ...measureSync(after, { samples: 200, warmup: 20 }), note: `reads ${SINCE} hashes + the frontier` });
+      store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
   return rows;
 }

@@ -36,7 +36,9 @@ export function describeVerification(result: LedgerVerification | LedgerCheck): 
   const keyNote = "key" in result && result.key !== undefined ? ` Checkpoints checked against key ${result.key.keyId}${result.key.source === "store" ? " read from beside the store (whoever can rewrite the store can usually replace it: pass --public-key)" : result.key.source === "supplied" ? " (supplied)" : " (configured)"}.` : "";
   const coverage = "coverage" in result && result.coverage !== undefined ? ` Signed up to entry ${result.coverage.coveredTo}; ${result.coverage.uncovered} after it covered by no signature.` : "";
   const witnesses = "witnesses" in result && result.witnesses !== undefined ? result.witnesses.map((w) => `\n  witness ${w.witness}: ${w.holds ? `holds (${w.heads} cosigned head${w.heads === 1 ? "" : "s"}, newest of ${w.newest} entries)` : `FAILS: ${w.problem}`}`).join("") : "";
-  if (result.ok) return `ledger OK: ${result.entries} entries, ${result.checkpoints} signed checkpoints${result.head ? `, head ${result.head.hash.slice(0, 16)}…` : ""}.${coverage}${keyNote}${witnesses}`;
+  // A control plane with witnesses says how far they hold cosigned heads.
+  const witnessed = "witnessed" in result && result.witnessed !== undefined ? ` Witnessed up to entry ${result.witnessed.upTo}${result.witnessed.head ? " (the head)" : `: the head (entry ${result.entries}) is not witnessed yet`}.` : "";
+  if (result.ok) return `ledger OK: ${result.entries} entries, ${result.checkpoints} signed checkpoints${result.head ? `, head ${result.head.hash.slice(0, 16)}…` : ""}.${coverage}${keyNote}${witnessed}${witnesses}`;
   if ("reason" in result && (result.reason === "uncovered" || result.reason === "unwitnessed")) return `ledger NOT VERIFIED (${result.reason}): ${result.problem}.${coverage}${keyNote}${witnesses}`;
   if (witnesses !== "") return `ledger BROKEN: ${result.problem}.${keyNote}${witnesses}`;
   return result.firstBadSeq === undefined ? `ledger BROKEN: ${result.problem}` : `ledger BROKEN at entry ${result.firstBadSeq}: ${result.problem} (${result.entries} entries verified before it).${keyNote}`;

@@ -6,9 +6,12 @@ import { InvalidInputError, RemoteError } from "../errors.js";
 import type { HaltRecord, HaltTarget } from "../halt/halt.js";
 import type { ApprovalRecord, RunSummary } from "../records.js";
 import type { Warden } from "../warden.js";
+import type { WitnessedHeads } from "../ledger/witnessed.js";
 
 /** A control plane names the first bad entry only when it is the caller's organization's (the chain is shared): `firstBadSeq` may be absent. */
-export type LedgerCheck = { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string } | null } | { ok: false; entries: number; firstBadSeq?: number | undefined; problem: string };
+export type LedgerCheck =
+  | { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string } | null; witnesses?: WitnessedHeads[] | undefined; witnessed?: { upTo: number; head: boolean } | undefined }
+  | { ok: false; entries: number; firstBadSeq?: number | undefined; problem: string; witnesses?: WitnessedHeads[] | undefined };
 
 export interface Operator {
   halt(input: HaltTarget & { reason: string; actor?: string | undefined }): Promise<HaltRecord>;

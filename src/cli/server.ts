@@ -42,6 +42,13 @@ const describeKey = (k: ApiKeyRecord) =>
 
 const dbOption = () => new Option("--db <path>", "control plane database (SQLite)").env("WARDEN_SERVER_DB").default("./warden.db");
 
+/** The verifier key a witness gives at `<url>/key`. */
+async function witnessKeyAt(url: string): Promise<string> {
+  const response = await fetch(`${url}/key`, { signal: AbortSignal.timeout(10_000) });
+  if (!response.ok) throw new Error(`it did not give its key (${response.status})`);
+  return (await response.text()).trim();
+}
+
 /**
  * `warden serve` (the control plane) and `warden keys create|list|revoke` (API keys, on the
  * database directly). The organization is the global `--org`.
@@ -56,7 +63,8 @@ export function registerServerCommands(program: Command): void {
     .addOption(dbOption())
     .addOption(new Option("--database <url>", "PostgreSQL instead of SQLite (postgres://user:password@host:port/db): several replicas can share it").env("WARDEN_DATABASE_URL"))
     .addOption(new Option("--channels <file>", "approval channels (webhooks, Slack, one-time links) from a YAML or JSON file; ${VAR} reads the environment").env("WARDEN_CHANNELS"))
-    .action(async (opts: { port: string; host: string; db: string; database?: string; trustProxy?: string; channels?: string }) => {
+    .option("--witness <url[=key]>", "an outside witness (warden witness) asked to cosign each organization's checkpoints: its URL, and its verifier key after = (without it, the key the witness gives at /key is taken and printed to pin); repeatable", (value: string, previous: string[]) => [...previous, value], [])
+    .action(async (opts: { port: string; host: string; db: string; database?: string; trustProxy?: string; channels?: string; witness: string[] }) => {
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new CommanderError(EXIT_USAGE, "warden.port", `invalid port "${opts.port}"`);
       const organization = org(program);
@@ -69,7 +77,24 @@ export function registerServerCommands(program: Command): void {
       } catch (error) {
         throw new CommanderError(EXIT_USAGE, "warden.channels", bareMessage(error));
       }
-      const server = createWardenServer({ db: opts.db, database: opts.database, trustProxy, channels });
+      const witnesses: Array<{ url: string; key: string }> = [];
+      for (const spec of opts.witness) {
+        const split = spec.indexOf("=");
+        const url = (split < 0 ? spec : spec.slice(0, split)).replace(/\/+$/, "");
+        try {
+          const key = split < 0 ? await witnessKeyAt(url) : spec.slice(split + 1);
+          if (split < 0) console.log(`witness ${url} gave its key (pin it: --witness ${url}=${key})`);
+          witnesses.push({ url, key });
+        } catch (error) {
+          throw new CommanderError(EXIT_USAGE, "warden.witness", `witness ${url}: ${bareMessage(error)}`);
+        }
+      }
+      let server: Awaited<ReturnType<typeof createWardenServer>>;
+      try {
+        server = createWardenServer({ db: opts.db, database: opts.database, trustProxy, channels, witnesses });
+      } catch (error) {
+        throw new CommanderError(EXIT_USAGE, "warden.witness", bareMessage(error));
+      }
       let key: string | undefined;
       try {
         // Reaches the database (and migrates it) before listening: a wrong URL fails here, naming host and port.

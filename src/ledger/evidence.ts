@@ -26,7 +26,7 @@ export type { EvidenceBundle, EvidenceEntry } from "../verify/schema.js";
 export type EvidenceVerification = BundleVerification;
 
 /** A stored ledger row as a bundle carries it: the exact bytes hashed, and its inclusion proof in `tree`. */
-export function evidenceEntryOf(row: LedgerRow, tree: MerkleTree): EvidenceEntry {
+export function evidenceEntryOf(row: LedgerRow, tree: MerkleTree, size = tree.size): EvidenceEntry {
   return {
     seq: row.seq,
     id: row.id,
@@ -41,7 +41,7 @@ export function evidenceEntryOf(row: LedgerRow, tree: MerkleTree): EvidenceEntry
     dataJson: row.data,
     prevHash: row.prev_hash,
     hash: row.hash,
-    inclusionProof: tree.inclusionProof(row.seq - 1).map((h) => Buffer.from(h).toString("base64")),
+    inclusionProof: tree.inclusionProof(row.seq - 1, size).map((h) => Buffer.from(h).toString("base64")),
   };
 }
 

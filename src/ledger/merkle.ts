@@ -152,27 +152,96 @@ export class MerkleTree {
     return path;
   }
 
+  /** MTH(D[start:start+n]): the root of any range of leaves (0 <= start, start + n <= size). */
+  rangeRoot(start: number, n: number): Uint8Array {
+    if (!(start >= 0 && n > 0 && start + n <= this.size)) throw new RangeError(`no range of ${n} leaves at ${start} in a tree of size ${this.size}`);
+    return this.#subtree(start, n);
+  }
+
   /** RFC 9162 §2.1.4.1: the consistency proof between the trees of sizes `m` and `n` (0 < m <= n). */
   consistencyProof(m: number, n = this.size): Uint8Array[] {
     if (!(m > 0 && m <= n && n <= this.size)) throw new RangeError(`no consistency proof from size ${m} to ${n}`);
-    const proof: Uint8Array[] = [];
-    const sub = (m: number, start: number, size: number, complete: boolean): void => {
-      if (m === size) {
-        if (!complete) proof.push(this.#subtree(start, size));
-        return;
-      }
-      const k = largestPowerOfTwoBelow(size);
-      if (m <= k) {
-        sub(m, start, k, complete);
-        proof.push(this.#subtree(start + k, size - k));
-      } else {
-        sub(m - k, start + k, size - k, false);
-        proof.push(this.#subtree(start, k));
-      }
-    };
-    sub(m, 0, n, true);
-    return proof;
+    return consistencyPath(m, n, (start, size) => this.#subtree(start, size));
   }
+}
+
+/**
+ * RFC 9162 §2.1.4.1 SUBPROOF, with the subtree roots asked of `subtree(start, size)`. Every range asked
+ * either lies within the first `m` leaves as a run of whole perfect subtrees of the frontier at `m`, or
+ * lies within leaves `m..n-1`: what `consistencyProofFrom` answers without the rest of the tree.
+ */
+function consistencyPath(m: number, n: number, subtree: (start: number, size: number) => Uint8Array): Uint8Array[] {
+  const proof: Uint8Array[] = [];
+  const sub = (m: number, start: number, size: number, complete: boolean): void => {
+    if (m === size) {
+      if (!complete) proof.push(subtree(start, size));
+      return;
+    }
+    const k = largestPowerOfTwoBelow(size);
+    if (m <= k) {
+      sub(m, start, k, complete);
+      proof.push(subtree(start + k, size - k));
+    } else {
+      sub(m - k, start + k, size - k, false);
+      proof.push(subtree(start, k));
+    }
+  };
+  sub(m, 0, n, true);
+  return proof;
+}
+
+/**
+ * The consistency proof from size `from.size` to `from.size + leaves.length`, from the frontier at the old
+ * size and the entry hashes appended since: O(new entries + log n) hashes, whatever the log's length, so
+ * a witness round costs what was written since the last one.
+ */
+export function consistencyProofFrom(from: MerkleFrontier, leaves: readonly Uint8Array[], sha: Sha256 = nodeSha256): Uint8Array[] {
+  const m = from.size;
+  const n = m + leaves.length;
+  if (!(m > 0)) throw new RangeError("no consistency proof from the empty tree");
+  if (m === n) return [];
+  const nodes = from.nodes();
+  // Where each perfect subtree of the frontier starts: its sizes are the set bits of m, largest first.
+  const starts: number[] = [];
+  const sizes: number[] = [];
+  for (let rest = m, start = 0, bit = 2 ** Math.floor(Math.log2(m)); bit >= 1; bit /= 2) {
+    if (rest >= bit) {
+      starts.push(start);
+      sizes.push(bit);
+      start += bit;
+      rest -= bit;
+    }
+  }
+  const after = new MerkleTree([...leaves], sha);
+  return consistencyPath(m, n, (start, size) => {
+    if (start >= m) return after.rangeRoot(start - m, size);
+    // A run of whole frontier subtrees, folded right to left.
+    const first = starts.indexOf(start);
+    let end = first;
+    let covered = 0;
+    while (end < nodes.length && covered < size) covered += sizes[end++]!;
+    if (first < 0 || covered !== size) throw new RangeError(`leaves ${start}..${start + size - 1} are not whole subtrees of the frontier at ${m}`);
+    let root = nodes[end - 1]!;
+    for (let i = end - 2; i >= first; i--) root = nodeHash(nodes[i]!, root, sha);
+    return root;
+  });
+}
+
+/** A frontier's nodes as text (base64, space-separated) to store beside its checkpoint. */
+export function encodeFrontier(frontier: MerkleFrontier): string {
+  return frontier.nodes().map((node) => Buffer.from(node).toString("base64")).join(" ");
+}
+
+/**
+ * A stored frontier of a tree of `size` leaves, accepted only when it folds to `root` (the root a signed
+ * checkpoint of that size carries): nodes that fold to a signed root are the tree's own.
+ */
+export function decodeFrontier(size: number, text: string | null | undefined, root: Uint8Array, sha: Sha256 = nodeSha256): MerkleFrontier | undefined {
+  if (text === null || text === undefined) return undefined;
+  const nodes = text === "" ? [] : text.split(" ").map((part) => Buffer.from(part, "base64"));
+  if (nodes.some((node, i) => node.length !== 32 || node.toString("base64") !== text.split(" ")[i])) return undefined;
+  const frontier = MerkleFrontier.of(size, nodes.map((node) => new Uint8Array(node)), sha);
+  return frontier !== undefined && equalBytes(frontier.root(), root) ? frontier : undefined;
 }
 
 /** The largest power of two strictly below `n` (n >= 2). */

@@ -6,7 +6,8 @@ import { z } from "zod";
 import { ConfigError, LedgerIntegrityError, RemoteError } from "../errors.js";
 import type { SqliteStore } from "../store/sqlite-store.js";
 import { openCosignatures, parseWitnessKey, type WitnessKey } from "./cosignature.js";
-import { MerkleTree } from "./merkle.js";
+import { consistencyProofFrom, decodeFrontier, MerkleTree } from "./merkle.js";
+import { parseCheckpointText, parseNote } from "./note.js";
 import { submissionBody, type CheckpointSubmission } from "./witness.js";
 
 /** A witness the ledger asks for cosignatures: where it answers, and its verifier key (`warden witness` prints it). */
@@ -35,16 +36,16 @@ export interface WitnessResult {
   problem?: string;
 }
 
-/** A log whose checkpoints can be witnessed: the embedded store's, or a control plane organization's. */
+/** A log whose checkpoints can be witnessed: the embedded store's (answers at once), or a control plane organization's (answers from its database). */
 export interface WitnessedLog {
   /** The newest signed checkpoint note and its size. */
-  newest(): { size: number; note: string } | undefined;
+  newest(): { size: number; note: string } | undefined | Promise<{ size: number; note: string } | undefined>;
   /** Checkpoint notes from the newest down, for finding the last one a witness cosigned. */
-  notes(): Iterable<{ size: number; note: string }>;
+  notes(): Iterable<{ size: number; note: string }> | AsyncIterable<{ size: number; note: string }>;
   /** RFC 9162 consistency proof from `oldSize` to `size` over the log's entries. */
-  proof(oldSize: number, size: number): Uint8Array[];
+  proof(oldSize: number, size: number): Uint8Array[] | Promise<Uint8Array[]>;
   /** Appends verified cosignature lines to the stored note of `size`, if it is still `note`. */
-  addCosignatures(size: number, note: string, lines: string): void;
+  addCosignatures(size: number, note: string, lines: string): void | Promise<void>;
 }
 
 /** Sends checkpoints to witnesses; one round at a time. */
@@ -98,7 +99,7 @@ export class Witnessing {
     if (this.#closed) return { ...base, size: 0, status: "none" };
     let size = 0;
     try {
-      const newest = this.#log.newest();
+      const newest = await this.#log.newest();
       if (newest === undefined) return { ...base, size: 0, status: "none" };
       size = newest.size;
       const note = newest.note;
@@ -106,7 +107,7 @@ export class Witnessing {
         this.#cosignedSize.set(w.key, size);
         return { ...base, size, status: "already" };
       }
-      let oldSize = this.#cosignedSize.get(w.key) ?? this.#lastCosigned(w.parsed);
+      let oldSize = this.#cosignedSize.get(w.key) ?? (await this.#lastCosigned(w.parsed));
       // At most twice: a 409 names the size the witness holds, and the second try proves from there.
       for (let attempt = 0; attempt < 2; attempt++) {
         if (oldSize > size) {
@@ -114,7 +115,7 @@ export class Witnessing {
           this.#onError(new LedgerIntegrityError(size + 1, problem));
           return { ...base, size, status: "refused", problem };
         }
-        const submission: CheckpointSubmission = { oldSize, proof: oldSize > 0 && oldSize < size ? this.#log.proof(oldSize, size) : [], checkpoint: note };
+        const submission: CheckpointSubmission = { oldSize, proof: oldSize > 0 && oldSize < size ? await this.#log.proof(oldSize, size) : [], checkpoint: note };
         const answer = await requestCosignature(w.url, submission, this.#timeoutMs, w.headers);
         if (this.#closed) return { ...base, size, status: "unreachable", problem: "the client closed before the witness answered" };
         if (answer.status === 409 && answer.size !== undefined && attempt === 0 && answer.size !== oldSize) {
@@ -133,7 +134,7 @@ export class Witnessing {
           this.#onError(new RemoteError(problem, { status: 200, retryable: false }));
           return { ...base, size, status: "refused", problem };
         }
-        this.#log.addCosignatures(size, note, lines);
+        await this.#log.addCosignatures(size, note, lines);
         this.#cosignedSize.set(w.key, size);
         return { ...base, size, status: "cosigned" };
       }
@@ -147,8 +148,8 @@ export class Witnessing {
   }
 
   /** The size of the newest stored checkpoint that carries a valid cosignature of `witness` (0: none). */
-  #lastCosigned(witness: WitnessKey): number {
-    for (const { size, note } of this.#log.notes()) if (note.includes(`\n— ${witness.name} `) && openCosignatures(note, [witness]).cosignatures.length > 0) return size;
+  async #lastCosigned(witness: WitnessKey): Promise<number> {
+    for await (const { size, note } of this.#log.notes()) if (note.includes(`\n— ${witness.name} `) && openCosignatures(note, [witness]).cosignatures.length > 0) return size;
     return 0;
   }
 }
@@ -199,6 +200,14 @@ export function storeWitnessedLog(store: SqliteStore): WitnessedLog {
       for (const row of store.iterate<{ seq: number; note: string }>("SELECT seq, note FROM checkpoints WHERE note IS NOT NULL ORDER BY seq DESC")) yield { size: row.seq, note: row.note };
     },
     proof: (oldSize, size) => {
+      // From the tree's right edge kept with the checkpoint the witness last cosigned: the entries since, not the whole log.
+      const from = store.peek<{ note: string | null; frontier: string | null }>("SELECT note, frontier FROM checkpoints WHERE seq = ?", oldSize);
+      const head = from?.note == null ? undefined : parseCheckpointText(parseNote(from.note)?.text ?? "");
+      const frontier = head?.size === oldSize ? decodeFrontier(oldSize, from!.frontier, head.root) : undefined;
+      if (frontier !== undefined) {
+        const leaves = store.all<{ hash: string }>("SELECT hash FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq", oldSize, size).map((r) => Buffer.from(r.hash, "hex"));
+        if (leaves.length === size - oldSize) return consistencyProofFrom(frontier, leaves);
+      }
       const hashes = store.all<{ hash: string }>("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq", size).map((r) => Buffer.from(r.hash, "hex"));
       return new MerkleTree(hashes).consistencyProof(oldSize, size);
     },

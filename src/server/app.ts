@@ -21,6 +21,8 @@ import { StreamHub } from "./stream.js";
 import { OrgChannels } from "./org-channels.js";
 import { StreamLimits } from "./stream-limits.js";
 import { MAX_INGEST_BYTES } from "../wire/limits.js";
+import type { WitnessConfig, WitnessResult } from "../ledger/witnessing.js";
+import { checkWitnesses, ServerWitnessing } from "./org-witnessing.js";
 
 /** How often open streams are checked against revoked keys. */
 const KEY_CHECK_INTERVAL = 5000;
@@ -71,6 +73,15 @@ export interface WardenServerOptions {
    * Every request and outcome of every organization is delivered; `GET /v1/approval-channels/deliveries` lists deliveries.
    */
   channels?: ApprovalChannelsOptions | undefined;
+  /**
+   * Outside witnesses asked to cosign each organization's checkpoints (`warden witness`, or any C2SP
+   * tlog-witness that follows this server's ledger key), as in the embedded `ledger.witnesses`: URL and
+   * verifier key. Cosignatures are kept on the checkpoints and travel in evidence bundles; a witness that
+   * does not answer is reported to `onError` and asked again next round, never holding up a write.
+   */
+  witnesses?: readonly WitnessConfig[] | undefined;
+  /** How often new checkpoints are signed and sent to the witnesses. Default 10 s. */
+  witnessInterval?: number | undefined;
   /** More routes of your own, mounted after the API and the console and before the 404 handler. */
   extend?: ((app: Express, context: ServerContext) => void) | undefined;
   /** Receives unexpected errors (500s, background failures). Default: `console.error`. */
@@ -90,6 +101,11 @@ export interface WardenServer {
   readonly store: ControlPlaneStore;
   /** Listens on `port` (0: any free port) and `host` (default 127.0.0.1). */
   listen(port?: number, host?: string): Promise<{ port: number; host: string; url: string }>;
+  /**
+   * Signs a checkpoint of each organization's new entries and asks the `witnesses` to cosign it now (rounds
+   * also run every `witnessInterval`). Never rejects: each organization's results say what each witness did.
+   */
+  witness(): Promise<Record<string, WitnessResult[]>>;
   /** Ends every stream, stops listening and closes the store. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -104,6 +120,8 @@ export interface WardenServer {
  */
 export function createWardenServer(options: WardenServerOptions = {}): WardenServer {
   const onError = options.onError ?? ((error: unknown) => console.error("[warden] server:", error));
+  // Before the store opens: a bad witness is a setup error that leaves nothing open.
+  checkWitnesses(options.witnesses ?? []);
   const store: ControlPlaneStore =
     options.store ??
     (options.database !== undefined ? new PostgresControlPlaneStore({ url: options.database, onError }) : new SqliteControlPlaneStore({ path: options.db ?? "./warden.db", onError }));
@@ -140,7 +158,9 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
   };
   const limits = { body: options.bodyLimit ?? "256kb", ingestBody: options.ingestBodyLimit ?? MAX_INGEST_BYTES, streams: options.maxStreams ?? 1000, streamsPerKey: Math.min(options.maxStreamsPerKey ?? 20, options.maxStreams ?? 1000) };
   const streamLimits = new StreamLimits(hub, store.streamSlots, { streams: limits.streams, perKey: limits.streamsPerKey }, onError);
-  const context: ServerContext = { store, hub, publish, limits, streamLimits, retryMs: options.streamRetry ?? 1000, channelsFor: (org) => channels.for(org) };
+  // The organizations' checkpoints go to the witnesses in rounds, in the background.
+  const witnessing = witnessingOf(store, options.witnesses ?? [], onError);
+  const context: ServerContext = { store, hub, publish, limits, streamLimits, retryMs: options.streamRetry ?? 1000, channelsFor: (org) => channels.for(org), witnessKeys: witnessing?.keys ?? [] };
 
   // Another replica's halts, decisions, policy versions and revocations reach this replica's streams.
   const unsubscribe = store.onExternalChanges?.((changes) => publish(changes, "replica"));
@@ -229,10 +249,14 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
   const pruner = setInterval(() => void store.pruneStream(Date.now() - retention).catch(background), Math.min(retention, 3_600_000));
   pruner.unref();
 
+  const witnessTimer = witnessing && setInterval(() => void witnessing.sync(), options.witnessInterval ?? 10_000);
+  witnessTimer?.unref();
+
   let server: Server | undefined;
   return {
     app,
     store,
+    witness: () => witnessing?.sync() ?? Promise.resolve({}),
     listen(port = 0, host = "127.0.0.1") {
       return new Promise((resolve, reject) => {
         const listening = app.listen(port, host, (error?: Error) => {
@@ -251,6 +275,8 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
       clearInterval(sweeper);
       clearInterval(keyCheck);
       clearInterval(pruner);
+      if (witnessTimer) clearInterval(witnessTimer);
+      witnessing?.close();
       channels.close();
       unsubscribe?.();
       streamLimits.close();
@@ -263,6 +289,14 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
       await store.close();
     },
   };
+}
+
+/** The witnessing of the store's organizations, when witnesses are configured (a store without the means is a setup error). */
+function witnessingOf(store: ControlPlaneStore, witnesses: readonly WitnessConfig[], onError: (error: unknown) => void): ServerWitnessing | undefined {
+  if (witnesses.length === 0) return undefined;
+  const { ledgerOrgs, checkpointLedger, orgWitnessedLog } = store;
+  if (ledgerOrgs === undefined || checkpointLedger === undefined || orgWitnessedLog === undefined) throw new ConfigError("witnesses: this store cannot have its checkpoints witnessed (it lacks ledgerOrgs, checkpointLedger and orgWitnessedLog)");
+  return new ServerWitnessing({ ledgerOrgs: () => ledgerOrgs.call(store), checkpointLedger: (org) => checkpointLedger.call(store, org), orgWitnessedLog: (org) => orgWitnessedLog.call(store, org) }, witnesses, { onError });
 }
 
 /**

@@ -17,4 +17,6 @@ export interface ServerContext {
   retryMs: number;
   /** The approval channels serving an organization (the server's own, or its policy set's), if any. */
   channelsFor(org: string): Promise<ApprovalChannels | undefined>;
+  /** The verifier keys of the witnesses asked to cosign the organizations' checkpoints (`witnesses` option). */
+  witnessKeys: readonly string[];
 }

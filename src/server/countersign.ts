@@ -13,11 +13,6 @@ export function controlPlaneWitnessName(publicKey: KeyObject): string {
   return `${ledgerOrigin(publicKey)}/witness`;
 }
 
-// Created on first use, in SQL both databases accept, so no schema version is spent on it.
-const TABLE = `CREATE TABLE IF NOT EXISTS agent_log_heads (
-  org TEXT NOT NULL, origin TEXT NOT NULL, agent_id TEXT, size BIGINT NOT NULL, root TEXT NOT NULL, note TEXT NOT NULL, ts BIGINT NOT NULL, PRIMARY KEY (org, origin)
-)`;
-
 /**
  * Judges one agent checkpoint submission of organization `org`: the log's verifier key (`logKey`) must
  * name the checkpoint's origin and sign it; the checkpoint must extend the head last countersigned for
@@ -36,7 +31,6 @@ export function* countersignCheckpoint(org: string, agentId: string | undefined,
   if (text.origin !== log.name) return { status: 404, problem: `the checkpoint is of log "${text.origin}", not of the key given` };
   const opened = openCheckpoint(submission.checkpoint, log);
   if ("problem" in opened) return { status: 403, problem: `the checkpoint ${opened.problem}` };
-  yield* run(TABLE);
   yield* run("INSERT INTO agent_log_heads (org, origin, agent_id, size, root, note, ts) VALUES (?,?,?,0,?,?,?) ON CONFLICT (org, origin) DO NOTHING", org, log.name, agentId ?? null, "", "", Date.now());
   // Taking the row (an UPDATE) serializes submissions for this log until the transaction ends.
   const row = (yield* get<{ size: number | string; root: string }>("UPDATE agent_log_heads SET ts = ts WHERE org = ? AND origin = ? RETURNING size, root", org, log.name))!;
@@ -51,7 +45,6 @@ export function* countersignCheckpoint(org: string, agentId: string | undefined,
 
 /** The last checkpoint the control plane countersigned for an agent log of `org` (with its cosignature). */
 export function* countersignedCheckpoint(org: string, origin: string): Query<string | undefined> {
-  yield* run(TABLE);
   const row = yield* get<{ note: string }>("SELECT note FROM agent_log_heads WHERE org = ? AND origin = ? AND size > 0", org, origin);
   return row?.note;
 }

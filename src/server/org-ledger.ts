@@ -9,8 +9,10 @@ import { checkpointMessage, GENESIS_HASH, hashEntry, type LedgerEntry } from "..
 import { LedgerIntegrityError, NotFoundError } from "../errors.js";
 import { evidenceEntryOf, POLICY_SET_ENTRY, policySetDraft, type EvidenceBundle } from "../ledger/evidence.js";
 import type { SigningKey } from "../ledger/keys.js";
-import { MerkleTree } from "../ledger/merkle.js";
-import { checkpointText, orgLedgerOrigin, signNote, verifierKey } from "../ledger/note.js";
+import { decodeFrontier, encodeFrontier, equalBytes, MerkleFrontier, MerkleTree } from "../ledger/merkle.js";
+import { WitnessJudge, type WitnessCheck } from "../ledger/witnessed.js";
+import { cosignersOf, witnessNames } from "./org-witnessing.js";
+import { checkpointText, openCheckpoint, orgLedgerOrigin, signNote, verifierKey } from "../ledger/note.js";
 import { toLedgerEntry } from "../store/sqlite-store.js";
 import { all, get, run, type Query, type SqlValue } from "./sql.js";
 import type { LedgerReport } from "./store.js";
@@ -188,17 +190,48 @@ export class OrgLedger {
       this.#trusted.set(org, head);
     }
     const signature = sign(null, checkpointMessage(head.seq, head.hash), this.#signer.privateKey).toString("base64url");
+    // The tree head too, as a C2SP checkpoint witnesses can cosign, and the tree's right edge for the next one.
+    const frontier = yield* orgFrontier(org, head.seq, this.#signer);
+    const origin = orgLedgerOrigin(this.#signer.publicKey, org);
+    const note = signNote(checkpointText({ origin, size: head.seq, root: frontier.root() }), origin, this.#signer.privateKey);
     yield* run(
-      "INSERT INTO org_checkpoints (org, seq, hash, ts, key_id, signature) VALUES (?,?,?,?,?,?) ON CONFLICT (org, seq) DO UPDATE SET hash = excluded.hash, ts = excluded.ts, key_id = excluded.key_id, signature = excluded.signature",
+      "INSERT INTO org_checkpoints (org, seq, hash, ts, key_id, signature, note, frontier) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (org, seq) DO UPDATE SET hash = excluded.hash, ts = excluded.ts, key_id = excluded.key_id, signature = excluded.signature, note = excluded.note, frontier = excluded.frontier",
       org,
       head.seq,
       head.hash,
       now,
       this.#signer.keyId,
       signature,
+      note,
+      encodeFrontier(frontier),
     );
     yield* run("UPDATE org_ledger_heads SET checkpoint_seq = ?, checkpoint_ts = ? WHERE org = ?", head.seq, now, org);
   }
+}
+
+/**
+ * The organization's tree head at `size` as a frontier: from the newest stored frontier at or below `size`
+ * whose fold matches the root its signed note carries (this key's), extended by the entry hashes since.
+ * Without one, from the first entry. Reads the entries since that checkpoint, never the whole log twice.
+ */
+export function* orgFrontier(org: string, size: number, signer: Pick<SigningKey, "publicKey">): Query<MerkleFrontier> {
+  let frontier = new MerkleFrontier();
+  const origin = orgLedgerOrigin(signer.publicKey, org);
+  const base = yield* get<{ seq: number; note: string | null; frontier: string | null }>("SELECT seq, note, frontier FROM org_checkpoints WHERE org = ? AND seq <= ? AND frontier IS NOT NULL ORDER BY seq DESC LIMIT 1", org, size);
+  if (base?.note != null) {
+    const opened = openCheckpoint(base.note, { name: origin, publicKey: signer.publicKey });
+    const resumed = "head" in opened && opened.head.size === Number(base.seq) ? decodeFrontier(Number(base.seq), base.frontier, opened.head.root) : undefined;
+    if (resumed !== undefined) frontier = resumed;
+  }
+  while (frontier.size < size) {
+    const page = yield* all<{ seq: number; hash: string }>("SELECT seq, hash FROM org_ledger WHERE org = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?", org, frontier.size, size, VERIFY_PAGE * 10);
+    if (page.length === 0 || Number(page[0]!.seq) !== frontier.size + 1) throw new LedgerIntegrityError(frontier.size + 1, `entry ${frontier.size + 1} of organization "${org}" is missing`);
+    for (const row of page) {
+      if (Number(row.seq) !== frontier.size + 1) throw new LedgerIntegrityError(frontier.size + 1, `entry ${frontier.size + 1} of organization "${org}" is missing`);
+      frontier.push(Buffer.from(row.hash, "hex"));
+    }
+  }
+  return frontier;
 }
 
 /**  Appends a server-made entry (a decision, a key change) with canonical data. */
@@ -218,9 +251,10 @@ export function policySetOrgDraft(policySet: unknown, actor: string | null, id: 
 /**
  * An evidence bundle for one run or tool call of an organization: its entries, the policy set entry in
  * force before them, inclusion proofs, and a tree head of the organization's log signed now, over a
- * chain verified first (the control plane never vouches for entries it has not checked).
+ * chain verified first (the control plane never vouches for entries it has not checked). With `witnesses`
+ * (verifier keys), under the stored checkpoint most of them cosigned, and `warnings` naming any that did not.
  */
-export function* orgEvidence(org: string, id: string, signer: SigningKey): Query<EvidenceBundle> {
+export function* orgEvidence(org: string, id: string, signer: SigningKey, options: { witnesses?: readonly string[] | undefined } = {}): Query<EvidenceBundle> {
   const report = yield* verifyChain(org, signer.publicKey, signer.keyId);
   if (!report.ok) throw new LedgerIntegrityError(report.firstBadSeq ?? report.entries + 1, report.problem);
   let kind: "run" | "toolCall" = "toolCall";
@@ -230,21 +264,35 @@ export function* orgEvidence(org: string, id: string, signer: SigningKey): Query
     rows = yield* all<OrgLedgerRow>("SELECT * FROM org_ledger WHERE org = ? AND run_id = ? ORDER BY seq", org, id);
   }
   if (rows.length === 0 || report.head === null) throw new NotFoundError("run or tool call in the ledger", id);
-  const size = report.head.seq;
   const policy = yield* get<OrgLedgerRow>("SELECT * FROM org_ledger WHERE org = ? AND type = ? AND run_id IS NULL AND tool_call_id IS NULL AND seq < ? ORDER BY seq DESC LIMIT 1", org, POLICY_SET_ENTRY, Number(rows[0]!.seq));
   const hashes: Buffer[] = [];
-  for (let after = 0; after < size; ) {
-    const page = yield* all<{ seq: number; hash: string }>("SELECT seq, hash FROM org_ledger WHERE org = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?", org, after, size, VERIFY_PAGE * 10);
+  for (let after = 0; after < report.head.seq; ) {
+    const page = yield* all<{ seq: number; hash: string }>("SELECT seq, hash FROM org_ledger WHERE org = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?", org, after, report.head.seq, VERIFY_PAGE * 10);
     if (page.length === 0) break;
     for (const row of page) hashes.push(Buffer.from(row.hash, "hex"));
     after = Number(page[page.length - 1]!.seq);
   }
   const tree = new MerkleTree(hashes);
   const origin = orgLedgerOrigin(signer.publicKey, org);
-  const checkpoint = signNote(checkpointText({ origin, size, root: tree.root(size) }), origin, signer.privateKey);
+  // A stored checkpoint covering the entries, cosigned by the configured witnesses where one is: it proves
+  // more than a head signed now. Its root must be the tree's at its size.
+  const last = Number(rows[rows.length - 1]!.seq);
+  const stored = (yield* all<{ seq: number; note: string }>("SELECT seq, note FROM org_checkpoints WHERE org = ? AND seq >= ? AND seq <= ? AND note IS NOT NULL ORDER BY seq DESC LIMIT 64", org, last, report.head.seq))
+    .map((row) => ({ size: Number(row.seq), note: row.note }))
+    .filter(({ size, note }) => {
+      const opened = openCheckpoint(note, { name: origin, publicKey: signer.publicKey });
+      return "head" in opened && opened.head.size === size && equalBytes(opened.head.root, tree.root(size));
+    });
+  const witnesses = options.witnesses ?? [];
+  const cosigned = (note: string) => cosignersOf(note, witnesses).length;
+  const chosen = witnesses.length === 0 ? undefined : stored.reduce<{ size: number; note: string } | undefined>((best, c) => (best === undefined || cosigned(c.note) > cosigned(best.note) ? c : best), undefined);
+  const size = chosen?.size ?? report.head.seq;
+  const checkpoint = chosen?.note ?? signNote(checkpointText({ origin, size, root: tree.root(size) }), origin, signer.privateKey);
+  const missing = witnessNames(witnesses).filter((name) => !cosignersOf(checkpoint, witnesses).includes(name));
+  const warnings = missing.map((name) => `the checkpoint (size ${size}) is not cosigned by witness ${name}: these entries are not witnessed yet, or the witness did not answer`);
   // PostgreSQL hands bigint columns back as strings.
-  const entries = (policy ? [policy, ...rows] : rows).map((raw) => evidenceEntryOf({ ...raw, seq: Number(raw.seq), ts: Number(raw.ts) }, tree));
-  return { format: "agent-warden.evidence/1", subject: { kind, id }, log: { origin, verifierKey: verifierKey(origin, signer.publicKey) }, checkpoint, entries, createdAt: Date.now() };
+  const entries = (policy ? [policy, ...rows] : rows).map((raw) => evidenceEntryOf({ ...raw, seq: Number(raw.seq), ts: Number(raw.ts) }, tree, size));
+  return { format: "agent-warden.evidence/1", subject: { kind, id }, log: { origin, verifierKey: verifierKey(origin, signer.publicKey) }, checkpoint, entries, createdAt: Date.now(), ...(warnings.length > 0 && { warnings }) };
 }
 
 /**
@@ -288,12 +336,17 @@ function* verifySince(org: string, head: { seq: number; hash: string }, publicKe
  * Re-hashes one organization's chain and checks its signed checkpoints. Names the first
  * entry that was modified, deleted, inserted or moved, by its place in this organization's chain.
  */
-export function* verifyChain(org: string, publicKey: SigningKey["publicKey"], keyId: string): Query<LedgerReport> {
+export function* verifyChain(org: string, publicKey: SigningKey["publicKey"], keyId: string, options: { witnesses?: readonly WitnessCheck[] | undefined } = {}): Query<LedgerReport> {
   let expected = 1;
   let prevHash = GENESIS_HASH;
   const hashes = new Map<number, string>();
-  const checkpoints = (yield* all<{ seq: number; hash: string; key_id: string; signature: string }>("SELECT seq, hash, key_id, signature FROM org_checkpoints WHERE org = ? ORDER BY seq", org)).map((c) => ({ ...c, seq: Number(c.seq) }));
+  const judge = options.witnesses === undefined || options.witnesses.length === 0 ? undefined : new WitnessJudge(options.witnesses);
+  const checkpoints = (yield* all<{ seq: number; hash: string; key_id: string; signature: string; note: string | null }>(`SELECT seq, hash, key_id, signature, ${judge ? "note" : "NULL AS note"} FROM org_checkpoints WHERE org = ? ORDER BY seq`, org)).map((c) => ({ ...c, seq: Number(c.seq) }));
   const checkpointSeqs = new Set(checkpoints.map((c) => c.seq));
+  // Witnesses judge tree heads: the roots at the sizes their heads and the stored notes name.
+  const frontier = judge ? new MerkleFrontier() : undefined;
+  const rootSizes = new Set([...(judge?.sizes ?? []), ...checkpoints.filter((c) => c.note !== null).map((c) => c.seq)]);
+  const roots = new Map<number, Uint8Array>();
   const fail = (seq: number, problem: string): LedgerReport => ({ ok: false, entries: expected - 1, firstBadSeq: seq, problem });
   for (;;) {
     const rows = yield* all<OrgLedgerRow>("SELECT * FROM org_ledger WHERE org = ? AND seq >= ? ORDER BY seq LIMIT ?", org, expected, VERIFY_PAGE);
@@ -312,6 +365,10 @@ export function* verifyChain(org: string, publicKey: SigningKey["publicKey"], ke
       const entry = { seq, id: row.id, ts: Number(row.ts), type: row.type, org: row.org, agentId: row.agent_id, runId: row.run_id, stepId: row.step_id, toolCallId: row.tool_call_id, actor: row.actor, prevHash: row.prev_hash };
       if (row.org !== org || hashEntry(entry, dataJson) !== row.hash) return fail(seq, "content does not match its hash (modified)");
       if (checkpointSeqs.has(seq)) hashes.set(seq, row.hash);
+      if (frontier !== undefined) {
+        frontier.push(Buffer.from(row.hash, "hex"));
+        if (rootSizes.has(seq)) roots.set(seq, frontier.root());
+      }
       prevHash = row.hash;
       expected++;
     }
@@ -327,7 +384,24 @@ export function* verifyChain(org: string, publicKey: SigningKey["publicKey"], ke
     if (checkpoint.key_id !== keyId) return bad(`checkpoint at entry ${checkpoint.seq} was signed by an unknown key`);
     if (!verifySignature(null, checkpointMessage(checkpoint.seq, checkpoint.hash), publicKey, Buffer.from(checkpoint.signature, "base64url"))) return bad(`checkpoint signature at entry ${checkpoint.seq} is invalid`);
   }
-  return { ok: true, entries: count, checkpoints: checkpoints.length, head: count === 0 ? null : { seq: count, hash: prevHash } };
+  const tip = count === 0 ? null : { seq: count, hash: prevHash };
+  if (judge === undefined) return { ok: true, entries: count, checkpoints: checkpoints.length, head: tip };
+  const origin = orgLedgerOrigin(publicKey, org);
+  for (const checkpoint of checkpoints) {
+    if (checkpoint.note === null) continue;
+    const opened = openCheckpoint(checkpoint.note, { name: origin, publicKey });
+    const root = roots.get(checkpoint.seq);
+    if ("problem" in opened || opened.head.size !== checkpoint.seq || root === undefined || !equalBytes(root, opened.head.root)) {
+      return { ok: false, entries: count, firstBadSeq: Math.min(checkpoint.seq, count + 1), problem: `the signed tree head at entry ${checkpoint.seq} does not match the entries` };
+    }
+    judge.noteStored(checkpoint.note, opened.head);
+  }
+  const witnesses = judge.judge(count, roots, (name) => (name === origin ? publicKey : undefined));
+  const broken = witnesses.find((w) => w.failure === "rewritten" || w.failure === "truncated");
+  if (broken !== undefined) return { ok: false, entries: count, firstBadSeq: broken.failure === "truncated" ? count + 1 : 1, problem: broken.problem!, witnesses };
+  // The head is witnessed once every witness holds a head of all the entries.
+  const upTo = Math.min(...witnesses.map((w) => (w.holds ? w.newest : 0)));
+  return { ok: true, entries: count, checkpoints: checkpoints.length, head: tip, witnesses, witnessed: { upTo, head: upTo === count } };
 }
 
 /**  Tables of the per-organization ledger, in SQL both databases accept. */

@@ -20,12 +20,15 @@ import { ingestBatchPostgres } from "./postgres-ingest.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
 import { countersignCheckpoint, countersignedCheckpoint } from "./countersign.js";
 import type { WitnessAnswer } from "../ledger/witness.js";
+import type { WitnessCheck } from "../ledger/witnessed.js";
+import type { WitnessedLog } from "../ledger/witnessing.js";
+import { ledgerOrgs, orgWitnessedLog } from "./org-witnessing.js";
 import { draftOf, OrgLedger, orgEvidence, orgLedgerSchema, policySetOrgDraft, toOrgLedgerEntry, verifyChain, type OrgLedgerRow } from "./org-ledger.js";
 import type { EvidenceBundle } from "../ledger/evidence.js";
 import { runAsync, toPostgres, type Query, type SqlOp, type SqlValue } from "./sql.js";
 import { assertOrg, principalOf } from "./sqlite-store.js";
 import { answerApproval, approvalEntries, escalateApprovals, escalationDue, ESCALATION_CANDIDATES, resolveApproval, type ServerApprovalRow, ruleForRequest, type ApprovalAnswer } from "./approval-rules.js";
-import { deliveriesSchema, SERVER_V3_COLUMNS } from "./schema.js";
+import { agentLogHeadsSchema, deliveriesSchema, SERVER_V3_COLUMNS, SERVER_V4_COLUMNS } from "./schema.js";
 import { DEFAULT_APPROVAL_TIMEOUT } from "./store.js";
 import { appendStream } from "./stream-log.js";
 import type {
@@ -158,6 +161,10 @@ CREATE INDEX stream_slots_by_org ON stream_slots (org, expires_at);
     .flatMap(([table, columns]) => columns.map((column) => `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${column.replace(/ INTEGER$/, " BIGINT")};`))
     .join("\n")}
 ${deliveriesSchema({ int: "BIGINT", text: "TEXT" })}`,
+  `${Object.entries(SERVER_V4_COLUMNS)
+    .flatMap(([table, columns]) => columns.map((column) => `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${column};`))
+    .join("\n")}
+${agentLogHeadsSchema({ int: "BIGINT", text: "TEXT" })}`,
 ];
 
 type Executor = (op: SqlOp) => Promise<unknown>;
@@ -927,12 +934,30 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
 
   // ── ledger ────────────────────────────────────────────────────────────────────────────────
 
-  async verifyLedger(org: string): Promise<LedgerReport> {
+  async verifyLedger(org: string, options: { witnesses?: readonly WitnessCheck[] | undefined } = {}): Promise<LedgerReport> {
     await this.#ready;
-    return runAsync(verifyChain(org, this.#ledgerKey!.publicKey, this.#ledgerKey!.keyId), async (op) => {
+    return this.#read(verifyChain(org, this.#ledgerKey!.publicKey, this.#ledgerKey!.keyId, options));
+  }
+
+  /** Runs a shared read-only routine statement by statement on the pool. */
+  async #read<T>(query: Query<T>): Promise<T> {
+    await this.#ready;
+    return runAsync(query, async (op) => {
       const result = await this.#pool!.query(toPostgres(op.sql), op.params);
       return op.kind === "get" ? result.rows[0] : op.kind === "all" ? result.rows : result.rowCount;
     });
+  }
+
+  async ledgerOrgs(): Promise<string[]> {
+    return this.#read(ledgerOrgs());
+  }
+
+  async checkpointLedger(org: string): Promise<void> {
+    await this.#transaction((exec) => this.#run(exec, this.#orgLedger!.checkpointNow(org)));
+  }
+
+  orgWitnessedLog(org: string): WitnessedLog {
+    return orgWitnessedLog(org, (query) => this.#read(query), (query) => this.#transaction((exec) => this.#run(exec, query)));
   }
 
   async ledgerPublicKey(): Promise<SigningKey["publicKey"]> {
@@ -948,12 +973,9 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
     return this.#transaction((exec) => this.#run(exec, countersignedCheckpoint(org, origin)));
   }
 
-  async evidence(org: string, id: string): Promise<EvidenceBundle> {
+  async evidence(org: string, id: string, options: { witnesses?: readonly string[] | undefined } = {}): Promise<EvidenceBundle> {
     await this.#ready;
-    return runAsync(orgEvidence(org, id, this.#ledgerKey!), async (op) => {
-      const result = await this.#pool!.query(toPostgres(op.sql), op.params);
-      return op.kind === "get" ? result.rows[0] : op.kind === "all" ? result.rows : result.rowCount;
-    });
+    return this.#read(orgEvidence(org, id, this.#ledgerKey!, options));
   }
 
   async *exportLedger(org: string, options: { afterSeq: number; limit: number }): AsyncIterable<LedgerEntry> {

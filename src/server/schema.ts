@@ -1,7 +1,7 @@
 import { orgLedgerSchema } from "./org-ledger.js";
 
 /** The control plane's own schema version, kept in `meta` (the embedded store keeps `user_version`). */
-export const SERVER_SCHEMA_VERSION = 3;
+export const SERVER_SCHEMA_VERSION = 4;
 
 /**
  * Tables the control plane adds to the embedded store's schema. Every row carries its
@@ -79,5 +79,25 @@ export function deliveriesSchema(types: { int: string; text: string }): string {
 CREATE INDEX IF NOT EXISTS approval_deliveries_by_org ON approval_deliveries (org, created_at);
 CREATE INDEX IF NOT EXISTS approval_deliveries_by_approval ON approval_deliveries (org, approval_id);
 CREATE INDEX IF NOT EXISTS approval_deliveries_due ON approval_deliveries (status, next_attempt_at);
+`;
+}
+
+/**
+ * Version 4: the organizations' checkpoints as witnesses read them. `org_checkpoints` gains `note` (the
+ * C2SP tlog-checkpoint signed note of the organization's tree head, with witnesses' cosignature lines
+ * appended as they answer) and `frontier` (the tree's right edge at that size, so the next tree head and a
+ * witness's consistency proof cost the entries since, not the whole log). `agent_log_heads`: the last
+ * agent checkpoint the control plane countersigned per log (created on first use before this version).
+ */
+export const SERVER_V4_COLUMNS: Readonly<Record<string, readonly string[]>> = {
+  org_checkpoints: ["note TEXT", "frontier TEXT"],
+};
+
+/** The countersigned heads of agents' local ledgers, in SQL both databases accept. */
+export function agentLogHeadsSchema(types: { int: string; text: string }): string {
+  const { int, text } = types;
+  return `CREATE TABLE IF NOT EXISTS agent_log_heads (
+  org ${text} NOT NULL, origin ${text} NOT NULL, agent_id ${text}, size ${int} NOT NULL, root ${text} NOT NULL, note ${text} NOT NULL, ts ${int} NOT NULL, PRIMARY KEY (org, origin)
+);
 `;
 }

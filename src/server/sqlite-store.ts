@@ -23,9 +23,12 @@ import type { EvidenceBundle } from "../ledger/evidence.js";
 import { runSync, type Query, type SqlOp } from "./sql.js";
 import { countersignCheckpoint, countersignedCheckpoint } from "./countersign.js";
 import type { WitnessAnswer } from "../ledger/witness.js";
+import type { WitnessCheck } from "../ledger/witnessed.js";
+import type { WitnessedLog } from "../ledger/witnessing.js";
+import { ledgerOrgs, orgWitnessedLog } from "./org-witnessing.js";
 import { appendStream } from "./stream-log.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
-import { deliveriesSchema, SERVER_SCHEMA_SQL, SERVER_SCHEMA_V2_SQL, SERVER_SCHEMA_VERSION, SERVER_V3_COLUMNS } from "./schema.js";
+import { agentLogHeadsSchema, deliveriesSchema, SERVER_SCHEMA_SQL, SERVER_SCHEMA_V2_SQL, SERVER_SCHEMA_VERSION, SERVER_V3_COLUMNS, SERVER_V4_COLUMNS } from "./schema.js";
 import { DEFAULT_APPROVAL_TIMEOUT } from "./store.js";
 import type {
   AgentRecord,
@@ -651,18 +654,38 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
 
   // ── ledger ────────────────────────────────────────────────────────────────────────────────
 
-  async verifyLedger(org: string): Promise<LedgerReport> {
+  async verifyLedger(org: string, options: { witnesses?: readonly WitnessCheck[] | undefined } = {}): Promise<LedgerReport> {
     this.store.flush();
-    return this.#run(verifyChain(org, this.#ledgerKey.publicKey, this.#ledgerKey.keyId));
+    return this.#run(verifyChain(org, this.#ledgerKey.publicKey, this.#ledgerKey.keyId, options));
+  }
+
+  async ledgerOrgs(): Promise<string[]> {
+    this.store.flush();
+    return this.#run(ledgerOrgs());
+  }
+
+  async checkpointLedger(org: string): Promise<void> {
+    this.#transaction(() => this.#run(this.#orgLedger.checkpointNow(org)));
+  }
+
+  orgWitnessedLog(org: string): WitnessedLog {
+    return orgWitnessedLog(
+      org,
+      async (query) => {
+        this.store.flush();
+        return this.#run(query);
+      },
+      async (query) => this.#transaction(() => this.#run(query)),
+    );
   }
 
   async ledgerPublicKey(): Promise<SigningKey["publicKey"]> {
     return this.#ledgerKey.publicKey;
   }
 
-  async evidence(org: string, id: string): Promise<EvidenceBundle> {
+  async evidence(org: string, id: string, options: { witnesses?: readonly string[] | undefined } = {}): Promise<EvidenceBundle> {
     this.store.flush();
-    return this.#run(orgEvidence(org, id, this.#ledgerKey));
+    return this.#run(orgEvidence(org, id, this.#ledgerKey, options));
   }
 
   async countersign(org: string, agentId: string | undefined, logKey: string, body: string): Promise<WitnessAnswer> {
@@ -730,22 +753,30 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
       db.exec(SERVER_SCHEMA_SQL);
       const version = Number(this.#sql.get<{ value: string }>("SELECT value FROM meta WHERE key = 'server_schema'")?.value ?? 1);
       if (version > SERVER_SCHEMA_VERSION) throw new InvalidStateError(`control plane database has schema ${version}; this version of Warden reads up to ${SERVER_SCHEMA_VERSION}`);
-      if (version < 2) {
-        db.exec(SERVER_SCHEMA_V2_SQL);
-        this.#moveSharedChain();
-      }
+      if (version < 2) db.exec(SERVER_SCHEMA_V2_SQL);
       if (version < 3) {
-        for (const [table, columns] of Object.entries(SERVER_V3_COLUMNS)) {
-          const present = new Set(this.#sql.all<{ name: string }>(`PRAGMA table_info(${table})`).map((column) => column.name));
-          for (const column of columns) if (!present.has(column.split(" ")[0]!)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column}`);
-        }
+        this.#addColumns(SERVER_V3_COLUMNS);
         db.exec(deliveriesSchema({ int: "INTEGER", text: "TEXT" }));
       }
+      if (version < 4) {
+        this.#addColumns(SERVER_V4_COLUMNS);
+        db.exec(agentLogHeadsSchema({ int: "INTEGER", text: "TEXT" }));
+      }
+      // Once every table has its current shape: the move signs checkpoints.
+      if (version < 2) this.#moveSharedChain();
       this.#sql.run("INSERT INTO meta (key, value) VALUES ('server_schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", String(SERVER_SCHEMA_VERSION));
       db.exec("COMMIT");
     } catch (error) {
       db.exec("ROLLBACK");
       throw error;
+    }
+  }
+
+  /** Adds the columns an older file lacks. */
+  #addColumns(tables: Readonly<Record<string, readonly string[]>>): void {
+    for (const [table, columns] of Object.entries(tables)) {
+      const present = new Set(this.#sql.all<{ name: string }>(`PRAGMA table_info(${table})`).map((column) => column.name));
+      for (const column of columns) if (!present.has(column.split(" ")[0]!)) this.store.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column}`);
     }
   }
 

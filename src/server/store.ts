@@ -4,6 +4,8 @@ import type { HaltRecord } from "../halt/halt.js";
 import type { LedgerEntry } from "agent-warden";
 import type { SigningKey } from "../ledger/keys.js";
 import type { WitnessAnswer } from "../ledger/witness.js";
+import type { WitnessCheck, WitnessedHeads } from "../ledger/witnessed.js";
+import type { WitnessedLog } from "../ledger/witnessing.js";
 import type { EvidenceBundle } from "../ledger/evidence.js";
 import type { ApprovalRecord, RunRecord, RunSummary, ToolCallRecord } from "../records.js";
 import type { RejectedEvent } from "./ingest.js";
@@ -258,8 +260,17 @@ export interface IngestResult {
  * const summary = (report: LedgerReport) => (report.ok ? `verified (${report.entries} entries)` : report.firstBadSeq === undefined ? report.problem : `first bad entry: ${report.firstBadSeq}`);
  */
 export type LedgerReport =
-  | { ok: true; entries: number; checkpoints: number; head: { seq: number; hash: string } | null }
-  | { ok: false; entries: number; firstBadSeq?: number; problem: string };
+  | {
+      ok: true;
+      entries: number;
+      checkpoints: number;
+      head: { seq: number; hash: string } | null;
+      /** With witnesses to check: what each one's cosigned heads say (a rewritten or cut history is `ok: false`). */
+      witnesses?: WitnessedHeads[];
+      /** With witnesses: the entries every witness holds a cosigned head of (`upTo`), and whether that is all of them. */
+      witnessed?: { upTo: number; head: boolean };
+    }
+  | { ok: false; entries: number; firstBadSeq?: number; problem: string; witnesses?: WitnessedHeads[] };
 
 /**
  * A token (or block) id the organization revoked, as `GET /v1/tokens/revoked` lists it.
@@ -395,9 +406,19 @@ export interface ControlPlaneStore {
   listRevokedTokens(org: string, query: { since: number; afterTokenId?: string | undefined; limit: number }): Promise<RevokedTokenRecord[]>;
 
   // ledger
-  verifyLedger(org: string): Promise<LedgerReport>;
-  /** An evidence bundle for one run or tool call of the organization (`NotFoundError` when it has no entry). */
-  evidence(org: string, id: string): Promise<EvidenceBundle>;
+  /** Re-hashes the organization's chain; with `witnesses`, checks it against their cosigned heads too. */
+  verifyLedger(org: string, options?: { witnesses?: readonly WitnessCheck[] | undefined }): Promise<LedgerReport>;
+  /**
+   * An evidence bundle for one run or tool call of the organization (`NotFoundError` when it has no entry);
+   * with `witnesses` (verifier keys), under the stored checkpoint they cosigned where there is one.
+   */
+  evidence(org: string, id: string, options?: { witnesses?: readonly string[] | undefined }): Promise<EvidenceBundle>;
+  /** Organizations with a ledger (whose checkpoints the server's witnesses are asked to cosign). */
+  ledgerOrgs?(): Promise<string[]>;
+  /** Signs a checkpoint of the organization's head if entries were added since its last one. */
+  checkpointLedger?(org: string): Promise<void>;
+  /** The organization's log as its witnesses see it: signed checkpoints, consistency proofs, cosignatures kept. */
+  orgWitnessedLog?(org: string): WitnessedLog;
   /** The key that signs the organizations' checkpoints and evidence: its public half. */
   ledgerPublicKey(): Promise<SigningKey["publicKey"]>;
   /** Countersigns an agent's local ledger checkpoint (tlog-witness body) if it extends the last one countersigned for that log. */

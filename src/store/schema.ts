@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS ledger (
 CREATE INDEX IF NOT EXISTS ledger_by_run ON ledger (run_id, seq);
 CREATE TABLE IF NOT EXISTS checkpoints (
   seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, ts INTEGER NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL,
-  note TEXT
+  note TEXT, frontier TEXT
 );
 ${TOOL_PINS_SQL}
 `;

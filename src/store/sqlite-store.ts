@@ -6,7 +6,7 @@ import { loadSqlite } from "../internal/runtime.js";
 import { StoreError } from "../errors.js";
 import { checkpointMessage, GENESIS_HASH, hashEntry, storedRowProblem, type LedgerEntry } from "../ledger/chain.js";
 import type { SigningKey } from "../ledger/keys.js";
-import { equalBytes, MerkleFrontier } from "../ledger/merkle.js";
+import { encodeFrontier, equalBytes, MerkleFrontier } from "../ledger/merkle.js";
 import { checkpointText, ledgerOrigin, openCheckpoint, signNote } from "../ledger/note.js";
 import { readVerifiedPosition, verifiedPositionPath } from "../ledger/verified-position.js";
 import { CommitLink } from "./commit-link.js";
@@ -430,7 +430,8 @@ export class SqliteStore {
     // The origin names the key: worked out once per key, not at every checkpoint.
     const origin = this.#origin?.key === signer.publicKey ? this.#origin.name : (this.#origin = { key: signer.publicKey, name: ledgerOrigin(signer.publicKey) }).name;
     const note = signNote(checkpointText({ origin, size: head.seq, root: this.#treeRoot(head.seq) }), origin, signer.privateKey);
-    this.#statement("INSERT OR REPLACE INTO checkpoints (seq, hash, ts, key_id, signature, note) VALUES (?,?,?,?,?,?)").run(head.seq, head.hash, now, signer.keyId, signature, note);
+    // The tree's right edge at this size, kept beside it: a witness round proves from here without rebuilding the tree.
+    this.#statement("INSERT OR REPLACE INTO checkpoints (seq, hash, ts, key_id, signature, note, frontier) VALUES (?,?,?,?,?,?,?)").run(head.seq, head.hash, now, signer.keyId, signature, note, encodeFrontier(this.#frontier!));
     this.#checkedCheckpoint = { seq: head.seq, hash: head.hash, signature };
     this.#lastCheckpoint = { seq: head.seq, ts: now };
   }
@@ -488,15 +489,20 @@ export class SqliteStore {
     return "problem" in opened || opened.head.size !== saved.seq || !equalBytes(opened.head.root, saved.frontier.root()) ? undefined : saved.frontier;
   }
 
-  /** Stores from before tree-head checkpoints gain the column for them; the chain and its checkpoints stay as they are. */
+  /**
+   * Stores from before tree-head checkpoints gain the columns for them (the signed note, and the tree's
+   * right edge at its size); the chain and its checkpoints stay as they are.
+   */
   #migrateCheckpointNotes(): void {
     const columns = this.db.prepare("PRAGMA table_info(checkpoints)").all() as Array<{ name: string }>;
-    if (columns.some((c) => c.name === "note")) return;
-    try {
-      this.db.exec("ALTER TABLE checkpoints ADD COLUMN note TEXT");
-    } catch (error) {
-      // Another process added it first.
-      if (!/duplicate column/i.test((error as Error).message)) throw error;
+    for (const column of ["note", "frontier"]) {
+      if (columns.some((c) => c.name === column)) continue;
+      try {
+        this.db.exec(`ALTER TABLE checkpoints ADD COLUMN ${column} TEXT`);
+      } catch (error) {
+        // Another process added it first.
+        if (!/duplicate column/i.test((error as Error).message)) throw error;
+      }
     }
   }
 

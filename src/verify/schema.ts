@@ -40,6 +40,8 @@ export const EvidenceBundleSchema = z.strictObject({
   /** The subject's entries, and the policy set entry in force before them. */
   entries: z.array(EvidenceEntrySchema).min(1).max(100_000),
   createdAt: z.number().int(),
+  /** What the issuer could not vouch for (a configured witness that has not cosigned the checkpoint); not signed, never needed to verify. */
+  warnings: z.array(z.string().max(1000)).max(16).optional(),
 });
 
 /**

@@ -20,7 +20,8 @@ export function adminRoutes(context: ServerContext): Router {
 
   router.get("/ledger/verify", requirePermission("ledger:read"), async (request, response) => {
     parse(EmptyQuerySchema, request.query, "query");
-    response.json(await store.verifyLedger(principalOf(response).org));
+    // With witnesses configured, the report says which heads they cosigned and whether the newest is among them.
+    response.json(await store.verifyLedger(principalOf(response).org, context.witnessKeys.length > 0 ? { witnesses: context.witnessKeys } : {}));
   });
 
   // The organization's log and the key that signs it, for auditors to pin out of band.
@@ -59,7 +60,7 @@ export function adminRoutes(context: ServerContext): Router {
   router.get("/evidence/:id", requirePermission("ledger:read"), async (request, response) => {
     parse(EmptyQuerySchema, request.query, "query");
     const id = parse(IdSchema, request.params.id, "path");
-    response.set("Cache-Control", "no-store").json(await store.evidence(principalOf(response).org, id));
+    response.set("Cache-Control", "no-store").json(await store.evidence(principalOf(response).org, id, context.witnessKeys.length > 0 ? { witnesses: context.witnessKeys } : {}));
   });
 
   router.get("/ledger/export", requirePermission("ledger:read"), async (request, response) => {
