@@ -12,6 +12,7 @@ const built = existsSync(join(root, "dist/index.d.ts")) && existsSync(join(root,
 const CONSUMER = `import { Warden, ToolBlockedError, type Jwk, type WardenLogger, type PolicySetInput } from "agent-warden";
 import { createWardenServer } from "agent-warden/server";
 import { preToolUse } from "agent-warden/hook";
+import { verifyBundle } from "agent-warden/verify";
 
 const policies: PolicySetInput = { version: 1, policies: [{ id: "no-wipes", when: { tool: "wipe_*" }, action: "block" }] };
 const logger: WardenLogger = { warn: (message) => console.warn(message) };
@@ -26,6 +27,8 @@ try {
 const server = createWardenServer({ db: ":memory:" });
 void server;
 void preToolUse;
+const verdict = await verifyBundle({});
+if (!verdict.ok) console.log(verdict.code, verdict.problem);
 `;
 
 describe.skipIf(!built)("the built declarations (run `npx tsup` first)", () => {
