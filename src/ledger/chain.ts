@@ -1,6 +1,6 @@
 import { hash } from "node:crypto";
 import { canonicalJson } from "../internal/canonical.js";
-import { entryHashText } from "../verify/entry.js";
+import { entryHashText, type HashedFields } from "../verify/entry.js";
 
 /**
  * One ledger entry, as exported and verified. Every field is covered by `hash`, which chains to the
@@ -9,19 +9,8 @@ import { entryHashText } from "../verify/entry.js";
  * import type { LedgerEntry } from "agent-warden";
  * const trail: LedgerEntry[] = warden.ledger.entries({ runId });
  */
-export interface LedgerEntry {
-  seq: number;
-  id: string;
-  ts: number;
-  type: string;
-  org: string;
-  agentId: string | null;
-  runId: string | null;
-  stepId: string | null;
-  toolCallId: string | null;
-  actor: string | null;
+export interface LedgerEntry extends HashedFields {
   data: unknown;
-  prevHash: string;
   hash: string;
 }
 

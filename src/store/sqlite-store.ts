@@ -9,20 +9,12 @@ import type { SigningKey } from "../ledger/keys.js";
 import { encodeFrontier, equalBytes, MerkleFrontier } from "../ledger/merkle.js";
 import { checkpointText, ledgerOrigin, openCheckpoint, signNote } from "../ledger/note.js";
 import { readVerifiedPosition, verifiedPositionPath } from "../ledger/verified-position.js";
+import type { HashedFields } from "../verify/entry.js";
 import { CommitLink } from "./commit-link.js";
 import { MIGRATIONS, SCHEMA_SQL, SCHEMA_VERSION } from "./schema.js";
 
 /** A ledger entry before it has a place in the chain. `dataJson` is its canonical data. */
-export interface LedgerDraft {
-  id: string;
-  ts: number;
-  type: string;
-  org: string;
-  agentId: string | null;
-  runId: string | null;
-  stepId: string | null;
-  toolCallId: string | null;
-  actor: string | null;
+export interface LedgerDraft extends Omit<HashedFields, "seq" | "prevHash"> {
   dataJson: string;
 }
 
