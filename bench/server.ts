@@ -43,7 +43,7 @@ async function ingest(dir: string): Promise<BenchRow[]> {
 }
 
 async function haltPropagation(dir: string): Promise<BenchRow[]> {
-  const server = createWardenServer({ db: join(dir, "halt.db"), console: false, onError: () => {} });
+  const server = createWardenServer({ db: join(dir, "halt.db"), console: false, maxStreamsPerKey: CLIENTS, onError: () => {} });
   const admin = (await server.store.createKey({ org: "bench", role: "admin" })).key;
   const agentKey = (await server.store.createKey({ org: "bench", role: "agent" })).key;
   const { url } = await server.listen(0);

@@ -18,7 +18,7 @@ const POLICIES = {
   policies: [
     { id: "two-leads", when: { tool: "refund" }, action: "require_approval", approval: { approvers: 2, from: ["group:payments-leads", "alice@example.com"] } },
     { id: "any-reviewer", when: { tool: "deploy" }, action: "require_approval" },
-    { id: "escalating", when: { tool: "wire" }, action: "require_approval", approval: { from: ["alice@example.com"], escalate: { after: 400, to: ["group:finance"] } } },
+    { id: "escalating", when: { tool: "wire" }, action: "require_approval", approval: { from: ["alice@example.com"], escalate: { after: 1200, to: ["group:finance"] } } },
   ],
 };
 
@@ -208,7 +208,7 @@ for (const backend of backends) {
         }
         throw new Error("never escalated");
       })();
-      expect(escalated.escalatedAt).toBeGreaterThanOrEqual(escalated.createdAt + 400);
+      expect(escalated.escalatedAt).toBeGreaterThanOrEqual(escalated.createdAt + 1200);
       const history = (await call(urls[0]!, key.root!, "GET", `/v1/approvals/${approvalId}/history`)).body.timeline;
       expect(history.filter((item: { kind: string }) => item.kind === "escalated")).toEqual([expect.objectContaining({ to: ["group:finance"] })]);
       expect((await answer(urls[0]!, key.carol!, approvalId, "approve", { reason: "finance on call" })).body).toMatchObject({ status: "approved", reviewer: "carol" });
