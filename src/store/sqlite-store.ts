@@ -5,6 +5,7 @@ import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { loadSqlite } from "../internal/runtime.js";
 import { StoreError } from "../errors.js";
 import { checkpointMessage, GENESIS_HASH, hashEntry, storedRowProblem, type LedgerEntry } from "../ledger/chain.js";
+import { foldDrafts } from "../ledger/fold.js";
 import type { SigningKey } from "../ledger/keys.js";
 import { encodeFrontier, equalBytes, MerkleFrontier } from "../ledger/merkle.js";
 import { checkpointText, ledgerOrigin, openCheckpoint, signNote } from "../ledger/note.js";
@@ -81,6 +82,8 @@ export class SqliteStore {
   readonly #options: StoreOptions;
   readonly #statements = new Map<string, StatementSync>();
   #queue: WriteOp[] = [];
+  /** The last ledger draft queued, and the queue it went into (a call's end may fold into it). */
+  #lastDraft: { op: { ledger: LedgerDraft }; queue: WriteOp[] } | undefined;
   #scheduled: NodeJS.Timeout | undefined;
   #closed = false;
   #lastCheckpoint: { seq: number; ts: number } | undefined;
@@ -161,10 +164,27 @@ export class SqliteStore {
     return op;
   }
 
-  /** Queues a ledger entry; it is hashed into the chain when its group commits. */
+  /**
+   * Queues a ledger entry; it is hashed into the chain when its group commits. The event that ends a
+   * tool call folds into that call's `tool.called` while it is still queued and the last entry queued
+   * (so no entry changes place): a call that ends within its commit window is one entry.
+   */
   append(draft: LedgerDraft): void {
     if (this.#options.readOnly) throw new StoreError(`store "${this.path}" is open read-only`);
-    this.#push({ ledger: draft });
+    const last = this.#lastDraft;
+    if (last !== undefined && last.queue === this.#queue && !this.#closed) {
+      const folded = foldDrafts(last.op.ledger, draft);
+      if (folded !== undefined) {
+        last.op.ledger = folded;
+        this.#lastDraft = undefined;
+        return;
+      }
+    }
+    const op = { ledger: draft };
+    // The queue it joins: once handed over or committed, the queue is another array and nothing folds into it.
+    const queue = this.#queue;
+    this.#push(op);
+    this.#lastDraft = { op, queue };
   }
 
   /** The data (canonical JSON) of the newest ledger entry of a type, if any. */
