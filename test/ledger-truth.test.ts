@@ -27,7 +27,8 @@ let copies = 0;
 
 beforeAll(async () => {
   const warden = new Warden({ agentId: "billing-agent", store: join(pristine, "warden.db"), ledger: { checkpointEvery: EVERY, checkpointInterval: "1h" } });
-  for (let i = 0; i < 6; i++) {
+  // Each call is one entry (it ends within its commit window): enough runs for more than three checkpoints.
+  for (let i = 0; i < 8; i++) {
     await warden.run({ task: `refund ${i}` }, async (run) => {
       await run.tool("read_order", { id: i }, () => ({ id: i, total: 1000 * i }));
       await run.tool("payments.refund", { id: i, amount: 100 * i, currency: "EUR" }, () => "refunded");
@@ -82,9 +83,10 @@ function rehashFrom(db: DatabaseSync, from: number, dataOf: (r: LedgerRow) => st
 
 /** The refund of run 3 turned into something else, canonical and re-hashed. */
 function rewriteRefund(db: DatabaseSync): number {
-  const target = (db.prepare("SELECT seq, data FROM ledger WHERE type = 'tool.called' AND data LIKE '%payments.refund%' ORDER BY seq").all() as Array<{ seq: number; data: string }>)[3]!;
-  const data = JSON.parse(target.data) as Record<string, unknown>;
-  db.prepare("UPDATE ledger SET data = ? WHERE seq = ?").run(canonicalJson({ ...data, input: { id: 3, amount: 1, currency: "EUR" } }), target.seq);
+  // A call that ended within its commit window is one `tool.call` entry: its start is `called`.
+  const target = (db.prepare("SELECT seq, data FROM ledger WHERE type = 'tool.call' AND data LIKE '%payments.refund%' ORDER BY seq").all() as Array<{ seq: number; data: string }>)[3]!;
+  const data = JSON.parse(target.data) as { called: Record<string, unknown> };
+  db.prepare("UPDATE ledger SET data = ? WHERE seq = ?").run(canonicalJson({ ...data, called: { ...data.called, input: { id: 3, amount: 1, currency: "EUR" } } }), target.seq);
   return target.seq;
 }
 

@@ -338,7 +338,7 @@ describe("the control plane countersigns agents' local checkpoints", () => {
       await warden.shutdown();
 
       // The agent's machine is compromised: its ledger rewritten and re-signed with its own key.
-      rewriteAndResign(file, join(dir, "keys", "ledger.pem"), (db) => db.prepare("UPDATE ledger SET data = replace(data, '\"order\":2', '\"order\":99') WHERE type = 'tool.called'").run());
+      rewriteAndResign(file, join(dir, "keys", "ledger.pem"), (db) => db.prepare("UPDATE ledger SET data = replace(data, '\"order\":2', '\"order\":99') WHERE type IN ('tool.called', 'tool.call')").run());
       const { ledger, close } = openLedger(file);
       try {
         expect(ledger.verify()).toMatchObject({ ok: true });

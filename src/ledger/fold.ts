@@ -39,8 +39,14 @@ export function foldDrafts<D extends FoldableDraft>(called: D, end: FoldableDraf
 /** The fields an entry and an event share. */
 type EventLike = Pick<LedgerEntry, "id" | "ts" | "type" | "data">;
 
-/** The events an entry records: itself, or for a folded call its `tool.called` and the event that ended it. */
-export function expandEntry<E extends EventLike>(entry: E): E[] {
+/**
+ * The events a ledger entry records: the entry itself, or for a tool call folded into one entry
+ * (`tool.call`) its `tool.called` and the event that ended it, each with its own id, time and data.
+ * @example
+ * import { expandLedgerEntry } from "agent-warden";
+ * const events = warden.ledger.entries({ runId }).flatMap(expandLedgerEntry);
+ */
+export function expandLedgerEntry<E extends EventLike>(entry: E): E[] {
   if (entry.type !== TOOL_CALL_ENTRY) return [entry];
   const data = entry.data as { called?: unknown; end?: { data?: unknown; id?: unknown; ts?: unknown; type?: unknown } } | null;
   const end = data?.end;
@@ -69,7 +75,7 @@ export function eventEntries(ledger: LedgerEntryReader): LedgerEntryReader {
     head: () => ledger.head(),
     entries: (filter) =>
       ledger.entries(filter).flatMap((entry) => {
-        const events = expandEntry(entry);
+        const events = expandLedgerEntry(entry);
         return events.length === 1 ? events : [{ ...events[0]!, seq: entry.seq - 1 }, events[1]!];
       }),
   };
