@@ -47,6 +47,11 @@ export interface StoreOptions {
    * `:memory:` and read-only stores).
    */
   writer?: "worker" | "inline" | undefined;
+  /**
+   * Whether a tool call's end folds into its start while both are queued here (default true). The writer
+   * thread's store does not fold: what the client handed over is what it commits.
+   */
+  fold?: boolean | undefined;
   /** Worker: writes handed over and not yet committed before recording waits for the writer (default 65,536). */
   maxPending?: number | undefined;
   onError: (error: unknown) => void;
@@ -172,7 +177,7 @@ export class SqliteStore {
   append(draft: LedgerDraft): void {
     if (this.#options.readOnly) throw new StoreError(`store "${this.path}" is open read-only`);
     const last = this.#lastDraft;
-    if (last !== undefined && last.queue === this.#queue && !this.#closed) {
+    if (last !== undefined && last.queue === this.#queue && !this.#closed && this.#options.fold !== false) {
       const folded = foldDrafts(last.op.ledger, draft);
       if (folded !== undefined) {
         last.op.ledger = folded;
