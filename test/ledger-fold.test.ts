@@ -64,13 +64,13 @@ describe("a tool call folded into one ledger entry", () => {
     warden.close();
     const db = new DatabaseSync(file, { readOnly: true });
     try {
-      const row = db.prepare("SELECT * FROM ledger WHERE type = 'tool.call'").get() as Record<string, string | number | null>;
-      const previous = db.prepare("SELECT hash FROM ledger WHERE seq = ?").get(Number(row.seq) - 1) as { hash: string };
+      const row = db.prepare("SELECT * FROM ledger WHERE type = 'tool.call'").get() as Record<string, string | number | null | Uint8Array>;
+      const previous = db.prepare("SELECT hash FROM ledger WHERE seq = ?").get(Number(row.seq) - 1) as { hash: Uint8Array };
       const data = row.data as string;
       expect(canonicalJson(JSON.parse(data))).toBe(data);
       // Written from the format, not from the code that writes it: every field but the hash, keys sorted.
-      const text = canonicalJson({ seq: row.seq, id: row.id, ts: row.ts, type: row.type, org: row.org, agentId: row.agent_id, runId: row.run_id, stepId: row.step_id, toolCallId: row.tool_call_id, actor: row.actor, prevHash: previous.hash, data: JSON.parse(data) });
-      expect(createHash("sha256").update(text).digest("hex")).toBe(row.hash);
+      const text = canonicalJson({ seq: row.seq, id: row.id, ts: row.ts, type: row.type, org: row.org, agentId: row.agent_id, runId: row.run_id, stepId: row.step_id, toolCallId: row.tool_call_id, actor: row.actor, prevHash: Buffer.from(previous.hash).toString("hex"), data: JSON.parse(data) });
+      expect(createHash("sha256").update(text).digest()).toEqual(Buffer.from(row.hash as unknown as Uint8Array));
     } finally {
       db.close();
     }
