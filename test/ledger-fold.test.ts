@@ -152,6 +152,44 @@ describe("a tool call folded into one ledger entry", () => {
   });
 });
 
+describe("a tool call's row and its ledger entries", () => {
+  it("the row keeps no copy of the input, output and error its entries hold; the run record reads them back, folded or not", async () => {
+    const file = freshStore();
+    const warden = new Warden({ agentId: "billing-agent", store: file });
+    try {
+      const { runId } = await recordedRun(warden, async (run) => {
+        await run.tool("read_order", { id: 7, note: "naïve" }, () => ({ total: 28000, items: [1, 2] }));
+        await run.tool("slow_report", { id: 8 }, async () => {
+          await tick(30);
+          return "done";
+        });
+        await run.tool("failing", { id: 9 }, () => {
+          throw new Error("upstream down");
+        }).catch(() => undefined);
+      });
+      const observed = warden.beginToolCall({ tool: "observed_lookup", args: { q: "x" }, externalId: "ext_1" });
+      observed.complete({ found: 1 });
+      warden.flush();
+      const db = new DatabaseSync(file, { readOnly: true });
+      try {
+        expect(db.prepare("SELECT count(*) AS n FROM tool_calls WHERE kind = 'tool' AND (input IS NOT NULL OR output IS NOT NULL OR error IS NOT NULL)").get()).toEqual({ n: 0 });
+      } finally {
+        db.close();
+      }
+      const calls = warden.runRecord(runId).toolCalls;
+      expect(calls.map((c) => [c.toolName, c.input, c.output, c.error])).toEqual([
+        ["read_order", { id: 7, note: "naïve" }, { total: 28000, items: [1, 2] }, undefined],
+        ["slow_report", { id: 8 }, "done", undefined],
+        ["failing", { id: 9 }, undefined, { name: "Error", message: "upstream down" }],
+      ]);
+      const record = warden.runRecord(warden.listRuns({ limit: 10 }).find((r) => r.runId !== runId)!.runId);
+      expect(record.toolCalls).toMatchObject([{ toolName: "observed_lookup", input: { q: "x" }, output: { found: 1 } }]);
+    } finally {
+      warden.close();
+    }
+  });
+});
+
 describe("tampering with a folded entry", () => {
   const pristine = join(temp.dir, "pristine");
   let copies = 0;
