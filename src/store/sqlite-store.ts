@@ -489,7 +489,7 @@ export class SqliteStore {
     if (this.#frontier === undefined || this.#frontier.size > size) this.#frontier = this.#savedFrontier(size) ?? new MerkleFrontier();
     const frontier = this.#frontier;
     if (frontier.size < size) {
-      for (const row of this.#statement("SELECT hash FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq").iterate(frontier.size, size) as IterableIterator<{ hash: unknown }>) frontier.push(storedHash(row.hash) ?? Buffer.from(storedHashHex(row.hash)));
+      for (const row of this.#statement("SELECT hash FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq").iterate(frontier.size, size) as IterableIterator<{ hash: unknown }>) frontier.push(storedHash(row.hash) ?? Buffer.alloc(0));
     }
     return frontier.root();
   }
