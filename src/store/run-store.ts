@@ -42,11 +42,12 @@ const RUN_INSERT = insertSql("runs", RUN_COLUMNS);
 const TOOL_CALL_INSERT = insertSql("tool_calls", TOOL_CALL_COLUMNS);
 const RUN_SELECT = "id, agent_id, trace_id, parent_run_id, status, metadata, reason, agent_context, token_id, started_at, ended_at, error";
 /**
- * What a tool call's ledger entries hold already: its input (`tool.called`), its output and error (the
- * event that ended it). A tool call's row (kind `tool`) keeps them empty and reads them back from there.
+ * What a tool call's ledger entries hold already: its output and error (in the event that ended it). A
+ * tool call's row (kind `tool`) keeps them empty and reads them back from there. The input stays in the
+ * row: the ledger holds it in canonical form (keys sorted), and the run tree shows it as the agent gave it.
  */
-const TOOL_CALL_IN_LEDGER: ReadonlySet<ToolCallColumn> = new Set(["input", "output", "error"]);
-const CALL_EVENTS_OF_RUN = "SELECT type, tool_call_id, data FROM ledger WHERE run_id = ? AND tool_call_id IS NOT NULL AND type IN ('tool.called', 'tool.call', 'tool.completed', 'tool.blocked') ORDER BY seq";
+const TOOL_CALL_IN_LEDGER: ReadonlySet<ToolCallColumn> = new Set(["output", "error"]);
+const CALL_ENDS_OF_RUN = "SELECT type, tool_call_id, data FROM ledger WHERE run_id = ? AND tool_call_id IS NOT NULL AND type IN ('tool.call', 'tool.completed', 'tool.blocked') ORDER BY seq";
 
 /**
  * The runs, steps, tool calls and agents of one organization in the embedded store, behind named
@@ -225,26 +226,19 @@ export class RunStore {
     return this.#withLedgerValues(this.#store.all<ToolCallRow>("SELECT * FROM tool_calls WHERE run_id = ? AND org = ? ORDER BY started_at, rowid", runId, this.#org), runId);
   }
 
-  /** Tool calls' rows with the input, output and error their ledger entries hold (as JSON text, like the columns). */
+  /** Tool calls' rows with the output and error their ledger entries hold (as JSON text, like the columns). */
   #withLedgerValues(rows: ToolCallRow[], runId: string): ToolCallRow[] {
-    if (!rows.some((row) => row.kind === "tool" && (row.input === null || row.output === null || row.error === null))) return rows;
-    const held = new Map<string, { input?: unknown; output?: unknown; error?: unknown }>();
-    for (const entry of this.#store.all<{ type: string; tool_call_id: string; data: string }>(CALL_EVENTS_OF_RUN, runId)) {
-      const values = held.get(entry.tool_call_id) ?? {};
-      held.set(entry.tool_call_id, values);
+    if (!rows.some((row) => row.kind === "tool" && row.ended_at !== null && (row.output === null || row.error === null))) return rows;
+    const ends = new Map<string, { output?: unknown; error?: unknown }>();
+    for (const entry of this.#store.all<{ type: string; tool_call_id: string; data: string }>(CALL_ENDS_OF_RUN, runId)) {
       for (const event of expandLedgerEntry({ id: "", ts: 0, type: entry.type, data: JSON.parse(entry.data) as unknown })) {
-        const data = (event.data ?? {}) as { input?: unknown; output?: unknown; error?: unknown };
-        if (event.type === "tool.called") values.input = data.input;
-        else {
-          values.output = data.output;
-          values.error = data.error;
-        }
+        if (event.type !== "tool.called") ends.set(entry.tool_call_id, (event.data ?? {}) as { output?: unknown; error?: unknown });
       }
     }
     const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
     return rows.map((row) => {
-      const values = row.kind === "tool" ? held.get(row.id) : undefined;
-      return values === undefined ? row : { ...row, input: row.input ?? json(values.input), output: row.output ?? json(values.output), error: row.error ?? json(values.error) };
+      const end = row.kind === "tool" ? ends.get(row.id) : undefined;
+      return end === undefined ? row : { ...row, output: row.output ?? json(end.output), error: row.error ?? json(end.error) };
     });
   }
 
