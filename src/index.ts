@@ -35,6 +35,7 @@ export type { TelemetryGap } from "./remote/gaps.js";
 export type { WitnessConfig, WitnessResult } from "./ledger/witnessing.js";
 export type { WitnessCheck, WitnessedHeads } from "./ledger/witnessed.js";
 export type { LedgerEntry } from "./ledger/chain.js";
+export { expandLedgerEntry } from "./ledger/fold.js";
 export { PolicyEngine } from "./policy/engine.js";
 export { loadPolicyFile, parsePolicySet, parsePolicyText } from "./policy/load.js";
 export { PolicyChannelsSchema } from "./policy/schema.js";

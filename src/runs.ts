@@ -6,6 +6,7 @@ import { InvalidStateError, NotFoundError } from "./errors.js";
 import type { HaltGuard } from "./halt/guard.js";
 import type { RunOptions } from "./inputs.js";
 import { newId } from "./internal/ids.js";
+import { expandLedgerEntry } from "./ledger/fold.js";
 import type { Ledger } from "./ledger/ledger.js";
 import { Recorder } from "./recorder.js";
 import { toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type RunRecord, type RunSummary } from "./records.js";
@@ -311,7 +312,8 @@ export class Runs {
       ...toRunSummary(row),
       steps: store.stepsOf(runId).map(toStepRecord),
       toolCalls: store.toolCallsOf(runId).map((tc) => toToolCallRecord(tc, approvals.get(tc.id))),
-      events: this.#deps.ledger.entries({ runId }).map(({ id, type, ts, org, agentId, runId: r, stepId, toolCallId, actor, data }) => ({ id, type: type as EventType, ts, org, agentId, runId: r, stepId, toolCallId, actor, data: data as Record<string, unknown> })),
+      // A tool call folded into one entry is its two events again.
+      events: this.#deps.ledger.entries({ runId }).flatMap(expandLedgerEntry).map(({ id, type, ts, org, agentId, runId: r, stepId, toolCallId, actor, data }) => ({ id, type: type as EventType, ts, org, agentId, runId: r, stepId, toolCallId, actor, data: data as Record<string, unknown> })),
       childRunIds: store.childRunIds(runId),
     };
   }

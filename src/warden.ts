@@ -14,6 +14,7 @@ import { HaltGuard } from "./halt/guard.js";
 import type { HaltRecord, HaltTarget } from "./halt/halt.js";
 import type { CheckInput, RunOptions, ToolCallInit, ToolOptions } from "./inputs.js";
 import { loadOrCreateKey } from "./ledger/keys.js";
+import { eventEntries } from "./ledger/fold.js";
 import { Ledger } from "./ledger/ledger.js";
 import { ledgerSigningKey } from "./ledger/keyring.js";
 import { storeWitnessedLog, Witnessing, type WitnessResult } from "./ledger/witnessing.js";
@@ -182,7 +183,8 @@ export class Warden {
       applyApproval: (record) => this.approvals.applyRemote(record),
       applyOrganizationKey: (jwk) => this.tokens.useOrganizationKey(jwk),
       applyRevocation: (tokenId, reason) => this.tokens.noteRevoked(tokenId, reason),
-      ledger: this.ledger,
+      // The watermark resends events: a folded tool call is its two events.
+      ledger: eventEntries(this.ledger),
       reportError: (error) => errors.report(error),
       warn: (key, message) => notices.warn(key, message),
       // Signed at once: the record of what the control plane will never see must not itself sit unsigned.

@@ -4,7 +4,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { openLedger, Warden, type TelemetryGap } from "agent-warden";
+import { expandLedgerEntry, openLedger, Warden, type TelemetryGap } from "agent-warden";
 import { createWardenServer } from "agent-warden/server";
 import { tempDir } from "./fixtures/proc.js";
 
@@ -31,7 +31,7 @@ describe("telemetry gaps", () => {
       onError: () => {},
     });
     for (let i = 0; i < 10; i++) await warden.run({ task: `refund ${i}` }, (run) => run.tool("read_order", { i }, () => ({ i })));
-    const recorded = warden.ledger.entries().filter((e) => e.type !== "telemetry.gap" && e.type !== "policy.set").length;
+    const recorded = warden.ledger.entries().flatMap(expandLedgerEntry).filter((e) => e.type !== "telemetry.gap" && e.type !== "policy.set").length;
     await new Promise((resolve) => setTimeout(resolve, 20));
     warden.close();
     const { ledger, close } = openLedger(file);
@@ -43,7 +43,7 @@ describe("telemetry gaps", () => {
       // Every event recorded was either still queued at close (dropped then) or dropped before: all named.
       expect(data.reduce((n, g) => n + g.count, 0)).toBe(recorded);
       const named = new Set(data.flatMap((g) => g.eventIds));
-      for (const entry of ledger.entries().filter((e) => e.type !== "telemetry.gap" && e.type !== "policy.set")) expect(named.has(entry.id)).toBe(true);
+      for (const event of ledger.entries().flatMap(expandLedgerEntry).filter((e) => e.type !== "telemetry.gap" && e.type !== "policy.set")) expect(named.has(event.id)).toBe(true);
       // Signed: the ledger verifies with nothing uncovered after the last gap record.
       const result = ledger.verify({ checkpointEvery: 1 });
       expect(result).toMatchObject({ ok: true });

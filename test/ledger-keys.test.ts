@@ -13,6 +13,7 @@ import { keyIdOf } from "../src/ledger/keys.js";
 import { MerkleTree } from "../src/ledger/merkle.js";
 import { checkpointText, ledgerOrigin, signNote } from "../src/ledger/note.js";
 import { runCli, tempDir } from "./fixtures/proc.js";
+import { hexOf, insertEntry } from "./fixtures/ledger-rows.js";
 
 const temp = tempDir("warden-ledger-keys-");
 afterAll(() => temp.cleanup());
@@ -138,12 +139,12 @@ describe("key rotation", () => {
     // Appends a handover naming the insider's key, and a checkpoint over it signed by that key.
     const db = new DatabaseSync(file);
     try {
-      const head = db.prepare("SELECT * FROM ledger ORDER BY seq DESC LIMIT 1").get() as { seq: number; hash: string };
-      const entry = { seq: head.seq + 1, id: "evt_forged", ts: Date.now(), type: "ledger.key_rotated", org: "default", agentId: null, runId: null, stepId: null, toolCallId: null, actor: "mallory", prevHash: head.hash };
+      const head = db.prepare("SELECT * FROM ledger ORDER BY seq DESC LIMIT 1").get() as { seq: number; hash: Uint8Array };
+      const entry = { seq: head.seq + 1, id: "evt_forged", ts: Date.now(), type: "ledger.key_rotated", org: "default", agentId: null, runId: null, stepId: null, toolCallId: null, actor: "mallory", prevHash: hexOf(head.hash) };
       const dataJson = canonicalJson({ keyId: keyIdOf(insider.publicKey), previousKeyId: keyIdOf(trusted), publicKey: insider.publicKey.export({ format: "der", type: "spki" }).subarray(12).toString("base64") });
       const hash = hashEntry(entry, dataJson);
-      db.prepare("INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)").run(entry.seq, entry.id, entry.ts, entry.type, entry.org, null, null, null, null, entry.actor, dataJson, head.hash, hash);
-      const hashes = (db.prepare("SELECT hash FROM ledger ORDER BY seq").all() as Array<{ hash: string }>).map((r) => Buffer.from(r.hash, "hex"));
+      insertEntry(db, entry, dataJson, hash);
+      const hashes = (db.prepare("SELECT hash FROM ledger ORDER BY seq").all() as Array<{ hash: Uint8Array }>).map((r) => r.hash);
       const origin = ledgerOrigin(insider.publicKey);
       const note = signNote(checkpointText({ origin, size: entry.seq, root: new MerkleTree(hashes).root() }), origin, insider.privateKey);
       db.prepare("INSERT INTO checkpoints (seq, hash, ts, key_id, signature, note) VALUES (?,?,?,?,?,?)").run(entry.seq, hash, Date.now(), keyIdOf(insider.publicKey), sign(null, checkpointMessage(entry.seq, hash), insider.privateKey).toString("base64url"), note);

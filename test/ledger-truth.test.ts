@@ -13,6 +13,7 @@ import { keyIdOf } from "../src/ledger/keys.js";
 import { MerkleFrontier } from "../src/ledger/merkle.js";
 import { checkpointText, ledgerOrigin, signNote } from "../src/ledger/note.js";
 import type { LedgerRow } from "../src/store/sqlite-store.js";
+import { hexOf, insertEntry, setHash } from "./fixtures/ledger-rows.js";
 import { tempDir } from "./fixtures/proc.js";
 
 const EVERY = 10;
@@ -27,7 +28,8 @@ let copies = 0;
 
 beforeAll(async () => {
   const warden = new Warden({ agentId: "billing-agent", store: join(pristine, "warden.db"), ledger: { checkpointEvery: EVERY, checkpointInterval: "1h" } });
-  for (let i = 0; i < 6; i++) {
+  // Each call is one entry (it ends within its commit window): enough runs for more than three checkpoints.
+  for (let i = 0; i < 8; i++) {
     await warden.run({ task: `refund ${i}` }, async (run) => {
       await run.tool("read_order", { id: i }, () => ({ id: i, total: 1000 * i }));
       await run.tool("payments.refund", { id: i, amount: 100 * i, currency: "EUR" }, () => "refunded");
@@ -69,22 +71,22 @@ const checkpointRows = (file: string) => {
   }
 };
 
-/** Recomputes hashes (and prev_hash links) from `from` on, over `dataOf(row)`: an attacker who knows the format. */
+/** Recomputes hashes (each over the one before) from `from` on, over `dataOf(row)`: an attacker who knows the format. */
 function rehashFrom(db: DatabaseSync, from: number, dataOf: (r: LedgerRow) => string = (r) => r.data): void {
-  let prev = from === 1 ? GENESIS_HASH : row(db, from - 1).hash;
-  const update = db.prepare("UPDATE ledger SET prev_hash = ?, hash = ? WHERE seq = ?");
+  let prev = from === 1 ? GENESIS_HASH : hexOf(row(db, from - 1).hash);
   for (const r of db.prepare("SELECT * FROM ledger WHERE seq >= ? ORDER BY seq").all(from) as unknown as LedgerRow[]) {
     const hash = hashEntry({ seq: r.seq, id: r.id, ts: r.ts, type: r.type, org: r.org, agentId: r.agent_id, runId: r.run_id, stepId: r.step_id, toolCallId: r.tool_call_id, actor: r.actor, prevHash: prev }, dataOf(r));
-    update.run(prev, hash, r.seq);
+    setHash(db, r.seq, hash);
     prev = hash;
   }
 }
 
 /** The refund of run 3 turned into something else, canonical and re-hashed. */
 function rewriteRefund(db: DatabaseSync): number {
-  const target = (db.prepare("SELECT seq, data FROM ledger WHERE type = 'tool.called' AND data LIKE '%payments.refund%' ORDER BY seq").all() as Array<{ seq: number; data: string }>)[3]!;
-  const data = JSON.parse(target.data) as Record<string, unknown>;
-  db.prepare("UPDATE ledger SET data = ? WHERE seq = ?").run(canonicalJson({ ...data, input: { id: 3, amount: 1, currency: "EUR" } }), target.seq);
+  // A call that ended within its commit window is one `tool.call` entry: its start is `called`.
+  const target = (db.prepare("SELECT seq, data FROM ledger WHERE type = 'tool.call' AND data LIKE '%payments.refund%' ORDER BY seq").all() as Array<{ seq: number; data: string }>)[3]!;
+  const data = JSON.parse(target.data) as { called: Record<string, unknown> };
+  db.prepare("UPDATE ledger SET data = ? WHERE seq = ?").run(canonicalJson({ ...data, called: { ...data.called, input: { id: 3, amount: 1, currency: "EUR" } } }), target.seq);
   return target.seq;
 }
 
@@ -169,9 +171,9 @@ describe("rewriting the store without the key", () => {
     const before = checkpointRows(tamperedCopy(() => {}));
     const file = tamperedCopy((db) => {
       const head = row(db, entries);
-      const forged = { seq: entries + 1, id: "evt_forged", ts: head.ts + 1, type: "approval.approved", org: head.org, agentId: head.agent_id, runId: head.run_id, stepId: null, toolCallId: null, actor: "mallory", prevHash: head.hash };
+      const forged = { seq: entries + 1, id: "evt_forged", ts: head.ts + 1, type: "approval.approved", org: head.org, agentId: head.agent_id, runId: head.run_id, stepId: null, toolCallId: null, actor: "mallory", prevHash: hexOf(head.hash) };
       const dataJson = canonicalJson({ approvalId: "apr_forged", status: "approved", reviewer: "mallory" });
-      db.prepare("INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)").run(forged.seq, forged.id, forged.ts, forged.type, forged.org, forged.agentId, forged.runId, null, null, forged.actor, dataJson, forged.prevHash, hashEntry(forged, dataJson));
+      insertEntry(db, forged, dataJson);
     });
     // Within the checkpoint interval, an unsigned tail is the normal state between checkpoints: reported, not hidden.
     const result = await cli(["--store", file, "ledger", "verify", "--checkpoint-every", String(EVERY)]);
@@ -192,9 +194,9 @@ describe("rewriting the store without the key", () => {
       const update = db.prepare("UPDATE checkpoints SET hash = ?, key_id = ?, signature = ?, note = ? WHERE seq = ?");
       const origin = ledgerOrigin(publicKey);
       for (const cp of db.prepare("SELECT seq FROM checkpoints").all() as Array<{ seq: number }>) {
-        const hash = row(db, cp.seq).hash;
+        const hash = hexOf(row(db, cp.seq).hash);
         const frontier = new MerkleFrontier();
-        for (const r of db.prepare("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq").all(cp.seq) as Array<{ hash: string }>) frontier.push(Buffer.from(r.hash, "hex"));
+        for (const r of db.prepare("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq").all(cp.seq) as Array<{ hash: Uint8Array }>) frontier.push(r.hash);
         const note = signNote(checkpointText({ origin, size: cp.seq, root: frontier.root() }), origin, privateKey);
         update.run(hash, keyIdOf(publicKey), sign(null, checkpointMessage(cp.seq, hash), privateKey).toString("base64url"), note, cp.seq);
       }
@@ -264,10 +266,8 @@ describe("naming the right entry", () => {
       db.exec("UPDATE ledger SET seq = -seq WHERE seq < 0");
       let prev = row(db, K - 1);
       for (let i = 0; i < count; i++) {
-        const forged = { seq: K + i, id: `evt_forged_${i}`, ts: prev.ts, type: "approval.approved", org: prev.org, agentId: prev.agent_id, runId: prev.run_id, stepId: null, toolCallId: null, actor: "mallory", prevHash: prev.hash };
-        const dataJson = canonicalJson({ approvalId: `apr_${i}`, status: "approved" });
-        const hash = hashEntry(forged, dataJson);
-        db.prepare("INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)").run(forged.seq, forged.id, forged.ts, forged.type, forged.org, forged.agentId, forged.runId, null, null, forged.actor, dataJson, forged.prevHash, hash);
+        const forged = { seq: K + i, id: `evt_forged_${i}`, ts: prev.ts, type: "approval.approved", org: prev.org, agentId: prev.agent_id, runId: prev.run_id, stepId: null, toolCallId: null, actor: "mallory", prevHash: hexOf(prev.hash) };
+        insertEntry(db, forged, canonicalJson({ approvalId: `apr_${i}`, status: "approved" }));
         prev = row(db, K + i);
       }
     });
@@ -283,7 +283,7 @@ describe("naming the right entry", () => {
       db.prepare("UPDATE ledger SET seq = -(seq + 1) WHERE seq >= ?").run(K);
       db.exec("UPDATE ledger SET seq = -seq WHERE seq < 0");
       const prev = row(db, K - 1);
-      db.prepare("INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)").run(K, "evt_forged", prev.ts, "approval.approved", prev.org, null, null, null, null, "mallory", "{}", prev.hash, "0");
+      insertEntry(db, { seq: K, id: "evt_forged", ts: prev.ts, type: "approval.approved", org: prev.org, agentId: null, runId: null, stepId: null, toolCallId: null, actor: "mallory", prevHash: hexOf(prev.hash) }, "{}", "00".repeat(32));
       rehashFrom(db, K);
     });
     expect(verifyWith(file)).toMatchObject({ ok: false, reason: "tampered", firstBadSeq: after, entries: before, problem: expect.stringContaining(`an entry in ${before + 1}..${after} was changed, inserted or deleted`) });

@@ -74,7 +74,7 @@ describe("witness rounds prove from the kept frontier", () => {
         expect(frontier, "the frontier kept with the checkpoint").toMatch(/^[A-Za-z0-9+/=]+( [A-Za-z0-9+/=]+)*$/);
         const proof = held === 0 ? [] : await log.proof(held, newest.size);
         if (held > 0) {
-          const whole = new MerkleTree(store.all<{ hash: string }>("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq", newest.size).map((r) => Buffer.from(r.hash, "hex")));
+          const whole = new MerkleTree(store.all<{ hash: Uint8Array }>("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq", newest.size).map((r) => r.hash));
           expect(hex(proof)).toEqual(hex(whole.consistencyProof(held, newest.size)));
         }
         expect(witness.addCheckpoint({ oldSize: held, proof, checkpoint: newest.note })).toMatchObject({ status: 200 });

@@ -31,11 +31,11 @@ function resign(db: DatabaseSync, keyFile: string): void {
   db.exec("DELETE FROM ledger");
   let prevHash = "0".repeat(64);
   const hashes: string[] = [];
-  const insert = db.prepare("INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  const insert = db.prepare("INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
   rows.forEach((row, index) => {
     const seq = index + 1;
     const hash = hashEntry({ seq, id: row.id, ts: row.ts, type: row.type, org: row.org, agentId: row.agent_id, runId: row.run_id, stepId: row.step_id, toolCallId: row.tool_call_id, actor: row.actor, prevHash }, row.data);
-    insert.run(seq, row.id, row.ts, row.type, row.org, row.agent_id, row.run_id, row.step_id, row.tool_call_id, row.actor, row.data, prevHash, hash);
+    insert.run(seq, row.id, row.ts, row.type, row.org, row.agent_id, row.run_id, row.step_id, row.tool_call_id, row.actor, row.data, Buffer.from(hash, "hex"));
     hashes.push(hash);
     prevHash = hash;
   });
@@ -103,7 +103,7 @@ describe("property: every single-entry mutation of a witnessed ledger is detecte
         // Spread the seqs out (through negatives, so no two rows collide), then put the copy in a gap.
         db.prepare("UPDATE ledger SET seq = -seq * 2").run();
         db.prepare("UPDATE ledger SET seq = -seq").run();
-        db.prepare("INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)").run(seq * 2 + 1, `${row.id}_forged`, row.ts, row.type, row.org, row.agent_id, row.run_id, row.step_id, row.tool_call_id, row.actor, row.data, "", "");
+        db.prepare("INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)").run(seq * 2 + 1, `${row.id}_forged`, row.ts, row.type, row.org, row.agent_id, row.run_id, row.step_id, row.tool_call_id, row.actor, row.data, Buffer.alloc(32));
       } });
       if (seq < size) mutations.push({ name: `entries ${seq} and ${seq + 1} swapped`, apply: (db) => {
         db.prepare("UPDATE ledger SET seq = -1 WHERE seq = ?").run(seq);
@@ -139,7 +139,7 @@ describe("property: every single-entry mutation of a witnessed ledger is detecte
         const forged = ledger.entries().length;
         const db2 = new DatabaseSync(copy, { readOnly: true });
         const note = (db2.prepare("SELECT note FROM checkpoints ORDER BY seq DESC LIMIT 1").get() as { note: string } | undefined)?.note;
-        const hashes = (db2.prepare("SELECT hash FROM ledger ORDER BY seq").all() as Array<{ hash: string }>).map((r) => Buffer.from(r.hash, "hex"));
+        const hashes = (db2.prepare("SELECT hash FROM ledger ORDER BY seq").all() as Array<{ hash: Uint8Array }>).map((r) => r.hash);
         db2.close();
         tried.witness++;
         const proof = forged > size ? new MerkleTree(hashes).consistencyProof(size, forged) : [];

@@ -14,6 +14,7 @@ import { checkpointMessage, hashEntry } from "../src/ledger/chain.js";
 import { MerkleFrontier, MerkleTree } from "../src/ledger/merkle.js";
 import { checkpointText, ledgerOrigin, signNote, verifierKey } from "../src/ledger/note.js";
 import { childEnv, REPO, runCli, tempDir } from "./fixtures/proc.js";
+import { setHash } from "./fixtures/ledger-rows.js";
 
 const temp = tempDir("warden-witness-");
 const witnesses: RunningWitness[] = [];
@@ -110,7 +111,7 @@ function rewriteAndResign(file: string, keyFile: string, change: (db: DatabaseSy
     const roots = new Map<number, { hash: string; root: Uint8Array }>();
     for (const row of rows) {
       const hash = hashEntry({ seq: row.seq, id: row.id, ts: row.ts, type: row.type, org: row.org, agentId: row.agent_id, runId: row.run_id, stepId: row.step_id, toolCallId: row.tool_call_id, actor: row.actor, prevHash }, row.data);
-      db.prepare("UPDATE ledger SET prev_hash = ?, hash = ? WHERE seq = ?").run(prevHash, hash, row.seq);
+      setHash(db, row.seq, hash);
       frontier.push(Buffer.from(hash, "hex"));
       roots.set(row.seq, { hash, root: frontier.root() });
       prevHash = hash;
@@ -338,7 +339,7 @@ describe("the control plane countersigns agents' local checkpoints", () => {
       await warden.shutdown();
 
       // The agent's machine is compromised: its ledger rewritten and re-signed with its own key.
-      rewriteAndResign(file, join(dir, "keys", "ledger.pem"), (db) => db.prepare("UPDATE ledger SET data = replace(data, '\"order\":2', '\"order\":99') WHERE type = 'tool.called'").run());
+      rewriteAndResign(file, join(dir, "keys", "ledger.pem"), (db) => db.prepare("UPDATE ledger SET data = replace(data, '\"order\":2', '\"order\":99') WHERE type IN ('tool.called', 'tool.call')").run());
       const { ledger, close } = openLedger(file);
       try {
         expect(ledger.verify()).toMatchObject({ ok: true });

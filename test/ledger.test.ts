@@ -10,6 +10,7 @@ import { keyIdOf } from "../src/ledger/keys.js";
 import { Ledger } from "../src/ledger/ledger.js";
 import { SqliteStore, type LedgerRow } from "../src/store/sqlite-store.js";
 import { decode, renderVectors, VECTORS_PATH, type VectorFile } from "./fixtures/make-ledger-vectors.js";
+import { hexOf, insertEntry, setHash } from "./fixtures/ledger-rows.js";
 import { tempDir } from "./fixtures/proc.js";
 
 const vectors = JSON.parse(readFileSync(VECTORS_PATH, "utf8")) as VectorFile;
@@ -80,14 +81,18 @@ describe("ledger hash vectors", () => {
     try {
       for (const e of vectors.entries) {
         store.append({ id: e.id, ts: e.ts, type: e.type, org: e.org, agentId: e.agentId, runId: e.runId, stepId: e.stepId, toolCallId: e.toolCallId, actor: e.actor, dataJson: canonicalJson(decode(e.data)) });
+        // The vectors pin a call's start and end as two entries: an end queued right after its start would fold into it.
+        if (e.type === "tool.called") store.flush();
       }
       store.flush();
-      const rows = store.all<{ seq: number; hash: string; prev_hash: string; data: string }>("SELECT seq, hash, prev_hash, data FROM ledger ORDER BY seq");
-      expect(rows.map((r) => r.hash)).toEqual(vectors.entries.map((e) => e.hash));
-      expect(rows.map((r) => r.prev_hash)).toEqual(vectors.entries.map((e) => e.prevHash));
+      const rows = store.all<{ seq: number; hash: Uint8Array; data: string }>("SELECT seq, hash, data FROM ledger ORDER BY seq");
+      // Each hash is stored as its 32 bytes; the link to the entry before is that entry's hash.
+      expect(rows.map((r) => hexOf(r.hash))).toEqual(vectors.entries.map((e) => e.hash));
+      expect(rows.map((r) => r.hash.byteLength)).toEqual(vectors.entries.map(() => 32));
+      expect(ledger_links(rows)).toEqual(vectors.entries.map((e) => e.prevHash));
       expect(rows.map((r) => r.data)).toEqual(vectors.entries.map((e) => e.dataJson));
       const checkpoints = store.all<{ seq: number; hash: string; key_id: string; signature: string }>("SELECT seq, hash, key_id, signature FROM checkpoints ORDER BY seq");
-      // One group commit with no checkpoint before it: the head is signed once.
+      // No checkpoint is due before the head (every 8 entries, no interval): the head is signed once.
       expect(checkpoints).toEqual([{ seq: cp.seq, hash: cp.hash, key_id: cp.key.keyId, signature: cp.signature }]);
       const ledger = new Ledger(store, publicKey);
       expect(ledger.verify()).toEqual({ ok: true, entries: vectors.entries.length, checkpoints: 1, head: { seq: cp.seq, hash: cp.hash }, coverage: { coveredTo: cp.seq, uncovered: 0, interval: vectors.entries.length }, key: { keyId: cp.key.keyId, source: "store" } });
@@ -143,16 +148,20 @@ function row(db: Db, seq: number): Row {
   return db.prepare("SELECT * FROM ledger WHERE seq = ?").get(seq) as unknown as Row;
 }
 
-/** Rewrites the hash (and the next entry's prev_hash) of every entry from `from` on, as an attacker who knows the format would. */
+/** Rewrites the hash of every entry from `from` on (each over the one before), as an attacker who knows the format would. */
 function rehashFrom(db: Db, from: number): void {
-  let prev = from === 1 ? GENESIS_HASH : row(db, from - 1).hash;
+  let prev = from === 1 ? GENESIS_HASH : hexOf(row(db, from - 1).hash);
   const rows = db.prepare("SELECT * FROM ledger WHERE seq >= ? ORDER BY seq").all(from) as unknown as Row[];
-  const update = db.prepare("UPDATE ledger SET prev_hash = ?, hash = ? WHERE seq = ?");
   for (const r of rows) {
     const hash = hashEntry({ seq: r.seq, id: r.id, ts: r.ts, type: r.type, org: r.org, agentId: r.agent_id, runId: r.run_id, stepId: r.step_id, toolCallId: r.tool_call_id, actor: r.actor, prevHash: prev }, canonicalJson(JSON.parse(r.data)));
-    update.run(prev, hash, r.seq);
+    setHash(db, r.seq, hash);
     prev = hash;
   }
+}
+
+/** Each row's link: the hash of the row before it. */
+function ledger_links(rows: Array<{ hash: Uint8Array }>): string[] {
+  return rows.map((_, i) => (i === 0 ? GENESIS_HASH : hexOf(rows[i - 1]!.hash)));
 }
 
 function shiftUp(db: Db, from: number): void {
@@ -160,7 +169,6 @@ function shiftUp(db: Db, from: number): void {
   db.exec("UPDATE ledger SET seq = -seq WHERE seq < 0");
 }
 
-const columns = "seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash";
 
 describe("tamper detection on a store file", () => {
   // A middle entry that a signed checkpoint (not the last one) covers.
@@ -173,7 +181,8 @@ describe("tamper detection on a store file", () => {
       ledger: { checkpointEvery: 10, checkpointInterval: "1h" },
       policies: { version: 1, default: "allow", policies: [{ id: "flag-writes", when: { tool: "write_*" }, action: "warn" }] },
     });
-    for (let i = 0; i < 6; i++) {
+    // A call that ends within its commit window is one entry: eight runs give more than three checkpoints.
+    for (let i = 0; i < 8; i++) {
       await warden.run({ task: `order ${i}` }, async (run) => {
         await run.step("lookup", () => run.tool("read_order", { id: i, note: "naïve café ☕" }, () => ({ id: i, total: 1000 * i })));
         await run.tool("write_note", { id: i, text: `refund ${i}` }, () => "ok");
@@ -244,9 +253,19 @@ describe("tamper detection on a store file", () => {
     expect(result.entries).toBe(K - 1);
   });
 
-  it("a modified prev_hash names that entry", () => {
-    const result = verifyFile(tamperedCopy((db) => db.prepare("UPDATE ledger SET prev_hash = ? WHERE seq = ?").run("b".repeat(64), K)));
-    expect(result).toMatchObject({ ok: false, firstBadSeq: K, problem: expect.stringMatching(/chain/) });
+  it("an entry re-hashed over another previous hash (its link changed) names that entry", () => {
+    const result = verifyFile(
+      tamperedCopy((db) => {
+        const r = row(db, K);
+        setHash(db, K, hashEntry({ seq: r.seq, id: r.id, ts: r.ts, type: r.type, org: r.org, agentId: r.agent_id, runId: r.run_id, stepId: r.step_id, toolCallId: r.tool_call_id, actor: r.actor, prevHash: "b".repeat(64) }, r.data));
+      }),
+    );
+    expect(result).toMatchObject({ ok: false, firstBadSeq: K, problem: expect.stringMatching(/does not match its hash/) });
+  });
+
+  it("a hash stored as anything but 32 bytes names that entry", () => {
+    const result = verifyFile(tamperedCopy((db) => db.prepare("UPDATE ledger SET hash = ? WHERE seq = ?").run(Buffer.alloc(31), K)));
+    expect(result).toMatchObject({ ok: false, firstBadSeq: K, problem: expect.stringMatching(/not 32 bytes/) });
   });
 
   it("data that is no longer JSON names that entry", () => {
@@ -287,9 +306,8 @@ describe("tamper detection on a store file", () => {
       tamperedCopy((db) => {
         const before = row(db, K - 1);
         shiftUp(db, K);
-        const forged = { seq: K, id: "evt_forged", ts: before.ts, type: "approval.approved", org: before.org, agentId: before.agent_id, runId: before.run_id, stepId: null, toolCallId: null, actor: "mallory", prevHash: before.hash };
-        const dataJson = canonicalJson({ approvalId: "apr_forged", status: "approved" });
-        db.prepare(`INSERT INTO ledger (${columns}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(K, forged.id, forged.ts, forged.type, forged.org, forged.agentId, forged.runId, null, null, forged.actor, dataJson, forged.prevHash, hashEntry(forged, dataJson));
+        const forged = { seq: K, id: "evt_forged", ts: before.ts, type: "approval.approved", org: before.org, agentId: before.agent_id, runId: before.run_id, stepId: null, toolCallId: null, actor: "mallory", prevHash: hexOf(before.hash) };
+        insertEntry(db, forged, canonicalJson({ approvalId: "apr_forged", status: "approved" }));
       }),
     );
     expect(result).toMatchObject({ ok: false, reason: "tampered", firstBadSeq: K, entries: K - 1, problem: expect.stringMatching(/inserted: entry \d+ chains to entry \d+, so entry \d+ was put in between/) });
@@ -300,7 +318,7 @@ describe("tamper detection on a store file", () => {
       tamperedCopy((db) => {
         const before = row(db, K - 1);
         shiftUp(db, K);
-        db.prepare(`INSERT INTO ledger (${columns}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(K, "evt_forged", before.ts, "run.completed", before.org, null, null, null, null, null, "{}", before.hash, "c".repeat(64));
+        insertEntry(db, { seq: K, id: "evt_forged", ts: before.ts, type: "run.completed", org: before.org, agentId: null, runId: null, stepId: null, toolCallId: null, actor: null, prevHash: hexOf(before.hash) }, "{}", "c".repeat(64));
       }),
     );
     expect(result).toMatchObject({ ok: false, firstBadSeq: K, problem: expect.stringMatching(/modified/) });
@@ -310,7 +328,7 @@ describe("tamper detection on a store file", () => {
     const result = verifyFile(
       tamperedCopy((db) => {
         const head = row(db, pristineEntries);
-        db.prepare(`INSERT INTO ledger (${columns}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(pristineEntries + 1, "evt_forged", head.ts, "run.completed", head.org, null, null, null, null, null, "{}", head.hash, "d".repeat(64));
+        insertEntry(db, { seq: pristineEntries + 1, id: "evt_forged", ts: head.ts, type: "run.completed", org: head.org, agentId: null, runId: null, stepId: null, toolCallId: null, actor: null, prevHash: hexOf(head.hash) }, "{}", "d".repeat(64));
       }),
     );
     expect(result).toMatchObject({ ok: false, firstBadSeq: pristineEntries + 1 });
@@ -371,7 +389,7 @@ describe("tamper detection on a store file", () => {
       rehashFrom(db, K);
       const head = row(db, cp);
       const { privateKey } = generateKeyPairSync("ed25519");
-      db.prepare("UPDATE checkpoints SET hash = ?, signature = ? WHERE seq = ?").run(head.hash, sign(null, checkpointMessage(cp, head.hash), privateKey).toString("base64url"), cp);
+      db.prepare("UPDATE checkpoints SET hash = ?, signature = ? WHERE seq = ?").run(hexOf(head.hash), sign(null, checkpointMessage(cp, hexOf(head.hash)), privateKey).toString("base64url"), cp);
     });
     expect(verifyFile(resigned)).toMatchObject({ ok: false, firstBadSeq: cp, problem: expect.stringMatching(/signature .*invalid/) });
   });
@@ -379,9 +397,8 @@ describe("tamper detection on a store file", () => {
   it("a client never signs a checkpoint over a tail that does not verify", async () => {
     const file = tamperedCopy((db) => {
       const head = row(db, pristineEntries);
-      const forged = { seq: head.seq + 1, id: "evt_forged", ts: head.ts + 1, type: "approval.approved", org: head.org, agentId: "billing-agent", runId: head.run_id, stepId: null, toolCallId: null, actor: "mallory", prevHash: head.hash };
-      const dataJson = canonicalJson({ approvalId: "apr_x", status: "approved" });
-      db.prepare(`INSERT INTO ledger (${columns}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(forged.seq, forged.id, forged.ts, forged.type, forged.org, forged.agentId, forged.runId, null, null, forged.actor, dataJson, forged.prevHash, hashEntry(forged, dataJson));
+      const forged = { seq: head.seq + 1, id: "evt_forged", ts: head.ts + 1, type: "approval.approved", org: head.org, agentId: "billing-agent", runId: head.run_id, stepId: null, toolCallId: null, actor: "mallory", prevHash: hexOf(head.hash) };
+      insertEntry(db, forged, canonicalJson({ approvalId: "apr_x", status: "approved" }));
       // Then changed after hashing: the next client to sign a checkpoint must notice rather than vouch for it.
       db.prepare("UPDATE ledger SET data = ? WHERE seq = ?").run(canonicalJson({ approvalId: "apr_y", status: "approved" }), forged.seq);
     });

@@ -54,6 +54,7 @@ describe("public API", () => {
         "channelsFromPolicySet",
         "createRedactor",
         "createTokenAuthority",
+        "expandLedgerEntry",
         "fetchWitnessedCheckpoint",
         "formatRunTree",
         "globCaptures",

@@ -3,7 +3,7 @@ import { readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, describe, expect, it } from "vitest";
-import { StoreError, Warden, WardenError } from "agent-warden";
+import { expandLedgerEntry, openLedger, StoreError, verifyEvidence, Warden, WardenError } from "agent-warden";
 import { runCli, startAgent, tempDir } from "./fixtures/proc.js";
 
 const temp = tempDir("warden-store-");
@@ -13,6 +13,8 @@ const freshStore = () => join(temp.dir, `store-${++stores}`, "warden.db");
 
 /** Policy set entries: each client writes the set in force before its first entry, unless the store's newest already is it. */
 const policySets = (warden: Warden): number => warden.ledger.entries().filter((entry) => entry.type === "policy.set").length;
+/** The events the ledger records: a call that ended within its commit window is one entry for two events. */
+const recordedEvents = (warden: Warden): number => warden.ledger.entries().flatMap(expandLedgerEntry).length;
 
 function count(file: string, table: string): number {
   const db = new DatabaseSync(file, { readOnly: true });
@@ -59,8 +61,8 @@ describe("group commit", () => {
     expect(count(file, "ledger")).toBe(0);
     warden.flush();
     expect(count(file, "runs")).toBe(300);
-    // Four entries a run, and the policy set in force once, before the first.
-    expect(count(file, "ledger")).toBe(1201);
+    // Three entries a run (the call, ended within its commit window, is one), and the policy set in force once, before the first.
+    expect(count(file, "ledger")).toBe(901);
 
     // A read commits what is queued first, so it sees this process's own writes.
     const second = await recordRuns(warden, 200, "second");
@@ -84,7 +86,8 @@ describe("group commit", () => {
       expect(record.metadata).toEqual({ tag: "second", i: 17 });
       expect(record.toolCalls).toMatchObject([{ toolName: "read_record", status: "completed", output: { ok: 17 } }]);
       expect(record.events.map((e) => e.type)).toEqual(["run.started", "tool.called", "tool.completed", "run.completed"]);
-      expect(reopened.ledger.verify()).toMatchObject({ ok: true, entries: events + policySets(reopened) });
+      expect(reopened.ledger.verify()).toMatchObject({ ok: true, entries: 1801 });
+      expect(recordedEvents(reopened)).toBe(events + policySets(reopened));
       expect(events).toBe(2400);
     } finally {
       reopened.close();
@@ -109,7 +112,8 @@ describe("group commit", () => {
           const run = warden.runRecord(message.runId as string);
           expect(run.status).toBe("completed");
           expect(run.toolCalls).toMatchObject([{ toolCallId: message.toolCallId, status: "completed", output: { total: 100 } }]);
-          expect(warden.ledger.verify()).toMatchObject({ ok: true, entries: 4 + policySets(warden) });
+          expect(warden.ledger.verify()).toMatchObject({ ok: true });
+          expect(recordedEvents(warden)).toBe(4 + policySets(warden));
         } finally {
           warden.close();
         }
@@ -144,7 +148,7 @@ describe("store files that cannot be used", () => {
     expect(error).toMatchObject({ code: "store_error" });
   });
 
-  it("a store of schema 4 migrates to 5: the framework-id index holds only calls that have one, and calls are still found by it", async () => {
+  it("a store of schema 4 migrates to 5 (and on): the framework-id index holds only calls that have one, and calls are still found by it", async () => {
     const file = freshStore();
     const first = new Warden({ agentId: "a", store: file });
     const handle = first.beginToolCall({ tool: "read_order", args: { id: 1 }, externalId: "call_ext_1" });
@@ -163,7 +167,7 @@ describe("store files that cannot be used", () => {
     }
     const check = new DatabaseSync(file, { readOnly: true });
     try {
-      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: 5 });
+      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: 6 });
       expect((check.prepare("SELECT sql FROM sqlite_schema WHERE name = 'tool_calls_by_external_id'").get() as { sql: string }).sql).toMatch(/WHERE external_id IS NOT NULL/);
       // One entry: the call that has a framework id, not the one without.
       expect(check.prepare("SELECT count(*) AS n FROM tool_calls INDEXED BY tool_calls_by_external_id WHERE external_id IS NOT NULL").get()).toEqual({ n: 1 });
@@ -174,6 +178,73 @@ describe("store files that cannot be used", () => {
       expect(JSON.stringify(check.prepare(`EXPLAIN QUERY PLAN ${lookup}`).all("call_ext_1"))).toMatch(/USING INDEX tool_calls_by_external_id/);
     } finally {
       check.close();
+    }
+  });
+
+  it("a store of schema 5 migrates to 6: hashes become 32 bytes, the stored prev_hash goes, and the chain, its checkpoints and bundles still verify", async () => {
+    const file = freshStore();
+    const first = new Warden({ agentId: "a", store: file, ledger: { checkpointEvery: 4 } });
+    for (let i = 0; i < 5; i++) await first.run({ task: `refund ${i}` }, async (run) => run.tool("refund", { order: i }, () => ({ ok: i })));
+    first.close();
+    // As schema 5 left it: each row with the hash before it (prev_hash) and its own, both as hex text.
+    const db = new DatabaseSync(file);
+    const rows = db.prepare("SELECT * FROM ledger ORDER BY seq").all() as Array<Record<string, string | number | null> & { hash: Uint8Array }>;
+    db.exec(`DROP TABLE ledger; CREATE TABLE ledger (
+      seq INTEGER PRIMARY KEY, id TEXT NOT NULL, ts INTEGER NOT NULL, type TEXT NOT NULL, org TEXT NOT NULL,
+      agent_id TEXT, run_id TEXT, step_id TEXT, tool_call_id TEXT, actor TEXT, data TEXT NOT NULL,
+      prev_hash TEXT NOT NULL, hash TEXT NOT NULL
+    ); CREATE INDEX ledger_by_run ON ledger (run_id, seq); PRAGMA user_version = 5;`);
+    const insert = db.prepare("INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    let prev = "0".repeat(64);
+    for (const r of rows) {
+      const hash = Buffer.from(r.hash).toString("hex");
+      insert.run(r.seq, r.id, r.ts, r.type, r.org, r.agent_id, r.run_id, r.step_id, r.tool_call_id, r.actor, r.data, prev, hash);
+      prev = hash;
+    }
+    db.close();
+    const hexes = rows.map((r) => Buffer.from(r.hash).toString("hex"));
+
+    // An auditor reads a schema 5 file as it is (read-only: no migration), and it verifies.
+    const before = openLedger(file, { checkpointEvery: 4 });
+    let toolCallId: string;
+    try {
+      expect(before.ledger.verify({ full: true })).toMatchObject({ ok: true, entries: rows.length, head: { seq: rows.length, hash: hexes.at(-1) } });
+      expect(before.ledger.entries().map((e) => e.hash)).toEqual(hexes);
+      toolCallId = before.ledger.entries().find((e) => e.toolCallId !== null)!.toolCallId!;
+      expect(await verifyEvidence(before.ledger.evidence(toolCallId))).toMatchObject({ ok: true });
+    } finally {
+      before.close();
+    }
+
+    const again = new Warden({ agentId: "a", store: file, ledger: { checkpointEvery: 4 } });
+    try {
+      expect(again.ledger.verify({ full: true })).toMatchObject({ ok: true, entries: rows.length });
+      // Appending after the migration extends the same chain, and the client signs over it again.
+      await again.run({ task: "after" }, async (run) => run.tool("refund", { order: 9 }, () => ({ ok: 9 })));
+      again.flush();
+      const entries = again.ledger.entries();
+      expect(entries.slice(0, rows.length).map((e) => e.hash)).toEqual(hexes);
+      expect(entries.map((e) => e.prevHash)).toEqual(entries.map((_, i) => (i === 0 ? "0".repeat(64) : entries[i - 1]!.hash)));
+    } finally {
+      again.close();
+    }
+    const check = new DatabaseSync(file, { readOnly: true });
+    try {
+      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: 6 });
+      const columns = (check.prepare("PRAGMA table_info(ledger)").all() as Array<{ name: string; type: string }>).map((c) => `${c.name} ${c.type}`);
+      expect(columns).not.toContain("prev_hash TEXT");
+      expect(columns).toContain("hash BLOB");
+      expect(check.prepare("SELECT count(*) AS n FROM ledger WHERE typeof(hash) = 'blob' AND length(hash) = 32").get()).toEqual({ n: rows.length + 3 });
+      expect(JSON.stringify(check.prepare("EXPLAIN QUERY PLAN SELECT * FROM ledger WHERE run_id = ? ORDER BY seq").all("r"))).toMatch(/USING INDEX ledger_by_run/);
+    } finally {
+      check.close();
+    }
+    const after = openLedger(file, { checkpointEvery: 4 });
+    try {
+      expect(after.ledger.verify({ full: true })).toMatchObject({ ok: true, entries: rows.length + 3, coverage: { uncovered: 0 } });
+      expect(await verifyEvidence(after.ledger.evidence(toolCallId))).toMatchObject({ ok: true });
+    } finally {
+      after.close();
     }
   });
 
@@ -215,8 +286,9 @@ describe("several writers on one file", () => {
     b.close();
     const reader = new Warden({ agentId: "reader", store: file });
     try {
-      expect(reader.ledger.verify()).toMatchObject({ ok: true, entries: events + policySets(reader) });
-      const agents = reader.ledger.entries().filter((e) => e.type !== "policy.set").map((e) => e.agentId);
+      expect(reader.ledger.verify()).toMatchObject({ ok: true });
+      expect(recordedEvents(reader)).toBe(events + policySets(reader));
+      const agents = reader.ledger.entries().flatMap(expandLedgerEntry).filter((e) => e.type !== "policy.set").map((e) => e.agentId);
       expect(agents.slice(0, 8)).toEqual(["agent-a", "agent-a", "agent-a", "agent-a", "agent-b", "agent-b", "agent-b", "agent-b"]);
       expect(reader.listRuns({ limit: 100 })).toHaveLength(20);
     } finally {
@@ -236,7 +308,8 @@ describe("several writers on one file", () => {
       try {
         const verification = reader.ledger.verify();
         const expected = done.reduce((sum, d) => sum + (d.events as number), 0);
-        expect(verification).toMatchObject({ ok: true, entries: expected + policySets(reader) });
+        expect(verification).toMatchObject({ ok: true, entries: reader.ledger.entries().length });
+        expect(recordedEvents(reader)).toBe(expected + policySets(reader));
         // Each run: run.started, 3 × (tool.called, tool.completed), run.completed.
         expect(expected).toBe(2 * 25 * 8);
         const runs = reader.listRuns({ limit: 1000 });
@@ -249,7 +322,7 @@ describe("several writers on one file", () => {
           }
         }
         const seqs = reader.ledger.entries().map((e) => e.seq);
-        expect(seqs).toEqual(Array.from({ length: expected + policySets(reader) }, (_, i) => i + 1));
+        expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
       } finally {
         reader.close();
       }
@@ -270,7 +343,8 @@ describe("several writers on one file", () => {
       for (const r of await cli) expect(r, r.stderr).toMatchObject({ code: 0 });
       const reader = new Warden({ agentId: "reader", store: file });
       try {
-        expect(reader.ledger.verify()).toMatchObject({ ok: true, entries: 4 * 2 * 4 + policySets(reader) });
+        expect(reader.ledger.verify()).toMatchObject({ ok: true });
+        expect(recordedEvents(reader)).toBe(4 * 2 * 4 + policySets(reader));
         // Each closing process signs the head it leaves (two that close on the same head sign it once), all with one key.
         expect(count(file, "checkpoints")).toBeGreaterThanOrEqual(1);
         const db = new DatabaseSync(file, { readOnly: true });

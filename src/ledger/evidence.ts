@@ -5,7 +5,8 @@
 import { createHash, type KeyObject } from "node:crypto";
 import { InvalidInputError } from "../errors.js";
 import { canonicalJson } from "../internal/canonical.js";
-import type { LedgerDraft, LedgerRow } from "../store/sqlite-store.js";
+import { linkOf, type LedgerDraft, type LinkedLedgerRow } from "../store/sqlite-store.js";
+import { storedHashHex } from "./chain.js";
 import { verifyBundle, type BundleVerification } from "../verify/verify.js";
 import { POLICY_SET_ENTRY, type EvidenceEntry } from "../verify/schema.js";
 import { parsePublicKey, rawPublicKey } from "./keys.js";
@@ -25,8 +26,8 @@ export type { EvidenceBundle, EvidenceEntry } from "../verify/schema.js";
  */
 export type EvidenceVerification = BundleVerification;
 
-/** A stored ledger row as a bundle carries it: the exact bytes hashed, and its inclusion proof in `tree`. */
-export function evidenceEntryOf(row: LedgerRow, tree: MerkleTree, size = tree.size): EvidenceEntry {
+/** A stored ledger row (read with its chain link) as a bundle carries it: the exact bytes hashed, hashes in hex, and its inclusion proof in `tree`. */
+export function evidenceEntryOf(row: LinkedLedgerRow, tree: MerkleTree, size = tree.size): EvidenceEntry {
   return {
     seq: row.seq,
     id: row.id,
@@ -39,8 +40,8 @@ export function evidenceEntryOf(row: LedgerRow, tree: MerkleTree, size = tree.si
     toolCallId: row.tool_call_id,
     actor: row.actor,
     dataJson: row.data,
-    prevHash: row.prev_hash,
-    hash: row.hash,
+    prevHash: linkOf(row),
+    hash: storedHashHex(row.hash),
     inclusionProof: tree.inclusionProof(row.seq - 1, size).map((h) => Buffer.from(h).toString("base64")),
   };
 }

@@ -3,8 +3,8 @@ import { verify as verifySignature, type KeyObject } from "node:crypto";
 import { once } from "node:events";
 import { InvalidStateError, LedgerIntegrityError, NotFoundError } from "../errors.js";
 import { dirname, relative, isAbsolute } from "node:path";
-import { toLedgerEntry, type LedgerRow, type SqliteStore } from "../store/sqlite-store.js";
-import { checkpointMessage, GENESIS_HASH, storedRowProblem, type LedgerEntry } from "./chain.js";
+import { LINKED_LEDGER_COLUMNS, toLedgerEntry, type LedgerRow, type LinkedLedgerRow, type SqliteStore } from "../store/sqlite-store.js";
+import { checkpointMessage, checkStoredRow, GENESIS_HASH, rowWasAt, storedHash, storedHashHex, type LedgerEntry } from "./chain.js";
 import { keyIdOf } from "./keys.js";
 import { KEY_ROTATED_ENTRY, rotatedKeyOf, trustedKeys } from "./keyring.js";
 import { equalBytes, MerkleFrontier, MerkleTree } from "./merkle.js";
@@ -157,27 +157,28 @@ export class Ledger {
     const roots = new Map<number, Uint8Array>();
     const frontier = from?.frontier.clone() ?? new MerkleFrontier();
     const frontiers = new Map<number, MerkleFrontier>();
+    // Each entry is hashed over the hash of the row before it: the chain link is read, not stored.
     for (const row of this.#store.iterate<LedgerRow>("SELECT * FROM ledger WHERE seq > ? ORDER BY seq", from?.seq ?? 0)) {
       const fail = (seq: number, problem: string, verified = count): LedgerVerification => ({ ok: false, reason: "tampered", entries: verified, firstBadSeq: seq, problem, key });
       if (row.seq !== expectedSeq) return fail(expectedSeq, row.seq > expectedSeq ? `missing (next entry found is ${row.seq})` : `out of order (found ${row.seq})`);
-      if (row.prev_hash !== prevHash) {
-        // The entry chains to an earlier one: what sits between was put in.
-        const earlier = recent.get(row.prev_hash as string);
-        if (earlier !== undefined && earlier < row.seq - 1) return fail(earlier + 1, `inserted: entry ${row.seq} chains to entry ${earlier}, so ${earlier + 1 === row.seq - 1 ? `entry ${earlier + 1} was` : `entries ${earlier + 1}..${row.seq - 1} were`} put in between`, earlier);
-        return fail(row.seq, "does not chain to the previous entry (entry before it deleted, inserted or changed)");
+      const checked = checkStoredRow(row, prevHash);
+      if ("problem" in checked) {
+        // An entry that was written right after an earlier one and moved up: what sits between was put in.
+        for (const [hash, earlier] of recent) {
+          if (earlier < row.seq - 1 && rowWasAt(row, earlier + 1, hash)) return fail(earlier + 1, `inserted: entry ${row.seq} chains to entry ${earlier}, so ${earlier + 1 === row.seq - 1 ? `entry ${earlier + 1} was` : `entries ${earlier + 1}..${row.seq - 1} were`} put in between`, earlier);
+        }
+        return fail(row.seq, checked.problem);
       }
-      const problem = storedRowProblem(row);
-      if (problem !== undefined) return fail(row.seq, problem);
-      frontier.push(Buffer.from(row.hash, "hex"));
+      frontier.push(checked.hash);
       if (row.type === KEY_ROTATED_ENTRY) rotations.push({ seq: row.seq, data: row.data });
       if (checkpointSeqs.has(row.seq)) {
-        hashes.set(row.seq, row.hash);
+        hashes.set(row.seq, checked.hex);
         frontiers.set(row.seq, frontier.clone());
       }
       if (checkpointSeqs.has(row.seq) || rootSizes.has(row.seq)) roots.set(row.seq, frontier.root());
-      recent.set(row.hash, row.seq);
+      recent.set(checked.hex, row.seq);
       if (recent.size > RECENT) recent.delete(recent.keys().next().value!);
-      prevHash = row.hash;
+      prevHash = checked.hex;
       expectedSeq++;
       count++;
     }
@@ -247,14 +248,14 @@ export class Ledger {
     if (!verifySignature(null, checkpointMessage(checkpoint.seq, checkpoint.hash), publicKey, Buffer.from(checkpoint.signature, "base64url"))) return undefined;
     const opened = openCheckpoint(checkpoint.note, { name: origin, publicKey });
     if ("problem" in opened || opened.head.size !== saved.seq || saved.frontier.size !== saved.seq || !equalBytes(opened.head.root, saved.frontier.root())) return undefined;
-    const entry = this.#store.get<{ hash: string }>("SELECT hash FROM ledger WHERE seq = ?", saved.seq);
-    if (entry?.hash !== saved.hash) return undefined;
+    const entry = this.#store.get<{ hash: unknown }>("SELECT hash FROM ledger WHERE seq = ?", saved.seq);
+    if (entry === undefined || storedHashHex(entry.hash) !== saved.hash) return undefined;
     // Seq is the row id: as many rows as the highest seq means none is missing (a whole-table count is SQLite's fast path).
     const rows = this.#store.get<{ n: number }>("SELECT count(*) AS n FROM ledger")?.n;
     if (rows !== this.#store.get<{ last: number | null }>("SELECT max(seq) AS last FROM ledger")?.last) return undefined;
     const earlier = checkpoints.filter((c) => c.seq <= saved.seq).length;
     // Checkpoints first, each entry found by its row id.
-    const matching = this.#store.get<{ n: number }>("SELECT count(*) AS n FROM checkpoints c CROSS JOIN ledger l ON l.seq = c.seq WHERE c.seq <= ? AND l.hash = c.hash", saved.seq)?.n;
+    const matching = this.#store.get<{ n: number }>("SELECT count(*) AS n FROM checkpoints c CROSS JOIN ledger l ON l.seq = c.seq WHERE c.seq <= ? AND (l.hash = unhex(c.hash) OR l.hash = c.hash)", saved.seq)?.n;
     return matching === earlier ? saved : undefined;
   }
 
@@ -271,10 +272,10 @@ export class Ledger {
     const verified = this.verify();
     if (!verified.ok) throw new LedgerIntegrityError(verified.firstBadSeq, verified.problem);
     let kind: "run" | "toolCall" = "toolCall";
-    let rows = this.#store.all<LedgerRow>("SELECT * FROM ledger WHERE tool_call_id = ? ORDER BY seq", id);
+    let rows = this.#store.all<LinkedLedgerRow>(`SELECT ${LINKED_LEDGER_COLUMNS} FROM ledger l WHERE l.tool_call_id = ? ORDER BY l.seq`, id);
     if (rows.length === 0) {
       kind = "run";
-      rows = this.#store.all<LedgerRow>("SELECT * FROM ledger WHERE run_id = ? ORDER BY seq", id);
+      rows = this.#store.all<LinkedLedgerRow>(`SELECT ${LINKED_LEDGER_COLUMNS} FROM ledger l WHERE l.run_id = ? ORDER BY l.seq`, id);
     }
     if (rows.length === 0) throw new NotFoundError("run or tool call in the ledger", id);
     const last = rows[rows.length - 1]!.seq;
@@ -282,8 +283,9 @@ export class Ledger {
     // A witnessed checkpoint (one with cosignature lines beyond the log's own) proves more: preferred.
     const checkpoint = covering.filter((c) => (parseNote(c.note!)?.signatures.length ?? 0) > 1).at(-1) ?? covering.at(-1);
     if (checkpoint === undefined) throw new InvalidStateError(`entry ${last} is not yet under a signed tree head: a checkpoint follows within ${this.#store.checkpointEvery} entries, or when the writing client closes`);
-    const policy = this.#store.get<LedgerRow>("SELECT * FROM ledger WHERE type = ? AND run_id IS NULL AND tool_call_id IS NULL AND seq < ? ORDER BY seq DESC LIMIT 1", POLICY_SET_ENTRY, rows[0]!.seq);
-    const hashes = this.#store.all<{ hash: string }>("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq", checkpoint.seq).map((r) => Buffer.from(r.hash, "hex"));
+    const policy = this.#store.get<LinkedLedgerRow>(`SELECT ${LINKED_LEDGER_COLUMNS} FROM ledger l WHERE l.type = ? AND l.run_id IS NULL AND l.tool_call_id IS NULL AND l.seq < ? ORDER BY l.seq DESC LIMIT 1`, POLICY_SET_ENTRY, rows[0]!.seq);
+    // Verified above: every stored hash up to the checkpoint is 32 bytes (or 64 hex digits in a store from before).
+    const hashes = this.#store.all<{ hash: unknown }>("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq", checkpoint.seq).map((r) => storedHash(r.hash)!);
     const tree = new MerkleTree(hashes);
     const entries = (policy ? [policy, ...rows] : rows).map((row) => evidenceEntryOf(row, tree));
     // The key that signed this checkpoint: the current one, a retired one, or one a verified rotation entry names.
@@ -321,21 +323,22 @@ export class Ledger {
   /** Entries in chain order, optionally of one run. */
   entries(filter: { runId?: string; afterSeq?: number; limit?: number } = {}): LedgerEntry[] {
     const rows = filter.runId
-      ? this.#store.all<LedgerRow>("SELECT * FROM ledger WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?", filter.runId, filter.afterSeq ?? 0, filter.limit ?? -1)
-      : this.#store.all<LedgerRow>("SELECT * FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?", filter.afterSeq ?? 0, filter.limit ?? -1);
+      ? this.#store.all<LinkedLedgerRow>(`SELECT ${LINKED_LEDGER_COLUMNS} FROM ledger l WHERE l.run_id = ? AND l.seq > ? ORDER BY l.seq LIMIT ?`, filter.runId, filter.afterSeq ?? 0, filter.limit ?? -1)
+      : this.#store.all<LinkedLedgerRow>(`SELECT ${LINKED_LEDGER_COLUMNS} FROM ledger l WHERE l.seq > ? ORDER BY l.seq LIMIT ?`, filter.afterSeq ?? 0, filter.limit ?? -1);
     return rows.map(toLedgerEntry);
   }
 
   /** The newest entry's sequence number and hash. */
   head(): { seq: number; hash: string } {
-    return this.#store.get<{ seq: number; hash: string }>("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1") ?? { seq: 0, hash: GENESIS_HASH };
+    const head = this.#store.get<{ seq: number; hash: unknown }>("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1");
+    return head === undefined ? { seq: 0, hash: GENESIS_HASH } : { seq: head.seq, hash: storedHashHex(head.hash) };
   }
 
   /** Writes every entry as one JSON object per line. Returns the number written. */
   async exportJsonl(destination: string | NodeJS.WritableStream): Promise<number> {
     const stream = typeof destination === "string" ? createWriteStream(destination) : destination;
     let count = 0;
-    for (const row of this.#store.iterate<LedgerRow>("SELECT * FROM ledger ORDER BY seq")) {
+    for (const row of this.#store.iterate<LinkedLedgerRow>(`SELECT ${LINKED_LEDGER_COLUMNS} FROM ledger l ORDER BY l.seq`)) {
       if (!stream.write(`${JSON.stringify(toLedgerEntry(row))}\n`)) await once(stream, "drain");
       count++;
     }

@@ -6,6 +6,7 @@ import { z } from "zod";
 import { ConfigError, LedgerIntegrityError, RemoteError } from "../errors.js";
 import type { SqliteStore } from "../store/sqlite-store.js";
 import { openCosignatures, parseWitnessKey, type WitnessKey } from "./cosignature.js";
+import { storedHash } from "./chain.js";
 import { consistencyProofFrom, decodeFrontier, MerkleTree } from "./merkle.js";
 import { parseCheckpointText, parseNote } from "./note.js";
 import { submissionBody, type CheckpointSubmission } from "./witness.js";
@@ -205,10 +206,10 @@ export function storeWitnessedLog(store: SqliteStore): WitnessedLog {
       const head = from?.note == null ? undefined : parseCheckpointText(parseNote(from.note)?.text ?? "");
       const frontier = head?.size === oldSize ? decodeFrontier(oldSize, from!.frontier, head.root) : undefined;
       if (frontier !== undefined) {
-        const leaves = store.all<{ hash: string }>("SELECT hash FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq", oldSize, size).map((r) => Buffer.from(r.hash, "hex"));
+        const leaves = store.all<{ hash: unknown }>("SELECT hash FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq", oldSize, size).map((r) => storedHash(r.hash) ?? Buffer.alloc(0));
         if (leaves.length === size - oldSize) return consistencyProofFrom(frontier, leaves);
       }
-      const hashes = store.all<{ hash: string }>("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq", size).map((r) => Buffer.from(r.hash, "hex"));
+      const hashes = store.all<{ hash: unknown }>("SELECT hash FROM ledger WHERE seq <= ? ORDER BY seq", size).map((r) => storedHash(r.hash) ?? Buffer.alloc(0));
       return new MerkleTree(hashes).consistencyProof(oldSize, size);
     },
     addCosignatures: (size, note, lines) => {

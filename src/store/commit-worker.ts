@@ -18,7 +18,7 @@ function report(error: unknown): void {
 
 let store: SqliteStore | undefined;
 try {
-  store = new SqliteStore({ path: data.path, signer: data.signer, checkpointEvery: data.checkpointEvery, checkpointIntervalMs: data.checkpointIntervalMs, maxBatch: Number.MAX_SAFE_INTEGER, writer: "inline", onError: report });
+  store = new SqliteStore({ path: data.path, signer: data.signer, checkpointEvery: data.checkpointEvery, checkpointIntervalMs: data.checkpointIntervalMs, maxBatch: Number.MAX_SAFE_INTEGER, writer: "inline", fold: false, onError: report });
 } catch (error) {
   report(error);
 }

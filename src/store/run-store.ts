@@ -1,6 +1,7 @@
 import type { SQLInputValue } from "node:sqlite";
 import { RunStatus, ToolCallStatus } from "../enums.js";
 import type { ApprovalRow, RunRow, StepRow, ToolCallRow } from "../records.js";
+import { expandLedgerEntry } from "../ledger/fold.js";
 import type { QueuedWrite, SqliteStore } from "./sqlite-store.js";
 
 /**
@@ -10,10 +11,13 @@ import type { QueuedWrite, SqliteStore } from "./sqlite-store.js";
 export class PendingRow<Columns extends string> {
   readonly #write: QueuedWrite;
   readonly #index: ReadonlyMap<Columns, number>;
+  /** Columns whose values the ledger holds: the row keeps them empty. */
+  readonly inLedger: ReadonlySet<Columns> | undefined;
 
-  constructor(write: QueuedWrite, index: ReadonlyMap<Columns, number>) {
+  constructor(write: QueuedWrite, index: ReadonlyMap<Columns, number>, inLedger?: ReadonlySet<Columns>) {
     this.#write = write;
     this.#index = index;
+    this.inLedger = inLedger;
   }
 
   /** Sets the columns in the queued insert; false when it has committed already (update the row instead). */
@@ -37,6 +41,13 @@ const insertSql = (table: string, columns: readonly string[]) => `INSERT INTO ${
 const RUN_INSERT = insertSql("runs", RUN_COLUMNS);
 const TOOL_CALL_INSERT = insertSql("tool_calls", TOOL_CALL_COLUMNS);
 const RUN_SELECT = "id, agent_id, trace_id, parent_run_id, status, metadata, reason, agent_context, token_id, started_at, ended_at, error";
+/**
+ * What a tool call's ledger entries hold already: its output and error (in the event that ended it). A
+ * tool call's row (kind `tool`) keeps them empty and reads them back from there. The input stays in the
+ * row: the ledger holds it in canonical form (keys sorted), and the run tree shows it as the agent gave it.
+ */
+const TOOL_CALL_IN_LEDGER: ReadonlySet<ToolCallColumn> = new Set(["output", "error"]);
+const CALL_ENDS_OF_RUN = "SELECT type, tool_call_id, data FROM ledger WHERE run_id = ? AND tool_call_id IS NOT NULL AND type IN ('tool.call', 'tool.completed', 'tool.blocked') ORDER BY seq";
 
 /**
  * The runs, steps, tool calls and agents of one organization in the embedded store, behind named
@@ -184,13 +195,18 @@ export class RunStore {
   // ── tool calls (and LLM calls, kind 'llm') ──
 
   insertToolCall(values: Omit<Values<ToolCallColumn>, "org">): PendingRow<ToolCallColumn> {
-    return new PendingRow(this.#store.write(TOOL_CALL_INSERT, TOOL_CALL_COLUMNS.map((c) => (c === "org" ? this.#org : ((values as Values<ToolCallColumn>)[c] ?? null)))), TOOL_CALL_INDEX);
+    const inLedger = values.kind === "tool" ? TOOL_CALL_IN_LEDGER : undefined;
+    const params = TOOL_CALL_COLUMNS.map((c) => (c === "org" ? this.#org : inLedger?.has(c) ? null : ((values as Values<ToolCallColumn>)[c] ?? null)));
+    return new PendingRow(this.#store.write(TOOL_CALL_INSERT, params), TOOL_CALL_INDEX, inLedger);
   }
 
   /** Sets a call's final columns: in its queued insert if it has not committed, else by an update. */
-  updateToolCall(pending: PendingRow<ToolCallColumn> | undefined, toolCallId: string, values: Values<ToolCallColumn>): void {
+  updateToolCall(pending: PendingRow<ToolCallColumn> | undefined, toolCallId: string, given: Values<ToolCallColumn>): void {
+    const inLedger = pending?.inLedger;
+    const values = inLedger === undefined ? given : (Object.fromEntries(Object.entries(given).filter(([column]) => !inLedger.has(column as ToolCallColumn))) as Values<ToolCallColumn>);
     if (pending?.patch(values)) return;
     const columns = Object.keys(values) as ToolCallColumn[];
+    if (columns.length === 0) return;
     // blocked_reason keeps what the decision recorded unless a new one is given.
     const set = columns.map((c) => (c === "blocked_reason" ? "blocked_reason = COALESCE(?, blocked_reason)" : `${c} = ?`)).join(", ");
     this.#store.write(`UPDATE tool_calls SET ${set} WHERE id = ? AND org = ?`, [...columns.map((c) => values[c] ?? null), toolCallId, this.#org]);
@@ -202,11 +218,28 @@ export class RunStore {
 
   /** The newest tool call (not LLM call) with this Warden id or framework id. */
   findToolCall(id: string): ToolCallRow | undefined {
-    return this.#store.get<ToolCallRow>("SELECT * FROM tool_calls WHERE (id = ?1 OR external_id = ?1) AND org = ?2 AND kind = 'tool' ORDER BY started_at DESC, rowid DESC LIMIT 1", id, this.#org);
+    const row = this.#store.get<ToolCallRow>("SELECT * FROM tool_calls WHERE (id = ?1 OR external_id = ?1) AND org = ?2 AND kind = 'tool' ORDER BY started_at DESC, rowid DESC LIMIT 1", id, this.#org);
+    return row && this.#withLedgerValues([row], row.run_id)[0];
   }
 
   toolCallsOf(runId: string): ToolCallRow[] {
-    return this.#store.all<ToolCallRow>("SELECT * FROM tool_calls WHERE run_id = ? AND org = ? ORDER BY started_at, rowid", runId, this.#org);
+    return this.#withLedgerValues(this.#store.all<ToolCallRow>("SELECT * FROM tool_calls WHERE run_id = ? AND org = ? ORDER BY started_at, rowid", runId, this.#org), runId);
+  }
+
+  /** Tool calls' rows with the output and error their ledger entries hold (as JSON text, like the columns). */
+  #withLedgerValues(rows: ToolCallRow[], runId: string): ToolCallRow[] {
+    if (!rows.some((row) => row.kind === "tool" && row.ended_at !== null && (row.output === null || row.error === null))) return rows;
+    const ends = new Map<string, { output?: unknown; error?: unknown }>();
+    for (const entry of this.#store.all<{ type: string; tool_call_id: string; data: string }>(CALL_ENDS_OF_RUN, runId)) {
+      for (const event of expandLedgerEntry({ id: "", ts: 0, type: entry.type, data: JSON.parse(entry.data) as unknown })) {
+        if (event.type !== "tool.called") ends.set(entry.tool_call_id, (event.data ?? {}) as { output?: unknown; error?: unknown });
+      }
+    }
+    const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
+    return rows.map((row) => {
+      const end = row.kind === "tool" ? ends.get(row.id) : undefined;
+      return end === undefined ? row : { ...row, output: row.output ?? json(end.output), error: row.error ?? json(end.error) };
+    });
   }
 
   approvalsOf(runId: string): ApprovalRow[] {

@@ -18,7 +18,17 @@ CREATE TABLE IF NOT EXISTS tool_pins (
 const EXTERNAL_ID_INDEX_SQL = "CREATE INDEX IF NOT EXISTS tool_calls_by_external_id ON tool_calls (external_id) WHERE external_id IS NOT NULL;";
 
 /** Schema of the embedded store. Bump `SCHEMA_VERSION` with a migration when it changes. */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
+
+/**
+ * The ledger: each entry's hash as 32 bytes; its link to the entry before is that entry's hash, read
+ * from the row before, not stored again.
+ */
+const LEDGER_SQL = (table: string) => `CREATE TABLE IF NOT EXISTS ${table} (
+  seq INTEGER PRIMARY KEY, id TEXT NOT NULL, ts INTEGER NOT NULL, type TEXT NOT NULL, org TEXT NOT NULL,
+  agent_id TEXT, run_id TEXT, step_id TEXT, tool_call_id TEXT, actor TEXT, data TEXT NOT NULL, hash BLOB NOT NULL
+);`;
+const LEDGER_INDEX_SQL = "CREATE INDEX IF NOT EXISTS ledger_by_run ON ledger (run_id, seq);";
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,12 +71,8 @@ CREATE TABLE IF NOT EXISTS halts (
 CREATE TABLE IF NOT EXISTS revoked_tokens (
   org TEXT NOT NULL, id TEXT NOT NULL, reason TEXT, revoked_at INTEGER NOT NULL, PRIMARY KEY (org, id)
 );
-CREATE TABLE IF NOT EXISTS ledger (
-  seq INTEGER PRIMARY KEY, id TEXT NOT NULL, ts INTEGER NOT NULL, type TEXT NOT NULL, org TEXT NOT NULL,
-  agent_id TEXT, run_id TEXT, step_id TEXT, tool_call_id TEXT, actor TEXT, data TEXT NOT NULL,
-  prev_hash TEXT NOT NULL, hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ledger_by_run ON ledger (run_id, seq);
+${LEDGER_SQL("ledger")}
+${LEDGER_INDEX_SQL}
 CREATE TABLE IF NOT EXISTS checkpoints (
   seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, ts INTEGER NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL,
   note TEXT, frontier TEXT
@@ -78,6 +84,8 @@ const APPROVAL_BINDING_COLUMNS = ["args_digest TEXT", "policy_version TEXT", "ru
 
 /**
  * Steps from one schema version to the next, for stores created by an earlier version.
+ * 6: the ledger keeps no `prev_hash` (the link is the previous row's hash) and `hash` as 32 bytes. Rows
+ *    are copied as they are: a hash that is not 64 hex digits stays as it was, for verification to name.
  * 5: `tool_calls_by_external_id` holds only calls that have a framework id (partial index).
  * 4: `tool_pins`, the pinned tool definitions of MCP servers.
  * 3: approvals bound to the action (`args_digest`, `policy_version`, `consumed_at`/`consumed_by`), the
@@ -89,4 +97,12 @@ export const MIGRATIONS: Record<number, string> = {
   3: APPROVAL_BINDING_COLUMNS.map((column) => `ALTER TABLE approvals ADD COLUMN ${column};`).join("\n"),
   4: TOOL_PINS_SQL,
   5: `DROP INDEX IF EXISTS tool_calls_by_external_id;\n${EXTERNAL_ID_INDEX_SQL}`,
+  6: `${LEDGER_SQL("ledger_v6")}
+INSERT INTO ledger_v6 (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, hash)
+  SELECT seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data,
+    CASE WHEN typeof(hash) = 'text' AND length(hash) = 64 AND hash NOT GLOB '*[^0-9a-f]*' THEN unhex(hash) ELSE hash END
+  FROM ledger;
+DROP TABLE ledger;
+ALTER TABLE ledger_v6 RENAME TO ledger;
+${LEDGER_INDEX_SQL}`,
 };

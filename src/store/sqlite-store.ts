@@ -4,7 +4,8 @@ import { dirname, resolve } from "node:path";
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { loadSqlite } from "../internal/runtime.js";
 import { StoreError } from "../errors.js";
-import { checkpointMessage, GENESIS_HASH, hashEntry, storedRowProblem, type LedgerEntry } from "../ledger/chain.js";
+import { checkpointMessage, checkStoredRow, GENESIS_HASH, hashEntryBytes, storedHash, storedHashHex, type LedgerEntry } from "../ledger/chain.js";
+import { foldDrafts } from "../ledger/fold.js";
 import type { SigningKey } from "../ledger/keys.js";
 import { encodeFrontier, equalBytes, MerkleFrontier } from "../ledger/merkle.js";
 import { checkpointText, ledgerOrigin, openCheckpoint, signNote } from "../ledger/note.js";
@@ -46,14 +47,24 @@ export interface StoreOptions {
    * `:memory:` and read-only stores).
    */
   writer?: "worker" | "inline" | undefined;
+  /**
+   * Whether a tool call's end folds into its start while both are queued here (default true). The writer
+   * thread's store does not fold: what the client handed over is what it commits.
+   */
+  fold?: boolean | undefined;
   /** Worker: writes handed over and not yet committed before recording waits for the writer (default 65,536). */
   maxPending?: number | undefined;
   onError: (error: unknown) => void;
 }
 
 const openStores = new Set<SqliteStore>();
-const LEDGER_INSERT = "INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, prev_hash, hash) VALUES";
-const LEDGER_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?)";
+const LEDGER_INSERT = "INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, hash) VALUES";
+const LEDGER_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?)";
+/**
+ * The columns of ledger rows with their chain link: the hash of the row before (read, not stored).
+ * For readers that take rows one by one (entries, export, evidence); verification walks the chain instead.
+ */
+export const LINKED_LEDGER_COLUMNS = "l.seq, l.id, l.ts, l.type, l.org, l.agent_id, l.run_id, l.step_id, l.tool_call_id, l.actor, l.data, l.hash, (SELECT p.hash FROM ledger p WHERE p.seq = l.seq - 1) AS prev_hash";
 // Rows per INSERT: fewer statement executions, well under SQLite's parameter limit.
 const LEDGER_CHUNK = 16;
 const INSERT_CHUNK = 16;
@@ -81,6 +92,8 @@ export class SqliteStore {
   readonly #options: StoreOptions;
   readonly #statements = new Map<string, StatementSync>();
   #queue: WriteOp[] = [];
+  /** The last ledger draft queued, and the queue it went into (a call's end may fold into it). */
+  #lastDraft: { op: { ledger: LedgerDraft }; queue: WriteOp[] } | undefined;
   #scheduled: NodeJS.Timeout | undefined;
   #closed = false;
   #lastCheckpoint: { seq: number; ts: number } | undefined;
@@ -161,10 +174,27 @@ export class SqliteStore {
     return op;
   }
 
-  /** Queues a ledger entry; it is hashed into the chain when its group commits. */
+  /**
+   * Queues a ledger entry; it is hashed into the chain when its group commits. The event that ends a
+   * tool call folds into that call's `tool.called` while it is still queued and the last entry queued
+   * (so no entry changes place): a call that ends within its commit window is one entry.
+   */
   append(draft: LedgerDraft): void {
     if (this.#options.readOnly) throw new StoreError(`store "${this.path}" is open read-only`);
-    this.#push({ ledger: draft });
+    const last = this.#lastDraft;
+    if (last !== undefined && last.queue === this.#queue && !this.#closed && this.#options.fold !== false) {
+      const folded = foldDrafts(last.op.ledger, draft);
+      if (folded !== undefined) {
+        last.op.ledger = folded;
+        this.#lastDraft = undefined;
+        return;
+      }
+    }
+    const op = { ledger: draft };
+    // The queue it joins: once handed over or committed, the queue is another array and nothing folds into it.
+    const queue = this.#queue;
+    this.#push(op);
+    this.#lastDraft = { op, queue };
   }
 
   /** The data (canonical JSON) of the newest ledger entry of a type, if any. */
@@ -391,12 +421,13 @@ export class SqliteStore {
     const frontier = extendsTrusted && this.#frontier?.size === head.seq ? this.#frontier : undefined;
     for (const d of drafts) {
       const entry = { seq: head.seq + 1, id: d.id, ts: d.ts, type: d.type, org: d.org, agentId: d.agentId, runId: d.runId, stepId: d.stepId, toolCallId: d.toolCallId, actor: d.actor, prevHash: head.hash };
-      const hash = hashEntry(entry, d.dataJson);
-      rows.push(entry.seq, d.id, d.ts, d.type, d.org, d.agentId, d.runId, d.stepId, d.toolCallId, d.actor, d.dataJson, head.hash, hash);
-      frontier?.push(Buffer.from(hash, "hex"));
-      head = { seq: entry.seq, hash };
+      // Stored as 32 bytes; the link to the entry before is its hash, so it is not stored again.
+      const hash = hashEntryBytes(entry, d.dataJson);
+      rows.push(entry.seq, d.id, d.ts, d.type, d.org, d.agentId, d.runId, d.stepId, d.toolCallId, d.actor, d.dataJson, hash);
+      frontier?.push(hash);
+      head = { seq: entry.seq, hash: hash.toString("hex") };
     }
-    const perRow = 13;
+    const perRow = 12;
     let offset = 0;
     for (const size of [LEDGER_CHUNK, 1]) {
       const insert = this.#statement(`${LEDGER_INSERT} ${Array(size).fill(LEDGER_ROW).join(",")}`);
@@ -458,7 +489,7 @@ export class SqliteStore {
     if (this.#frontier === undefined || this.#frontier.size > size) this.#frontier = this.#savedFrontier(size) ?? new MerkleFrontier();
     const frontier = this.#frontier;
     if (frontier.size < size) {
-      for (const row of this.#statement("SELECT hash FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq").iterate(frontier.size, size) as IterableIterator<{ hash: string }>) frontier.push(Buffer.from(row.hash, "hex"));
+      for (const row of this.#statement("SELECT hash FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq").iterate(frontier.size, size) as IterableIterator<{ hash: unknown }>) frontier.push(storedHash(row.hash) ?? Buffer.alloc(0));
     }
     return frontier.root();
   }
@@ -474,9 +505,9 @@ export class SqliteStore {
     if (signer === undefined) return undefined;
     const saved = readVerifiedPosition(verifiedPositionPath(this.path), signer.keyId);
     if (saved === undefined || saved.seq > size) return undefined;
-    const entry = this.#statement("SELECT hash FROM ledger WHERE seq = ?").get(saved.seq) as { hash: string } | undefined;
+    const entry = this.#statement("SELECT hash FROM ledger WHERE seq = ?").get(saved.seq) as { hash: unknown } | undefined;
     const checkpoint = this.#statement("SELECT hash, key_id, note FROM checkpoints WHERE seq = ?").get(saved.seq) as { hash: string; key_id: string; note: string | null } | undefined;
-    if (entry?.hash !== saved.hash || checkpoint?.hash !== saved.hash || checkpoint.key_id !== signer.keyId || checkpoint.note === null) return undefined;
+    if (entry === undefined || storedHashHex(entry.hash) !== saved.hash || checkpoint?.hash !== saved.hash || checkpoint.key_id !== signer.keyId || checkpoint.note === null) return undefined;
     const opened = openCheckpoint(checkpoint.note, { name: ledgerOrigin(signer.publicKey), publicKey: signer.publicKey });
     return "problem" in opened || opened.head.size !== saved.seq || !equalBytes(opened.head.root, saved.frontier.root()) ? undefined : saved.frontier;
   }
@@ -505,10 +536,9 @@ export class SqliteStore {
     const rows = this.#statement("SELECT * FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq").iterate(at.seq, head.seq) as IterableIterator<LedgerRow>;
     for (const row of rows) {
       if (row.seq !== at.seq + 1) return `entry ${at.seq + 1} is missing`;
-      if (row.prev_hash !== at.hash) return `entry ${row.seq} does not chain to entry ${at.seq}`;
-      const problem = storedRowProblem(row);
-      if (problem !== undefined) return `entry ${row.seq} ${problem.replace(/^content /, "")}`;
-      at = { seq: row.seq, hash: row.hash };
+      const checked = checkStoredRow(row, at.hash);
+      if ("problem" in checked) return `entry ${row.seq} ${checked.problem.replace(/^content /, "")}`;
+      at = { seq: row.seq, hash: checked.hex };
     }
     return at.seq === head.seq && at.hash === head.hash ? undefined : `the chain does not reach entry ${head.seq}`;
   }
@@ -530,13 +560,13 @@ export class SqliteStore {
     const valid = (cached !== undefined && cached.seq === row.seq && cached.hash === row.hash && cached.signature === row.signature) || verify(null, checkpointMessage(row.seq, row.hash), keyOfRow, Buffer.from(row.signature, "base64url"));
     if (!valid) return undefined;
     this.#checkedCheckpoint = { seq: row.seq, hash: row.hash, signature: row.signature };
-    const entry = this.#statement("SELECT hash FROM ledger WHERE seq = ?").get(row.seq) as { hash: string } | undefined;
-    return entry?.hash === row.hash ? { seq: row.seq, hash: row.hash } : undefined;
+    const entry = this.#statement("SELECT hash FROM ledger WHERE seq = ?").get(row.seq) as { hash: unknown } | undefined;
+    return entry !== undefined && storedHashHex(entry.hash) === row.hash ? { seq: row.seq, hash: row.hash } : undefined;
   }
 
   #head(): { seq: number; hash: string } {
-    const row = this.#statement("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").get() as { seq: number; hash: string } | undefined;
-    return row ?? { seq: 0, hash: GENESIS_HASH };
+    const row = this.#statement("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").get() as { seq: number; hash: unknown } | undefined;
+    return row === undefined ? { seq: 0, hash: GENESIS_HASH } : { seq: row.seq, hash: storedHashHex(row.hash) };
   }
 
   #readLastCheckpoint(): { seq: number; ts: number } | undefined {
@@ -614,7 +644,15 @@ export class SqliteStore {
   }
 }
 
-export function toLedgerEntry(row: LedgerRow): LedgerEntry {
+/** A ledger row read with its chain link (`LINKED_LEDGER_COLUMNS`), hashes as hex or as stored. */
+export interface LinkedLedgerRow extends Omit<LedgerRow, "hash"> {
+  hash: unknown;
+  /** The hash of the row before; null for the first (and for a row whose predecessor is gone). */
+  prev_hash: unknown;
+}
+
+/** An entry from a row read with its chain link. */
+export function toLedgerEntry(row: LinkedLedgerRow): LedgerEntry {
   return {
     seq: row.seq,
     id: row.id,
@@ -627,9 +665,14 @@ export function toLedgerEntry(row: LedgerRow): LedgerEntry {
     toolCallId: row.tool_call_id,
     actor: row.actor,
     data: JSON.parse(row.data),
-    prevHash: row.prev_hash,
-    hash: row.hash,
+    prevHash: linkOf(row),
+    hash: storedHashHex(row.hash),
   };
+}
+
+/** The hex hash a row chains to: the row before's, the genesis hash for the first. */
+export function linkOf(row: LinkedLedgerRow): string {
+  return row.prev_hash === null || row.prev_hash === undefined ? (row.seq === 1 ? GENESIS_HASH : "") : storedHashHex(row.prev_hash);
 }
 
 export interface LedgerRow {
@@ -644,8 +687,8 @@ export interface LedgerRow {
   tool_call_id: string | null;
   actor: string | null;
   data: string;
-  prev_hash: string;
-  hash: string;
+  /** 32 bytes (schema 6 on; 64 hex digits in a store from before, read without migrating). */
+  hash: Uint8Array | string;
 }
 
 function isBusy(error: unknown): boolean {

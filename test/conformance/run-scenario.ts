@@ -1,4 +1,4 @@
-import { Warden, type WardenEvent } from "agent-warden";
+import { expandLedgerEntry, Warden, type WardenEvent } from "agent-warden";
 import { AGENT, CARD, ORCHESTRATOR, SECRET, tempStore, type Call, type Driven, type Scenario, type Surface } from "./harness.js";
 
 export interface ScenarioResult {
@@ -101,7 +101,8 @@ export async function runScenario(surface: Surface, scenario: Scenario): Promise
 }
 
 function collect(warden: Warden, scenario: Scenario, driven: Driven, bodyRan: boolean): ScenarioResult {
-  const entries = warden.ledger.entries({ limit: 1_000_000 });
+  // The events the ledger records: a call that ended within its commit window is one entry for two.
+  const entries = warden.ledger.entries({ limit: 1_000_000 }).flatMap(expandLedgerEntry);
   const called = entries.filter((e) => e.type === "tool.called" && (e.data as { toolName?: string }).toolName === scenario.tool && (e.data as { kind?: string }).kind !== "llm");
   const last = called.at(-1);
   let status: string | undefined;
