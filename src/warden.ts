@@ -121,7 +121,7 @@ export class Warden {
       this.#witnessTimer.unref();
     }
     let remote: RemoteLink | undefined;
-    const recorder = new Recorder({ store: this.#store, bus: this.#bus, org, redact: createRedactor(resolved.redaction ?? {}), errors, send: (event) => remote?.send(event), maxRecordedBytes: resolved.maxRecordedBytes });
+    const recorder = new Recorder({ store: this.#store, bus: this.#bus, org, redact: createRedactor(resolved.redaction ?? {}), errors, send: undefined, maxRecordedBytes: resolved.maxRecordedBytes });
     this.#recorder = recorder;
     this.toolPins = new ToolPins({ store: new PinStore(this.#store, org), record: (type, data, actor) => recorder.record(type, { agentId: null, runId: null }, data, actor) });
     this.approvals = new Approvals({
@@ -191,6 +191,7 @@ export class Warden {
         this.#store.checkpointNow();
       },
     });
+    if (remote !== undefined) recorder.sendTo((event) => remote.send(event));
     if (resolved.policies === undefined && resolved.url === undefined) notices.warn("no-policies", NO_POLICIES_NOTICE);
     halts.start();
     openClients.add(this);
