@@ -17,9 +17,9 @@ const warden = new Warden({ agentId: "bench", store: join(dir, "w.db"), policies
 const tool = (input: { id: number }) => ({ ok: true, id: input.id });
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-const gcs: Array<{ kind: number; ms: number }> = [];
+const gcs: Array<{ kind: number; ms: number; start: number }> = [];
 const gcObserver = new PerformanceObserver((list) => {
-  for (const entry of list.getEntries()) gcs.push({ kind: (entry as { detail?: { kind?: number } }).detail?.kind ?? 0, ms: entry.duration });
+  for (const entry of list.getEntries()) gcs.push({ kind: (entry as { detail?: { kind?: number } }).detail?.kind ?? 0, ms: entry.duration, start: entry.startTime });
 });
 
 await warden.run({ warmup: true }, async (r) => {
@@ -35,7 +35,8 @@ if (process.env.PROFILE) {
 }
 if (process.env.HEAP) {
   await session.post("HeapProfiler.enable");
-  await session.post("HeapProfiler.startSampling", { samplingInterval: 4096 });
+  // ALLOC=1: every sampled allocation, collected or not (where the allocation volume comes from).
+  await session.post("HeapProfiler.startSampling", { samplingInterval: 4096, ...(process.env.ALLOC && { includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }) } as never);
 }
 gcObserver.observe({ entryTypes: ["gc"] });
 const delay = monitorEventLoopDelay({ resolution: 1 });
@@ -65,7 +66,16 @@ await warden.run({ bench: true }, async (r) => {
     await yieldToLoop();
     // The sampled allocations still alive mid-run: what the loop retains.
     if (process.env.HEAP && i === N >> 1) {
-      await session.post("HeapProfiler.collectGarbage");
+      // PROMOTED=1 (with --expose-gc): after minor GCs only, what old space holds, live or dead, before the
+      // full GC's live set; the difference is what was promoted and then died (what drives major GCs).
+      if (process.env.PROMOTED) {
+        const gc = (globalThis as unknown as { gc: (options: object) => void }).gc;
+        gc({ type: "minor", execution: "sync" });
+        gc({ type: "minor", execution: "sync" });
+        const { profile } = await session.post("HeapProfiler.getSamplingProfile");
+        writeFileSync(`${process.env.HEAP}.minor`, JSON.stringify(profile));
+      }
+      if (!process.env.ALLOC) await session.post("HeapProfiler.collectGarbage");
       const { profile } = await session.post("HeapProfiler.getSamplingProfile");
       writeFileSync(process.env.HEAP, JSON.stringify(profile));
       await session.post("HeapProfiler.stopSampling");
@@ -103,3 +113,8 @@ cpuGaps.sort((a, b) => a - b);
 const at = (q: number) => cpuGaps[Math.min(cpuGaps.length - 1, Math.floor(cpuGaps.length * q))]!.toFixed(2);
 console.log(`main-thread CPU between 1 ms ticks: p99 ${at(0.99)} ms, p99.9 ${at(0.999)} ms, max ${cpuGaps.at(-1)!.toFixed(1)} ms, ${cpuGaps.filter((g) => g > 10).length} over 10 ms`);
 if (stalls.length > 0) console.log(`stalls > 12 ms (wall/cpu): ${stalls.map((s) => `${s.ms.toFixed(0)}/${s.cpuMs.toFixed(0)}@${((s.at - t0) / 1000).toFixed(2)}s`).join(" ")}`);
+// The stalls in which the main thread itself worked 10 ms or more, and the GC pauses inside each.
+for (const s of stalls.filter((s) => s.cpuMs >= 10)) {
+  const inside = gcs.filter((g) => g.start >= s.at - s.ms - 1 && g.start <= s.at);
+  console.log(`cpu stall ${s.cpuMs.toFixed(0)} ms (wall ${s.ms.toFixed(0)}) at ${((s.at - t0) / 1000).toFixed(2)} s: gc ${inside.map((g) => `kind ${g.kind} ${g.ms.toFixed(1)} ms`).join(", ") || "none"}`);
+}
