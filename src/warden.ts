@@ -339,8 +339,14 @@ export class Warden {
   }
 
   /** @internal The governed flow behind `run.tool` and `guard`: check → approval → execute → record. */
-  async execute<T>(init: ToolCallInit, fn: (context: ToolContext) => T | Promise<T>): Promise<T> {
-    const handle = this.beginToolCall(init);
+  execute<T>(init: ToolCallInit, fn: (context: ToolContext) => T | Promise<T>): Promise<T> {
+    // Not `async`: the handle's own promise is returned as it is, not wrapped in another.
+    let handle: ToolCallHandle;
+    try {
+      handle = this.beginToolCall(init);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return handle.run((signal) => fn({ signal, toolCallId: handle.toolCallId, runId: handle.runId }));
   }
 
