@@ -4,10 +4,11 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Warden, createRedactor, raceAbort, type WardenEvent } from "agent-warden";
 import { canonicalJson } from "../src/internal/canonical.js";
 import { newId } from "../src/internal/ids.js";
+import { SqliteStore } from "../src/store/sqlite-store.js";
 
 /** Canonical JSON as the general writer gives it (the definition, tracking every ancestor): the oracle. */
 function reference(value: unknown, ancestors: object[] = []): string {
@@ -297,6 +298,39 @@ describe.runIf(existsSync("/proc/thread-self"))("the store's writer thread", () 
       expect((await warden.getRun(runId)).toolCalls).toHaveLength(50);
     } finally {
       warden.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a halt made by another client", () => {
+  it("is read without waiting for this client's writer, and refuses the next call", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "warden-halt-read-"));
+    const store = join(dir, "w.db");
+    const policies = { version: 1 as const, default: "allow" as const, policies: [] };
+    const agent = new Warden({ agentId: "worker", store, policies });
+    const operator = new Warden({ agentId: "operator", store, policies });
+    const flush = vi.spyOn(SqliteStore.prototype, "flush");
+    try {
+      await agent.run({}, async (run) => {
+        for (let i = 0; i < 200; i++) await run.tool("write_row", { i }, () => i);
+        // Let the writer start, then give it work: the halt must not wait for that work to commit.
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        for (let i = 0; i < 200; i++) await run.tool("write_row", { i }, () => i);
+        operator.halt({ reason: "stop the worker", agentId: "worker" });
+        flush.mockClear();
+        // The agent's halt poll (every 25 ms) reads the new halts.
+        await vi.waitFor(() => expect(agent.haltedFor()).toBeDefined(), { timeout: 2000, interval: 10 });
+        expect(flush).not.toHaveBeenCalled();
+        await expect(run.tool("write_row", { i: -1 }, () => -1)).rejects.toMatchObject({ code: "halted" });
+      });
+    } catch (error) {
+      // The run itself ends failed (halted): what is asserted above is what counts.
+      if (!(error instanceof Error && /halted|stop the worker/.test(error.message))) throw error;
+    } finally {
+      flush.mockRestore();
+      agent.close();
+      operator.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
