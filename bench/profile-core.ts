@@ -3,7 +3,7 @@
 // from the writer thread's, the event-loop delay, and the longest GC pauses. PROFILE names a file for a
 // CPU profile of the timed loop; STALLS=1 prints what ran just before each loop stall over 10 ms.
 //   N=100000 npx tsx bench/profile-core.ts
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -55,6 +55,26 @@ const watch = setInterval(() => {
   last = now;
   lastCpu = cpu;
 }, 1);
+/** CPU ticks (user + system) of each thread of this process by its name, from /proc (Linux; empty elsewhere). */
+const threadTicks = (): Map<string, number> => {
+  const byName = new Map<string, number>();
+  try {
+    for (const tid of readdirSync("/proc/self/task")) {
+      try {
+        const name = readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim();
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        byName.set(`${name}:${tid}`, Number(fields[11]) + Number(fields[12]));
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return byName;
+};
+const ticks0 = threadTicks();
 const main0 = process.threadCpuUsage();
 const proc0 = process.cpuUsage();
 const t0 = performance.now();
@@ -83,6 +103,9 @@ await warden.run({ bench: true }, async (r) => {
   }
 });
 const mainLoop = process.threadCpuUsage(main0);
+// Everything handed over committed (the main thread waits for it) before the threads' ticks are read.
+warden.flush();
+const ticks1 = threadTicks();
 warden.close();
 delay.disable();
 const wall = performance.now() - t0;
@@ -97,6 +120,13 @@ if (process.env.PROFILE) {
 rmSync(dir, { recursive: true, force: true });
 
 const us = (c: { user: number; system: number }) => ((c.user + c.system) / N).toFixed(1);
+// Per kind of thread (10 ms ticks): the writer is the WorkerThread that used the most.
+const byKind = new Map<string, number>();
+for (const [key, t] of ticks1) {
+  const delta = t - (ticks0.get(key) ?? 0);
+  if (delta > 0) byKind.set(key, delta);
+}
+const threadLine = [...byKind].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([key, t]) => `${key.split(":")[0]} ${((t * 10_000) / N).toFixed(1)}`).join(", ");
 const gcByKind = new Map<number, { n: number; ms: number; max: number }>();
 for (const g of gcs) {
   const k = gcByKind.get(g.kind) ?? { n: 0, ms: 0, max: 0 };
@@ -107,6 +137,7 @@ for (const g of gcs) {
 }
 console.log(`calls ${N}, wall ${(wall / 1000).toFixed(2)} s, ${Math.round(N / (wall / 1000))} calls/s`);
 console.log(`CPU per call: main thread ${us(mainLoop)} µs in the loop (${us(main)} µs with close()), process ${us(proc)} µs (writer ≈ ${((proc.user + proc.system - main.user - main.system) / N).toFixed(1)} µs)`);
+console.log(`CPU per call by thread (µs, /proc ticks, to the last commit): ${threadLine}`);
 console.log(`event-loop delay: p50 ${(delay.percentile(50) / 1e6).toFixed(2)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(2)} ms, p99.9 ${(delay.percentile(99.9) / 1e6).toFixed(2)} ms, max ${(delay.max / 1e6).toFixed(1)} ms`);
 for (const [kind, k] of gcByKind) console.log(`gc kind ${kind}: ${k.n} pauses, ${k.ms.toFixed(0)} ms total, max ${k.max.toFixed(1)} ms`);
 cpuGaps.sort((a, b) => a - b);

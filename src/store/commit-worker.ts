@@ -2,26 +2,12 @@
 // chaining and hashing ledger entries and signing checkpoints here, off the agent's event loop. Every
 // message is acknowledged through the shared counters once its transaction has committed (or failed
 // and been reported), which is what the client's `flush()` waits for.
-import { readlinkSync } from "node:fs";
-import { getPriority, setPriority } from "node:os";
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import type { SQLInputValue } from "node:sqlite";
 import { SqliteStore, type LedgerDraft } from "./sqlite-store.js";
 import { ACK_MESSAGES, ACK_OPS, type CommitMessage, type WriterData } from "./commit-link.js";
 
 const data = workerData as WriterData;
-
-// The agent's thread comes first: where the two compete for a core, the writer yields to it and to its
-// garbage collector's helper threads (a GC pause that waits for a helper the writer holds off stalls the
-// event loop). The writer catches up while the agent waits, and back-pressure bounds how far behind it gets.
-// Linux names the thread in /proc; elsewhere the writer keeps the process's priority.
-const WRITER_NICENESS = 10;
-try {
-  const thread = Number(readlinkSync("/proc/thread-self").split("/").pop());
-  setPriority(thread, Math.min(19, getPriority(thread) + WRITER_NICENESS));
-} catch {
-  // No /proc, or not permitted: the same priority as the agent, as before.
-}
 const shared = new Int32Array(data.shared);
 const sqls: string[] = [];
 
