@@ -265,13 +265,19 @@ describe("events on the hot path", () => {
 });
 
 describe("a halt made by another client", () => {
-  it("is read without waiting for this client's writer, and refuses the next call", async () => {
+  it("takes effect before this client's writer is waited for, and refuses the next call", async () => {
     const dir = mkdtempSync(join(tmpdir(), "warden-halt-read-"));
     const store = join(dir, "w.db");
     const policies = { version: 1 as const, default: "allow" as const, policies: [] };
     const agent = new Warden({ agentId: "worker", store, policies });
     const operator = new Warden({ agentId: "operator", store, policies });
-    const flush = vi.spyOn(SqliteStore.prototype, "flush");
+    // Whether the halt was already in force each time a store committed its queue.
+    const haltedAtFlush: boolean[] = [];
+    const flushQueue = SqliteStore.prototype.flush;
+    const flush = vi.spyOn(SqliteStore.prototype, "flush").mockImplementation(function (this: SqliteStore) {
+      haltedAtFlush.push(agent.haltedFor() !== undefined);
+      flushQueue.call(this);
+    });
     try {
       await agent.run({}, async (run) => {
         for (let i = 0; i < 200; i++) await run.tool("write_row", { i }, () => i);
@@ -279,10 +285,11 @@ describe("a halt made by another client", () => {
         await new Promise((resolve) => setTimeout(resolve, 20));
         for (let i = 0; i < 200; i++) await run.tool("write_row", { i }, () => i);
         operator.halt({ reason: "stop the worker", agentId: "worker" });
-        flush.mockClear();
-        // The agent's halt poll (every 25 ms) reads the new halts.
+        haltedAtFlush.length = 0;
+        // The agent's halt poll (every 25 ms) reads the new halts, applies them, then commits what came before.
         await vi.waitFor(() => expect(agent.haltedFor()).toBeDefined(), { timeout: 2000, interval: 10 });
-        expect(flush).not.toHaveBeenCalled();
+        await vi.waitFor(() => expect(haltedAtFlush.length).toBeGreaterThan(0), { timeout: 2000, interval: 10 });
+        expect(haltedAtFlush.every(Boolean)).toBe(true);
         await expect(run.tool("write_row", { i: -1 }, () => -1)).rejects.toMatchObject({ code: "halted" });
       });
     } catch (error) {
