@@ -193,7 +193,10 @@ export class Decisions {
         this.#budgets.commitSpend(charges);
       }
     }
-    const base = { reason: decidedBy?.reason ?? (action === "allow" ? "allowed" : `default action: ${action}`), matches, policyId: decidedBy?.policyId, severity: decidedBy?.severity, actionType: call.action, complete: true };
+    const reason = decidedBy?.reason ?? (action === "allow" ? "allowed" : `default action: ${action}`);
+    // Allowed or warned (most calls): built once, its members in the order the others spread them.
+    if (action === "allow" || action === "warn") return { reason, matches, policyId: decidedBy?.policyId, severity: decidedBy?.severity, actionType: call.action, complete: true, action } as Decision;
+    const base = { reason, matches, policyId: decidedBy?.policyId, severity: decidedBy?.severity, actionType: call.action, complete: true };
     if (action === "require_approval") return { ...base, action, timeoutMs: decidedBy?.timeoutMs ?? this.#deps.approvalTimeout, ...(decidedBy?.approvalRule !== undefined && { approvalRule: decidedBy.approvalRule }) };
     // A risk the surface found refuses as a policy does.
     if (action === "block") return { ...base, action, cause: decidedBy === undefined || decidedBy.kind === "risk" ? "policy" : decidedBy.kind };

@@ -54,7 +54,7 @@ export interface RecorderDeps {
   org: string;
   redact: Redactor;
   errors: ErrorSink;
-  /** Remote mode: sends each event to the control plane. */
+  /** Remote mode: sends each event to the control plane (also set later, with `sendTo`). */
   send: ((event: WardenEvent) => void) | undefined;
   /** The most a recorded value (input, output, error, metadata) may take, in bytes of JSON. */
   maxRecordedBytes: number;
@@ -67,11 +67,18 @@ export interface RecorderDeps {
  */
 export class Recorder {
   readonly #deps: RecorderDeps;
+  #send: ((event: WardenEvent) => void) | undefined;
   #policyHash: string | null | undefined;
   #pendingPolicy: { set: unknown } | undefined;
 
   constructor(deps: RecorderDeps) {
     this.#deps = deps;
+    this.#send = deps.send;
+  }
+
+  /** Remote mode, once the link to the control plane exists: each event recorded from now on is sent. */
+  sendTo(send: (event: WardenEvent) => void): void {
+    this.#send = send;
   }
 
   get errors(): ErrorSink {
@@ -85,14 +92,21 @@ export class Recorder {
       this.#pendingPolicy = undefined;
       this.#writePolicySet(set);
     }
-    const event: WardenEvent = { id: newId("evt"), type, ts: Date.now(), org, agentId: ids.agentId, runId: ids.runId, stepId: ids.stepId ?? null, toolCallId: ids.toolCallId ?? null, actor, data };
+    const id = newId("evt");
+    const ts = Date.now();
+    const stepId = ids.stepId ?? null;
+    const toolCallId = ids.toolCallId ?? null;
     try {
-      store.append({ id: event.id, ts: event.ts, type, org, agentId: event.agentId, runId: event.runId, stepId: event.stepId, toolCallId: event.toolCallId, actor, dataJson: canonicalJson(data) });
+      store.append({ id, ts, type, org, agentId: ids.agentId, runId: ids.runId, stepId, toolCallId, actor, dataJson: canonicalJson(data) });
     } catch (error) {
       this.#deps.errors.report(error);
     }
+    const send = this.#send;
+    // The event as subscribers see it, built only when someone will.
+    if (!bus.hasListeners && send === undefined) return;
+    const event: WardenEvent = { id, type, ts, org, agentId: ids.agentId, runId: ids.runId, stepId, toolCallId, actor, data };
     bus.emit(event);
-    this.#deps.send?.(event);
+    send?.(event);
   }
 
   /**

@@ -127,8 +127,8 @@ export class ToolCalls {
     recorder.record(EventType.TOOL_CALLED, ids, { toolName: tool, actionType: call.action, input: input.value, decision: decision.action, reason, agentContext });
     if (decision.matches.length > 0) recorder.record(EventType.POLICY_MATCHED, ids, { toolName: tool, decision: decision.action, policyId: decision.policyId, matches: decision.matches });
     // A risk: a warning, a policy with a severity, or a shadow policy that would have acted.
-    const flagged = decision.matches.length === 0 ? [] : decision.matches.filter((m) => m.action !== "allow" || m.severity !== undefined);
-    if (flagged.length > 0 && (decision.action === "warn" || flagged.some((m) => m.severity !== undefined || m.mode === "shadow"))) {
+    const flagged = decision.matches.length === 0 ? undefined : decision.matches.filter((m) => m.action !== "allow" || m.severity !== undefined);
+    if (flagged !== undefined && flagged.length > 0 && (decision.action === "warn" || flagged.some((m) => m.severity !== undefined || m.mode === "shadow"))) {
       recorder.record(EventType.RISK_DETECTED, ids, { toolName: tool, decision: decision.action, severity: decision.severity ?? flagged.find((m) => m.severity)?.severity ?? "medium", policies: flagged.map((m) => ({ policyId: m.policyId, action: m.action, mode: m.mode, severity: m.severity })) });
     }
     if (decision.action === "block") {

@@ -122,7 +122,7 @@ export class Warden {
       this.#witnessTimer.unref();
     }
     let remote: RemoteLink | undefined;
-    const recorder = new Recorder({ store: this.#store, bus: this.#bus, org, redact: createRedactor(resolved.redaction ?? {}), errors, send: (event) => remote?.send(event), maxRecordedBytes: resolved.maxRecordedBytes });
+    const recorder = new Recorder({ store: this.#store, bus: this.#bus, org, redact: createRedactor(resolved.redaction ?? {}), errors, send: undefined, maxRecordedBytes: resolved.maxRecordedBytes });
     this.#recorder = recorder;
     this.toolPins = new ToolPins({ store: new PinStore(this.#store, org), record: (type, data, actor) => recorder.record(type, { agentId: null, runId: null }, data, actor) });
     this.approvals = new Approvals({
@@ -193,6 +193,7 @@ export class Warden {
         this.#store.checkpointNow();
       },
     });
+    if (remote !== undefined) recorder.sendTo((event) => remote.send(event));
     if (resolved.policies === undefined && resolved.url === undefined) notices.warn("no-policies", NO_POLICIES_NOTICE);
     halts.start();
     openClients.add(this);
@@ -340,8 +341,14 @@ export class Warden {
   }
 
   /** @internal The governed flow behind `run.tool` and `guard`: check → approval → execute → record. */
-  async execute<T>(init: ToolCallInit, fn: (context: ToolContext) => T | Promise<T>): Promise<T> {
-    const handle = this.beginToolCall(init);
+  execute<T>(init: ToolCallInit, fn: (context: ToolContext) => T | Promise<T>): Promise<T> {
+    // Not `async`: the handle's own promise is returned as it is, not wrapped in another.
+    let handle: ToolCallHandle;
+    try {
+      handle = this.beginToolCall(init);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return handle.run((signal) => fn({ signal, toolCallId: handle.toolCallId, runId: handle.runId }));
   }
 

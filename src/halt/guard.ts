@@ -146,7 +146,12 @@ export class HaltGuard {
   /** Re-reads the halts other processes made; applies them when they changed. */
   poll(): void {
     try {
-      if (this.state.refresh()) this.apply();
+      if (this.state.refresh()) {
+        this.apply();
+        // Then what was recorded before it is committed, so a reader elsewhere sees the calls the halt
+        // came after; the halt itself never waits for the store's writer.
+        if (!this.#deps.store.isMemory) this.#deps.store.flush();
+      }
     } catch (error) {
       this.#deps.errors.report(error);
     }

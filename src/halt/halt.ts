@@ -123,7 +123,10 @@ export class HaltState {
     this.#syncedAt = Date.now();
     if (!force && version === this.#version) return false;
     this.#version = version;
-    const rows = this.#store.all<HaltRow>("SELECT id, target_kind, target, reason, actor, created_at, lifted_at FROM halts WHERE org = ? ORDER BY created_at", this.#org);
+    // Read without committing the queue first: halts are written in transactions of their own, never
+    // queued, so there is nothing of this process's to wait for, and a halt another process made must
+    // not wait behind the store's writer (a flush waits for it to commit everything it was handed).
+    const rows = this.#store.db.prepare("SELECT id, target_kind, target, reason, actor, created_at, lifted_at FROM halts WHERE org = ? ORDER BY created_at").all(this.#org) as unknown as HaltRow[];
     this.#history = rows.map(toHaltRecord);
     this.#active = this.#history.filter((h) => h.liftedAt === undefined);
     return true;

@@ -75,6 +75,8 @@ const maxCachedActions = 32;
 interface ToolCandidates {
   byName: readonly CompiledPolicy[];
   byAction: Map<string, readonly CompiledPolicy[]>;
+  /** The cache's use count when this entry last moved to the recent end. */
+  moved: number;
 }
 
 /**
@@ -96,6 +98,7 @@ export class PolicyEngine {
   readonly #anyTool: CompiledPolicy[] = [];
   /** Per tool name, least recently used first (a Map keeps insertion order). */
   readonly #candidates = new Map<string, ToolCandidates>();
+  #uses = 0;
   readonly #defaultEvaluation: PolicyEvaluation;
   /** Each match's position in the set, to list the matches of several identities in policy order. */
   readonly #order = new Map<PolicyMatch, number>();
@@ -166,14 +169,19 @@ export class PolicyEngine {
 
   #candidatesFor(tool: string, action: string): readonly CompiledPolicy[] {
     let entry = this.#candidates.get(tool);
+    const uses = ++this.#uses;
     if (entry === undefined) {
-      entry = { byName: this.#policiesNaming(tool), byAction: new Map() };
+      entry = { byName: this.#policiesNaming(tool), byAction: new Map(), moved: uses };
       if (this.#candidates.size >= maxCachedTools) this.#candidates.delete(this.#candidates.keys().next().value!);
-    } else {
-      // Most recently used goes last; the first key is the one to drop.
+      this.#candidates.set(tool, entry);
+    } else if (uses - entry.moved > this.#candidates.size >> 1) {
+      // Most recently used goes last; the first key is the one to drop. An entry moved within the last
+      // half of the cache's size uses is still in its recent half: it stays where it is (no delete and
+      // set per decision), and moves once it has aged past that, long before it could be dropped.
+      entry.moved = uses;
       this.#candidates.delete(tool);
+      this.#candidates.set(tool, entry);
     }
-    this.#candidates.set(tool, entry);
     let candidates = entry.byAction.get(action);
     if (candidates === undefined) {
       candidates = entry.byName.length === 0 ? noPolicies : entry.byName.filter((p) => p.actions === undefined || p.actions(action));

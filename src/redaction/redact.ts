@@ -119,11 +119,82 @@ export type Redactor = (value: unknown) => unknown;
 export function createRedactor(options: RedactionOptions = {}): Redactor {
   const parsed = RedactionOptionsSchema.parse(options);
   const extra = new Set(parsed.keys.map((k) => k.toLowerCase()));
-  const isSecretKey = (key: string) => (parsed.defaults && secretKey.test(key)) || (extra.size > 0 && extra.has(key.toLowerCase()));
+  // Payloads repeat their keys: each key is tested once (a bounded memory of the answers).
+  const secretKeys = new Map<string, boolean>();
+  const isSecretKey = (key: string) => {
+    let secret = secretKeys.get(key);
+    if (secret === undefined) {
+      secret = (parsed.defaults && secretKey.test(key)) || (extra.size > 0 && extra.has(key.toLowerCase()));
+      if (secretKeys.size >= KEYS_REMEMBERED) secretKeys.clear();
+      secretKeys.set(key, secret);
+    }
+    return secret;
+  };
   const rules = parsed.rules.map((rule): CompiledRule => ({ segments: parseJsonPath(rule.path), action: rule.action }));
   const initial: readonly RuleState[] = rules.length === 0 ? noStates : rules.map((_, index): RuleState => [index, 0]);
   const settings: WalkSettings = { isSecretKey, checkValues: parsed.defaults, rules };
-  return (value) => new Walk(settings).visit(value, 0, initial);
+  // A small plain payload with nothing to change is the walk's own answer (the value itself): a scan
+  // that allocates nothing finds it; anything else (a secret, a rule, a class, a cycle, a large value) takes the walk.
+  const scan = rules.length === 0 ? new CleanScan(isSecretKey, parsed.defaults) : undefined;
+  return (value) => (scan?.clean(value) ? value : new Walk(settings).visit(value, 0, initial));
+}
+
+/** How many key names a redactor remembers the verdict on. */
+const KEYS_REMEMBERED = 4096;
+/** The fast scan's bounds: past them, the walk decides (it counts, truncates and marks). */
+const SCAN_DEPTH = 8;
+const SCAN_NODES = 512;
+
+/** Whether a value is one the walk would return unchanged, for small plain JSON values; false when unsure. */
+class CleanScan {
+  readonly #isSecretKey: (key: string) => boolean;
+  readonly #checkValues: boolean;
+  #nodes = 0;
+
+  constructor(isSecretKey: (key: string) => boolean, checkValues: boolean) {
+    this.#isSecretKey = isSecretKey;
+    this.#checkValues = checkValues;
+  }
+
+  clean(value: unknown): boolean {
+    this.#nodes = 0;
+    return this.#clean(value, 0);
+  }
+
+  #clean(value: unknown, depth: number): boolean {
+    if (++this.#nodes > SCAN_NODES) return false;
+    switch (typeof value) {
+      case "string":
+        return !this.#checkValues || value.length < 16 || maskSecrets(value) === value;
+      case "number":
+      case "boolean":
+      case "undefined":
+        return true;
+      case "object":
+        break;
+      default:
+        // A BigInt, a function, a symbol: the walk writes a marker.
+        return false;
+    }
+    if (value === null) return true;
+    if (depth >= SCAN_DEPTH) return false;
+    // What serializes as something else (`toJSON`: a Date, a class of the caller's) is the walk's to decide.
+    if (typeof (value as { toJSON?: unknown }).toJSON === "function") return false;
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) if (!this.#clean(value[i], depth + 1)) return false;
+      return true;
+    }
+    // Plain objects only: a class instance, a Map may hold what a walk of its keys would not show the same way.
+    const proto = Object.getPrototypeOf(value) as unknown;
+    if (proto !== Object.prototype && proto !== null) return false;
+    for (const key in value) {
+      if (!Object.hasOwn(value, key)) return false;
+      const member = (value as Record<string, unknown>)[key];
+      if (this.#isSecretKey(key) && member !== null && member !== undefined && member !== "") return false;
+      if (!this.#clean(member, depth + 1)) return false;
+    }
+    return true;
+  }
 }
 
 interface WalkSettings {

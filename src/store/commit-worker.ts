@@ -35,10 +35,31 @@ function take(message: CommitMessage): number {
   return writes.length + drafts.length;
 }
 
+/**
+ * How much JSON text one transaction takes before the messages still waiting go to the next one. Without
+ * a bound, a writer far behind took its whole backlog at once, and everything it held alive made each of
+ * its scavenges copy megabytes (and its acknowledgements, which the client's back-pressure waits on, late).
+ */
+const GROUP_CHARS = 1 << 18;
+
+/** The JSON text (or its estimate) a message brings. */
+const sizeOf = (message: CommitMessage): number => (message.kind === "batch" ? message.json.length : message.kind === "commit" ? (message.writes.length + message.drafts.length) * 512 : 0);
+
 parentPort!.on("message", (first: CommitMessage) => {
-  // Every message already waiting joins this one's transaction: the further behind, the larger the group.
+  for (let next: CommitMessage | undefined = first; next !== undefined; next = receiveMessageOnPort(parentPort!)?.message as CommitMessage | undefined) commitGroup(next);
+});
+
+/** Commits `first` with the messages already waiting, up to GROUP_CHARS of them, in one transaction. */
+function commitGroup(first: CommitMessage): void {
+  // Messages already waiting join this one's transaction: the further behind, the larger the group, up to a bound.
   const messages = [first];
-  for (let next = receiveMessageOnPort(parentPort!); next !== undefined; next = receiveMessageOnPort(parentPort!)) messages.push(next.message as CommitMessage);
+  let size = sizeOf(first);
+  while (size < GROUP_CHARS) {
+    const next = receiveMessageOnPort(parentPort!);
+    if (next === undefined) break;
+    messages.push(next.message as CommitMessage);
+    size += sizeOf(next.message as CommitMessage);
+  }
   let ops = 0;
   try {
     for (const message of messages) {
@@ -61,4 +82,4 @@ parentPort!.on("message", (first: CommitMessage) => {
     Atomics.add(shared, ACK_MESSAGES, messages.length);
     Atomics.notify(shared, ACK_MESSAGES);
   }
-});
+}
