@@ -1,37 +1,70 @@
 // Profiling driver, not part of `npm run bench`: what agent-warden/otel's spans cost per governed call.
-// Rounds of `run.tool` calls alternate with spans off and on (the real SDK: batch span processor into an
-// in-memory exporter, metrics aggregated by a reader); the main thread's CPU per call is compared, so the
-// writer thread's share and machine load land on both sides alike.
-//   npx tsx bench/profile-otel.ts                      A/B: CPU per call, spans off vs on
-//   PROFILE=/tmp/otel.cpuprofile npx tsx bench/profile-otel.ts   also a CPU profile of the "on" rounds
+// Clients alike but for their instrumentation take turns in rounds of `run.tool` calls (nine allowed reads to
+// one warned write), the order rotating every round; each instrumented client has its own real SDK (batch span
+// processor into an in-memory exporter, metrics aggregated by a reader), flushed at the end of its round. The
+// main thread's CPU per call is compared, so the writer thread's share and machine load land on all alike.
+//   npx tsx bench/profile-otel.ts [module exporting instrumentWarden, to compare] ...
+//   PROFILE=/tmp/otel.cpuprofile npx tsx bench/profile-otel.ts    also a CPU profile of the rounds
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { context } from "@opentelemetry/api";
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 import { Warden, type RunScope } from "agent-warden";
 import { instrumentWarden } from "agent-warden/otel";
+import { StorageContextManager } from "../test/fixtures/otel-context.js";
 
+// As an application with async context (Langfuse, the Node SDK) has it.
+context.setGlobalContextManager(new StorageContextManager());
 const N = Number(process.env.N ?? 20_000);
-const ROUNDS = Number(process.env.ROUNDS ?? 10);
+const ROUNDS = Number(process.env.ROUNDS ?? 48);
 const PER_ROUND = Math.ceil(N / ROUNDS);
 const capture = process.env.CAPTURE === "1";
 const dir = mkdtempSync(join(tmpdir(), "warden-prof-otel-"));
-const spans = new InMemorySpanExporter();
-const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(spans, { maxQueueSize: 4096, scheduledDelayMillis: 50 })] });
-const reader = new PeriodicExportingMetricReader({ exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE), exportIntervalMillis: 3_600_000 });
-const meterProvider = new MeterProvider({ readers: [reader] });
+
+interface Case {
+  name: string;
+  warden: Warden;
+  scope?: RunScope;
+  close?: () => Promise<void>;
+  flush: () => Promise<void>;
+  shutdown: () => Promise<void>;
+  us: number[];
+}
+
 const open = (name: string) =>
   new Warden({
     agentId: "prof",
     store: process.env.STORE === "memory" ? ":memory:" : join(dir, `${name}.db`),
     policies: { version: 1, default: "allow", policies: [{ id: "flag-write", when: { tool: "write_order" }, action: "warn" }, { id: "no-drop", when: { tool: "drop_table" }, action: "block" }] },
   });
-// Two clients alike but for the spans, instrumented once (a new instrumentation per round would re-warm the JIT).
-const plain = open("plain");
-const traced = open("traced");
-instrumentWarden(traced, { tracerProvider, meterProvider, captureContent: capture });
+
+const instrumented = (name: string, instrument: typeof instrumentWarden): Case => {
+  const spans = new InMemorySpanExporter();
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(spans, { maxQueueSize: 4096, scheduledDelayMillis: 50 })] });
+  const meterProvider = new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE), exportIntervalMillis: 3_600_000 })] });
+  const warden = open(name.replace(/\W/g, "_"));
+  instrument(warden, { tracerProvider, meterProvider, captureContent: capture });
+  return {
+    name,
+    warden,
+    // The batch processor's export of the round's spans is part of what they cost.
+    flush: async () => {
+      await tracerProvider.forceFlush();
+      spans.reset();
+    },
+    shutdown: async () => {
+      await tracerProvider.shutdown();
+      await meterProvider.shutdown();
+    },
+    us: [],
+  };
+};
+
+const cases: Case[] = [{ name: "off", warden: open("off"), flush: async () => {}, shutdown: async () => {}, us: [] }, instrumented("agent-warden/otel", instrumentWarden)];
+for (const path of process.argv.slice(2)) cases.push(instrumented(path, ((await import(path)) as { instrumentWarden: typeof instrumentWarden }).instrumentWarden));
 
 /** Main-thread CPU in µs (the writer thread's is left out). */
 const cpu = (): number => {
@@ -42,70 +75,68 @@ const cpu = (): number => {
 let n = 0;
 const calls = async (scope: RunScope, count: number) => {
   for (let i = 0; i < count; i++) {
-    // Nine reads to one warned write: the write carries a policy match and a risk event.
     const name = n % 10 === 9 ? "write_order" : "read_order";
     await scope.tool(name, { id: n }, () => ({ ok: true, id: n }));
     n++;
   }
 };
 
-/** A run held open on `warden` while the rounds go on. */
-const openRun = async (warden: Warden) => {
+function permutations<T>(items: T[]): T[][] {
+  if (items.length <= 1) return [items];
+  return items.flatMap((item, i) => permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]));
+}
+
+/** A run held open while the rounds go on. */
+const openRun = async (each: Case) => {
   let release!: () => void;
-  let scope!: RunScope;
   const held = new Promise<void>((resolve) => (release = resolve));
-  const done = warden.run({}, async (run) => {
-    scope = run;
+  const done = each.warden.run({}, async (run) => {
+    each.scope = run;
     await held;
   });
   await Promise.resolve();
-  return { scope, close: async () => (release(), await done) };
+  each.close = async () => {
+    release();
+    await done;
+  };
 };
 
-const main = async () => {
-  const off = await openRun(plain);
-  const on = await openRun(traced);
+try {
+  for (const each of cases) await openRun(each);
+  for (const each of cases) {
+    await calls(each.scope!, 2000);
+    await each.flush();
+  }
   const session = process.env.PROFILE ? new Session() : undefined;
   if (session) {
     session.connect();
     await session.post("Profiler.enable");
+    await session.post("Profiler.start");
   }
-  // Warm-up on both paths.
-  await calls(off.scope, 2000);
-  await calls(on.scope, 2000);
-  await tracerProvider.forceFlush();
-  spans.reset();
-  const offUs: number[] = [];
-  const onUs: number[] = [];
-  if (session) await session.post("Profiler.start");
+  // Every order of the cases in turn: each follows each other case equally often (a round pays for garbage the
+  // one before left), and takes each place equally often.
+  const orders = permutations(cases);
   for (let round = 0; round < ROUNDS; round++) {
-    for (const spansOn of round % 2 === 0 ? [false, true] : [true, false]) {
+    for (const each of orders[round % orders.length]!) {
       const before = cpu();
-      await calls(spansOn ? on.scope : off.scope, PER_ROUND);
-      // The batch processor's export of this round's spans is part of what they cost.
-      if (spansOn) await tracerProvider.forceFlush();
-      const spent = cpu() - before;
-      (spansOn ? onUs : offUs).push(spent / PER_ROUND);
-      spans.reset();
+      await calls(each.scope!, PER_ROUND);
+      await each.flush();
+      each.us.push((cpu() - before) / PER_ROUND);
     }
   }
   if (session) {
     const { profile } = await session.post("Profiler.stop");
     writeFileSync(process.env.PROFILE!, JSON.stringify(profile));
   }
-  await off.close();
-  await on.close();
+  for (const each of cases) await each.close!();
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-  const diffs = onUs.map((value, i) => value - offUs[i]!);
-  console.log(JSON.stringify({ calls: PER_ROUND * ROUNDS * 2, rounds: ROUNDS, captureContent: capture, offUsPerCall: +median(offUs).toFixed(2), onUsPerCall: +median(onUs).toFixed(2), spansUsPerCall: +median(diffs).toFixed(2), perRoundSpansUs: diffs.map((d) => +d.toFixed(1)) }));
-};
-
-try {
-  await main();
+  const off = cases[0]!.us;
+  // Per case: main-thread CPU per call, and what it adds over "off" (median of the per-round differences).
+  console.log(JSON.stringify({ callsPerCase: PER_ROUND * ROUNDS, rounds: ROUNDS, captureContent: capture, ...Object.fromEntries(cases.map((each) => [each.name, { usPerCall: +median(each.us).toFixed(2), overOff: +median(each.us.map((value, i) => value - off[i]!)).toFixed(2) }])) }));
 } finally {
-  plain.close();
-  traced.close();
-  await tracerProvider.shutdown();
-  await meterProvider.shutdown();
+  for (const each of cases) {
+    each.warden.close();
+    await each.shutdown();
+  }
   rmSync(dir, { recursive: true, force: true });
 }
