@@ -1,5 +1,5 @@
 import { context, createTraceState, isSpanContextValid, metrics, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Counter, type Histogram, type MeterProvider, type ObservableResult, type Span, type SpanContext, type Tracer, type TracerProvider } from "@opentelemetry/api";
-import type { Warden, WardenEvent } from "agent-warden";
+import { InvalidInputError, type Warden, type WardenEvent } from "agent-warden";
 
 /**
  * How `instrumentWarden` reports: the providers to use (the globally registered ones when absent) and
@@ -24,6 +24,12 @@ export interface WardenTelemetryOptions {
    * spans nest under it and a run started inside it takes its trace id. Absent: the active span alone.
    */
   frameworkSpan?: (() => Span | undefined) | undefined;
+  /**
+   * How many runs, and how many tool and model calls, may be open at once with a span waiting to end (10,000
+   * when absent). One that never finishes here (a call paused for a reviewer and resumed in another process)
+   * would be kept for ever: past the limit the oldest open one ends, marked `agent_warden.incomplete`.
+   */
+  maxOpenSpans?: number | undefined;
 }
 
 /** The instrumentation scope's name, as backends show it. */
@@ -58,6 +64,8 @@ interface RunSpan extends LazySpan {
   parent: Context;
   /** The context its children start in, once its span has started. */
   ctx: Context | undefined;
+  /** Ended, or given up: a span that had not started by then never does. */
+  closed: boolean;
   agentId: string | null;
   /** A run of its own for one call: its span starts only when one of its calls needs a parent of Warden's. */
   implicit: boolean;
@@ -99,6 +107,8 @@ interface CallSpan extends LazySpan {
  * undo();
  */
 export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions = {}): () => void {
+  const maxOpen = options.maxOpenSpans ?? 10_000;
+  if (!Number.isSafeInteger(maxOpen) || maxOpen < 1) throw new InvalidInputError(`instrumentWarden: maxOpenSpans must be a positive integer, got ${String(options.maxOpenSpans)}`);
   const tracer: Tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE);
   const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE);
   const toolDuration: Histogram = meter.createHistogram("gen_ai.execute_tool.duration", { unit: "s", description: "Duration of tool executions governed by Warden" });
@@ -149,7 +159,10 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
   };
   const isRun = (parent: Context | RunSpan): parent is RunSpan => (parent as Partial<RunSpan>).implicit !== undefined;
   /** The context a run's children start in: its span's, started now if it had not. */
-  const runContext = (run: RunSpan): Context => (run.ctx ??= trace.setSpan(run.parent, start(run)));
+  const runContext = (run: RunSpan): Context => {
+    if (run.ctx === undefined && run.closed) return run.parent;
+    return (run.ctx ??= trace.setSpan(run.parent, start(run)));
+  };
   const addEvents = (span: Span, lazy: LazySpan) => {
     if (lazy.events === undefined) return;
     for (const { name, attributes, ts } of lazy.events) span.addEvent(name, attributes, ts);
@@ -326,6 +339,26 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     else if (call.status !== undefined) call.span!.setStatus(call.status);
   };
 
+  /** Ends what is still open, marked so: on `undo()`, or the oldest open one past `maxOpenSpans`. */
+  const abandonCall = (call: CallSpan, now: number) => {
+    settleDecision(call);
+    setAttribute(call, "agent_warden.incomplete", true);
+    // A framework's span stays the framework's to end.
+    if (!call.adopted) finish(call, now);
+  };
+  const abandonRun = (run: RunSpan, now: number) => {
+    run.closed = true;
+    if (run.span === undefined) return;
+    setAttribute(run, "agent_warden.incomplete", true);
+    finish(run, now);
+  };
+  const makeRoom = <T>(open: Map<string, T>, abandon: (value: T, now: number) => void) => {
+    if (open.size < maxOpen) return;
+    const [id, oldest] = open.entries().next().value!;
+    open.delete(id);
+    abandon(oldest, Date.now());
+  };
+
   const handlers: Partial<Record<WardenEvent["type"], (event: WardenEvent, data: Record<string, unknown>) => void>> = {
     "run.started": (event, data) => {
       if (event.runId === null) return;
@@ -338,17 +371,19 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
       if (parentRunId !== null) attributes["agent_warden.parent_run.id"] = parentRunId;
       const implicit = data.implicit === true;
       if (implicit) attributes["agent_warden.run.implicit"] = true;
-      const run: RunSpan = { span: undefined, name: `invoke_agent ${agent}`, kind: SpanKind.INTERNAL, parent, ctx: undefined, startTime: event.ts, attributes, events: undefined, status: undefined, agentId: event.agentId, implicit, startSpan, startSpanId: startSpan?.spanContext().spanId };
+      const run: RunSpan = { span: undefined, name: `invoke_agent ${agent}`, kind: SpanKind.INTERNAL, parent, ctx: undefined, closed: false, startTime: event.ts, attributes, events: undefined, status: undefined, agentId: event.agentId, implicit, startSpan, startSpanId: startSpan?.spanContext().spanId };
       // A run the caller opened shows even with no call in it; a run of its own for one call shows only under a
       // span of Warden's: a call the framework traces as its own tool span stands for it (it carries
       // `agent_warden.run.id`), rather than an `invoke_agent` per tool call.
       if (!implicit) start(run);
+      makeRoom(runs, abandonRun);
       runs.set(event.runId, run);
     },
     "run.completed": (event) => {
       const run = event.runId === null ? undefined : runs.get(event.runId);
       if (run === undefined) return;
       runs.delete(event.runId!);
+      run.closed = true;
       if (run.span !== undefined) finish(run, event.ts);
     },
     "run.failed": (event, data) => {
@@ -359,9 +394,10 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
         if (data.refused !== true) return;
         const agent = event.agentId ?? "agent";
         const parent = contextOf(parentFor(typeof data.parentRunId === "string" ? data.parentRunId : null, activeContext()));
-        run = { span: undefined, name: `invoke_agent ${agent}`, kind: SpanKind.INTERNAL, parent, ctx: undefined, startTime: event.ts, attributes: { "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.id": agent, "gen_ai.agent.name": agent, "agent_warden.run.id": event.runId, "agent_warden.run.refused": true, "agent_warden.ledger.entry_id": event.id }, events: undefined, status: undefined, agentId: event.agentId, implicit: false, startSpan: undefined, startSpanId: undefined };
+        run = { span: undefined, name: `invoke_agent ${agent}`, kind: SpanKind.INTERNAL, parent, ctx: undefined, closed: false, startTime: event.ts, attributes: { "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.id": agent, "gen_ai.agent.name": agent, "agent_warden.run.id": event.runId, "agent_warden.run.refused": true, "agent_warden.ledger.entry_id": event.id }, events: undefined, status: undefined, agentId: event.agentId, implicit: false, startSpan: undefined, startSpanId: undefined };
       }
       runs.delete(event.runId);
+      run.closed = true;
       if (run.implicit && run.span === undefined) return;
       const error = record(data.error);
       fail(run, errorType(error), typeof error.message === "string" ? error.message : undefined);
@@ -370,6 +406,7 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     "tool.called": (event, data) => {
       if (event.toolCallId === null) return;
       const call = startCall(event, data);
+      makeRoom(calls, abandonCall);
       calls.set(event.toolCallId, call);
       // Counted once its policy matches, the next event on the same call, have been seen.
       if (!call.llm && data.observed !== true && typeof data.decision === "string") call.decision = data.decision;
@@ -530,17 +567,8 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     decisions.removeCallback(observeDecisions);
     // What is still open ends now, marked so, rather than never reaching the exporter.
     const now = Date.now();
-    for (const call of calls.values()) {
-      settleDecision(call);
-      setAttribute(call, "agent_warden.incomplete", true);
-      // A framework's span stays the framework's to end.
-      if (!call.adopted) finish(call, now);
-    }
-    for (const run of runs.values()) {
-      if (run.span === undefined) continue;
-      setAttribute(run, "agent_warden.incomplete", true);
-      finish(run, now);
-    }
+    for (const call of calls.values()) abandonCall(call, now);
+    for (const run of runs.values()) abandonRun(run, now);
     calls.clear();
     runs.clear();
   };

@@ -113,6 +113,8 @@ describe("agent-warden/otel: spans", () => {
     expect(allowed!.attributes).toMatchObject({ "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "read", "gen_ai.tool.type": "function", "agent_warden.decision.action": "allow" });
     expect(allowed!.attributes["gen_ai.tool.call.id"]).toMatch(/^tc_/);
     expect(allowed!.attributes["error.type"]).toBeUndefined();
+    // Allowed by the default, no policy behind it: the attribute says it, no decision event repeats it.
+    expect(eventNames(allowed!)).not.toContain("agent_warden.decision");
     // Content only after redaction.
     expect(allowed!.attributes["gen_ai.tool.call.arguments"]).toContain('"path":"/docs"');
     expect(String(allowed!.attributes["gen_ai.tool.call.arguments"])).not.toContain("hunter2");
@@ -241,6 +243,30 @@ describe("agent-warden/otel: spans", () => {
     });
     expect(spans.getFinishedSpans().map((span) => span.name)).toEqual(["framework.agent"]);
     expect(traceId).toMatch(/^trace_/);
+  });
+
+  it("keeps at most maxOpenSpans calls open: past it the oldest ends marked incomplete, and its late end adds nothing", async () => {
+    const warden = open();
+    instrument(warden, { maxOpenSpans: 2 });
+    const { runId } = warden.beginRun();
+    const [first, second, third] = ["a", "b", "c"].map((tool) => warden.beginToolCall({ tool, runId }));
+    // The third call pushed the first out.
+    expect(spans.getFinishedSpans().map((span) => [span.name, span.attributes["agent_warden.incomplete"]])).toEqual([["execute_tool a", true]]);
+    second!.complete("ok");
+    third!.complete("ok");
+    first!.complete("late");
+    await warden.completeRun(runId);
+    expect(byName("execute_tool a")).toHaveLength(1);
+    expect(byName("execute_tool b")[0]!.attributes["agent_warden.incomplete"]).toBeUndefined();
+    expect(byName("execute_tool c")).toHaveLength(1);
+    expect(one("invoke_agent planner").attributes["agent_warden.incomplete"]).toBeUndefined();
+  });
+
+  it("refuses a maxOpenSpans that is not a positive integer", () => {
+    const warden = open();
+    for (const maxOpenSpans of [0, -1, 1.5, Number.NaN]) {
+      expect(() => instrumentWarden(warden, { tracerProvider, maxOpenSpans })).toThrow(expect.objectContaining({ code: "invalid_input" }));
+    }
   });
 
   it("a run refused at its start by a halt still shows, as a failed span", async () => {
