@@ -65,6 +65,20 @@ function instrument(warden: Warden, options: Parameters<typeof instrumentWarden>
   return undo;
 }
 
+/**
+ * Whether the core's `tool.called` event carries the framework's id for the call (`externalId`), which
+ * `gen_ai.tool.call.id` shows when it does.
+ */
+const eventsCarryExternalId = (() => {
+  const probe = new Warden({ agentId: "probe", store: ":memory:", policies: { version: 1, default: "allow", policies: [] } });
+  let seen: unknown;
+  probe.on("tool.called", (event) => (seen = event.data.externalId));
+  const { runId } = probe.beginRun();
+  probe.beginToolCall({ tool: "probe", runId, externalId: "probe_1" }).complete("ok");
+  probe.close();
+  return seen === "probe_1";
+})();
+
 const byName = (name: string): ReadableSpan[] => spans.getFinishedSpans().filter((span) => span.name === name);
 const one = (name: string): ReadableSpan => {
   const found = byName(name);
@@ -243,6 +257,21 @@ describe("agent-warden/otel: spans", () => {
     });
     expect(spans.getFinishedSpans().map((span) => span.name)).toEqual(["framework.agent"]);
     expect(traceId).toMatch(/^trace_/);
+  });
+
+  it.runIf(eventsCarryExternalId)("gen_ai.tool.call.id is the framework's id for the call where it gave one; Warden's stays under agent_warden.tool_call.id", async () => {
+    const warden = open();
+    instrument(warden);
+    const { runId } = warden.beginRun();
+    const named = warden.beginToolCall({ tool: "read", runId, externalId: "call_7" });
+    named.complete("ok");
+    warden.beginToolCall({ tool: "search", runId }).complete("ok");
+    await expect(Promise.resolve(warden.beginToolCall({ tool: "db.delete", runId, externalId: "call_8" }).outcome)).resolves.toMatchObject({ ok: false });
+    await warden.completeRun(runId);
+    expect(one("execute_tool read").attributes).toMatchObject({ "gen_ai.tool.call.id": "call_7", "agent_warden.tool_call.id": named.toolCallId });
+    const search = one("execute_tool search");
+    expect(search.attributes["gen_ai.tool.call.id"]).toBe(search.attributes["agent_warden.tool_call.id"]);
+    expect(one("execute_tool db.delete").attributes).toMatchObject({ "gen_ai.tool.call.id": "call_8", "error.type": "blocked" });
   });
 
   it("keeps at most maxOpenSpans calls open: past it the oldest ends marked incomplete, and its late end adds nothing", async () => {
