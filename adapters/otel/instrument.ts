@@ -114,13 +114,10 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
   const toolDuration: Histogram = meter.createHistogram("gen_ai.execute_tool.duration", { unit: "s", description: "Duration of tool executions governed by Warden" });
   const approvalWait: Histogram = meter.createHistogram("agent_warden.approval.wait.duration", { unit: "s", description: "Time a tool call waited for a reviewer, by outcome" });
   const halts: Counter = meter.createCounter("agent_warden.halts", { unit: "{halt}", description: "Halts issued, by scope" });
-  // One per call: counted here and read by the SDK when it collects, rather than hashed into its storage per call.
+  const decisions: Counter = meter.createCounter("agent_warden.decisions", { unit: "{decision}", description: "Policy decisions on tool calls, by action and deciding policy" });
+  // One decision per call: counted here, by action and policy (a set the policies bound), and added to the counter
+  // in one step per set when the SDK collects, rather than each call's attributes hashed into its storage.
   const decisionCounts = new Map<string, Map<string | undefined, { attributes: Attributes; count: number }>>();
-  const decisions = meter.createObservableCounter("agent_warden.decisions", { unit: "{decision}", description: "Policy decisions on tool calls, by action and deciding policy" });
-  const observeDecisions = (result: ObservableResult) => {
-    for (const byPolicy of decisionCounts.values()) for (const { attributes, count } of byPolicy.values()) result.observe(count, attributes);
-  };
-  decisions.addCallback(observeDecisions);
   const countDecision = (action: string, policyId: string | undefined) => {
     let byPolicy = decisionCounts.get(action);
     if (byPolicy === undefined) decisionCounts.set(action, (byPolicy = new Map()));
@@ -128,6 +125,20 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     if (counted !== undefined) counted.count++;
     else byPolicy.set(policyId, { attributes: policyId === undefined ? { "agent_warden.decision.action": action } : { "agent_warden.decision.action": action, "agent_warden.policy.id": policyId }, count: 1 });
   };
+  const addDecisions = () => {
+    for (const byPolicy of decisionCounts.values()) {
+      for (const counted of byPolicy.values()) {
+        if (counted.count === 0) continue;
+        decisions.add(counted.count, counted.attributes);
+        counted.count = 0;
+      }
+    }
+  };
+  // The SDK runs asynchronous instruments' callbacks first when it collects: this one observes nothing (it
+  // exports no data) and hands the counts over just before the counter is read.
+  const collecting = meter.createObservableGauge("agent_warden.collect", { description: "Hands Warden's counts to the SDK as it collects; never has a value" });
+  const beforeCollect = (_result: ObservableResult) => addDecisions();
+  collecting.addCallback(beforeCollect);
   const capture = options.captureContent === true;
   const runs = new Map<string, RunSpan>();
   const calls = new Map<string, CallSpan>();
@@ -564,11 +575,12 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     stopped = true;
     unsubscribe();
     removeTracing();
-    decisions.removeCallback(observeDecisions);
+    collecting.removeCallback(beforeCollect);
     // What is still open ends now, marked so, rather than never reaching the exporter.
     const now = Date.now();
     for (const call of calls.values()) abandonCall(call, now);
     for (const run of runs.values()) abandonRun(run, now);
+    addDecisions();
     calls.clear();
     runs.clear();
   };

@@ -393,6 +393,31 @@ describe("agent-warden/otel: metrics", () => {
     ]);
     const halts = (metric("agent_warden.halts") as SumMetricData).dataPoints.map((point) => [point.attributes["agent_warden.halt.scope"], point.value]);
     expect(halts).toEqual([["run", 1]]);
+    // The instrument that hands decisions over at collection has no data of its own.
+    expect(metrics.map((m) => m.descriptor.name).sort()).toEqual(["agent_warden.approval.wait.duration", "agent_warden.decisions", "agent_warden.halts", "gen_ai.execute_tool.duration"]);
+    await meterProvider.shutdown();
+  });
+
+  it("decisions counted since the last collection are kept through undo(), and keep adding up", async () => {
+    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const warden = open();
+    const allowed = async () => {
+      await reader.forceFlush();
+      const decisions = exporter.getMetrics().at(-1)!.scopeMetrics.flatMap((scope) => scope.metrics).find((m) => m.descriptor.name === "agent_warden.decisions") as SumMetricData;
+      return decisions.dataPoints.find((point) => point.attributes["agent_warden.decision.action"] === "allow")?.value;
+    };
+    const undo = instrument(warden, { meterProvider });
+    await warden.run({}, (run) => run.tool("read", {}, () => "ok"));
+    expect(await allowed()).toBe(1);
+    await warden.run({}, (run) => run.tool("read", {}, () => "ok"));
+    undo();
+    await warden.run({}, (run) => run.tool("read", {}, () => "ok"));
+    expect(await allowed()).toBe(2);
+    instrument(warden, { meterProvider });
+    await warden.run({}, (run) => run.tool("read", {}, () => "ok"));
+    expect(await allowed()).toBe(3);
     await meterProvider.shutdown();
   });
 });
