@@ -3,6 +3,7 @@
 // recorded once, then replayed to instrumentations on the real SDK (batch span processor into an in-memory
 // exporter, metrics aggregated by a reader), rounds taking turns, so load lands on every case alike.
 //   npx tsx bench/profile-otel-replay.ts [module exporting instrumentWarden, to compare] ...
+//   SOURCE=langchain npx tsx bench/profile-otel-replay.ts    the events of LangChain tool calls through WardenCallbackHandler
 import { context } from "@opentelemetry/api";
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
@@ -20,9 +21,20 @@ const source = new Warden({ agentId: "prof", store: ":memory:", policies: { vers
 const recorded: WardenEvent[] = [];
 source.on("*", (event) => recorded.push(event));
 let runStarted: WardenEvent | undefined;
-await source.run({}, async (run) => {
-  for (let i = 0; i < 10; i++) await run.tool(i === 9 ? "write_order" : "read_order", { id: i }, () => ({ ok: true }));
-});
+if (process.env.SOURCE === "langchain") {
+  const { tool } = await import("@langchain/core/tools");
+  const { z } = await import("zod");
+  const { WardenCallbackHandler } = await import("agent-warden/langchain");
+  const handler = new WardenCallbackHandler(source);
+  const tools = ["read_order", "write_order"].map((name) => tool(async ({ id }) => `order ${id}`, { name, description: name, schema: z.object({ id: z.number() }) }));
+  await source.run({}, async () => {
+    for (let i = 0; i < 10; i++) await tools[i === 9 ? 1 : 0]!.invoke({ id: i }, { callbacks: [handler] });
+  });
+} else {
+  await source.run({}, async (run) => {
+    for (let i = 0; i < 10; i++) await run.tool(i === 9 ? "write_order" : "read_order", { id: i }, () => ({ ok: true }));
+  });
+}
 source.close();
 runStarted = recorded.find((event) => event.type === "run.started");
 const perCall = new Map<string, WardenEvent[]>();
