@@ -1,5 +1,5 @@
-import { context, createTraceState, isSpanContextValid, metrics, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Counter, type Histogram, type MeterProvider, type Span, type SpanContext, type Tracer, type TracerProvider } from "@opentelemetry/api";
-import type { Warden, WardenEvent } from "agent-warden";
+import { context, createTraceState, isSpanContextValid, metrics, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Counter, type Histogram, type MeterProvider, type ObservableResult, type Span, type SpanContext, type Tracer, type TracerProvider } from "@opentelemetry/api";
+import { InvalidInputError, type Warden, type WardenEvent } from "agent-warden";
 
 /**
  * How `instrumentWarden` reports: the providers to use (the globally registered ones when absent) and
@@ -24,39 +24,73 @@ export interface WardenTelemetryOptions {
    * spans nest under it and a run started inside it takes its trace id. Absent: the active span alone.
    */
   frameworkSpan?: (() => Span | undefined) | undefined;
+  /**
+   * How many runs, and how many tool and model calls, may be open at once with a span waiting to end (10,000
+   * when absent). One that never finishes here (a call paused for a reviewer and resumed in another process)
+   * would be kept for ever: past the limit the oldest open one ends, marked `agent_warden.incomplete`.
+   */
+  maxOpenSpans?: number | undefined;
 }
 
 /** The instrumentation scope's name, as backends show it. */
 const SCOPE = "agent-warden";
 
-interface RunSpan {
-  span: Span;
-  ctx: Context;
+/** An event noted before its span started, added when it starts. */
+interface PendingEvent {
+  name: string;
+  attributes: Attributes;
+  ts: number;
+}
+
+/**
+ * A span Warden starts only once it knows it needs one: it starts with every attribute known by then, in one
+ * object, and its events are added as it starts. Until then `span` is undefined and what is set lands in
+ * `attributes` and `events`.
+ */
+interface LazySpan {
+  span: Span | undefined;
+  name: string;
+  kind: SpanKind;
+  /** Where it starts: a context, or a run whose span starts first if it has not. */
+  parent: Context | RunSpan;
+  startTime: number;
+  attributes: Attributes;
+  events: PendingEvent[] | undefined;
+  /** Set by a failure, applied when the span ends. */
+  status: { code: SpanStatusCode; message?: string } | undefined;
+}
+
+interface RunSpan extends LazySpan {
+  parent: Context;
+  /** The context its children start in, once its span has started. */
+  ctx: Context | undefined;
+  /** Ended, or given up: a span that had not started by then never does. */
+  closed: boolean;
   agentId: string | null;
+  /** A run of its own for one call: its span starts only when one of its calls needs a parent of Warden's. */
+  implicit: boolean;
   /** The span active where the run started (its parent), to tell it from framework spans opened inside the run. */
+  startSpan: Span | undefined;
   startSpanId: string | undefined;
 }
 
-interface CallSpan {
-  span: Span;
+interface CallSpan extends LazySpan {
   /** The framework's own `execute_tool` span, which Warden annotates but the framework ends. */
-  adopted?: true | undefined;
-  kind: "tool" | "llm";
+  adopted: boolean;
+  llm: boolean;
   toolName: string;
-  startedAt: number;
-  approvalRequestedAt?: number | undefined;
-  approvalOutcome?: string | undefined;
-  policyId?: string | undefined;
-  matched?: string[] | undefined;
-  shadow?: string[] | undefined;
-  reason?: string | undefined;
-}
-
-interface Instruments {
-  toolDuration: Histogram;
-  decisions: Counter;
-  approvalWait: Histogram;
-  halts: Counter;
+  /** The span active when the call was decided: a framework span opened later may be the call's. */
+  calledUnder: Span | undefined;
+  /** The record time of `tool.called`. */
+  calledAt: number;
+  /** The decision, until its policy matches (recorded right after the call) are known: then counted. */
+  decision: string | undefined;
+  approvalRequestedAt: number | undefined;
+  approvalOutcome: string | undefined;
+  policyId: string | undefined;
+  matched: string[] | undefined;
+  shadow: string[] | undefined;
+  reason: string | undefined;
 }
 
 /**
@@ -73,14 +107,38 @@ interface Instruments {
  * undo();
  */
 export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions = {}): () => void {
+  const maxOpen = options.maxOpenSpans ?? 10_000;
+  if (!Number.isSafeInteger(maxOpen) || maxOpen < 1) throw new InvalidInputError(`instrumentWarden: maxOpenSpans must be a positive integer, got ${String(options.maxOpenSpans)}`);
   const tracer: Tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE);
   const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE);
-  const instruments: Instruments = {
-    toolDuration: meter.createHistogram("gen_ai.execute_tool.duration", { unit: "s", description: "Duration of tool executions governed by Warden" }),
-    decisions: meter.createCounter("agent_warden.decisions", { unit: "{decision}", description: "Policy decisions on tool calls, by action and deciding policy" }),
-    approvalWait: meter.createHistogram("agent_warden.approval.wait.duration", { unit: "s", description: "Time a tool call waited for a reviewer, by outcome" }),
-    halts: meter.createCounter("agent_warden.halts", { unit: "{halt}", description: "Halts issued, by scope" }),
+  const toolDuration: Histogram = meter.createHistogram("gen_ai.execute_tool.duration", { unit: "s", description: "Duration of tool executions governed by Warden" });
+  const approvalWait: Histogram = meter.createHistogram("agent_warden.approval.wait.duration", { unit: "s", description: "Time a tool call waited for a reviewer, by outcome" });
+  const halts: Counter = meter.createCounter("agent_warden.halts", { unit: "{halt}", description: "Halts issued, by scope" });
+  const decisions: Counter = meter.createCounter("agent_warden.decisions", { unit: "{decision}", description: "Policy decisions on tool calls, by action and deciding policy" });
+  // One decision per call: counted here, by action and policy (a set the policies bound), and added to the counter
+  // in one step per set when the SDK collects, rather than each call's attributes hashed into its storage.
+  const decisionCounts = new Map<string, Map<string | undefined, { attributes: Attributes; count: number }>>();
+  const countDecision = (action: string, policyId: string | undefined) => {
+    let byPolicy = decisionCounts.get(action);
+    if (byPolicy === undefined) decisionCounts.set(action, (byPolicy = new Map()));
+    const counted = byPolicy.get(policyId);
+    if (counted !== undefined) counted.count++;
+    else byPolicy.set(policyId, { attributes: policyId === undefined ? { "agent_warden.decision.action": action } : { "agent_warden.decision.action": action, "agent_warden.policy.id": policyId }, count: 1 });
   };
+  const addDecisions = () => {
+    for (const byPolicy of decisionCounts.values()) {
+      for (const counted of byPolicy.values()) {
+        if (counted.count === 0) continue;
+        decisions.add(counted.count, counted.attributes);
+        counted.count = 0;
+      }
+    }
+  };
+  // The SDK runs asynchronous instruments' callbacks first when it collects: this one observes nothing (it
+  // exports no data) and hands the counts over just before the counter is read.
+  const collecting = meter.createObservableGauge("agent_warden.collect", { description: "Hands Warden's counts to the SDK as it collects; never has a value" });
+  const beforeCollect = (_result: ObservableResult) => addDecisions();
+  collecting.addCallback(beforeCollect);
   const capture = options.captureContent === true;
   const runs = new Map<string, RunSpan>();
   const calls = new Map<string, CallSpan>();
@@ -101,21 +159,66 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     return span === undefined ? active : trace.setSpan(active, span);
   };
 
+  /** Starts a lazy span, if it has not started: its attributes in one object, then its events. */
+  const start = (lazy: LazySpan): Span => {
+    if (lazy.span !== undefined) return lazy.span;
+    const parent = isRun(lazy.parent) ? runContext(lazy.parent) : lazy.parent;
+    const span = tracer.startSpan(lazy.name, { kind: lazy.kind, startTime: lazy.startTime, attributes: lazy.attributes }, parent);
+    lazy.span = span;
+    addEvents(span, lazy);
+    return span;
+  };
+  const isRun = (parent: Context | RunSpan): parent is RunSpan => (parent as Partial<RunSpan>).implicit !== undefined;
+  /** The context a run's children start in: its span's, started now if it had not. */
+  const runContext = (run: RunSpan): Context => {
+    if (run.ctx === undefined && run.closed) return run.parent;
+    return (run.ctx ??= trace.setSpan(run.parent, start(run)));
+  };
+  const addEvents = (span: Span, lazy: LazySpan) => {
+    if (lazy.events === undefined) return;
+    for (const { name, attributes, ts } of lazy.events) span.addEvent(name, attributes, ts);
+    lazy.events = undefined;
+  };
+  const setAttribute = (lazy: LazySpan, key: string, value: string | number | boolean) => {
+    if (lazy.span === undefined) lazy.attributes[key] = value;
+    else lazy.span.setAttribute(key, value);
+  };
+  const addEvent = (lazy: LazySpan, name: string, attributes: Attributes, ts: number) => {
+    if (lazy.span === undefined) (lazy.events ??= []).push({ name, attributes, ts });
+    else lazy.span.addEvent(name, attributes, ts);
+  };
+  const fail = (lazy: LazySpan, errorType: string, message: string | undefined) => {
+    setAttribute(lazy, "error.type", errorType);
+    lazy.status = message === undefined ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.ERROR, message };
+  };
+  /** Ends a span Warden owns, starting it first if it never needed to start before. */
+  const finish = (lazy: LazySpan, ts: number) => {
+    const span = start(lazy);
+    if (lazy.status !== undefined) span.setStatus(lazy.status);
+    span.end(ts);
+  };
+
   /**
    * Where a span for `runId` goes: under a framework span opened inside the run, or under the caller's
    * span a request continued (`warden.continueTrace`: a later call of a long-lived run, such as an MCP
    * gateway session, joins its own caller's trace), else under the run's span, else the active context.
+   * Returns the run itself when the span goes under it, so it starts only if its child does.
    */
-  const parentFor = (runId: string | null): Context => {
-    const active = activeContext();
+  const parentFor = (runId: string | null, active: Context): Context | RunSpan => {
     const run = runId === null ? undefined : runs.get(runId);
     if (run === undefined) return active;
-    const current = trace.getSpanContext(active);
-    if (current && isSpanContextValid(current) && current.spanId !== run.startSpanId) {
-      if (current.traceId === run.span.spanContext().traceId || current.isRemote === true) return active;
+    const current = trace.getSpan(active);
+    if (current !== undefined && current !== run.startSpan) {
+      const spanContext = current.spanContext();
+      if (spanContext.spanId !== run.startSpanId && isSpanContextValid(spanContext)) {
+        // The run's trace: its span's, or (not started yet) the one it will join.
+        const runTrace = run.span === undefined ? trace.getSpanContext(run.parent)?.traceId : run.span.spanContext().traceId;
+        if (spanContext.traceId === runTrace || spanContext.isRemote === true) return active;
+      }
     }
-    return run.ctx;
+    return run;
   };
+  const contextOf = (parent: Context | RunSpan): Context => (isRun(parent) ? runContext(parent) : parent);
 
   const startCall = (event: WardenEvent, data: Record<string, unknown>): CallSpan => {
     const llm = data.kind === "llm";
@@ -124,7 +227,8 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
       ? { "gen_ai.operation.name": "chat", "gen_ai.request.model": toolName }
       : { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": toolName, "gen_ai.tool.type": "function" };
     if (event.toolCallId !== null) {
-      if (!llm) attributes["gen_ai.tool.call.id"] = event.toolCallId;
+      // The framework's own id for the call (a model's tool call id, an MCP request id) when it gave one.
+      if (!llm) attributes["gen_ai.tool.call.id"] = typeof data.externalId === "string" ? data.externalId : event.toolCallId;
       attributes["agent_warden.tool_call.id"] = event.toolCallId;
     }
     if (event.agentId !== null) attributes["gen_ai.agent.id"] = event.agentId;
@@ -133,45 +237,98 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     if (typeof data.actionType === "string") attributes["agent_warden.action_type"] = data.actionType;
     if (typeof data.decision === "string") attributes["agent_warden.decision.action"] = data.decision;
     if (data.observed === true) attributes["agent_warden.observed"] = true;
-    const parent = parentFor(event.runId);
-    const own = llm ? undefined : frameworkToolSpan(parent, toolName);
+    const active = activeContext();
+    const where = parentFor(event.runId, active);
+    // An observed call is recorded after it ran: its span starts when it started.
+    const startTime = typeof data.durationMs === "number" ? event.ts - data.durationMs : event.ts;
+    const call: CallSpan = {
+      span: undefined,
+      name: llm ? `chat ${toolName}` : `execute_tool ${toolName}`,
+      kind: llm ? SpanKind.CLIENT : SpanKind.INTERNAL,
+      parent: where,
+      startTime,
+      attributes,
+      events: undefined,
+      status: undefined,
+      adopted: false,
+      llm,
+      toolName,
+      calledUnder: trace.getSpan(active),
+      calledAt: event.ts,
+      decision: undefined,
+      approvalRequestedAt: undefined,
+      approvalOutcome: undefined,
+      policyId: undefined,
+      matched: undefined,
+      shadow: undefined,
+      reason: undefined,
+    };
+    // Under a run not started yet (a run of its own for this call), the framework's span where the call was made.
+    const own = llm ? undefined : frameworkToolSpan(isRun(where) ? (where.span === undefined ? active : undefined) : where, toolName);
     if (own !== undefined) {
       // The framework traced this very call: one execute_tool span per call, with Warden's facts on it.
-      adopted.add(own);
-      own.setAttributes(Object.fromEntries(Object.entries(attributes).filter(([key]) => key.startsWith("agent_warden."))));
-      return { span: own, adopted: true, kind: "tool", toolName, startedAt: event.ts };
+      adopt(call, own);
+      return call;
     }
     if (capture && !llm && data.input !== undefined) attributes["gen_ai.tool.call.arguments"] = json(data.input);
-    // An observed call is recorded after it ran: its span starts when it started.
-    const durationMs = typeof data.durationMs === "number" ? data.durationMs : 0;
-    const span = tracer.startSpan(llm ? `chat ${toolName}` : `execute_tool ${toolName}`, { kind: llm ? SpanKind.CLIENT : SpanKind.INTERNAL, startTime: event.ts - durationMs, attributes }, parent);
-    return { span, kind: llm ? "llm" : "tool", toolName, startedAt: event.ts };
+    return call;
   };
 
-  /** The decision on a call, once its policy matches (recorded right after the call) are known. */
-  const settleDecision = (call: CallSpan, action: string) => {
-    if (stopped) return;
+  /** Makes the framework's span the call's: Warden's own facts go on it (the framework names the call). */
+  const adopt = (call: CallSpan, own: Span) => {
+    adopted.add(own);
+    call.span = own;
+    call.adopted = true;
+    const mine: Attributes = {};
+    for (const key in call.attributes) if (key.startsWith("agent_warden.")) mine[key] = call.attributes[key];
+    own.setAttributes(mine);
+    addEvents(own, call);
+  };
+
+  /**
+   * A call decided before the framework opened its span for it (the AI SDK's `toolApproval` decides before
+   * `@ai-sdk/otel` opens `execute_tool`) and finishing inside that span: the framework's span is the call's.
+   */
+  const adoptLate = (call: CallSpan) => {
+    if (call.span !== undefined || call.llm) return;
+    const own = frameworkToolSpan(activeContext(), call.toolName);
+    if (own !== undefined && own !== call.calledUnder) adopt(call, own);
+  };
+
+  /** Counts the decision on a call, with an event when a policy decided it. */
+  const settleDecision = (call: CallSpan) => {
+    const action = call.decision;
+    if (action === undefined) return;
+    call.decision = undefined;
+    countDecision(action, call.policyId);
+    if (call.matched === undefined && call.policyId === undefined) return;
     const attributes: Attributes = { "agent_warden.decision.action": action };
     if (call.policyId !== undefined) attributes["agent_warden.policy.id"] = call.policyId;
-    instruments.decisions.add(1, attributes);
     if (call.matched !== undefined) attributes["agent_warden.policy.matched"] = call.matched;
     if (call.shadow !== undefined) attributes["agent_warden.policy.shadow_matched"] = call.shadow;
     if (call.reason !== undefined) attributes["agent_warden.decision.reason"] = call.reason;
-    call.span.addEvent("agent_warden.decision", attributes);
+    addEvent(call, "agent_warden.decision", attributes, call.calledAt);
+  };
+
+  /** The open call an event is about, its decision settled once the events that complete it are past. */
+  const callOf = (event: WardenEvent): CallSpan | undefined => {
+    const call = event.toolCallId === null ? undefined : calls.get(event.toolCallId);
+    if (call !== undefined && call.decision !== undefined) settleDecision(call);
+    return call;
   };
 
   /**
    * The framework's own GenAI `execute_tool` span for a call of `toolName`, when it is the active span, still
    * open and readable (the OpenTelemetry SDK's spans are), as the AI SDK's `@ai-sdk/otel` opens around `execute`.
    */
-  const frameworkToolSpan = (ctx: Context, toolName: string | undefined): Span | undefined => {
-    const span = trace.getSpan(ctx);
+  const frameworkToolSpan = (ctx: Context | undefined, toolName: string): Span | undefined => {
+    const span = ctx === undefined ? undefined : trace.getSpan(ctx);
     if (span === undefined || adopted.has(span)) return undefined;
     const readable = span as Partial<{ attributes: Attributes; ended: boolean }>;
     const attributes = readable.attributes;
     if (attributes?.["gen_ai.operation.name"] !== "execute_tool" || readable.ended === true) return undefined;
     const name = attributes["gen_ai.tool.name"];
-    return toolName === undefined || name === undefined || name === toolName ? span : undefined;
+    return name === undefined || name === toolName ? span : undefined;
   };
 
   // A tool's duration attributes are the same on every call: built once per tool and outcome (bounded).
@@ -189,36 +346,56 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
 
   const endCall = (id: string, call: CallSpan, ts: number) => {
     calls.delete(id);
-    if (call.adopted !== true) call.span.end(ts);
+    if (!call.adopted) finish(call, ts);
+    else if (call.status !== undefined) call.span!.setStatus(call.status);
   };
 
-  const fail = (span: Span, errorType: string, message: string | undefined) => {
-    span.setAttribute("error.type", errorType);
-    span.setStatus(message === undefined ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.ERROR, message });
+  /** Ends what is still open, marked so: on `undo()`, or the oldest open one past `maxOpenSpans`. */
+  const abandonCall = (call: CallSpan, now: number) => {
+    settleDecision(call);
+    setAttribute(call, "agent_warden.incomplete", true);
+    // A framework's span stays the framework's to end.
+    if (!call.adopted) finish(call, now);
+  };
+  const abandonRun = (run: RunSpan, now: number) => {
+    run.closed = true;
+    if (run.span === undefined) return;
+    setAttribute(run, "agent_warden.incomplete", true);
+    finish(run, now);
+  };
+  const makeRoom = <T>(open: Map<string, T>, abandon: (value: T, now: number) => void) => {
+    if (open.size < maxOpen) return;
+    const [id, oldest] = open.entries().next().value!;
+    open.delete(id);
+    abandon(oldest, Date.now());
   };
 
   const handlers: Partial<Record<WardenEvent["type"], (event: WardenEvent, data: Record<string, unknown>) => void>> = {
     "run.started": (event, data) => {
       if (event.runId === null) return;
       const parentRunId = typeof data.parentRunId === "string" ? data.parentRunId : null;
-      const parent = parentFor(parentRunId);
-      // A run of its own for one call the framework traces as a tool span: that span stands for it (it carries
-      // `agent_warden.run.id`), rather than an `invoke_agent` per tool call.
-      if (data.implicit === true && frameworkToolSpan(parent, undefined) !== undefined) return;
-      const startSpan = trace.getSpanContext(parent);
+      const parent = contextOf(parentFor(parentRunId, activeContext()));
+      const startSpan = trace.getSpan(parent);
       const agent = event.agentId ?? "agent";
       const attributes: Attributes = { "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.id": agent, "gen_ai.agent.name": agent, "agent_warden.run.id": event.runId, "agent_warden.ledger.entry_id": event.id };
       if (typeof data.traceId === "string") attributes["agent_warden.trace.id"] = data.traceId;
       if (parentRunId !== null) attributes["agent_warden.parent_run.id"] = parentRunId;
-      if (data.implicit === true) attributes["agent_warden.run.implicit"] = true;
-      const span = tracer.startSpan(`invoke_agent ${agent}`, { kind: SpanKind.INTERNAL, startTime: event.ts, attributes }, parent);
-      runs.set(event.runId, { span, ctx: trace.setSpan(parent, span), agentId: event.agentId, startSpanId: startSpan && isSpanContextValid(startSpan) ? startSpan.spanId : undefined });
+      const implicit = data.implicit === true;
+      if (implicit) attributes["agent_warden.run.implicit"] = true;
+      const run: RunSpan = { span: undefined, name: `invoke_agent ${agent}`, kind: SpanKind.INTERNAL, parent, ctx: undefined, closed: false, startTime: event.ts, attributes, events: undefined, status: undefined, agentId: event.agentId, implicit, startSpan, startSpanId: startSpan?.spanContext().spanId };
+      // A run the caller opened shows even with no call in it; a run of its own for one call shows only under a
+      // span of Warden's: a call the framework traces as its own tool span stands for it (it carries
+      // `agent_warden.run.id`), rather than an `invoke_agent` per tool call.
+      if (!implicit) start(run);
+      makeRoom(runs, abandonRun);
+      runs.set(event.runId, run);
     },
     "run.completed": (event) => {
       const run = event.runId === null ? undefined : runs.get(event.runId);
       if (run === undefined) return;
       runs.delete(event.runId!);
-      run.span.end(event.ts);
+      run.closed = true;
+      if (run.span !== undefined) finish(run, event.ts);
     },
     "run.failed": (event, data) => {
       if (event.runId === null) return;
@@ -227,23 +404,23 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
       if (run === undefined) {
         if (data.refused !== true) return;
         const agent = event.agentId ?? "agent";
-        const span = tracer.startSpan(`invoke_agent ${agent}`, { kind: SpanKind.INTERNAL, startTime: event.ts, attributes: { "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.id": agent, "gen_ai.agent.name": agent, "agent_warden.run.id": event.runId, "agent_warden.run.refused": true, "agent_warden.ledger.entry_id": event.id } }, parentFor(typeof data.parentRunId === "string" ? data.parentRunId : null));
-        run = { span, ctx: context.active(), agentId: event.agentId, startSpanId: undefined };
+        const parent = contextOf(parentFor(typeof data.parentRunId === "string" ? data.parentRunId : null, activeContext()));
+        run = { span: undefined, name: `invoke_agent ${agent}`, kind: SpanKind.INTERNAL, parent, ctx: undefined, closed: false, startTime: event.ts, attributes: { "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.id": agent, "gen_ai.agent.name": agent, "agent_warden.run.id": event.runId, "agent_warden.run.refused": true, "agent_warden.ledger.entry_id": event.id }, events: undefined, status: undefined, agentId: event.agentId, implicit: false, startSpan: undefined, startSpanId: undefined };
       }
       runs.delete(event.runId);
+      run.closed = true;
+      if (run.implicit && run.span === undefined) return;
       const error = record(data.error);
-      fail(run.span, errorType(error), typeof error.message === "string" ? error.message : undefined);
-      run.span.end(event.ts);
+      fail(run, errorType(error), typeof error.message === "string" ? error.message : undefined);
+      finish(run, event.ts);
     },
     "tool.called": (event, data) => {
       if (event.toolCallId === null) return;
       const call = startCall(event, data);
+      makeRoom(calls, abandonCall);
       calls.set(event.toolCallId, call);
-      if (call.kind === "tool" && data.observed !== true && typeof data.decision === "string") {
-        const action = data.decision;
-        // `policy.matched` follows in the same synchronous step: count once it has been seen.
-        queueMicrotask(() => settleDecision(call, action));
-      }
+      // Counted once its policy matches, the next event on the same call, have been seen.
+      if (!call.llm && data.observed !== true && typeof data.decision === "string") call.decision = data.decision;
     },
     "policy.matched": (event, data) => {
       const call = event.toolCallId === null ? undefined : calls.get(event.toolCallId);
@@ -251,94 +428,100 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
       const matches = Array.isArray(data.matches) ? (data.matches as Array<Record<string, unknown>>) : [];
       if (typeof data.policyId === "string") {
         call.policyId = data.policyId;
-        call.span.setAttribute("agent_warden.policy.id", data.policyId);
-        const deciding = matches.find((m) => m.policyId === data.policyId);
-        if (typeof deciding?.reason === "string") call.reason = deciding.reason;
+        setAttribute(call, "agent_warden.policy.id", data.policyId);
       }
-      call.matched = matches.filter((m) => m.mode !== "shadow").map((m) => String(m.policyId));
-      const shadow = matches.filter((m) => m.mode === "shadow").map((m) => String(m.policyId));
-      if (shadow.length > 0) call.shadow = shadow;
+      const matched: string[] = [];
+      let shadow: string[] | undefined;
+      for (const match of matches) {
+        if (match.mode === "shadow") (shadow ??= []).push(String(match.policyId));
+        else matched.push(String(match.policyId));
+        if (match.policyId === call.policyId && typeof match.reason === "string") call.reason = match.reason;
+      }
+      call.matched = matched;
+      call.shadow = shadow;
+      settleDecision(call);
     },
     "risk.detected": (event, data) => {
-      const call = event.toolCallId === null ? undefined : calls.get(event.toolCallId);
+      const call = callOf(event);
       if (call === undefined) return;
-      call.span.addEvent("agent_warden.risk", { "agent_warden.risk.severity": String(data.severity ?? "medium") }, event.ts);
+      addEvent(call, "agent_warden.risk", { "agent_warden.risk.severity": String(data.severity ?? "medium") }, event.ts);
     },
     "approval.requested": (event, data) => {
-      const call = event.toolCallId === null ? undefined : calls.get(event.toolCallId);
+      const call = callOf(event);
       if (call === undefined) return;
       call.approvalRequestedAt = event.ts;
       const attributes: Attributes = { "agent_warden.approval.id": String(data.approvalId) };
       if (typeof data.expiresAt === "number") attributes["agent_warden.approval.expires_at"] = new Date(data.expiresAt).toISOString();
-      call.span.setAttribute("agent_warden.approval.id", String(data.approvalId));
-      call.span.addEvent("agent_warden.approval.requested", attributes, event.ts);
+      setAttribute(call, "agent_warden.approval.id", String(data.approvalId));
+      addEvent(call, "agent_warden.approval.requested", attributes, event.ts);
     },
     "approval.approved": (event, data) => settleApproval(event, data, "approved"),
     "approval.rejected": (event, data) => settleApproval(event, data, "rejected"),
     "tool.blocked": (event, data) => {
-      let call = event.toolCallId === null ? undefined : calls.get(event.toolCallId);
+      let call = callOf(event);
       // Refused before it was recorded as called (a halt with no run open, a token budget): a span of its own.
       const id = event.toolCallId ?? event.id;
       if (call === undefined) {
         call = startCall(event, { ...data, decision: "block" });
-        if (call.kind === "tool") instruments.decisions.add(1, { "agent_warden.decision.action": "block", ...(typeof data.policyId === "string" && { "agent_warden.policy.id": data.policyId }) });
+        if (!call.llm) countDecision("block", typeof data.policyId === "string" ? data.policyId : undefined);
       }
       const reason = typeof data.reason === "string" ? data.reason : undefined;
-      if (typeof data.policyId === "string") call.span.setAttribute("agent_warden.policy.id", data.policyId);
+      if (typeof data.policyId === "string") setAttribute(call, "agent_warden.policy.id", data.policyId);
       let type = "blocked";
       if (data.halted === true) {
         type = "halted";
-        call.span.addEvent("agent_warden.halt", reason === undefined ? {} : { "agent_warden.halt.reason": reason }, event.ts);
+        addEvent(call, "agent_warden.halt", reason === undefined ? {} : { "agent_warden.halt.reason": reason }, event.ts);
       } else if (data.status === "rejected") {
         // Refused after waiting for a reviewer: rejected, expired, cancelled (a halt) or given up.
         if (call.approvalOutcome === undefined && call.approvalRequestedAt !== undefined) {
           call.approvalOutcome = reason === "expired" || reason === "aborted" ? reason : "cancelled";
-          instruments.approvalWait.record((event.ts - call.approvalRequestedAt) / 1000, { "agent_warden.approval.outcome": call.approvalOutcome });
-          call.span.addEvent(`agent_warden.approval.${call.approvalOutcome}`, {}, event.ts);
+          approvalWait.record((event.ts - call.approvalRequestedAt) / 1000, { "agent_warden.approval.outcome": call.approvalOutcome });
+          addEvent(call, `agent_warden.approval.${call.approvalOutcome}`, {}, event.ts);
         }
         type = `approval_${call.approvalOutcome ?? "rejected"}`;
       }
-      fail(call.span, type, reason);
+      fail(call, type, reason);
       endCall(id, call, event.ts);
     },
     "tool.completed": (event, data) => {
-      const call = event.toolCallId === null ? undefined : calls.get(event.toolCallId);
+      const call = callOf(event);
       if (call === undefined) return;
+      adoptLate(call);
       const failed = data.status === "failed";
       let type: string | undefined;
       if (failed) {
         const error = record(data.error);
         type = errorType(error);
-        if (type === "halted") call.span.addEvent("agent_warden.halt", typeof error.message === "string" ? { "agent_warden.halt.reason": error.message } : {}, event.ts);
-        fail(call.span, type, typeof error.message === "string" ? error.message : undefined);
+        if (type === "halted") addEvent(call, "agent_warden.halt", typeof error.message === "string" ? { "agent_warden.halt.reason": error.message } : {}, event.ts);
+        fail(call, type, typeof error.message === "string" ? error.message : undefined);
       }
-      if (call.kind === "llm") {
+      if (call.llm) {
         const usage = record(data.usage);
-        if (typeof usage.inputTokens === "number") call.span.setAttribute("gen_ai.usage.input_tokens", usage.inputTokens);
-        if (typeof usage.outputTokens === "number") call.span.setAttribute("gen_ai.usage.output_tokens", usage.outputTokens);
-        if (typeof usage.model === "string") call.span.setAttribute("gen_ai.response.model", usage.model);
+        if (typeof usage.inputTokens === "number") setAttribute(call, "gen_ai.usage.input_tokens", usage.inputTokens);
+        if (typeof usage.outputTokens === "number") setAttribute(call, "gen_ai.usage.output_tokens", usage.outputTokens);
+        if (typeof usage.model === "string") setAttribute(call, "gen_ai.response.model", usage.model);
       } else {
-        if (capture && !failed && call.adopted !== true && data.output !== undefined) call.span.setAttribute("gen_ai.tool.call.result", json(data.output));
-        const seconds = (typeof data.durationMs === "number" ? data.durationMs : event.ts - call.startedAt) / 1000;
-        instruments.toolDuration.record(seconds, durationAttributes(call.toolName, type));
+        if (capture && !failed && !call.adopted && data.output !== undefined) setAttribute(call, "gen_ai.tool.call.result", json(data.output));
+        const seconds = (typeof data.durationMs === "number" ? data.durationMs : event.ts - call.calledAt) / 1000;
+        toolDuration.record(seconds, durationAttributes(call.toolName, type));
       }
       endCall(event.toolCallId!, call, event.ts);
     },
     "agent.halted": (event, data) => {
       const scope = String(data.scope ?? "unknown");
-      instruments.halts.add(1, { "agent_warden.halt.scope": scope });
+      halts.add(1, { "agent_warden.halt.scope": scope });
       const attributes: Attributes = { "agent_warden.halt.id": String(data.haltId), "agent_warden.halt.scope": scope };
       if (typeof data.reason === "string") attributes["agent_warden.halt.reason"] = data.reason;
       // The runs it stops, where that can be told from the halt alone (a group's members are the core's to know).
       for (const [runId, run] of runs) {
         const hit = scope === "organization" || (scope === "agent" && run.agentId === data.target) || (scope === "run" && runId === data.target);
-        if (hit) run.span.addEvent("agent_warden.halt", attributes, event.ts);
+        if (hit) addEvent(run, "agent_warden.halt", attributes, event.ts);
       }
     },
   };
 
   function settleApproval(event: WardenEvent, data: Record<string, unknown>, answer: "approved" | "rejected"): void {
-    const call = event.toolCallId === null ? undefined : calls.get(event.toolCallId);
+    const call = callOf(event);
     if (call === undefined) return;
     // An expiry or a cancellation (a halt, a closed client) is recorded as a rejection with its own status.
     const outcome = answer === "rejected" && (data.status === "expired" || data.status === "cancelled") ? data.status : answer;
@@ -348,11 +531,11 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     if (call.approvalRequestedAt !== undefined) {
       const waited = event.ts - call.approvalRequestedAt;
       attributes["agent_warden.approval.wait_ms"] = waited;
-      instruments.approvalWait.record(waited / 1000, { "agent_warden.approval.outcome": outcome });
+      approvalWait.record(waited / 1000, { "agent_warden.approval.outcome": outcome });
     }
-    call.span.setAttribute("agent_warden.approval.outcome", outcome);
-    if (typeof data.reviewer === "string") call.span.setAttribute("agent_warden.approval.reviewer", data.reviewer);
-    call.span.addEvent(`agent_warden.approval.${outcome}`, attributes, event.ts);
+    setAttribute(call, "agent_warden.approval.outcome", outcome);
+    if (typeof data.reviewer === "string") setAttribute(call, "agent_warden.approval.reviewer", data.reviewer);
+    addEvent(call, `agent_warden.approval.${outcome}`, attributes, event.ts);
   }
 
   const unsubscribe = warden.on("*", (event) => {
@@ -366,13 +549,14 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
       const span = trace.getSpanContext(activeContext());
       return span && isSpanContextValid(span) ? span.traceId : undefined;
     },
-    // A call sent onward (the governed fetch) continues from its execute_tool span.
+    // A call sent onward (the governed fetch) continues from its execute_tool span, which starts now if it had not.
     headers: (toolCallId) => {
       const call = calls.get(toolCallId);
       if (call === undefined || stopped) return undefined;
+      const span = start(call);
       const carrier: Record<string, string> = {};
-      propagation.inject(trace.setSpan(context.active(), call.span), carrier);
-      return Object.keys(carrier).length > 0 ? carrier : w3cHeaders(call.span.spanContext());
+      propagation.inject(trace.setSpan(context.active(), span), carrier);
+      return Object.keys(carrier).length > 0 ? carrier : w3cHeaders(span.spanContext());
     },
     // A request that arrived with a caller's trace context (an MCP call's `_meta`) continues that trace.
     continueFrom: (carrier, fn) => {
@@ -391,13 +575,12 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     stopped = true;
     unsubscribe();
     removeTracing();
+    collecting.removeCallback(beforeCollect);
     // What is still open ends now, marked so, rather than never reaching the exporter.
     const now = Date.now();
-    for (const call of [...calls.values(), ...runs.values()]) {
-      call.span.setAttribute("agent_warden.incomplete", true);
-      // A framework's span stays the framework's to end.
-      if ((call as Partial<CallSpan>).adopted !== true) call.span.end(now);
-    }
+    for (const call of calls.values()) abandonCall(call, now);
+    for (const run of runs.values()) abandonRun(run, now);
+    addDecisions();
     calls.clear();
     runs.clear();
   };

@@ -19,7 +19,7 @@ import { createAgent } from "langchain";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { Warden, type WardenOptions } from "agent-warden";
-import { governTools } from "agent-warden/ai";
+import { governTools, wardenCallOptions } from "agent-warden/ai";
 import { WardenCallbackHandler, wardenMiddleware } from "agent-warden/langchain";
 import { governAgent, governedRun, linkAgentsSpans } from "agent-warden/openai-agents";
 import { instrumentWarden, type WardenTelemetryOptions } from "agent-warden/otel";
@@ -153,7 +153,8 @@ describe("AI SDK traced by @ai-sdk/otel and by Warden", () => {
     expect(lookup.instrumentationScope.name).toBe("ai");
     expect(ancestry(lookup)).toEqual(["execute_tool lookup_order", "step 1", "invoke_agent mock-model-id"]);
     expect(lookup.attributes).toMatchObject({ "gen_ai.tool.call.id": "call_1", "gen_ai.tool.name": "lookup_order", "agent_warden.decision.action": "allow" });
-    expect(lookup.events.find((event) => event.name === "agent_warden.decision")?.attributes).toMatchObject({ "agent_warden.decision.action": "allow" });
+    // Allowed by the default, no policy behind it: the attribute says so, with no decision event to repeat it.
+    expect(lookup.events.map((event) => event.name)).not.toContain("agent_warden.decision");
     const refused = named("execute_tool refund")[0]!;
     expect(refused.attributes).toMatchObject({ "gen_ai.tool.call.id": "call_2", "agent_warden.decision.action": "block", "agent_warden.policy.id": "no-refunds", "error.type": "blocked" });
     expect(refused.status.code).toBe(SpanStatusCode.ERROR);
@@ -164,6 +165,50 @@ describe("AI SDK traced by @ai-sdk/otel and by Warden", () => {
     const record = await warden.getRun(runId);
     expect(record.traceId).toBe(traceId);
     expect(record.toolCalls.map((call) => [call.toolCallId, call.externalId])).toEqual([[lookup.attributes["agent_warden.tool_call.id"], "call_1"]]);
+  });
+
+  it("wardenCallOptions: a call decided in toolApproval, before the SDK opens its span, still has one execute_tool span, the SDK's", async () => {
+    const warden = open();
+    let refunded = 0;
+    const model = new MockLanguageModelV4({
+      doGenerate: [
+        {
+          content: [
+            { type: "tool-call", toolCallId: "call_1", toolName: "lookup_order", input: JSON.stringify({ id: 7 }) },
+            { type: "tool-call", toolCallId: "call_2", toolName: "refund", input: JSON.stringify({ id: 7 }) },
+          ],
+          finishReason: { unified: "tool-calls", raw: undefined },
+          usage,
+          warnings: [],
+        },
+        { content: [{ type: "text", text: "shipped, no refund" }], finishReason: { unified: "stop", raw: undefined }, usage, warnings: [] },
+      ],
+    });
+    const refund = aiTool({ description: "Refund an order", inputSchema: z.object({ id: z.number() }), execute: async () => `refunded ${++refunded}` });
+    await generateText({
+      model,
+      prompt: "where is order 7?",
+      tools: governTools({ lookup_order: lookupOrder(), refund }, warden),
+      stopWhen: stepCountIs(3),
+      ...wardenCallOptions(warden),
+      telemetry: { functionId: "support", integrations: new OpenTelemetry({ tracer: provider.getTracer("ai") }) },
+    });
+    expect(refunded).toBe(0);
+    const calls = finished().filter((span) => span.attributes["gen_ai.operation.name"] === "execute_tool");
+    expect(calls.map((span) => span.name).sort()).toEqual(["execute_tool lookup_order", "execute_tool refund"]);
+    // The allowed call ran in the SDK's span: Warden's facts are on it, under the framework's own call id.
+    const lookup = named("execute_tool lookup_order")[0]!;
+    expect(lookup.instrumentationScope.name).toBe("ai");
+    expect(ancestry(lookup)).toEqual(["execute_tool lookup_order", "step 1", "invoke_agent mock-model-id"]);
+    expect(lookup.attributes).toMatchObject({ "gen_ai.tool.call.id": "call_1", "agent_warden.decision.action": "allow" });
+    const runId = String(lookup.attributes["agent_warden.run.id"]);
+    expect((await warden.getRun(runId)).toolCalls.map((call) => [call.toolCallId, call.externalId])).toEqual([[lookup.attributes["agent_warden.tool_call.id"], "call_1"]]);
+    // Its run of its own shows through the SDK's span, not as an invoke_agent span per call.
+    expect(finished().filter((span) => span.attributes["agent_warden.run.id"] === runId).map((span) => span.name)).toEqual(["execute_tool lookup_order"]);
+    // The refused call never reached the SDK's execute: Warden's span is its one span.
+    const refused = named("execute_tool refund")[0]!;
+    expect(refused.instrumentationScope.name).toBe("agent-warden");
+    expect(refused.attributes).toMatchObject({ "agent_warden.decision.action": "block", "agent_warden.policy.id": "no-refunds", "error.type": "blocked" });
   });
 
   it("an approval wait on the SDK's span: requested and approved events, reviewer and outcome, then the call runs", async () => {

@@ -65,6 +65,20 @@ function instrument(warden: Warden, options: Parameters<typeof instrumentWarden>
   return undo;
 }
 
+/**
+ * Whether the core's `tool.called` event carries the framework's id for the call (`externalId`), which
+ * `gen_ai.tool.call.id` shows when it does.
+ */
+const eventsCarryExternalId = (() => {
+  const probe = new Warden({ agentId: "probe", store: ":memory:", policies: { version: 1, default: "allow", policies: [] } });
+  let seen: unknown;
+  probe.on("tool.called", (event) => (seen = event.data.externalId));
+  const { runId } = probe.beginRun();
+  probe.beginToolCall({ tool: "probe", runId, externalId: "probe_1" }).complete("ok");
+  probe.close();
+  return seen === "probe_1";
+})();
+
 const byName = (name: string): ReadableSpan[] => spans.getFinishedSpans().filter((span) => span.name === name);
 const one = (name: string): ReadableSpan => {
   const found = byName(name);
@@ -113,6 +127,8 @@ describe("agent-warden/otel: spans", () => {
     expect(allowed!.attributes).toMatchObject({ "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "read", "gen_ai.tool.type": "function", "agent_warden.decision.action": "allow" });
     expect(allowed!.attributes["gen_ai.tool.call.id"]).toMatch(/^tc_/);
     expect(allowed!.attributes["error.type"]).toBeUndefined();
+    // Allowed by the default, no policy behind it: the attribute says it, no decision event repeats it.
+    expect(eventNames(allowed!)).not.toContain("agent_warden.decision");
     // Content only after redaction.
     expect(allowed!.attributes["gen_ai.tool.call.arguments"]).toContain('"path":"/docs"');
     expect(String(allowed!.attributes["gen_ai.tool.call.arguments"])).not.toContain("hunter2");
@@ -243,6 +259,45 @@ describe("agent-warden/otel: spans", () => {
     expect(traceId).toMatch(/^trace_/);
   });
 
+  it.runIf(eventsCarryExternalId)("gen_ai.tool.call.id is the framework's id for the call where it gave one; Warden's stays under agent_warden.tool_call.id", async () => {
+    const warden = open();
+    instrument(warden);
+    const { runId } = warden.beginRun();
+    const named = warden.beginToolCall({ tool: "read", runId, externalId: "call_7" });
+    named.complete("ok");
+    warden.beginToolCall({ tool: "search", runId }).complete("ok");
+    await expect(Promise.resolve(warden.beginToolCall({ tool: "db.delete", runId, externalId: "call_8" }).outcome)).resolves.toMatchObject({ ok: false });
+    await warden.completeRun(runId);
+    expect(one("execute_tool read").attributes).toMatchObject({ "gen_ai.tool.call.id": "call_7", "agent_warden.tool_call.id": named.toolCallId });
+    const search = one("execute_tool search");
+    expect(search.attributes["gen_ai.tool.call.id"]).toBe(search.attributes["agent_warden.tool_call.id"]);
+    expect(one("execute_tool db.delete").attributes).toMatchObject({ "gen_ai.tool.call.id": "call_8", "error.type": "blocked" });
+  });
+
+  it("keeps at most maxOpenSpans calls open: past it the oldest ends marked incomplete, and its late end adds nothing", async () => {
+    const warden = open();
+    instrument(warden, { maxOpenSpans: 2 });
+    const { runId } = warden.beginRun();
+    const [first, second, third] = ["a", "b", "c"].map((tool) => warden.beginToolCall({ tool, runId }));
+    // The third call pushed the first out.
+    expect(spans.getFinishedSpans().map((span) => [span.name, span.attributes["agent_warden.incomplete"]])).toEqual([["execute_tool a", true]]);
+    second!.complete("ok");
+    third!.complete("ok");
+    first!.complete("late");
+    await warden.completeRun(runId);
+    expect(byName("execute_tool a")).toHaveLength(1);
+    expect(byName("execute_tool b")[0]!.attributes["agent_warden.incomplete"]).toBeUndefined();
+    expect(byName("execute_tool c")).toHaveLength(1);
+    expect(one("invoke_agent planner").attributes["agent_warden.incomplete"]).toBeUndefined();
+  });
+
+  it("refuses a maxOpenSpans that is not a positive integer", () => {
+    const warden = open();
+    for (const maxOpenSpans of [0, -1, 1.5, Number.NaN]) {
+      expect(() => instrumentWarden(warden, { tracerProvider, maxOpenSpans })).toThrow(expect.objectContaining({ code: "invalid_input" }));
+    }
+  });
+
   it("a run refused at its start by a halt still shows, as a failed span", async () => {
     const warden = open();
     instrument(warden);
@@ -338,6 +393,31 @@ describe("agent-warden/otel: metrics", () => {
     ]);
     const halts = (metric("agent_warden.halts") as SumMetricData).dataPoints.map((point) => [point.attributes["agent_warden.halt.scope"], point.value]);
     expect(halts).toEqual([["run", 1]]);
+    // The instrument that hands decisions over at collection has no data of its own.
+    expect(metrics.map((m) => m.descriptor.name).sort()).toEqual(["agent_warden.approval.wait.duration", "agent_warden.decisions", "agent_warden.halts", "gen_ai.execute_tool.duration"]);
+    await meterProvider.shutdown();
+  });
+
+  it("decisions counted since the last collection are kept through undo(), and keep adding up", async () => {
+    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const warden = open();
+    const allowed = async () => {
+      await reader.forceFlush();
+      const decisions = exporter.getMetrics().at(-1)!.scopeMetrics.flatMap((scope) => scope.metrics).find((m) => m.descriptor.name === "agent_warden.decisions") as SumMetricData;
+      return decisions.dataPoints.find((point) => point.attributes["agent_warden.decision.action"] === "allow")?.value;
+    };
+    const undo = instrument(warden, { meterProvider });
+    await warden.run({}, (run) => run.tool("read", {}, () => "ok"));
+    expect(await allowed()).toBe(1);
+    await warden.run({}, (run) => run.tool("read", {}, () => "ok"));
+    undo();
+    await warden.run({}, (run) => run.tool("read", {}, () => "ok"));
+    expect(await allowed()).toBe(2);
+    instrument(warden, { meterProvider });
+    await warden.run({}, (run) => run.tool("read", {}, () => "ok"));
+    expect(await allowed()).toBe(3);
     await meterProvider.shutdown();
   });
 });
