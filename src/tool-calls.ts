@@ -124,7 +124,7 @@ export class ToolCalls {
       started_at: Date.now(),
     });
     const ids = { agentId, runId: run.runId, stepId, toolCallId };
-    recorder.record(EventType.TOOL_CALLED, ids, { toolName: tool, actionType: call.action, input: input.value, decision: decision.action, reason, agentContext });
+    recorder.record(EventType.TOOL_CALLED, ids, { toolName: tool, actionType: call.action, input: input.value, decision: decision.action, reason, agentContext, externalId: init.externalId });
     if (decision.matches.length > 0) recorder.record(EventType.POLICY_MATCHED, ids, { toolName: tool, decision: decision.action, policyId: decision.policyId, matches: decision.matches });
     // A risk: a warning, a policy with a severity, or a shadow policy that would have acted.
     const flagged = decision.matches.length === 0 ? undefined : decision.matches.filter((m) => m.action !== "allow" || m.severity !== undefined);
@@ -440,7 +440,7 @@ export class ToolCalls {
     const now = Date.now();
     store.insertToolCall({ id: toolCallId, external_id: init.externalId ?? null, run_id: run.runId, step_id: stepId ?? null, agent_id: run.agentId, kind: "tool", tool_name: init.tool, action_type: actionType, status, input: input.json, output: output.json, error: error.json, started_at: Math.round(now - (init.durationMs ?? 0)), ended_at: now, duration_ms: init.durationMs ?? null });
     const ids = { agentId: run.agentId, runId: run.runId, stepId, toolCallId };
-    recorder.record(EventType.TOOL_CALLED, ids, { toolName: init.tool, actionType, input: input.value, observed: true });
+    recorder.record(EventType.TOOL_CALLED, ids, { toolName: init.tool, actionType, input: input.value, externalId: init.externalId, observed: true });
     recorder.record(EventType.TOOL_COMPLETED, ids, { toolName: init.tool, status, output: output.value, error: error.value, durationMs: init.durationMs, observed: true });
     runs.endImplicit(run, status === ToolCallStatus.COMPLETED);
     return toolCallId;

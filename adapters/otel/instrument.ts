@@ -1,4 +1,4 @@
-import { context, createTraceState, isSpanContextValid, metrics, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Counter, type Histogram, type MeterProvider, type ObservableResult, type Span, type SpanContext, type Tracer, type TracerProvider } from "@opentelemetry/api";
+import { context, createTraceState, isSpanContextValid, metrics, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Counter, type Histogram, type MeterProvider, type Span, type SpanContext, type Tracer, type TracerProvider } from "@opentelemetry/api";
 import { InvalidInputError, type Warden, type WardenEvent } from "agent-warden";
 
 /**
@@ -115,30 +115,19 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
   const approvalWait: Histogram = meter.createHistogram("agent_warden.approval.wait.duration", { unit: "s", description: "Time a tool call waited for a reviewer, by outcome" });
   const halts: Counter = meter.createCounter("agent_warden.halts", { unit: "{halt}", description: "Halts issued, by scope" });
   const decisions: Counter = meter.createCounter("agent_warden.decisions", { unit: "{decision}", description: "Policy decisions on tool calls, by action and deciding policy" });
-  // One decision per call: counted here, by action and policy (a set the policies bound), and added to the counter
-  // in one step per set when the SDK collects, rather than each call's attributes hashed into its storage.
-  const decisionCounts = new Map<string, Map<string | undefined, { attributes: Attributes; count: number }>>();
+  // One decision per call, by action and policy: the attribute object of each pair is built once.
+  const decisionAttributes = new Map<string, Map<string | undefined, Attributes>>();
   const countDecision = (action: string, policyId: string | undefined) => {
-    let byPolicy = decisionCounts.get(action);
-    if (byPolicy === undefined) decisionCounts.set(action, (byPolicy = new Map()));
-    const counted = byPolicy.get(policyId);
-    if (counted !== undefined) counted.count++;
-    else byPolicy.set(policyId, { attributes: policyId === undefined ? { "agent_warden.decision.action": action } : { "agent_warden.decision.action": action, "agent_warden.policy.id": policyId }, count: 1 });
-  };
-  const addDecisions = () => {
-    for (const byPolicy of decisionCounts.values()) {
-      for (const counted of byPolicy.values()) {
-        if (counted.count === 0) continue;
-        decisions.add(counted.count, counted.attributes);
-        counted.count = 0;
-      }
+    let byPolicy = decisionAttributes.get(action);
+    if (byPolicy === undefined) decisionAttributes.set(action, (byPolicy = new Map()));
+    let attributes = byPolicy.get(policyId);
+    if (attributes === undefined) {
+      // Bounded: policy ids come from the policy set, but a set replaced many times must not grow this without end.
+      if (byPolicy.size >= 1024) byPolicy.clear();
+      byPolicy.set(policyId, (attributes = policyId === undefined ? { "agent_warden.decision.action": action } : { "agent_warden.decision.action": action, "agent_warden.policy.id": policyId }));
     }
+    decisions.add(1, attributes);
   };
-  // The SDK runs asynchronous instruments' callbacks first when it collects: this one observes nothing (it
-  // exports no data) and hands the counts over just before the counter is read.
-  const collecting = meter.createObservableGauge("agent_warden.collect", { description: "Hands Warden's counts to the SDK as it collects; never has a value" });
-  const beforeCollect = (_result: ObservableResult) => addDecisions();
-  collecting.addCallback(beforeCollect);
   const capture = options.captureContent === true;
   const runs = new Map<string, RunSpan>();
   const calls = new Map<string, CallSpan>();
@@ -575,12 +564,10 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     stopped = true;
     unsubscribe();
     removeTracing();
-    collecting.removeCallback(beforeCollect);
     // What is still open ends now, marked so, rather than never reaching the exporter.
     const now = Date.now();
     for (const call of calls.values()) abandonCall(call, now);
     for (const run of runs.values()) abandonRun(run, now);
-    addDecisions();
     calls.clear();
     runs.clear();
   };
