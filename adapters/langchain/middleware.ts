@@ -6,7 +6,7 @@ import type { ToolCall } from "@langchain/core/messages/tool";
 import type { AgentMiddleware } from "langchain";
 import { z } from "zod";
 import type { ActionType, ToolCallHandle, Warden } from "agent-warden";
-import { errorSink, failRunIfOpen, hasLangChainBrand, isErrorMessage, isGraphBubbleUp, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, whileGoverned } from "./shared.js";
+import { completeRunIfOpen, errorSink, failRunIfOpen, governedCalls, hasLangChainBrand, isErrorMessage, isGraphBubbleUp, isStaleRun, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, type GovernedCall } from "./shared.js";
 
 /**
  * Options of {@link wardenMiddleware}.
@@ -59,23 +59,32 @@ const MIDDLEWARE_NAME = "WardenMiddleware";
 /** The brand langchain's `createMiddleware` stamps on a middleware (a registered symbol, the same in every copy). */
 const MIDDLEWARE_BRAND = Symbol.for("AgentMiddleware");
 
-/** LangGraph's `interrupt`, loaded on first use: only `approval: "interrupt"` needs it, and only when a reviewer is awaited. */
+/**
+ * LangGraph, loaded on first use: `interrupt` for `approval: "interrupt"`, and `Command` for the state update
+ * that carries a run into the agent's state (createAgent has loaded it by then).
+ */
 let langgraph: Promise<typeof import("@langchain/langgraph")> | undefined;
 async function interrupt(value: unknown): Promise<void> {
   langgraph ??= import("@langchain/langgraph");
   (await langgraph).interrupt(value);
 }
 
+/** A `Command` writing the Warden keys of the agent state (`null` clears them), returned from `wrapModelCall`. */
+async function stateUpdate(runId: string | null, owned: boolean | null): Promise<unknown> {
+  langgraph ??= import("@langchain/langgraph");
+  return new (await langgraph).Command({ update: { [RUN_ID_KEY]: runId, [RUN_OWNED_KEY]: owned } });
+}
+
 const stateShape = {
-  [RUN_ID_KEY]: z.string().optional(),
-  [RUN_OWNED_KEY]: z.boolean().optional(),
+  [RUN_ID_KEY]: z.string().nullish(),
+  [RUN_OWNED_KEY]: z.boolean().nullish(),
 };
 // The agent state's Warden keys. createAgent builds a partial copy of this schema and parses the state with
 // it on every model call; zod's JIT object would compile a parser for each copy (hundreds of µs per model
 // call), the plain core object only checks the two keys.
 const stateSchema = new z.core.$ZodObject({ type: "object", shape: stateShape }) as unknown as z.ZodObject<typeof stateShape>;
 
-type RunState = { [RUN_ID_KEY]?: string | undefined; [RUN_OWNED_KEY]?: boolean | undefined };
+type RunState = { [RUN_ID_KEY]?: string | null | undefined; [RUN_OWNED_KEY]?: boolean | null | undefined };
 
 /**
  * Governs every tool call of a `createAgent` agent: each call is checked by Warden before it runs,
@@ -96,10 +105,10 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
   const mode = options.approval ?? "wait";
   const report = errorSink(warden, options.onError);
 
-  /** Closes a run this middleware opened as failed; a halt ends the invocation, so `afterAgent` will not run. */
+  /** Closes a run this middleware opened as failed: a failed model call or a halt ends the invocation. */
   const failOwnedRun = async (state: RunState, error: unknown) => {
     const runId = state[RUN_ID_KEY];
-    if (runId === undefined || state[RUN_OWNED_KEY] !== true) return;
+    if (typeof runId !== "string" || state[RUN_OWNED_KEY] !== true) return;
     await failRunIfOpen(warden, runId, error).catch(report);
   };
 
@@ -110,6 +119,45 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
     throw outcome.error;
   };
 
+  /** Ends a run this middleware opened once the invocation is over, unless a callback handler that sees the end does. */
+  const completeOwnedRun = async (call: GovernedCall) => {
+    if (!call.owned || call.observed) return;
+    await completeRunIfOpen(warden, call.runId).catch(report);
+  };
+
+  /**
+   * The invocation's run, the model call admitted in it. The agent state carries the run from the first model
+   * call on (so an interrupted and resumed invocation keeps it); a run the state names that is no longer open
+   * is a previous invocation's, and this one opens its own: inside `warden.run(…)` that run, else a new one.
+   * No graph node of its own opens or closes it: those cost every turn more than the rest of the middleware.
+   */
+  const admitted = async (state: RunState, model: string | undefined, runtime: { configurable?: Record<string, unknown> | undefined }): Promise<{ runId: string; owned: boolean; fresh: boolean }> => {
+    const carried = state[RUN_ID_KEY];
+    if (typeof carried === "string") {
+      try {
+        warden.admitLlmCall({ runId: carried, model });
+        return { runId: carried, owned: state[RUN_OWNED_KEY] === true, fresh: false };
+      } catch (error) {
+        if (!isStaleRun(error)) {
+          await failOwnedRun(state, error);
+          throw error;
+        }
+      }
+    }
+    const enclosing = warden.currentRun();
+    const threadId = runtime.configurable?.thread_id;
+    // Throws `HaltedError` while halted: the invocation is refused before any model call.
+    const runId = enclosing?.runId ?? (await warden.startRun(undefined, { framework: "langchain", ...(threadId !== undefined && { threadId }), ...options.metadata }));
+    const owned = enclosing === undefined;
+    try {
+      warden.admitLlmCall({ runId, model });
+    } catch (error) {
+      if (owned) await failRunIfOpen(warden, runId, error).catch(report);
+      throw error;
+    }
+    return { runId, owned, fresh: true };
+  };
+
   // What `createMiddleware` from langchain returns (it copies the hooks beside its brand), built here so that
   // importing this module does not load langchain.
   const middleware = {
@@ -117,43 +165,31 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
     name: MIDDLEWARE_NAME,
     stateSchema,
 
-    beforeAgent: async (_state, runtime) => {
-      // Inside `warden.run(…)`, the invocation belongs to that run; otherwise it gets a run of its own.
-      const enclosing = warden.currentRun();
-      if (enclosing) return { [RUN_ID_KEY]: enclosing.runId, [RUN_OWNED_KEY]: false };
-      const threadId = runtime.configurable?.thread_id;
-      const runId = await warden.startRun(undefined, { framework: "langchain", ...(threadId !== undefined && { threadId }), ...options.metadata });
-      return { [RUN_ID_KEY]: runId, [RUN_OWNED_KEY]: true };
-    },
-
-    afterAgent: async (state) => {
-      const runId = state[RUN_ID_KEY];
-      if (runId === undefined || state[RUN_OWNED_KEY] !== true) return undefined;
-      try {
-        await warden.completeRun(runId);
-      } catch (error) {
-        report(error);
-      }
-      return undefined;
-    },
-
     wrapModelCall: async (request, handler) => {
       // Gated before the model is called: a halt or a spent token budget ends the invocation (the refusal is
       // recorded by the core). An admitted call records nothing here; its usage is WardenCallbackHandler's to record.
       const state = request.state as RunState;
+      const { runId, owned, fresh } = await admitted(state, modelName(request.model), request.runtime);
+      const call: GovernedCall = { warden, runId, owned, toolCallId: undefined, observed: false };
+      let response: Awaited<ReturnType<typeof handler>>;
       try {
-        warden.admitLlmCall({ runId: state[RUN_ID_KEY], model: modelName(request.model) });
+        response = await governedCalls.run(call, () => handler(request));
       } catch (error) {
-        await failOwnedRun(state, error);
+        if (owned && !isGraphBubbleUp(error)) await failRunIfOpen(warden, runId, error).catch(report);
         throw error;
       }
-      return handler(request);
+      if (endsInvocation(response)) {
+        await completeOwnedRun(call);
+        // The thread's next invocation starts without a run; state that carries none needs no update.
+        return (state[RUN_ID_KEY] == null ? response : ((await stateUpdate(null, null)) as typeof response));
+      }
+      return fresh ? ((await stateUpdate(runId, owned)) as typeof response) : response;
     },
 
     wrapToolCall: async (request, handler) => {
       const { toolCall } = request;
       const state = request.state as RunState;
-      const runId = state[RUN_ID_KEY];
+      const runId = state[RUN_ID_KEY] ?? undefined;
       const signal = request.runtime.signal;
       const interrupting = mode === "interrupt" && toolCall.id !== undefined;
 
@@ -175,11 +211,12 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
         throw admission.error;
       }
 
+      const call: GovernedCall = { warden, runId: handle.runId, owned: state[RUN_OWNED_KEY] === true, toolCallId: toolCall.id, observed: false };
       let result: Awaited<ReturnType<typeof handler>>;
       try {
         // The tool node invokes `request.tool` with its own signal; hand it one that also aborts on a halt.
         const governed = { ...request, tool: abortingOn(request.tool, handle.signal) };
-        result = await whileGoverned(warden, toolCall.id, () => handle.race(() => handler(governed)));
+        result = await governedCalls.run(call, () => handle.race(() => handler(governed)));
       } catch (error) {
         handle.settle({ error }, report);
         await stopOnHalt(handle.outcome, state);
@@ -192,9 +229,12 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
         if (isGraphBubbleUp(error) || hasLangChainBrand(error, "MiddlewareError")) throw error;
         return toolError(toolCall, error);
       }
-      handle.settle(isErrorMessage(result) ? { error: { message: String(recordableOutput(result)) } } : { output: recordableOutput(result) }, report);
+      const failed = isErrorMessage(result);
+      handle.settle(failed ? { error: { message: String(recordableOutput(result)) } } : { output: recordableOutput(result) }, report);
       // A halt that landed as the tool finished: the call is recorded as stopped by it, and the run stops too.
       await stopOnHalt(handle.outcome, state);
+      // A `returnDirect` tool that succeeds ends the invocation without another model call.
+      if (!failed && (request.tool as { returnDirect?: unknown } | undefined)?.returnDirect === true && runId !== undefined) await completeOwnedRun(call);
       return result;
     },
   } satisfies AgentMiddleware<typeof stateSchema> & { [MIDDLEWARE_BRAND]: true };
@@ -252,6 +292,16 @@ function approvalRequest(handle: ToolCallHandle, toolCall: ToolCall): WardenAppr
     policyId: handle.decision.policyId,
     expiresAt: approval?.expiresAt,
   };
+}
+
+/**
+ * A model response after which createAgent ends the invocation: no tool calls, or only its structured-output
+ * ones (`extract-…`), as its own router decides.
+ */
+function endsInvocation(response: unknown): boolean {
+  const calls = (response as { tool_calls?: readonly { name?: unknown }[] } | null | undefined)?.tool_calls;
+  if (calls === undefined || calls.length === 0) return typeof response === "object" && response !== null && "tool_calls" in response;
+  return calls.every((call) => typeof call.name === "string" && call.name.startsWith("extract-"));
 }
 
 /** The model's name as a chat model carries it (`model`, else `modelName`), for the record of a refusal. */

@@ -508,7 +508,7 @@ describe("wardenMiddleware", () => {
   it("is the middleware langchain's createMiddleware would build, though built without loading langchain", () => {
     const warden = newWarden();
     const ours = wardenMiddleware(warden) as unknown as Record<PropertyKey, unknown>;
-    const theirs = createMiddleware({ name: "WardenMiddleware", stateSchema: z.object({}), beforeAgent: () => undefined, afterAgent: () => undefined, wrapModelCall: (request, handler) => handler(request), wrapToolCall: (request, handler) => handler(request) }) as unknown as Record<PropertyKey, unknown>;
+    const theirs = createMiddleware({ name: "WardenMiddleware", stateSchema: z.object({}), wrapModelCall: (request, handler) => handler(request), wrapToolCall: (request, handler) => handler(request) }) as unknown as Record<PropertyKey, unknown>;
     expect(Object.getOwnPropertySymbols(ours)).toEqual(Object.getOwnPropertySymbols(theirs));
     for (const key of Object.keys(theirs)) if (theirs[key] !== undefined) expect(typeof ours[key], key).toBe(typeof theirs[key]);
   });
