@@ -4,7 +4,7 @@ import type { BaseMessage } from "@langchain/core/messages";
 import type { LLMResult } from "@langchain/core/outputs";
 import type { ChainValues } from "@langchain/core/utils/types";
 import { isHalt, WardenError, type ActionType, type LlmUsage, type ToolCallHandle, type Warden } from "agent-warden";
-import { completeRunIfOpen, errorSink, failRunIfOpen, governedCall, isGraphInterrupt, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, type GovernedCall } from "./shared.js";
+import { completeRunIfOpen, errorSink, failRunIfOpen, governedCall, isGraphInterrupt, recordableOutput, type GovernedCall } from "./shared.js";
 
 /**
  * Options of {@link WardenCallbackHandler}.
@@ -49,7 +49,7 @@ interface Node {
   stepId: string | undefined;
   /** This node opened `stepId` and closes it. */
   ownsStep: boolean;
-  /** The step's name while it waits for the tree's run (createAgent's model node, before the middleware has opened it). */
+  /** The step's name while it waits for the tree's run (a createAgent node before the middleware's run is known). */
   pendingStep: string | undefined;
 }
 
@@ -60,8 +60,11 @@ interface LlmCall {
 
 // Nodes that are middleware plumbing rather than steps worth recording.
 const PLUMBING = /\.(before|after)_(agent|model)$/;
-/** createAgent's model node: the Warden middleware opens its run inside the node's first one, so its step waits for the model call. */
-const MODEL_NODE = "model_request";
+/**
+ * createAgent's model and tool nodes. The Warden middleware names its run only inside them (the model call
+ * opens it; a tool call resumed after an interrupt knows it): until the run is known, their steps wait for it.
+ */
+const AGENT_NODES = new Set(["model_request", "tools"]);
 
 /**
  * Maps LangChain's run tree onto Warden: a top-level chain becomes a run, its child chains steps,
@@ -104,21 +107,19 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
   // ── chains ────────────────────────────────────────────────────────────────────────────────
 
   // The declared signature orders these arguments differently; this is the order LangChain passes at runtime.
-  override async handleChainStart(chain: Serialized, inputs: ChainValues, runId: string, parentRunId?: string, tags?: string[], metadata?: Record<string, unknown>, _runType?: string, runName?: string): Promise<void> {
+  override async handleChainStart(chain: Serialized, _inputs: ChainValues, runId: string, parentRunId?: string, tags?: string[], metadata?: Record<string, unknown>, _runType?: string, runName?: string): Promise<void> {
     try {
       const name = runName ?? chain?.id?.at(-1) ?? "chain";
       const parent = this.#node(parentRunId);
       if (parent === undefined) {
         const tree = newTree(name, threadIdOf(metadata));
-        this.#adopt(tree, inputs);
         this.#nodes.set(runId, childOf(undefined, tree));
         return;
       }
-      this.#adopt(parent.tree, inputs);
       const node = childOf(parent, parent.tree);
       // Only the agent's own nodes become steps: deeper chains are parts of one, plumbing is not worth one.
       if (node.depth === 1 && !tags?.includes("langsmith:hidden") && !PLUMBING.test(name)) {
-        if (name === MODEL_NODE && parent.tree.wardenRunId === undefined && this.warden.currentRun() === undefined) node.pendingStep = name;
+        if (parent.tree.wardenRunId === undefined && AGENT_NODES.has(name) && this.warden.currentRun() === undefined) node.pendingStep = name;
         else {
           node.stepId = await this.warden.startStep(await this.#runOf(parent.tree), name);
           node.ownsStep = true;
@@ -169,6 +170,7 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     if (governed !== undefined && toolCallId !== undefined && governed.toolCallId === toolCallId) {
       if (parent) {
         this.#observe(parent.tree, governed);
+        if (parent.pendingStep !== undefined) await this.#openPendingStep(parent);
         this.#nodes.set(runId, childOf(parent, parent.tree));
       }
       return;
@@ -250,7 +252,7 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     }
   }
 
-  /** The Warden run of a tree: the middleware's (read from agent state, or around the call), the enclosing `warden.run`, or one of its own. */
+  /** The Warden run of a tree: the middleware's (around the call), the enclosing `warden.run`, or one of its own. */
   async #runOf(tree: Tree): Promise<string> {
     if (tree.wardenRunId !== undefined) return tree.wardenRunId;
     const enclosing = governedCall(this.warden) ?? this.warden.currentRun();
@@ -263,15 +265,6 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     tree.wardenRunId = paused ?? (await this.warden.startRun(undefined, { framework: "langchain", name: tree.name, ...(tree.threadId !== undefined && { threadId: tree.threadId }), ...this.#options.metadata }));
     tree.owned = true;
     return tree.wardenRunId;
-  }
-
-  /** Agent state carries the middleware's run: record into it rather than opening a second one. */
-  #adopt(tree: Tree, inputs: ChainValues | undefined): void {
-    if (tree.wardenRunId !== undefined || typeof inputs !== "object" || inputs === null) return;
-    const carried = (inputs as Record<string, unknown>)[RUN_ID_KEY];
-    if (typeof carried !== "string") return;
-    tree.wardenRunId = carried;
-    tree.middlewareOwned = (inputs as Record<string, unknown>)[RUN_OWNED_KEY] === true;
   }
 
   async #end(runId: string, error: unknown): Promise<void> {

@@ -4,9 +4,8 @@ import type { ToolCall } from "@langchain/core/messages/tool";
 // `WardenCallbackHandler` works with `@langchain/core` alone. The middleware reaches LangGraph, and
 // LangChain's messages (which load most of `@langchain/core`), lazily.
 import type { AgentMiddleware } from "langchain";
-import { z } from "zod";
 import type { ActionType, ToolCallHandle, Warden } from "agent-warden";
-import { completeRunIfOpen, errorSink, failRunIfOpen, governedCalls, hasLangChainBrand, isErrorMessage, isGraphBubbleUp, isStaleRun, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, type GovernedCall } from "./shared.js";
+import { completeRunIfOpen, errorSink, failRunIfOpen, governedCalls, hasLangChainBrand, isErrorMessage, isGraphBubbleUp, isStaleRun, recordableOutput, type GovernedCall } from "./shared.js";
 
 /**
  * Options of {@link wardenMiddleware}.
@@ -59,32 +58,22 @@ const MIDDLEWARE_NAME = "WardenMiddleware";
 /** The brand langchain's `createMiddleware` stamps on a middleware (a registered symbol, the same in every copy). */
 const MIDDLEWARE_BRAND = Symbol.for("AgentMiddleware");
 
-/**
- * LangGraph, loaded on first use: `interrupt` for `approval: "interrupt"`, and `Command` for the state update
- * that carries a run into the agent's state (createAgent has loaded it by then).
- */
+/** LangGraph's `interrupt`, loaded on first use: only `approval: "interrupt"` needs it, and only when a reviewer is awaited. */
 let langgraph: Promise<typeof import("@langchain/langgraph")> | undefined;
 async function interrupt(value: unknown): Promise<void> {
   langgraph ??= import("@langchain/langgraph");
   (await langgraph).interrupt(value);
 }
 
-/** A `Command` writing the Warden keys of the agent state (`null` clears them), returned from `wrapModelCall`. */
-async function stateUpdate(runId: string | null, owned: boolean | null): Promise<unknown> {
-  langgraph ??= import("@langchain/langgraph");
-  return new (await langgraph).Command({ update: { [RUN_ID_KEY]: runId, [RUN_OWNED_KEY]: owned } });
+/** The Warden run of one agent invocation. */
+interface InvocationRun {
+  readonly runId: string;
+  /** The middleware opened it (rather than an enclosing `warden.run`), so it closes it. */
+  readonly owned: boolean;
 }
 
-const stateShape = {
-  [RUN_ID_KEY]: z.string().nullish(),
-  [RUN_OWNED_KEY]: z.boolean().nullish(),
-};
-// The agent state's Warden keys. createAgent builds a partial copy of this schema and parses the state with
-// it on every model call; zod's JIT object would compile a parser for each copy (hundreds of µs per model
-// call), the plain core object only checks the two keys.
-const stateSchema = new z.core.$ZodObject({ type: "object", shape: stateShape }) as unknown as z.ZodObject<typeof stateShape>;
-
-type RunState = { [RUN_ID_KEY]?: string | null | undefined; [RUN_OWNED_KEY]?: boolean | null | undefined };
+/** Tool calls whose invocation's run is remembered; past this, the oldest are forgotten (an invocation that died mid-way leaves its own). */
+const REMEMBERED_CALLS = 10_000;
 
 /**
  * Governs every tool call of a `createAgent` agent: each call is checked by Warden before it runs,
@@ -105,17 +94,55 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
   const mode = options.approval ?? "wait";
   const report = errorSink(warden, options.onError);
 
+  // An invocation's run travels with the model's tool calls rather than in the agent state (state keys cost
+  // createAgent a schema parse and channels on every step): the model call that asks for tools names its
+  // run for them, and the next model call finds it from the tool calls it answers. Framework ids first,
+  // else the call and message objects themselves.
+  const runsByCallId = new Map<string, InvocationRun>();
+  const runsByObject = new WeakMap<object, InvocationRun>();
+
+  const remember = (response: { tool_calls?: readonly ToolCall[] | undefined }, run: InvocationRun) => {
+    runsByObject.set(response, run);
+    for (const call of response.tool_calls ?? []) {
+      runsByObject.set(call, run);
+      if (call.id === undefined) continue;
+      if (runsByCallId.size >= REMEMBERED_CALLS) runsByCallId.delete(runsByCallId.keys().next().value!);
+      runsByCallId.set(call.id, run);
+    }
+  };
+
+  /** The run of the invocation a model call continues: that of the tool calls in the last model message, which the messages after it answer. */
+  const continued = (messages: readonly unknown[]): InvocationRun | undefined => {
+    for (let i = messages.length - 1; i >= 0; i--) {
+      const message = messages[i] as { tool_calls?: readonly ToolCall[] | undefined; getType?: () => string } | null;
+      const type = typeof message === "object" && message !== null ? message.getType?.() : undefined;
+      if (type === "tool") continue;
+      // Anything else after the tool results (the user's next message) starts a new invocation.
+      if (type !== "ai") return undefined;
+      const calls = message!.tool_calls;
+      // A model message without tool calls ended an earlier invocation: this one is new.
+      if (calls === undefined || calls.length === 0) return undefined;
+      let run = runsByObject.get(message!);
+      for (const call of calls) {
+        if (call.id === undefined) continue;
+        run ??= runsByCallId.get(call.id);
+        runsByCallId.delete(call.id);
+      }
+      return run;
+    }
+    return undefined;
+  };
+
   /** Closes a run this middleware opened as failed: a failed model call or a halt ends the invocation. */
-  const failOwnedRun = async (state: RunState, error: unknown) => {
-    const runId = state[RUN_ID_KEY];
-    if (typeof runId !== "string" || state[RUN_OWNED_KEY] !== true) return;
-    await failRunIfOpen(warden, runId, error).catch(report);
+  const failOwnedRun = async (run: InvocationRun | undefined, error: unknown) => {
+    if (run === undefined || !run.owned) return;
+    await failRunIfOpen(warden, run.runId, error).catch(report);
   };
 
   /** A halted outcome ends the invocation: the run this middleware opened fails with the halt, which reaches the caller. */
-  const stopOnHalt = async (outcome: ToolCallHandle["outcome"], state: RunState) => {
+  const stopOnHalt = async (outcome: ToolCallHandle["outcome"], run: InvocationRun | undefined) => {
     if (outcome.outcome !== "halted") return;
-    await failOwnedRun(state, outcome.error);
+    await failOwnedRun(run, outcome.error);
     throw outcome.error;
   };
 
@@ -126,20 +153,20 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
   };
 
   /**
-   * The invocation's run, the model call admitted in it. The agent state carries the run from the first model
-   * call on (so an interrupted and resumed invocation keeps it); a run the state names that is no longer open
-   * is a previous invocation's, and this one opens its own: inside `warden.run(…)` that run, else a new one.
-   * No graph node of its own opens or closes it: those cost every turn more than the rest of the middleware.
+   * The invocation's run, with the model call admitted in it. A model call that answers tool calls continues
+   * their run (one that is no longer open was a previous invocation's); any other starts an invocation, which
+   * records into the enclosing `warden.run(…)` or a run of its own. No graph node of its own opens or closes
+   * it: those would cost every turn more than the rest of the middleware.
    */
-  const admitted = async (state: RunState, model: string | undefined, runtime: { configurable?: Record<string, unknown> | undefined }): Promise<{ runId: string; owned: boolean; fresh: boolean }> => {
-    const carried = state[RUN_ID_KEY];
-    if (typeof carried === "string") {
+  const admitted = async (messages: readonly unknown[], model: string | undefined, runtime: { configurable?: Record<string, unknown> | undefined }): Promise<InvocationRun> => {
+    const carried = continued(messages);
+    if (carried !== undefined) {
       try {
-        warden.admitLlmCall({ runId: carried, model });
-        return { runId: carried, owned: state[RUN_OWNED_KEY] === true, fresh: false };
+        warden.admitLlmCall({ runId: carried.runId, model });
+        return carried;
       } catch (error) {
         if (!isStaleRun(error)) {
-          await failOwnedRun(state, error);
+          await failOwnedRun(carried, error);
           throw error;
         }
       }
@@ -147,15 +174,24 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
     const enclosing = warden.currentRun();
     const threadId = runtime.configurable?.thread_id;
     // Throws `HaltedError` while halted: the invocation is refused before any model call.
-    const runId = enclosing?.runId ?? (await warden.startRun(undefined, { framework: "langchain", ...(threadId !== undefined && { threadId }), ...options.metadata }));
-    const owned = enclosing === undefined;
+    const run = enclosing ? { runId: enclosing.runId, owned: false } : { runId: await warden.startRun(undefined, { framework: "langchain", ...(threadId !== undefined && { threadId }), ...options.metadata }), owned: true };
     try {
-      warden.admitLlmCall({ runId, model });
+      warden.admitLlmCall({ runId: run.runId, model });
     } catch (error) {
-      if (owned) await failRunIfOpen(warden, runId, error).catch(report);
+      await failOwnedRun(run, error);
       throw error;
     }
-    return { runId, owned, fresh: true };
+    return run;
+  };
+
+  /** The run a tool call belongs to: the model call that asked for it named it; a call paused by an interrupt knows its own. */
+  const runOfToolCall = (toolCall: ToolCall, paused: ToolCallHandle | undefined): InvocationRun | undefined => {
+    const run = runsByObject.get(toolCall) ?? (toolCall.id === undefined ? undefined : runsByCallId.get(toolCall.id));
+    if (run !== undefined || paused === undefined) return run;
+    // Resumed, perhaps in another process: the paused call's run continues (unless it is the enclosing run).
+    const recovered = { runId: paused.runId, owned: warden.currentRun()?.runId !== paused.runId };
+    if (toolCall.id !== undefined) runsByCallId.set(toolCall.id, recovered);
+    return recovered;
   };
 
   // What `createMiddleware` from langchain returns (it copies the hooks beside its brand), built here so that
@@ -163,55 +199,49 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
   const middleware = {
     [MIDDLEWARE_BRAND]: true,
     name: MIDDLEWARE_NAME,
-    stateSchema,
 
     wrapModelCall: async (request, handler) => {
       // Gated before the model is called: a halt or a spent token budget ends the invocation (the refusal is
       // recorded by the core). An admitted call records nothing here; its usage is WardenCallbackHandler's to record.
-      const state = request.state as RunState;
-      const { runId, owned, fresh } = await admitted(state, modelName(request.model), request.runtime);
-      const call: GovernedCall = { warden, runId, owned, toolCallId: undefined, observed: false };
+      const run = await admitted(request.messages, modelName(request.model), request.runtime);
+      const call: GovernedCall = { warden, runId: run.runId, owned: run.owned, toolCallId: undefined, observed: false };
       let response: Awaited<ReturnType<typeof handler>>;
       try {
         response = await governedCalls.run(call, () => handler(request));
       } catch (error) {
-        if (owned && !isGraphBubbleUp(error)) await failRunIfOpen(warden, runId, error).catch(report);
+        if (!isGraphBubbleUp(error)) await failOwnedRun(run, error);
         throw error;
       }
-      if (endsInvocation(response)) {
-        await completeOwnedRun(call);
-        // The thread's next invocation starts without a run; state that carries none needs no update.
-        return (state[RUN_ID_KEY] == null ? response : ((await stateUpdate(null, null)) as typeof response));
-      }
-      return fresh ? ((await stateUpdate(runId, owned)) as typeof response) : response;
+      if (endsInvocation(response)) await completeOwnedRun(call);
+      else if (typeof response === "object" && response !== null) remember(response as { tool_calls?: ToolCall[] }, run);
+      return response;
     },
 
     wrapToolCall: async (request, handler) => {
       const { toolCall } = request;
-      const state = request.state as RunState;
-      const runId = state[RUN_ID_KEY] ?? undefined;
       const signal = request.runtime.signal;
       const interrupting = mode === "interrupt" && toolCall.id !== undefined;
 
       // A call resumed after an interrupt() was recorded the first time round: pick it up by its id.
-      const begun =
-        (interrupting ? pausedCall(warden, toolCall.id!, runId, signal, toolCall.args) : undefined) ??
-        warden.beginToolCall({ tool: toolCall.name, args: toolCall.args, externalId: toolCall.id, runId, signal, actionHint: options.actionHints?.[toolCall.name] });
+      const known = runsByObject.get(toolCall) ?? (toolCall.id === undefined ? undefined : runsByCallId.get(toolCall.id));
+      const paused = interrupting ? pausedCall(warden, toolCall.id!, known?.runId, signal, toolCall.args) : undefined;
+      const run = known ?? runOfToolCall(toolCall, paused);
+      const begun = paused ?? warden.beginToolCall({ tool: toolCall.name, args: toolCall.args, externalId: toolCall.id, runId: run?.runId, signal, actionHint: options.actionHints?.[toolCall.name] });
       const handle = interrupting ? await reviewedOrInterrupt(warden, begun, toolCall, signal) : begun;
 
       // The core's closed set of outcomes: a refusal reaches the model as an error tool message; a halt,
       // or the caller's own abort of an approval wait, ends the run.
       const admission = await handle.admit().catch(async (error: unknown) => {
-        await failOwnedRun(state, error);
+        await failOwnedRun(run, error);
         throw error;
       });
       if (!admission.ok) {
         if (admission.outcome === "refused" && admission.cause !== "aborted") return refusal(toolCall, admission.error.message);
-        await failOwnedRun(state, admission.error);
+        await failOwnedRun(run, admission.error);
         throw admission.error;
       }
 
-      const call: GovernedCall = { warden, runId: handle.runId, owned: state[RUN_OWNED_KEY] === true, toolCallId: toolCall.id, observed: false };
+      const call: GovernedCall = { warden, runId: handle.runId, owned: run?.owned === true, toolCallId: toolCall.id, observed: false };
       let result: Awaited<ReturnType<typeof handler>>;
       try {
         // The tool node invokes `request.tool` with its own signal; hand it one that also aborts on a halt.
@@ -219,10 +249,10 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
         result = await governedCalls.run(call, () => handle.race(() => handler(governed)));
       } catch (error) {
         handle.settle({ error }, report);
-        await stopOnHalt(handle.outcome, state);
+        await stopOnHalt(handle.outcome, run);
         if (handle.signal.aborted && error === handle.signal.reason) {
           // The caller's own abort stops the run rather than telling the model.
-          await failOwnedRun(state, error);
+          await failOwnedRun(run, error);
           throw error;
         }
         // Interrupts belong to LangGraph; failures of middleware inside this one are theirs to surface.
@@ -232,12 +262,12 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
       const failed = isErrorMessage(result);
       handle.settle(failed ? { error: { message: String(recordableOutput(result)) } } : { output: recordableOutput(result) }, report);
       // A halt that landed as the tool finished: the call is recorded as stopped by it, and the run stops too.
-      await stopOnHalt(handle.outcome, state);
+      await stopOnHalt(handle.outcome, run);
       // A `returnDirect` tool that succeeds ends the invocation without another model call.
-      if (!failed && (request.tool as { returnDirect?: unknown } | undefined)?.returnDirect === true && runId !== undefined) await completeOwnedRun(call);
+      if (!failed && (request.tool as { returnDirect?: unknown } | undefined)?.returnDirect === true) await completeOwnedRun(call);
       return result;
     },
-  } satisfies AgentMiddleware<typeof stateSchema> & { [MIDDLEWARE_BRAND]: true };
+  } satisfies AgentMiddleware & { [MIDDLEWARE_BRAND]: true };
   return middleware as unknown as AgentMiddleware;
 }
 

@@ -1,14 +1,8 @@
 // What the middleware and the callback handler share: the calls the middleware is wrapping (its run, and
-// which framework tool call it records, so the handler does not record it twice), the state keys that carry the run across
-// interrupts, how framework values are turned into recordable ones, where a failure is reported, and how a run is failed once.
+// which framework tool call it records, so the handler does not record it twice), how framework values are turned into recordable ones, where a failure is reported, and how a run is failed once.
 // Nothing here imports `langchain` or `@langchain/langgraph`: the callback handler needs only `@langchain/core`.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { WardenError, type Warden } from "agent-warden";
-
-/** Private agent-state key holding the Warden run of the current agent invocation (checkpointed with the thread). */
-export const RUN_ID_KEY = "_wardenRunId";
-/** Private agent-state key: true when the middleware opened that run and so must close it. */
-export const RUN_OWNED_KEY = "_wardenRunOwned";
 
 /**
  * A model or tool call the Warden middleware wraps, as the calls inside it see it: the callback handler finds
