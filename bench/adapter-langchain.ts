@@ -89,8 +89,8 @@ export async function run(): Promise<BenchRow[]> {
     };
     const agentWith = (middleware: Parameters<typeof createAgent>[0]["middleware"] = []) => createAgent({ model: script(rounds + warmupTurns), tools: [lookup], middleware });
     const input = { messages: [new HumanMessage("where is my order?")] };
-    // The same hooks doing nothing: what createAgent itself charges for two extra graph nodes and a wrapper.
-    const noop = createMiddleware({ name: "Noop", beforeAgent: () => undefined, afterAgent: () => undefined, wrapToolCall: (request, next) => next(request) });
+    // The same hooks doing nothing: what createAgent itself charges for a middleware that wraps model and tool calls.
+    const noop = createMiddleware({ name: "Noop", wrapModelCall: (request, next) => next(request), wrapToolCall: (request, next) => next(request) });
     const plain = agentWith();
     const hooked = agentWith([noop]);
     const langfuseTraced = agentWith();

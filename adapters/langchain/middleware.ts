@@ -74,6 +74,10 @@ interface InvocationRun {
 
 /** Tool calls whose invocation's run is remembered; past this, the oldest are forgotten (an invocation that died mid-way leaves its own). */
 const REMEMBERED_CALLS = 10_000;
+/** The invocation's run by framework tool call id, per client. */
+const runsByCallIdOf = new WeakMap<Warden, Map<string, InvocationRun>>();
+/** The invocation's run by model message and tool call object, for calls without an id. */
+const runsByObject = new WeakMap<object, InvocationRun>();
 
 /**
  * Governs every tool call of a `createAgent` agent: each call is checked by Warden before it runs,
@@ -98,8 +102,9 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
   // createAgent a schema parse and channels on every step): the model call that asks for tools names its
   // run for them, and the next model call finds it from the tool calls it answers. Framework ids first,
   // else the call and message objects themselves.
-  const runsByCallId = new Map<string, InvocationRun>();
-  const runsByObject = new WeakMap<object, InvocationRun>();
+  // Shared by every middleware of the client, so an agent built afresh (per request) continues an invocation another began.
+  let runsByCallId = runsByCallIdOf.get(warden);
+  if (runsByCallId === undefined) runsByCallIdOf.set(warden, (runsByCallId = new Map()));
 
   const remember = (response: { tool_calls?: readonly ToolCall[] | undefined }, run: InvocationRun) => {
     runsByObject.set(response, run);

@@ -4,6 +4,9 @@ import { fakeModel } from "@langchain/core/testing";
 import { tool } from "@langchain/core/tools";
 import { Command, MemorySaver } from "@langchain/langgraph";
 import { createAgent, createMiddleware } from "langchain";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { HaltedError, ToolBlockedError, Warden, WardenError, type PolicySetInput, type RunRecord, type WardenOptions } from "agent-warden";
@@ -315,25 +318,36 @@ describe("wardenMiddleware", () => {
     });
 
     it("continues the paused run when another process resumes the thread", async () => {
-      const warden = newWarden();
-      const checkpointer = new MemorySaver();
-      const deploy = countingTool("deploy");
-      const model = fakeModel()
-        .respondWithTools([{ name: "deploy", args: { environment: "production" }, id: "call_prod" }])
-        .respond(new AIMessage("finished"));
-      // Each agent has its own middleware, as two processes would: only the thread's checkpoint and Warden's store are shared.
-      const agentOf = () => createAgent({ model, tools: [deploy.tool], middleware: [wardenMiddleware(warden, { approval: "interrupt" })], checkpointer });
-      const config = { configurable: { thread_id: "thread-elsewhere" } };
+      const dir = mkdtempSync(join(tmpdir(), "warden-lc-resume-"));
+      try {
+        const store = join(dir, "warden.db");
+        const checkpointer = new MemorySaver();
+        const deploy = countingTool("deploy");
+        const model = fakeModel()
+          .respondWithTools([{ name: "deploy", args: { environment: "production" }, id: "call_prod" }])
+          .respond(new AIMessage("finished"));
+        // Two clients on one store, as two processes would be: only the thread's checkpoint and Warden's store are shared.
+        const agentOf = (warden: Warden) => createAgent({ model, tools: [deploy.tool], middleware: [wardenMiddleware(warden, { approval: "interrupt" })], checkpointer });
+        const config = { configurable: { thread_id: "thread-elsewhere" } };
 
-      const [request] = approvalInterrupts(await agentOf().invoke(ask("ship it"), config));
-      warden.approvals.approve(request!.approvalId!, { reviewer: "alice" });
-      await agentOf().invoke(new Command({ resume: {} }), config);
+        const first = newWarden({ store });
+        const [request] = approvalInterrupts(await agentOf(first).invoke(ask("ship it"), config));
+        first.approvals.approve(request!.approvalId!, { reviewer: "alice" });
+        await first.flush();
+        first.close();
 
-      expect(deploy.calls).toHaveLength(1);
-      const run = onlyRun(warden);
-      expect(run.status).toBe("completed");
-      expect(run.toolCalls).toHaveLength(1);
-      expect(run.toolCalls[0]).toMatchObject({ status: "completed", externalId: "call_prod" });
+        const second = newWarden({ store });
+        await agentOf(second).invoke(new Command({ resume: {} }), config);
+
+        expect(deploy.calls).toHaveLength(1);
+        const run = onlyRun(second);
+        expect(run.status).toBe("completed");
+        expect(run.toolCalls).toHaveLength(1);
+        expect(run.toolCalls[0]).toMatchObject({ status: "completed", externalId: "call_prod" });
+      } finally {
+        for (const warden of open.splice(0)) warden.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 
