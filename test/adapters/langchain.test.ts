@@ -424,6 +424,23 @@ describe("wardenMiddleware", () => {
     expect(run.toolCalls[0]).toMatchObject({ toolName: "answer", status: "completed" });
   });
 
+  it("completes its run when the model gives its structured response", async () => {
+    const warden = newWarden();
+    const search = countingTool("search");
+    const answer = z.object({ city: z.string() }).meta({ title: "CityAnswer" });
+    const model = fakeModel()
+      .respondWithTools([{ name: "search", args: { query: "capital" }, id: "call_search" }])
+      .respondWithTools([{ name: "CityAnswer", args: { city: "Paris" }, id: "call_answer" }]);
+    const agent = createAgent({ model, tools: [search.tool], responseFormat: answer, middleware: [wardenMiddleware(warden)] });
+
+    const result = await agent.invoke(ask("what is the capital?"));
+
+    expect(result.structuredResponse).toEqual({ city: "Paris" });
+    const run = onlyRun(warden);
+    expect(run.status).toBe("completed");
+    expect(run.toolCalls.map((c) => c.toolName)).toEqual(["search"]);
+  });
+
   it("aborts a tool in flight on a halt and rejects the invocation", async () => {
     const warden = newWarden();
     let started!: () => void;
