@@ -217,7 +217,7 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
         if (!isGraphBubbleUp(error)) await failOwnedRun(run, error);
         throw error;
       }
-      if (endsInvocation(response, request)) await completeOwnedRun(call);
+      if (endsInvocation(response)) await completeOwnedRun(call);
       else if (typeof response === "object" && response !== null) remember(response as { tool_calls?: ToolCall[] }, run);
       return response;
     },
@@ -331,16 +331,14 @@ function approvalRequest(handle: ToolCallHandle, toolCall: ToolCall): WardenAppr
 
 /**
  * A model response after which createAgent ends the invocation, as its own router decides: a structured
- * response, or a model message whose tool calls (if any) are all structured-output ones: `extract-…`, or, with a
- * response format, calls to no tool of the request.
+ * response, or a model message without tool calls, or with only structured-output ones (`extract-…`).
  */
-function endsInvocation(response: unknown, request: { tools?: readonly unknown[] | undefined; responseFormat?: unknown }): boolean {
+function endsInvocation(response: unknown): boolean {
   if (typeof response !== "object" || response === null) return false;
   if ("structuredResponse" in response) return true;
   const calls = (response as { tool_calls?: readonly { name?: unknown }[] }).tool_calls;
   if (calls === undefined || calls.length === 0) return "tool_calls" in response;
-  const tools = request.responseFormat === undefined ? undefined : new Set((request.tools ?? []).map((tool) => (tool as { name?: unknown } | null)?.name));
-  return calls.every((call) => typeof call.name === "string" && (call.name.startsWith("extract-") || (tools !== undefined && !tools.has(call.name))));
+  return calls.every((call) => typeof call.name === "string" && call.name.startsWith("extract-"));
 }
 
 /** The model's name as a chat model carries it (`model`, else `modelName`), for the record of a refusal. */
