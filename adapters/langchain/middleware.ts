@@ -101,8 +101,8 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
   // An invocation's run travels with the model's tool calls rather than in the agent state (state keys cost
   // createAgent a schema parse and channels on every step): the model call that asks for tools names its
   // run for them, and the next model call finds it from the tool calls it answers. Framework ids first,
-  // else the call and message objects themselves.
-  // Shared by every middleware of the client, so an agent built afresh (per request) continues an invocation another began.
+  // else the call and message objects themselves. The ids are shared by every middleware of the client, so
+  // an agent built afresh (per request) continues an invocation another began.
   let runsByCallId = runsByCallIdOf.get(warden);
   if (runsByCallId === undefined) runsByCallIdOf.set(warden, (runsByCallId = new Map()));
 
@@ -189,14 +189,11 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
     return run;
   };
 
-  /** The run a tool call belongs to: the model call that asked for it named it; a call paused by an interrupt knows its own. */
-  const runOfToolCall = (toolCall: ToolCall, paused: ToolCallHandle | undefined): InvocationRun | undefined => {
-    const run = runsByObject.get(toolCall) ?? (toolCall.id === undefined ? undefined : runsByCallId.get(toolCall.id));
-    if (run !== undefined || paused === undefined) return run;
-    // Resumed, perhaps in another process: the paused call's run continues (unless it is the enclosing run).
-    const recovered = { runId: paused.runId, owned: warden.currentRun()?.runId !== paused.runId };
-    if (toolCall.id !== undefined) runsByCallId.set(toolCall.id, recovered);
-    return recovered;
+  /** The run of a call an interrupt paused, resumed where its model call is not known (another process): the paused call's. */
+  const recovered = (toolCall: ToolCall, paused: ToolCallHandle): InvocationRun => {
+    const run = { runId: paused.runId, owned: warden.currentRun()?.runId !== paused.runId };
+    if (toolCall.id !== undefined) runsByCallId.set(toolCall.id, run);
+    return run;
   };
 
   // What `createMiddleware` from langchain returns (it copies the hooks beside its brand), built here so that
@@ -227,10 +224,11 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
       const signal = request.runtime.signal;
       const interrupting = mode === "interrupt" && toolCall.id !== undefined;
 
-      // A call resumed after an interrupt() was recorded the first time round: pick it up by its id.
+      // The model call that asked for this call named its run. A call resumed after an interrupt() was recorded
+      // the first time round: pick it up by its id.
       const known = runsByObject.get(toolCall) ?? (toolCall.id === undefined ? undefined : runsByCallId.get(toolCall.id));
       const paused = interrupting ? pausedCall(warden, toolCall.id!, known?.runId, signal, toolCall.args) : undefined;
-      const run = known ?? runOfToolCall(toolCall, paused);
+      const run = known ?? (paused === undefined ? undefined : recovered(toolCall, paused));
       const begun = paused ?? warden.beginToolCall({ tool: toolCall.name, args: toolCall.args, externalId: toolCall.id, runId: run?.runId, signal, actionHint: options.actionHints?.[toolCall.name] });
       const handle = interrupting ? await reviewedOrInterrupt(warden, begun, toolCall, signal) : begun;
 
