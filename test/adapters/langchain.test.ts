@@ -695,6 +695,21 @@ describe("WardenCallbackHandler", () => {
     expect(run.steps.map((s) => s.name)).toEqual(["model_request"]);
   });
 
+  it("completes the middleware's run when another middleware ends the invocation early", async () => {
+    const warden = newWarden();
+    const search = countingTool("search");
+    const model = fakeModel().respondWithTools([{ name: "search", args: {}, id: "call_search" }]);
+    const stopping = createMiddleware({ name: "StopsAfterModel", afterModel: { canJumpTo: ["end"], hook: () => ({ jumpTo: "end" as const }) } });
+    const agent = createAgent({ model, tools: [search.tool], middleware: [stopping, wardenMiddleware(warden)] });
+
+    await agent.invoke(ask("go"), { callbacks: [new WardenCallbackHandler(warden)] });
+
+    expect(search.calls).toHaveLength(0);
+    const run = onlyRun(warden);
+    expect(run.status).toBe("completed");
+    expect(run.toolCalls.filter((c) => c.kind === "llm").map((c) => c.status)).toEqual(["completed"]);
+  });
+
   it("blocks a disallowed tool on a plain tool.invoke before it runs", async () => {
     const warden = newWarden();
     const drop = countingTool("drop_database");
