@@ -72,12 +72,14 @@ interface InvocationRun {
   readonly owned: boolean;
 }
 
-/** Tool calls whose invocation's run is remembered; past this, the oldest are forgotten (an invocation that died mid-way leaves its own). */
+/** Tool calls whose invocation's run is remembered by id; past this, the oldest are forgotten. */
 const REMEMBERED_CALLS = 10_000;
 /** The invocation's run by framework tool call id, per client. */
 const runsByCallIdOf = new WeakMap<Warden, Map<string, InvocationRun>>();
 /** The invocation's run by model message and tool call object, for calls without an id. */
 const runsByObject = new WeakMap<object, InvocationRun>();
+/** The run of a model call that failed, by the last message it was given: what a retry of the call continues. */
+const failedCalls = new WeakMap<object, InvocationRun>();
 
 /**
  * Governs every tool call of a `createAgent` agent: each call is checked by Warden before it runs,
@@ -128,17 +130,13 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
       // A model message without tool calls ended an earlier invocation: this one is new.
       if (calls === undefined || calls.length === 0) return undefined;
       let run = runsByObject.get(message!);
-      for (const call of calls) {
-        if (call.id === undefined) continue;
-        run ??= runsByCallId.get(call.id);
-        runsByCallId.delete(call.id);
-      }
+      for (const call of calls) if (run === undefined && call.id !== undefined) run = runsByCallId.get(call.id);
       return run;
     }
     return undefined;
   };
 
-  /** Closes a run this middleware opened as failed: a failed model call or a halt ends the invocation. */
+  /** Closes a run this middleware opened as failed: a refused model call or a halt ends the invocation. */
   const failOwnedRun = async (run: InvocationRun | undefined, error: unknown) => {
     if (run === undefined || !run.owned) return;
     await failRunIfOpen(warden, run.runId, error).catch(report);
@@ -164,7 +162,11 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
    * it: those would cost every turn more than the rest of the middleware.
    */
   const admitted = async (messages: readonly unknown[], model: string | undefined, runtime: { configurable?: Record<string, unknown> | undefined }): Promise<InvocationRun> => {
-    const carried = continued(messages);
+    // A model call another middleware retries after it failed stays in its run.
+    const last = messages.at(-1);
+    const retried = typeof last === "object" && last !== null ? failedCalls.get(last) : undefined;
+    if (retried !== undefined) failedCalls.delete(last as object);
+    const carried = retried ?? continued(messages);
     if (carried !== undefined) {
       try {
         warden.admitLlmCall({ runId: carried.runId, model });
@@ -211,7 +213,10 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
       try {
         response = await governedCalls.run(call, () => handler(request));
       } catch (error) {
-        if (!isGraphBubbleUp(error)) await failOwnedRun(run, error);
+        // Not failed here: another middleware may retry the call (or fall back to another model). The
+        // invocation's failure reaches WardenCallbackHandler, which fails the run.
+        const last = request.messages.at(-1);
+        if (typeof last === "object" && last !== null && !isGraphBubbleUp(error)) failedCalls.set(last, run);
         throw error;
       }
       if (endsInvocation(response)) await completeOwnedRun(call);
