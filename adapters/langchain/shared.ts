@@ -1,5 +1,6 @@
 // What the middleware and the callback handler share: the calls the middleware is wrapping (its run, and
-// which framework tool call it records, so the handler does not record it twice), how framework values are turned into recordable ones, where a failure is reported, and how a run is failed once.
+// which framework tool call it records, so the handler does not record it twice), how framework values are
+// turned into recordable ones, where a failure is reported, and how a run is closed once.
 // Nothing here imports `langchain` or `@langchain/langgraph`: the callback handler needs only `@langchain/core`.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { WardenError, type Warden } from "agent-warden";
@@ -26,11 +27,6 @@ export const governedCalls = new AsyncLocalStorage<GovernedCall>();
 export function governedCall(warden: Warden): GovernedCall | undefined {
   const call = governedCalls.getStore();
   return call?.warden === warden ? call : undefined;
-}
-
-/** True when the middleware already decides on and records this framework tool call. */
-export function isGoverned(warden: Warden, toolCallId: string | undefined): boolean {
-  return toolCallId !== undefined && governedCall(warden)?.toolCallId === toolCallId;
 }
 
 interface MessageLike {
