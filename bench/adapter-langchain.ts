@@ -66,10 +66,9 @@ export async function run(): Promise<BenchRow[]> {
       // The middleware's hook, called the way createAgent's tool node calls it.
       const middleware = wardenMiddleware(warden);
       const wrap = middleware.wrapToolCall!;
-      const runId = warden.currentRun()!.runId;
       const execute = async (request: { toolCall: { name: string; args: Record<string, unknown>; id?: string } }): Promise<ToolMessage> =>
         (await lookup.invoke({ ...request.toolCall, id: request.toolCall.id!, type: "tool_call" })) as ToolMessage;
-      const request = (id: number) => ({ toolCall: { name: "lookup_order", args: { id }, id: `call_${id}`, type: "tool_call" as const }, tool: lookup, state: { messages: [], _wardenRunId: runId, _wardenRunOwned: false }, runtime: {} });
+      const request = (id: number) => ({ toolCall: { name: "lookup_order", args: { id }, id: `call_${id}`, type: "tool_call" as const }, tool: lookup, state: { messages: [] }, runtime: {} });
       const wrapCases = [
         { name: "langchain tool call via wrapToolCall, ungoverned", note: "the tool node's own handler", step: () => execute(request(n++)) },
         { name: "langchain tool call + wardenMiddleware", note: "wrapToolCall: check + record + ledger", step: async () => wrap(request(n++) as never, execute as never) },
@@ -90,8 +89,8 @@ export async function run(): Promise<BenchRow[]> {
     };
     const agentWith = (middleware: Parameters<typeof createAgent>[0]["middleware"] = []) => createAgent({ model: script(rounds + warmupTurns), tools: [lookup], middleware });
     const input = { messages: [new HumanMessage("where is my order?")] };
-    // The same hooks doing nothing: what createAgent itself charges for two extra graph nodes and a wrapper.
-    const noop = createMiddleware({ name: "Noop", beforeAgent: () => undefined, afterAgent: () => undefined, wrapToolCall: (request, next) => next(request) });
+    // The same hooks doing nothing: what createAgent itself charges for a middleware that wraps model and tool calls.
+    const noop = createMiddleware({ name: "Noop", wrapModelCall: (request, next) => next(request), wrapToolCall: (request, next) => next(request) });
     const plain = agentWith();
     const hooked = agentWith([noop]);
     const langfuseTraced = agentWith();

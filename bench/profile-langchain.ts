@@ -1,5 +1,5 @@
 // Profiling driver, not part of `npm run bench`: N LangChain tool calls or createAgent turns in one mode,
-// with a CPU profile of the timed loop only when PROFILE names a file.
+// with a CPU profile of the timed loop only when PROFILE names a file; prints wall and CPU time per call.
 //   PROFILE=/tmp/p.cpuprofile npx tsx bench/profile-langchain.ts handler|middleware|langfuse|plain|agent|agent-langfuse|agent-warden|agent-warden-handler
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
@@ -29,14 +29,14 @@ for (let i = 0; i < N + WARMUP; i++) model.respondWithTools([{ name: "lookup_ord
 const agent = createAgent({ model, tools: [lookup], middleware: mode.startsWith("agent-warden") ? [wardenMiddleware(warden)] : [] });
 const input = { messages: [new HumanMessage("where is my order?")] };
 
-const once = async (i: number, runId: string): Promise<unknown> => {
+const once = async (i: number): Promise<unknown> => {
   switch (mode) {
     case "plain": return lookup.invoke({ id: i });
     case "handler": return lookup.invoke({ id: i }, { callbacks: [handler] });
     case "langfuse": return lookup.invoke({ id: i }, { callbacks: [langfuse] });
     case "middleware": {
       const execute = async (request: { toolCall: { name: string; args: Record<string, unknown>; id?: string } }) => lookup.invoke({ ...request.toolCall, id: request.toolCall.id!, type: "tool_call" });
-      return wrap({ toolCall: { name: "lookup_order", args: { id: i }, id: `call_${i}`, type: "tool_call" }, tool: lookup, state: { messages: [], _wardenRunId: runId, _wardenRunOwned: false }, runtime: {} } as never, execute as never);
+      return wrap({ toolCall: { name: "lookup_order", args: { id: i }, id: `call_${i}`, type: "tool_call" }, tool: lookup, state: { messages: [] }, runtime: {} } as never, execute as never);
     }
     case "agent":
     case "agent-warden": return agent.invoke(input);
@@ -46,8 +46,8 @@ const once = async (i: number, runId: string): Promise<unknown> => {
   }
 };
 
-const loop = async (runId: string) => {
-  for (let i = 0; i < WARMUP; i++) await once(i, runId);
+const loop = async () => {
+  for (let i = 0; i < WARMUP; i++) await once(i);
   const session = new Session();
   session.connect();
   const profile = process.env.PROFILE;
@@ -56,11 +56,13 @@ const loop = async (runId: string) => {
     await session.post("Profiler.start");
   }
   const t0 = performance.now();
-  for (let i = 0; i < N; i++) await once(WARMUP + i, runId);
-  console.log(mode, (((performance.now() - t0) / N) * 1000).toFixed(1), "µs/call mean");
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < N; i++) await once(WARMUP + i);
+  const cpu = process.cpuUsage(c0);
+  console.log(mode, (((performance.now() - t0) / N) * 1000).toFixed(1), "µs/call mean,", ((cpu.user + cpu.system) / N).toFixed(1), "µs CPU/call");
   if (profile) writeFileSync(profile, JSON.stringify((await session.post("Profiler.stop")).profile));
 };
-if (agentMode) await loop("");
-else await warden.run({ prof: mode }, () => loop(warden.currentRun()!.runId));
+if (agentMode) await loop();
+else await warden.run({ prof: mode }, () => loop());
 warden.close();
 rmSync(dir, { recursive: true, force: true });

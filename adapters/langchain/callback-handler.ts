@@ -4,7 +4,7 @@ import type { BaseMessage } from "@langchain/core/messages";
 import type { LLMResult } from "@langchain/core/outputs";
 import type { ChainValues } from "@langchain/core/utils/types";
 import { isHalt, WardenError, type ActionType, type LlmUsage, type ToolCallHandle, type Warden } from "agent-warden";
-import { errorSink, failRunIfOpen, isGoverned, isGraphInterrupt, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY } from "./shared.js";
+import { completeRunIfOpen, errorSink, failRunIfOpen, governedCall, isGraphInterrupt, recordableOutput, type GovernedCall } from "./shared.js";
 
 /**
  * Options of {@link WardenCallbackHandler}.
@@ -28,8 +28,10 @@ interface Tree {
   wardenRunId: string | undefined;
   /** The handler opened the Warden run, so it closes it. */
   owned: boolean;
-  /** The Warden middleware opened the run; it completes it, but cannot see the invocation fail, so the handler fails it. */
+  /** The Warden middleware opened the run; it cannot see the invocation fail, so the handler fails it. */
   middlewareOwned: boolean;
+  /** The handler saw a model or tool call the middleware wrapped: the middleware leaves closing its run to the handler. */
+  closesRun: boolean;
   /** A LangGraph interrupt paused something inside; the run stays open for the resume. */
   interrupted: boolean;
   /**
@@ -47,6 +49,8 @@ interface Node {
   stepId: string | undefined;
   /** This node opened `stepId` and closes it. */
   ownsStep: boolean;
+  /** The step's name while it waits for the tree's run (a createAgent node before the middleware's run is known). */
+  pendingStep: string | undefined;
 }
 
 interface LlmCall {
@@ -54,9 +58,13 @@ interface LlmCall {
   call: ReturnType<Warden["beginLlmCall"]>;
 }
 
-// Nodes that are middleware plumbing rather than steps worth recording; `before_agent` nodes also run
-// before the Warden middleware has put its run into the agent state.
+// Nodes that are middleware plumbing rather than steps worth recording.
 const PLUMBING = /\.(before|after)_(agent|model)$/;
+/**
+ * createAgent's model and tool nodes. The Warden middleware names its run only inside them (the model call
+ * opens it; a tool call resumed after an interrupt knows it): until the run is known, their steps wait for it.
+ */
+const AGENT_NODES = new Set(["model_request", "tools"]);
 
 /**
  * Maps LangChain's run tree onto Warden: a top-level chain becomes a run, its child chains steps,
@@ -99,22 +107,23 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
   // ── chains ────────────────────────────────────────────────────────────────────────────────
 
   // The declared signature orders these arguments differently; this is the order LangChain passes at runtime.
-  override async handleChainStart(chain: Serialized, inputs: ChainValues, runId: string, parentRunId?: string, tags?: string[], metadata?: Record<string, unknown>, _runType?: string, runName?: string): Promise<void> {
+  override async handleChainStart(chain: Serialized, _inputs: ChainValues, runId: string, parentRunId?: string, tags?: string[], metadata?: Record<string, unknown>, _runType?: string, runName?: string): Promise<void> {
     try {
       const name = runName ?? chain?.id?.at(-1) ?? "chain";
       const parent = this.#node(parentRunId);
       if (parent === undefined) {
         const tree = newTree(name, threadIdOf(metadata));
-        this.#adopt(tree, inputs);
         this.#nodes.set(runId, childOf(undefined, tree));
         return;
       }
-      this.#adopt(parent.tree, inputs);
       const node = childOf(parent, parent.tree);
       // Only the agent's own nodes become steps: deeper chains are parts of one, plumbing is not worth one.
       if (node.depth === 1 && !tags?.includes("langsmith:hidden") && !PLUMBING.test(name)) {
-        node.stepId = await this.warden.startStep(await this.#runOf(parent.tree), name);
-        node.ownsStep = true;
+        if (parent.tree.wardenRunId === undefined && AGENT_NODES.has(name) && this.warden.currentRun() === undefined) node.pendingStep = name;
+        else {
+          node.stepId = await this.warden.startStep(await this.#runOf(parent.tree), name);
+          node.ownsStep = true;
+        }
       }
       this.#nodes.set(runId, node);
     } catch (error) {
@@ -157,8 +166,13 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
   override async handleToolStart(tool: Serialized, input: string, runId: string, parentRunId?: string, _tags?: string[], _metadata?: Record<string, unknown>, runName?: string, toolCallId?: string): Promise<void> {
     const parent = this.#node(parentRunId);
     // The Warden middleware already decides on and records calls it wraps.
-    if (isGoverned(this.warden, toolCallId)) {
-      if (parent) this.#nodes.set(runId, childOf(parent, parent.tree));
+    const governed = governedCall(this.warden);
+    if (governed !== undefined && toolCallId !== undefined && governed.toolCallId === toolCallId) {
+      if (parent) {
+        this.#observe(parent.tree, governed);
+        if (parent.pendingStep !== undefined) await this.#openPendingStep(parent);
+        this.#nodes.set(runId, childOf(parent, parent.tree));
+      }
       return;
     }
     const name = runName ?? tool?.id?.at(-1) ?? "tool";
@@ -193,12 +207,35 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
       const parent = this.#node(parentRunId);
       const model = modelOf(llm, extraParams, metadata);
       const tree = parent?.tree ?? newTree(model, threadIdOf(metadata));
+      if (parent !== undefined) {
+        const governed = governedCall(this.warden);
+        if (governed !== undefined) this.#observe(tree, governed);
+        if (parent.pendingStep !== undefined) await this.#openPendingStep(parent);
+      }
       const wardenRunId = await this.#runOf(tree);
       this.#nodes.set(runId, childOf(parent, tree));
       this.#llms.set(runId, { model, call: this.warden.beginLlmCall({ runId: wardenRunId, model }) });
     } catch (error) {
       this.#enforceOrReport(error);
     }
+  }
+
+  /** A call the middleware wraps, seen from inside an invocation this handler follows: its run is the tree's, and the handler closes it. */
+  #observe(tree: Tree, governed: GovernedCall): void {
+    if (tree.wardenRunId === undefined) {
+      tree.wardenRunId = governed.runId;
+      tree.middlewareOwned = governed.owned;
+    }
+    if (tree.wardenRunId !== governed.runId || !governed.owned) return;
+    governed.observed = true;
+    tree.closesRun = true;
+  }
+
+  async #openPendingStep(node: Node): Promise<void> {
+    const name = node.pendingStep!;
+    node.pendingStep = undefined;
+    node.stepId = await this.warden.startStep(await this.#runOf(node.tree), name);
+    node.ownsStep = true;
   }
 
   #node(runId: string | undefined): Node | undefined {
@@ -215,10 +252,10 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     }
   }
 
-  /** The Warden run of a tree: the middleware's (read from agent state), the enclosing `warden.run`, or one of its own. */
+  /** The Warden run of a tree: the middleware's (around the call), the enclosing `warden.run`, or one of its own. */
   async #runOf(tree: Tree): Promise<string> {
     if (tree.wardenRunId !== undefined) return tree.wardenRunId;
-    const enclosing = this.warden.currentRun();
+    const enclosing = governedCall(this.warden) ?? this.warden.currentRun();
     if (enclosing) {
       tree.wardenRunId = enclosing.runId;
       return enclosing.runId;
@@ -230,15 +267,6 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     return tree.wardenRunId;
   }
 
-  /** Agent state carries the middleware's run: record into it rather than opening a second one. */
-  #adopt(tree: Tree, inputs: ChainValues | undefined): void {
-    if (tree.wardenRunId !== undefined || typeof inputs !== "object" || inputs === null) return;
-    const carried = (inputs as Record<string, unknown>)[RUN_ID_KEY];
-    if (typeof carried !== "string") return;
-    tree.wardenRunId = carried;
-    tree.middlewareOwned = (inputs as Record<string, unknown>)[RUN_OWNED_KEY] === true;
-  }
-
   async #end(runId: string, error: unknown): Promise<void> {
     const node = this.#nodes.get(runId);
     if (node === undefined) return;
@@ -248,9 +276,10 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     else if (error !== undefined && node.depth === 0) tree.ended?.abort(error);
     if (node.ownsStep && node.stepId !== undefined && tree.wardenRunId !== undefined) await this.warden.completeStep(tree.wardenRunId, node.stepId);
     if (node.depth > 0 || tree.wardenRunId === undefined) return;
-    if (tree.middlewareOwned && error !== undefined && !isGraphInterrupt(error)) {
-      // The invocation failed before the middleware's afterAgent could close its run.
-      await failRunIfOpen(this.warden, tree.wardenRunId, error);
+    if (tree.middlewareOwned) {
+      // The middleware sees neither the invocation end nor another middleware failing it: the handler does.
+      if (error !== undefined && !isGraphInterrupt(error)) await failRunIfOpen(this.warden, tree.wardenRunId, error);
+      else if (tree.closesRun && !tree.interrupted) await completeRunIfOpen(this.warden, tree.wardenRunId);
       return;
     }
     if (!tree.owned) return;
@@ -271,7 +300,7 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
 }
 
 function newTree(name: string, threadId: string | undefined, wardenRunId?: string): Tree {
-  return { name, threadId, wardenRunId, owned: false, middlewareOwned: false, interrupted: false, ended: undefined };
+  return { name, threadId, wardenRunId, owned: false, middlewareOwned: false, closesRun: false, interrupted: false, ended: undefined };
 }
 
 /** The signal that aborts when the tree's root fails. */
@@ -281,7 +310,7 @@ function endedSignal(tree: Tree): AbortSignal {
 
 /** A node one level below `parent` (or a root) in `tree`, in its parent's step. */
 function childOf(parent: Node | undefined, tree: Tree): Node {
-  return { tree, depth: parent ? parent.depth + 1 : 0, stepId: parent?.stepId, ownsStep: false };
+  return { tree, depth: parent ? parent.depth + 1 : 0, stepId: parent?.stepId, ownsStep: false, pendingStep: undefined };
 }
 
 /** Returns and forgets the entry for a LangChain run id. */

@@ -4,9 +4,8 @@ import type { ToolCall } from "@langchain/core/messages/tool";
 // `WardenCallbackHandler` works with `@langchain/core` alone. The middleware reaches LangGraph, and
 // LangChain's messages (which load most of `@langchain/core`), lazily.
 import type { AgentMiddleware } from "langchain";
-import { z } from "zod";
 import type { ActionType, ToolCallHandle, Warden } from "agent-warden";
-import { errorSink, failRunIfOpen, hasLangChainBrand, isErrorMessage, isGraphBubbleUp, recordableOutput, RUN_ID_KEY, RUN_OWNED_KEY, whileGoverned } from "./shared.js";
+import { completeRunIfOpen, errorSink, failRunIfOpen, governedCalls, hasLangChainBrand, isErrorMessage, isGraphBubbleUp, isStaleRun, recordableOutput, type GovernedCall } from "./shared.js";
 
 /**
  * Options of {@link wardenMiddleware}.
@@ -66,16 +65,21 @@ async function interrupt(value: unknown): Promise<void> {
   (await langgraph).interrupt(value);
 }
 
-const stateShape = {
-  [RUN_ID_KEY]: z.string().optional(),
-  [RUN_OWNED_KEY]: z.boolean().optional(),
-};
-// The agent state's Warden keys. createAgent builds a partial copy of this schema and parses the state with
-// it on every model call; zod's JIT object would compile a parser for each copy (hundreds of µs per model
-// call), the plain core object only checks the two keys.
-const stateSchema = new z.core.$ZodObject({ type: "object", shape: stateShape }) as unknown as z.ZodObject<typeof stateShape>;
+/** The Warden run of one agent invocation. */
+interface InvocationRun {
+  readonly runId: string;
+  /** The middleware opened it (rather than an enclosing `warden.run`), so it closes it. */
+  readonly owned: boolean;
+}
 
-type RunState = { [RUN_ID_KEY]?: string | undefined; [RUN_OWNED_KEY]?: boolean | undefined };
+/** Tool calls whose invocation's run is remembered by id; past this, the oldest are forgotten. */
+const REMEMBERED_CALLS = 10_000;
+/** The invocation's run by framework tool call id, per client. */
+const runsByCallIdOf = new WeakMap<Warden, Map<string, InvocationRun>>();
+/** The invocation's run by model message and tool call object, for calls without an id. */
+const runsByObject = new WeakMap<object, InvocationRun>();
+/** The run of a model call that failed, by the last message it was given: what a retry of the call continues. */
+const failedCalls = new WeakMap<object, InvocationRun>();
 
 /**
  * Governs every tool call of a `createAgent` agent: each call is checked by Warden before it runs,
@@ -96,18 +100,102 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
   const mode = options.approval ?? "wait";
   const report = errorSink(warden, options.onError);
 
-  /** Closes a run this middleware opened as failed; a halt ends the invocation, so `afterAgent` will not run. */
-  const failOwnedRun = async (state: RunState, error: unknown) => {
-    const runId = state[RUN_ID_KEY];
-    if (runId === undefined || state[RUN_OWNED_KEY] !== true) return;
-    await failRunIfOpen(warden, runId, error).catch(report);
+  // An invocation's run travels with the model's tool calls rather than in the agent state (state keys cost
+  // createAgent a schema parse and channels on every step): the model call that asks for tools names its
+  // run for them, and the next model call finds it from the tool calls it answers. Framework ids first,
+  // else the call and message objects themselves. The ids are shared by every middleware of the client, so
+  // an agent built afresh (per request) continues an invocation another began.
+  let runsByCallId = runsByCallIdOf.get(warden);
+  if (runsByCallId === undefined) runsByCallIdOf.set(warden, (runsByCallId = new Map()));
+
+  const remember = (response: { tool_calls?: readonly ToolCall[] | undefined }, run: InvocationRun) => {
+    runsByObject.set(response, run);
+    for (const call of response.tool_calls ?? []) {
+      runsByObject.set(call, run);
+      if (call.id === undefined) continue;
+      if (runsByCallId.size >= REMEMBERED_CALLS) runsByCallId.delete(runsByCallId.keys().next().value!);
+      runsByCallId.set(call.id, run);
+    }
+  };
+
+  /** The run of the invocation a model call continues: that of the tool calls in the last model message, which the messages after it answer. */
+  const continued = (messages: readonly unknown[]): InvocationRun | undefined => {
+    for (let i = messages.length - 1; i >= 0; i--) {
+      const message = messages[i] as { tool_calls?: readonly ToolCall[] | undefined; getType?: () => string } | null;
+      const type = typeof message === "object" && message !== null ? message.getType?.() : undefined;
+      if (type === "tool") continue;
+      // Anything else after the tool results (the user's next message) starts a new invocation.
+      if (type !== "ai") return undefined;
+      const calls = message!.tool_calls;
+      // A model message without tool calls ended an earlier invocation: this one is new.
+      if (calls === undefined || calls.length === 0) return undefined;
+      let run = runsByObject.get(message!);
+      for (const call of calls) if (run === undefined && call.id !== undefined) run = runsByCallId.get(call.id);
+      return run;
+    }
+    return undefined;
+  };
+
+  /** Closes a run this middleware opened as failed: a refused model call or a halt ends the invocation. */
+  const failOwnedRun = async (run: InvocationRun | undefined, error: unknown) => {
+    if (run === undefined || !run.owned) return;
+    await failRunIfOpen(warden, run.runId, error).catch(report);
   };
 
   /** A halted outcome ends the invocation: the run this middleware opened fails with the halt, which reaches the caller. */
-  const stopOnHalt = async (outcome: ToolCallHandle["outcome"], state: RunState) => {
+  const stopOnHalt = async (outcome: ToolCallHandle["outcome"], run: InvocationRun | undefined) => {
     if (outcome.outcome !== "halted") return;
-    await failOwnedRun(state, outcome.error);
+    await failOwnedRun(run, outcome.error);
     throw outcome.error;
+  };
+
+  /** Ends a run this middleware opened once the invocation is over, unless a callback handler that sees the end does. */
+  const completeOwnedRun = async (call: GovernedCall) => {
+    if (!call.owned || call.observed) return;
+    await completeRunIfOpen(warden, call.runId).catch(report);
+  };
+
+  /**
+   * The invocation's run, with the model call admitted in it. A model call that answers tool calls continues
+   * their run (one that is no longer open was a previous invocation's); any other starts an invocation, which
+   * records into the enclosing `warden.run(…)` or a run of its own. No graph node of its own opens or closes
+   * it: those would cost every turn more than the rest of the middleware.
+   */
+  const admitted = async (messages: readonly unknown[], model: string | undefined, runtime: { configurable?: Record<string, unknown> | undefined }): Promise<InvocationRun> => {
+    // A model call another middleware retries after it failed stays in its run.
+    const last = messages.at(-1);
+    const retried = typeof last === "object" && last !== null ? failedCalls.get(last) : undefined;
+    if (retried !== undefined) failedCalls.delete(last as object);
+    const carried = retried ?? continued(messages);
+    if (carried !== undefined) {
+      try {
+        warden.admitLlmCall({ runId: carried.runId, model });
+        return carried;
+      } catch (error) {
+        if (!isStaleRun(error)) {
+          await failOwnedRun(carried, error);
+          throw error;
+        }
+      }
+    }
+    const enclosing = warden.currentRun();
+    const threadId = runtime.configurable?.thread_id;
+    // Throws `HaltedError` while halted: the invocation is refused before any model call.
+    const run = enclosing ? { runId: enclosing.runId, owned: false } : { runId: await warden.startRun(undefined, { framework: "langchain", ...(threadId !== undefined && { threadId }), ...options.metadata }), owned: true };
+    try {
+      warden.admitLlmCall({ runId: run.runId, model });
+    } catch (error) {
+      await failOwnedRun(run, error);
+      throw error;
+    }
+    return run;
+  };
+
+  /** The run of a call an interrupt paused, resumed where its model call is not known (another process): the paused call's. */
+  const recovered = (toolCall: ToolCall, paused: ToolCallHandle): InvocationRun => {
+    const run = { runId: paused.runId, owned: warden.currentRun()?.runId !== paused.runId };
+    if (toolCall.id !== undefined) runsByCallId.set(toolCall.id, run);
+    return run;
   };
 
   // What `createMiddleware` from langchain returns (it copies the hooks beside its brand), built here so that
@@ -115,89 +203,79 @@ export function wardenMiddleware(warden: Warden, options: WardenMiddlewareOption
   const middleware = {
     [MIDDLEWARE_BRAND]: true,
     name: MIDDLEWARE_NAME,
-    stateSchema,
-
-    beforeAgent: async (_state, runtime) => {
-      // Inside `warden.run(…)`, the invocation belongs to that run; otherwise it gets a run of its own.
-      const enclosing = warden.currentRun();
-      if (enclosing) return { [RUN_ID_KEY]: enclosing.runId, [RUN_OWNED_KEY]: false };
-      const threadId = runtime.configurable?.thread_id;
-      const runId = await warden.startRun(undefined, { framework: "langchain", ...(threadId !== undefined && { threadId }), ...options.metadata });
-      return { [RUN_ID_KEY]: runId, [RUN_OWNED_KEY]: true };
-    },
-
-    afterAgent: async (state) => {
-      const runId = state[RUN_ID_KEY];
-      if (runId === undefined || state[RUN_OWNED_KEY] !== true) return undefined;
-      try {
-        await warden.completeRun(runId);
-      } catch (error) {
-        report(error);
-      }
-      return undefined;
-    },
 
     wrapModelCall: async (request, handler) => {
       // Gated before the model is called: a halt or a spent token budget ends the invocation (the refusal is
       // recorded by the core). An admitted call records nothing here; its usage is WardenCallbackHandler's to record.
-      const state = request.state as RunState;
+      const run = await admitted(request.messages, modelName(request.model), request.runtime);
+      const call: GovernedCall = { warden, runId: run.runId, owned: run.owned, toolCallId: undefined, observed: false };
+      let response: Awaited<ReturnType<typeof handler>>;
       try {
-        warden.admitLlmCall({ runId: state[RUN_ID_KEY], model: modelName(request.model) });
+        response = await governedCalls.run(call, () => handler(request));
       } catch (error) {
-        await failOwnedRun(state, error);
+        // Not failed here: another middleware may retry the call (or fall back to another model). The
+        // invocation's failure reaches WardenCallbackHandler, which fails the run.
+        const last = request.messages.at(-1);
+        if (typeof last === "object" && last !== null && !isGraphBubbleUp(error)) failedCalls.set(last, run);
         throw error;
       }
-      return handler(request);
+      if (endsInvocation(response)) await completeOwnedRun(call);
+      else if (typeof response === "object" && response !== null) remember(response as { tool_calls?: ToolCall[] }, run);
+      return response;
     },
 
     wrapToolCall: async (request, handler) => {
       const { toolCall } = request;
-      const state = request.state as RunState;
-      const runId = state[RUN_ID_KEY];
       const signal = request.runtime.signal;
       const interrupting = mode === "interrupt" && toolCall.id !== undefined;
 
-      // A call resumed after an interrupt() was recorded the first time round: pick it up by its id.
-      const begun =
-        (interrupting ? pausedCall(warden, toolCall.id!, runId, signal, toolCall.args) : undefined) ??
-        warden.beginToolCall({ tool: toolCall.name, args: toolCall.args, externalId: toolCall.id, runId, signal, actionHint: options.actionHints?.[toolCall.name] });
+      // The model call that asked for this call named its run. A call resumed after an interrupt() was recorded
+      // the first time round: pick it up by its id.
+      const known = runsByObject.get(toolCall) ?? (toolCall.id === undefined ? undefined : runsByCallId.get(toolCall.id));
+      const paused = interrupting ? pausedCall(warden, toolCall.id!, known?.runId, signal, toolCall.args) : undefined;
+      const run = known ?? (paused === undefined ? undefined : recovered(toolCall, paused));
+      const begun = paused ?? warden.beginToolCall({ tool: toolCall.name, args: toolCall.args, externalId: toolCall.id, runId: run?.runId, signal, actionHint: options.actionHints?.[toolCall.name] });
       const handle = interrupting ? await reviewedOrInterrupt(warden, begun, toolCall, signal) : begun;
 
       // The core's closed set of outcomes: a refusal reaches the model as an error tool message; a halt,
       // or the caller's own abort of an approval wait, ends the run.
       const admission = await handle.admit().catch(async (error: unknown) => {
-        await failOwnedRun(state, error);
+        await failOwnedRun(run, error);
         throw error;
       });
       if (!admission.ok) {
         if (admission.outcome === "refused" && admission.cause !== "aborted") return refusal(toolCall, admission.error.message);
-        await failOwnedRun(state, admission.error);
+        await failOwnedRun(run, admission.error);
         throw admission.error;
       }
 
+      const call: GovernedCall = { warden, runId: handle.runId, owned: run?.owned === true, toolCallId: toolCall.id, observed: false };
       let result: Awaited<ReturnType<typeof handler>>;
       try {
         // The tool node invokes `request.tool` with its own signal; hand it one that also aborts on a halt.
         const governed = { ...request, tool: abortingOn(request.tool, handle.signal) };
-        result = await whileGoverned(warden, toolCall.id, () => handle.race(() => handler(governed)));
+        result = await governedCalls.run(call, () => handle.race(() => handler(governed)));
       } catch (error) {
         handle.settle({ error }, report);
-        await stopOnHalt(handle.outcome, state);
+        await stopOnHalt(handle.outcome, run);
         if (handle.signal.aborted && error === handle.signal.reason) {
           // The caller's own abort stops the run rather than telling the model.
-          await failOwnedRun(state, error);
+          await failOwnedRun(run, error);
           throw error;
         }
         // Interrupts belong to LangGraph; failures of middleware inside this one are theirs to surface.
         if (isGraphBubbleUp(error) || hasLangChainBrand(error, "MiddlewareError")) throw error;
         return toolError(toolCall, error);
       }
-      handle.settle(isErrorMessage(result) ? { error: { message: String(recordableOutput(result)) } } : { output: recordableOutput(result) }, report);
+      const failed = isErrorMessage(result);
+      handle.settle(failed ? { error: { message: String(recordableOutput(result)) } } : { output: recordableOutput(result) }, report);
       // A halt that landed as the tool finished: the call is recorded as stopped by it, and the run stops too.
-      await stopOnHalt(handle.outcome, state);
+      await stopOnHalt(handle.outcome, run);
+      // A `returnDirect` tool that succeeds ends the invocation without another model call.
+      if (!failed && (request.tool as { returnDirect?: unknown } | undefined)?.returnDirect === true) await completeOwnedRun(call);
       return result;
     },
-  } satisfies AgentMiddleware<typeof stateSchema> & { [MIDDLEWARE_BRAND]: true };
+  } satisfies AgentMiddleware & { [MIDDLEWARE_BRAND]: true };
   return middleware as unknown as AgentMiddleware;
 }
 
@@ -252,6 +330,18 @@ function approvalRequest(handle: ToolCallHandle, toolCall: ToolCall): WardenAppr
     policyId: handle.decision.policyId,
     expiresAt: approval?.expiresAt,
   };
+}
+
+/**
+ * A model response after which createAgent ends the invocation, as its own router decides: a structured
+ * response, or a model message without tool calls, or with only structured-output ones (`extract-…`).
+ */
+function endsInvocation(response: unknown): boolean {
+  if (typeof response !== "object" || response === null) return false;
+  if ("structuredResponse" in response) return true;
+  const calls = (response as { tool_calls?: readonly { name?: unknown }[] }).tool_calls;
+  if (calls === undefined || calls.length === 0) return "tool_calls" in response;
+  return calls.every((call) => typeof call.name === "string" && call.name.startsWith("extract-"));
 }
 
 /** The model's name as a chat model carries it (`model`, else `modelName`), for the record of a refusal. */

@@ -1,32 +1,32 @@
-// What the middleware and the callback handler share: which framework tool calls the middleware is
-// governing (so the handler does not record them twice), the state keys that carry the run across
-// interrupts, how framework values are turned into recordable ones, where a failure is reported, and how a run is failed once.
+// What the middleware and the callback handler share: the calls the middleware is wrapping (its run, and
+// which framework tool call it records, so the handler does not record it twice), how framework values are
+// turned into recordable ones, where a failure is reported, and how a run is closed once.
 // Nothing here imports `langchain` or `@langchain/langgraph`: the callback handler needs only `@langchain/core`.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { WardenError, type Warden } from "agent-warden";
 
-/** Private agent-state key holding the Warden run of the current agent invocation (checkpointed with the thread). */
-export const RUN_ID_KEY = "_wardenRunId";
-/** Private agent-state key: true when the middleware opened that run and so must close it. */
-export const RUN_OWNED_KEY = "_wardenRunOwned";
-
-const governed = new WeakMap<Warden, Set<string>>();
-
-/** Marks a framework tool call id as governed by the middleware while `fn` runs. */
-export async function whileGoverned<T>(warden: Warden, toolCallId: string | undefined, fn: () => Promise<T>): Promise<T> {
-  if (toolCallId === undefined) return fn();
-  let ids = governed.get(warden);
-  if (ids === undefined) governed.set(warden, (ids = new Set()));
-  ids.add(toolCallId);
-  try {
-    return await fn();
-  } finally {
-    ids.delete(toolCallId);
-  }
+/**
+ * A model or tool call the Warden middleware wraps, as the calls inside it see it: the callback handler finds
+ * the middleware's run here (the middleware opens it with its first model call, after the graph's first node
+ * has started) and, having seen the call, closes that run when the invocation ends, where it sees the end.
+ */
+export interface GovernedCall {
+  readonly warden: Warden;
+  readonly runId: string;
+  /** The middleware opened the run (rather than an enclosing `warden.run`), so the adapter closes it. */
+  readonly owned: boolean;
+  /** The framework's id of the tool call the middleware decides on and records itself. */
+  readonly toolCallId: string | undefined;
+  /** A callback handler on the invocation saw this call: it closes the run when the invocation ends. */
+  observed: boolean;
 }
 
-/** True when the middleware already decides on and records this framework tool call. */
-export function isGoverned(warden: Warden, toolCallId: string | undefined): boolean {
-  return toolCallId !== undefined && governed.get(warden)?.has(toolCallId) === true;
+export const governedCalls = new AsyncLocalStorage<GovernedCall>();
+
+/** The call the Warden middleware of `warden` is wrapping here, if any. */
+export function governedCall(warden: Warden): GovernedCall | undefined {
+  const call = governedCalls.getStore();
+  return call?.warden === warden ? call : undefined;
 }
 
 interface MessageLike {
@@ -89,6 +89,20 @@ export async function failRunIfOpen(warden: Warden, runId: string, error: unknow
   } catch (failure) {
     if (!(WardenError.isInstance(failure) && failure.code === "invalid_state")) throw failure;
   }
+}
+
+/** Completes a run unless it is closed already (failed by a halt, or completed by the other adapter). */
+export async function completeRunIfOpen(warden: Warden, runId: string): Promise<void> {
+  try {
+    await warden.completeRun(runId);
+  } catch (failure) {
+    if (!(WardenError.isInstance(failure) && failure.code === "invalid_state")) throw failure;
+  }
+}
+
+/** The core's answer for a run id that names no open run (closed, or unknown to this store): a previous invocation's. */
+export function isStaleRun(error: unknown): boolean {
+  return WardenError.isInstance(error) && (error.code === "invalid_state" || error.code === "not_found");
 }
 
 /** Where failures that must not reach the agent go: the adapter's `onError` option, else the client's one sink. */

@@ -4,6 +4,9 @@ import { fakeModel } from "@langchain/core/testing";
 import { tool } from "@langchain/core/tools";
 import { Command, MemorySaver } from "@langchain/langgraph";
 import { createAgent, createMiddleware } from "langchain";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { HaltedError, ToolBlockedError, Warden, WardenError, type PolicySetInput, type RunRecord, type WardenOptions } from "agent-warden";
@@ -313,6 +316,145 @@ describe("wardenMiddleware", () => {
       expect(deploy.calls).toHaveLength(0);
       expect(onlyRun(warden).status).toBe("failed");
     });
+
+    it("continues the paused run when another process resumes the thread", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "warden-lc-resume-"));
+      try {
+        const store = join(dir, "warden.db");
+        const checkpointer = new MemorySaver();
+        const deploy = countingTool("deploy");
+        const model = fakeModel()
+          .respondWithTools([{ name: "deploy", args: { environment: "production" }, id: "call_prod" }])
+          .respond(new AIMessage("finished"));
+        // Two clients on one store, as two processes would be: only the thread's checkpoint and Warden's store are shared.
+        const agentOf = (warden: Warden) => createAgent({ model, tools: [deploy.tool], middleware: [wardenMiddleware(warden, { approval: "interrupt" })], checkpointer });
+        const config = { configurable: { thread_id: "thread-elsewhere" } };
+
+        const first = newWarden({ store });
+        const [request] = approvalInterrupts(await agentOf(first).invoke(ask("ship it"), config));
+        first.approvals.approve(request!.approvalId!, { reviewer: "alice" });
+        await first.flush();
+        first.close();
+
+        const second = newWarden({ store });
+        await agentOf(second).invoke(new Command({ resume: {} }), config);
+
+        expect(deploy.calls).toHaveLength(1);
+        const run = onlyRun(second);
+        expect(run.status).toBe("completed");
+        expect(run.toolCalls).toHaveLength(1);
+        expect(run.toolCalls[0]).toMatchObject({ status: "completed", externalId: "call_prod" });
+      } finally {
+        for (const warden of open.splice(0)) warden.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  it("opens one run per invocation of a thread, each closed when its invocation ends", async () => {
+    const warden = newWarden();
+    const search = countingTool("search");
+    const model = fakeModel()
+      .respondWithTools([{ name: "search", args: { query: "a" }, id: "call_a" }])
+      .respond(new AIMessage("first"))
+      .respondWithTools([{ name: "search", args: { query: "b" }, id: "call_b" }])
+      .respond(new AIMessage("second"));
+    const agent = createAgent({ model, tools: [search.tool], middleware: [wardenMiddleware(warden)], checkpointer: new MemorySaver() });
+    const config = { configurable: { thread_id: "thread-two-turns" } };
+
+    await agent.invoke(ask("one"), config);
+    await agent.invoke(ask("two"), config);
+
+    const runs = warden.listRuns().map((r) => warden.runRecord(r.runId));
+    expect(runs).toHaveLength(2);
+    expect(runs.map((r) => r.status)).toEqual(["completed", "completed"]);
+    expect(runs.map((r) => r.toolCalls.map((c) => c.externalId)).sort()).toEqual([["call_a"], ["call_b"]]);
+    expect(runs.every((r) => r.metadata && (r.metadata as Record<string, unknown>).threadId === "thread-two-turns")).toBe(true);
+  });
+
+  it("keeps one run when another middleware retries a failed model call", async () => {
+    const warden = newWarden();
+    const search = countingTool("search");
+    // The first and the third model calls fail once each; the retry succeeds.
+    const model = fakeModel()
+      .respond(new Error("rate limited"))
+      .respondWithTools([{ name: "search", args: {}, id: "call_search" }])
+      .respond(new Error("rate limited"))
+      .respond(new AIMessage("done"));
+    const retrying = createMiddleware({
+      name: "RetryOnce",
+      wrapModelCall: async (request, handler) => {
+        try {
+          return await handler(request);
+        } catch {
+          return handler(request);
+        }
+      },
+    });
+    const agent = createAgent({ model, tools: [search.tool], middleware: [retrying, wardenMiddleware(warden)] });
+
+    const result = await agent.invoke(ask("go"));
+
+    expect(result.messages.at(-1)!.content).toBe("done");
+    expect(model.callCount).toBe(4);
+    const run = onlyRun(warden);
+    expect(run.status).toBe("completed");
+    expect(run.toolCalls.map((c) => c.toolName)).toEqual(["search"]);
+  });
+
+  it("refuses the model call after a halt that landed between two model calls, and fails the run", async () => {
+    const warden = newWarden();
+    const search = countingTool("search");
+    const model = fakeModel().respondWithTools([{ name: "search", args: {} }]).respond(new AIMessage("never asked"));
+    // Another middleware's hook, run after the tool and before the next model call, is where the halt lands.
+    let modelCalls = 0;
+    const halting = createMiddleware({
+      name: "HaltBeforeSecondCall",
+      beforeModel: () => {
+        if (++modelCalls === 2) warden.halt({ reason: "incident" });
+        return undefined;
+      },
+    });
+    const agent = createAgent({ model, tools: [search.tool], middleware: [halting, wardenMiddleware(warden)] });
+
+    const error = await agent.invoke(ask("go")).then(() => undefined, (e: unknown) => e);
+
+    expect((error as Error).cause).toBeInstanceOf(HaltedError);
+    expect(search.calls).toHaveLength(1);
+    expect(model.callCount).toBe(1);
+    expect(onlyRun(warden).status).toBe("failed");
+  });
+
+  it("completes its run when a returnDirect tool ends the invocation", async () => {
+    const warden = newWarden();
+    const answer = tool(async () => "the answer", { name: "answer", description: "answers directly", schema: z.object({}), returnDirect: true });
+    const model = fakeModel().respondWithTools([{ name: "answer", args: {}, id: "call_answer" }]);
+    const agent = createAgent({ model, tools: [answer], middleware: [wardenMiddleware(warden)] });
+
+    const result = await agent.invoke(ask("go"));
+
+    expect(result.messages.at(-1)!.content).toBe("the answer");
+    expect(model.callCount).toBe(1);
+    const run = onlyRun(warden);
+    expect(run.status).toBe("completed");
+    expect(run.toolCalls[0]).toMatchObject({ toolName: "answer", status: "completed" });
+  });
+
+  it("completes its run when the model gives its structured response", async () => {
+    const warden = newWarden();
+    const search = countingTool("search");
+    const answer = z.object({ city: z.string() }).meta({ title: "CityAnswer" });
+    const model = fakeModel()
+      .respondWithTools([{ name: "search", args: { query: "capital" }, id: "call_search" }])
+      .respondWithTools([{ name: "CityAnswer", args: { city: "Paris" }, id: "call_answer" }]);
+    const agent = createAgent({ model, tools: [search.tool], responseFormat: answer, middleware: [wardenMiddleware(warden)] });
+
+    const result = await agent.invoke(ask("what is the capital?"));
+
+    expect(result.structuredResponse).toEqual({ city: "Paris" });
+    const run = onlyRun(warden);
+    expect(run.status).toBe("completed");
+    expect(run.toolCalls.map((c) => c.toolName)).toEqual(["search"]);
   });
 
   it("aborts a tool in flight on a halt and rejects the invocation", async () => {
@@ -508,7 +650,7 @@ describe("wardenMiddleware", () => {
   it("is the middleware langchain's createMiddleware would build, though built without loading langchain", () => {
     const warden = newWarden();
     const ours = wardenMiddleware(warden) as unknown as Record<PropertyKey, unknown>;
-    const theirs = createMiddleware({ name: "WardenMiddleware", stateSchema: z.object({}), beforeAgent: () => undefined, afterAgent: () => undefined, wrapModelCall: (request, handler) => handler(request), wrapToolCall: (request, handler) => handler(request) }) as unknown as Record<PropertyKey, unknown>;
+    const theirs = createMiddleware({ name: "WardenMiddleware", wrapModelCall: (request, handler) => handler(request), wrapToolCall: (request, handler) => handler(request) }) as unknown as Record<PropertyKey, unknown>;
     expect(Object.getOwnPropertySymbols(ours)).toEqual(Object.getOwnPropertySymbols(theirs));
     for (const key of Object.keys(theirs)) if (theirs[key] !== undefined) expect(typeof ours[key], key).toBe(typeof theirs[key]);
   });
@@ -548,6 +690,40 @@ describe("WardenCallbackHandler", () => {
     expect(run.status).toBe("failed");
     expect(run.error).toMatchObject({ message: "model provider down" });
     expect(run.toolCalls.filter((c) => c.kind === "llm").map((c) => c.status)).toEqual(["completed", "failed"]);
+  });
+
+  it("fails the middleware's run when another middleware fails the invocation after the model's last answer", async () => {
+    const warden = newWarden();
+    const model = fakeModel().respond(new AIMessage("done"));
+    const failing = createMiddleware({
+      name: "FailsAfterModel",
+      afterModel: () => {
+        throw new Error("guardrail tripped");
+      },
+    });
+    const agent = createAgent({ model, tools: [], middleware: [failing, wardenMiddleware(warden)] });
+
+    await expect(agent.invoke(ask("go"), { callbacks: [new WardenCallbackHandler(warden)] })).rejects.toThrow("guardrail tripped");
+
+    const run = onlyRun(warden);
+    expect(run.status).toBe("failed");
+    expect(run.error).toMatchObject({ message: expect.stringContaining("guardrail tripped") });
+    expect(run.steps.map((s) => s.name)).toEqual(["model_request"]);
+  });
+
+  it("completes the middleware's run when another middleware ends the invocation early", async () => {
+    const warden = newWarden();
+    const search = countingTool("search");
+    const model = fakeModel().respondWithTools([{ name: "search", args: {}, id: "call_search" }]);
+    const stopping = createMiddleware({ name: "StopsAfterModel", afterModel: { canJumpTo: ["end"], hook: () => ({ jumpTo: "end" as const }) } });
+    const agent = createAgent({ model, tools: [search.tool], middleware: [stopping, wardenMiddleware(warden)] });
+
+    await agent.invoke(ask("go"), { callbacks: [new WardenCallbackHandler(warden)] });
+
+    expect(search.calls).toHaveLength(0);
+    const run = onlyRun(warden);
+    expect(run.status).toBe("completed");
+    expect(run.toolCalls.filter((c) => c.kind === "llm").map((c) => c.status)).toEqual(["completed"]);
   });
 
   it("blocks a disallowed tool on a plain tool.invoke before it runs", async () => {
