@@ -1,0 +1,105 @@
+// Ingest on SQLite with its writer thread (`ingestThread`, what `createWardenServer` runs): the batch is
+// written on a second connection, in a worker. It must come to what ingest.ts writes event by event on
+// the store's own connection (answers, rows, the ledger hash for hash); a close while batches are in
+// flight loses none that was answered, and a writer too far behind is a 503 the client retries.
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import type { WardenEvent } from "agent-warden";
+import { SqliteControlPlaneStore } from "agent-warden/server";
+import { batches, event, eventByEvent, ingestInto, principals, randomBatches, snapshot, type IngestAnswer } from "./fixtures/ingest-batches.js";
+import { tempDir } from "./fixtures/proc.js";
+
+const { dir, cleanup } = tempDir("warden-ingest-thread-");
+afterAll(cleanup);
+
+async function compare(name: string, sent: ReturnType<typeof batches>) {
+  const threaded = new SqliteControlPlaneStore({ path: join(dir, `${name}-thread.db`), ingestThread: true });
+  const path = join(dir, `${name}-reference.db`);
+  const store = new SqliteControlPlaneStore({ path });
+  const reference = eventByEvent(store, path);
+  try {
+    const answers: { threaded: IngestAnswer[]; reference: IngestAnswer[] } = { threaded: [], reference: [] };
+    for (const { key, events } of sent) {
+      answers.reference.push(reference(principals[key], events));
+      answers.threaded.push(await ingestInto(threaded, principals[key], events));
+    }
+    expect(answers.threaded).toEqual(answers.reference);
+    for (const org of ["acme", "globex"]) {
+      const [expected, actual] = [await snapshot(store, org), await snapshot(threaded, org)];
+      expect(actual).toEqual(expected);
+      expect(actual.ledger.length).toBeGreaterThan(0);
+      expect(expected.verified).not.toBe(false);
+    }
+    return answers.reference;
+  } finally {
+    await threaded.close();
+    await store.close();
+  }
+}
+
+/** Batch `b` of `count` runs of four events (run.started, tool.called, tool.completed, run.completed). */
+function runs(b: number, count: number): WardenEvent[] {
+  const events: WardenEvent[] = [];
+  for (let n = 0; n < count; n++) {
+    const [runId, toolCallId] = [`run_${b}_${n}`, `tc_${b}_${n}`];
+    events.push(
+      event("run.started", { id: `e_${b}_${n}_0`, runId }, { traceId: `t_${runId}` }),
+      event("tool.called", { id: `e_${b}_${n}_1`, runId, toolCallId }, { toolName: "read_order", actionType: "read", input: { n }, decision: "allow" }),
+      event("tool.completed", { id: `e_${b}_${n}_2`, runId, toolCallId }, { toolName: "read_order", status: "completed", output: { n }, durationMs: 1.5 }),
+      event("run.completed", { id: `e_${b}_${n}_3`, runId }),
+    );
+  }
+  return events;
+}
+
+describe("ingest on SQLite, on its writer thread", () => {
+  it("comes to what ingest.ts writes event by event: answers, rows and ledger chain, hash for hash", async () => {
+    const answers = await compare("rules", batches());
+    expect(answers[1]!.rejected.map((r) => [r.id, r.code])).toEqual([
+      ["e8", "conflict"],
+      ["e18", "insufficient_scope"],
+      ["e19", "insufficient_scope"],
+    ]);
+    await compare("random", randomBatches(7, 20, 40));
+  });
+
+  it("a close while batches are in flight loses none that was answered, and a resend is not doubled", async () => {
+    const path = join(dir, "close.db");
+    const store = new SqliteControlPlaneStore({ path, ingestThread: true });
+    const sent = Array.from({ length: 12 }, (_, b) => runs(b, 25));
+    const outcomes = sent.map((events) => store.ingest(principals.agentA, events).then((answer) => answer.accepted, () => undefined));
+    // Closing waits for what was handed over: every batch is answered (here all of them commit).
+    await store.close();
+    const accepted = await Promise.all(outcomes);
+    expect(accepted.every((n) => n === undefined || n === 100)).toBe(true);
+    const answered = accepted.filter((n) => n !== undefined).length;
+    expect(answered).toBe(sent.length);
+
+    const reopened = new SqliteControlPlaneStore({ path, ingestThread: true });
+    try {
+      const report = await reopened.verifyLedger("acme");
+      expect(report).toMatchObject({ ok: true, entries: answered * 100 });
+      // The client resends what it is unsure of: nothing is written twice.
+      const again = await reopened.ingest(principals.agentA, sent[3]!);
+      expect([again.accepted, again.duplicates]).toEqual([0, 100]);
+      const run = await reopened.getRun("acme", "run_3_7", 1);
+      expect(run).toMatchObject({ status: "completed" });
+      expect(await reopened.getToolCall("acme", "tc_3_7")).toMatchObject({ status: "completed", output: { n: 7 } });
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it("more batches behind than it may hold is a 503 the client retries, and the rest is written", async () => {
+    const store = new SqliteControlPlaneStore({ path: join(dir, "behind.db"), ingestThread: true, maxPendingBatches: 2 });
+    try {
+      const outcomes = await Promise.allSettled([0, 1, 2, 3].map((b) => store.ingest(principals.agentA, runs(100 + b, 5))));
+      const refused = outcomes.filter((o) => o.status === "rejected").map((o) => (o as PromiseRejectedResult).reason as { status: number; code: string });
+      expect(refused.length).toBe(2);
+      expect(refused.every((error) => error.status === 503 && error.code === "unavailable")).toBe(true);
+      expect((await store.verifyLedger("acme")).entries).toBe(2 * 20);
+    } finally {
+      await store.close();
+    }
+  });
+});
