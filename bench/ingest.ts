@@ -16,13 +16,16 @@ import { quick, type BenchRow } from "./harness.js";
 
 /** Agents sending at once (`WARDEN_BENCH_AGENTS` overrides). */
 const AGENTS = Number(process.env.WARDEN_BENCH_AGENTS ?? 4);
+/** Which stores (`WARDEN_BENCH_STORES=sqlite` or `postgres`; default both). */
+const STORES = process.env.WARDEN_BENCH_STORES ?? "sqlite,postgres";
 
 export async function run(): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), "warden-bench-ingest-"));
   const perAgent = quick ? 10_000 : 40_000;
   const rows: BenchRow[] = [];
   try {
-    rows.push(await endToEnd("SQLite, WAL on disk", { db: join(dir, "ingest.db") }, dir, perAgent));
+    if (STORES.includes("sqlite")) rows.push(await endToEnd("SQLite, WAL on disk", { db: join(dir, "ingest.db") }, dir, perAgent));
+    if (!STORES.includes("postgres")) return rows;
     if (POSTGRES_SKIP !== undefined) rows.push({ group: "ingest", name: "PostgreSQL: skipped", note: POSTGRES_SKIP });
     else {
       const cluster = await startPostgres();

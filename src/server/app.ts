@@ -258,6 +258,8 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
     store,
     witness: () => witnessing?.sync() ?? Promise.resolve({}),
     listen(port = 0, host = "127.0.0.1") {
+      // The ingest writer boots while the server starts, not on the first batch.
+      if (store instanceof SqliteControlPlaneStore) void store.startIngestThread();
       return new Promise((resolve, reject) => {
         const listening = app.listen(port, host, (error?: Error) => {
           if (error) return reject(error);

@@ -25,7 +25,7 @@ export type IngestAnswer = IngestResult & { rejected: RejectedEvent[]; changes: 
 /** Messages to the writer thread. */
 export type IngestRequest = { kind: "ingest"; id: number; principal: Principal; events: readonly WardenEvent[] } | { kind: "close"; id: number };
 /** Its answers: a batch's outcome, a failure (by request), or a background error of its store. */
-export type IngestReply = { id: number; answer?: IngestAnswer; error?: { message: string } } | { id: 0; report: string };
+export type IngestReply = { id: number; answer?: IngestAnswer; error?: { message: string } } | { id: 0; report: string } | { id: 0; ready: true };
 
 /** Batches handed to the writer and not answered yet before `POST /v1/events` answers 503 (back-pressure). */
 export const DEFAULT_MAX_PENDING_BATCHES = 64;
@@ -40,6 +40,7 @@ export class IngestThread {
   readonly #onError: (error: unknown) => void;
   readonly #pending = new Map<number, { resolve: (answer: IngestAnswer) => void; reject: (error: unknown) => void }>();
   #worker: Worker | undefined;
+  #ready: Promise<void> | undefined;
   #next = 0;
   #failed = false;
   #closed: Promise<void> | undefined;
@@ -57,6 +58,12 @@ export class IngestThread {
   /** Batches handed over and not answered yet. */
   get pending(): number {
     return this.#pending.size;
+  }
+
+  /** Boots the thread now rather than on the first batch; settles once its connection is open (or it failed). */
+  start(): Promise<void> {
+    if (this.usable) this.#spawn();
+    return this.#ready ?? Promise.resolve();
   }
 
   /** Writes one batch on the writer thread; settles once it has committed. */
@@ -92,7 +99,10 @@ export class IngestThread {
     if (this.#worker !== undefined) return this.#worker;
     const entry = workerEntry();
     const worker = new Worker(entry.url, { workerData: this.#data, ...(entry.execArgv && { execArgv: entry.execArgv }) });
+    let ready!: () => void;
+    this.#ready = new Promise<void>((resolve) => (ready = resolve));
     worker.on("message", (reply: IngestReply) => {
+      if ("ready" in reply) return ready();
       if ("report" in reply) return this.#onError(new StoreError(reply.report));
       const waiting = this.#pending.get(reply.id);
       if (waiting === undefined) return;
@@ -101,6 +111,7 @@ export class IngestThread {
       else waiting.resolve(reply.answer!);
     });
     const fail = (error: Error) => {
+      ready();
       if (this.#failed) return;
       this.#failed = true;
       this.#worker = undefined;

@@ -14,6 +14,8 @@ const store = new SqliteControlPlaneStore({
   onError: (error) => post({ id: 0, report: error instanceof Error ? error.message : String(error) }),
 });
 
+post({ id: 0, ready: true });
+
 parentPort!.on("message", (request: IngestRequest) => {
   if (request.kind === "close") {
     void store.close().finally(() => post({ id: request.id }));

@@ -295,6 +295,11 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     return { accepted: result.accepted, duplicates: result.duplicates, rejected: result.rejected, changes: { org, messages: [...result.messages, ...liveUpdates(result.live)] } };
   }
 
+  /** Starts the ingest writer thread (`ingestThread`) now rather than on the first batch; settles once it is ready. */
+  startIngestThread(): Promise<void> {
+    return this.#ingestThread?.start() ?? Promise.resolve();
+  }
+
   async registerAgent(org: string, agentId: string, group: string | undefined): Promise<AgentRecord> {
     const now = Date.now();
     this.#transaction(() => this.#sql.run("INSERT INTO agents (org, id, grp, created_at) VALUES (?,?,?,?) ON CONFLICT(org, id) DO UPDATE SET grp = excluded.grp", org, agentId, group ?? null, now));
