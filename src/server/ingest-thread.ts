@@ -75,6 +75,7 @@ export class IngestThread {
     const id = ++this.#next;
     return new Promise<IngestAnswer>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
+      worker.ref();
       worker.postMessage({ kind: "ingest", id, principal: { ...principal }, events } satisfies IngestRequest);
     });
   }
@@ -88,6 +89,7 @@ export class IngestThread {
       // Batches are written in the order they were handed over: the close comes after every one of them.
       await new Promise<void>((resolve) => {
         this.#pending.set(id, { resolve: () => resolve(), reject: () => resolve() });
+        worker.ref();
         worker.postMessage({ kind: "close", id } satisfies IngestRequest);
       });
       await worker.terminate();
@@ -99,14 +101,21 @@ export class IngestThread {
     if (this.#worker !== undefined) return this.#worker;
     const entry = workerEntry();
     const worker = new Worker(entry.url, { workerData: this.#data, ...(entry.execArgv && { execArgv: entry.execArgv }) });
+    let booted = false;
     let ready!: () => void;
     this.#ready = new Promise<void>((resolve) => (ready = resolve));
     worker.on("message", (reply: IngestReply) => {
-      if ("ready" in reply) return ready();
+      if ("ready" in reply) {
+        booted = true;
+        if (this.#pending.size === 0) worker.unref();
+        return ready();
+      }
       if ("report" in reply) return this.#onError(new StoreError(reply.report));
       const waiting = this.#pending.get(reply.id);
       if (waiting === undefined) return;
       this.#pending.delete(reply.id);
+      // The thread keeps the process alive while it holds a batch (or boots), never when idle.
+      if (this.#pending.size === 0 && booted) worker.unref();
       if (reply.error !== undefined) waiting.reject(new StoreError(reply.error.message));
       else waiting.resolve(reply.answer!);
     });
@@ -124,8 +133,6 @@ export class IngestThread {
     worker.on("exit", (code) => {
       if (this.#closed === undefined) fail(new Error(`the thread exited (code ${code})`));
     });
-    // The thread never keeps the process alive on its own: `close()` waits for what it holds.
-    worker.unref();
     this.#worker = worker;
     return worker;
   }
