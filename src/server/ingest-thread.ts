@@ -23,7 +23,7 @@ export interface IngestThreadData {
 export type IngestAnswer = IngestResult & { rejected: RejectedEvent[]; changes: Changes };
 
 /** Messages to the writer thread. */
-export type IngestRequest = { kind: "ingest"; id: number; principal: Principal; events: readonly WardenEvent[] } | { kind: "close"; id: number };
+export type IngestRequest = { kind: "ingest"; id: number; principal: Principal; events: readonly WardenEvent[] | Uint8Array } | { kind: "close"; id: number };
 /** Its answers: a batch's outcome, a failure (by request), or a background error of its store. */
 export type IngestReply = { id: number; answer?: IngestAnswer; error?: { message: string } } | { id: 0; report: string } | { id: 0; ready: true };
 
@@ -66,8 +66,11 @@ export class IngestThread {
     return this.#ready ?? Promise.resolve();
   }
 
-  /** Writes one batch on the writer thread; settles once it has committed. */
-  ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestAnswer> {
+  /**
+   * Writes one batch on the writer thread; settles once it has committed. The batch goes as the request's
+   * JSON text when there is one: bytes cross as one copy, where objects are serialized and rebuilt one by one.
+   */
+  ingest(principal: Principal, events: readonly WardenEvent[] | Uint8Array): Promise<IngestAnswer> {
     if (this.#pending.size >= this.#maxPending) {
       return Promise.reject(new HttpError(503, "unavailable", `the control plane is ${this.#pending.size} batches behind on writing events; send again shortly`, { headers: { "Retry-After": "1" } }));
     }

@@ -280,12 +280,12 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
 
   // ── events, agents, runs, tool calls ──────────────────────────────────────────────────────
 
-  async ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { rejected: RejectedEvent[]; changes: Changes }> {
+  async ingest(principal: Principal, events: readonly WardenEvent[], body?: Uint8Array): Promise<IngestResult & { rejected: RejectedEvent[]; changes: Changes }> {
     const org = principal.org;
     if (this.#ingestThread?.usable) {
       // This connection's queued writes first: the writer's transaction waits for nothing of ours.
       this.store.flush();
-      const answer = await this.#ingestThread.ingest(principal, events);
+      const answer = await this.#ingestThread.ingest(principal, body ?? events);
       for (const message of answer.changes.messages) if (message.type === "approval.resolved") this.#announced(org, (message.data as ApprovalRecord).approvalId);
       return answer;
     }
