@@ -7,6 +7,8 @@
 // time is still the work done.
 // `WARDEN_BENCH_PROFILE=<dir>` writes a CPU profile of the server and of the agents there.
 import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+const require = createRequire(import.meta.url);
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -52,6 +54,16 @@ function cpuSeconds(pid: number): number {
   }
 }
 
+/** CPU seconds of each thread of a process, by name (Linux). */
+function threads(pid: number): string {
+  const { readdirSync } = require("node:fs") as typeof import("node:fs");
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    const fields = stat.split(") ")[1]!.split(" ");
+    return `${stat.slice(stat.indexOf("(") + 1, stat.indexOf(")"))}:${((Number(fields[11]) + Number(fields[12])) / 100).toFixed(2)}`;
+  }).join(" ");
+}
+
 function node(script: string, arg: unknown, name: string) {
   const profile = process.env.WARDEN_BENCH_PROFILE;
   const flags = profile === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", profile, "--cpu-prof-name", `${name}.cpuprofile`];
@@ -73,6 +85,7 @@ async function endToEnd(label: string, database: { db?: string; database?: strin
     const agents = node("./fixtures/ingest-agents.ts", { url, keys, perAgent, dir: join(dir, `agents-${label.split(",")[0]}`) }, `agents-${database.db ? "sqlite" : "postgres"}`);
     const result = JSON.parse(await firstLine(agents)) as { events: number; seconds: number; cpuSeconds: number; sent: number; deadLettered: number; dropped: number; queued: number; errors: string[] };
     const serverUs = ((cpuSeconds(server.pid!) - serverCpu) * 1e6) / result.events;
+    if (process.env.WARDEN_BENCH_THREADS) console.error(threads(server.pid!));
     const agentsUs = (result.cpuSeconds * 1e6) / result.events;
     if (result.sent !== result.events || result.deadLettered + result.dropped + result.queued > 0) throw new Error(`not every event was delivered: ${JSON.stringify(result)}`);
     const report = (await (await fetch(`${url}/v1/ledger/verify`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { ok: boolean; entries: number };

@@ -63,6 +63,34 @@ describe("ingest on SQLite, on its writer thread", () => {
     await compare("random", randomBatches(7, 20, 40));
   });
 
+  it("the stream's live updates show each run and tool call the batch changed as the batch left it, whole rows and upserts alike", async () => {
+    for (const ingestThread of [false, true]) {
+      const store = new SqliteControlPlaneStore({ path: join(dir, `live-${ingestThread}.db`), ingestThread });
+      try {
+        // Whole runs and calls (started and finished in the batch), then a batch that finishes one begun before it.
+        const first = runs(200, 3);
+        const open = [event("run.started", { id: "o_1", runId: "run_open" }, { traceId: "t_open" }), event("tool.called", { id: "o_2", runId: "run_open", toolCallId: "tc_open" }, { toolName: "send", actionType: "write", decision: "allow" })];
+        const later = [event("tool.completed", { id: "o_3", runId: "run_open", toolCallId: "tc_open" }, { toolName: "send", status: "failed", error: { message: "x" } }), event("run.failed", { id: "o_4", runId: "run_open" }, { error: { message: "x" } })];
+        for (const batch of [[...first, ...open], later]) {
+          const { changes } = await store.ingest(principals.agentA, batch);
+          const shown = changes.messages.filter((m) => m.type === "run.updated").map((m) => m.data as { runId: string });
+          const calls = changes.messages.filter((m) => m.type === "tool_call.updated").map((m) => m.data as { toolCallId: string; status: string; toolName: string; runId: string; agentId: string });
+          const runIds = [...new Set(batch.map((e) => e.runId))];
+          expect(shown.map((r) => r.runId)).toEqual(runIds);
+          const stored = (await store.listRuns("acme", {}, { limit: 100, offset: 0 })).items;
+          for (const run of shown) expect(run).toEqual(stored.find((r) => r.runId === run.runId));
+          for (const call of calls) {
+            const record = await store.getToolCall("acme", call.toolCallId);
+            expect(call).toEqual({ toolCallId: record!.toolCallId, runId: record!.runId, agentId: "agent-a", toolName: record!.toolName, status: record!.status });
+          }
+          expect(calls.length).toBe(new Set(batch.map((e) => e.toolCallId).filter((id) => id !== null)).size);
+        }
+      } finally {
+        await store.close();
+      }
+    }
+  });
+
   it("a close while batches are in flight loses none that was answered, and a resend is not doubled", async () => {
     const path = join(dir, "close.db");
     const store = new SqliteControlPlaneStore({ path, ingestThread: true });

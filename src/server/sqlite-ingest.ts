@@ -38,6 +38,8 @@ const mergeDecision = (current: string, patch: string) =>
   `CASE WHEN ${patch} IS NULL THEN ${current} WHEN ${current} IS NULL OR NOT json_valid(${current}) OR json_type(${current}) <> 'object' THEN ${patch} ELSE json_patch(${current}, ${patch}) END`;
 const RUN_COLUMNS = "id, agent_id, trace_id, parent_run_id, status, metadata, reason, agent_context, token_id, started_at, ended_at, error";
 const CALL_COLUMNS = "id, run_id, agent_id, tool_name, status";
+/** A tool call as the stream's live updates show it. */
+type CallRow = { id: string; run_id: string; agent_id: string; tool_name: string; status: string };
 
 /** projectEvent's statements, `?1` the organization and `?2`… the write's cells (bulk-ingest.ts's `writeOf`). */
 const TEMPLATES: Record<TemplateName, { sql: string; changes?: "runs" | "toolCalls" }> = {
@@ -115,8 +117,10 @@ const SQLITE_WRITER: BulkWriter = {
   *project(org, writes, agents, effects, live) {
     for (const [agentId, ts] of agents) yield* run("INSERT INTO agents (org, id, created_at) VALUES (?,?,?) ON CONFLICT (org, id) DO NOTHING", org, agentId, ts);
     const taken: Write[] = [];
-    // The rows the stream shows, read once after the writes (a RETURNING clause costs SQLite more than the read).
+    // The rows the stream shows: a whole row inserted is its cells; the others are read once after the
+    // writes (a RETURNING clause costs SQLite more than the read).
     const shown = { runs: new Set<string>(), toolCalls: new Set<string>() };
+    const whole = { runs: new Map<string, RunRow>(), toolCalls: new Map<string, CallRow>() };
     for (const write of writes) {
       const template = TEMPLATES[write.template];
       const changed = yield* run(template.sql, org, ...write.cells);
@@ -127,12 +131,19 @@ const SQLITE_WRITER: BulkWriter = {
       }
       const id = write.cells[0] as string;
       effects[template.changes].add(id);
-      if (live[template.changes].has(id) || live[template.changes].size + shown[template.changes].size < LIVE_ROWS) shown[template.changes].add(id);
+      if (!live[template.changes].has(id) && live[template.changes].size + shown[template.changes].size >= LIVE_ROWS) continue;
+      shown[template.changes].add(id);
+      const c = write.cells;
+      if (write.template === "runWhole") {
+        whole.runs.set(id, { id, agent_id: c[1] as string, trace_id: c[2] as string, parent_run_id: c[3] as string | null, status: c[4] as string, metadata: c[5] as string | null, reason: c[6] as string | null, agent_context: c[7] as string | null, token_id: c[8] as string | null, started_at: c[9] as number, ended_at: c[10] as number | null, error: c[11] as string | null });
+      } else if (write.template === "toolCallWhole") {
+        whole.toolCalls.set(id, { id, run_id: c[1] as string, agent_id: c[3] as string, tool_name: c[5] as string, status: c[7] as string });
+      }
     }
-    const runs = new Map((yield* lookUp<RunRow>(`SELECT ${RUN_COLUMNS} FROM runs WHERE id IN ${IN_LIST}`, [], [...shown.runs])).map((row) => [row.id, row]));
-    for (const id of shown.runs) live.runs.set(id, runs.get(id)!);
-    const calls = new Map((yield* lookUp<{ id: string; run_id: string; agent_id: string; tool_name: string; status: string }>(`SELECT ${CALL_COLUMNS} FROM tool_calls WHERE id IN ${IN_LIST}`, [], [...shown.toolCalls])).map((row) => [row.id, row]));
-    for (const id of shown.toolCalls) live.toolCalls.set(id, calls.get(id)!);
+    const runs = new Map((yield* lookUp<RunRow>(`SELECT ${RUN_COLUMNS} FROM runs WHERE id IN ${IN_LIST}`, [], [...shown.runs].filter((id) => !whole.runs.has(id)))).map((row) => [row.id, row]));
+    for (const id of shown.runs) live.runs.set(id, whole.runs.get(id) ?? runs.get(id)!);
+    const calls = new Map((yield* lookUp<CallRow>(`SELECT ${CALL_COLUMNS} FROM tool_calls WHERE id IN ${IN_LIST}`, [], [...shown.toolCalls].filter((id) => !whole.toolCalls.has(id)))).map((row) => [row.id, row]));
+    for (const id of shown.toolCalls) live.toolCalls.set(id, whole.toolCalls.get(id) ?? calls.get(id)!);
     return taken;
   },
   *chain(ledger, org, drafts) {
