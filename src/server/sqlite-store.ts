@@ -289,10 +289,21 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
       for (const message of answer.changes.messages) if (message.type === "approval.resolved") this.#announced(org, (message.data as ApprovalRecord).approvalId);
       return answer;
     }
-    const batch = events.map((event, index) => ({ index, event }));
-    const result = this.#transaction(() => this.#run(ingestBatchSqlite(this.#orgLedger, principal, batch, Date.now())));
-    for (const message of result.messages) if (message.type === "approval.resolved") this.#announced(org, (message.data as ApprovalRecord).approvalId);
-    return { accepted: result.accepted, duplicates: result.duplicates, rejected: result.rejected, changes: { org, messages: [...result.messages, ...liveUpdates(result.live)] } };
+    return (await this.ingestBatches([{ principal, events }]))[0]!;
+  }
+
+  /**
+   * Several batches, each with `ingest`'s outcome, written in order in one transaction on this
+   * connection: the ingest thread's group commit of the batches that waited for it.
+   */
+  async ingestBatches(batches: ReadonlyArray<{ principal: Principal; events: readonly WardenEvent[] }>): Promise<Array<IngestResult & { rejected: RejectedEvent[]; changes: Changes }>> {
+    const now = Date.now();
+    const results = this.#transaction(() => batches.map(({ principal, events }) => this.#run(ingestBatchSqlite(this.#orgLedger, principal, events.map((event, index) => ({ index, event })), now))));
+    return results.map((result, i) => {
+      const org = batches[i]!.principal.org;
+      for (const message of result.messages) if (message.type === "approval.resolved") this.#announced(org, (message.data as ApprovalRecord).approvalId);
+      return { accepted: result.accepted, duplicates: result.duplicates, rejected: result.rejected, changes: { org, messages: [...result.messages, ...liveUpdates(result.live)] } };
+    });
   }
 
   /** Starts the ingest writer thread (`ingestThread`) now rather than on the first batch; settles once it is ready. */
