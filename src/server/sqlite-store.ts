@@ -29,7 +29,7 @@ import type { WitnessedLog } from "../ledger/witnessing.js";
 import { ledgerOrgs, orgWitnessedLog } from "./org-witnessing.js";
 import { appendStream } from "./stream-log.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
-import { agentLogHeadsSchema, deliveriesSchema, SERVER_SCHEMA_SQL, SERVER_SCHEMA_V2_SQL, SERVER_SCHEMA_VERSION, SERVER_V3_COLUMNS, SERVER_V4_COLUMNS } from "./schema.js";
+import { agentLogHeadsSchema, deliveriesSchema, SERVER_SCHEMA_SQL, SERVER_SCHEMA_V2_SQL, SERVER_SCHEMA_V5_SQL, SERVER_SCHEMA_VERSION, SERVER_V3_COLUMNS, SERVER_V4_COLUMNS } from "./schema.js";
 import { DEFAULT_APPROVAL_TIMEOUT } from "./store.js";
 import type {
   AgentRecord,
@@ -800,6 +800,8 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
         this.#addColumns(SERVER_V4_COLUMNS);
         db.exec(agentLogHeadsSchema({ int: "INTEGER", text: "TEXT" }));
       }
+      // A file made before version 5 has the table with a rowid (the schema above made it then).
+      if (version < 5 && !/WITHOUT\s+ROWID/i.test(this.#sql.get<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'ingested_events'")?.sql ?? "")) db.exec(SERVER_SCHEMA_V5_SQL);
       // Once every table has its current shape: the move signs checkpoints.
       if (version < 2) this.#moveSharedChain();
       this.#sql.run("INSERT INTO meta (key, value) VALUES ('server_schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", String(SERVER_SCHEMA_VERSION));
