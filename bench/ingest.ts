@@ -26,6 +26,7 @@ export async function run(): Promise<BenchRow[]> {
   const perAgent = quick ? 10_000 : 40_000;
   const rows: BenchRow[] = [];
   try {
+    if (STORES.includes("sqlite")) rows.push(await storeAlone(join(dir, "alone.db"), perAgent / 2));
     if (STORES.includes("sqlite")) rows.push(await endToEnd("SQLite, WAL on disk", { db: join(dir, "ingest.db") }, dir, perAgent));
     if (!STORES.includes("postgres")) return rows;
     if (POSTGRES_SKIP !== undefined) rows.push({ group: "ingest", name: "PostgreSQL: skipped", note: POSTGRES_SKIP });
@@ -41,6 +42,47 @@ export async function run(): Promise<BenchRow[]> {
     rmSync(dir, { recursive: true, force: true });
   }
   return rows;
+}
+
+/**
+ * The SQLite store alone, in this process: `store.ingest` (on this thread) of the agents' batches of 500,
+ * parsed from JSON and checked against the wire schema as the route does; the CPU time of each part per event.
+ */
+async function storeAlone(path: string, perAgent: number): Promise<BenchRow> {
+  const { SqliteControlPlaneStore } = await import("agent-warden/server");
+  const { checkWireEvent } = await import("../src/wire/event.js");
+  const { event } = await import("./fixtures/ingest-agents-events.js");
+  const store = new SqliteControlPlaneStore({ path });
+  try {
+    const principals = [];
+    for (let a = 0; a < AGENTS; a++) {
+      const { key } = await store.createKey({ org: "bench", role: "agent", name: `agent-${a}`, agentId: `agent-${a}` });
+      principals.push((await store.authenticate(key))!);
+    }
+    const bodies: Array<[number, string]> = [];
+    for (let i = 0; i < perAgent; i += 500) for (let a = 0; a < AGENTS; a++) bodies.push([a, JSON.stringify({ events: Array.from({ length: 500 }, (_, j) => event(a, i + j)) })]);
+    let checkUs = 0;
+    let ingestUs = 0;
+    const load = loadavg()[0]!;
+    for (const [a, body] of bodies) {
+      let cpu = process.cpuUsage();
+      const { events } = JSON.parse(body) as { events: unknown[] };
+      for (const candidate of events) if (checkWireEvent(candidate) !== undefined) throw new Error("the bench's event does not fit the wire");
+      let used = process.cpuUsage(cpu);
+      checkUs += used.user + used.system;
+      cpu = process.cpuUsage();
+      const answer = await store.ingest(principals[a]!, events as never);
+      used = process.cpuUsage(cpu);
+      ingestUs += used.user + used.system;
+      if (answer.accepted !== events.length) throw new Error(`${answer.accepted} of ${events.length} events accepted`);
+    }
+    const n = bodies.length * 500;
+    const report = await store.verifyLedger("bench");
+    if (!report.ok || report.entries !== n + AGENTS) throw new Error(`the ledger holds ${report.entries} entries (ok: ${report.ok}) after ${n} events`);
+    return { group: "ingest", name: "the SQLite store alone, in one process: store.ingest of the same batches", opsPerSec: 1e6 / (checkUs / n + ingestUs / n), note: `events/s of CPU; per event: JSON.parse and wire check ${(checkUs / n).toFixed(1)} µs, the ingest transaction ${(ingestUs / n).toFixed(1)} µs; ${n} events, all in the verified ledger; load ${load.toFixed(1)}` };
+  } finally {
+    await store.close();
+  }
 }
 
 /** CPU time (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
