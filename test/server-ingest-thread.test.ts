@@ -8,6 +8,8 @@ import type { WardenEvent } from "agent-warden";
 import { SqliteControlPlaneStore } from "agent-warden/server";
 import { batches, event, eventByEvent, ingestInto, principals, randomBatches, snapshot, type IngestAnswer } from "./fixtures/ingest-batches.js";
 import { tempDir } from "./fixtures/proc.js";
+import { WIRE_GROWTH } from "../src/wire/event.js";
+import { MAX_EVENT_BYTES } from "../src/wire/limits.js";
 
 const { dir, cleanup } = tempDir("warden-ingest-thread-");
 afterAll(cleanup);
@@ -129,5 +131,42 @@ describe("ingest on SQLite, on its writer thread", () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe("POST /v1/events with the writer thread", () => {
+  it("writes a batch handed over as its JSON text, and one with an event set aside as objects; an event over the size limit is still refused", async () => {
+    const { createWardenServer } = await import("agent-warden/server");
+    const server = createWardenServer({ db: join(dir, "route.db"), console: false, ingestBodyLimit: 12 * 1024 * 1024, onError: () => {} });
+    try {
+      const { url } = await server.listen(0);
+      const { key } = await server.store.createKey({ org: "acme", role: "agent", name: "agent-a", agentId: "agent-a" });
+      const post = async (events: unknown[]) => {
+        const response = await fetch(`${url}/v1/events`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify({ events }) });
+        return { status: response.status, body: (await response.json()) as { accepted: number; rejected?: Array<{ index: number; code: string }> } };
+      };
+      // Every event fits: the text goes on whole.
+      expect(await post(runs(300, 5))).toEqual({ status: 200, body: { accepted: 20, duplicates: 0 } });
+      // One event over the limit (its body is too large to skip measuring), one without an id: set aside; the rest written.
+      const big = event("risk.detected", { id: "big", runId: "run_300_0" }, { blob: "x".repeat(MAX_EVENT_BYTES) });
+      const answer = await post([...runs(301, 1), big, { ...event("risk.detected", { id: "x" }), id: undefined }]);
+      expect(answer.status).toBe(200);
+      expect(answer.body.accepted).toBe(4);
+      expect(answer.body.rejected?.map((r) => [r.index, r.code])).toEqual([
+        [4, "event_too_large"],
+        [5, "invalid_event"],
+      ]);
+      expect((await server.store.verifyLedger("acme")).entries).toBe(1 + 24);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("no number comes back from JSON.parse more than WIRE_GROWTH times longer, so a small body needs no event measured", () => {
+    const tokens = ["1e20", "-1e20", "9E20", "1e+20", "1e21", "1e-6", "1e-7", "5e-324", "1e308", "0.1e1", "-0", "123456789012345678901234", "1.5e-5", "7e19"];
+    for (let exponent = -10; exponent <= 25; exponent++) tokens.push(`1e${exponent}`, `9e${exponent}`);
+    for (const token of tokens) expect(JSON.stringify(JSON.parse(token)).length).toBeLessThanOrEqual(WIRE_GROWTH * token.length);
+    // Strings come back no longer in UTF-8 than they were sent.
+    for (const text of ['"\\u00e9"', '"é"', '"\\/"', '"\\n"', '"\\ud800"', '"\\u2028"']) expect(Buffer.byteLength(JSON.stringify(JSON.parse(text)))).toBeLessThanOrEqual(Buffer.byteLength(text));
   });
 });
