@@ -10,12 +10,13 @@ const adapters = Object.fromEntries(
     .map((entry) => [`adapters/${entry.name}`, `adapters/${entry.name}/index.ts`]),
 );
 
-const entries = { index: "src/index.ts", ...adapters, "adapters/server": "src/server/index.ts", "commit-worker": "src/store/commit-worker.ts", witness: "src/witness/index.ts" };
+const entries = { index: "src/index.ts", ...adapters, "adapters/server": "src/server/index.ts", "commit-worker": "src/store/commit-worker.ts", "ingest-worker": "src/server/ingest-worker.ts", witness: "src/witness/index.ts" };
 
 export default defineConfig([
   {
     // The control plane builds from src/server, published as agent-warden/server.
-    // The store's writer thread loads `commit-worker.js` from beside the chunk that starts it.
+    // The store's writer thread loads `commit-worker.js` from beside the chunk that starts it; the control
+    // plane's ingest writer, `ingest-worker.js`, likewise.
     entry: entries,
     format: ["esm", "cjs"],
     // Modules several entries use live in shared chunks, in CommonJS too: one copy of the core per process.

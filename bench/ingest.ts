@@ -7,6 +7,8 @@
 // time is still the work done.
 // `WARDEN_BENCH_PROFILE=<dir>` writes a CPU profile of the server and of the agents there.
 import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+const require = createRequire(import.meta.url);
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,13 +18,17 @@ import { quick, type BenchRow } from "./harness.js";
 
 /** Agents sending at once (`WARDEN_BENCH_AGENTS` overrides). */
 const AGENTS = Number(process.env.WARDEN_BENCH_AGENTS ?? 4);
+/** Which stores (`WARDEN_BENCH_STORES=sqlite` or `postgres`; default both). */
+const STORES = process.env.WARDEN_BENCH_STORES ?? "sqlite,postgres";
 
 export async function run(): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), "warden-bench-ingest-"));
   const perAgent = quick ? 10_000 : 40_000;
   const rows: BenchRow[] = [];
   try {
-    rows.push(await endToEnd("SQLite, WAL on disk", { db: join(dir, "ingest.db") }, dir, perAgent));
+    if (STORES.includes("sqlite")) rows.push(await storeAlone(join(dir, "alone.db"), perAgent / 2));
+    if (STORES.includes("sqlite")) rows.push(await endToEnd("SQLite, WAL on disk", { db: join(dir, "ingest.db") }, dir, perAgent));
+    if (!STORES.includes("postgres")) return rows;
     if (POSTGRES_SKIP !== undefined) rows.push({ group: "ingest", name: "PostgreSQL: skipped", note: POSTGRES_SKIP });
     else {
       const cluster = await startPostgres();
@@ -38,6 +44,47 @@ export async function run(): Promise<BenchRow[]> {
   return rows;
 }
 
+/**
+ * The SQLite store alone, in this process: `store.ingest` (on this thread) of the agents' batches of 500,
+ * parsed from JSON and checked against the wire schema as the route does; the CPU time of each part per event.
+ */
+async function storeAlone(path: string, perAgent: number): Promise<BenchRow> {
+  const { SqliteControlPlaneStore } = await import("agent-warden/server");
+  const { checkWireEvent } = await import("../src/wire/event.js");
+  const { event } = await import("./fixtures/ingest-agents-events.js");
+  const store = new SqliteControlPlaneStore({ path });
+  try {
+    const principals = [];
+    for (let a = 0; a < AGENTS; a++) {
+      const { key } = await store.createKey({ org: "bench", role: "agent", name: `agent-${a}`, agentId: `agent-${a}` });
+      principals.push((await store.authenticate(key))!);
+    }
+    const bodies: Array<[number, string]> = [];
+    for (let i = 0; i < perAgent; i += 500) for (let a = 0; a < AGENTS; a++) bodies.push([a, JSON.stringify({ events: Array.from({ length: 500 }, (_, j) => event(a, i + j)) })]);
+    let checkUs = 0;
+    let ingestUs = 0;
+    const load = loadavg()[0]!;
+    for (const [a, body] of bodies) {
+      let cpu = process.cpuUsage();
+      const { events } = JSON.parse(body) as { events: unknown[] };
+      for (const candidate of events) if (checkWireEvent(candidate) !== undefined) throw new Error("the bench's event does not fit the wire");
+      let used = process.cpuUsage(cpu);
+      checkUs += used.user + used.system;
+      cpu = process.cpuUsage();
+      const answer = await store.ingest(principals[a]!, events as never);
+      used = process.cpuUsage(cpu);
+      ingestUs += used.user + used.system;
+      if (answer.accepted !== events.length) throw new Error(`${answer.accepted} of ${events.length} events accepted`);
+    }
+    const n = bodies.length * 500;
+    const report = await store.verifyLedger("bench");
+    if (!report.ok || report.entries !== n + AGENTS) throw new Error(`the ledger holds ${report.entries} entries (ok: ${report.ok}) after ${n} events`);
+    return { group: "ingest", name: "the SQLite store alone, in one process: store.ingest of the same batches", opsPerSec: 1e6 / (checkUs / n + ingestUs / n), note: `events/s of CPU; per event: JSON.parse and wire check ${(checkUs / n).toFixed(1)} µs, the ingest transaction ${(ingestUs / n).toFixed(1)} µs; ${n} events, all in the verified ledger; load ${load.toFixed(1)}` };
+  } finally {
+    await store.close();
+  }
+}
+
 /** CPU time (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
 function cpuSeconds(pid: number): number {
   try {
@@ -47,6 +94,16 @@ function cpuSeconds(pid: number): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/** CPU seconds of each thread of a process, by name (Linux). */
+function threads(pid: number): string {
+  const { readdirSync } = require("node:fs") as typeof import("node:fs");
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    const fields = stat.split(") ")[1]!.split(" ");
+    return `${stat.slice(stat.indexOf("(") + 1, stat.indexOf(")"))}:${((Number(fields[11]) + Number(fields[12])) / 100).toFixed(2)}`;
+  }).join(" ");
 }
 
 function node(script: string, arg: unknown, name: string) {
@@ -70,6 +127,7 @@ async function endToEnd(label: string, database: { db?: string; database?: strin
     const agents = node("./fixtures/ingest-agents.ts", { url, keys, perAgent, dir: join(dir, `agents-${label.split(",")[0]}`) }, `agents-${database.db ? "sqlite" : "postgres"}`);
     const result = JSON.parse(await firstLine(agents)) as { events: number; seconds: number; cpuSeconds: number; sent: number; deadLettered: number; dropped: number; queued: number; errors: string[] };
     const serverUs = ((cpuSeconds(server.pid!) - serverCpu) * 1e6) / result.events;
+    if (process.env.WARDEN_BENCH_THREADS) console.error(threads(server.pid!));
     const agentsUs = (result.cpuSeconds * 1e6) / result.events;
     if (result.sent !== result.events || result.deadLettered + result.dropped + result.queued > 0) throw new Error(`not every event was delivered: ${JSON.stringify(result)}`);
     const report = (await (await fetch(`${url}/v1/ledger/verify`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { ok: boolean; entries: number };

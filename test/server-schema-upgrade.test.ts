@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, describe, expect, it } from "vitest";
 import { verifyEvidence } from "agent-warden";
+import type { WardenEvent } from "agent-warden";
 import { PostgresControlPlaneStore, SqliteControlPlaneStore, type ControlPlaneStore } from "agent-warden/server";
 import { MerkleTree } from "../src/ledger/merkle.js";
 import { checkpointText, ledgerOrigin, signNote, verifierKey } from "../src/ledger/note.js";
@@ -94,6 +95,29 @@ describe("server schema 4 from schema 3", () => {
       expect(await again.countersign("acme", "agent-1", agentLogKey, submissionBody({ oldSize: 0, proof: [], checkpoint: agentCheckpoint(2) }))).toMatchObject({ status: 200 });
     } finally {
       await again.close();
+    }
+  });
+
+  it("on SQLite, schema 5: the ingested ids move to a table without rowid, and a resent event is still a duplicate", async () => {
+    const path = join(dir, "server5.db");
+    const first = new SqliteControlPlaneStore({ path });
+    const principal = { keyId: "key_a", org: "acme", role: "agent" as const, name: "agent-1", agentId: "agent-1" };
+    const sent = [{ id: "evt_v4", type: "run.started", ts: 1_760_000_000_000, agentId: "agent-1", runId: "run_v4", stepId: null, toolCallId: null, actor: null, data: {} }] as WardenEvent[];
+    expect((await first.ingest(principal, sent)).accepted).toBe(1);
+    await first.close();
+    // Back to schema 4: the table as it was made then, with a rowid.
+    const db = new DatabaseSync(path);
+    db.exec("CREATE TABLE ingested_events_v4 (org TEXT NOT NULL, id TEXT NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (org, id)); INSERT INTO ingested_events_v4 SELECT * FROM ingested_events; DROP TABLE ingested_events; ALTER TABLE ingested_events_v4 RENAME TO ingested_events; UPDATE meta SET value = '4' WHERE key = 'server_schema'");
+    db.close();
+    const upgraded = new SqliteControlPlaneStore({ path });
+    try {
+      const check = new DatabaseSync(path, { readOnly: true });
+      expect((check.prepare("SELECT sql FROM sqlite_master WHERE name = 'ingested_events'").get() as { sql: string }).sql).toMatch(/WITHOUT ROWID/);
+      expect((check.prepare("SELECT value FROM meta WHERE key = 'server_schema'").get() as { value: string }).value).toBe(String(SERVER_SCHEMA_VERSION));
+      check.close();
+      expect(await upgraded.ingest(principal, sent)).toMatchObject({ accepted: 0, duplicates: 1 });
+    } finally {
+      await upgraded.close();
     }
   });
 

@@ -124,7 +124,7 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
   checkWitnesses(options.witnesses ?? []);
   const store: ControlPlaneStore =
     options.store ??
-    (options.database !== undefined ? new PostgresControlPlaneStore({ url: options.database, onError }) : new SqliteControlPlaneStore({ path: options.db ?? "./warden.db", onError }));
+    (options.database !== undefined ? new PostgresControlPlaneStore({ url: options.database, onError }) : new SqliteControlPlaneStore({ path: options.db ?? "./warden.db", onError, ingestThread: true }));
   const hub = new StreamHub(options.heartbeatInterval ?? 2000);
   // The server's channels (`channels`, `--channels`) serve every organization; without them, each organization's policy set may declare its own.
   const channels = new OrgChannels(options.channels, store, {
@@ -258,6 +258,8 @@ export function createWardenServer(options: WardenServerOptions = {}): WardenSer
     store,
     witness: () => witnessing?.sync() ?? Promise.resolve({}),
     listen(port = 0, host = "127.0.0.1") {
+      // The ingest writer boots while the server starts, not on the first batch.
+      if (store instanceof SqliteControlPlaneStore) void store.startIngestThread();
       return new Promise((resolve, reject) => {
         const listening = app.listen(port, host, (error?: Error) => {
           if (error) return reject(error);

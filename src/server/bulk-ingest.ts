@@ -29,13 +29,19 @@ const json = (value: unknown): string | null => (value === undefined ? null : JS
 const patchOf = (patch: Record<string, unknown>): string => JSON.stringify(Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined)));
 
 /** The write of one event: which statement, and its cells (the organization is bound apart). */
-export type TemplateName = "runStarted" | "runFinished" | "stepStarted" | "stepCompleted" | "toolCalled" | "policyMatched" | "toolFinished";
+export type TemplateName = "runStarted" | "runFinished" | "stepStarted" | "stepCompleted" | "toolCalled" | "policyMatched" | "toolFinished" | "runWhole" | "toolCallWhole";
 export type Cell = string | number | null;
 export interface Write {
   template: TemplateName;
   /** The row it writes, as `table:id`. */
   row: string;
   cells: Cell[];
+  /**
+   * A row new to the database that the batch starts and finishes (`runWhole`, `toolCallWhole`): one
+   * insert of the row as the two writes leave it, which does nothing if the row exists by then (another
+   * writer's); the writer then runs these two instead.
+   */
+  parts?: [Write, Write];
 }
 
 /** A run row as admission reads it, in any organization. */
@@ -71,8 +77,11 @@ export interface BulkWriter {
   known(org: string, ids: readonly string[], runIds: readonly string[], callIds: readonly string[]): Query<{ seen: string[]; runs: KnownRun[]; calls: KnownCall[] }>;
   /** Claims event ids (`ingested_events`); gives those this call claimed (the others were taken already). */
   claim(org: string, ids: readonly string[], now: number): Query<ReadonlySet<string>>;
-  /** The writes of admitted events, in batch order; the rows they changed go to `effects` and `live`. */
-  project(org: string, writes: readonly Write[], agents: ReadonlyMap<string, number>, effects: Effects, live: LiveRows): Query<void>;
+  /**
+   * The writes of admitted events, in batch order; the rows they changed go to `effects` and `live`.
+   * Gives the folded writes (with `parts`) whose row existed already, not written.
+   */
+  project(org: string, writes: readonly Write[], agents: ReadonlyMap<string, number>, effects: Effects, live: LiveRows): Query<Write[]>;
   /** The entries of the written events, in batch order. */
   chain(ledger: OrgLedger, org: string, drafts: readonly OrgLedgerDraft[]): Query<void>;
 }
@@ -114,6 +123,8 @@ export function* ingestBulk(ledger: OrgLedger, principal: Principal, events: Rea
     [...callIds],
   );
   const seen = new Set(known.seen);
+  // Rows in the database before a flush: a row not among them that the flush starts and finishes is written once.
+  const existing = new Set<string>([...known.runs.map((r) => `run:${r.id}`), ...known.calls.map((r) => `tool_call:${r.id}`)]);
   const state: Rows = { runs: new Map(known.runs.map((r) => [r.id, r])), toolCalls: new Map(known.calls.map((r) => [r.id, r])) };
   // Steps of a run another organization holds are not written (projectEvent's rule); no write of this batch changes that.
   const foreignRuns = new Set([...state.runs].filter(([, run]) => run.org !== org).map(([id]) => id));
@@ -150,7 +161,11 @@ export function* ingestBulk(ledger: OrgLedger, principal: Principal, events: Rea
       if (event.type === EventType.RUN_STARTED && !agents.has(event.agentId ?? "unknown")) agents.set(event.agentId ?? "unknown", event.ts);
       writes.push(write);
     }
-    yield* writer.project(org, writes, agents, effects, live);
+    const folded = fold(writes, existing);
+    for (const write of writes) existing.add(write.row);
+    const taken = yield* writer.project(org, folded, agents, effects, live);
+    // Rows another writer created meanwhile get the two writes, in order.
+    if (taken.length > 0) yield* writer.project(org, taken.flatMap((write) => write.parts ?? [write]), new Map(), effects, live);
     yield* writer.chain(ledger, org, written.map(ledgerDraft));
   }
 
@@ -185,12 +200,66 @@ export function* ingestBulk(ledger: OrgLedger, principal: Principal, events: Rea
   return { accepted, duplicates, rejected, effects, live, messages: yield* streamEffects(org, effects, now) };
 }
 
+/**
+ * A row the database does not hold yet whose only writes in `writes` are its start and its end
+ * (`run.started` then `run.completed`/`run.failed`; `tool.called` then `tool.completed`, the call not
+ * refused and the end merging no decision), as one write of the row those two leave, at the first
+ * one's place. Every other write is kept as it is. Admission has checked both events against the same
+ * agent, run and organization, so the upserts' conditions hold for the second.
+ */
+function fold(writes: readonly Write[], existing: ReadonlySet<string>): Write[] {
+  const byRow = new Map<string, Write[]>();
+  for (const write of writes) {
+    if (existing.has(write.row)) continue;
+    const list = byRow.get(write.row);
+    if (list === undefined) byRow.set(write.row, [write]);
+    else list.push(write);
+  }
+  const whole = new Map<Write, Write>();
+  const dropped = new Set<Write>();
+  for (const list of byRow.values()) {
+    if (list.length !== 2) continue;
+    const [first, second] = list as [Write, Write];
+    const joined = join(first, second);
+    if (joined === undefined) continue;
+    whole.set(first, joined);
+    dropped.add(second);
+  }
+  if (whole.size === 0) return writes as Write[];
+  const out: Write[] = [];
+  for (const write of writes) if (!dropped.has(write)) out.push(whole.get(write) ?? write);
+  return out;
+}
+
+/** Cells of `cells` at `indexes` (-1: of `other`, at the index after it). */
+const pick = (cells: readonly Cell[], indexes: readonly number[]): Cell[] => indexes.map((index) => cells[index] ?? null);
+
+function join(first: Write, second: Write): Write | undefined {
+  if (first.template === "runStarted" && second.template === "runFinished") {
+    // runStarted: id, agent, trace, parent, metadata, reason, context, token, ts; runFinished: id, agent, status, ts, error.
+    const [a, b] = [first.cells, second.cells];
+    return { template: "runWhole", row: first.row, cells: [...pick(a, [0, 1, 2, 3]), b[2] ?? null, ...pick(a, [4, 5, 6, 7, 8]), ...pick(b, [3, 4])], parts: [first, second] };
+  }
+  if (first.template === "toolCalled" && second.template === "toolFinished") {
+    // toolCalled: id, run, step, agent, kind, tool, action type, status, input, context, reason, started, decision.
+    // toolFinished: id, run, agent, kind, tool, status, output, error, blocked reason, usage, started, ended, duration, decision patch.
+    const [a, b] = [first.cells, second.cells];
+    // A refused call keeps its row as the call left it; a finish that merges a decision goes as it is.
+    if (FINAL_REFUSALS.has(a[7] as string) || b[13] !== null) return undefined;
+    return { template: "toolCallWhole", row: first.row, cells: [...pick(a, [0, 1, 2, 3, 4, 5, 6]), b[5] ?? null, ...pick(a, [8, 9, 10, 11, 12]), ...pick(b, [6, 7, 8, 9, 11, 12])], parts: [first, second] };
+  }
+  return undefined;
+}
+
+/** Runs, and tool calls, a batch's live updates show at most. */
+export const LIVE_ROWS = 200;
+
 /** The stream's live updates of what a batch changed: at most 200 runs and 200 tool calls, as the batch left them. */
 export function liveUpdates(live: LiveRows): StreamMessage[] {
   const now = Date.now();
   const messages: StreamMessage[] = [];
-  for (const row of [...live.runs.values()].slice(0, 200)) messages.push({ seq: undefined, type: "run.updated", data: toRunSummary(row), ts: now });
-  for (const row of [...live.toolCalls.values()].slice(0, 200)) messages.push({ seq: undefined, type: "tool_call.updated", data: { toolCallId: row.id, runId: row.run_id, agentId: row.agent_id, toolName: row.tool_name, status: row.status }, ts: now });
+  for (const row of [...live.runs.values()].slice(0, LIVE_ROWS)) messages.push({ seq: undefined, type: "run.updated", data: toRunSummary(row), ts: now });
+  for (const row of [...live.toolCalls.values()].slice(0, LIVE_ROWS)) messages.push({ seq: undefined, type: "tool_call.updated", data: { toolCallId: row.id, runId: row.run_id, agentId: row.agent_id, toolName: row.tool_name, status: row.status }, ts: now });
   return messages;
 }
 

@@ -69,6 +69,8 @@ export class OrgLedger {
   readonly #signer: SigningKey;
   readonly #policy: CheckpointPolicy;
   readonly #trusted = new Map<string, { seq: number; hash: string }>();
+  /** The Merkle frontier at a trusted head, extended as this process appends: a checkpoint then reads no entries. */
+  readonly #frontiers = new Map<string, { hash: string; frontier: MerkleFrontier }>();
   readonly #onError: (error: unknown) => void;
 
   constructor(signer: SigningKey, policy: CheckpointPolicy, onError: (error: unknown) => void) {
@@ -112,6 +114,7 @@ export class OrgLedger {
     yield* run("UPDATE org_ledger_heads SET hash = ? WHERE org = ?", hash, org);
     const trusted = this.#trusted.get(org);
     const extendsTrusted = seq === 1 || (trusted !== undefined && trusted.seq === previous.seq && trusted.hash === previous.hash);
+    this.#extend(org, extendsTrusted, previous.seq, [hash]);
     if (extendsTrusted) this.#trusted.set(org, { seq, hash });
     else this.#trusted.delete(org);
     const now = Date.now();
@@ -138,11 +141,13 @@ export class OrgLedger {
     const first = last - drafts.length + 1;
     let prevHash = head.hash;
     const rows: SqlValue[][] = [];
+    const hashes: string[] = [];
     for (const [offset, draft] of drafts.entries()) {
       const seq = first + offset;
       const entry = { seq, id: draft.id, ts: draft.ts, type: draft.type, org, agentId: draft.agentId, runId: draft.runId, stepId: draft.stepId, toolCallId: draft.toolCallId, actor: draft.actor, prevHash };
       const hash = hashEntry(entry, draft.dataJson);
       rows.push([seq, draft.id, draft.ts, draft.type, draft.agentId, draft.runId, draft.stepId, draft.toolCallId, draft.actor, draft.dataJson, prevHash, hash]);
+      hashes.push(hash);
       prevHash = hash;
     }
     if (each) {
@@ -162,10 +167,22 @@ export class OrgLedger {
     );
     const trusted = this.#trusted.get(org);
     const extendsTrusted = first === 1 || (trusted !== undefined && trusted.seq === first - 1 && trusted.hash === head.hash);
+    this.#extend(org, extendsTrusted, first - 1, hashes);
     if (extendsTrusted) this.#trusted.set(org, { seq: last, hash: prevHash });
     else this.#trusted.delete(org);
     const now = Date.now();
     if (last - Number(head.checkpoint_seq) >= this.#policy.every || now - Number(head.checkpoint_ts) >= this.#policy.intervalMs) yield* this.#checkpoint(org, { seq: last, hash: prevHash }, now);
+  }
+
+  /** Keeps the organization's frontier at its trusted head: extended by entries that extend it, dropped otherwise. */
+  #extend(org: string, extendsTrusted: boolean, before: number, hashes: readonly string[]): void {
+    const frontier = before === 0 ? new MerkleFrontier() : this.#frontiers.get(org)?.frontier;
+    if (!extendsTrusted || frontier === undefined || frontier.size !== before || hashes.length === 0) {
+      this.#frontiers.delete(org);
+      return;
+    }
+    for (const hash of hashes) frontier.push(Buffer.from(hash, "hex"));
+    this.#frontiers.set(org, { hash: hashes[hashes.length - 1]!, frontier });
   }
 
   /** Signs the organization's current head if entries were added since its last checkpoint. */
@@ -191,7 +208,10 @@ export class OrgLedger {
     }
     const signature = sign(null, checkpointMessage(head.seq, head.hash), this.#signer.privateKey).toString("base64url");
     // The tree head too, as a C2SP checkpoint witnesses can cosign, and the tree's right edge for the next one.
-    const frontier = yield* orgFrontier(org, head.seq, this.#signer);
+    const held = this.#frontiers.get(org);
+    // Held only while every entry since came from this process: the same head, by size and hash, is the same tree.
+    const frontier = held !== undefined && held.frontier.size === head.seq && held.hash === head.hash ? held.frontier : yield* orgFrontier(org, head.seq, this.#signer);
+    this.#frontiers.set(org, { hash: head.hash, frontier });
     const origin = orgLedgerOrigin(this.#signer.publicKey, org);
     const note = signNote(checkpointText({ origin, size: head.seq, root: frontier.root() }), origin, this.#signer.privateKey);
     yield* run(

@@ -22,6 +22,24 @@ interface Template {
 }
 
 const TEMPLATES = {
+  runWhole: {
+    sql: `INSERT INTO runs (id, org, agent_id, trace_id, parent_run_id, status, metadata, reason, agent_context, token_id, started_at, ended_at, error)
+      SELECT u.id, $1, u.agent_id, u.trace_id, u.parent_run_id, u.status, u.metadata, u.reason, u.agent_context, u.token_id, u.started_at, u.ended_at, u.error
+      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[])
+        AS u(id, agent_id, trace_id, parent_run_id, status, metadata, reason, agent_context, token_id, started_at, ended_at, error)
+      ON CONFLICT DO NOTHING
+      RETURNING row_to_json(runs.*) AS row`,
+    changes: "runs",
+  },
+  toolCallWhole: {
+    sql: `INSERT INTO tool_calls (id, run_id, step_id, org, agent_id, kind, tool_name, action_type, status, input, agent_context, reason, started_at, decision, output, error, blocked_reason, usage, ended_at, duration_ms)
+      SELECT u.id, u.run_id, u.step_id, $1, u.agent_id, u.kind, u.tool_name, u.action_type, u.status, u.input, u.agent_context, u.reason, u.started_at, u.decision, u.output, u.error, u.blocked_reason, u.usage, u.ended_at, u.duration_ms
+      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::bigint[], $20::float8[])
+        AS u(id, run_id, step_id, agent_id, kind, tool_name, action_type, status, input, agent_context, reason, started_at, decision, output, error, blocked_reason, usage, ended_at, duration_ms)
+      ON CONFLICT DO NOTHING
+      RETURNING json_build_object('id', tool_calls.id, 'run_id', tool_calls.run_id, 'agent_id', tool_calls.agent_id, 'tool_name', tool_calls.tool_name, 'status', tool_calls.status) AS row`,
+    changes: "toolCalls",
+  },
   runStarted: {
     sql: `INSERT INTO runs (id, org, agent_id, trace_id, parent_run_id, status, metadata, reason, agent_context, token_id, started_at)
       SELECT u.id, $1, u.agent_id, u.trace_id, u.parent_run_id, 'running', u.metadata, u.reason, u.agent_context, u.token_id, u.started_at
@@ -127,7 +145,8 @@ const POSTGRES_WRITER: BulkWriter = {
  * The row writes of admitted events (projectEvent's, one per event), in layers: a layer is one
  * statement, each template's rows an `unnest` in a data-modifying WITH (no row twice in a layer).
  */
-function* project(org: string, writes: readonly Write[], agents: ReadonlyMap<string, number>, effects: Effects, live: LiveRows): Query<void> {
+function* project(org: string, writes: readonly Write[], agents: ReadonlyMap<string, number>, effects: Effects, live: LiveRows): Query<Write[]> {
+  const returned = new Set<string>();
   const layers: Write[][] = [];
   const lastLayer = new Map<string, number>();
   for (const write of writes) {
@@ -156,11 +175,14 @@ function* project(org: string, writes: readonly Write[], agents: ReadonlyMap<str
     }
     const changed = yield* rows<{ kind: "runs" | "toolCalls"; row: { id: string } }>(`WITH ${parts.join(",\n")}\n${returning.length > 0 ? returning.join(" UNION ALL ") : "SELECT NULL AS kind, NULL::json AS row WHERE false"}`, params);
     for (const { kind, row } of changed) {
+      returned.add(`${kind === "runs" ? "run" : "tool_call"}:${row.id}`);
       effects[kind].add(row.id);
       // A later layer's row is newer.
       (live[kind] as Map<string, unknown>).set(row.id, row);
     }
   }
+  // A folded write is its row's only one: no row returned means the row was there already.
+  return writes.filter((write) => write.parts !== undefined && !returned.has(write.row));
 }
 
 const AGENTS: Template = { sql: "INSERT INTO agents (org, id, created_at) SELECT $1, u.id, u.created_at FROM unnest($2::text[], $3::bigint[]) AS u(id, created_at) ON CONFLICT (org, id) DO NOTHING" };

@@ -1,7 +1,7 @@
 import { orgLedgerSchema } from "./org-ledger.js";
 
 /** The control plane's own schema version, kept in `meta` (the embedded store keeps `user_version`). */
-export const SERVER_SCHEMA_VERSION = 4;
+export const SERVER_SCHEMA_VERSION = 5;
 
 /**
  * Tables the control plane adds to the embedded store's schema. Every row carries its
@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS stream_events (
 CREATE INDEX IF NOT EXISTS stream_events_by_ts ON stream_events (ts);
 CREATE TABLE IF NOT EXISTS ingested_events (
   org TEXT NOT NULL, id TEXT NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (org, id)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ledger_by_org ON ledger (org, seq);
 CREATE INDEX IF NOT EXISTS runs_by_org_agent ON runs (org, agent_id, started_at DESC);
 CREATE INDEX IF NOT EXISTS runs_by_org_status ON runs (org, status, started_at DESC);
@@ -101,3 +101,16 @@ export function agentLogHeadsSchema(types: { int: string; text: string }): strin
 );
 `;
 }
+
+/**
+ * Version 5: the ids of ingested events in a table without rowid, so claiming an id writes one b-tree,
+ * not the table and its key's index.
+ */
+export const SERVER_SCHEMA_V5_SQL = `
+CREATE TABLE ingested_events_v5 (
+  org TEXT NOT NULL, id TEXT NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (org, id)
+) WITHOUT ROWID;
+INSERT INTO ingested_events_v5 (org, id, received_at) SELECT org, id, received_at FROM ingested_events;
+DROP TABLE ingested_events;
+ALTER TABLE ingested_events_v5 RENAME TO ingested_events;
+`;

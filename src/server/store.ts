@@ -352,8 +352,12 @@ export interface ControlPlaneStore {
   hasActiveKey(org: string, role: Role): Promise<boolean>;
 
   // agents, runs, tool calls
-  /** Writes the events this key may report, skips duplicates, and lists the rejected ones by their index in `events`. */
-  ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { rejected: RejectedEvent[]; changes: Changes }>;
+  /**
+   * Writes the events this key may report, skips duplicates, and lists the rejected ones by their index in `events`.
+   * `body`, when given, is the UTF-8 JSON text `{"events":[…]}` the events were parsed from, exactly these events
+   * (a store that writes on another thread hands it over instead of copying the objects).
+   */
+  ingest(principal: Principal, events: readonly WardenEvent[], body?: Uint8Array): Promise<IngestResult & { rejected: RejectedEvent[]; changes: Changes }>;
   registerAgent(org: string, agentId: string, group: string | undefined): Promise<AgentRecord>;
   listAgents(org: string): Promise<AgentRecord[]>;
   listRuns(org: string, filter: RunFilter, page: PageQuery): Promise<Page<RunSummary>>;

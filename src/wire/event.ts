@@ -59,16 +59,24 @@ export interface EventRefusal {
 }
 
 /**
+ * How many times longer an event's JSON can be than the text it was parsed from: only a number grows,
+ * the most `1e20` (4 characters) written out as 21 digits; strings and the rest come back as long or shorter.
+ */
+export const WIRE_GROWTH = 6;
+
+/**
  * Checks one event as the control plane will: its shape and limits, and its size as
  * JSON. Returns why it would be refused, or undefined when it can be sent. `json` is the event's
- * JSON when the caller has it already.
+ * JSON when the caller has it already; `fits` says the caller knows it is within the size limit
+ * (it came in a text small enough, see `WIRE_GROWTH`).
  */
-export function checkWireEvent(event: unknown, json?: string): EventRefusal | undefined {
+export function checkWireEvent(event: unknown, json?: string, fits = false): EventRefusal | undefined {
   const parsed = EventSchema.safeParse(event);
   if (!parsed.success) {
     const issues = parsed.error.issues.slice(0, 3).map((issue) => `${issue.path.map(String).join(".") || "event"}: ${issue.message}`);
     return { code: "invalid_event", reason: issues.join("; ") };
   }
+  if (fits) return undefined;
   const bytes = Buffer.byteLength(json ?? JSON.stringify(event));
   if (bytes > MAX_EVENT_BYTES) return { code: "event_too_large", reason: `${bytes} bytes as JSON, over the ${MAX_EVENT_BYTES} a request may carry` };
   return undefined;

@@ -9,10 +9,11 @@ import { assertSpeaksFor, principalOf, requirePermission } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { HttpError } from "../errors.js";
 import type { RejectedEvent } from "../ingest.js";
-import { checkWireEvent } from "../../wire/event.js";
+import { checkWireEvent, WIRE_GROWTH } from "../../wire/event.js";
+import { MAX_EVENT_BYTES } from "../../wire/limits.js";
 import { DEFAULT_APPROVAL_TIMEOUT } from "../store.js";
 import { AgentRegistrationSchema, CheckSchema, EmptyQuerySchema, IdSchema, IngestEnvelopeSchema, parse, RunQuerySchema, RunTreeQuerySchema, ToolCallQuerySchema } from "../validation.js";
-import { jsonBody } from "./body.js";
+import { bodyText, jsonBody } from "./body.js";
 
 /** Event ingest, agents, the server-side check, runs and tool calls. */
 export function telemetryRoutes(context: ServerContext): Router {
@@ -27,16 +28,19 @@ export function telemetryRoutes(context: ServerContext): Router {
     response.json({ keyId, org, role, name, agentId });
   });
 
-  router.post("/events", requirePermission("events:write"), ...jsonBody(context.limits.ingestBody), async (request, response) => {
+  router.post("/events", requirePermission("events:write"), ...jsonBody(context.limits.ingestBody, { keepText: true }), async (request, response) => {
     const principal = principalOf(response);
     const { events } = parse(IngestEnvelopeSchema, request.body);
+    const text = bodyText(request);
+    // No event is larger as JSON than WIRE_GROWTH times the whole body: below that, no event needs measuring.
+    const fits = text !== undefined && text.length * WIRE_GROWTH <= MAX_EVENT_BYTES;
     // Each event stands alone: one that does not fit the wire (the schema and limits the client checks
     // with), or that this key may not report, is named in `rejected`; the rest is written.
     const valid: WardenEvent[] = [];
     const indexOf: number[] = [];
     const rejected: RejectedEvent[] = [];
     events.forEach((candidate, index) => {
-      const refusal = checkWireEvent(candidate);
+      const refusal = checkWireEvent(candidate, undefined, fits);
       if (refusal === undefined) {
         valid.push(candidate as WardenEvent);
         indexOf.push(index);
@@ -45,7 +49,8 @@ export function telemetryRoutes(context: ServerContext): Router {
       const id = (candidate as { id?: unknown } | null)?.id;
       rejected.push({ index, id: typeof id === "string" ? id.slice(0, 256) : "", code: refusal.code, reason: refusal.reason });
     });
-    const result = valid.length === 0 ? { accepted: 0, duplicates: 0, rejected: [], changes: { org: principal.org, messages: [] } } : await store.ingest(principal, valid);
+    // The body is exactly the events to write when none was set aside: it goes on whole.
+    const result = valid.length === 0 ? { accepted: 0, duplicates: 0, rejected: [], changes: { org: principal.org, messages: [] } } : await store.ingest(principal, valid, valid.length === events.length ? text : undefined);
     context.publish(result.changes);
     for (const refusal of result.rejected) rejected.push({ ...refusal, index: indexOf[refusal.index]! });
     rejected.sort((a, b) => a.index - b.index);
