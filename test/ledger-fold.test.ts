@@ -1,7 +1,7 @@
 // A tool call that ends within the commit window it started in is one ledger entry (`tool.call`) for its
 // two events: hashed, chained and proven like any other entry, and read back as the two events.
 import { createHash, createPublicKey } from "node:crypto";
-import { cpSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,6 +9,7 @@ import { expandLedgerEntry, openLedger, verifyEvidence, Warden, type EvidenceBun
 import { canonicalJson } from "../src/internal/canonical.js";
 import { eventEntries } from "../src/ledger/fold.js";
 import { tempDir } from "./fixtures/proc.js";
+import { tamperedCopy as tamperedCopyOf } from "./fixtures/ledger-rows.js";
 
 const temp = tempDir("warden-fold-");
 afterAll(() => temp.cleanup());
@@ -194,7 +195,6 @@ describe("a tool call's row and its ledger entries", () => {
 
 describe("tampering with a folded entry", () => {
   const pristine = join(temp.dir, "pristine");
-  let copies = 0;
   let toolCallId = "";
   let foldedSeq = 0;
 
@@ -218,18 +218,7 @@ describe("tampering with a folded entry", () => {
     }
   });
 
-  function tamperedCopy(tamper: (db: DatabaseSync) => void): string {
-    const dir = join(temp.dir, `copy-${++copies}`);
-    cpSync(pristine, dir, { recursive: true });
-    const file = join(dir, "warden.db");
-    const db = new DatabaseSync(file);
-    try {
-      tamper(db);
-    } finally {
-      db.close();
-    }
-    return file;
-  }
+  const tamperedCopy = (tamper: (db: DatabaseSync) => void): string => tamperedCopyOf(pristine, temp.dir, tamper);
 
   const verifyFile = (file: string) => {
     const { ledger, close } = openLedger(file);

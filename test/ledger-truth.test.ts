@@ -1,7 +1,7 @@
 // The ledger tells the truth about itself: attacks by someone with write access to the store file (and
 // without the signing key) that verification must refuse, and a verifier that never signs.
 import { createPublicKey, generateKeyPairSync, sign } from "node:crypto";
-import { cpSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -13,7 +13,7 @@ import { keyIdOf } from "../src/ledger/keys.js";
 import { MerkleFrontier } from "../src/ledger/merkle.js";
 import { checkpointText, ledgerOrigin, signNote } from "../src/ledger/note.js";
 import type { LedgerRow } from "../src/store/sqlite-store.js";
-import { hexOf, insertEntry, setHash } from "./fixtures/ledger-rows.js";
+import { hexOf, insertEntry, setHash, tamperedCopy as tamperedCopyOf } from "./fixtures/ledger-rows.js";
 import { tempDir } from "./fixtures/proc.js";
 
 const EVERY = 10;
@@ -24,7 +24,6 @@ let checkpoints: number[] = [];
 /** The checkpoint key's public half, kept apart from the store as an auditor would. */
 let publicPem = "";
 let publicFile = "";
-let copies = 0;
 
 beforeAll(async () => {
   const warden = new Warden({ agentId: "billing-agent", store: join(pristine, "warden.db"), ledger: { checkpointEvery: EVERY, checkpointInterval: "1h" } });
@@ -48,18 +47,7 @@ beforeAll(async () => {
 
 afterAll(() => temp.cleanup());
 
-function tamperedCopy(tamper: (db: DatabaseSync) => void): string {
-  const dir = join(temp.dir, `copy-${++copies}`);
-  cpSync(pristine, dir, { recursive: true });
-  const file = join(dir, "warden.db");
-  const db = new DatabaseSync(file);
-  try {
-    tamper(db);
-  } finally {
-    db.close();
-  }
-  return file;
-}
+const tamperedCopy = (tamper: (db: DatabaseSync) => void): string => tamperedCopyOf(pristine, temp.dir, tamper);
 
 const row = (db: DatabaseSync, seq: number) => db.prepare("SELECT * FROM ledger WHERE seq = ?").get(seq) as unknown as LedgerRow;
 const checkpointRows = (file: string) => {

@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from "node:crypto";
-import { cpSync, readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,7 +10,7 @@ import { keyIdOf } from "../src/ledger/keys.js";
 import { Ledger } from "../src/ledger/ledger.js";
 import { SqliteStore, type LedgerRow } from "../src/store/sqlite-store.js";
 import { decode, renderVectors, VECTORS_PATH, type VectorFile } from "./fixtures/make-ledger-vectors.js";
-import { hexOf, insertEntry, setHash } from "./fixtures/ledger-rows.js";
+import { hexOf, insertEntry, setHash, tamperedCopy as tamperedCopyOf } from "./fixtures/ledger-rows.js";
 import { tempDir } from "./fixtures/proc.js";
 
 const vectors = JSON.parse(readFileSync(VECTORS_PATH, "utf8")) as VectorFile;
@@ -115,21 +115,8 @@ const temp = tempDir("warden-ledger-");
 const pristine = join(temp.dir, "pristine");
 let pristineEntries = 0;
 let pristineCheckpoints: number[] = [];
-let copies = 0;
 
-/** A copy of the pristine store (file and keys), tampered with by `tamper` through a plain SQLite connection. */
-function tamperedCopy(tamper: (db: Db) => void): string {
-  const dir = join(temp.dir, `copy-${++copies}`);
-  cpSync(pristine, dir, { recursive: true });
-  const file = join(dir, "warden.db");
-  const db = new DatabaseSync(file);
-  try {
-    tamper(db);
-  } finally {
-    db.close();
-  }
-  return file;
-}
+const tamperedCopy = (tamper: (db: DatabaseSync) => void): string => tamperedCopyOf(pristine, temp.dir, tamper);
 
 function withWarden<T>(file: string, fn: (warden: Warden) => T): T {
   const warden = new Warden({ agentId: "auditor", store: file });

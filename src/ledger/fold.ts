@@ -3,6 +3,7 @@
 // hashes. Its data is canonical JSON built from the two events' canonical data by concatenation, so it
 // is hashed, chained and proven like any other entry (the verifier knows nothing of it), and readers
 // expand it back into the two events it records.
+import type { HashedFields } from "../verify/entry.js";
 import type { LedgerEntry } from "./chain.js";
 
 /** The ledger entry type of a tool call folded into one entry: `{"called": <tool.called data>, "end": {data, id, ts, type}}`. */
@@ -11,19 +12,8 @@ const CALLED = "tool.called";
 /** The events that end a call and fold into its `tool.called`. */
 const ENDS: ReadonlySet<string> = new Set(["tool.completed", "tool.blocked"]);
 
-/** What a fold reads of a draft (a `LedgerDraft`). */
-export interface FoldableDraft {
-  id: string;
-  ts: number;
-  type: string;
-  org: string;
-  agentId: string | null;
-  runId: string | null;
-  stepId: string | null;
-  toolCallId: string | null;
-  actor: string | null;
-  dataJson: string;
-}
+/** What a fold reads of a draft (a `LedgerDraft`): the fields an entry's hash covers but its place, and its data. */
+export type FoldableDraft = Omit<HashedFields, "seq" | "prevHash"> & { dataJson: string };
 
 /**
  * One draft for a call's `tool.called` and the event that ends it, when `end` does and both name the
