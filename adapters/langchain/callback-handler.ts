@@ -42,6 +42,7 @@ interface Tree {
   ended: AbortController | undefined;
 }
 
+/** A LangChain run the handler follows (a chain, a model call or a tool call), by its run id. */
 interface Node {
   tree: Tree;
   depth: number;
@@ -51,11 +52,10 @@ interface Node {
   ownsStep: boolean;
   /** The step's name while it waits for the tree's run (a createAgent node before the middleware's run is known). */
   pendingStep: string | undefined;
-}
-
-interface LlmCall {
-  model: string;
-  call: ReturnType<Warden["beginLlmCall"]>;
+  /** The governed tool call this node is, settled when it ends. */
+  tool: ToolCallHandle | undefined;
+  /** The model call this node is, with the model it was asked for. */
+  llm: { model: string; call: ReturnType<Warden["beginLlmCall"]> } | undefined;
 }
 
 // Nodes that are middleware plumbing rather than steps worth recording.
@@ -85,9 +85,8 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
   readonly warden: Warden;
   readonly #options: WardenCallbackHandlerOptions;
   readonly #report: (error: unknown) => void;
+  /** Every LangChain run followed, with the tool or model call it is: one lookup per hook. */
   readonly #nodes = new Map<string, Node>();
-  readonly #tools = new Map<string, ToolCallHandle>();
-  readonly #llms = new Map<string, LlmCall>();
   /** Runs this handler opened that a LangGraph interrupt paused, by thread, so the resume continues them. */
   readonly #paused = new Map<string, string>();
 
@@ -131,12 +130,13 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     }
   }
 
-  override async handleChainEnd(_outputs: ChainValues, runId: string): Promise<void> {
-    await this.#finish(runId, undefined);
+  // The end hooks return a promise only when something is left to wait for (a step or run to close).
+  override handleChainEnd(_outputs: ChainValues, runId: string): Promise<void> | undefined {
+    return this.#finish(runId, false, undefined);
   }
 
-  override async handleChainError(error: unknown, runId: string): Promise<void> {
-    await this.#finish(runId, error);
+  override handleChainError(error: unknown, runId: string): Promise<void> | undefined {
+    return this.#finish(runId, true, error);
   }
 
   // ── LLM calls ─────────────────────────────────────────────────────────────────────────────
@@ -149,15 +149,12 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     await this.#startLlm(llm, runId, parentRunId, extraParams, metadata);
   }
 
-  override async handleLLMEnd(output: LLMResult, runId: string): Promise<void> {
-    await this.#finish(runId, undefined, () => {
-      const llm = take(this.#llms, runId);
-      llm?.call.complete(usageOf(output, llm.model));
-    });
+  override handleLLMEnd(output: LLMResult, runId: string): Promise<void> | undefined {
+    return this.#finish(runId, false, output);
   }
 
-  override async handleLLMError(error: unknown, runId: string): Promise<void> {
-    await this.#finish(runId, error, () => take(this.#llms, runId)?.call.fail(error));
+  override handleLLMError(error: unknown, runId: string): Promise<void> | undefined {
+    return this.#finish(runId, true, error);
   }
 
   // ── tool calls ────────────────────────────────────────────────────────────────────────────
@@ -183,21 +180,17 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     // (`ToolBlockedError`, an approval error, `HaltedError`, a `TokenError`), already recorded by the core.
     const admission = await handle.admit();
     if (!admission.ok) throw admission.error;
-    this.#tools.set(runId, handle);
-    this.#nodes.set(runId, childOf(parent, parent?.tree ?? newTree(name, undefined, handle.runId)));
+    const node = childOf(parent, parent?.tree ?? newTree(name, undefined, handle.runId));
+    node.tool = handle;
+    this.#nodes.set(runId, node);
   }
 
-  override async handleToolEnd(output: unknown, runId: string): Promise<void> {
-    try {
-      take(this.#tools, runId)?.settle({ output: recordableOutput(output) }, this.#report);
-      await this.#end(runId, undefined);
-    } catch (failure) {
-      this.#report(failure);
-    }
+  override handleToolEnd(output: unknown, runId: string): Promise<void> | undefined {
+    return this.#finish(runId, false, output);
   }
 
-  override async handleToolError(error: unknown, runId: string): Promise<void> {
-    await this.#finish(runId, error, () => take(this.#tools, runId)?.settle({ error }, this.#report));
+  override handleToolError(error: unknown, runId: string): Promise<void> | undefined {
+    return this.#finish(runId, true, error);
   }
 
   // ── internals ─────────────────────────────────────────────────────────────────────────────
@@ -213,8 +206,9 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
         if (parent.pendingStep !== undefined) await this.#openPendingStep(parent);
       }
       const wardenRunId = await this.#runOf(tree);
-      this.#nodes.set(runId, childOf(parent, tree));
-      this.#llms.set(runId, { model, call: this.warden.beginLlmCall({ runId: wardenRunId, model }) });
+      const node = childOf(parent, tree);
+      node.llm = { model, call: this.warden.beginLlmCall({ runId: wardenRunId, model }) };
+      this.#nodes.set(runId, node);
     } catch (error) {
       this.#enforceOrReport(error);
     }
@@ -242,13 +236,25 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     return runId === undefined ? undefined : this.#nodes.get(runId);
   }
 
-  /** Records how a LangChain run ended (`record`), then closes what it opened; telemetry never throws into the agent. */
-  async #finish(runId: string, error: unknown, record?: () => void): Promise<void> {
+  /**
+   * Records how a LangChain run ended (`failed` with `outcome` as its error, else with `outcome` as a tool's output
+   * or a model's result), then closes what it opened; telemetry never throws into the agent. A promise only while
+   * a step or run is being closed.
+   */
+  #finish(runId: string, failed: boolean, outcome: unknown): Promise<void> | undefined {
+    const node = this.#nodes.get(runId);
+    if (node === undefined) return undefined;
+    this.#nodes.delete(runId);
     try {
-      record?.();
-      await this.#end(runId, error);
+      if (node.tool !== undefined) node.tool.settle(failed ? { error: outcome } : { output: recordableOutput(outcome) }, this.#report);
+      else if (node.llm !== undefined) {
+        if (failed) node.llm.call.fail(outcome);
+        else node.llm.call.complete(usageOf(outcome as LLMResult, node.llm.model));
+      }
+      return this.#end(node, failed ? outcome : undefined)?.catch(this.#report);
     } catch (failure) {
       this.#report(failure);
+      return undefined;
     }
   }
 
@@ -267,15 +273,21 @@ export class WardenCallbackHandler extends BaseCallbackHandler {
     return tree.wardenRunId;
   }
 
-  async #end(runId: string, error: unknown): Promise<void> {
-    const node = this.#nodes.get(runId);
-    if (node === undefined) return;
-    this.#nodes.delete(runId);
+  /** Closes what a node opened: nothing to wait for (most nodes) answers undefined. */
+  #end(node: Node, error: unknown): Promise<void> | undefined {
     const { tree } = node;
     if (error !== undefined && isGraphInterrupt(error)) tree.interrupted = true;
     else if (error !== undefined && node.depth === 0) tree.ended?.abort(error);
-    if (node.ownsStep && node.stepId !== undefined && tree.wardenRunId !== undefined) await this.warden.completeStep(tree.wardenRunId, node.stepId);
-    if (node.depth > 0 || tree.wardenRunId === undefined) return;
+    const closesStep = node.ownsStep && node.stepId !== undefined && tree.wardenRunId !== undefined;
+    const closesRun = node.depth === 0 && tree.wardenRunId !== undefined && (tree.middlewareOwned || tree.owned);
+    if (!closesStep && !closesRun) return undefined;
+    return this.#close(node, error, closesStep, closesRun);
+  }
+
+  async #close(node: Node, error: unknown, closesStep: boolean, closesRun: boolean): Promise<void> {
+    const { tree } = node;
+    if (closesStep) await this.warden.completeStep(tree.wardenRunId!, node.stepId!);
+    if (!closesRun || tree.wardenRunId === undefined) return;
     if (tree.middlewareOwned) {
       // The middleware sees neither the invocation end nor another middleware failing it: the handler does.
       if (error !== undefined && !isGraphInterrupt(error)) await failRunIfOpen(this.warden, tree.wardenRunId, error);
@@ -310,14 +322,7 @@ function endedSignal(tree: Tree): AbortSignal {
 
 /** A node one level below `parent` (or a root) in `tree`, in its parent's step. */
 function childOf(parent: Node | undefined, tree: Tree): Node {
-  return { tree, depth: parent ? parent.depth + 1 : 0, stepId: parent?.stepId, ownsStep: false, pendingStep: undefined };
-}
-
-/** Returns and forgets the entry for a LangChain run id. */
-function take<T>(map: Map<string, T>, runId: string): T | undefined {
-  const value = map.get(runId);
-  map.delete(runId);
-  return value;
+  return { tree, depth: parent ? parent.depth + 1 : 0, stepId: parent?.stepId, ownsStep: false, pendingStep: undefined, tool: undefined, llm: undefined };
 }
 
 function threadIdOf(metadata: Record<string, unknown> | undefined): string | undefined {

@@ -212,19 +212,7 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
   const startCall = (event: WardenEvent, data: Record<string, unknown>): CallSpan => {
     const llm = data.kind === "llm";
     const toolName = String((llm ? data.model : data.toolName) ?? "unknown");
-    const attributes: Attributes = llm
-      ? { "gen_ai.operation.name": "chat", "gen_ai.request.model": toolName }
-      : { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": toolName, "gen_ai.tool.type": "function" };
-    if (event.toolCallId !== null) {
-      // The framework's own id for the call (a model's tool call id, an MCP request id) when it gave one.
-      if (!llm) attributes["gen_ai.tool.call.id"] = typeof data.externalId === "string" ? data.externalId : event.toolCallId;
-      attributes["agent_warden.tool_call.id"] = event.toolCallId;
-    }
-    if (event.agentId !== null) attributes["gen_ai.agent.id"] = event.agentId;
-    if (event.runId !== null) attributes["agent_warden.run.id"] = event.runId;
-    attributes["agent_warden.ledger.entry_id"] = event.id;
-    if (typeof data.actionType === "string") attributes["agent_warden.action_type"] = data.actionType;
-    if (typeof data.decision === "string") attributes["agent_warden.decision.action"] = data.decision;
+    const attributes = llm || event.toolCallId === null || event.agentId === null || event.runId === null || typeof data.actionType !== "string" || typeof data.decision !== "string" ? callAttributes(event, data, llm, toolName) : toolAttributes(event, data, toolName);
     if (data.observed === true) attributes["agent_warden.observed"] = true;
     const active = activeContext();
     const where = parentFor(event.runId, active);
@@ -571,6 +559,40 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     calls.clear();
     runs.clear();
   };
+}
+
+/** A governed tool call's span attributes, the common case (every id known) in one literal. */
+function toolAttributes(event: WardenEvent, data: Record<string, unknown>, toolName: string): Attributes {
+  return {
+    "gen_ai.operation.name": "execute_tool",
+    "gen_ai.tool.name": toolName,
+    "gen_ai.tool.type": "function",
+    // The framework's own id for the call (a model's tool call id, an MCP request id) when it gave one.
+    "gen_ai.tool.call.id": typeof data.externalId === "string" ? data.externalId : event.toolCallId!,
+    "agent_warden.tool_call.id": event.toolCallId!,
+    "gen_ai.agent.id": event.agentId!,
+    "agent_warden.run.id": event.runId!,
+    "agent_warden.ledger.entry_id": event.id,
+    "agent_warden.action_type": data.actionType as string,
+    "agent_warden.decision.action": data.decision as string,
+  };
+}
+
+/** A call's span attributes, any call: a model call, or a tool call missing some of its ids. */
+function callAttributes(event: WardenEvent, data: Record<string, unknown>, llm: boolean, toolName: string): Attributes {
+  const attributes: Attributes = llm
+    ? { "gen_ai.operation.name": "chat", "gen_ai.request.model": toolName }
+    : { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": toolName, "gen_ai.tool.type": "function" };
+  if (event.toolCallId !== null) {
+    if (!llm) attributes["gen_ai.tool.call.id"] = typeof data.externalId === "string" ? data.externalId : event.toolCallId;
+    attributes["agent_warden.tool_call.id"] = event.toolCallId;
+  }
+  if (event.agentId !== null) attributes["gen_ai.agent.id"] = event.agentId;
+  if (event.runId !== null) attributes["agent_warden.run.id"] = event.runId;
+  attributes["agent_warden.ledger.entry_id"] = event.id;
+  if (typeof data.actionType === "string") attributes["agent_warden.action_type"] = data.actionType;
+  if (typeof data.decision === "string") attributes["agent_warden.decision.action"] = data.decision;
+  return attributes;
 }
 
 /** W3C Trace Context headers, for when no propagator is registered (the API's default injects nothing). */
