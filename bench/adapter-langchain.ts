@@ -1,6 +1,6 @@
 // LangChain: what one tool call costs ungoverned, traced by Langfuse's CallbackHandler, governed by
-// WardenCallbackHandler (without, then with agent-warden/otel's spans on the same tracer as Langfuse's),
-// and governed through wardenMiddleware's wrapToolCall; plus a whole createAgent turn (scripted model,
+// WardenCallbackHandler (inside an open run without, then with agent-warden/otel's spans on the same tracer
+// as Langfuse's; and with no run open, a run of its own per call), and governed through wardenMiddleware's wrapToolCall; plus a whole createAgent turn (scripted model,
 // one tool call) with and without the middleware.
 //
 // Langfuse v5 traces through OpenTelemetry and never touches the network itself; its spans are given
@@ -52,6 +52,8 @@ export async function run(): Promise<BenchRow[]> {
       return new Promise<void>((resolve) => (releaseTraced = resolve));
     });
     await Promise.resolve();
+    // Outside any run, as README's example calls it: each call opens a run of its own and closes it.
+    const outsideRuns = AsyncLocalStorage.snapshot();
     // Inside one run, so each sample is one governed call (check, record, ledger) and not a run of its own.
     await warden.run({ bench: "langchain" }, async () => {
       const cases = [
@@ -59,6 +61,7 @@ export async function run(): Promise<BenchRow[]> {
         { name: "langchain tool + langfuse CallbackHandler", note: "@langfuse/langchain, defaults; spans recorded in memory", step: () => lookup.invoke({ id: n++ }, { callbacks: [langfuse] }) },
         { name: "langchain tool + WardenCallbackHandler", note: "check + record + ledger, file store", step: () => lookup.invoke({ id: n++ }, { callbacks: [handler] }) },
         { name: "langchain tool + WardenCallbackHandler + Warden spans", note: "as above, plus agent-warden/otel spans on Langfuse's tracer", step: () => inTracedRun(() => lookup.invoke({ id: n++ }, { callbacks: [tracedHandler] })) },
+        { name: "langchain tool + WardenCallbackHandler, no run open", note: "a run of its own per call (opened, recorded, closed)", step: () => outsideRuns(() => lookup.invoke({ id: n++ }, { callbacks: [handler] })) },
       ];
       const results = await interleaveAsync(cases, scaled(10_000), () => undefined, 500);
       const spans = [exported.count(), exported.wardenCount()].map((count) => `${count.toLocaleString("en-US")} spans`);
