@@ -1,14 +1,15 @@
 // What OpenTelemetry spans and metrics add to a governed call: run.tool with agent-warden/otel off and on
 // (the real SDK, batch span processor into an in-memory exporter, metrics aggregated by a reader): its latency,
-// and the main thread's CPU per call, two clients alike but for the spans taking turns in rounds.
+// two clients alike but for the spans taking turns call by call, and the main thread's CPU per call, in rounds.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
-import { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
+import { ExportResultCode } from "@opentelemetry/core";
+import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { Warden, type RunScope } from "agent-warden";
 import { instrumentWarden } from "agent-warden/otel";
-import { measureAsync, scaled, type BenchRow } from "./harness.js";
+import { interleaveAsync, scaled, timingRow, type BenchRow } from "./harness.js";
 import { makeRules, wardenPolicySet } from "./peers.js";
 
 /** Main-thread CPU in µs: the store's writer thread is left out, it does the same work with spans on or off. */
@@ -21,7 +22,7 @@ function threadCpu(): number {
  * Main-thread CPU per `run.tool` call with spans off and on: two clients alike but for the instrumentation, in
  * rounds that take turns (each order equally often), the span export of each round counted in it.
  */
-async function cpuPerCall(dir: string, tracerProvider: BasicTracerProvider, meterProvider: MeterProvider, reset: () => void): Promise<BenchRow[]> {
+async function cpuPerCall(dir: string, tracerProvider: BasicTracerProvider, meterProvider: MeterProvider): Promise<BenchRow[]> {
   const policies = wardenPolicySet(makeRules(100)) as never;
   const clients = [new Warden({ agentId: "bench-off", store: join(dir, "cpu-off.db"), policies }), new Warden({ agentId: "bench-on", store: join(dir, "cpu-on.db"), policies })];
   const undo = instrumentWarden(clients[1]!, { tracerProvider, meterProvider });
@@ -41,7 +42,6 @@ async function cpuPerCall(dir: string, tracerProvider: BasicTracerProvider, mete
     const calls = async (which: number) => {
       for (let i = 0; i < perRound; i++) await scopes[which]!.tool("read_order", { id: n }, () => ({ ok: true, id: n++ }));
       if (which === 1) await tracerProvider.forceFlush();
-      reset();
     };
     for (const which of [0, 1]) for (let i = 0; i < 8; i++) await calls(which);
     for (let round = 0; round < scaled(80, 20); round++) {
@@ -63,50 +63,58 @@ async function cpuPerCall(dir: string, tracerProvider: BasicTracerProvider, mete
   const added = median(spent[1]!.map((value, i) => value - spent[0]![i]!));
   return [
     { group: "otel", name: "run.tool main-thread CPU per call, OTel off", samples: spent[0]!.length * perRound, medianUs: median(spent[0]!), note: "CPU µs per call (median of rounds), not latency" },
-    { group: "otel", name: "run.tool main-thread CPU per call, OTel on", samples: spent[1]!.length * perRound, medianUs: median(spent[1]!), note: `+${added.toFixed(1)} µs per call: span, its export, the duration histogram` },
+    { group: "otel", name: "run.tool main-thread CPU per call, OTel on", samples: spent[1]!.length * perRound, medianUs: median(spent[1]!), note: `${added >= 0 ? "+" : "−"}${Math.abs(added).toFixed(1)} µs per call: span, its export, the duration histogram` },
   ];
 }
 
 export async function run(): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), "warden-bench-otel-"));
   const rows: BenchRow[] = [];
-  const spans = new InMemorySpanExporter();
+  // An exporter that counts what it is given and keeps nothing, as one sending spans away would.
+  let exported = 0;
+  const spans: SpanExporter = { export: (batch, done) => ((exported += batch.length), done({ code: ExportResultCode.SUCCESS })), shutdown: async () => {} };
   const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(spans)] });
   const reader = new PeriodicExportingMetricReader({ exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE), exportIntervalMillis: 3_600_000 });
   const meterProvider = new MeterProvider({ readers: [reader] });
-  const warden = new Warden({ agentId: "bench", store: join(dir, "warden.db"), policies: wardenPolicySet(makeRules(100)) as never });
+  const policies = wardenPolicySet(makeRules(100)) as never;
+  // Two clients alike but for the instrumentation, their calls taking turns (interleaved, the order rotating).
+  const off = new Warden({ agentId: "bench-off", store: join(dir, "off.db"), policies });
+  const on = new Warden({ agentId: "bench-on", store: join(dir, "on.db"), policies });
+  const undo = instrumentWarden(on, { tracerProvider, meterProvider });
+  const releases: Array<() => void> = [];
+  const held: Promise<unknown>[] = [];
   try {
     const tool = (id: number) => ({ ok: true, id });
     let n = 0;
-    const inRun = async (label: string, note: string) => {
-      let scope: RunScope | undefined;
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => (release = resolve));
-      const done = warden.run({}, async (run) => {
-        scope = run;
-        await held;
-      });
-      await Promise.resolve();
-      const timing = await measureAsync(() => scope!.tool("read_order", { id: n }, () => tool(n++)), { samples: 2000, batch: 10 });
-      release();
-      await done;
-      rows.push({ group: "otel", name: label, medianUs: timing.medianUs, p99Us: timing.p99Us, opsPerSec: timing.opsPerSec, note });
-      spans.reset();
-    };
-    const perRun = async (label: string) => {
-      const timing = await measureAsync(() => warden.run({}, (run) => run.tool("read_order", { id: n }, () => tool(n++))), { samples: 1000, batch: 5 });
-      rows.push({ group: "otel", name: label, medianUs: timing.medianUs, p99Us: timing.p99Us, opsPerSec: timing.opsPerSec });
-      spans.reset();
-    };
-    await inRun("run.tool, OTel off", "one open run, file store");
-    await perRun("warden.run + run.tool, OTel off");
-    const undo = instrumentWarden(warden, { tracerProvider, meterProvider });
-    await inRun("run.tool, OTel on", "execute_tool span + duration histogram, batch processor");
-    await perRun("warden.run + run.tool, OTel on");
-    undo();
-    rows.push(...(await cpuPerCall(dir, tracerProvider, meterProvider, () => spans.reset())));
+    // One open run per client: each sample is one governed call in it.
+    const scopes: RunScope[] = [];
+    for (const client of [off, on]) {
+      held.push(client.run({}, async (scope) => {
+        scopes.push(scope);
+        await new Promise<void>((resolve) => releases.push(resolve));
+      }));
+    }
+    await Promise.resolve();
+    const [inOff, inOn] = scopes as [RunScope, RunScope];
+    const cases = [
+      { name: "run.tool, OTel off", note: "one open run, file store", step: () => inOff.tool("read_order", { id: n }, () => tool(n++)) },
+      { name: "run.tool, OTel on", note: "execute_tool span + duration histogram, batch processor", step: () => inOn.tool("read_order", { id: n }, () => tool(n++)) },
+      { name: "warden.run + run.tool, OTel off", note: "a run per call", step: () => off.run({}, (scope) => scope.tool("read_order", { id: n }, () => tool(n++))) },
+      { name: "warden.run + run.tool, OTel on", note: "invoke_agent + execute_tool spans", step: () => on.run({}, (scope) => scope.tool("read_order", { id: n }, () => tool(n++))) },
+    ];
+    const results = await interleaveAsync(cases, scaled(10_000), () => undefined, 500);
+    await tracerProvider.forceFlush();
+    for (const c of cases) rows.push(timingRow("otel", c.name, results.get(c.name)!, c.name.endsWith("on") ? `${c.note}; ${exported.toLocaleString("en-US")} spans exported in all` : c.note));
   } finally {
-    warden.close();
+    for (const release of releases) release();
+    await Promise.all(held);
+    undo();
+    off.close();
+    on.close();
+  }
+  try {
+    rows.push(...(await cpuPerCall(dir, tracerProvider, meterProvider)));
+  } finally {
     await tracerProvider.shutdown();
     await meterProvider.shutdown();
     rmSync(dir, { recursive: true, force: true });
