@@ -753,6 +753,44 @@ describe("WardenCallbackHandler", () => {
     expect(run.toolCalls[0]).toMatchObject({ toolName: "search", externalId: "call_1", status: "completed", input: { query: "x" }, output: "three results" });
   });
 
+  it("records a plain tool.invoke whose tool throws as failed, and the caller gets the tool's own error", async () => {
+    const warden = newWarden();
+    const flaky = countingTool("search", () => {
+      throw new Error("index offline");
+    });
+
+    const error = await flaky.tool.invoke({ query: "x" }, { callbacks: [new WardenCallbackHandler(warden)] }).then(() => undefined, (e: unknown) => e);
+
+    expect((error as Error).message).toBe("index offline");
+    const run = onlyRun(warden);
+    expect(run.status).toBe("failed");
+    expect(run.toolCalls).toHaveLength(1);
+    expect(run.toolCalls[0]).toMatchObject({ toolName: "search", status: "failed", input: { query: "x" }, error: { message: "index offline" } });
+  });
+
+  it("records tool calls made inside a chain into the chain's run, a failing one failed, the chain's run closed once", async () => {
+    const warden = newWarden();
+    const search = countingTool("search", (input) => {
+      if (input.query === "bad") throw new Error("index offline");
+      return "found";
+    });
+    const chain = RunnableLambda.from(async (query: string, config) => {
+      const first = await search.tool.invoke({ query }, config);
+      const second = await search.tool.invoke({ query: "bad" }, config).catch((e: Error) => e.message);
+      return `${String(first)} / ${second}`;
+    });
+
+    const output = await chain.invoke("ok", { callbacks: [new WardenCallbackHandler(warden)] });
+
+    expect(output).toBe("found / index offline");
+    const run = onlyRun(warden);
+    expect(run.status).toBe("completed");
+    expect(run.toolCalls.map((call) => [call.toolName, call.status, call.input])).toEqual([
+      ["search", "completed", { query: "ok" }],
+      ["search", "failed", { query: "bad" }],
+    ]);
+  });
+
   it("governs a createAgent agent without the middleware: the model sees the refusal", async () => {
     const warden = newWarden();
     const drop = countingTool("drop_database");
