@@ -5,6 +5,7 @@ import { DatabaseSync } from "node:sqlite";
 import { afterAll, describe, expect, it } from "vitest";
 import { expandLedgerEntry, openLedger, StoreError, verifyEvidence, Warden, WardenError } from "agent-warden";
 import { runCli, startAgent, tempDir } from "./fixtures/proc.js";
+import { ledgerRunMatch, SCHEMA_VERSION } from "../src/store/schema.js";
 
 const temp = tempDir("warden-store-");
 afterAll(() => temp.cleanup());
@@ -167,7 +168,8 @@ describe("store files that cannot be used", () => {
     }
     const check = new DatabaseSync(file, { readOnly: true });
     try {
-      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: 6 });
+      // On to the newest schema: 6's changes are there.
+      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: SCHEMA_VERSION });
       expect((check.prepare("SELECT sql FROM sqlite_schema WHERE name = 'tool_calls_by_external_id'").get() as { sql: string }).sql).toMatch(/WHERE external_id IS NOT NULL/);
       // One entry: the call that has a framework id, not the one without.
       expect(check.prepare("SELECT count(*) AS n FROM tool_calls INDEXED BY tool_calls_by_external_id WHERE external_id IS NOT NULL").get()).toEqual({ n: 1 });
@@ -230,12 +232,13 @@ describe("store files that cannot be used", () => {
     }
     const check = new DatabaseSync(file, { readOnly: true });
     try {
-      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: 6 });
+      // On to the newest schema: 6's changes are there.
+      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: SCHEMA_VERSION });
       const columns = (check.prepare("PRAGMA table_info(ledger)").all() as Array<{ name: string; type: string }>).map((c) => `${c.name} ${c.type}`);
       expect(columns).not.toContain("prev_hash TEXT");
       expect(columns).toContain("hash BLOB");
       expect(check.prepare("SELECT count(*) AS n FROM ledger WHERE typeof(hash) = 'blob' AND length(hash) = 32").get()).toEqual({ n: rows.length + 3 });
-      expect(JSON.stringify(check.prepare("EXPLAIN QUERY PLAN SELECT * FROM ledger WHERE run_id = ? ORDER BY seq").all("r"))).toMatch(/USING INDEX ledger_by_run/);
+      expect(JSON.stringify(check.prepare(`EXPLAIN QUERY PLAN SELECT * FROM ledger WHERE ${ledgerRunMatch("")} ORDER BY seq`).all("r"))).toMatch(/USING INDEX ledger_by_run_tail/);
     } finally {
       check.close();
     }
