@@ -251,6 +251,71 @@ describe("store files that cannot be used", () => {
     }
   });
 
+  it("a store of schema 6 verifies read-only as it is, then migrates to 7 (the run index keys on the end of the run id) with every reader returning what it did", async () => {
+    const file = freshStore();
+    const policies = { version: 1 as const, default: "allow" as const, policies: [{ id: "no-delete", when: { tool: "db.delete" }, action: "block" as const, reason: "deletes are off" }] };
+    const first = new Warden({ agentId: "a", store: file, policies, ledger: { checkpointEvery: 4 } });
+    // Inputs with keys out of order (the ledger holds them sorted), an output, an error, a refusal.
+    const given = { order: 7, amount: { value: 5, currency: "EUR" }, note: "z before a" };
+    let runId = "";
+    await first.run({ task: "mixed" }, async (run) => {
+      runId = run.runId;
+      await run.tool("refund", given, () => ({ ok: true, id: 7 }));
+      await expect(run.tool("lookup", { b: 2, a: 1 }, () => Promise.reject(new Error("upstream down")))).rejects.toThrow("upstream down");
+      await expect(run.tool("db.delete", { table: "orders" }, () => "never")).rejects.toThrow();
+    });
+    await first.run({ task: "other" }, async (run) => run.tool("refund", { order: 8 }, () => ({ ok: true, id: 8 })));
+    const callsOf = (warden: Warden) => warden.runRecord(runId).toolCalls.map((c) => ({ id: c.toolCallId, tool: c.toolName, status: c.status, input: JSON.stringify(c.input), output: JSON.stringify(c.output), error: JSON.stringify(c.error) }));
+    const calls = callsOf(first);
+    const events = first.runRecord(runId).events;
+    const entries = first.ledger.entries({ runId });
+    first.close();
+    expect(calls.map(({ tool, status, input }) => [tool, status, input])).toEqual([
+      ["refund", "completed", JSON.stringify(given)],
+      ["lookup", "failed", JSON.stringify({ b: 2, a: 1 })],
+      ["db.delete", "blocked", JSON.stringify({ table: "orders" })],
+    ]);
+    expect(JSON.parse(calls[0]!.output)).toEqual({ ok: true, id: 7 });
+    expect(calls[1]!.error).toMatch(/upstream down/);
+    expect(entries.length).toBeGreaterThanOrEqual(5);
+
+    // As schema 6 left it: the run index over the whole run id.
+    const db = new DatabaseSync(file);
+    db.exec("DROP INDEX ledger_by_run_tail; CREATE INDEX ledger_by_run ON ledger (run_id, seq); PRAGMA user_version = 6;");
+    db.close();
+    const before = openLedger(file, { checkpointEvery: 4 });
+    try {
+      expect(before.ledger.verify({ full: true })).toMatchObject({ ok: true, coverage: { uncovered: 0 } });
+      expect(before.ledger.entries({ runId })).toEqual(entries);
+      expect(await verifyEvidence(before.ledger.evidence(runId))).toMatchObject({ ok: true });
+    } finally {
+      before.close();
+    }
+    const check6 = new DatabaseSync(file, { readOnly: true });
+    expect(check6.prepare("PRAGMA user_version").get()).toEqual({ user_version: 6 });
+    check6.close();
+
+    const again = new Warden({ agentId: "a", store: file, policies, ledger: { checkpointEvery: 4 } });
+    try {
+      expect(callsOf(again)).toEqual(calls);
+      expect(again.runRecord(runId).events).toEqual(events);
+      expect(again.ledger.entries({ runId })).toEqual(entries);
+      expect(again.ledger.verify({ full: true })).toMatchObject({ ok: true });
+    } finally {
+      again.close();
+    }
+    const check = new DatabaseSync(file, { readOnly: true });
+    try {
+      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: 7 });
+      const indexes = (check.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'ledger'").all() as Array<{ name: string }>).map((i) => i.name);
+      expect(indexes).toContain("ledger_by_run_tail");
+      expect(indexes).not.toContain("ledger_by_run");
+      expect(JSON.stringify(check.prepare(`EXPLAIN QUERY PLAN SELECT * FROM ledger WHERE ${ledgerRunMatch("")} AND seq > ?2 ORDER BY seq`).all(runId, 0))).toMatch(/USING INDEX ledger_by_run_tail/);
+    } finally {
+      check.close();
+    }
+  });
+
   it("a store written by a newer schema version is a StoreError that names the versions", () => {
     const file = freshStore();
     new Warden({ agentId: "a", store: file }).close();
