@@ -128,8 +128,7 @@ export class SqliteStore {
       } else {
         if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
         this.db = new DatabaseSync(this.path, { timeout: 10_000 });
-        // A new file's pages are 8 KiB: rows of ~500 bytes fill them with less left over (a no-op on an existing file).
-        if (this.path !== ":memory:") this.db.exec("PRAGMA page_size = 8192; PRAGMA journal_mode = WAL");
+        if (this.path !== ":memory:") this.db.exec("PRAGMA journal_mode = WAL");
         this.db.exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;");
         this.#migrate();
         this.#migrateCheckpointNotes();
