@@ -293,6 +293,8 @@ describe("store files that cannot be used", () => {
     }
     const check6 = new DatabaseSync(file, { readOnly: true });
     expect(check6.prepare("PRAGMA user_version").get()).toEqual({ user_version: 6 });
+    // Read as it is, a run's entries still come through its index, not a scan.
+    expect(JSON.stringify(check6.prepare(`EXPLAIN QUERY PLAN SELECT * FROM ledger WHERE ${ledgerRunMatch("")} ORDER BY seq`).all(runId))).toMatch(/USING INDEX ledger_by_run\b/);
     check6.close();
 
     const again = new Warden({ agentId: "a", store: file, policies, ledger: { checkpointEvery: 4 } });

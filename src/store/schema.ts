@@ -31,10 +31,10 @@ const LEDGER_SQL = (table: string) => `CREATE TABLE IF NOT EXISTS ${table} (
 /**
  * A run's entries, by the last 8 characters of its id (the random end of a generated id) rather than the
  * whole id: an index entry of ~16 bytes instead of ~54. Rows come out in seq order (the index's implicit
- * rowid is the seq). Readers match both the key and the id (`LEDGER_RUN_MATCH`).
+ * rowid is the seq). Readers match both the key and the id (`ledgerRunMatch`).
  */
 const LEDGER_INDEX_SQL = "CREATE INDEX IF NOT EXISTS ledger_by_run_tail ON ledger (substr(run_id, -8));";
-/** The condition that finds a run's entries through `ledger_by_run_tail`; `?1` is the run id. In a store from before, a scan. */
+/** The condition that finds a run's entries through `ledger_by_run_tail` (in a schema-6 store opened read-only, through its `ledger_by_run`); `?1` is the run id. */
 export const ledgerRunMatch = (alias: string, param = "?1") => `substr(${alias}run_id, -8) = substr(${param}, -8) AND ${alias}run_id = ${param}`;
 
 export const SCHEMA_SQL = `
