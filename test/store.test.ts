@@ -5,6 +5,7 @@ import { DatabaseSync } from "node:sqlite";
 import { afterAll, describe, expect, it } from "vitest";
 import { expandLedgerEntry, openLedger, StoreError, verifyEvidence, Warden, WardenError } from "agent-warden";
 import { runCli, startAgent, tempDir } from "./fixtures/proc.js";
+import { ledgerRunMatch, SCHEMA_VERSION } from "../src/store/schema.js";
 
 const temp = tempDir("warden-store-");
 afterAll(() => temp.cleanup());
@@ -167,7 +168,8 @@ describe("store files that cannot be used", () => {
     }
     const check = new DatabaseSync(file, { readOnly: true });
     try {
-      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: 6 });
+      // On to the newest schema: 6's changes are there.
+      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: SCHEMA_VERSION });
       expect((check.prepare("SELECT sql FROM sqlite_schema WHERE name = 'tool_calls_by_external_id'").get() as { sql: string }).sql).toMatch(/WHERE external_id IS NOT NULL/);
       // One entry: the call that has a framework id, not the one without.
       expect(check.prepare("SELECT count(*) AS n FROM tool_calls INDEXED BY tool_calls_by_external_id WHERE external_id IS NOT NULL").get()).toEqual({ n: 1 });
@@ -230,12 +232,13 @@ describe("store files that cannot be used", () => {
     }
     const check = new DatabaseSync(file, { readOnly: true });
     try {
-      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: 6 });
+      // On to the newest schema: 6's changes are there.
+      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: SCHEMA_VERSION });
       const columns = (check.prepare("PRAGMA table_info(ledger)").all() as Array<{ name: string; type: string }>).map((c) => `${c.name} ${c.type}`);
       expect(columns).not.toContain("prev_hash TEXT");
       expect(columns).toContain("hash BLOB");
       expect(check.prepare("SELECT count(*) AS n FROM ledger WHERE typeof(hash) = 'blob' AND length(hash) = 32").get()).toEqual({ n: rows.length + 3 });
-      expect(JSON.stringify(check.prepare("EXPLAIN QUERY PLAN SELECT * FROM ledger WHERE run_id = ? ORDER BY seq").all("r"))).toMatch(/USING INDEX ledger_by_run/);
+      expect(JSON.stringify(check.prepare(`EXPLAIN QUERY PLAN SELECT * FROM ledger WHERE ${ledgerRunMatch("")} ORDER BY seq`).all("r"))).toMatch(/USING INDEX ledger_by_run_tail/);
     } finally {
       check.close();
     }
@@ -245,6 +248,73 @@ describe("store files that cannot be used", () => {
       expect(await verifyEvidence(after.ledger.evidence(toolCallId))).toMatchObject({ ok: true });
     } finally {
       after.close();
+    }
+  });
+
+  it("a store of schema 6 verifies read-only as it is, then migrates to 7 (the run index keys on the end of the run id) with every reader returning what it did", async () => {
+    const file = freshStore();
+    const policies = { version: 1 as const, default: "allow" as const, policies: [{ id: "no-delete", when: { tool: "db.delete" }, action: "block" as const, reason: "deletes are off" }] };
+    const first = new Warden({ agentId: "a", store: file, policies, ledger: { checkpointEvery: 4 } });
+    // Inputs with keys out of order (the ledger holds them sorted), an output, an error, a refusal.
+    const given = { order: 7, amount: { value: 5, currency: "EUR" }, note: "z before a" };
+    let runId = "";
+    await first.run({ task: "mixed" }, async (run) => {
+      runId = run.runId;
+      await run.tool("refund", given, () => ({ ok: true, id: 7 }));
+      await expect(run.tool("lookup", { b: 2, a: 1 }, () => Promise.reject(new Error("upstream down")))).rejects.toThrow("upstream down");
+      await expect(run.tool("db.delete", { table: "orders" }, () => "never")).rejects.toThrow();
+    });
+    await first.run({ task: "other" }, async (run) => run.tool("refund", { order: 8 }, () => ({ ok: true, id: 8 })));
+    const callsOf = (warden: Warden) => warden.runRecord(runId).toolCalls.map((c) => ({ id: c.toolCallId, tool: c.toolName, status: c.status, input: JSON.stringify(c.input), output: JSON.stringify(c.output), error: JSON.stringify(c.error) }));
+    const calls = callsOf(first);
+    const events = first.runRecord(runId).events;
+    const entries = first.ledger.entries({ runId });
+    first.close();
+    expect(calls.map(({ tool, status, input }) => [tool, status, input])).toEqual([
+      ["refund", "completed", JSON.stringify(given)],
+      ["lookup", "failed", JSON.stringify({ b: 2, a: 1 })],
+      ["db.delete", "blocked", JSON.stringify({ table: "orders" })],
+    ]);
+    expect(JSON.parse(calls[0]!.output)).toEqual({ ok: true, id: 7 });
+    expect(calls[1]!.error).toMatch(/upstream down/);
+    expect(entries.length).toBeGreaterThanOrEqual(5);
+
+    // As schema 6 left it: the run index over the whole run id.
+    const db = new DatabaseSync(file);
+    db.exec("DROP INDEX ledger_by_run_tail; CREATE INDEX ledger_by_run ON ledger (run_id, seq); PRAGMA user_version = 6;");
+    db.close();
+    const before = openLedger(file, { checkpointEvery: 4 });
+    try {
+      expect(before.ledger.verify({ full: true })).toMatchObject({ ok: true, coverage: { uncovered: 0 } });
+      expect(before.ledger.entries({ runId })).toEqual(entries);
+      expect(await verifyEvidence(before.ledger.evidence(runId))).toMatchObject({ ok: true });
+    } finally {
+      before.close();
+    }
+    const check6 = new DatabaseSync(file, { readOnly: true });
+    expect(check6.prepare("PRAGMA user_version").get()).toEqual({ user_version: 6 });
+    // Read as it is, a run's entries still come through its index, not a scan.
+    expect(JSON.stringify(check6.prepare(`EXPLAIN QUERY PLAN SELECT * FROM ledger WHERE ${ledgerRunMatch("")} ORDER BY seq`).all(runId))).toMatch(/USING INDEX ledger_by_run\b/);
+    check6.close();
+
+    const again = new Warden({ agentId: "a", store: file, policies, ledger: { checkpointEvery: 4 } });
+    try {
+      expect(callsOf(again)).toEqual(calls);
+      expect(again.runRecord(runId).events).toEqual(events);
+      expect(again.ledger.entries({ runId })).toEqual(entries);
+      expect(again.ledger.verify({ full: true })).toMatchObject({ ok: true });
+    } finally {
+      again.close();
+    }
+    const check = new DatabaseSync(file, { readOnly: true });
+    try {
+      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: 7 });
+      const indexes = (check.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'ledger'").all() as Array<{ name: string }>).map((i) => i.name);
+      expect(indexes).toContain("ledger_by_run_tail");
+      expect(indexes).not.toContain("ledger_by_run");
+      expect(JSON.stringify(check.prepare(`EXPLAIN QUERY PLAN SELECT * FROM ledger WHERE ${ledgerRunMatch("")} AND seq > ?2 ORDER BY seq`).all(runId, 0))).toMatch(/USING INDEX ledger_by_run_tail/);
+    } finally {
+      check.close();
     }
   });
 

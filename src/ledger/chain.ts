@@ -1,6 +1,6 @@
 import { hash } from "node:crypto";
 import { canonicalJson } from "../internal/canonical.js";
-import { entryHashText, type HashedFields } from "../verify/entry.js";
+import { entryHashText, placedEntryHashText, type HashedFields } from "../verify/entry.js";
 
 /**
  * One ledger entry, as exported and verified. Every field is covered by `hash`, which chains to the
@@ -24,7 +24,16 @@ export function hashEntry(entry: Omit<LedgerEntry, "hash" | "data">, dataJson: s
 
 /** `hashEntry` as the 32 bytes a store keeps. */
 export function hashEntryBytes(entry: Omit<LedgerEntry, "hash" | "data">, dataJson: string): Buffer {
-  return hash("sha256", entryHashText(entry, dataJson), "buffer");
+  return Buffer.from(hashEntry(entry, dataJson), "hex");
+}
+
+/**
+ * The hash (hex) of an entry given as its fields, its place in the chain and its data: what the store's
+ * writer computes for each draft. A hex digest and its decoding cost half a "buffer" digest (which
+ * allocates a backing store of its own), and the chain needs the hex for the next entry anyway.
+ */
+export function hashPlacedEntry(fields: Omit<HashedFields, "seq" | "prevHash">, seq: number, prevHash: string, dataJson: string): string {
+  return hash("sha256", placedEntryHashText(fields, seq, prevHash, dataJson), "hex");
 }
 
 /**

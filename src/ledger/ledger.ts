@@ -4,6 +4,7 @@ import { once } from "node:events";
 import { InvalidStateError, LedgerIntegrityError, NotFoundError } from "../errors.js";
 import { dirname, relative, isAbsolute } from "node:path";
 import { LINKED_LEDGER_COLUMNS, toLedgerEntry, type LedgerRow, type LinkedLedgerRow, type SqliteStore } from "../store/sqlite-store.js";
+import { ledgerRunMatch } from "../store/schema.js";
 import { checkpointMessage, checkStoredRow, GENESIS_HASH, rowWasAt, storedHash, storedHashHex, type LedgerEntry } from "./chain.js";
 import { keyIdOf } from "./keys.js";
 import { KEY_ROTATED_ENTRY, rotatedKeyOf, trustedKeys } from "./keyring.js";
@@ -275,7 +276,7 @@ export class Ledger {
     let rows = this.#store.all<LinkedLedgerRow>(`SELECT ${LINKED_LEDGER_COLUMNS} FROM ledger l WHERE l.tool_call_id = ? ORDER BY l.seq`, id);
     if (rows.length === 0) {
       kind = "run";
-      rows = this.#store.all<LinkedLedgerRow>(`SELECT ${LINKED_LEDGER_COLUMNS} FROM ledger l WHERE l.run_id = ? ORDER BY l.seq`, id);
+      rows = this.#store.all<LinkedLedgerRow>(`SELECT ${LINKED_LEDGER_COLUMNS} FROM ledger l WHERE ${ledgerRunMatch("l.")} ORDER BY l.seq`, id);
     }
     if (rows.length === 0) throw new NotFoundError("run or tool call in the ledger", id);
     const last = rows[rows.length - 1]!.seq;
@@ -323,7 +324,7 @@ export class Ledger {
   /** Entries in chain order, optionally of one run. */
   entries(filter: { runId?: string; afterSeq?: number; limit?: number } = {}): LedgerEntry[] {
     const rows = filter.runId
-      ? this.#store.all<LinkedLedgerRow>(`SELECT ${LINKED_LEDGER_COLUMNS} FROM ledger l WHERE l.run_id = ? AND l.seq > ? ORDER BY l.seq LIMIT ?`, filter.runId, filter.afterSeq ?? 0, filter.limit ?? -1)
+      ? this.#store.all<LinkedLedgerRow>(`SELECT ${LINKED_LEDGER_COLUMNS} FROM ledger l WHERE ${ledgerRunMatch("l.")} AND l.seq > ?2 ORDER BY l.seq LIMIT ?3`, filter.runId, filter.afterSeq ?? 0, filter.limit ?? -1)
       : this.#store.all<LinkedLedgerRow>(`SELECT ${LINKED_LEDGER_COLUMNS} FROM ledger l WHERE l.seq > ? ORDER BY l.seq LIMIT ?`, filter.afterSeq ?? 0, filter.limit ?? -1);
     return rows.map(toLedgerEntry);
   }

@@ -2,6 +2,7 @@ import type { SQLInputValue } from "node:sqlite";
 import { RunStatus, ToolCallStatus } from "../enums.js";
 import type { ApprovalRow, RunRow, StepRow, ToolCallRow } from "../records.js";
 import { expandLedgerEntry } from "../ledger/fold.js";
+import { ledgerRunMatch } from "./schema.js";
 import type { QueuedWrite, SqliteStore } from "./sqlite-store.js";
 
 /**
@@ -47,7 +48,7 @@ const RUN_SELECT = "id, agent_id, trace_id, parent_run_id, status, metadata, rea
  * row: the ledger holds it in canonical form (keys sorted), and the run tree shows it as the agent gave it.
  */
 const TOOL_CALL_IN_LEDGER: ReadonlySet<ToolCallColumn> = new Set(["output", "error"]);
-const CALL_ENDS_OF_RUN = "SELECT type, tool_call_id, data FROM ledger WHERE run_id = ? AND tool_call_id IS NOT NULL AND type IN ('tool.call', 'tool.completed', 'tool.blocked') ORDER BY seq";
+const CALL_ENDS_OF_RUN = `SELECT type, tool_call_id, data FROM ledger WHERE ${ledgerRunMatch("")} AND tool_call_id IS NOT NULL AND type IN ('tool.call', 'tool.completed', 'tool.blocked') ORDER BY seq`;
 
 /**
  * The runs, steps, tool calls and agents of one organization in the embedded store, behind named

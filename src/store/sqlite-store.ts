@@ -4,7 +4,7 @@ import { dirname, resolve } from "node:path";
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { loadSqlite } from "../internal/runtime.js";
 import { StoreError } from "../errors.js";
-import { checkpointMessage, checkStoredRow, GENESIS_HASH, hashEntryBytes, storedHash, storedHashHex, type LedgerEntry } from "../ledger/chain.js";
+import { checkpointMessage, checkStoredRow, GENESIS_HASH, hashPlacedEntry, storedHash, storedHashHex, type LedgerEntry } from "../ledger/chain.js";
 import { foldDrafts } from "../ledger/fold.js";
 import type { SigningKey } from "../ledger/keys.js";
 import { encodeFrontier, equalBytes, MerkleFrontier } from "../ledger/merkle.js";
@@ -60,6 +60,7 @@ export interface StoreOptions {
 const openStores = new Set<SqliteStore>();
 const LEDGER_INSERT = "INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, hash) VALUES";
 const LEDGER_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?)";
+const LEDGER_COLUMNS = 12;
 /**
  * The columns of ledger rows with their chain link: the hash of the row before (read, not stored).
  * For readers that take rows one by one (entries, export, evidence); verification walks the chain instead.
@@ -67,6 +68,8 @@ const LEDGER_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?)";
 export const LINKED_LEDGER_COLUMNS = "l.seq, l.id, l.ts, l.type, l.org, l.agent_id, l.run_id, l.step_id, l.tool_call_id, l.actor, l.data, l.hash, (SELECT p.hash FROM ledger p WHERE p.seq = l.seq - 1) AS prev_hash";
 // Rows per INSERT: fewer statement executions, well under SQLite's parameter limit.
 const LEDGER_CHUNK = 16;
+const LEDGER_INSERT_ONE = `${LEDGER_INSERT} ${LEDGER_ROW}`;
+const LEDGER_INSERT_CHUNK = `${LEDGER_INSERT} ${Array<string>(LEDGER_CHUNK).fill(LEDGER_ROW).join(",")}`;
 const INSERT_CHUNK = 16;
 const SQLITE_MAX_PARAMS = 32_766;
 const PLAIN_INSERT = /^INSERT INTO \w+ \([\w, ]+\) VALUES (\((?:\?,)*\?\))$/;
@@ -107,6 +110,8 @@ export class SqliteStore {
   /** The Merkle tree's right edge over the entries up to `#trusted` (built when the first checkpoint is due, then extended on append). */
   #frontier: MerkleFrontier | undefined;
   #untrustedReported = false;
+  /** The parameters of one multi-row ledger insert, reused (the writer inserts thousands of rows a second). */
+  #ledgerParams: SQLInputValue[] | undefined;
   #origin: { key: SigningKey["publicKey"]; name: string } | undefined;
   /** The writer thread, when it commits (file stores with `writer: "worker"`). */
   readonly #link: CommitLink | undefined;
@@ -416,23 +421,44 @@ export class SqliteStore {
     // The head is read inside the transaction, so processes sharing the file extend one chain.
     let head = this.#head();
     const extendsTrusted = (this.#trusted !== undefined && this.#trusted.seq === head.seq && this.#trusted.hash === head.hash) || this.#establishTrust(head);
-    const rows: SQLInputValue[] = [];
     // The tree's right edge follows the chain as it grows, so a checkpoint never reads hashes back.
     const frontier = extendsTrusted && this.#frontier?.size === head.seq ? this.#frontier : undefined;
-    for (const d of drafts) {
-      const entry = { seq: head.seq + 1, id: d.id, ts: d.ts, type: d.type, org: d.org, agentId: d.agentId, runId: d.runId, stepId: d.stepId, toolCallId: d.toolCallId, actor: d.actor, prevHash: head.hash };
+    let seq = head.seq;
+    let prevHash = head.hash;
+    // LEDGER_CHUNK rows per statement, the rest one by one; each statement's parameters are one array, refilled.
+    const chunk = this.#ledgerParams ??= new Array<SQLInputValue>(LEDGER_CHUNK * LEDGER_COLUMNS);
+    const chunked = this.#statement(LEDGER_INSERT_CHUNK);
+    let filled = 0;
+    for (let i = 0; i < drafts.length; i++) {
+      const d = drafts[i]!;
+      seq++;
+      prevHash = hashPlacedEntry(d, seq, prevHash, d.dataJson);
       // Stored as 32 bytes; the link to the entry before is its hash, so it is not stored again.
-      const hash = hashEntryBytes(entry, d.dataJson);
-      rows.push(entry.seq, d.id, d.ts, d.type, d.org, d.agentId, d.runId, d.stepId, d.toolCallId, d.actor, d.dataJson, hash);
+      const hash = Buffer.from(prevHash, "hex");
       frontier?.push(hash);
-      head = { seq: entry.seq, hash: hash.toString("hex") };
+      if (drafts.length - i + filled < LEDGER_CHUNK) {
+        this.#statement(LEDGER_INSERT_ONE).run(seq, d.id, d.ts, d.type, d.org, d.agentId, d.runId, d.stepId, d.toolCallId, d.actor, d.dataJson, hash);
+        continue;
+      }
+      const at = filled * LEDGER_COLUMNS;
+      chunk[at] = seq;
+      chunk[at + 1] = d.id;
+      chunk[at + 2] = d.ts;
+      chunk[at + 3] = d.type;
+      chunk[at + 4] = d.org;
+      chunk[at + 5] = d.agentId;
+      chunk[at + 6] = d.runId;
+      chunk[at + 7] = d.stepId;
+      chunk[at + 8] = d.toolCallId;
+      chunk[at + 9] = d.actor;
+      chunk[at + 10] = d.dataJson;
+      chunk[at + 11] = hash;
+      if (++filled === LEDGER_CHUNK) {
+        chunked.run(...chunk);
+        filled = 0;
+      }
     }
-    const perRow = 12;
-    let offset = 0;
-    for (const size of [LEDGER_CHUNK, 1]) {
-      const insert = this.#statement(`${LEDGER_INSERT} ${Array(size).fill(LEDGER_ROW).join(",")}`);
-      for (; offset + size * perRow <= rows.length; offset += size * perRow) insert.run(...rows.slice(offset, offset + size * perRow));
-    }
+    head = { seq, hash: prevHash };
     if (extendsTrusted) {
       this.#trusted = head;
       this.#lastCheckpoint ??= this.#readLastCheckpoint();

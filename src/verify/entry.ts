@@ -22,12 +22,17 @@ export interface HashedFields {
 
 /** The exact text an entry's hash covers. `dataJson` is the canonical JSON of its data. */
 export function entryHashText(entry: HashedFields, dataJson: string): string {
+  return placedEntryHashText(entry, entry.seq, entry.prevHash, dataJson);
+}
+
+/** `entryHashText` of fields given apart from their place in the chain (`seq`, `prevHash`): no entry object is built. */
+export function placedEntryHashText(fields: Omit<HashedFields, "seq" | "prevHash">, seq: number, prevHash: string, dataJson: string): string {
   // Keys in sorted order, so this string is the canonical JSON of the entry without its hash.
   return (
-    `{"actor":${str(entry.actor)},"agentId":${str(entry.agentId)},"data":${dataJson},` +
-    `"id":${str(entry.id)},"org":${str(entry.org)},"prevHash":${str(entry.prevHash)},` +
-    `"runId":${str(entry.runId)},"seq":${entry.seq},"stepId":${str(entry.stepId)},` +
-    `"toolCallId":${str(entry.toolCallId)},"ts":${entry.ts},"type":${str(entry.type)}}`
+    `{"actor":${str(fields.actor)},"agentId":${str(fields.agentId)},"data":${dataJson},` +
+    `"id":${str(fields.id)},"org":${str(fields.org)},"prevHash":${str(prevHash)},` +
+    `"runId":${str(fields.runId)},"seq":${seq},"stepId":${str(fields.stepId)},` +
+    `"toolCallId":${str(fields.toolCallId)},"ts":${fields.ts},"type":${str(fields.type)}}`
   );
 }
 
