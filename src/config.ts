@@ -7,7 +7,7 @@ import { CurrencyTableSchema } from "./money.js";
 import type { PolicySetInput } from "./policy/schema.js";
 import { RedactionOptionsSchema } from "./redaction/redact.js";
 import { RemoteOptionsSchema } from "./remote/options.js";
-import { WitnessConfigSchema } from "./ledger/witnessing.js";
+import { WitnessConfigSchema } from "./ledger/witness-config.js";
 
 const ControlPlaneUrlSchema = z.url({ protocol: /^https?$/ });
 
