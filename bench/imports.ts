@@ -72,7 +72,7 @@ export async function run(): Promise<BenchRow[]> {
     rows.push({ group: GROUP, name: `${c.name}: first call`, samples: rounds, medianUs: median(t.first) * 1000, p99Us: max(t.first) * 1000, note: `CPU ${median(t.firstCpu).toFixed(1)} ms; ${c.first.length > 60 ? `${c.first.slice(0, 57)}…` : c.first}` });
     rows.push({ group: GROUP, name: `${c.name}: import + first call`, samples: rounds, medianUs: median(t.both) * 1000, p99Us: max(t.both) * 1000, note: "the same processes, summed" });
   }
-  for (const entry of ["index.js", "adapters/langchain.js"]) {
+  for (const entry of ["index.js"]) {
     const file = fileURLToPath(new URL(`../dist/${entry}`, import.meta.url));
     if (!existsSync(file)) continue;
     const { bytes, files } = staticallyReached(file);
@@ -90,8 +90,8 @@ export function staticallyReached(entry: string): { bytes: number; files: number
     if (seen.has(file)) continue;
     const text = readFileSync(file, "utf8");
     seen.set(file, Buffer.byteLength(text));
-    // esbuild's output: `import … from "./x.js"` and `import "./x.js"` at the top level; `import("./x.js")` is not followed.
-    for (const match of text.matchAll(/^(?:import|export)\s[^;]*?["'](\.{1,2}\/[^"']+)["'];?$/gm)) pending.push(resolve(dirname(file), match[1]!));
+    // Static `import … from "./x.js"`, `import "./x.js"`, `export … from "./x.js"` (minified or not); `import("./x.js")` is not followed.
+    for (const match of text.matchAll(/\b(?:import|export)\s*(?:\{[^}]*\}|\*\s*as\s+[\w$]+|\*|[\w$]+(?:\s*,\s*\{[^}]*\})?)?\s*(?:from)?\s*["'](\.{1,2}\/[^"']+)["']/g)) pending.push(resolve(dirname(file), match[1]!));
   }
   let bytes = 0;
   for (const size of seen.values()) bytes += size;
