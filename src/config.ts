@@ -7,7 +7,7 @@ import { CurrencyTableSchema } from "./money.js";
 import type { PolicySetInput } from "./policy/schema.js";
 import { RedactionOptionsSchema } from "./redaction/redact.js";
 import { RemoteOptionsSchema } from "./remote/options.js";
-import { WitnessConfigSchema } from "./ledger/witnessing.js";
+import { WitnessConfigSchema } from "./ledger/witness-config.js";
 
 const ControlPlaneUrlSchema = z.url({ protocol: /^https?$/ });
 
@@ -115,7 +115,8 @@ export type WardenOptions = z.input<typeof WardenOptionsSchema>;
 export type ResolvedOptions = z.output<typeof WardenOptionsSchema>;
 
 export function parseOptions(options: unknown): ResolvedOptions {
-  const result = WardenOptionsSchema.safeParse(options ?? {});
+  // Parsed once per client: compiling zod's fast path for one parse costs more than the parse (a first call pays it).
+  const result = WardenOptionsSchema.safeParse(options ?? {}, { jitless: true });
   if (result.success && result.data.url !== undefined && result.data.apiKey === undefined) throw new ConfigError("invalid options: apiKey: a control plane url needs an apiKey (or WARDEN_API_KEY)");
   if (result.success) return result.data;
   throw new ConfigError(`invalid options: ${result.error.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`).join("; ")}`);
@@ -136,7 +137,7 @@ export const EnvSchema = z.object({
 
 /** Reads `WARDEN_*` variables into options. */
 export function optionsFromEnv(env: NodeJS.ProcessEnv): WardenOptions {
-  const result = EnvSchema.safeParse(env);
+  const result = EnvSchema.safeParse(env, { jitless: true });
   if (!result.success) throw new ConfigError(`invalid environment: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   const e = result.data;
   return {

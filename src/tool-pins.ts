@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { once } from "./internal/once.js";
 import { EventType } from "./enums.js";
 import { InvalidInputError, NotFoundError } from "./errors.js";
 import type { PinStore, ToolPinRow } from "./store/pin-store.js";
@@ -41,13 +42,16 @@ export interface ToolPinRecord {
 /** The largest definition kept in the store as JSON (characters). */
 const MAX_DEFINITION_CHARS = 256 * 1024;
 
-const SightingSchema = z.object({
-  server: z.string().min(1).max(256),
-  tool: z.string().min(1).max(256),
-  hash: z.string().regex(/^[0-9a-f]{64}$/, "a SHA-256 in hex"),
-  definition: z.unknown(),
-  findings: z.array(z.string().max(1000)).max(100).default([]),
-});
+// Built on the first sighting (an MCP gateway listing tools), not at import.
+const SightingSchema = once(() =>
+  z.object({
+    server: z.string().min(1).max(256),
+    tool: z.string().min(1).max(256),
+    hash: z.string().regex(/^[0-9a-f]{64}$/, "a SHA-256 in hex"),
+    definition: z.unknown(),
+    findings: z.array(z.string().max(1000)).max(100).default([]),
+  }),
+);
 
 /**
  * A tool definition as a surface saw it (an MCP gateway listing a server's tools).
@@ -55,7 +59,7 @@ const SightingSchema = z.object({
  * import type { ToolDefinitionSighting } from "agent-warden";
  * const seen: ToolDefinitionSighting = { server: "files", tool: "read_file", hash, definition: tool };
  */
-export type ToolDefinitionSighting = z.input<typeof SightingSchema>;
+export type ToolDefinitionSighting = z.input<ReturnType<typeof SightingSchema>>;
 
 /** @internal What pins need, injected. */
 export interface ToolPinsDeps {
@@ -87,7 +91,7 @@ export class ToolPins {
    * that differs from the pin (what `risk.detected` records).
    */
   observe(sighting: ToolDefinitionSighting): { pin: ToolPinRecord; first: boolean; drifted: boolean } {
-    const parsed = SightingSchema.safeParse(sighting);
+    const parsed = SightingSchema().safeParse(sighting);
     if (!parsed.success) throw new InvalidInputError(`invalid tool definition sighting: ${parsed.error.issues.map((issue) => `${issue.path.join(".") || "value"}: ${issue.message}`).join("; ")}`);
     const seen = parsed.data;
     // Listed again as pinned (or as already noted): nothing to write.

@@ -17,7 +17,8 @@ import { loadOrCreateKey } from "./ledger/keys.js";
 import { eventEntries } from "./ledger/fold.js";
 import { Ledger } from "./ledger/ledger.js";
 import { ledgerSigningKey } from "./ledger/keyring.js";
-import { storeWitnessedLog, Witnessing, type WitnessResult } from "./ledger/witnessing.js";
+import type { Witnessing, WitnessResult } from "./ledger/witnessing.js";
+import type { WitnessConfig } from "./ledger/witness-config.js";
 import { LlmCalls, type LlmCallHandle } from "./llm-calls.js";
 import { Notices } from "./logger.js";
 import { NO_POLICIES_NOTICE, waitingNotice } from "./notices.js";
@@ -81,7 +82,9 @@ export class Warden {
   /** Remote mode: the control plane link; undefined in embedded mode. */
   readonly #remote: RemoteLink | undefined;
   #closed = false;
-  readonly #witnessing: Witnessing;
+  /** The witnessing client, loaded when witnesses are configured or `witness()` is first called. */
+  #witnessing: Promise<Witnessing> | undefined;
+  readonly #witnesses: readonly WitnessConfig[];
   #witnessTimer: NodeJS.Timeout | undefined;
   /** Remote mode with `ledger.countersign`: the control plane to ask, and whether its witness key is known. */
   #countersign: { url: string; apiKey: string; joined?: boolean } | undefined;
@@ -104,20 +107,22 @@ export class Warden {
     this.#store = new SqliteStore({ path: resolved.store, signer: ledgerKey, checkpointEvery: resolved.ledger.checkpointEvery, checkpointIntervalMs: resolved.ledger.checkpointInterval, writer: resolved.storeWriter, maxPending: resolved.storeMaxPending, onError: (error) => errors.report(error) });
     this.#runStore = new RunStore(this.#store, org);
     this.ledger = new Ledger(this.#store, ledgerKey.publicKey, { retired: ledgerKey.retired });
-    this.#witnessing = new Witnessing(storeWitnessedLog(this.#store), resolved.ledger.witnesses, { onError: (error) => errors.report(error) });
+    this.#witnesses = resolved.ledger.witnesses;
     const controlPlane = Array.isArray(resolved.url) ? resolved.url[0] : resolved.url;
     if (resolved.ledger.countersign && controlPlane !== undefined && resolved.apiKey !== undefined) this.#countersign = { url: controlPlane.replace(/\/+$/, ""), apiKey: resolved.apiKey };
-    if (this.#witnessing.configured || this.#countersign !== undefined) {
+    if (this.#witnesses.length > 0 || this.#countersign !== undefined) {
       // New checkpoints go to the witnesses in the background; an unreachable witness is retried next time.
       let sent: number | undefined;
       this.#witnessTimer = setInterval(() => {
         const newest = this.#store.peek<{ seq: number }>("SELECT seq FROM checkpoints WHERE note IS NOT NULL ORDER BY seq DESC LIMIT 1")?.seq;
         if (newest === undefined || newest === sent) return;
         void this.#joinControlPlaneWitness()
-          .then(() => this.#witnessing.sync())
+          .then(() => this.#witnessingClient())
+          .then((witnessing) => witnessing.sync())
           .then((results) => {
             if (results.length > 0 && results.every((r) => r.status === "cosigned" || r.status === "already")) sent = newest;
-          });
+          })
+          .catch((error: unknown) => errors.report(error));
       }, resolved.ledger.witnessInterval);
       this.#witnessTimer.unref();
     }
@@ -634,7 +639,7 @@ export class Warden {
    */
   async shutdown(): Promise<void> {
     await this.#remote?.shutdown();
-    if (!this.#closed && (this.#witnessing.configured || this.#countersign !== undefined)) await this.witness().catch((error: unknown) => this.#errors.report(error));
+    if (!this.#closed && (this.#witnesses.length > 0 || this.#countersign !== undefined)) await this.witness().catch((error: unknown) => this.#errors.report(error));
     this.close();
   }
 
@@ -650,7 +655,16 @@ export class Warden {
     this.#assertOpen();
     this.#store.checkpointNow();
     await this.#joinControlPlaneWitness();
-    return this.#witnessing.sync();
+    return (await this.#witnessingClient()).sync();
+  }
+
+  #witnessingClient(): Promise<Witnessing> {
+    this.#witnessing ??= import("./ledger/witnessing.js").then(({ Witnessing, storeWitnessedLog }) => {
+      const witnessing = new Witnessing(storeWitnessedLog(this.#store), this.#witnesses, { onError: (error) => this.#errors.report(error) });
+      if (this.#closed) witnessing.close();
+      return witnessing;
+    });
+    return this.#witnessing;
   }
 
   /** With `ledger.countersign`: learns the control plane's witness key once, then asks it like any witness. */
@@ -662,7 +676,7 @@ export class Warden {
       const response = await fetch(`${countersign.url}/v1/ledger/witness/key`, { headers: { authorization }, signal: AbortSignal.timeout(10_000) });
       if (!response.ok) throw new RemoteError(`the control plane did not give its witness key (${response.status})`, { status: response.status, retryable: response.status >= 500 });
       const { verifierKey } = (await response.json()) as { verifierKey: string };
-      this.#witnessing.add({ url: `${countersign.url}/v1/ledger/witness`, key: verifierKey }, { authorization, "x-warden-log-key": this.ledger.verifierKey() });
+      (await this.#witnessingClient()).add({ url: `${countersign.url}/v1/ledger/witness`, key: verifierKey }, { authorization, "x-warden-log-key": this.ledger.verifierKey() });
       countersign.joined = true;
     } catch (error) {
       this.#errors.report(WardenError.isInstance(error) ? error : new RemoteError(`the control plane's witness key could not be fetched: ${(error as Error).message}`, { retryable: true, cause: error }));
@@ -680,7 +694,7 @@ export class Warden {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#witnessTimer) clearInterval(this.#witnessTimer);
-    this.#witnessing.close();
+    this.#witnessing?.then((witnessing) => witnessing.close()).catch(() => {});
     this.#halts.close();
     this.#remote?.close();
     this.approvals.close();

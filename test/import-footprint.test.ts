@@ -1,7 +1,9 @@
 // What an import loads: the core and the LangChain adapter load only what their first use needs. The YAML
 // parser, casbin, the server, the console, LangGraph, `langchain` and LangChain's messages (which bring most
-// of `@langchain/core` and langsmith) load when a feature that needs them is used, not with the import.
+// of `@langchain/core` and langsmith) load when a feature that needs them is used, not with the import; so do
+// the witnessing client and the evidence verifier.
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
@@ -28,6 +30,37 @@ describe("import footprint", () => {
     expect([...packagesOf(loaded)].sort()).toEqual(["zod"]);
     expect(loaded.filter((url) => /\/src\/(server|console|cli)\//.test(url))).toEqual([]);
     expect(loaded.some((url) => url.endsWith("/src/warden.ts"))).toBe(true);
+  }, 60_000);
+
+  it("a first governed call loads neither the witnessing client nor the evidence verifier; witness() and verifyEvidence() load them", () => {
+    const loaded = loadedBy(`
+      const { Warden, verifyEvidence } = await import("agent-warden");
+      const warden = new Warden({ agentId: "a", store: ":memory:", policies: { policies: [{ id: "no-wipes", when: { tool: "wipe_*" }, action: "block" }] } });
+      if (warden.check({ tool: "wipe_disk" }).action !== "block") process.exit(2);
+      await warden.run({ task: "t" }, (run) => run.tool("read_order", { id: 1 }, () => 1));
+      globalThis.__loaded.push("--");
+      if ((await warden.witness()).length !== 0) process.exit(3);
+      if ((await verifyEvidence({})).code !== "bundle_malformed") process.exit(4);
+      warden.close();`);
+    const split = loaded.indexOf("--");
+    const lazy = (urls: string[]) => urls.filter((url) => /\/src\/(ledger\/witnessing|verify\/verify)\.ts$/.test(url)).map((url) => url.replace(/.*\/src\//, "src/")).sort();
+    expect(lazy(loaded.slice(0, split))).toEqual([]);
+    expect(lazy(loaded.slice(split + 1))).toEqual(["src/ledger/witnessing.ts", "src/verify/verify.ts"]);
+  }, 60_000);
+
+  // The same from the built package, in both module formats (CommonJS turns `import()` into a deferred require).
+  it.skipIf(!existsSync(`${REPO}dist/index.cjs`))("the built package loads them on first use, as ESM and as CommonJS (run `npx tsup` first)", () => {
+    const use = `const warden = new Warden({ agentId: "a", store: ":memory:", logger: { warn() {} } });
+      const results = await warden.witness();
+      const verdict = await verifyEvidence({});
+      warden.close();
+      process.stdout.write(JSON.stringify([results, verdict.code]));`;
+    const esm = spawnSync(process.execPath, ["--input-type=module", "-e", `const { Warden, verifyEvidence } = await import(${JSON.stringify(`${REPO}dist/index.js`)});\n${use}`], { encoding: "utf8" });
+    const cjs = spawnSync(process.execPath, ["-e", `const { Warden, verifyEvidence } = require(${JSON.stringify(`${REPO}dist/index.cjs`)});\n(async () => { ${use} })();`], { encoding: "utf8" });
+    for (const child of [esm, cjs]) {
+      expect(child.status, child.stderr).toBe(0);
+      expect(JSON.parse(child.stdout)).toEqual([[], "bundle_malformed"]);
+    }
   }, 60_000);
 
   it("agent-warden/langchain loads LangChain's callback base alone; parsing a policy file loads the YAML parser then", () => {

@@ -9,9 +9,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePolicySet, Warden } from "agent-warden";
-import { IngestResponseSchema } from "../src/wire/event.js";
-import { ApprovalRecordSchema, HaltListSchema, HaltRecordSchema, JwksSchema, PolicyVersionSchema, RevocationSchema, RevokedPageSchema, TokenRevokedMessageSchema } from "../src/wire/responses.js";
+import { wireEvents } from "../src/wire/event.js";
+import { wireResponses } from "../src/wire/responses.js";
 import { CONTRACT_PATH, shapeProblems, type ContractFile, type RecordedCase } from "./fixtures/wire.js";
+
+const { IngestResponseSchema } = wireEvents();
+const { ApprovalRecordSchema, HaltListSchema, HaltRecordSchema, JwksSchema, PolicyVersionSchema, RevocationSchema, RevokedPageSchema, TokenRevokedMessageSchema } = wireResponses();
 
 const contract = JSON.parse(readFileSync(CONTRACT_PATH, "utf8")) as ContractFile;
 const byName = (name: string): RecordedCase => {

@@ -15,8 +15,10 @@ import { DeadLetterFile } from "../src/remote/dead-letters.js";
 import { EventDispatcher } from "../src/remote/dispatcher.js";
 import { RemoteHttp } from "../src/remote/http.js";
 import { Spool } from "../src/remote/spool.js";
-import { IngestResponseSchema } from "../src/wire/event.js";
+import { wireEvents } from "../src/wire/event.js";
 import { MAX_EVENT_BYTES, MAX_ID_LENGTH, MAX_JSON_DEPTH } from "../src/wire/limits.js";
+
+const { IngestResponseSchema } = wireEvents();
 
 let dir: string;
 beforeEach(() => {

@@ -6,7 +6,7 @@ import { isDeepStrictEqual } from "node:util";
 import { PolicyError } from "../errors.js";
 import { parsePolicySet, parsePolicyText } from "../policy/load.js";
 import type { PolicySet } from "../policy/schema.js";
-import { PolicyVersionSchema } from "../wire/responses.js";
+import { wireResponses } from "../wire/responses.js";
 import { controlPlane } from "./operator.js";
 
 const EXIT_USAGE = 2;
@@ -68,7 +68,7 @@ export function registerPolicyPushCommand(policy: Command, program: Command, pri
       // Validated here first, so a mistake is reported at its line before anything is sent.
       const next = parsePolicyText(text, file);
       const call = controlPlane(url, apiKey);
-      const current = PolicyVersionSchema.parse(await call("GET", "/policies/current"));
+      const current = wireResponses().PolicyVersionSchema.parse(await call("GET", "/policies/current"));
       const diff = policyDiff(parsePolicySet(current.policies ?? {}), next);
       if (diff.length === 0) {
         print({ version: current.version, changed: false, diff }, () => `no changes: version ${current.version} already holds ${file}`);
@@ -79,7 +79,7 @@ export function registerPolicyPushCommand(policy: Command, program: Command, pri
         return;
       }
       // If-Match: a version published by someone else in between is not silently overwritten.
-      const published = PolicyVersionSchema.parse(await call("PUT", "/policies", { policies: text, ...(opts.comment && { comment: opts.comment }) }, { "if-match": current.etag }));
+      const published = wireResponses().PolicyVersionSchema.parse(await call("PUT", "/policies", { policies: text, ...(opts.comment && { comment: opts.comment }) }, { "if-match": current.etag }));
       print({ version: published.version, previous: current.version, changed: true, published: true, diff }, () =>
         [`published version ${published.version} (was ${current.version}):`, ...diff.map((line) => `  ${line}`), "connected agents apply it within a moment"].join("\n"),
       );

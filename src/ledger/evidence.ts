@@ -7,7 +7,7 @@ import { InvalidInputError } from "../errors.js";
 import { canonicalJson } from "../internal/canonical.js";
 import { linkOf, type LedgerDraft, type LinkedLedgerRow } from "../store/sqlite-store.js";
 import { storedHashHex } from "./chain.js";
-import { verifyBundle, type BundleVerification } from "../verify/verify.js";
+import type { BundleVerification } from "../verify/verify.js";
 import { POLICY_SET_ENTRY, type EvidenceEntry } from "../verify/schema.js";
 import { parsePublicKey, rawPublicKey } from "./keys.js";
 import { type MerkleTree } from "./merkle.js";
@@ -80,6 +80,8 @@ export async function verifyEvidence(input: unknown, options: { publicKey?: KeyO
       return { ok: false, code: "key_malformed", problem, failures: [{ code: "key_malformed", problem }] };
     }
   }
+  // The verifier loads with the first bundle checked, not with the package.
+  const { verifyBundle } = await import("../verify/verify.js");
   return verifyBundle(input, { publicKey, witnesses: options.witnesses });
 }
 

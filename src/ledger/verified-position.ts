@@ -1,5 +1,6 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { z } from "zod";
+import { once } from "../internal/once.js";
 import { MerkleFrontier } from "./merkle.js";
 
 /**
@@ -15,13 +16,16 @@ export interface VerifiedPosition {
   frontier: MerkleFrontier;
 }
 
-const positionFile = z.object({
-  format: z.literal("agent-warden.verified/1"),
-  keyId: z.string(),
-  seq: z.number().int().positive(),
-  hash: z.string().regex(/^[0-9a-f]{64}$/),
-  frontier: z.array(z.string().regex(/^[0-9a-f]{64}$/)),
-});
+// Built on the first verification, not at import.
+const positionFile = once(() =>
+  z.object({
+    format: z.literal("agent-warden.verified/1"),
+    keyId: z.string(),
+    seq: z.number().int().positive(),
+    hash: z.string().regex(/^[0-9a-f]{64}$/),
+    frontier: z.array(z.string().regex(/^[0-9a-f]{64}$/)),
+  }),
+);
 
 /** The sidecar file of a store file; none for an in-memory store. */
 export function verifiedPositionPath(storePath: string): string | undefined {
@@ -33,7 +37,7 @@ export function readVerifiedPosition(path: string | undefined, keyId: string): V
   if (path === undefined) return undefined;
   try {
     // Read once per verification: compiling zod's fast path for a single parse costs more than it saves.
-    const parsed = positionFile.safeParse(JSON.parse(readFileSync(path, "utf8")), { jitless: true });
+    const parsed = positionFile().safeParse(JSON.parse(readFileSync(path, "utf8")), { jitless: true });
     if (!parsed.success || parsed.data.keyId !== keyId) return undefined;
     const frontier = MerkleFrontier.of(parsed.data.seq, parsed.data.frontier.map((n) => Buffer.from(n, "hex")));
     return frontier === undefined ? undefined : { keyId, seq: parsed.data.seq, hash: parsed.data.hash, frontier };

@@ -2,7 +2,6 @@
 // consistency proof from the last head each one cosigned, check the cosignatures that come back, and keep
 // them on the checkpoint note (so evidence bundles carry them). Fails open: an unreachable witness is
 // reported and retried later, never thrown into agent code.
-import { z } from "zod";
 import { ConfigError, LedgerIntegrityError, RemoteError } from "../errors.js";
 import type { SqliteStore } from "../store/sqlite-store.js";
 import { openCosignatures, parseWitnessKey, type WitnessKey } from "./cosignature.js";
@@ -10,13 +9,10 @@ import { storedHash } from "./chain.js";
 import { consistencyProofFrom, decodeFrontier, MerkleTree } from "./merkle.js";
 import { parseCheckpointText, parseNote } from "./note.js";
 import { submissionBody, type CheckpointSubmission } from "./witness.js";
+import { WitnessConfigSchema, type WitnessConfig } from "./witness-config.js";
 
-/** A witness the ledger asks for cosignatures: where it answers, and its verifier key (`warden witness` prints it). */
-export const WitnessConfigSchema = z.strictObject({
-  url: z.url({ protocol: /^https?$/ }),
-  key: z.string().refine((k) => parseWitnessKey(k) !== undefined, "not a witness verifier key (<name>+<key id>+<base64 key>)"),
-});
-export type WitnessConfig = z.infer<typeof WitnessConfigSchema>;
+// The configuration's shape lives apart, so the options schema does not load the witnessing client.
+export { WitnessConfigSchema, type WitnessConfig } from "./witness-config.js";
 
 /**
  * What one witness did with the newest checkpoint.
@@ -167,28 +163,7 @@ export async function requestCosignature(url: string, submission: CheckpointSubm
   return { status: response.status, problem: body.trim().slice(0, 500) || response.statusText };
 }
 
-/**
- * The last checkpoint a witness cosigned for a log (`GET <url>/checkpoint?origin=…`), or undefined if it has
- * none; with the witness's verifier key from `GET <url>/key` when `key` is not given.
- * @example
- * import { fetchWitnessedCheckpoint } from "agent-warden";
- * const head = await fetchWitnessedCheckpoint("https://witness.example.com", warden.ledger.origin());
- */
-export async function fetchWitnessedCheckpoint(url: string, origin: string, options: { key?: string; timeoutMs?: number } = {}): Promise<{ key: string; checkpoint: string | undefined }> {
-  const base = url.replace(/\/+$/, "");
-  const signal = AbortSignal.timeout(options.timeoutMs ?? 10_000);
-  let key = options.key;
-  if (key === undefined) {
-    const response = await fetch(`${base}/key`, { signal });
-    if (!response.ok) throw new RemoteError(`witness ${base} did not give its key (${response.status})`, { status: response.status, retryable: false });
-    key = (await response.text()).trim();
-  }
-  if (parseWitnessKey(key) === undefined) throw new ConfigError(`witness ${base}: "${key}" is not a witness verifier key`);
-  const response = await fetch(`${base}/checkpoint?origin=${encodeURIComponent(origin)}`, { signal });
-  if (response.status === 404) return { key, checkpoint: undefined };
-  if (!response.ok) throw new RemoteError(`witness ${base} did not give its checkpoint of ${origin} (${response.status})`, { status: response.status, retryable: response.status >= 500 });
-  return { key, checkpoint: await response.text() };
-}
+export { fetchWitnessedCheckpoint } from "./witnessed-checkpoint.js";
 
 /** The embedded store's log, for witnessing. */
 export function storeWitnessedLog(store: SqliteStore): WitnessedLog {

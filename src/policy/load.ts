@@ -19,7 +19,8 @@ export const yaml = (): typeof import("yaml") => (yamlModule ??= requireModule("
  * const set = parsePolicySet({ default: "block", policies: [{ id: "reads", when: { tool: "read_*" }, action: "allow" }] });
  */
 export function parsePolicySet(input: unknown, file?: string): PolicySet {
-  const result = PolicySetSchema.safeParse(input);
+  // A policy set is parsed once per load: zod's compiled fast path would cost more than it saves.
+  const result = PolicySetSchema.safeParse(input, { jitless: true });
   if (result.success) {
     assertUniqueIds(result.data, file);
     assertChannelNames(result.data, file);
@@ -63,7 +64,7 @@ export function parsePolicyText(text: string, file?: string): PolicySet {
     );
   }
   const input: unknown = doc.toJS();
-  const result = PolicySetSchema.safeParse(input);
+  const result = PolicySetSchema.safeParse(input, { jitless: true });
   if (!result.success) {
     const issues = toIssues(result.error, input).map(({ path, ...issue }) => ({ ...issue, line: lineOf(doc, path, lineCounter) }));
     throw new PolicyError(issues, file);

@@ -117,7 +117,8 @@ export type Redactor = (value: unknown) => unknown;
  * logger.info(redact(request.body));
  */
 export function createRedactor(options: RedactionOptions = {}): Redactor {
-  const parsed = RedactionOptionsSchema.parse(options);
+  // Parsed once per redactor: compiling zod's fast path would cost more than the parse.
+  const parsed = RedactionOptionsSchema.parse(options, { jitless: true });
   const extra = new Set(parsed.keys.map((k) => k.toLowerCase()));
   // Payloads repeat their keys: each key is tested once (a bounded memory of the answers).
   const secretKeys = new Map<string, boolean>();

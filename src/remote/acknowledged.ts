@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFile
 import { join, resolve } from "node:path";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { z } from "zod";
+import { once } from "../internal/once.js";
 import type { WardenEvent } from "../events.js";
 import type { LedgerEntry } from "../ledger/chain.js";
 
@@ -12,7 +13,8 @@ export interface LedgerReader {
   entries(filter: { afterSeq?: number; limit?: number }): LedgerEntry[];
 }
 
-const WatermarkFileSchema = z.object({ store: z.string(), seq: z.int().min(0), closed: z.boolean().optional() });
+// Remote mode only: built on first use, not at import.
+const WatermarkFileSchema = once(() => z.object({ store: z.string(), seq: z.int().min(0), closed: z.boolean().optional() }));
 const PAGE = 500;
 const ADVANCE_DELAY = 50;
 
@@ -184,9 +186,9 @@ export class AcknowledgedWatermark {
       const path = join(this.#dir, name);
       if (path === this.#path) continue;
       const ownerAlive = owner === process.pid || alive(owner);
-      let parsed: z.output<typeof WatermarkFileSchema> | undefined;
+      let parsed: z.output<ReturnType<typeof WatermarkFileSchema>> | undefined;
       try {
-        const result = WatermarkFileSchema.safeParse(JSON.parse(readFileSync(path, "utf8")));
+        const result = WatermarkFileSchema().safeParse(JSON.parse(readFileSync(path, "utf8")));
         parsed = result.success && result.data.store === this.#store ? result.data : undefined;
       } catch {
         parsed = undefined;

@@ -2,19 +2,26 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { Jwk } from "../tokens/jwk.js";
 import { dirname } from "node:path";
 import { z } from "zod";
-import { JwksSchema, PolicyVersionSchema, RevocationSchema } from "../wire/responses.js";
+import { once } from "../internal/once.js";
+import { wireResponses } from "../wire/responses.js";
 
 // The cache is read with the schemas its content arrived under: a file cut short, edited, or left
 // by another version is ignored, never half-applied.
-const PolicyCacheSchema = PolicyVersionSchema.extend({ url: z.string(), savedAt: z.number() });
-const KeyCacheSchema = z.object({ url: z.string(), jwk: JwksSchema.shape.keys.element });
-const RevocationCacheSchema = z.object({ url: z.string(), items: z.array(z.unknown()) });
+// Remote mode only: built on first use, not at import.
+const cacheSchemas = once(() => {
+  const { JwksSchema, PolicyVersionSchema } = wireResponses();
+  return {
+    PolicyCacheSchema: PolicyVersionSchema.extend({ url: z.string(), savedAt: z.number() }),
+    KeyCacheSchema: z.object({ url: z.string(), jwk: JwksSchema.shape.keys.element }),
+    RevocationCacheSchema: z.object({ url: z.string(), items: z.array(z.unknown()) }),
+  };
+});
 
 /** The last policy set synced from the control plane, so a restart without it still enforces it. */
-export type PolicyCacheEntry = z.output<typeof PolicyCacheSchema>;
+export type PolicyCacheEntry = z.output<ReturnType<typeof cacheSchemas>["PolicyCacheSchema"]>;
 
 export function readPolicyCache(path: string, url: string): PolicyCacheEntry | undefined {
-  const entry = readCacheFile(path, PolicyCacheSchema);
+  const entry = readCacheFile(path, cacheSchemas().PolicyCacheSchema);
   return entry?.url === url ? entry : undefined;
 }
 
@@ -30,7 +37,7 @@ export interface KeyCacheEntry {
 }
 
 export function readKeyCache(path: string, url: string): Jwk | undefined {
-  const entry = readCacheFile(path, KeyCacheSchema);
+  const entry = readCacheFile(path, cacheSchemas().KeyCacheSchema);
   return entry?.url === url ? entry.jwk : undefined;
 }
 
@@ -55,11 +62,11 @@ export interface RevocationCacheEntry {
 }
 
 export function readRevocationCache(path: string, url: string): RevocationEntry[] | undefined {
-  const entry = readCacheFile(path, RevocationCacheSchema);
+  const entry = readCacheFile(path, cacheSchemas().RevocationCacheSchema);
   if (entry?.url !== url) return undefined;
   const items: RevocationEntry[] = [];
   for (const value of entry.items) {
-    const item = RevocationSchema.safeParse(value);
+    const item = wireResponses().RevocationSchema.safeParse(value);
     if (item.success) items.push({ tokenId: item.data.tokenId, revokedAt: item.data.revokedAt, ...(item.data.reason !== undefined && { reason: item.data.reason }) });
   }
   return items;

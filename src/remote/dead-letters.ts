@@ -1,6 +1,7 @@
 import { appendFileSync, mkdirSync, readFileSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { once } from "../internal/once.js";
 import type { WardenEvent } from "../events.js";
 
 /** Event data larger than this is left out of a dead letter: the local ledger keeps it under the event's id. */
@@ -8,31 +9,33 @@ const MAX_KEPT_DATA_BYTES = 64 * 1024;
 const FILE = "dead-letters.jsonl";
 const OLDER = "dead-letters.1.jsonl";
 
-/** A dead letter as written on disk and read back. */
-export const DeadLetterSchema = z.object({
-  /** When it was set aside (ms). */
-  at: z.int().min(0),
-  /** Who refused it: this client before sending (it could never be accepted), or the control plane. */
-  by: z.enum(["client", "server"]),
-  /** `invalid_event`, `event_too_large`, or the control plane's error code. */
-  code: z.string().min(1),
-  reason: z.string(),
-  /** The HTTP status of the refusal, when the control plane answered with one. */
-  status: z.int().optional(),
-  /** The event, its `data` left out (`dataBytes` says how large it was) when over 64 KB. */
-  event: z.object({
-    id: z.string(),
-    type: z.string(),
-    ts: z.number(),
-    agentId: z.string().nullable(),
-    runId: z.string().nullable(),
-    stepId: z.string().nullable(),
-    toolCallId: z.string().nullable(),
-    actor: z.string().nullable(),
-    data: z.record(z.string(), z.unknown()).optional(),
-    dataBytes: z.int().min(0).optional(),
+/** A dead letter as written on disk and read back (built on first use: remote mode only). */
+export const DeadLetterSchema = once(() =>
+  z.object({
+    /** When it was set aside (ms). */
+    at: z.int().min(0),
+    /** Who refused it: this client before sending (it could never be accepted), or the control plane. */
+    by: z.enum(["client", "server"]),
+    /** `invalid_event`, `event_too_large`, or the control plane's error code. */
+    code: z.string().min(1),
+    reason: z.string(),
+    /** The HTTP status of the refusal, when the control plane answered with one. */
+    status: z.int().optional(),
+    /** The event, its `data` left out (`dataBytes` says how large it was) when over 64 KB. */
+    event: z.object({
+      id: z.string(),
+      type: z.string(),
+      ts: z.number(),
+      agentId: z.string().nullable(),
+      runId: z.string().nullable(),
+      stepId: z.string().nullable(),
+      toolCallId: z.string().nullable(),
+      actor: z.string().nullable(),
+      data: z.record(z.string(), z.unknown()).optional(),
+      dataBytes: z.int().min(0).optional(),
+    }),
   }),
-});
+);
 
 /**
  * An event the control plane will never accept (nested too deep, an id too long, too large, or
@@ -42,7 +45,7 @@ export const DeadLetterSchema = z.object({
  * import type { DeadLetter } from "agent-warden";
  * for (const letter of warden.remote?.deadLetters() ?? []) console.warn(letter.event.id, letter.code, letter.reason);
  */
-export type DeadLetter = z.output<typeof DeadLetterSchema>;
+export type DeadLetter = z.output<ReturnType<typeof DeadLetterSchema>>;
 
 /** Why an event was refused, as the dispatcher reports it. */
 export interface Refusal {
@@ -136,7 +139,7 @@ function readLetters(path: string): DeadLetter[] {
   for (const line of text.split("\n")) {
     if (line === "") continue;
     try {
-      const parsed = DeadLetterSchema.safeParse(JSON.parse(line));
+      const parsed = DeadLetterSchema().safeParse(JSON.parse(line));
       if (parsed.success) letters.push(parsed.data);
     } catch {
       // A line cut short by a crash mid-write.

@@ -9,9 +9,9 @@ import type { WardenEvent } from "../events.js";
 import type { HaltRecord } from "../halt/halt.js";
 import { noRemotePolicyNotice } from "../notices.js";
 import type { ApprovalRecord } from "../records.js";
-import { ApprovalRecordSchema, HaltListSchema, HaltRecordSchema, JwksSchema, PolicyVersionSchema, RevocationSchema, RevokedPageSchema, TokenRevokedMessageSchema, type PolicyVersion } from "../wire/responses.js";
+import { wireResponses, type PolicyVersion } from "../wire/responses.js";
 import { readKeyCache, readPolicyCache, readRevocationCache, writeKeyCache, writePolicyCache, writeRevocationCache, type RevocationEntry } from "./cache.js";
-import { IngestResponseSchema, type IngestResponse } from "../wire/event.js";
+import { wireEvents, type IngestResponse } from "../wire/event.js";
 import { AcknowledgedWatermark, type LedgerReader } from "./acknowledged.js";
 import { DeadLetterFile, type DeadLetter } from "./dead-letters.js";
 import { TelemetryGaps, type TelemetryGap } from "./gaps.js";
@@ -357,7 +357,7 @@ export class RemoteLink {
       this.#lastPolicyCheck = Date.now();
       const response = await this.#http.request<unknown>("GET", "/v1/policies/current", { headers: this.#etag ? { "if-none-match": this.#etag } : {} });
       if (response.status === 304 || this.#policyChanges !== changesBefore) return;
-      this.#applyAndCache(readAs(PolicyVersionSchema, response.body, "GET /v1/policies/current"));
+      this.#applyAndCache(readAs(wireResponses().PolicyVersionSchema, response.body, "GET /v1/policies/current"));
     })().finally(() => (this.#syncing.policies = undefined));
     return this.#syncing.policies;
   }
@@ -384,7 +384,7 @@ export class RemoteLink {
   /** The organization's public key (JWKS): tokens verify offline against it, never against a local key. */
   async #syncKey(): Promise<void> {
     const { body } = await this.#http.request<unknown>("GET", "/v1/tokens/jwks");
-    const jwk = readAs(JwksSchema, body, "GET /v1/tokens/jwks").keys[0];
+    const jwk = readAs(wireResponses().JwksSchema, body, "GET /v1/tokens/jwks").keys[0];
     if (jwk === undefined) return;
     this.#options.host.applyOrganizationKey(jwk);
     try {
@@ -398,7 +398,7 @@ export class RemoteLink {
     this.#syncing.halts ??= (async () => {
       const started = Date.now();
       const response = await this.#http.request<{ halts: HaltRecord[] }>("GET", "/v1/halts?include=all");
-      this.#options.host.applyHalts(readAs(HaltListSchema, response.body, "GET /v1/halts").halts);
+      this.#options.host.applyHalts(readAs(wireResponses().HaltListSchema, response.body, "GET /v1/halts").halts);
       this.#haltSyncedAt = Math.max(this.#haltSyncedAt, started);
       this.#reported.delete("poll");
     })().finally(() => (this.#syncing.halts = undefined));
@@ -425,10 +425,10 @@ export class RemoteLink {
         const search = new URLSearchParams({ since: String(query.since), limit: String(REVOCATION_PAGE) });
         if (query.afterTokenId !== undefined) search.set("afterTokenId", query.afterTokenId);
         const response = await this.#http.request<unknown>("GET", `/v1/tokens/revoked?${search}`);
-        const body = readAs(RevokedPageSchema, response.body, "GET /v1/tokens/revoked");
+        const body = readAs(wireResponses().RevokedPageSchema, response.body, "GET /v1/tokens/revoked");
         for (const value of body.items) {
           // One item of another shape is skipped, not the page.
-          const item = RevocationSchema.safeParse(value);
+          const item = wireResponses().RevocationSchema.safeParse(value);
           if (item.success && this.#learnRevocation({ tokenId: item.data.tokenId, revokedAt: item.data.revokedAt, ...(item.data.reason !== undefined && { reason: item.data.reason }) })) this.#revocationCacheStale = true;
         }
         const next = body.next;
@@ -467,7 +467,7 @@ export class RemoteLink {
       for (const approvalId of [...this.#waiting]) {
         try {
           const { body } = await this.#http.request<unknown>("GET", `/v1/approvals/${encodeURIComponent(approvalId)}`);
-          this.#resolved(readAs(ApprovalRecordSchema, body, "GET /v1/approvals/:id"));
+          this.#resolved(readAs(wireResponses().ApprovalRecordSchema, body, "GET /v1/approvals/:id"));
         } catch (error) {
           // 404: the request is still on its way (spooled); keep waiting.
           if (!(error instanceof RemoteError && error.status === 404)) throw error;
@@ -575,19 +575,19 @@ export class RemoteLink {
             .catch((error: unknown) => this.#report("poll", error));
           return;
         case "policy.updated": {
-          const version = readAs(PolicyVersionSchema, data, "stream policy.updated");
+          const version = readAs(wireResponses().PolicyVersionSchema, data, "stream policy.updated");
           if (this.#policyVersion === undefined || version.version > this.#policyVersion) this.#applyAndCache(version);
           return;
         }
         case "halt.created":
         case "halt.lifted":
-          this.#options.host.applyHalts([readAs(HaltRecordSchema, data, `stream ${event.event}`)]);
+          this.#options.host.applyHalts([readAs(wireResponses().HaltRecordSchema, data, `stream ${event.event}`)]);
           return;
         case "approval.resolved":
-          this.#resolved(readAs(ApprovalRecordSchema, data, "stream approval.resolved"));
+          this.#resolved(readAs(wireResponses().ApprovalRecordSchema, data, "stream approval.resolved"));
           return;
         case "token.revoked": {
-          const { tokenId, reason } = readAs(TokenRevokedMessageSchema, data, "stream token.revoked");
+          const { tokenId, reason } = readAs(wireResponses().TokenRevokedMessageSchema, data, "stream token.revoked");
           this.#options.host.applyRevocation(tokenId, reason);
           return;
         }
@@ -608,7 +608,7 @@ export class RemoteLink {
   async #postEvents(batch: WardenEvent[], body: string): Promise<IngestResponse> {
     try {
       const response = await this.#http.request<unknown>("POST", "/v1/events", { rawBody: body });
-      const parsed = IngestResponseSchema.safeParse(response.body);
+      const parsed = wireEvents().IngestResponseSchema.safeParse(response.body);
       if (parsed.success) return parsed.data;
       this.#report("ingest-answer", new RemoteError(`POST /v1/events: an answer of an unknown shape (${parsed.error.issues[0]?.message ?? "?"}); the batch counts as accepted`, { status: response.status, retryable: false }));
     } catch (error) {

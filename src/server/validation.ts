@@ -5,10 +5,11 @@ import { ActionType, ApprovalStatus, RunStatus, ToolCallStatus, values } from ".
 import { MoneySchema } from "../money.js";
 import { HttpError, type Problem } from "./errors.js";
 import { ROLES } from "./store.js";
-import { EventSchema, IdSchema, IngestEnvelopeSchema, IngestSchema, JsonObjectSchema, JsonSchema } from "../wire/event.js";
+import { wireEvents } from "../wire/event.js";
 import { withinDepth } from "../wire/limits.js";
 
 const DAY = 86_400_000;
+const { EventSchema, IdSchema, IngestEnvelopeSchema, IngestSchema, JsonObjectSchema, JsonSchema } = wireEvents();
 
 // The event wire's limits and shapes live in src/wire, shared with the remote client.
 export { withinDepth, IdSchema, EventSchema, IngestSchema, IngestEnvelopeSchema };

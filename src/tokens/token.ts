@@ -24,11 +24,9 @@ import { parseDuration } from "../internal/duration.js";
 import type { CurrencyConverter, Money } from "../money.js";
 import { isWithinAgent } from "../policy/identity.js";
 import {
-  BlockContentSchema,
   MAX_TOKEN_LENGTH,
-  RootBlockContentSchema,
   TOKEN_PREFIX,
-  WireTokenSchema,
+  tokenSchemas,
   type BlockContent,
   type RootBlockContent,
   type SignedBlock,
@@ -264,7 +262,7 @@ export function inspectToken(token: string): TokenInspection {
 
 function mintToken(privateKey: KeyObject, kid: string, input: MintInput, now: number): string {
   const next = freshKey();
-  const parsed = RootBlockContentSchema.safeParse(
+  const parsed = tokenSchemas().RootBlockContentSchema.safeParse(
     compact({
       id: newId(),
       kid,
@@ -326,7 +324,7 @@ export function seal(token: string): string {
 function parseNarrowing(narrowing: Narrowing, fixed: { id: string; issuedAt: number; nextKey: string; depth: number }): BlockContent {
   if (narrowing.ttl !== undefined && narrowing.expiresAt !== undefined) throw new InvalidInputError("give either ttl or expiresAt, not both");
   const expiresAt = narrowing.ttl === undefined ? narrowing.expiresAt : fixed.issuedAt + lifetime(narrowing.ttl);
-  const parsed = BlockContentSchema.safeParse(
+  const parsed = tokenSchemas().BlockContentSchema.safeParse(
     compact({
       ...fixed,
       issuer: narrowing.issuer,
@@ -582,7 +580,7 @@ function decodeToken(token: string): WireToken {
   } catch (error) {
     throw malformed("not UTF-8 JSON (truncated?)", error);
   }
-  const parsed = WireTokenSchema.safeParse(json);
+  const parsed = tokenSchemas().WireTokenSchema.safeParse(json);
   if (!parsed.success) throw malformed(describeIssues(parsed.error.issues));
   if (!Buffer.from(canonicalJson(parsed.data)).equals(bytes)) throw malformed("not the canonical encoding (whitespace, key order, duplicate keys or escapes differ)");
   return parsed.data;

@@ -2,55 +2,63 @@
 // parses requests with them, the remote client checks what it sends and parses what it reads back
 // (answers, its spool) with the very same schemas.
 import { z } from "zod";
+import { once } from "../internal/once.js";
 import { MAX_EVENT_BYTES, MAX_EVENT_TYPE_LENGTH, MAX_EVENTS_PER_BATCH, MAX_ID_LENGTH, MAX_JSON_DEPTH, MAX_NAME_LENGTH, withinDepth } from "./limits.js";
 
-/** An id on the wire: non-empty, at most 256 characters. */
-export const IdSchema = z.string().min(1).max(MAX_ID_LENGTH);
-const Timestamp = z.int().min(0).max(8.64e15);
-const depthMessage = `nested deeper than ${MAX_JSON_DEPTH} levels`;
-/** Free-form JSON no deeper than the wire allows. */
-export const JsonSchema = z.unknown().refine((value) => withinDepth(value), depthMessage);
-/** A free-form JSON object no deeper than the wire allows. */
-export const JsonObjectSchema = z.record(z.string(), z.unknown()).refine((value) => withinDepth(value), depthMessage);
-
 /**
- * A `WardenEvent` as the client sends it and the control plane accepts it. `org` is
- * ignored by the server: the key's organization applies.
+ * The ingest schemas, built on first use: by the control plane when it starts, by a remote client when it
+ * sends, never by an embedded client.
  */
-export const EventSchema = z.strictObject({
-  id: IdSchema,
-  type: z.string().max(MAX_EVENT_TYPE_LENGTH).regex(/^[a-z][a-z_]*(\.[a-z_]+)+$/, "an event type such as tool.called"),
-  ts: Timestamp,
-  org: z.string().max(MAX_NAME_LENGTH).optional(),
-  agentId: IdSchema.nullable(),
-  runId: IdSchema.nullable(),
-  stepId: IdSchema.nullable(),
-  toolCallId: IdSchema.nullable(),
-  actor: z.string().max(MAX_NAME_LENGTH).nullable(),
-  data: JsonObjectSchema,
-});
+export const wireEvents = once(() => {
+  /** An id on the wire: non-empty, at most 256 characters. */
+  const IdSchema = z.string().min(1).max(MAX_ID_LENGTH);
+  const Timestamp = z.int().min(0).max(8.64e15);
+  const depthMessage = `nested deeper than ${MAX_JSON_DEPTH} levels`;
+  /** Free-form JSON no deeper than the wire allows. */
+  const JsonSchema = z.unknown().refine((value) => withinDepth(value), depthMessage);
+  /** A free-form JSON object no deeper than the wire allows. */
+  const JsonObjectSchema = z.record(z.string(), z.unknown()).refine((value) => withinDepth(value), depthMessage);
 
-/** The body of `POST /v1/events`, every event valid. */
-export const IngestSchema = z.strictObject({ events: z.array(EventSchema).min(1).max(MAX_EVENTS_PER_BATCH) });
-/** The body of `POST /v1/events` as a control plane that checks each event on its own reads it. */
-export const IngestEnvelopeSchema = z.strictObject({ events: z.array(z.unknown()).min(1).max(MAX_EVENTS_PER_BATCH) });
+  /**
+   * A `WardenEvent` as the client sends it and the control plane accepts it. `org` is
+   * ignored by the server: the key's organization applies.
+   */
+  const EventSchema = z.strictObject({
+    id: IdSchema,
+    type: z.string().max(MAX_EVENT_TYPE_LENGTH).regex(/^[a-z][a-z_]*(\.[a-z_]+)+$/, "an event type such as tool.called"),
+    ts: Timestamp,
+    org: z.string().max(MAX_NAME_LENGTH).optional(),
+    agentId: IdSchema.nullable(),
+    runId: IdSchema.nullable(),
+    stepId: IdSchema.nullable(),
+    toolCallId: IdSchema.nullable(),
+    actor: z.string().max(MAX_NAME_LENGTH).nullable(),
+    data: JsonObjectSchema,
+  });
 
-/** One event of a batch the control plane refused on its own (by its index in the request), the rest being written. */
-export const RefusedEventSchema = z.object({
-  index: z.int().min(0),
-  /** Empty when the event had no readable id. */
-  id: z.string().max(256),
-  code: z.string().min(1).max(64),
-  reason: z.string().max(10_000),
-});
+  /** The body of `POST /v1/events`, every event valid. */
+  const IngestSchema = z.strictObject({ events: z.array(EventSchema).min(1).max(MAX_EVENTS_PER_BATCH) });
+  /** The body of `POST /v1/events` as a control plane that checks each event on its own reads it. */
+  const IngestEnvelopeSchema = z.strictObject({ events: z.array(z.unknown()).min(1).max(MAX_EVENTS_PER_BATCH) });
 
-/** The answer to `POST /v1/events`: events written, events it already had, and, when some were refused one by one, which. */
-export const IngestResponseSchema = z.object({
-  accepted: z.int().min(0),
-  duplicates: z.int().min(0).optional(),
-  rejected: z.array(RefusedEventSchema).max(MAX_EVENTS_PER_BATCH).optional(),
+  /** One event of a batch the control plane refused on its own (by its index in the request), the rest being written. */
+  const RefusedEventSchema = z.object({
+    index: z.int().min(0),
+    /** Empty when the event had no readable id. */
+    id: z.string().max(256),
+    code: z.string().min(1).max(64),
+    reason: z.string().max(10_000),
+  });
+
+  /** The answer to `POST /v1/events`: events written, events it already had, and, when some were refused one by one, which. */
+  const IngestResponseSchema = z.object({
+    accepted: z.int().min(0),
+    duplicates: z.int().min(0).optional(),
+    rejected: z.array(RefusedEventSchema).max(MAX_EVENTS_PER_BATCH).optional(),
+  });
+  return { IdSchema, JsonSchema, JsonObjectSchema, EventSchema, IngestSchema, IngestEnvelopeSchema, RefusedEventSchema, IngestResponseSchema };
 });
-export type IngestResponse = z.output<typeof IngestResponseSchema>;
+export type IngestResponse = z.output<ReturnType<typeof wireEvents>["IngestResponseSchema"]>;
 
 /** Why an event cannot go over the wire as it is: the same words the control plane would answer. */
 export interface EventRefusal {
@@ -71,7 +79,7 @@ export const WIRE_GROWTH = 6;
  * (it came in a text small enough, see `WIRE_GROWTH`).
  */
 export function checkWireEvent(event: unknown, json?: string, fits = false): EventRefusal | undefined {
-  const parsed = EventSchema.safeParse(event);
+  const parsed = wireEvents().EventSchema.safeParse(event);
   if (!parsed.success) {
     const issues = parsed.error.issues.slice(0, 3).map((issue) => `${issue.path.map(String).join(".") || "event"}: ${issue.message}`);
     return { code: "invalid_event", reason: issues.join("; ") };

@@ -1,0 +1,9 @@
+import { z } from "zod";
+import { parseWitnessKey } from "./cosignature.js";
+
+/** A witness the ledger asks for cosignatures: where it answers, and its verifier key (`warden witness` prints it). */
+export const WitnessConfigSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }),
+  key: z.string().refine((k) => parseWitnessKey(k) !== undefined, "not a witness verifier key (<name>+<key id>+<base64 key>)"),
+});
+export type WitnessConfig = z.infer<typeof WitnessConfigSchema>;
