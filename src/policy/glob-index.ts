@@ -56,11 +56,18 @@ export class GlobIndex<T> {
   }
 
   forEachMatch(name: string, visit: (value: T) => void): void {
+    const found: T[] = [];
+    this.collect(name, found);
+    for (const value of found) visit(value);
+  }
+
+  /** Pushes the value of every glob that matches `name` onto `into`, as `forEachMatch` visits them; allocates nothing itself. */
+  collect(name: string, into: T[]): void {
     const exact = this.#exact.get(name);
-    if (exact !== undefined) for (const value of exact) visit(value);
-    walk(this.#prefixes, name, 0, name.length, 1, visit);
-    walk(this.#suffixes, name, name.length - 1, -1, -1, visit);
-    for (const entry of this.#rest) if (entry.test(name)) visit(entry.value);
+    if (exact !== undefined) for (const value of exact) into.push(value);
+    walk(this.#prefixes, name, 0, name.length, 1, into);
+    walk(this.#suffixes, name, name.length - 1, -1, -1, into);
+    for (const entry of this.#rest) if (entry.test(name)) into.push(entry.value);
   }
 }
 
@@ -85,11 +92,11 @@ function insert<T>(root: Node<T>, pattern: string, from: number, to: number, ste
   (node.entries ??= []).push(entry);
 }
 
-function walk<T>(root: Node<T>, name: string, from: number, to: number, step: 1 | -1, visit: (value: T) => void): void {
+function walk<T>(root: Node<T>, name: string, from: number, to: number, step: 1 | -1, into: T[]): void {
   let node: Node<T> | undefined = root;
   for (let i = from; i !== to; i += step) {
     node = node.next?.get(name.charCodeAt(i));
     if (node === undefined) return;
-    if (node.entries !== undefined) for (const entry of node.entries) if (entry.test(name)) visit(entry.value);
+    if (node.entries !== undefined) for (const entry of node.entries) if (entry.test(name)) into.push(entry.value);
   }
 }
