@@ -64,6 +64,9 @@ interface CompiledPolicy {
   test: ((call: PolicyInputCall) => boolean) | undefined;
   /** The agents an `agent` condition of plain names can match; undefined when it can match others. */
   agents: readonly string[] | undefined;
+  /** The one agent, or environment, a condition naming just one requires: compared in place, not through a closure. */
+  agentIs: string | undefined;
+  environmentIs: string | undefined;
   /** The evaluation when this policy is the only one that matches: built once, not per call. */
   alone: PolicyEvaluation;
 }
@@ -100,22 +103,28 @@ const maxCachedCombinations = 4096;
  * sources of the policy set (an exact name, a glob, a combination of them), never to one call's name,
  * so their number is bounded by the set whatever names calls bring.
  */
-class CandidateList {
+class CandidateList implements Candidates {
   readonly all: readonly CompiledPolicy[];
-  /** The one answer for every action when no policy of the list tests the action. */
-  readonly #anyAction: Candidates | undefined;
-  readonly #byAction = new Map<string, Candidates>();
+  /** When no policy of the list tests the action, the list is its own answer for every action (one object less to reach per call). */
+  readonly general: readonly CompiledPolicy[];
+  readonly byAgent: ReadonlyMap<string, readonly CompiledPolicy[]> | undefined;
+  readonly #anyAction: boolean;
+  #byAction: Map<string, Candidates> | undefined;
 
   constructor(all: readonly CompiledPolicy[]) {
     this.all = all;
-    if (all.every((policy) => policy.actions === undefined)) this.#anyAction = splitByAgent(all);
+    this.#anyAction = all.every((policy) => policy.actions === undefined);
+    const own = this.#anyAction ? splitByAgent(all) : noCandidates;
+    this.general = own.general;
+    this.byAgent = own.byAgent;
   }
 
   forAction(action: string): Candidates {
-    if (this.#anyAction !== undefined) return this.#anyAction;
-    let candidates = this.#byAction.get(action);
+    if (this.#anyAction) return this;
+    let candidates = this.#byAction?.get(action);
     if (candidates === undefined) {
       candidates = splitByAgent(this.all.filter((policy) => policy.actions === undefined || policy.actions(action)));
+      this.#byAction ??= new Map();
       if (this.#byAction.size < maxCachedActions) this.#byAction.set(action, candidates);
     }
     return candidates;
@@ -241,6 +250,8 @@ export class PolicyEngine {
     // The policies for any agent and those naming this one, merged in policy order.
     for (let i = 0, j = 0; i < generalCount || j < ownCount; ) {
       const policy = j === ownCount || (i < generalCount && general[i]!.order < own![j]!.order) ? general[i++]! : own![j++]!;
+      if (policy.agentIs !== undefined && policy.agentIs !== call.agent) continue;
+      if (policy.environmentIs !== undefined && policy.environmentIs !== call.environment) continue;
       if (policy.test !== undefined && !policy.test(call)) continue;
       if (first === undefined) first = policy;
       else (matches ??= [first.match]).push(policy.match);
@@ -313,11 +324,15 @@ export class PolicyEngine {
 function compilePolicy(policy: Policy, order: number, defaultAction: DecisionAction): CompiledPolicy {
   const { tool: _tool, action, agent, environment, ...fields } = policy.when as When;
   const tests: Array<(call: PolicyInputCall) => boolean> = [];
-  if (agent !== undefined) {
+  const agents = plainNames(agent);
+  const agentIs = agents?.length === 1 ? agents[0] : undefined;
+  const environments = plainNames(environment);
+  const environmentIs = environments?.length === 1 ? environments[0] : undefined;
+  if (agent !== undefined && agentIs === undefined) {
     const test = compileNameCondition(agent);
     tests.push((call) => test(call.agent));
   }
-  if (environment !== undefined) {
+  if (environment !== undefined && environmentIs === undefined) {
     if (isOperators(environment)) {
       // Operators see a missing environment as undefined, as `args.*` conditions see a missing field.
       const predicate = compileCondition(environment);
@@ -349,7 +364,9 @@ function compilePolicy(policy: Policy, order: number, defaultAction: DecisionAct
     order,
     actions: compileActionCondition(action),
     test: tests.length === 0 ? undefined : allOf(tests),
-    agents: plainNames(agent),
+    agents,
+    agentIs,
+    environmentIs,
     match,
     alone: Object.freeze({ action: enforced ? match.action : defaultAction, decidedBy: enforced ? match : undefined, matches: Object.freeze([match]) }),
   };
