@@ -77,6 +77,8 @@ interface Source {
   policies: CompiledPolicy[];
   /** What a name matching this source alone can match (policies without `tool` included), built on first use. */
   list: CandidateList | undefined;
+  /** What a name matching this source and one other (of a higher id) can match, by the other's id. */
+  pairs: Map<number, CandidateList> | undefined;
 }
 
 /** Candidates for one action, split by agent once the list is long enough for the split to pay. */
@@ -95,7 +97,9 @@ const agentIndexFrom = 8;
 const maxCachedActions = 32;
 /** Tool names whose candidates are kept when `tool` operator conditions must be tested, least recently used dropped first. */
 const maxCachedTools = 16_384;
-/** Sets of globs found together for a name, kept with their merged candidates. */
+/** Pairs of sources found together for a name, kept per source with their merged candidates. */
+const maxPairsPerSource = 32;
+/** Sets of three or more sources found together for a name, kept with their merged candidates. */
 const maxCachedCombinations = 4096;
 
 /**
@@ -192,7 +196,7 @@ export class PolicyEngine {
     const globs = new Map<string, Source>();
     const sourceOf = (map: Map<string, Source>, key: string): Source => {
       let source = map.get(key);
-      if (source === undefined) map.set(key, (source = { id: sources++, policies: [], list: undefined }));
+      if (source === undefined) map.set(key, (source = { id: sources++, policies: [], list: undefined, pairs: undefined }));
       return source;
     };
     set.policies.forEach((policy, order) => {
@@ -208,7 +212,7 @@ export class PolicyEngine {
           else if (!name.includes("*") && !name.includes("?")) sourceOf(this.#exact, name).policies.push(compiled);
           else sourceOf(globs, name).policies.push(compiled);
         }
-      } else this.#operators.push({ test: compileNameCondition(tool), source: { id: sources++, policies: [compiled], list: undefined } });
+      } else this.#operators.push({ test: compileNameCondition(tool), source: { id: sources++, policies: [compiled], list: undefined, pairs: undefined } });
     });
     for (const [pattern, source] of globs) this.#globs.add(pattern, source);
     // A policy listing `*` and other globs is in `#anyTool` once.
@@ -307,6 +311,18 @@ export class PolicyEngine {
     if (found.length === 1) {
       const source = found[0]!;
       return (source.list ??= new CandidateList(this.#anyTool.length === 0 ? source.policies : merged([source.policies, this.#anyTool])));
+    }
+    if (found.length === 2) {
+      // Two globs matching one name (the usual overlap): the pair is kept by the first of them, no key to build.
+      const low = found[0]!.id < found[1]!.id ? found[0]! : found[1]!;
+      const high = low === found[0] ? found[1]! : found[0]!;
+      let list = low.pairs?.get(high.id);
+      if (list === undefined) {
+        list = new CandidateList(merged([low.policies, high.policies, this.#anyTool]));
+        low.pairs ??= new Map();
+        if (low.pairs.size < maxPairsPerSource) low.pairs.set(high.id, list);
+      }
+      return list;
     }
     found.sort((a, b) => a.id - b.id);
     let key = "";

@@ -22,9 +22,34 @@ interface Ends<T> {
   byHash: Map<number, Entry<T>[]>;
   /** First character (last, for suffixes) of some literal end, by its low byte: most names skip the lookup. */
   firstChars: Uint8Array;
+  /** `byHash` as an open-addressed table of typed arrays, rebuilt after additions: a probe reads one slot, not a Map. */
+  table: Table<T> | undefined;
 }
 
-const newEnds = <T>(): Ends<T> => ({ lengths: [], byHash: new Map(), firstChars: new Uint8Array(256) });
+interface Table<T> {
+  /** Hash + 1 per slot (0: empty), in slots a power of two and at most half full. */
+  keys: Int32Array;
+  /** Index into `lists` of the slot's globs. */
+  values: Int32Array;
+  lists: Entry<T>[][];
+  mask: number;
+}
+
+const newEnds = <T>(): Ends<T> => ({ lengths: [], byHash: new Map(), firstChars: new Uint8Array(256), table: undefined });
+
+function tableOf<T>(byHash: Map<number, Entry<T>[]>): Table<T> {
+  let size = 8;
+  while (size < byHash.size * 2) size *= 2;
+  const table: Table<T> = { keys: new Int32Array(size), values: new Int32Array(size), lists: [], mask: size - 1 };
+  for (const [hash, list] of byHash) {
+    const key = hash + 1;
+    let slot = key & table.mask;
+    while (table.keys[slot] !== 0) slot = (slot + 1) & table.mask;
+    table.keys[slot] = key;
+    table.values[slot] = table.lists.push(list) - 1;
+  }
+  return table;
+}
 
 /**
  * Globs (as `compileGlob` reads them) indexed by their literal ends; `visit` sees the value of every
@@ -104,6 +129,7 @@ function file<T>(ends: Ends<T>, pattern: string, length: number, step: 1 | -1, e
   const list = ends.byHash.get(key);
   if (list) list.push(entry);
   else ends.byHash.set(key, [entry]);
+  ends.table = undefined;
   if (!ends.lengths.includes(length)) {
     ends.lengths.push(length);
     ends.lengths.sort((a, b) => a - b);
@@ -114,13 +140,18 @@ function file<T>(ends: Ends<T>, pattern: string, length: number, step: 1 | -1, e
 function lookUp<T>(ends: Ends<T>, name: string, step: 1 | -1, into: T[]): void {
   const size = name.length;
   if (size === 0 || ends.firstChars[name.charCodeAt(step === 1 ? 0 : size - 1) & 255] === 0) return;
-  const { lengths, byHash } = ends;
+  const lengths = ends.lengths;
+  const { keys, values, lists, mask } = (ends.table ??= tableOf(ends.byHash));
   let hash = FNV_OFFSET;
   let hashed = 0;
   for (const length of lengths) {
     if (length > size) return;
     for (; hashed < length; hashed++) hash = Math.imul(hash ^ name.charCodeAt(step === 1 ? hashed : size - 1 - hashed), FNV_PRIME);
-    const entries = byHash.get(hash & KEY_BITS);
-    if (entries !== undefined) for (const entry of entries) if (entry.length === length && entry.test(name)) into.push(entry.value);
+    const key = (hash & KEY_BITS) + 1;
+    for (let slot = key & mask; keys[slot] !== 0; slot = (slot + 1) & mask) {
+      if (keys[slot] !== key) continue;
+      for (const entry of lists[values[slot]!]!) if (entry.length === length && entry.test(name)) into.push(entry.value);
+      break;
+    }
   }
 }
