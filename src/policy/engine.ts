@@ -169,8 +169,8 @@ function merged(lists: ReadonlyArray<readonly CompiledPolicy[]>): CompiledPolicy
  */
 export class PolicyEngine {
   readonly set: PolicySet;
-  /** Plain tool names, each with the candidates of that name once first asked for. */
-  readonly #exact = new Map<string, Source>();
+  /** Plain tool names: their source, replaced by the name's candidates once first asked for (one object less to reach per call). */
+  readonly #exact = new Map<string, Source | CandidateList>();
   /** Every glob of the policies' `tool`, one source per distinct glob. */
   readonly #globs = new GlobIndex<Source>();
   /** `tool` written with operators: tested one by one, as they can say anything about a name. */
@@ -194,8 +194,8 @@ export class PolicyEngine {
     this.#defaultEvaluation = Object.freeze({ action: set.default, decidedBy: undefined, matches: noMatches });
     let sources = 0;
     const globs = new Map<string, Source>();
-    const sourceOf = (map: Map<string, Source>, key: string): Source => {
-      let source = map.get(key);
+    const sourceOf = (map: Map<string, Source | CandidateList>, key: string): Source => {
+      let source = map.get(key) as Source | undefined;
       if (source === undefined) map.set(key, (source = { id: sources++, policies: [], list: undefined, pairs: undefined }));
       return source;
     };
@@ -215,6 +215,7 @@ export class PolicyEngine {
       } else this.#operators.push({ test: compileNameCondition(tool), source: { id: sources++, policies: [compiled], list: undefined, pairs: undefined } });
     });
     for (const [pattern, source] of globs) this.#globs.add(pattern, source);
+    this.#globs.compile();
     // A policy listing `*` and other globs is in `#anyTool` once.
     this.#anyTool = merged([this.#anyTool]);
     this.#anyToolList = new CandidateList(this.#anyTool);
@@ -280,7 +281,12 @@ export class PolicyEngine {
 
   #listFor(tool: string): CandidateList {
     const exact = this.#exact.get(tool);
-    if (exact !== undefined) return (exact.list ??= this.#lookUp(tool, exact));
+    if (exact !== undefined) {
+      if (exact instanceof CandidateList) return exact;
+      const list = this.#lookUp(tool, exact);
+      this.#exact.set(tool, list);
+      return list;
+    }
     if (this.#operators.length === 0) return this.#lookUp(tool, undefined);
     // Operators are tested one by one: their answer for a name is kept.
     let entry = this.#byName.get(tool);

@@ -89,6 +89,12 @@ export class GlobIndex<T> {
     this.#rest.push({ test, value, length: 0 });
   }
 
+  /** Builds the lookup tables now rather than on the first lookup after an addition. */
+  compile(): void {
+    this.#prefixes.table ??= tableOf(this.#prefixes.byHash);
+    this.#suffixes.table ??= tableOf(this.#suffixes.byHash);
+  }
+
   forEachMatch(name: string, visit: (value: T) => void): void {
     const found: T[] = [];
     this.collect(name, found);
