@@ -4,7 +4,7 @@
 // on its own. Tool names, agents, environments and amounts vary on every call; "never-seen" names are
 // unique to their call, so no engine can have cached anything about them.
 import { Warden } from "agent-warden";
-import { interleaveSync, quick, timingRow, type BenchRow, type Case } from "./harness.js";
+import { interleaveSync, percentiles, quick, timingRow, type BenchRow, type Case } from "./harness.js";
 import { casbinDecider, cedarDecider, makeRules, referenceDecider, sampleCalls, wardenPolicySet, type CallSpec, type Decider } from "./peers.js";
 
 const SIZES = [10, 100, 1000, 10_000];
@@ -24,16 +24,21 @@ export async function run(): Promise<BenchRow[]> {
         decide: (c) => warden.check({ tool: c.tool, agentId: c.agent, environment: c.environment, args: { amount: c.amount } }).action !== "allow",
       };
       const deciders = [wardenDecider, await cedarDecider(rules), await casbinDecider(rules), referenceDecider(rules)];
-      // Every engine must give the same answers before its speed is worth reporting; the check also
-      // tells each engine's cost, which sizes its share of the run.
+      // Every engine must give the same answers before its speed is worth reporting; a second pass over
+      // the same calls tells each engine's cost, which sizes its share of the run. The median call of that
+      // pass, not the mean: one pause (a collection, the machine's load) must not cut an engine's share.
       const checked = sampleCalls(rules, n >= 10_000 ? 16 : n >= 1000 ? 60 : 300, mix, 1);
       const expected = checked.map((c) => deciders[3]!.decide(c));
       const costUs = deciders.map((d) => {
-        const t0 = performance.now();
         checked.forEach((c, i) => {
           if (d.decide(c) !== expected[i]) throw new Error(`${d.name} disagrees on ${JSON.stringify(c)} at ${n} rules`);
         });
-        return ((performance.now() - t0) * 1000) / checked.length;
+        const times = checked.map((c) => {
+          const t0 = performance.now();
+          d.decide(c);
+          return (performance.now() - t0) * 1000;
+        });
+        return percentiles(times).median;
       });
       // Each engine gets about the same time; a slow one takes part in every k-th round only.
       // A probe of a few cold calls overstates a fast engine's cost: under 1 ms, it gets a floor of calls

@@ -35,7 +35,20 @@ export function asNumber(value: unknown): number | undefined {
 export function compileCondition(condition: Condition): Predicate {
   if (condition === null || typeof condition !== "object") return (value) => value === condition;
   const tests = Object.entries(condition as Operators).map(([op, expected]) => compileOperator(op as keyof Operators, expected));
-  return tests.length === 1 ? tests[0]! : (value) => tests.every((test) => test(value));
+  return allOf(tests);
+}
+
+/** True when every test holds; built once, so a decision allocates no closure per call. */
+export function allOf<A>(tests: ReadonlyArray<(value: A) => boolean>): (value: A) => boolean {
+  if (tests.length === 1) return tests[0]!;
+  if (tests.length === 2) {
+    const [a, b] = tests as [(value: A) => boolean, (value: A) => boolean];
+    return (value) => a(value) && b(value);
+  }
+  return (value) => {
+    for (const test of tests) if (!test(value)) return false;
+    return true;
+  };
 }
 
 function compileOperator(op: keyof Operators, expected: unknown): Predicate {

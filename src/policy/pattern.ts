@@ -97,7 +97,11 @@ export function globCaptures(pattern: string, name: string): string[] | undefine
 export function compileGlobs(patterns: string | readonly string[]): Matcher {
   if (typeof patterns === "string") return compileGlob(patterns);
   const tests = patterns.map(compileGlob);
-  return tests.length === 1 ? tests[0]! : (name) => tests.some((test) => test(name));
+  if (tests.length === 1) return tests[0]!;
+  return (name) => {
+    for (const test of tests) if (test(name)) return true;
+    return false;
+  };
 }
 
 /**
