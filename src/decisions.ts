@@ -108,7 +108,8 @@ export class Decisions {
     let action = this.#actionTypes.get(tool);
     if (action === undefined) {
       action = classifyTool(tool);
-      if (this.#actionTypes.size > 10_000) this.#actionTypes.clear();
+      // Oldest out, not clear-all: a stream of never-seen names must not re-classify every known one.
+      if (this.#actionTypes.size >= 10_000) this.#actionTypes.delete(this.#actionTypes.keys().next().value as string);
       this.#actionTypes.set(tool, action);
     }
     return action;
