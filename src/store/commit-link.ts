@@ -281,7 +281,9 @@ export function decodeBatch(text: string): [Array<[number, SQLInputValue[]]>, Le
       const count = reader.integer(";");
       const params: SQLInputValue[] = new Array(count);
       for (let i = 0; i < count; i++) params[i] = reader.value();
-      writes.push([id, params]);
+      // Not a literal: these stay alive for the writer's whole transaction, and a literal's allocation site
+      // would be moved to old space for it (see the store's queue).
+      writes.push(Array.of<number | SQLInputValue[]>(id, params) as [number, SQLInputValue[]]);
     } else if (tag === ENTRY) {
       drafts.push(new DecodedDraft(reader.text(), reader.number(), reader.text(), reader.text(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.text()));
     } else throw reader.broken();
