@@ -34,6 +34,7 @@ export async function run(): Promise<BenchRow[]> {
     const governed = new Float64Array(calls);
     const delay = monitorEventLoopDelay({ resolution: 1 });
     const cpu0 = process.cpuUsage();
+    const main0 = process.threadCpuUsage();
     const started = performance.now();
     delay.enable();
     let runId = "";
@@ -60,6 +61,7 @@ export async function run(): Promise<BenchRow[]> {
     const seconds = (performance.now() - started) / 1000;
     delay.disable();
     const cpu = process.cpuUsage(cpu0);
+    const main = process.threadCpuUsage(main0);
 
     const db = new DatabaseSync(path, { readOnly: true });
     const count = (sql: string) => Number((db.prepare(sql).get(runId) as { n: number }).n);
@@ -72,6 +74,7 @@ export async function run(): Promise<BenchRow[]> {
     rows.push(timingRow(GROUP, "ungoverned async call", summarize(bare), "same names and args, interleaved"));
     rows.push(timingRow(GROUP, "run.tool latency", summarize(governed), "check + record; the commit runs on the writer thread (inline: between calls)"));
     rows.push({ group: GROUP, name: "CPU per governed call", medianUs: ((cpu.user + cpu.system) / calls), note: `process CPU over the run and close(), ungoverned calls included; ${seconds.toFixed(1)} s wall` });
+    rows.push({ group: GROUP, name: "main-thread CPU per governed call", medianUs: (main.user + main.system) / calls, note: "the agent's own thread (the writer thread's share is the difference)" });
     rows.push({ group: GROUP, name: "durable calls/s", opsPerSec: toolRows / seconds, note: `${toolRows.toLocaleString("en-US")} tool_calls rows + ${ledgerRows.toLocaleString("en-US")} ledger rows in SQLite after close()` });
     rows.push({ group: GROUP, name: "durable ledger entries/s", opsPerSec: ledgerRows / seconds, note: `${(ledgerRows / calls).toFixed(1)} entries per call` });
     rows.push({ group: GROUP, name: "storage per governed call", note: `${Math.round(bytes / (calls + 2000)).toLocaleString("en-US")} bytes (database file after close())` });

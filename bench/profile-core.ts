@@ -2,12 +2,16 @@
 // 1,000 rules with 40% globs, varied names and arguments), reporting the main thread's CPU per call apart
 // from the writer thread's, the event-loop delay, and the longest GC pauses. PROFILE names a file for a
 // CPU profile of the timed loop; STALLS=1 prints what ran just before each loop stall over 10 ms.
+// "old space reached per call" is what scavenges promote (plus anything allocated there directly): when it
+// grows, look for objects kept past a scavenge, or for allocation sites V8 moved to old space
+// (`node --trace-deopt … | grep "tenuring changed"` names the functions that hold them).
 //   N=100000 npx tsx bench/profile-core.ts
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay, PerformanceObserver, performance } from "node:perf_hooks";
+import { getHeapSpaceStatistics } from "node:v8";
 import { Warden } from "agent-warden";
 import { makeRules, wardenPolicySet } from "./peers.js";
 
@@ -46,11 +50,18 @@ const stalls: Array<{ at: number; ms: number; cpuMs: number }> = [];
 const cpuGaps: number[] = [];
 let last = performance.now();
 let lastCpu = process.threadCpuUsage();
+const oldSpace = () => getHeapSpaceStatistics().find((space) => space.space_name === "old_space")?.space_used_size ?? 0;
+let lastOld = oldSpace();
+let oldReached = 0;
 const watch = setInterval(() => {
   const now = performance.now();
   const cpu = process.threadCpuUsage();
   const cpuMs = (cpu.user + cpu.system - lastCpu.user - lastCpu.system) / 1000;
   cpuGaps.push(cpuMs);
+  // Growth only: a full GC shrinks it, and what it freed had reached old space all the same.
+  const old = oldSpace();
+  if (old > lastOld) oldReached += old - lastOld;
+  lastOld = old;
   if (process.env.STALLS && now - last > 12) stalls.push({ at: now, ms: now - last, cpuMs });
   last = now;
   lastCpu = cpu;
@@ -139,6 +150,7 @@ console.log(`calls ${N}, wall ${(wall / 1000).toFixed(2)} s, ${Math.round(N / (w
 console.log(`CPU per call: main thread ${us(mainLoop)} µs in the loop (${us(main)} µs with close()), process ${us(proc)} µs (writer ≈ ${((proc.user + proc.system - main.user - main.system) / N).toFixed(1)} µs)`);
 console.log(`CPU per call by thread (µs, /proc ticks, to the last commit): ${threadLine}`);
 console.log(`event-loop delay: p50 ${(delay.percentile(50) / 1e6).toFixed(2)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(2)} ms, p99.9 ${(delay.percentile(99.9) / 1e6).toFixed(2)} ms, max ${(delay.max / 1e6).toFixed(1)} ms`);
+console.log(`old space reached per call: ${Math.round(oldReached / N)} bytes (growth between 1 ms ticks)`);
 for (const [kind, k] of gcByKind) console.log(`gc kind ${kind}: ${k.n} pauses, ${k.ms.toFixed(0)} ms total, max ${k.max.toFixed(1)} ms`);
 cpuGaps.sort((a, b) => a - b);
 const at = (q: number) => cpuGaps[Math.min(cpuGaps.length - 1, Math.floor(cpuGaps.length * q))]!.toFixed(2);

@@ -2,7 +2,7 @@ import type { Decision } from "./decision.js";
 import { ToolCallStatus } from "./enums.js";
 import { WardenError } from "./errors.js";
 import { abortedWait, admissionOf, isHalt, refusalOf, type Admission, type Outcome } from "./admission.js";
-import { raceAbort } from "./internal/abort.js";
+import { isThenable, raceAbort } from "./internal/abort.js";
 import type { ApprovalRecord } from "./records.js";
 import type { PolicyInputCall } from "./policy/engine.js";
 import type { PendingRow, ToolCallColumn } from "./store/run-store.js";
@@ -179,17 +179,34 @@ export class ToolCallHandle {
    * const result = await handle.run((signal) => ci.deploy(args, { signal }));
    */
   async run<T>(fn: (signal: AbortSignal) => T | Promise<T>): Promise<T> {
-    const admitted = await this.admit();
+    // Most calls are admitted with nothing to wait for, and most tools answer without awaiting: those
+    // take no extra promise or microtask turn (the same steps as `admit()` and `raceAbort`, in line).
+    const admitted = this.#admittedNow() ?? (await this.admit());
     if (!admitted.ok) throw admitted.error;
+    const signal = this.signal;
     let output: T;
     try {
-      output = await raceAbort(this.signal, () => fn(this.signal));
+      if (signal.aborted) throw signal.reason;
+      const result = fn(signal);
+      // An abort during `fn` (it halted its own agent) wins, as it would over a pending result.
+      output = isThenable(result) || signal.aborted ? await raceAbort(signal, () => result) : result;
     } catch (error) {
       this.fail(error);
       throw error;
     }
     this.complete(output);
     return output;
+  }
+
+  /**
+   * `admit()`'s answer when it can be had without waiting: an allowed or warned call, no approval to
+   * use, no halt on it and the store's writer not behind. Undefined when `admit()` must decide.
+   */
+  #admittedNow(): Admission | undefined {
+    if (this.#admission !== undefined) return this.#admission;
+    const action = this.decision.action;
+    if ((action !== "allow" && action !== "warn") || this.#approvalId !== undefined || this.signal.aborted || this.#owner.backpressure() !== undefined) return undefined;
+    return (this.#admission = action === "allow" ? { ok: true, outcome: "allowed", reason: this.decision.reason } : { ok: true, outcome: "warned", reason: this.decision.reason });
   }
 
   /**

@@ -14,7 +14,8 @@ import { Recorder } from "./recorder.js";
 import { decisionOf, storedDecision, type ApprovalRecord } from "./records.js";
 import type { Runs } from "./runs.js";
 import type { ActiveRun } from "./scope.js";
-import type { RunStore } from "./store/run-store.js";
+import type { RunStore, ToolCallColumn } from "./store/run-store.js";
+import type { SQLInputValue } from "node:sqlite";
 import { ToolCallHandle, type ActiveToolCall, type WardenInternals } from "./tool-call.js";
 
 /**  What tool calls need, injected. */
@@ -389,7 +390,9 @@ export class ToolCalls {
     const durationMs = Math.round((performance.now() - state.startedAt) * 1000) / 1000;
     const recordedOutput = recorder.recordable(output);
     const recordedError = recorder.recordable(error === undefined ? undefined : Recorder.serializeError(error));
-    store.updateToolCall(state.row, toolCallId, { status, output: recordedOutput.json, error: recordedError.json, ...(rejectedReason !== undefined && { blocked_reason: rejectedReason }), ended_at: Date.now(), duration_ms: durationMs });
+    const ending: Partial<Record<ToolCallColumn, SQLInputValue>> = { status, output: recordedOutput.json, error: recordedError.json, ended_at: Date.now(), duration_ms: durationMs };
+    if (rejectedReason !== undefined) ending.blocked_reason = rejectedReason;
+    store.updateToolCall(state.row, toolCallId, ending);
     const type = status === ToolCallStatus.REJECTED ? EventType.TOOL_BLOCKED : EventType.TOOL_COMPLETED;
     recorder.record(type, { agentId: state.agentId, runId: state.runId, stepId: state.stepId, toolCallId }, { toolName: state.toolName, status, output: recordedOutput.value, error: recordedError.value, durationMs, reason: rejectedReason });
     const run = runs.get(state.runId);

@@ -118,6 +118,17 @@ describe("canonical JSON's fast writer", () => {
     }
   });
 
+  it("writes member names it remembers as the general writer does: escaped, long, and past the names it keeps", () => {
+    const names = ['"quoted"', "back\\slash", "line\nbreak", "lone \ud800", "naïve", "x".repeat(65), "x".repeat(64), ""];
+    for (let i = 0; i < 5000; i++) names.push(`name_${i}`);
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < names.length; i += 50) {
+        const value = Object.fromEntries(names.slice(i, i + 50).map((name, j) => [name, j % 2 === 0 ? j : { [name]: null }]));
+        expect(canonicalJson(value)).toBe(reference(value));
+      }
+    }
+  });
+
   it("throws where the general writer throws (an invalid Date)", () => {
     expect(() => reference({ when: new Date(Number.NaN) })).toThrow(RangeError);
     expect(() => canonicalJson({ when: new Date(Number.NaN) })).toThrow(RangeError);

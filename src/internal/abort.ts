@@ -32,6 +32,7 @@ export async function raceAbort<T>(signal: AbortSignal, fn: () => T | Promise<T>
   });
 }
 
-function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
+/** Whether `value` is a promise or another thenable (what `await` would wait on). */
+export function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
   return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as { then?: unknown }).then === "function";
 }

@@ -55,7 +55,7 @@ function writeFast(value: unknown, depth: number): string | undefined {
     if (item === undefined || typeof item === "function" || typeof item === "symbol") continue;
     const written = writeFast(item, depth + 1);
     if (written === undefined) return undefined;
-    out += `${out.length > 1 ? "," : ""}${quote(key)}:${written}`;
+    out += out.length > 1 ? `,${memberName(key)}${written}` : `${memberName(key)}${written}`;
   }
   return `${out}}`;
 }
@@ -75,6 +75,23 @@ function sortedKeys(value: object): string[] {
     keys[j + 1] = key;
   }
   return keys;
+}
+
+/** Member names as written (`"name":`), by name: events and payloads repeat a small set of them. */
+const memberNames = new Map<string, string>();
+
+/** `"name":` for a member name, written once per name (bounded: past 4,096 names the memory starts over). */
+function memberName(key: string): string {
+  let written = memberNames.get(key);
+  if (written === undefined) {
+    written = `${quote(key)}:`;
+    // Long names are not kept: a payload's keys can be anything, and a cache of them is memory for nothing.
+    if (key.length <= 64) {
+      if (memberNames.size >= 4096) memberNames.clear();
+      memberNames.set(key, written);
+    }
+  }
+  return written;
 }
 
 /** A string as JSON writes it; a short one that needs no escape is only wrapped in quotes. */

@@ -22,8 +22,8 @@ export interface WriterData {
 /** One message to the writer. A statement's text crosses once; later writes name it by number. */
 export type CommitMessage =
   | { kind: "commit"; defs: string[]; writes: Array<[number, SQLInputValue[]]>; drafts: LedgerDraft[] }
-  /** The same as one JSON text `[writes, drafts]`: one string crosses instead of thousands of small objects. */
-  | { kind: "batch"; defs: string[]; json: string }
+  /** The same as one text (`encodeBatch`): one string crosses instead of thousands of small objects. */
+  | { kind: "batch"; defs: string[]; text: string }
   | { kind: "checkpoint" }
   | { kind: "close" };
 
@@ -86,20 +86,20 @@ export class CommitLink {
    */
   send(writes: QueuedWrite[], drafts: LedgerDraft[]): void {
     const defs: string[] = [];
-    const numbered: Array<[number, SQLInputValue[]]> = [];
-    let plain = true;
-    for (const write of writes) {
-      let id = this.#sqlIds.get(write.sql);
+    const ids: number[] = new Array(writes.length);
+    for (let i = 0; i < writes.length; i++) {
+      const sql = writes[i]!.sql;
+      let id = this.#sqlIds.get(sql);
       if (id === undefined) {
         id = this.#sqlIds.size;
-        this.#sqlIds.set(write.sql, id);
-        defs.push(write.sql);
+        this.#sqlIds.set(sql, id);
+        defs.push(sql);
       }
-      numbered.push([id, write.params]);
-      if (plain) plain = write.params.every(jsonSafe);
+      ids[i] = id;
     }
-    // Structured cloning costs per object; one JSON text is one copy. Bytes and big integers keep the clone.
-    const message: CommitMessage = plain ? { kind: "batch", defs, json: JSON.stringify([numbered, drafts]) } : { kind: "commit", defs, writes: numbered, drafts };
+    // Structured cloning costs per object; one text is one copy. Bytes and big integers keep the clone.
+    const text = encodeBatch(ids, writes, drafts);
+    const message: CommitMessage = text !== undefined ? { kind: "batch", defs, text } : { kind: "commit", defs, writes: writes.map((write, i) => [ids[i]!, write.params]), drafts };
     this.#post(message, writes.length + drafts.length);
     if (this.pending > this.#options.maxPending) this.#reportBehind();
     if (this.pending > this.#options.maxPending * HARD_LIMIT_FACTOR) this.#waitUntil(() => this.pending <= this.#options.maxPending);
@@ -202,9 +202,162 @@ export class CommitLink {
   }
 }
 
-/** A parameter that JSON carries unchanged: text, null, a finite number. */
-function jsonSafe(value: SQLInputValue): boolean {
-  return value === null || typeof value === "string" || (typeof value === "number" && Number.isFinite(value));
+/*
+ * The batch text: each write as `w<statement>,<count>;` and its parameters, each ledger draft as `e` and
+ * its ten fields (id, ts, type, org, agentId, runId, stepId, toolCallId, actor, dataJson); each value as
+ * `n` (null), `s<length>:<text>` (length in UTF-16 units) or `d<number>;`. Built by concatenation: no
+ * character is scanned or escaped on the agent's thread (JSON.stringify escaped every quote of every
+ * entry's data), and reading it back takes slices, not a parse.
+ */
+const NULL = 110; // n
+const TEXT = 115; // s
+const NUMBER = 100; // d
+const WRITE = 119; // w
+const ENTRY = 101; // e
+
+/** A value as the batch text carries it; undefined for one it cannot (bytes, big integers, NaN). */
+function field(value: unknown): string | undefined {
+  if (value === null) return "n";
+  if (typeof value === "string") return `s${value.length}:${value}`;
+  if (typeof value === "number" && Number.isFinite(value)) return `d${value};`;
+  return undefined;
+}
+
+/** The writes (by statement number) and drafts as one text; undefined when a value needs the structured clone. */
+export function encodeBatch(ids: readonly number[], writes: readonly QueuedWrite[], drafts: readonly LedgerDraft[]): string | undefined {
+  let text = "";
+  for (let i = 0; i < writes.length; i++) {
+    const params = writes[i]!.params;
+    text += `w${ids[i]},${params.length};`;
+    for (let j = 0; j < params.length; j++) {
+      const value = field(params[j]);
+      if (value === undefined) return undefined;
+      text += value;
+    }
+  }
+  for (const draft of drafts) {
+    const ts = field(draft.ts);
+    const id = field(draft.id);
+    const type = field(draft.type);
+    const org = field(draft.org);
+    const dataJson = field(draft.dataJson);
+    if (ts === undefined || id === undefined || type === undefined || org === undefined || dataJson === undefined) return undefined;
+    const agentId = field(draft.agentId);
+    const runId = field(draft.runId);
+    const stepId = field(draft.stepId);
+    const toolCallId = field(draft.toolCallId);
+    const actor = field(draft.actor);
+    if (agentId === undefined || runId === undefined || stepId === undefined || toolCallId === undefined || actor === undefined) return undefined;
+    text += `e${id}${ts}${type}${org}${agentId}${runId}${stepId}${toolCallId}${actor}${dataJson}`;
+  }
+  return text;
+}
+
+/** A draft read back from the batch text (made by a constructor: see the store's queue). */
+class DecodedDraft implements LedgerDraft {
+  constructor(
+    readonly id: string,
+    readonly ts: number,
+    readonly type: string,
+    readonly org: string,
+    readonly agentId: string | null,
+    readonly runId: string | null,
+    readonly stepId: string | null,
+    readonly toolCallId: string | null,
+    readonly actor: string | null,
+    readonly dataJson: string,
+  ) {}
+}
+
+/** Reads `encodeBatch`'s text back into writes (by statement number) and drafts. Throws `StoreError` on text it did not write. */
+export function decodeBatch(text: string): [Array<[number, SQLInputValue[]]>, LedgerDraft[]] {
+  const reader = new BatchReader(text);
+  const writes: Array<[number, SQLInputValue[]]> = [];
+  const drafts: LedgerDraft[] = [];
+  while (!reader.done) {
+    const tag = reader.tag();
+    if (tag === WRITE) {
+      const id = reader.integer(",");
+      const count = reader.integer(";");
+      const params: SQLInputValue[] = new Array(count);
+      for (let i = 0; i < count; i++) params[i] = reader.value();
+      // Not a literal: these stay alive for the writer's whole transaction, and a literal's allocation site
+      // would be moved to old space for it (see the store's queue).
+      writes.push(Array.of<number | SQLInputValue[]>(id, params) as [number, SQLInputValue[]]);
+    } else if (tag === ENTRY) {
+      drafts.push(new DecodedDraft(reader.text(), reader.number(), reader.text(), reader.text(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.text()));
+    } else throw reader.broken();
+  }
+  return [writes, drafts];
+}
+
+class BatchReader {
+  #at = 0;
+  readonly #text: string;
+
+  constructor(text: string) {
+    this.#text = text;
+  }
+
+  get done(): boolean {
+    return this.#at >= this.#text.length;
+  }
+
+  tag(): number {
+    return this.#text.charCodeAt(this.#at++);
+  }
+
+  /** A non-negative integer up to the character `stop`. */
+  integer(stop: string): number {
+    const end = this.#text.indexOf(stop, this.#at);
+    // Number("") is 0: an empty field is broken, not zero.
+    const value = end <= this.#at ? NaN : Number(this.#text.slice(this.#at, end));
+    if (!Number.isSafeInteger(value) || value < 0) throw this.broken();
+    this.#at = end + 1;
+    return value;
+  }
+
+  value(): string | number | null {
+    const tag = this.tag();
+    if (tag === NULL) return null;
+    if (tag === TEXT) {
+      const length = this.integer(":");
+      const start = this.#at;
+      if (start + length > this.#text.length) throw this.broken();
+      this.#at = start + length;
+      return this.#text.slice(start, start + length);
+    }
+    if (tag === NUMBER) {
+      const end = this.#text.indexOf(";", this.#at);
+      const value = end <= this.#at ? NaN : Number(this.#text.slice(this.#at, end));
+      if (!Number.isFinite(value)) throw this.broken();
+      this.#at = end + 1;
+      return value;
+    }
+    throw this.broken();
+  }
+
+  text(): string {
+    const value = this.value();
+    if (typeof value !== "string") throw this.broken();
+    return value;
+  }
+
+  textOrNull(): string | null {
+    const value = this.value();
+    if (value !== null && typeof value !== "string") throw this.broken();
+    return value;
+  }
+
+  number(): number {
+    const value = this.value();
+    if (typeof value !== "number") throw this.broken();
+    return value;
+  }
+
+  broken(): StoreError {
+    return new StoreError(`the store's writer received a batch it cannot read (at character ${this.#at})`);
+  }
 }
 
 /**

@@ -3,9 +3,8 @@
 // message is acknowledged through the shared counters once its transaction has committed (or failed
 // and been reported), which is what the client's `flush()` waits for.
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
-import type { SQLInputValue } from "node:sqlite";
-import { SqliteStore, type LedgerDraft } from "./sqlite-store.js";
-import { ACK_MESSAGES, ACK_OPS, type CommitMessage, type WriterData } from "./commit-link.js";
+import { SqliteStore } from "./sqlite-store.js";
+import { ACK_MESSAGES, ACK_OPS, decodeBatch, type CommitMessage, type WriterData } from "./commit-link.js";
 
 const data = workerData as WriterData;
 const shared = new Int32Array(data.shared);
@@ -27,7 +26,7 @@ try {
 function take(message: CommitMessage): number {
   if (message.kind !== "commit" && message.kind !== "batch") return 0;
   sqls.push(...message.defs);
-  const [writes, drafts] = message.kind === "batch" ? (JSON.parse(message.json) as [Array<[number, SQLInputValue[]]>, LedgerDraft[]]) : [message.writes, message.drafts];
+  const [writes, drafts] = message.kind === "batch" ? decodeBatch(message.text) : [message.writes, message.drafts];
   if (store !== undefined) {
     for (const [id, params] of writes) store.write(sqls[id]!, params);
     for (const draft of drafts) store.append(draft);
@@ -36,14 +35,14 @@ function take(message: CommitMessage): number {
 }
 
 /**
- * How much JSON text one transaction takes before the messages still waiting go to the next one. Without
+ * How much batch text one transaction takes before the messages still waiting go to the next one. Without
  * a bound, a writer far behind took its whole backlog at once, and everything it held alive made each of
  * its scavenges copy megabytes (and its acknowledgements, which the client's back-pressure waits on, late).
  */
 const GROUP_CHARS = 1 << 18;
 
-/** The JSON text (or its estimate) a message brings. */
-const sizeOf = (message: CommitMessage): number => (message.kind === "batch" ? message.json.length : message.kind === "commit" ? (message.writes.length + message.drafts.length) * 512 : 0);
+/** The batch text (or its estimate) a message brings. */
+const sizeOf = (message: CommitMessage): number => (message.kind === "batch" ? message.text.length : message.kind === "commit" ? (message.writes.length + message.drafts.length) * 512 : 0);
 
 parentPort!.on("message", (first: CommitMessage) => {
   for (let next: CommitMessage | undefined = first; next !== undefined; next = receiveMessageOnPort(parentPort!)?.message as CommitMessage | undefined) commitGroup(next);
