@@ -350,6 +350,10 @@ describe("warden token", () => {
     const revoked = await tcli("token", "revoke", inspection.id, "--reason", "leaked");
     expect(revoked.code, revoked.stderr).toBe(0);
     expect(revoked.stdout.trim()).toBe(`revoked ${inspection.id}`);
+    // An id minted by an earlier version may start with "-": `--` ends the options.
+    const dashed = await tcli("token", "revoke", "--reason", "leaked", "--", "-dqHIItfT8H5wkOBMsTqnQ");
+    expect(dashed.code, dashed.stderr).toBe(0);
+    expect(dashed.stdout.trim()).toBe("revoked -dqHIItfT8H5wkOBMsTqnQ");
     const [afterRoot, afterChild] = await Promise.all([tcli("token", "verify", root), tcli("token", "verify", child)]);
     for (const result of [afterRoot, afterChild]) {
       expect(result.code).toBe(1);

@@ -95,6 +95,13 @@ describe("token authority", () => {
   const mintBasic = () =>
     authority.mint({ agentId: "planner", scopes: ["flights:*", "hotels:book"], maxAmount: { amount: 50_000, currency: "EUR" }, ttl: "15m", tools: ["payments.*", "search"] });
 
+  it("never mints an id that a command line would read as an option", () => {
+    // 2,000 random base64url ids would start with "-" about 31 times.
+    const ids = Array.from({ length: 2_000 }, () => inspectToken(mintBasic()).id);
+    expect(ids.filter((id) => id.startsWith("-"))).toEqual([]);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
   it("mints a token that verifies with defaults", () => {
     const token = mintBasic();
     expect(token.startsWith("wdn1.")).toBe(true);

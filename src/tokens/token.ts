@@ -718,6 +718,10 @@ function privateKeyFromSeed(seed: string): KeyObject {
   return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, Buffer.from(seed, "base64url")]), format: "der", type: "pkcs8" });
 }
 
+// Never a leading "-": an id is typed on command lines (`warden token revoke <id>`), where it would read as an option.
 function newId(): string {
-  return randomBytes(16).toString("base64url");
+  for (;;) {
+    const id = randomBytes(16).toString("base64url");
+    if (id[0] !== "-") return id;
+  }
 }
