@@ -3,7 +3,7 @@
 // announces and `pg_notify` (delivered at commit) tells every replica to read it, so a lost
 // notification is caught up by the next read and `Last-Event-ID` replays on any replica. Ingest,
 // projections and the per-organization ledger are the same routines the SQLite store runs.
-import { createPrivateKey, generateKeyPairSync } from "node:crypto";
+import { createHash, createPrivateKey, generateKeyPairSync } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
 import { ApprovalStatus, EventType, InvalidStateError, NotFoundError, StoreError } from "agent-warden";
 import type { ApprovalDeliveryLog, LedgerEntry, WardenEvent } from "agent-warden";
@@ -168,6 +168,22 @@ ${agentLogHeadsSchema({ int: "BIGINT", text: "TEXT" })}`,
 ];
 
 type Executor = (op: SqlOp) => Promise<unknown>;
+
+/** Names of prepared statements by their text; past the bound, statements go unnamed (parsed each time). */
+const preparedNames = new Map<string, string>();
+const MAX_PREPARED = 500;
+
+/**
+ * A name for a statement's text, the same on every connection (the driver prepares a name once per
+ * connection): for the bulk statements of ingest (arrays of rows), whose parsing and planning is worth
+ * keeping; the others stay unnamed, so none reads `*` through a plan made before a migration.
+ */
+function preparedName(text: string): string | undefined {
+  if (!text.includes("unnest(") && !text.includes("string_to_array(")) return undefined;
+  let name = preparedNames.get(text);
+  if (name === undefined && preparedNames.size < MAX_PREPARED) preparedNames.set(text, (name = `warden_${createHash("sha256").update(text).digest("base64url").slice(0, 24)}`));
+  return name;
+}
 
 const toKeyRecord = (row: { id: string; org: string; role: Role; name: string | null; agent_id: string | null; groups: string | null; prefix: string; created_at: number; revoked_at: number | null; last_used_at: number | null }): ApiKeyRecord => ({
   keyId: row.id,
@@ -430,8 +446,11 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
     return (await this.#query<T>(sql, params)).rows[0];
   }
 
-  /** Runs `fn` in one transaction on one connection, retried when PostgreSQL reports a serialization conflict or deadlock. */
-  async #transaction<T>(fn: (exec: Executor) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` in one transaction on one connection, retried when PostgreSQL reports a serialization
+   * conflict or deadlock. With `prepared`, each statement is parsed and planned once per connection.
+   */
+  async #transaction<T>(fn: (exec: Executor) => Promise<T>, options: { prepared?: boolean } = {}): Promise<T> {
     await this.#ready;
     for (let attempt = 0; ; attempt++) {
       const client = await this.#pool!.connect();
@@ -441,7 +460,8 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
       const lost = () => (broken = true);
       client.on("error", lost);
       const exec: Executor = async (op) => {
-        const result = await client.query(toPostgres(op.sql), op.params);
+        const text = toPostgres(op.sql);
+        const result = await client.query(options.prepared ? { name: preparedName(text), text, values: op.params } : { text, values: op.params });
         return op.kind === "run" ? (result.rowCount ?? 0) : op.kind === "get" ? result.rows[0] : result.rows;
       };
       try {
@@ -596,7 +616,7 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
       const outcome = await ingestBatchPostgres(this.#orgLedger!, principal, batch, Date.now(), exec);
       if (outcome.messages.length > 0) await exec({ kind: "run", sql: "SELECT pg_notify(?, ?)", params: [CHANNEL, org] });
       return outcome;
-    });
+    }, { prepared: true });
     return { accepted: result.accepted, duplicates: result.duplicates, rejected: result.rejected, changes: { org, messages: [...result.messages, ...liveUpdates(result.live)] } };
   }
 
