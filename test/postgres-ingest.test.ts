@@ -92,6 +92,47 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`ingest on PostgreSQL, in bulk, com
     }
   }, 120_000);
 
+  it("batches that wait for a transaction go together, and come to what each alone writes: answers, rows and ledger hashes", async () => {
+    const sent = randomBatches(4, 30, 40).filter(({ key }) => key !== "other");
+    const path = join(dir, "grouped.db");
+    const sqlite = new SqliteControlPlaneStore({ path });
+    const reference = eventByEvent(sqlite, path);
+    const database = cluster.createDatabase("warden_grouped");
+    const postgres = new PostgresControlPlaneStore({ url: database });
+    const pg = (await import("pg")).default;
+    const holder = new pg.Client({ connectionString: database });
+    try {
+      // Both ingest transactions are held on another organization's ledger head, so every batch sent meanwhile waits, and the next transaction takes them all.
+      const plug = { keyId: "key_p", org: "plug", role: "agent", name: "plug", agentId: "agent-p" } as const;
+      const plugEvent = (id: string) => event("risk.detected", { id, agentId: "agent-p" }, {});
+      await postgres.ingest(plug, [plugEvent("p0")]);
+      await holder.connect();
+      await holder.query("BEGIN");
+      await holder.query("SELECT * FROM org_ledger_heads WHERE org = 'plug' FOR UPDATE");
+      const plugs = [postgres.ingest(plug, [plugEvent("p1")]), postgres.ingest(plug, [plugEvent("p2")])];
+      const grouped = sent.map(({ key, events }) => ingestInto(postgres, principals[key], events));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await holder.query("COMMIT");
+      await Promise.all(plugs);
+      const answers = await Promise.all(grouped);
+      const expected = sent.map(({ key, events }) => reference(principals[key], events));
+      const answerOf = ({ accepted, duplicates, rejected }: IngestAnswer) => ({ accepted, duplicates, rejected });
+      expect(answers.map(answerOf)).toEqual(expected.map(answerOf));
+      // The stream's messages of a group come with its first answer: all of them here, one transaction wrote every batch.
+      expect(answers.flatMap((a) => a.durable)).toEqual(expected.flatMap((a) => a.durable));
+      expect(expected.slice(1).some((a) => a.durable.length > 0)).toBe(true);
+      expect(answers.slice(1).every((a) => a.durable.length === 0)).toBe(true);
+      const [want, got] = [await snapshot(sqlite, "acme"), await snapshot(postgres, "acme")];
+      expect(got).toEqual(want);
+      expect(want.verified).not.toBe(false);
+      expect(expected.reduce((n, a) => n + a.accepted, 0)).toBeGreaterThan(200);
+    } finally {
+      await holder.end().catch(() => {});
+      await sqlite.close();
+      await postgres.close();
+    }
+  }, 120_000);
+
   it("two replicas writing the same batches at once store each event once, with one chain", async () => {
     const database = cluster.createDatabase("warden_resend");
     const replicas = [new PostgresControlPlaneStore({ url: database }), new PostgresControlPlaneStore({ url: database })];

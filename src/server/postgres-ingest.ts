@@ -5,7 +5,7 @@
 // (a tool call's `tool.called` then `tool.completed`): the writes are put in layers, each event one
 // layer after the last one that touched its row, so every row sees its events in batch order.
 import type { WardenEvent } from "agent-warden";
-import { ingestBulk, LIVE_ROWS, type BulkOutcome, type BulkWriter, type Cell, type KnownCall, type KnownRun, type LiveRows, type TemplateName, type Write } from "./bulk-ingest.js";
+import { ingestBulk, ingestBulkGroup, LIVE_ROWS, type BulkOutcome, type BulkWriter, type Cell, type KnownCall, type KnownRun, type LiveRows, type TemplateName, type Write } from "./bulk-ingest.js";
 import type { Effects } from "./ingest.js";
 import type { OrgLedger } from "./org-ledger.js";
 import { runAsync, type Query, type SqlOp, type SqlValue } from "./sql.js";
@@ -118,6 +118,11 @@ export type PostgresExec = (op: SqlOp) => Promise<unknown>;
  */
 export function ingestBatchPostgres(ledger: OrgLedger, principal: Principal, events: ReadonlyArray<{ index: number; event: WardenEvent }>, now: number, exec: PostgresExec): Promise<BulkOutcome> {
   return runAsync(ingestBulk(ledger, principal, events, now, POSTGRES_WRITER), (op) => exec(packArrays(op)));
+}
+
+/** Batches of one organization written together (bulk-ingest.ts's `ingestBulkGroup`), each with its own outcome. */
+export function ingestGroupPostgres(ledger: OrgLedger, batches: ReadonlyArray<{ principal: Principal; events: ReadonlyArray<{ index: number; event: WardenEvent }> }>, now: number, exec: PostgresExec): Promise<BulkOutcome[]> {
+  return runAsync(ingestBulkGroup(ledger, batches, now, POSTGRES_WRITER), (op) => exec(packArrays(op)));
 }
 
 /** Separators of `packArrays`' text: control characters, which no JSON text holds raw (JSON escapes them). */

@@ -16,7 +16,8 @@ import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
 import { etagMatches, policyEtag } from "./etag.js";
 import { activeHaltFor, markIngested, type RejectedEvent } from "./ingest.js";
 import { liveUpdates } from "./bulk-ingest.js";
-import { ingestBatchPostgres } from "./postgres-ingest.js";
+import { ingestGroupPostgres } from "./postgres-ingest.js";
+import type { BulkOutcome } from "./bulk-ingest.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
 import { countersignCheckpoint, countersignedCheckpoint } from "./countersign.js";
 import type { WitnessAnswer } from "../ledger/witness.js";
@@ -169,6 +170,18 @@ ${agentLogHeadsSchema({ int: "BIGINT", text: "TEXT" })}`,
 
 type Executor = (op: SqlOp) => Promise<unknown>;
 
+/** A batch waiting for an ingest transaction. */
+interface IngestWaiter {
+  principal: Principal;
+  events: readonly WardenEvent[];
+  resolve: (result: IngestResult & { rejected: RejectedEvent[]; changes: Changes }) => void;
+  reject: (error: unknown) => void;
+}
+/** Ingest transactions at once: one prepares its statements while another's run, with little waiting on the ledger's head. */
+const INGEST_WRITERS = 2;
+/** Events of waiting batches written in one transaction at most (a batch alone may be larger). */
+const GROUP_EVENTS = 4000;
+
 /** Names of prepared statements by their text; past the bound, statements go unnamed (parsed each time). */
 const preparedNames = new Map<string, string>();
 const MAX_PREPARED = 500;
@@ -260,6 +273,9 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
   readonly #lastUsed = new Map<string, number>();
   #closed = false;
   #pumping: Promise<void> | undefined;
+  readonly #ingestQueue: IngestWaiter[] = [];
+  #ingestWriters = 0;
+  readonly #ingestIdle: Array<() => void> = [];
 
   constructor(options: PostgresControlPlaneOptions) {
     this.#options = options;
@@ -609,15 +625,69 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
 
   // ── events, agents, runs, tool calls ──────────────────────────────────────────────────────
 
-  async ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { rejected: RejectedEvent[]; changes: Changes }> {
-    const org = principal.org;
-    const batch = events.map((event, index) => ({ index, event }));
-    const result = await this.#transaction(async (exec) => {
-      const outcome = await ingestBatchPostgres(this.#orgLedger!, principal, batch, Date.now(), exec);
-      if (outcome.messages.length > 0) await exec({ kind: "run", sql: "SELECT pg_notify(?, ?)", params: [CHANNEL, org] });
-      return outcome;
-    }, { prepared: true });
-    return { accepted: result.accepted, duplicates: result.duplicates, rejected: result.rejected, changes: { org, messages: [...result.messages, ...liveUpdates(result.live)] } };
+  /**
+   * Writes a batch once a transaction is free for it: at most `INGEST_WRITERS` write at once, and the
+   * batches of one organization that waited meanwhile go together in the next one (bulk-ingest.ts's
+   * `ingestBulkGroup`: one read of what they name, one statement per table), each answered once it has
+   * committed.
+   */
+  ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { rejected: RejectedEvent[]; changes: Changes }> {
+    return new Promise((resolve, reject) => {
+      this.#ingestQueue.push({ principal, events, resolve, reject });
+      this.#drainIngest();
+    });
+  }
+
+  #drainIngest(): void {
+    const queue = this.#ingestQueue;
+    while (this.#ingestWriters < INGEST_WRITERS && queue.length > 0) {
+      // The first waiting batch's organization, and the batches of that organization behind it, up to the bound.
+      const org = queue[0]!.principal.org;
+      const group: IngestWaiter[] = [];
+      let size = 0;
+      for (let i = 0; i < queue.length; ) {
+        const waiter = queue[i]!;
+        if (waiter.principal.org !== org) {
+          i++;
+          continue;
+        }
+        if (group.length > 0 && size + waiter.events.length > GROUP_EVENTS) break;
+        size += waiter.events.length;
+        group.push(waiter);
+        queue.splice(i, 1);
+      }
+      this.#ingestWriters++;
+      void this.#writeGroup(group).finally(() => {
+        this.#ingestWriters--;
+        this.#drainIngest();
+        if (this.#ingestWriters === 0 && queue.length === 0) for (const idle of this.#ingestIdle.splice(0)) idle();
+      });
+    }
+  }
+
+  async #writeGroup(group: IngestWaiter[]): Promise<void> {
+    const org = group[0]!.principal.org;
+    let outcomes: BulkOutcome[];
+    try {
+      outcomes = await this.#transaction(
+        async (exec) => {
+          const batches = group.map(({ principal, events }) => ({ principal, events: events.map((event, index) => ({ index, event })) }));
+          const result = await ingestGroupPostgres(this.#orgLedger!, batches, Date.now(), exec);
+          if (result.some((outcome) => outcome.messages.length > 0)) await exec({ kind: "run", sql: "SELECT pg_notify(?, ?)", params: [CHANNEL, org] });
+          return result;
+        },
+        { prepared: true },
+      );
+    } catch (error) {
+      // One bad batch fails alone: a group that failed is written again batch by batch.
+      if (group.length === 1) return group[0]!.reject(error);
+      for (const waiter of group) await this.#writeGroup([waiter]);
+      return;
+    }
+    for (const [i, waiter] of group.entries()) {
+      const outcome = outcomes[i]!;
+      waiter.resolve({ accepted: outcome.accepted, duplicates: outcome.duplicates, rejected: outcome.rejected, changes: { org, messages: [...outcome.messages, ...liveUpdates(outcome.live)] } });
+    }
   }
 
   async registerAgent(org: string, agentId: string, group: string | undefined): Promise<AgentRecord> {
@@ -1033,6 +1103,8 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
     if (this.#closed) return;
     this.#closed = true;
     await this.#ready.catch(() => {});
+    // Batches handed over are written (or fail) before the connections go.
+    if (this.#ingestWriters > 0 || this.#ingestQueue.length > 0) await new Promise<void>((resolve) => this.#ingestIdle.push(resolve));
     await this.#pumping?.catch(() => {});
     this.#listener?.release(true);
     await this.#pool?.end().catch(() => {});
