@@ -20,7 +20,7 @@ import type { Principal } from "agent-warden/server";
 
 /** Agents sending at once (`WARDEN_BENCH_AGENTS` overrides). */
 const AGENTS = Number(process.env.WARDEN_BENCH_AGENTS ?? 4);
-/** Which stores (`WARDEN_BENCH_STORES=sqlite` or `postgres`, or `postgres-alone` for the in-process row only; default both). */
+/** Which stores (`WARDEN_BENCH_STORES=sqlite` or `postgres`, or `postgres-alone` / `postgres-e2e` for one PostgreSQL row; default both). */
 const STORES = process.env.WARDEN_BENCH_STORES ?? "sqlite,postgres";
 
 export async function run(): Promise<BenchRow[]> {
@@ -33,12 +33,16 @@ export async function run(): Promise<BenchRow[]> {
     if (!STORES.includes("postgres")) return rows;
     if (POSTGRES_SKIP !== undefined) rows.push({ group: "ingest", name: "PostgreSQL: skipped", note: POSTGRES_SKIP });
     else {
-      const cluster = await startPostgres();
-      try {
-        rows.push(await postgresAlone(cluster.createDatabase("bench_ingest_alone"), perAgent / 2));
-        if (!STORES.includes("postgres-alone")) rows.push(await endToEnd("PostgreSQL 15 on loopback", { database: cluster.createDatabase("bench_ingest") }, dir, perAgent));
-      } finally {
-        cluster.stop();
+      // A cluster for each row: the autovacuum of one row's tables does not land on the other's figures.
+      for (const alone of [false, true]) {
+        if (!alone && STORES.includes("postgres-alone")) continue;
+        if (alone && STORES.includes("postgres-e2e")) continue;
+        const cluster = await startPostgres();
+        try {
+          rows.push(alone ? await postgresAlone(cluster.createDatabase("bench_ingest_alone"), perAgent / 2) : await endToEnd("PostgreSQL 15 on loopback", { database: cluster.createDatabase("bench_ingest") }, dir, perAgent));
+        } finally {
+          cluster.stop();
+        }
       }
     }
   } finally {
