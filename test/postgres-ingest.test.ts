@@ -3,8 +3,9 @@
 // (runs, steps, tool calls with their merged decisions, approvals) and the same ledger chain, hash for
 // hash, for batches that name one row many times, arrive out of order, repeat ids, mix an agent's
 // telemetry with approval requests and outcomes, and touch rows of another agent or organization.
-// Two replicas writing the same batch at once (a client resending what it got no answer for) store
-// each event once.
+// Batches that wait for a transaction are written together and come to the same; more waiting than
+// the store holds is a 503. Two replicas writing the same batch at once (a client resending what it got
+// no answer for) store each event once, and a control plane killed mid-ingest loses no answered batch.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WardenEvent } from "agent-warden";
@@ -132,6 +133,22 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`ingest on PostgreSQL, in bulk, com
       await postgres.close();
     }
   }, 120_000);
+
+  it("more batches waiting than it may hold is a 503 the client retries, and the rest is written", async () => {
+    const postgres = new PostgresControlPlaneStore({ url: cluster.createDatabase("warden_behind") });
+    try {
+      const agent = principals.agentA!;
+      const sent = Array.from({ length: 90 }, (_, b) => [event("risk.detected", { id: `behind_${b}`, runId: "r1" }, { b })]);
+      const outcomes = await Promise.allSettled(sent.map((events) => postgres.ingest(agent, events)));
+      const refused = outcomes.flatMap((outcome, b) => (outcome.status === "rejected" ? [b] : []));
+      expect(refused.length).toBeGreaterThan(0);
+      for (const b of refused) expect((outcomes[b] as PromiseRejectedResult).reason).toMatchObject({ status: 503, headers: { "Retry-After": "1" } });
+      for (const b of refused) expect(await postgres.ingest(agent, sent[b]!)).toMatchObject({ accepted: 1 });
+      expect(await postgres.verifyLedger("acme")).toMatchObject({ ok: true, entries: 90 });
+    } finally {
+      await postgres.close();
+    }
+  });
 
   it("two replicas writing the same batches at once store each event once, with one chain", async () => {
     const database = cluster.createDatabase("warden_resend");

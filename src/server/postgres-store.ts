@@ -12,7 +12,8 @@ import { haltScopeOf, toHaltRecord, type HaltRecord, type HaltRow } from "../hal
 import { newId } from "../internal/ids.js";
 import { loadOrCreateKey, type SigningKey } from "../ledger/keys.js";
 import { pendingApproval, toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type RunRow, type RunSummary, type StepRow, type ToolCallRecord, type ToolCallRow } from "../records.js";
-import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
+import { AgentHaltedError, HttpError, PreconditionFailedError } from "./errors.js";
+import { DEFAULT_MAX_PENDING_BATCHES } from "./ingest-thread.js";
 import { etagMatches, policyEtag } from "./etag.js";
 import { activeHaltFor, markIngested, type RejectedEvent } from "./ingest.js";
 import { liveUpdates } from "./bulk-ingest.js";
@@ -638,6 +639,10 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
    * committed.
    */
   ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { rejected: RejectedEvent[]; changes: Changes }> {
+    if (this.#ingestQueue.length >= DEFAULT_MAX_PENDING_BATCHES) {
+      // Back-pressure, as on SQLite's writer thread: the client sends again shortly, and ids keep it single.
+      return Promise.reject(new HttpError(503, "unavailable", `the control plane is ${this.#ingestQueue.length} batches behind on writing events; send again shortly`, { headers: { "Retry-After": "1" } }));
+    }
     return new Promise((resolve, reject) => {
       this.#ingestQueue.push({ principal, events, resolve, reject });
       this.#drainIngest();
