@@ -114,6 +114,7 @@ async function postgresAlone(url: string, perAgent: number): Promise<BenchRow> {
     const load = loadavg()[0]!;
     const cpu = process.cpuUsage();
     const databaseBefore = database.seconds();
+    const backendsBefore = database.backends();
     const started = performance.now();
     let next = 0;
     await Promise.all(
@@ -131,13 +132,14 @@ async function postgresAlone(url: string, perAgent: number): Promise<BenchRow> {
     const used = process.cpuUsage(cpu);
     const n = bodies.length * 500;
     const databaseUs = ((database.seconds() - databaseBefore) * 1e6) / n;
+    const backendsUs = ((database.backends() - backendsBefore) * 1e6) / n;
     const report = await store.verifyLedger("bench");
     if (!report.ok || report.entries !== n + AGENTS) throw new Error(`the ledger holds ${report.entries} entries (ok: ${report.ok}) after ${n} events`);
     return {
       group: "ingest",
       name: "the PostgreSQL store alone, in one process: store.ingest of the same batches, 8 at once",
       opsPerSec: n / seconds,
-      note: `events/s; CPU per event: this process ${((used.user + used.system) / n).toFixed(1)} µs, PostgreSQL ${databaseUs.toFixed(1)} µs; ${n} events, all in the verified ledger; load ${load.toFixed(1)}`,
+      note: `events/s; CPU per event: this process ${((used.user + used.system) / n).toFixed(1)} µs, PostgreSQL ${databaseUs.toFixed(1)} µs (its connections ${backendsUs.toFixed(1)} µs); ${n} events, all in the verified ledger; load ${load.toFixed(1)}`,
     };
   } finally {
     await store.close();
@@ -149,30 +151,38 @@ async function postgresAlone(url: string, perAgent: number): Promise<BenchRow> {
  * CPU seconds the PostgreSQL server at `url` has used so far, all its processes (Linux, the server on
  * this machine): the postmaster with the children it has reaped, and its live children.
  */
-async function postgresCpu(url: string): Promise<{ seconds(): number; close(): Promise<void> }> {
+async function postgresCpu(url: string): Promise<{ seconds(): number; backends(): number; close(): Promise<void> }> {
   const pg = (await import("pg")).default;
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   const backend = Number((await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid);
   const stat = (pid: number | string) => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   const postmaster = Number(stat(backend)[1]);
+  const database = ` ${new URL(url).pathname.slice(1)} `;
   const { readdirSync } = require("node:fs") as typeof import("node:fs");
+  /** Clock ticks of the postmaster's live children (those serving `database` only, with `only`). */
+  const children = (only: boolean) => {
+    let ticks = 0;
+    for (const pid of readdirSync("/proc")) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const fields = stat(pid);
+        if (Number(fields[1]) !== postmaster || (only && !readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(database))) continue;
+        ticks += Number(fields[11]) + Number(fields[12]);
+      } catch {
+        // Gone meanwhile: its time is the postmaster's now.
+      }
+    }
+    return ticks;
+  };
   return {
     seconds() {
       const own = stat(postmaster);
       // utime, stime, cutime, cstime: fields 14-17 of stat(5), in clock ticks of 1/100 s.
-      let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
-      for (const pid of readdirSync("/proc")) {
-        if (!/^\d+$/.test(pid)) continue;
-        try {
-          const fields = stat(pid);
-          if (Number(fields[1]) === postmaster) ticks += Number(fields[11]) + Number(fields[12]);
-        } catch {
-          // Gone meanwhile: its time is the postmaster's now.
-        }
-      }
-      return ticks / 100;
+      return (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]) + children(false)) / 100;
     },
+    /** The connections' backends alone: the statements, without autovacuum, the WAL writer and checkpoints. */
+    backends: () => children(true) / 100,
     close: () => client.end(),
   };
 }
@@ -218,11 +228,13 @@ async function endToEnd(label: string, target: { db?: string; database?: string 
     const load = loadavg()[0]!;
     const database = dbUrl === undefined ? undefined : await postgresCpu(dbUrl);
     const databaseCpu = database?.seconds() ?? 0;
+    const backendsCpu = database?.backends() ?? 0;
     const serverCpu = cpuSeconds(server.pid!);
     const agents = node("./fixtures/ingest-agents.ts", { url, keys, perAgent, dir: join(dir, `agents-${label.split(",")[0]}`) }, `agents-${target.db ? "sqlite" : "postgres"}`);
     const result = JSON.parse(await firstLine(agents)) as { events: number; seconds: number; cpuSeconds: number; sent: number; deadLettered: number; dropped: number; queued: number; errors: string[] };
     const serverUs = ((cpuSeconds(server.pid!) - serverCpu) * 1e6) / result.events;
     const databaseUs = database === undefined ? undefined : ((database.seconds() - databaseCpu) * 1e6) / result.events;
+    const backendsUs = database === undefined ? undefined : ((database.backends() - backendsCpu) * 1e6) / result.events;
     await database?.close();
     if (process.env.WARDEN_BENCH_THREADS) console.error(threads(server.pid!));
     const agentsUs = (result.cpuSeconds * 1e6) / result.events;
@@ -234,7 +246,7 @@ async function endToEnd(label: string, target: { db?: string; database?: string 
       group: "ingest",
       name: `end to end, ${AGENTS} remote agents → one server, ${label}`,
       opsPerSec: result.events / result.seconds,
-      note: `events/s; CPU per event: server ${serverUs.toFixed(0)} µs,${databaseUs === undefined ? "" : ` PostgreSQL ${databaseUs.toFixed(0)} µs,`} agents ${agentsUs.toFixed(0)} µs; ${result.events} events, all in the verified ledger; load ${load.toFixed(1)}`,
+      note: `events/s; CPU per event: server ${serverUs.toFixed(0)} µs,${databaseUs === undefined ? "" : ` PostgreSQL ${databaseUs.toFixed(0)} µs (its connections ${backendsUs!.toFixed(0)} µs),`} agents ${agentsUs.toFixed(0)} µs; ${result.events} events, all in the verified ledger; load ${load.toFixed(1)}`,
     };
   } finally {
     server.kill("SIGTERM");

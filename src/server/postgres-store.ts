@@ -465,8 +465,8 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
 
   /**
    * Runs `fn` in one transaction on one connection, retried when PostgreSQL reports a serialization
-   * conflict or deadlock. With `prepared`, the bulk statements are parsed and planned once per
-   * connection, for any parameters.
+   * conflict or deadlock. With `prepared`, the bulk statements are parsed once per connection and
+   * look rows up by their indexes.
    */
   async #transaction<T>(fn: (exec: Executor) => Promise<T>, options: { prepared?: boolean } = {}): Promise<T> {
     await this.#ready;
@@ -483,12 +483,12 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
         return op.kind === "run" ? (result.rowCount ?? 0) : op.kind === "get" ? result.rows[0] : result.rows;
       };
       try {
-        // The bulk statements look rows up by key, a few hundred at once: planned for each call's values,
-        // such a list looks like much of a table to the planner, which then reads all of it (and plans
-        // for milliseconds); a plan made once, for any values, with the indexes, costs the same at any
-        // table size. It is made on a connection's first ingest, when the tables may still be empty
-        // (where a scan looks cheapest): scans are ruled out while there is an index to use.
-        await client.query(options.prepared ? "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off" : "BEGIN");
+        // The bulk statements look rows up by key, a few hundred at once: to the planner such a list can
+        // look like much of a table (its statistics lag behind its growth), and the rows are then read by a
+        // scan of all of it; with scans ruled out while there is an index to use, the cost stays that of
+        // the rows named at any table size. Each call is planned for its values: a plan made once for
+        // any values, on a connection's first ingest, would be the plan for empty tables forever.
+        await client.query(options.prepared ? "BEGIN; SET LOCAL enable_seqscan = off" : "BEGIN");
         const value = await fn(exec);
         await client.query("COMMIT");
         client.off("error", lost);
