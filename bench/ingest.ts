@@ -11,14 +11,16 @@ import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
+import { performance } from "node:perf_hooks";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { POSTGRES_SKIP, startPostgres } from "../test/fixtures/postgres.js";
 import { quick, type BenchRow } from "./harness.js";
+import type { Principal } from "agent-warden/server";
 
 /** Agents sending at once (`WARDEN_BENCH_AGENTS` overrides). */
 const AGENTS = Number(process.env.WARDEN_BENCH_AGENTS ?? 4);
-/** Which stores (`WARDEN_BENCH_STORES=sqlite` or `postgres`; default both). */
+/** Which stores (`WARDEN_BENCH_STORES=sqlite` or `postgres`, or `postgres-alone` / `postgres-e2e` for one PostgreSQL row; default both). */
 const STORES = process.env.WARDEN_BENCH_STORES ?? "sqlite,postgres";
 
 export async function run(): Promise<BenchRow[]> {
@@ -31,11 +33,16 @@ export async function run(): Promise<BenchRow[]> {
     if (!STORES.includes("postgres")) return rows;
     if (POSTGRES_SKIP !== undefined) rows.push({ group: "ingest", name: "PostgreSQL: skipped", note: POSTGRES_SKIP });
     else {
-      const cluster = await startPostgres();
-      try {
-        rows.push(await endToEnd("PostgreSQL 15 on loopback", { database: cluster.createDatabase("bench_ingest") }, dir, perAgent));
-      } finally {
-        cluster.stop();
+      // A cluster for each row: the autovacuum of one row's tables does not land on the other's figures.
+      for (const alone of [false, true]) {
+        if (!alone && STORES.includes("postgres-alone")) continue;
+        if (alone && STORES.includes("postgres-e2e")) continue;
+        const cluster = await startPostgres();
+        try {
+          rows.push(alone ? await postgresAlone(cluster.createDatabase("bench_ingest_alone"), perAgent / 2) : await endToEnd("PostgreSQL 15 on loopback", { database: cluster.createDatabase("bench_ingest") }, dir, perAgent));
+        } finally {
+          cluster.stop();
+        }
       }
     }
   } finally {
@@ -85,6 +92,101 @@ async function storeAlone(path: string, perAgent: number): Promise<BenchRow> {
   }
 }
 
+/**
+ * The PostgreSQL store alone, in this process: `store.ingest` of the agents' batches of 500 (parsed and
+ * checked as the route does), 8 at once as 4 agents with 2 requests in flight each send them; the CPU
+ * time per event of this process and of the database's processes.
+ */
+async function postgresAlone(url: string, perAgent: number): Promise<BenchRow> {
+  const { PostgresControlPlaneStore } = await import("agent-warden/server");
+  const { checkWireEvent } = await import("../src/wire/event.js");
+  const { event } = await import("./fixtures/ingest-agents-events.js");
+  const store = new PostgresControlPlaneStore({ url });
+  const database = await postgresCpu(url);
+  try {
+    const principals: Principal[] = [];
+    for (let a = 0; a < AGENTS; a++) {
+      const { key } = await store.createKey({ org: "bench", role: "agent", name: `agent-${a}`, agentId: `agent-${a}` });
+      principals.push((await store.authenticate(key))!);
+    }
+    const bodies: Array<[number, string]> = [];
+    for (let i = 0; i < perAgent; i += 500) for (let a = 0; a < AGENTS; a++) bodies.push([a, JSON.stringify({ events: Array.from({ length: 500 }, (_, j) => event(a, i + j)) })]);
+    const load = loadavg()[0]!;
+    const cpu = process.cpuUsage();
+    const databaseBefore = database.seconds();
+    const backendsBefore = database.backends();
+    const started = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 2 * AGENTS }, async () => {
+        while (next < bodies.length) {
+          const [a, body] = bodies[next++]!;
+          const { events } = JSON.parse(body) as { events: unknown[] };
+          for (const candidate of events) if (checkWireEvent(candidate) !== undefined) throw new Error("the bench's event does not fit the wire");
+          const answer = await store.ingest(principals[a]!, events as never);
+          if (answer.accepted !== events.length) throw new Error(`${answer.accepted} of ${events.length} events accepted`);
+        }
+      }),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
+    const n = bodies.length * 500;
+    const databaseUs = ((database.seconds() - databaseBefore) * 1e6) / n;
+    const backendsUs = ((database.backends() - backendsBefore) * 1e6) / n;
+    const report = await store.verifyLedger("bench");
+    if (!report.ok || report.entries !== n + AGENTS) throw new Error(`the ledger holds ${report.entries} entries (ok: ${report.ok}) after ${n} events`);
+    return {
+      group: "ingest",
+      name: "the PostgreSQL store alone, in one process: store.ingest of the same batches, 8 at once",
+      opsPerSec: n / seconds,
+      note: `events/s; CPU per event: this process ${((used.user + used.system) / n).toFixed(1)} µs, PostgreSQL ${databaseUs.toFixed(1)} µs (its connections ${backendsUs.toFixed(1)} µs); ${n} events, all in the verified ledger; load ${load.toFixed(1)}`,
+    };
+  } finally {
+    await store.close();
+    await database.close();
+  }
+}
+
+/**
+ * CPU seconds the PostgreSQL server at `url` has used so far, all its processes (Linux, the server on
+ * this machine): the postmaster with the children it has reaped, and its live children.
+ */
+async function postgresCpu(url: string): Promise<{ seconds(): number; backends(): number; close(): Promise<void> }> {
+  const pg = (await import("pg")).default;
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const backend = Number((await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid);
+  const stat = (pid: number | string) => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  const postmaster = Number(stat(backend)[1]);
+  const database = ` ${new URL(url).pathname.slice(1)} `;
+  const { readdirSync } = require("node:fs") as typeof import("node:fs");
+  /** Clock ticks of the postmaster's live children (those serving `database` only, with `only`). */
+  const children = (only: boolean) => {
+    let ticks = 0;
+    for (const pid of readdirSync("/proc")) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const fields = stat(pid);
+        if (Number(fields[1]) !== postmaster || (only && !readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(database))) continue;
+        ticks += Number(fields[11]) + Number(fields[12]);
+      } catch {
+        // Gone meanwhile: its time is the postmaster's now.
+      }
+    }
+    return ticks;
+  };
+  return {
+    seconds() {
+      const own = stat(postmaster);
+      // utime, stime, cutime, cstime: fields 14-17 of stat(5), in clock ticks of 1/100 s.
+      return (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]) + children(false)) / 100;
+    },
+    /** The connections' backends alone: the statements, without autovacuum, the WAL writer and checkpoints. */
+    backends: () => children(true) / 100,
+    close: () => client.end(),
+  };
+}
+
 /** CPU time (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
 function cpuSeconds(pid: number): number {
   try {
@@ -118,15 +220,22 @@ async function firstLine(child: ReturnType<typeof spawn>): Promise<string> {
   throw new Error("the process ended without answering");
 }
 
-async function endToEnd(label: string, database: { db?: string; database?: string }, dir: string, perAgent: number): Promise<BenchRow> {
-  const server = node("./fixtures/ingest-server.ts", { ...database, agents: AGENTS }, `server-${database.db ? "sqlite" : "postgres"}`);
+async function endToEnd(label: string, target: { db?: string; database?: string }, dir: string, perAgent: number): Promise<BenchRow> {
+  const dbUrl = target.database;
+  const server = node("./fixtures/ingest-server.ts", { ...target, agents: AGENTS }, `server-${target.db ? "sqlite" : "postgres"}`);
   try {
     const { url, admin, keys } = JSON.parse(await firstLine(server)) as { url: string; admin: string; keys: string[] };
     const load = loadavg()[0]!;
+    const database = dbUrl === undefined ? undefined : await postgresCpu(dbUrl);
+    const databaseCpu = database?.seconds() ?? 0;
+    const backendsCpu = database?.backends() ?? 0;
     const serverCpu = cpuSeconds(server.pid!);
-    const agents = node("./fixtures/ingest-agents.ts", { url, keys, perAgent, dir: join(dir, `agents-${label.split(",")[0]}`) }, `agents-${database.db ? "sqlite" : "postgres"}`);
+    const agents = node("./fixtures/ingest-agents.ts", { url, keys, perAgent, dir: join(dir, `agents-${label.split(",")[0]}`) }, `agents-${target.db ? "sqlite" : "postgres"}`);
     const result = JSON.parse(await firstLine(agents)) as { events: number; seconds: number; cpuSeconds: number; sent: number; deadLettered: number; dropped: number; queued: number; errors: string[] };
     const serverUs = ((cpuSeconds(server.pid!) - serverCpu) * 1e6) / result.events;
+    const databaseUs = database === undefined ? undefined : ((database.seconds() - databaseCpu) * 1e6) / result.events;
+    const backendsUs = database === undefined ? undefined : ((database.backends() - backendsCpu) * 1e6) / result.events;
+    await database?.close();
     if (process.env.WARDEN_BENCH_THREADS) console.error(threads(server.pid!));
     const agentsUs = (result.cpuSeconds * 1e6) / result.events;
     if (result.sent !== result.events || result.deadLettered + result.dropped + result.queued > 0) throw new Error(`not every event was delivered: ${JSON.stringify(result)}`);
@@ -137,7 +246,7 @@ async function endToEnd(label: string, database: { db?: string; database?: strin
       group: "ingest",
       name: `end to end, ${AGENTS} remote agents → one server, ${label}`,
       opsPerSec: result.events / result.seconds,
-      note: `events/s; CPU per event: server ${serverUs.toFixed(0)} µs, agents ${agentsUs.toFixed(0)} µs; ${result.events} events, all in the verified ledger; load ${load.toFixed(1)}`,
+      note: `events/s; CPU per event: server ${serverUs.toFixed(0)} µs,${databaseUs === undefined ? "" : ` PostgreSQL ${databaseUs.toFixed(0)} µs (its connections ${backendsUs!.toFixed(0)} µs),`} agents ${agentsUs.toFixed(0)} µs; ${result.events} events, all in the verified ledger; load ${load.toFixed(1)}`,
     };
   } finally {
     server.kill("SIGTERM");

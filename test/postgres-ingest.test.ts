@@ -3,13 +3,14 @@
 // (runs, steps, tool calls with their merged decisions, approvals) and the same ledger chain, hash for
 // hash, for batches that name one row many times, arrive out of order, repeat ids, mix an agent's
 // telemetry with approval requests and outcomes, and touch rows of another agent or organization.
-// Two replicas writing the same batch at once (a client resending what it got no answer for) store
-// each event once.
+// Batches that wait for a transaction are written together and come to the same; more waiting than
+// the store holds is a 503. Two replicas writing the same batch at once (a client resending what it got
+// no answer for) store each event once, and a control plane killed mid-ingest loses no answered batch.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WardenEvent } from "agent-warden";
 import { PostgresControlPlaneStore, SqliteControlPlaneStore } from "agent-warden/server";
-import { batches, event, eventByEvent, ingestInto, principals, snapshot } from "./fixtures/ingest-batches.js";
+import { batches, event, eventByEvent, ingestInto, principals, randomBatches, snapshot, type IngestAnswer } from "./fixtures/ingest-batches.js";
 import { POSTGRES_SKIP, startPostgres, type PostgresCluster } from "./fixtures/postgres.js";
 import { tempDir } from "./fixtures/proc.js";
 
@@ -63,6 +64,92 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`ingest on PostgreSQL, in bulk, com
     }
   });
 
+  it("the same for seeded random batches that name a few rows many times, repeat ids and cross agents and organizations", async () => {
+    for (const seed of [1, 2, 3]) {
+      const path = join(dir, `random-${seed}.db`);
+      const sqlite = new SqliteControlPlaneStore({ path });
+      const reference = eventByEvent(sqlite, path);
+      const postgres = new PostgresControlPlaneStore({ url: cluster.createDatabase(`warden_random_${seed}`) });
+      try {
+        const answers: { sqlite: IngestAnswer[]; postgres: IngestAnswer[] } = { sqlite: [], postgres: [] };
+        for (const { key, events } of randomBatches(seed, 30, 40)) {
+          answers.sqlite.push(reference(principals[key], events));
+          answers.postgres.push(await ingestInto(postgres, principals[key], events));
+        }
+        expect(answers.postgres).toEqual(answers.sqlite);
+        for (const org of ["acme", "globex"]) {
+          const [expected, actual] = [await snapshot(sqlite, org), await snapshot(postgres, org)];
+          expect(actual).toEqual(expected);
+          expect(expected.verified).not.toBe(false);
+        }
+        // Every kind of outcome occurs.
+        expect(answers.sqlite.reduce((n, a) => n + a.accepted, 0)).toBeGreaterThan(300);
+        expect(answers.sqlite.reduce((n, a) => n + a.duplicates, 0)).toBeGreaterThan(20);
+        expect(new Set(answers.sqlite.flatMap((a) => a.rejected.map((r) => r.code)))).toEqual(new Set(["insufficient_scope", "conflict"]));
+      } finally {
+        await sqlite.close();
+        await postgres.close();
+      }
+    }
+  }, 120_000);
+
+  it("batches that wait for a transaction go together, and come to what each alone writes: answers, rows and ledger hashes", async () => {
+    const sent = randomBatches(4, 30, 40).filter(({ key }) => key !== "other");
+    const path = join(dir, "grouped.db");
+    const sqlite = new SqliteControlPlaneStore({ path });
+    const reference = eventByEvent(sqlite, path);
+    const database = cluster.createDatabase("warden_grouped");
+    const postgres = new PostgresControlPlaneStore({ url: database });
+    const pg = (await import("pg")).default;
+    const holder = new pg.Client({ connectionString: database });
+    try {
+      // Both ingest transactions are held on another organization's ledger head, so every batch sent meanwhile waits, and the next transaction takes them all.
+      const plug = { keyId: "key_p", org: "plug", role: "agent", name: "plug", agentId: "agent-p" } as const;
+      const plugEvent = (id: string) => event("risk.detected", { id, agentId: "agent-p" }, {});
+      await postgres.ingest(plug, [plugEvent("p0")]);
+      await holder.connect();
+      await holder.query("BEGIN");
+      await holder.query("SELECT * FROM org_ledger_heads WHERE org = 'plug' FOR UPDATE");
+      const plugs = [postgres.ingest(plug, [plugEvent("p1")]), postgres.ingest(plug, [plugEvent("p2")])];
+      const grouped = sent.map(({ key, events }) => ingestInto(postgres, principals[key], events));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await holder.query("COMMIT");
+      await Promise.all(plugs);
+      const answers = await Promise.all(grouped);
+      const expected = sent.map(({ key, events }) => reference(principals[key], events));
+      const answerOf = ({ accepted, duplicates, rejected }: IngestAnswer) => ({ accepted, duplicates, rejected });
+      expect(answers.map(answerOf)).toEqual(expected.map(answerOf));
+      // The stream's messages of a group come with its first answer: all of them here, one transaction wrote every batch.
+      expect(answers.flatMap((a) => a.durable)).toEqual(expected.flatMap((a) => a.durable));
+      expect(expected.slice(1).some((a) => a.durable.length > 0)).toBe(true);
+      expect(answers.slice(1).every((a) => a.durable.length === 0)).toBe(true);
+      const [want, got] = [await snapshot(sqlite, "acme"), await snapshot(postgres, "acme")];
+      expect(got).toEqual(want);
+      expect(want.verified).not.toBe(false);
+      expect(expected.reduce((n, a) => n + a.accepted, 0)).toBeGreaterThan(200);
+    } finally {
+      await holder.end().catch(() => {});
+      await sqlite.close();
+      await postgres.close();
+    }
+  }, 120_000);
+
+  it("more batches waiting than it may hold is a 503 the client retries, and the rest is written", async () => {
+    const postgres = new PostgresControlPlaneStore({ url: cluster.createDatabase("warden_behind") });
+    try {
+      const agent = principals.agentA!;
+      const sent = Array.from({ length: 90 }, (_, b) => [event("risk.detected", { id: `behind_${b}`, runId: "r1" }, { b })]);
+      const outcomes = await Promise.allSettled(sent.map((events) => postgres.ingest(agent, events)));
+      const refused = outcomes.flatMap((outcome, b) => (outcome.status === "rejected" ? [b] : []));
+      expect(refused.length).toBeGreaterThan(0);
+      for (const b of refused) expect((outcomes[b] as PromiseRejectedResult).reason).toMatchObject({ status: 503, headers: { "Retry-After": "1" } });
+      for (const b of refused) expect(await postgres.ingest(agent, sent[b]!)).toMatchObject({ accepted: 1 });
+      expect(await postgres.verifyLedger("acme")).toMatchObject({ ok: true, entries: 90 });
+    } finally {
+      await postgres.close();
+    }
+  });
+
   it("two replicas writing the same batches at once store each event once, with one chain", async () => {
     const database = cluster.createDatabase("warden_resend");
     const replicas = [new PostgresControlPlaneStore({ url: database }), new PostgresControlPlaneStore({ url: database })];
@@ -95,6 +182,65 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`ingest on PostgreSQL, in bulk, com
       for (const store of replicas) await store.close();
     }
   });
+
+  it("a control plane killed (kill -9) mid-ingest: every batch it answered is stored, once, and the chain verifies", async () => {
+    const { spawn } = await import("node:child_process");
+    const { createInterface } = await import("node:readline");
+    const { childEnv, REPO, TS_NODE } = await import("./fixtures/proc.js");
+    const database = cluster.createDatabase("warden_killed");
+    const child = spawn(process.execPath, [...TS_NODE, join(REPO, "bench/fixtures/ingest-server.ts"), JSON.stringify({ database, agents: 1 })], { env: childEnv(), stdio: ["ignore", "pipe", "inherit"] });
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    try {
+      const first = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: child.stdout! }).once("line", resolve);
+        child.once("exit", () => reject(new Error("the server ended before listening")));
+      });
+      const { url, keys } = JSON.parse(first) as { url: string; keys: string[] };
+      const runs = (b: number): WardenEvent[] =>
+        Array.from({ length: 100 }, (_, i) => {
+          const n = Math.floor(i / 4);
+          const [runId, toolCallId] = [`run_${b}_${n}`, `tc_${b}_${n}`];
+          return event(["run.started", "tool.called", "tool.completed", "run.completed"][i % 4]!, { id: `e_${b}_${i}`, agentId: "agent-0", runId, toolCallId: i % 4 === 1 || i % 4 === 2 ? toolCallId : null }, { toolName: "read_order", input: { n } });
+        });
+      const sent = Array.from({ length: 40 }, (_, b) => runs(b));
+      const answered = new Set<number>();
+      const posts = sent.map((events, b) =>
+        fetch(`${url}/v1/events`, { method: "POST", headers: { authorization: `Bearer ${keys[0]}`, "content-type": "application/json" }, body: JSON.stringify({ events }) })
+          .then(async (response) => {
+            if (response.status === 200 && ((await response.json()) as { accepted: number }).accepted === 100) answered.add(b);
+          })
+          .catch(() => {}),
+      );
+      // Killed once some batches are answered and others are still on their way or in a transaction.
+      while (answered.size < 3) await new Promise((resolve) => setTimeout(resolve, 5));
+      child.kill("SIGKILL");
+      await Promise.all(posts);
+      await exited;
+      expect(answered.size).toBeGreaterThanOrEqual(3);
+
+      const store = new PostgresControlPlaneStore({ url: database });
+      try {
+        const report = await store.verifyLedger("bench");
+        expect(report.ok).toBe(true);
+        const principal = (await store.authenticate(keys[0]!))!;
+        let stored = 0;
+        for (const [b, events] of sent.entries()) {
+          // Sent again, as the client does with what it got no answer for: nothing answered is missing, nothing doubles.
+          const again = await store.ingest(principal, events);
+          if (answered.has(b)) expect(again).toMatchObject({ accepted: 0, duplicates: 100 });
+          stored += again.duplicates;
+        }
+        // Each key's creation is an entry too.
+        expect(report.entries).toBe(stored + 2);
+        expect(await store.verifyLedger("bench")).toMatchObject({ ok: true, entries: 2 + sent.length * 100 });
+      } finally {
+        await store.close();
+      }
+    } finally {
+      child.kill("SIGKILL");
+      await exited;
+    }
+  }, 120_000);
 
   it("a replica signs a checkpoint over what another replica appended after checking only the entries since the last one, and never over a forged entry", async () => {
     const database = cluster.createDatabase("warden_checkpoints");

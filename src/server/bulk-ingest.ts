@@ -102,26 +102,34 @@ export interface BulkOutcome {
  * in batch order.
  */
 export function* ingestBulk(ledger: OrgLedger, principal: Principal, events: ReadonlyArray<{ index: number; event: WardenEvent }>, now: number, writer: BulkWriter): Query<BulkOutcome> {
-  const org = principal.org;
+  return (yield* ingestBulkGroup(ledger, [{ principal, events }], now, writer))[0]!;
+}
+
+/**
+ * Writes batches of one organization, each as `ingestBulk` would one after the other, with the reads
+ * and writes of all of them together: each event admitted against the rows as the events before it
+ * (of its batch and of the batches before) left them. Each batch gets its own answer; the stream's
+ * messages and live rows of the whole group come with the first.
+ */
+export function* ingestBulkGroup(ledger: OrgLedger, batches: ReadonlyArray<{ principal: Principal; events: ReadonlyArray<{ index: number; event: WardenEvent }> }>, now: number, writer: BulkWriter): Query<BulkOutcome[]> {
+  const org = batches[0]!.principal.org;
+  if (batches.some((batch) => batch.principal.org !== org)) throw new Error("a group of batches is one organization's");
   const effects: Effects = { durable: [], runs: new Set(), toolCalls: new Set() };
   const live: LiveRows = { runs: new Map(), toolCalls: new Map() };
-  const rejected: RejectedEvent[] = [];
-  let accepted = 0;
-  let duplicates = 0;
+  const outcomes: BulkOutcome[] = batches.map(() => ({ accepted: 0, duplicates: 0, rejected: [], effects, live, messages: [] }));
 
+  const ids: string[] = [];
   const runIds = new Set<string>();
   const callIds = new Set<string>();
-  for (const { event } of events) {
-    if (!BULK_TYPES.has(event.type)) continue;
-    if (event.runId !== null) runIds.add(event.runId);
-    if (event.toolCallId !== null) callIds.add(event.toolCallId);
+  for (const { events } of batches) {
+    for (const { event } of events) {
+      ids.push(event.id);
+      if (!BULK_TYPES.has(event.type)) continue;
+      if (event.runId !== null) runIds.add(event.runId);
+      if (event.toolCallId !== null) callIds.add(event.toolCallId);
+    }
   }
-  const known = yield* writer.known(
-    org,
-    events.map((e) => e.event.id),
-    [...runIds],
-    [...callIds],
-  );
+  const known = yield* writer.known(org, ids, [...runIds], [...callIds]);
   const seen = new Set(known.seen);
   // Rows in the database before a flush: a row not among them that the flush starts and finishes is written once.
   const existing = new Set<string>([...known.runs.map((r) => `run:${r.id}`), ...known.calls.map((r) => `tool_call:${r.id}`)]);
@@ -139,7 +147,7 @@ export function* ingestBulk(ledger: OrgLedger, principal: Principal, events: Rea
     },
   };
 
-  let pending: WardenEvent[] = [];
+  let pending: Array<{ event: WardenEvent; outcome: BulkOutcome }> = [];
   function* flush(): Query<void> {
     if (pending.length === 0) return;
     const batch = pending;
@@ -147,12 +155,16 @@ export function* ingestBulk(ledger: OrgLedger, principal: Principal, events: Rea
     // The claim decides, as in ingestOne: an id another writer of the same events committed meanwhile is a duplicate here.
     const claimed = yield* writer.claim(
       org,
-      batch.map((e) => e.id),
+      batch.map((e) => e.event.id),
       now,
     );
-    const written = claimed.size === batch.length ? batch : batch.filter((event) => claimed.has(event.id));
-    duplicates += batch.length - written.length;
-    accepted += written.length;
+    const written: WardenEvent[] = [];
+    for (const { event, outcome } of batch) {
+      if (claimed.has(event.id)) {
+        written.push(event);
+        outcome.accepted++;
+      } else outcome.duplicates++;
+    }
     const agents = new Map<string, number>();
     const writes: Write[] = [];
     for (const event of written) {
@@ -169,35 +181,44 @@ export function* ingestBulk(ledger: OrgLedger, principal: Principal, events: Rea
     yield* writer.chain(ledger, org, written.map(ledgerDraft));
   }
 
-  for (const { index, event: sent } of events) {
-    if (seen.has(sent.id)) {
-      duplicates++;
-      continue;
+  for (const [b, { principal, events }] of batches.entries()) {
+    const outcome = outcomes[b]!;
+    for (const { index, event: sent } of events) {
+      if (seen.has(sent.id)) {
+        outcome.duplicates++;
+        continue;
+      }
+      if (!BULK_TYPES.has(sent.type)) {
+        // What came before it is written first: it reads the tables.
+        yield* flush();
+        const one = yield* ingestOne(ledger, principal, sent, effects, now);
+        if (one.kind === "accepted") outcome.accepted++;
+        else if (one.kind === "duplicate") outcome.duplicates++;
+        else outcome.rejected.push({ index, id: sent.id, code: one.code, reason: one.reason });
+        if (one.kind !== "rejected") seen.add(sent.id);
+        continue;
+      }
+      const verdict = runSync(admit(principal, sent, lookup), () => {
+        throw new Error("bulk admission reads no table");
+      });
+      if (verdict.kind === "refuse") {
+        outcome.rejected.push({ index, id: sent.id, code: verdict.code, reason: verdict.reason });
+        continue;
+      }
+      if (verdict.kind === "echo") throw new Error("agent telemetry is never an echo");
+      seen.add(sent.id);
+      pending.push({ event: verdict.event, outcome });
+      advance(org, verdict.event, state);
     }
-    if (!BULK_TYPES.has(sent.type)) {
-      // What came before it is written first: it reads the tables.
-      yield* flush();
-      const outcome = yield* ingestOne(ledger, principal, sent, effects, now);
-      if (outcome.kind === "accepted") accepted++;
-      else if (outcome.kind === "duplicate") duplicates++;
-      else rejected.push({ index, id: sent.id, code: outcome.code, reason: outcome.reason });
-      if (outcome.kind !== "rejected") seen.add(sent.id);
-      continue;
-    }
-    const verdict = runSync(admit(principal, sent, lookup), () => {
-      throw new Error("bulk admission reads no table");
-    });
-    if (verdict.kind === "refuse") {
-      rejected.push({ index, id: sent.id, code: verdict.code, reason: verdict.reason });
-      continue;
-    }
-    if (verdict.kind === "echo") throw new Error("agent telemetry is never an echo");
-    seen.add(sent.id);
-    pending.push(verdict.event);
-    advance(org, verdict.event, state);
   }
   yield* flush();
-  return { accepted, duplicates, rejected, effects, live, messages: yield* streamEffects(org, effects, now) };
+  outcomes[0]!.messages = yield* streamEffects(org, effects, now);
+  // The live rows and effects are the group's: the first answer carries them, the others none.
+  for (const outcome of outcomes.slice(1)) {
+    outcome.effects = { durable: [], runs: new Set(), toolCalls: new Set() };
+    outcome.live = { runs: new Map(), toolCalls: new Map() };
+  }
+  return outcomes;
 }
 
 /**

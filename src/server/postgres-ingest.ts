@@ -5,11 +5,12 @@
 // (a tool call's `tool.called` then `tool.completed`): the writes are put in layers, each event one
 // layer after the last one that touched its row, so every row sees its events in batch order.
 import type { WardenEvent } from "agent-warden";
-import { ingestBulk, type BulkOutcome, type BulkWriter, type Cell, type KnownCall, type KnownRun, type LiveRows, type TemplateName, type Write } from "./bulk-ingest.js";
+import { ingestBulk, ingestBulkGroup, LIVE_ROWS, type BulkOutcome, type BulkWriter, type Cell, type KnownCall, type KnownRun, type LiveRows, type TemplateName, type Write } from "./bulk-ingest.js";
 import type { Effects } from "./ingest.js";
 import type { OrgLedger } from "./org-ledger.js";
 import { runAsync, type Query, type SqlOp, type SqlValue } from "./sql.js";
 import type { Principal } from "./store.js";
+import type { RunRow } from "../records.js";
 
 /** `decision` merged with a patch (a shallow merge, the patch winning), as mergeDecision does. */
 const mergeDecision = (current: string, patch: string) => `CASE WHEN ${patch} IS NULL THEN ${current} WHEN ${current} IS NULL THEN ${patch} ELSE (${current}::jsonb || ${patch}::jsonb)::text END`;
@@ -17,7 +18,10 @@ const mergeDecision = (current: string, patch: string) => `CASE WHEN ${patch} IS
 interface Template {
   /** `$1` is the organization; `$2`… one array per column. */
   sql: string;
-  /** It returns the rows it changed (an upsert's `changed`), as they are now, for the stream's live updates. */
+  /**
+   * It returns the ids of the rows it changed (an upsert's `changed`), and the rows as they are now for
+   * the stream's live updates (a whole row inserted returns none: its cells are the row).
+   */
   changes?: "runs" | "toolCalls";
 }
 
@@ -28,7 +32,7 @@ const TEMPLATES = {
       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[])
         AS u(id, agent_id, trace_id, parent_run_id, status, metadata, reason, agent_context, token_id, started_at, ended_at, error)
       ON CONFLICT DO NOTHING
-      RETURNING row_to_json(runs.*) AS row`,
+      RETURNING runs.id, NULL::json AS row`,
     changes: "runs",
   },
   toolCallWhole: {
@@ -37,7 +41,7 @@ const TEMPLATES = {
       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::bigint[], $20::float8[])
         AS u(id, run_id, step_id, agent_id, kind, tool_name, action_type, status, input, agent_context, reason, started_at, decision, output, error, blocked_reason, usage, ended_at, duration_ms)
       ON CONFLICT DO NOTHING
-      RETURNING json_build_object('id', tool_calls.id, 'run_id', tool_calls.run_id, 'agent_id', tool_calls.agent_id, 'tool_name', tool_calls.tool_name, 'status', tool_calls.status) AS row`,
+      RETURNING tool_calls.id, NULL::json AS row`,
     changes: "toolCalls",
   },
   runStarted: {
@@ -47,7 +51,7 @@ const TEMPLATES = {
       ON CONFLICT (id) DO UPDATE SET trace_id = excluded.trace_id, parent_run_id = excluded.parent_run_id,
         metadata = excluded.metadata, reason = excluded.reason, agent_context = excluded.agent_context, token_id = excluded.token_id, started_at = excluded.started_at
       WHERE runs.org = excluded.org AND runs.agent_id = excluded.agent_id
-      RETURNING row_to_json(runs.*) AS row`,
+      RETURNING runs.id, row_to_json(runs.*) AS row`,
     changes: "runs",
   },
   runFinished: {
@@ -55,7 +59,7 @@ const TEMPLATES = {
       SELECT u.id, $1, u.agent_id, u.id, u.status, u.ts, u.ts, u.error
       FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) AS u(id, agent_id, status, ts, error)
       ON CONFLICT (id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at, error = excluded.error WHERE runs.org = excluded.org AND runs.agent_id = excluded.agent_id
-      RETURNING row_to_json(runs.*) AS row`,
+      RETURNING runs.id, row_to_json(runs.*) AS row`,
     changes: "runs",
   },
   stepStarted: {
@@ -83,7 +87,7 @@ const TEMPLATES = {
         status = CASE WHEN tool_calls.status IN ('completed','failed','blocked','rejected') THEN tool_calls.status ELSE excluded.status END,
         decision = ${mergeDecision("tool_calls.decision", "excluded.decision")}
       WHERE tool_calls.org = excluded.org AND tool_calls.agent_id = excluded.agent_id AND tool_calls.status NOT IN ('blocked','rejected')
-      RETURNING json_build_object('id', tool_calls.id, 'run_id', tool_calls.run_id, 'agent_id', tool_calls.agent_id, 'tool_name', tool_calls.tool_name, 'status', tool_calls.status) AS row`,
+      RETURNING tool_calls.id, json_build_object('id', tool_calls.id, 'run_id', tool_calls.run_id, 'agent_id', tool_calls.agent_id, 'tool_name', tool_calls.tool_name, 'status', tool_calls.status) AS row`,
     changes: "toolCalls",
   },
   policyMatched: {
@@ -100,7 +104,7 @@ const TEMPLATES = {
         ended_at = COALESCE(excluded.ended_at, tool_calls.ended_at), duration_ms = COALESCE(excluded.duration_ms, tool_calls.duration_ms),
         decision = ${mergeDecision("tool_calls.decision", "excluded.decision")}
       WHERE tool_calls.org = excluded.org AND tool_calls.agent_id = excluded.agent_id AND tool_calls.status NOT IN ('blocked','rejected')
-      RETURNING json_build_object('id', tool_calls.id, 'run_id', tool_calls.run_id, 'agent_id', tool_calls.agent_id, 'tool_name', tool_calls.tool_name, 'status', tool_calls.status) AS row`,
+      RETURNING tool_calls.id, json_build_object('id', tool_calls.id, 'run_id', tool_calls.run_id, 'agent_id', tool_calls.agent_id, 'tool_name', tool_calls.tool_name, 'status', tool_calls.status) AS row`,
     changes: "toolCalls",
   },
 } satisfies Record<TemplateName, Template>;
@@ -113,7 +117,49 @@ export type PostgresExec = (op: SqlOp) => Promise<unknown>;
  * ingest.ts's `ingestBatch` (bulk-ingest.ts's `ingestBulk`, with arrays for rows).
  */
 export function ingestBatchPostgres(ledger: OrgLedger, principal: Principal, events: ReadonlyArray<{ index: number; event: WardenEvent }>, now: number, exec: PostgresExec): Promise<BulkOutcome> {
-  return runAsync(ingestBulk(ledger, principal, events, now, POSTGRES_WRITER), exec);
+  return runAsync(ingestBulk(ledger, principal, events, now, POSTGRES_WRITER), (op) => exec(packArrays(op)));
+}
+
+/** Batches of one organization written together (bulk-ingest.ts's `ingestBulkGroup`), each with its own outcome. */
+export function ingestGroupPostgres(ledger: OrgLedger, batches: ReadonlyArray<{ principal: Principal; events: ReadonlyArray<{ index: number; event: WardenEvent }> }>, now: number, exec: PostgresExec): Promise<BulkOutcome[]> {
+  return runAsync(ingestBulkGroup(ledger, batches, now, POSTGRES_WRITER), (op) => exec(packArrays(op)));
+}
+
+/** Separators of `packArrays`' text: control characters, which no JSON text holds raw (JSON escapes them). */
+const SEPARATOR = "\u001f";
+const NULL_MARK = "\u001e";
+const ARRAY_PARAMETER = /([$?])(\d+)::(text|bigint|float8)\[\]/g;
+
+/**
+ * A statement's array parameters (`$n::text[]`, `::bigint[]`, `::float8[]`) sent as one text each, the
+ * values joined by a separator and split again by `string_to_array`: the driver quotes and escapes
+ * every element of an array parameter, and the server unescapes it, for several times the work of a
+ * join and a split. An array with a value that holds a separator (or one empty text, which splits to
+ * no element) goes as an array.
+ */
+export function packArrays(op: SqlOp): SqlOp {
+  const params = op.params.slice();
+  const sql = op.sql.replace(ARRAY_PARAMETER, (match, sigil: string, n: string, type: string) => {
+    const packed = pack(op.params[Number(n) - 1]);
+    if (packed === undefined) return match;
+    params[Number(n) - 1] = packed;
+    return `string_to_array(${sigil}${n}::text, E'\\x1f', E'\\x1e')${type === "text" ? "" : `::${type}[]`}`;
+  });
+  return { kind: op.kind, sql, params };
+}
+
+function pack(values: unknown): string | undefined {
+  if (!Array.isArray(values) || (values.length === 1 && values[0] === "")) return undefined;
+  let text = "";
+  for (let i = 0; i < values.length; i++) {
+    const value: unknown = values[i];
+    if (i > 0) text += SEPARATOR;
+    if (value === null || value === undefined) text += NULL_MARK;
+    else if (typeof value === "number") text += String(value);
+    else if (typeof value === "string" && !value.includes(SEPARATOR) && !value.includes(NULL_MARK)) text += value;
+    else return undefined;
+  }
+  return text;
 }
 
 function* rows<T>(sql: string, params: unknown[]): Query<T[]> {
@@ -155,34 +201,50 @@ function* project(org: string, writes: readonly Write[], agents: ReadonlyMap<str
     (layers[layer] ??= []).push(write);
   }
   for (const [index, layer] of layers.entries()) {
-    const statements: Array<{ template: Template; columns: Cell[][] }> = [];
-    if (index === 0 && agents.size > 0) statements.push({ template: AGENTS, columns: [[...agents.keys()], [...agents.values()]] });
+    const statements: Array<{ name: TemplateName | "agents"; template: Template; columns: Cell[][] }> = [];
+    if (index === 0 && agents.size > 0) statements.push({ name: "agents", template: AGENTS, columns: [[...agents.keys()], [...agents.values()]] });
     const byTemplate = new Map<TemplateName, Cell[][]>();
     for (const write of layer) {
       const list = byTemplate.get(write.template) ?? [];
       list.push(write.cells);
       byTemplate.set(write.template, list);
     }
-    for (const [name, list] of byTemplate) statements.push({ template: TEMPLATES[name], columns: list[0]!.map((_, column) => list.map((cells) => cells[column] ?? null)) });
+    for (const [name, list] of byTemplate) statements.push({ name, template: TEMPLATES[name], columns: list[0]!.map((_, column) => list.map((cells) => cells[column] ?? null)) });
     const params: unknown[] = [org];
     const parts: string[] = [];
     const returning: string[] = [];
-    for (const [n, { template, columns }] of statements.entries()) {
+    for (const [n, { name, template, columns }] of statements.entries()) {
       const offset = params.length - 1;
       parts.push(`w${n} AS (${template.sql.replace(/\$(\d+)/g, (match, k: string) => (k === "1" ? match : `$${Number(k) + offset}`))})`);
       params.push(...columns);
-      if (template.changes !== undefined) returning.push(`SELECT '${template.changes}' AS kind, row FROM w${n}`);
+      if (template.changes !== undefined) returning.push(`SELECT '${name}' AS template, id, row FROM w${n}`);
     }
-    const changed = yield* rows<{ kind: "runs" | "toolCalls"; row: { id: string } }>(`WITH ${parts.join(",\n")}\n${returning.length > 0 ? returning.join(" UNION ALL ") : "SELECT NULL AS kind, NULL::json AS row WHERE false"}`, params);
-    for (const { kind, row } of changed) {
-      returned.add(`${kind === "runs" ? "run" : "tool_call"}:${row.id}`);
-      effects[kind].add(row.id);
-      // A later layer's row is newer.
-      (live[kind] as Map<string, unknown>).set(row.id, row);
+    const changed = yield* rows<{ template: TemplateName; id: string; row: unknown }>(`WITH ${parts.join(",\n")}\n${returning.length > 0 ? returning.join(" UNION ALL ") : "SELECT NULL AS template, NULL AS id, NULL::json AS row WHERE false"}`, params);
+    const whole = new Map<string, Cell[]>();
+    for (const write of layer) if (write.parts !== undefined) whole.set(write.row, write.cells);
+    for (const { template, id, row } of changed) {
+      const kind = (TEMPLATES[template] as Template).changes!;
+      const key = `${kind === "runs" ? "run" : "tool_call"}:${id}`;
+      returned.add(key);
+      effects[kind].add(id);
+      const shown = live[kind] as Map<string, unknown>;
+      if (!shown.has(id) && shown.size >= LIVE_ROWS) continue;
+      // A later layer's row is newer; a whole row inserted is its cells.
+      shown.set(id, row ?? wholeRow(template, whole.get(key)!));
     }
   }
   // A folded write is its row's only one: no row returned means the row was there already.
   return writes.filter((write) => write.parts !== undefined && !returned.has(write.row));
+}
+
+type CallRow = LiveRows["toolCalls"] extends Map<string, infer T> ? T : never;
+
+/** The row a whole-row insert (bulk-ingest.ts's `join`) wrote, from its cells, as the stream's live updates show it. */
+function wholeRow(template: TemplateName, c: readonly Cell[]): RunRow | CallRow {
+  if (template === "runWhole") {
+    return { id: c[0] as string, agent_id: c[1] as string, trace_id: c[2] as string, parent_run_id: c[3] as string | null, status: c[4] as string, metadata: c[5] as string | null, reason: c[6] as string | null, agent_context: c[7] as string | null, token_id: c[8] as string | null, started_at: c[9] as number, ended_at: c[10] as number | null, error: c[11] as string | null };
+  }
+  return { id: c[0] as string, run_id: c[1] as string, agent_id: c[3] as string, tool_name: c[5] as string, status: c[7] as string };
 }
 
 const AGENTS: Template = { sql: "INSERT INTO agents (org, id, created_at) SELECT $1, u.id, u.created_at FROM unnest($2::text[], $3::bigint[]) AS u(id, created_at) ON CONFLICT (org, id) DO NOTHING" };

@@ -3,7 +3,7 @@
 // announces and `pg_notify` (delivered at commit) tells every replica to read it, so a lost
 // notification is caught up by the next read and `Last-Event-ID` replays on any replica. Ingest,
 // projections and the per-organization ledger are the same routines the SQLite store runs.
-import { createPrivateKey, generateKeyPairSync } from "node:crypto";
+import { createHash, createPrivateKey, generateKeyPairSync } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
 import { ApprovalStatus, EventType, InvalidStateError, NotFoundError, StoreError } from "agent-warden";
 import type { ApprovalDeliveryLog, LedgerEntry, WardenEvent } from "agent-warden";
@@ -12,11 +12,13 @@ import { haltScopeOf, toHaltRecord, type HaltRecord, type HaltRow } from "../hal
 import { newId } from "../internal/ids.js";
 import { loadOrCreateKey, type SigningKey } from "../ledger/keys.js";
 import { pendingApproval, toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type RunRow, type RunSummary, type StepRow, type ToolCallRecord, type ToolCallRow } from "../records.js";
-import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
+import { AgentHaltedError, HttpError, PreconditionFailedError } from "./errors.js";
+import { DEFAULT_MAX_PENDING_BATCHES } from "./ingest-thread.js";
 import { etagMatches, policyEtag } from "./etag.js";
 import { activeHaltFor, markIngested, type RejectedEvent } from "./ingest.js";
 import { liveUpdates } from "./bulk-ingest.js";
-import { ingestBatchPostgres } from "./postgres-ingest.js";
+import { ingestGroupPostgres } from "./postgres-ingest.js";
+import type { BulkOutcome } from "./bulk-ingest.js";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "./keys.js";
 import { countersignCheckpoint, countersignedCheckpoint } from "./countersign.js";
 import type { WitnessAnswer } from "../ledger/witness.js";
@@ -169,6 +171,34 @@ ${agentLogHeadsSchema({ int: "BIGINT", text: "TEXT" })}`,
 
 type Executor = (op: SqlOp) => Promise<unknown>;
 
+/** A batch waiting for an ingest transaction. */
+interface IngestWaiter {
+  principal: Principal;
+  events: readonly WardenEvent[];
+  resolve: (result: IngestResult & { rejected: RejectedEvent[]; changes: Changes }) => void;
+  reject: (error: unknown) => void;
+}
+/** Ingest transactions at once: one prepares its statements while another's run, with little waiting on the ledger's head. */
+const INGEST_WRITERS = 2;
+/** Events of waiting batches written in one transaction at most (a batch alone may be larger). */
+const GROUP_EVENTS = 4000;
+
+/** Names of prepared statements by their text; past the bound, statements go unnamed (parsed each time). */
+const preparedNames = new Map<string, string>();
+const MAX_PREPARED = 500;
+
+/**
+ * A name for a statement's text, the same on every connection (the driver prepares a name once per
+ * connection): for the bulk statements of ingest (arrays of rows), whose parsing and planning is worth
+ * keeping; the others stay unnamed, so none reads `*` through a plan made before a migration.
+ */
+function preparedName(text: string): string | undefined {
+  if (!text.includes("unnest(") && !text.includes("string_to_array(")) return undefined;
+  let name = preparedNames.get(text);
+  if (name === undefined && preparedNames.size < MAX_PREPARED) preparedNames.set(text, (name = `warden_${createHash("sha256").update(text).digest("base64url").slice(0, 24)}`));
+  return name;
+}
+
 const toKeyRecord = (row: { id: string; org: string; role: Role; name: string | null; agent_id: string | null; groups: string | null; prefix: string; created_at: number; revoked_at: number | null; last_used_at: number | null }): ApiKeyRecord => ({
   keyId: row.id,
   org: row.org,
@@ -244,6 +274,9 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
   readonly #lastUsed = new Map<string, number>();
   #closed = false;
   #pumping: Promise<void> | undefined;
+  readonly #ingestQueue: IngestWaiter[] = [];
+  #ingestWriters = 0;
+  readonly #ingestIdle: Array<() => void> = [];
 
   constructor(options: PostgresControlPlaneOptions) {
     this.#options = options;
@@ -430,8 +463,12 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
     return (await this.#query<T>(sql, params)).rows[0];
   }
 
-  /** Runs `fn` in one transaction on one connection, retried when PostgreSQL reports a serialization conflict or deadlock. */
-  async #transaction<T>(fn: (exec: Executor) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` in one transaction on one connection, retried when PostgreSQL reports a serialization
+   * conflict or deadlock. With `prepared`, the bulk statements are parsed once per connection and
+   * look rows up by their indexes.
+   */
+  async #transaction<T>(fn: (exec: Executor) => Promise<T>, options: { prepared?: boolean } = {}): Promise<T> {
     await this.#ready;
     for (let attempt = 0; ; attempt++) {
       const client = await this.#pool!.connect();
@@ -441,11 +478,17 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
       const lost = () => (broken = true);
       client.on("error", lost);
       const exec: Executor = async (op) => {
-        const result = await client.query(toPostgres(op.sql), op.params);
+        const text = toPostgres(op.sql);
+        const result = await client.query(options.prepared ? { name: preparedName(text), text, values: op.params } : { text, values: op.params });
         return op.kind === "run" ? (result.rowCount ?? 0) : op.kind === "get" ? result.rows[0] : result.rows;
       };
       try {
-        await client.query("BEGIN");
+        // The bulk statements look rows up by key, a few hundred at once: to the planner such a list can
+        // look like much of a table (its statistics lag behind its growth), and the rows are then read by a
+        // scan of all of it; with scans ruled out while there is an index to use, the cost stays that of
+        // the rows named at any table size. Each call is planned for its values: a plan made once for
+        // any values, on a connection's first ingest, would be the plan for empty tables forever.
+        await client.query(options.prepared ? "BEGIN; SET LOCAL enable_seqscan = off" : "BEGIN");
         const value = await fn(exec);
         await client.query("COMMIT");
         client.off("error", lost);
@@ -589,15 +632,73 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
 
   // ── events, agents, runs, tool calls ──────────────────────────────────────────────────────
 
-  async ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { rejected: RejectedEvent[]; changes: Changes }> {
-    const org = principal.org;
-    const batch = events.map((event, index) => ({ index, event }));
-    const result = await this.#transaction(async (exec) => {
-      const outcome = await ingestBatchPostgres(this.#orgLedger!, principal, batch, Date.now(), exec);
-      if (outcome.messages.length > 0) await exec({ kind: "run", sql: "SELECT pg_notify(?, ?)", params: [CHANNEL, org] });
-      return outcome;
+  /**
+   * Writes a batch once a transaction is free for it: at most `INGEST_WRITERS` write at once, and the
+   * batches of one organization that waited meanwhile go together in the next one (bulk-ingest.ts's
+   * `ingestBulkGroup`: one read of what they name, one statement per table), each answered once it has
+   * committed.
+   */
+  ingest(principal: Principal, events: readonly WardenEvent[]): Promise<IngestResult & { rejected: RejectedEvent[]; changes: Changes }> {
+    if (this.#ingestQueue.length >= DEFAULT_MAX_PENDING_BATCHES) {
+      // Back-pressure, as on SQLite's writer thread: the client sends again shortly, and ids keep it single.
+      return Promise.reject(new HttpError(503, "unavailable", `the control plane is ${this.#ingestQueue.length} batches behind on writing events; send again shortly`, { headers: { "Retry-After": "1" } }));
+    }
+    return new Promise((resolve, reject) => {
+      this.#ingestQueue.push({ principal, events, resolve, reject });
+      this.#drainIngest();
     });
-    return { accepted: result.accepted, duplicates: result.duplicates, rejected: result.rejected, changes: { org, messages: [...result.messages, ...liveUpdates(result.live)] } };
+  }
+
+  #drainIngest(): void {
+    const queue = this.#ingestQueue;
+    while (this.#ingestWriters < INGEST_WRITERS && queue.length > 0) {
+      // The first waiting batch's organization, and the batches of that organization behind it, up to the bound.
+      const org = queue[0]!.principal.org;
+      const group: IngestWaiter[] = [];
+      let size = 0;
+      for (let i = 0; i < queue.length; ) {
+        const waiter = queue[i]!;
+        if (waiter.principal.org !== org) {
+          i++;
+          continue;
+        }
+        if (group.length > 0 && size + waiter.events.length > GROUP_EVENTS) break;
+        size += waiter.events.length;
+        group.push(waiter);
+        queue.splice(i, 1);
+      }
+      this.#ingestWriters++;
+      void this.#writeGroup(group).finally(() => {
+        this.#ingestWriters--;
+        this.#drainIngest();
+        if (this.#ingestWriters === 0 && queue.length === 0) for (const idle of this.#ingestIdle.splice(0)) idle();
+      });
+    }
+  }
+
+  async #writeGroup(group: IngestWaiter[]): Promise<void> {
+    const org = group[0]!.principal.org;
+    let outcomes: BulkOutcome[];
+    try {
+      outcomes = await this.#transaction(
+        async (exec) => {
+          const batches = group.map(({ principal, events }) => ({ principal, events: events.map((event, index) => ({ index, event })) }));
+          const result = await ingestGroupPostgres(this.#orgLedger!, batches, Date.now(), exec);
+          if (result.some((outcome) => outcome.messages.length > 0)) await exec({ kind: "run", sql: "SELECT pg_notify(?, ?)", params: [CHANNEL, org] });
+          return result;
+        },
+        { prepared: true },
+      );
+    } catch (error) {
+      // One bad batch fails alone: a group that failed is written again batch by batch.
+      if (group.length === 1) return group[0]!.reject(error);
+      for (const waiter of group) await this.#writeGroup([waiter]);
+      return;
+    }
+    for (const [i, waiter] of group.entries()) {
+      const outcome = outcomes[i]!;
+      waiter.resolve({ accepted: outcome.accepted, duplicates: outcome.duplicates, rejected: outcome.rejected, changes: { org, messages: [...outcome.messages, ...liveUpdates(outcome.live)] } });
+    }
   }
 
   async registerAgent(org: string, agentId: string, group: string | undefined): Promise<AgentRecord> {
@@ -1013,6 +1114,8 @@ export class PostgresControlPlaneStore implements ControlPlaneStore {
     if (this.#closed) return;
     this.#closed = true;
     await this.#ready.catch(() => {});
+    // Batches handed over are written (or fail) before the connections go.
+    if (this.#ingestWriters > 0 || this.#ingestQueue.length > 0) await new Promise<void>((resolve) => this.#ingestIdle.push(resolve));
     await this.#pumping?.catch(() => {});
     this.#listener?.release(true);
     await this.#pool?.end().catch(() => {});
