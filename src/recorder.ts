@@ -5,7 +5,8 @@ import { canonicalJson } from "./internal/canonical.js";
 import { newId } from "./internal/ids.js";
 import { POLICY_SET_ENTRY, policySetDraft } from "./ledger/evidence.js";
 import type { Redactor } from "./redaction/redact.js";
-import type { LedgerDraft, SqliteStore } from "./store/sqlite-store.js";
+import { Draft } from "./store/draft.js";
+import type { SqliteStore } from "./store/sqlite-store.js";
 
 /** Where an event belongs: its agent, run, step and tool call (null where none). */
 export interface EventIds {
@@ -47,21 +48,6 @@ export class ErrorSink {
   }
 }
 
-/** A ledger draft made by a constructor, not a literal: queued for the commit window, it must not come from an allocation site V8 may move to old space (see the store's queue). */
-class Draft implements LedgerDraft {
-  constructor(
-    readonly id: string,
-    readonly ts: number,
-    readonly type: string,
-    readonly org: string,
-    readonly agentId: string | null,
-    readonly runId: string | null,
-    readonly stepId: string | null,
-    readonly toolCallId: string | null,
-    readonly actor: string | null,
-    readonly dataJson: string,
-  ) {}
-}
 
 /**  What the recorder needs: the store, the bus, the link to the control plane, the redactor. */
 export interface RecorderDeps {

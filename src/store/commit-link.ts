@@ -4,6 +4,7 @@ import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { StoreError } from "../errors.js";
 import type { SigningKey } from "../ledger/keys.js";
+import { Draft } from "./draft.js";
 import type { LedgerDraft, QueuedWrite } from "./sqlite-store.js";
 
 /** Slots of the shared counters: messages the writer has finished, and the writes and entries in them. */
@@ -253,21 +254,6 @@ export function encodeBatch(ids: readonly number[], writes: readonly QueuedWrite
   return text;
 }
 
-/** A draft read back from the batch text (made by a constructor: see the store's queue). */
-class DecodedDraft implements LedgerDraft {
-  constructor(
-    readonly id: string,
-    readonly ts: number,
-    readonly type: string,
-    readonly org: string,
-    readonly agentId: string | null,
-    readonly runId: string | null,
-    readonly stepId: string | null,
-    readonly toolCallId: string | null,
-    readonly actor: string | null,
-    readonly dataJson: string,
-  ) {}
-}
 
 /** Reads `encodeBatch`'s text back into writes (by statement number) and drafts. Throws `StoreError` on text it did not write. */
 export function decodeBatch(text: string): [Array<[number, SQLInputValue[]]>, LedgerDraft[]] {
@@ -285,7 +271,7 @@ export function decodeBatch(text: string): [Array<[number, SQLInputValue[]]>, Le
       // would be moved to old space for it (see the store's queue).
       writes.push(Array.of<number | SQLInputValue[]>(id, params) as [number, SQLInputValue[]]);
     } else if (tag === ENTRY) {
-      drafts.push(new DecodedDraft(reader.text(), reader.number(), reader.text(), reader.text(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.text()));
+      drafts.push(new Draft(reader.text(), reader.number(), reader.text(), reader.text(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.text()));
     } else throw reader.broken();
   }
   return [writes, drafts];
