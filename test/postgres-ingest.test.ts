@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WardenEvent } from "agent-warden";
 import { PostgresControlPlaneStore, SqliteControlPlaneStore } from "agent-warden/server";
-import { batches, event, eventByEvent, ingestInto, principals, randomBatches, snapshot, type IngestAnswer } from "./fixtures/ingest-batches.js";
+import { batches, event, eventByEvent, expectKillMidIngestLosesNothing, ingestInto, principals, randomBatches, snapshot, type IngestAnswer } from "./fixtures/ingest-batches.js";
 import { POSTGRES_SKIP, startPostgres, type PostgresCluster } from "./fixtures/postgres.js";
 import { tempDir } from "./fixtures/proc.js";
 
@@ -184,62 +184,14 @@ describe.skipIf(POSTGRES_SKIP !== undefined)(`ingest on PostgreSQL, in bulk, com
   });
 
   it("a control plane killed (kill -9) mid-ingest: every batch it answered is stored, once, and the chain verifies", async () => {
-    const { spawn } = await import("node:child_process");
-    const { createInterface } = await import("node:readline");
-    const { childEnv, REPO, TS_NODE } = await import("./fixtures/proc.js");
-    const database = cluster.createDatabase("warden_killed");
-    const child = spawn(process.execPath, [...TS_NODE, join(REPO, "bench/fixtures/ingest-server.ts"), JSON.stringify({ database, agents: 1 })], { env: childEnv(), stdio: ["ignore", "pipe", "inherit"] });
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    try {
-      const first = await new Promise<string>((resolve, reject) => {
-        createInterface({ input: child.stdout! }).once("line", resolve);
-        child.once("exit", () => reject(new Error("the server ended before listening")));
+    const runs = (b: number): WardenEvent[] =>
+      Array.from({ length: 100 }, (_, i) => {
+        const n = Math.floor(i / 4);
+        const [runId, toolCallId] = [`run_${b}_${n}`, `tc_${b}_${n}`];
+        return event(["run.started", "tool.called", "tool.completed", "run.completed"][i % 4]!, { id: `e_${b}_${i}`, agentId: "agent-0", runId, toolCallId: i % 4 === 1 || i % 4 === 2 ? toolCallId : null }, { toolName: "read_order", input: { n } });
       });
-      const { url, keys } = JSON.parse(first) as { url: string; keys: string[] };
-      const runs = (b: number): WardenEvent[] =>
-        Array.from({ length: 100 }, (_, i) => {
-          const n = Math.floor(i / 4);
-          const [runId, toolCallId] = [`run_${b}_${n}`, `tc_${b}_${n}`];
-          return event(["run.started", "tool.called", "tool.completed", "run.completed"][i % 4]!, { id: `e_${b}_${i}`, agentId: "agent-0", runId, toolCallId: i % 4 === 1 || i % 4 === 2 ? toolCallId : null }, { toolName: "read_order", input: { n } });
-        });
-      const sent = Array.from({ length: 40 }, (_, b) => runs(b));
-      const answered = new Set<number>();
-      const posts = sent.map((events, b) =>
-        fetch(`${url}/v1/events`, { method: "POST", headers: { authorization: `Bearer ${keys[0]}`, "content-type": "application/json" }, body: JSON.stringify({ events }) })
-          .then(async (response) => {
-            if (response.status === 200 && ((await response.json()) as { accepted: number }).accepted === 100) answered.add(b);
-          })
-          .catch(() => {}),
-      );
-      // Killed once some batches are answered and others are still on their way or in a transaction.
-      while (answered.size < 3) await new Promise((resolve) => setTimeout(resolve, 5));
-      child.kill("SIGKILL");
-      await Promise.all(posts);
-      await exited;
-      expect(answered.size).toBeGreaterThanOrEqual(3);
-
-      const store = new PostgresControlPlaneStore({ url: database });
-      try {
-        const report = await store.verifyLedger("bench");
-        expect(report.ok).toBe(true);
-        const principal = (await store.authenticate(keys[0]!))!;
-        let stored = 0;
-        for (const [b, events] of sent.entries()) {
-          // Sent again, as the client does with what it got no answer for: nothing answered is missing, nothing doubles.
-          const again = await store.ingest(principal, events);
-          if (answered.has(b)) expect(again).toMatchObject({ accepted: 0, duplicates: 100 });
-          stored += again.duplicates;
-        }
-        // Each key's creation is an entry too.
-        expect(report.entries).toBe(stored + 2);
-        expect(await store.verifyLedger("bench")).toMatchObject({ ok: true, entries: 2 + sent.length * 100 });
-      } finally {
-        await store.close();
-      }
-    } finally {
-      child.kill("SIGKILL");
-      await exited;
-    }
+    const database = cluster.createDatabase("warden_killed");
+    await expectKillMidIngestLosesNothing({ database }, Array.from({ length: 40 }, (_, b) => runs(b)), () => new PostgresControlPlaneStore({ url: database }));
   }, 120_000);
 
   it("a replica signs a checkpoint over what another replica appended after checking only the entries since the last one, and never over a forged entry", async () => {

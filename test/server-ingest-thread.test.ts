@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { WardenEvent } from "agent-warden";
 import { SqliteControlPlaneStore } from "agent-warden/server";
-import { batches, event, eventByEvent, ingestInto, principals, randomBatches, snapshot, type IngestAnswer } from "./fixtures/ingest-batches.js";
+import { batches, event, eventByEvent, expectKillMidIngestLosesNothing, ingestInto, principals, randomBatches, snapshot, type IngestAnswer } from "./fixtures/ingest-batches.js";
 import { tempDir } from "./fixtures/proc.js";
 import { WIRE_GROWTH } from "../src/wire/event.js";
 import { MAX_EVENT_BYTES } from "../src/wire/limits.js";
@@ -174,55 +174,8 @@ describe("POST /v1/events with the writer thread", () => {
 
 describe("a control plane killed while its writer thread holds batches", () => {
   it("kill -9 mid-ingest: every batch it answered is stored, once, and the chain verifies", async () => {
-    const { spawn } = await import("node:child_process");
-    const { createInterface } = await import("node:readline");
-    const { childEnv, REPO, TS_NODE } = await import("./fixtures/proc.js");
     const path = join(dir, "killed.db");
-    const child = spawn(process.execPath, [...TS_NODE, join(REPO, "bench/fixtures/ingest-server.ts"), JSON.stringify({ db: path, agents: 1 })], { env: childEnv(), stdio: ["ignore", "pipe", "inherit"] });
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    try {
-      const first = await new Promise<string>((resolve, reject) => {
-        createInterface({ input: child.stdout! }).once("line", resolve);
-        child.once("exit", () => reject(new Error("the server ended before listening")));
-      });
-      const { url, keys } = JSON.parse(first) as { url: string; keys: string[] };
-      const sent = Array.from({ length: 40 }, (_, b) => runs(400 + b, 25).map((e) => ({ ...e, agentId: "agent-0" })));
-      const answered = new Set<number>();
-      const posts = sent.map((events, b) =>
-        fetch(`${url}/v1/events`, { method: "POST", headers: { authorization: `Bearer ${keys[0]}`, "content-type": "application/json" }, body: JSON.stringify({ events }) })
-          .then(async (response) => {
-            if (response.status === 200 && ((await response.json()) as { accepted: number }).accepted === 100) answered.add(b);
-          })
-          .catch(() => {}),
-      );
-      // Killed once some batches are answered and others are still on their way or in the writer.
-      while (answered.size < 3) await new Promise((resolve) => setTimeout(resolve, 5));
-      child.kill("SIGKILL");
-      await Promise.all(posts);
-      await exited;
-      expect(answered.size).toBeGreaterThanOrEqual(3);
-
-      const store = new SqliteControlPlaneStore({ path });
-      try {
-        const report = await store.verifyLedger("bench");
-        expect(report.ok).toBe(true);
-        const principal = (await store.authenticate(keys[0]!))!;
-        let stored = 0;
-        for (const [b, events] of sent.entries()) {
-          // Sent again, as the client does with what it got no answer for: nothing answered is missing, nothing doubles.
-          const again = await store.ingest(principal, events as WardenEvent[]);
-          if (answered.has(b)) expect(again).toMatchObject({ accepted: 0, duplicates: 100 });
-          stored += again.duplicates;
-        }
-        // Each key's creation is an entry too.
-        expect(report.entries).toBe(stored + 2);
-        expect((await store.verifyLedger("bench")).entries).toBe(2 + sent.length * 100);
-      } finally {
-        await store.close();
-      }
-    } finally {
-      child.kill("SIGKILL");
-      await exited;
-    }
+    const sent = Array.from({ length: 40 }, (_, b) => runs(400 + b, 25).map((e) => ({ ...e, agentId: "agent-0" }) as WardenEvent));
+    await expectKillMidIngestLosesNothing({ db: path }, sent, () => new SqliteControlPlaneStore({ path }));
   }, 120_000);
 });
