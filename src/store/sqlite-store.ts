@@ -7,7 +7,7 @@ import { StoreError } from "../errors.js";
 import { checkpointMessage, checkStoredRow, GENESIS_HASH, hashPlacedEntry, storedHash, storedHashHex, type LedgerEntry } from "../ledger/chain.js";
 import { foldDrafts } from "../ledger/fold.js";
 import type { SigningKey } from "../ledger/keys.js";
-import { encodeFrontier, equalBytes, MerkleFrontier } from "../ledger/merkle.js";
+import { decodeFrontier, encodeFrontier, equalBytes, MerkleFrontier } from "../ledger/merkle.js";
 import { checkpointText, ledgerOrigin, openCheckpoint, signNote } from "../ledger/note.js";
 import { readVerifiedPosition, verifiedPositionPath } from "../ledger/verified-position.js";
 import type { HashedFields } from "../verify/entry.js";
@@ -534,7 +534,7 @@ export class SqliteStore {
 
   /** The RFC 9162 root over the first `size` entry hashes, extending the in-memory frontier from where it was. */
   #treeRoot(size: number): Uint8Array {
-    if (this.#frontier === undefined || this.#frontier.size > size) this.#frontier = this.#savedFrontier(size) ?? new MerkleFrontier();
+    if (this.#frontier === undefined || this.#frontier.size > size) this.#frontier = this.#savedFrontier(size) ?? this.#checkpointFrontier(size) ?? new MerkleFrontier();
     const frontier = this.#frontier;
     if (frontier.size < size) {
       for (const row of this.#statement("SELECT hash FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq").iterate(frontier.size, size) as IterableIterator<{ hash: unknown }>) frontier.push(storedHash(row.hash) ?? Buffer.alloc(0));
@@ -558,6 +558,23 @@ export class SqliteStore {
     if (entry === undefined || storedHashHex(entry.hash) !== saved.hash || checkpoint?.hash !== saved.hash || checkpoint.key_id !== signer.keyId || checkpoint.note === null) return undefined;
     const opened = openCheckpoint(checkpoint.note, { name: ledgerOrigin(signer.publicKey), publicKey: signer.publicKey });
     return "problem" in opened || opened.head.size !== saved.seq || !equalBytes(opened.head.root, saved.frontier.root()) ? undefined : saved.frontier;
+  }
+
+  /**
+   * The tree's right edge kept beside the newest checkpoint this key signed at or before `size`, so a
+   * process (or the writer thread) signing its first checkpoint on a long ledger reads the hashes since
+   * that checkpoint, not every hash from the first. Used only if its nodes fold to the root the note
+   * signs and the entry it names is unchanged; undefined otherwise.
+   */
+  #checkpointFrontier(size: number): MerkleFrontier | undefined {
+    const signer = this.#options.signer;
+    if (signer === undefined) return undefined;
+    const row = this.#statement("SELECT seq, hash, note, frontier FROM checkpoints WHERE key_id = ? AND seq <= ? AND note IS NOT NULL AND frontier IS NOT NULL ORDER BY seq DESC LIMIT 1").get(signer.keyId, size) as { seq: number; hash: string; note: string; frontier: string } | undefined;
+    if (row === undefined) return undefined;
+    const entry = this.#statement("SELECT hash FROM ledger WHERE seq = ?").get(row.seq) as { hash: unknown } | undefined;
+    if (entry === undefined || storedHashHex(entry.hash) !== row.hash) return undefined;
+    const opened = openCheckpoint(row.note, { name: ledgerOrigin(signer.publicKey), publicKey: signer.publicKey });
+    return "problem" in opened || opened.head.size !== row.seq ? undefined : decodeFrontier(row.seq, row.frontier, opened.head.root);
   }
 
   /**
