@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadOrCreateKey, type SigningKey } from "../src/ledger/keys.js";
-import { MerkleTree } from "../src/ledger/merkle.js";
+import { createHash } from "node:crypto";
+import { extendFrontier } from "../src/ledger/frontier-hex.js";
+import { encodeFrontier, MerkleFrontier, MerkleTree } from "../src/ledger/merkle.js";
 import { ledgerOrigin, openCheckpoint } from "../src/ledger/note.js";
 import { SqliteStore } from "../src/store/sqlite-store.js";
 
@@ -94,5 +96,26 @@ describe("the Merkle tree of a ledger opened again", () => {
     second.checkpointNow();
     second.close();
     expect(signedRoot(path, signer)).toEqual({ size: 35, root: Buffer.from(new MerkleTree(hashes(path)).root()).toString("hex") });
+  });
+});
+
+describe("the writer's frontier over hex digests", () => {
+  it("is the frontier `push` builds, whatever the size it starts from and the leaves appended at once", () => {
+    const leaves = Array.from({ length: 140 }, (_, i) => createHash("sha256").update(`entry ${i}`).digest());
+    const tree = new MerkleTree(leaves);
+    for (let start = 0; start <= 70; start++) {
+      const pushed = new MerkleFrontier();
+      for (const leaf of leaves.slice(0, start)) pushed.push(leaf);
+      let extended = pushed.clone();
+      for (let at = start; at < leaves.length; ) {
+        const take = 1 + ((at * 7) % 13);
+        extended = extendFrontier(extended, leaves.slice(at, at + take).map((leaf) => leaf.toString("hex")));
+        for (const leaf of leaves.slice(at, at + take)) pushed.push(leaf);
+        at += take;
+        expect(extended.size).toBe(Math.min(at, leaves.length));
+        expect(encodeFrontier(extended), `from ${start} to ${at}`).toBe(encodeFrontier(pushed));
+      }
+      expect(Buffer.from(extended.root()).toString("hex")).toBe(Buffer.from(tree.root()).toString("hex"));
+    }
   });
 });

@@ -7,6 +7,7 @@ import { StoreError } from "../errors.js";
 import { checkpointMessage, checkStoredRow, GENESIS_HASH, hashPlacedEntry, storedHash, storedHashHex, type LedgerEntry } from "../ledger/chain.js";
 import { foldDrafts } from "../ledger/fold.js";
 import type { SigningKey } from "../ledger/keys.js";
+import { extendFrontier } from "../ledger/frontier-hex.js";
 import { decodeFrontier, encodeFrontier, equalBytes, MerkleFrontier } from "../ledger/merkle.js";
 import { checkpointText, ledgerOrigin, openCheckpoint, signNote } from "../ledger/note.js";
 import { readVerifiedPosition, verifiedPositionPath } from "../ledger/verified-position.js";
@@ -78,7 +79,8 @@ export interface StoreOptions {
 
 const openStores = new Set<SqliteStore>();
 const LEDGER_INSERT = "INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, hash) VALUES";
-const LEDGER_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?)";
+// The hash is bound as its hex digest and stored as its 32 bytes by SQLite (unhex): no buffer per entry here.
+const LEDGER_ROW = "(?,?,?,?,?,?,?,?,?,?,?,unhex(?))";
 const LEDGER_COLUMNS = 12;
 /**
  * The columns of ledger rows with their chain link: the hash of the row before (read, not stored).
@@ -445,6 +447,7 @@ export class SqliteStore {
     const extendsTrusted = (this.#trusted !== undefined && this.#trusted.seq === head.seq && this.#trusted.hash === head.hash) || this.#establishTrust(head);
     // The tree's right edge follows the chain as it grows, so a checkpoint never reads hashes back.
     const frontier = extendsTrusted && this.#frontier?.size === head.seq ? this.#frontier : undefined;
+    const leaves: string[] | undefined = frontier && [];
     let seq = head.seq;
     let prevHash = head.hash;
     // LEDGER_CHUNK rows per statement, the rest one by one; each statement's parameters are one array, refilled.
@@ -456,8 +459,8 @@ export class SqliteStore {
       seq++;
       prevHash = hashPlacedEntry(d, seq, prevHash, d.dataJson);
       // Stored as 32 bytes; the link to the entry before is its hash, so it is not stored again.
-      const hash = Buffer.from(prevHash, "hex");
-      frontier?.push(hash);
+      const hash = prevHash;
+      leaves?.push(hash);
       if (drafts.length - i + filled < LEDGER_CHUNK) {
         this.#statement(LEDGER_INSERT_ONE).run(seq, d.id, d.ts, d.type, d.org, d.agentId, d.runId, d.stepId, d.toolCallId, d.actor, d.dataJson, hash);
         continue;
@@ -481,6 +484,7 @@ export class SqliteStore {
       }
     }
     head = { seq, hash: prevHash };
+    if (frontier !== undefined) this.#frontier = extendFrontier(frontier, leaves!);
     if (extendsTrusted) {
       this.#trusted = head;
       this.#lastCheckpoint ??= this.#readLastCheckpoint();
