@@ -1,7 +1,7 @@
 // Profiling driver, not part of `npm run bench`: the store writer's own work for N governed calls, in this
-// thread and nothing else (no policy check, no client thread): batches as the client hands them over (one
-// JSON text each), parsed, queued, chained, hashed and committed G calls per transaction, as the writer
-// thread does. Reports the CPU per call of that work and the file's bytes per call. Rows are shaped like
+// thread and nothing else (no policy check, no client thread): batches as the client hands them over (the
+// hand-over's text, encodeBatch), read back, queued, chained, hashed and committed G calls per transaction,
+// as the writer thread does. Reports the CPU per call of that work and the file's bytes per call. Rows are shaped like
 // bench/core.ts's (a folded `tool.call` entry and a `tool_calls` row per call).
 //   N=60000 npx tsx bench/profile-writer.ts
 import { randomBytes } from "node:crypto";
@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadOrCreateKey } from "../src/ledger/keys.js";
-import { SqliteStore, type LedgerDraft } from "../src/store/sqlite-store.js";
+import { decodeBatch, encodeBatch } from "../src/store/commit-link.js";
+import { SqliteStore, type LedgerDraft, type QueuedWrite } from "../src/store/sqlite-store.js";
 
 const N = Number(process.env.N ?? 60_000);
 const G = Number(process.env.G ?? 290);
@@ -23,21 +24,22 @@ const runId = `run_${hex()}`;
 const t = Date.now();
 const batches: string[] = [];
 for (let g = 0; g < N; g += G) {
-  const writes: unknown[] = [];
+  const writes: QueuedWrite[] = [];
   const drafts: LedgerDraft[] = [];
   for (let i = g; i < Math.min(N, g + G); i++) {
     const id = `tc_0${(t + i).toString(16)}${hex().slice(11)}`;
     const tool = `read_order_${i % 500}`;
-    writes.push([0, [id, null, runId, null, "default", "bench", "tool", tool, "unknown", "completed", `{"id":${i},"customer":"c_${i % 977}"}`, null, null, null, '"allow"', null, null, null, t + i, t + i, 0.003]]);
+    writes.push({ sql: INSERT, params: [id, null, runId, null, "default", "bench", "tool", tool, "unknown", "completed", `{"id":${i},"customer":"c_${i % 977}"}`, null, null, null, '"allow"', null, null, null, t + i, t + i, 0.003] });
     const end = `{"data":{"durationMs":0.01,"output":{"id":${i},"ok":true},"status":"completed","toolName":"${tool}"},"id":"evt_${hex()}","ts":${t + i},"type":"tool.completed"}`;
     drafts.push({ id: `evt_${hex()}`, ts: t + i, type: "tool.call", org: "default", agentId: "bench", runId, stepId: null, toolCallId: id, actor: null, dataJson: `{"called":{"actionType":"unknown","decision":"allow","input":{"customer":"c_${i % 977}","id":${i}},"toolName":"${tool}"},"end":${end}}` });
   }
-  batches.push(JSON.stringify([writes, drafts]));
+  // A copy, as the message port delivers it (one flat string, not the concatenation's rope).
+  batches.push(structuredClone(encodeBatch(writes.map(() => 0), writes, drafts)!));
 }
 store.flush();
 const cpu0 = process.threadCpuUsage();
 for (const json of batches) {
-  const [writes, drafts] = JSON.parse(json) as [Array<[number, never[]]>, LedgerDraft[]];
+  const [writes, drafts] = decodeBatch(json);
   for (const [, params] of writes) store.write(INSERT, params);
   for (const draft of drafts) store.append(draft);
   store.flush();

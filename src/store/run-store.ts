@@ -21,10 +21,15 @@ export class PendingRow<Columns extends string> {
     this.inLedger = inLedger;
   }
 
-  /** Sets the columns in the queued insert; false when it has committed already (update the row instead). */
-  patch(values: Partial<Record<Columns, SQLInputValue>>): boolean {
+  /** Sets the columns in the queued insert, but those in `skip`; false when it has committed already (update the row instead). */
+  patch(values: Partial<Record<Columns, SQLInputValue>>, skip?: ReadonlySet<Columns>): boolean {
     if (this.#write.done) return false;
-    for (const [column, value] of Object.entries(values) as Array<[Columns, SQLInputValue]>) this.#write.params[this.#index.get(column)!] = value;
+    const params = this.#write.params;
+    // for…in, not Object.entries: a call's end patches its row on the hot path, and builds no pairs here.
+    for (const column in values) {
+      if (skip?.has(column)) continue;
+      params[this.#index.get(column)!] = values[column]!;
+    }
     return true;
   }
 }
@@ -204,8 +209,8 @@ export class RunStore {
   /** Sets a call's final columns: in its queued insert if it has not committed, else by an update. */
   updateToolCall(pending: PendingRow<ToolCallColumn> | undefined, toolCallId: string, given: Values<ToolCallColumn>): void {
     const inLedger = pending?.inLedger;
+    if (pending?.patch(given, inLedger)) return;
     const values = inLedger === undefined ? given : (Object.fromEntries(Object.entries(given).filter(([column]) => !inLedger.has(column as ToolCallColumn))) as Values<ToolCallColumn>);
-    if (pending?.patch(values)) return;
     const columns = Object.keys(values) as ToolCallColumn[];
     if (columns.length === 0) return;
     // blocked_reason keeps what the decision recorded unless a new one is given.

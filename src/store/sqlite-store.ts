@@ -7,7 +7,8 @@ import { StoreError } from "../errors.js";
 import { checkpointMessage, checkStoredRow, GENESIS_HASH, hashPlacedEntry, storedHash, storedHashHex, type LedgerEntry } from "../ledger/chain.js";
 import { foldDrafts } from "../ledger/fold.js";
 import type { SigningKey } from "../ledger/keys.js";
-import { encodeFrontier, equalBytes, MerkleFrontier } from "../ledger/merkle.js";
+import { extendFrontier } from "../ledger/frontier-hex.js";
+import { decodeFrontier, encodeFrontier, equalBytes, MerkleFrontier } from "../ledger/merkle.js";
 import { checkpointText, ledgerOrigin, openCheckpoint, signNote } from "../ledger/note.js";
 import { readVerifiedPosition, verifiedPositionPath } from "../ledger/verified-position.js";
 import type { HashedFields } from "../verify/entry.js";
@@ -78,7 +79,8 @@ export interface StoreOptions {
 
 const openStores = new Set<SqliteStore>();
 const LEDGER_INSERT = "INSERT INTO ledger (seq, id, ts, type, org, agent_id, run_id, step_id, tool_call_id, actor, data, hash) VALUES";
-const LEDGER_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?)";
+// The hash is bound as its hex digest and stored as its 32 bytes by SQLite (unhex): no buffer per entry here.
+const LEDGER_ROW = "(?,?,?,?,?,?,?,?,?,?,?,unhex(?))";
 const LEDGER_COLUMNS = 12;
 /**
  * The columns of ledger rows with their chain link: the hash of the row before (read, not stored).
@@ -445,6 +447,7 @@ export class SqliteStore {
     const extendsTrusted = (this.#trusted !== undefined && this.#trusted.seq === head.seq && this.#trusted.hash === head.hash) || this.#establishTrust(head);
     // The tree's right edge follows the chain as it grows, so a checkpoint never reads hashes back.
     const frontier = extendsTrusted && this.#frontier?.size === head.seq ? this.#frontier : undefined;
+    const leaves: string[] | undefined = frontier && [];
     let seq = head.seq;
     let prevHash = head.hash;
     // LEDGER_CHUNK rows per statement, the rest one by one; each statement's parameters are one array, refilled.
@@ -456,8 +459,8 @@ export class SqliteStore {
       seq++;
       prevHash = hashPlacedEntry(d, seq, prevHash, d.dataJson);
       // Stored as 32 bytes; the link to the entry before is its hash, so it is not stored again.
-      const hash = Buffer.from(prevHash, "hex");
-      frontier?.push(hash);
+      const hash = prevHash;
+      leaves?.push(hash);
       if (drafts.length - i + filled < LEDGER_CHUNK) {
         this.#statement(LEDGER_INSERT_ONE).run(seq, d.id, d.ts, d.type, d.org, d.agentId, d.runId, d.stepId, d.toolCallId, d.actor, d.dataJson, hash);
         continue;
@@ -481,6 +484,7 @@ export class SqliteStore {
       }
     }
     head = { seq, hash: prevHash };
+    if (frontier !== undefined) this.#frontier = extendFrontier(frontier, leaves!);
     if (extendsTrusted) {
       this.#trusted = head;
       this.#lastCheckpoint ??= this.#readLastCheckpoint();
@@ -534,7 +538,7 @@ export class SqliteStore {
 
   /** The RFC 9162 root over the first `size` entry hashes, extending the in-memory frontier from where it was. */
   #treeRoot(size: number): Uint8Array {
-    if (this.#frontier === undefined || this.#frontier.size > size) this.#frontier = this.#savedFrontier(size) ?? new MerkleFrontier();
+    if (this.#frontier === undefined || this.#frontier.size > size) this.#frontier = this.#savedFrontier(size) ?? this.#checkpointFrontier(size) ?? new MerkleFrontier();
     const frontier = this.#frontier;
     if (frontier.size < size) {
       for (const row of this.#statement("SELECT hash FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq").iterate(frontier.size, size) as IterableIterator<{ hash: unknown }>) frontier.push(storedHash(row.hash) ?? Buffer.alloc(0));
@@ -558,6 +562,23 @@ export class SqliteStore {
     if (entry === undefined || storedHashHex(entry.hash) !== saved.hash || checkpoint?.hash !== saved.hash || checkpoint.key_id !== signer.keyId || checkpoint.note === null) return undefined;
     const opened = openCheckpoint(checkpoint.note, { name: ledgerOrigin(signer.publicKey), publicKey: signer.publicKey });
     return "problem" in opened || opened.head.size !== saved.seq || !equalBytes(opened.head.root, saved.frontier.root()) ? undefined : saved.frontier;
+  }
+
+  /**
+   * The tree's right edge kept beside the newest checkpoint this key signed at or before `size`, so a
+   * process (or the writer thread) signing its first checkpoint on a long ledger reads the hashes since
+   * that checkpoint, not every hash from the first. Used only if its nodes fold to the root the note
+   * signs and the entry it names is unchanged; undefined otherwise.
+   */
+  #checkpointFrontier(size: number): MerkleFrontier | undefined {
+    const signer = this.#options.signer;
+    if (signer === undefined) return undefined;
+    const row = this.#statement("SELECT seq, hash, note, frontier FROM checkpoints WHERE key_id = ? AND seq <= ? AND note IS NOT NULL AND frontier IS NOT NULL ORDER BY seq DESC LIMIT 1").get(signer.keyId, size) as { seq: number; hash: string; note: string; frontier: string } | undefined;
+    if (row === undefined) return undefined;
+    const entry = this.#statement("SELECT hash FROM ledger WHERE seq = ?").get(row.seq) as { hash: unknown } | undefined;
+    if (entry === undefined || storedHashHex(entry.hash) !== row.hash) return undefined;
+    const opened = openCheckpoint(row.note, { name: ledgerOrigin(signer.publicKey), publicKey: signer.publicKey });
+    return "problem" in opened || opened.head.size !== row.seq ? undefined : decodeFrontier(row.seq, row.frontier, opened.head.root);
   }
 
   /**

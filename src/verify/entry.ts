@@ -29,15 +29,31 @@ export function entryHashText(entry: HashedFields, dataJson: string): string {
 export function placedEntryHashText(fields: Omit<HashedFields, "seq" | "prevHash">, seq: number, prevHash: string, dataJson: string): string {
   // Keys in sorted order, so this string is the canonical JSON of the entry without its hash.
   return (
-    `{"actor":${str(fields.actor)},"agentId":${str(fields.agentId)},"data":${dataJson},` +
-    `"id":${str(fields.id)},"org":${str(fields.org)},"prevHash":${str(prevHash)},` +
-    `"runId":${str(fields.runId)},"seq":${seq},"stepId":${str(fields.stepId)},` +
-    `"toolCallId":${str(fields.toolCallId)},"ts":${fields.ts},"type":${str(fields.type)}}`
+    `{"actor":${repeated(ACTOR, fields.actor)},"agentId":${repeated(AGENT, fields.agentId)},"data":${dataJson},` +
+    `"id":${str(fields.id)},"org":${repeated(ORG, fields.org)},"prevHash":${str(prevHash)},` +
+    `"runId":${repeated(RUN, fields.runId)},"seq":${seq},"stepId":${repeated(STEP, fields.stepId)},` +
+    `"toolCallId":${str(fields.toolCallId)},"ts":${fields.ts},"type":${repeated(TYPE, fields.type)}}`
   );
 }
 
 // Canonical JSON of a string or null: what canonicalJson gives, without its type dispatch.
 const str = (value: string | null): string => (value === null ? "null" : JSON.stringify(value));
+
+// The fields that mostly repeat from one entry to the next (a run's actor, agent, org, run, step and the
+// entry type): each slot keeps its last value's JSON text, so a chain of entries escapes them once.
+const ACTOR = 0;
+const AGENT = 1;
+const ORG = 2;
+const RUN = 3;
+const STEP = 4;
+const TYPE = 5;
+const lastValues: Array<string | null | undefined> = [undefined, undefined, undefined, undefined, undefined, undefined];
+const lastTexts: string[] = ["", "", "", "", "", ""];
+function repeated(slot: number, value: string | null): string {
+  if (lastValues[slot] === value) return lastTexts[slot]!;
+  lastValues[slot] = value;
+  return (lastTexts[slot] = str(value));
+}
 
 /** The hash of the (absent) entry before the first one. */
 export const GENESIS_HASH = "0".repeat(64);
