@@ -40,7 +40,11 @@ export interface DecisionsDeps {
  */
 export class Decisions {
   readonly #deps: DecisionsDeps;
-  readonly #actionTypes = new Map<string, ActionType>();
+  // Two generations: names in use move to the newer one, a full newer one retires the older whole. A
+  // stream of never-seen names never re-classifies every known name at once, and nothing scans (a Map's
+  // oldest key is found by walking past the holes deletes leave).
+  #actionTypes = new Map<string, ActionType>();
+  #olderActionTypes = new Map<string, ActionType>();
   #engine!: PolicyEngine;
   #limits!: RateLimiter;
   #budgets!: BudgetTracker;
@@ -107,9 +111,11 @@ export class Decisions {
   actionTypeOf(tool: string): ActionType {
     let action = this.#actionTypes.get(tool);
     if (action === undefined) {
-      action = classifyTool(tool);
-      // Oldest out, not clear-all: a stream of never-seen names must not re-classify every known one.
-      if (this.#actionTypes.size >= 10_000) this.#actionTypes.delete(this.#actionTypes.keys().next().value as string);
+      action = this.#olderActionTypes.get(tool) ?? classifyTool(tool);
+      if (this.#actionTypes.size >= 5_000) {
+        this.#olderActionTypes = this.#actionTypes;
+        this.#actionTypes = new Map();
+      }
       this.#actionTypes.set(tool, action);
     }
     return action;

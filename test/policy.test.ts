@@ -165,6 +165,17 @@ describe("tool, action, agent and environment conditions", () => {
     expect(client.check({ tool: "run_migrations" })).toMatchObject({ action: "warn", actionType: "db_migrate" });
   });
 
+  it("classifies a tool name the same however many other names came before it", () => {
+    const client = warden({ policies: [{ id: "no-secret-access", when: { action: "secret_access" }, action: "block" }] });
+    // More never-seen names than the classification cache holds, twice over, with known names between them.
+    for (let i = 0; i < 25_000; i++) {
+      expect(client.check({ tool: `fetch_${i}` }).actionType).toBe("unknown");
+      if (i % 997 === 0) expect(client.check({ tool: "get_secret" })).toMatchObject({ action: "block", actionType: "secret_access" });
+      if (i % 1_499 === 0) expect(client.check({ tool: `vault_${i}` })).toMatchObject({ action: "block", actionType: "secret_access" });
+    }
+    expect(client.check({ tool: "fetch_3" }).actionType).toBe("unknown");
+  });
+
   it("records the action type on the tool call", async () => {
     const client = warden({ policies: [{ id: "no-secret-access", when: { action: "secret_access" }, action: "block" }] });
     const runId = await client.startRun();
