@@ -174,8 +174,13 @@ describe("a tool call's row and its ledger entries", () => {
       const db = new DatabaseSync(file, { readOnly: true });
       try {
         expect(db.prepare("SELECT count(*) AS n FROM tool_calls WHERE kind = 'tool' AND (output IS NOT NULL OR error IS NOT NULL)").get()).toEqual({ n: 0 });
-        // The input stays, as the agent gave it (the ledger holds it with its keys sorted).
-        expect(db.prepare("SELECT input FROM tool_calls WHERE tool_name = 'read_order'").get()).toEqual({ input: '{"id":7,"note":"naïve"}' });
+        // A call that ended within its commit window, allowed with nothing matched and without a framework id,
+        // has no row: its folded entry is its record. The slow call and the one with a framework id have rows.
+        expect(db.prepare("SELECT tool_name, input FROM tool_calls WHERE kind = 'tool' ORDER BY rowid").all()).toEqual([
+          { tool_name: "slow_report", input: '{"id":8}' },
+          { tool_name: "observed_lookup", input: '{"q":"x"}' },
+        ]);
+        expect(db.prepare("SELECT count(*) AS n FROM ledger WHERE type = 'tool.call'").get()).toEqual({ n: 3 });
       } finally {
         db.close();
       }

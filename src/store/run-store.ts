@@ -2,7 +2,7 @@ import type { SQLInputValue } from "node:sqlite";
 import { RunStatus, ToolCallStatus } from "../enums.js";
 import type { ApprovalRow, RunRow, StepRow, ToolCallRow } from "../records.js";
 import { expandLedgerEntry } from "../ledger/fold.js";
-import { ledgerRunMatch } from "./schema.js";
+import { FOLDED_CALL_SQL, ledgerRunMatch, TOOL_CALLS_OF_RUN_SQL } from "./schema.js";
 import type { QueuedWrite, SqliteStore } from "./sqlite-store.js";
 
 /**
@@ -54,6 +54,8 @@ const RUN_SELECT = "id, agent_id, trace_id, parent_run_id, status, metadata, rea
  */
 const TOOL_CALL_IN_LEDGER: ReadonlySet<ToolCallColumn> = new Set(["output", "error"]);
 const CALL_ENDS_OF_RUN = `SELECT type, tool_call_id, data FROM ledger WHERE ${ledgerRunMatch("")} AND tool_call_id IS NOT NULL AND type IN ('tool.call', 'tool.completed', 'tool.blocked') ORDER BY seq`;
+/** The decision most calls get, as a row stores it (`storedDecision`): the folded entry's `"decision":"allow"` says all of it. */
+const PLAIN_ALLOW = JSON.stringify("allow");
 
 /**
  * The runs, steps, tool calls and agents of one organization in the embedded store, behind named
@@ -203,7 +205,10 @@ export class RunStore {
   insertToolCall(values: Omit<Values<ToolCallColumn>, "org">): PendingRow<ToolCallColumn> {
     const inLedger = values.kind === "tool" ? TOOL_CALL_IN_LEDGER : undefined;
     const params = TOOL_CALL_COLUMNS.map((c) => (c === "org" ? this.#org : inLedger?.has(c) ? null : ((values as Values<ToolCallColumn>)[c] ?? null)));
-    return new PendingRow(this.#store.write(TOOL_CALL_INSERT, params), TOOL_CALL_INDEX, inLedger);
+    // A call allowed with nothing matched, without a framework id: if it ends before its row commits, its
+    // folded entry holds all the row would (`foldedToolCallsSql`), and the row is not written.
+    const foldsWith = values.kind === "tool" && values.decision === PLAIN_ALLOW && values.status === ToolCallStatus.PENDING && (values.external_id ?? null) === null && (values.blocked_reason ?? null) === null && (values.usage ?? null) === null ? (values.id as string) : undefined;
+    return new PendingRow(this.#store.write(TOOL_CALL_INSERT, params, foldsWith), TOOL_CALL_INDEX, inLedger);
   }
 
   /** Sets a call's final columns: in its queued insert if it has not committed, else by an update. */
@@ -219,17 +224,23 @@ export class RunStore {
   }
 
   toolCallStatus(toolCallId: string): string | undefined {
-    return this.#store.get<{ status: string }>("SELECT status FROM tool_calls WHERE id = ? AND org = ?", toolCallId, this.#org)?.status;
+    return (this.#store.get<{ status: string }>("SELECT status FROM tool_calls WHERE id = ? AND org = ?", toolCallId, this.#org) ?? this.#foldedCall(toolCallId))?.status;
   }
 
   /** The newest tool call (not LLM call) with this Warden id or framework id. */
   findToolCall(id: string): ToolCallRow | undefined {
     const row = this.#store.get<ToolCallRow>("SELECT * FROM tool_calls WHERE (id = ?1 OR external_id = ?1) AND org = ?2 AND kind = 'tool' ORDER BY started_at DESC, rowid DESC LIMIT 1", id, this.#org);
-    return row && this.#withLedgerValues([row], row.run_id)[0];
+    // A call with a framework id always has a row: only a Warden id can name a call recorded by its entry alone.
+    return row === undefined ? this.#foldedCall(id) : this.#withLedgerValues([row], row.run_id)[0];
   }
 
   toolCallsOf(runId: string): ToolCallRow[] {
-    return this.#withLedgerValues(this.#store.all<ToolCallRow>("SELECT * FROM tool_calls WHERE run_id = ? AND org = ? ORDER BY started_at, rowid", runId, this.#org), runId);
+    return this.#withLedgerValues(this.#store.all<ToolCallRow>(TOOL_CALLS_OF_RUN_SQL, runId, this.#org), runId);
+  }
+
+  /** A call whose folded ledger entry is its only record, as its row. */
+  #foldedCall(toolCallId: string): ToolCallRow | undefined {
+    return this.#store.get<ToolCallRow>(FOLDED_CALL_SQL, toolCallId, this.#org);
   }
 
   /** Tool calls' rows with the output and error their ledger entries hold (as JSON text, like the columns). */

@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS tool_pins (
 const EXTERNAL_ID_INDEX_SQL = "CREATE INDEX IF NOT EXISTS tool_calls_by_external_id ON tool_calls (external_id) WHERE external_id IS NOT NULL;";
 
 /** Schema of the embedded store. Bump `SCHEMA_VERSION` with a migration when it changes. */
-export const SCHEMA_VERSION = 7;
+export const SCHEMA_VERSION = 8;
 
 /**
  * The ledger: each entry's hash as 32 bytes; its link to the entry before is that entry's hash, read
@@ -36,6 +36,40 @@ const LEDGER_SQL = (table: string) => `CREATE TABLE IF NOT EXISTS ${table} (
 const LEDGER_INDEX_SQL = "CREATE INDEX IF NOT EXISTS ledger_by_run_tail ON ledger (substr(run_id, -8));";
 /** The condition that finds a run's entries through `ledger_by_run_tail` (in a schema-6 store opened read-only, through its `ledger_by_run`); `?1` is the run id. */
 export const ledgerRunMatch = (alias: string, param = "?1") => `substr(${alias}run_id, -8) = substr(${param}, -8) AND ${alias}run_id = ${param}`;
+/**
+ * A tool call's entries, by the last 8 characters of its id, like a run's: how a call whose only record is
+ * its ledger entry is found by id (and a call's evidence without a scan). Entries of no call are not in it.
+ */
+const LEDGER_CALL_INDEX_SQL = "CREATE INDEX IF NOT EXISTS ledger_by_call_tail ON ledger (substr(tool_call_id, -8)) WHERE tool_call_id IS NOT NULL;";
+/** The condition that finds a tool call's entries through `ledger_by_call_tail` (a scan in a store from before schema 8); `?1` is the call id. */
+export const ledgerCallMatch = (alias: string, param = "?1") => `substr(${alias}tool_call_id, -8) = substr(${param}, -8) AND ${alias}tool_call_id = ${param}`;
+
+/** A tool call's row, column by column, in the table's order (what `SELECT *` gives). */
+export const TOOL_CALL_ROW_COLUMNS = "id, external_id, run_id, step_id, org, agent_id, kind, tool_name, action_type, status, input, output, error, blocked_reason, decision, agent_context, reason, usage, started_at, ended_at, duration_ms";
+
+/**
+ * Tool calls whose one record is their folded ledger entry (`tool.call`), as the rows they would have had,
+ * in `TOOL_CALL_ROW_COLUMNS` order, with the entry's `seq`. A call allowed with nothing matched, without a
+ * framework id, that ended within the commit window it started in, writes no row (schema 8): its entry
+ * holds everything the row held (the input with its keys sorted; its start and end times are the two
+ * events'). Calls that have a row are not here. `where` narrows the entries (alias `l`).
+ */
+export const foldedToolCallsSql = (where: string) => `SELECT l.tool_call_id AS id, l.data ->> '$.called.externalId' AS external_id, l.run_id AS run_id, l.step_id AS step_id, l.org AS org, l.agent_id AS agent_id,
+  'tool' AS kind, l.data ->> '$.called.toolName' AS tool_name, l.data ->> '$.called.actionType' AS action_type, l.data ->> '$.end.data.status' AS status,
+  l.data -> '$.called.input' AS input, l.data -> '$.end.data.output' AS output, l.data -> '$.end.data.error' AS error,
+  CASE WHEN l.data ->> '$.end.type' = 'tool.blocked' THEN l.data ->> '$.end.data.reason' END AS blocked_reason, '"allow"' AS decision,
+  l.data -> '$.called.agentContext' AS agent_context, l.data ->> '$.called.reason' AS reason, NULL AS usage,
+  l.ts AS started_at, l.data ->> '$.end.ts' AS ended_at, l.data ->> '$.end.data.durationMs' AS duration_ms, l.seq AS seq
+FROM ledger l WHERE ${where} AND l.type = 'tool.call' AND l.data ->> '$.called.kind' IS NULL AND NOT EXISTS (SELECT 1 FROM tool_calls t WHERE t.id = l.tool_call_id)`;
+
+/** A run's tool calls (`?1`) in an organization (`?2`), rows and folded entries, in the order they started (ties: the order they were recorded). */
+export const TOOL_CALLS_OF_RUN_SQL = `SELECT ${TOOL_CALL_ROW_COLUMNS} FROM (
+  SELECT ${TOOL_CALL_ROW_COLUMNS}, (SELECT min(e.seq) FROM ledger e WHERE ${ledgerCallMatch("e.", "t.id")}) AS seq, rowid AS n FROM tool_calls t WHERE run_id = ?1 AND org = ?2
+  UNION ALL SELECT *, 0 AS n FROM (${foldedToolCallsSql(`${ledgerRunMatch("l.")} AND l.org = ?2`)})
+) ORDER BY started_at, seq IS NULL, seq, n`;
+
+/** A tool call by its Warden id (`?1`) in an organization (`?2`), when its folded entry is its only record. */
+export const FOLDED_CALL_SQL = `SELECT ${TOOL_CALL_ROW_COLUMNS} FROM (${foldedToolCallsSql(`${ledgerCallMatch("l.")} AND l.org = ?2`)})`;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -80,6 +114,7 @@ CREATE TABLE IF NOT EXISTS revoked_tokens (
 );
 ${LEDGER_SQL("ledger")}
 ${LEDGER_INDEX_SQL}
+${LEDGER_CALL_INDEX_SQL}
 CREATE TABLE IF NOT EXISTS checkpoints (
   seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, ts INTEGER NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL,
   note TEXT, frontier TEXT
@@ -91,6 +126,8 @@ const APPROVAL_BINDING_COLUMNS = ["args_digest TEXT", "policy_version TEXT", "ru
 
 /**
  * Steps from one schema version to the next, for stores created by an earlier version.
+ * 8: a tool call's entries are indexed by the end of its id (`ledger_by_call_tail`): a fast call allowed
+ *    with nothing matched writes no row, and is found by id through its ledger entry. Existing rows stay.
  * 7: a run's ledger entries are indexed by the end of the run id (`ledger_by_run_tail`), not the whole id.
  * 6: the ledger keeps no `prev_hash` (the link is the previous row's hash) and `hash` as 32 bytes. Rows
  *    are copied as they are: a hash that is not 64 hex digits stays as it was, for verification to name.
@@ -113,4 +150,5 @@ INSERT INTO ledger_v6 (seq, id, ts, type, org, agent_id, run_id, step_id, tool_c
 DROP TABLE ledger;
 ALTER TABLE ledger_v6 RENAME TO ledger;`,
   7: `DROP INDEX IF EXISTS ledger_by_run;\n${LEDGER_INDEX_SQL}`,
+  8: LEDGER_CALL_INDEX_SQL,
 };

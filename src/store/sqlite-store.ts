@@ -25,6 +25,13 @@ export interface QueuedWrite {
   sql: string;
   params: SQLInputValue[];
   done?: boolean;
+  /**
+   * The tool call whose entries hold all this row does, once they fold into one (`foldDrafts`): if the
+   * row is still queued then, it is not written (`dropped`).
+   */
+  foldsWith?: string | undefined;
+  /** Not written: the folded ledger entry of its call is its record. */
+  dropped?: boolean;
 }
 
 type WriteOp = QueuedWrite | { ledger: LedgerDraft };
@@ -38,14 +45,20 @@ type WriteOp = QueuedWrite | { ledger: LedgerDraft };
  */
 class Write implements QueuedWrite {
   done = false;
+  dropped = false;
   constructor(
     readonly sql: string,
     readonly params: SQLInputValue[],
+    readonly foldsWith: string | undefined,
   ) {}
 }
 
 class LedgerOp {
-  constructor(public ledger: LedgerDraft) {}
+  constructor(
+    public ledger: LedgerDraft,
+    /** The row its call's fold makes redundant (queued just before it), if any. */
+    readonly row: Write | undefined,
+  ) {}
 }
 
 export interface StoreOptions {
@@ -195,9 +208,13 @@ export class SqliteStore {
     return this.#link?.usable ? this.#link.backpressure() : undefined;
   }
 
-  /** Queues a write; it commits with the next group. */
-  write(sql: string, params: SQLInputValue[]): QueuedWrite {
-    const op = new Write(sql, params);
+  /**
+   * Queues a write; it commits with the next group. With `foldsWith` (a tool call's id), the write is
+   * that call's row and holds nothing its entries do not: it is dropped if the call's `tool.called`,
+   * appended right after it, folds with the event that ends the call while the row is still queued.
+   */
+  write(sql: string, params: SQLInputValue[], foldsWith?: string): QueuedWrite {
+    const op = new Write(sql, params, foldsWith);
     this.#push(op);
     return op;
   }
@@ -215,12 +232,19 @@ export class SqliteStore {
       if (folded !== undefined) {
         last.ledger = folded;
         this.#lastDraft = undefined;
+        const row = last.row;
+        if (row !== undefined && !row.done) {
+          row.done = true;
+          row.dropped = true;
+        }
         return;
       }
     }
-    const op = new LedgerOp(draft);
     // The queue it joins: once handed over or committed, the queue is another array and nothing folds into it.
     const queue = this.#queue;
+    const before = queue.length > 0 ? queue[queue.length - 1] : undefined;
+    const row = before instanceof Write && before.foldsWith !== undefined && before.foldsWith === draft.toolCallId && !before.done ? before : undefined;
+    const op = new LedgerOp(draft, row);
     this.#push(op);
     this.#lastDraft = op;
     this.#lastQueue = queue;
@@ -322,6 +346,7 @@ export class SqliteStore {
     const drafts: LedgerDraft[] = [];
     for (const op of ops) {
       if ("sql" in op) {
+        if (op.dropped) continue;
         // Its params are copied now: a later change to the row becomes an update.
         op.done = true;
         writes.push(op);
@@ -403,10 +428,11 @@ export class SqliteStore {
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
       if ("sql" in op) {
+        if (op.dropped) continue;
         // A run of the same plain insert (a tool call's row after another's) goes in several rows per statement.
         const values = plainInsertValues(op.sql);
         let end = i + 1;
-        if (values !== undefined) while (end < ops.length && (ops[end] as QueuedWrite).sql === op.sql) end++;
+        if (values !== undefined) while (end < ops.length && (ops[end] as QueuedWrite).sql === op.sql && !(ops[end] as QueuedWrite).dropped) end++;
         if (end - i >= 2) {
           this.#insertRows(op.sql, values!, ops.slice(i, end) as QueuedWrite[]);
           i = end - 1;
