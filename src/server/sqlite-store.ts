@@ -12,6 +12,7 @@ import { loadOrCreateKey, type SigningKey } from "../ledger/keys.js";
 import { pendingApproval, toApprovalRecord, toRunSummary, toStepRecord, toToolCallRecord, type ApprovalRecord, type ApprovalRow, type RunRow, type RunSummary, type StepRow, type ToolCallRecord, type ToolCallRow } from "../records.js";
 import { Ledger } from "../ledger/ledger.js";
 import { SqliteStore, type LedgerRow } from "../store/sqlite-store.js";
+import { FOLDED_CALL_SQL, foldedToolCallsSql, ledgerCallMatch, TOOL_CALL_ROW_COLUMNS, TOOL_CALLS_OF_RUN_SQL } from "../store/schema.js";
 import { answerApproval, approvalEntries, escalateApprovals, escalationDue, ESCALATION_CANDIDATES, resolveApproval, type ServerApprovalRow, ruleForRequest, type ApprovalAnswer } from "./approval-rules.js";
 import { AgentHaltedError, PreconditionFailedError } from "./errors.js";
 import { etagMatches, policyEtag } from "./etag.js";
@@ -345,7 +346,7 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     return {
       ...toRunSummary(row),
       steps: this.#all<StepRow>("SELECT * FROM steps WHERE run_id = ? AND org = ? ORDER BY started_at, rowid", runId, org).map(toStepRecord),
-      toolCalls: this.#all<ToolCallRow>("SELECT * FROM tool_calls WHERE run_id = ? AND org = ? ORDER BY started_at, rowid", runId, org).map((tc) => toToolCallRecord(tc, approvals.get(tc.id))),
+      toolCalls: this.#all<ToolCallRow>(TOOL_CALLS_OF_RUN_SQL, runId, org).map((tc) => toToolCallRecord(tc, approvals.get(tc.id))),
       events: this.#all<OrgLedgerRow>("SELECT * FROM org_ledger WHERE org = ? AND run_id = ? ORDER BY seq LIMIT ?", org, runId, MAX_TREE_EVENTS).map((entry) => {
         const { id, type, ts, agentId, runId: r, stepId, toolCallId, actor, data } = toOrgLedgerEntry(entry);
         return { id, type: type as EventType, ts, org, agentId, runId: r, stepId, toolCallId, actor, data: data as Record<string, unknown> };
@@ -359,14 +360,18 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     const where =
       "org = ?1 AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR run_id = ?4) AND (?5 IS NULL OR tool_name = ?5) AND (?6 IS NULL OR run_id IN (SELECT id FROM runs WHERE org = ?1 AND trace_id = ?6))";
     const params = [org, filter.agentId ?? null, filter.status ?? null, filter.runId ?? null, filter.toolName ?? null, filter.traceId ?? null];
-    const total = this.#peek<{ n: number }>(`SELECT COUNT(*) AS n FROM tool_calls WHERE ${where}`, ...params)!.n;
-    const rows = this.#all<ToolCallRow>(`SELECT * FROM tool_calls WHERE ${where} ORDER BY started_at DESC, rowid DESC LIMIT ?7 OFFSET ?8`, ...params, query.limit, query.offset);
+    // Calls an embedded client recorded in this file by their folded ledger entry alone are listed with the rows
+    // (the control plane's own calls always have rows, and its ledger is `org_ledger`: the union is only paid for such a file).
+    const calls = this.#peek("SELECT 1 AS found FROM ledger WHERE type = 'tool.call' LIMIT 1") === undefined ? "tool_calls" : `(SELECT ${TOOL_CALL_ROW_COLUMNS}, rowid AS seq FROM tool_calls UNION ALL ${foldedToolCallsSql("true")})`;
+    const order = calls === "tool_calls" ? "rowid" : "seq";
+    const total = this.#peek<{ n: number }>(`SELECT COUNT(*) AS n FROM ${calls} WHERE ${where}`, ...params)!.n;
+    const rows = this.#all<ToolCallRow>(`SELECT ${TOOL_CALL_ROW_COLUMNS} FROM ${calls} WHERE ${where} ORDER BY started_at DESC, ${order} DESC LIMIT ?7 OFFSET ?8`, ...params, query.limit, query.offset);
     const approvals = this.#approvalsFor(org, rows.map((r) => r.id));
     return page(rows.map((r) => toToolCallRecord(r, approvals.get(r.id))), total, query);
   }
 
   async getToolCall(org: string, toolCallId: string): Promise<ToolCallRecord | undefined> {
-    const row = this.#peek<ToolCallRow>("SELECT * FROM tool_calls WHERE id = ? AND org = ?", toolCallId, org);
+    const row = this.#peek<ToolCallRow>("SELECT * FROM tool_calls WHERE id = ? AND org = ?", toolCallId, org) ?? this.#peek<ToolCallRow>(FOLDED_CALL_SQL, toolCallId, org);
     return row && toToolCallRecord(row, this.#approvalsFor(org, [row.id]).get(row.id));
   }
 
@@ -830,6 +835,19 @@ export class SqliteControlPlaneStore implements ControlPlaneStore {
     }
     for (const row of this.store.db.prepare("SELECT * FROM ledger ORDER BY seq").iterate() as IterableIterator<LedgerRow>) {
       this.#run(this.#orgLedger.append(row.org, { id: row.id, ts: row.ts, type: row.type, agentId: row.agent_id, runId: row.run_id, stepId: row.step_id, toolCallId: row.tool_call_id, actor: row.actor, dataJson: canonicalJson(JSON.parse(row.data)) }));
+    }
+    // A call the embedded client recorded by its folded entry alone (store schema 8) gets the row it would have
+    // had (output and error stay in the entry, as an embedded row keeps them): the control plane's calls all have rows.
+    // The table is written again in the order the calls started (ties: the order the entries record), so rows
+    // read in rowid order come out as they did.
+    if (this.#sql.get(`SELECT 1 AS found FROM (${foldedToolCallsSql("true")}) LIMIT 1`) !== undefined) {
+      this.store.db.exec(`CREATE TEMP TABLE calls_in_order AS SELECT ${TOOL_CALL_ROW_COLUMNS} FROM (
+  SELECT ${TOOL_CALL_ROW_COLUMNS}, (SELECT min(e.seq) FROM ledger e WHERE ${ledgerCallMatch("e.", "t.id")}) AS seq, rowid AS n FROM tool_calls t
+  UNION ALL SELECT ${TOOL_CALL_ROW_COLUMNS.replace("output, error", "NULL, NULL")}, seq, 0 AS n FROM (${foldedToolCallsSql("true")})
+) ORDER BY started_at, seq IS NULL, seq, n;
+DELETE FROM tool_calls;
+INSERT INTO tool_calls (${TOOL_CALL_ROW_COLUMNS}) SELECT ${TOOL_CALL_ROW_COLUMNS} FROM temp.calls_in_order ORDER BY rowid;
+DROP TABLE temp.calls_in_order;`);
     }
     // The moved entries now live in their organizations' chains; the shared table is the embedded client's again.
     this.#sql.run("DELETE FROM ledger");
