@@ -5,7 +5,7 @@ import { DatabaseSync } from "node:sqlite";
 import { afterAll, describe, expect, it } from "vitest";
 import { expandLedgerEntry, openLedger, StoreError, verifyEvidence, Warden, WardenError } from "agent-warden";
 import { runCli, startAgent, tempDir } from "./fixtures/proc.js";
-import { ledgerRunMatch, SCHEMA_VERSION } from "../src/store/schema.js";
+import { ledgerCallMatch, ledgerRunMatch, SCHEMA_VERSION } from "../src/store/schema.js";
 
 const temp = tempDir("warden-store-");
 afterAll(() => temp.cleanup());
@@ -317,6 +317,67 @@ describe("store files that cannot be used", () => {
       expect(JSON.stringify(check.prepare(`EXPLAIN QUERY PLAN SELECT * FROM ledger WHERE ${ledgerRunMatch("")} AND seq > ?2 ORDER BY seq`).all(runId, 0))).toMatch(/USING INDEX ledger_by_run_tail/);
     } finally {
       check.close();
+    }
+  });
+
+  it("a store of schema 7 verifies read-only as it is, then migrates to 8 (a call's entries indexed by the end of its id): its calls read as before, and new fast calls write no row", async () => {
+    const file = freshStore();
+    const first = new Warden({ agentId: "a", store: file, ledger: { checkpointEvery: 4 } });
+    // As schema 7 wrote every call: each with its row (a commit between each call's start and its end).
+    const { runId } = first.beginRun({ task: "before" });
+    const ids: string[] = [];
+    for (const [tool, args] of [["refund", { order: 7, amount: 5 }], ["lookup", { b: 2, a: 1 }]] as const) {
+      const handle = first.beginToolCall({ tool, args, runId });
+      first.flush();
+      handle.complete({ ok: tool });
+      ids.push(handle.toolCallId);
+    }
+    first.completeRun(runId);
+    const calls = first.runRecord(runId).toolCalls;
+    first.close();
+    expect(count(file, "tool_calls")).toBe(2);
+    const db = new DatabaseSync(file);
+    db.exec("DROP INDEX ledger_by_call_tail; PRAGMA user_version = 7;");
+    db.close();
+
+    const before = openLedger(file, { checkpointEvery: 4 });
+    try {
+      expect(before.ledger.verify({ full: true })).toMatchObject({ ok: true, coverage: { uncovered: 0 } });
+      expect(await verifyEvidence(before.ledger.evidence(ids[1]!))).toMatchObject({ ok: true });
+    } finally {
+      before.close();
+    }
+
+    const again = new Warden({ agentId: "a", store: file, ledger: { checkpointEvery: 4 } });
+    let later = "";
+    try {
+      expect(again.runRecord(runId).toolCalls).toEqual(calls);
+      expect(again.findToolCall(ids[0]!)).toBeUndefined();
+      expect(() => again.resumeToolCall(ids[0]!)).toThrow(/is completed/);
+      later = await again.run({ task: "after" }, async (run) => {
+        await run.tool("refund", { order: 8, amount: 6 }, () => ({ ok: 8 }));
+        return run.runId;
+      });
+      expect(again.runRecord(later).toolCalls).toMatchObject([{ toolName: "refund", status: "completed", input: { order: 8, amount: 6 }, output: { ok: 8 } }]);
+      expect(again.ledger.verify({ full: true })).toMatchObject({ ok: true });
+    } finally {
+      again.close();
+    }
+    const check = new DatabaseSync(file, { readOnly: true });
+    try {
+      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: SCHEMA_VERSION });
+      // The rows schema 7 wrote stay; the fast call made after the migration has none.
+      expect(check.prepare("SELECT count(*) AS n FROM tool_calls").get()).toEqual({ n: 2 });
+      expect(JSON.stringify(check.prepare(`EXPLAIN QUERY PLAN SELECT * FROM ledger WHERE ${ledgerCallMatch("")} ORDER BY seq`).all(ids[0]!))).toMatch(/USING INDEX ledger_by_call_tail/);
+    } finally {
+      check.close();
+    }
+    const after = openLedger(file, { checkpointEvery: 4 });
+    try {
+      expect(after.ledger.verify({ full: true })).toMatchObject({ ok: true, coverage: { uncovered: 0 } });
+      expect(await verifyEvidence(after.ledger.evidence(ids[0]!))).toMatchObject({ ok: true });
+    } finally {
+      after.close();
     }
   });
 

@@ -4,7 +4,7 @@ import { once } from "node:events";
 import { InvalidStateError, LedgerIntegrityError, NotFoundError } from "../errors.js";
 import { dirname, relative, isAbsolute } from "node:path";
 import { LINKED_LEDGER_COLUMNS, toLedgerEntry, type LedgerRow, type LinkedLedgerRow, type SqliteStore } from "../store/sqlite-store.js";
-import { ledgerRunMatch } from "../store/schema.js";
+import { ledgerCallMatch, ledgerRunMatch } from "../store/schema.js";
 import { checkpointMessage, checkStoredRow, GENESIS_HASH, rowWasAt, storedHash, storedHashHex, type LedgerEntry } from "./chain.js";
 import { keyIdOf } from "./keys.js";
 import { KEY_ROTATED_ENTRY, rotatedKeyOf, trustedKeys } from "./keyring.js";
@@ -273,7 +273,7 @@ export class Ledger {
     const verified = this.verify();
     if (!verified.ok) throw new LedgerIntegrityError(verified.firstBadSeq, verified.problem);
     let kind: "run" | "toolCall" = "toolCall";
-    let rows = this.#store.all<LinkedLedgerRow>(`SELECT ${LINKED_LEDGER_COLUMNS} FROM ledger l WHERE l.tool_call_id = ? ORDER BY l.seq`, id);
+    let rows = this.#store.all<LinkedLedgerRow>(`SELECT ${LINKED_LEDGER_COLUMNS} FROM ledger l WHERE ${ledgerCallMatch("l.")} ORDER BY l.seq`, id);
     if (rows.length === 0) {
       kind = "run";
       rows = this.#store.all<LinkedLedgerRow>(`SELECT ${LINKED_LEDGER_COLUMNS} FROM ledger l WHERE ${ledgerRunMatch("l.")} ORDER BY l.seq`, id);
