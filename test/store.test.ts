@@ -320,7 +320,7 @@ describe("store files that cannot be used", () => {
     }
   });
 
-  it("a store of schema 7 verifies read-only as it is, then migrates to 8 (a call's entries indexed by the end of its id): its calls read as before, and new fast calls write no row", async () => {
+  it("a store of schema 7 verifies read-only as it is, then migrates to 8 (a call's entries indexed by the clock part of its id): its calls read as before, and new fast calls write no row", async () => {
     const file = freshStore();
     const first = new Warden({ agentId: "a", store: file, ledger: { checkpointEvery: 4 } });
     // As schema 7 wrote every call: each with its row (a commit between each call's start and its end).
@@ -337,7 +337,7 @@ describe("store files that cannot be used", () => {
     first.close();
     expect(count(file, "tool_calls")).toBe(2);
     const db = new DatabaseSync(file);
-    db.exec("DROP INDEX ledger_by_call_tail; PRAGMA user_version = 7;");
+    db.exec("DROP INDEX ledger_by_call_time; PRAGMA user_version = 7;");
     db.close();
 
     const before = openLedger(file, { checkpointEvery: 4 });
@@ -368,7 +368,7 @@ describe("store files that cannot be used", () => {
       expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: SCHEMA_VERSION });
       // The rows schema 7 wrote stay; the fast call made after the migration has none.
       expect(check.prepare("SELECT count(*) AS n FROM tool_calls").get()).toEqual({ n: 2 });
-      expect(JSON.stringify(check.prepare(`EXPLAIN QUERY PLAN SELECT * FROM ledger WHERE ${ledgerCallMatch("")} ORDER BY seq`).all(ids[0]!))).toMatch(/USING INDEX ledger_by_call_tail/);
+      expect(JSON.stringify(check.prepare(`EXPLAIN QUERY PLAN SELECT * FROM ledger WHERE ${ledgerCallMatch("")} ORDER BY seq`).all(ids[0]!))).toMatch(/USING INDEX ledger_by_call_time/);
     } finally {
       check.close();
     }

@@ -37,12 +37,15 @@ const LEDGER_INDEX_SQL = "CREATE INDEX IF NOT EXISTS ledger_by_run_tail ON ledge
 /** The condition that finds a run's entries through `ledger_by_run_tail` (in a schema-6 store opened read-only, through its `ledger_by_run`); `?1` is the run id. */
 export const ledgerRunMatch = (alias: string, param = "?1") => `substr(${alias}run_id, -8) = substr(${param}, -8) AND ${alias}run_id = ${param}`;
 /**
- * A tool call's entries, by the last 8 characters of its id, like a run's: how a call whose only record is
- * its ledger entry is found by id (and a call's evidence without a scan). Entries of no call are not in it.
+ * A tool call's entries, by the clock part of its id (the 12 hex digits before the last 20: the millisecond
+ * it was made), not the whole id: how a call whose only record is its ledger entry is found by id, and a
+ * call's evidence without a scan. Ids are time-ordered, so entries append at the index's right edge (a key
+ * on the id's random end dirtied a random page per entry); a key is shared by the calls of one
+ * millisecond, and readers match the whole id too (`ledgerCallMatch`). Entries of no call are not in it.
  */
-const LEDGER_CALL_INDEX_SQL = "CREATE INDEX IF NOT EXISTS ledger_by_call_tail ON ledger (substr(tool_call_id, -8)) WHERE tool_call_id IS NOT NULL;";
-/** The condition that finds a tool call's entries through `ledger_by_call_tail` (a scan in a store from before schema 8); `?1` is the call id. */
-export const ledgerCallMatch = (alias: string, param = "?1") => `substr(${alias}tool_call_id, -8) = substr(${param}, -8) AND ${alias}tool_call_id = ${param}`;
+const LEDGER_CALL_INDEX_SQL = "CREATE INDEX IF NOT EXISTS ledger_by_call_time ON ledger (substr(tool_call_id, -32, 12)) WHERE tool_call_id IS NOT NULL;";
+/** The condition that finds a tool call's entries through `ledger_by_call_time` (a scan in a store from before schema 8); `?1` is the call id. */
+export const ledgerCallMatch = (alias: string, param = "?1") => `substr(${alias}tool_call_id, -32, 12) = substr(${param}, -32, 12) AND ${alias}tool_call_id = ${param}`;
 
 /** A tool call's row, column by column, in the table's order (what `SELECT *` gives). */
 export const TOOL_CALL_ROW_COLUMNS = "id, external_id, run_id, step_id, org, agent_id, kind, tool_name, action_type, status, input, output, error, blocked_reason, decision, agent_context, reason, usage, started_at, ended_at, duration_ms";
@@ -126,7 +129,7 @@ const APPROVAL_BINDING_COLUMNS = ["args_digest TEXT", "policy_version TEXT", "ru
 
 /**
  * Steps from one schema version to the next, for stores created by an earlier version.
- * 8: a tool call's entries are indexed by the end of its id (`ledger_by_call_tail`): a fast call allowed
+ * 8: a tool call's entries are indexed by the clock part of its id (`ledger_by_call_time`): a fast call allowed
  *    with nothing matched writes no row, and is found by id through its ledger entry. Existing rows stay.
  * 7: a run's ledger entries are indexed by the end of the run id (`ledger_by_run_tail`), not the whole id.
  * 6: the ledger keeps no `prev_hash` (the link is the previous row's hash) and `hash` as 32 bytes. Rows
