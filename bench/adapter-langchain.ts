@@ -131,7 +131,7 @@ function delta(timing: Timing, baseline: Timing): string {
 }
 
 /** A recording tracer whose finished spans go to a bounded in-memory list: an SDK with an in-memory exporter, minus the SDK. */
-function useInMemoryTracing(): { count(): number; wardenCount(): number; provider: TracerProvider } {
+export function useInMemoryTracing(): { count(): number; wardenCount(): number; provider: TracerProvider } {
   const finished: MemorySpan[] = [];
   let total = 0;
   let warden = 0;

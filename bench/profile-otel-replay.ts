@@ -4,12 +4,15 @@
 // exporter, metrics aggregated by a reader), rounds taking turns, so load lands on every case alike.
 //   npx tsx bench/profile-otel-replay.ts [module exporting instrumentWarden, to compare] ...
 //   SOURCE=langchain npx tsx bench/profile-otel-replay.ts    the events of LangChain tool calls through WardenCallbackHandler
+//   TRACER=memory ...    spans to bench/adapter-langchain.ts's in-memory tracer rather than the SDK
+//   SYNC=1 ...           every call's events in one go, rounds of N / ROUNDS calls: the first quartile of rounds too
 import { context } from "@opentelemetry/api";
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 import { Warden, type EventListener, type TraceContextSource, type WardenEvent } from "agent-warden";
 import { instrumentWarden } from "agent-warden/otel";
 import { StorageContextManager } from "../test/fixtures/otel-context.js";
+import { useInMemoryTracing } from "./adapter-langchain.js";
 
 context.setGlobalContextManager(new StorageContextManager());
 const CALLS = Number(process.env.N ?? 20_000);
@@ -49,7 +52,9 @@ function fakeWarden(): { warden: Warden; emit: (event: WardenEvent) => void } {
 }
 
 const spans = new InMemorySpanExporter();
-const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(spans, { maxQueueSize: 4096, scheduledDelayMillis: 50 })] });
+const sdk = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(spans, { maxQueueSize: 4096, scheduledDelayMillis: 50 })] });
+// The bench's in-memory tracer keeps a bounded list and exports nothing: nothing to flush.
+const tracerProvider = process.env.TRACER === "memory" ? Object.assign(useInMemoryTracing().provider, { forceFlush: async () => {}, shutdown: async () => {} }) : sdk;
 const meterProvider = new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE), exportIntervalMillis: 3_600_000 })] });
 const modules: Array<{ name: string; instrument: typeof instrumentWarden }> = [{ name: "agent-warden/otel", instrument: instrumentWarden }];
 for (const path of process.argv.slice(2)) modules.push({ name: path, instrument: ((await import(path)) as { instrumentWarden: typeof instrumentWarden }).instrumentWarden });
@@ -64,11 +69,12 @@ const cpu = () => {
   const usage = process.threadCpuUsage();
   return usage.user + usage.system;
 };
+const sync = process.env.SYNC === "1";
 const replay = async (emit: (event: WardenEvent) => void, count: number) => {
   for (let i = 0; i < count; i++) {
     for (const event of callEvents[i % callEvents.length]!) emit(event);
     // What a governed call awaits between its events.
-    await Promise.resolve();
+    if (!sync) await Promise.resolve();
   }
 };
 for (const each of cases) await replay(each.emit, 2000);
@@ -84,7 +90,7 @@ for (let round = 0; round < ROUNDS; round++) {
     spans.reset();
   }
 }
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-console.log(JSON.stringify(Object.fromEntries(cases.map((each) => [each.name, +median(each.us).toFixed(2)]))));
+const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.floor(values.length * q)]!;
+console.log(JSON.stringify(Object.fromEntries(cases.map((each) => [each.name, sync ? { q1: +quantile(each.us, 0.25).toFixed(2), median: +quantile(each.us, 0.5).toFixed(2) } : +quantile(each.us, 0.5).toFixed(2)]))));
 await tracerProvider.shutdown();
 await meterProvider.shutdown();

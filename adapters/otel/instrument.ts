@@ -1,4 +1,4 @@
-import { context, createTraceState, isSpanContextValid, metrics, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Counter, type Histogram, type MeterProvider, type Span, type SpanContext, type Tracer, type TracerProvider } from "@opentelemetry/api";
+import { context, createTraceState, isSpanContextValid, metrics, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Counter, type Histogram, type Meter, type MeterProvider, type Span, type SpanContext, type Tracer, type TracerProvider } from "@opentelemetry/api";
 import { InvalidInputError, type Warden, type WardenEvent } from "agent-warden";
 
 /**
@@ -78,8 +78,10 @@ interface CallSpan extends LazySpan {
   /** The framework's own `execute_tool` span, which Warden annotates but the framework ends. */
   adopted: boolean;
   llm: boolean;
-  toolName: string;
-  /** The span active when the call was decided: a framework span opened later may be the call's. */
+  /** What every call of this tool or model shares. */
+  callee: Callee;
+  /** The context active when the call was decided, and its span: a framework span opened later may be the call's. */
+  calledIn: Context;
   calledUnder: Span | undefined;
   /** The record time of `tool.called`. */
   calledAt: number;
@@ -91,6 +93,36 @@ interface CallSpan extends LazySpan {
   matched: string[] | undefined;
   shadow: string[] | undefined;
   reason: string | undefined;
+}
+
+/** What every call of one tool (or model) shares, built at its first call: its span's name, its duration attributes. */
+interface Callee {
+  toolName: string;
+  spanName: string;
+  /** The duration histogram's attributes for a call that did not fail, and by `error.type` for one that did. */
+  succeeded: Attributes | undefined;
+  failed: Map<string, Attributes> | undefined;
+}
+
+/** How many decisions on tool calls were seen, by action and deciding policy, with the attributes they are reported under. */
+type DecisionTallies = Map<string, Map<string | undefined, { attributes: Attributes; count: number }>>;
+const talliesByMeter = new WeakMap<Meter, DecisionTallies>();
+
+/**
+ * The decision tallies of a meter, shared by every instrumentation on it (a client instrumented again keeps
+ * adding up): `agent_warden.decisions`, a monotonic sum as a counter's, is observed from them when metrics
+ * are collected, so a decision costs an increment rather than a recording with its attributes hashed.
+ */
+function decisionsOf(meter: Meter): DecisionTallies {
+  const tallies = talliesByMeter.get(meter);
+  if (tallies !== undefined) return tallies;
+  const counted: DecisionTallies = new Map();
+  talliesByMeter.set(meter, counted);
+  const counter = meter.createObservableCounter("agent_warden.decisions", { unit: "{decision}", description: "Policy decisions on tool calls, by action and deciding policy" });
+  counter.addCallback((result) => {
+    for (const byPolicy of counted.values()) for (const { attributes, count } of byPolicy.values()) result.observe(count, attributes);
+  });
+  return counted;
 }
 
 /**
@@ -114,19 +146,19 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
   const toolDuration: Histogram = meter.createHistogram("gen_ai.execute_tool.duration", { unit: "s", description: "Duration of tool executions governed by Warden" });
   const approvalWait: Histogram = meter.createHistogram("agent_warden.approval.wait.duration", { unit: "s", description: "Time a tool call waited for a reviewer, by outcome" });
   const halts: Counter = meter.createCounter("agent_warden.halts", { unit: "{halt}", description: "Halts issued, by scope" });
-  const decisions: Counter = meter.createCounter("agent_warden.decisions", { unit: "{decision}", description: "Policy decisions on tool calls, by action and deciding policy" });
-  // One decision per call, by action and policy: the attribute object of each pair is built once.
-  const decisionAttributes = new Map<string, Map<string | undefined, Attributes>>();
+  // One decision per call, by action and policy: a tally of the meter's, reported when metrics are collected.
+  const decisionTallies = decisionsOf(meter);
   const countDecision = (action: string, policyId: string | undefined) => {
-    let byPolicy = decisionAttributes.get(action);
-    if (byPolicy === undefined) decisionAttributes.set(action, (byPolicy = new Map()));
-    let attributes = byPolicy.get(policyId);
-    if (attributes === undefined) {
-      // Bounded: policy ids come from the policy set, but a set replaced many times must not grow this without end.
+    let byPolicy = decisionTallies.get(action);
+    if (byPolicy === undefined) decisionTallies.set(action, (byPolicy = new Map()));
+    let tally = byPolicy.get(policyId);
+    if (tally === undefined) {
+      // Bounded: policy ids come from the policy set, but a set replaced many times must not grow this without end
+      // (past the bound the counts start again, as a reset of the sum).
       if (byPolicy.size >= 1024) byPolicy.clear();
-      byPolicy.set(policyId, (attributes = policyId === undefined ? { "agent_warden.decision.action": action } : { "agent_warden.decision.action": action, "agent_warden.policy.id": policyId }));
+      byPolicy.set(policyId, (tally = { attributes: policyId === undefined ? { "agent_warden.decision.action": action } : { "agent_warden.decision.action": action, "agent_warden.policy.id": policyId }, count: 0 }));
     }
-    decisions.add(1, attributes);
+    tally.count++;
   };
   const capture = options.captureContent === true;
   const runs = new Map<string, RunSpan>();
@@ -193,10 +225,9 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
    * gateway session, joins its own caller's trace), else under the run's span, else the active context.
    * Returns the run itself when the span goes under it, so it starts only if its child does.
    */
-  const parentFor = (runId: string | null, active: Context): Context | RunSpan => {
+  const parentFor = (runId: string | null, active: Context, current: Span | undefined = trace.getSpan(active)): Context | RunSpan => {
     const run = runId === null ? undefined : runs.get(runId);
     if (run === undefined) return active;
-    const current = trace.getSpan(active);
     if (current !== undefined && current !== run.startSpan) {
       const spanContext = current.spanContext();
       if (spanContext.spanId !== run.startSpanId && isSpanContextValid(spanContext)) {
@@ -215,12 +246,14 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     const attributes = llm || event.toolCallId === null || event.agentId === null || event.runId === null || typeof data.actionType !== "string" || typeof data.decision !== "string" ? callAttributes(event, data, llm, toolName) : toolAttributes(event, data, toolName);
     if (data.observed === true) attributes["agent_warden.observed"] = true;
     const active = activeContext();
-    const where = parentFor(event.runId, active);
+    const current = trace.getSpan(active);
+    const where = parentFor(event.runId, active, current);
+    const callee = calleeOf(llm, toolName);
     // An observed call is recorded after it ran: its span starts when it started.
     const startTime = typeof data.durationMs === "number" ? event.ts - data.durationMs : event.ts;
     const call: CallSpan = {
       span: undefined,
-      name: llm ? `chat ${toolName}` : `execute_tool ${toolName}`,
+      name: callee.spanName,
       kind: llm ? SpanKind.CLIENT : SpanKind.INTERNAL,
       parent: where,
       startTime,
@@ -229,8 +262,9 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
       status: undefined,
       adopted: false,
       llm,
-      toolName,
-      calledUnder: trace.getSpan(active),
+      callee,
+      calledIn: active,
+      calledUnder: current,
       calledAt: event.ts,
       decision: undefined,
       approvalRequestedAt: undefined,
@@ -268,7 +302,10 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
    */
   const adoptLate = (call: CallSpan) => {
     if (call.span !== undefined || call.llm) return;
-    const own = frameworkToolSpan(activeContext(), call.toolName);
+    const active = activeContext();
+    // The context the call was decided in: its span was there then, and was not the call's.
+    if (active === call.calledIn) return;
+    const own = frameworkToolSpan(active, call.callee.toolName);
     if (own !== undefined && own !== call.calledUnder) adopt(call, own);
   };
 
@@ -308,15 +345,26 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
     return name === undefined || name === toolName ? span : undefined;
   };
 
-  // A tool's duration attributes are the same on every call: built once per tool and outcome (bounded).
-  const durations = new Map<string, Attributes>();
-  const durationAttributes = (toolName: string, errorType: string | undefined): Attributes => {
-    const key = errorType === undefined ? toolName : `${toolName}\u0000${errorType}`;
-    let attributes = durations.get(key);
+  // What the calls of one tool or model share, built at its first call (bounded: names come from agent code).
+  const tools = new Map<string, Callee>();
+  const models = new Map<string, Callee>();
+  const calleeOf = (llm: boolean, toolName: string): Callee => {
+    const known = llm ? models : tools;
+    let callee = known.get(toolName);
+    if (callee === undefined) {
+      if (known.size >= 1024) known.clear();
+      callee = { toolName, spanName: llm ? `chat ${toolName}` : `execute_tool ${toolName}`, succeeded: undefined, failed: undefined };
+      known.set(toolName, callee);
+    }
+    return callee;
+  };
+  const durationAttributes = (callee: Callee, errorType: string | undefined): Attributes => {
+    if (errorType === undefined) return (callee.succeeded ??= { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": callee.toolName });
+    const failed = (callee.failed ??= new Map());
+    let attributes = failed.get(errorType);
     if (attributes === undefined) {
-      if (durations.size >= 1024) durations.clear();
-      attributes = { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": toolName, ...(errorType !== undefined && { "error.type": errorType }) };
-      durations.set(key, attributes);
+      if (failed.size >= 64) failed.clear();
+      failed.set(errorType, (attributes = { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": callee.toolName, "error.type": errorType }));
     }
     return attributes;
   };
@@ -480,7 +528,7 @@ export function instrumentWarden(warden: Warden, options: WardenTelemetryOptions
       } else {
         if (capture && !failed && !call.adopted && data.output !== undefined) setAttribute(call, "gen_ai.tool.call.result", json(data.output));
         const seconds = (typeof data.durationMs === "number" ? data.durationMs : event.ts - call.calledAt) / 1000;
-        toolDuration.record(seconds, durationAttributes(call.toolName, type));
+        toolDuration.record(seconds, durationAttributes(call.callee, type));
       }
       endCall(event.toolCallId!, call, event.ts);
     },

@@ -407,6 +407,30 @@ describe("agent-warden/otel: metrics", () => {
     expect(await allowed()).toBe(3);
     await meterProvider.shutdown();
   });
+
+  it("decisions reach a delta exporter as the count of each interval, two clients on one meter provider adding up", async () => {
+    const exporter = new InMemoryMetricExporter(AggregationTemporality.DELTA);
+    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const [first, second] = [open(), open()];
+    instrument(first!, { meterProvider });
+    instrument(second!, { meterProvider });
+    const interval = async () => {
+      await reader.forceFlush();
+      const sum = exporter.getMetrics().at(-1)!.scopeMetrics.flatMap((scope) => scope.metrics).find((m) => m.descriptor.name === "agent_warden.decisions") as SumMetricData;
+      expect(sum.isMonotonic).toBe(true);
+      return Object.fromEntries(sum.dataPoints.map((point) => [String(point.attributes["agent_warden.decision.action"]), point.value]));
+    };
+    await first!.run({}, async (run) => {
+      await run.tool("read", {}, () => "ok");
+      await run.tool("db.delete", {}, () => "ok").catch(() => undefined);
+    });
+    await second!.run({}, (run) => run.tool("read", {}, () => "ok"));
+    expect(await interval()).toEqual({ allow: 2, block: 1 });
+    await first!.run({}, (run) => run.tool("read", {}, () => "ok"));
+    expect(await interval()).toEqual({ allow: 1, block: 0 });
+    await meterProvider.shutdown();
+  });
 });
 
 describe("the core's tracing hook (warden.useTracing)", () => {
