@@ -47,13 +47,20 @@ const HARD_LIMIT_FACTOR = 4;
  * thread commits them, chains and hashes the entries, signs checkpoints), and waits for it only when
  * asked to (`drain`, before a read, `flush()` and `close()`). When more than `maxPending` are behind,
  * governed calls await `backpressure()` (bounded, and the event loop keeps running; `pending` shows how
- * far behind it is). Started on the first write.
+ * far behind it is). The thread is started in the turn after the store's first write (`prepare`), so
+ * its boot is off the path of any call and a store never written starts none; until something has been
+ * handed over, the store commits on its own thread and nothing waits for the thread to boot.
  */
 export class CommitLink {
   readonly #options: CommitLinkOptions;
   readonly #counters = new Int32Array(new SharedArrayBuffer(8));
   readonly #sqlIds = new Map<string, number>();
   #worker: Worker | undefined;
+  /** The turn that starts the thread, once asked for (`prepare`). */
+  #starting: NodeJS.Immediate | undefined;
+  #closed = false;
+  /** Whether any write has been handed over (then reads and `flush()` wait for the thread). */
+  #inUse = false;
   #sent = 0;
   #opsSent = 0;
   #failed = false;
@@ -70,9 +77,28 @@ export class CommitLink {
     return !this.#failed;
   }
 
-  /** Whether the writer thread has been started (by the first hand-over). */
+  /** Whether the writer thread has been started (`prepare`, or the first hand-over). */
   get started(): boolean {
     return this.#worker !== undefined;
+  }
+
+  /** Whether writes have been handed to the thread: from then on, commits are its alone. */
+  get inUse(): boolean {
+    return this.#inUse;
+  }
+
+  /**
+   * Starts the thread in the next turn of the event loop, off the path of the call that asked: by the
+   * time the first group is handed over it is booting or ready. Unref'd: a process that ends first
+   * never starts it.
+   */
+  prepare(): void {
+    if (this.#worker !== undefined || this.#starting !== undefined || this.#closed || this.#failed) return;
+    this.#starting = setImmediate(() => {
+      this.#starting = undefined;
+      if (this.#worker === undefined && !this.#closed && !this.#failed) this.#spawn();
+    });
+    this.#starting.unref();
   }
 
   /** Writes and ledger entries handed to the writer and not yet committed. */
@@ -101,6 +127,7 @@ export class CommitLink {
     // Structured cloning costs per object; one text is one copy. Bytes and big integers keep the clone.
     const text = encodeBatch(ids, writes, drafts);
     const message: CommitMessage = text !== undefined ? { kind: "batch", defs, text } : { kind: "commit", defs, writes: writes.map((write, i) => [ids[i]!, write.params]), drafts };
+    this.#inUse = true;
     this.#post(message, writes.length + drafts.length);
     if (this.pending > this.#options.maxPending) this.#reportBehind();
     if (this.pending > this.#options.maxPending * HARD_LIMIT_FACTOR) this.#waitUntil(() => this.pending <= this.#options.maxPending);
@@ -127,17 +154,24 @@ export class CommitLink {
 
   /** Has the writer sign a checkpoint over its own appends, and waits for it. */
   checkpoint(): void {
-    if (this.#worker === undefined) return;
+    // A thread given nothing has appended nothing to sign.
+    if (!this.#inUse) return;
     this.#post({ kind: "checkpoint" }, 0);
     this.drain();
   }
 
   /** Commits what is left, closes the writer's connection and lets the thread go. */
   close(): void {
+    this.#closed = true;
+    if (this.#starting !== undefined) clearImmediate(this.#starting);
+    this.#starting = undefined;
     const worker = this.#worker;
     if (worker === undefined) return;
-    this.#post({ kind: "close" }, 0);
-    this.drain();
+    // A thread given nothing holds nothing: it is let go at once, booted or not.
+    if (this.#inUse) {
+      this.#post({ kind: "close" }, 0);
+      this.drain();
+    }
     this.#worker = undefined;
     void worker.terminate();
   }
@@ -351,8 +385,11 @@ class BatchReader {
  * benchmarks) through tsx, which resolves the source's `.js` imports to its `.ts` files.
  */
 function writerEntry(): { url: URL; execArgv?: string[] } {
+  if (entry !== undefined) return entry;
   const here = import.meta.url;
-  if (!here.endsWith(".ts")) return { url: new URL("./commit-worker.js", here) };
-  const tsx = pathToFileURL(createRequire(here).resolve("tsx")).href;
-  return { url: new URL("./commit-worker.ts", here), execArgv: ["--import", tsx] };
+  if (!here.endsWith(".ts")) entry = { url: new URL("./commit-worker.js", here) };
+  else entry = { url: new URL("./commit-worker.ts", here), execArgv: ["--import", pathToFileURL(createRequire(here).resolve("tsx")).href] };
+  return entry;
 }
+/** Found once a process: resolving it is a few milliseconds of the thread that spawns the writer. */
+let entry: { url: URL; execArgv?: string[] } | undefined;
