@@ -23,8 +23,8 @@ export interface WriterData {
 /** One message to the writer. A statement's text crosses once; later writes name it by number. */
 export type CommitMessage =
   | { kind: "commit"; defs: string[]; writes: Array<[number, SQLInputValue[]]>; drafts: LedgerDraft[] }
-  /** The same as one text (`encodeBatch`): one string crosses instead of thousands of small objects. */
-  | { kind: "batch"; defs: string[]; text: string }
+  /** The same as batch parts (`encodeBatch`): one string and two arrays of numbers cross instead of thousands of small objects. */
+  | ({ kind: "batch"; defs: string[] } & BatchParts)
   | { kind: "checkpoint" }
   | { kind: "close" };
 
@@ -124,9 +124,9 @@ export class CommitLink {
       }
       ids[i] = id;
     }
-    // Structured cloning costs per object; one text is one copy. Bytes and big integers keep the clone.
-    const text = encodeBatch(ids, writes, drafts);
-    const message: CommitMessage = text !== undefined ? { kind: "batch", defs, text } : { kind: "commit", defs, writes: writes.map((write, i) => [ids[i]!, write.params]), drafts };
+    // Structured cloning costs per object; one text and two arrays of numbers are three copies. Bytes and big integers keep the clone.
+    const parts = encodeBatch(ids, writes, drafts);
+    const message: CommitMessage = parts !== undefined ? { kind: "batch", defs, text: parts.text, layout: parts.layout, numbers: parts.numbers } : { kind: "commit", defs, writes: writes.map((write, i) => [ids[i]!, write.params]), drafts };
     this.#inUse = true;
     this.#post(message, writes.length + drafts.length);
     if (this.pending > this.#options.maxPending) this.#reportBehind();
@@ -238,67 +238,66 @@ export class CommitLink {
 }
 
 /*
- * The batch text: each write as `w<statement>,<count>;` and its parameters, each ledger draft as `e` and
- * its ten fields (id, ts, type, org, agentId, runId, stepId, toolCallId, actor, dataJson); each value as
- * `n` (null), `s<length>:<text>` (length in UTF-16 units) or `d<number>;`. Built by concatenation: no
- * character is scanned or escaped on the agent's thread (JSON.stringify escaped every quote of every
- * entry's data), and reading it back takes slices, not a parse.
+ * A batch as it crosses: the text values of its writes and drafts concatenated in `text`, the numbers in
+ * `numbers`, and in `layout` what reads them back: each write as WRITE, its statement, its count of
+ * parameters and one code per parameter; each ledger draft as ENTRY and one code per field (id, ts, type,
+ * org, agentId, runId, stepId, toolCallId, actor, dataJson). A code is a text's length (UTF-16 units),
+ * NULL or NUMBER. Built by concatenation and pushes: no value is copied, scanned or escaped on the agent's
+ * thread (each value in its own `s<length>:` envelope was a copy and a number written out), and reading it
+ * back takes slices, not a parse. Two arrays of numbers cross the port as cheaply as one string.
  */
-const NULL = 110; // n
-const TEXT = 115; // s
-const NUMBER = 100; // d
-const WRITE = 119; // w
-const ENTRY = 101; // e
+const NULL = -1;
+const NUMBER = -2;
+const WRITE = -3;
+const ENTRY = -4;
 
-/** A value as the batch text carries it; undefined for one it cannot (bytes, big integers, NaN). */
-function field(value: unknown): string | undefined {
-  if (value === null) return "n";
-  if (typeof value === "string") return `s${value.length}:${value}`;
-  if (typeof value === "number" && Number.isFinite(value)) return `d${value};`;
-  return undefined;
+/** The parts of a batch (`encodeBatch`), as a `batch` message carries them. */
+export interface BatchParts {
+  text: string;
+  layout: number[];
+  numbers: number[];
 }
 
-/** The writes (by statement number) and drafts as one text; undefined when a value needs the structured clone. */
-export function encodeBatch(ids: readonly number[], writes: readonly QueuedWrite[], drafts: readonly LedgerDraft[]): string | undefined {
-  let text = "";
+/** The writes (by statement number) and drafts as batch parts; undefined when a value needs the structured clone. */
+export function encodeBatch(ids: readonly number[], writes: readonly QueuedWrite[], drafts: readonly LedgerDraft[]): BatchParts | undefined {
+  const parts: BatchParts = { text: "", layout: [], numbers: [] };
   for (let i = 0; i < writes.length; i++) {
     const params = writes[i]!.params;
-    text += `w${ids[i]},${params.length};`;
-    for (let j = 0; j < params.length; j++) {
-      const value = field(params[j]);
-      if (value === undefined) return undefined;
-      text += value;
-    }
+    parts.layout.push(WRITE, ids[i]!, params.length);
+    for (let j = 0; j < params.length; j++) if (!put(parts, params[j])) return undefined;
   }
-  for (const draft of drafts) {
-    const ts = field(draft.ts);
-    const id = field(draft.id);
-    const type = field(draft.type);
-    const org = field(draft.org);
-    const dataJson = field(draft.dataJson);
-    if (ts === undefined || id === undefined || type === undefined || org === undefined || dataJson === undefined) return undefined;
-    const agentId = field(draft.agentId);
-    const runId = field(draft.runId);
-    const stepId = field(draft.stepId);
-    const toolCallId = field(draft.toolCallId);
-    const actor = field(draft.actor);
-    if (agentId === undefined || runId === undefined || stepId === undefined || toolCallId === undefined || actor === undefined) return undefined;
-    text += `e${id}${ts}${type}${org}${agentId}${runId}${stepId}${toolCallId}${actor}${dataJson}`;
+  for (let i = 0; i < drafts.length; i++) {
+    const draft = drafts[i]!;
+    parts.layout.push(ENTRY);
+    if (!put(parts, draft.id) || !put(parts, draft.ts) || !put(parts, draft.type) || !put(parts, draft.org) || !put(parts, draft.agentId) || !put(parts, draft.runId) || !put(parts, draft.stepId) || !put(parts, draft.toolCallId) || !put(parts, draft.actor) || !put(parts, draft.dataJson)) return undefined;
   }
-  return text;
+  return parts;
 }
 
+/** Adds one value; false for one the parts cannot carry (bytes, big integers, NaN, infinities). */
+function put(parts: BatchParts, value: unknown): boolean {
+  if (typeof value === "string") {
+    parts.layout.push(value.length);
+    parts.text += value;
+  } else if (value === null) parts.layout.push(NULL);
+  else if (typeof value === "number" && Number.isFinite(value)) {
+    parts.layout.push(NUMBER);
+    // -0 crosses as 0, as the JSON and the text that carried batches before did.
+    parts.numbers.push(value + 0);
+  } else return false;
+  return true;
+}
 
-/** Reads `encodeBatch`'s text back into writes (by statement number) and drafts. Throws `StoreError` on text it did not write. */
-export function decodeBatch(text: string): [Array<[number, SQLInputValue[]]>, LedgerDraft[]] {
-  const reader = new BatchReader(text);
+/** Reads `encodeBatch`'s parts back into writes (by statement number) and drafts. Throws `StoreError` on parts it did not write. */
+export function decodeBatch(batch: BatchParts): [Array<[number, SQLInputValue[]]>, LedgerDraft[]] {
+  const reader = new BatchReader(batch);
   const writes: Array<[number, SQLInputValue[]]> = [];
   const drafts: LedgerDraft[] = [];
   while (!reader.done) {
-    const tag = reader.tag();
+    const tag = reader.code();
     if (tag === WRITE) {
-      const id = reader.integer(",");
-      const count = reader.integer(";");
+      const id = reader.count();
+      const count = reader.count();
       const params: SQLInputValue[] = new Array(count);
       for (let i = 0; i < count; i++) params[i] = reader.value();
       // Not a literal: these stay alive for the writer's whole transaction, and a literal's allocation site
@@ -308,50 +307,55 @@ export function decodeBatch(text: string): [Array<[number, SQLInputValue[]]>, Le
       drafts.push(new Draft(reader.text(), reader.number(), reader.text(), reader.text(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.text()));
     } else throw reader.broken();
   }
+  reader.end();
   return [writes, drafts];
 }
 
 class BatchReader {
-  #at = 0;
   readonly #text: string;
+  readonly #layout: readonly number[];
+  readonly #numbers: readonly number[];
+  #at = 0;
+  #char = 0;
+  #number = 0;
 
-  constructor(text: string) {
-    this.#text = text;
+  constructor(batch: BatchParts) {
+    if (typeof batch?.text !== "string" || !Array.isArray(batch.layout) || !Array.isArray(batch.numbers)) throw new StoreError("the store's writer received a batch it cannot read (not a batch)");
+    this.#text = batch.text;
+    this.#layout = batch.layout;
+    this.#numbers = batch.numbers;
   }
 
   get done(): boolean {
-    return this.#at >= this.#text.length;
+    return this.#at >= this.#layout.length;
   }
 
-  tag(): number {
-    return this.#text.charCodeAt(this.#at++);
+  code(): number {
+    if (this.#at >= this.#layout.length) throw this.broken();
+    const code = this.#layout[this.#at++];
+    if (!Number.isSafeInteger(code)) throw this.broken();
+    return code!;
   }
 
-  /** A non-negative integer up to the character `stop`. */
-  integer(stop: string): number {
-    const end = this.#text.indexOf(stop, this.#at);
-    // Number("") is 0: an empty field is broken, not zero.
-    const value = end <= this.#at ? NaN : Number(this.#text.slice(this.#at, end));
-    if (!Number.isSafeInteger(value) || value < 0) throw this.broken();
-    this.#at = end + 1;
+  /** A count or a statement number: a non-negative integer. */
+  count(): number {
+    const value = this.code();
+    if (value < 0) throw this.broken();
     return value;
   }
 
   value(): string | number | null {
-    const tag = this.tag();
-    if (tag === NULL) return null;
-    if (tag === TEXT) {
-      const length = this.integer(":");
-      const start = this.#at;
-      if (start + length > this.#text.length) throw this.broken();
-      this.#at = start + length;
-      return this.#text.slice(start, start + length);
+    const code = this.code();
+    if (code >= 0) {
+      const start = this.#char;
+      if (start + code > this.#text.length) throw this.broken();
+      this.#char = start + code;
+      return this.#text.slice(start, start + code);
     }
-    if (tag === NUMBER) {
-      const end = this.#text.indexOf(";", this.#at);
-      const value = end <= this.#at ? NaN : Number(this.#text.slice(this.#at, end));
-      if (!Number.isFinite(value)) throw this.broken();
-      this.#at = end + 1;
+    if (code === NULL) return null;
+    if (code === NUMBER) {
+      const value = this.#numbers[this.#number++];
+      if (typeof value !== "number" || !Number.isFinite(value)) throw this.broken();
       return value;
     }
     throw this.broken();
@@ -375,8 +379,13 @@ class BatchReader {
     return value;
   }
 
+  /** Every character and number was read: anything left over was not written by `encodeBatch`. */
+  end(): void {
+    if (this.#char !== this.#text.length || this.#number !== this.#numbers.length) throw this.broken();
+  }
+
   broken(): StoreError {
-    return new StoreError(`the store's writer received a batch it cannot read (at character ${this.#at})`);
+    return new StoreError(`the store's writer received a batch it cannot read (at code ${this.#at}, character ${this.#char})`);
   }
 }
 
