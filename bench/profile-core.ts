@@ -16,6 +16,8 @@ import type { Warden as WardenClass } from "agent-warden";
 import { makeRules, wardenPolicySet } from "./peers.js";
 
 const N = Number(process.env.N ?? 100_000);
+/** Warm-up calls: enough for the writer thread's start and V8's first growth of the young generation to happen before timing. */
+const WARM = Number(process.env.WARM ?? 20_000);
 // DIST=1: the built package (what users run; its writer thread loads plain JavaScript), else the source
 // through tsx; ENTRY=<path> another build or source tree's entry (a before/after comparison).
 const { Warden } = (await import(process.env.ENTRY ?? (process.env.DIST ? "../dist/index.js" : "agent-warden"))) as { Warden: typeof WardenClass };
@@ -33,7 +35,7 @@ const gcObserver = new PerformanceObserver((list) => {
 const warm = monitorEventLoopDelay({ resolution: 1 });
 warm.enable();
 await warden.run({ warmup: true }, async (r) => {
-  for (let i = 0; i < 5000; i++) {
+  for (let i = 0; i < WARM; i++) {
     const args = { id: i, customer: `c_${i % 977}` };
     await r.tool(`read_order_${i % 500}`, args, () => tool(args));
     await yieldToLoop();
@@ -158,7 +160,7 @@ for (const g of gcs) {
   gcByKind.set(g.kind, k);
 }
 console.log(`loop from ${t0.toFixed(0)} to ${(t0 + wall).toFixed(0)} ms after start (the clock of --trace-gc)`);
-console.log(`warm-up (5,000 calls, the writer thread's start): event-loop delay p99.9 ${(warm.percentile(99.9) / 1e6).toFixed(2)} ms, max ${(warm.max / 1e6).toFixed(1)} ms`);
+console.log(`warm-up (${WARM} calls, the writer thread's start): event-loop delay p99.9 ${(warm.percentile(99.9) / 1e6).toFixed(2)} ms, max ${(warm.max / 1e6).toFixed(1)} ms`);
 console.log(`calls ${N}, wall ${(wall / 1000).toFixed(2)} s, ${Math.round(N / (wall / 1000))} calls/s`);
 console.log(`CPU per call: main thread ${us(mainLoop)} µs in the loop (${us(main)} µs with close()), process ${us(proc)} µs (writer ≈ ${((proc.user + proc.system - main.user - main.system) / N).toFixed(1)} µs)`);
 console.log(`CPU per call by thread (µs, /proc ticks, to the last commit): ${threadLine}`);
