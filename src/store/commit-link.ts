@@ -96,7 +96,14 @@ export class CommitLink {
     if (this.#worker !== undefined || this.#starting !== undefined || this.#closed || this.#failed) return;
     this.#starting = setImmediate(() => {
       this.#starting = undefined;
-      if (this.#worker === undefined && !this.#closed && !this.#failed) this.#spawn();
+      if (this.#worker !== undefined || this.#closed || this.#failed) return;
+      try {
+        this.#spawn();
+      } catch (error) {
+        // No thread to be had: the store commits on its own thread, as it does until one is handed writes.
+        this.#failed = true;
+        this.#options.onError(new StoreError(`the store's writer thread could not start: ${(error as Error).message}; the store commits on its own thread`, { cause: error }));
+      }
     });
     this.#starting.unref();
   }
