@@ -236,6 +236,30 @@ describe("the store's writer thread", () => {
     expect(count(file, "tool_calls")).toBe(1);
   });
 
+  // Node's permission model without --allow-worker: `new Worker` throws. (The tsx loader itself needs a thread.)
+  it.skipIf(TS_NODE.includes("tsx"))("a process that may not start threads commits on its own thread, and says so once", () => {
+    const file = freshStore();
+    const script = `
+      import { Warden } from ${JSON.stringify(join(process.cwd(), "src/index.ts"))};
+      const errors = [];
+      const warden = new Warden({ agentId: "sandboxed", store: ${JSON.stringify(file)}, onError: (error) => errors.push(String(error)) });
+      await warden.run({}, async (run) => {
+        for (let i = 0; i < 20; i++) {
+          await run.tool("t", { i }, () => i);
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      warden.close();
+      process.stdout.write(JSON.stringify(errors));`;
+    const child = spawnSync(process.execPath, ["--permission", "--allow-fs-read=*", "--allow-fs-write=*", ...TS_NODE, "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+    expect(child.status, child.stderr).toBe(0);
+    const errors = JSON.parse(child.stdout) as string[];
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/the store's writer thread could not start, so the store commits on its own thread: .*--allow-worker/);
+    expect(count(file, "tool_calls")).toBe(20);
+  });
+
   it("storeWriter: \"inline\" commits on the client's own thread", async () => {
     const file = freshStore();
     const warden = new Warden({ agentId: "a", store: file, storeWriter: "inline" });

@@ -96,16 +96,27 @@ export class CommitLink {
     if (this.#worker !== undefined || this.#starting !== undefined || this.#closed || this.#failed) return;
     this.#starting = setImmediate(() => {
       this.#starting = undefined;
-      if (this.#worker !== undefined || this.#closed || this.#failed) return;
-      try {
-        this.#spawn();
-      } catch (error) {
-        // No thread to be had: the store commits on its own thread, as it does until one is handed writes.
-        this.#failed = true;
-        this.#options.onError(new StoreError(`the store's writer thread could not start: ${(error as Error).message}; the store commits on its own thread`, { cause: error }));
-      }
+      this.start();
     });
     this.#starting.unref();
+  }
+
+  /**
+   * Starts the thread now if it is not running: true when there is one to hand writes to. False once it
+   * could not start (a process that may not start threads, such as Node's permission model without
+   * `--allow-worker`): said once through `onError`, and the store commits on its own thread.
+   */
+  start(): boolean {
+    if (this.#worker !== undefined) return true;
+    if (this.#closed || this.#failed) return false;
+    try {
+      this.#spawn();
+      return true;
+    } catch (error) {
+      this.#failed = true;
+      this.#options.onError(new StoreError(`the store's writer thread could not start, so the store commits on its own thread: ${(error as Error).message}`, { cause: error }));
+      return false;
+    }
   }
 
   /** Writes and ledger entries handed to the writer and not yet committed. */

@@ -671,7 +671,7 @@ export class SqliteStore {
 
   /** The group's window closed (or the batch is full): hand it to the writer thread, or commit it here. */
   #commitSoon(): void {
-    if (this.#link?.usable) this.#handOver();
+    if (this.#link?.start()) this.#handOver();
     else this.flush();
   }
 
