@@ -1,6 +1,6 @@
 // Profiling driver, not part of `npm run bench`: the store writer's own work for N governed calls, in this
 // thread and nothing else (no policy check, no client thread): batches as the client hands them over (the
-// hand-over's text, encodeBatch), read back, queued, chained, hashed and committed G calls per transaction,
+// hand-over's parts, encodeBatch), read back, queued, chained, hashed and committed G calls per transaction,
 // as the writer thread does. Reports the CPU per call of that work and the file's bytes per call. Rows are shaped like
 // bench/core.ts's: a folded `tool.call` entry per call, which is the call's record (store schema 8); ROWS=1 adds
 // the `tool_calls` row each call had before, to compare the two in one sitting.
@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadOrCreateKey } from "../src/ledger/keys.js";
-import { decodeBatch, encodeBatch } from "../src/store/commit-link.js";
+import { decodeBatch, encodeBatch, type BatchParts } from "../src/store/commit-link.js";
 import { SqliteStore, type LedgerDraft, type QueuedWrite } from "../src/store/sqlite-store.js";
 
 const N = Number(process.env.N ?? 60_000);
@@ -25,7 +25,7 @@ const INSERT = `INSERT INTO tool_calls (${COLUMNS.join(", ")}) VALUES (${COLUMNS
 const hex = () => randomBytes(16).toString("hex");
 const runId = `run_${hex()}`;
 const t = Date.now();
-const batches: string[] = [];
+const batches: BatchParts[] = [];
 for (let g = 0; g < N; g += G) {
   const writes: QueuedWrite[] = [];
   const drafts: LedgerDraft[] = [];
@@ -36,7 +36,7 @@ for (let g = 0; g < N; g += G) {
     const end = `{"data":{"durationMs":0.01,"output":{"id":${i},"ok":true},"status":"completed","toolName":"${tool}"},"id":"evt_${hex()}","ts":${t + i},"type":"tool.completed"}`;
     drafts.push({ id: `evt_${hex()}`, ts: t + i, type: "tool.call", org: "default", agentId: "bench", runId, stepId: null, toolCallId: id, actor: null, dataJson: `{"called":{"actionType":"unknown","decision":"allow","input":{"customer":"c_${i % 977}","id":${i}},"toolName":"${tool}"},"end":${end}}` });
   }
-  // A copy, as the message port delivers it (one flat string, not the concatenation's rope).
+  // A copy, as the message port delivers it (one flat string, not the concatenation's rope, and two arrays).
   batches.push(structuredClone(encodeBatch(writes.map(() => 0), writes, drafts)!));
 }
 store.flush();

@@ -7,7 +7,8 @@ import { decodeBatch, encodeBatch } from "../src/store/commit-link.js";
 import type { LedgerDraft, QueuedWrite } from "../src/store/sqlite-store.js";
 import { childEnv, REPO, tempDir, TS_NODE } from "./fixtures/proc.js";
 
-// The hand-over from the agent's thread to the store's writer: writes and ledger drafts cross as one text.
+// The hand-over from the agent's thread to the store's writer: writes and ledger drafts cross as one text
+// of their text values and two arrays of numbers (what reads them back, and the numbers).
 
 const temp = tempDir("warden-handover-");
 afterAll(() => temp.cleanup());
@@ -17,7 +18,7 @@ const AWKWARD = ["", "n", "d1;", "s3:abc", "w0,1;e", ':;,"\\\n\t', "naïve — �
 
 const draft = (i: number, dataJson: string, agentId: string | null): LedgerDraft => ({ id: `evt_${i}`, ts: 1_700_000_000_000 + i, type: "tool.called", org: "o:1;", agentId, runId: i % 2 === 0 ? null : "run_1", stepId: null, toolCallId: `tc_${i}`, actor: i === 0 ? "s5:actor" : null, dataJson });
 
-describe("the batch text", () => {
+describe("the batch parts", () => {
   it("gives back every write and draft as it was, whatever the text holds", () => {
     const writes: QueuedWrite[] = [
       { sql: "a", params: [...AWKWARD, null, 0, -0.5, 1e21, -1234567890123, Number.MAX_SAFE_INTEGER, 5e-324] },
@@ -25,9 +26,10 @@ describe("the batch text", () => {
       { sql: "a", params: ["tail"] },
     ];
     const drafts = AWKWARD.map((text, i) => draft(i, JSON.stringify({ text }), i === 3 ? null : text));
-    const text = encodeBatch([0, 1, 0], writes, drafts);
-    expect(typeof text).toBe("string");
-    const [decodedWrites, decodedDrafts] = decodeBatch(text!);
+    const parts = encodeBatch([0, 1, 0], writes, drafts);
+    expect(typeof parts?.text).toBe("string");
+    // As the message port delivers it: a copy.
+    const [decodedWrites, decodedDrafts] = decodeBatch(structuredClone(parts!));
     expect(decodedWrites).toEqual([
       [0, writes[0]!.params],
       [1, []],
@@ -45,10 +47,27 @@ describe("the batch text", () => {
     expect(encodeBatch([], [], [{ ...draft(1, "{}", null), ts: NaN }])).toBeUndefined();
   });
 
-  it("refuses text it did not write with a StoreError", () => {
-    for (const broken of ["x", "w0,1;", "w0,1;s9:ab", "w0,1;d;", "w,1;n", "w0,1;d 1x;", "w0,1;s-1:", "e", "w0,x;n", "en"]) {
-      expect(() => decodeBatch(broken), broken).toThrow(expect.objectContaining({ code: "store_error" }) as Error);
+  it("refuses parts it did not write with a StoreError", () => {
+    // The layout's codes: a text's length, -1 null, -2 a number, -3 a write (statement, count), -4 a ledger draft.
+    const broken: Array<[string, number[], number[]]> = [
+      ["x", [], []], // a character left over
+      ["", [-1], []], // a value outside any write or draft
+      ["", [-3, 0, 1], []], // a write short of its parameter
+      ["ab", [-3, 0, 1, 9], []], // a text longer than what is left
+      ["", [-3, 0, 1, -2], []], // a number that is not there
+      ["", [-3, 0, 1, -2], [NaN]],
+      ["", [-3, 0, 1, -1], [1]], // a number left over
+      ["", [-3, -1, 1, -1], []], // a negative statement
+      ["", [-3, 0, -1], []], // a negative count
+      ["", [-3, 0, 1, -7], []], // an unknown code
+      ["a", [-3, 0, 1, 0.5], []], // not an integer
+      ["", [-4], []], // a draft without its fields
+      ["", [-4, -1, -2, -1, -1, -1, -1, -1, -1, -1, -1], [1]], // a draft whose id is null
+    ];
+    for (const [text, layout, numbers] of broken) {
+      expect(() => decodeBatch({ text, layout, numbers }), JSON.stringify(layout)).toThrow(expect.objectContaining({ code: "store_error" }) as Error);
     }
+    expect(() => decodeBatch({ text: 1 } as never)).toThrow(expect.objectContaining({ code: "store_error" }) as Error);
   });
 });
 

@@ -190,6 +190,79 @@ describe("the store's writer thread", () => {
     }
   });
 
+  it("the writer thread starts in the turn after the first write: never for a store only opened, and nothing waits for its boot", async () => {
+    const file = freshStore();
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const opened = new SqliteStore({ path: file, checkpointEvery: 1000, checkpointIntervalMs: 60_000, writer: "worker", onError: (error) => { throw error; } });
+    await turn();
+    await turn();
+    // Opened, read, never written: no thread.
+    expect(opened.get<{ n: number }>("SELECT count(*) AS n FROM ledger")?.n).toBe(0);
+    expect(opened.writerStarted).toBe(false);
+    opened.close();
+    expect(opened.writerStarted).toBe(false);
+
+    const signer = loadOrCreateKey(join(file, "..", "keys", "ledger.pem"));
+    const store = new SqliteStore({ path: file, signer, checkpointEvery: 1000, checkpointIntervalMs: 60_000, writer: "worker", onError: (error) => { throw error; } });
+    const entry = (i: number) => ({ id: newId("evt"), ts: Date.now(), type: "tool.called", org: "default", agentId: "a", runId: "run_1", stepId: null, toolCallId: null, actor: null, dataJson: `{"i":${i}}` });
+    store.append(entry(0));
+    // Not on the path of the write that asked for it.
+    expect(store.writerStarted).toBe(false);
+    await turn();
+    expect(store.writerStarted).toBe(true);
+    // Booting, handed nothing yet: a read commits on this thread rather than waiting for the boot.
+    expect(store.get<{ n: number }>("SELECT count(*) AS n FROM ledger")?.n).toBe(1);
+    store.append(entry(1));
+    // Closed before anything was handed over: the thread is let go, and close() commits what was queued.
+    store.close();
+    expect(store.writerStarted).toBe(false);
+    expect(count(file, "ledger")).toBe(2);
+    const { ledger, close } = openLedger(file);
+    try {
+      expect(ledger.verify({ full: true })).toMatchObject({ ok: true, coverage: { uncovered: 0 } });
+    } finally {
+      close();
+    }
+  });
+
+  it("a client that never writes, or writes and ends at once, exits on its own with what it recorded committed", () => {
+    const file = freshStore();
+    const script = `
+      import { Warden } from ${JSON.stringify(join(process.cwd(), "src/index.ts"))};
+      const idle = new Warden({ agentId: "idle", store: ${JSON.stringify(join(temp.dir, "idle", "warden.db"))} });
+      idle.check({ tool: "t", args: {} });
+      const warden = new Warden({ agentId: "brief", store: ${JSON.stringify(file)} });
+      await warden.run({}, async (run) => { await run.tool("t", { i: 1 }, () => 1); });`;
+    // No close(), no exit(): the process ends when its own work does (the writer thread never holds it).
+    const child = spawnSync(process.execPath, [...TS_NODE, "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+    expect(child.status, child.stderr).toBe(0);
+    expect(count(file, "tool_calls")).toBe(1);
+  });
+
+  // Node's permission model without --allow-worker: `new Worker` throws. (The tsx loader itself needs a thread.)
+  it.skipIf(TS_NODE.includes("tsx"))("a process that may not start threads commits on its own thread, and says so once", () => {
+    const file = freshStore();
+    const script = `
+      import { Warden } from ${JSON.stringify(join(process.cwd(), "src/index.ts"))};
+      const errors = [];
+      const warden = new Warden({ agentId: "sandboxed", store: ${JSON.stringify(file)}, onError: (error) => errors.push(String(error)) });
+      await warden.run({}, async (run) => {
+        for (let i = 0; i < 20; i++) {
+          await run.tool("t", { i }, () => i);
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      warden.close();
+      process.stdout.write(JSON.stringify(errors));`;
+    const child = spawnSync(process.execPath, ["--permission", "--allow-fs-read=*", "--allow-fs-write=*", ...TS_NODE, "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+    expect(child.status, child.stderr).toBe(0);
+    const errors = JSON.parse(child.stdout) as string[];
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/the store's writer thread could not start, so the store commits on its own thread: .*--allow-worker/);
+    expect(count(file, "tool_calls")).toBe(20);
+  });
+
   it("storeWriter: \"inline\" commits on the client's own thread", async () => {
     const file = freshStore();
     const warden = new Warden({ agentId: "a", store: file, storeWriter: "inline" });

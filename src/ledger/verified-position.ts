@@ -1,6 +1,4 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
-import { z } from "zod";
-import { once } from "../internal/once.js";
 import { MerkleFrontier } from "./merkle.js";
 
 /**
@@ -16,16 +14,19 @@ export interface VerifiedPosition {
   frontier: MerkleFrontier;
 }
 
-// Built on the first verification, not at import.
-const positionFile = once(() =>
-  z.object({
-    format: z.literal("agent-warden.verified/1"),
-    keyId: z.string(),
-    seq: z.number().int().positive(),
-    hash: z.string().regex(/^[0-9a-f]{64}$/),
-    frontier: z.array(z.string().regex(/^[0-9a-f]{64}$/)),
-  }),
-);
+const HEX_HASH = /^[0-9a-f]{64}$/;
+
+/**
+ * The saved file's fields, or undefined when it is not one. Checked by hand, not with zod: the store's
+ * writer thread loads this module, and importing zod there would add a good part to the thread's start.
+ */
+function positionFile(value: unknown): { keyId: string; seq: number; hash: string; frontier: string[] } | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const { format, keyId, seq, hash, frontier } = value as Record<string, unknown>;
+  if (format !== "agent-warden.verified/1" || typeof keyId !== "string" || typeof seq !== "number" || !Number.isSafeInteger(seq) || seq <= 0) return undefined;
+  if (typeof hash !== "string" || !HEX_HASH.test(hash) || !Array.isArray(frontier) || !frontier.every((node) => typeof node === "string" && HEX_HASH.test(node))) return undefined;
+  return { keyId, seq, hash, frontier: frontier as string[] };
+}
 
 /** The sidecar file of a store file; none for an in-memory store. */
 export function verifiedPositionPath(storePath: string): string | undefined {
@@ -36,11 +37,10 @@ export function verifiedPositionPath(storePath: string): string | undefined {
 export function readVerifiedPosition(path: string | undefined, keyId: string): VerifiedPosition | undefined {
   if (path === undefined) return undefined;
   try {
-    // Read once per verification: compiling zod's fast path for a single parse costs more than it saves.
-    const parsed = positionFile().safeParse(JSON.parse(readFileSync(path, "utf8")), { jitless: true });
-    if (!parsed.success || parsed.data.keyId !== keyId) return undefined;
-    const frontier = MerkleFrontier.of(parsed.data.seq, parsed.data.frontier.map((n) => Buffer.from(n, "hex")));
-    return frontier === undefined ? undefined : { keyId, seq: parsed.data.seq, hash: parsed.data.hash, frontier };
+    const parsed = positionFile(JSON.parse(readFileSync(path, "utf8")));
+    if (parsed === undefined || parsed.keyId !== keyId) return undefined;
+    const frontier = MerkleFrontier.of(parsed.seq, parsed.frontier.map((n) => Buffer.from(n, "hex")));
+    return frontier === undefined ? undefined : { keyId, seq: parsed.seq, hash: parsed.hash, frontier };
   } catch {
     return undefined;
   }

@@ -23,8 +23,8 @@ export interface WriterData {
 /** One message to the writer. A statement's text crosses once; later writes name it by number. */
 export type CommitMessage =
   | { kind: "commit"; defs: string[]; writes: Array<[number, SQLInputValue[]]>; drafts: LedgerDraft[] }
-  /** The same as one text (`encodeBatch`): one string crosses instead of thousands of small objects. */
-  | { kind: "batch"; defs: string[]; text: string }
+  /** The same as batch parts (`encodeBatch`): one string and two arrays of numbers cross instead of thousands of small objects. */
+  | ({ kind: "batch"; defs: string[] } & BatchParts)
   | { kind: "checkpoint" }
   | { kind: "close" };
 
@@ -47,13 +47,20 @@ const HARD_LIMIT_FACTOR = 4;
  * thread commits them, chains and hashes the entries, signs checkpoints), and waits for it only when
  * asked to (`drain`, before a read, `flush()` and `close()`). When more than `maxPending` are behind,
  * governed calls await `backpressure()` (bounded, and the event loop keeps running; `pending` shows how
- * far behind it is). Started on the first write.
+ * far behind it is). The thread is started in the turn after the store's first write (`prepare`), so
+ * its boot is off the path of any call and a store never written starts none; until something has been
+ * handed over, the store commits on its own thread and nothing waits for the thread to boot.
  */
 export class CommitLink {
   readonly #options: CommitLinkOptions;
   readonly #counters = new Int32Array(new SharedArrayBuffer(8));
   readonly #sqlIds = new Map<string, number>();
   #worker: Worker | undefined;
+  /** The turn that starts the thread, once asked for (`prepare`). */
+  #starting: NodeJS.Immediate | undefined;
+  #closed = false;
+  /** Whether any write has been handed over (then reads and `flush()` wait for the thread). */
+  #inUse = false;
   #sent = 0;
   #opsSent = 0;
   #failed = false;
@@ -70,9 +77,46 @@ export class CommitLink {
     return !this.#failed;
   }
 
-  /** Whether the writer thread has been started (by the first hand-over). */
+  /** Whether the writer thread has been started (`prepare`, or the first hand-over). */
   get started(): boolean {
     return this.#worker !== undefined;
+  }
+
+  /** Whether writes have been handed to the thread: from then on, commits are its alone. */
+  get inUse(): boolean {
+    return this.#inUse;
+  }
+
+  /**
+   * Starts the thread in the next turn of the event loop, off the path of the call that asked: by the
+   * time the first group is handed over it is booting or ready. Unref'd: a process that ends first
+   * never starts it.
+   */
+  prepare(): void {
+    if (this.#worker !== undefined || this.#starting !== undefined || this.#closed || this.#failed) return;
+    this.#starting = setImmediate(() => {
+      this.#starting = undefined;
+      this.start();
+    });
+    this.#starting.unref();
+  }
+
+  /**
+   * Starts the thread now if it is not running: true when there is one to hand writes to. False once it
+   * could not start (a process that may not start threads, such as Node's permission model without
+   * `--allow-worker`): said once through `onError`, and the store commits on its own thread.
+   */
+  start(): boolean {
+    if (this.#worker !== undefined) return true;
+    if (this.#closed || this.#failed) return false;
+    try {
+      this.#spawn();
+      return true;
+    } catch (error) {
+      this.#failed = true;
+      this.#options.onError(new StoreError(`the store's writer thread could not start, so the store commits on its own thread: ${(error as Error).message}`, { cause: error }));
+      return false;
+    }
   }
 
   /** Writes and ledger entries handed to the writer and not yet committed. */
@@ -98,9 +142,10 @@ export class CommitLink {
       }
       ids[i] = id;
     }
-    // Structured cloning costs per object; one text is one copy. Bytes and big integers keep the clone.
-    const text = encodeBatch(ids, writes, drafts);
-    const message: CommitMessage = text !== undefined ? { kind: "batch", defs, text } : { kind: "commit", defs, writes: writes.map((write, i) => [ids[i]!, write.params]), drafts };
+    // Structured cloning costs per object; one text and two arrays of numbers are three copies. Bytes and big integers keep the clone.
+    const parts = encodeBatch(ids, writes, drafts);
+    const message: CommitMessage = parts !== undefined ? { kind: "batch", defs, text: parts.text, layout: parts.layout, numbers: parts.numbers } : { kind: "commit", defs, writes: writes.map((write, i) => [ids[i]!, write.params]), drafts };
+    this.#inUse = true;
     this.#post(message, writes.length + drafts.length);
     if (this.pending > this.#options.maxPending) this.#reportBehind();
     if (this.pending > this.#options.maxPending * HARD_LIMIT_FACTOR) this.#waitUntil(() => this.pending <= this.#options.maxPending);
@@ -127,17 +172,24 @@ export class CommitLink {
 
   /** Has the writer sign a checkpoint over its own appends, and waits for it. */
   checkpoint(): void {
-    if (this.#worker === undefined) return;
+    // A thread given nothing has appended nothing to sign.
+    if (!this.#inUse) return;
     this.#post({ kind: "checkpoint" }, 0);
     this.drain();
   }
 
   /** Commits what is left, closes the writer's connection and lets the thread go. */
   close(): void {
+    this.#closed = true;
+    if (this.#starting !== undefined) clearImmediate(this.#starting);
+    this.#starting = undefined;
     const worker = this.#worker;
     if (worker === undefined) return;
-    this.#post({ kind: "close" }, 0);
-    this.drain();
+    // A thread given nothing holds nothing: it is let go at once, booted or not.
+    if (this.#inUse) {
+      this.#post({ kind: "close" }, 0);
+      this.drain();
+    }
     this.#worker = undefined;
     void worker.terminate();
   }
@@ -204,67 +256,66 @@ export class CommitLink {
 }
 
 /*
- * The batch text: each write as `w<statement>,<count>;` and its parameters, each ledger draft as `e` and
- * its ten fields (id, ts, type, org, agentId, runId, stepId, toolCallId, actor, dataJson); each value as
- * `n` (null), `s<length>:<text>` (length in UTF-16 units) or `d<number>;`. Built by concatenation: no
- * character is scanned or escaped on the agent's thread (JSON.stringify escaped every quote of every
- * entry's data), and reading it back takes slices, not a parse.
+ * A batch as it crosses: the text values of its writes and drafts concatenated in `text`, the numbers in
+ * `numbers`, and in `layout` what reads them back: each write as WRITE, its statement, its count of
+ * parameters and one code per parameter; each ledger draft as ENTRY and one code per field (id, ts, type,
+ * org, agentId, runId, stepId, toolCallId, actor, dataJson). A code is a text's length (UTF-16 units),
+ * NULL or NUMBER. Built by concatenation and pushes: no value is copied, scanned or escaped on the agent's
+ * thread (each value in its own `s<length>:` envelope was a copy and a number written out), and reading it
+ * back takes slices, not a parse. Two arrays of numbers cross the port as cheaply as one string.
  */
-const NULL = 110; // n
-const TEXT = 115; // s
-const NUMBER = 100; // d
-const WRITE = 119; // w
-const ENTRY = 101; // e
+const NULL = -1;
+const NUMBER = -2;
+const WRITE = -3;
+const ENTRY = -4;
 
-/** A value as the batch text carries it; undefined for one it cannot (bytes, big integers, NaN). */
-function field(value: unknown): string | undefined {
-  if (value === null) return "n";
-  if (typeof value === "string") return `s${value.length}:${value}`;
-  if (typeof value === "number" && Number.isFinite(value)) return `d${value};`;
-  return undefined;
+/** The parts of a batch (`encodeBatch`), as a `batch` message carries them. */
+export interface BatchParts {
+  text: string;
+  layout: number[];
+  numbers: number[];
 }
 
-/** The writes (by statement number) and drafts as one text; undefined when a value needs the structured clone. */
-export function encodeBatch(ids: readonly number[], writes: readonly QueuedWrite[], drafts: readonly LedgerDraft[]): string | undefined {
-  let text = "";
+/** The writes (by statement number) and drafts as batch parts; undefined when a value needs the structured clone. */
+export function encodeBatch(ids: readonly number[], writes: readonly QueuedWrite[], drafts: readonly LedgerDraft[]): BatchParts | undefined {
+  const parts: BatchParts = { text: "", layout: [], numbers: [] };
   for (let i = 0; i < writes.length; i++) {
     const params = writes[i]!.params;
-    text += `w${ids[i]},${params.length};`;
-    for (let j = 0; j < params.length; j++) {
-      const value = field(params[j]);
-      if (value === undefined) return undefined;
-      text += value;
-    }
+    parts.layout.push(WRITE, ids[i]!, params.length);
+    for (let j = 0; j < params.length; j++) if (!put(parts, params[j])) return undefined;
   }
-  for (const draft of drafts) {
-    const ts = field(draft.ts);
-    const id = field(draft.id);
-    const type = field(draft.type);
-    const org = field(draft.org);
-    const dataJson = field(draft.dataJson);
-    if (ts === undefined || id === undefined || type === undefined || org === undefined || dataJson === undefined) return undefined;
-    const agentId = field(draft.agentId);
-    const runId = field(draft.runId);
-    const stepId = field(draft.stepId);
-    const toolCallId = field(draft.toolCallId);
-    const actor = field(draft.actor);
-    if (agentId === undefined || runId === undefined || stepId === undefined || toolCallId === undefined || actor === undefined) return undefined;
-    text += `e${id}${ts}${type}${org}${agentId}${runId}${stepId}${toolCallId}${actor}${dataJson}`;
+  for (let i = 0; i < drafts.length; i++) {
+    const draft = drafts[i]!;
+    parts.layout.push(ENTRY);
+    if (!put(parts, draft.id) || !put(parts, draft.ts) || !put(parts, draft.type) || !put(parts, draft.org) || !put(parts, draft.agentId) || !put(parts, draft.runId) || !put(parts, draft.stepId) || !put(parts, draft.toolCallId) || !put(parts, draft.actor) || !put(parts, draft.dataJson)) return undefined;
   }
-  return text;
+  return parts;
 }
 
+/** Adds one value; false for one the parts cannot carry (bytes, big integers, NaN, infinities). */
+function put(parts: BatchParts, value: unknown): boolean {
+  if (typeof value === "string") {
+    parts.layout.push(value.length);
+    parts.text += value;
+  } else if (value === null) parts.layout.push(NULL);
+  else if (typeof value === "number" && Number.isFinite(value)) {
+    parts.layout.push(NUMBER);
+    // -0 crosses as 0, as the JSON and the text that carried batches before did.
+    parts.numbers.push(value + 0);
+  } else return false;
+  return true;
+}
 
-/** Reads `encodeBatch`'s text back into writes (by statement number) and drafts. Throws `StoreError` on text it did not write. */
-export function decodeBatch(text: string): [Array<[number, SQLInputValue[]]>, LedgerDraft[]] {
-  const reader = new BatchReader(text);
+/** Reads `encodeBatch`'s parts back into writes (by statement number) and drafts. Throws `StoreError` on parts it did not write. */
+export function decodeBatch(batch: BatchParts): [Array<[number, SQLInputValue[]]>, LedgerDraft[]] {
+  const reader = new BatchReader(batch);
   const writes: Array<[number, SQLInputValue[]]> = [];
   const drafts: LedgerDraft[] = [];
   while (!reader.done) {
-    const tag = reader.tag();
+    const tag = reader.code();
     if (tag === WRITE) {
-      const id = reader.integer(",");
-      const count = reader.integer(";");
+      const id = reader.count();
+      const count = reader.count();
       const params: SQLInputValue[] = new Array(count);
       for (let i = 0; i < count; i++) params[i] = reader.value();
       // Not a literal: these stay alive for the writer's whole transaction, and a literal's allocation site
@@ -274,50 +325,55 @@ export function decodeBatch(text: string): [Array<[number, SQLInputValue[]]>, Le
       drafts.push(new Draft(reader.text(), reader.number(), reader.text(), reader.text(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.textOrNull(), reader.text()));
     } else throw reader.broken();
   }
+  reader.end();
   return [writes, drafts];
 }
 
 class BatchReader {
-  #at = 0;
   readonly #text: string;
+  readonly #layout: readonly number[];
+  readonly #numbers: readonly number[];
+  #at = 0;
+  #char = 0;
+  #number = 0;
 
-  constructor(text: string) {
-    this.#text = text;
+  constructor(batch: BatchParts) {
+    if (typeof batch?.text !== "string" || !Array.isArray(batch.layout) || !Array.isArray(batch.numbers)) throw new StoreError("the store's writer received a batch it cannot read (not a batch)");
+    this.#text = batch.text;
+    this.#layout = batch.layout;
+    this.#numbers = batch.numbers;
   }
 
   get done(): boolean {
-    return this.#at >= this.#text.length;
+    return this.#at >= this.#layout.length;
   }
 
-  tag(): number {
-    return this.#text.charCodeAt(this.#at++);
+  code(): number {
+    if (this.#at >= this.#layout.length) throw this.broken();
+    const code = this.#layout[this.#at++];
+    if (!Number.isSafeInteger(code)) throw this.broken();
+    return code!;
   }
 
-  /** A non-negative integer up to the character `stop`. */
-  integer(stop: string): number {
-    const end = this.#text.indexOf(stop, this.#at);
-    // Number("") is 0: an empty field is broken, not zero.
-    const value = end <= this.#at ? NaN : Number(this.#text.slice(this.#at, end));
-    if (!Number.isSafeInteger(value) || value < 0) throw this.broken();
-    this.#at = end + 1;
+  /** A count or a statement number: a non-negative integer. */
+  count(): number {
+    const value = this.code();
+    if (value < 0) throw this.broken();
     return value;
   }
 
   value(): string | number | null {
-    const tag = this.tag();
-    if (tag === NULL) return null;
-    if (tag === TEXT) {
-      const length = this.integer(":");
-      const start = this.#at;
-      if (start + length > this.#text.length) throw this.broken();
-      this.#at = start + length;
-      return this.#text.slice(start, start + length);
+    const code = this.code();
+    if (code >= 0) {
+      const start = this.#char;
+      if (start + code > this.#text.length) throw this.broken();
+      this.#char = start + code;
+      return this.#text.slice(start, start + code);
     }
-    if (tag === NUMBER) {
-      const end = this.#text.indexOf(";", this.#at);
-      const value = end <= this.#at ? NaN : Number(this.#text.slice(this.#at, end));
-      if (!Number.isFinite(value)) throw this.broken();
-      this.#at = end + 1;
+    if (code === NULL) return null;
+    if (code === NUMBER) {
+      const value = this.#numbers[this.#number++];
+      if (typeof value !== "number" || !Number.isFinite(value)) throw this.broken();
       return value;
     }
     throw this.broken();
@@ -341,8 +397,13 @@ class BatchReader {
     return value;
   }
 
+  /** Every character and number was read: anything left over was not written by `encodeBatch`. */
+  end(): void {
+    if (this.#char !== this.#text.length || this.#number !== this.#numbers.length) throw this.broken();
+  }
+
   broken(): StoreError {
-    return new StoreError(`the store's writer received a batch it cannot read (at character ${this.#at})`);
+    return new StoreError(`the store's writer received a batch it cannot read (at code ${this.#at}, character ${this.#char})`);
   }
 }
 
@@ -351,8 +412,11 @@ class BatchReader {
  * benchmarks) through tsx, which resolves the source's `.js` imports to its `.ts` files.
  */
 function writerEntry(): { url: URL; execArgv?: string[] } {
+  if (entry !== undefined) return entry;
   const here = import.meta.url;
-  if (!here.endsWith(".ts")) return { url: new URL("./commit-worker.js", here) };
-  const tsx = pathToFileURL(createRequire(here).resolve("tsx")).href;
-  return { url: new URL("./commit-worker.ts", here), execArgv: ["--import", tsx] };
+  if (!here.endsWith(".ts")) entry = { url: new URL("./commit-worker.js", here) };
+  else entry = { url: new URL("./commit-worker.ts", here), execArgv: ["--import", pathToFileURL(createRequire(here).resolve("tsx")).href] };
+  return entry;
 }
+/** Found once a process: resolving it is a few milliseconds of the thread that spawns the writer. */
+let entry: { url: URL; execArgv?: string[] } | undefined;

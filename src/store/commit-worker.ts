@@ -26,7 +26,7 @@ try {
 function take(message: CommitMessage): number {
   if (message.kind !== "commit" && message.kind !== "batch") return 0;
   sqls.push(...message.defs);
-  const [writes, drafts] = message.kind === "batch" ? decodeBatch(message.text) : [message.writes, message.drafts];
+  const [writes, drafts] = message.kind === "batch" ? decodeBatch(message) : [message.writes, message.drafts];
   if (store !== undefined) {
     for (const [id, params] of writes) store.write(sqls[id]!, params);
     for (const draft of drafts) store.append(draft);

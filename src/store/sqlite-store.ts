@@ -194,6 +194,11 @@ export class SqliteStore {
     return this.#options.signer;
   }
 
+  /** @internal Whether the writer thread has been started (it is, in the turn after the first write). */
+  get writerStarted(): boolean {
+    return this.#link?.started ?? false;
+  }
+
   /** Writes queued or handed to the writer thread and not yet committed. */
   get pendingWrites(): number {
     return this.#queue.length + (this.#link?.pending ?? 0);
@@ -298,8 +303,8 @@ export class SqliteStore {
 
   /** Commits every queued write now. A failed commit keeps the writes queued and reports the error. */
   flush(): void {
-    // Before the writer has started (a client's first writes and reads), this thread commits: nothing waits for a thread to boot.
-    if (this.#link?.usable && this.#link.started) {
+    // Until the writer has been handed anything (a client's first writes and reads), this thread commits: nothing waits for a thread to boot.
+    if (this.#link?.usable && this.#link.inUse) {
       this.#handOver();
       this.#link.drain();
       return;
@@ -674,6 +679,8 @@ export class SqliteStore {
       return;
     }
     this.#queue.push(op);
+    // The writer thread boots in the next turn, before the first group is handed to it.
+    if (this.#link !== undefined && !this.#link.started) this.#link.prepare();
     if (this.#queue.length >= (this.#options.maxBatch ?? 4096)) this.#commitSoon();
     else this.#schedule();
   }
@@ -690,7 +697,7 @@ export class SqliteStore {
 
   /** The group's window closed (or the batch is full): hand it to the writer thread, or commit it here. */
   #commitSoon(): void {
-    if (this.#link?.usable) this.#handOver();
+    if (this.#link?.start()) this.#handOver();
     else this.flush();
   }
 
