@@ -187,12 +187,12 @@ async function postgresCpu(url: string): Promise<{ seconds(): number; backends()
   };
 }
 
-/** CPU time (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
-function cpuSeconds(pid: number): number {
+/** CPU time (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. With `system`, the kernel's part alone. */
+function cpuSeconds(pid: number, system = false): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
     // utime and stime, fields 14 and 15 of stat(5), in clock ticks of 1/100 s.
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return ((system ? 0 : Number(fields[11])) + Number(fields[12])) / 100;
   } catch {
     return Number.NaN;
   }
@@ -230,9 +230,11 @@ async function endToEnd(label: string, target: { db?: string; database?: string 
     const databaseCpu = database?.seconds() ?? 0;
     const backendsCpu = database?.backends() ?? 0;
     const serverCpu = cpuSeconds(server.pid!);
+    const serverSystem = cpuSeconds(server.pid!, true);
     const agents = node("./fixtures/ingest-agents.ts", { url, keys, perAgent, dir: join(dir, `agents-${label.split(",")[0]}`) }, `agents-${target.db ? "sqlite" : "postgres"}`);
     const result = JSON.parse(await firstLine(agents)) as { events: number; seconds: number; cpuSeconds: number; sent: number; deadLettered: number; dropped: number; queued: number; errors: string[] };
     const serverUs = ((cpuSeconds(server.pid!) - serverCpu) * 1e6) / result.events;
+    const serverSystemUs = ((cpuSeconds(server.pid!, true) - serverSystem) * 1e6) / result.events;
     const databaseUs = database === undefined ? undefined : ((database.seconds() - databaseCpu) * 1e6) / result.events;
     const backendsUs = database === undefined ? undefined : ((database.backends() - backendsCpu) * 1e6) / result.events;
     await database?.close();
@@ -246,7 +248,7 @@ async function endToEnd(label: string, target: { db?: string; database?: string 
       group: "ingest",
       name: `end to end, ${AGENTS} remote agents → one server, ${label}`,
       opsPerSec: result.events / result.seconds,
-      note: `events/s; CPU per event: server ${serverUs.toFixed(0)} µs,${databaseUs === undefined ? "" : ` PostgreSQL ${databaseUs.toFixed(0)} µs (its connections ${backendsUs!.toFixed(0)} µs),`} agents ${agentsUs.toFixed(0)} µs; ${result.events} events, all in the verified ledger; load ${load.toFixed(1)}`,
+      note: `events/s; CPU per event: server ${serverUs.toFixed(0)} µs (${serverSystemUs.toFixed(0)} in the kernel),${databaseUs === undefined ? "" : ` PostgreSQL ${databaseUs.toFixed(0)} µs (its connections ${backendsUs!.toFixed(0)} µs),`} agents ${agentsUs.toFixed(0)} µs; ${result.events} events, all in the verified ledger; load ${load.toFixed(1)}`,
     };
   } finally {
     server.kill("SIGTERM");

@@ -111,3 +111,36 @@ describe("event dispatcher with several batches in flight", () => {
     dispatcher.close();
   });
 });
+
+describe("event dispatcher request bodies", () => {
+  it("sends a batch of plain events as the events' JSON joined, and a batch with a refused event without it", async () => {
+    const bodies: string[] = [];
+    const refused: string[] = [];
+    const dispatcher = new EventDispatcher({
+      send: async (batch, body) => {
+        bodies.push(body);
+        // The body is what the events are, in order, as JSON.
+        expect(JSON.parse(body)).toEqual({ events: JSON.parse(JSON.stringify(batch)) });
+        return { accepted: batch.length };
+      },
+      flushInterval: 60_000,
+      maxQueue: 100,
+      maxBatch: 10,
+      spool: undefined,
+      deadLetters: { record: (items: ReadonlyArray<{ event: WardenEvent }>) => void refused.push(...items.map((item) => item.event.id)) } as never,
+      onError: () => {},
+    });
+    const first = [0, 1, 2].map(event);
+    for (const e of first) dispatcher.enqueue(e);
+    await dispatcher.flush();
+    expect(bodies).toEqual([`{"events":[${first.map((e) => JSON.stringify(e)).join(",")}]}`]);
+    // One event the wire refuses (an id too long) is set aside; the rest goes.
+    dispatcher.enqueue(event(3));
+    dispatcher.enqueue({ ...event(4), id: "x".repeat(300) });
+    dispatcher.enqueue(event(5));
+    await dispatcher.flush();
+    expect(refused).toEqual(["x".repeat(300)]);
+    expect(JSON.parse(bodies[1]!).events.map((e: WardenEvent) => e.id)).toEqual(["evt_3", "evt_5"]);
+    await dispatcher.shutdown();
+  });
+});

@@ -9,8 +9,8 @@ export const RemoteOptionsSchema = z.strictObject({
   flushInterval: DurationSchema.default(500),
   /** Events held in memory; beyond it they spill to the spool (or, without one, are dropped with one warning). */
   maxQueue: z.number().int().positive().default(10_000),
-  /** Events per request (the server accepts up to 1000). */
-  maxBatch: z.number().int().positive().max(1000).default(500),
+  /** Events per request (the server accepts up to 1000): the most by default, since each request costs both sides a fixed share on top of its events. */
+  maxBatch: z.number().int().positive().max(1000).default(1000),
   /** Batches sent at once, each awaiting its own answer, so one is prepared and sent while the server writes another; 1 delivers in the order sent (the server takes events in any order). */
   maxInflight: z.number().int().positive().max(16).default(2),
   /** Spill events to disk while the server is unreachable and replay them when it returns. */

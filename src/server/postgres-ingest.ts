@@ -178,8 +178,13 @@ const POSTGRES_WRITER: BulkWriter = {
     return { seen: known?.seen ?? [], runs: known?.runs ?? [], calls: known?.calls ?? [] };
   },
   *claim(org, ids, now) {
-    const claimed = yield* rows<{ id: string }>("INSERT INTO ingested_events (org, id, received_at) SELECT $1, u.id, $3 FROM unnest($2::text[]) AS u(id) ORDER BY u.id ON CONFLICT DO NOTHING RETURNING id", [org, ids, now]);
-    return new Set(claimed.map((r) => r.id));
+    // Ids come back only when some were taken already (rare): otherwise the answer is one row, not one per event.
+    const [answer] = yield* rows<{ ids: string[] | null }>(
+      `WITH claimed AS (INSERT INTO ingested_events (org, id, received_at) SELECT $1, u.id, $3 FROM unnest($2::text[]) AS u(id) ORDER BY u.id ON CONFLICT DO NOTHING RETURNING id)
+       SELECT CASE WHEN (SELECT count(*) FROM claimed) = $4::int THEN NULL ELSE (SELECT coalesce(json_agg(id), '[]') FROM claimed) END AS ids`,
+      [org, ids, now, ids.length],
+    );
+    return new Set(answer?.ids ?? ids);
   },
   project,
   *chain(ledger, org, drafts) {
