@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { builtOnFirstUse } from "./once.js";
 
 const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -20,11 +21,13 @@ export function parseDuration(value: string | number): number {
 }
 
 /** A duration field: `"15m"` or milliseconds, parsed to milliseconds. */
-export const DurationSchema = z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
-  try {
-    return parseDuration(value);
-  } catch (error) {
-    ctx.addIssue({ code: "custom", message: (error as Error).message });
-    return z.NEVER;
-  }
-});
+export const DurationSchema = builtOnFirstUse(() =>
+  z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
+    try {
+      return parseDuration(value);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: (error as Error).message });
+      return z.NEVER;
+    }
+  }),
+);
