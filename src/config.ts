@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { ApprovalRequestHandler } from "./approvals/approvals.js";
 import { ConfigError } from "./errors.js";
-import { DurationSchema } from "./internal/duration.js";
+import { durationSchema } from "./internal/duration.js";
 import { builtOnFirstUse } from "./internal/once.js";
 import type { WardenLogger } from "./logger.js";
 import { CurrencyTableSchema } from "./money.js";
@@ -27,9 +27,9 @@ const defaultHalt = () => ({ pollInterval: 25, staleAfter: 5_000, whenUnknown: "
  * object holds when it builds the object; the options most clients leave out (the control plane,
  * redaction rules, exchange rates, ledger and halt tuning) cost nothing to leave out this way.
  */
-function whenGiven<S extends z.ZodType>(schema: S): z.ZodType<z.output<S>, z.input<S>> {
+function whenGiven<S extends z.ZodType>(schema: () => S): z.ZodType<z.output<S>, z.input<S>> {
   return z.custom<z.input<S>>().transform((value, ctx) => {
-    const result = schema.safeParse(value, { jitless: true });
+    const result = schema().safeParse(value, { jitless: true });
     if (result.success) return result.data as z.output<S>;
     for (const issue of result.error.issues) ctx.addIssue({ code: "custom", message: issue.message, path: issue.path });
     return z.NEVER;
@@ -43,7 +43,7 @@ const LedgerOptionsSchema = builtOnFirstUse(() =>
     /** Sign a checkpoint after this many entries… */
     checkpointEvery: z.number().int().positive().default(1000),
     /** …or when this much time has passed since the last one. */
-    checkpointInterval: DurationSchema.default(10_000),
+    checkpointInterval: durationSchema().default(10_000),
     /**
      * Ed25519 private key for checkpoints: PEM, or the path of a PEM file (created if absent), best kept
      * outside the store's folder (env `WARDEN_LEDGER_KEY`). Default: generated into `<store dir>/keys/ledger.pem`.
@@ -55,7 +55,7 @@ const LedgerOptionsSchema = builtOnFirstUse(() =>
     /** Witnesses asked to cosign each new checkpoint (`warden witness` prints its key): a rewritten history then fails against their heads. */
     witnesses: z.array(WitnessConfigSchema).max(16).default([]),
     /** How often new checkpoints are sent to the witnesses. */
-    witnessInterval: DurationSchema.default(10_000),
+    witnessInterval: durationSchema().default(10_000),
     /** Remote mode: the control plane countersigns this client's checkpoints too (a witness out of this machine's reach). */
     countersign: z.boolean().default(false),
   }),
@@ -64,9 +64,9 @@ const LedgerOptionsSchema = builtOnFirstUse(() =>
 const HaltOptionsSchema = builtOnFirstUse(() =>
   z.strictObject({
     /** How often to look for halts made by other processes sharing the store. */
-    pollInterval: DurationSchema.default(25),
+    pollInterval: durationSchema().default(25),
     /** If the halt state could not be read for this long, enforcement fails closed. */
-    staleAfter: DurationSchema.default(5_000),
+    staleAfter: durationSchema().default(5_000),
     /** `block` (default, fail-closed) or `allow` when the halt state is unknown. */
     whenUnknown: z.enum(["block", "allow"]).default("block"),
   }),
@@ -94,11 +94,11 @@ export const WardenOptionsSchema = builtOnFirstUse(() =>
      * Several URLs (replicas of one control plane, or one load balancer's URL): a request that cannot
      * reach one, or that it answers 502/503/504, goes to the next.
      */
-    url: whenGiven(ControlPlaneUrlsSchema).optional(),
+    url: whenGiven(() => ControlPlaneUrlsSchema).optional(),
     /** API key for the control plane (`wdn_…`). */
     apiKey: z.string().min(1).optional(),
     /** Tuning of remote mode. */
-    remote: whenGiven(RemoteOptionsSchema).optional(),
+    remote: whenGiven(() => RemoteOptionsSchema).optional(),
     /** SQLite file of the embedded store, or `:memory:`. */
     store: z.string().min(1).default(DEFAULT_STORE),
     /**
@@ -108,11 +108,11 @@ export const WardenOptionsSchema = builtOnFirstUse(() =>
     storeWriter: z.enum(["worker", "inline"]).default("worker"),
     /** Writes that may wait for the writer thread before governed calls wait for it to catch up (back-pressure). */
     storeMaxPending: z.number().int().positive().default(DEFAULT_STORE_MAX_PENDING),
-    redaction: whenGiven(RedactionOptionsSchema).optional(),
+    redaction: whenGiven(() => RedactionOptionsSchema).optional(),
     /** How long a tool call waits for a reviewer when the policy does not say. */
-    approvalTimeout: whenGiven(DurationSchema).default(DEFAULT_APPROVAL_TIMEOUT),
+    approvalTimeout: whenGiven(durationSchema).default(DEFAULT_APPROVAL_TIMEOUT),
     /** How often a waiting call looks for a decision made by another process. */
-    approvalPollInterval: whenGiven(DurationSchema).default(DEFAULT_APPROVAL_POLL_INTERVAL),
+    approvalPollInterval: whenGiven(durationSchema).default(DEFAULT_APPROVAL_POLL_INTERVAL),
     /** Routes approval requests to reviewers (chat, ticket); with it, no notice is printed when a call starts waiting. */
     onApprovalRequest: fn<ApprovalRequestHandler>().optional(),
     /** The clock approvals read for expiry and escalation (ms since the epoch); a fake one in tests. */
@@ -124,9 +124,9 @@ export const WardenOptionsSchema = builtOnFirstUse(() =>
     /** The most one recorded value (a call's input, output or error, a run's metadata) takes, in bytes of JSON; larger ones are cut with a marker giving the original size. */
     maxRecordedBytes: z.number().int().min(1024).default(DEFAULT_MAX_RECORDED_BYTES),
     /** Exchange rates for budgets and token caps: `{ USD: { EUR: "0.92" } }`. */
-    currencies: whenGiven(CurrencyTableSchema).optional(),
-    ledger: whenGiven(LedgerOptionsSchema).default(defaultLedger),
-    halt: whenGiven(HaltOptionsSchema).default(defaultHalt),
+    currencies: whenGiven(() => CurrencyTableSchema).optional(),
+    ledger: whenGiven(() => LedgerOptionsSchema).default(defaultLedger),
+    halt: whenGiven(() => HaltOptionsSchema).default(defaultHalt),
     tokens: z
       .strictObject({
         /** Ed25519 private key (PEM) of the organization; default: generated into `<store dir>/keys/organization.pem`. */

@@ -130,6 +130,14 @@ describe("schemas built on first use", () => {
     expect(VerifierEvidenceBundleSchema.safeParse({}).success).toBe(false);
   });
 
+  it("give zod's JSON Schema output as the schemas themselves do, held in a schema of one's own or not", () => {
+    const json = z.toJSONSchema(z.object({ set: PolicySetSchema, maybe: PolicySetSchema.optional() }), { io: "input", unrepresentable: "any" }) as { properties: Record<string, { properties: Record<string, { items: { properties: Record<string, unknown> } }> }> };
+    const duration = { anyOf: [{ type: "number", minimum: 0 }, { type: "string" }] };
+    expect(json.properties.set!.properties.limits!.items.properties.per).toEqual(duration);
+    expect(json.properties.maybe!.properties.limits!.items.properties.per).toEqual(duration);
+    expect(z.toJSONSchema(EvidenceBundleSchema)).toMatchObject({ type: "object", additionalProperties: false });
+  });
+
   it("builds once, on the first read", () => {
     let builds = 0;
     const schema = builtOnFirstUse(() => {

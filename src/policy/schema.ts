@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ActionType, PolicyAction, RiskSeverity, values } from "../enums.js";
-import { DurationSchema } from "../internal/duration.js";
+import { durationSchema } from "../internal/duration.js";
 import { builtOnFirstUse } from "../internal/once.js";
 import { CurrencyTableSchema, MoneySchema } from "../money.js";
 import { regexProblem } from "./pattern.js";
@@ -105,10 +105,10 @@ export const PolicySchema = builtOnFirstUse(() =>
      */
     approval: z
       .strictObject({
-        timeout: DurationSchema.optional(),
+        timeout: durationSchema().optional(),
         approvers: z.number().int().min(1).max(20).optional(),
         from: z.array(z.string().min(1).max(256)).min(1).max(100).optional(),
-        escalate: z.strictObject({ after: DurationSchema, to: z.array(z.string().min(1).max(256)).min(1).max(100) }).optional(),
+        escalate: z.strictObject({ after: durationSchema(), to: z.array(z.string().min(1).max(256)).min(1).max(100) }).optional(),
         /** Where this policy's requests go: webhook ids of the set's `channels`, or `slack`. Default: every channel. */
         notify: z.array(z.string().min(1).max(64)).min(1).max(20).optional(),
       })
@@ -144,7 +144,7 @@ export const RateLimitSchema = builtOnFirstUse(() =>
     tool: Globs.optional(),
     action: ActionTypes.optional(),
     max: z.number().int().positive(),
-    per: DurationSchema,
+    per: durationSchema(),
     scope: z.enum(["agent", "run", "global"]).default("agent"),
     exceed: z.enum(["block", "require_approval", "warn"]).default("block"),
   }),
@@ -214,13 +214,13 @@ export const PolicyChannelsSchema = builtOnFirstUse(() =>
       .max(20)
       .optional(),
     slack: z.strictObject({ token: EnvSecret, channel: z.string().min(1), signingSecret: EnvSecret, apiUrl: z.url().optional() }).optional(),
-    links: z.strictObject({ secret: EnvSecret, baseUrl: z.url(), ttl: DurationSchema.optional() }).optional(),
+    links: z.strictObject({ secret: EnvSecret, baseUrl: z.url(), ttl: durationSchema().optional() }).optional(),
     retry: z
       .strictObject({
         attempts: z.number().int().min(1).max(50).optional(),
-        initialDelay: DurationSchema.optional(),
-        maxDelay: DurationSchema.optional(),
-        timeout: DurationSchema.optional(),
+        initialDelay: durationSchema().optional(),
+        maxDelay: durationSchema().optional(),
+        timeout: durationSchema().optional(),
       })
       .optional(),
   }),

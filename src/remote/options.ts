@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DurationSchema } from "../internal/duration.js";
+import { durationSchema } from "../internal/duration.js";
 import { builtOnFirstUse } from "../internal/once.js";
 
 /** Tuning of remote mode (`new Warden({ url, apiKey, remote: { … } })`). Every field has a default. */
@@ -8,7 +8,7 @@ export const RemoteOptionsSchema = builtOnFirstUse(() =>
     /** Where the policy cache and the event spool live. Default: `remote/` beside the store (`./.warden/remote` for `:memory:`). */
     cacheDir: z.string().min(1).optional(),
     /** How often queued events are sent. */
-    flushInterval: DurationSchema.default(500),
+    flushInterval: durationSchema().default(500),
     /** Events held in memory; beyond it they spill to the spool (or, without one, are dropped with one warning). */
     maxQueue: z.number().int().positive().default(10_000),
     /** Events per request (the server accepts up to 1000). */
@@ -22,13 +22,13 @@ export const RemoteOptionsSchema = builtOnFirstUse(() =>
     /** Largest dead-letter file pair on disk (events the control plane will never accept, with the reason). */
     maxDeadLetterBytes: z.number().int().positive().default(16 * 1024 * 1024),
     /** Timeout of each request to the control plane. */
-    requestTimeout: DurationSchema.default(10_000),
+    requestTimeout: durationSchema().default(10_000),
     /** Follow `GET /v1/stream` for halts, approvals and policy updates; without it, polling only. */
     stream: z.boolean().default(true),
     /** How often halts (and awaited approvals) are polled while the stream is down. Capped at a third of `halt.staleAfter`. */
-    pollInterval: DurationSchema.default(1000),
+    pollInterval: durationSchema().default(1000),
     /** How often policies are re-checked by ETag even while the stream is up. */
-    policyRefreshInterval: DurationSchema.default(60_000),
+    policyRefreshInterval: durationSchema().default(60_000),
   }),
 );
 

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { z } from "zod";
 import { ConfigError, InvalidStateError } from "../../errors.js";
-import { DurationSchema } from "../../internal/duration.js";
+import { durationSchema } from "../../internal/duration.js";
 import { builtOnFirstUse } from "../../internal/once.js";
 import type { ApprovalRecord } from "../../records.js";
 import { createRedactor, type Redactor } from "../../redaction/redact.js";
@@ -55,7 +55,7 @@ const LinksSchema = builtOnFirstUse(() =>
     /** The control plane's public address, e.g. `https://warden.example.com`. */
     baseUrl: z.url(),
     /** How long a link is valid (never beyond the request's own expiry). Default 1h. */
-    ttl: DurationSchema.optional(),
+    ttl: durationSchema().optional(),
   }),
 );
 
@@ -74,11 +74,11 @@ export const ApprovalChannelsSchema = builtOnFirstUse(() =>
         /** Attempts per delivery, the first included. Default 8. */
         attempts: z.number().int().min(1).max(50).optional(),
         /** Wait before the second attempt; doubled each time (with ±20% jitter). Default 5s. */
-        initialDelay: DurationSchema.optional(),
+        initialDelay: durationSchema().optional(),
         /** Longest wait between attempts. Default 1h. */
-        maxDelay: DurationSchema.optional(),
+        maxDelay: durationSchema().optional(),
         /** One attempt's time limit. Default 15s. */
-        timeout: DurationSchema.optional(),
+        timeout: durationSchema().optional(),
       })
       .optional(),
     /** Delivery records kept in memory for the API and console. Default 1000. */
