@@ -42,13 +42,18 @@ function isBindingName(name: string): boolean {
   }
 }
 
-const entries = { index: "src/index.ts", ...adapters, "adapters/server": "src/server/index.ts", "commit-worker": "src/store/commit-worker.ts", "ingest-worker": "src/server/ingest-worker.ts", witness: "src/witness/index.ts" };
+// Frameworks are the user's: never bundled.
+const external = [/^@langchain\//, "langchain", "ai", /^@openai\//, /^@modelcontextprotocol\//, /^@opentelemetry\//, "express", "ofetch", "agent-warden", "esbuild"];
+
+const entries = { index: "src/index.ts", ...adapters, "adapters/server": "src/server/index.ts", witness: "src/witness/index.ts" };
+// The store's and the control plane's writer threads: each runs in a thread of its own, with modules of its
+// own, so it is built whole rather than from the shared chunks. Shared, they split the chunks the core's
+// import loads into more files (14 rather than 10), each one more to resolve, read and link.
+const workers = { "commit-worker": "src/store/commit-worker.ts", "ingest-worker": "src/server/ingest-worker.ts" };
 
 export default defineConfig([
   {
     // The control plane builds from src/server, published as agent-warden/server.
-    // The store's writer thread loads `commit-worker.js` from beside the chunk that starts it; the control
-    // plane's ingest writer, `ingest-worker.js`, likewise.
     entry: entries,
     format: ["esm", "cjs"],
     // Modules several entries use live in shared chunks, in CommonJS too: one copy of the core per process.
@@ -56,7 +61,7 @@ export default defineConfig([
     // `import.meta.url` in CommonJS chunks (the console finds its assets by it).
     shims: true,
     // agent-warden/verify's declarations come from here: this build clears every .d.ts in dist/ when it starts.
-    dts: { entry: { ...entries, verify: "src/verify/index.ts" } },
+    dts: { entry: { ...entries, ...workers, verify: "src/verify/index.ts" } },
     clean: true,
     sourcemap: true,
     target: "node22",
@@ -66,8 +71,20 @@ export default defineConfig([
       cpSync("src/console/assets", "dist/console", { recursive: true });
       await build({ ...verifyBundleOptions("src/verify/index.ts"), outfile: `dist/console/${VERIFY_ASSET}`, metafile: false });
     },
-    // Frameworks are the user's: never bundled.
-    external: [/^@langchain\//, "langchain", "ai", /^@openai\//, /^@modelcontextprotocol\//, /^@opentelemetry\//, "express", "ofetch", "agent-warden", "esbuild"],
+    external,
+    esbuildPlugins: [builtinModules],
+  },
+  {
+    // The store's writer thread loads `commit-worker.js` from beside the chunk that starts it; the control
+    // plane's ingest writer, `ingest-worker.js`, likewise.
+    entry: workers,
+    format: ["esm", "cjs"],
+    splitting: false,
+    shims: true,
+    sourcemap: true,
+    target: "node22",
+    removeNodeProtocol: false,
+    external,
     esbuildPlugins: [builtinModules],
   },
   {
