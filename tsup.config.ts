@@ -76,9 +76,9 @@ export default defineConfig([
   },
   {
     // The store's writer thread loads `commit-worker.js` from beside the chunk that starts it; the control
-    // plane's ingest writer, `ingest-worker.js`, likewise.
+    // plane's ingest writer, `ingest-worker.js`, likewise (ES modules, from either module format).
     entry: workers,
-    format: ["esm", "cjs"],
+    format: ["esm"],
     splitting: false,
     shims: true,
     sourcemap: true,
