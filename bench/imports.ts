@@ -39,7 +39,7 @@ export async function run(): Promise<BenchRow[]> {
     }
   });
   const rounds = quick ? 3 : 9;
-  const times = new Map(present.map((c) => [c.name, { load: [] as number[], first: [] as number[], loadCpu: [] as number[], firstCpu: [] as number[], both: [] as number[] }]));
+  const times = new Map(present.map((c) => [c.name, { load: [] as number[], first: [] as number[], loadCpu: [] as number[], firstCpu: [] as number[], both: [] as number[], bothCpu: [] as number[] }]));
   for (let r = 0; r < rounds; r++) {
     for (let j = 0; j < present.length; j++) {
       const c = present[(r + j) % present.length]!;
@@ -61,6 +61,7 @@ export async function run(): Promise<BenchRow[]> {
       t.loadCpu.push(loadCpu);
       t.firstCpu.push(firstCpu);
       t.both.push(load + first);
+      t.bothCpu.push(loadCpu + firstCpu);
     }
   }
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -70,7 +71,11 @@ export async function run(): Promise<BenchRow[]> {
     const t = times.get(c.name)!;
     rows.push({ group: GROUP, name: `${c.name}`, samples: rounds, medianUs: median(t.load) * 1000, p99Us: max(t.load) * 1000, note: `import only; p99 column = slowest; main-thread CPU ${median(t.loadCpu).toFixed(1)} ms` });
     rows.push({ group: GROUP, name: `${c.name}: first call`, samples: rounds, medianUs: median(t.first) * 1000, p99Us: max(t.first) * 1000, note: `CPU ${median(t.firstCpu).toFixed(1)} ms; ${c.first.length > 60 ? `${c.first.slice(0, 57)}…` : c.first}` });
-    rows.push({ group: GROUP, name: `${c.name}: import + first call`, samples: rounds, medianUs: median(t.both) * 1000, p99Us: max(t.both) * 1000, note: "the same processes, summed" });
+    // Against zod's CPU in the same round (the processes ran side by side): steadier than a ratio of medians under load.
+    const zod = times.get(cases[0]!.name);
+    const ratios = zod === undefined || c === cases[0] ? [] : t.bothCpu.map((cpu, round) => cpu / zod.bothCpu[round]!);
+    const ratio = ratios.length > 0 ? `; ${median(ratios).toFixed(2)}× zod's (rounds ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})` : "";
+    rows.push({ group: GROUP, name: `${c.name}: import + first call`, samples: rounds, medianUs: median(t.both) * 1000, p99Us: max(t.both) * 1000, note: `the same processes, summed; main-thread CPU ${median(t.bothCpu).toFixed(1)} ms${ratio}` });
   }
   for (const entry of ["index.js"]) {
     const file = fileURLToPath(new URL(`../dist/${entry}`, import.meta.url));

@@ -1,11 +1,14 @@
 import { z } from "zod";
 import { ConfigError, InvalidInputError } from "./errors.js";
+import { builtOnFirstUse } from "./internal/once.js";
 
 /** An amount in integer minor units (cents) with an ISO 4217 currency. Never a float. */
-export const MoneySchema = z.object({
-  amount: z.number().int().nonnegative(),
-  currency: z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code such as EUR"),
-});
+export const MoneySchema = builtOnFirstUse(() =>
+  z.object({
+    amount: z.number().int().nonnegative(),
+    currency: z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code such as EUR"),
+  }),
+);
 /**
  * An amount in integer minor units (cents) with an ISO 4217 currency, never a float, so caps and
  * budgets compare exactly.
@@ -19,7 +22,9 @@ export type Money = z.infer<typeof MoneySchema>;
  * Exchange rates as decimal strings (`{ USD: { EUR: "0.92" } }`: 1 USD = 0.92 EUR), kept exact as
  * integer ratios so no money passes through floating point.
  */
-export const CurrencyTableSchema = z.record(z.string().regex(/^[A-Z]{3}$/), z.record(z.string().regex(/^[A-Z]{3}$/), z.string().regex(/^\d+(\.\d+)?$/, "a decimal string such as \"0.92\"")));
+export const CurrencyTableSchema = builtOnFirstUse(() =>
+  z.record(z.string().regex(/^[A-Z]{3}$/), z.record(z.string().regex(/^[A-Z]{3}$/), z.string().regex(/^\d+(\.\d+)?$/, "a decimal string such as \"0.92\""))),
+);
 /**
  * Exchange rates as decimal strings, so budgets and token caps can compare amounts in different
  * currencies: `new Warden({ currencies })`.
@@ -51,6 +56,8 @@ export class CurrencyConverter {
   readonly #rates = new Map<string, Ratio>();
 
   constructor(table: CurrencyTable = {}) {
+    // No rates (most clients): nothing to check, and the table's schema is not built.
+    if (typeof table === "object" && table !== null && Object.keys(table).length === 0) return;
     const parsed = CurrencyTableSchema.safeParse(table);
     if (!parsed.success) throw new ConfigError(`invalid currency table: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
     for (const [from, targets] of Object.entries(parsed.data)) {

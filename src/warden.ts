@@ -23,6 +23,7 @@ import { LlmCalls, type LlmCallHandle } from "./llm-calls.js";
 import { Notices } from "./logger.js";
 import { NO_POLICIES_NOTICE, waitingNotice } from "./notices.js";
 import { CurrencyConverter, type Money } from "./money.js";
+import { NO_POLICIES_INPUT } from "./policy/load.js";
 import type { PolicySet, PolicySetInput } from "./policy/schema.js";
 import { ErrorSink, Recorder } from "./recorder.js";
 import type { ApprovalRecord, LlmUsage, RunRecord, RunSummary } from "./records.js";
@@ -170,7 +171,7 @@ export class Warden {
     });
     this.#decisions = new Decisions(
       { agentId: this.agentId, environment: this.environment, currencies: resolved.currencies, approvalTimeout: resolved.approvalTimeout, token: resolved.token, tokens: this.tokens, halts, errors, onPolicies: (set) => recorder.notePolicySet(set) },
-      resolved.policies ?? { version: 1, default: "allow", policies: [] },
+      resolved.policies ?? NO_POLICIES_INPUT,
     );
     // Embedded mode knows the organization key now, so a bad token fails at startup; remote mode learns it by sync.
     if (resolved.token !== undefined && resolved.url === undefined) this.#decisions.clientToken();

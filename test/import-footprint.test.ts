@@ -1,7 +1,8 @@
 // What an import loads: the core and the LangChain adapter load only what their first use needs. The YAML
 // parser, casbin, the server, the console, LangGraph, `langchain` and LangChain's messages (which bring most
 // of `@langchain/core` and langsmith) load when a feature that needs them is used, not with the import; so do
-// the witnessing client and the evidence verifier.
+// the witnessing client and the evidence verifier; and, within Node, the promises API of node:fs, file
+// streams and worker threads.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -61,6 +62,24 @@ describe("import footprint", () => {
       expect(child.status, child.stderr).toBe(0);
       expect(JSON.parse(child.stdout)).toEqual([[], "bundle_malformed"]);
     }
+  }, 60_000);
+
+  // Node's own modules: the ES build reads `node:fs` and `node:crypto` without their ES facades (which run
+  // every lazy getter: `fs.promises` loads the promises API and file streams), and a client on `:memory:`
+  // starts no writer thread, so `node:worker_threads` stays unloaded.
+  it.skipIf(!existsSync(`${REPO}dist/index.js`))("the built package's import and first governed call load neither fs/promises, file streams nor worker threads (run `npx tsup` first)", () => {
+    const script = `const before = new Set(process.moduleLoadList);
+      const { Warden } = await import(${JSON.stringify(`${REPO}dist/index.js`)});
+      const warden = new Warden({ agentId: "a", store: ":memory:", logger: { warn() {} } });
+      if (warden.check({ tool: "read_order", args: { id: 1 } }).action !== "allow") process.exit(2);
+      await warden.run({ task: "t" }, (run) => run.tool("read_order", { id: 1 }, () => 1));
+      warden.close();
+      process.stdout.write(JSON.stringify(process.moduleLoadList.filter((name) => !before.has(name))));`;
+    const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+    expect(child.status, child.stderr).toBe(0);
+    const loaded = JSON.parse(child.stdout) as string[];
+    expect(loaded).toContain("NativeModule crypto");
+    expect(loaded.filter((name) => /^NativeModule (internal\/fs\/promises|internal\/fs\/streams|worker_threads|internal\/worker)$/.test(name))).toEqual([]);
   }, 60_000);
 
   it("agent-warden/langchain loads LangChain's callback base alone; parsing a policy file loads the YAML parser then", () => {

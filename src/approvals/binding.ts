@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, hash } from "node:crypto";
 import { canonicalJson } from "../internal/canonical.js";
 
 /**
@@ -31,7 +31,7 @@ export function argsDigest(approvalId: string, args: unknown): string {
 
 /** A short, stable version of a policy set: the same policies give the same version in every process. */
 export function policySetVersion(set: unknown): string {
-  return createHash("sha256").update(canonicalJson(set)).digest("hex").slice(0, 32);
+  return hash("sha256", canonicalJson(set), "hex").slice(0, 32);
 }
 
 /** Whether `reviewer` (with `groups`) is one of `allowed` (identities, or `group:<name>`). */

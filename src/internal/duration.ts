@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { once } from "./once.js";
 
 const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -19,12 +20,17 @@ export function parseDuration(value: string | number): number {
   return Math.round(Number(match[1]) * units[match[2]!]!);
 }
 
-/** A duration field: `"15m"` or milliseconds, parsed to milliseconds. */
-export const DurationSchema = z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
-  try {
-    return parseDuration(value);
-  } catch (error) {
-    ctx.addIssue({ code: "custom", message: (error as Error).message });
-    return z.NEVER;
-  }
-});
+/**
+ * A duration field: `"15m"` or milliseconds, parsed to milliseconds. Built on first use, by the schemas
+ * that hold it (a function rather than a stand-in: zod's JSON Schema output needs the schema itself).
+ */
+export const durationSchema = once(() =>
+  z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
+    try {
+      return parseDuration(value);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: (error as Error).message });
+      return z.NEVER;
+    }
+  }),
+);

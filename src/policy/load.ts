@@ -3,6 +3,7 @@ import { createRequire } from "node:module";
 import type { LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { PolicyError, type PolicyIssue } from "../errors.js";
+import { once } from "../internal/once.js";
 import { PolicySchema, PolicySetSchema, RateLimitSchema, type PolicySet, type PolicySetInput } from "./schema.js";
 
 // The YAML parser loads when a policy text is first parsed, not with the package: most clients are
@@ -12,6 +13,17 @@ let yamlModule: typeof import("yaml") | undefined;
 /** The YAML parser, loaded on first use. Internal: the channels file loads it through here too. */
 export const yaml = (): typeof import("yaml") => (yamlModule ??= requireModule("yaml") as typeof import("yaml"));
 
+/** What a client is given when it is given no policies. */
+export const NO_POLICIES_INPUT: PolicySetInput = Object.freeze({ version: 1, default: "allow", policies: [] });
+
+/**
+ * `NO_POLICIES_INPUT` as its parse returns it (a test holds them equal), without building the policy
+ * schemas: a client given no policies never needs them.
+ */
+function noPolicies(): PolicySet {
+  return { version: 1, default: "allow", policies: [], limits: [], budgets: [] };
+}
+
 /**
  * Validates a policy set built in code and fills in its defaults. Throws `PolicyError` naming the policy and field.
  * @example
@@ -19,6 +31,7 @@ export const yaml = (): typeof import("yaml") => (yamlModule ??= requireModule("
  * const set = parsePolicySet({ default: "block", policies: [{ id: "reads", when: { tool: "read_*" }, action: "allow" }] });
  */
 export function parsePolicySet(input: unknown, file?: string): PolicySet {
+  if (input === NO_POLICIES_INPUT) return noPolicies();
   // A policy set is parsed once per load: zod's compiled fast path would cost more than it saves.
   const result = PolicySetSchema.safeParse(input, { jitless: true });
   if (result.success) {
@@ -101,7 +114,8 @@ function flatten(issues: readonly ZodIssue[], prefix: PropertyKey[] = []): ZodIs
 }
 
 /** Field names a typo is most likely meant for, for "did you mean". */
-const KNOWN_FIELDS = [...new Set([...Object.keys(PolicySetSchema.shape), ...Object.keys(PolicySchema.shape), ...Object.keys(RateLimitSchema.shape), "spend", "tokens", "exceed", "timeout"])];
+// Read from the schemas when a typo is first looked up: reading them at import would build them.
+const knownFields = once(() => [...new Set([...Object.keys(PolicySetSchema.shape), ...Object.keys(PolicySchema.shape), ...Object.keys(RateLimitSchema.shape), "spend", "tokens", "exceed", "timeout"])]);
 
 /** What each required field is for, so a missing one reads as missing (not as an invalid option). */
 const REQUIRED: Record<string, string> = {
@@ -113,7 +127,7 @@ const REQUIRED: Record<string, string> = {
 
 function closest(key: string): string | undefined {
   let best: { name: string; distance: number } | undefined;
-  for (const name of KNOWN_FIELDS) {
+  for (const name of knownFields()) {
     const distance = editDistance(key.toLowerCase(), name.toLowerCase());
     if (distance <= 2 && distance < key.length && (best === undefined || distance < best.distance)) best = { name, distance };
   }

@@ -1,12 +1,15 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { builtOnFirstUse } from "../internal/once.js";
 import { MAX_PAYLOAD_DEPTH, MAX_PAYLOAD_NODES } from "./limits.js";
 
-export const RedactionRuleSchema = z.strictObject({
-  /** `$.card`, `$.items[*].token`, `$..password` */
-  path: z.string().regex(/^\$(\.\.?[^.[\]]+|\[\*\]|\[\d+\]|\.\*)+$/, "a JSON path such as $.card, $.items[*].token or $..password"),
-  action: z.enum(["mask", "remove", "hash"]).default("mask"),
-});
+export const RedactionRuleSchema = builtOnFirstUse(() =>
+  z.strictObject({
+    /** `$.card`, `$.items[*].token`, `$..password` */
+    path: z.string().regex(/^\$(\.\.?[^.[\]]+|\[\*\]|\[\d+\]|\.\*)+$/, "a JSON path such as $.card, $.items[*].token or $..password"),
+    action: z.enum(["mask", "remove", "hash"]).default("mask"),
+  }),
+);
 /**
  * One redaction by JSON path, for fields the default secret detection cannot know are sensitive.
  * @example
@@ -15,13 +18,15 @@ export const RedactionRuleSchema = z.strictObject({
  */
 export type RedactionRule = z.infer<typeof RedactionRuleSchema>;
 
-export const RedactionOptionsSchema = z.strictObject({
-  rules: z.array(RedactionRuleSchema).default([]),
-  /** Mask secret-looking keys (password, secret, token, api_key, authorization, cookie…) and values (bearer tokens, private keys). */
-  defaults: z.boolean().default(true),
-  /** More key names to mask everywhere, case-insensitive. */
-  keys: z.array(z.string()).default([]),
-});
+export const RedactionOptionsSchema = builtOnFirstUse(() =>
+  z.strictObject({
+    rules: z.array(RedactionRuleSchema).default([]),
+    /** Mask secret-looking keys (password, secret, token, api_key, authorization, cookie…) and values (bearer tokens, private keys). */
+    defaults: z.boolean().default(true),
+    /** More key names to mask everywhere, case-insensitive. */
+    keys: z.array(z.string()).default([]),
+  }),
+);
 /**
  * What to redact from payloads before they are recorded, sent or shown: `new Warden({ redaction })`.
  * @example
@@ -117,8 +122,9 @@ export type Redactor = (value: unknown) => unknown;
  * logger.info(redact(request.body));
  */
 export function createRedactor(options: RedactionOptions = {}): Redactor {
-  // Parsed once per redactor: compiling zod's fast path would cost more than the parse.
-  const parsed = RedactionOptionsSchema.parse(options, { jitless: true });
+  // Parsed once per redactor: compiling zod's fast path would cost more than the parse. No options (most
+  // clients): the schema's defaults, without building the schema.
+  const parsed = isEmptyObject(options) ? { rules: [], defaults: true, keys: [] } : RedactionOptionsSchema.parse(options, { jitless: true });
   const extra = new Set(parsed.keys.map((k) => k.toLowerCase()));
   // Payloads repeat their keys: each key is tested once (a bounded memory of the answers).
   const secretKeys = new Map<string, boolean>();
@@ -138,6 +144,10 @@ export function createRedactor(options: RedactionOptions = {}): Redactor {
   // that allocates nothing finds it; anything else (a secret, a rule, a class, a cycle, a large value) takes the walk.
   const scan = rules.length === 0 ? new CleanScan(isSecretKey, parsed.defaults) : undefined;
   return (value) => (scan?.clean(value) ? value : new Walk(settings).visit(value, 0, initial));
+}
+
+function isEmptyObject(value: unknown): boolean {
+  return typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype && Object.keys(value).length === 0;
 }
 
 /** How many key names a redactor remembers the verdict on. */

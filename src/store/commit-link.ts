@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import type { SQLInputValue } from "node:sqlite";
 import { pathToFileURL } from "node:url";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { StoreError } from "../errors.js";
 import type { SigningKey } from "../ledger/keys.js";
 import { Draft } from "./draft.js";
@@ -206,7 +206,9 @@ export class CommitLink {
     const { maxPending: _maxPending, onError: _onError, ...rest } = this.#options;
     const data: WriterData = { ...rest, shared: this.#counters.buffer as SharedArrayBuffer };
     const entry = writerEntry();
-    const worker = new Worker(entry.url, { workerData: data, ...(entry.execArgv && { execArgv: entry.execArgv }) });
+    // Read when the first write goes out, not at import: a client on `:memory:` never starts a writer.
+    const { Worker: WriterThread } = process.getBuiltinModule("node:worker_threads");
+    const worker = new WriterThread(entry.url, { workerData: data, ...(entry.execArgv && { execArgv: entry.execArgv }) });
     worker.on("message", (message: { error?: { name: string; message: string } }) => {
       if (message.error !== undefined) this.#options.onError(new StoreError(message.error.message));
     });

@@ -10,10 +10,10 @@
 // Everything here is pure: no store, no globals; revocation, halts and the clock come in as options.
 import {
   KeyObject,
-  createHash,
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
+  hash,
   randomBytes,
   sign,
   verify,
@@ -696,7 +696,7 @@ function assertKeyPair(privateKey: KeyObject, root: RootKey): void {
 /** RFC 7638 JWK thumbprint: SHA-256 over the required members in lexical order. */
 export function keyId(publicKey: KeyObject): string {
   const x = rawPublicKey(publicKey);
-  return createHash("sha256").update(`{"crv":"Ed25519","kty":"OKP","x":"${x}"}`).digest("base64url");
+  return hash("sha256", `{"crv":"Ed25519","kty":"OKP","x":"${x}"}`, "base64url");
 }
 
 function rawPublicKey(key: KeyObject): string {

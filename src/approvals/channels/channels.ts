@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from "node:crypto";
 import { z } from "zod";
 import { ConfigError, InvalidStateError } from "../../errors.js";
-import { DurationSchema } from "../../internal/duration.js";
+import { durationSchema } from "../../internal/duration.js";
+import { builtOnFirstUse } from "../../internal/once.js";
 import type { ApprovalRecord } from "../../records.js";
 import { createRedactor, type Redactor } from "../../redaction/redact.js";
 import { ApprovalLinkSigner, type ApprovalLinkClaims } from "./links.js";
@@ -18,66 +19,74 @@ export const APPROVAL_CHANNEL_EVENTS = ["approval.requested", "approval.decided"
  */
 export type ApprovalChannelEvent = (typeof APPROVAL_CHANNEL_EVENTS)[number];
 
-const WebhookSchema = z.strictObject({
-  /** Names the endpoint in delivery records. Default: its URL's host. */
-  id: z.string().min(1).max(100).optional(),
-  url: z.url({ protocol: /^https?$/, error: "a webhook url is http(s)://…" }),
-  secret: z.string().superRefine((value, ctx) => {
-    try {
-      webhookSecretKey(value);
-    } catch (error) {
-      ctx.addIssue({ code: "custom", message: (error as Error).message });
-    }
+const WebhookSchema = builtOnFirstUse(() =>
+  z.strictObject({
+    /** Names the endpoint in delivery records. Default: its URL's host. */
+    id: z.string().min(1).max(100).optional(),
+    url: z.url({ protocol: /^https?$/, error: "a webhook url is http(s)://…" }),
+    secret: z.string().superRefine((value, ctx) => {
+      try {
+        webhookSecretKey(value);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: (error as Error).message });
+      }
+    }),
+    events: z.array(z.enum(APPROVAL_CHANNEL_EVENTS)).min(1).optional(),
   }),
-  events: z.array(z.enum(APPROVAL_CHANNEL_EVENTS)).min(1).optional(),
-});
+);
 
-const SlackSchema = z.strictObject({
-  /** A bot token (`xoxb-…`) with `chat:write`. */
-  token: z.string().min(1),
-  /** The channel id (or name) requests are posted to. */
-  channel: z.string().min(1),
-  /** The app's signing secret: interaction requests are verified with it. */
-  signingSecret: z.string().min(1),
-  /** Slack's Web API. Default `https://slack.com/api`. */
-  apiUrl: z.url().optional(),
-});
+const SlackSchema = builtOnFirstUse(() =>
+  z.strictObject({
+    /** A bot token (`xoxb-…`) with `chat:write`. */
+    token: z.string().min(1),
+    /** The channel id (or name) requests are posted to. */
+    channel: z.string().min(1),
+    /** The app's signing secret: interaction requests are verified with it. */
+    signingSecret: z.string().min(1),
+    /** Slack's Web API. Default `https://slack.com/api`. */
+    apiUrl: z.url().optional(),
+  }),
+);
 
-const LinksSchema = z.strictObject({
-  /** Signs the links (at least 32 characters); keep it secret. */
-  secret: z.string().min(32, "an approval link secret has at least 32 characters"),
-  /** The control plane's public address, e.g. `https://warden.example.com`. */
-  baseUrl: z.url(),
-  /** How long a link is valid (never beyond the request's own expiry). Default 1h. */
-  ttl: DurationSchema.optional(),
-});
+const LinksSchema = builtOnFirstUse(() =>
+  z.strictObject({
+    /** Signs the links (at least 32 characters); keep it secret. */
+    secret: z.string().min(32, "an approval link secret has at least 32 characters"),
+    /** The control plane's public address, e.g. `https://warden.example.com`. */
+    baseUrl: z.url(),
+    /** How long a link is valid (never beyond the request's own expiry). Default 1h. */
+    ttl: durationSchema().optional(),
+  }),
+);
 
 /**
  * Where approval requests go besides the store: signed webhooks, Slack, one-time links. Validated by
  * this schema wherever it comes from (`createWardenServer({ channels })`, `warden serve --channels`,
  * `attachApprovalChannels`).
  */
-export const ApprovalChannelsSchema = z.strictObject({
-  webhooks: z.array(WebhookSchema).optional(),
-  slack: SlackSchema.optional(),
-  links: LinksSchema.optional(),
-  retry: z
-    .strictObject({
-      /** Attempts per delivery, the first included. Default 8. */
-      attempts: z.number().int().min(1).max(50).optional(),
-      /** Wait before the second attempt; doubled each time (with ±20% jitter). Default 5s. */
-      initialDelay: DurationSchema.optional(),
-      /** Longest wait between attempts. Default 1h. */
-      maxDelay: DurationSchema.optional(),
-      /** One attempt's time limit. Default 15s. */
-      timeout: DurationSchema.optional(),
-    })
-    .optional(),
-  /** Delivery records kept in memory for the API and console. Default 1000. */
-  keep: z.number().int().min(1).max(100_000).optional(),
-  /** Per policy id, the channels its requests go to (webhook ids, `slack`); a policy not listed: every channel. From `approval.notify` in a policy file. */
-  notify: z.record(z.string(), z.array(z.string())).optional(),
-});
+export const ApprovalChannelsSchema = builtOnFirstUse(() =>
+  z.strictObject({
+    webhooks: z.array(WebhookSchema).optional(),
+    slack: SlackSchema.optional(),
+    links: LinksSchema.optional(),
+    retry: z
+      .strictObject({
+        /** Attempts per delivery, the first included. Default 8. */
+        attempts: z.number().int().min(1).max(50).optional(),
+        /** Wait before the second attempt; doubled each time (with ±20% jitter). Default 5s. */
+        initialDelay: durationSchema().optional(),
+        /** Longest wait between attempts. Default 1h. */
+        maxDelay: durationSchema().optional(),
+        /** One attempt's time limit. Default 15s. */
+        timeout: durationSchema().optional(),
+      })
+      .optional(),
+    /** Delivery records kept in memory for the API and console. Default 1000. */
+    keep: z.number().int().min(1).max(100_000).optional(),
+    /** Per policy id, the channels its requests go to (webhook ids, `slack`); a policy not listed: every channel. From `approval.notify` in a policy file. */
+    notify: z.record(z.string(), z.array(z.string())).optional(),
+  }),
+);
 
 /**
  * Channel settings, as written in a file or passed in code.
