@@ -236,7 +236,7 @@ describe("the store's writer thread", () => {
     // No close(), no exit(): the process ends when its own work does (the writer thread never holds it).
     const child = spawnSync(process.execPath, [...TS_NODE, "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
     expect(child.status, child.stderr).toBe(0);
-    expect(count(file, "tool_calls")).toBe(1);
+    expect(count(file, TOOL_CALLS)).toBe(1);
   });
 
   // Node's permission model without --allow-worker: `new Worker` throws. (The tsx loader itself needs a thread.)
@@ -260,7 +260,7 @@ describe("the store's writer thread", () => {
     const errors = JSON.parse(child.stdout) as string[];
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(/the store's writer thread could not start, so the store commits on its own thread: .*--allow-worker/);
-    expect(count(file, "tool_calls")).toBe(20);
+    expect(count(file, TOOL_CALLS)).toBe(20);
   });
 
   it("storeWriter: \"inline\" commits on the client's own thread", async () => {
