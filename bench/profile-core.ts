@@ -17,7 +17,7 @@ import { makeRules, wardenPolicySet } from "./peers.js";
 
 const N = Number(process.env.N ?? 100_000);
 /** Warm-up calls: enough for the writer thread's start and V8's first growth of the young generation to happen before timing. */
-const WARM = Number(process.env.WARM ?? 20_000);
+const WARM = Number(process.env.WARM ?? 60_000);
 // DIST=1: the built package (what users run; its writer thread loads plain JavaScript), else the source
 // through tsx; ENTRY=<path> another build or source tree's entry (a before/after comparison).
 const { Warden } = (await import(process.env.ENTRY ?? (process.env.DIST ? "../dist/index.js" : "agent-warden"))) as { Warden: typeof WardenClass };
